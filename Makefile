@@ -1,0 +1,121 @@
+# dmail — one non-recursive Makefile.
+#
+#   make            build every program into bin/ (objects in build/)
+#   make asan       the same with AddressSanitizer + UBSan into bin/asan/
+#   make check      install missing Debian packages, build both, run every test
+#   make run        build and start the suite on ./run/ (unprivileged ports)
+#   make format     clang-format every C file in place; make format-check only checks
+#
+# Several builds can share the tree: O=DIR puts build/ and bin/ under DIR.
+
+O       ?= .
+SAN     ?= 0
+CC      ?= cc
+
+ifeq ($(SAN),1)
+BUILD   := $(O)/build/asan
+BIN     := $(O)/bin/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   := $(O)/build/normal
+BIN     := $(O)/bin
+SANFLAGS :=
+OPT     := -O2
+endif
+
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c17 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -Icommon -fstack-protector-strong
+LDFLAGS += $(SANFLAGS)
+LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt
+TESTLIBS := -lcmocka
+
+VERSION := 0.1.0
+CFLAGS  += -DDMAIL_VERSION='"$(VERSION)"'
+
+COMMON_SRC   := $(wildcard common/*.c)
+COMMON_OBJ   := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBDMAIL     := $(BUILD)/libdmail.a
+
+# Each program directory: main.c holds main(); everything else is also linked into
+# the unit tests through lib<prog>.a.
+PROGS        := dsmtp sendmail
+define prog_rules
+$(1)_SRC  := $$(wildcard $(1)/*.c)
+$(1)_LIBOBJ := $$(filter-out $$(BUILD)/$(1)/main.o,$$($(1)_SRC:%.c=$$(BUILD)/%.o))
+$$(BUILD)/lib$(1).a: $$($(1)_LIBOBJ)
+	@mkdir -p $$(@D)
+	rm -f $$@ && ar rcs $$@ $$^
+$$(BIN)/$(1): $$(BUILD)/$(1)/main.o $$(BUILD)/lib$(1).a $$(LIBDMAIL)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
+
+PROG_BINS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/main.c),$(BIN)/$(p)))
+# sendmail is also mailq and newaliases
+ALIASES      := $(if $(wildcard sendmail/main.c),$(BIN)/mailq $(BIN)/newaliases)
+
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+PROG_LIBS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(BUILD)/lib$(p).a))
+
+.PHONY: all asan check unit it run format format-check deps clean bench
+all: $(PROG_BINS) $(ALIASES) $(UNIT_BINS)
+
+$(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
+	ln -sf sendmail $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBDMAIL): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(PROG_LIBS) $(LIBDMAIL)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+asan:
+	$(MAKE) SAN=1 all
+
+# Unit tests of one build (SAN=0 or 1).
+unit: all
+	@scripts/run-unit.sh $(BUILD)/unit
+
+# Integration tests of one build (SAN=0 or 1).
+it: all
+	@scripts/run-it.sh $(BIN)
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	$(MAKE) format-check
+	$(MAKE) all
+	$(MAKE) SAN=1 all
+	$(MAKE) unit
+	$(MAKE) SAN=1 unit
+	$(MAKE) it
+	$(MAKE) SAN=1 it
+
+run: all
+	@scripts/run.sh $(BIN)
+
+bench: all
+	@scripts/bench.sh $(BIN)
+
+FMT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common dsmtp sendmail tests -name '*.[ch]')
+format:
+	clang-format -i $(FMT_FILES)
+
+format-check:
+	@clang-format --dry-run -Werror $(FMT_FILES) && echo "format-check: clean"
+
+clean:
+	rm -rf $(O)/build $(O)/bin

@@ -1,0 +1,73 @@
+/*
+ * auth - the user directory: users file lookups for delivery, and password verification
+ * with crypt(3) on the thread pool behind a success cache.
+ *
+ * Contract:
+ * - Owns: struct auth_db (an immutable snapshot of the users file, reference-counted like
+ *   conf) and struct auth_cache (one per process, lives on the loop thread).
+ * - Blocks on: auth_db_load reads the users file (start-up or reload, never on the loop).
+ *   auth_verify runs crypt(3) with uv_queue_work and answers on the loop.
+ * - Users file lines: `user[@domain]:crypt-hash[:options]`; `#` comments and blank lines
+ *   ignored. A name without @domain belongs to the main domain and its host_domain aliases.
+ *   Names are case-insensitive. Hashes must be crypt(3) strings ($y$ yescrypt, $6$ SHA-512,
+ *   $5$, $2b$...); anything else is an error for that line ("file:line: reason"), and the
+ *   line is skipped. Options are comma-separated `key=value` (e.g. apop=SECRET, reserved).
+ * - The cache key is HMAC-SHA256(process-random key, user NUL password) -- never the
+ *   password -- and an entry lives authent_cache_ttl seconds; at most authent_cache entries.
+ */
+#ifndef DMAIL_AUTH_H
+#define DMAIL_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "conf.h"
+
+struct auth_user {
+    char *name;    /* lower case, without domain */
+    char *domain;  /* lower case A-label, or NULL: the main domain and its aliases */
+    char *hash;
+    char *options; /* may be NULL */
+};
+
+struct auth_db;
+
+/* auth_db_load - read the users file. Problems go to diag (same format as conf); returns
+ * NULL only if the file cannot be read at all. A missing file yields an empty db and a
+ * warning. */
+struct auth_db *auth_db_load(const char *path, struct conf_diag *diag);
+struct auth_db *auth_db_ref(struct auth_db *db);
+void auth_db_unref(struct auth_db **db);
+size_t auth_db_count(const struct auth_db *db);
+
+/* auth_db_find - the entry for local@domain, given that domain is local under cf: an
+ * entry with exactly that domain, else (for the main domain and its aliases) one without a
+ * domain. local is compared case-insensitively. NULL if none. */
+const struct auth_user *auth_db_find(const struct auth_db *db, const struct conf *cf,
+                                     const char *local, const char *domain);
+/* auth_db_find_login - for a login name "user" or "user@domain". */
+const struct auth_user *auth_db_find_login(const struct auth_db *db, const struct conf *cf,
+                                           const char *login);
+
+struct auth_cache;
+struct auth_cache *auth_cache_new(void);
+void auth_cache_free(struct auth_cache **c);
+
+/* auth_verify - check password for login against db; calls cb(arg, ok, user) on the loop.
+ * user is the matched entry (valid while the caller holds db) or NULL. The caller keeps
+ * db referenced until cb runs; the password is copied and wiped after use. */
+typedef void (*auth_cb)(void *arg, bool ok, const struct auth_user *user);
+struct auth_req;
+struct auth_req *auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db,
+                 const struct conf *cf, const char *login, const char *password, auth_cb cb,
+                 void *arg);
+
+/* auth_cancel - the session went away: cb will not be called (the work still finishes on
+ * the pool and frees itself). */
+void auth_cancel(struct auth_req *req);
+
+/* auth_check_hash - blocking crypt(3) comparison in constant time (tests, tools). */
+bool auth_check_hash(const char *password, const char *hash);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * conf - dmail.conf into an immutable, reference-counted snapshot.
+ *
+ * Contract:
+ * - Owns: struct conf and everything it points to. A snapshot is never modified after
+ *   conf_load() returns it; readers hold a reference (conf_ref) for as long as they use it,
+ *   so a reload builds a new snapshot while sessions keep the old one.
+ * - Blocks on: file reads (conf_load). Call it at start-up, or on the thread pool for a
+ *   reload, never on the event loop.
+ * - Frees: conf_unref frees the snapshot when the last reference goes.
+ * - Format (REFERENCE 2.1): `setting value` lines; `#` starts a comment line; `#include FILE`
+ *   (relative to the including file's directory; loops and depth > 16 are errors);
+ *   multi-valued settings repeat lines and also accept comma lists; booleans true/false
+ *   (also yes/no/on/off/1/0); sizes take K/M/G suffixes (KB/MB/GB too); times take s/m/h/d;
+ *   a single-valued setting given twice is a warning and the last one wins.
+ * - Diagnostics are `file:line: reason`: an unknown setting is a warning, a bad value an
+ *   error. conf_load() reads the whole file and reports every problem, not just the first.
+ *   `drop_max` with no suffix is in KB, as in DMail.
+ */
+#ifndef DMAIL_CONF_H
+#define DMAIL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct conf_list {
+    size_t n;
+    char **v;
+};
+
+enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM };
+enum { CF_RELOAD = 1, CF_RESTART = 2 };
+
+/* The enum settings' values, in the order of their choices in settings.def. */
+enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
+enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
+enum { AUTHENT_USERS_FILE, AUTHENT_UNIX_USER, AUTHENT_EXTERNAL };
+enum { BARE_NL_REJECT, BARE_NL_NORMALIZE };
+
+#define CTYPE_CT_BOOL bool
+#define CTYPE_CT_INT long
+#define CTYPE_CT_SIZE unsigned long long
+#define CTYPE_CT_TIME long
+#define CTYPE_CT_STR char *
+#define CTYPE_CT_LIST struct conf_list
+#define CTYPE_CT_ENUM int
+
+enum conf_setting_id {
+#define SETTING(name, type, def, min, max, flags) CONF_##name,
+#include "settings.def"
+    CONF_NSETTINGS
+};
+
+struct conf {
+    int refs;
+    char *path;     /* the top-level file */
+    time_t loaded;  /* when conf_load finished */
+    char *main_domain; /* first host_domain, lower case, A-label; "localhost" if none */
+    /* where each setting came from: "file:line", or NULL for the default */
+    char *origin[CONF_NSETTINGS];
+#define SETTING(name, type, def, min, max, flags) CTYPE_##type name;
+#include "settings.def"
+};
+
+/* One row of the settings table, for tools that list or explain settings. */
+struct conf_setting {
+    const char *name;
+    enum conf_type type;
+    const char *def;
+    const char *choices; /* CT_ENUM only */
+    long long min, max;
+    int flags;
+};
+extern const struct conf_setting conf_settings[CONF_NSETTINGS];
+
+/* Problems found while loading. */
+struct conf_diag {
+    int errors, warnings;
+    size_t n;
+    char **msgs; /* "file:line: reason" (warnings say "warning: ...") */
+};
+
+/* conf_default_path - the file to read: cli (from -c/-i) if given, else $DMAIL_CONF, else
+ * /etc/dmail/dmail.conf if it exists, else DMail's /etc/dmail.conf. Returns a static or
+ * the given string. */
+const char *conf_default_path(const char *cli);
+
+/* conf_load - parse path. Returns a snapshot with one reference, or NULL when there were
+ * errors (a missing top-level file is an error). diag collects every message either way;
+ * free it with conf_diag_free. */
+struct conf *conf_load(const char *path, struct conf_diag *diag);
+
+/* conf_load_string - the same from a string (unit tests); name is used in messages. */
+struct conf *conf_load_string(const char *name, const char *text, struct conf_diag *diag);
+
+void conf_diag_free(struct conf_diag *diag);
+
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf **c); /* sets *c to NULL */
+
+/* conf_lookup - the table row for a setting name or synonym; NULL if unknown. */
+const struct conf_setting *conf_lookup(const char *name);
+
+/* conf_format - the value in force of one setting as it would be written, into buf. */
+int conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len);
+
+/* conf_list_has - case-insensitive membership test. */
+bool conf_list_has(const struct conf_list *l, const char *s);
+
+/* conf_is_local_domain - domain (A-label, any case) is one of host_domain. */
+bool conf_is_local_domain(const struct conf *c, const char *domain);
+
+/* conf_ip_match - DMail wildcard list match for an address string: "1.2.3.*" prefix
+ * match, "*" everything, a leading "!" negates (first matching entry wins), and CIDR
+ * "10.0.0.0/8" or "::1/128" as a modern extension. */
+bool conf_ip_match(const struct conf_list *l, const char *ip);
+
+#endif

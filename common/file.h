@@ -1,0 +1,32 @@
+/*
+ * file - small blocking file helpers with a crash story (thread pool or start-up only).
+ *
+ * Contract:
+ * - Blocks: every function here does blocking I/O; never call one on the event loop.
+ * - Returns 0 on success, -1 with errno set on failure; nothing is allocated unless said.
+ * - file_write_atomic: write to DIR/tmp/NAME.<unique> (or a sibling temp file), fsync,
+ *   rename over path, fsync the directory: afterwards the file is either wholly old or
+ *   wholly new, also after a crash.
+ */
+#ifndef DMAIL_FILE_H
+#define DMAIL_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* file_write_all - write len bytes, retrying short writes and EINTR. */
+int file_write_all(int fd, const void *buf, size_t len);
+/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). */
+int file_fsync_dir(const char *path);
+/* file_mkdirs - mkdir -p with mode for created components. */
+int file_mkdirs(const char *path, mode_t mode);
+/* file_write_atomic - as above; mode for the new file. */
+int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+/* file_read_all - read a whole file (at most max bytes, else EFBIG) into a malloc'd,
+ * NUL-terminated buffer; *lenp gets its length. */
+int file_read_all(const char *path, size_t max, char **out, size_t *lenp);
+/* file_unique_name - a name unique on this host and across hosts with other lock_id:
+ * "<time>.<pid>_<counter>_<random>.<lock_id or hostname>" into buf. */
+void file_unique_name(char *buf, size_t len, const char *node);
+
+#endif

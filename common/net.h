@@ -1,0 +1,103 @@
+/*
+ * net - libuv TCP listeners and connections: input buffer, write queue with back-pressure,
+ * idle timeout, connection caps, descriptor budget and TLS (implicit or STARTTLS).
+ *
+ * Contract:
+ * - Owns: struct net_server, its listeners and every struct net_conn it accepted, and
+ *   their uv handles. Protocol code sees only the opaque pointers and this API.
+ * - Blocks on: nothing; everything runs on the loop given to net_server_new.
+ * - One callback per connection receives enum net_event. NET_EV_CLOSED is delivered
+ *   exactly once, last; after the callback returns the connection is freed (the protocol
+ *   frees its session there and must not touch the conn again).
+ * - Input: bytes (decrypted under TLS) accumulate in the connection's struct buf (cap
+ *   set by net_set_inbuf_cap, default 64 KiB); reading pauses while the buffer is full or
+ *   net_pause_read() is in force. The protocol takes lines with buf_getline(net_inbuf(c))
+ *   and calls net_resume_read() when it wants more.
+ * - Output: net_write/net_printf queue bytes and never fail for lack of space; the
+ *   protocol watches net_pending() against its own high-water mark and waits for
+ *   NET_EV_DRAIN (queue fell to 0) before producing more.
+ * - net_close() flushes queued output, then closes; net_abort() closes at once.
+ * - Caps: max_connections and max_per_ip are checked at accept; a refused client gets the
+ *   listener's refusal line and is closed. EMFILE/ENFILE pauses accepting for a second
+ *   instead of spinning.
+ * - STARTTLS: net_starttls() discards every buffered input byte (CVE-2011-0411), then
+ *   handshakes; NET_EV_TLS_READY or NET_EV_ERROR follows.
+ */
+#ifndef DMAIL_NET_H
+#define DMAIL_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+
+struct net_server;
+struct net_conn;
+
+enum net_event {
+    NET_EV_DATA,      /* new input is in net_inbuf() */
+    NET_EV_DRAIN,     /* the write queue is empty */
+    NET_EV_TIMEOUT,   /* no input for the idle timeout; the conn stays open */
+    NET_EV_TLS_READY, /* handshake done (implicit TLS or STARTTLS) */
+    NET_EV_ERROR,     /* TLS failure or write error; NET_EV_CLOSED follows */
+    NET_EV_EOF,       /* the peer closed its side; NET_EV_CLOSED follows */
+    NET_EV_CLOSED,    /* last event; the conn is freed after it */
+};
+
+typedef void (*net_event_cb)(struct net_conn *c, enum net_event ev, void *arg);
+/* Called for each accepted connection; it must call net_set_cb. When the listener uses
+ * implicit TLS, NET_EV_TLS_READY arrives before any NET_EV_DATA. */
+typedef void (*net_accept_cb)(struct net_conn *c, void *listener_arg);
+
+struct net_limits {
+    long max_connections;
+    long max_per_ip;
+};
+
+struct net_server *net_server_new(uv_loop_t *loop, const struct net_limits *lim);
+void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
+/* net_listen - listen on addr:port ("0.0.0.0", "::", "127.0.0.1"...). tls != NULL makes it
+ * an implicit-TLS listener (a reference is taken). refuse is the line sent when the caps
+ * are reached, CRLF included. Returns 0 or a negative uv error with err filled. */
+int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls,
+               const char *refuse, net_accept_cb cb, void *arg, char *err, size_t errlen);
+/* net_server_connections - connections open now, peak, and accepted since start. */
+void net_server_counts(const struct net_server *s, long *now, long *peak, long *total);
+/* net_server_stop_listening - close the listeners (graceful shutdown). */
+void net_server_stop_listening(struct net_server *s);
+/* net_server_free - close listeners and abort every connection; frees when all closed. */
+void net_server_free(struct net_server **s);
+
+void net_set_cb(struct net_conn *c, net_event_cb cb, void *arg);
+struct buf *net_inbuf(struct net_conn *c);
+void net_set_inbuf_cap(struct net_conn *c, size_t cap);
+void net_pause_read(struct net_conn *c);
+void net_resume_read(struct net_conn *c);
+/* net_set_timeout - idle timeout in ms (0 = none), restarted by every input. */
+void net_set_timeout(struct net_conn *c, uint64_t ms);
+
+void net_write(struct net_conn *c, const void *p, size_t n);
+void net_printf(struct net_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t net_pending(const struct net_conn *c);
+/* net_cork/net_uncork - gather writes made between them into one send. */
+void net_cork(struct net_conn *c);
+void net_uncork(struct net_conn *c);
+
+void net_close(struct net_conn *c);
+void net_abort(struct net_conn *c);
+
+int net_starttls(struct net_conn *c, SSL_CTX *tls);
+bool net_is_tls(const struct net_conn *c);
+/* net_tls_desc - "TLSv1.3 cipher=TLS_AES_256_GCM_SHA384", or "" without TLS. */
+const char *net_tls_desc(const struct net_conn *c);
+
+const char *net_peer_ip(const struct net_conn *c);  /* "192.0.2.1" or "2001:db8::1" */
+int net_peer_port(const struct net_conn *c);
+const char *net_local_ip(const struct net_conn *c);
+int net_local_port(const struct net_conn *c);
+uv_loop_t *net_loop(const struct net_conn *c);
+
+#endif

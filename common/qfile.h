@@ -1,0 +1,53 @@
+/*
+ * qfile - the on-disk format of a queued message: dsmtp's queue (spool_dir/queue/) and the
+ * sendmail drop (spool_dir/maildrop/) share it. Documented in man/dmail-queue.5.
+ *
+ * Contract:
+ * - Owns: the struct qfile it fills (qfile_free releases it).
+ * - Blocks on: file I/O. Thread pool or command-line tools only.
+ * - qfile_write: written as DIR/../tmp/ID (same file system), fsynced, renamed to DIR/ID,
+ *   DIR fsynced: a reader sees either no file or the whole file, also after kill -9.
+ *   Rewriting an existing ID (to record attempts) replaces it the same way.
+ * - The message text is kept in local form (LF line ends, not dot-stuffed).
+ */
+#ifndef DMAIL_QFILE_H
+#define DMAIL_QFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum qfile_rstate { QR_PENDING, QR_DONE, QR_FAILED };
+
+struct qfile_rcpt {
+    char *addr;      /* local@domain */
+    enum qfile_rstate state;
+    int attempts;
+    time_t next_try; /* 0: as soon as possible */
+    char *last_error; /* may be NULL */
+};
+
+struct qfile {
+    char id[96];      /* unique name (file_unique_name); set by qfile_write if empty */
+    time_t arrival;
+    char *sender;     /* envelope sender, "" for <> */
+    char *origin;     /* "smtp 192.0.2.1 sid=..." or "sendmail uid=1000 user=bob" */
+    int flags;        /* QF_* */
+    size_t nrcpt;
+    struct qfile_rcpt *rcpt;
+    char *text;       /* headers + body, LF line ends */
+    size_t text_len;
+};
+
+enum { QF_HOLD = 1, QF_RCPT_FROM_HEADERS = 2 /* sendmail -t: take To/Cc/Bcc at pickup */ };
+
+/* qfile_add_rcpt - append a pending recipient (copies addr). */
+void qfile_add_rcpt(struct qfile *q, const char *addr);
+/* qfile_write - into dir (spool_dir/queue or spool_dir/maildrop); tmpdir is the temp
+ * directory on the same file system. mode for the file. 0 or -1 with errno. */
+int qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode);
+/* qfile_read - parse a file; 0, or -1 with a reason in err (a torn or foreign file). */
+int qfile_read(const char *path, struct qfile *q, char *err, size_t errlen);
+void qfile_free(struct qfile *q);
+
+#endif

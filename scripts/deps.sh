@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install the Debian packages dmail builds and tests with, if any is missing.
+# Run as root on a fresh Debian 12 machine; as another user it only reports.
+set -eu
+PKGS="build-essential pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev
+libcrypt-dev libcmocka-dev python3 python3-pytest swaks s-nail mutt openssl procps
+iproute2 util-linux"
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+if [ -z "$missing" ]; then
+    echo "deps: all packages present"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages:$missing (run 'make deps' as root)" >&2
+    exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: done"

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Run the pytest integration tests against the programs in BINDIR.
+bindir=$(cd "$1" && pwd)
+export DMAIL_BIN="$bindir"
+case "$bindir" in
+*/asan) export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
+        export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" ;;
+esac
+[ -d tests/it ] && ls tests/it/test_*.py >/dev/null 2>&1 || { echo "it: no integration tests yet"; exit 0; }
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/it
