@@ -115,7 +115,8 @@ format:
 	clang-format -i $(FMT_FILES)
 
 format-check:
-	@clang-format --dry-run -Werror $(FMT_FILES) && echo "format-check: clean"
+	@if [ -n "$(strip $(FMT_FILES))" ]; then clang-format --dry-run -Werror $(FMT_FILES); fi
+	@echo "format-check: clean"
 
 clean:
 	rm -rf $(O)/build $(O)/bin

@@ -25,8 +25,8 @@ struct addr {
 
 /* addr_parse_path - parse "<...>" at s (leading spaces skipped). allow_null accepts "<>"
  * (reverse path). *end points past ">". Returns 0, or -1 with a reason in err. */
-int addr_parse_path(const char *s, bool allow_null, bool utf8, struct addr *out,
-                    const char **end, char *err, size_t errlen);
+int addr_parse_path(const char *s, bool allow_null, bool utf8, struct addr *out, const char **end,
+                    char *err, size_t errlen);
 /* addr_parse_mailbox - "local@domain" without brackets (whole string); a missing
  * "@domain" is an error unless default_domain is given. */
 int addr_parse_mailbox(const char *s, const char *default_domain, struct addr *out, char *err,

@@ -25,8 +25,8 @@
 #include "conf.h"
 
 struct auth_user {
-    char *name;    /* lower case, without domain */
-    char *domain;  /* lower case A-label, or NULL: the main domain and its aliases */
+    char *name;   /* lower case, without domain */
+    char *domain; /* lower case A-label, or NULL: the main domain and its aliases */
     char *hash;
     char *options; /* may be NULL */
 };
@@ -60,8 +60,8 @@ void auth_cache_free(struct auth_cache **c);
 typedef void (*auth_cb)(void *arg, bool ok, const struct auth_user *user);
 struct auth_req;
 struct auth_req *auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db,
-                 const struct conf *cf, const char *login, const char *password, auth_cb cb,
-                 void *arg);
+                             const struct conf *cf, const char *login, const char *password,
+                             auth_cb cb, void *arg);
 
 /* auth_cancel - the session went away: cb will not be called (the work still finishes on
  * the pool and frees itself). */

@@ -32,7 +32,8 @@ int buf_append(struct buf *b, const void *p, size_t n);
 /* buf_room - how many more bytes buf_append would take. */
 size_t buf_room(const struct buf *b);
 /* buf_peek - the unconsumed bytes. */
-static inline const char *buf_peek(const struct buf *b)
+static inline const char *
+buf_peek(const struct buf *b)
 {
     return b->data + b->off;
 }

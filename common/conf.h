@@ -54,8 +54,8 @@ enum conf_setting_id {
 
 struct conf {
     int refs;
-    char *path;     /* the top-level file */
-    time_t loaded;  /* when conf_load finished */
+    char *path;        /* the top-level file */
+    time_t loaded;     /* when conf_load finished */
     char *main_domain; /* first host_domain, lower case, A-label; "localhost" if none */
     /* where each setting came from: "file:line", or NULL for the default */
     char *origin[CONF_NSETTINGS];

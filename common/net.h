@@ -62,8 +62,8 @@ void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
 /* net_listen - listen on addr:port ("0.0.0.0", "::", "127.0.0.1"...). tls != NULL makes it
  * an implicit-TLS listener (a reference is taken). refuse is the line sent when the caps
  * are reached, CRLF included. Returns 0 or a negative uv error with err filled. */
-int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls,
-               const char *refuse, net_accept_cb cb, void *arg, char *err, size_t errlen);
+int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls, const char *refuse,
+               net_accept_cb cb, void *arg, char *err, size_t errlen);
 /* net_server_connections - connections open now, peak, and accepted since start. */
 void net_server_counts(const struct net_server *s, long *now, long *peak, long *total);
 /* net_server_stop_listening - close the listeners (graceful shutdown). */
@@ -94,7 +94,7 @@ bool net_is_tls(const struct net_conn *c);
 /* net_tls_desc - "TLSv1.3 cipher=TLS_AES_256_GCM_SHA384", or "" without TLS. */
 const char *net_tls_desc(const struct net_conn *c);
 
-const char *net_peer_ip(const struct net_conn *c);  /* "192.0.2.1" or "2001:db8::1" */
+const char *net_peer_ip(const struct net_conn *c); /* "192.0.2.1" or "2001:db8::1" */
 int net_peer_port(const struct net_conn *c);
 const char *net_local_ip(const struct net_conn *c);
 int net_local_port(const struct net_conn *c);

@@ -20,22 +20,22 @@
 enum qfile_rstate { QR_PENDING, QR_DONE, QR_FAILED };
 
 struct qfile_rcpt {
-    char *addr;      /* local@domain */
+    char *addr; /* local@domain */
     enum qfile_rstate state;
     int attempts;
-    time_t next_try; /* 0: as soon as possible */
+    time_t next_try;  /* 0: as soon as possible */
     char *last_error; /* may be NULL */
 };
 
 struct qfile {
-    char id[96];      /* unique name (file_unique_name); set by qfile_write if empty */
+    char id[96]; /* unique name (file_unique_name); set by qfile_write if empty */
     time_t arrival;
-    char *sender;     /* envelope sender, "" for <> */
-    char *origin;     /* "smtp 192.0.2.1 sid=..." or "sendmail uid=1000 user=bob" */
-    int flags;        /* QF_* */
+    char *sender; /* envelope sender, "" for <> */
+    char *origin; /* "smtp 192.0.2.1 sid=..." or "sendmail uid=1000 user=bob" */
+    int flags;    /* QF_* */
     size_t nrcpt;
     struct qfile_rcpt *rcpt;
-    char *text;       /* headers + body, LF line ends */
+    char *text; /* headers + body, LF line ends */
     size_t text_len;
 };
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the pytest integration tests against the programs in BINDIR.
-bindir=$(cd "$1" && pwd)
+mkdir -p "$1"; bindir=$(cd "$1" && pwd)
 export DMAIL_BIN="$bindir"
 case "$bindir" in
 */asan) export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
