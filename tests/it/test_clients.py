@@ -46,7 +46,7 @@ def send_three(srv, user="alice"):
 def test_swaks_pipeline(dsmtp):
     msgid = new_msgid("swaks")
     r = swaks("--port", str(dsmtp.smtp_port), "--to", "alice@" + DOMAIN, "--from", SENDER,
-              "--pipeline", "--header", "Message-ID: " + msgid, "--body", "sent by swaks")
+              "--pipeline", "--header", "Message-Id: " + msgid, "--body", "sent by swaks")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PIPELINING" in r.stdout
     msgs = dsmtp.messages("alice")
@@ -60,7 +60,7 @@ def test_swaks_starttls_auth_submission(dsmtp):
     r = swaks("--port", str(dsmtp.submission_port), "--to", "bob@" + DOMAIN,
               "--from", "alice@" + DOMAIN, "--tls", "--auth", "PLAIN", "--auth-user", "alice",
               "--auth-password", dsmtp.passwords["alice"], "--pipeline",
-              "--header", "Message-ID: " + msgid)
+              "--header", "Message-Id: " + msgid)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"<~\s+235", r.stdout), r.stdout
     assert dsmtp.msgids("bob") == [msgid]
@@ -69,7 +69,7 @@ def test_swaks_starttls_auth_submission(dsmtp):
     r = swaks("--port", str(dsmtp.smtps_port), "--to", "bob@" + DOMAIN,
               "--from", "alice@" + DOMAIN, "--tls-on-connect", "--auth", "LOGIN",
               "--auth-user", "bob", "--auth-password", dsmtp.passwords["bob"],
-              "--header", "Message-ID: " + msgid2)
+              "--header", "Message-Id: " + msgid2)
     assert r.returncode == 0, r.stdout + r.stderr
     assert dsmtp.msgids("bob") == [msgid, msgid2]
 

@@ -128,7 +128,10 @@ def test_kill9_while_sending(dsmtp_factory):
             assert re.match(rb"^[A-Za-z0-9-]+:", first), "%s: message starts with %r" % (u, first)
             for h in ("Return-Path", "Received", "X-UIDL"):
                 assert m[h], "%s: %s lacks %s" % (u, mid, h)
-            assert raw.endswith(body_for(mid).encode()), "%s: %s truncated or altered" % (u, mid)
+            assert raw.endswith(body_for(mid).encode()), (
+                "%s: %s (%s) truncated or altered: %d bytes, ends %r"
+                % (u, mid, "acknowledged" if mid in acked else "not acknowledged", len(raw),
+                   raw[-80:]))
         # the file itself ends cleanly
         data = srv.raw_mbox(u)
         assert not data or data.endswith(b"\n\n"), "%s: mbox ends mid-message" % u

@@ -222,10 +222,12 @@ def test_bad_sequences(dsmtp, setup, line, code):
         c.ehlo()
         for s in setup:
             c.cmd(s)
-        if code == 554:
-            # DATA with no valid recipient: 503 (no valid RCPT) or 554 (RFC 5321 3.3)
+        if line == "DATA":
+            # RFC 5321 3.3: DATA without MAIL or without an accepted RCPT gets 503
+            # ("command out of sequence") or 554 ("no valid recipients")
             got, lines = c.cmd(line)
             assert got in (503, 554), (got, lines)
+            assert lines[-1].startswith("5.5."), lines
         else:
             c.expect(line, code, "5.5.")
         # and the session is still usable
