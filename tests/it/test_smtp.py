@@ -2,6 +2,7 @@
 and a raw socket client."""
 
 import email.utils
+import os
 import re
 import smtplib
 
@@ -17,6 +18,7 @@ from dmail_it import (
     headers_of,
     make_message,
     new_msgid,
+    read_mbox,
     to_wire,
 )
 
@@ -416,3 +418,36 @@ def test_rset_then_new_transaction(dsmtp):
         assert raw_transaction(c, text=text2)[0] == 250
     assert dsmtp.msgids("alice") == [msgid, msgid2]
     assert dsmtp.messages("bob") == []
+
+
+@pytest.mark.parametrize("level,rel", [(1, "a/alice"), (2, "a/al/alice")])
+def test_hash_spool(dsmtp_factory, level, rel):
+    srv = dsmtp_factory(hash_spool=level)
+    msgid, text = make_message()
+    with smtp(srv.smtp_port) as s:
+        assert s.sendmail(SENDER, ["Alice@" + DOMAIN], text) == {}
+    msgs = read_mbox(os.path.join(srv.drop, rel))
+    assert [m["Message-ID"] for _, m in msgs] == [msgid]
+    assert not os.path.exists(os.path.join(srv.drop, "alice"))
+
+
+def test_smtputf8(dsmtp):
+    with RawSMTP(dsmtp.smtp_port) as c:
+        exts = c.ehlo()
+        if "SMTPUTF8" not in exts:
+            pytest.skip("SMTPUTF8 not offered")
+        # a non-ASCII address needs the SMTPUTF8 parameter
+        code, lines = c.cmd("MAIL FROM:<jörg@remote.example>")
+        assert code == 553 and lines[-1].startswith("5.6.7"), (code, lines)
+        c.expect("MAIL FROM:<jörg@remote.example> SMTPUTF8", 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        msgid = new_msgid()
+        text = ("From: Jörg <jörg@remote.example>\nTo: alice@example.test\nSubject: Grüße\n"
+                "Message-ID: %s\n\nHallo ✓\n" % msgid).encode()
+        c.send(to_wire(text) + b".\r\n")
+        assert c.reply()[0] == 250
+    # Python's mailbox decodes the From_ line as ASCII, so read the file itself
+    raw = dsmtp.raw_mbox("alice")
+    assert raw.endswith(text + b"\n")
+    assert "Return-Path: <jörg@remote.example>".encode() in raw
