@@ -120,3 +120,4 @@ format-check:
 
 clean:
 	rm -rf $(O)/build $(O)/bin
+.SECONDARY:
