@@ -546,6 +546,8 @@ test_include(void **state)
                     "vrfy true\n#include sub/extra.conf\nhost_domain "
                     "top.example\n");
     /* relative to the including file, not the working directory */
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
     assert_int_equal(chdir("/"), 0);
     struct conf_diag d = {0};
     struct conf *c = conf_load(top, &d);
@@ -581,6 +583,7 @@ test_include(void **state)
     free(want);
     free(bad);
     conf_diag_free(&d);
+    assert_int_equal(chdir(cwd), 0);
     free(top);
     free(sub);
     rmtree(dir);
@@ -790,6 +793,157 @@ test_default_path(void **state)
         assert_string_equal(p, "/etc/dmail.conf");
 }
 
+/* read_doc - a documentation file of the source tree (tests run from its top). */
+static char *
+read_doc(const char *path)
+{
+    char *text = NULL;
+    size_t len;
+    if (file_read_all(path, 1 << 20, &text, &len) < 0)
+        fail_msg("%s: %s (run the tests from the top of the source tree)", path, strerror(errno));
+    return text;
+}
+
+/* The sample names every setting once, and uncommented it gives the defaults. */
+static void
+test_sample_file(void **state)
+{
+    char *text = read_doc("conf/dmail.conf.sample");
+    char *active = xstrdup("");
+    int seen[CONF_NSETTINGS] = {0};
+    char a[512], b[512];
+
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (line[0] != '#' || line[1] == ' ' || line[1] == '#' || line[1] == '\0')
+            continue;
+        char name[64];
+        size_t n = strcspn(line + 1, " \t");
+        assert_true(n < sizeof(name));
+        memcpy(name, line + 1, n);
+        name[n] = '\0';
+        const struct conf_setting *row = conf_lookup(name);
+        if (row == NULL)
+            fail_msg("sample names unknown setting '%s'", name);
+        assert_string_equal(row->name, name); /* the main name, not a synonym */
+        seen[row - conf_settings]++;
+        char *t = xasprintf("%s%s\n", active, line + 1);
+        free(active);
+        active = t;
+    }
+    for (int i = 0; i < CONF_NSETTINGS; i++)
+        if (seen[i] != 1)
+            fail_msg("sample shows %s %d times", conf_settings[i].name, seen[i]);
+    struct conf *c = load_ok(active);
+    struct conf *d = load_ok("");
+    for (int i = 0; i < CONF_NSETTINGS; i++) {
+        if (conf_settings[i].def[0] == '\0')
+            continue; /* an example value */
+        assert_int_equal(conf_format(c, i, a, sizeof(a)), 0);
+        assert_int_equal(conf_format(d, i, b, sizeof(b)), 0);
+        if (strcmp(a, b) != 0)
+            fail_msg("sample default of %s is %s, not %s", conf_settings[i].name, a, b);
+    }
+    conf_unref(&c);
+    conf_unref(&d);
+    free(active);
+    free(text);
+}
+
+/* man_entry - the text of setting name's entry in the man page, or NULL. */
+static char *
+man_entry(const char *man, const char *name)
+{
+    char *head = xasprintf("\n.It Cm %s ", name);
+    const char *start = strstr(man, head);
+
+    if (start == NULL) {
+        free(head);
+        return NULL;
+    }
+    start += strlen(head);
+    if (strstr(start, head) != NULL)
+        fail_msg("dmail.conf.5 has %s twice", name);
+    free(head);
+    const char *end = start + strlen(start);
+    const char *next = strstr(start, "\n.It Cm ");
+    const char *el = strstr(start, "\n.El");
+    if (next != NULL && next < end)
+        end = next;
+    if (el != NULL && el < end)
+        end = el;
+    return xstrndup(start, (size_t)(end - start));
+}
+
+/* dmail.conf.5 documents every setting with its right type, default and reload class. */
+static void
+test_man_page(void **state)
+{
+    static const char *const types[] = {
+        [CT_BOOL] = "Boolean;",     [CT_INT] = "Number;", [CT_SIZE] = "Size;",
+        [CT_TIME] = "Time;",        [CT_STR] = "String;", [CT_LIST] = "List;",
+        [CT_ENUM] = "Enumeration;",
+    };
+    static const char *const syn[][2] = {
+#define SETTING(name, type, def, min, max, flags)
+#define SYNONYM(alias, name) {#alias, #name},
+#include "settings.def"
+    };
+    char *man = read_doc("man/dmail.conf.5");
+    char want[512], got[512];
+    struct conf *d = load_ok("");
+
+    for (int i = 0; i < CONF_NSETTINGS; i++) {
+        const struct conf_setting *row = &conf_settings[i];
+        char *entry = man_entry(man, row->name);
+        if (entry == NULL)
+            fail_msg("dmail.conf.5 lacks %s", row->name);
+        if (strstr(entry, types[row->type]) == NULL)
+            fail_msg("dmail.conf.5: %s is not documented as %s", row->name, types[row->type]);
+        const char *cls = row->flags & CF_RELOAD ? "reload." : "restart.";
+        const char *other = row->flags & CF_RELOAD ? "restart." : "reload.";
+        if (strstr(entry, cls) == NULL || strstr(entry, other) != NULL)
+            fail_msg("dmail.conf.5: %s should say %s", row->name, cls);
+        if (row->def[0] == '\0') {
+            if (strstr(entry, "default empty") == NULL)
+                fail_msg("dmail.conf.5: %s should say 'default empty'", row->name);
+        } else {
+            const char *def = strstr(entry, "default\n.Li ");
+            if (def == NULL)
+                def = strstr(entry, "default\n.Pa ");
+            if (def == NULL)
+                fail_msg("dmail.conf.5: %s has no 'default .Li VALUE'", row->name);
+            def += strlen("default\n.Li ");
+            char *text = xasprintf("%s %.*s\n", row->name, (int)strcspn(def, " \n"), def);
+            struct conf *c = load_ok(text);
+            assert_int_equal(conf_format(c, i, got, sizeof(got)), 0);
+            assert_int_equal(conf_format(d, i, want, sizeof(want)), 0);
+            if (strcmp(got, want) != 0)
+                fail_msg("dmail.conf.5: default of %s is %s, not %s", row->name, got, want);
+            conf_unref(&c);
+            free(text);
+        }
+        if (row->type == CT_ENUM) {
+            char *choices = xstrdup(row->choices), *save = NULL;
+            for (char *ch = strtok_r(choices, "|", &save); ch; ch = strtok_r(NULL, "|", &save))
+                if (strstr(entry, ch) == NULL)
+                    fail_msg("dmail.conf.5: %s does not name %s", row->name, ch);
+            free(choices);
+        }
+        for (size_t k = 0; k < sizeof(syn) / sizeof(syn[0]); k++)
+            if (strcmp(syn[k][1], row->name) == 0 && strstr(entry, syn[k][0]) == NULL)
+                fail_msg("dmail.conf.5: %s does not name its synonym %s", row->name, syn[k][0]);
+        free(entry);
+    }
+    for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++) {
+        char *line = xasprintf(".It Cm %s Ta Cm %s\n", syn[i][0], syn[i][1]);
+        if (strstr(man, line) == NULL)
+            fail_msg("dmail.conf.5: synonym %s of %s missing from the table", syn[i][0], syn[i][1]);
+        free(line);
+    }
+    conf_unref(&d);
+    free(man);
+}
+
 int
 main(void)
 {
@@ -816,6 +970,8 @@ main(void)
         cmocka_unit_test(test_ip_match),
         cmocka_unit_test(test_local_domain_idn),
         cmocka_unit_test(test_default_path),
+        cmocka_unit_test(test_sample_file),
+        cmocka_unit_test(test_man_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
