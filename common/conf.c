@@ -93,6 +93,9 @@ conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line, con
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
+    for (char *r = reason; *r != '\0'; r++)
+        if ((unsigned char)*r < 0x20 || *r == 0x7f)
+            *r = '?'; /* one message, one line, no terminal controls */
     if (warning)
         d->warnings++;
     else

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "log.h"
 #include "xmem.h"
 
 #ifndef DMAIL_VERSION
@@ -106,6 +107,7 @@ server_args(int argc, char **argv, const char *prog, const char *summary, struct
     if (cli != NULL && *cli == '\0')
         server_bad_usage(prog, summary, "-c needs a file name");
     o->conf_path = conf_default_path(cli);
+    log_init(prog, o->foreground);
 }
 
 /* server_load_config - load, print every diagnostic, and act on -t. */
@@ -131,6 +133,7 @@ server_load_config(const struct server_opts *o)
         fprintf(stderr, "%s: not starting: %s has errors\n", o->prog, o->conf_path);
         exit(SERVER_EX_CONFIG);
     }
+    log_set_level(c->log_level);
     return c;
 }
 
