@@ -440,6 +440,17 @@ test_unknown_and_duplicate(void **state)
 static void
 test_missing_value(void **state)
 {
+    struct conf_diag d = {0};
+    struct conf *c = conf_load_string("t.conf",
+                                      "bad\x1b"
+                                      "name 1\n",
+                                      &d);
+    assert_non_null(c);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.msgs[0], "t.conf:1: warning: unknown setting 'bad?name'");
+    conf_unref(&c);
+    conf_diag_free(&d);
+
     load_err("max_rcpts\n", "t.conf:1: max_rcpts: missing value");
     load_err("drop_path   \t\n", "t.conf:1: drop_path: missing value");
     load_err("vrfy\r\n", "t.conf:1: vrfy: missing value");
