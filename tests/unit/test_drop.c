@@ -275,6 +275,8 @@ static const struct rt_msg rt_msgs[] = {
      "From: d@z\nSubject: blank tail\n\nbody\n\n\n\n"},
     {"e f@z", "", "Subject: x\n\nFrom ", "e_f@z", "Subject: x\n\n>From \n\n"},
     {"g\n@z", "X-H: 1", "\n\nFrom \n", "g_@z", "X-H: 1\n\n\n>From \n\n"},
+    /* last in the file: its added newline is not masked by the next separator */
+    {"h@z", "", "Subject: last\n\nno newline", "h@z", "Subject: last\n\nno newline\n\n"},
 };
 
 #define RT_N (sizeof rt_msgs / sizeof rt_msgs[0])
@@ -574,20 +576,44 @@ test_mbox_fcntl_busy(void **state)
 }
 
 #ifdef F_OFD_SETLK
-/* Another thread of this process delivering holds an open-file-description lock. */
+/* Other threads of this process: their locks must exclude us although fcntl record locks
+ * are per process, and closing another descriptor of the mbox must not drop ours. */
 static void
-test_mbox_ofd_busy(void **state)
+test_mbox_same_process_locks(void **state)
 {
     struct fixture *f = *state;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     char err[256], uidl[80];
-    int fd = open(f->box, O_RDWR | O_CREAT, 0600);
+    int fd = open(f->box, O_RDWR | O_CREAT, 0600), fd2, status;
+    pid_t pid;
 
     assert_true(fd >= 0);
+    /* an open-file-description lock (what drop takes) */
     assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
     assert_non_null(strstr(err, "mailbox locked"));
+    close(fd);
+    /* a classic process lock taken by this very process */
+    fd = open(f->box, O_RDWR);
+    assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
+                     DROP_TEMP);
+    close(fd);
+    /* drop_lock's lock survives the close of another descriptor of the file */
+    fd = open(f->box, O_RDWR);
+    assert_int_equal(drop_lock(f->box, fd, 1, err, sizeof err), DROP_OK);
+    fd2 = open(f->box, O_RDWR);
+    close(fd2);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int cfd = open(f->box, O_RDWR);
+        _exit(cfd >= 0 && fcntl(cfd, F_SETLK, &fl) != 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    drop_unlock(f->box, fd);
     close(fd);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err), DROP_OK);
 }
@@ -788,6 +814,31 @@ test_mbox_drop_max(void **state)
     assert_true(file_size(f->box) > size);
 }
 
+/* drop_max counts exactly what will be written, '>' quotes included. */
+static void
+test_mbox_drop_max_exact(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], uidl[80], other[320], text[2048];
+    long long size;
+    size_t off = (size_t)sprintf(text, "Subject: q\n\n");
+
+    for (int i = 0; i < 50; i++)
+        off += (size_t)sprintf(text + off, "From %d\n", i);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", text, 5, 0, uidl, err), DROP_OK);
+    size = file_size(f->box);
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    /* the UID of the next delivery may be one character longer, not more */
+    assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
+                             (unsigned long long)size - 10, uidl, err),
+                     DROP_TEMP);
+    assert_int_equal(file_size(other), 0);
+    assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
+                             (unsigned long long)size + 2, uidl, err),
+                     DROP_OK);
+    assert_in_range(file_size(other), size, size + 2);
+}
+
 static void
 test_mbox_not_regular(void **state)
 {
@@ -986,12 +1037,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, teardown),
 #ifdef F_OFD_SETLK
-        cmocka_unit_test_setup_teardown(test_mbox_ofd_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_same_process_locks, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_drop_lock_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_replaced_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_failure_truncates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_drop_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_drop_max_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_big, setup, teardown),
