@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -924,6 +925,101 @@ test_mbox_big(void **state)
     free(text);
 }
 
+/* ---- concurrency: threads of this process and other processes on one mbox ---- */
+
+enum { CONC_THREADS = 6, CONC_PROCS = 3, CONC_EACH = 20 };
+
+struct conc_arg {
+    const char *path;
+    int id;
+    int failures;
+};
+
+/* conc_text - message i of worker w, quoted or not; its "From " lines need more pieces
+ * than one writev takes, so unserialised writers would interleave. */
+static void
+conc_text(char *buf, size_t len, int w, int i, bool quoted)
+{
+    size_t off = (size_t)snprintf(buf, len, "Subject: w%d m%d\n\n", w, i);
+
+    for (int k = 0; k < 40; k++)
+        off += (size_t)snprintf(buf + off, len - off, "%sFrom worker %d line %d\n",
+                                quoted ? ">" : "", w, k);
+    snprintf(buf + off, len - off, "message %d\n", i);
+}
+
+/* conc_worker - deliver CONC_EACH numbered messages. */
+static void *
+conc_worker(void *p)
+{
+    struct conc_arg *a = p;
+
+    for (int i = 0; i < CONC_EACH; i++) {
+        char text[2048], err[256], uidl[80];
+        conc_text(text, sizeof text, a->id, i, false);
+        if (deliver(a->path, MBOX_FORMAT_MBOX, "a@b", "", text, 20, 0, uidl, err) != DROP_OK)
+            a->failures++;
+    }
+    return NULL;
+}
+
+static void
+test_mbox_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t th[CONC_THREADS];
+    struct conc_arg args[CONC_THREADS + CONC_PROCS];
+    pid_t pids[CONC_PROCS];
+    size_t len, count = 0;
+    char *got;
+
+    for (int p = 0; p < CONC_PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            struct conc_arg a = {f->box, CONC_THREADS + p, 0};
+            conc_worker(&a);
+            _exit(a.failures == 0 ? 0 : 1);
+        }
+    }
+    for (int t = 0; t < CONC_THREADS; t++) {
+        args[t] = (struct conc_arg){f->box, t, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, conc_worker, &args[t]), 0);
+    }
+    for (int t = 0; t < CONC_THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(args[t].failures, 0);
+    }
+    for (int p = 0; p < CONC_PROCS; p++) {
+        int status;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    got = slurp(f->box, &len);
+    /* every message exactly once, whole, in one piece */
+    for (int w = 0; w < CONC_THREADS + CONC_PROCS; w++) {
+        for (int i = 0; i < CONC_EACH; i++) {
+            char want[2200], *p;
+            want[0] = '\n';
+            conc_text(want + 1, sizeof want - 12, w, i, true);
+            strcat(want, "\nFrom a@b ");
+            p = strstr(got, want);
+            if (p == NULL) { /* the last message of the file */
+                size_t n = strlen(want) - strlen("From a@b ");
+                assert_true(len >= n);
+                assert_memory_equal(got + len - n, want, n);
+            } else {
+                assert_null(strstr(p + 1, want));
+            }
+        }
+    }
+    for (char *p = got; (p = strstr(p, "\n\nFrom a@b ")) != NULL; p++)
+        count++;
+    assert_int_equal(count + 1, (size_t)(CONC_THREADS + CONC_PROCS) * CONC_EACH);
+    assert_memory_equal(got, "From a@b ", 9);
+    free(got);
+}
+
 /* ---- maildir ---- */
 
 /* dir_names - the entries of dir (without dot files) into names; returns the count. */
@@ -1047,6 +1143,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir_failures, setup, teardown),
     };
