@@ -165,9 +165,11 @@ buf_getline(struct buf *b, struct linereader *r, char **line, size_t *len,
             struct buf_lineinfo *info)
 {
     for (;;) {
+        if (b->len == 0)
+            return BUF_NONE;
         char *p = b->data + b->off;
         size_t n = b->len;
-        char *lf = n ? memchr(p, '\n', n) : NULL;
+        char *lf = memchr(p, '\n', n);
 
         if (r->skipping) {
             if (lf == NULL) {
@@ -180,7 +182,7 @@ buf_getline(struct buf *b, struct linereader *r, char **line, size_t *len,
         }
         if (lf == NULL) {
             /* With limit bytes held and no LF, the line can only end up longer. */
-            if (n >= r->limit && n > 0) {
+            if (n >= r->limit) {
                 buf_consume(b, n);
                 r->skipping = true;
                 return BUF_TOOLONG;
