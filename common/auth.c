@@ -25,6 +25,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "xmem.h"
 
 #define AUTH_LINE_MAX 4096
 #define AUTH_KEY_LEN 32
@@ -78,34 +79,10 @@ struct auth_req {
     void *arg;
 };
 
-/* auth_oom - out of memory is fatal. */
-static void
-auth_oom(void)
-{
-    fputs("auth: out of memory\n", stderr);
-    abort();
-}
+/* auth_diag - add one "file:line: reason" message to diag (conf's format). */
+static void auth_diag(struct conf_diag *diag, bool warning, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* auth_alloc - zeroed memory or death. */
-static void *
-auth_alloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (p == NULL)
-        auth_oom();
-    return p;
-}
-
-/* auth_strndup - a copy of s[0..n) or death. */
-static char *
-auth_strndup(const char *s, size_t n)
-{
-    char *p = auth_alloc(n + 1);
-    memcpy(p, s, n);
-    return p;
-}
-
-/* auth_diag - add one "file:line: reason" message to diag. */
 static void
 auth_diag(struct conf_diag *diag, bool warning, const char *fmt, ...)
 {
@@ -117,11 +94,8 @@ auth_diag(struct conf_diag *diag, bool warning, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char **v = realloc(diag->msgs, (diag->n + 1) * sizeof *v);
-    if (v == NULL)
-        auth_oom();
-    diag->msgs = v;
-    diag->msgs[diag->n++] = auth_strndup(msg, strlen(msg));
+    diag->msgs = xrealloc(diag->msgs, (diag->n + 1) * sizeof *diag->msgs);
+    diag->msgs[diag->n++] = xstrdup(msg);
     if (warning)
         diag->warnings++;
     else
@@ -251,17 +225,14 @@ auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lin
 
     if (db->n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
-        struct auth_entry *v = realloc(db->v, *cap * sizeof *v);
-        if (v == NULL)
-            auth_oom();
-        db->v = v;
+        db->v = xrealloc(db->v, *cap * sizeof *db->v);
     }
     struct auth_entry *e = &db->v[db->n++];
-    e->u.name = auth_strndup(line, nlen);
+    e->u.name = xstrndup(line, nlen);
     auth_lower(e->u.name);
-    e->u.domain = at ? auth_strndup(domain, strlen(domain)) : NULL;
-    e->u.hash = auth_strndup(hash, strlen(hash));
-    e->u.options = options ? auth_strndup(options, strlen(options)) : NULL;
+    e->u.domain = at ? xstrdup(domain) : NULL;
+    e->u.hash = xstrdup(hash);
+    e->u.options = options ? xstrdup(options) : NULL;
     e->line = lineno;
 }
 
@@ -327,7 +298,7 @@ auth_db_finish(struct auth_db *db, const char *path, struct conf_diag *diag)
 struct auth_db *
 auth_db_load(const char *path, struct conf_diag *diag)
 {
-    struct auth_db *db = auth_alloc(sizeof *db);
+    struct auth_db *db = xcalloc(1, sizeof *db);
     FILE *f;
     char *line = NULL;
     size_t linecap = 0, cap = 0, lineno = 0;
@@ -410,20 +381,6 @@ auth_db_lookup(const struct auth_db *db, const char *name, const char *domain)
     return NULL;
 }
 
-/* auth_home_domain - domain is the main domain or one of its host_domain aliases. */
-static bool
-auth_home_domain(const struct conf *cf, const char *domain)
-{
-    if (cf == NULL)
-        return false;
-    if (cf->main_domain && strcasecmp(cf->main_domain, domain) == 0)
-        return true;
-    for (size_t i = 0; i < cf->host_domain.n; i++)
-        if (strcasecmp(cf->host_domain.v[i], domain) == 0)
-            return true;
-    return false;
-}
-
 /* auth_db_find - the entry for local@domain, see auth.h. */
 const struct auth_user *
 auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
@@ -437,7 +394,7 @@ auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local,
     if (domain) {
         if ((u = auth_db_lookup(db, local, domain)) != NULL)
             return u;
-        if (!auth_home_domain(cf, domain))
+        if (!conf_is_local_domain(cf, domain))
             return NULL;
     }
     return auth_db_lookup(db, local, NULL);
@@ -466,7 +423,7 @@ auth_db_find_login(const struct auth_db *db, const struct conf *cf, const char *
 struct auth_cache *
 auth_cache_new(void)
 {
-    struct auth_cache *c = auth_alloc(sizeof *c);
+    struct auth_cache *c = xcalloc(1, sizeof *c);
 
     if (RAND_bytes(c->secret, sizeof c->secret) != 1 ||
         (c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
@@ -475,7 +432,7 @@ auth_cache_new(void)
         return NULL;
     }
     c->nbuckets = 64;
-    c->buckets = auth_alloc(c->nbuckets * sizeof *c->buckets);
+    c->buckets = xcalloc(c->nbuckets, sizeof *c->buckets);
     return c;
 }
 
@@ -577,7 +534,7 @@ static void
 auth_cache_grow(struct auth_cache *c)
 {
     size_t nb = c->nbuckets * 2;
-    struct auth_cache_ent **b = auth_alloc(nb * sizeof *b);
+    struct auth_cache_ent **b = xcalloc(nb, sizeof *b);
 
     for (struct auth_cache_ent *e = c->oldest; e; e = e->newer) {
         uint64_t h;
@@ -601,7 +558,7 @@ auth_cache_insert(struct auth_cache *c, const unsigned char *key, uint64_t now, 
         auth_cache_remove(c, e);
     while (c->oldest && (c->oldest->expires <= now || c->n >= max))
         auth_cache_remove(c, c->oldest);
-    e = auth_alloc(sizeof *e);
+    e = xcalloc(1, sizeof *e);
     memcpy(e->key, key, AUTH_KEY_LEN);
     e->expires = now + ttl_ms;
     e->older = c->newest;
@@ -749,7 +706,7 @@ struct auth_req *
 auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const struct conf *cf,
             const char *login, const char *password, auth_cb cb, void *arg)
 {
-    struct auth_req *req = auth_alloc(sizeof *req);
+    struct auth_req *req = xcalloc(1, sizeof *req);
 
     if (password == NULL)
         password = "";
@@ -759,7 +716,7 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
     req->db = auth_db_ref(db);
     req->user = db ? auth_db_find_login(db, cf, login) : NULL;
     req->pwlen = strlen(password);
-    req->password = auth_strndup(password, req->pwlen);
+    req->password = xmemdup(password, req->pwlen + 1);
     if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0) {
         req->ttl_ms = (uint64_t)cf->authent_cache_ttl * 1000;
         req->max = (size_t)cf->authent_cache;
@@ -777,10 +734,10 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
         }
     }
     if (req->user) {
-        req->hash = auth_strndup(req->user->hash, strlen(req->user->hash));
+        req->hash = xstrdup(req->user->hash);
     } else {
         pthread_once(&auth_dummy_once, auth_dummy_init);
-        req->hash = auth_strndup(auth_dummy, strlen(auth_dummy));
+        req->hash = xstrdup(auth_dummy);
     }
     if (cache) {
         req->cache = cache;

@@ -60,16 +60,6 @@ write_file(const char *name, const char *text)
     return p;
 }
 
-/* diag_free - the messages and the array. */
-static void
-diag_free(struct conf_diag *d)
-{
-    for (size_t i = 0; i < d->n; i++)
-        free(d->msgs[i]);
-    free(d->msgs);
-    memset(d, 0, sizeof *d);
-}
-
 /* diag_has - some message contains s. */
 static bool
 diag_has(const struct conf_diag *d, const char *s)
@@ -179,7 +169,7 @@ test_load(void **state)
     /* the hash never appears in a message */
     for (size_t i = 0; i < d.n; i++)
         assert_null(strstr(d.msgs[i], sha_hash));
-    diag_free(&d);
+    conf_diag_free(&d);
 
     const struct conf *cf = conf_init(0, 0);
     const struct auth_user *u = auth_db_find(db, cf, "alice", "example.org");
@@ -214,14 +204,14 @@ test_load_files(void **state)
     assert_int_equal(d.errors, 0);
     assert_true(diag_has(&d, "nonexistent: warning:"));
     auth_db_unref(&db);
-    diag_free(&d);
+    conf_diag_free(&d);
 
     /* a directory cannot be read */
     mkdir(path_of("adir"), 0700);
     db = auth_db_load(path_of("adir"), &d);
     assert_null(db);
     assert_int_equal(d.errors, 1);
-    diag_free(&d);
+    conf_diag_free(&d);
 
     db = auth_db_load(write_file("empty", ""), &d);
     assert_non_null(db);
@@ -250,7 +240,7 @@ test_lookup(void **state)
     const struct conf *cf = conf_init(0, 0);
     const struct auth_user *u;
 
-    diag_free(&d);
+    conf_diag_free(&d);
     /* no-domain entry: main domain and aliases, any case, not other domains */
     u = auth_db_find(db, cf, "ALICE", "EXAMPLE.ORG");
     assert_non_null(u);
