@@ -12,7 +12,11 @@
  *   replaces it the same way. One writer per ID at a time: a temporary file of that ID is
  *   taken to be a crash's leftover and replaced. Values that could break the line format
  *   (CR or LF in sender, origin, an address or an error text; a bad id; a header line
- *   over 4096 bytes) make it fail with EINVAL before anything is written.
+ *   over 4096 bytes; no recipients without QF_RCPT_FROM_HEADERS) make it fail with
+ *   EINVAL before anything is written.
+ * - qfile_read refuses anything the format does not allow (wrong version, keywords out of
+ *   order, rcpt lines not matching "rcpts", text shorter or longer than "size", the "end"
+ *   trailer missing or followed by anything) with "line N: reason" in err.
  * - The message text is kept in local form (LF line ends, not dot-stuffed).
  */
 #ifndef DMAIL_QFILE_H
