@@ -909,6 +909,81 @@ test_implicit_tls(void **state)
     harness_free(h);
 }
 
+/* TLS with a small input buffer: the TLS layer keeps what does not fit and hands it over
+ * as the protocol takes input; big output goes out in full; pause/resume works the same */
+static void
+test_tls_backpressure(void **state)
+{
+    struct harness *h = harness_new(0, 0);
+    struct cli cl;
+    static char junk[200001];
+
+    (void)state;
+    h->tls = server_ctx();
+    h->inbuf_cap = 1000;
+    int port = listen_on(h, "127.0.0.1", 0, h->tls, NULL);
+    cli_connect(&cl, port);
+    assert_true(cli_tls(h, &cl, client_ctx));
+    cli_send(h, &cl, "HOLD\r\n");
+    assert_true(cli_wait(h, &cl, "HOLDING\r\n"));
+    memset(junk, 'z', sizeof(junk) - 3);
+    memcpy(junk + sizeof(junk) - 3, "\r\n", 3);
+    cli_send(h, &cl, junk);
+    cli_send(h, &cl, "after\r\n");
+    pump(h, 150);
+    struct sess *s = h->sess[0];
+    assert_int_equal(net_inbuf(s->c)->len, 1000);
+    s->hold = false;
+    sess_input(s);
+    net_resume_read(s->c);
+    assert_true(cli_wait(h, &cl, "ECHO tls after\r\n"));
+    assert_int_equal(s->toolong, 1);
+
+    cl.len = 0;
+    cli_send(h, &cl, "PAUSE\r\nqueued\r\n");
+    assert_true(cli_wait(h, &cl, "PAUSED\r\n"));
+    pump(h, 50);
+    assert_int_equal(count_lines(s, "queued"), 0);
+    net_resume_read(s->c);
+    assert_true(cli_wait(h, &cl, "ECHO tls queued\r\n"));
+
+    cli_send(h, &cl, "BIG 3000000\r\n");
+    cl.count = 0;
+    assert_int_equal(cli_count(h, &cl, 3000002), 3000002);
+    RUN_UNTIL(h, s->n[NET_EV_DRAIN] > 0 && net_pending(s->c) == 0, WAIT);
+    assert_int_equal(net_pending(s->c), 0);
+    cli_close(&cl);
+    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
+    assert_int_equal(s->n[NET_EV_EOF] + s->n[NET_EV_ERROR], 1);
+    harness_free(h);
+}
+
+/* net_close towards a client that never closes: given up after the linger time */
+static void
+test_close_linger_bounded(void **state)
+{
+    struct harness *h = harness_new(0, 0);
+    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
+    struct cli cl;
+
+    (void)state;
+    cli_connect(&cl, port);
+    cli_send(h, &cl, "QUIT\r\n");
+    assert_true(cli_wait(h, &cl, "BYE\r\n"));
+    assert_true(cli_wait_eof(h, &cl));
+    struct sess *s = h->sess[0];
+    uint64_t t0 = now_ms();
+    assert_non_null(s->c);          /* lingering for our FIN */
+    net_write(s->c, "late\r\n", 6); /* after net_close: ignored */
+    assert_int_equal(net_pending(s->c), 0);
+    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
+    assert_int_equal(s->n[NET_EV_CLOSED], 1);
+    assert_true(now_ms() - t0 >= 1500); /* it waited, but not for ever */
+    assert_int_equal(s->nev, 2);        /* DATA, CLOSED: no EOF after net_close */
+    cli_close(&cl);
+    harness_free(h);
+}
+
 /* STARTTLS: the plaintext sent behind the command never reaches the protocol */
 static void
 test_starttls_discards_injection(void **state)
@@ -1162,11 +1237,13 @@ main(void)
         cmocka_unit_test(test_abort_in_callback),
         cmocka_unit_test(test_backpressure_drain),
         cmocka_unit_test(test_close_flushes),
+        cmocka_unit_test(test_close_linger_bounded),
         cmocka_unit_test(test_input_cap_pause),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_per_ip),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_implicit_tls),
+        cmocka_unit_test(test_tls_backpressure),
         cmocka_unit_test(test_starttls_discards_injection),
         cmocka_unit_test(test_tls_failures),
         cmocka_unit_test(test_tls_ctx),
