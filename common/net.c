@@ -80,6 +80,7 @@ struct net_conn {
     bool err_pending; /* a failure to report from the deferred callback */
     bool tls_more;    /* the TLS layer may hold more plaintext than the buffer took */
     bool closed_sent;
+    bool counted; /* in the server's now and per-IP counts */
     uint64_t timeout_ms;
     size_t pending; /* bytes in uv_write requests */
     int cork;
@@ -149,6 +150,7 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     if (++s->now > s->peak)
         s->peak = s->now;
     net_ip_add(s, ip, 1);
+    c->counted = true;
 
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
@@ -164,6 +166,19 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     return c;
 }
 
+/* net_conn_uncount - the connection is over (peer gone or closed by us): give its slot
+ * back at once, so a client that reconnects right away is not refused because the old
+ * socket's close has not finished yet. */
+static void
+net_conn_uncount(struct net_conn *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    c->srv->now--;
+    net_ip_add(c->srv, c->peer_ip, -1);
+}
+
 /* net_conn_free - the last step: unlink, uncount, release. */
 static void
 net_conn_free(struct net_conn *c)
@@ -176,8 +191,7 @@ net_conn_free(struct net_conn *c)
         s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    s->now--;
-    net_ip_add(s, c->peer_ip, -1);
+    net_conn_uncount(c);
     buf_free(&c->in);
     free(c->stage);
     SSL_free(c->ssl);
@@ -245,7 +259,7 @@ net_emit(struct net_conn *c, enum net_event ev)
 static void
 net_unref(struct net_conn *c)
 {
-    if (--c->refs == 0 && c->handles == 0 && c->closed_sent)
+    if (--c->refs == 0 && c->handles == 0)
         net_conn_free(c);
 }
 
@@ -280,6 +294,7 @@ net_abort(struct net_conn *c)
         return;
     c->state = NET_CS_DEAD;
     c->reading = false;
+    net_conn_uncount(c);
     uv_close((uv_handle_t *)&c->tcp, net_conn_close_cb);
     uv_close((uv_handle_t *)&c->timer, net_conn_close_cb);
     uv_close((uv_handle_t *)&c->defer, net_conn_close_cb);
@@ -351,6 +366,7 @@ net_close(struct net_conn *c)
         net_tls_flush(c);
     }
     c->state = NET_CS_CLOSING;
+    net_conn_uncount(c);
     net_update_read(c);
     uv_timer_start(&c->timer, net_timer_cb, NET_CLOSE_MS, 0);
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, net_shutdown_cb) < 0)
@@ -615,6 +631,7 @@ net_input_end(struct net_conn *c, int err)
 {
     c->eof = true;
     c->reading = false;
+    net_conn_uncount(c);
     if (err == UV_EOF) {
         net_emit(c, NET_EV_EOF);
         net_close(c);

@@ -306,7 +306,7 @@ net_refuse(struct net_listener *l, int fd, const char *ip, const char *why)
     }
     shutdown(fd, SHUT_WR);
     /* what the client already sent would make close() send a reset */
-    while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+    for (int i = 0; i < 8 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
 }

@@ -850,6 +850,31 @@ test_max_per_ip(void **state)
     harness_free(h);
 }
 
+/* a client that leaves and comes straight back gets its slot: the slot is free as soon
+ * as its EOF is seen, not only when the old socket has finished closing */
+static void
+test_per_ip_quick_reconnect(void **state)
+{
+    struct harness *h = harness_new(0, 1);
+    int port = listen_on(h, "127.0.0.1", 0, NULL, "421 busy\r\n");
+    struct cli a, b;
+
+    (void)state;
+    for (int round = 0; round < 5; round++) {
+        cli_connect(&a, port);
+        cli_send(h, &a, "x\r\n");
+        assert_true(cli_wait(h, &a, "ECHO x\r\n"));
+        cli_close(&a);
+        cli_connect(&b, port); /* before the loop has seen a's FIN */
+        cli_send(h, &b, "y\r\n");
+        assert_true(cli_wait(h, &b, "ECHO y\r\n"));
+        cli_close(&b);
+        RUN_UNTIL(h, h->nsess == 2 * (round + 1) && h->sess[h->nsess - 1]->n[NET_EV_CLOSED], WAIT);
+    }
+    assert_int_equal(h->nsess, 10);
+    harness_free(h);
+}
+
 /* max_connections: over the cap, the refusal line; limits can change live */
 static void
 test_max_connections(void **state)
@@ -1241,6 +1266,7 @@ main(void)
         cmocka_unit_test(test_input_cap_pause),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_per_ip),
+        cmocka_unit_test(test_per_ip_quick_reconnect),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_implicit_tls),
         cmocka_unit_test(test_tls_backpressure),
