@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -221,6 +222,33 @@ net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX 
     }
     net_update_read(c);
     net_unref(c);
+}
+
+/* net_conn_recount_ip - before refusing ip for max_per_ip: a connection from ip whose
+ * peer has already closed or reset (FIN or RST waiting unread) stops counting now, so a
+ * client that closed and reconnected at once is not refused for its own old socket.
+ * Returns the connections from ip that still count. */
+long
+net_conn_recount_ip(struct net_server *s, const char *ip)
+{
+    long n = 0;
+
+    for (struct net_conn *c = s->conns; c != NULL; c = c->next) {
+        uv_os_fd_t fd;
+        char b;
+
+        if (!c->counted || strcmp(c->peer_ip, ip) != 0)
+            continue;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                net_conn_uncount(c);
+                continue;
+            }
+        }
+        n++;
+    }
+    return n;
 }
 
 /* net_conn_abort_all - abort every connection of the server. */

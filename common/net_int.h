@@ -40,6 +40,9 @@ void net_server_maybe_free(struct net_server *s);
  * implicit TLS when tls != NULL, and call cb. */
 void net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX *tls,
                      net_accept_cb cb, void *arg);
+/* net_conn_recount_ip - connections from ip still counting, after giving up the slots of
+ * those whose peer has already gone (checked with MSG_PEEK). */
+long net_conn_recount_ip(struct net_server *s, const char *ip);
 /* net_conn_abort_all - net_abort every connection of s. */
 void net_conn_abort_all(struct net_server *s);
 

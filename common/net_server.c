@@ -324,7 +324,8 @@ net_accept_fd(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
         net_refuse(l, fd, ip, "max_connections reached");
         return;
     }
-    if (s->lim.max_per_ip > 0 && net_ip_count(s, ip) >= s->lim.max_per_ip) {
+    if (s->lim.max_per_ip > 0 && net_ip_count(s, ip) >= s->lim.max_per_ip &&
+        net_conn_recount_ip(s, ip) >= s->lim.max_per_ip) {
         net_refuse(l, fd, ip, "max_per_ip reached");
         return;
     }

@@ -872,6 +872,15 @@ test_per_ip_quick_reconnect(void **state)
         RUN_UNTIL(h, h->nsess == 2 * (round + 1) && h->sess[h->nsess - 1]->n[NET_EV_CLOSED], WAIT);
     }
     assert_int_equal(h->nsess, 10);
+
+    /* closed before the server even accepted it: its FIN is found by peeking */
+    cli_connect(&a, port);
+    cli_close(&a);
+    cli_connect(&b, port);
+    cli_send(h, &b, "z\r\n");
+    assert_true(cli_wait(h, &b, "ECHO z\r\n"));
+    assert_int_equal(h->nsess, 12);
+    cli_close(&b);
     harness_free(h);
 }
 
