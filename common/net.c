@@ -63,7 +63,9 @@ struct net_wreq {
 
 struct net_conn {
     struct net_server *srv;
-    struct net_conn *prev, *next;
+    struct net_conn *prev, *next;       /* all of the server's */
+    struct net_ipent *ipe;              /* counted (now, max_per_ip) while not NULL */
+    struct net_conn *ip_prev, *ip_next; /* in ipe->conns */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_idle_t defer;
@@ -81,7 +83,6 @@ struct net_conn {
     bool err_pending; /* a failure to report from the deferred callback */
     bool tls_more;    /* the TLS layer may hold more plaintext than the buffer took */
     bool closed_sent;
-    bool counted; /* in the server's now and per-IP counts */
     uint64_t timeout_ms;
     size_t pending; /* bytes in uv_write requests */
     int cork;
@@ -150,8 +151,11 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     s->total++;
     if (++s->now > s->peak)
         s->peak = s->now;
-    net_ip_add(s, ip, 1);
-    c->counted = true;
+    c->ipe = net_ip_hold(s, ip);
+    c->ip_next = c->ipe->conns;
+    if (c->ip_next != NULL)
+        c->ip_next->ip_prev = c;
+    c->ipe->conns = c;
 
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
@@ -173,11 +177,20 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
 static void
 net_conn_uncount(struct net_conn *c)
 {
-    if (!c->counted)
+    struct net_ipent *e = c->ipe;
+
+    if (e == NULL)
         return;
-    c->counted = false;
+    if (c->ip_prev != NULL)
+        c->ip_prev->ip_next = c->ip_next;
+    else
+        e->conns = c->ip_next;
+    if (c->ip_next != NULL)
+        c->ip_next->ip_prev = c->ip_prev;
+    c->ipe = NULL;
+    c->ip_prev = c->ip_next = NULL;
     c->srv->now--;
-    net_ip_add(c->srv, c->peer_ip, -1);
+    net_ip_release(c->srv, e);
 }
 
 /* net_conn_free - the last step: unlink, uncount, release. */
@@ -229,16 +242,17 @@ net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX 
  * client that closed and reconnected at once is not refused for its own old socket.
  * Returns the connections from ip that still count. */
 long
-net_conn_recount_ip(struct net_server *s, const char *ip)
+net_conn_recount_ip(struct net_ipent *e)
 {
+    struct net_conn *c = e->conns, *next;
     long n = 0;
 
-    for (struct net_conn *c = s->conns; c != NULL; c = c->next) {
+    /* e is freed with its last connection; then next is NULL and e is not touched */
+    for (; c != NULL; c = next) {
         uv_os_fd_t fd;
         char b;
 
-        if (!c->counted || strcmp(c->peer_ip, ip) != 0)
-            continue;
+        next = c->ip_next;
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
             ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
             if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
