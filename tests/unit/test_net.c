@@ -1233,7 +1233,7 @@ test_emfile_pause(void **state)
     (void)state;
     for (int i = 0; i < 6; i++)
         cli_connect(&cl[i], port);
-    int probe = dup(0);
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free descriptor */
     assert_true(probe >= 0);
     close(probe);
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
