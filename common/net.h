@@ -38,7 +38,8 @@
  *   listener just closes.
  * - Listening sockets are watched with uv_poll (accept4 here), so EMFILE stops the watch
  *   for a second and the backlog waits instead of being dropped. IPv6 listeners are
- *   IPV6_V6ONLY, so "0.0.0.0" and "::" can share a port. net_server_new() ignores SIGPIPE.
+ *   IPV6_V6ONLY, so "0.0.0.0" and "::" can share a port. net_server_new() ignores SIGPIPE
+ *   and opens /dev/null on any closed descriptor 0-2 (no socket may land there).
  */
 #ifndef DMAIL_NET_H
 #define DMAIL_NET_H

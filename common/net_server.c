@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -152,14 +153,24 @@ net_addr_format(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *
 
 /* ---- server and listeners ---- */
 
-/* net_server_new - a server with no listeners yet; ignores SIGPIPE process-wide, since
- * a write to a reset socket must come back as an error, not kill the process. */
+/* net_server_new - a server with no listeners yet. Process-wide: ignores SIGPIPE (a write
+ * to a reset socket must come back as an error, not kill the process) and puts
+ * /dev/null on any of descriptors 0-2 that is closed. */
 struct net_server *
 net_server_new(uv_loop_t *loop, const struct net_limits *lim)
 {
     struct net_server *s = xcalloc(1, sizeof(*s));
 
     signal(SIGPIPE, SIG_IGN);
+    /* a socket must never land on 0-2: stray stdio would reach a client, and libuv
+     * refuses to close such a descriptor */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (n > 2)
+                close(n);
+        }
+    }
     s->loop = loop;
     if (lim != NULL)
         s->lim = *lim;
