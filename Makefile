@@ -32,6 +32,8 @@ LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt
 TESTLIBS := -lcmocka
 
 VERSION := 0.1.0
+# V=1 shows the commands
+Q := $(if $(filter 1,$(V)),,@)
 CFLAGS  += -DDMAIL_VERSION='"$(VERSION)"'
 
 COMMON_SRC   := $(wildcard common/*.c)
@@ -46,10 +48,10 @@ $(1)_SRC  := $$(wildcard $(1)/*.c)
 $(1)_LIBOBJ := $$(filter-out $$(BUILD)/$(1)/main.o,$$($(1)_SRC:%.c=$$(BUILD)/%.o))
 $$(BUILD)/lib$(1).a: $$($(1)_LIBOBJ)
 	@mkdir -p $$(@D)
-	rm -f $$@ && ar rcs $$@ $$^
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 $$(BIN)/$(1): $$(BUILD)/$(1)/main.o $$(BUILD)/lib$(1).a $$(LIBDMAIL)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
 
@@ -69,20 +71,20 @@ $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIBDMAIL): $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 asan:
-	$(MAKE) SAN=1 all
+	@$(MAKE) --no-print-directory SAN=1 all
 
 # Unit tests of one build (SAN=0 or 1).
 unit: all
@@ -96,13 +98,13 @@ deps:
 	@scripts/deps.sh
 
 check: deps
-	$(MAKE) format-check
-	$(MAKE) all
-	$(MAKE) SAN=1 all
-	$(MAKE) unit
-	$(MAKE) SAN=1 unit
-	$(MAKE) it
-	$(MAKE) SAN=1 it
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory SAN=1 unit
+	@$(MAKE) --no-print-directory it
+	@$(MAKE) --no-print-directory SAN=1 it
 
 run: all
 	@scripts/run.sh $(BIN)
@@ -120,3 +122,4 @@ format-check:
 
 clean:
 	rm -rf $(O)/build $(O)/bin
+.SECONDARY:

@@ -8,6 +8,16 @@
  *   octets), domains or address literals ([192.0.2.1], [IPv6:...]) at most 255 octets,
  *   a source route (@a,@b:) is accepted and dropped. UTF-8 in the local part is accepted
  *   only when utf8 is true (SMTPUTF8); U-label domains are converted to A-labels.
+ * - The local part keeps its case and is stored in canonical written form: a quoted local
+ *   part whose content is a valid Dot-string loses its quotes ("john"@x -> john@x), any
+ *   other is re-quoted with only '"' and '\' escaped. The 64-octet limit applies to the
+ *   local part as the client wrote it.
+ * - Domains: LDH labels of 1..63 octets, no empty label (no trailing dot), at most 255
+ *   octets as A-labels; an "xn--" label must decode. Address literals must pass
+ *   inet_pton(); "IPv6:" is written in that case; general (tagged) literals are refused.
+ * - The RFC 5321 special case RCPT TO:<Postmaster> (no domain) is refused here ("missing
+ *   @domain"); the SMTP session handles it.
+ * - addr_parse_mailbox accepts UTF-8 local parts (local input: sendmail, users file).
  */
 #ifndef DMAIL_ADDR_H
 #define DMAIL_ADDR_H

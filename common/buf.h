@@ -6,8 +6,12 @@
  * - Blocks on: nothing.
  * - buf_getline() never returns a line longer than the reader's limit. A line that is too
  *   long is reported once as BUF_TOOLONG -- when its newline arrives, or as soon as the
- *   buffered bytes exceed the limit with no newline -- and its bytes are skipped up to and
- *   including the next LF, so the protocol stays in sync with the client.
+ *   buffered bytes reach the limit with no newline (the line with its terminator then
+ *   exceeds the limit) -- and its bytes are skipped up to and including the next LF, so the
+ *   protocol stays in sync with the client. Lines are split on LF only; CRLF, a bare CR
+ *   inside and a NUL inside are reported in struct buf_lineinfo for the protocol to judge.
+ * - Consumed space at the front is reclaimed lazily, when an append needs the room.
+ * - Memory: at most cap + 1 bytes are allocated.
  * - A returned line points into the buffer and stays valid until the next call that
  *   changes the buffer (buf_append, buf_getline, buf_consume, buf_reset).
  */
@@ -44,7 +48,7 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 
 enum buf_line {
     BUF_NONE = 0, /* no complete line yet */
-    BUF_LINE,     /* *line/*len set */
+    BUF_LINE,     /* line and len set */
     BUF_TOOLONG,  /* the current line exceeded the limit and is being skipped */
 };
 

@@ -5,14 +5,20 @@
  * Contract:
  * - Owns: the struct qfile it fills (qfile_free releases it).
  * - Blocks on: file I/O. Thread pool or command-line tools only.
- * - qfile_write: written as DIR/../tmp/ID (same file system), fsynced, renamed to DIR/ID,
- *   DIR fsynced: a reader sees either no file or the whole file, also after kill -9.
- *   Rewriting an existing ID (to record attempts) replaces it the same way.
+ * - qfile_write: written as TMPDIR/ID (TMPDIR on the same file system, e.g. DIR/../tmp),
+ *   or as DIR/.ID when TMPDIR is NULL or DIR itself (the maildrop: readers skip dot-files),
+ *   with O_EXCL, fsynced, renamed to DIR/ID, DIR fsynced: a reader sees either no file or
+ *   the whole file, also after kill -9. Rewriting an existing ID (to record attempts)
+ *   replaces it the same way. One writer per ID at a time: a temporary file of that ID is
+ *   taken to be a crash's leftover and replaced. Values that could break the line format
+ *   (CR or LF in sender, origin, an address or an error text; a bad id; a header line
+ *   over 4096 bytes) make it fail with EINVAL before anything is written.
  * - The message text is kept in local form (LF line ends, not dot-stuffed).
  */
 #ifndef DMAIL_QFILE_H
 #define DMAIL_QFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -49,5 +55,9 @@ int qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode);
 /* qfile_read - parse a file; 0, or -1 with a reason in err (a torn or foreign file). */
 int qfile_read(const char *path, struct qfile *q, char *err, size_t errlen);
 void qfile_free(struct qfile *q);
+/* qfile_state_name - "pending", "done" or "failed"; NULL for an unknown state. */
+const char *qfile_state_name(enum qfile_rstate s);
+/* qfile_id_valid - id is usable as a queue file name ([A-Za-z0-9._-], no leading '.'). */
+bool qfile_id_valid(const char *id);
 
 #endif

@@ -1,0 +1,958 @@
+/*
+ * drop - mailbox paths, mbox/maildir delivery and the mbox locks (contract in drop.h).
+ *
+ * Every function here blocks; dsmtp calls drop_deliver from the thread pool. No state is
+ * kept between calls except a counter for unique names.
+ */
+#include "drop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DROP_STALE_SECS 300 /* a dotlock older than this is abandoned */
+#define DROP_UNIQUE_MAX 70  /* a POP3 UID has at most 70 characters (RFC 1939) */
+#define DROP_PATH_MAX 4096
+#define DROP_NAME_MAX 512 /* user@domain as a file name */
+#define DROP_IOV 64       /* pieces gathered per writev */
+#define DROP_SENDER_MAX 512
+#define DROP_REOPEN_MAX 4 /* times the mbox may be replaced under us while we wait */
+
+enum drop_try { DROP_TRY_OK, DROP_TRY_BUSY, DROP_TRY_ERR };
+
+/* Gathered output: pieces point into the caller's buffers until flushed. */
+struct drop_out {
+    int fd;
+    int n;
+    int err; /* errno of the first failure, 0 if none */
+    struct iovec iov[DROP_IOV];
+};
+
+static atomic_uint drop_counter;
+
+/* drop_err - format a reason into err, followed by ": strerror(errnum)" if errnum. */
+static void drop_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void
+drop_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    if (errnum != 0 && n >= 0 && (size_t)n < errlen) {
+        char eb[128];
+        snprintf(err + n, errlen - (size_t)n, ": %s", strerror_r(errnum, eb, sizeof eb));
+    }
+}
+
+/* drop_errno_result - whether an errno is worth retrying (most are) or final. */
+static enum drop_result
+drop_errno_result(int e)
+{
+    switch (e) {
+    case ELOOP:
+    case EISDIR:
+    case ENOTDIR:
+    case ENXIO:
+    case ENAMETOOLONG:
+        return DROP_PERM;
+    default:
+        return DROP_TEMP;
+    }
+}
+
+/* drop_node - the node name to use: node, else the host name. */
+static const char *
+drop_node(const char *node, char *buf, size_t len)
+{
+    if (node != NULL && node[0] != '\0')
+        return node;
+    if (gethostname(buf, len) != 0 || buf[0] == '\0')
+        snprintf(buf, len, "localhost");
+    buf[len - 1] = '\0';
+    return buf;
+}
+
+/* drop_random32 - 32 random bits (getrandom, else the clock mixed with the pid). */
+static uint32_t
+drop_random32(void)
+{
+    uint32_t r;
+    struct timespec ts;
+
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+        return r;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() * 2654435761u);
+}
+
+/* drop_unique - "<time>.<pid>_<counter>_<random>.<node>" in at most DROP_UNIQUE_MAX
+ * characters drawn from [A-Za-z0-9._-], so it is a valid file name and POP3 UID. */
+static void
+drop_unique(char *buf, size_t len, const char *node)
+{
+    char host[256];
+    unsigned cnt = atomic_fetch_add(&drop_counter, 1);
+    size_t max = len - 1 < DROP_UNIQUE_MAX ? len - 1 : DROP_UNIQUE_MAX;
+    int n;
+
+    node = drop_node(node, host, sizeof host);
+    n = snprintf(buf, len, "%lld.%ld_%u_%08x.", (long long)time(NULL), (long)getpid(), cnt,
+                 (unsigned)drop_random32());
+    if (n < 0 || (size_t)n >= max)
+        return;
+    for (size_t i = (size_t)n; i < max && *node != '\0'; i++, node++) {
+        unsigned char c = (unsigned char)*node;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_';
+        buf[i] = ok ? (char)c : '_';
+        buf[i + 1] = '\0';
+    }
+}
+
+/* drop_name_ok - a user or domain is safe as (part of) a file name. */
+static bool
+drop_name_ok(const char *s)
+{
+    if (s[0] == '\0' || s[0] == '.')
+        return false; /* also "." and ".." */
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if (*p == '/' || *p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* drop_hash_char - a name byte as a hash directory character (ASCII letters, digits, '-'
+ * stay, anything else becomes '_'). */
+static char
+drop_hash_char(char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')
+        return c;
+    return '_';
+}
+
+int
+drop_path_for(const struct conf *cf, const char *user, const char *domain, char *buf, size_t len)
+{
+    char name[DROP_NAME_MAX], h1, h2;
+    const char *root;
+    size_t rootlen;
+    int n;
+
+    if (cf == NULL || user == NULL || buf == NULL || len == 0)
+        return -1;
+    root = cf->drop_path;
+    if (root == NULL || root[0] == '\0' || !drop_name_ok(user))
+        return -1;
+    if (domain != NULL && domain[0] != '\0') {
+        if (!drop_name_ok(domain))
+            return -1;
+        n = snprintf(name, sizeof name, "%s@%s", user, domain);
+    } else {
+        n = snprintf(name, sizeof name, "%s", user);
+    }
+    if (n < 0 || (size_t)n >= sizeof name)
+        return -1;
+    for (char *p = name; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    rootlen = strlen(root);
+    while (rootlen > 1 && root[rootlen - 1] == '/')
+        rootlen--;
+    h1 = drop_hash_char(name[0]);
+    h2 = name[1] != '\0' ? drop_hash_char(name[1]) : '_';
+    switch (cf->hash_spool) {
+    case 0:
+        n = snprintf(buf, len, "%.*s/%s", (int)rootlen, root, name);
+        break;
+    case 1:
+        n = snprintf(buf, len, "%.*s/%c/%s", (int)rootlen, root, h1, name);
+        break;
+    case 2:
+        n = snprintf(buf, len, "%.*s/%c/%c%c/%s", (int)rootlen, root, h1, h1, h2, name);
+        break;
+    default:
+        return -1;
+    }
+    if (n < 0 || (size_t)n >= len)
+        return -1;
+    return 0;
+}
+
+/* drop_fsync_dir - fsync a directory (EINVAL: the file system cannot, which is fine). */
+static int
+drop_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r, e;
+
+    if (fd < 0)
+        return -1;
+    r = fsync(fd);
+    e = errno;
+    close(fd);
+    if (r != 0 && e == EINVAL)
+        r = 0;
+    errno = e;
+    return r;
+}
+
+/* drop_parent - the directory part of path into buf ("." if none). */
+static int
+drop_parent(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL)
+        return snprintf(buf, len, ".") < (int)len ? 0 : -1;
+    n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* drop_fsync_parent - fsync the directory that holds path. */
+static int
+drop_fsync_parent(const char *path)
+{
+    char dir[DROP_PATH_MAX];
+
+    if (drop_parent(path, dir, sizeof dir) != 0)
+        return -1;
+    return drop_fsync_dir(dir);
+}
+
+/* drop_mkdirs - create dir and its missing parents (mode 0700); the parent of each new
+ * directory is fsynced so the new entries survive a crash. */
+static int
+drop_mkdirs(const char *dir)
+{
+    char p[DROP_PATH_MAX];
+    size_t n = strlen(dir);
+    struct stat st;
+
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        errno = ENOTDIR;
+        return -1;
+    }
+    if (n == 0 || n >= sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(p, dir, n + 1);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c != '/' && c != '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) == 0) {
+            if (drop_fsync_parent(p) != 0)
+                return -1;
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    if (stat(dir, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+/* drop_out_flush - write the gathered pieces, retrying short writes and EINTR. */
+static int
+drop_out_flush(struct drop_out *o)
+{
+    struct iovec *v = o->iov;
+    int n = o->n;
+
+    while (n > 0 && o->err == 0) {
+        ssize_t w = writev(o->fd, v, n);
+        if (w < 0) {
+            if (errno != EINTR)
+                o->err = errno;
+            continue;
+        }
+        if (w == 0) {
+            o->err = EIO;
+            break;
+        }
+        while (n > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
+    o->n = 0;
+    return o->err != 0 ? -1 : 0;
+}
+
+/* drop_out_add - gather len bytes at p (which must stay valid until the next flush). */
+static void
+drop_out_add(struct drop_out *o, const void *p, size_t len)
+{
+    if (len == 0 || o->err != 0)
+        return;
+    if (o->n == DROP_IOV)
+        drop_out_flush(o);
+    o->iov[o->n].iov_base = (void *)p;
+    o->iov[o->n].iov_len = len;
+    o->n++;
+}
+
+/* drop_is_from - the line starting at p (len bytes left) matches ^>*From . */
+static bool
+drop_is_from(const char *p, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && p[i] == '>')
+        i++;
+    return len - i >= 5 && memcmp(p + i, "From ", 5) == 0;
+}
+
+/* drop_quote - gather text into o (if not NULL) with mboxrd quoting; returns the number of
+ * '>' added, so a NULL o just counts. */
+static size_t
+drop_quote(struct drop_out *o, const char *text, size_t len)
+{
+    size_t added = 0, start = 0, pos = 0;
+
+    while (pos < len) {
+        const char *nl;
+        if ((text[pos] == 'F' || text[pos] == '>') && drop_is_from(text + pos, len - pos)) {
+            if (o != NULL) {
+                drop_out_add(o, text + start, pos - start);
+                drop_out_add(o, ">", 1);
+            }
+            start = pos;
+            added++;
+        }
+        nl = memchr(text + pos, '\n', len - pos);
+        pos = nl != NULL ? (size_t)(nl - text) + 1 : len;
+    }
+    if (o != NULL)
+        drop_out_add(o, text + start, len - start);
+    return added;
+}
+
+int
+drop_mboxrd_write(int fd, const char *text, size_t len)
+{
+    struct drop_out o = {.fd = fd};
+
+    drop_quote(&o, text, len);
+    if (drop_out_flush(&o) != 0) {
+        errno = o.err;
+        return -1;
+    }
+    return 0;
+}
+
+size_t
+drop_mboxrd_unquote(char *text, size_t len)
+{
+    size_t r = 0, w = 0;
+
+    while (r < len) {
+        const char *nl;
+        size_t end;
+        if (text[r] == '>' && drop_is_from(text + r, len - r))
+            r++;
+        nl = memchr(text + r, '\n', len - r);
+        end = nl != NULL ? (size_t)(nl - text) + 1 : len;
+        memmove(text + w, text + r, end - r);
+        w += end - r;
+        r = end;
+    }
+    if (w < len)
+        text[w] = '\0';
+    return w;
+}
+
+/* drop_dotlock_break_stale - remove lock if it is older than DROP_STALE_SECS, or if it
+ * names a process of this node that no longer exists. Returns true if removed. */
+static bool
+drop_dotlock_break_stale(const char *lock, const char *node)
+{
+    struct stat st, again;
+    bool stale;
+
+    if (lstat(lock, &st) != 0)
+        return errno == ENOENT; /* gone meanwhile: try again at once */
+    stale = time(NULL) - st.st_mtime > DROP_STALE_SECS;
+    if (!stale && S_ISREG(st.st_mode)) {
+        char buf[320], owner[257];
+        long pid = 0;
+        ssize_t r = -1;
+        int fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            r = read(fd, buf, sizeof buf - 1);
+            close(fd);
+        }
+        if (r > 0) {
+            buf[r] = '\0';
+            if (sscanf(buf, "%ld %256s", &pid, owner) == 2 && pid > 0 && strcmp(owner, node) == 0 &&
+                kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+                stale = true;
+        }
+    }
+    if (!stale)
+        return false;
+    /* Narrow the window in which another process replaced it since we looked. */
+    if (lstat(lock, &again) != 0 || again.st_ino != st.st_ino || again.st_mtime != st.st_mtime)
+        return false;
+    return unlink(lock) == 0;
+}
+
+/* drop_dotlock_try - create the dotlock with O_EXCL, holding "PID NODE\n". */
+static enum drop_try
+drop_dotlock_try(const char *lock, const char *node, int *errp)
+{
+    char buf[320];
+    int fd, n;
+
+    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return DROP_TRY_BUSY;
+        *errp = errno;
+        return DROP_TRY_ERR;
+    }
+    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
+    if (write(fd, buf, (size_t)n) != n) {
+        *errp = errno != 0 ? errno : ENOSPC;
+        close(fd);
+        unlink(lock);
+        return DROP_TRY_ERR;
+    }
+    close(fd);
+    return DROP_TRY_OK;
+}
+
+/* drop_fcntl - set or clear the write lock on the whole file. An open-file-description lock
+ * where the kernel has them: it conflicts with the classic fcntl locks of mutt and procmail
+ * and also with other threads of this process, and closing another descriptor of the same
+ * file does not drop it. */
+static enum drop_try
+drop_fcntl(int fd, short type, int *errp)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    int r;
+
+#ifdef F_OFD_SETLK
+    r = fcntl(fd, F_OFD_SETLK, &fl);
+    if (r != 0 && errno == EINVAL) {
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = type;
+        fl.l_whence = SEEK_SET;
+        r = fcntl(fd, F_SETLK, &fl);
+    }
+#else
+    r = fcntl(fd, F_SETLK, &fl);
+#endif
+    if (r == 0)
+        return DROP_TRY_OK;
+    if (errno == EAGAIN || errno == EACCES)
+        return DROP_TRY_BUSY;
+    *errp = errno;
+    return DROP_TRY_ERR;
+}
+
+/* drop_nap - sleep a little before retrying a lock: 10 ms growing to about 100 ms. */
+static void
+drop_nap(unsigned tries)
+{
+    long ms = tries < 4 ? 10L << tries : 80;
+    struct timespec ts;
+
+    ms += (long)(drop_random32() % 20);
+    ts.tv_sec = 0;
+    ts.tv_nsec = ms * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* drop_elapsed - seconds since start on the monotonic clock. */
+static double
+drop_elapsed(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* drop_lock_node - drop_lock with the node name written into the dotlock. */
+static enum drop_result
+drop_lock_node(const char *path, int fd, long timeout, const char *node, char *err, size_t errlen)
+{
+    char lock[DROP_PATH_MAX];
+    struct timespec start;
+    const char *busy = "dotlock";
+    int n = snprintf(lock, sizeof lock, "%s.lock", path);
+
+    if (n < 0 || (size_t)n >= sizeof lock) {
+        drop_err(err, errlen, ENAMETOOLONG, "%s", path);
+        return DROP_PERM;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned tries = 0;; tries++) {
+        int e = 0;
+        enum drop_try t = drop_dotlock_try(lock, node, &e);
+        if (t == DROP_TRY_ERR) {
+            drop_err(err, errlen, e, "cannot create %s", lock);
+            return DROP_TEMP;
+        }
+        if (t == DROP_TRY_OK) {
+            t = drop_fcntl(fd, F_WRLCK, &e);
+            if (t == DROP_TRY_OK)
+                return DROP_OK;
+            unlink(lock); /* never sit on one lock while waiting for the other */
+            if (t == DROP_TRY_ERR) {
+                drop_err(err, errlen, e, "cannot lock %s", path);
+                return DROP_TEMP;
+            }
+            busy = "fcntl lock";
+        } else {
+            busy = "dotlock";
+            if (drop_dotlock_break_stale(lock, node))
+                continue;
+        }
+        if (drop_elapsed(&start) >= (double)timeout) {
+            drop_err(err, errlen, 0, "mailbox locked: %s on %s held for %lds", busy, path, timeout);
+            return DROP_TEMP;
+        }
+        drop_nap(tries);
+    }
+}
+
+enum drop_result
+drop_lock(const char *path, int fd, long timeout, char *err, size_t errlen)
+{
+    char host[256];
+
+    return drop_lock_node(path, fd, timeout, drop_node(NULL, host, sizeof host), err, errlen);
+}
+
+void
+drop_unlock(const char *path, int fd)
+{
+    char lock[DROP_PATH_MAX];
+    int e = 0;
+
+    if (fd >= 0)
+        drop_fcntl(fd, F_UNLCK, &e);
+    if ((size_t)snprintf(lock, sizeof lock, "%s.lock", path) < sizeof lock)
+        unlink(lock);
+}
+
+/* drop_asctime - an asctime(3)-style UTC date without the newline, locale-independent:
+ * "Thu Nov 25 09:00:00 2026". */
+static void
+drop_asctime(char *buf, size_t len, time_t t)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%s %s %2d %02d:%02d:%02d %d", days[tm.tm_wday % 7], months[tm.tm_mon % 12],
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+}
+
+/* drop_from_line - "From SENDER DATE\n"; the sender's blanks and control characters become
+ * '_' so the line stays one line of two fields. Returns its length. */
+static size_t
+drop_from_line(char *buf, size_t len, const char *sender)
+{
+    char date[64];
+    size_t n;
+
+    if (sender == NULL || sender[0] == '\0')
+        sender = "MAILER-DAEMON";
+    drop_asctime(date, sizeof date, time(NULL));
+    memcpy(buf, "From ", 5);
+    n = 5;
+    for (const unsigned char *s = (const unsigned char *)sender;
+         *s != '\0' && n < 5 + DROP_SENDER_MAX && n + 1 < len; s++)
+        buf[n++] = *s <= ' ' || *s == 0x7f ? '_' : (char)*s;
+    n += (size_t)snprintf(buf + n, len - n, " %s\n", date);
+    return n < len ? n : len - 1;
+}
+
+/* drop_mbox_open - open (creating if needed) the mbox for append; only a regular file. */
+static int
+drop_mbox_open(const char *path, bool *created, enum drop_result *res, char *err, size_t errlen)
+{
+    int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    struct stat st;
+    int fd = -1;
+
+    *created = false;
+    for (int i = 0; i < 3 && fd < 0; i++) {
+        fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) {
+            *created = true;
+        } else if (errno == EEXIST) {
+            fd = open(path, flags);
+            if (fd < 0 && errno == ENOENT)
+                continue; /* removed between the two opens */
+        }
+        if (fd < 0)
+            break;
+    }
+    if (fd < 0) {
+        int e = errno;
+        *res = drop_errno_result(e);
+        if (e == ELOOP)
+            drop_err(err, errlen, 0, "%s is a symbolic link", path);
+        else
+            drop_err(err, errlen, e, "cannot open %s", path);
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        *res = DROP_PERM;
+        drop_err(err, errlen, 0, "%s is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (fcntl(fd, F_SETFL, O_APPEND) != 0) { /* clear O_NONBLOCK */
+        int e = errno;
+        *res = DROP_TEMP;
+        drop_err(err, errlen, e, "fcntl %s", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* drop_mbox_lock - open and lock the mbox, making sure the locked file is still the one at
+ * path (a compaction may have renamed a new one in while we waited). */
+static int
+drop_mbox_lock(const char *path, long timeout, const char *node, bool *created, struct stat *st,
+               enum drop_result *res, char *err, size_t errlen)
+{
+    for (int attempt = 0;; attempt++) {
+        struct stat now;
+        int fd = drop_mbox_open(path, created, res, err, errlen);
+        if (fd < 0)
+            return -1;
+        *res = drop_lock_node(path, fd, timeout, node, err, errlen);
+        if (*res != DROP_OK) {
+            close(fd);
+            return -1;
+        }
+        if (fstat(fd, st) != 0) {
+            *res = DROP_TEMP;
+            drop_err(err, errlen, errno, "fstat %s", path);
+        } else if (lstat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino) {
+            if (st->st_nlink == 1)
+                return fd;
+            *res = DROP_PERM;
+            drop_err(err, errlen, 0, "%s has %lu hard links", path, (unsigned long)st->st_nlink);
+        } else if (attempt + 1 < DROP_REOPEN_MAX) {
+            drop_unlock(path, fd);
+            close(fd);
+            continue;
+        } else {
+            *res = DROP_TEMP;
+            drop_err(err, errlen, 0, "%s keeps being replaced", path);
+        }
+        drop_unlock(path, fd);
+        close(fd);
+        return -1;
+    }
+}
+
+/* drop_separator - how many '\n' the mbox needs before a new "From " line so that the
+ * previous message ends with a blank line. */
+static int
+drop_separator(int fd, off_t size, size_t *sep)
+{
+    char tail[2];
+    size_t want = size >= 2 ? 2 : (size_t)size;
+    ssize_t r;
+
+    *sep = 0;
+    if (size == 0)
+        return 0;
+    do
+        r = pread(fd, tail, want, size - (off_t)want);
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)want) {
+        if (r >= 0)
+            errno = EIO;
+        return -1;
+    }
+    if (tail[want - 1] != '\n')
+        *sep = 2;
+    else if (want == 2 && tail[0] != '\n')
+        *sep = 1;
+    return 0;
+}
+
+/* drop_mbox - append msg to the mbox at path (parents exist). */
+static enum drop_result
+drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned long long max,
+          const char *node, char *uidl, char *err, size_t errlen)
+{
+    char unique[DROP_UNIQUE_MAX + 1], from[DROP_SENDER_MAX + 96], xuidl[DROP_UNIQUE_MAX + 16];
+    struct drop_out o = {.fd = -1};
+    enum drop_result res = DROP_OK;
+    struct stat st;
+    bool created, hnl, tnl;
+    size_t fromlen, xlen, sep, qh, qt;
+    unsigned long long add;
+    int fd, e = 0;
+
+    fd = drop_mbox_lock(path, timeout, node, &created, &st, &res, err, errlen);
+    if (fd < 0)
+        return res;
+    if (drop_separator(fd, st.st_size, &sep) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "read %s", path);
+        res = DROP_TEMP;
+        goto out;
+    }
+    drop_unique(unique, sizeof unique, node);
+    fromlen = drop_from_line(from, sizeof from, msg->sender);
+    xlen = (size_t)snprintf(xuidl, sizeof xuidl, "X-UIDL: %s\n", unique);
+    qh = drop_quote(NULL, msg->headers, msg->headers_len);
+    qt = drop_quote(NULL, msg->text, msg->text_len);
+    hnl = msg->headers_len > 0 && msg->headers[msg->headers_len - 1] != '\n';
+    tnl = msg->text_len > 0 && msg->text[msg->text_len - 1] != '\n';
+    add = sep + fromlen + xlen + msg->headers_len + qh + hnl + msg->text_len + qt + tnl + 1;
+    if (max != 0 && (unsigned long long)st.st_size + add > max) {
+        drop_err(err, errlen, 0, "mailbox full: %s has %llu bytes, limit %llu", path,
+                 (unsigned long long)st.st_size, max);
+        res = DROP_TEMP;
+        goto out;
+    }
+    o.fd = fd;
+    drop_out_add(&o, "\n\n", sep);
+    drop_out_add(&o, from, fromlen);
+    drop_out_add(&o, xuidl, xlen);
+    drop_quote(&o, msg->headers, msg->headers_len);
+    drop_out_add(&o, "\n", hnl);
+    drop_quote(&o, msg->text, msg->text_len);
+    drop_out_add(&o, "\n", tnl);
+    drop_out_add(&o, "\n", 1);
+    if (drop_out_flush(&o) != 0) {
+        e = o.err;
+        drop_err(err, errlen, e, "write %s", path);
+    } else if (fsync(fd) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "fsync %s", path);
+    } else if (created && drop_fsync_parent(path) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "fsync directory of %s", path);
+    }
+    if (e != 0) {
+        res = drop_errno_result(e);
+        if (ftruncate(fd, st.st_size) != 0 || fsync(fd) != 0) {
+            size_t n = err != NULL ? strlen(err) : 0;
+            if (n < errlen)
+                drop_err(err + n, errlen - n, errno, "; truncating back failed");
+        }
+    } else if (uidl != NULL) {
+        snprintf(uidl, DROP_UNIQUE_MAX + 1, "%s", unique);
+    }
+out:
+    drop_unlock(path, fd);
+    close(fd);
+    return res;
+}
+
+/* drop_maildir_usage - bytes in new/ and cur/ (",S=" in the name, else the file size). */
+static unsigned long long
+drop_maildir_usage(const char *dir)
+{
+    static const char *const subs[] = {"new", "cur"};
+    unsigned long long total = 0;
+    char sub[DROP_PATH_MAX];
+
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        struct dirent *de;
+        DIR *d;
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub)
+            continue;
+        d = opendir(sub);
+        if (d == NULL)
+            continue;
+        while ((de = readdir(d)) != NULL) {
+            const char *s = strstr(de->d_name, ",S=");
+            struct stat st;
+            if (de->d_name[0] == '.')
+                continue;
+            if (s != NULL)
+                total += strtoull(s + 3, NULL, 10);
+            else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                total += (unsigned long long)st.st_size;
+        }
+        closedir(d);
+    }
+    return total;
+}
+
+/* drop_maildir_dirs - create dir and its tmp/, new/, cur/. */
+static int
+drop_maildir_dirs(const char *dir)
+{
+    static const char *const subs[] = {"tmp", "new", "cur"};
+    char sub[DROP_PATH_MAX];
+    bool made = false;
+
+    if (drop_mkdirs(dir) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (mkdir(sub, 0700) == 0)
+            made = true;
+        else if (errno != EEXIST)
+            return -1;
+    }
+    return made ? drop_fsync_dir(dir) : 0;
+}
+
+/* drop_maildir - deliver msg into the maildir dir: tmp/, fsync, link into new/, fsync new/. */
+static enum drop_result
+drop_maildir(const char *dir, const struct drop_msg *msg, unsigned long long max, const char *node,
+             char *uidl, char *err, size_t errlen)
+{
+    char unique[DROP_UNIQUE_MAX + 1], name[DROP_UNIQUE_MAX + 32];
+    char tmp[DROP_PATH_MAX], new[DROP_PATH_MAX], newdir[DROP_PATH_MAX];
+    struct drop_out o = {.fd = -1};
+    size_t size = msg->headers_len + msg->text_len;
+    bool linked = true;
+    int fd, e = 0;
+
+    if (drop_maildir_dirs(dir) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "cannot create maildir %s", dir);
+        return drop_errno_result(e);
+    }
+    if (max != 0) {
+        unsigned long long used = drop_maildir_usage(dir);
+        if (used + size > max) {
+            drop_err(err, errlen, 0, "mailbox full: %s has %llu bytes, limit %llu", dir, used, max);
+            return DROP_TEMP;
+        }
+    }
+    drop_unique(unique, sizeof unique, node);
+    snprintf(name, sizeof name, "%s,S=%zu", unique, size);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name) >= sizeof tmp ||
+        (size_t)snprintf(new, sizeof new, "%s/new/%s", dir, name) >= sizeof new ||
+        (size_t)snprintf(newdir, sizeof newdir, "%s/new", dir) >= sizeof newdir) {
+        drop_err(err, errlen, ENAMETOOLONG, "%s", dir);
+        return DROP_PERM;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        e = errno;
+        drop_err(err, errlen, e, "cannot create %s", tmp);
+        return drop_errno_result(e);
+    }
+    o.fd = fd;
+    drop_out_add(&o, msg->headers, msg->headers_len);
+    drop_out_add(&o, msg->text, msg->text_len);
+    if (drop_out_flush(&o) != 0) {
+        e = o.err;
+        drop_err(err, errlen, e, "write %s", tmp);
+    } else if (fsync(fd) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "fsync %s", tmp);
+    }
+    if (close(fd) != 0 && e == 0) { /* NFS reports late write errors here */
+        e = errno;
+        drop_err(err, errlen, e, "close %s", tmp);
+    }
+    if (e == 0 && link(tmp, new) != 0) {
+        e = errno;
+        linked = false;
+        if (e == EXDEV || e == EPERM || e == ENOSYS || e == EMLINK || e == EOPNOTSUPP)
+            e = rename(tmp, new) == 0 ? 0 : errno;
+        if (e != 0)
+            drop_err(err, errlen, e, "cannot move %s into new/", tmp);
+    }
+    if (e == 0 && drop_fsync_dir(newdir) != 0) {
+        e = errno;
+        drop_err(err, errlen, e, "fsync %s", newdir);
+        unlink(new);
+    }
+    if (e != 0 || linked)
+        unlink(tmp);
+    if (e != 0)
+        return drop_errno_result(e);
+    if (uidl != NULL)
+        snprintf(uidl, DROP_UNIQUE_MAX + 1, "%s", unique);
+    return DROP_OK;
+}
+
+enum drop_result
+drop_deliver(const char *path, int fmt, const struct drop_msg *msg, long lock_timeout,
+             unsigned long long drop_max, const char *node, char *uidl, char *err, size_t errlen)
+{
+    char host[256], parent[DROP_PATH_MAX];
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (uidl != NULL)
+        uidl[0] = '\0';
+    if (path == NULL || path[0] == '\0' || msg == NULL ||
+        (msg->headers == NULL && msg->headers_len > 0) ||
+        (msg->text == NULL && msg->text_len > 0)) {
+        drop_err(err, errlen, 0, "bad delivery request");
+        return DROP_PERM;
+    }
+    node = drop_node(node, host, sizeof host);
+    if (fmt == MBOX_FORMAT_MAILDIR)
+        return drop_maildir(path, msg, drop_max, node, uidl, err, errlen);
+    if (fmt != MBOX_FORMAT_MBOX) {
+        drop_err(err, errlen, 0, "unknown mailbox format %d", fmt);
+        return DROP_PERM;
+    }
+    if (drop_parent(path, parent, sizeof parent) != 0 || drop_mkdirs(parent) != 0) {
+        int e = errno;
+        drop_err(err, errlen, e, "cannot create the directory of %s", path);
+        return drop_errno_result(e);
+    }
+    return drop_mbox(path, msg, lock_timeout, drop_max, node, uidl, err, errlen);
+}
