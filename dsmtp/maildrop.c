@@ -233,8 +233,8 @@ maildrop_received(const char *host, const struct qfile *q)
         return xasprintf("Received: from local (uid %ld)\n\tby %s (dsmtp) with local id %s\n"
                          "\tfor <%s>; %s\n",
                          uid, host, q->id, q->rcpt[0].addr, date);
-    return xasprintf("Received: from local (uid %ld)\n\tby %s (dsmtp) with local id %s; %s\n",
-                     uid, host, q->id, date);
+    return xasprintf("Received: from local (uid %ld)\n\tby %s (dsmtp) with local id %s; %s\n", uid,
+                     host, q->id, date);
 }
 
 /* maildrop_file - pool: deliver one maildrop file; true when it may be removed. */
@@ -244,7 +244,7 @@ maildrop_file(struct maildrop *m, struct qfile *q)
     const struct conf *cf = m->cf;
     struct deliver_target *t = xmalloc(sizeof(*t));
     struct deliver_qrcpt *ql = xcalloc(q->nrcpt + 1, sizeof(*ql));
-    char (*errs)[200] = xcalloc(q->nrcpt + 1, sizeof(*errs));
+    char(*errs)[200] = xcalloc(q->nrcpt + 1, sizeof(*errs));
     char **seen = xcalloc(q->nrcpt + 1, sizeof(*seen));
     char *rcv = maildrop_received(m->hostname, q), *text;
     size_t nq = 0, nseen = 0, rlen = strlen(rcv), len = rlen + q->text_len;
@@ -270,8 +270,7 @@ maildrop_file(struct maildrop *m, struct qfile *q)
             if (dup)
                 break;
             seen[nseen++] = xstrdup(t->mailbox);
-            switch (deliver_one(cf, t->mailbox, q->sender, text, len, errs[i],
-                                sizeof(errs[i]))) {
+            switch (deliver_one(cf, t->mailbox, q->sender, text, len, errs[i], sizeof(errs[i]))) {
             case DROP_OK:
                 log_info("maildrop id=%s to=<%s> mailbox=%s ok", q->id, ra, t->mailbox);
                 break;

@@ -33,8 +33,8 @@ void maildrop_stop(struct maildrop **m);
  * the header of text (LF line ends; header ends at the first empty line). Handles display
  * names, <angle> addresses, comments, quoted strings, groups and folded lines. Returns
  * the number of addresses. */
-size_t maildrop_header_rcpts(const char *text, size_t len,
-                             void (*cb)(void *arg, const char *addr), void *arg);
+size_t maildrop_header_rcpts(const char *text, size_t len, void (*cb)(void *arg, const char *addr),
+                             void *arg);
 /* maildrop_strip_bcc - remove every Bcc: field (with its continuation lines) from the
  * header, in place. Returns the new length. */
 size_t maildrop_strip_bcc(char *text, size_t len);

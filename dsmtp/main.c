@@ -100,8 +100,7 @@ main_listen(struct smtpd *d)
             ok++;
         }
         if (ok == 0)
-            log_fatal("%s: no listener on port %ld could be opened", ports[p].name,
-                      ports[p].port);
+            log_fatal("%s: no listener on port %ld could be opened", ports[p].name, ports[p].port);
         total += ok;
     }
     if (total == 0)
@@ -229,8 +228,7 @@ main(int argc, char **argv)
     struct net_limits lim;
     char err[300], threads[32];
 
-    server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes",
-                &o);
+    server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes", &o);
     d->cf = server_load_config(&o);
     log_init("dsmtp", o.foreground);
     log_set_level(d->cf->log_level);

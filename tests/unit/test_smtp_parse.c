@@ -263,7 +263,7 @@ static const struct b64_case b64_cases[] = {
     {"Zm9v", 3, "foo"},
     {"Zm9vYg==", 4, "foob"},
     {"Zm9vYmFy", 6, "foobar"},
-    {"AGJvYgBzZWNyZXQ=", 12, "\0bob\0secret"},
+    {"AGJvYgBzZWNyZXQ=", 11, "\0bob\0secret"},
     {"Zm9v ", 3, "foo"},
     {"Zg=", -1, NULL},
     {"Zg", -1, NULL},
