@@ -8,6 +8,7 @@
 #
 # Several builds can share the tree: O=DIR puts build/ and bin/ under DIR.
 
+.DEFAULT_GOAL := all
 O       ?= .
 SAN     ?= 0
 CC      ?= cc

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,8 @@ static const struct rt_msg rt_msgs[] = {
      "From: d@z\nSubject: blank tail\n\nbody\n\n\n\n"},
     {"e f@z", "", "Subject: x\n\nFrom ", "e_f@z", "Subject: x\n\n>From \n\n"},
     {"g\n@z", "X-H: 1", "\n\nFrom \n", "g_@z", "X-H: 1\n\n\n>From \n\n"},
+    /* last in the file: its added newline is not masked by the next separator */
+    {"h@z", "", "Subject: last\n\nno newline", "h@z", "Subject: last\n\nno newline\n\n"},
 };
 
 #define RT_N (sizeof rt_msgs / sizeof rt_msgs[0])
@@ -574,20 +577,44 @@ test_mbox_fcntl_busy(void **state)
 }
 
 #ifdef F_OFD_SETLK
-/* Another thread of this process delivering holds an open-file-description lock. */
+/* Other threads of this process: their locks must exclude us although fcntl record locks
+ * are per process, and closing another descriptor of the mbox must not drop ours. */
 static void
-test_mbox_ofd_busy(void **state)
+test_mbox_same_process_locks(void **state)
 {
     struct fixture *f = *state;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     char err[256], uidl[80];
-    int fd = open(f->box, O_RDWR | O_CREAT, 0600);
+    int fd = open(f->box, O_RDWR | O_CREAT, 0600), fd2, status;
+    pid_t pid;
 
     assert_true(fd >= 0);
+    /* an open-file-description lock (what drop takes) */
     assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
     assert_non_null(strstr(err, "mailbox locked"));
+    close(fd);
+    /* a classic process lock taken by this very process */
+    fd = open(f->box, O_RDWR);
+    assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
+                     DROP_TEMP);
+    close(fd);
+    /* drop_lock's lock survives the close of another descriptor of the file */
+    fd = open(f->box, O_RDWR);
+    assert_int_equal(drop_lock(f->box, fd, 1, err, sizeof err), DROP_OK);
+    fd2 = open(f->box, O_RDWR);
+    close(fd2);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int cfd = open(f->box, O_RDWR);
+        _exit(cfd >= 0 && fcntl(cfd, F_SETLK, &fl) != 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    drop_unlock(f->box, fd);
     close(fd);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err), DROP_OK);
 }
@@ -788,6 +815,31 @@ test_mbox_drop_max(void **state)
     assert_true(file_size(f->box) > size);
 }
 
+/* drop_max counts exactly what will be written, '>' quotes included. */
+static void
+test_mbox_drop_max_exact(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], uidl[80], other[320], text[2048];
+    long long size;
+    size_t off = (size_t)sprintf(text, "Subject: q\n\n");
+
+    for (int i = 0; i < 50; i++)
+        off += (size_t)sprintf(text + off, "From %d\n", i);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", text, 5, 0, uidl, err), DROP_OK);
+    size = file_size(f->box);
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    /* the UID of the next delivery may be one character longer, not more */
+    assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
+                             (unsigned long long)size - 10, uidl, err),
+                     DROP_TEMP);
+    assert_int_equal(file_size(other), 0);
+    assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
+                             (unsigned long long)size + 2, uidl, err),
+                     DROP_OK);
+    assert_in_range(file_size(other), size, size + 2);
+}
+
 static void
 test_mbox_not_regular(void **state)
 {
@@ -871,6 +923,101 @@ test_mbox_big(void **state)
     assert_memory_equal(got + hdr, text, tlen);
     free(got);
     free(text);
+}
+
+/* ---- concurrency: threads of this process and other processes on one mbox ---- */
+
+enum { CONC_THREADS = 6, CONC_PROCS = 3, CONC_EACH = 20 };
+
+struct conc_arg {
+    const char *path;
+    int id;
+    int failures;
+};
+
+/* conc_text - message i of worker w, quoted or not; its "From " lines need more pieces
+ * than one writev takes, so unserialised writers would interleave. */
+static void
+conc_text(char *buf, size_t len, int w, int i, bool quoted)
+{
+    size_t off = (size_t)snprintf(buf, len, "Subject: w%d m%d\n\n", w, i);
+
+    for (int k = 0; k < 40; k++)
+        off += (size_t)snprintf(buf + off, len - off, "%sFrom worker %d line %d\n",
+                                quoted ? ">" : "", w, k);
+    snprintf(buf + off, len - off, "message %d\n", i);
+}
+
+/* conc_worker - deliver CONC_EACH numbered messages. */
+static void *
+conc_worker(void *p)
+{
+    struct conc_arg *a = p;
+
+    for (int i = 0; i < CONC_EACH; i++) {
+        char text[2048], err[256], uidl[80];
+        conc_text(text, sizeof text, a->id, i, false);
+        if (deliver(a->path, MBOX_FORMAT_MBOX, "a@b", "", text, 20, 0, uidl, err) != DROP_OK)
+            a->failures++;
+    }
+    return NULL;
+}
+
+static void
+test_mbox_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t th[CONC_THREADS];
+    struct conc_arg args[CONC_THREADS + CONC_PROCS];
+    pid_t pids[CONC_PROCS];
+    size_t len, count = 0;
+    char *got;
+
+    for (int p = 0; p < CONC_PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            struct conc_arg a = {f->box, CONC_THREADS + p, 0};
+            conc_worker(&a);
+            _exit(a.failures == 0 ? 0 : 1);
+        }
+    }
+    for (int t = 0; t < CONC_THREADS; t++) {
+        args[t] = (struct conc_arg){f->box, t, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, conc_worker, &args[t]), 0);
+    }
+    for (int t = 0; t < CONC_THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(args[t].failures, 0);
+    }
+    for (int p = 0; p < CONC_PROCS; p++) {
+        int status;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    got = slurp(f->box, &len);
+    /* every message exactly once, whole, in one piece */
+    for (int w = 0; w < CONC_THREADS + CONC_PROCS; w++) {
+        for (int i = 0; i < CONC_EACH; i++) {
+            char want[2200], *p;
+            want[0] = '\n';
+            conc_text(want + 1, sizeof want - 12, w, i, true);
+            strcat(want, "\nFrom a@b ");
+            p = strstr(got, want);
+            if (p == NULL) { /* the last message of the file */
+                size_t n = strlen(want) - strlen("From a@b ");
+                assert_true(len >= n);
+                assert_memory_equal(got + len - n, want, n);
+            } else {
+                assert_null(strstr(p + 1, want));
+            }
+        }
+    }
+    for (char *p = got; (p = strstr(p, "\n\nFrom a@b ")) != NULL; p++)
+        count++;
+    assert_int_equal(count + 1, (size_t)(CONC_THREADS + CONC_PROCS) * CONC_EACH);
+    assert_memory_equal(got, "From a@b ", 9);
+    free(got);
 }
 
 /* ---- maildir ---- */
@@ -986,15 +1133,17 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, teardown),
 #ifdef F_OFD_SETLK
-        cmocka_unit_test_setup_teardown(test_mbox_ofd_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_same_process_locks, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_drop_lock_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_replaced_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_failure_truncates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_drop_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_drop_max_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir_failures, setup, teardown),
     };
