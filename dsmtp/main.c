@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -107,21 +108,30 @@ main_listen(struct smtpd *d)
         log_warn("no listener configured (all ports 0): only the maildrop pickup runs");
 }
 
-/* main_dirs - the spool and work directories (as run_as). */
+/* main_dirs - the spool and work directories (as run_as). maildrop/ is created with
+ * mode 3770 (setgid, sticky): sendmail(8), setgid to run_as's group, writes files there
+ * that dsmtp reads and removes. */
 static void
 main_dirs(const struct conf *cf)
 {
-    static const struct {
-        const char *sub;
-        mode_t mode;
-    } subs[] = {{"queue", 0700}, {"tmp", 0700}, {"maildrop", 01730}, {"corrupt", 0700}};
+    static const char *const subs[] = {"queue", "tmp", "corrupt"};
+    struct stat st;
+    char *p;
 
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-        char *p = xasprintf("%s/%s", cf->spool_dir, subs[i].sub);
-        if (file_mkdirs(p, subs[i].mode) < 0)
+        p = xasprintf("%s/%s", cf->spool_dir, subs[i]);
+        if (file_mkdirs(p, 0700) < 0)
             log_fatale("cannot create %s", p);
         free(p);
     }
+    p = xasprintf("%s/maildrop", cf->spool_dir);
+    if (stat(p, &st) < 0) {
+        if (file_mkdirs(p, 0700) < 0 || chmod(p, 03770) < 0)
+            log_fatale("cannot create %s", p);
+    } else if (!S_ISDIR(st.st_mode)) {
+        log_fatal("%s is not a directory", p);
+    }
+    free(p);
     if (file_mkdirs(cf->work_path, 0700) < 0)
         log_fatale("cannot create %s", cf->work_path);
 }
