@@ -363,6 +363,11 @@ session_event(struct net_conn *c, enum net_event ev, void *arg)
             break;
         }
         log_sess(LOGLVL_INFO, s->sid, "timeout state=%s", session_state_name(s->state));
+        if (s->state == SS_TLS_WAIT) { /* no reply into a handshake */
+            s->close_reason = "timeout in tls handshake";
+            net_abort(c);
+            break;
+        }
         session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->d->hostname);
         session_close(s, "timeout");
         break;
