@@ -289,7 +289,8 @@ command_data_refuse(struct smtp_session *s, int errors)
         session_reply(s, 552, "5.3.4", "Error: message size exceeds fixed maximum");
     } else if (errors & DATA_ERR_LONG) {
         why = "line-too-long";
-        session_reply(s, 500, "5.5.2", "Error: line too long (over %d octets)", DATA_MAX_LINE);
+        session_reply(s, 500, "5.5.2", "Error: line too long (over %d octets with CRLF)",
+                      DATA_MAX_LINE + 2);
     } else if (errors & DATA_ERR_NUL) {
         why = "nul-byte";
         session_reply(s, 554, "5.6.0", "Error: NUL bytes are not allowed");

@@ -15,7 +15,8 @@
  *   is a line end; the line after it is taken literally (no dot-unstuffing), so only a
  *   real <CRLF>.<CRLF> ends the message.
  * - Dot-unstuffing: a line that begins (after CRLF) with "." loses that first dot.
- * - Limits: a text line over max_line octets (CRLF not counted) is DATA_ERR_LONG; more
+ * - Limits: a text line over max_line octets (CRLF not counted; DATA_MAX_LINE = 998, so
+ *   1000 with CRLF as RFC 5321 4.5.3.1.6 says) is DATA_ERR_LONG; more
  *   than max_size octets received is DATA_ERR_SIZE; a NUL byte is DATA_ERR_NUL. After the
  *   first error nothing more is stored (memory stays bounded by max_size + prefix), but
  *   the scanner keeps consuming until the terminator so the session stays in sync.
@@ -34,7 +35,8 @@ enum {
     DATA_ERR_SIZE = 8,
 };
 
-#define DATA_MAX_LINE 1000
+/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including its CRLF */
+#define DATA_MAX_LINE 998
 
 struct data_rx {
     bool normalize;

@@ -239,6 +239,8 @@ session_reset(struct smtp_session *s)
     free(s->auth_user);
     s->auth_user = NULL;
     linereader_init(&s->reader, SESSION_CMD_LIMIT);
+    s->in_bare = false;
+    s->bare_len = 0;
     session_enter_state(s, SS_CONNECTED);
 }
 
@@ -290,8 +292,21 @@ session_process(struct smtp_session *s)
                 break;
             if (r == BUF_TOOLONG) {
                 log_sess(LOGLVL_INFO, s->sid, "command line too long");
+                s->bare_len = 0;
+                s->in_bare = false;
                 session_reply(s, 500, "5.5.2", "Error: line too long");
+            } else if (!info.crlf && !s->normalize &&
+                       (s->bare_len += len + 1) < SESSION_CMD_LIMIT) {
+                /* A bare LF does not end a command: the line goes on to the next CRLF
+                 * and gets one error then (sendmail 8.18's strict mode). */
+                s->in_bare = true;
+                explicit_bzero(line, len); /* might be SASL data */
+                continue;
             } else {
+                if (s->in_bare)
+                    info.crlf = false; /* the whole line is refused */
+                s->in_bare = false;
+                s->bare_len = 0;
                 command_dispatch(s, line, len, &info);
             }
         }

@@ -82,6 +82,8 @@ struct smtp_session {
     enum session_wait wait;
     bool in_process; /* inside session_process (no recursion) */
     struct linereader reader;
+    bool in_bare;     /* inside a command line that had a bare LF */
+    size_t bare_len;  /* its length so far */
     struct buf reply; /* the current command's reply, not sent yet */
     int reply_code;   /* first code written into reply */
     uv_timer_t timer; /* error delay, AUTH failure delay */

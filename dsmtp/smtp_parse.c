@@ -111,7 +111,8 @@ static const struct {
     [SP_AUTH] = {"AUTH", true},
 };
 
-/* smtp_parse_size - a SIZE value: 1 to 20 digits without overflow. */
+/* smtp_parse_size - a SIZE value: 1 to 20 digits (RFC 1870); larger than an unsigned long
+ * long saturates. */
 static int
 smtp_parse_size(const char *v, size_t n, unsigned long long *out)
 {
@@ -122,9 +123,11 @@ smtp_parse_size(const char *v, size_t n, unsigned long long *out)
     for (size_t i = 0; i < n; i++) {
         if (!isdigit((unsigned char)v[i]))
             return -1;
-        if (x > (~0ULL - 9) / 10)
-            return -1;
-        x = x * 10 + (unsigned)(v[i] - '0');
+        unsigned d = (unsigned)(v[i] - '0');
+        if (x > (~0ULL - d) / 10)
+            x = ~0ULL; /* 1*20DIGIT is valid syntax; too big is for the caller to say */
+        else
+            x = x * 10 + d;
     }
     *out = x;
     return 0;
