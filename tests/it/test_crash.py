@@ -139,3 +139,81 @@ def test_kill9_while_sending(dsmtp_factory):
     print("kills=%d acked=%d tried=%d errors=%s" % (kills, len(acked), len(tried), dict(errors)))
     # and it starts once more on whatever is left in the spool
     srv.start()
+
+
+def big_body(msgid, lines=300000):
+    """~4 MB of short "From " lines: mboxrd quoting splits the append into thousands of
+    small writes, so the file is seen half-written for a while."""
+    h = hashlib.sha256(msgid.encode()).hexdigest()[:6]
+    return "".join("From %06d %s\n" % (i, h) for i in range(lines))
+
+
+def test_kill9_during_mailbox_append(dsmtp_factory):
+    """kill -9 while an append is half done (the mailbox lock is held and the mbox has
+    grown, but by less than the message): the dropfile must afterwards hold only whole
+    messages (DESIGN invariant 2), and the next delivery must go straight in."""
+    srv = dsmtp_factory(lock_timeout=2, queue_retry=1, log_level="info")
+    path = srv.mbox_path("alice")
+    lock = path + ".lock"
+    bodies, acked = {}, set()
+    torn_kills = 0
+    for attempt in range(3):
+        msgid = new_msgid("torn%d" % attempt)
+        bodies[msgid] = big_body(msgid)
+        _, text = make_message(msgid=msgid, body=bodies[msgid])
+        expect = len(text) + text.count("\nFrom ")  # at least this much is appended
+        before = os.path.getsize(path) if os.path.exists(path) else 0
+        done = threading.Event()
+
+        def send(text=text, msgid=msgid):
+            try:
+                with smtplib.SMTP(HOST, srv.smtp_port, timeout=30) as s:
+                    s.sendmail("s@remote.example", ["alice@" + DOMAIN], text)
+                    acked.add(msgid)
+            except Exception:  # noqa: BLE001 - killed: not acknowledged
+                pass
+            finally:
+                done.set()
+
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 20
+        while not done.is_set() and time.monotonic() < deadline:
+            if not os.path.exists(lock):
+                continue
+            try:
+                size = os.path.getsize(path)
+            except FileNotFoundError:
+                continue
+            if before < size < before + expect * 0.9:
+                srv.kill9()
+                torn_kills += 1
+                break
+        t.join(30)
+        assert not t.is_alive()
+        if not srv.alive():
+            srv.start()
+    assert torn_kills >= 1, "never caught an append half-way"
+    # the next delivery to the same mailbox goes straight in (no stale lock, no queue)
+    final_id = new_msgid("after")
+    bodies[final_id] = "after the crashes\n"
+    _, text = make_message(msgid=final_id, body=bodies[final_id])
+    t0 = time.monotonic()
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=30) as s:
+        assert s.sendmail("s@remote.example", ["alice@" + DOMAIN], text) == {}
+    assert time.monotonic() - t0 < 1.5, "delivery after a crash waited for a stale lock"
+    srv.stop()
+    msgs = srv.messages("alice")
+    ids = [m["Message-ID"] for _, m in msgs]
+    assert final_id in ids, "acknowledged message not in the mailbox: %s" % srv.queue_files()
+    for mid in acked | {final_id}:
+        assert ids.count(mid) == 1, (mid, ids)
+    for raw, m in msgs:
+        mid = m["Message-ID"]
+        assert mid in bodies, "fragment in the mbox: %r" % raw[:200]
+        unq = re.sub(rb"(?m)^>(>*From )", rb"\1", raw)
+        assert unq.endswith(bodies[mid].encode()), (
+            "torn message left by kill -9 (%s, %s): %d bytes, ends %r"
+            % (mid, "acknowledged" if mid in acked else "not acknowledged", len(raw), raw[-60:]))
+    assert not os.path.exists(lock)
+    print("torn kills %d, %d acked, %d messages in the mbox" % (torn_kills, len(acked), len(msgs)))
