@@ -12,8 +12,14 @@
  *   Names are case-insensitive. Hashes must be crypt(3) strings ($y$ yescrypt, $6$ SHA-512,
  *   $5$, $2b$...); anything else is an error for that line ("file:line: reason"), and the
  *   line is skipped. Options are comma-separated `key=value` (e.g. apop=SECRET, reserved).
- * - The cache key is HMAC-SHA256(process-random key, user NUL password) -- never the
- *   password -- and an entry lives authent_cache_ttl seconds; at most authent_cache entries.
+ * - Duplicate entries (same name and domain) are a warning; the first one counts. Weak
+ *   methods that libxcrypt calls legacy ($1$, $5$, ...) are accepted with a warning.
+ * - The cache key is HMAC-SHA256(process-random key, user NUL password NUL stored hash)
+ *   -- never the password; the stored hash in the key makes a changed password miss at
+ *   once -- and an entry lives authent_cache_ttl seconds; at most authent_cache entries
+ *   (0 for either turns caching off). Only successes are cached.
+ * - An unknown user is checked against a dummy yescrypt setting of the default cost, so
+ *   the answer takes about as long as for a known user with a yescrypt hash.
  */
 #ifndef DMAIL_AUTH_H
 #define DMAIL_AUTH_H
@@ -51,12 +57,22 @@ const struct auth_user *auth_db_find_login(const struct auth_db *db, const struc
                                            const char *login);
 
 struct auth_cache;
+/* auth_cache_new - an empty cache with a fresh random key; NULL if OpenSSL fails. */
 struct auth_cache *auth_cache_new(void);
+/* auth_cache_free - sets *c to NULL; the memory goes when the last pending auth_verify
+ * that uses the cache has finished. */
 void auth_cache_free(struct auth_cache **c);
+/* auth_cache_count - live and expired entries held; auth_cache_hits - answers given from
+ * the cache so far (statistics, tests). */
+size_t auth_cache_count(const struct auth_cache *c);
+unsigned long auth_cache_hits(const struct auth_cache *c);
 
-/* auth_verify - check password for login against db; calls cb(arg, ok, user) on the loop.
- * user is the matched entry (valid while the caller holds db) or NULL. The caller keeps
- * db referenced until cb runs; the password is copied and wiped after use. */
+/* auth_verify - check password for login against db; calls cb(arg, ok, user) on the loop,
+ * never before auth_verify has returned (a cache hit answers on the next loop iteration).
+ * user is the matched entry when ok (valid while db is referenced), else NULL. The request
+ * holds its own reference on db until cb has returned; the password is copied and the
+ * copy wiped after use. cache may be NULL (no caching). The returned request is freed
+ * right after cb returns: drop the pointer in cb. */
 typedef void (*auth_cb)(void *arg, bool ok, const struct auth_user *user);
 struct auth_req;
 struct auth_req *auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db,
@@ -64,7 +80,7 @@ struct auth_req *auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct a
                              auth_cb cb, void *arg);
 
 /* auth_cancel - the session went away: cb will not be called (the work still finishes on
- * the pool and frees itself). */
+ * the pool and frees itself). Only before cb has run; NULL is ignored. */
 void auth_cancel(struct auth_req *req);
 
 /* auth_check_hash - blocking crypt(3) comparison in constant time (tests, tools). */

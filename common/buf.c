@@ -13,21 +13,9 @@
 #include <string.h>
 
 #include "buf.h"
+#include "xmem.h"
 
 #define BUF_MIN_ALLOC 256
-
-/* buf_xrealloc - realloc that never returns NULL. */
-static void *
-buf_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-
-    if (q == NULL) {
-        fputs("buf: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
 
 /* buf_init - an empty buffer that will hold at most cap bytes. */
 void
@@ -77,7 +65,7 @@ buf_reserve(struct buf *b, size_t n)
         nsize = nsize > SIZE_MAX / 2 ? SIZE_MAX : nsize * 2;
     if (nsize > b->cap + 1)
         nsize = b->cap + 1;
-    b->data = buf_xrealloc(b->data, nsize);
+    b->data = xrealloc(b->data, nsize);
     b->size = nsize;
 }
 
@@ -165,9 +153,11 @@ buf_getline(struct buf *b, struct linereader *r, char **line, size_t *len,
             struct buf_lineinfo *info)
 {
     for (;;) {
+        if (b->len == 0)
+            return BUF_NONE;
         char *p = b->data + b->off;
         size_t n = b->len;
-        char *lf = n ? memchr(p, '\n', n) : NULL;
+        char *lf = memchr(p, '\n', n);
 
         if (r->skipping) {
             if (lf == NULL) {
@@ -180,7 +170,7 @@ buf_getline(struct buf *b, struct linereader *r, char **line, size_t *len,
         }
         if (lf == NULL) {
             /* With limit bytes held and no LF, the line can only end up longer. */
-            if (n >= r->limit && n > 0) {
+            if (n >= r->limit) {
                 buf_consume(b, n);
                 r->skipping = true;
                 return BUF_TOOLONG;

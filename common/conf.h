@@ -88,7 +88,8 @@ const char *conf_default_path(const char *cli);
 
 /* conf_load - parse path. Returns a snapshot with one reference, or NULL when there were
  * errors (a missing top-level file is an error). diag collects every message either way;
- * free it with conf_diag_free. */
+ * free it with conf_diag_free. diag must start zeroed ({0}); messages already in it are
+ * kept and new ones appended, so one diag can gather the problems of several files. */
 struct conf *conf_load(const char *path, struct conf_diag *diag);
 
 /* conf_load_string - the same from a string (unit tests); name is used in messages. */
@@ -102,13 +103,18 @@ void conf_unref(struct conf **c); /* sets *c to NULL */
 /* conf_lookup - the table row for a setting name or synonym; NULL if unknown. */
 const struct conf_setting *conf_lookup(const char *name);
 
-/* conf_format - the value in force of one setting as it would be written, into buf. */
+/* conf_format - the value in force of one setting as it would be written, into buf:
+ * sizes and times with the largest exact suffix ("10M", "5d"), lists joined with ",".
+ * Returns 0, or -1 when buf is too small (buf holds a cut, terminated value) or id is
+ * unknown. host_domain entries read back as the lower-case A-labels they were stored as. */
 int conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len);
 
 /* conf_list_has - case-insensitive membership test. */
 bool conf_list_has(const struct conf_list *l, const char *s);
 
-/* conf_is_local_domain - domain (A-label, any case) is one of host_domain. */
+/* conf_is_local_domain - domain (A-label, any case, a final dot allowed; a U-label is
+ * converted) is one of host_domain. With no host_domain at all, main_domain "localhost" is
+ * the one local domain. */
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 
 /* conf_ip_match - DMail wildcard list match for an address string: "1.2.3.*" prefix

@@ -24,6 +24,9 @@
  */
 #include "qfile.h"
 
+#include "file.h"
+#include "xmem.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,145 +43,6 @@
 #define QFILE_VERSION 1
 #define QFILE_LINE_MAX 4096   /* longest header line we write or accept */
 #define QFILE_RCPT_MAX 100000 /* sanity bound on the rcpts line */
-
-/*
- * Local stand-ins for file.h and xmem.h until those modules exist; they go away then.
- */
-
-/* qfile_oom - out of memory is fatal, as in xmem. */
-static void
-qfile_oom(void)
-{
-    fputs("qfile: out of memory\n", stderr);
-    abort();
-}
-
-/* qfile_xrealloc - realloc that never fails. */
-static void *
-qfile_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        qfile_oom();
-    return p;
-}
-
-/* qfile_xmemdup - copy n bytes into new memory. */
-static void *
-qfile_xmemdup(const void *src, size_t n)
-{
-    void *p = qfile_xrealloc(NULL, n);
-    memcpy(p, src, n);
-    return p;
-}
-
-/* qfile_xstrdup - strdup that never fails. */
-static char *
-qfile_xstrdup(const char *s)
-{
-    return qfile_xmemdup(s, strlen(s) + 1);
-}
-
-/* qfile_write_all - write len bytes, retrying short writes and EINTR. */
-static int
-qfile_write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* qfile_fsync_dir - fsync the directory holding path. */
-static int
-qfile_fsync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int fd, rc, saved;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* qfile_read_all - the whole file into a malloc'd buffer. */
-static int
-qfile_read_all(const char *path, char **out, size_t *lenp)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), saved;
-    size_t len = 0, cap = 8192;
-    char *buf;
-
-    if (fd < 0)
-        return -1;
-    buf = qfile_xrealloc(NULL, cap);
-    for (;;) {
-        ssize_t n;
-        if (len == cap)
-            buf = qfile_xrealloc(buf, cap *= 2);
-        n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            saved = errno;
-            free(buf);
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    *out = buf;
-    *lenp = len;
-    return 0;
-}
-
-/* qfile_unique_name - "<time>.<pid>_<counter>_<random>.<hostname>". */
-static void
-qfile_unique_name(char *buf, size_t len)
-{
-    static unsigned counter;
-    char host[64] = "localhost";
-    unsigned rnd = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        if (read(fd, &rnd, sizeof rnd) != (ssize_t)sizeof rnd)
-            rnd = (unsigned)getpid() ^ (unsigned)time(NULL);
-        close(fd);
-    }
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    for (char *h = host; *h; h++)
-        if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
-            *h = '_';
-    snprintf(buf, len, "%lld.%ld_%u_%08x.%s", (long long)time(NULL), (long)getpid(), ++counter, rnd,
-             host);
-}
 
 static const char *const qfile_state_names[] = {
     [QR_PENDING] = "pending",
@@ -209,6 +73,17 @@ qfile_id_valid(const char *id)
             return false;
     }
     return true;
+}
+
+/* qfile_new_id - a fresh unique id (file_unique_name, with any byte a queue file name may
+ * not hold turned into '_'). */
+void
+qfile_new_id(char *id, size_t len, const char *node)
+{
+    file_unique_name(id, len, node);
+    for (char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            *p = '_';
 }
 
 /* qfile_text_ok - free text and addresses may hold no CR, LF or NUL. */
@@ -243,7 +118,7 @@ qfile_put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
         if ((size_t)n < *cap - *len)
             break;
         *cap = (*cap + (size_t)n + 1) * 2;
-        *buf = qfile_xrealloc(*buf, *cap);
+        *buf = xrealloc(*buf, *cap);
     }
     *len += (size_t)n;
 }
@@ -266,8 +141,8 @@ qfile_put_addr(char **buf, size_t *len, size_t *cap, const char *addr)
 void
 qfile_add_rcpt(struct qfile *q, const char *addr)
 {
-    q->rcpt = qfile_xrealloc(q->rcpt, (q->nrcpt + 1) * sizeof *q->rcpt);
-    q->rcpt[q->nrcpt] = (struct qfile_rcpt){.addr = qfile_xstrdup(addr), .state = QR_PENDING};
+    q->rcpt = xrealloc(q->rcpt, (q->nrcpt + 1) * sizeof *q->rcpt);
+    q->rcpt[q->nrcpt] = (struct qfile_rcpt){.addr = xstrdup(addr), .state = QR_PENDING};
     q->nrcpt++;
 }
 
@@ -290,7 +165,7 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
             (r->last_error != NULL && !qfile_text_ok(r->last_error)))
             goto inval;
     }
-    buf = qfile_xrealloc(NULL, cap);
+    buf = xmalloc(cap);
     qfile_put(&buf, &len, &cap, "%s %d\nid %s\narrival %lld\nsender ", QFILE_MAGIC, QFILE_VERSION,
               q->id, (long long)q->arrival);
     qfile_put_addr(&buf, &len, &cap, q->sender);
@@ -331,7 +206,7 @@ qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode)
     int fd = -1, saved, tries = 0;
 
     if (q->id[0] == '\0')
-        qfile_unique_name(q->id, sizeof q->id);
+        qfile_new_id(q->id, sizeof q->id, NULL);
     if (qfile_format_header(q, &hdr, &hdrlen) < 0)
         return -1;
     if ((size_t)snprintf(final, sizeof final, "%s/%s", dir, q->id) >= sizeof final ||
@@ -352,9 +227,9 @@ qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode)
             return -1;
         }
     }
-    if (qfile_write_all(fd, hdr, hdrlen) < 0 || qfile_write_all(fd, q->text, q->text_len) < 0 ||
-        (q->text_len > 0 && q->text[q->text_len - 1] != '\n' && qfile_write_all(fd, "\n", 1) < 0) ||
-        qfile_write_all(fd, "end\n", 4) < 0 || fsync(fd) < 0)
+    if (file_write_all(fd, hdr, hdrlen) < 0 || file_write_all(fd, q->text, q->text_len) < 0 ||
+        (q->text_len > 0 && q->text[q->text_len - 1] != '\n' && file_write_all(fd, "\n", 1) < 0) ||
+        file_write_all(fd, "end\n", 4) < 0 || fsync(fd) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;
@@ -364,7 +239,7 @@ qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode)
     if (rename(tmp, final) < 0)
         goto fail;
     free(hdr);
-    return qfile_fsync_dir(final);
+    return file_fsync_dir(final);
 fail:
     saved = errno;
     if (fd >= 0)
@@ -491,7 +366,7 @@ qfile_parse_addr(char **s, bool allow_empty, char **out)
 
     if (*p != '<')
         return -1;
-    a = o = qfile_xrealloc(NULL, strlen(p) + 1);
+    a = o = xmalloc(strlen(p) + 1);
     for (p++; *p != '>'; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '+') {
@@ -549,7 +424,7 @@ qfile_parse_rcpt(struct qfile_rd *rd, char *val, struct qfile_rcpt *r)
     if (qfile_parse_addr(&p, false, &r->addr) < 0)
         return qfile_rd_fail(rd, "bad rcpt address");
     if (*p == ' ' && p[1] != '\0')
-        r->last_error = qfile_xstrdup(p + 1);
+        r->last_error = xstrdup(p + 1);
     else if (*p != '\0')
         return qfile_rd_fail(rd, "junk after rcpt address");
     return 0;
@@ -582,7 +457,7 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
         return qfile_rd_fail(rd, "bad sender address");
     if (qfile_rd_key(rd, line, sizeof line, "origin", &val) < 0)
         return -1;
-    q->origin = qfile_xstrdup(val);
+    q->origin = xstrdup(val);
     if (qfile_rd_num(rd, "flags", INT_MAX, &n) < 0)
         return -1;
     q->flags = (int)n;
@@ -590,7 +465,7 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
         return -1;
     if (nrcpt == 0 && !(q->flags & QF_RCPT_FROM_HEADERS))
         return qfile_rd_fail(rd, "no recipients");
-    q->rcpt = qfile_xrealloc(NULL, ((size_t)nrcpt ? (size_t)nrcpt : 1) * sizeof *q->rcpt);
+    q->rcpt = xmalloc(((size_t)nrcpt ? (size_t)nrcpt : 1) * sizeof *q->rcpt);
     memset(q->rcpt, 0, ((size_t)nrcpt ? (size_t)nrcpt : 1) * sizeof *q->rcpt);
     for (long long i = 0; i < nrcpt; i++) {
         if (qfile_rd_key(rd, line, sizeof line, "rcpt", &val) < 0)
@@ -609,7 +484,7 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
     if ((unsigned long long)size > (unsigned long long)(rd->end - rd->p))
         return qfile_rd_fail(rd, "truncated text (%lld bytes announced, %zu present)", size,
                              (size_t)(rd->end - rd->p));
-    q->text = qfile_xmemdup(rd->p, (size_t)size + 1);
+    q->text = xmemdup(rd->p, (size_t)size + 1);
     q->text[size] = '\0';
     q->text_len = (size_t)size;
     rd->p += size;
@@ -636,7 +511,7 @@ qfile_read(const char *path, struct qfile *q, char *err, size_t errlen)
     memset(q, 0, sizeof *q);
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (qfile_read_all(path, &data, &len) < 0)
+    if (file_read_all(path, SIZE_MAX / 2, &data, &len) < 0)
         return qfile_rd_fail(&rd, "%s", strerror(errno));
     rd.p = data;
     rd.end = data + len;

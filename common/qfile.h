@@ -12,7 +12,11 @@
  *   replaces it the same way. One writer per ID at a time: a temporary file of that ID is
  *   taken to be a crash's leftover and replaced. Values that could break the line format
  *   (CR or LF in sender, origin, an address or an error text; a bad id; a header line
- *   over 4096 bytes) make it fail with EINVAL before anything is written.
+ *   over 4096 bytes; no recipients without QF_RCPT_FROM_HEADERS) make it fail with
+ *   EINVAL before anything is written.
+ * - qfile_read refuses anything the format does not allow (wrong version, keywords out of
+ *   order, rcpt lines not matching "rcpts", text shorter or longer than "size", the "end"
+ *   trailer missing or followed by anything) with "line N: reason" in err.
  * - The message text is kept in local form (LF line ends, not dot-stuffed).
  */
 #ifndef DMAIL_QFILE_H
@@ -57,6 +61,8 @@ int qfile_read(const char *path, struct qfile *q, char *err, size_t errlen);
 void qfile_free(struct qfile *q);
 /* qfile_state_name - "pending", "done" or "failed"; NULL for an unknown state. */
 const char *qfile_state_name(enum qfile_rstate s);
+/* qfile_new_id - a fresh id from file_unique_name(node), made safe as a file name. */
+void qfile_new_id(char *id, size_t len, const char *node);
 /* qfile_id_valid - id is usable as a queue file name ([A-Za-z0-9._-], no leading '.'). */
 bool qfile_id_valid(const char *id);
 

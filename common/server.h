@@ -23,18 +23,21 @@ struct server_opts {
 };
 
 /* server_args - parse NAME [-c FILE | -i FILE] [-f] [-t] [--help] [--version]. Prints
- * usage and exits 64 on a bad flag; --help / --version print and exit 0. */
+ * usage and exits 64 on a bad flag; --help / --version print and exit 0. Flags may be
+ * grouped (-ft, -fc FILE, -cFILE). Also calls log_init(prog, foreground). */
 void server_args(int argc, char **argv, const char *prog, const char *summary,
                  struct server_opts *o);
 
-/* server_load_config - load o->conf_path, print every diagnostic to stderr; with -t exit
- * 0 (clean or warnings only) or 78 (errors); otherwise return the snapshot, or exit 78 on
- * errors. */
+/* server_load_config - load o->conf_path, print every diagnostic to stderr (and a count
+ * line "PROG: PATH: N errors, M warnings" when there were any); with -t exit 0 (clean or
+ * warnings only) or 78 (errors); otherwise return the snapshot, or exit 78 on errors.
+ * Also sets the log level from log_level. */
 struct conf *server_load_config(const struct server_opts *o);
 
 /* server_drop_privileges - if running as root: look up run_as, initgroups, setresgid,
- * setresuid, and verify root cannot be regained; fatal on any failure. Refuses to go on as
- * root (run_as "root" is an error). Not root: nothing to do. Returns 0 or -1 with err. */
+ * setresuid, and verify root cannot be regained. Refuses to go on as root (run_as "root",
+ * or any uid 0 account, is an error). Not root: nothing to do. Returns 0, or -1 with err
+ * filled on any failure; the caller must then treat it as fatal (log_fatal). */
 int server_drop_privileges(const char *run_as, char *err, size_t errlen);
 
 /* server_pidfile - write the pid to path (atomically); 0 or -1. */

@@ -599,6 +599,13 @@ test_state_names(void **state)
     assert_false(qfile_id_valid(""));
     assert_false(qfile_id_valid("a/b"));
     assert_false(qfile_id_valid("a b"));
+    /* a lock_id with bytes a file name may not hold still gives a valid, fresh id */
+    char a[96], b[96];
+    qfile_new_id(a, sizeof a, "node+x=y~z,w");
+    qfile_new_id(b, sizeof b, "node+x=y~z,w");
+    assert_true(qfile_id_valid(a));
+    assert_string_not_equal(a, b);
+    assert_non_null(strstr(a, "node_x_y_z_w"));
 }
 
 int

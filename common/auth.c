@@ -1,0 +1,773 @@
+/*
+ * auth - the user directory (users file) and password verification.
+ *
+ * The users file becomes a sorted array (name, then domain with "no domain" first), so a
+ * lookup is a binary search. Verification copies login and password into a request,
+ * runs crypt_rn() on the thread pool and compares in constant time; an unknown user is
+ * checked against a dummy yescrypt setting so that the answer takes as long. Successes
+ * are cached under HMAC-SHA256(process key, user NUL password NUL stored hash): the
+ * stored hash is part of the key so that a changed password misses at once.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "auth.h"
+#include "xmem.h"
+
+#define AUTH_LINE_MAX 4096
+#define AUTH_KEY_LEN 32
+
+struct auth_entry {
+    struct auth_user u; /* first: auth_db_find returns &e->u */
+    size_t line;
+};
+
+struct auth_db {
+    int refs; /* loop thread only */
+    size_t n;
+    struct auth_entry *v; /* sorted: name, then domain (NULL first), then line */
+};
+
+struct auth_cache_ent {
+    unsigned char key[AUTH_KEY_LEN];
+    uint64_t expires;                     /* uv_now() milliseconds */
+    struct auth_cache_ent *hnext;         /* bucket chain */
+    struct auth_cache_ent *older, *newer; /* insertion order */
+};
+
+struct auth_cache {
+    unsigned char secret[AUTH_KEY_LEN];
+    EVP_MAC *mac;
+    struct auth_cache_ent **buckets;
+    size_t nbuckets; /* power of two */
+    size_t n;
+    struct auth_cache_ent *oldest, *newest;
+    unsigned long hits;
+    unsigned pending; /* requests on the pool that will insert */
+    bool dying;       /* auth_cache_free was called while requests were pending */
+};
+
+struct auth_req {
+    uv_work_t work;
+    uv_timer_t timer; /* cache hits answer through a zero timer, never synchronously */
+    uv_loop_t *loop;
+    struct auth_cache *cache; /* NULL if this request will not touch it */
+    struct auth_db *db;       /* referenced until the request is freed */
+    const struct auth_user *user;
+    char *password;
+    size_t pwlen;
+    char *hash; /* the user's hash or the dummy setting */
+    unsigned char key[AUTH_KEY_LEN];
+    bool keyed;
+    uint64_t ttl_ms;
+    size_t max;
+    bool ok, cancelled, queued;
+    auth_cb cb;
+    void *arg;
+};
+
+/* auth_diag - add one "file:line: reason" message to diag (conf's format). */
+static void auth_diag(struct conf_diag *diag, bool warning, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+auth_diag(struct conf_diag *diag, bool warning, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+
+    if (diag == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag->msgs = xrealloc(diag->msgs, (diag->n + 1) * sizeof *diag->msgs);
+    diag->msgs[diag->n++] = xstrdup(msg);
+    if (warning)
+        diag->warnings++;
+    else
+        diag->errors++;
+}
+
+/* auth_lower - ASCII lower-case in place. */
+static void
+auth_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* auth_name_ok - a user name: 1..64 octets, no space, control or address syntax. */
+static bool
+auth_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > ADDR_LOCAL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || strchr("@:\"\\<>()[],;", c))
+            return false;
+    }
+    return true;
+}
+
+/* auth_options_ok - comma-separated key=value items with non-empty keys. */
+static bool
+auth_options_ok(const char *s)
+{
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        const char *eq = memchr(s, '=', n);
+        if (eq == NULL || eq == s)
+            return false;
+        for (const char *k = s; k < eq; k++)
+            if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '_' || *k == '-'))
+                return false;
+        s += n;
+        if (*s == ',')
+            s++;
+    }
+    return true;
+}
+
+/* auth_hash_ok - a crypt(3) hash string that libxcrypt supports; *legacy if weak. */
+static bool
+auth_hash_ok(const char *h, bool *legacy)
+{
+    *legacy = false;
+    if (h[0] != '$' || strlen(h) < 4)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("$./=,", *p)))
+            return false;
+    switch (crypt_checksalt(h)) {
+    case CRYPT_SALT_OK:
+        return true;
+    case CRYPT_SALT_METHOD_LEGACY:
+        *legacy = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* auth_db_parse_line - one line of the users file into db (or a message into diag). */
+static void
+auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lineno, char *line,
+                   size_t len, struct conf_diag *diag)
+{
+    if (memchr(line, '\0', len)) {
+        auth_diag(diag, false, "%s:%zu: NUL byte in line", path, lineno);
+        return;
+    }
+    while (len > 0 && strchr(" \t\r\n", line[len - 1]))
+        line[--len] = '\0';
+    while (*line == ' ' || *line == '\t')
+        line++, len--;
+    if (len == 0 || *line == '#')
+        return;
+    if (len > AUTH_LINE_MAX) {
+        auth_diag(diag, false, "%s:%zu: line too long", path, lineno);
+        return;
+    }
+    char *colon = strchr(line, ':');
+    if (colon == NULL) {
+        auth_diag(diag, false, "%s:%zu: expected user[@domain]:hash[:options]", path, lineno);
+        return;
+    }
+    *colon = '\0';
+    char *hash = colon + 1;
+    char *options = strchr(hash, ':');
+    if (options)
+        *options++ = '\0';
+
+    char *at = strchr(line, '@');
+    size_t nlen = at ? (size_t)(at - line) : strlen(line);
+    if (!auth_name_ok(line, nlen)) {
+        auth_diag(diag, false, "%s:%zu: bad user name", path, lineno);
+        return;
+    }
+    char domain[ADDR_DOMAIN_MAX + 1];
+    if (at && addr_domain_normalize(at + 1, domain, sizeof domain) < 0) {
+        auth_diag(diag, false, "%s:%zu: bad domain '%.100s'", path, lineno, at + 1);
+        return;
+    }
+    bool legacy;
+    if (!auth_hash_ok(hash, &legacy)) {
+        auth_diag(diag, false, "%s:%zu: not a crypt(3) hash (want $y$, $6$, $5$, $2b$...)", path,
+                  lineno);
+        return;
+    }
+    if (legacy)
+        auth_diag(diag, true, "%s:%zu: warning: weak hash method, rehash with yescrypt", path,
+                  lineno);
+    if (options && *options == '\0')
+        options = NULL;
+    if (options && !auth_options_ok(options)) {
+        auth_diag(diag, false, "%s:%zu: bad options (want key=value,...)", path, lineno);
+        return;
+    }
+
+    if (db->n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        db->v = xrealloc(db->v, *cap * sizeof *db->v);
+    }
+    struct auth_entry *e = &db->v[db->n++];
+    e->u.name = xstrndup(line, nlen);
+    auth_lower(e->u.name);
+    e->u.domain = at ? xstrdup(domain) : NULL;
+    e->u.hash = xstrdup(hash);
+    e->u.options = options ? xstrdup(options) : NULL;
+    e->line = lineno;
+}
+
+/* auth_key_cmp - order by name, then domain (NULL first); case-insensitive. */
+static int
+auth_key_cmp(const char *name1, const char *dom1, const char *name2, const char *dom2)
+{
+    int c = strcasecmp(name1, name2);
+    if (c)
+        return c;
+    if (dom1 == NULL || dom2 == NULL)
+        return (dom1 != NULL) - (dom2 != NULL);
+    return strcasecmp(dom1, dom2);
+}
+
+/* auth_entry_cmp - qsort order for entries, ties broken by line. */
+static int
+auth_entry_cmp(const void *a, const void *b)
+{
+    const struct auth_entry *x = a, *y = b;
+    int c = auth_key_cmp(x->u.name, x->u.domain, y->u.name, y->u.domain);
+    if (c)
+        return c;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+/* auth_entry_clear - free one entry's strings. */
+static void
+auth_entry_clear(struct auth_entry *e)
+{
+    free(e->u.name);
+    free(e->u.domain);
+    if (e->u.hash)
+        OPENSSL_cleanse(e->u.hash, strlen(e->u.hash));
+    free(e->u.hash);
+    free(e->u.options);
+}
+
+/* auth_db_finish - sort, then drop later duplicates with a warning. */
+static void
+auth_db_finish(struct auth_db *db, const char *path, struct conf_diag *diag)
+{
+    size_t o = 0;
+
+    if (db->n > 1)
+        qsort(db->v, db->n, sizeof *db->v, auth_entry_cmp);
+    for (size_t i = 0; i < db->n; i++) {
+        struct auth_entry *e = &db->v[i];
+        if (o > 0 &&
+            auth_key_cmp(db->v[o - 1].u.name, db->v[o - 1].u.domain, e->u.name, e->u.domain) == 0) {
+            auth_diag(diag, true, "%s:%zu: warning: duplicate user %s%s%s (first at line %zu)",
+                      path, e->line, e->u.name, e->u.domain ? "@" : "",
+                      e->u.domain ? e->u.domain : "", db->v[o - 1].line);
+            auth_entry_clear(e);
+            continue;
+        }
+        db->v[o++] = *e;
+    }
+    db->n = o;
+}
+
+/* auth_db_load - read the users file, see auth.h. */
+struct auth_db *
+auth_db_load(const char *path, struct conf_diag *diag)
+{
+    struct auth_db *db = xcalloc(1, sizeof *db);
+    FILE *f;
+    char *line = NULL;
+    size_t linecap = 0, cap = 0, lineno = 0;
+    ssize_t len;
+
+    db->refs = 1;
+    if ((f = fopen(path, "re")) == NULL) {
+        if (errno == ENOENT) {
+            auth_diag(diag, true, "%s: warning: users file not found, no users", path);
+            return db;
+        }
+        auth_diag(diag, false, "%s: cannot open: %s", path, strerror(errno));
+        free(db);
+        return NULL;
+    }
+    errno = 0;
+    while ((len = getline(&line, &linecap, f)) >= 0)
+        auth_db_parse_line(db, &cap, path, ++lineno, line, (size_t)len, diag);
+    if (ferror(f)) {
+        auth_diag(diag, false, "%s: read error: %s", path, strerror(errno ? errno : EIO));
+        fclose(f);
+        free(line);
+        auth_db_unref(&db);
+        return NULL;
+    }
+    fclose(f);
+    free(line);
+    auth_db_finish(db, path, diag);
+    return db;
+}
+
+/* auth_db_ref - one more reference. */
+struct auth_db *
+auth_db_ref(struct auth_db *db)
+{
+    if (db)
+        db->refs++;
+    return db;
+}
+
+/* auth_db_unref - drop a reference; the last one frees. Sets *db to NULL. */
+void
+auth_db_unref(struct auth_db **dbp)
+{
+    struct auth_db *db = *dbp;
+
+    *dbp = NULL;
+    if (db == NULL || --db->refs > 0)
+        return;
+    for (size_t i = 0; i < db->n; i++)
+        auth_entry_clear(&db->v[i]);
+    free(db->v);
+    free(db);
+}
+
+/* auth_db_count - entries in db. */
+size_t
+auth_db_count(const struct auth_db *db)
+{
+    return db ? db->n : 0;
+}
+
+/* auth_db_lookup - the entry with exactly name and domain (NULL: no domain). */
+static const struct auth_user *
+auth_db_lookup(const struct auth_db *db, const char *name, const char *domain)
+{
+    size_t lo = 0, hi = db->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct auth_entry *e = &db->v[mid];
+        int c = auth_key_cmp(name, domain, e->u.name, e->u.domain);
+        if (c == 0)
+            return &e->u;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* auth_db_find - the entry for local@domain, see auth.h. */
+const struct auth_user *
+auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
+{
+    const struct auth_user *u;
+
+    if (db == NULL || local == NULL || *local == '\0')
+        return NULL;
+    if (domain == NULL || *domain == '\0')
+        domain = cf ? cf->main_domain : NULL;
+    if (domain) {
+        if ((u = auth_db_lookup(db, local, domain)) != NULL)
+            return u;
+        if (!conf_is_local_domain(cf, domain))
+            return NULL;
+    }
+    return auth_db_lookup(db, local, NULL);
+}
+
+/* auth_db_find_login - for a login name "user" or "user@domain". */
+const struct auth_user *
+auth_db_find_login(const struct auth_db *db, const struct conf *cf, const char *login)
+{
+    const char *at;
+    char local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+
+    if (login == NULL)
+        return NULL;
+    if ((at = strrchr(login, '@')) == NULL)
+        return auth_db_find(db, cf, login, NULL);
+    size_t n = (size_t)(at - login);
+    if (n == 0 || n > ADDR_LOCAL_MAX || addr_domain_normalize(at + 1, domain, sizeof domain) < 0)
+        return NULL;
+    memcpy(local, login, n);
+    local[n] = '\0';
+    return auth_db_find(db, cf, local, domain);
+}
+
+/* auth_cache_new - an empty cache with a fresh random key. */
+struct auth_cache *
+auth_cache_new(void)
+{
+    struct auth_cache *c = xcalloc(1, sizeof *c);
+
+    if (RAND_bytes(c->secret, sizeof c->secret) != 1 ||
+        (c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
+        OPENSSL_cleanse(c->secret, sizeof c->secret);
+        free(c);
+        return NULL;
+    }
+    c->nbuckets = 64;
+    c->buckets = xcalloc(c->nbuckets, sizeof *c->buckets);
+    return c;
+}
+
+/* auth_cache_destroy - free everything now. */
+static void
+auth_cache_destroy(struct auth_cache *c)
+{
+    struct auth_cache_ent *e = c->oldest;
+
+    while (e) {
+        struct auth_cache_ent *next = e->newer;
+        OPENSSL_cleanse(e, sizeof *e);
+        free(e);
+        e = next;
+    }
+    OPENSSL_cleanse(c->secret, sizeof c->secret);
+    EVP_MAC_free(c->mac);
+    free(c->buckets);
+    free(c);
+}
+
+/* auth_cache_free - free the cache (later, if requests are still on the pool). */
+void
+auth_cache_free(struct auth_cache **cp)
+{
+    struct auth_cache *c = *cp;
+
+    *cp = NULL;
+    if (c == NULL)
+        return;
+    if (c->pending > 0) {
+        c->dying = true;
+        return;
+    }
+    auth_cache_destroy(c);
+}
+
+/* auth_cache_count - entries held. */
+size_t
+auth_cache_count(const struct auth_cache *c)
+{
+    return c ? c->n : 0;
+}
+
+/* auth_cache_hits - answers given from the cache. */
+unsigned long
+auth_cache_hits(const struct auth_cache *c)
+{
+    return c ? c->hits : 0;
+}
+
+/* auth_cache_bucket - the chain head for key. */
+static struct auth_cache_ent **
+auth_cache_bucket(struct auth_cache *c, const unsigned char *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h); /* a keyed digest: already uniform */
+    return &c->buckets[h & (c->nbuckets - 1)];
+}
+
+/* auth_cache_remove - take e out of its chain and the age list, and free it. */
+static void
+auth_cache_remove(struct auth_cache *c, struct auth_cache_ent *e)
+{
+    struct auth_cache_ent **pp = auth_cache_bucket(c, e->key);
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    c->n--;
+    OPENSSL_cleanse(e, sizeof *e);
+    free(e);
+}
+
+/* auth_cache_find - the live entry for key, dropping it if expired. */
+static struct auth_cache_ent *
+auth_cache_find(struct auth_cache *c, const unsigned char *key, uint64_t now)
+{
+    for (struct auth_cache_ent *e = *auth_cache_bucket(c, key); e; e = e->hnext) {
+        if (CRYPTO_memcmp(e->key, key, AUTH_KEY_LEN) != 0)
+            continue;
+        if (e->expires > now)
+            return e;
+        auth_cache_remove(c, e);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* auth_cache_grow - double the buckets when the chains get long. */
+static void
+auth_cache_grow(struct auth_cache *c)
+{
+    size_t nb = c->nbuckets * 2;
+    struct auth_cache_ent **b = xcalloc(nb, sizeof *b);
+
+    for (struct auth_cache_ent *e = c->oldest; e; e = e->newer) {
+        uint64_t h;
+        memcpy(&h, e->key, sizeof h);
+        e->hnext = b[h & (nb - 1)];
+        b[h & (nb - 1)] = e;
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+}
+
+/* auth_cache_insert - remember key until now + ttl_ms, keeping at most max entries. */
+static void
+auth_cache_insert(struct auth_cache *c, const unsigned char *key, uint64_t now, uint64_t ttl_ms,
+                  size_t max)
+{
+    struct auth_cache_ent *e = auth_cache_find(c, key, now);
+
+    if (e)
+        auth_cache_remove(c, e);
+    while (c->oldest && (c->oldest->expires <= now || c->n >= max))
+        auth_cache_remove(c, c->oldest);
+    e = xcalloc(1, sizeof *e);
+    memcpy(e->key, key, AUTH_KEY_LEN);
+    e->expires = now + ttl_ms;
+    e->older = c->newest;
+    if (c->newest)
+        c->newest->newer = e;
+    else
+        c->oldest = e;
+    c->newest = e;
+    c->n++;
+    if (c->n > c->nbuckets)
+        auth_cache_grow(c);
+    struct auth_cache_ent **pp = auth_cache_bucket(c, key);
+    e->hnext = *pp;
+    *pp = e;
+}
+
+/* auth_cache_key - HMAC-SHA256(secret, user NUL password NUL hash) into key. */
+static bool
+auth_cache_key(struct auth_cache *c, const struct auth_user *u, const char *password, size_t pwlen,
+               unsigned char *key)
+{
+    char md[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, md, 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(c->mac);
+    size_t outlen = 0;
+    bool ok = ctx != NULL && EVP_MAC_init(ctx, c->secret, sizeof c->secret, params) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)u->name, strlen(u->name)) == 1 &&
+              (u->domain == NULL ||
+               (EVP_MAC_update(ctx, (const unsigned char *)"@", 1) == 1 &&
+                EVP_MAC_update(ctx, (const unsigned char *)u->domain, strlen(u->domain)) == 1)) &&
+              EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)password, pwlen) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)u->hash, strlen(u->hash)) == 1 &&
+              EVP_MAC_final(ctx, key, &outlen, AUTH_KEY_LEN) == 1 && outlen == AUTH_KEY_LEN;
+    EVP_MAC_CTX_free(ctx);
+    return ok;
+}
+
+static pthread_once_t auth_dummy_once = PTHREAD_ONCE_INIT;
+static char auth_dummy[CRYPT_GENSALT_OUTPUT_SIZE];
+
+/* auth_dummy_init - a yescrypt setting with the default cost, for unknown users. */
+static void
+auth_dummy_init(void)
+{
+    if (crypt_gensalt_rn("$y$", 0, NULL, 0, auth_dummy, sizeof auth_dummy) == NULL)
+        snprintf(auth_dummy, sizeof auth_dummy, "$6$%s", "dmaildummysalt");
+}
+
+/* auth_crypt_check - crypt(3) password against hash, compared in constant time. */
+static bool
+auth_crypt_check(const char *password, const char *hash)
+{
+    struct crypt_data *cd = calloc(1, sizeof *cd);
+    bool ok = false;
+
+    if (cd == NULL)
+        return false;
+    const char *r = crypt_rn(password, hash, cd, sizeof *cd);
+    if (r != NULL && r[0] != '*') {
+        size_t a = strlen(r), b = strlen(hash);
+        ok = a == b && CRYPTO_memcmp(r, hash, a) == 0;
+    }
+    OPENSSL_cleanse(cd, sizeof *cd);
+    free(cd);
+    return ok;
+}
+
+/* auth_check_hash - blocking crypt(3) comparison in constant time. */
+bool
+auth_check_hash(const char *password, const char *hash)
+{
+    if (password == NULL || hash == NULL || hash[0] != '$')
+        return false;
+    return auth_crypt_check(password, hash);
+}
+
+/* auth_req_free - wipe and free a finished request. */
+static void
+auth_req_free(struct auth_req *req)
+{
+    if (req->password) {
+        OPENSSL_cleanse(req->password, req->pwlen);
+        free(req->password);
+    }
+    free(req->hash);
+    auth_db_unref(&req->db);
+    OPENSSL_cleanse(req->key, sizeof req->key);
+    free(req);
+}
+
+/* auth_work - on the pool: the slow comparison; the password is wiped right after. */
+static void
+auth_work(uv_work_t *w)
+{
+    struct auth_req *req = w->data;
+
+    bool ok = auth_crypt_check(req->password, req->hash);
+    OPENSSL_cleanse(req->password, req->pwlen);
+    req->ok = ok && req->user != NULL;
+}
+
+/* auth_after_work - on the loop: cache a success, answer, free. */
+static void
+auth_after_work(uv_work_t *w, int status)
+{
+    struct auth_req *req = w->data;
+    struct auth_cache *c = req->cache;
+
+    if (status != 0)
+        req->ok = false;
+    if (c) {
+        if (req->ok && req->keyed && !c->dying && req->max > 0)
+            auth_cache_insert(c, req->key, uv_now(req->loop), req->ttl_ms, req->max);
+        if (--c->pending == 0 && c->dying)
+            auth_cache_destroy(c);
+    }
+    if (!req->cancelled && req->cb)
+        req->cb(req->arg, req->ok, req->ok ? req->user : NULL);
+    auth_req_free(req);
+}
+
+/* auth_hit_closed - the timer of a cache hit is closed: free the request. */
+static void
+auth_hit_closed(uv_handle_t *h)
+{
+    auth_req_free(h->data);
+}
+
+/* auth_hit - answer a cache hit on the next loop iteration. */
+static void
+auth_hit(uv_timer_t *t)
+{
+    struct auth_req *req = t->data;
+
+    if (!req->cancelled && req->cb)
+        req->cb(req->arg, req->ok, req->ok ? req->user : NULL);
+    uv_close((uv_handle_t *)t, auth_hit_closed);
+}
+
+/* auth_verify - check password for login against db; see auth.h. */
+struct auth_req *
+auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const struct conf *cf,
+            const char *login, const char *password, auth_cb cb, void *arg)
+{
+    struct auth_req *req = xcalloc(1, sizeof *req);
+
+    if (password == NULL)
+        password = "";
+    req->loop = loop;
+    req->cb = cb;
+    req->arg = arg;
+    req->db = auth_db_ref(db);
+    req->user = db ? auth_db_find_login(db, cf, login) : NULL;
+    req->pwlen = strlen(password);
+    req->password = xmemdup(password, req->pwlen + 1);
+    if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0) {
+        req->ttl_ms = (uint64_t)cf->authent_cache_ttl * 1000;
+        req->max = (size_t)cf->authent_cache;
+    }
+    if (cache && req->user && req->max > 0 &&
+        auth_cache_key(cache, req->user, req->password, req->pwlen, req->key)) {
+        req->keyed = true;
+        if (auth_cache_find(cache, req->key, uv_now(loop))) {
+            cache->hits++;
+            req->ok = true;
+            uv_timer_init(loop, &req->timer);
+            req->timer.data = req;
+            uv_timer_start(&req->timer, auth_hit, 0, 0);
+            return req;
+        }
+    }
+    if (req->user) {
+        req->hash = xstrdup(req->user->hash);
+    } else {
+        pthread_once(&auth_dummy_once, auth_dummy_init);
+        req->hash = xstrdup(auth_dummy);
+    }
+    if (cache) {
+        req->cache = cache;
+        cache->pending++;
+    }
+    req->queued = true;
+    req->work.data = req;
+    if (uv_queue_work(loop, &req->work, auth_work, auth_after_work) != 0) {
+        /* Cannot happen with valid arguments; answer "no" on the next iteration. */
+        if (cache)
+            cache->pending--;
+        req->cache = NULL;
+        req->queued = false;
+        req->ok = false;
+        uv_timer_init(loop, &req->timer);
+        req->timer.data = req;
+        uv_timer_start(&req->timer, auth_hit, 0, 0);
+    }
+    return req;
+}
+
+/* auth_cancel - the session went away: cb will not be called. */
+void
+auth_cancel(struct auth_req *req)
+{
+    if (req == NULL)
+        return;
+    req->cancelled = true;
+    req->cb = NULL;
+    req->arg = NULL;
+    if (req->queued)
+        uv_cancel((uv_req_t *)&req->work);
+}

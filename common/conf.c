@@ -1,0 +1,981 @@
+/*
+ * conf - dmail.conf into an immutable, reference-counted snapshot.
+ *
+ * The settings live in one table generated from settings.def. Loading starts from the
+ * table's defaults, then reads the file line by line (following #include), reporting
+ * every problem as "file:line: reason" and going on, so one run shows them all.
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <idn2.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "xmem.h"
+
+#define CONF_FILE_MAX (16u << 20) /* largest file conf_load reads */
+#define CONF_INCLUDE_DEPTH 16     /* deepest #include nesting */
+#define CONF_REASON_MAX 512
+
+/* CT_ENUM rows carry their choices in the "min" column; everything else a number. */
+#define CONF_CHOICES(m) _Generic((m), char * : (m), default : (const char *)0)
+#define CONF_MIN(m) _Generic((m), char * : 0, default : (m))
+
+const struct conf_setting conf_settings[CONF_NSETTINGS] = {
+#define SETTING(name, type, def, min, max, flags)                                                  \
+    [CONF_##name] = {#name, type, def, CONF_CHOICES(min), CONF_MIN(min), max, flags},
+#include "settings.def"
+};
+
+static const size_t conf_offsets[CONF_NSETTINGS] = {
+#define SETTING(name, type, def, min, max, flags) [CONF_##name] = offsetof(struct conf, name),
+#include "settings.def"
+};
+
+static const struct conf_synonym {
+    const char *alias;
+    enum conf_setting_id id;
+} conf_synonyms[] = {
+#define SETTING(name, type, def, min, max, flags)
+#define SYNONYM(alias, name) {#alias, CONF_##name},
+#include "settings.def"
+};
+
+/* Checks and normalisation of single list items, by setting. */
+typedef int (*conf_item_fn)(char **item, char *reason, size_t len);
+static int conf_item_domain(char **item, char *reason, size_t len);
+static int conf_item_ipaddr(char **item, char *reason, size_t len);
+static int conf_item_ippattern(char **item, char *reason, size_t len);
+
+static const conf_item_fn conf_item_hooks[CONF_NSETTINGS] = {
+    [CONF_host_domain] = conf_item_domain,
+    [CONF_listen] = conf_item_ipaddr,
+    [CONF_forward_from_ip] = conf_item_ippattern,
+};
+
+/* One parse: the snapshot being built and what is known about each setting so far. */
+struct conf_parser {
+    struct conf *c;
+    struct conf_diag *diag;
+    bool set[CONF_NSETTINGS]; /* given in the file (a list's first line replaces the default) */
+    char *stack[CONF_INCLUDE_DEPTH + 2]; /* canonical names of the files being read */
+    int depth;
+};
+
+/* conf_field - the struct conf field of setting id. */
+static void *
+conf_field(const struct conf *c, int id)
+{
+    return (char *)c + conf_offsets[id];
+}
+
+/* conf_diag_add - record one "file:line: reason" (line 0: "file: reason"). */
+static void conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line, const char *fmt, ...)
+{
+    char reason[CONF_REASON_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    for (char *r = reason; *r != '\0'; r++)
+        if ((unsigned char)*r < 0x20 || *r == 0x7f)
+            *r = '?'; /* one message, one line, no terminal controls */
+    if (warning)
+        d->warnings++;
+    else
+        d->errors++;
+    d->msgs = xrealloc(d->msgs, (d->n + 1) * sizeof(*d->msgs));
+    if (line > 0)
+        d->msgs[d->n++] = xasprintf("%s:%d: %s%s", file, line, warning ? "warning: " : "", reason);
+    else
+        d->msgs[d->n++] = xasprintf("%s: %s%s", file, warning ? "warning: " : "", reason);
+}
+
+/* conf_diag_free - free the messages and zero the counters. */
+void
+conf_diag_free(struct conf_diag *diag)
+{
+    if (diag == NULL)
+        return;
+    for (size_t i = 0; i < diag->n; i++)
+        free(diag->msgs[i]);
+    free(diag->msgs);
+    memset(diag, 0, sizeof(*diag));
+}
+
+/* conf_default_path - -c/-i, else $DMAIL_CONF, else /etc/dmail/dmail.conf, else DMail's. */
+const char *
+conf_default_path(const char *cli)
+{
+    const char *env = getenv("DMAIL_CONF");
+
+    if (cli != NULL && *cli != '\0')
+        return cli;
+    if (env != NULL && *env != '\0')
+        return env;
+    if (access("/etc/dmail/dmail.conf", F_OK) == 0)
+        return "/etc/dmail/dmail.conf";
+    return "/etc/dmail.conf";
+}
+
+/* conf_lookup - the row for a setting name or synonym (any case); NULL if unknown. */
+const struct conf_setting *
+conf_lookup(const char *name)
+{
+    for (int i = 0; i < CONF_NSETTINGS; i++)
+        if (strcasecmp(conf_settings[i].name, name) == 0)
+            return &conf_settings[i];
+    for (size_t i = 0; i < sizeof(conf_synonyms) / sizeof(conf_synonyms[0]); i++)
+        if (strcasecmp(conf_synonyms[i].alias, name) == 0)
+            return &conf_settings[conf_synonyms[i].id];
+    return NULL;
+}
+
+/* conf_parse_number - an unsigned decimal number at *s; moves *s past it. */
+static int
+conf_parse_number(const char **s, unsigned long long *out)
+{
+    const char *p = *s;
+    unsigned long long v = 0;
+
+    *out = 0;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (__builtin_mul_overflow(v, 10ULL, &v) ||
+            __builtin_add_overflow(v, (unsigned long long)(*p - '0'), &v))
+            return -1;
+    }
+    *s = p;
+    *out = v;
+    return 0;
+}
+
+/* conf_parse_bool - true/false, yes/no, on/off, 1/0. */
+static int
+conf_parse_bool(const char *v, bool *out, char *reason, size_t len)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a boolean (true or false)", v);
+    return -1;
+}
+
+/* conf_parse_int - a whole decimal number, optionally signed. */
+static int
+conf_parse_int(const char *v, long *out, char *reason, size_t len)
+{
+    const char *p = v;
+    unsigned long long u;
+    bool neg = false;
+
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if (conf_parse_number(&p, &u) < 0 || *p != '\0' ||
+        u > (neg ? (unsigned long long)LONG_MAX + 1 : (unsigned long long)LONG_MAX)) {
+        snprintf(reason, len, "'%s' is not a whole number", v);
+        return -1;
+    }
+    *out = neg ? (long)(0 - u) : (long)u;
+    return 0;
+}
+
+/* conf_parse_size - bytes, with K/M/G (or KB/MB/GB, B) suffixes; bare is KB if kb. */
+static int
+conf_parse_size(const char *v, bool kb, unsigned long long *out, char *reason, size_t len)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {
+        {"", 1},           {"b", 1},           {"k", 1ULL << 10}, {"kb", 1ULL << 10},
+        {"m", 1ULL << 20}, {"mb", 1ULL << 20}, {"g", 1ULL << 30}, {"gb", 1ULL << 30},
+    };
+    const char *p = v;
+    unsigned long long n;
+
+    if (conf_parse_number(&p, &n) == 0) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcasecmp(p, units[i].suffix) != 0)
+                continue;
+            unsigned long long mult = (i == 0 && kb) ? 1024 : units[i].mult;
+            if (__builtin_mul_overflow(n, mult, out))
+                break;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a size (a number with an optional K, M or G suffix)", v);
+    return -1;
+}
+
+/* conf_parse_time - seconds, with s/m/h/d suffixes. */
+static int
+conf_parse_time(const char *v, long *out, char *reason, size_t len)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {
+        {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400},
+    };
+    const char *p = v;
+    unsigned long long n, r;
+
+    if (conf_parse_number(&p, &n) == 0) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcasecmp(p, units[i].suffix) != 0)
+                continue;
+            if (__builtin_mul_overflow(n, units[i].mult, &r) || r > LONG_MAX)
+                break;
+            *out = (long)r;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a time (a number with an optional s, m, h or d suffix)", v);
+    return -1;
+}
+
+/* conf_parse_enum - the index of v among the row's choices "a|b|c". */
+static int
+conf_parse_enum(const struct conf_setting *row, const char *v, int *out, char *reason, size_t len)
+{
+    const char *p = row->choices;
+    size_t vlen = strlen(v);
+
+    for (int i = 0; p != NULL && *p != '\0'; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == vlen && strncasecmp(p, v, n) == 0) {
+            *out = i;
+            return 0;
+        }
+        p += n + (bar != NULL);
+    }
+    if (strcmp(row->name, "authent_method") == 0 && strcasecmp(v, "nt_user") == 0) {
+        snprintf(reason, len,
+                 "'nt_user' (Windows accounts) is not supported on this system; use "
+                 "users_file, unix_user or external");
+        return -1;
+    }
+    snprintf(reason, len, "'%s' is not one of %s", v, row->choices);
+    return -1;
+}
+
+/* conf_check_bounds - min/max of a numeric row (0,0 = unbounded). */
+static int
+conf_check_bounds(const struct conf_setting *row, long long v, unsigned long long u,
+                  bool isunsigned, const char *text, char *reason, size_t len)
+{
+    if (row->min == 0 && row->max == 0)
+        return 0;
+    bool low = isunsigned ? u < (unsigned long long)row->min : v < row->min;
+    bool high = isunsigned ? u > (unsigned long long)row->max : v > row->max;
+    if (!low && !high)
+        return 0;
+    if (row->type == CT_SIZE || row->type == CT_TIME)
+        snprintf(reason, len, "'%s' is out of range (%lld to %lld %s)", text, row->min, row->max,
+                 row->type == CT_SIZE ? "bytes" : "seconds");
+    else
+        snprintf(reason, len, "'%s' is out of range (%lld to %lld)", text, row->min, row->max);
+    return -1;
+}
+
+/* conf_item_domain - a host_domain entry as a lower-case A-label without a final dot. */
+static int
+conf_item_domain(char **item, char *reason, size_t len)
+{
+    char *d = *item, *ascii = NULL;
+    size_t n = strlen(d);
+    bool nonascii = false;
+
+    if (n > 1 && d[n - 1] == '.')
+        d[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        nonascii |= (unsigned char)d[i] >= 0x80;
+    if (nonascii) {
+        int rc = idn2_to_ascii_8z(d, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+        if (rc != IDN2_OK) {
+            snprintf(reason, len, "'%s' is not a valid domain (%s)", d, idn2_strerror(rc));
+            return -1;
+        }
+        free(*item);
+        *item = xstrdup(ascii);
+        idn2_free(ascii);
+        d = *item;
+        n = strlen(d);
+    }
+    bool ok = n > 0 && n <= 253 && d[0] != '.' && d[0] != '-' && strstr(d, "..") == NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        d[i] = (char)tolower(c);
+        ok = isalnum(c) || c == '-' || c == '.' || c == '_';
+    }
+    if (!ok) {
+        snprintf(reason, len, "'%s' is not a valid domain", *item);
+        return -1;
+    }
+    return 0;
+}
+
+/* conf_item_ipaddr - an IPv4 or IPv6 address literal. */
+static int
+conf_item_ipaddr(char **item, char *reason, size_t len)
+{
+    unsigned char bin[16];
+
+    if (inet_pton(AF_INET, *item, bin) == 1 || inet_pton(AF_INET6, *item, bin) == 1)
+        return 0;
+    snprintf(reason, len, "'%s' is not an IPv4 or IPv6 address", *item);
+    return -1;
+}
+
+/* conf_parse_cidr - "addr/bits" into family, address and prefix length. */
+static int
+conf_parse_cidr(const char *s, int *family, unsigned char bin[16], int *bits)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    const char *p;
+    unsigned long long n;
+
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(addr))
+        return -1;
+    memcpy(addr, s, (size_t)(slash - s));
+    addr[slash - s] = '\0';
+    if (inet_pton(AF_INET, addr, bin) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, bin) == 1)
+        *family = AF_INET6;
+    else
+        return -1;
+    p = slash + 1;
+    if (conf_parse_number(&p, &n) < 0 || *p != '\0' || n > (*family == AF_INET ? 32u : 128u))
+        return -1;
+    *bits = (int)n;
+    return 0;
+}
+
+/* conf_item_ippattern - "!"? then "*", a wildcard like "10.1.*", an address or a CIDR. */
+static int
+conf_item_ippattern(char **item, char *reason, size_t len)
+{
+    const char *p = *item + (**item == '!');
+    unsigned char bin[16];
+    int family, bits;
+    bool ok = *p != '\0';
+
+    if (strchr(p, '/') != NULL) {
+        ok = conf_parse_cidr(p, &family, bin, &bits) == 0;
+    } else {
+        for (const char *q = p; ok && *q; q++)
+            ok = isxdigit((unsigned char)*q) || *q == '.' || *q == ':' || *q == '*';
+    }
+    if (ok)
+        return 0;
+    snprintf(reason, len, "'%s' is not an IP address, wildcard or CIDR range", *item);
+    return -1;
+}
+
+/* conf_list_free - free every item of a list. */
+static void
+conf_list_free(struct conf_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* conf_list_add - append one item (taking ownership). */
+static void
+conf_list_add(struct conf_list *l, char *item)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = item;
+}
+
+/* conf_set_list - add the comma- or space-separated items of v; 0 or -1 (reason set). */
+static int
+conf_set_list(struct conf_parser *p, int id, const char *v, char *reason, size_t len)
+{
+    struct conf_list *l = conf_field(p->c, id);
+    int rc = 0;
+
+    while (*v != '\0') {
+        size_t n = strcspn(v, ", \t");
+        if (n > 0) {
+            char *item = xstrndup(v, n);
+            char why[CONF_REASON_MAX];
+            if (conf_item_hooks[id] != NULL && conf_item_hooks[id](&item, why, sizeof(why)) < 0) {
+                if (rc == 0)
+                    snprintf(reason, len, "%s", why);
+                rc = -1;
+                free(item);
+            } else {
+                conf_list_add(l, item);
+            }
+        }
+        v += n;
+        v += strspn(v, ", \t");
+    }
+    return rc;
+}
+
+/* conf_set_value - parse v for setting id and store it; 0 or -1 with reason. */
+static int
+conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_t len)
+{
+    const struct conf_setting *row = &conf_settings[id];
+    void *field = conf_field(p->c, id);
+    unsigned long long u;
+    long l;
+    bool b;
+    int e;
+
+    switch (row->type) {
+    case CT_BOOL:
+        if (conf_parse_bool(v, &b, reason, len) < 0)
+            return -1;
+        *(bool *)field = b;
+        return 0;
+    case CT_INT:
+        if (conf_parse_int(v, &l, reason, len) < 0 ||
+            conf_check_bounds(row, l, 0, false, v, reason, len) < 0)
+            return -1;
+        *(long *)field = l;
+        return 0;
+    case CT_SIZE:
+        if (conf_parse_size(v, id == CONF_drop_max, &u, reason, len) < 0 ||
+            conf_check_bounds(row, 0, u, true, v, reason, len) < 0)
+            return -1;
+        *(unsigned long long *)field = u;
+        return 0;
+    case CT_TIME:
+        if (conf_parse_time(v, &l, reason, len) < 0 ||
+            conf_check_bounds(row, l, 0, false, v, reason, len) < 0)
+            return -1;
+        *(long *)field = l;
+        return 0;
+    case CT_STR:
+        free(*(char **)field);
+        *(char **)field = xstrdup(v);
+        return 0;
+    case CT_LIST:
+        return conf_set_list(p, id, v, reason, len);
+    case CT_ENUM:
+        if (conf_parse_enum(row, v, &e, reason, len) < 0)
+            return -1;
+        *(int *)field = e;
+        return 0;
+    }
+    snprintf(reason, len, "internal error: unknown type");
+    return -1;
+}
+
+/* conf_trim - v without leading and trailing blanks (modifies the end in place). */
+static char *
+conf_trim(char *v)
+{
+    size_t n;
+
+    while (*v == ' ' || *v == '\t')
+        v++;
+    n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
+        v[--n] = '\0';
+    return v;
+}
+
+static void conf_parse_text(struct conf_parser *p, const char *file, char *text, size_t len);
+
+/* conf_include - read the file named by an #include line of file:line. */
+static void
+conf_include(struct conf_parser *p, const char *file, int line, char *arg)
+{
+    char *path, *canon, *text;
+    size_t n = strlen(arg), len;
+
+    if (n >= 2 && ((arg[0] == '"' && arg[n - 1] == '"') || (arg[0] == '<' && arg[n - 1] == '>'))) {
+        arg[n - 1] = '\0';
+        arg++;
+    }
+    if (*arg == '\0') {
+        conf_diag_add(p->diag, false, file, line, "#include needs a file name");
+        return;
+    }
+    if (arg[0] == '/') {
+        path = xstrdup(arg);
+    } else {
+        const char *slash = strrchr(file, '/');
+        path = slash ? xasprintf("%.*s/%s", (int)(slash - file), file, arg) : xstrdup(arg);
+    }
+    if (p->depth >= CONF_INCLUDE_DEPTH) {
+        conf_diag_add(p->diag, false, file, line, "#include %s: nested deeper than %d files", arg,
+                      CONF_INCLUDE_DEPTH);
+        free(path);
+        return;
+    }
+    canon = realpath(path, NULL);
+    if (canon == NULL) {
+        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg, strerror(errno));
+        free(path);
+        return;
+    }
+    for (int i = 0; i <= p->depth; i++) {
+        if (p->stack[i] != NULL && strcmp(p->stack[i], canon) == 0) {
+            conf_diag_add(p->diag, false, file, line,
+                          "#include %s: include loop (%s is already being read)", arg, path);
+            free(canon);
+            free(path);
+            return;
+        }
+    }
+    if (file_read_all(path, CONF_FILE_MAX, &text, &len) < 0) {
+        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg, strerror(errno));
+        free(canon);
+        free(path);
+        return;
+    }
+    p->stack[++p->depth] = canon;
+    conf_parse_text(p, path, text, len);
+    p->stack[p->depth--] = NULL;
+    free(canon);
+    free(text);
+    free(path);
+}
+
+/* conf_parse_line - one line of file (already without its newline). */
+static void
+conf_parse_line(struct conf_parser *p, const char *file, int line, char *s)
+{
+    char reason[CONF_REASON_MAX];
+    const struct conf_setting *row;
+    char *name, *value;
+    int id;
+
+    s = conf_trim(s);
+    if (*s == '\0')
+        return;
+    if (*s == '#') {
+        if (strncmp(s, "#include", 8) == 0 && (s[8] == ' ' || s[8] == '\t' || s[8] == '\0'))
+            conf_include(p, file, line, conf_trim(s + 8));
+        return;
+    }
+    name = s;
+    value = s + strcspn(s, " \t");
+    if (*value != '\0')
+        *value++ = '\0';
+    value = conf_trim(value);
+    row = conf_lookup(name);
+    if (row == NULL) {
+        conf_diag_add(p->diag, true, file, line, "unknown setting '%s'", name);
+        return;
+    }
+    id = (int)(row - conf_settings);
+    if (*value == '\0' && row->type != CT_LIST) {
+        conf_diag_add(p->diag, false, file, line, "%s: missing value", name);
+        return;
+    }
+    if (row->type == CT_LIST && !p->set[id]) {
+        conf_list_free(conf_field(p->c, id)); /* the file's lines replace the default */
+        p->set[id] = true;
+    } else if (row->type != CT_LIST && p->set[id]) {
+        conf_diag_add(p->diag, true, file, line, "%s is already set at %s; this value wins", name,
+                      p->c->origin[id]);
+    }
+    if (conf_set_value(p, id, value, reason, sizeof(reason)) < 0) {
+        conf_diag_add(p->diag, false, file, line, "%s: %s", name, reason);
+        return;
+    }
+    p->set[id] = true;
+    free(p->c->origin[id]);
+    p->c->origin[id] = xasprintf("%s:%d", file, line);
+}
+
+/* conf_parse_text - every line of one file's text (modified in place). */
+static void
+conf_parse_text(struct conf_parser *p, const char *file, char *text, size_t len)
+{
+    char *s = text, *end = text + len;
+    int line = 0;
+
+    while (s < end) {
+        char *nl = memchr(s, '\n', (size_t)(end - s));
+        char *eol = nl ? nl : end;
+        line++;
+        if (memchr(s, '\0', (size_t)(eol - s)) != NULL) {
+            conf_diag_add(p->diag, false, file, line, "line holds a NUL byte");
+        } else {
+            *eol = '\0';
+            conf_parse_line(p, file, line, s);
+        }
+        s = eol + 1;
+    }
+}
+
+/* conf_apply_defaults - every setting from its table default. */
+static void
+conf_apply_defaults(struct conf_parser *p)
+{
+    char reason[CONF_REASON_MAX];
+
+    for (int id = 0; id < CONF_NSETTINGS; id++) {
+        const struct conf_setting *row = &conf_settings[id];
+        if (row->type != CT_STR && row->type != CT_LIST && row->def[0] == '\0')
+            continue;
+        if (conf_set_value(p, id, row->def, reason, sizeof(reason)) < 0)
+            conf_diag_add(p->diag, false, "(defaults)", 0, "%s: %s", row->name, reason);
+    }
+}
+
+/* conf_free - free a snapshot and all it holds. */
+static void
+conf_free(struct conf *c)
+{
+    for (int id = 0; id < CONF_NSETTINGS; id++) {
+        if (conf_settings[id].type == CT_STR)
+            free(*(char **)conf_field(c, id));
+        else if (conf_settings[id].type == CT_LIST)
+            conf_list_free(conf_field(c, id));
+        free(c->origin[id]);
+    }
+    free(c->path);
+    free(c->main_domain);
+    free(c);
+}
+
+/* conf_finish - derived fields; returns the snapshot, or NULL (freed) after errors. */
+static struct conf *
+conf_finish(struct conf_parser *p, int errors_before)
+{
+    struct conf *c = p->c;
+
+    c->main_domain = xstrdup(c->host_domain.n > 0 ? c->host_domain.v[0] : "localhost");
+    if (c->hostname == NULL || c->hostname[0] == '\0') {
+        char host[256];
+        if (gethostname(host, sizeof(host)) < 0)
+            strcpy(host, "localhost");
+        host[sizeof(host) - 1] = '\0';
+        free(c->hostname);
+        c->hostname = xstrdup(host);
+    }
+    if (c->error_soft_limit > c->error_hard_limit && c->origin[CONF_error_soft_limit] != NULL)
+        conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
+                      "error_soft_limit %ld is above error_hard_limit %ld and never applies",
+                      c->error_soft_limit, c->error_hard_limit);
+    c->loaded = time(NULL);
+    c->refs = 1;
+    if (p->diag->errors > errors_before) {
+        conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* conf_parse_start - a parser with a fresh snapshot holding the defaults. */
+static void
+conf_parse_start(struct conf_parser *p, const char *path, struct conf_diag *diag)
+{
+    memset(p, 0, sizeof(*p));
+    p->diag = diag;
+    p->c = xcalloc(1, sizeof(*p->c));
+    p->c->path = xstrdup(path);
+    conf_apply_defaults(p);
+    p->stack[0] = realpath(path, NULL);
+}
+
+/* conf_load - parse path into a snapshot; NULL after errors, every problem in diag. */
+struct conf *
+conf_load(const char *path, struct conf_diag *diag)
+{
+    struct conf_diag local = {0};
+    struct conf_parser p;
+    struct conf *c;
+    char *text;
+    size_t len;
+
+    if (diag == NULL)
+        diag = &local;
+    int before = diag->errors;
+    conf_parse_start(&p, path, diag);
+    if (file_read_all(path, CONF_FILE_MAX, &text, &len) < 0) {
+        conf_diag_add(diag, false, path, 0, "cannot read: %s", strerror(errno));
+    } else {
+        conf_parse_text(&p, path, text, len);
+        free(text);
+    }
+    free(p.stack[0]);
+    c = conf_finish(&p, before);
+    conf_diag_free(&local);
+    return c;
+}
+
+/* conf_load_string - the same from text; includes are relative to name's directory. */
+struct conf *
+conf_load_string(const char *name, const char *text, struct conf_diag *diag)
+{
+    struct conf_diag local = {0};
+    struct conf_parser p;
+    struct conf *c;
+    size_t len = strlen(text);
+    char *copy = xmemdup(text, len + 1);
+
+    if (diag == NULL)
+        diag = &local;
+    int before = diag->errors;
+    conf_parse_start(&p, name, diag);
+    conf_parse_text(&p, name, copy, len);
+    free(copy);
+    free(p.stack[0]);
+    c = conf_finish(&p, before);
+    conf_diag_free(&local);
+    return c;
+}
+
+/* conf_ref - one more reference to a snapshot. */
+struct conf *
+conf_ref(struct conf *c)
+{
+    if (c != NULL)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+/* conf_unref - drop a reference, freeing the snapshot with the last; sets *c to NULL. */
+void
+conf_unref(struct conf **c)
+{
+    if (c == NULL || *c == NULL)
+        return;
+    if (__atomic_sub_fetch(&(*c)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        conf_free(*c);
+    *c = NULL;
+}
+
+/* conf_format_size - bytes with the largest exact suffix (bare numbers for drop_max are KB). */
+static int
+conf_format_size(unsigned long long v, bool kb, char *buf, size_t len)
+{
+    static const char units[] = "GMK";
+    for (int i = 0; i < 3; i++) {
+        unsigned long long m = 1ULL << (10 * (3 - i));
+        if (v != 0 && v % m == 0)
+            return snprintf(buf, len, "%llu%c", v / m, units[i]);
+    }
+    return snprintf(buf, len, kb && v != 0 ? "%lluB" : "%llu", v);
+}
+
+/* conf_format_time - seconds with the largest exact unit. */
+static int
+conf_format_time(long v, char *buf, size_t len)
+{
+    static const struct {
+        long secs;
+        char unit;
+    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+    for (size_t i = 0; i < 3; i++)
+        if (v != 0 && v % units[i].secs == 0)
+            return snprintf(buf, len, "%ld%c", v / units[i].secs, units[i].unit);
+    return snprintf(buf, len, "%ld", v);
+}
+
+/* conf_format - the value in force of one setting as it would be written, into buf. */
+int
+conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len)
+{
+    const struct conf_setting *row;
+    const void *field;
+    int n = 0;
+
+    if (len == 0)
+        return -1;
+    buf[0] = '\0';
+    if ((int)id < 0 || id >= CONF_NSETTINGS || c == NULL)
+        return -1;
+    row = &conf_settings[id];
+    field = conf_field(c, id);
+    switch (row->type) {
+    case CT_BOOL:
+        n = snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case CT_INT:
+        n = snprintf(buf, len, "%ld", *(const long *)field);
+        break;
+    case CT_SIZE:
+        n = conf_format_size(*(const unsigned long long *)field, id == CONF_drop_max, buf, len);
+        break;
+    case CT_TIME:
+        n = conf_format_time(*(const long *)field, buf, len);
+        break;
+    case CT_STR: {
+        const char *s = *(char *const *)field;
+        n = snprintf(buf, len, "%s", s ? s : "");
+        break;
+    }
+    case CT_LIST: {
+        const struct conf_list *l = field;
+        size_t off = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            int k = snprintf(buf + off, len - off, "%s%s", i ? "," : "", l->v[i]);
+            if (k < 0 || (size_t)k >= len - off)
+                return -1;
+            off += (size_t)k;
+        }
+        return 0;
+    }
+    case CT_ENUM: {
+        const char *p = row->choices;
+        int want = *(const int *)field;
+        for (int i = 0; i < want && p != NULL; i++) {
+            p = strchr(p, '|');
+            p = p ? p + 1 : NULL;
+        }
+        if (p == NULL)
+            return -1;
+        n = snprintf(buf, len, "%.*s", (int)strcspn(p, "|"), p);
+        break;
+    }
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* conf_list_has - case-insensitive membership test. */
+bool
+conf_list_has(const struct conf_list *l, const char *s)
+{
+    for (size_t i = 0; l != NULL && i < l->n; i++)
+        if (strcasecmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* conf_is_local_domain - domain (A-label or U-label, any case, final dot allowed) is local. */
+bool
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+    char *d;
+    char reason[CONF_REASON_MAX];
+    bool local;
+
+    if (c == NULL || domain == NULL || *domain == '\0')
+        return false;
+    d = xstrdup(domain);
+    if (conf_item_domain(&d, reason, sizeof(reason)) < 0) {
+        free(d);
+        return false;
+    }
+    local = conf_list_has(&c->host_domain, d) ||
+            (c->host_domain.n == 0 && strcasecmp(d, c->main_domain) == 0);
+    free(d);
+    return local;
+}
+
+/* conf_glob - '*' matches any run of characters; everything else itself, any case. */
+static bool
+conf_glob(const char *pat, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+
+    while (*s != '\0') {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (tolower((unsigned char)*pat) == tolower((unsigned char)*s)) {
+            pat++;
+            s++;
+        } else if (star != NULL) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+/* conf_ip_entry - one pattern (without "!") against the address text and its binary. */
+static bool
+conf_ip_entry(const char *pat, const char *ip, int family, const unsigned char *bin)
+{
+    unsigned char pbin[16];
+    int pfamily, bits;
+
+    if (strcmp(pat, "*") == 0)
+        return true;
+    if (strchr(pat, '/') != NULL) {
+        if (family == 0 || conf_parse_cidr(pat, &pfamily, pbin, &bits) < 0 || pfamily != family)
+            return false;
+        int full = bits / 8, rest = bits % 8;
+        if (memcmp(pbin, bin, (size_t)full) != 0)
+            return false;
+        if (rest == 0)
+            return true;
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        return (pbin[full] & mask) == (bin[full] & mask);
+    }
+    if (strchr(pat, '*') != NULL)
+        return conf_glob(pat, ip);
+    if (family != 0 && inet_pton(family, pat, pbin) == 1)
+        return memcmp(pbin, bin, family == AF_INET ? 4 : 16) == 0;
+    return strcasecmp(pat, ip) == 0;
+}
+
+/* conf_ip_match - DMail wildcard list match; "!" negates; first matching entry wins. */
+bool
+conf_ip_match(const struct conf_list *l, const char *ip)
+{
+    unsigned char bin[16];
+    int family = 0;
+
+    if (l == NULL || ip == NULL)
+        return false;
+    /* an IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d */
+    if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL &&
+        inet_pton(AF_INET, ip + 7, bin) == 1)
+        ip += 7;
+    if (inet_pton(AF_INET, ip, bin) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, bin) == 1)
+        family = AF_INET6;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *pat = l->v[i];
+        bool neg = *pat == '!';
+        if (conf_ip_entry(pat + neg, ip, family, bin))
+            return !neg;
+    }
+    return false;
+}

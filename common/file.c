@@ -1,0 +1,250 @@
+/*
+ * file - small blocking file helpers with a crash story.
+ */
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xmem.h"
+
+/* file_write_all - write len bytes, retrying short writes and EINTR. */
+int
+file_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* file_dirname - the directory part of path into buf ("." when there is none). */
+static int
+file_dirname(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL) {
+        path = ".";
+        n = 1;
+    } else {
+        while (slash > path && slash[-1] == '/')
+            slash--;
+        n = slash == path ? 1 : (size_t)(slash - path);
+    }
+    if (n >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). */
+int
+file_fsync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    int fd, rc, saved;
+
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (strlen(path) >= sizeof(dir)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        strcpy(dir, path);
+    } else if (file_dirname(path, dir, sizeof(dir)) < 0) {
+        return -1;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* file_mkdirs - mkdir -p with mode for created components. */
+int
+file_mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    struct stat st;
+
+    if (len == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (len >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0) {
+            if (errno != EEXIST)
+                return -1;
+            if (stat(buf, &st) < 0)
+                return -1;
+            if (!S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                return -1;
+            }
+        }
+        *p = c;
+        if (c == '\0')
+            break;
+        while (p[1] == '/')
+            p++;
+        if (p[1] == '\0')
+            break;
+    }
+    return 0;
+}
+
+/* file_write_atomic - temp file beside path, fsync, rename over path, fsync the dir. */
+int
+file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+    char dir[PATH_MAX], uniq[128], tmp[PATH_MAX];
+    const char *base = strrchr(path, '/');
+    int fd, saved;
+
+    base = base ? base + 1 : path;
+    if (*base == '\0') {
+        errno = EISDIR;
+        return -1;
+    }
+    if (file_dirname(path, dir, sizeof(dir)) < 0)
+        return -1;
+    file_unique_name(uniq, sizeof(uniq), NULL);
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%s.tmp", dir, base, uniq) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    if (fchmod(fd, mode) < 0 || file_write_all(fd, buf, len) < 0 || fsync(fd) < 0)
+        goto fail;
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0)
+        goto fail;
+    return file_fsync_dir(dir);
+fail:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
+/* file_read_all - a whole file (at most max bytes) into a NUL-terminated buffer. */
+int
+file_read_all(const char *path, size_t max, char **out, size_t *lenp)
+{
+    size_t len = 0, size = 4096;
+    char *buf;
+    int fd, saved;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    buf = xmalloc(size);
+    for (;;) {
+        if (size - len < 2) {
+            size *= 2;
+            buf = xrealloc(buf, size);
+        }
+        ssize_t n = read(fd, buf + len, size - len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            errno = EFBIG;
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    if (lenp)
+        *lenp = len;
+    return 0;
+fail:
+    saved = errno;
+    free(buf);
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* file_unique_name - "<time>.<pid>_<counter>_<random>.<node>" into buf. */
+void
+file_unique_name(char *buf, size_t len, const char *node)
+{
+    static atomic_ulong counter;
+    char host[256], clean[256];
+    unsigned int rnd = 0;
+    size_t i;
+
+    if (node == NULL || *node == '\0') {
+        if (gethostname(host, sizeof(host)) < 0)
+            strcpy(host, "localhost");
+        host[sizeof(host) - 1] = '\0';
+        node = host;
+    }
+    /* a name component: no '/', no ':' (maildir flags), nothing unprintable */
+    for (i = 0; node[i] != '\0' && i < sizeof(clean) - 1; i++) {
+        unsigned char c = (unsigned char)node[i];
+        clean[i] = (c <= 0x20 || c >= 0x7f || c == '/' || c == ':') ? '_' : (char)c;
+    }
+    clean[i] = '\0';
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+        rnd = (unsigned int)clock() ^ (unsigned int)getpid();
+    snprintf(buf, len, "%lld.%ld_%lu_%08x.%s", (long long)time(NULL), (long)getpid(),
+             atomic_fetch_add(&counter, 1) + 1, rnd, clean);
+}
