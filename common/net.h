@@ -22,6 +22,23 @@
  *   instead of spinning.
  * - STARTTLS: net_starttls() discards every buffered input byte (CVE-2011-0411), then
  *   handshakes; NET_EV_TLS_READY or NET_EV_ERROR follows.
+ *
+ * Details:
+ * - Events are never delivered from inside a net_* call the protocol makes; they come from
+ *   the loop. After net_close()/net_abort() only NET_EV_CLOSED is delivered.
+ * - net_resume_read() after net_pause_read() announces input still in the buffer once more
+ *   (a NET_EV_DATA from the loop), so parsing can go on from the event handler.
+ * - NET_EV_TIMEOUT fires once per idle period; input or net_set_timeout() re-arms it.
+ * - Writes made while corked, or before the handshake of net_starttls/implicit TLS is
+ *   done, are held (and counted by net_pending) and sent together afterwards.
+ * - net_close() sends the held output, a TLS close_notify and a FIN, then waits up to 2 s
+ *   for the peer's FIN (discarding its input) so the last reply is not lost to a reset;
+ *   net_close() as a whole gives up after 30 s of a peer that does not read.
+ * - Refusals: the refusal line is sent on plaintext listeners only; an implicit-TLS
+ *   listener just closes.
+ * - Listening sockets are watched with uv_poll (accept4 here), so EMFILE stops the watch
+ *   for a second and the backlog waits instead of being dropped. IPv6 listeners are
+ *   IPV6_V6ONLY, so "0.0.0.0" and "::" can share a port. net_server_new() ignores SIGPIPE.
  */
 #ifndef DMAIL_NET_H
 #define DMAIL_NET_H
@@ -66,6 +83,9 @@ int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls, c
                net_accept_cb cb, void *arg, char *err, size_t errlen);
 /* net_server_connections - connections open now, peak, and accepted since start. */
 void net_server_counts(const struct net_server *s, long *now, long *peak, long *total);
+/* net_listener_port - the port the idx-th listener (net_listen order, from 0) is bound to
+ * (useful with port 0); -1 if there is no such listener. */
+int net_listener_port(const struct net_server *s, int idx);
 /* net_server_stop_listening - close the listeners (graceful shutdown). */
 void net_server_stop_listening(struct net_server *s);
 /* net_server_free - close listeners and abort every connection; frees when all closed. */
@@ -89,10 +109,16 @@ void net_uncork(struct net_conn *c);
 void net_close(struct net_conn *c);
 void net_abort(struct net_conn *c);
 
+/* net_starttls - 0 when the handshake is under way, -1 (nothing changed) when TLS is
+ * already on, the connection is closing, or OpenSSL could not set up. */
 int net_starttls(struct net_conn *c, SSL_CTX *tls);
 bool net_is_tls(const struct net_conn *c);
 /* net_tls_desc - "TLSv1.3 cipher=TLS_AES_256_GCM_SHA384", or "" without TLS. */
 const char *net_tls_desc(const struct net_conn *c);
+
+/* net_error - why the connection failed ("TLS handshake failed: wrong version number",
+ * "write: connection reset by peer"), "" if it did not; for NET_EV_ERROR handlers. */
+const char *net_error(const struct net_conn *c);
 
 const char *net_peer_ip(const struct net_conn *c); /* "192.0.2.1" or "2001:db8::1" */
 int net_peer_port(const struct net_conn *c);

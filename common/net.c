@@ -1,0 +1,943 @@
+/*
+ * net - connections (the contract is in net.h; listeners are in net_server.c).
+ *
+ * A connection owns three handles (tcp, idle timer, deferred-work idle); it is freed
+ * after the last close callback has run and NET_EV_CLOSED has been delivered.
+ *
+ * Connection states: OPEN (normal I/O), CLOSING (net_close: output flushed, uv_shutdown
+ * pending), LINGER (our FIN is out; input is read and discarded until the peer's FIN or
+ * a short timer, so an unread byte does not turn the close into a reset that could
+ * destroy our last reply), DEAD (uv_close issued). Only OPEN connections get events,
+ * except NET_EV_CLOSED.
+ *
+ * TLS runs over two memory BIOs: ciphertext read from the socket goes into the read BIO,
+ * SSL_read moves plaintext into the input buffer, and whatever OpenSSL puts into the
+ * write BIO is handed to uv_write.
+ */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "net_int.h"
+#include "xmem.h"
+
+#define NET_INBUF_DEFAULT (64 * 1024) /* input buffer cap */
+#define NET_TLS_CHUNK (16 * 1024)     /* one SSL_read */
+#define NET_TLS_WRITE_MAX (1 << 20)   /* one SSL_write */
+#define NET_STAGE_KEEP (64 * 1024)    /* a bigger staging area is freed after use */
+#define NET_CLOSE_MS 30000            /* longest wait for net_close to flush */
+#define NET_LINGER_MS 2000            /* longest wait for the peer's FIN after ours */
+#define NET_CONN_HANDLES 3            /* tcp, timer, defer */
+
+#define NET_CONTAINER(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+enum net_state {
+    NET_CS_OPEN,
+    NET_CS_CLOSING,
+    NET_CS_LINGER,
+    NET_CS_DEAD,
+};
+
+enum net_tls {
+    NET_TLS_NONE,
+    NET_TLS_HANDSHAKE,
+    NET_TLS_ON,
+};
+
+struct net_wreq {
+    uv_write_t req;
+    struct net_conn *c;
+    size_t len;
+    char data[];
+};
+
+struct net_conn {
+    struct net_server *srv;
+    struct net_conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_idle_t defer;
+    uv_shutdown_t shut;
+    int handles;
+    int refs;
+    enum net_state state;
+    net_event_cb cb;
+    void *arg;
+    struct buf in;
+    bool paused;      /* net_pause_read in force */
+    bool reading;     /* uv_read_start in force */
+    bool eof;         /* no more input from the peer */
+    bool announce;    /* buffered input to announce with NET_EV_DATA */
+    bool err_pending; /* a failure to report from the deferred callback */
+    bool tls_more;    /* the TLS layer may hold more plaintext than the buffer took */
+    bool closed_sent;
+    uint64_t timeout_ms;
+    size_t pending; /* bytes in uv_write requests */
+    int cork;
+    char *stage; /* output held while corked or during a handshake */
+    size_t stage_len, stage_size;
+    SSL *ssl;
+    enum net_tls tls;
+    char tls_desc[96];
+    char error[160];
+    char peer_ip[INET6_ADDRSTRLEN];
+    char local_ip[INET6_ADDRSTRLEN];
+    int peer_port, local_port;
+};
+
+static void net_conn_close_cb(uv_handle_t *h);
+static void net_defer_cb(uv_idle_t *h);
+static void net_tls_read(struct net_conn *c);
+static void net_update_read(struct net_conn *c);
+static void net_unref(struct net_conn *c);
+static void net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
+static int net_tls_begin(struct net_conn *c, SSL_CTX *ctx);
+
+/* ---- connection life cycle ---- */
+
+/* net_set_error - remember why the connection failed (net_error). */
+static void
+net_set_error(struct net_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+}
+
+/* net_defer - run net_defer_cb on the next loop iteration. */
+static void
+net_defer(struct net_conn *c)
+{
+    if (c->state != NET_CS_DEAD)
+        uv_idle_start(&c->defer, net_defer_cb);
+}
+
+/* net_conn_new - wrap an accepted socket; NULL (socket closed) on failure. */
+static struct net_conn *
+net_conn_new(struct net_server *s, int fd, const char *ip, int port)
+{
+    struct net_conn *c = xcalloc(1, sizeof(*c));
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss), rc;
+
+    c->srv = s;
+    snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
+    c->peer_port = port;
+    buf_init(&c->in, NET_INBUF_DEFAULT);
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    uv_idle_init(s->loop, &c->defer);
+    c->tcp.data = c->timer.data = c->defer.data = c->shut.data = c;
+    c->handles = NET_CONN_HANDLES;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->total++;
+    if (++s->now > s->peak)
+        s->peak = s->now;
+    net_ip_add(s, ip, 1);
+
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc < 0) {
+        log_warn("connection from %s: %s", ip, uv_strerror(rc));
+        close(fd);
+        net_abort(c);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        net_addr_format(&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
+    return c;
+}
+
+/* net_conn_free - the last step: unlink, uncount, release. */
+static void
+net_conn_free(struct net_conn *c)
+{
+    struct net_server *s = c->srv;
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->now--;
+    net_ip_add(s, c->peer_ip, -1);
+    buf_free(&c->in);
+    free(c->stage);
+    SSL_free(c->ssl);
+    free(c);
+    net_server_maybe_free(s);
+}
+
+/* net_conn_accept - a new connection: implicit TLS if asked, then the accept callback. */
+void
+net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX *tls,
+                net_accept_cb cb, void *arg)
+{
+    struct net_conn *c = net_conn_new(s, fd, ip, port);
+
+    if (c == NULL)
+        return;
+    if (tls != NULL && net_tls_begin(c, tls) < 0) {
+        log_warn("TLS set-up for %s failed: %s", ip, c->error);
+        net_abort(c);
+        return;
+    }
+    c->refs++;
+    cb(c, arg);
+    if (c->cb == NULL && c->state == NET_CS_OPEN) {
+        log_error("net: the accept callback set no event callback");
+        net_abort(c);
+    }
+    net_update_read(c);
+    net_unref(c);
+}
+
+/* net_conn_abort_all - abort every connection of the server. */
+void
+net_conn_abort_all(struct net_server *s)
+{
+    struct net_conn *c, *next;
+
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        net_abort(c);
+    }
+}
+
+/* net_emit - deliver one event, if the connection still takes events. */
+static void
+net_emit(struct net_conn *c, enum net_event ev)
+{
+    if (c->cb == NULL)
+        return;
+    if (ev == NET_EV_CLOSED) {
+        if (c->closed_sent)
+            return;
+        c->closed_sent = true;
+    } else if (c->state != NET_CS_OPEN) {
+        return;
+    }
+    if (ev == NET_EV_DATA)
+        c->announce = false;
+    c->refs++;
+    c->cb(c, ev, c->arg);
+    c->refs--;
+}
+
+/* net_unref - drop a callback reference; free if the handles closed meanwhile. */
+static void
+net_unref(struct net_conn *c)
+{
+    if (--c->refs == 0 && c->handles == 0 && c->closed_sent)
+        net_conn_free(c);
+}
+
+/* net_dispatch - deliver an event, then follow what the protocol did with its input. */
+static void
+net_dispatch(struct net_conn *c, enum net_event ev)
+{
+    c->refs++;
+    net_emit(c, ev);
+    net_update_read(c);
+    net_unref(c);
+}
+
+/* net_conn_close_cb - one handle closed; after the last, NET_EV_CLOSED and free. */
+static void
+net_conn_close_cb(uv_handle_t *h)
+{
+    struct net_conn *c = h->data;
+
+    if (--c->handles > 0)
+        return;
+    net_emit(c, NET_EV_CLOSED);
+    if (c->refs == 0)
+        net_conn_free(c);
+}
+
+/* net_abort - close at once; queued output is dropped. */
+void
+net_abort(struct net_conn *c)
+{
+    if (c->state == NET_CS_DEAD)
+        return;
+    c->state = NET_CS_DEAD;
+    c->reading = false;
+    uv_close((uv_handle_t *)&c->tcp, net_conn_close_cb);
+    uv_close((uv_handle_t *)&c->timer, net_conn_close_cb);
+    uv_close((uv_handle_t *)&c->defer, net_conn_close_cb);
+}
+
+/* net_timer_cb - idle timeout (OPEN) or the end of a close's patience. */
+static void
+net_timer_cb(uv_timer_t *t)
+{
+    struct net_conn *c = t->data;
+
+    switch (c->state) {
+    case NET_CS_OPEN:
+        net_dispatch(c, NET_EV_TIMEOUT);
+        break;
+    case NET_CS_CLOSING:
+    case NET_CS_LINGER:
+        net_abort(c);
+        break;
+    case NET_CS_DEAD:
+        break;
+    }
+}
+
+/* net_set_timeout - idle timeout in ms, 0 for none; restarted by every input. */
+void
+net_set_timeout(struct net_conn *c, uint64_t ms)
+{
+    if (c->state != NET_CS_OPEN)
+        return;
+    c->timeout_ms = ms;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, net_timer_cb, ms, 0);
+}
+
+/* net_shutdown_cb - our FIN is out: linger for the peer's, unless it came already. */
+static void
+net_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct net_conn *c = req->data;
+
+    if (c->state == NET_CS_DEAD)
+        return;
+    if (status < 0 || c->eof) {
+        net_abort(c);
+        return;
+    }
+    c->state = NET_CS_LINGER;
+    uv_timer_start(&c->timer, net_timer_cb, NET_LINGER_MS, 0);
+    net_update_read(c);
+}
+
+static void net_stage_flush(struct net_conn *c);
+static void net_tls_flush(struct net_conn *c);
+
+/* net_close - flush queued output (and TLS close_notify), then close. */
+void
+net_close(struct net_conn *c)
+{
+    if (c->state != NET_CS_OPEN)
+        return;
+    if (c->tls != NET_TLS_HANDSHAKE)
+        net_stage_flush(c);
+    if (c->tls == NET_TLS_ON) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        net_tls_flush(c);
+    }
+    c->state = NET_CS_CLOSING;
+    net_update_read(c);
+    uv_timer_start(&c->timer, net_timer_cb, NET_CLOSE_MS, 0);
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, net_shutdown_cb) < 0)
+        net_abort(c);
+}
+
+/* ---- output ---- */
+
+/* net_write_cb - a chunk left (or failed): count it, report drain or failure. */
+static void
+net_write_cb(uv_write_t *req, int status)
+{
+    struct net_wreq *w = NET_CONTAINER(req, struct net_wreq, req);
+    struct net_conn *c = w->c;
+
+    c->pending -= w->len;
+    free(w);
+    if (c->state == NET_CS_DEAD)
+        return;
+    c->refs++;
+    if (status < 0) {
+        net_set_error(c, "write: %s", uv_strerror(status));
+        net_emit(c, NET_EV_ERROR);
+        net_abort(c);
+    } else if (c->pending == 0 && c->stage_len == 0 && c->state == NET_CS_OPEN &&
+               c->tls != NET_TLS_HANDSHAKE) {
+        net_dispatch(c, NET_EV_DRAIN);
+    }
+    net_unref(c);
+}
+
+/* net_wreq_new - a write request with room for n bytes. */
+static struct net_wreq *
+net_wreq_new(struct net_conn *c, size_t n)
+{
+    struct net_wreq *w = xmalloc(sizeof(*w) + n);
+
+    w->c = c;
+    w->len = n;
+    return w;
+}
+
+/* net_wreq_send - hand a filled request to libuv. */
+static void
+net_wreq_send(struct net_conn *c, struct net_wreq *w)
+{
+    uv_buf_t b = uv_buf_init(w->data, (unsigned int)w->len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, net_write_cb);
+
+    if (rc < 0) {
+        free(w);
+        if (!c->err_pending)
+            net_set_error(c, "write: %s", uv_strerror(rc));
+        c->err_pending = true;
+        net_defer(c);
+        return;
+    }
+    c->pending += w->len;
+}
+
+/* net_tls_flush - send whatever OpenSSL wrote into the write BIO. */
+static void
+net_tls_flush(struct net_conn *c)
+{
+    BIO *wb = SSL_get_wbio(c->ssl);
+    size_t n;
+
+    while ((n = BIO_ctrl_pending(wb)) > 0) {
+        struct net_wreq *w = net_wreq_new(c, n);
+        int r = BIO_read(wb, w->data, (int)n);
+        if (r <= 0) {
+            free(w);
+            break;
+        }
+        w->len = (size_t)r;
+        if (c->state == NET_CS_DEAD)
+            free(w);
+        else
+            net_wreq_send(c, w);
+    }
+}
+
+/* net_send - plaintext bytes to the wire, encrypted when TLS is on. */
+static void
+net_send(struct net_conn *c, const char *p, size_t n)
+{
+    if (c->tls != NET_TLS_ON) {
+        struct net_wreq *w = net_wreq_new(c, n);
+        memcpy(w->data, p, n);
+        net_wreq_send(c, w);
+        return;
+    }
+    while (n > 0) {
+        int chunk = n > NET_TLS_WRITE_MAX ? NET_TLS_WRITE_MAX : (int)n;
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, p, chunk);
+        if (r <= 0) {
+            unsigned long e = ERR_get_error();
+            const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+            net_set_error(c, "TLS write: %s", why != NULL ? why : "failed");
+            ERR_clear_error();
+            c->err_pending = true;
+            net_defer(c);
+            break;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    net_tls_flush(c);
+}
+
+/* net_stage_add - hold output while corked or while a handshake runs. */
+static void
+net_stage_add(struct net_conn *c, const void *p, size_t n)
+{
+    if (c->stage_len + n > c->stage_size) {
+        size_t nsize = c->stage_size ? c->stage_size : 1024;
+        while (nsize < c->stage_len + n)
+            nsize *= 2;
+        c->stage = xrealloc(c->stage, nsize);
+        c->stage_size = nsize;
+    }
+    memcpy(c->stage + c->stage_len, p, n);
+    c->stage_len += n;
+}
+
+/* net_stage_flush - send the held output as one piece. */
+static void
+net_stage_flush(struct net_conn *c)
+{
+    size_t n = c->stage_len;
+
+    if (n == 0)
+        return;
+    c->stage_len = 0;
+    net_send(c, c->stage, n);
+    if (c->stage_size > NET_STAGE_KEEP) {
+        free(c->stage);
+        c->stage = NULL;
+        c->stage_size = 0;
+    }
+}
+
+/* net_write - queue n bytes; never fails for lack of space. */
+void
+net_write(struct net_conn *c, const void *p, size_t n)
+{
+    if (c->state != NET_CS_OPEN || n == 0)
+        return;
+    if (c->cork > 0 || c->tls == NET_TLS_HANDSHAKE)
+        net_stage_add(c, p, n);
+    else
+        net_send(c, p, n);
+}
+
+/* net_printf - queue formatted text. */
+void
+net_printf(struct net_conn *c, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        net_write(c, small, (size_t)n);
+        return;
+    }
+    char *big = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    net_write(c, big, (size_t)n);
+    free(big);
+}
+
+/* net_pending - output bytes not yet handed to the kernel (held ones included). */
+size_t
+net_pending(const struct net_conn *c)
+{
+    return c->pending + c->stage_len;
+}
+
+/* net_cork - hold writes until the matching net_uncork. */
+void
+net_cork(struct net_conn *c)
+{
+    c->cork++;
+}
+
+/* net_uncork - end one cork; the last one sends what was held. */
+void
+net_uncork(struct net_conn *c)
+{
+    if (c->cork == 0 || --c->cork > 0)
+        return;
+    if (c->state == NET_CS_OPEN && c->tls != NET_TLS_HANDSHAKE)
+        net_stage_flush(c);
+}
+
+/* ---- input ---- */
+
+/* net_update_read - read from the socket exactly when input is wanted and fits. */
+static void
+net_update_read(struct net_conn *c)
+{
+    bool want = false;
+
+    switch (c->state) {
+    case NET_CS_OPEN:
+        if (c->eof)
+            want = false;
+        else if (c->tls == NET_TLS_HANDSHAKE)
+            want = true;
+        else
+            want = !c->paused && buf_room(&c->in) > 0;
+        if (c->tls == NET_TLS_ON && c->tls_more && !c->paused && buf_room(&c->in) > 0)
+            net_defer(c);
+        break;
+    case NET_CS_LINGER:
+        want = !c->eof;
+        break;
+    case NET_CS_CLOSING:
+    case NET_CS_DEAD:
+        want = false;
+        break;
+    }
+    if (want == c->reading)
+        return;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, net_alloc_cb, net_read_cb) == 0)
+        c->reading = true;
+}
+
+/* net_alloc_cb - reads land in the server's buffer; plaintext never more than fits. */
+static void
+net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct net_conn *c = h->data;
+    size_t n = NET_READ_CHUNK;
+
+    if (c->state == NET_CS_OPEN && c->ssl == NULL) {
+        size_t room = buf_room(&c->in);
+        if (room < n)
+            n = room;
+    }
+    b->base = c->srv->rbuf;
+    b->len = n;
+}
+
+/* net_input_end - the peer closed its side (UV_EOF) or the read failed. */
+static void
+net_input_end(struct net_conn *c, int err)
+{
+    c->eof = true;
+    c->reading = false;
+    if (err == UV_EOF) {
+        net_emit(c, NET_EV_EOF);
+        net_close(c);
+    } else {
+        net_set_error(c, "read: %s", uv_strerror(err));
+        net_emit(c, NET_EV_ERROR);
+        net_abort(c);
+    }
+}
+
+/* net_read_cb - bytes from the socket: to the input buffer or the TLS layer. */
+static void
+net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+    struct net_conn *c = h->data;
+
+    if (nread == 0)
+        return;
+    c->refs++;
+    if (c->state == NET_CS_LINGER) {
+        if (nread < 0) { /* the peer's FIN (or a reset): done */
+            c->eof = true;
+            net_abort(c);
+        }
+    } else if (c->state != NET_CS_OPEN || nread == UV_ENOBUFS) {
+        /* input after net_close, or no room: nothing to do */
+    } else if (nread < 0) {
+        net_input_end(c, (int)nread);
+    } else {
+        if (c->timeout_ms > 0)
+            uv_timer_start(&c->timer, net_timer_cb, c->timeout_ms, 0);
+        if (c->ssl != NULL) {
+            BIO_write(SSL_get_rbio(c->ssl), b->base, (int)nread);
+            net_tls_read(c);
+        } else if (buf_append(&c->in, b->base, (size_t)nread) == 0) {
+            net_emit(c, NET_EV_DATA);
+        } else { /* cannot happen: net_alloc_cb asked for no more than the room */
+            log_error("net: input from %s overflows its buffer", c->peer_ip);
+            net_abort(c);
+        }
+    }
+    net_update_read(c);
+    net_unref(c);
+}
+
+/* net_defer_cb - work that must not run inside the caller's stack: a failure to
+ * report, plaintext the TLS layer still holds, input to announce after a resume. */
+static void
+net_defer_cb(uv_idle_t *h)
+{
+    struct net_conn *c = h->data;
+
+    uv_idle_stop(h);
+    if (c->state == NET_CS_DEAD)
+        return;
+    c->refs++;
+    if (c->err_pending) {
+        c->err_pending = false;
+        net_emit(c, NET_EV_ERROR);
+        net_abort(c);
+    } else if (c->state == NET_CS_OPEN && !c->paused) {
+        if (c->tls == NET_TLS_ON && c->tls_more)
+            net_tls_read(c);
+        if (c->state == NET_CS_OPEN && c->announce && !c->paused && c->in.len > 0)
+            net_emit(c, NET_EV_DATA);
+    }
+    net_update_read(c);
+    net_unref(c);
+}
+
+/* net_pause_read - deliver no more input until net_resume_read. */
+void
+net_pause_read(struct net_conn *c)
+{
+    c->paused = true;
+    net_update_read(c);
+}
+
+/* net_resume_read - read again; input left in the buffer during a pause is announced
+ * once more (NET_EV_DATA from the loop, not from inside this call). */
+void
+net_resume_read(struct net_conn *c)
+{
+    if (c->state != NET_CS_OPEN)
+        return;
+    if (c->paused) {
+        c->paused = false;
+        if (c->in.len > 0) {
+            c->announce = true;
+            net_defer(c);
+        }
+    }
+    net_update_read(c);
+}
+
+/* net_set_inbuf_cap - bound the input buffer (bytes already held are kept). */
+void
+net_set_inbuf_cap(struct net_conn *c, size_t cap)
+{
+    c->in.cap = cap;
+    net_update_read(c);
+}
+
+/* ---- TLS ---- */
+
+/* net_tls_reason - OpenSSL's reason for the failure just seen, then a clean queue. */
+static const char *
+net_tls_reason(int sslerr)
+{
+    unsigned long e = ERR_get_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    if (why != NULL)
+        return why;
+    return sslerr == SSL_ERROR_SYSCALL ? "unexpected end of stream" : "unknown error";
+}
+
+/* net_tls_fail - the handshake or a record failed: warn, report, close. */
+static void
+net_tls_fail(struct net_conn *c, const char *what, int sslerr)
+{
+    const char *why = net_tls_reason(sslerr);
+
+    net_set_error(c, "TLS %s failed: %s", what, why);
+    log_warn("TLS %s with %s failed: %s", what, c->peer_ip, why);
+    net_tls_flush(c); /* the alert, if OpenSSL wrote one */
+    net_emit(c, NET_EV_ERROR);
+    net_abort(c);
+}
+
+/* net_tls_begin - attach a server-side SSL over memory BIOs; the handshake follows. */
+static int
+net_tls_begin(struct net_conn *c, SSL_CTX *ctx)
+{
+    BIO *rb, *wb;
+
+    ERR_clear_error();
+    c->ssl = SSL_new(ctx);
+    if (c->ssl == NULL) {
+        net_set_error(c, "SSL_new: %s", net_tls_reason(0));
+        return -1;
+    }
+    rb = BIO_new(BIO_s_mem());
+    wb = BIO_new(BIO_s_mem());
+    if (rb == NULL || wb == NULL) {
+        BIO_free(rb);
+        BIO_free(wb);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        net_set_error(c, "BIO_new: %s", net_tls_reason(0));
+        return -1;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* empty means "wait for more", not EOF */
+    BIO_set_mem_eof_return(wb, -1);
+    SSL_set_bio(c->ssl, rb, wb);
+    SSL_set_accept_state(c->ssl);
+    c->tls = NET_TLS_HANDSHAKE;
+    return 0;
+}
+
+/* net_tls_handshake - advance the handshake with what the read BIO holds; 1 done,
+ * 0 wants more input, -1 failed (the connection is closing). */
+static int
+net_tls_handshake(struct net_conn *c)
+{
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->tls = NET_TLS_ON;
+        snprintf(c->tls_desc, sizeof(c->tls_desc), "%s cipher=%s", SSL_get_version(c->ssl),
+                 SSL_get_cipher_name(c->ssl));
+        net_tls_flush(c);
+        return 1;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        net_tls_flush(c);
+        return 0;
+    }
+    net_tls_fail(c, "handshake", e);
+    return -1;
+}
+
+/* net_tls_read - handshake if needed, then move plaintext into the input buffer as far
+ * as it fits (and only while reading is not paused); announce new input. */
+static void
+net_tls_read(struct net_conn *c)
+{
+    char tmp[NET_TLS_CHUNK];
+    bool got = false;
+
+    if (c->tls == NET_TLS_HANDSHAKE) {
+        if (net_tls_handshake(c) <= 0)
+            return;
+        if (c->cork == 0)
+            net_stage_flush(c); /* written during the handshake: goes out first */
+        net_emit(c, NET_EV_TLS_READY);
+        if (c->state != NET_CS_OPEN)
+            return;
+    }
+    c->tls_more = true;
+    while (c->state == NET_CS_OPEN && !c->paused) {
+        size_t room = buf_room(&c->in);
+        int r, e;
+
+        if (room == 0)
+            break;
+        ERR_clear_error();
+        r = SSL_read(c->ssl, tmp, room < sizeof(tmp) ? (int)room : (int)sizeof(tmp));
+        if (r > 0) {
+            buf_append(&c->in, tmp, (size_t)r);
+            got = true;
+            continue;
+        }
+        e = SSL_get_error(c->ssl, r);
+        net_tls_flush(c); /* key updates and the like */
+        if (e == SSL_ERROR_WANT_READ) {
+            c->tls_more = false;
+            break;
+        }
+        c->tls_more = false;
+        if (got)
+            net_emit(c, NET_EV_DATA);
+        if (e == SSL_ERROR_ZERO_RETURN) /* close_notify: the peer is done */
+            net_input_end(c, UV_EOF);
+        else if (c->state == NET_CS_OPEN)
+            net_tls_fail(c, "read", e);
+        return;
+    }
+    if (got)
+        net_emit(c, NET_EV_DATA);
+}
+
+/* net_starttls - plaintext output goes out, buffered plaintext input is thrown away
+ * (CVE-2011-0411), then the handshake starts. */
+int
+net_starttls(struct net_conn *c, SSL_CTX *tls)
+{
+    if (c->state != NET_CS_OPEN || c->ssl != NULL || tls == NULL)
+        return -1;
+    net_stage_flush(c);
+    buf_reset(&c->in);
+    c->announce = false;
+    if (net_tls_begin(c, tls) < 0) {
+        log_warn("STARTTLS with %s: %s", c->peer_ip, c->error);
+        return -1;
+    }
+    net_update_read(c);
+    return 0;
+}
+
+/* net_is_tls - the handshake is done and TLS carries the session. */
+bool
+net_is_tls(const struct net_conn *c)
+{
+    return c->tls == NET_TLS_ON;
+}
+
+/* net_tls_desc - protocol and cipher, "" without TLS. */
+const char *
+net_tls_desc(const struct net_conn *c)
+{
+    return c->tls == NET_TLS_ON ? c->tls_desc : "";
+}
+
+/* ---- accessors ---- */
+
+/* net_set_cb - where the connection's events go. */
+void
+net_set_cb(struct net_conn *c, net_event_cb cb, void *arg)
+{
+    c->cb = cb;
+    c->arg = arg;
+}
+
+/* net_inbuf - the input buffer. */
+struct buf *
+net_inbuf(struct net_conn *c)
+{
+    return &c->in;
+}
+
+/* net_error - why the connection failed, "" if it did not. */
+const char *
+net_error(const struct net_conn *c)
+{
+    return c->error;
+}
+
+/* net_peer_ip - the client's address. */
+const char *
+net_peer_ip(const struct net_conn *c)
+{
+    return c->peer_ip;
+}
+
+/* net_peer_port - the client's port. */
+int
+net_peer_port(const struct net_conn *c)
+{
+    return c->peer_port;
+}
+
+/* net_local_ip - our address on this connection. */
+const char *
+net_local_ip(const struct net_conn *c)
+{
+    return c->local_ip;
+}
+
+/* net_local_port - our port on this connection. */
+int
+net_local_port(const struct net_conn *c)
+{
+    return c->local_port;
+}
+
+/* net_loop - the loop the connection runs on. */
+uv_loop_t *
+net_loop(const struct net_conn *c)
+{
+    return c->srv->loop;
+}

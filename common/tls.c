@@ -1,0 +1,63 @@
+/*
+ * tls - OpenSSL server contexts (the contract is in tls.h).
+ */
+#include "tls.h"
+
+#include <stdio.h>
+
+#include <openssl/err.h>
+
+/* tls_fail - "SETTING PATH: reason", the reason being the first error OpenSSL queued
+ * (the root cause: "No such file or directory", "no start line", ...). */
+static void
+tls_fail(char *err, size_t errlen, const char *setting, const char *path, const char *dflt)
+{
+    unsigned long e = ERR_get_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    snprintf(err, errlen, "%s %s: %s", setting, path, why != NULL ? why : dflt);
+    ERR_clear_error();
+}
+
+/* tls_server_ctx - a context for cert (PEM chain) and key: TLS 1.2 and 1.3 only, the
+ * server's cipher order, no compression, no renegotiation. */
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+{
+    static const unsigned char sid_ctx[] = "dmail";
+    SSL_CTX *ctx;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        tls_fail(err, errlen, "tls_cert", cert, "cannot create a TLS context");
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        tls_fail(err, errlen, "tls_cert", cert, "cannot set the minimum TLS version");
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* idle connections give their read/write buffers back */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_fail(err, errlen, "tls_cert", cert, "cannot load the certificate");
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        tls_fail(err, errlen, "tls_key", key, "cannot load the private key");
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_fail(err, errlen, "tls_key", key, "does not match the certificate");
+        goto fail;
+    }
+    return ctx;
+
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
