@@ -137,6 +137,7 @@ mailbox_update_done(struct pop_session *s, enum drop_result res, const char *err
         s->d->stats.deleted += s->ndel;
         session_ok(s, "dmail POP3 server signing off (%lu messages left)", left);
     }
+    session_release_mailbox(s); /* a new session may have it before this one has closed */
     session_close(s, "quit");
 }
 
@@ -158,9 +159,11 @@ mailbox_after(uv_work_t *w, int status)
         s->wait = SW_NONE;
         j->done(s, j->res, j->err);
         session_resume(s);
-    } else if (j->op == MAILBOX_COMMIT) {
-        log_sess(LOGLVL_INFO, s->sid, "update after the client left: %s",
-                 j->res == DROP_OK ? "done" : j->err);
+    } else {
+        if (j->op == MAILBOX_COMMIT)
+            log_sess(LOGLVL_INFO, s->sid, "update after the client left: %s",
+                     j->res == DROP_OK ? "done" : j->err);
+        session_release_mailbox(s);
     }
     free(j->path);
     free(j->index_dir);

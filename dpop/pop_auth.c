@@ -200,8 +200,7 @@ pop_auth_opened(struct pop_session *s, enum drop_result res, const char *err)
                  err);
         session_err(s, false, res == DROP_PERM ? "SYS/PERM" : "SYS/TEMP",
                     "Cannot open your mailbox, try again later");
-        mailbox_release(s->d, s->mailbox);
-        s->holds_mailbox = false;
+        session_release_mailbox(s);
         free(s->login);
         s->login = NULL;
         return;
@@ -398,9 +397,9 @@ pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
     long n;
 
     if (c->arg1 == NULL) { /* the mechanisms, for clients that ask this way */
+        const char *mechs = command_plaintext_ok(s) ? "PLAIN\r\nLOGIN\r\n.\r\n" : ".\r\n";
         session_ok(s, "%s", "");
-        session_write(s, command_plaintext_ok(s) ? "PLAIN\r\nLOGIN\r\n.\r\n" : ".\r\n",
-                      command_plaintext_ok(s) ? 18 : 3);
+        session_write(s, mechs, strlen(mechs));
         return;
     }
     if (!(c->arg1_len == 5 && strncasecmp(c->arg1, "PLAIN", 5) == 0) &&

@@ -51,8 +51,7 @@ session_enter_state(struct pop_session *s, enum session_state st)
 static void
 session_free(struct pop_session *s)
 {
-    if (s->holds_mailbox)
-        mailbox_release(s->d, s->mailbox);
+    session_release_mailbox(s);
     dropview_free(&s->view);
     free(s->del);
     free(s->seen);
@@ -72,6 +71,14 @@ session_unref(struct pop_session *s)
 {
     if (--s->refs == 0)
         session_free(s);
+}
+
+void
+session_release_mailbox(struct pop_session *s)
+{
+    if (s->holds_mailbox)
+        mailbox_release(s->d, s->mailbox);
+    s->holds_mailbox = false;
 }
 
 void
@@ -382,6 +389,8 @@ session_destroy(struct pop_session *s)
 
     s->conn = NULL;
     pop_auth_cancel(s);
+    if (s->job == NULL)
+        session_release_mailbox(s); /* else when the job is done */
     log_sess(LOGLVL_INFO, s->sid, "disconnect reason=%s user=%s retr=%lu dele=%lu errors=%d",
              s->close_reason ? s->close_reason : "closed", s->login ? s->login : "-", s->nretr,
              s->ndele, s->errors);

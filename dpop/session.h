@@ -110,6 +110,9 @@ void session_shutdown(struct popd *d);
  * to the session; the session is freed when the last one goes. */
 void session_hold(struct pop_session *s);
 void session_release(struct pop_session *s);
+/* session_release_mailbox - give the mailbox back to the in-use table (after UPDATE, or
+ * when the client is gone and no job uses the mailbox any more). */
+void session_release_mailbox(struct pop_session *s);
 /* session_cont_kick - a streamed answer has more output ready: write it (up to the
  * high-water mark) and go on with pipelined commands when it is complete. */
 void session_cont_kick(struct pop_session *s);
