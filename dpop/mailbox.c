@@ -129,7 +129,8 @@ mailbox_update_done(struct pop_session *s, enum drop_result res, const char *err
         left += !s->del[i];
     if (res != DROP_OK) {
         log_sess(LOGLVL_WARN, s->sid, "update user=%s path=%s error=%s", s->login, s->mailbox, err);
-        session_err(s, false, "SYS/TEMP", "Some deleted messages not removed, try again later");
+        session_err(s, false, res == DROP_PERM ? "SYS/PERM" : "SYS/TEMP",
+                    "Some deleted messages not removed");
     } else {
         if (s->ndel > 0)
             log_sess(LOGLVL_INFO, s->sid, "update user=%s deleted=%zu left=%lu", s->login, s->ndel,
