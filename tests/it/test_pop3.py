@@ -517,3 +517,49 @@ def test_maildir(dpop_factory):
     assert "2 messages" in c.login("alice")
     assert b"Status: RO" in c.multi("RETR 1")[1]
     c.ok("QUIT")
+
+
+# ---- [SYS/TEMP] and [SYS/PERM] ----
+
+def hold_dotlock(path):
+    """A dotlock as another node's live process would leave it."""
+    with open(path + ".lock", "w") as f:
+        f.write("1 some-other-node\n")
+
+
+def test_locked_mailbox_is_sys_temp(dpop_factory):
+    import os
+    pop = dpop_factory(lock_timeout=1)
+    path = pop.put_mbox("alice", MSGS, UIDLS)
+    before = pop.raw_mbox("alice")
+    # a changed mailbox must be read under the lock: busy lock -> [SYS/TEMP] at login
+    hold_dotlock(path)
+    c = pop.raw("stls")
+    c.ok("USER alice")
+    c.err("PASS " + PASSWORDS["alice"], "SYS/TEMP")
+    os.unlink(path + ".lock")
+    c.login("alice")
+    c.ok("DELE 1")
+    # the lock is taken again at QUIT: busy -> [SYS/TEMP] and nothing changes
+    hold_dotlock(path)
+    r = c.cmd("QUIT")
+    assert r.startswith("-ERR [SYS/TEMP]"), r
+    assert c.closed()
+    os.unlink(path + ".lock")
+    assert pop.raw_mbox("alice") == before
+    # the mailbox is free again and intact
+    c = pop.raw("stls")
+    assert "3 messages" in c.login("alice")
+    c.ok("QUIT")
+
+
+def test_unusable_mailbox_is_sys_perm(dpop_factory):
+    import os
+    pop = dpop_factory()
+    os.makedirs(pop.mbox_path("alice"))  # a directory where the mbox should be
+    os.symlink("/etc/passwd", pop.mbox_path("bob"))
+    for user in ("alice", "bob"):
+        c = pop.raw("stls")
+        c.ok("USER " + user)
+        c.err("PASS " + PASSWORDS[user], "SYS/PERM")
+        c.ok("QUIT")
