@@ -415,6 +415,8 @@ drop_dotlock_break_stale(const char *lock, const char *node)
     if (lstat(lock, &st) != 0)
         return errno == ENOENT; /* gone meanwhile: try again at once */
     stale = time(NULL) - st.st_mtime > DROP_STALE_SECS;
+    if (!stale && S_ISREG(st.st_mode) && st.st_size == 0 && time(NULL) - st.st_mtime > 10)
+        stale = true; /* another program died between creating and filling it */
     if (!stale && S_ISREG(st.st_mode)) {
         char buf[320], owner[257];
         long pid = 0;
@@ -439,17 +441,24 @@ drop_dotlock_break_stale(const char *lock, const char *node)
     return unlink(lock) == 0;
 }
 
-/* drop_dotlock_try - create the dotlock with O_EXCL, holding "PID NODE\n". */
+/* drop_dotlock_try - create the dotlock holding "PID NODE\n". The content is written to
+ * a private temporary name first and then link(2)ed to the lock name, so the lock never
+ * exists empty (a kill -9 mid-way leaves no anonymous lock) and creation is atomic on NFS
+ * too. */
 static enum drop_try
 drop_dotlock_try(const char *lock, const char *node, int *errp)
 {
-    char buf[320];
-    int fd, n;
+    static _Atomic unsigned long seq;
+    char buf[320], tmp[PATH_MAX];
+    int fd, n, rc;
+    struct stat st;
 
-    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)sizeof tmp) {
+        *errp = ENAMETOOLONG;
+        return DROP_TRY_ERR;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        if (errno == EEXIST)
-            return DROP_TRY_BUSY;
         *errp = errno;
         return DROP_TRY_ERR;
     }
@@ -457,10 +466,22 @@ drop_dotlock_try(const char *lock, const char *node, int *errp)
     if (write(fd, buf, (size_t)n) != n) {
         *errp = errno != 0 ? errno : ENOSPC;
         close(fd);
-        unlink(lock);
+        unlink(tmp);
         return DROP_TRY_ERR;
     }
     close(fd);
+    rc = link(tmp, lock);
+    if (rc != 0 && errno != EEXIST) {
+        *errp = errno;
+        unlink(tmp);
+        return DROP_TRY_ERR;
+    }
+    /* link() may succeed on NFS while reporting failure: the link count decides. */
+    if (rc != 0 && (stat(tmp, &st) != 0 || st.st_nlink != 2)) {
+        unlink(tmp);
+        return DROP_TRY_BUSY;
+    }
+    unlink(tmp);
     return DROP_TRY_OK;
 }
 

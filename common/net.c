@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -62,7 +63,9 @@ struct net_wreq {
 
 struct net_conn {
     struct net_server *srv;
-    struct net_conn *prev, *next;
+    struct net_conn *prev, *next;       /* all of the server's */
+    struct net_ipent *ipe;              /* counted (now, max_per_ip) while not NULL */
+    struct net_conn *ip_prev, *ip_next; /* in ipe->conns */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_idle_t defer;
@@ -148,7 +151,11 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     s->total++;
     if (++s->now > s->peak)
         s->peak = s->now;
-    net_ip_add(s, ip, 1);
+    c->ipe = net_ip_hold(s, ip);
+    c->ip_next = c->ipe->conns;
+    if (c->ip_next != NULL)
+        c->ip_next->ip_prev = c;
+    c->ipe->conns = c;
 
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
@@ -164,6 +171,28 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     return c;
 }
 
+/* net_conn_uncount - the connection is over (peer gone or closed by us): give its slot
+ * back at once, so a client that reconnects right away is not refused because the old
+ * socket's close has not finished yet. */
+static void
+net_conn_uncount(struct net_conn *c)
+{
+    struct net_ipent *e = c->ipe;
+
+    if (e == NULL)
+        return;
+    if (c->ip_prev != NULL)
+        c->ip_prev->ip_next = c->ip_next;
+    else
+        e->conns = c->ip_next;
+    if (c->ip_next != NULL)
+        c->ip_next->ip_prev = c->ip_prev;
+    c->ipe = NULL;
+    c->ip_prev = c->ip_next = NULL;
+    c->srv->now--;
+    net_ip_release(c->srv, e);
+}
+
 /* net_conn_free - the last step: unlink, uncount, release. */
 static void
 net_conn_free(struct net_conn *c)
@@ -176,8 +205,7 @@ net_conn_free(struct net_conn *c)
         s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    s->now--;
-    net_ip_add(s, c->peer_ip, -1);
+    net_conn_uncount(c);
     buf_free(&c->in);
     free(c->stage);
     SSL_free(c->ssl);
@@ -207,6 +235,34 @@ net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX 
     }
     net_update_read(c);
     net_unref(c);
+}
+
+/* net_conn_recount_ip - before refusing ip for max_per_ip: a connection from ip whose
+ * peer has already closed or reset (FIN or RST waiting unread) stops counting now, so a
+ * client that closed and reconnected at once is not refused for its own old socket.
+ * Returns the connections from ip that still count. */
+long
+net_conn_recount_ip(struct net_ipent *e)
+{
+    struct net_conn *c = e->conns, *next;
+    long n = 0;
+
+    /* e is freed with its last connection; then next is NULL and e is not touched */
+    for (; c != NULL; c = next) {
+        uv_os_fd_t fd;
+        char b;
+
+        next = c->ip_next;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                net_conn_uncount(c);
+                continue;
+            }
+        }
+        n++;
+    }
+    return n;
 }
 
 /* net_conn_abort_all - abort every connection of the server. */
@@ -245,7 +301,7 @@ net_emit(struct net_conn *c, enum net_event ev)
 static void
 net_unref(struct net_conn *c)
 {
-    if (--c->refs == 0 && c->handles == 0 && c->closed_sent)
+    if (--c->refs == 0 && c->handles == 0)
         net_conn_free(c);
 }
 
@@ -280,6 +336,7 @@ net_abort(struct net_conn *c)
         return;
     c->state = NET_CS_DEAD;
     c->reading = false;
+    net_conn_uncount(c);
     uv_close((uv_handle_t *)&c->tcp, net_conn_close_cb);
     uv_close((uv_handle_t *)&c->timer, net_conn_close_cb);
     uv_close((uv_handle_t *)&c->defer, net_conn_close_cb);
@@ -351,6 +408,7 @@ net_close(struct net_conn *c)
         net_tls_flush(c);
     }
     c->state = NET_CS_CLOSING;
+    net_conn_uncount(c);
     net_update_read(c);
     uv_timer_start(&c->timer, net_timer_cb, NET_CLOSE_MS, 0);
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, net_shutdown_cb) < 0)
@@ -615,6 +673,7 @@ net_input_end(struct net_conn *c, int err)
 {
     c->eof = true;
     c->reading = false;
+    net_conn_uncount(c);
     if (err == UV_EOF) {
         net_emit(c, NET_EV_EOF);
         net_close(c);

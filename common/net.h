@@ -38,7 +38,8 @@
  *   listener just closes.
  * - Listening sockets are watched with uv_poll (accept4 here), so EMFILE stops the watch
  *   for a second and the backlog waits instead of being dropped. IPv6 listeners are
- *   IPV6_V6ONLY, so "0.0.0.0" and "::" can share a port. net_server_new() ignores SIGPIPE.
+ *   IPV6_V6ONLY, so "0.0.0.0" and "::" can share a port. net_server_new() ignores SIGPIPE
+ *   and opens /dev/null on any closed descriptor 0-2 (no socket may land there).
  */
 #ifndef DMAIL_NET_H
 #define DMAIL_NET_H
@@ -81,7 +82,9 @@ void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
  * are reached, CRLF included. Returns 0 or a negative uv error with err filled. */
 int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls, const char *refuse,
                net_accept_cb cb, void *arg, char *err, size_t errlen);
-/* net_server_connections - connections open now, peak, and accepted since start. */
+/* net_server_counts - connections open now, peak, and accepted since start. A connection
+ * stops counting (for now and for the caps) as soon as the peer has gone or it is being
+ * closed, even if its socket lingers a moment longer. */
 void net_server_counts(const struct net_server *s, long *now, long *peak, long *total);
 /* net_listener_port - the port the idx-th listener (net_listen order, from 0) is bound to
  * (useful with port 0); -1 if there is no such listener. */

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,12 +42,6 @@ struct net_listener {
     net_accept_cb cb;
     void *arg;
     char name[INET6_ADDRSTRLEN + 16];
-};
-
-struct net_ipent {
-    struct net_ipent *next;
-    long n;
-    char ip[INET6_ADDRSTRLEN];
 };
 
 /* ---- per-IP connection counts ---- */
@@ -96,38 +91,41 @@ net_ip_grow(struct net_server *s)
     s->ipt_size = nsize;
 }
 
-/* net_ip_count - connections open now from ip. */
-static long
-net_ip_count(struct net_server *s, const char *ip)
+/* net_ip_lookup - the entry of ip, NULL when no connection from it counts. */
+struct net_ipent *
+net_ip_lookup(struct net_server *s, const char *ip)
 {
-    struct net_ipent *e = *net_ip_find(s, ip);
-
-    return e != NULL ? e->n : 0;
+    return *net_ip_find(s, ip);
 }
 
-/* net_ip_add - count one connection more (delta 1) or less (-1) for ip. */
-void
-net_ip_add(struct net_server *s, const char *ip, long delta)
+/* net_ip_hold - count one connection more for ip; its entry. */
+struct net_ipent *
+net_ip_hold(struct net_server *s, const char *ip)
 {
     struct net_ipent **pp = net_ip_find(s, ip);
     struct net_ipent *e = *pp;
 
     if (e == NULL) {
-        if (delta <= 0)
-            return;
         e = xcalloc(1, sizeof(*e));
         snprintf(e->ip, sizeof(e->ip), "%s", ip);
         *pp = e;
         if (++s->ipt_count > s->ipt_size * 2)
             net_ip_grow(s);
     }
-    e->n += delta;
-    if (e->n <= 0) {
-        pp = net_ip_find(s, ip);
-        *pp = e->next;
-        free(e);
-        s->ipt_count--;
-    }
+    e->n++;
+    return e;
+}
+
+/* net_ip_release - count one connection less; the entry goes with the last. */
+void
+net_ip_release(struct net_server *s, struct net_ipent *e)
+{
+    if (--e->n > 0)
+        return;
+    struct net_ipent **pp = net_ip_find(s, e->ip);
+    *pp = e->next;
+    free(e);
+    s->ipt_count--;
 }
 
 /* ---- addresses ---- */
@@ -155,14 +153,24 @@ net_addr_format(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *
 
 /* ---- server and listeners ---- */
 
-/* net_server_new - a server with no listeners yet; ignores SIGPIPE process-wide, since
- * a write to a reset socket must come back as an error, not kill the process. */
+/* net_server_new - a server with no listeners yet. Process-wide: ignores SIGPIPE (a write
+ * to a reset socket must come back as an error, not kill the process) and puts
+ * /dev/null on any of descriptors 0-2 that is closed. */
 struct net_server *
 net_server_new(uv_loop_t *loop, const struct net_limits *lim)
 {
     struct net_server *s = xcalloc(1, sizeof(*s));
 
     signal(SIGPIPE, SIG_IGN);
+    /* a socket must never land on 0-2: stray stdio would reach a client, and libuv
+     * refuses to close such a descriptor */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (n > 2)
+                close(n);
+        }
+    }
     s->loop = loop;
     if (lim != NULL)
         s->lim = *lim;
@@ -306,7 +314,7 @@ net_refuse(struct net_listener *l, int fd, const char *ip, const char *why)
     }
     shutdown(fd, SHUT_WR);
     /* what the client already sent would make close() send a reset */
-    while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+    for (int i = 0; i < 8 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
 }
@@ -316,6 +324,7 @@ static void
 net_accept_fd(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
 {
     struct net_server *s = l->srv;
+    struct net_ipent *e;
     char ip[INET6_ADDRSTRLEN];
     int port;
 
@@ -324,7 +333,8 @@ net_accept_fd(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
         net_refuse(l, fd, ip, "max_connections reached");
         return;
     }
-    if (s->lim.max_per_ip > 0 && net_ip_count(s, ip) >= s->lim.max_per_ip) {
+    if (s->lim.max_per_ip > 0 && (e = net_ip_lookup(s, ip)) != NULL && e->n >= s->lim.max_per_ip &&
+        net_conn_recount_ip(e) >= s->lim.max_per_ip) {
         net_refuse(l, fd, ip, "max_per_ip reached");
         return;
     }

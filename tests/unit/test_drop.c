@@ -485,6 +485,35 @@ test_mbox_dotlock_stale(void **state)
     assert_true(file_size(f->box) > 0);
 }
 
+/* An empty dotlock (its creator died before writing it) is broken after a few seconds, but
+ * a fresh one is respected. */
+static void
+test_mbox_dotlock_empty(void **state)
+{
+    struct fixture *f = *state;
+    char lock[320], err[256], uidl[80];
+    struct timeval tv[2];
+    DIR *d;
+    struct dirent *de;
+
+    lock_path(f, lock, sizeof lock);
+    spit(lock, "");
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
+                     DROP_TEMP);
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= 30;
+    tv[1] = tv[0];
+    assert_int_equal(utimes(lock, tv), 0);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 5, 0, uidl, err), DROP_OK);
+    assert_int_equal(access(lock, F_OK), -1);
+    /* our own lock was made by link(2): no temporary name is left behind */
+    d = opendir(f->dir);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        assert_null(strstr(de->d_name, ".lock."));
+    closedir(d);
+}
+
 static void
 test_mbox_dotlock_dead_owner(void **state)
 {
@@ -1130,6 +1159,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_uidl_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_dotlock_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, teardown),
 #ifdef F_OFD_SETLK

@@ -515,6 +515,14 @@ group_setup(void **state)
     FILE *f;
 
     (void)state;
+    /* as a server's start-up would: nothing of the loop may land on 0-2 */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", O_RDWR);
+            if (n > 2)
+                close(n);
+        }
+    }
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_net.XXXXXX");
     if (mkdtemp(tmpdir) == NULL)
         return -1;
@@ -847,6 +855,40 @@ test_max_per_ip(void **state)
     cli_close(&b);
     cli_close(&c);
     cli_close(&d);
+    harness_free(h);
+}
+
+/* a client that leaves and comes straight back gets its slot: the slot is free as soon
+ * as its EOF is seen, not only when the old socket has finished closing */
+static void
+test_per_ip_quick_reconnect(void **state)
+{
+    struct harness *h = harness_new(0, 1);
+    int port = listen_on(h, "127.0.0.1", 0, NULL, "421 busy\r\n");
+    struct cli a, b;
+
+    (void)state;
+    for (int round = 0; round < 5; round++) {
+        cli_connect(&a, port);
+        cli_send(h, &a, "x\r\n");
+        assert_true(cli_wait(h, &a, "ECHO x\r\n"));
+        cli_close(&a);
+        cli_connect(&b, port); /* before the loop has seen a's FIN */
+        cli_send(h, &b, "y\r\n");
+        assert_true(cli_wait(h, &b, "ECHO y\r\n"));
+        cli_close(&b);
+        RUN_UNTIL(h, h->nsess == 2 * (round + 1) && h->sess[h->nsess - 1]->n[NET_EV_CLOSED], WAIT);
+    }
+    assert_int_equal(h->nsess, 10);
+
+    /* closed before the server even accepted it: its FIN is found by peeking */
+    cli_connect(&a, port);
+    cli_close(&a);
+    cli_connect(&b, port);
+    cli_send(h, &b, "z\r\n");
+    assert_true(cli_wait(h, &b, "ECHO z\r\n"));
+    assert_int_equal(h->nsess, 12);
+    cli_close(&b);
     harness_free(h);
 }
 
@@ -1199,7 +1241,7 @@ test_emfile_pause(void **state)
     (void)state;
     for (int i = 0; i < 6; i++)
         cli_connect(&cl[i], port);
-    int probe = dup(0);
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free descriptor */
     assert_true(probe >= 0);
     close(probe);
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -1241,6 +1283,7 @@ main(void)
         cmocka_unit_test(test_input_cap_pause),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_per_ip),
+        cmocka_unit_test(test_per_ip_quick_reconnect),
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_implicit_tls),
         cmocka_unit_test(test_tls_backpressure),

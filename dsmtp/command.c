@@ -1,0 +1,533 @@
+/*
+ * command - SMTP commands: the table, check and proceed steps, and the end of DATA.
+ * See command.h. Reply codes follow RFC 5321 4.2-4.3; enhanced codes RFC 3463.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "command.h"
+#include "deliver.h"
+#include "log.h"
+#include "smtp_auth.h"
+#include "xmem.h"
+
+enum {
+    CMD_NOARGS = 1, /* arguments are a syntax error */
+    CMD_SECRET = 2, /* never log the arguments, wipe the line */
+};
+
+struct command {
+    int flags;
+    /* validate state and syntax; -1 when a reply was written */
+    int (*check)(struct smtp_session *s, const char *args);
+    /* do the work and reply (maybe later, after session_go_async) */
+    void (*proceed)(struct smtp_session *s, const char *args);
+};
+
+/* command_greeting - the banner. */
+void
+command_greeting(struct smtp_session *s)
+{
+    if (s->d->stopping) {
+        session_reply(s, 421, "4.3.2", "%s Service shutting down", s->d->hostname);
+        session_close(s, "shutdown");
+        return;
+    }
+    session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->hostname);
+}
+
+/* command_check_helo - the HELO/EHLO argument. */
+static int
+command_check_helo(struct smtp_session *s, const char *args)
+{
+    struct smtp_perr e;
+
+    if (smtp_parse_helo(args, s->arg.helo, sizeof(s->arg.helo), &e) < 0) {
+        session_reply(s, e.code, e.ecode, "%s", e.text);
+        return -1;
+    }
+    return 0;
+}
+
+/* command_greet - what EHLO and HELO share: a new start. */
+static void
+command_greet(struct smtp_session *s)
+{
+    session_tx_reset(s);
+    snprintf(s->helo, sizeof(s->helo), "%s", s->arg.helo);
+    session_enter_state(s, SS_READY);
+}
+
+/* command_ehlo - EHLO: the extensions. */
+static void
+command_ehlo(struct smtp_session *s, const char *args)
+{
+    bool tls = net_is_tls(s->conn);
+
+    command_greet(s);
+    s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
+    session_reply(s, 250, NULL,
+                  "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
+                  "SMTPUTF8%s%s",
+                  s->d->hostname, s->helo, s->ip, s->cf->max_msg_size,
+                  s->d->tls != NULL && !tls ? "\nSTARTTLS" : "",
+                  smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
+    s->esmtp = true;
+}
+
+/* command_helo - HELO: plain SMTP, no enhanced codes. */
+static void
+command_helo(struct smtp_session *s, const char *args)
+{
+    command_greet(s);
+    s->esmtp = false;
+    session_reply(s, 250, NULL, "%s", s->d->hostname);
+}
+
+/* command_check_mail - MAIL is allowed now, and its syntax. */
+static int
+command_check_mail(struct smtp_session *s, const char *args)
+{
+    struct smtp_perr e;
+
+    if (s->state == SS_CONNECTED) {
+        session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return -1;
+    }
+    if (s->state != SS_READY) {
+        session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        return -1;
+    }
+    if (s->port == SMTPD_PORT_SUBMISSION && s->auth_user == NULL) {
+        session_reply(s, 530, "5.7.0", "Authentication required");
+        return -1;
+    }
+    if (smtp_parse_mail(args, s->esmtp, &s->arg.mail, &e) < 0) {
+        session_reply(s, e.code, e.ecode, "%s", e.text);
+        return -1;
+    }
+    if (s->arg.mail.size_set && s->arg.mail.size > s->cf->max_msg_size) {
+        session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+        return -1;
+    }
+    if (!s->arg.mail.smtputf8 && smtp_parse_is_8bit(s->arg.mail.from.local)) {
+        session_reply(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+        return -1;
+    }
+    return 0;
+}
+
+/* command_mail - start the transaction. */
+static void
+command_mail(struct smtp_session *s, const char *args)
+{
+    char esc[600];
+    struct smtp_tx *tx = &s->tx;
+
+    session_tx_reset(s);
+    tx->from = s->arg.mail.from;
+    tx->params = s->arg.mail;
+    addr_format(&tx->from, tx->sender, sizeof(tx->sender));
+    log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
+    log_sess(LOGLVL_INFO, s->sid, "mail from=<%s> size=%llu", esc, tx->params.size);
+    session_enter_state(s, SS_MAIL);
+    session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* command_check_rcpt - RCPT is allowed now, and its syntax. */
+static int
+command_check_rcpt(struct smtp_session *s, const char *args)
+{
+    struct smtp_perr e;
+
+    if (s->state != SS_MAIL && s->state != SS_RCPT) {
+        session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return -1;
+    }
+    if (smtp_parse_rcpt(args, s->esmtp, &s->arg.rcpt, &e) < 0) {
+        session_reply(s, e.code, e.ecode, "%s", e.text);
+        return -1;
+    }
+    if (!s->tx.params.smtputf8 && smtp_parse_is_8bit(s->arg.rcpt.to.local)) {
+        session_reply(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+        return -1;
+    }
+    return 0;
+}
+
+/* command_rcpt_log - one line per recipient with its result. */
+static void
+command_rcpt_log(struct smtp_session *s, const char *addr, const char *result)
+{
+    char esc[600];
+
+    log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
+    log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> result=%s", esc, result);
+}
+
+/* command_rcpt - resolve the recipient: local, postmaster, unknown or remote. */
+static void
+command_rcpt(struct smtp_session *s, const char *args)
+{
+    struct smtp_tx *tx = &s->tx;
+    struct smtp_rcpt *r = &s->arg.rcpt;
+    struct deliver_target *t = xmalloc(sizeof(*t));
+    char addr[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8], local[ADDR_LOCAL_MAX * 2 + 3];
+
+    if (r->bare_postmaster)
+        snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->cf->main_domain);
+    addr_format(&r->to, addr, sizeof(addr));
+    if (tx->nrcpt >= (size_t)s->cf->max_rcpts) {
+        command_rcpt_log(s, addr, "too-many");
+        session_reply(s, 452, "4.5.3", "Error: too many recipients");
+        goto out;
+    }
+    addr_local_unquoted(&r->to, false, local, sizeof(local));
+    switch (deliver_resolve(s->cf, s->db, local, r->to.domain, t)) {
+    case DK_REMOTE:
+        command_rcpt_log(s, addr, "relay-denied");
+        session_reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
+        goto out;
+    case DK_UNKNOWN:
+        command_rcpt_log(s, addr, "unknown");
+        session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
+        goto out;
+    case DK_LOCAL:
+    case DK_POSTMASTER:
+        break;
+    }
+    if (tx->nrcpt == tx->arcpt) {
+        tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
+        tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
+    }
+    tx->rcpt[tx->nrcpt].addr = xstrdup(addr);
+    tx->rcpt[tx->nrcpt].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
+    tx->nrcpt++;
+    command_rcpt_log(s, addr, t->kind == DK_LOCAL ? "ok" : "ok-postmaster-queued");
+    session_enter_state(s, SS_RCPT);
+    session_reply(s, 250, "2.1.5", "Ok");
+out:
+    free(t);
+}
+
+/* command_check_data - DATA needs recipients. */
+static int
+command_check_data(struct smtp_session *s, const char *args)
+{
+    if (s->state == SS_MAIL) {
+        session_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        return -1;
+    }
+    if (s->state != SS_RCPT) {
+        session_reply(s, 503, "5.5.1", "Error: need RCPT command");
+        return -1;
+    }
+    return 0;
+}
+
+/* command_data - 354, and the session reads the message. */
+static void
+command_data(struct smtp_session *s, const char *args)
+{
+    struct smtp_tx *tx = &s->tx;
+    char proto[16], received[2048];
+    bool tls = net_is_tls(s->conn);
+
+    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 ".%u", s->sid, ++s->ntx);
+    snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
+             s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
+    if (data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id,
+                      tls ? net_tls_desc(s->conn) : "", tx->nrcpt == 1 ? tx->rcpt[0].addr : NULL,
+                      time(NULL)) < 0)
+        data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id, "",
+                      NULL, time(NULL));
+    data_rx_init(&tx->rx, s->normalize, s->cf->max_msg_size, DATA_MAX_LINE, received);
+    tx->rx_active = true;
+    session_enter_state(s, SS_DATA);
+    net_set_timeout(s->conn, (uint64_t)s->cf->data_timeout * 1000);
+    session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* command_delivered - deliver.c answered for the message. */
+static void
+command_delivered(void *arg, const struct deliver_outcome *o)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = &s->tx;
+
+    s->batch = NULL;
+    if (o->qfile_failed) {
+        log_sess(LOGLVL_WARN, s->sid, "refused id=%s reason=queue-write-failed", o->id);
+        session_reply(s, 452, "4.3.1", "Insufficient system storage");
+    } else if (o->delivered == 0 && o->queued == 0) {
+        log_sess(LOGLVL_WARN, s->sid, "refused id=%s reason=delivery-failed", o->id);
+        session_reply(s, 554, "5.2.0", "Error: delivery to the mailbox failed");
+    } else {
+        log_sess(LOGLVL_INFO, s->sid,
+                 "delivered id=%s size=%llu rcpts=%zu mailboxes=%d queued=%d failed=%d", o->id,
+                 tx->rx.wire, tx->nrcpt, o->delivered, o->queued, o->failed);
+        s->nmsgs++;
+        s->errors = 0;
+        session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
+    }
+    session_tx_reset(s);
+    session_async_done(s);
+}
+
+/* command_data_refuse - the message came but is not acceptable. */
+static void
+command_data_refuse(struct smtp_session *s, int errors)
+{
+    const char *why;
+
+    if (errors & DATA_ERR_SIZE) {
+        why = "too-big";
+        session_reply(s, 552, "5.3.4", "Error: message size exceeds fixed maximum");
+    } else if (errors & DATA_ERR_LONG) {
+        why = "line-too-long";
+        session_reply(s, 500, "5.5.2", "Error: line too long (over %d octets with CRLF)",
+                      DATA_MAX_LINE + 2);
+    } else if (errors & DATA_ERR_NUL) {
+        why = "nul-byte";
+        session_reply(s, 554, "5.6.0", "Error: NUL bytes are not allowed");
+    } else {
+        why = "bare-newline";
+        session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
+    }
+    log_sess(LOGLVL_INFO, s->sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
+             why);
+    session_tx_reset(s);
+}
+
+/* command_data_end - the terminator arrived: refuse, or deliver. */
+static void
+command_data_end(struct smtp_session *s)
+{
+    struct smtp_tx *tx = &s->tx;
+    struct deliver_batch *b;
+    char origin[200], *text;
+    size_t len;
+
+    net_set_timeout(s->conn, (uint64_t)s->cf->smtp_timeout * 1000);
+    if (tx->rx.errors != 0) {
+        command_data_refuse(s, tx->rx.errors);
+        return;
+    }
+    snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->ip, s->sid);
+    text = data_rx_take(&tx->rx, &len);
+    b = deliver_new(s->cf, tx->id, tx->sender, origin, text, len);
+    for (size_t i = 0; i < tx->nrcpt; i++)
+        deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
+                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)");
+    s->batch = b;
+    session_go_async(s);
+    deliver_run(s->d->loop, b, &s->d->batches, command_delivered, s);
+}
+
+/* command_data_input - message bytes. */
+size_t
+command_data_input(struct smtp_session *s, const char *p, size_t n)
+{
+    size_t used = data_rx_feed(&s->tx.rx, p, n);
+
+    if (s->tx.rx.done)
+        command_data_end(s);
+    return used;
+}
+
+/* command_rset - abort the transaction. */
+static void
+command_rset(struct smtp_session *s, const char *args)
+{
+    session_tx_reset(s);
+    session_reply(s, 250, "2.0.0", "Ok");
+}
+
+/* command_noop - nothing. */
+static void
+command_noop(struct smtp_session *s, const char *args)
+{
+    session_reply(s, 250, "2.0.0", "Ok");
+}
+
+/* command_quit - goodbye. */
+static void
+command_quit(struct smtp_session *s, const char *args)
+{
+    session_reply(s, 221, "2.0.0", "Bye");
+    session_close(s, "quit");
+}
+
+/* command_help - the commands we know. */
+static void
+command_help(struct smtp_session *s, const char *args)
+{
+    session_reply(s, 214, "2.0.0",
+                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY%s%s\n"
+                  "See RFC 5321; this is dmail's dsmtp",
+                  s->d->tls != NULL ? " STARTTLS" : "", " AUTH");
+}
+
+/* command_check_vrfy - VRFY needs an argument. */
+static int
+command_check_vrfy(struct smtp_session *s, const char *args)
+{
+    if (!smtp_parse_has_arg(args)) {
+        session_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return -1;
+    }
+    return 0;
+}
+
+/* command_vrfy - 252 unless `vrfy true`, then a users-file lookup. */
+static void
+command_vrfy(struct smtp_session *s, const char *args)
+{
+    char buf[600], local[ADDR_LOCAL_MAX * 2 + 3], why[100];
+    struct deliver_target *t;
+    struct addr a;
+    size_t n;
+
+    if (!s->cf->vrfy) {
+        session_reply(s, 252, "2.0.0",
+                      "Cannot VRFY user, but will accept message and attempt "
+                      "delivery");
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s", args);
+    n = strlen(buf);
+    while (n > 0 && buf[n - 1] == ' ')
+        buf[--n] = '\0';
+    if (n >= 2 && buf[0] == '<' && buf[n - 1] == '>') {
+        buf[n - 1] = '\0';
+        memmove(buf, buf + 1, n - 1);
+    }
+    if (addr_parse_mailbox(buf, s->cf->main_domain, &a, why, sizeof(why)) < 0) {
+        session_reply(s, 501, "5.1.3", "Bad address syntax");
+        return;
+    }
+    addr_local_unquoted(&a, false, local, sizeof(local));
+    addr_format(&a, buf, sizeof(buf));
+    t = xmalloc(sizeof(*t));
+    switch (deliver_resolve(s->cf, s->db, local, a.domain, t)) {
+    case DK_LOCAL:
+    case DK_POSTMASTER:
+        session_reply(s, 250, "2.1.5", "<%s>", buf);
+        break;
+    case DK_UNKNOWN:
+        session_reply(s, 550, "5.1.1", "<%s>: User unknown", buf);
+        break;
+    case DK_REMOTE:
+        session_reply(s, 551, "5.1.6", "<%s>: User not local", buf);
+        break;
+    }
+    free(t);
+}
+
+/* command_check_starttls - TLS available and not active yet. */
+static int
+command_check_starttls(struct smtp_session *s, const char *args)
+{
+    if (s->d->tls == NULL) {
+        session_reply(s, 454, "4.7.0", "TLS not available");
+        return -1;
+    }
+    if (net_is_tls(s->conn)) {
+        session_reply(s, 503, "5.5.1", "Error: TLS already active");
+        return -1;
+    }
+    return 0;
+}
+
+/* command_starttls - 220 on the wire, then the handshake (input behind it discarded). */
+static void
+command_starttls(struct smtp_session *s, const char *args)
+{
+    session_reply(s, 220, "2.0.0", "Ready to start TLS");
+    session_flush_now(s);
+    session_tx_reset(s);
+    session_enter_state(s, SS_TLS_WAIT);
+    if (net_starttls(s->conn, s->d->tls) < 0) {
+        log_sess(LOGLVL_WARN, s->sid, "starttls failed to start");
+        session_close(s, "starttls failed");
+    }
+}
+
+/* command_unimplemented - a verb we know but do not offer. */
+static void
+command_unimplemented(struct smtp_session *s, const char *args)
+{
+    session_reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+static const struct command command_table[SMTP_V_COUNT] = {
+    [SMTP_V_EHLO] = {0, command_check_helo, command_ehlo},
+    [SMTP_V_HELO] = {0, command_check_helo, command_helo},
+    [SMTP_V_MAIL] = {0, command_check_mail, command_mail},
+    [SMTP_V_RCPT] = {0, command_check_rcpt, command_rcpt},
+    [SMTP_V_DATA] = {CMD_NOARGS, command_check_data, command_data},
+    [SMTP_V_RSET] = {CMD_NOARGS, NULL, command_rset},
+    [SMTP_V_NOOP] = {0, NULL, command_noop},
+    [SMTP_V_QUIT] = {CMD_NOARGS, NULL, command_quit},
+    [SMTP_V_HELP] = {0, NULL, command_help},
+    [SMTP_V_VRFY] = {0, command_check_vrfy, command_vrfy},
+    [SMTP_V_EXPN] = {0, NULL, command_unimplemented},
+    [SMTP_V_STARTTLS] = {CMD_NOARGS, command_check_starttls, command_starttls},
+    [SMTP_V_AUTH] = {CMD_SECRET, smtp_auth_check, smtp_auth_proceed},
+    [SMTP_V_BDAT] = {0, NULL, command_unimplemented},
+    [SMTP_V_ETRN] = {0, NULL, command_unimplemented},
+    [SMTP_V_TURN] = {0, NULL, command_unimplemented},
+    [SMTP_V_SEND] = {0, NULL, command_unimplemented},
+    [SMTP_V_SOML] = {0, NULL, command_unimplemented},
+    [SMTP_V_SAML] = {0, NULL, command_unimplemented},
+};
+
+/* command_dispatch - one line: SASL response, or a command through the table. */
+void
+command_dispatch(struct smtp_session *s, char *line, size_t len, const struct buf_lineinfo *info)
+{
+    const struct command *cmd;
+    struct smtp_cmdline cl;
+    char esc[200];
+
+    if ((!info->crlf || info->bare_cr) && !s->normalize) {
+        log_sess(LOGLVL_INFO, s->sid, "command with bare newline refused");
+        if (s->state == SS_AUTH) {
+            explicit_bzero(line, len);
+            smtp_auth_cancel(s);
+        }
+        session_reply(s, 500, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
+        return;
+    }
+    if (s->state == SS_AUTH) {
+        smtp_auth_input(s, line, len);
+        return;
+    }
+    if (info->nul) {
+        session_reply(s, 500, "5.5.2", "Error: NUL byte in command");
+        return;
+    }
+    smtp_parse_line(line, &cl);
+    cmd = &command_table[cl.verb];
+    if (log_get_level() >= LOGLVL_DEBUG) {
+        if (cmd->flags & CMD_SECRET)
+            log_escape(esc, sizeof(esc), line, cl.verb_len, 20);
+        else
+            log_escape(esc, sizeof(esc), line, len, 100);
+        log_sess(LOGLVL_DEBUG, s->sid, "command=%s", esc);
+    }
+    if (cl.verb == SMTP_V_UNKNOWN) {
+        session_reply(s, 500, "5.5.2", "Error: command not recognized");
+        return;
+    }
+    if ((cmd->flags & CMD_NOARGS) && smtp_parse_has_arg(cl.args))
+        session_reply(s, 501, "5.5.4", "Syntax: %s", smtp_parse_verb_name(cl.verb));
+    else if (cmd->check == NULL || cmd->check(s, cl.args) == 0)
+        cmd->proceed(s, cl.args);
+    if (cmd->flags & CMD_SECRET)
+        explicit_bzero(line, len);
+}

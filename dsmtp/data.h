@@ -1,0 +1,83 @@
+/*
+ * data - the DATA phase: a streaming scanner that turns the bytes after "354" into the
+ * message in local form, and the Received: trace header.
+ *
+ * Contract:
+ * - Owns: struct data_rx and its message buffer (data_rx_free releases it, data_rx_take
+ *   hands the buffer over).
+ * - Blocks on: nothing; pure functions, no I/O.
+ * - The message ends ONLY at <CRLF>.<CRLF> (the first CRLF may be the one that ended the
+ *   DATA command). Bare CR and bare LF never end a line that could start the terminator:
+ *   `<LF>.<LF>`, `<LF>.<CRLF>`, `<CR>.<CR>`, `<CRLF>.<CR><CR><LF>` never end the message.
+ * - Strict mode (default, bare_newline reject): a bare CR or LF marks the message
+ *   DATA_ERR_BARE; scanning goes on to the real terminator and the message is refused.
+ *   Normalize mode (bare_newline normalize, forward_from_ip clients only): a bare CR or LF
+ *   is a line end; the line after it is taken literally (no dot-unstuffing), so only a
+ *   real <CRLF>.<CRLF> ends the message.
+ * - Dot-unstuffing: a line that begins (after CRLF) with "." loses that first dot.
+ * - Limits: a text line over max_line octets (CRLF not counted; DATA_MAX_LINE = 998, so
+ *   1000 with CRLF as RFC 5321 4.5.3.1.6 says) is DATA_ERR_LONG; more
+ *   than max_size octets received is DATA_ERR_SIZE; a NUL byte is DATA_ERR_NUL. After the
+ *   first error nothing more is stored (memory stays bounded by max_size + prefix), but
+ *   the scanner keeps consuming until the terminator so the session stays in sync.
+ */
+#ifndef DSMTP_DATA_H
+#define DSMTP_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum {
+    DATA_ERR_BARE = 1, /* bare CR or LF in strict mode */
+    DATA_ERR_NUL = 2,
+    DATA_ERR_LONG = 4,
+    DATA_ERR_SIZE = 8,
+};
+
+/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including its CRLF */
+#define DATA_MAX_LINE 998
+
+struct data_rx {
+    bool normalize;
+    unsigned long long max_size; /* octets the client may send */
+    size_t max_line;
+    char *text; /* prefix + message, LF line ends (not NUL-terminated) */
+    size_t len, size, limit;
+    size_t prefix_len;
+    unsigned long long wire; /* octets consumed so far */
+    int errors;              /* DATA_ERR_* */
+    bool done;               /* the terminator was seen */
+    /* scanner state */
+    bool bol;       /* at the start of a line that followed a CRLF */
+    bool cr;        /* the last byte was a CR; its LF has not come yet */
+    bool dot;       /* the line began with a "." that is not stored yet */
+    size_t linelen; /* octets of the current line so far */
+};
+
+/* data_rx_init - start a message; prefix (may be NULL) is stored first (the Received:
+ * header) and not counted against max_size. */
+void data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_size, size_t max_line,
+                  const char *prefix);
+/* data_rx_feed - scan n bytes; returns how many were consumed. When the terminator is
+ * seen, rx->done is set and the bytes after it are not consumed (they are the next
+ * command, pipelined). */
+size_t data_rx_feed(struct data_rx *rx, const char *p, size_t n);
+/* data_rx_take - hand over the message buffer (*len gets its length); rx is then empty. */
+char *data_rx_take(struct data_rx *rx, size_t *len);
+void data_rx_free(struct data_rx *rx);
+
+/* data_received - format the Received: header (LF line ends, folded) into buf:
+ *   Received: from HELO ([IP])
+ *   \tby HOSTNAME (dsmtp) with PROTO id ID
+ *   \t(TLS);                                   -- only if tls is not ""
+ *   \tfor <RCPT>; DATE                        -- "for" only if rcpt is not NULL
+ * helo must already be printable ASCII. Returns the length or -1 if it does not fit. */
+int data_received(char *buf, size_t len, const char *helo, const char *ip, const char *host,
+                  const char *proto, const char *id, const char *tls, const char *rcpt,
+                  time_t when);
+
+/* data_rfc5322_date - "Tue, 25 Nov 2026 09:04:58 +0000" (local time) into buf. */
+char *data_rfc5322_date(char *buf, size_t len, time_t when);
+
+#endif

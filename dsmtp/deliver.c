@@ -1,0 +1,404 @@
+/*
+ * deliver - recipient resolution and durable local delivery. See deliver.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "qfile.h"
+#include "xmem.h"
+
+/* deliver_local_user - fill t for the users-file entry of local@domain, if any. */
+static bool
+deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *local,
+                   const char *domain, struct deliver_target *t)
+{
+    const struct auth_user *u;
+
+    if (db == NULL)
+        return false;
+    u = auth_db_find(db, cf, local, domain);
+    if (u == NULL)
+        return false;
+    if (drop_path_for(cf, u->name, u->domain, t->mailbox, sizeof(t->mailbox)) < 0)
+        return false;
+    if (u->domain != NULL)
+        snprintf(t->user, sizeof(t->user), "%s@%s", u->name, u->domain);
+    else
+        snprintf(t->user, sizeof(t->user), "%s", u->name);
+    return true;
+}
+
+/* deliver_postmaster - where postmaster's mail goes: sysadmin, else user postmaster. */
+static enum deliver_kind
+deliver_postmaster(const struct conf *cf, const struct auth_db *db, const char *domain,
+                   struct deliver_target *t)
+{
+    const char *sa = cf->sysadmin;
+
+    if (sa != NULL && sa[0] != '\0') {
+        char local[256], dom[256];
+        const char *at = strrchr(sa, '@');
+        if (at != NULL) {
+            snprintf(local, sizeof(local), "%.*s", (int)(at - sa), sa);
+            snprintf(dom, sizeof(dom), "%s", at + 1);
+        } else {
+            snprintf(local, sizeof(local), "%s", sa);
+            snprintf(dom, sizeof(dom), "%s", cf->main_domain);
+        }
+        if (conf_is_local_domain(cf, dom) && deliver_local_user(cf, db, local, dom, t))
+            return t->kind = DK_LOCAL;
+        return t->kind = DK_POSTMASTER;
+    }
+    if (deliver_local_user(cf, db, "postmaster", domain, t))
+        return t->kind = DK_LOCAL;
+    return t->kind = DK_POSTMASTER;
+}
+
+/* deliver_resolve - local user, postmaster, unknown or remote. */
+enum deliver_kind
+deliver_resolve(const struct conf *cf, const struct auth_db *db, const char *local,
+                const char *domain, struct deliver_target *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (!conf_is_local_domain(cf, domain))
+        return t->kind = DK_REMOTE;
+    if (strcasecmp(local, "postmaster") == 0)
+        return deliver_postmaster(cf, db, domain, t);
+    if (deliver_local_user(cf, db, local, domain, t))
+        return t->kind = DK_LOCAL;
+    return t->kind = DK_UNKNOWN;
+}
+
+/* deliver_one - Return-Path + text into one mailbox (blocking). */
+enum drop_result
+deliver_one(const struct conf *cf, const char *mailbox, const char *sender, const char *text,
+            size_t len, char *err, size_t errlen)
+{
+    char hdr[600], host[256];
+    struct drop_msg m;
+    const char *node = cf->lock_id;
+    int n;
+
+    if (node == NULL || node[0] == '\0') {
+        if (gethostname(host, sizeof(host)) < 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        node = host;
+    }
+    n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n", sender);
+    if (n < 0 || (size_t)n >= sizeof(hdr)) {
+        snprintf(err, errlen, "sender too long");
+        return DROP_PERM;
+    }
+    m.sender = sender;
+    m.headers = hdr;
+    m.headers_len = (size_t)n;
+    m.text = text;
+    m.text_len = len;
+    return drop_deliver(mailbox, cf->mailbox_format, &m, cf->lock_timeout, cf->drop_max, node, NULL,
+                        err, errlen);
+}
+
+/* deliver_next_try - exponential back-off from queue_retry. */
+time_t
+deliver_next_try(const struct conf *cf, time_t now, int attempts)
+{
+    long cap = cf->queue_retry > 3600 ? cf->queue_retry : 3600;
+    long d = cf->queue_retry;
+
+    for (int i = 1; i < attempts && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    return now + d;
+}
+
+/* deliver_queue_write - one queue file with the pending recipients (blocking). */
+int
+deliver_queue_write(const struct conf *cf, const char *id, const char *sender, const char *origin,
+                    time_t arrival, const struct deliver_qrcpt *r, size_t n, const char *text,
+                    size_t len)
+{
+    struct qfile q;
+    char *dir, *tmp;
+    int rc, saved;
+    time_t now = time(NULL);
+
+    memset(&q, 0, sizeof(q));
+    snprintf(q.id, sizeof(q.id), "%s", id);
+    q.arrival = arrival;
+    q.sender = xstrdup(sender);
+    q.origin = xstrdup(origin);
+    for (size_t i = 0; i < n; i++) {
+        qfile_add_rcpt(&q, r[i].addr);
+        q.rcpt[i].attempts = r[i].attempts;
+        q.rcpt[i].next_try = r[i].attempts > 0 ? deliver_next_try(cf, now, r[i].attempts) : 0;
+        q.rcpt[i].last_error = r[i].last_error ? xstrdup(r[i].last_error) : NULL;
+    }
+    q.text = (char *)text; /* borrowed: cleared before qfile_free */
+    q.text_len = len;
+    dir = xasprintf("%s/queue", cf->spool_dir);
+    tmp = xasprintf("%s/tmp", cf->spool_dir);
+    rc = qfile_write(dir, tmp, &q, 0600);
+    saved = errno;
+    q.text = NULL;
+    q.text_len = 0;
+    qfile_free(&q);
+    free(dir);
+    free(tmp);
+    errno = saved;
+    return rc;
+}
+
+/* One recipient of a batch. */
+struct deliver_rcpt {
+    char *addr;
+    char *mailbox; /* NULL: straight to the queue */
+    int dup_of;    /* index of the first entry with the same mailbox, or -1 */
+    enum drop_result result;
+    char err[200];
+};
+
+/* One job on the pool: one recipient. */
+struct deliver_job {
+    uv_work_t work;
+    struct deliver_batch *b;
+    size_t i;
+};
+
+struct deliver_batch {
+    struct conf *cf;
+    char *id, *sender, *origin;
+    char *text;
+    size_t len;
+    time_t arrival;
+    struct deliver_rcpt *r;
+    size_t n, alloc;
+    size_t running;
+    uv_loop_t *loop;
+    uv_work_t qwork;
+    int qrc, qerrno;
+    long *counter;
+    deliver_cb cb;
+    void *arg;
+    struct deliver_outcome out;
+};
+
+/* deliver_new - an empty batch owning text. */
+struct deliver_batch *
+deliver_new(struct conf *cf, const char *id, const char *sender, const char *origin, char *text,
+            size_t len)
+{
+    struct deliver_batch *b = xcalloc(1, sizeof(*b));
+
+    b->cf = conf_ref(cf);
+    b->id = xstrdup(id);
+    b->sender = xstrdup(sender);
+    b->origin = xstrdup(origin);
+    b->text = text;
+    b->len = len;
+    b->arrival = time(NULL);
+    return b;
+}
+
+/* deliver_add - one recipient; a mailbox already in the batch is written once. */
+void
+deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why)
+{
+    struct deliver_rcpt *r;
+
+    if (b->n == b->alloc) {
+        b->alloc = b->alloc ? b->alloc * 2 : 8;
+        b->r = xrealloc(b->r, b->alloc * sizeof(*b->r));
+    }
+    r = &b->r[b->n];
+    memset(r, 0, sizeof(*r));
+    r->addr = xstrdup(addr);
+    r->mailbox = mailbox ? xstrdup(mailbox) : NULL;
+    r->dup_of = -1;
+    r->result = mailbox ? DROP_OK : DROP_TEMP;
+    if (why != NULL)
+        snprintf(r->err, sizeof(r->err), "%s", why);
+    for (size_t i = 0; i < b->n; i++) {
+        const struct deliver_rcpt *o = &b->r[i];
+        if (o->dup_of < 0 && ((mailbox && o->mailbox && strcmp(o->mailbox, mailbox) == 0) ||
+                              (!mailbox && !o->mailbox && strcasecmp(o->addr, addr) == 0))) {
+            r->dup_of = (int)i;
+            break;
+        }
+    }
+    b->n++;
+}
+
+/* deliver_free - the batch is done and nobody needs it. */
+static void
+deliver_free(struct deliver_batch *b)
+{
+    if (b->counter != NULL)
+        (*b->counter)--;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->r[i].addr);
+        free(b->r[i].mailbox);
+    }
+    free(b->r);
+    free(b->text);
+    free(b->id);
+    free(b->sender);
+    free(b->origin);
+    conf_unref(&b->cf);
+    free(b);
+}
+
+/* deliver_finish - report the outcome (if anybody listens) and free. */
+static void
+deliver_finish(struct deliver_batch *b)
+{
+    b->out.id = b->id;
+    if (b->cb != NULL)
+        b->cb(b->arg, &b->out);
+    deliver_free(b);
+}
+
+/* deliver_qwork - pool: queue the temporary failures. */
+static void
+deliver_qwork(uv_work_t *w)
+{
+    struct deliver_batch *b = w->data;
+    struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q));
+    size_t nq = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct deliver_rcpt *r = &b->r[i];
+        if (r->dup_of >= 0 || r->result != DROP_TEMP)
+            continue;
+        q[nq].addr = r->addr;
+        q[nq].attempts = r->mailbox ? 1 : 0;
+        q[nq].last_error = r->err[0] ? r->err : NULL;
+        nq++;
+    }
+    b->qrc =
+        deliver_queue_write(b->cf, b->id, b->sender, b->origin, b->arrival, q, nq, b->text, b->len);
+    b->qerrno = errno;
+    free(q);
+}
+
+/* deliver_qdone - loop: the queue file is written (or not). */
+static void
+deliver_qdone(uv_work_t *w, int status)
+{
+    struct deliver_batch *b = w->data;
+
+    if (status < 0 || b->qrc < 0) {
+        errno = status < 0 ? ECANCELED : b->qerrno;
+        log_errore("deliver id=%s: cannot write the queue file", b->id);
+        b->out.qfile_failed = true;
+    } else {
+        log_info("deliver id=%s queued rcpts=%d", b->id, b->out.queued);
+    }
+    deliver_finish(b);
+}
+
+/* deliver_alldone - every mailbox job ended: count, then queue what failed for now. */
+static void
+deliver_alldone(struct deliver_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct deliver_rcpt *r = &b->r[i];
+        if (r->dup_of >= 0)
+            continue;
+        if (r->result == DROP_OK)
+            b->out.delivered++;
+        else if (r->result == DROP_TEMP)
+            b->out.queued++;
+        else
+            b->out.failed++;
+    }
+    if (b->out.queued == 0) {
+        deliver_finish(b);
+        return;
+    }
+    b->qwork.data = b;
+    if (uv_queue_work(b->loop, &b->qwork, deliver_qwork, deliver_qdone) < 0) {
+        b->out.qfile_failed = true;
+        deliver_finish(b);
+    }
+}
+
+/* deliver_work - pool: one mailbox. */
+static void
+deliver_work(uv_work_t *w)
+{
+    struct deliver_job *j = w->data;
+    struct deliver_batch *b = j->b;
+    struct deliver_rcpt *r = &b->r[j->i];
+
+    r->result = deliver_one(b->cf, r->mailbox, b->sender, b->text, b->len, r->err, sizeof(r->err));
+}
+
+/* deliver_done - loop: one mailbox finished. */
+static void
+deliver_done(uv_work_t *w, int status)
+{
+    struct deliver_job *j = w->data;
+    struct deliver_batch *b = j->b;
+    struct deliver_rcpt *r = &b->r[j->i];
+
+    if (status < 0) {
+        r->result = DROP_TEMP;
+        snprintf(r->err, sizeof(r->err), "cancelled");
+    }
+    if (r->result == DROP_OK)
+        log_info("deliver id=%s to=<%s> mailbox=%s ok", b->id, r->addr, r->mailbox);
+    else
+        log_warn("deliver id=%s to=<%s> mailbox=%s %s: %s", b->id, r->addr, r->mailbox,
+                 r->result == DROP_TEMP ? "deferred" : "failed", r->err);
+    free(j);
+    if (--b->running == 0)
+        deliver_alldone(b);
+}
+
+/* deliver_run - one pool job per distinct mailbox. */
+void
+deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
+{
+    b->loop = loop;
+    b->cb = cb;
+    b->arg = arg;
+    b->counter = counter;
+    if (counter != NULL)
+        (*counter)++;
+    b->running = 1; /* held while queueing, so nothing finishes early */
+    for (size_t i = 0; i < b->n; i++) {
+        struct deliver_job *j;
+        if (b->r[i].dup_of >= 0 || b->r[i].mailbox == NULL)
+            continue;
+        j = xcalloc(1, sizeof(*j));
+        j->b = b;
+        j->i = i;
+        j->work.data = j;
+        b->running++;
+        if (uv_queue_work(loop, &j->work, deliver_work, deliver_done) < 0) {
+            b->running--;
+            b->r[i].result = DROP_TEMP;
+            snprintf(b->r[i].err, sizeof(b->r[i].err), "cannot start the delivery job");
+            free(j);
+        }
+    }
+    if (--b->running == 0)
+        deliver_alldone(b);
+}
+
+/* deliver_detach - the waiter is gone. */
+void
+deliver_detach(struct deliver_batch *b)
+{
+    b->cb = NULL;
+    b->arg = NULL;
+}

@@ -1,0 +1,101 @@
+/*
+ * deliver - where a recipient goes, and durable local delivery of one message to its
+ * recipients: each mailbox on the thread pool in parallel, temporary failures into one
+ * queue file, one answer on the loop when everything is on disk.
+ *
+ * Contract:
+ * - Owns: struct deliver_batch, including the message text handed to deliver_new (it is
+ *   freed when the last job ends, whether or not anybody still waits for the answer).
+ * - Blocks on: deliver_resolve only reads memory. deliver_one and deliver_queue_write
+ *   block (file I/O, fsync): thread pool only. deliver_run queues the work with
+ *   uv_queue_work and calls cb on the loop.
+ * - Recipient kinds: a host_domain address whose user is in the users file is local;
+ *   postmaster@ any local domain (and <postmaster>) is always accepted and goes to the
+ *   mailbox of `sysadmin` (a users-file user, "user" or "user@localdomain"), or when
+ *   sysadmin is unset to the users-file user "postmaster"; if neither exists the message
+ *   is queued for postmaster with an error and retried (a config fix or a new user
+ *   makes it deliverable) until queue_lifetime. Other local addresses are unknown; any
+ *   other domain is remote (refused until outbound delivery exists).
+ * - Identical mailboxes in one batch are delivered once.
+ * - Outcome: every recipient is either in its mailbox (fsynced) or in the queue file
+ *   (fsynced) when cb reports ok; qfile_failed means the temporary failures could not
+ *   even be queued (the caller answers 452 4.3.1: recipients already delivered keep
+ *   their copy, so a retry by the client can duplicate them -- accepted, as in sendmail).
+ */
+#ifndef DSMTP_DELIVER_H
+#define DSMTP_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "conf.h"
+#include "drop.h"
+
+enum deliver_kind {
+    DK_LOCAL,      /* mailbox set */
+    DK_POSTMASTER, /* postmaster with no mailbox now: queue it */
+    DK_UNKNOWN,    /* local domain, no such user */
+    DK_REMOTE,     /* not one of our domains */
+};
+
+struct deliver_target {
+    enum deliver_kind kind;
+    char mailbox[4096]; /* the dropfile path (DK_LOCAL) */
+    char user[300];     /* "user" or "user@domain" of the users file (DK_LOCAL) */
+};
+
+/* deliver_resolve - classify local@domain (domain already an A-label, any case; local
+ * unquoted). db may be NULL (no users). */
+enum deliver_kind deliver_resolve(const struct conf *cf, const struct auth_db *db,
+                                  const char *local, const char *domain, struct deliver_target *t);
+
+/* deliver_one - blocking: append text (headers + body, LF ends) with a Return-Path:
+ * header for sender to mailbox. err gets a reason on failure. */
+enum drop_result deliver_one(const struct conf *cf, const char *mailbox, const char *sender,
+                             const char *text, size_t len, char *err, size_t errlen);
+
+/* One recipient's entry in a queue file still to be written. */
+struct deliver_qrcpt {
+    const char *addr;
+    int attempts;
+    const char *last_error;
+};
+
+/* deliver_queue_write - blocking: write a queue file with id (may be "" for a fresh
+ * one), sender, origin, the given pending recipients (next try after queue_retry) and
+ * the text into spool_dir/queue. 0 or -1 with errno. */
+int deliver_queue_write(const struct conf *cf, const char *id, const char *sender,
+                        const char *origin, time_t arrival, const struct deliver_qrcpt *r, size_t n,
+                        const char *text, size_t len);
+
+/* deliver_next_try - when to try again after attempts failures: queue_retry doubled per
+ * attempt, at most max(1 hour, queue_retry). */
+time_t deliver_next_try(const struct conf *cf, time_t now, int attempts);
+
+struct deliver_outcome {
+    int delivered;     /* distinct mailboxes written */
+    int queued;        /* recipients put into the queue */
+    int failed;        /* recipients refused for good (DROP_PERM) */
+    bool qfile_failed; /* the queue file could not be written */
+    const char *id;
+};
+
+struct deliver_batch;
+typedef void (*deliver_cb)(void *arg, const struct deliver_outcome *o);
+
+/* deliver_new - a batch for one message. text (malloc'd) is taken over. cf is
+ * referenced. */
+struct deliver_batch *deliver_new(struct conf *cf, const char *id, const char *sender,
+                                  const char *origin, char *text, size_t len);
+/* deliver_add - a recipient: addr as it goes into the queue file, mailbox NULL when it
+ * cannot be delivered now (queued straight away with reason why). */
+void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why);
+/* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
+ * (may be NULL) is incremented now and decremented when the batch is freed. */
+void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);
+/* deliver_detach - nobody waits any more: cb is not called; the work finishes. */
+void deliver_detach(struct deliver_batch *b);
+
+#endif

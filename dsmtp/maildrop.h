@@ -1,0 +1,42 @@
+/*
+ * maildrop - pickup of spool_dir/maildrop/: messages that sendmail(8) wrote as queue files
+ * (qfile format) go to their local recipients like SMTP mail.
+ *
+ * Contract:
+ * - Owns: struct maildrop, its directory watcher, timer and scan job.
+ * - Blocks on: nothing on the loop. Scans run on the thread pool, one at a time: at
+ *   start-up, when the directory changes (uv_fs_event), and every minute as a safety net.
+ * - Per file: recipients from the envelope, plus with QF_RCPT_FROM_HEADERS those of the
+ *   To:, Cc: and Bcc: fields (Bcc: fields are then removed). A Received: header "from
+ *   local (uid N)" is added. Local recipients are delivered at once; temporary failures
+ *   go into one queue file in spool_dir/queue; then the maildrop file is removed. If even
+ *   that queue file cannot be written the maildrop file stays and is tried again (local
+ *   recipients already delivered may then get a second copy).
+ * - Not yet: unknown local users and non-local recipients are logged as errors and
+ *   dropped (bounces and outbound delivery come later).
+ */
+#ifndef DSMTP_MAILDROP_H
+#define DSMTP_MAILDROP_H
+
+#include <stddef.h>
+
+#include "smtpd.h"
+
+struct maildrop;
+
+/* maildrop_new - watch the directory and scan it now. */
+struct maildrop *maildrop_new(struct smtpd *d);
+/* maildrop_stop - stop; freed when the running scan ends. *m becomes NULL. */
+void maildrop_stop(struct maildrop **m);
+
+/* maildrop_header_rcpts - call cb for each address in the To:, Cc: and Bcc: fields of
+ * the header of text (LF line ends; header ends at the first empty line). Handles display
+ * names, <angle> addresses, comments, quoted strings, groups and folded lines. Returns
+ * the number of addresses. */
+size_t maildrop_header_rcpts(const char *text, size_t len, void (*cb)(void *arg, const char *addr),
+                             void *arg);
+/* maildrop_strip_bcc - remove every Bcc: field (with its continuation lines) from the
+ * header, in place. Returns the new length. */
+size_t maildrop_strip_bcc(char *text, size_t len);
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * queue - retry runner for locally undeliverable recipients. See queue.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "deliver.h"
+#include "file.h"
+#include "log.h"
+#include "qfile.h"
+#include "queue.h"
+#include "xmem.h"
+
+struct queue {
+    struct smtpd *d;
+    uv_timer_t timer;
+    uv_work_t work;
+    bool running, again, stopping, timer_closed;
+    struct conf *cf;
+    struct auth_db *db;
+};
+
+/* queue_quarantine - move an unreadable file out of the way into spool_dir/corrupt. */
+static void
+queue_quarantine(const struct conf *cf, const char *path, const char *name)
+{
+    char *dir = xasprintf("%s/corrupt", cf->spool_dir);
+    char *to = xasprintf("%s/%s", dir, name);
+
+    if (file_mkdirs(dir, 0700) < 0 || rename(path, to) < 0)
+        log_errore("queue: cannot move %s to %s", path, dir);
+    else
+        log_error("queue: moved unreadable %s to %s", path, dir);
+    free(dir);
+    free(to);
+}
+
+/* queue_try_rcpt - one delivery attempt for a pending recipient. */
+static void
+queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
+               struct qfile_rcpt *r, time_t now)
+{
+    struct deliver_target *t = xmalloc(sizeof(*t));
+    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "";
+    struct addr a;
+    enum drop_result res = DROP_TEMP;
+
+    if (addr_parse_mailbox(r->addr, cf->main_domain, &a, err, sizeof(err)) < 0) {
+        res = DROP_PERM;
+    } else {
+        addr_local_unquoted(&a, false, local, sizeof(local));
+        switch (deliver_resolve(cf, db, local, a.domain, t)) {
+        case DK_LOCAL:
+            res = deliver_one(cf, t->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
+            break;
+        case DK_POSTMASTER:
+            snprintf(err, sizeof(err), "no mailbox for postmaster (set sysadmin)");
+            break;
+        case DK_UNKNOWN:
+            snprintf(err, sizeof(err), "user unknown");
+            res = DROP_PERM;
+            break;
+        case DK_REMOTE:
+            snprintf(err, sizeof(err), "not a local domain (no outbound delivery yet)");
+            res = DROP_PERM;
+            break;
+        }
+    }
+    free(t);
+    r->attempts++;
+    free(r->last_error);
+    r->last_error = err[0] ? xstrdup(err) : NULL;
+    switch (res) {
+    case DROP_OK:
+        r->state = QR_DONE;
+        log_info("queue id=%s to=<%s> delivered attempts=%d", q->id, r->addr, r->attempts);
+        break;
+    case DROP_TEMP:
+        r->next_try = deliver_next_try(cf, now, r->attempts);
+        log_info("queue id=%s to=<%s> deferred attempts=%d next=%lds: %s", q->id, r->addr,
+                 r->attempts, (long)(r->next_try - now), err);
+        break;
+    case DROP_PERM:
+        r->state = QR_FAILED;
+        log_warn("queue id=%s to=<%s> failed: %s (bounces come with outbound delivery)", q->id,
+                 r->addr, err);
+        break;
+    }
+}
+
+/* queue_process_file - retry what is due in one file; rewrite or remove it. */
+int
+queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path, time_t now)
+{
+    struct qfile q;
+    char err[200];
+    bool changed = false, expired;
+    int pending = 0;
+
+    memset(&q, 0, sizeof(q));
+    if (qfile_read(path, &q, err, sizeof(err)) < 0) {
+        log_error("queue: %s: %s", path, err);
+        qfile_free(&q);
+        return -1;
+    }
+    expired = now - q.arrival > cf->queue_lifetime;
+    for (size_t i = 0; i < q.nrcpt; i++) {
+        struct qfile_rcpt *r = &q.rcpt[i];
+        if (r->state != QR_PENDING)
+            continue;
+        if (expired) {
+            r->state = QR_FAILED;
+            changed = true;
+            log_warn("queue id=%s to=<%s> given up after %lds: %s (bounces come with outbound "
+                     "delivery)",
+                     q.id, r->addr, (long)(now - q.arrival),
+                     r->last_error ? r->last_error : "not delivered");
+            continue;
+        }
+        if ((q.flags & QF_HOLD) || r->next_try > now) {
+            pending++;
+            continue;
+        }
+        queue_try_rcpt(cf, db, &q, r, now);
+        changed = true;
+        if (r->state == QR_PENDING)
+            pending++;
+    }
+    if (pending == 0) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_errore("queue: cannot remove %s", path);
+        else
+            file_fsync_dir(path);
+        log_info("queue id=%s done", q.id);
+    } else if (changed) {
+        char *dir = xasprintf("%s/queue", cf->spool_dir);
+        char *tmp = xasprintf("%s/tmp", cf->spool_dir);
+        if (qfile_write(dir, tmp, &q, 0600) < 0)
+            log_errore("queue: cannot rewrite %s", path);
+        free(dir);
+        free(tmp);
+    }
+    qfile_free(&q);
+    return pending;
+}
+
+/* queue_scan - pool: every file of spool_dir/queue. */
+static void
+queue_scan(uv_work_t *w)
+{
+    struct queue *q = w->data;
+    char *dir = xasprintf("%s/queue", q->cf->spool_dir);
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (dp == NULL) {
+        log_errore("queue: cannot open %s", dir);
+        free(dir);
+        return;
+    }
+    while ((de = readdir(dp)) != NULL) {
+        char *path;
+        struct stat st;
+        if (de->d_name[0] == '.')
+            continue;
+        path = xasprintf("%s/%s", dir, de->d_name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            queue_process_file(q->cf, q->db, path, now) < 0)
+            queue_quarantine(q->cf, path, de->d_name);
+        free(path);
+    }
+    closedir(dp);
+    free(dir);
+}
+
+/* queue_maybe_free - free once the timer is closed and no scan runs. */
+static void
+queue_maybe_free(struct queue *q)
+{
+    if (q->stopping && q->timer_closed && !q->running)
+        free(q);
+}
+
+static void queue_start_scan(struct queue *q);
+
+/* queue_scanned - loop: the scan ended. */
+static void
+queue_scanned(uv_work_t *w, int status)
+{
+    struct queue *q = w->data;
+
+    q->running = false;
+    conf_unref(&q->cf);
+    if (q->db != NULL)
+        auth_db_unref(&q->db);
+    if (q->again && !q->stopping) {
+        q->again = false;
+        queue_start_scan(q);
+        return;
+    }
+    queue_maybe_free(q);
+}
+
+/* queue_start_scan - one scan on the pool with the current snapshots. */
+static void
+queue_start_scan(struct queue *q)
+{
+    if (q->stopping)
+        return;
+    if (q->running) {
+        q->again = true;
+        return;
+    }
+    q->cf = conf_ref(q->d->cf);
+    q->db = q->d->db != NULL ? auth_db_ref(q->d->db) : NULL;
+    q->work.data = q;
+    q->running = true;
+    if (uv_queue_work(q->d->loop, &q->work, queue_scan, queue_scanned) < 0) {
+        q->running = false;
+        conf_unref(&q->cf);
+        if (q->db != NULL)
+            auth_db_unref(&q->db);
+    }
+}
+
+/* queue_timer_cb - time for the periodic scan. */
+static void
+queue_timer_cb(uv_timer_t *t)
+{
+    queue_start_scan(t->data);
+}
+
+/* queue_new - the runner, first scan now. */
+struct queue *
+queue_new(struct smtpd *d)
+{
+    struct queue *q = xcalloc(1, sizeof(*q));
+    uint64_t every = (uint64_t)d->cf->queue_retry * 1000;
+
+    q->d = d;
+    uv_timer_init(d->loop, &q->timer);
+    q->timer.data = q;
+    uv_timer_start(&q->timer, queue_timer_cb, 0, every);
+    return q;
+}
+
+/* queue_kick - a scan soon. */
+void
+queue_kick(struct queue *q)
+{
+    queue_start_scan(q);
+}
+
+/* queue_timer_closed - the timer handle is gone. */
+static void
+queue_timer_closed(uv_handle_t *h)
+{
+    struct queue *q = h->data;
+
+    q->timer_closed = true;
+    queue_maybe_free(q);
+}
+
+/* queue_stop - stop scanning. */
+void
+queue_stop(struct queue **qp)
+{
+    struct queue *q = *qp;
+
+    if (q == NULL)
+        return;
+    *qp = NULL;
+    q->stopping = true;
+    uv_timer_stop(&q->timer);
+    uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
+}

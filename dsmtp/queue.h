@@ -1,0 +1,35 @@
+/*
+ * queue - the runner for spool_dir/queue: retries local deliveries that failed for now.
+ *
+ * Contract:
+ * - Owns: struct queue, its timer and the scan job.
+ * - Blocks on: nothing on the loop. A scan (readdir, reading queue files, deliveries,
+ *   rewriting or removing files) runs as one job on the thread pool; only one scan runs
+ *   at a time.
+ * - Scans run at start-up and every queue_retry seconds (and on queue_kick). A recipient
+ *   is retried when its next_try has come: back-off doubles from queue_retry per attempt,
+ *   at most max(1 hour, queue_retry). A queue file is rewritten (atomically, qfile_write)
+ *   with the new states, and removed when no recipient is pending. After queue_lifetime a
+ *   pending recipient is given up and logged (bounces arrive with outbound delivery).
+ *   Unreadable files are moved to spool_dir/corrupt/.
+ */
+#ifndef DSMTP_QUEUE_H
+#define DSMTP_QUEUE_H
+
+#include "smtpd.h"
+
+struct queue;
+
+/* queue_new - start the runner (first scan right away). */
+struct queue *queue_new(struct smtpd *d);
+/* queue_kick - scan soon. */
+void queue_kick(struct queue *q);
+/* queue_stop - no more scans; freed when the running one ends. *q becomes NULL. */
+void queue_stop(struct queue **q);
+
+/* queue_process_file - blocking: one queue file (path) against cf/db at time now.
+ * Returns the recipients still pending (0: the file was removed), -1 if unreadable. */
+int queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path,
+                       time_t now);
+
+#endif

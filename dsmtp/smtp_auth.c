@@ -1,0 +1,270 @@
+/*
+ * smtp_auth - SMTP AUTH PLAIN and LOGIN. See smtp_auth.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "xmem.h"
+
+#define SMTP_AUTH_BUF 1024
+
+enum smtp_auth_step { SA_PLAIN, SA_LOGIN_USER, SA_LOGIN_PASS, SA_VERIFY };
+
+struct smtp_auth_state {
+    enum smtp_auth_step step;
+    char mech[24];
+    char user[256];
+    struct auth_req *req;
+};
+
+/* smtp_auth_offered - AUTH is advertised over TLS, or in the clear if allowed. */
+bool
+smtp_auth_offered(const struct smtp_session *s)
+{
+    return s->conn != NULL && (net_is_tls(s->conn) || s->cf->auth_plaintext);
+}
+
+/* smtp_auth_end - the exchange is over (reply already written). */
+static void
+smtp_auth_end(struct smtp_session *s)
+{
+    if (s->auth != NULL) {
+        explicit_bzero(s->auth, sizeof(*s->auth));
+        free(s->auth);
+        s->auth = NULL;
+    }
+    if (s->state == SS_AUTH)
+        session_enter_state(s, SS_READY);
+}
+
+/* smtp_auth_check - may this session authenticate now, with that mechanism? */
+int
+smtp_auth_check(struct smtp_session *s, const char *args)
+{
+    struct smtp_perr e;
+    char mech[24];
+    const char *ir;
+
+    if (!s->esmtp) {
+        session_reply(s, 503, "5.5.1", "Error: send EHLO first");
+        return -1;
+    }
+    if (s->auth_user != NULL) {
+        session_reply(s, 503, "5.5.1", "Error: already authenticated");
+        return -1;
+    }
+    if (s->state != SS_READY) {
+        session_reply(s, 503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
+        return -1;
+    }
+    if (!smtp_auth_offered(s)) {
+        session_reply(s, 538, "5.7.11",
+                      "Encryption required for requested authentication "
+                      "mechanism");
+        return -1;
+    }
+    if (smtp_parse_auth(args, mech, sizeof(mech), &ir, &e) < 0) {
+        session_reply(s, e.code, e.ecode, "%s", e.text);
+        return -1;
+    }
+    if (strcmp(mech, "PLAIN") != 0 && strcmp(mech, "LOGIN") != 0) {
+        session_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+        return -1;
+    }
+    return 0;
+}
+
+/* smtp_auth_fail_reply - after the failure delay. */
+static void
+smtp_auth_fail_reply(struct smtp_session *s)
+{
+    session_reply(s, 535, "5.7.8", "Error: authentication failed");
+    session_async_done(s);
+}
+
+/* smtp_auth_result - auth_verify answered (on the loop). */
+static void
+smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
+{
+    struct smtp_session *s = arg;
+    char user[300], esc[200];
+
+    snprintf(user, sizeof(user), "%s", s->auth->user);
+    snprintf(esc, sizeof(esc), "%s", s->auth->mech);
+    s->auth->req = NULL;
+    smtp_auth_end(s);
+    if (ok) {
+        s->auth_user = xstrdup(user);
+        log_escape(esc, sizeof(esc), user, strlen(user), 100);
+        log_sess(LOGLVL_INFO, s->sid, "auth ok user=%s", esc);
+        session_reply(s, 235, "2.7.0", "Authentication successful");
+        session_async_done(s);
+        return;
+    }
+    log_sess(LOGLVL_INFO, s->sid, "auth failed mech=%s", esc);
+    explicit_bzero(user, sizeof(user));
+    if (s->cf->auth_fail_delay > 0)
+        session_delay(s, (uint64_t)s->cf->auth_fail_delay * 1000, smtp_auth_fail_reply);
+    else
+        smtp_auth_fail_reply(s);
+}
+
+/* smtp_auth_verify - hand user and password to the pool. */
+static void
+smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
+{
+    struct auth_req *req;
+
+    snprintf(s->auth->user, sizeof(s->auth->user), "%s", user);
+    s->auth->step = SA_VERIFY;
+    session_go_async(s);
+    if (s->db == NULL) {
+        smtp_auth_result(s, false, NULL);
+        return;
+    }
+    req = auth_verify(s->d->loop, s->d->cache, s->db, s->cf, user, pass, smtp_auth_result, s);
+    if (s->auth != NULL && s->auth->step == SA_VERIFY)
+        s->auth->req = req; /* else the answer came at once */
+}
+
+/* smtp_auth_decode - base64 of a client response; on error the reply is written. */
+static long
+smtp_auth_decode(struct smtp_session *s, const char *in, char *out, size_t outlen)
+{
+    long n = smtp_parse_base64(in, strlen(in), out, outlen);
+
+    if (n < 0) {
+        session_reply(s, 501, "5.5.2", "Error: cannot decode response");
+        smtp_auth_end(s);
+    }
+    return n;
+}
+
+/* smtp_auth_plain - a PLAIN response. */
+static void
+smtp_auth_plain(struct smtp_session *s, const char *resp)
+{
+    char buf[SMTP_AUTH_BUF];
+    const char *user, *pass;
+    long n = smtp_auth_decode(s, resp, buf, sizeof(buf));
+
+    if (n < 0)
+        return;
+    if (smtp_parse_plain(buf, (size_t)n, &user, &pass) < 0 || strlen(user) >= 256) {
+        explicit_bzero(buf, sizeof(buf));
+        session_reply(s, 501, "5.5.2", "Error: invalid PLAIN response");
+        smtp_auth_end(s);
+        return;
+    }
+    smtp_auth_verify(s, user, pass);
+    explicit_bzero(buf, sizeof(buf));
+}
+
+/* smtp_auth_login_user - the LOGIN user name; asks for the password. */
+static void
+smtp_auth_login_user(struct smtp_session *s, const char *resp)
+{
+    char buf[SMTP_AUTH_BUF];
+    long n = smtp_auth_decode(s, resp, buf, sizeof(buf));
+
+    if (n < 0)
+        return;
+    if (n == 0 || n >= 256 || memchr(buf, '\0', (size_t)n) != NULL) {
+        session_reply(s, 501, "5.5.2", "Error: invalid user name");
+        smtp_auth_end(s);
+        return;
+    }
+    memcpy(s->auth->user, buf, (size_t)n + 1);
+    s->auth->step = SA_LOGIN_PASS;
+    session_enter_state(s, SS_AUTH);
+    session_reply(s, 334, NULL, "UGFzc3dvcmQ6"); /* "Password:" */
+}
+
+/* smtp_auth_login_pass - the LOGIN password. */
+static void
+smtp_auth_login_pass(struct smtp_session *s, const char *resp)
+{
+    char buf[SMTP_AUTH_BUF], user[256];
+    long n = smtp_auth_decode(s, resp, buf, sizeof(buf));
+
+    if (n < 0)
+        return;
+    if (memchr(buf, '\0', (size_t)n) != NULL) {
+        explicit_bzero(buf, sizeof(buf));
+        session_reply(s, 501, "5.5.2", "Error: invalid password encoding");
+        smtp_auth_end(s);
+        return;
+    }
+    snprintf(user, sizeof(user), "%s", s->auth->user);
+    smtp_auth_verify(s, user, buf);
+    explicit_bzero(buf, sizeof(buf));
+}
+
+/* smtp_auth_proceed - AUTH PLAIN|LOGIN [initial-response]. */
+void
+smtp_auth_proceed(struct smtp_session *s, const char *args)
+{
+    struct smtp_perr e;
+    const char *ir;
+
+    s->auth = xcalloc(1, sizeof(*s->auth));
+    smtp_parse_auth(args, s->auth->mech, sizeof(s->auth->mech), &ir, &e);
+    if (strcmp(s->auth->mech, "PLAIN") == 0) {
+        s->auth->step = SA_PLAIN;
+        if (ir != NULL) {
+            smtp_auth_plain(s, ir);
+            return;
+        }
+        session_enter_state(s, SS_AUTH);
+        session_reply(s, 334, NULL, "%s", "");
+        return;
+    }
+    s->auth->step = SA_LOGIN_USER;
+    if (ir != NULL) {
+        smtp_auth_login_user(s, ir);
+        return;
+    }
+    session_enter_state(s, SS_AUTH);
+    session_reply(s, 334, NULL, "VXNlcm5hbWU6"); /* "Username:" */
+}
+
+/* smtp_auth_input - one response line inside the exchange. */
+void
+smtp_auth_input(struct smtp_session *s, char *line, size_t len)
+{
+    if (len == 1 && line[0] == '*') {
+        session_reply(s, 501, "5.7.0", "Authentication aborted");
+        smtp_auth_end(s);
+        return;
+    }
+    switch (s->auth->step) {
+    case SA_PLAIN:
+        smtp_auth_plain(s, line);
+        break;
+    case SA_LOGIN_USER:
+        smtp_auth_login_user(s, line);
+        break;
+    case SA_LOGIN_PASS:
+        smtp_auth_login_pass(s, line);
+        break;
+    case SA_VERIFY:
+        break;
+    }
+    explicit_bzero(line, len);
+}
+
+/* smtp_auth_cancel - the session is closing. */
+void
+smtp_auth_cancel(struct smtp_session *s)
+{
+    if (s->auth == NULL)
+        return;
+    if (s->auth->req != NULL)
+        auth_cancel(s->auth->req);
+    s->auth->req = NULL;
+    smtp_auth_end(s);
+}

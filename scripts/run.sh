@@ -1,0 +1,91 @@
+#!/bin/sh
+# run.sh BINDIR - start dsmtp in the foreground on ./run/ with conf/dev.conf (make run).
+#
+# Creates run/ (mailboxes, spool, work directory, a self-signed certificate, a users
+# file with the demo user), writes run/dmail.conf from conf/dev.conf with absolute
+# paths, prints how to send a message, and runs BINDIR/dsmtp -f until Ctrl-C.
+# Works as root (dsmtp drops to nobody, which then owns run/'s mail directories) and as
+# an ordinary user. Overrides for tests: DMAIL_RUN_DIR, DMAIL_SMTP_PORT,
+# DMAIL_SUBMISSION_PORT, DMAIL_SMTPS_PORT.
+set -eu
+
+bindir=${1:?usage: run.sh BINDIR}
+bindir=$(cd "$bindir" && pwd)
+top=$(cd "$(dirname "$0")/.." && pwd)
+run=${DMAIL_RUN_DIR:-$top/run}
+smtp_port=${DMAIL_SMTP_PORT:-2525}
+sub_port=${DMAIL_SUBMISSION_PORT:-2587}
+smtps_port=${DMAIL_SMTPS_PORT:-2465}
+
+die() { echo "run: $*" >&2; exit 1; }
+
+[ -x "$bindir/dsmtp" ] || die "no $bindir/dsmtp; build it first (make)"
+command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
+
+mkdir -p "$run" "$run/drop" "$run/spool" "$run/work" "$run/tls"
+run=$(cd "$run" && pwd)
+
+if [ "$(id -u)" = 0 ]; then
+    run_as=nobody
+else
+    run_as=$(id -un)
+fi
+
+# A self-signed certificate, once.
+if [ ! -s "$run/tls/cert.pem" ] || [ ! -s "$run/tls/key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,DNS:mx.example.test,IP:127.0.0.1" \
+        -keyout "$run/tls/key.pem" -out "$run/tls/cert.pem" >/dev/null 2>&1 ||
+        die "openssl could not make a certificate"
+    chmod 600 "$run/tls/key.pem"
+fi
+
+# The demo user: a random password, kept in run/demo-password so it stays the same
+# from one start to the next (delete the file for a new one).
+umask 077
+if [ ! -s "$run/demo-password" ]; then
+    openssl rand -base64 12 | tr -d '/+=\n' | cut -c1-12 >"$run/demo-password"
+fi
+password=$(cat "$run/demo-password")
+hash=$(printf '%s' "$password" | openssl passwd -6 -stdin) || die "openssl passwd failed"
+printf '# made by scripts/run.sh\ndemo:%s\n' "$hash" >"$run/users"
+umask 022
+
+sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
+    -e "s|@SUBMISSION_PORT@|$sub_port|g" -e "s|@SMTPS_PORT@|$smtps_port|g" \
+    "$top/conf/dev.conf" >"$run/dmail.conf"
+
+if [ "$(id -u)" = 0 ]; then
+    # dsmtp reads its config and keys as root, then works as nobody.
+    chown -R nobody "$run/drop" "$run/spool" "$run/work"
+    chown nobody "$run/users" "$run/tls/key.pem" "$run/tls/cert.pem"
+    if command -v runuser >/dev/null &&
+        ! runuser -u nobody -- test -w "$run/drop" 2>/dev/null; then
+        die "$run/drop is not reachable by user nobody (a parent directory is not" \
+            "searchable by others); chmod o+x the parents or set DMAIL_RUN_DIR"
+    fi
+fi
+
+"$bindir/dsmtp" -t -c "$run/dmail.conf" >/dev/null || {
+    "$bindir/dsmtp" -t -c "$run/dmail.conf"
+    die "run/dmail.conf has errors (see above)"
+}
+
+rel=$run
+case "$run" in "$PWD"/*) rel=${run#"$PWD"/} ;; esac
+cat <<MSG
+dmail: dsmtp on 127.0.0.1 (SMTP $smtp_port, submission $sub_port, SMTPS $smtps_port), config $rel/dmail.conf
+  demo user:  demo@example.test   password: $password
+
+  Send a message:
+    swaks --server 127.0.0.1:$smtp_port --to demo@example.test
+  It lands in $rel/drop/demo (read it: mutt -f $rel/drop/demo)
+
+  Submission with STARTTLS and AUTH:
+    swaks --server 127.0.0.1:$sub_port --tls --auth PLAIN --auth-user demo --auth-password '$password' --to demo@example.test
+  SMTPS (implicit TLS):
+    swaks --server 127.0.0.1:$smtps_port --tls-on-connect --auth LOGIN --auth-user demo --auth-password '$password' --to demo@example.test
+
+  Ctrl-C stops it. Log follows.
+MSG
+exec "$bindir/dsmtp" -f -c "$run/dmail.conf"

@@ -1,0 +1,257 @@
+"""dsmtp limits: message size, line lengths, NUL bytes, error budget, timeouts,
+connection caps."""
+
+import socket
+import time
+
+from dmail_it import DOMAIN, RawSMTP, make_message, to_wire
+
+SENDER = "sender@remote.example"
+
+
+def open_data(c, rcpt="alice@" + DOMAIN):
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % SENDER, 250)
+    c.expect("RCPT TO:<%s>" % rcpt, 250)
+    c.expect("DATA", 354)
+
+
+def send_ok(c, rcpt="alice@" + DOMAIN):
+    """A normal small transaction on an open session; returns the Message-ID."""
+    msgid, text = make_message()
+    c.expect("MAIL FROM:<%s>" % SENDER, 250)
+    c.expect("RCPT TO:<%s>" % rcpt, 250)
+    c.expect("DATA", 354)
+    c.send(to_wire(text) + b".\r\n")
+    code, lines = c.reply()
+    assert code == 250, (code, lines)
+    return msgid
+
+
+# ---------------------------------------------------------------- size
+
+
+def test_declared_size_too_big(dsmtp):
+    with RawSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s> SIZE=%d" % (SENDER, 10 * 1024 * 1024 + 1), 552, "5.3.4")
+        c.expect("MAIL FROM:<%s> SIZE=1000" % SENDER, 250)
+
+
+def test_declared_size_twenty_digits(dsmtp):
+    """RFC 1870: size-value is 1*20DIGIT, so a 20-digit SIZE is valid syntax and simply
+    too big (552), even though it does not fit in 64 bits."""
+    with RawSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s> SIZE=99999999999999999999" % SENDER, 552, "5.3.4")
+        c.expect("MAIL FROM:<%s> SIZE=999999999999999999999" % SENDER, (501, 555))  # 21 digits
+
+
+def test_oversized_message_refused_and_not_delivered(dsmtp_factory):
+    srv = dsmtp_factory(max_msg_size="64K")
+    _, big = make_message(body=("x" * 70 + "\n") * 1500)  # ~106 KB
+    with RawSMTP(srv.smtp_port) as c:
+        open_data(c)
+        c.send(to_wire(big) + b".\r\n")
+        code, lines = c.reply()
+        assert code == 552 and lines[-1].startswith("5.3.4"), (code, lines)
+        # the session stays in sync and usable
+        c.expect("NOOP", 250)
+        msgid = send_ok(c)
+    assert srv.msgids("alice") == [msgid]
+
+
+def test_oversized_message_huge_stream(dsmtp_factory):
+    """A client that keeps streaming far past the limit is not buffered without bound:
+    the server refuses after the final dot (or drops the connection), and stays up."""
+    srv = dsmtp_factory(max_msg_size="64K")
+    with RawSMTP(srv.smtp_port) as c:
+        open_data(c)
+        chunk = (b"y" * 78 + b"\r\n") * 1000
+        try:
+            for _ in range(60):  # ~4.8 MB
+                c.send(chunk)
+            c.send(b".\r\n")
+            code, lines = c.reply()
+            assert code == 552, (code, lines)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            pass
+    assert srv.messages("alice") == []
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        send_ok(c)
+    assert len(srv.messages("alice")) == 1
+
+
+# ---------------------------------------------------------------- line lengths
+
+
+def test_command_line_512_limit(dsmtp):
+    with RawSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        ok = "NOOP " + "a" * (512 - 2 - 5)  # exactly 512 octets with CRLF
+        assert len(ok) + 2 == 512
+        c.expect(ok, 250)
+        bad = "NOOP " + "a" * (513 - 2 - 5)  # 513 octets
+        c.expect(bad, 500, "5.5.2")
+        # still in sync: the next command gets exactly its own reply
+        c.expect("HELP", 214)
+        c.expect("NOOP", 250)
+        assert c.pending(0.3) == b""
+
+
+def test_very_long_command_line_stays_in_sync(dsmtp):
+    with RawSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<" + b"a" * 20000 + b"@remote.example>\r\nHELP\r\n")
+        code, lines = c.reply()
+        assert code == 500 and lines[-1].startswith("5.5.2"), (code, lines)
+        assert c.reply()[0] == 214
+        c.expect("NOOP", 250)
+        assert c.pending(0.3) == b""
+        # no transaction was started by the long MAIL
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 503)
+
+
+def test_text_line_1000_accepted_1001_refused(dsmtp):
+    line998 = "a" * 998  # 998 + CRLF = 1000 octets: the limit
+    msgid, text = make_message(body="start\n" + line998 + "\nend\n")
+    with RawSMTP(dsmtp.smtp_port) as c:
+        open_data(c)
+        c.send(to_wire(text) + b".\r\n")
+        assert c.reply()[0] == 250
+        bad_id, bad = make_message(body="start\n" + "b" * 999 + "\nend\n")  # 1001 octets
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        c.send(to_wire(bad) + b".\r\n")
+        code, lines = c.reply()
+        assert 500 <= code < 600, (code, lines)
+        c.expect("NOOP", 250)
+        assert c.pending(0.3) == b""
+    msgs = dsmtp.messages("alice")
+    assert [m["Message-ID"] for _, m in msgs] == [msgid]
+    assert ("\n" + line998 + "\n").encode() in msgs[0][0]
+
+
+def test_nul_bytes_in_data_refused(dsmtp):
+    _, text = make_message(body="before\nnul\0byte here\nafter\n")
+    with RawSMTP(dsmtp.smtp_port) as c:
+        open_data(c)
+        c.send(to_wire(text) + b".\r\n")
+        code, lines = c.reply()
+        assert 500 <= code < 600, (code, lines)
+        c.expect("NOOP", 250)
+        msgid = send_ok(c)
+    assert dsmtp.msgids("alice") == [msgid]
+
+
+def test_nul_byte_in_command_refused(dsmtp):
+    with RawSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        code, lines = c.cmd("MAIL FROM:<a\0b@remote.example>")
+        assert 500 <= code < 600, (code, lines)
+        code, lines = c.cmd("NOOP\0")
+        assert 500 <= code < 600, (code, lines)
+        c.expect("NOOP", 250)
+
+
+# ---------------------------------------------------------------- error budget, timeouts
+
+
+def test_error_hard_limit_ends_session(dsmtp_factory):
+    srv = dsmtp_factory(error_soft_limit=2, error_hard_limit=3, error_delay=0)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        codes = []
+        for _ in range(6):
+            try:
+                code, lines = c.cmd("FROBNICATE")
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                break
+            codes.append((code, lines))
+            if code == 421:
+                break
+        assert codes and codes[-1][0] == 421, codes
+        assert codes[-1][1][-1].startswith("4.7.0"), codes
+        assert 3 <= len(codes) <= 4, "hard limit 3 not enforced: %s" % codes
+        assert c.wait_closed(3), "connection left open after 421"
+    # the server is fine for others
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("NOOP", 250)
+
+
+def test_error_soft_limit_delays_replies(dsmtp_factory):
+    srv = dsmtp_factory(error_soft_limit=1, error_hard_limit=10, error_delay=1)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("FROBNICATE", 500)
+        c.expect("FROBNICATE", 500)
+        t0 = time.monotonic()
+        c.expect("FROBNICATE", 500)
+        assert time.monotonic() - t0 >= 0.8, "no delay past the soft limit"
+    # another client is not delayed meanwhile
+    with RawSMTP(srv.smtp_port) as c:
+        t0 = time.monotonic()
+        c.ehlo()
+        c.expect("NOOP", 250)
+        assert time.monotonic() - t0 < 0.8
+
+
+def test_idle_timeout(dsmtp_factory):
+    srv = dsmtp_factory(smtp_timeout=2)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        code, lines = c.reply()  # blocks (socket timeout 10 s) until the server speaks
+        waited = time.monotonic() - t0
+        assert code == 421, (code, lines)
+        assert 1.5 <= waited <= 6, waited
+        assert c.wait_closed(3)
+
+
+def test_data_timeout_leaves_nothing(dsmtp_factory):
+    srv = dsmtp_factory(smtp_timeout=10, data_timeout=2)
+    _, text = make_message()
+    with RawSMTP(srv.smtp_port) as c:
+        open_data(c)
+        c.send(to_wire(text))  # no final dot
+        t0 = time.monotonic()
+        code, lines = c.reply()
+        assert code == 421, (code, lines)
+        assert 1.5 <= time.monotonic() - t0 <= 6
+        assert c.wait_closed(3)
+    assert srv.messages("alice") == []
+    assert srv.queue_files() == []
+
+
+def test_max_per_ip(dsmtp_factory):
+    srv = dsmtp_factory(max_per_ip=2)
+    time.sleep(0.5)  # let the start-up probes' connections be gone
+    a, b = RawSMTP(srv.smtp_port), RawSMTP(srv.smtp_port)
+    try:
+        assert a.greeting[0] == 220 and b.greeting[0] == 220
+        try:
+            with RawSMTP(srv.smtp_port, timeout=5) as c:
+                assert c.greeting[0] == 421, c.greeting
+                assert c.wait_closed(3)
+        except (EOFError, ConnectionResetError):
+            pass  # closed without a reply is acceptable too
+        a.expect("NOOP", 250)
+        a.expect("QUIT", 221)
+    finally:
+        a.close()
+        b.close()
+    # a slot is free again
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with RawSMTP(srv.smtp_port) as c:
+                if c.greeting[0] == 220:
+                    c.ehlo()
+                    break
+        except (EOFError, ConnectionResetError, socket.timeout):
+            pass
+        assert time.monotonic() < deadline, "slot never freed"
+        time.sleep(0.2)

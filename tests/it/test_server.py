@@ -1,0 +1,145 @@
+"""dsmtp as a program: command line, config check, config search, privileges, listeners
+on IPv4 and IPv6, connection caps."""
+
+import os
+import pwd
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BIN, run_as_user
+from dmail_it import DOMAIN, RawSMTP, make_message
+
+DSMTP = os.path.join(BIN, "dsmtp")
+
+
+def run(args, env=None, timeout=10):
+    return subprocess.run([DSMTP, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+
+
+def test_help_and_version():
+    r = run(["--help"])
+    assert r.returncode == 0 and "-c" in r.stdout + r.stderr
+    r = run(["--version"])
+    assert r.returncode == 0 and "0." in r.stdout + r.stderr
+    r = run(["--no-such-flag"])
+    assert r.returncode == 64
+
+
+def test_check_config(dsmtp_factory):
+    srv = dsmtp_factory(start=False)
+    r = run(["-t", "-c", srv.conf_path])
+    assert r.returncode == 0, r.stdout + r.stderr
+    # -i is DMail's spelling of -c; $DMAIL_CONF is the default
+    assert run(["-t", "-i", srv.conf_path]).returncode == 0
+    assert run(["-t"], env=srv.env()).returncode == 0
+    with open(srv.conf_path, "a") as f:
+        f.write("max_rcpts lots\nno_such_setting 1\nsmtp_port 99999\n")
+    r = run(["-t", "-c", srv.conf_path])
+    assert r.returncode == 78, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    n = sum(1 for _ in open(srv.conf_path))
+    # every problem, each as file:line: reason
+    for line in (n - 2, n - 1, n):
+        assert "%s:%d:" % (srv.conf_path, line) in out, out
+    # and it does not start on a broken file
+    r = run(["-f", "-c", srv.conf_path], timeout=10)
+    assert r.returncode == 78, r.stdout + r.stderr
+
+
+def test_missing_config_file():
+    r = run(["-t", "-c", "/nonexistent/dmail.conf"])
+    assert r.returncode != 0
+    assert "/nonexistent/dmail.conf" in r.stdout + r.stderr
+
+
+def proc_ids(pid):
+    uids = gids = None
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("Uid:"):
+                uids = [int(x) for x in ln.split()[1:]]
+            elif ln.startswith("Gid:"):
+                gids = [int(x) for x in ln.split()[1:]]
+    return uids, gids
+
+
+def test_runs_as_run_as_user(dsmtp):
+    pw = pwd.getpwnam(run_as_user())
+    uids, gids = proc_ids(dsmtp.proc.pid)
+    assert uids == [pw.pw_uid] * 4, uids
+    assert gids == [pw.pw_gid] * 4, gids
+    # and it still works after dropping privileges: bound ports, readable key
+    with RawSMTP(dsmtp.smtps_port, tls=True) as c:
+        c.ehlo()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_refuses_to_run_as_root(dsmtp_factory):
+    srv = dsmtp_factory(start=False, run_as="root")
+    r = run(["-f", "-c", srv.conf_path], timeout=10)
+    assert r.returncode != 0, "dsmtp ran as root"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", srv.smtp_port)) != 0
+
+
+def test_unknown_run_as_user_is_fatal(dsmtp_factory):
+    if os.geteuid() != 0:
+        pytest.skip("only root changes users")
+    srv = dsmtp_factory(start=False, run_as="no-such-user-dmail")
+    r = run(["-f", "-c", srv.conf_path], timeout=10)
+    assert r.returncode != 0
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
+def test_listens_on_ipv6(dsmtp_factory):
+    srv = dsmtp_factory(listen=["127.0.0.1", "::1"])
+    msgid, text = make_message()
+    with socket.create_connection(("::1", srv.smtp_port), timeout=10) as s:
+        f = s.makefile("rwb")
+        assert f.readline().startswith(b"220 ")
+        for line, want in ((b"EHLO v6.example", b"250 "), (b"MAIL FROM:<s@remote.example>", b"250 "),
+                           (b"RCPT TO:<alice@%s>" % DOMAIN.encode(), b"250 "),
+                           (b"DATA", b"354 ")):
+            f.write(line + b"\r\n")
+            f.flush()
+            while True:
+                r = f.readline()
+                if r[3:4] != b"-":
+                    break
+            assert r.startswith(want), (line, r)
+        f.write(text.replace("\n", "\r\n").encode() + b".\r\n")
+        f.flush()
+        assert f.readline().startswith(b"250 ")
+    assert srv.msgids("alice") == [msgid]
+    rec = srv.messages("alice")[0][1]["Received"]
+    assert "::1" in rec, rec
+
+
+def test_max_connections(dsmtp_factory):
+    import time
+    srv = dsmtp_factory(max_connections=3, max_per_ip=100)
+    time.sleep(0.5)  # start-up probes gone
+    held = [RawSMTP(srv.smtp_port) for _ in range(3)]
+    try:
+        try:
+            with RawSMTP(srv.smtp_port, timeout=5) as c:
+                assert c.greeting[0] == 421, c.greeting
+        except (EOFError, ConnectionResetError):
+            pass
+        held[0].ehlo()
+        held[0].expect("NOOP", 250)
+    finally:
+        for c in held:
+            c.close()
