@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulletin.h"
 #include "log.h"
 #include "mailbox.h"
 #include "xmem.h"
@@ -29,6 +30,10 @@ struct mailbox_job {
     /* inputs (copies: the pool must not touch the session) */
     struct dropview_params p;
     char *path, *index_dir;
+    struct bulletin_params b; /* OPEN: bulletins first (b.dir NULL: none) */
+    char *b_dir, *b_from, *b_domain, *b_state, *b_login, *b_node;
+    int bulletins; /* delivered, or -1 */
+    char b_err[256];
     struct dropview *view; /* COMMIT: the session's view, lent to the job */
     unsigned char *del, *seen;
     /* outputs */
@@ -113,9 +118,11 @@ mailbox_work(uv_work_t *w)
 {
     struct mailbox_job *j = w->data;
 
-    if (j->op == MAILBOX_OPEN)
+    if (j->op == MAILBOX_OPEN) {
+        if (j->b.dir != NULL)
+            j->bulletins = bulletin_deliver(&j->b, j->b_err, sizeof j->b_err);
         j->res = dropview_open(&j->p, &j->view, j->err, sizeof j->err);
-    else
+    } else
         j->res = dropview_commit(j->view, j->del, j->seen, j->err, sizeof j->err);
 }
 
@@ -155,6 +162,11 @@ mailbox_after(uv_work_t *w, int status)
     if (j->op == MAILBOX_OPEN) {
         if (j->res == DROP_OK)
             s->view = j->view; /* freed with the session if the client is gone */
+        if (j->bulletins > 0)
+            log_sess(LOGLVL_INFO, s->sid, "bulletins user=%s delivered=%d", j->b_login,
+                     j->bulletins);
+        else if (j->bulletins < 0)
+            log_sess(LOGLVL_WARN, s->sid, "bulletins user=%s error=%s", j->b_login, j->b_err);
     }
     if (s->conn != NULL) {
         s->wait = SW_NONE;
@@ -168,6 +180,12 @@ mailbox_after(uv_work_t *w, int status)
     }
     free(j->path);
     free(j->index_dir);
+    free(j->b_dir);
+    free(j->b_from);
+    free(j->b_domain);
+    free(j->b_state);
+    free(j->b_login);
+    free(j->b_node);
     free(j);
     session_release(s);
 }
@@ -203,6 +221,20 @@ mailbox_open(struct pop_session *s, mailbox_done_cb done)
     j->p.format = s->cf->mailbox_format;
     j->p.index_dir = j->index_dir;
     j->p.lock_timeout = s->cf->lock_timeout;
+    if (s->cf->bulletin_path != NULL && s->cf->bulletin_path[0] != '\0') {
+        const char *node =
+            s->cf->lock_id != NULL && s->cf->lock_id[0] != '\0' ? s->cf->lock_id : s->d->hostname;
+        j->b.dir = j->b_dir = xstrdup(s->cf->bulletin_path);
+        j->b.from = j->b_from = xstrdup(s->cf->bulletin_from != NULL ? s->cf->bulletin_from : "");
+        j->b.main_domain = j->b_domain = xstrdup(s->cf->main_domain);
+        j->b.hide_old = s->cf->hide_old_bulls;
+        j->b.state_dir = j->b_state = xstrdup(s->d->bulletin_dir);
+        j->b.login = j->b_login = xstrdup(s->login);
+        j->b.mailbox = j->path;
+        j->b.format = s->cf->mailbox_format;
+        j->b.lock_timeout = s->cf->lock_timeout;
+        j->b.node = j->b_node = xstrdup(node);
+    }
     mailbox_queue(s, j);
 }
 

@@ -109,8 +109,11 @@ static void
 main_dirs(struct popd *d)
 {
     d->index_dir = xasprintf("%s/dpop/index", d->cf->work_path);
+    d->bulletin_dir = xasprintf("%s/dpop/bulletins", d->cf->work_path);
     if (file_mkdirs(d->index_dir, 0700) < 0)
         log_fatale("cannot create %s", d->index_dir);
+    if (file_mkdirs(d->bulletin_dir, 0700) < 0)
+        log_fatale("cannot create %s", d->bulletin_dir);
 }
 
 /* main_users - the users file. */
@@ -260,6 +263,7 @@ main(int argc, char **argv)
     if (d->tls != NULL)
         SSL_CTX_free(d->tls);
     free(d->index_dir);
+    free(d->bulletin_dir);
     conf_unref(&d->cf);
     return 0;
 }

@@ -48,7 +48,8 @@ struct popd {
     struct net_server *net;
     struct popd_listener listeners[2];
     char hostname[256];
-    char *index_dir; /* work_path/dpop/index */
+    char *index_dir;    /* work_path/dpop/index */
+    char *bulletin_dir; /* work_path/dpop/bulletins: who had which bulletin */
     bool stopping;
     struct pop_session *sessions; /* every live session (a list through s->next) */
     long nsessions;

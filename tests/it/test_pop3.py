@@ -563,3 +563,37 @@ def test_unusable_mailbox_is_sys_perm(dpop_factory):
         c.ok("USER " + user)
         c.err("PASS " + PASSWORDS[user], "SYS/PERM")
         c.ok("QUIT")
+
+
+# ---- bulletins ----
+
+def test_bulletins_once_per_user(dpop_factory):
+    import os
+    pop = dpop_factory(start=False, bulletin_from="Help Desk")
+    bdir = os.path.join(pop.dir, "bulletins")
+    os.makedirs(bdir)
+    with open(os.path.join(bdir, "1.txt"), "w") as f:
+        f.write("Subject: Welcome\n\nThe new mail server is up.\n")
+    pop.srv.write_conf({"bulletin_path": bdir})
+    pop.start()
+    pop.put_mbox("alice", MSGS[:1], UIDLS[:1])
+    c = pop.raw("stls")
+    assert "2 messages" in c.login("alice")
+    body = c.multi("RETR 2")[1]
+    assert b"Subject: Welcome\r\n" in body and b"From: Help Desk <postmaster@" in body
+    assert body.endswith(b"\r\n\r\nThe new mail server is up.\r\n")
+    c.ok("DELE 2")
+    c.ok("QUIT")
+    c = pop.raw("stls")
+    assert "1 messages" in c.login("alice")  # deleted, and not delivered again
+    c.ok("QUIT")
+    with open(os.path.join(bdir, "2.txt"), "w") as f:
+        f.write("Second notice.\n")
+    pop.srv.chown()
+    c = pop.raw("stls")
+    assert "2 messages" in c.login("alice")
+    assert b"Subject: Bulletin 2\r\n" in c.multi("TOP 2 0")[1]
+    c.ok("QUIT")
+    c = pop.raw("stls")
+    assert "2 messages" in c.login("bob")  # bob gets both
+    c.ok("QUIT")
