@@ -28,6 +28,7 @@
 
 #include "dropview_int.h"
 
+/* dv_err - format a reason into err. */
 void
 dv_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 {
@@ -50,6 +51,7 @@ dv_errno_result(int e)
     return e == ELOOP || e == EISDIR || e == ENOTDIR || e == ENAMETOOLONG ? DROP_PERM : DROP_TEMP;
 }
 
+/* dv_uid_ok - s[0..n) is a valid POP3 unique-id. */
 bool
 dv_uid_ok(const char *s, size_t n)
 {
@@ -83,6 +85,7 @@ dv_sha256(const void *p, size_t n, unsigned char md[32])
     EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
 }
 
+/* dv_hash_uid - "h" + 40 hex digits of SHA-256 of the bytes. */
 void
 dv_hash_uid(const void *p, size_t n, char *uid)
 {
@@ -93,6 +96,7 @@ dv_hash_uid(const void *p, size_t n, char *uid)
     dv_hex(md, 20, uid + 1);
 }
 
+/* dv_new - an empty view for params. */
 struct dropview *
 dv_new(const struct dropview_params *p)
 {
@@ -111,6 +115,7 @@ dv_new(const struct dropview_params *p)
     return v;
 }
 
+/* dropview_free - free a view and close its file. */
 void
 dropview_free(struct dropview **vp)
 {
@@ -193,6 +198,7 @@ dv_set_grow(struct dropview *v)
         dv_set_put(v, i);
 }
 
+/* dv_find - the index of the message with this UID, or -1. */
 long
 dv_find(struct dropview *v, const char *uid)
 {
@@ -207,6 +213,7 @@ dv_find(struct dropview *v, const char *uid)
     return -1;
 }
 
+/* dv_add - append a message with a UID made unique. */
 struct dropview_msg *
 dv_add(struct dropview *v, const struct dropview_msg *m, const char *uid, const char *file)
 {
@@ -241,36 +248,42 @@ dv_add(struct dropview *v, const struct dropview_msg *m, const char *uid, const 
     return nm;
 }
 
+/* dropview_count - messages in the snapshot. */
 size_t
 dropview_count(const struct dropview *v)
 {
     return v->n;
 }
 
+/* dropview_msg - message i, or NULL. */
 const struct dropview_msg *
 dropview_msg(const struct dropview *v, size_t i)
 {
     return i < v->n ? &v->m[i] : NULL;
 }
 
+/* dropview_uid - the UID of message i, or NULL. */
 const char *
 dropview_uid(const struct dropview *v, size_t i)
 {
     return i < v->n ? v->pool + v->m[i].uid_off : NULL;
 }
 
+/* dropview_total - the sum of all sizes. */
 unsigned long long
 dropview_total(const struct dropview *v)
 {
     return v->total;
 }
 
+/* dropview_format - the snapshot's mailbox format. */
 int
 dropview_format(const struct dropview *v)
 {
     return v->format;
 }
 
+/* dropview_index_path - the index file of a mailbox path. */
 int
 dropview_index_path(const char *index_dir, const char *path, char *buf, size_t len)
 {
@@ -335,6 +348,7 @@ dv_index_parse_line(struct dropview *v, char *line)
     return -1;
 }
 
+/* dv_index_load - read an index file into a view. */
 struct dropview *
 dv_index_load(const struct dropview_params *p, const char *index_path)
 {
@@ -426,6 +440,7 @@ dv_unique(char *buf, size_t len)
              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), r);
 }
 
+/* dv_index_save - write a view's index file atomically. */
 void
 dv_index_save(const struct dropview *v)
 {
@@ -480,6 +495,7 @@ dv_index_save(const struct dropview *v)
         unlink(tmp);
 }
 
+/* dropview_open - take a snapshot of a mailbox. */
 enum drop_result
 dropview_open(const struct dropview_params *p, struct dropview **out, char *err, size_t errlen)
 {
@@ -514,6 +530,7 @@ dropview_open(const struct dropview_params *p, struct dropview **out, char *err,
 
 /* ---- reading ---- */
 
+/* dropview_read - raw bytes of message i from pos. */
 long
 dropview_read(struct dropview *v, size_t i, unsigned long long pos, char *buf, size_t len)
 {
@@ -528,6 +545,7 @@ dropview_read(struct dropview *v, size_t i, unsigned long long pos, char *buf, s
     return dv_mbox_read(v, m, pos, buf, len);
 }
 
+/* dropview_commit - UPDATE: delete and mark seen, crash-safe. */
 enum drop_result
 dropview_commit(struct dropview *v, const unsigned char *del, const unsigned char *seen, char *err,
                 size_t errlen)
@@ -547,6 +565,7 @@ dropview_commit(struct dropview *v, const unsigned char *del, const unsigned cha
     return dv_mbox_commit(v, del, seen, err, errlen);
 }
 
+/* dv_count_fd - client size and flags of the text read from fd. */
 int
 dv_count_fd(int fd, bool mboxrd, unsigned long long *size, unsigned *flags)
 {

@@ -106,6 +106,7 @@ dropview_conv_eol(struct dropview_conv *c, char *out, size_t *w)
     c->stat = 0;
 }
 
+/* dropview_conv_init - set up a conversion. */
 void
 dropview_conv_init(struct dropview_conv *c, bool mboxrd, bool dotstuff, const char *status,
                    long top)
@@ -120,6 +121,7 @@ dropview_conv_init(struct dropview_conv *c, bool mboxrd, bool dotstuff, const ch
     c->in_header = true;
 }
 
+/* dropview_conv_feed - convert a piece of stored text. */
 size_t
 dropview_conv_feed(struct dropview_conv *c, const char *in, size_t n, char *out)
 {
@@ -155,6 +157,7 @@ dropview_conv_feed(struct dropview_conv *c, const char *in, size_t n, char *out)
     return w;
 }
 
+/* dropview_conv_finish - flush and end an unterminated last line. */
 size_t
 dropview_conv_finish(struct dropview_conv *c, char *out)
 {

@@ -129,6 +129,7 @@ dv_md_size(const char *dir, const char *file, unsigned long long *size, unsigned
     return rc;
 }
 
+/* dv_md_open - list a maildir into v. */
 enum drop_result
 dv_md_open(struct dropview *v, char *err, size_t errlen)
 {
@@ -190,6 +191,7 @@ out:
     return res;
 }
 
+/* dv_md_read - read from a maildir message file. */
 long
 dv_md_read(struct dropview *v, size_t i, unsigned long long pos, char *buf, size_t len)
 {
@@ -291,6 +293,7 @@ dv_md_apply(const char *dir, const char *file, bool del)
     return rename(from, to);
 }
 
+/* dv_md_commit - UPDATE of a maildir. */
 enum drop_result
 dv_md_commit(struct dropview *v, const unsigned char *del, const unsigned char *seen, char *err,
              size_t errlen)

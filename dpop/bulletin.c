@@ -169,6 +169,7 @@ bulletin_has(const char *h, size_t n, const char *name)
     return false;
 }
 
+/* bulletin_compose - the message for one bulletin. */
 char *
 bulletin_compose(const struct bulletin_params *p, unsigned long n, const char *text, size_t len,
                  long mtime, char *sender, size_t senderlen)
@@ -208,6 +209,7 @@ bulletin_compose(const struct bulletin_params *p, unsigned long n, const char *t
     return xasprintf("%s\n%.*s", extra, (int)len, text);
 }
 
+/* bulletin_deliver - deliver the bulletins a user has not had. */
 int
 bulletin_deliver(const struct bulletin_params *p, char *err, size_t errlen)
 {

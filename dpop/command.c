@@ -27,12 +27,14 @@ struct command_row {
     void (*fn)(struct pop_session *s, const struct pop3_cmd *c);
 };
 
+/* command_plaintext_ok - USER/PASS and AUTH PLAIN/LOGIN may be used on this connection. */
 bool
 command_plaintext_ok(const struct pop_session *s)
 {
     return s->conn != NULL && (net_is_tls(s->conn) || s->cf->auth_plaintext);
 }
 
+/* command_greeting - the +OK greeting, with the APOP timestamp when APOP is on. */
 void
 command_greeting(struct pop_session *s)
 {
@@ -267,6 +269,7 @@ static const struct command_row command_table[POP3_V_COUNT] = {
     [POP3_V_LAST] = {CMD_TRANS, command_last},
 };
 
+/* command_dispatch - parse one command line, check its state, run it. */
 void
 command_dispatch(struct pop_session *s, char *line, size_t len)
 {

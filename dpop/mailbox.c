@@ -53,12 +53,14 @@ mailbox_hash(const char *s)
     return (size_t)(h & (MAILBOX_BUCKETS - 1));
 }
 
+/* mailbox_inuse_new - an empty in-use table. */
 struct mailbox_inuse *
 mailbox_inuse_new(void)
 {
     return xcalloc(1, sizeof(struct mailbox_inuse));
 }
 
+/* mailbox_inuse_free - free the in-use table. */
 void
 mailbox_inuse_free(struct mailbox_inuse **tp)
 {
@@ -78,6 +80,7 @@ mailbox_inuse_free(struct mailbox_inuse **tp)
     *tp = NULL;
 }
 
+/* mailbox_claim - take a mailbox for a session; false if another has it. */
 bool
 mailbox_claim(struct popd *d, const char *path)
 {
@@ -94,6 +97,7 @@ mailbox_claim(struct popd *d, const char *path)
     return true;
 }
 
+/* mailbox_release - give a mailbox back. */
 void
 mailbox_release(struct popd *d, const char *path)
 {
@@ -208,6 +212,7 @@ mailbox_queue(struct pop_session *s, struct mailbox_job *j)
     }
 }
 
+/* mailbox_open - open the snapshot on the pool. */
 void
 mailbox_open(struct pop_session *s, mailbox_done_cb done)
 {
@@ -238,6 +243,7 @@ mailbox_open(struct pop_session *s, mailbox_done_cb done)
     mailbox_queue(s, j);
 }
 
+/* mailbox_update - QUIT in TRANSACTION: UPDATE on the pool, then answer and close. */
 void
 mailbox_update(struct pop_session *s)
 {

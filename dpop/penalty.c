@@ -36,6 +36,7 @@ penalty_hash(const char *key)
     return (size_t)(h & (PENALTY_BUCKETS - 1));
 }
 
+/* penalty_new - an empty penalty table. */
 struct penalty *
 penalty_new(void)
 {
@@ -90,6 +91,7 @@ penalty_find(struct penalty *p, const char *key)
     return NULL;
 }
 
+/* penalty_free - free the table. */
 void
 penalty_free(struct penalty **pp)
 {
@@ -103,6 +105,7 @@ penalty_free(struct penalty **pp)
     *pp = NULL;
 }
 
+/* penalty_delay - the wait before the next attempt for key. */
 uint64_t
 penalty_delay(struct penalty *p, const char *key, uint64_t now, uint64_t base_ms, uint64_t max_ms)
 {
@@ -118,6 +121,7 @@ penalty_delay(struct penalty *p, const char *key, uint64_t now, uint64_t base_ms
     return d < max_ms ? d : max_ms;
 }
 
+/* penalty_fail - count one more failure for key. */
 void
 penalty_fail(struct penalty *p, const char *key, uint64_t now)
 {
@@ -148,6 +152,7 @@ penalty_fail(struct penalty *p, const char *key, uint64_t now)
     p->newest = e;
 }
 
+/* penalty_clear - a success: forget key. */
 void
 penalty_clear(struct penalty *p, const char *key)
 {
@@ -157,6 +162,7 @@ penalty_clear(struct penalty *p, const char *key)
         penalty_remove(p, e);
 }
 
+/* penalty_count - failures remembered for key. */
 unsigned
 penalty_count(struct penalty *p, const char *key, uint64_t now)
 {
@@ -167,6 +173,7 @@ penalty_count(struct penalty *p, const char *key, uint64_t now)
     return e != NULL ? e->fails : 0;
 }
 
+/* penalty_size - keys in the table. */
 size_t
 penalty_size(const struct penalty *p)
 {

@@ -28,6 +28,7 @@ static const char *const pop3_parse_errs[POP3_PERR_COUNT] = {
     [POP3_PERR_TOOLONG] = "line too long",
 };
 
+/* pop3_parse_verb_name - "USER" for POP3_V_USER; "?" for POP3_V_UNKNOWN. */
 const char *
 pop3_parse_verb_name(enum pop3_verb v)
 {
@@ -36,6 +37,7 @@ pop3_parse_verb_name(enum pop3_verb v)
     return pop3_parse_verbs[v].name;
 }
 
+/* pop3_parse_errtext - the reply text for an error ("unknown command"). */
 const char *
 pop3_parse_errtext(enum pop3_perr e)
 {
@@ -44,6 +46,7 @@ pop3_parse_errtext(enum pop3_perr e)
     return pop3_parse_errs[e];
 }
 
+/* pop3_parse_uid_ok - s[0..n) is a valid unique-id (1..70 characters in 0x21..0x7E). */
 bool
 pop3_parse_uid_ok(const char *s, size_t n)
 {
@@ -212,6 +215,8 @@ pop3_parse_args(struct pop3_cmd *c, enum pop3_args shape, const char *rest, size
     return pop3_parse_fail(c, POP3_PERR_UNKNOWN);
 }
 
+/* pop3_parse - parse one command line: line (NUL-terminated, CRLF/LF removed, len bytes;. */
+/* pop3_parse - one command line into c. */
 int
 pop3_parse(const char *line, size_t len, struct pop3_cmd *c)
 {

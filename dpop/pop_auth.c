@@ -22,6 +22,7 @@
 
 static void pop_auth_check(struct pop_session *s);
 
+/* pop_auth_b64decode - strict base64 (padding required, no blanks) into out; "=" is the. */
 long
 pop_auth_b64decode(const char *in, size_t inlen, char *out, size_t outlen)
 {
@@ -65,6 +66,7 @@ pop_auth_b64decode(const char *in, size_t inlen, char *out, size_t outlen)
     return (long)(n - pad);
 }
 
+/* pop_auth_apop_digest - MD5(timestamp secret) in hex. */
 void
 pop_auth_apop_digest(const char *timestamp, const char *secret, char *out)
 {
@@ -89,6 +91,7 @@ pop_auth_apop_digest(const char *timestamp, const char *secret, char *out)
     EVP_MD_CTX_free(ctx);
 }
 
+/* pop_auth_apop_secret - the apop= option's value. */
 int
 pop_auth_apop_secret(const char *options, char *out, size_t outlen)
 {
@@ -117,6 +120,7 @@ pop_auth_wipe(char **p)
     }
 }
 
+/* pop_auth_clear_pending - wipe and free a login waiting for its check. */
 void
 pop_auth_clear_pending(struct pop_session *s)
 {
@@ -299,6 +303,7 @@ pop_auth_check(struct pop_session *s)
     pop_auth_wipe(&s->pending_secret); /* auth_verify took a copy */
 }
 
+/* pop_auth_cancel - the connection is gone: drop a pending check. */
 void
 pop_auth_cancel(struct pop_session *s)
 {
@@ -321,6 +326,7 @@ pop_auth_plaintext_refused(struct pop_session *s)
     return true;
 }
 
+/* pop_auth_user - USER name. */
 void
 pop_auth_user(struct pop_session *s, const struct pop3_cmd *c)
 {
@@ -335,6 +341,7 @@ pop_auth_user(struct pop_session *s, const struct pop3_cmd *c)
     session_ok(s, "%s", "");
 }
 
+/* pop_auth_pass - PASS password, after USER. */
 void
 pop_auth_pass(struct pop_session *s, const struct pop3_cmd *c)
 {
@@ -347,6 +354,7 @@ pop_auth_pass(struct pop_session *s, const struct pop3_cmd *c)
     pop_auth_start(s, s->user, strlen(s->user), c->arg1, c->arg1_len, false);
 }
 
+/* pop_auth_apop - APOP name digest. */
 void
 pop_auth_apop(struct pop_session *s, const struct pop3_cmd *c)
 {
@@ -390,6 +398,7 @@ pop_auth_decode_or_fail(struct pop_session *s, const char *in, size_t len, char 
     return n;
 }
 
+/* pop_auth_auth - AUTH [PLAIN|LOGIN [initial-response]]. */
 void
 pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
 {
@@ -439,6 +448,7 @@ pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
     session_write(s, "+ VXNlcm5hbWU6\r\n", 16);
 }
 
+/* pop_auth_sasl_abort - end a SASL exchange with -ERR. */
 void
 pop_auth_sasl_abort(struct pop_session *s, const char *why)
 {
@@ -447,6 +457,7 @@ pop_auth_sasl_abort(struct pop_session *s, const char *why)
     session_err(s, true, "AUTH", "%s", why);
 }
 
+/* pop_auth_sasl_line - a client response inside AUTH. */
 void
 pop_auth_sasl_line(struct pop_session *s, char *line, size_t len)
 {

@@ -24,6 +24,7 @@ struct retr {
     size_t outlen, outcap;
 };
 
+/* retr_busy - a chunk is being read on the pool. */
 bool
 retr_busy(const struct pop_session *s)
 {
@@ -140,6 +141,7 @@ retr_start(struct pop_session *s, unsigned long n, long top)
     session_continue(s, retr_cont);
 }
 
+/* retr_retr - RETR n. */
 void
 retr_retr(struct pop_session *s, const struct pop3_cmd *c)
 {
@@ -152,6 +154,7 @@ retr_retr(struct pop_session *s, const struct pop3_cmd *c)
     retr_start(s, c->num, -1);
 }
 
+/* retr_top - TOP n lines. */
 void
 retr_top(struct pop_session *s, const struct pop3_cmd *c)
 {

@@ -73,6 +73,7 @@ session_unref(struct pop_session *s)
         session_free(s);
 }
 
+/* session_release_mailbox - give the mailbox back to the in-use table. */
 void
 session_release_mailbox(struct pop_session *s)
 {
@@ -81,12 +82,14 @@ session_release_mailbox(struct pop_session *s)
     s->holds_mailbox = false;
 }
 
+/* session_hold - take a reference for a job or request. */
 void
 session_hold(struct pop_session *s)
 {
     s->refs++;
 }
 
+/* session_release - drop such a reference. */
 void
 session_release(struct pop_session *s)
 {
@@ -114,6 +117,7 @@ session_vreply(struct pop_session *s, const char *head, const char *fmt, va_list
         log_sess(LOGLVL_DEBUG, s->sid, "reply=%s %s", head, text);
 }
 
+/* session_ok - "+OK text" as the status line. */
 void
 session_ok(struct pop_session *s, const char *fmt, ...)
 {
@@ -125,6 +129,7 @@ session_ok(struct pop_session *s, const char *fmt, ...)
     s->reply_err = false;
 }
 
+/* session_err - "-ERR [code] text" as the status line. */
 void
 session_err(struct pop_session *s, bool counts, const char *code, const char *fmt, ...)
 {
@@ -139,6 +144,7 @@ session_err(struct pop_session *s, bool counts, const char *code, const char *fm
     s->reply_err = counts;
 }
 
+/* session_send_reply - put the pending status line on the wire. */
 void
 session_send_reply(struct pop_session *s)
 {
@@ -149,6 +155,7 @@ session_send_reply(struct pop_session *s)
     buf_reset(&s->reply);
 }
 
+/* session_write - raw output after the status line. */
 void
 session_write(struct pop_session *s, const void *p, size_t n)
 {
@@ -159,6 +166,7 @@ session_write(struct pop_session *s, const void *p, size_t n)
     }
 }
 
+/* session_close - send what is pending, then close. */
 void
 session_close(struct pop_session *s, const char *reason)
 {
@@ -210,6 +218,7 @@ session_timer_cb(uv_timer_t *t)
     session_unref(s);
 }
 
+/* session_delay - wait on the session timer, then call fn. */
 void
 session_delay(struct pop_session *s, uint64_t ms, void (*fn)(struct pop_session *s))
 {
@@ -220,6 +229,7 @@ session_delay(struct pop_session *s, uint64_t ms, void (*fn)(struct pop_session 
     uv_timer_start(&s->timer, session_timer_cb, ms, 0);
 }
 
+/* session_go_async - the command waits for the pool. */
 void
 session_go_async(struct pop_session *s)
 {
@@ -228,6 +238,7 @@ session_go_async(struct pop_session *s)
         net_pause_read(s->conn);
 }
 
+/* session_resume - the waiting command is done: go on. */
 void
 session_resume(struct pop_session *s)
 {
@@ -257,6 +268,7 @@ session_run_cont(struct pop_session *s)
     }
 }
 
+/* session_cont_kick - a streamed answer has more output ready. */
 void
 session_cont_kick(struct pop_session *s)
 {
@@ -269,6 +281,7 @@ session_cont_kick(struct pop_session *s)
     session_unref(s);
 }
 
+/* session_continue - start a multi-line answer produced by fn on every drain. */
 void
 session_continue(struct pop_session *s, bool (*fn)(struct pop_session *s))
 {
@@ -293,6 +306,7 @@ session_status_line(struct pop_session *s, size_t i)
     return m->flags & DV_SEEN ? "Status: RO\r\n" : "Status: O\r\n";
 }
 
+/* session_msg_size - the size the client is told for message i. */
 unsigned long long
 session_msg_size(struct pop_session *s, size_t i)
 {
@@ -301,6 +315,7 @@ session_msg_size(struct pop_session *s, size_t i)
     return dropview_msg(s->view, i)->size + (st != NULL ? strlen(st) : 0);
 }
 
+/* session_msg - message n, or NULL with -ERR written. */
 const struct dropview_msg *
 session_msg(struct pop_session *s, unsigned long n)
 {
@@ -466,6 +481,7 @@ session_event(struct net_conn *c, enum net_event ev, void *arg)
     }
 }
 
+/* session_accept - a new connection. */
 void
 session_accept(struct net_conn *c, void *listener_arg)
 {
@@ -504,6 +520,7 @@ session_accept(struct net_conn *c, void *listener_arg)
     session_send_reply(s);
 }
 
+/* session_shutdown - graceful stop: tell idle sessions. */
 void
 session_shutdown(struct popd *d)
 {

@@ -597,3 +597,35 @@ def test_bulletins_once_per_user(dpop_factory):
     c = pop.raw("stls")
     assert "2 messages" in c.login("bob")  # bob gets both
     c.ok("QUIT")
+
+
+# ---- connection caps and shutdown ----
+
+def test_max_per_ip_refused_with_sys_temp(dpop_factory):
+    pop = dpop_factory(max_per_ip=2)
+    a, b = pop.raw(), pop.raw()
+    c = RawPOP(pop.pop_port, greeting=False)
+    r = c.readline()
+    assert r.startswith("-ERR [SYS/TEMP]"), r
+    assert c.closed()
+    a.ok("QUIT")
+    a.close()
+    time.sleep(0.3)
+    d = pop.raw()
+    assert d.greeting.startswith("+OK")
+    for x in (b, d):
+        x.ok("QUIT")
+
+
+def test_sigterm_tells_idle_sessions(pop):
+    import signal
+    c = pop.raw("stls")
+    c.login("alice")
+    c.ok("DELE 1")
+    before = pop.raw_mbox("alice")
+    pop.proc.send_signal(signal.SIGTERM)
+    assert c.closed()
+    assert c.buf.startswith(b"-ERR [SYS/TEMP]"), c.buf
+    assert pop.proc.wait(10) == 0
+    pop._reap()
+    assert pop.raw_mbox("alice") == before  # no QUIT: no UPDATE
