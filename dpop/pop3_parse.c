@@ -215,7 +215,7 @@ pop3_parse_args(struct pop3_cmd *c, enum pop3_args shape, const char *rest, size
     return pop3_parse_fail(c, POP3_PERR_UNKNOWN);
 }
 
-/* pop3_parse - parse one command line: line (NUL-terminated, CRLF/LF removed, len bytes;. */
+/* pop3_parse - one command line (len bytes, CRLF removed) into c; 0 or -1 with c->err. */
 /* pop3_parse - one command line into c. */
 int
 pop3_parse(const char *line, size_t len, struct pop3_cmd *c)

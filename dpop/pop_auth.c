@@ -22,7 +22,7 @@
 
 static void pop_auth_check(struct pop_session *s);
 
-/* pop_auth_b64decode - strict base64 (padding required, no blanks) into out; "=" is the. */
+/* pop_auth_b64decode - strict base64 into out (NUL-terminated); the length or -1. */
 long
 pop_auth_b64decode(const char *in, size_t inlen, char *out, size_t outlen)
 {
