@@ -5,6 +5,7 @@
  * kept between calls except a counter for unique names.
  */
 #include "drop.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -405,10 +406,13 @@ drop_mboxrd_unquote(char *text, size_t len)
 }
 
 /* drop_dotlock_break_stale - remove lock if it is older than DROP_STALE_SECS, or if it
- * names a process of this node that no longer exists. Returns true if removed. */
+ * names a process of this node that no longer exists. Returns true if removed. A lock
+ * broken while its owner was appending names the mbox size before that append ("PID NODE
+ * SIZE"): *recover gets it (kept at the smallest seen), so the torn tail can be cut off. */
 static bool
-drop_dotlock_break_stale(const char *lock, const char *node)
+drop_dotlock_break_stale(const char *lock, const char *node, off_t *recover)
 {
+    long long size = -1;
     struct stat st, again;
     bool stale;
 
@@ -428,9 +432,12 @@ drop_dotlock_break_stale(const char *lock, const char *node)
         }
         if (r > 0) {
             buf[r] = '\0';
-            if (sscanf(buf, "%ld %256s", &pid, owner) == 2 && pid > 0 && strcmp(owner, node) == 0 &&
-                kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            int f = sscanf(buf, "%ld %256s %lld", &pid, owner, &size);
+            if (f >= 2 && pid > 0 && strcmp(owner, node) == 0 && kill((pid_t)pid, 0) != 0 &&
+                errno == ESRCH)
                 stale = true;
+            if (f < 3)
+                size = -1;
         }
     }
     if (!stale)
@@ -438,7 +445,48 @@ drop_dotlock_break_stale(const char *lock, const char *node)
     /* Narrow the window in which another process replaced it since we looked. */
     if (lstat(lock, &again) != 0 || again.st_ino != st.st_ino || again.st_mtime != st.st_mtime)
         return false;
-    return unlink(lock) == 0;
+    if (unlink(lock) != 0)
+        return false;
+    if (size >= 0 && (*recover < 0 || size < (long long)*recover))
+        *recover = (off_t)size;
+    return true;
+}
+
+/* drop_dotlock_note_size - record in our dotlock the mbox size before an append, so that
+ * whoever breaks the lock after a crash (kill -9 mid-write) cuts the torn message off. The
+ * new content is longer than the old, so one pwrite replaces it whole. */
+static void
+drop_dotlock_note_size(const char *path, const char *node, off_t size)
+{
+    char lock[DROP_PATH_MAX], buf[360];
+    int fd, n;
+
+    if ((size_t)snprintf(lock, sizeof lock, "%s.lock", path) >= sizeof lock)
+        return;
+    fd = open(lock, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = snprintf(buf, sizeof buf, "%ld %.256s %lld\n", (long)getpid(), node, (long long)size);
+    if (pwrite(fd, buf, (size_t)n, 0) != n)
+        log_warne("cannot note the size in %s", lock);
+    close(fd);
+}
+
+/* drop_recover_tail - after breaking a dead appender's lock: cut the mbox back to the size
+ * it had before that append. */
+static void
+drop_recover_tail(const char *path, int fd, off_t recover)
+{
+    struct stat st;
+
+    if (recover < 0 || fstat(fd, &st) != 0 || st.st_size <= recover)
+        return;
+    if (ftruncate(fd, recover) != 0 || fsync(fd) != 0) {
+        log_warne("cannot cut the torn tail of %s back to %lld bytes", path, (long long)recover);
+        return;
+    }
+    log_warn("%s: removed %lld bytes of a delivery interrupted by a crash", path,
+             (long long)(st.st_size - recover));
 }
 
 /* drop_dotlock_try - create the dotlock holding "PID NODE\n". The content is written to
@@ -544,6 +592,7 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
     char lock[DROP_PATH_MAX];
     struct timespec start;
     const char *busy = "dotlock";
+    off_t recover = -1;
     int n = snprintf(lock, sizeof lock, "%s.lock", path);
 
     if (n < 0 || (size_t)n >= sizeof lock) {
@@ -560,8 +609,10 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
         }
         if (t == DROP_TRY_OK) {
             t = drop_fcntl(fd, F_WRLCK, &e);
-            if (t == DROP_TRY_OK)
+            if (t == DROP_TRY_OK) {
+                drop_recover_tail(path, fd, recover);
                 return DROP_OK;
+            }
             unlink(lock); /* never sit on one lock while waiting for the other */
             if (t == DROP_TRY_ERR) {
                 drop_err(err, errlen, e, "cannot lock %s", path);
@@ -570,7 +621,7 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
             busy = "fcntl lock";
         } else {
             busy = "dotlock";
-            if (drop_dotlock_break_stale(lock, node))
+            if (drop_dotlock_break_stale(lock, node, &recover))
                 continue;
         }
         if (drop_elapsed(&start) >= (double)timeout) {
@@ -784,6 +835,7 @@ drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned l
         res = DROP_TEMP;
         goto out;
     }
+    drop_dotlock_note_size(path, node, st.st_size);
     o.fd = fd;
     drop_out_add(&o, "\n\n", sep);
     drop_out_add(&o, from, fromlen);

@@ -514,6 +514,46 @@ test_mbox_dotlock_empty(void **state)
     closedir(d);
 }
 
+/* kill -9 in the middle of an append: the dead appender's lock names the old size, and the
+ * next delivery cuts the torn message off before appending. */
+static void
+test_mbox_torn_append_recovered(void **state)
+{
+    struct fixture *f = *state;
+    char lock[320], err[256], uidl[80], buf[96], *got;
+    size_t len, good;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "first\n", 5, 0, uidl, err),
+                     DROP_OK);
+    good = (size_t)file_size(f->box);
+    got = slurp(f->box, &len);
+    /* the torn append: a From line and half a message, then the writer died */
+    spit(f->box, got);
+    {
+        FILE *fp = fopen(f->box, "a");
+        assert_non_null(fp);
+        fputs("From torn@b Thu Nov 25 09:00:00 2026\nX-UIDL: torn\nSubject: half", fp);
+        fclose(fp);
+    }
+    free(got);
+    assert_true((size_t)file_size(f->box) > good);
+    lock_path(f, lock, sizeof lock);
+    snprintf(buf, sizeof buf, "%ld " NODE " %zu\n", (long)pid, good);
+    spit(lock, buf);
+    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "second\n", 5, 0, uidl, err),
+                     DROP_OK);
+    got = slurp(f->box, &len);
+    assert_null(strstr(got, "torn"));
+    assert_non_null(strstr(got, "first\n"));
+    assert_non_null(strstr(got, "second\n"));
+    free(got);
+}
+
 static void
 test_mbox_dotlock_dead_owner(void **state)
 {
@@ -1160,6 +1200,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_torn_append_recovered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, teardown),
 #ifdef F_OFD_SETLK
