@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "dropview_int.h"
+#include "file.h"
 
 /* dv_err - format a reason into err. */
 void
@@ -404,57 +405,37 @@ dv_index_load(const struct dropview_params *p, const char *index_path)
     return v;
 }
 
-/* dv_mkdirs - create the parent directories of path (0700). */
+/* dv_parent_mkdirs - create the directories above path (0700). */
 static int
-dv_mkdirs(const char *path)
+dv_parent_mkdirs(const char *path)
 {
-    char buf[DV_PATH_MAX];
-    size_t n = strlen(path);
+    char dir[DV_PATH_MAX];
+    const char *slash = strrchr(path, '/');
 
-    if (n >= sizeof buf) {
-        errno = ENAMETOOLONG;
+    if (slash == NULL || slash == path || (size_t)(slash - path) >= sizeof dir) {
+        errno = ENOENT;
         return -1;
     }
-    memcpy(buf, path, n + 1);
-    for (char *s = buf + 1; *s != '\0'; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *s = '/';
-    }
-    return 0;
-}
-
-/* dv_unique - a short name unique to this process and moment. */
-void
-dv_unique(char *buf, size_t len)
-{
-    static unsigned long counter;
-    unsigned r = 0;
-
-    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-        r = (unsigned)time(NULL) ^ (unsigned)getpid();
-    snprintf(buf, len, "%ld.%ld_%lu_%08x", (long)time(NULL), (long)getpid(),
-             __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), r);
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    return file_mkdirs(dir, 0700);
 }
 
 /* dv_index_save - write a view's index file atomically. */
 void
 dv_index_save(const struct dropview *v)
 {
-    char tmp[DV_PATH_MAX + 64], uq[64], hex[65];
+    char tmp[DV_PATH_MAX + 160], uq[128], hex[65];
     FILE *f;
     int fd;
 
     if (v->index_path == NULL)
         return;
-    dv_unique(uq, sizeof uq);
+    file_unique_name(uq, sizeof uq, NULL);
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.%s.tmp", v->index_path, uq) >= sizeof tmp)
         return;
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT && dv_mkdirs(tmp) == 0)
+    if (fd < 0 && errno == ENOENT && dv_parent_mkdirs(tmp) == 0)
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
         if (fd >= 0) {

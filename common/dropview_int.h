@@ -68,8 +68,6 @@ enum drop_result dv_errno_result(int e);
 void dv_hex(const unsigned char *p, size_t n, char *out);
 /* dv_sha256 - SHA-256 of p[0..n). */
 void dv_sha256(const void *p, size_t n, unsigned char md[32]);
-/* dv_unique - a short name unique to this process and moment. */
-void dv_unique(char *buf, size_t len);
 
 /* mbox (dropview_mbox.c) */
 enum drop_result dv_mbox_open(const struct dropview_params *p, struct dropview *v, char *err,

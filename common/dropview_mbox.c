@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "dropview_int.h"
+#include "file.h"
 
 #define DV_CHUNK (256 * 1024) /* bytes read at a time while scanning or copying */
 #define DV_HEAD 96            /* bytes of a line looked at to classify it */
@@ -486,21 +487,6 @@ dv_split(const char *path, char *dir, size_t dlen, const char **base)
     return 0;
 }
 
-/* dv_fsync_dir - fsync a directory. */
-static int
-dv_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    if (rc != 0 && (errno == EINVAL || errno == EROFS))
-        rc = 0; /* file systems that cannot fsync directories */
-    close(fd);
-    return rc;
-}
-
 /* dv_clean_stale - remove temp files of earlier commits to base that a crash left. */
 static void
 dv_clean_stale(const char *dir, const char *base)
@@ -534,7 +520,7 @@ static enum drop_result
 dv_mbox_rewrite(struct dropview *cur, const unsigned char *gone, int fd, const struct stat *st,
                 struct dropview *nv, char *err, size_t errlen)
 {
-    char dir[DV_PATH_MAX], tmp[DV_PATH_MAX + 128], uq[64];
+    char dir[DV_PATH_MAX], tmp[DV_PATH_MAX + 160], uq[128];
     const char *base;
     unsigned long long at = 0;
     struct stat nst;
@@ -547,7 +533,7 @@ dv_mbox_rewrite(struct dropview *cur, const unsigned char *gone, int fd, const s
         return DROP_PERM;
     }
     dv_clean_stale(dir, base);
-    dv_unique(uq, sizeof uq);
+    file_unique_name(uq, sizeof uq, NULL);
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/.dpop.%s.%s.tmp", dir, base, uq) >= sizeof tmp) {
         dv_err(err, errlen, ENAMETOOLONG, "%s", cur->path);
         return DROP_PERM;
@@ -603,7 +589,7 @@ dv_mbox_rewrite(struct dropview *cur, const unsigned char *gone, int fd, const s
         goto io;
     }
     tmp[0] = '\0'; /* renamed: nothing to remove any more */
-    if (dv_fsync_dir(dir) != 0) {
+    if (file_fsync_dir(dir) != 0) {
         e = errno;
         goto io;
     }
