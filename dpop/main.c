@@ -122,6 +122,9 @@ main_users(struct popd *d)
 {
     struct conf_diag diag = {0};
 
+    if (d->cf->authent_method != AUTHENT_USERS_FILE)
+        log_warn("authent_method: only users_file is supported by dpop so far; using %s",
+                 d->cf->users_file);
     d->db = auth_db_load(d->cf->users_file, &diag);
     for (size_t i = 0; i < diag.n; i++)
         log_warn("%s", diag.msgs[i]);
