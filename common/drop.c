@@ -5,6 +5,7 @@
  * kept between calls except a counter for unique names.
  */
 #include "drop.h"
+#include "file.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -195,98 +196,6 @@ drop_path_for(const struct conf *cf, const char *user, const char *domain, char 
     }
     if (n < 0 || (size_t)n >= len)
         return -1;
-    return 0;
-}
-
-/* drop_fsync_dir - fsync a directory (EINVAL: the file system cannot, which is fine). */
-static int
-drop_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r, e;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    e = errno;
-    close(fd);
-    if (r != 0 && e == EINVAL)
-        r = 0;
-    errno = e;
-    return r;
-}
-
-/* drop_parent - the directory part of path into buf ("." if none). */
-static int
-drop_parent(const char *path, char *buf, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n;
-
-    if (slash == NULL)
-        return snprintf(buf, len, ".") < (int)len ? 0 : -1;
-    n = slash == path ? 1 : (size_t)(slash - path);
-    if (n >= len) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n);
-    buf[n] = '\0';
-    return 0;
-}
-
-/* drop_fsync_parent - fsync the directory that holds path. */
-static int
-drop_fsync_parent(const char *path)
-{
-    char dir[DROP_PATH_MAX];
-
-    if (drop_parent(path, dir, sizeof dir) != 0)
-        return -1;
-    return drop_fsync_dir(dir);
-}
-
-/* drop_mkdirs - create dir and its missing parents (mode 0700); the parent of each new
- * directory is fsynced so the new entries survive a crash. */
-static int
-drop_mkdirs(const char *dir)
-{
-    char p[DROP_PATH_MAX];
-    size_t n = strlen(dir);
-    struct stat st;
-
-    if (stat(dir, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            return 0;
-        errno = ENOTDIR;
-        return -1;
-    }
-    if (n == 0 || n >= sizeof p) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(p, dir, n + 1);
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c != '/' && c != '\0')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) == 0) {
-            if (drop_fsync_parent(p) != 0)
-                return -1;
-        } else if (errno != EEXIST) {
-            return -1;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-    if (stat(dir, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
     return 0;
 }
 
@@ -851,7 +760,7 @@ drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned l
     } else if (fsync(fd) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync %s", path);
-    } else if (created && drop_fsync_parent(path) != 0) {
+    } else if (created && file_fsync_parent(path) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync directory of %s", path);
     }
@@ -910,7 +819,7 @@ drop_maildir_dirs(const char *dir)
     char sub[DROP_PATH_MAX];
     bool made = false;
 
-    if (drop_mkdirs(dir) != 0)
+    if (file_mkdirs(dir, 0700) != 0)
         return -1;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub) {
@@ -922,7 +831,7 @@ drop_maildir_dirs(const char *dir)
         else if (errno != EEXIST)
             return -1;
     }
-    return made ? drop_fsync_dir(dir) : 0;
+    return made ? file_fsync_dir(dir) : 0;
 }
 
 /* drop_maildir - deliver msg into the maildir dir: tmp/, fsync, link into new/, fsync new/. */
@@ -985,7 +894,7 @@ drop_maildir(const char *dir, const struct drop_msg *msg, unsigned long long max
         if (e != 0)
             drop_err(err, errlen, e, "cannot move %s into new/", tmp);
     }
-    if (e == 0 && drop_fsync_dir(newdir) != 0) {
+    if (e == 0 && file_fsync_dir(newdir) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync %s", newdir);
         unlink(new);
@@ -1022,7 +931,7 @@ drop_deliver(const char *path, int fmt, const struct drop_msg *msg, long lock_ti
         drop_err(err, errlen, 0, "unknown mailbox format %d", fmt);
         return DROP_PERM;
     }
-    if (drop_parent(path, parent, sizeof parent) != 0 || drop_mkdirs(parent) != 0) {
+    if (file_dirname(path, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0) {
         int e = errno;
         drop_err(err, errlen, e, "cannot create the directory of %s", path);
         return drop_errno_result(e);
