@@ -19,6 +19,7 @@ directories of failed tests.
 import ctypes
 import ctypes.util
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -232,6 +233,7 @@ class Dsmtp:
             pytest.fail("no dsmtp binary at %s (set DMAIL_BIN)" % exe)
         self.chown()
         self._err = open(self.stderr_path, "ab")
+        self._log_mark = self._err.tell()
         self.proc = subprocess.Popen([exe, "-f", "-c", self.conf_path], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=self.env())
@@ -247,11 +249,21 @@ class Dsmtp:
             if rc is not None:
                 self.proc = None
                 pytest.fail("dsmtp exited with %d at start-up:\n%s" % (rc, self.log()[-4000:]))
-            if all(port_open(p) for p in ports):
+            # listening starts before the spool directories are made (after the drop of
+            # privileges): ready means the "started" line too
+            if all(port_open(p) for p in ports) and self._started():
                 return
             time.sleep(0.05)
         pytest.fail("dsmtp did not accept on %s within %.0f s:\n%s"
                     % (ports, timeout, self.log()[-4000:]))
+
+    def _started(self):
+        with open(self.conf_path) as f:
+            if re.search(r"^log_level\s+(error|warn)\s*$", f.read(), re.M):
+                return True  # the "started" line is not logged at that level
+        with open(self.stderr_path, "rb") as f:
+            f.seek(getattr(self, "_log_mark", 0))
+            return b" started as " in f.read()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
