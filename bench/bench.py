@@ -38,10 +38,12 @@ NAMES = [n for n, _ in workloads.WORKLOADS]
 
 FULL = dict(pairs=3, pairs_big=1, smtp_messages=5000, smtp_conc="1,10,50", smtp_idle=1000,
             pop_clients=20, pop_mailbox=1000, pop_login_secs=10.0, pop_idle="1000,10000",
-            hold=2.0, idle_open_secs=360.0, max_minutes=29.0)
-QUICK = dict(pairs=1, pairs_big=1, smtp_messages=200, smtp_conc="1,10,50", smtp_idle=50,
-             pop_clients=20, pop_mailbox=100, pop_login_secs=2.0, pop_idle="50,100",
-             hold=1.0, idle_open_secs=60.0, max_minutes=4.0)
+            hold=2.0, idle_open_secs=360.0, reload_domains=500, reload_forwards=100000,
+            max_minutes=29.0)
+QUICK = dict(pairs=1, pairs_big=1, smtp_messages=100, smtp_conc="1,10,50", smtp_idle=20,
+             pop_clients=5, pop_mailbox=50, pop_login_secs=1.0, pop_idle="20,40",
+             hold=0.5, idle_open_secs=60.0, reload_domains=20, reload_forwards=1000,
+             max_minutes=4.0)
 
 
 def ints(text):
@@ -74,8 +76,9 @@ def parse_args(argv):
                    help="POP3 logins in flight while opening idle sessions (50)")
     p.add_argument("--mem-interval", type=float, default=0.1,
                    help="seconds between memory samples during SMTP runs (0.1)")
-    p.add_argument("--reload-domains", type=int, default=500)
-    p.add_argument("--reload-forwards", type=int, default=100000)
+    p.add_argument("--reload-domains", type=int, help="domains in the reload test (500)")
+    p.add_argument("--reload-forwards", type=int,
+                   help="forward lines in the reload test (100000)")
     p.add_argument("--max-minutes", type=float, help="time budget of the run (29)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the run directory")

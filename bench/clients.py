@@ -254,12 +254,18 @@ class Pop3:
             pass
 
 
-def pop_login_loop(port, users, password, secs, max_sessions=200000):
+def pop_login_loop(port, users, password, secs, max_sessions=200000, rounds=None):
     """len(users) clients, each looping connect/USER/PASS/STAT/QUIT on its own user for
-    secs seconds. Returns (latencies in seconds, errors, first error, wall seconds)."""
+    secs seconds (or exactly rounds times, then secs only bounds it). Returns
+    (latencies in seconds, errors, first error, wall seconds)."""
 
     async def client(user, end, lat, errs):
+        done = 0
         while time.monotonic() < end and len(lat) + len(errs) < max_sessions:
+            if rounds is not None:
+                if done >= rounds:
+                    break
+                done += 1
             t0 = time.monotonic()
             c = None
             try:

@@ -150,8 +150,8 @@ def smtp_idle(ctx):
     res.metric("smtpidle.pss", w, "PSS per connection", "KB", "lower", None, "Postfix")
     res.metric("smtpidle.rss", w, "RSS per connection", "KB", "lower", None, "Postfix")
     ds, pf = ctx.servers["dsmtp"], ctx.servers["postfix"]
-    res.note("2: Postfix's smtpd process limit is raised to %d for the idle-connection "
-             "test (one smtpd process per connection)." % pf.smtpd_max)
+    res.note("2: Postfix runs one smtpd process per connection; its smtpd process limit "
+             "(master.cf maxproc) is set to %d." % pf.smtpd_max)
     for i in range(a.pairs):
         for side, srv in zip(SIDES, (ds, pf)):
             ctx.deadline.check("SMTP idle")
@@ -199,7 +199,11 @@ def pop_login(ctx):
     for side, srv in servers:  # untimed: each server builds its indexes, caches what it may
         if srv is not None:
             ctx.log("  POP3 warm-up %s: one session per user" % srv.label)
-            clients.pop_login_loop(srv.port, users, ctx.pop_password, 0.001, len(users))
+            lat, errs, first, _ = clients.pop_login_loop(
+                srv.port, users, ctx.pop_password, ctx.deadline.cap(120), rounds=1)
+            if errs or len(lat) != len(users):
+                raise RuntimeError("%s warm-up: %d of %d sessions, %d errors (%s)"
+                                   % (srv.label, len(lat), len(users), errs, first))
     for i in range(a.pairs):
         for side, srv in servers:
             if srv is None:
