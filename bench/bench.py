@@ -304,8 +304,7 @@ def main(argv):
     ctx = Context(a, run_dir, logf)
     ctx.save_state()
     if not a.keep:
-        ctx.cleanup.push("remove run directory",
-                         lambda: shutil.rmtree(run_dir, ignore_errors=True))
+        ctx.cleanup.push("remove run directory", lambda: procs.remove_tree(run_dir))
     info = [("date", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
             ("mode", "QUICK (tiny sizes: checks the harness, not speed)" if a.quick
              else "full"),
@@ -318,7 +317,7 @@ def main(argv):
         run(ctx)
     except (KeyboardInterrupt, procs.Interrupted) as e:
         interrupted = e
-        ctx.log("bench: interrupted (%s); stopping every server" % (e or "Ctrl-C"))
+        ctx.log("bench: interrupted (%s); stopping every server" % (str(e) or "Ctrl-C"))
     finally:
         errs = ctx.cleanup.run()
         for e in errs:

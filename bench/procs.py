@@ -6,6 +6,7 @@ run costs the machine as little as possible.
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import time
@@ -124,6 +125,7 @@ def kill_tree(root, started=None, grace=10.0, sig=signal.SIGTERM):
             os.kill(p, signal.SIGKILL)
         except OSError:
             pass
+    wait_gone(left, 10.0)
     return len(left)
 
 
@@ -203,6 +205,16 @@ class Cleanup:
         return errors
 
 
+def remove_tree(path, tries=3):
+    """rm -rf path; servers that just exited may still be dropping files: retry."""
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return True
+        time.sleep(1.0)
+    return False
+
+
 class Interrupted(BaseException):
     """SIGTERM or SIGHUP arrived: unwind like Ctrl-C so every finally runs."""
 
@@ -213,3 +225,5 @@ def install_signal_handlers():
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGHUP, handler)
+    # also when started in the background of a shell that ignores SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
