@@ -104,21 +104,21 @@ def mem(pids):
 
 
 def kill_tree(root, started=None, grace=10.0, sig=signal.SIGTERM):
-    """Signal root's whole tree, wait up to grace seconds, then SIGKILL what is left.
-    Returns the number of processes that had to be killed with SIGKILL."""
+    """Stop root's whole tree: sig to root alone first (a master stops its children in
+    order), then after half the grace to everything left, then SIGKILL. Returns the
+    number of processes that had to be killed with SIGKILL."""
     if not alive(root, started):
         return 0
     pids = tree(root)
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except OSError:
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
+    for targets, wait in (([root], grace / 2), (pids, grace / 2)):
+        for p in targets:
+            if alive(p):
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
+        if wait_gone(pids, wait):
             return 0
-        time.sleep(0.05)
     left = [p for p in pids if alive(p)]
     for p in left:
         try:

@@ -129,7 +129,7 @@ set key top right
 set bmargin 11
 set xtics rotate by -35 left noenhanced font ",9"
 plot '{dat}' using 1:2:xtic(4) with boxes lc rgb "#2f6fb0" title "dmail (median of each side)", \\
-     '' using 1:2:(sprintf("%.2g", $2)) with labels offset 0,0.8 notitle, \\
+     '' using 1:2:(sprintf($2 >= 100 ? "%.0f" : "%.2g", $2)) with labels offset 0,0.8 notitle, \\
      '' using 1:3 with points pt 9 ps 2 lc rgb "#d03020" title "goal from issue 5", \\
      1 with lines dt 2 lw 2 lc rgb "black" title "parity"
 """
@@ -140,7 +140,7 @@ def chart(res, png, title, workdir):
     data = []
     for m in res.metrics:
         a = m.advantage()
-        if a is None or a <= 0:
+        if a is None or a <= 0 or not m.unit:  # counts (connections held) are no speed
             continue
         g = _goal_advantage(m)
         label = "%s %s" % (m.workload, m.name)

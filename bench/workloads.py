@@ -329,7 +329,6 @@ def reload(ctx):
                % tell)
     for k in ("reload.ms", "reload.stall"):
         res.by_key[k].note["dmail"] = why
-    res.note("6: reload " + why)
     ctx.log("  reload: " + why)
 
 
