@@ -19,9 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
+#include "tell.h"
 #include "xmem.h"
 
 struct fix {
@@ -691,15 +693,94 @@ test_split(void **state)
     assert_int_equal(ctl_split(l3, argv, 4), 0);
 }
 
+static void
+test_tell_users_edit(void **state)
+{
+    const char *old =
+        "# users\nalice:$6$a$b:apop=s3cret\n\n  Bob@Example.COM:$y$x$y\nalice:$6$dup$dup";
+    char err[256];
+    char *t;
+
+    t = tell_users_edit(old, "adduser", "Carol", "$y$new", err, sizeof(err));
+    assert_non_null(t);
+    assert_string_equal(t, "# users\nalice:$6$a$b:apop=s3cret\n\n  Bob@Example.COM:$y$x$y\n"
+                           "alice:$6$dup$dup\ncarol:$y$new\n");
+    free(t);
+    assert_null(tell_users_edit(old, "adduser", "ALICE", "$y$new", err, sizeof(err)));
+    assert_non_null(strstr(err, "user alice exists"));
+    assert_null(tell_users_edit(old, "adduser", "bob@example.com", "$y$n", err, sizeof(err)));
+
+    /* passwd keeps the options and drops later duplicates */
+    t = tell_users_edit(old, "passwd", "alice", "$y$pw", err, sizeof(err));
+    assert_non_null(t);
+    assert_string_equal(t, "# users\nalice:$y$pw:apop=s3cret\n\n  Bob@Example.COM:$y$x$y\n");
+    free(t);
+    t = tell_users_edit(old, "passwd", "bob@EXAMPLE.com", "$y$b", err, sizeof(err));
+    assert_non_null(strstr(t, "  Bob@Example.COM:$y$b\n"));
+    free(t);
+    assert_null(tell_users_edit(old, "passwd", "dave", "$y$b", err, sizeof(err)));
+    assert_non_null(strstr(err, "no user dave"));
+
+    t = tell_users_edit(old, "deluser", "alice", NULL, err, sizeof(err));
+    assert_string_equal(t, "# users\n\n  Bob@Example.COM:$y$x$y\n");
+    free(t);
+    assert_null(tell_users_edit(old, "deluser", "bob", NULL, err, sizeof(err)));
+
+    /* no file yet */
+    t = tell_users_edit(NULL, "adduser", "eve", "$y$e", err, sizeof(err));
+    assert_string_equal(t, "eve:$y$e\n");
+    free(t);
+    assert_null(tell_users_edit(NULL, "deluser", "eve", NULL, err, sizeof(err)));
+    /* names that would break the file */
+    assert_null(tell_users_edit(old, "adduser", "a:b", "$y$e", err, sizeof(err)));
+    assert_null(tell_users_edit(old, "adduser", "#x", "$y$e", err, sizeof(err)));
+    assert_null(tell_users_edit(old, "adduser", "a b", "$y$e", err, sizeof(err)));
+    assert_null(tell_users_edit(old, "adduser", "a@-bad-.", "$y$e", err, sizeof(err)));
+}
+
+static void
+test_tell_hash(void **state)
+{
+    char h[256], h2[256];
+
+    assert_int_equal(tell_hash("correct horse:battery", h, sizeof(h)), 0);
+    assert_memory_equal(h, "$y$", 3);
+    assert_int_equal(tell_hash("correct horse:battery", h2, sizeof(h2)), 0);
+    assert_string_not_equal(h, h2); /* fresh salt */
+    assert_true(auth_check_hash("correct horse:battery", h));
+    assert_false(auth_check_hash("correct horse", h));
+    assert_int_equal(tell_hash("x", h, 10), -1); /* too small */
+}
+
+static void
+test_tell_name(void **state)
+{
+    char out[300];
+
+    assert_int_equal(tell_users_name_ok("Alice", out, sizeof(out)), 0);
+    assert_string_equal(out, "alice");
+    assert_int_equal(tell_users_name_ok("Bob@B\xc3\xbc"
+                                        "cher.example",
+                                        out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "bob@xn--bcher-kva.example");
+    assert_int_equal(tell_users_name_ok("", out, sizeof(out)), -1);
+    assert_int_equal(tell_users_name_ok("@x.example", out, sizeof(out)), -1);
+    assert_int_equal(tell_users_name_ok("tab\tname", out, sizeof(out)), -1);
+    assert_int_equal(tell_users_name_ok("alice", out, 3), -1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_tell_users_edit),
+        cmocka_unit_test(test_tell_hash),
+        cmocka_unit_test(test_tell_name),
         cmocka_unit_test_setup_teardown(test_ok_err_and_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_several_requests_and_async_answers, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_several_requests_and_async_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_close_gets_its_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
