@@ -39,11 +39,13 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#define CTL_LINE_MAX 1024       /* request line, newline included */
-#define CTL_ARGS_MAX 16         /* words in a request */
-#define CTL_PER_UID_DEFAULT 8   /* connections per uid */
-#define CTL_CONNS_MAX 64        /* connections in all */
-#define CTL_IDLE_MS 30000       /* waiting for a request */
+#include "conf.h"
+
+#define CTL_LINE_MAX 1024                 /* request line, newline included */
+#define CTL_ARGS_MAX 16                   /* words in a request */
+#define CTL_PER_UID_DEFAULT 8             /* connections per uid */
+#define CTL_CONNS_MAX 64                  /* connections in all */
+#define CTL_IDLE_MS 30000                 /* waiting for a request */
 #define CTL_ANSWER_LINE_MAX (1024 * 1024) /* longest answer line a client accepts */
 
 struct ctl_server;
@@ -96,8 +98,8 @@ typedef void (*ctl_line_cb)(void *arg, const char *line);
 /* ctl_call - blocking: connect to path, send request (one line, no newline), hand each
  * data line to line_cb (may be NULL), and put the status text (or the reason of a
  * failure) into text. timeout_ms bounds the whole exchange. Returns an enum ctl_result. */
-int ctl_call(const char *path, const char *request, int timeout_ms, ctl_line_cb line_cb,
-             void *arg, char *text, size_t textlen);
+int ctl_call(const char *path, const char *request, int timeout_ms, ctl_line_cb line_cb, void *arg,
+             char *text, size_t textlen);
 
 /* ctl_async - the same on a loop. cb gets the result and the status text (or reason); it
  * is called exactly once, from the loop, never from inside ctl_call_async, unless
@@ -113,5 +115,61 @@ void ctl_async_cancel(struct ctl_async *a);
 /* ctl_split - split line in place into at most max words (spaces/tabs); returns the
  * count, or -1 when there are more than max. */
 int ctl_split(char *line, char **argv, int max);
+
+/*
+ * Server-side helpers shared by dsmtp and dpop (ctl_reload.c).
+ *
+ * Reload (invariant 6): ctl_reload_start parses the config -- and the users file when
+ * want_db -- on the thread pool into new snapshots, compares every setting with the old
+ * snapshot, runs extra (may be NULL) on the pool too, and calls done on the loop. done
+ * owns rl: it takes rl->cf/rl->db (setting them to NULL) to put them in force, reports
+ * with ctl_reload_report, and frees with ctl_reload_free. The old snapshot is referenced
+ * for the job's duration. A config with errors gives rl->cf == NULL.
+ */
+struct auth_db;
+
+struct ctl_reload {
+    struct conf *cf;         /* new snapshot; NULL when the file has errors */
+    struct auth_db *db;      /* new users file (want_db, cf != NULL) */
+    struct conf_diag diag;   /* the config's problems */
+    struct conf_diag dbdiag; /* the users file's problems */
+    int changed;             /* settings whose value changed */
+    char restart[512];       /* CF_RESTART settings that changed: "listen, smtp_port" */
+    char error[512];         /* set by extra: the reload fails with this reason */
+    void *extra;             /* whatever extra built (the server frees it) */
+    double ms;               /* parse time */
+    bool bad;                /* config errors or extra's error: keep the old one */
+    struct conf *old;        /* internal */
+    char *path;              /* internal */
+    bool want_db;            /* internal */
+    void (*extra_fn)(struct ctl_reload *rl, void *arg);
+    void (*done_fn)(struct ctl_reload *rl, void *arg);
+    void *arg;
+    uv_work_t w;
+};
+
+/* ctl_reload_start - see above; 0, or -1 when the job could not be queued. */
+int ctl_reload_start(uv_loop_t *loop, const char *path, struct conf *old, bool want_db,
+                     void (*extra)(struct ctl_reload *rl, void *arg),
+                     void (*done)(struct ctl_reload *rl, void *arg), void *arg);
+/* ctl_reload_ok - the reload can be put in force (no config errors, no extra error). */
+bool ctl_reload_ok(const struct ctl_reload *rl);
+/* ctl_reload_report - every problem to the log and (r != NULL) as data lines, then OK
+ * ("reloaded PATH: N settings changed in T ms; restart needed for: ...") or ERR ("PATH
+ * has N errors; the old configuration stays"). r is finished either way. */
+void ctl_reload_report(const struct ctl_reload *rl, struct ctl_req *r);
+void ctl_reload_free(struct ctl_reload **rl);
+
+/* ctl_answer_config - "config SETTING": the value in force and where it came from. */
+void ctl_answer_config(struct ctl_req *r, const struct conf *cf, const char *name);
+/* ctl_answer_debug - "debug LEVEL": set the log level (error, warn, info, debug). */
+void ctl_answer_debug(struct ctl_req *r, const char *level);
+/* ctl_stat - one counter or gauge: "name value" lines, or with prom the Prometheus text
+ * format ("# HELP", "# TYPE" unless help is NULL, then "PROG_name{labels} value"); labels
+ * may be NULL. type is "counter" or "gauge". */
+void ctl_stat(struct ctl_req *r, bool prom, const char *prog, const char *name, const char *type,
+              const char *help, const char *labels, unsigned long long value);
+/* ctl_stats_args - parse "stats [-p]": sets *prom; false (and an ERR answer) if bad. */
+bool ctl_stats_args(struct ctl_req *r, int argc, char **argv, bool *prom);
 
 #endif
