@@ -20,7 +20,7 @@
 #include "log.h"
 #include "xmem.h"
 
-#define CTL_FLUSH_AT 16384     /* queued output bytes that trigger a write */
+#define CTL_FLUSH_AT 16384      /* queued output bytes that trigger a write */
 #define CTL_CLOSE_GRACE_MS 5000 /* ctl_server_close waits this long for answers */
 #define CTL_DISCARD_MS 500      /* a refused client gets this long to go away */
 
@@ -37,7 +37,7 @@ struct ctl_conn {
     bool last;       /* close once the output is written */
     bool processing; /* inside ctl_conn_process */
     bool reading;
-    bool discard; /* refused: read and drop input until EOF, so the close is clean */
+    bool discard;        /* refused: read and drop input until EOF, so the close is clean */
     struct ctl_req *req; /* the request being answered, or NULL */
     char in[CTL_LINE_MAX + 1];
     size_t inlen;
@@ -656,8 +656,7 @@ ctl_server_new(uv_loop_t *loop, const char *path, const struct ctl_cmd *cmds, si
             return NULL;
         }
         if (ctl_probe(path)) {
-            snprintf(err, errlen, "control socket %s: another process is listening there",
-                     path);
+            snprintf(err, errlen, "control socket %s: another process is listening there", path);
             return NULL;
         }
         if (unlink(path) < 0 && errno != ENOENT) {

@@ -238,8 +238,7 @@ ctl_call(const char *path, const char *request, int timeout_ms, ctl_line_cb line
             continue;
         }
         if (n == 0) {
-            snprintf(text, textlen, "%s: the server closed the connection before answering",
-                     path);
+            snprintf(text, textlen, "%s: the server closed the connection before answering", path);
             break;
         }
         if (errno == EINTR)

@@ -214,7 +214,7 @@ ctl_answer_debug(struct ctl_req *r, const char *level)
     int old = log_get_level();
 
     for (int l = LOGLVL_ERROR; l <= LOGLVL_DEBUG; l++) {
-        char num[4];
+        char num[12];
         snprintf(num, sizeof(num), "%d", l);
         if (strcasecmp(level, log_level_name(l)) == 0 || strcmp(level, num) == 0) {
             log_set_level(l);

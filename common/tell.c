@@ -56,7 +56,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"config", "SETTING", 1, 1, TP_BOTH, TT_SERVER,
      "the value of SETTING in force and where it came from"},
     {"restart", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to restart the server"},
-    {"start", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to start the server (after stop or failure)"},
+    {"start", "", 0, 0, TP_BOTH, TT_DWATCH,
+     "ask dwatch to start the server (after stop or failure)"},
     {"stop", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to stop the server and not restart it"},
     {"queue", "", 0, 0, TP_SMTP, TT_SERVER, "list the queue: id, age, size, sender, recipients"},
     {"flush", "[DOMAIN]", 0, 1, TP_SMTP, TT_SERVER,
@@ -141,8 +142,8 @@ tell_scan_file(const char *path, const char *name, const char *syn, char **val, 
             char *inc = xstrndup(v, vl);
             if (inc[0] != '/') {
                 const char *slash = strrchr(path, '/');
-                char *full = slash ? xasprintf("%.*s/%s", (int)(slash - path), path, inc)
-                                   : xstrdup(inc);
+                char *full =
+                    slash ? xasprintf("%.*s/%s", (int)(slash - path), path, inc) : xstrdup(inc);
                 free(inc);
                 inc = full;
             }
@@ -249,8 +250,9 @@ tell_bad_usage(const char *prog, const char *server, const char *what, const cha
 {
     (void)server;
     fprintf(stderr, "%s: %s%s%s\n", prog, what, arg ? " " : "", arg ? arg : "");
-    fprintf(stderr, "usage: %s [-c FILE] [-w SECONDS] COMMAND [ARGS]; %s --help lists the commands\n",
-            prog, prog);
+    fprintf(stderr,
+            "usage: %s [-c FILE] [-w SECONDS] COMMAND [ARGS]; %s --help lists the commands\n", prog,
+            prog);
     return TELL_EX_USAGE;
 }
 
@@ -368,8 +370,8 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
     }
     for (int k = i; k < argc && cmd->target == TT_SERVER; k++)
         if (argv[k][0] == '\0' || strpbrk(argv[k], " \t\r\n") != NULL)
-            return tell_bad_usage(prog, server, "arguments cannot be empty or hold spaces:",
-                                  argv[k]);
+            return tell_bad_usage(prog, server,
+                                  "arguments cannot be empty or hold spaces:", argv[k]);
     ctx.conf = conf_default_path(cli);
     tell_load(&ctx);
     rc = tell_run(&ctx, cmd, argc - i, argv + i);

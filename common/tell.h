@@ -32,12 +32,12 @@ int tell_main(int argc, char **argv, const char *prog, const char *server);
 
 /* The facts a command needs. */
 struct tell_ctx {
-    const char *prog;     /* "tellpop" */
-    const char *server;   /* "dpop" */
-    const char *conf;     /* the dmail.conf in use */
-    char *work_path;      /* malloc'd */
-    char *users_file;     /* malloc'd */
-    char *run_as;         /* malloc'd, may be "" */
+    const char *prog;   /* "tellpop" */
+    const char *server; /* "dpop" */
+    const char *conf;   /* the dmail.conf in use */
+    char *work_path;    /* malloc'd */
+    char *users_file;   /* malloc'd */
+    char *run_as;       /* malloc'd, may be "" */
     int timeout_ms;
 };
 

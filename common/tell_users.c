@@ -214,8 +214,7 @@ tell_prompt(const char *prompt, char *buf, size_t len)
 
 /* tell_password - from argv, or stdin ("-" or none). 0, or an exit code. */
 static int
-tell_password(const struct tell_ctx *ctx, const char *arg, const char *user, char *pw,
-              size_t len)
+tell_password(const struct tell_ctx *ctx, const char *arg, const char *user, char *pw, size_t len)
 {
     if (arg != NULL && strcmp(arg, "-") != 0) {
         if (strlen(arg) >= len) {
@@ -303,8 +302,8 @@ tell_users_write(const struct tell_ctx *ctx, const char *text)
     if (fd < 0)
         goto fail;
     if (file_write_all(fd, text, strlen(text)) < 0 ||
-        (geteuid() == 0 && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) ||
-        fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+        (geteuid() == 0 && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) || fchmod(fd, mode) < 0 ||
+        fsync(fd) < 0) {
         saved = errno;
         close(fd);
         unlink(tmp);

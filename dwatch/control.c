@@ -150,8 +150,8 @@ dw_control_open(struct dwatch *dw, char *err, size_t errlen)
 {
     char *path = dw_ctl_path(dw, "dwatch");
 
-    dw->ctl = ctl_server_new(dw->loop, path, dw_cmds, sizeof(dw_cmds) / sizeof(dw_cmds[0]), dw,
-                             err, errlen);
+    dw->ctl = ctl_server_new(dw->loop, path, dw_cmds, sizeof(dw_cmds) / sizeof(dw_cmds[0]), dw, err,
+                             errlen);
     free(path);
     return dw->ctl != NULL ? 0 : -1;
 }
@@ -349,8 +349,7 @@ dw_shutdown(struct dwatch *dw)
         dw_enter_state(s, DW_STOPPING);
         if (s->proc != NULL) {
             char *path = dw_ctl_path(dw, s->name);
-            s->ping = ctl_call_async(dw->loop, path, "shutdown", 3000, NULL, dw_shutdown_answer,
-                                     s);
+            s->ping = ctl_call_async(dw->loop, path, "shutdown", 3000, NULL, dw_shutdown_answer, s);
             free(path);
         }
     }

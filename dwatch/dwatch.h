@@ -22,12 +22,12 @@
 #include "conf.h"
 #include "ctl.h"
 
-#define DW_STATES(X)                                                                             \
-    X(STOPPED, "stopped")   /* not running, not to be started (stop, clean exit) */         \
-    X(STARTING, "starting") /* spawned, has not answered a ping yet */                      \
-    X(RUNNING, "running")   /* answered a ping */                                            \
-    X(STOPPING, "stopping") /* asked to stop; waiting for it to exit */                     \
-    X(BACKOFF, "backoff")   /* died; waiting to be started again */                         \
+#define DW_STATES(X)                                                                               \
+    X(STOPPED, "stopped")   /* not running, not to be started (stop, clean exit) */                \
+    X(STARTING, "starting") /* spawned, has not answered a ping yet */                             \
+    X(RUNNING, "running")   /* answered a ping */                                                  \
+    X(STOPPING, "stopping") /* asked to stop; waiting for it to exit */                            \
+    X(BACKOFF, "backoff")   /* died; waiting to be started again */                                \
     X(FAILED, "failed")     /* died dwatch_give_up times within dwatch_window */
 
 enum dw_state {
@@ -51,11 +51,11 @@ struct dwatch;
 
 struct dw_server {
     struct dwatch *dw;
-    char *name;    /* "dsmtp" */
-    char *exe;     /* full path of the program */
+    char *name; /* "dsmtp" */
+    char *exe;  /* full path of the program */
     enum dw_state state;
-    bool removed;  /* no longer in dwatch_servers: forget after it stops */
-    bool restart;  /* start again at once when this process exits (restart command) */
+    bool removed;       /* no longer in dwatch_servers: forget after it stops */
+    bool restart;       /* start again at once when this process exits (restart command) */
     uv_process_t *proc; /* NULL when no process is running */
     uv_pipe_t *err;     /* its stderr, NULL when closed */
     pid_t pid;
@@ -70,11 +70,11 @@ struct dw_server {
     long deaths_total;
     uint64_t deaths[DW_DEATHS_MAX]; /* loop times of recent deaths (ring) */
     size_t ndeaths, deaths_head;
-    uint64_t delay_ms;       /* the current back-off */
-    uv_timer_t timer;        /* back-off wait, start-up pings, stop escalation */
-    struct ctl_async *ping;  /* a ping in flight */
-    bool hung;               /* killed for not answering */
-    bool answered;           /* has answered a ping since its start */
+    uint64_t delay_ms;      /* the current back-off */
+    uv_timer_t timer;       /* back-off wait, start-up pings, stop escalation */
+    struct ctl_async *ping; /* a ping in flight */
+    bool hung;              /* killed for not answering */
+    bool answered;          /* has answered a ping since its start */
     bool warned_nosock;
     struct dw_ring ring;
     struct dw_server *next;
@@ -90,7 +90,7 @@ struct dwatch {
     bool ready_sent;
     struct dw_server *servers;
     struct ctl_server *ctl;
-    uv_timer_t health; /* every dwatch_interval */
+    uv_timer_t health;   /* every dwatch_interval */
     uv_timer_t watchdog; /* systemd WATCHDOG=1 */
     uv_timer_t final;    /* shutdown deadline */
     uv_signal_t sigs[4];

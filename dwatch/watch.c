@@ -399,8 +399,8 @@ dw_write_ded(struct dw_server *s)
     d->path = xasprintf("%s/%s.ded", s->dw->cf->work_path, s->name);
     d->text = xasprintf("# %s pid %ld died %s: %s%s, after %lds; its last %zu lines of stderr:\n%s",
                         s->name, (long)s->pid, when, s->last_exit,
-                        s->hung ? " (killed: did not answer a ping)" : "",
-                        (long)(now - s->started), s->ring.n, lines);
+                        s->hung ? " (killed: did not answer a ping)" : "", (long)(now - s->started),
+                        s->ring.n, lines);
     free(lines);
     d->w.data = d;
     if (uv_queue_work(s->dw->loop, &d->w, dw_ded_work, dw_ded_done) < 0) {
@@ -483,8 +483,8 @@ dw_after_exit(struct dw_server *s)
         return;
     }
     s->delay_ms = dw_backoff_ms(n, dw->cf->dwatch_backoff_max);
-    log_warn("%s: died (%s), death %zu within %lds; restarting in %.1fs", s->name, s->last_exit,
-             n, dw->cf->dwatch_window, (double)s->delay_ms / 1000);
+    log_warn("%s: died (%s), death %zu within %lds; restarting in %.1fs", s->name, s->last_exit, n,
+             dw->cf->dwatch_window, (double)s->delay_ms / 1000);
     dw_enter_state(s, DW_BACKOFF);
     uv_timer_start(&s->timer, dw_timer_cb, s->delay_ms, 0);
 }
@@ -513,8 +513,8 @@ dw_ping_cb(void *arg, int result, const char *text)
         break;
     case CTL_R_UNREACHABLE:
         if (!s->warned_nosock && uv_now(dw->loop) - s->started_ms > grace) {
-            log_warn("%s: no control socket after %lus (%s); hang detection is off for it",
-                     s->name, (unsigned long)(grace / 1000), text);
+            log_warn("%s: no control socket after %lus (%s); hang detection is off for it", s->name,
+                     (unsigned long)(grace / 1000), text);
             s->warned_nosock = true;
         }
         break;
