@@ -5,6 +5,7 @@
  * kept between calls except a counter for unique names.
  */
 #include "drop.h"
+#include "file.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -198,98 +199,6 @@ drop_path_for(const struct conf *cf, const char *user, const char *domain, char 
     return 0;
 }
 
-/* drop_fsync_dir - fsync a directory (EINVAL: the file system cannot, which is fine). */
-static int
-drop_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r, e;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    e = errno;
-    close(fd);
-    if (r != 0 && e == EINVAL)
-        r = 0;
-    errno = e;
-    return r;
-}
-
-/* drop_parent - the directory part of path into buf ("." if none). */
-static int
-drop_parent(const char *path, char *buf, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n;
-
-    if (slash == NULL)
-        return snprintf(buf, len, ".") < (int)len ? 0 : -1;
-    n = slash == path ? 1 : (size_t)(slash - path);
-    if (n >= len) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n);
-    buf[n] = '\0';
-    return 0;
-}
-
-/* drop_fsync_parent - fsync the directory that holds path. */
-static int
-drop_fsync_parent(const char *path)
-{
-    char dir[DROP_PATH_MAX];
-
-    if (drop_parent(path, dir, sizeof dir) != 0)
-        return -1;
-    return drop_fsync_dir(dir);
-}
-
-/* drop_mkdirs - create dir and its missing parents (mode 0700); the parent of each new
- * directory is fsynced so the new entries survive a crash. */
-static int
-drop_mkdirs(const char *dir)
-{
-    char p[DROP_PATH_MAX];
-    size_t n = strlen(dir);
-    struct stat st;
-
-    if (stat(dir, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            return 0;
-        errno = ENOTDIR;
-        return -1;
-    }
-    if (n == 0 || n >= sizeof p) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(p, dir, n + 1);
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c != '/' && c != '\0')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) == 0) {
-            if (drop_fsync_parent(p) != 0)
-                return -1;
-        } else if (errno != EEXIST) {
-            return -1;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-    if (stat(dir, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 /* drop_out_flush - write the gathered pieces, retrying short writes and EINTR. */
 static int
 drop_out_flush(struct drop_out *o)
@@ -405,23 +314,22 @@ drop_mboxrd_unquote(char *text, size_t len)
     return w;
 }
 
-/* drop_dotlock_break_stale - remove lock if it is older than DROP_STALE_SECS, or if it
- * names a process of this node that no longer exists. Returns true if removed. A lock
- * broken while its owner was appending names the mbox size before that append ("PID NODE
- * SIZE"): *recover gets it (kept at the smallest seen), so the torn tail can be cut off. */
+/* drop_dotlock_stale - whether lock (as lstat'ed into *st) is abandoned: older than
+ * DROP_STALE_SECS, empty for more than 10 s, or naming a dead process of this node. A lock
+ * abandoned in the middle of an append names the mbox size before it ("PID NODE SIZE"):
+ * *size gets it, else -1. */
 static bool
-drop_dotlock_break_stale(const char *lock, const char *node, off_t *recover)
+drop_dotlock_stale(const char *lock, const char *node, struct stat *st, long long *size)
 {
-    long long size = -1;
-    struct stat st, again;
     bool stale;
 
-    if (lstat(lock, &st) != 0)
-        return errno == ENOENT; /* gone meanwhile: try again at once */
-    stale = time(NULL) - st.st_mtime > DROP_STALE_SECS;
-    if (!stale && S_ISREG(st.st_mode) && st.st_size == 0 && time(NULL) - st.st_mtime > 10)
+    *size = -1;
+    if (lstat(lock, st) != 0)
+        return false;
+    stale = time(NULL) - st->st_mtime > DROP_STALE_SECS;
+    if (!stale && S_ISREG(st->st_mode) && st->st_size == 0 && time(NULL) - st->st_mtime > 10)
         stale = true; /* another program died between creating and filling it */
-    if (!stale && S_ISREG(st.st_mode)) {
+    if (S_ISREG(st->st_mode)) {
         char buf[320], owner[257];
         long pid = 0;
         ssize_t r = -1;
@@ -432,24 +340,25 @@ drop_dotlock_break_stale(const char *lock, const char *node, off_t *recover)
         }
         if (r > 0) {
             buf[r] = '\0';
-            int f = sscanf(buf, "%ld %256s %lld", &pid, owner, &size);
-            if (f >= 2 && pid > 0 && strcmp(owner, node) == 0 && kill((pid_t)pid, 0) != 0 &&
-                errno == ESRCH)
+            int f = sscanf(buf, "%ld %256s %lld", &pid, owner, size);
+            if (!stale && f >= 2 && pid > 0 && strcmp(owner, node) == 0 &&
+                kill((pid_t)pid, 0) != 0 && errno == ESRCH)
                 stale = true;
-            if (f < 3)
-                size = -1;
+            if (f < 3 || *size < 0)
+                *size = -1;
         }
     }
-    if (!stale)
-        return false;
-    /* Narrow the window in which another process replaced it since we looked. */
-    if (lstat(lock, &again) != 0 || again.st_ino != st.st_ino || again.st_mtime != st.st_mtime)
-        return false;
-    if (unlink(lock) != 0)
-        return false;
-    if (size >= 0 && (*recover < 0 || size < (long long)*recover))
-        *recover = (off_t)size;
-    return true;
+    return stale;
+}
+
+/* drop_dotlock_same - lock is still the file st described. */
+static bool
+drop_dotlock_same(const char *lock, const struct stat *st)
+{
+    struct stat again;
+
+    return lstat(lock, &again) == 0 && again.st_ino == st->st_ino &&
+           again.st_mtime == st->st_mtime && again.st_size == st->st_size;
 }
 
 /* drop_dotlock_note_size - record in our dotlock the mbox size before an append, so that
@@ -489,6 +398,35 @@ drop_recover_tail(const char *path, int fd, off_t recover)
              (long long)(st.st_size - recover));
 }
 
+/* drop_dotlock_tmp - a private temporary file beside lock holding "PID NODE\n", its name
+ * into tmp. 0, or -1 with *errp. */
+static int
+drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, int *errp)
+{
+    static _Atomic unsigned long seq;
+    char buf[320];
+    int fd, n;
+
+    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)tmplen) {
+        *errp = ENAMETOOLONG;
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        *errp = errno;
+        return -1;
+    }
+    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
+    if (write(fd, buf, (size_t)n) != n) {
+        *errp = errno != 0 ? errno : ENOSPC;
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* drop_dotlock_try - create the dotlock holding "PID NODE\n". The content is written to
  * a private temporary name first and then link(2)ed to the lock name, so the lock never
  * exists empty (a kill -9 mid-way leaves no anonymous lock) and creation is atomic on NFS
@@ -496,28 +434,12 @@ drop_recover_tail(const char *path, int fd, off_t recover)
 static enum drop_try
 drop_dotlock_try(const char *lock, const char *node, int *errp)
 {
-    static _Atomic unsigned long seq;
-    char buf[320], tmp[PATH_MAX];
-    int fd, n, rc;
+    char tmp[PATH_MAX];
     struct stat st;
+    int rc;
 
-    if (snprintf(tmp, sizeof tmp, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)sizeof tmp) {
-        *errp = ENAMETOOLONG;
+    if (drop_dotlock_tmp(lock, node, tmp, sizeof tmp, errp) != 0)
         return DROP_TRY_ERR;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        *errp = errno;
-        return DROP_TRY_ERR;
-    }
-    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
-    if (write(fd, buf, (size_t)n) != n) {
-        *errp = errno != 0 ? errno : ENOSPC;
-        close(fd);
-        unlink(tmp);
-        return DROP_TRY_ERR;
-    }
-    close(fd);
     rc = link(tmp, lock);
     if (rc != 0 && errno != EEXIST) {
         *errp = errno;
@@ -585,6 +507,40 @@ drop_elapsed(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* drop_dotlock_break - deal with a busy dotlock that may be abandoned. A plain stale lock
+ * is removed (the caller tries again). One abandoned mid-append is taken over instead:
+ * under the fcntl lock (which serialises breakers, since appenders cannot pass the dotlock
+ * that still exists) it is replaced in one rename by ours, and the torn tail is cut off.
+ * Nobody can append between the dead writer and the cut. DROP_TRY_OK: both locks are now
+ * ours. */
+static enum drop_try
+drop_dotlock_break(const char *path, const char *lock, int fd, const char *node)
+{
+    char tmp[PATH_MAX];
+    struct stat st;
+    long long size;
+    int e = 0;
+
+    if (!drop_dotlock_stale(lock, node, &st, &size))
+        return DROP_TRY_BUSY;
+    if (size < 0) {
+        if (drop_dotlock_same(lock, &st))
+            unlink(lock);
+        return DROP_TRY_BUSY;
+    }
+    if (drop_fcntl(fd, F_WRLCK, &e) != DROP_TRY_OK)
+        return DROP_TRY_BUSY;
+    if (drop_dotlock_same(lock, &st) && drop_dotlock_tmp(lock, node, tmp, sizeof tmp, &e) == 0) {
+        if (rename(tmp, lock) == 0) {
+            drop_recover_tail(path, fd, (off_t)size);
+            return DROP_TRY_OK;
+        }
+        unlink(tmp);
+    }
+    drop_fcntl(fd, F_UNLCK, &e);
+    return DROP_TRY_BUSY;
+}
+
 /* drop_lock_node - drop_lock with the node name written into the dotlock. */
 static enum drop_result
 drop_lock_node(const char *path, int fd, long timeout, const char *node, char *err, size_t errlen)
@@ -592,7 +548,6 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
     char lock[DROP_PATH_MAX];
     struct timespec start;
     const char *busy = "dotlock";
-    off_t recover = -1;
     int n = snprintf(lock, sizeof lock, "%s.lock", path);
 
     if (n < 0 || (size_t)n >= sizeof lock) {
@@ -609,10 +564,8 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
         }
         if (t == DROP_TRY_OK) {
             t = drop_fcntl(fd, F_WRLCK, &e);
-            if (t == DROP_TRY_OK) {
-                drop_recover_tail(path, fd, recover);
+            if (t == DROP_TRY_OK)
                 return DROP_OK;
-            }
             unlink(lock); /* never sit on one lock while waiting for the other */
             if (t == DROP_TRY_ERR) {
                 drop_err(err, errlen, e, "cannot lock %s", path);
@@ -621,8 +574,8 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
             busy = "fcntl lock";
         } else {
             busy = "dotlock";
-            if (drop_dotlock_break_stale(lock, node, &recover))
-                continue;
+            if (drop_dotlock_break(path, lock, fd, node) == DROP_TRY_OK)
+                return DROP_OK;
         }
         if (drop_elapsed(&start) >= (double)timeout) {
             drop_err(err, errlen, 0, "mailbox locked: %s on %s held for %lds", busy, path, timeout);
@@ -851,7 +804,7 @@ drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned l
     } else if (fsync(fd) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync %s", path);
-    } else if (created && drop_fsync_parent(path) != 0) {
+    } else if (created && file_fsync_parent(path) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync directory of %s", path);
     }
@@ -910,7 +863,7 @@ drop_maildir_dirs(const char *dir)
     char sub[DROP_PATH_MAX];
     bool made = false;
 
-    if (drop_mkdirs(dir) != 0)
+    if (file_mkdirs(dir, 0700) != 0)
         return -1;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub) {
@@ -922,7 +875,7 @@ drop_maildir_dirs(const char *dir)
         else if (errno != EEXIST)
             return -1;
     }
-    return made ? drop_fsync_dir(dir) : 0;
+    return made ? file_fsync_dir(dir) : 0;
 }
 
 /* drop_maildir - deliver msg into the maildir dir: tmp/, fsync, link into new/, fsync new/. */
@@ -985,7 +938,7 @@ drop_maildir(const char *dir, const struct drop_msg *msg, unsigned long long max
         if (e != 0)
             drop_err(err, errlen, e, "cannot move %s into new/", tmp);
     }
-    if (e == 0 && drop_fsync_dir(newdir) != 0) {
+    if (e == 0 && file_fsync_dir(newdir) != 0) {
         e = errno;
         drop_err(err, errlen, e, "fsync %s", newdir);
         unlink(new);
@@ -1022,7 +975,7 @@ drop_deliver(const char *path, int fmt, const struct drop_msg *msg, long lock_ti
         drop_err(err, errlen, 0, "unknown mailbox format %d", fmt);
         return DROP_PERM;
     }
-    if (drop_parent(path, parent, sizeof parent) != 0 || drop_mkdirs(parent) != 0) {
+    if (file_dirname(path, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0) {
         int e = errno;
         drop_err(err, errlen, e, "cannot create the directory of %s", path);
         return drop_errno_result(e);

@@ -41,7 +41,7 @@ file_write_all(int fd, const void *buf, size_t len)
 }
 
 /* file_dirname - the directory part of path into buf ("." when there is none). */
-static int
+int
 file_dirname(const char *path, char *buf, size_t len)
 {
     const char *slash = strrchr(path, '/');
@@ -87,8 +87,21 @@ file_fsync_dir(const char *path)
     rc = fsync(fd);
     saved = errno;
     close(fd);
+    if (rc != 0 && saved == EINVAL)
+        rc = 0; /* a file system that cannot fsync directories */
     errno = saved;
     return rc;
+}
+
+/* file_fsync_parent - fsync the directory that holds path, even when path is a directory. */
+int
+file_fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+
+    if (file_dirname(path, dir, sizeof(dir)) < 0)
+        return -1;
+    return file_fsync_dir(dir);
 }
 
 /* file_mkdirs - mkdir -p with mode for created components. */
@@ -113,7 +126,10 @@ file_mkdirs(const char *path, mode_t mode)
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(buf, mode) < 0) {
+        if (mkdir(buf, mode) == 0) {
+            if (file_fsync_parent(buf) != 0) /* the new entry survives a crash */
+                return -1;
+        } else {
             if (errno != EEXIST)
                 return -1;
             if (stat(buf, &st) < 0)

@@ -18,7 +18,12 @@
 int file_write_all(int fd, const void *buf, size_t len);
 /* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). */
 int file_fsync_dir(const char *path);
-/* file_mkdirs - mkdir -p with mode for created components. */
+/* file_dirname - the directory part of path ("." when none) into buf; 0 or -1. */
+int file_dirname(const char *path, char *buf, size_t len);
+/* file_fsync_parent - fsync the directory that holds path (also when path is a dir). */
+int file_fsync_parent(const char *path);
+/* file_mkdirs - mkdir -p with mode for created components; the parent of each created
+ * directory is fsynced. */
 int file_mkdirs(const char *path, mode_t mode);
 /* file_write_atomic - as above; mode for the new file. */
 int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
