@@ -29,12 +29,21 @@ def tell(prog, srv, *args, input=None, prefix=(), conf=True, timeout=30):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-def tellsmtp(srv, *args, **kw):
-    return tell("tellsmtp", srv, *args, **kw)
-
-
 def ctl_path(srv, name="dsmtp"):
     return os.path.join(srv.work, name + ".ctl")
+
+
+def wait_ctl(path, timeout=5.0):
+    """The servers make their control socket just after their listeners: wait for it."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def tellsmtp(srv, *args, **kw):
+    if srv.alive():
+        wait_ctl(ctl_path(srv))
+    return tell("tellsmtp", srv, *args, **kw)
 
 
 PROM_LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
@@ -170,6 +179,7 @@ def test_shutdown(dsmtp):
 
 def test_stale_socket_replaced(dsmtp_factory):
     srv = dsmtp_factory()
+    wait_ctl(ctl_path(srv))
     srv.kill9()  # leaves dsmtp.ctl behind
     assert os.path.exists(ctl_path(srv))
     srv.start()
@@ -178,6 +188,7 @@ def test_stale_socket_replaced(dsmtp_factory):
 
 def test_second_instance_refused(dsmtp_factory):
     a = dsmtp_factory()
+    wait_ctl(ctl_path(a))
     # same work_path, other ports: the control socket is taken
     b = dsmtp_factory(start=False)
     b.base["work_path"] = a.work
@@ -194,6 +205,7 @@ def test_second_instance_refused(dsmtp_factory):
 @pytest.mark.skipif(not is_root(), reason="needs root to run the client as another uid")
 def test_control_socket_refuses_other_uid(dsmtp):
     path = ctl_path(dsmtp)
+    wait_ctl(path)
     st = os.stat(path)
     assert st.st_mode & 0o777 == 0o600
     assert st.st_uid == pwd.getpwnam("nobody").pw_uid  # owned by run_as
@@ -218,6 +230,7 @@ def test_control_socket_refuses_other_uid(dsmtp):
 
 
 def test_connections_per_uid_capped(dsmtp):
+    wait_ctl(ctl_path(dsmtp))
     socks = []
     try:
         for _ in range(8):
@@ -235,6 +248,7 @@ def test_connections_per_uid_capped(dsmtp):
 
 
 def test_request_line_bounded(dsmtp):
+    wait_ctl(ctl_path(dsmtp))
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(5)
     s.connect(ctl_path(dsmtp))
@@ -333,6 +347,7 @@ def test_reload_restart_only_setting_named(dsmtp):
 
 
 def test_sighup_reloads(dsmtp):
+    assert tellsmtp(dsmtp, "status")[0] == EX_OK  # the loop runs: SIGHUP is handled
     dsmtp.write_conf({"max_rcpts": 3})
     dsmtp.proc.send_signal(1)
     deadline = time.monotonic() + 5
@@ -450,6 +465,7 @@ def test_tellpop_users_with_server_down(dsmtp_factory):
     if is_root():
         assert st.st_uid == pwd.getpwnam("nobody").pw_uid  # owner kept
     srv.start()
+    wait_ctl(ctl_path(srv))
     with RawSMTP(srv.submission_port) as c:
         c.ehlo()
         c.starttls()
@@ -458,6 +474,7 @@ def test_tellpop_users_with_server_down(dsmtp_factory):
 
 
 def test_tellpop_adduser_reloads_running_dsmtp(dsmtp):
+    wait_ctl(ctl_path(dsmtp))
     rc, out, err = tell("tellpop", dsmtp, "adduser", "frank", "-", input=b"frank pw:1\n")
     assert rc == EX_OK, err
     assert "dsmtp reloaded" in out
@@ -475,3 +492,111 @@ def test_tellpop_adduser_reloads_running_dsmtp(dsmtp):
         c.starttls()
         c.ehlo()
         assert c.auth_plain("frank", "new-one")[0] == 535
+
+
+# -- tellpop against dpop ----------------------------------------------------------------------
+
+from pop_fixtures import dpop_factory  # noqa: E402,F401 (fixture by import)
+
+
+def tellpop(pop, *args, **kw):
+    if pop.alive():
+        wait_ctl(ctl_path(pop.srv, "dpop"))
+    return tell("tellpop", pop.srv, *args, **kw)
+
+
+def test_tellpop_status_who_kick_stats(dpop_factory):
+    pop = dpop_factory(auth_plaintext=True)
+    pop.put_mbox("alice", [b"Subject: one\n\nfirst\n", b"Subject: two\n\nsecond\n"])
+    rc, out, err = tellpop(pop, "status")
+    assert rc == EX_OK, err
+    assert "pid %d" % pop.proc.pid in out and out.rstrip().endswith("dpop running")
+
+    bad = pop.raw()
+    bad.ok("USER alice")
+    assert bad.cmd("PASS wrong").startswith("-ERR")
+    bad.close()
+    c = pop.raw()
+    c.login("alice")
+    c.multi("RETR 1")
+    c.ok("DELE 2")
+    rc, out, _ = tellpop(pop, "who")
+    assert rc == EX_OK
+    assert re.search(r"^[0-9a-f]{16} user=alice ip=127\.0\.0\.1 port=pop3 state=TRANS tls=no "
+                     r"retr=1 dele=1$", out, re.M), out
+    assert out.rstrip().endswith("1 session") or "sessions" in out
+
+    m = parse_prometheus(tellpop(pop, "stats", "-p")[1])
+    assert m[("dpop_logins_total", '{result="ok"}')] == 1
+    assert m[("dpop_logins_total", '{result="failed"}')] == 1
+    assert m[("dpop_messages_retrieved_total", "")] == 1
+    assert m[("dpop_messages_deleted_total", "")] == 0
+    assert m[("dpop_sent_bytes_total", "")] > 0
+
+    rc, out, err = tellpop(pop, "kick", "alice")
+    assert rc == EX_OK, err
+    assert "1 session of alice ended (nothing deleted)" in out
+    assert c.closed(5)
+    c.close()
+    rc, _, err = tellpop(pop, "kick", "alice")
+    assert rc == EX_REFUSED and "no session" in err
+    # the DELE was not carried out
+    c = pop.raw()
+    c.login("alice")
+    assert c.ok("STAT").startswith("+OK 2 ")
+    c.ok("QUIT")
+    c.close()
+    assert "messages_deleted_total 0" in tellpop(pop, "stats")[1]
+    rc, out, _ = tellpop(pop, "config", "pop_port")
+    assert rc == EX_OK and "pop_port %d" % pop.pop_port in out
+
+
+def test_tellpop_adduser_then_pop3_login(dpop_factory):
+    pop = dpop_factory(auth_plaintext=True)
+    rc, out, err = tellpop(pop, "adduser", "greta", input=b"greta secret 1\n")
+    assert rc == EX_OK, err
+    assert "dpop reloaded" in out
+    c = pop.raw()
+    c.login("greta", "greta secret 1")
+    assert c.ok("STAT").startswith("+OK 0 0")
+    c.ok("QUIT")
+    c.close()
+    # a session that started before a password change keeps going; new ones see it
+    old = pop.raw()
+    old.ok("USER greta")
+    rc, out, err = tellpop(pop, "passwd", "greta", "-", input=b"greta secret 2\n")
+    assert rc == EX_OK, err
+    assert old.cmd("PASS greta secret 1").startswith("+OK")  # old snapshot
+    old.close()
+    with pop.raw() as c:
+        c.ok("USER greta")
+        assert c.cmd("PASS greta secret 1").startswith("-ERR")
+    with pop.raw() as c:
+        c.login("greta", "greta secret 2")
+    rc, out, err = tellpop(pop, "deluser", "greta")
+    assert rc == EX_OK, err
+    with pop.raw() as c:
+        c.ok("USER greta")
+        assert c.cmd("PASS greta secret 2").startswith("-ERR")
+    assert "greta" not in tellpop(pop, "users")[1].split()
+
+
+def test_tellpop_reload_broken_and_good(dpop_factory):
+    pop = dpop_factory(auth_plaintext=True)
+    with open(pop.srv.conf_path, "a") as f:
+        f.write("pop_timeout never\n")
+    n = sum(1 for _ in open(pop.srv.conf_path))
+    rc, out, err = tellpop(pop, "reload")
+    assert rc == EX_REFUSED
+    assert "%s:%d: pop_timeout" % (pop.srv.conf_path, n) in out
+    with pop.raw() as c:
+        c.login("alice")
+    pop.srv.write_conf({"pop_timeout": "5m"})
+    rc, out, err = tellpop(pop, "reload")
+    assert rc == EX_OK, err
+    assert "reloaded" in out
+    assert "pop_timeout 5m" in tellpop(pop, "config", "pop_timeout")[1]
+    rc, out, _ = tellpop(pop, "shutdown")
+    assert rc == EX_OK
+    assert pop.proc.wait(10) == 0
+    pop._reap()
