@@ -56,15 +56,12 @@ control_reason(int code, const char *ecode)
         const char *ecode;
         const char *reason;
     } names[] = {
-        {"5.1.1", "user_unknown"},     {"5.7.1", "relay_denied"},
-        {"5.3.4", "too_big"},          {"4.5.3", "too_many_rcpts"},
-        {"5.7.8", "auth_failed"},      {"5.7.0", "auth_required"},
-        {"5.7.11", "tls_required"},    {"5.5.1", "bad_sequence"},
-        {"5.5.2", "syntax"},           {"5.5.4", "bad_arguments"},
-        {"5.1.3", "bad_address"},      {"5.1.6", "not_local"},
-        {"5.6.7", "needs_smtputf8"},   {"5.6.0", "bad_content"},
-        {"4.3.1", "storage"},          {"5.2.0", "delivery_failed"},
-        {"4.4.2", "timeout"},          {"4.3.2", "shutting_down"},
+        {"5.1.1", "user_unknown"},    {"5.7.1", "relay_denied"}, {"5.3.4", "too_big"},
+        {"4.5.3", "too_many_rcpts"},  {"5.7.8", "auth_failed"},  {"5.7.0", "auth_required"},
+        {"5.7.11", "tls_required"},   {"5.5.1", "bad_sequence"}, {"5.5.2", "syntax"},
+        {"5.5.4", "bad_arguments"},   {"5.1.3", "bad_address"},  {"5.1.6", "not_local"},
+        {"5.6.7", "needs_smtputf8"},  {"5.6.0", "bad_content"},  {"4.3.1", "storage"},
+        {"5.2.0", "delivery_failed"}, {"4.4.2", "timeout"},      {"4.3.2", "shutting_down"},
     };
 
     if (code == 421 && strcmp(ecode, "4.7.0") == 0)
@@ -122,8 +119,8 @@ control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
              (unsigned long long)now);
     ctl_stat(r, prom, "dsmtp", "connections_peak", "gauge", "Most SMTP connections open at once.",
              NULL, (unsigned long long)peak);
-    ctl_stat(r, prom, "dsmtp", "connections_total", "counter", "SMTP connections accepted.",
-             NULL, (unsigned long long)total);
+    ctl_stat(r, prom, "dsmtp", "connections_total", "counter", "SMTP connections accepted.", NULL,
+             (unsigned long long)total);
     ctl_stat(r, prom, "dsmtp", "messages_received_total", "counter",
              "Messages accepted (250 after DATA).", NULL, st->msgs_in);
     ctl_stat(r, prom, "dsmtp", "received_bytes_total", "counter", "Bytes of accepted messages.",
@@ -264,7 +261,8 @@ control_qlist(struct control_qjob *j)
         names[n++] = xstrdup(de->d_name);
     }
     closedir(dp);
-    qsort(names, n, sizeof(*names), control_qnames_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), control_qnames_cmp);
     for (size_t i = 0; i < n; i++) {
         struct qfile q;
         char err[200], *path = xasprintf("%s/%s", dir, names[i]);
@@ -666,8 +664,8 @@ control_reload(struct smtpd *d, struct ctl_req *r)
     cr->r = r;
     d->reloading = true;
     log_info("reloading %s", d->cf->path);
-    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls,
-                         control_reload_done, cr) < 0) {
+    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls, control_reload_done,
+                         cr) < 0) {
         d->reloading = false;
         free(cr);
         if (r != NULL)

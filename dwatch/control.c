@@ -42,14 +42,17 @@ dw_cmd_status(struct ctl_req *r, int argc, char **argv, void *arg)
     int n = 0;
 
     for (struct dw_server *s = dw->servers; s != NULL; s = s->next, n++) {
-        char pid[32] = "-", up[32] = "-";
+        char pid[32] = "-", up[32] = "-", last[sizeof(s->last_exit)];
+        snprintf(last, sizeof(last), "%s", s->last_exit[0] ? s->last_exit : "-");
+        for (char *p = last; *p != '\0'; p++)
+            if (*p == ' ')
+                *p = '_'; /* one word: "signal_9", "exit_1" */
         if (s->proc != NULL) {
             snprintf(pid, sizeof(pid), "%ld", (long)s->pid);
             snprintf(up, sizeof(up), "%lds", (long)(now - s->started));
         }
         ctl_line(r, "%s state=%s pid=%s uptime=%s restarts=%ld deaths=%ld last_exit=%s%s", s->name,
-                 dw_state_name(s->state), pid, up, s->restarts, s->deaths_total,
-                 s->last_exit[0] ? s->last_exit : "-",
+                 dw_state_name(s->state), pid, up, s->restarts, s->deaths_total, last,
                  s->state == DW_BACKOFF ? " (waiting to restart)" : "");
     }
     ctl_ok(r, "%d server%s, dwatch pid %ld%s", n, n == 1 ? "" : "s", (long)getpid(),
