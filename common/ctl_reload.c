@@ -67,8 +67,7 @@ ctl_reload_work(uv_work_t *w)
     if (rl->cf != NULL && rl->want_db) {
         rl->db = auth_db_load(rl->cf->users_file, &rl->dbdiag);
         if (rl->db == NULL)
-            snprintf(rl->error, sizeof(rl->error), "cannot read users file %s",
-                     rl->cf->users_file);
+            snprintf(rl->error, sizeof(rl->error), "cannot read users file %s", rl->cf->users_file);
     }
     if (rl->cf != NULL && rl->old != NULL)
         ctl_reload_compare(rl);
@@ -161,8 +160,8 @@ ctl_reload_report(const struct ctl_reload *rl, struct ctl_req *r)
         log_error("reload: %s has %d error%s; the old configuration stays", rl->path,
                   rl->diag.errors, rl->diag.errors == 1 ? "" : "s");
         if (r != NULL)
-            ctl_err(r, "%s has %d error%s; the old configuration stays", rl->path,
-                    rl->diag.errors, rl->diag.errors == 1 ? "" : "s");
+            ctl_err(r, "%s has %d error%s; the old configuration stays", rl->path, rl->diag.errors,
+                    rl->diag.errors == 1 ? "" : "s");
         return;
     }
     if (rl->error[0] != '\0') {

@@ -62,10 +62,10 @@ control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
              d->stats.logins_ok);
     ctl_stat(r, prom, "dpop", "logins_total", "counter", NULL, "result=\"failed\"",
              d->stats.logins_failed);
-    ctl_stat(r, prom, "dpop", "messages_retrieved_total", "counter", "Messages sent by RETR.",
-             NULL, d->stats.retrieved);
-    ctl_stat(r, prom, "dpop", "messages_deleted_total", "counter",
-             "Messages deleted at UPDATE.", NULL, d->stats.deleted);
+    ctl_stat(r, prom, "dpop", "messages_retrieved_total", "counter", "Messages sent by RETR.", NULL,
+             d->stats.retrieved);
+    ctl_stat(r, prom, "dpop", "messages_deleted_total", "counter", "Messages deleted at UPDATE.",
+             NULL, d->stats.deleted);
     ctl_stat(r, prom, "dpop", "sent_bytes_total", "counter", "Bytes sent to POP3 clients.", NULL,
              d->stats.bytes_out);
     ctl_ok(r, "%s", prom ? "" : "dpop counters since start");
@@ -161,8 +161,7 @@ control_cmd_kick(struct ctl_req *r, int argc, char **argv, void *arg)
             updating++;
             continue;
         }
-        log_sess(LOGLVL_INFO, s->sid, "kicked by the control socket (uid %ld)",
-                 (long)ctl_uid(r));
+        log_sess(LOGLVL_INFO, s->sid, "kicked by the control socket (uid %ld)", (long)ctl_uid(r));
         kicked++;
         if (s->wait == SW_NONE && !s->in_process) {
             session_err(s, false, "SYS/PERM", "Disconnected by the administrator");
@@ -309,8 +308,8 @@ control_reload(struct popd *d, struct ctl_req *r)
     cr->r = r;
     d->reloading = true;
     log_info("reloading %s", d->cf->path);
-    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls,
-                         control_reload_done, cr) < 0) {
+    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls, control_reload_done,
+                         cr) < 0) {
         d->reloading = false;
         free(cr);
         if (r != NULL)
