@@ -212,9 +212,36 @@ dw_relay(void *arg, const char *line)
         char *l = xasprintf("%s\n", line);
         (void)file_write_all(STDERR_FILENO, l, strlen(l));
         free(l);
-    } else {
-        log_info("%s[%ld]: %s", s->name, (long)s->pid, line);
+        return;
     }
+    /* a server's own log line "TIME PROG[PID]: LEVEL: TEXT": keep its level, drop its time */
+    const char *sp = strchr(line, ' ');
+    if (sp != NULL && sp - line >= 19 && line[4] == '-' && line[10] == 'T') {
+        const char *prog = sp + 1, *colon = strstr(prog, ": ");
+        for (int l = LOGLVL_ERROR; colon != NULL && l <= LOGLVL_DEBUG; l++) {
+            size_t n = strlen(log_level_name(l));
+            if (strncmp(colon + 2, log_level_name(l), n) == 0 && colon[2 + n] == ':') {
+                const char *text = colon + 2 + n + 1 + (colon[3 + n] == ' ');
+                int plen = (int)(colon - prog);
+                switch (l) {
+                case LOGLVL_ERROR:
+                    log_error("%.*s: %s", plen, prog, text);
+                    break;
+                case LOGLVL_WARN:
+                    log_warn("%.*s: %s", plen, prog, text);
+                    break;
+                case LOGLVL_INFO:
+                    log_info("%.*s: %s", plen, prog, text);
+                    break;
+                default: /* the server chose to log it: not filtered again by our level */
+                    log_info("%.*s: debug: %s", plen, prog, text);
+                    break;
+                }
+                return;
+            }
+        }
+    }
+    log_warn("%s[%ld]: %s", s->name, (long)s->pid, line); /* not a log line: a crash? */
 }
 
 /* dw_err_alloc - read buffer for the stderr pipe. */
