@@ -285,7 +285,10 @@ class Dsmtp:
             if rc is not None:
                 self.proc = None
                 pytest.fail("dsmtp exited with %d at start-up:\n%s" % (rc, self.log()[-4000:]))
-            if all(port_open(p) for p in ports):
+            # listening comes before the privilege drop; "started" after the spool
+            # directories, the users file, the queue runner and the maildrop watch
+            if all(port_open(p) for p in ports) and ("-f" not in self.flags
+                                                     or " started as " in self.log()):
                 return
             time.sleep(0.05)
         pytest.fail("dsmtp did not accept on %s within %.0f s:\n%s"

@@ -8,10 +8,12 @@ import os
 import re
 import smtplib
 import socket
+import subprocess
 import time
 
 import pytest
 
+from conftest import BIN
 from dmail_it import DOMAIN, HOST, RawSMTP, make_message
 
 SENDER = "sender@remote.example"
@@ -197,8 +199,6 @@ def test_bad_setting_values_refused(dsmtp_factory, bad):
     srv = dsmtp_factory(start=False)
     with open(srv.conf_path, "a") as f:
         f.write(bad + "\n")
-    import subprocess
-    from conftest import BIN
     r = subprocess.run([os.path.join(BIN, "dsmtp"), "-t", "-c", srv.conf_path],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 78, (bad, r.stdout, r.stderr)
