@@ -237,7 +237,8 @@ command_data(struct smtp_session *s, const char *args)
     char proto[16], received[2048];
     bool tls = net_is_tls(s->conn);
 
-    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 ".%u", s->sid, ++s->ntx);
+    /* an RFC 5322 atom (no dots): it is the id of the Received: header, too */
+    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->sid, ++s->ntx);
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
     if (data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id,
