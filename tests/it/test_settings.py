@@ -5,10 +5,12 @@ hash_spool, mailbox_format, lock_timeout, queue_retry, sysadmin and host_domain 
 tests beside the feature they control.)"""
 
 import os
+import pwd
 import re
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,6 +19,12 @@ from conftest import BIN
 from dmail_it import DOMAIN, HOST, RawSMTP, make_message
 
 SENDER = "sender@remote.example"
+
+
+def chown_like_dsmtp(path):
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("nobody")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
 def wait_for(pred, timeout):
@@ -92,6 +100,57 @@ def test_io_threads_sizes_the_pool(dsmtp_factory):
     # in both)
     assert counts[7] - counts[2] == 5, counts
     assert counts[2] >= 3, counts
+
+
+def test_deliveries_run_in_parallel(dsmtp_factory):
+    """A delivery stuck on a locked mailbox (waiting lock_timeout on the pool) holds up
+    neither the loop nor a delivery to another mailbox."""
+    srv = dsmtp_factory(io_threads=4, lock_timeout=2, queue_retry=60)
+    lock = srv.mbox_path("alice") + ".lock"
+    with open(lock, "w") as f:
+        f.write("%d other-node.example\n" % os.getpid())
+    chown_like_dsmtp(lock)
+    result = {}
+
+    def slow():
+        t0 = time.monotonic()
+        result["refused"] = send(srv.smtp_port, ["alice@" + DOMAIN], make_message()[1])
+        result["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        with RawSMTP(srv.smtp_port) as c:
+            c.ehlo()
+            c.expect("NOOP", 250)
+        assert time.monotonic() - t0 < 0.5, "the loop waited for a delivery"
+        msgid, text = make_message()
+        t0 = time.monotonic()
+        assert send(srv.smtp_port, ["bob@" + DOMAIN], text) == {}
+        assert time.monotonic() - t0 < 1.0, "bob's delivery waited for alice's lock"
+        assert srv.msgids("bob") == [msgid]
+        assert "took" not in result, "alice's delivery did not wait for the lock"
+    finally:
+        t.join(15)
+        os.unlink(lock)
+    assert result["refused"] == {} and result["took"] >= 1.8, result
+    assert len(srv.queue_files()) == 1
+
+
+def test_postmaster_without_sysadmin_waits_in_queue(dsmtp_factory):
+    """postmaster is always accepted; with no sysadmin (and no postmaster user) it waits
+    in the queue, and goes to sysadmin once one is configured."""
+    srv = dsmtp_factory(sysadmin=None, queue_retry=1)
+    msgid, text = make_message(to="postmaster@" + DOMAIN)
+    assert send(srv.smtp_port, ["postmaster@" + DOMAIN], text) == {}
+    (qf,) = srv.queue_files()
+    with open(qf, "rb") as f:
+        assert b"<postmaster@example.test> no mailbox for postmaster (set sysadmin)" in f.read()
+    srv.restart(sysadmin="carol@" + DOMAIN)
+    assert wait_for(lambda: srv.msgids("carol") == [msgid], 10), srv.msgids("carol")
+    assert wait_for(lambda: not srv.queue_files(), 5)
 
 
 # ---------------------------------------------------------------- mailboxes
