@@ -264,3 +264,16 @@ def test_bad_setting_values_refused(dsmtp_factory, bad):
     assert r.returncode == 78, (bad, r.stdout, r.stderr)
     n = sum(1 for _ in open(srv.conf_path))
     assert "%s:%d:" % (srv.conf_path, n) in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("method", ["unix_user", "external"])
+def test_unsupported_authent_method_refused(dsmtp_factory, method):
+    """Not yet implemented user directories stop dsmtp instead of being replaced by the
+    users file unnoticed."""
+    srv = dsmtp_factory(start=False, authent_method=method)
+    r = subprocess.run([os.path.join(BIN, "dsmtp"), "-f", "-c", srv.conf_path],
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert r.returncode == 78, (r.returncode, r.stderr)
+    assert "authent_method %s is not supported" % method in r.stderr
+    with socket.socket() as s:
+        assert s.connect_ex((HOST, srv.smtp_port)) != 0
