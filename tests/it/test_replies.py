@@ -5,6 +5,7 @@ every 2xx, 4xx and 5xx reply -- single and multi-line -- until the session is re
 STARTTLS or HELO."""
 
 import base64
+import os
 import signal
 import time
 
@@ -286,3 +287,23 @@ def test_greeting_220_and_quit_221(dsmtp, port_kind):
         assert code == 220 and lines[0].startswith("mx.%s " % DOMAIN), lines
         c.ehlo()
         c.check("QUIT", 221, "2.0.0")
+
+
+def test_mailbox_refusing_for_good_554(dsmtp):
+    """Every mailbox refuses permanently (here: not a regular file): 554 5.2.0, nothing
+    queued; with another, good recipient the message is accepted for that one."""
+    os.makedirs(dsmtp.mbox_path("alice"))
+    with CheckedSMTP(dsmtp.smtp_port) as c:
+        c.ehlo()
+        code, lines = data_reply(c, to_wire(make_message()[1]) + b".\r\n")
+        assert code == 554 and lines[-1].startswith("5.2.0"), (code, lines)
+        c.check("MAIL FROM:<%s>" % SENDER, 250, "2.1.0")
+        c.check("RCPT TO:<alice@%s>" % DOMAIN, 250, "2.1.5")
+        c.check("RCPT TO:<bob@%s>" % DOMAIN, 250, "2.1.5")
+        c.expect("DATA", 354)
+        msgid, text = make_message()
+        c.send(to_wire(text) + b".\r\n")
+        code, lines = c.reply()
+        assert code == 250 and lines[-1].startswith("2.0.0"), (code, lines)
+    assert dsmtp.queue_files() == []
+    assert dsmtp.msgids("bob") == [msgid]
