@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, run_as_user
 from dmail_it import DOMAIN, HOST, RawSMTP, make_message
 
 SENDER = "sender@remote.example"
@@ -277,3 +277,16 @@ def test_unsupported_authent_method_refused(dsmtp_factory, method):
     assert "authent_method %s is not supported" % method in r.stderr
     with socket.socket() as s:
         assert s.connect_ex((HOST, srv.smtp_port)) != 0
+
+
+def test_spool_and_work_directories_created(dsmtp_factory):
+    srv = dsmtp_factory(start=False)
+    work, spool = os.path.join(srv.dir, "new", "work"), os.path.join(srv.dir, "new", "spool")
+    os.makedirs(os.path.join(srv.dir, "new"))
+    srv.write_conf({"work_path": work, "spool_dir": spool})
+    srv.start()
+    for d, mode in ((work, 0o700), (os.path.join(spool, "queue"), 0o700),
+                    (os.path.join(spool, "maildrop"), 0o3770)):
+        st = os.stat(d)
+        assert st.st_mode & 0o7777 == mode, (d, oct(st.st_mode))
+        assert st.st_uid == pwd.getpwnam(run_as_user()).pw_uid, d
