@@ -558,6 +558,10 @@ auth_cache_insert(struct auth_cache *c, const unsigned char *key, uint64_t now, 
         auth_cache_remove(c, e);
     while (c->oldest && (c->oldest->expires <= now || c->n >= max))
         auth_cache_remove(c, c->oldest);
+    /* grow before e is on the age list: auth_cache_grow rehashes that list, and e must
+     * enter its chain once only (twice made it point to itself) */
+    if (c->n + 1 > c->nbuckets)
+        auth_cache_grow(c);
     e = xcalloc(1, sizeof *e);
     memcpy(e->key, key, AUTH_KEY_LEN);
     e->expires = now + ttl_ms;
@@ -568,8 +572,6 @@ auth_cache_insert(struct auth_cache *c, const unsigned char *key, uint64_t now, 
         c->oldest = e;
     c->newest = e;
     c->n++;
-    if (c->n > c->nbuckets)
-        auth_cache_grow(c);
     struct auth_cache_ent **pp = auth_cache_bucket(c, key);
     e->hnext = *pp;
     *pp = e;

@@ -314,23 +314,22 @@ drop_mboxrd_unquote(char *text, size_t len)
     return w;
 }
 
-/* drop_dotlock_break_stale - remove lock if it is older than DROP_STALE_SECS, or if it
- * names a process of this node that no longer exists. Returns true if removed. A lock
- * broken while its owner was appending names the mbox size before that append ("PID NODE
- * SIZE"): *recover gets it (kept at the smallest seen), so the torn tail can be cut off. */
+/* drop_dotlock_stale - whether lock (as lstat'ed into *st) is abandoned: older than
+ * DROP_STALE_SECS, empty for more than 10 s, or naming a dead process of this node. A lock
+ * abandoned in the middle of an append names the mbox size before it ("PID NODE SIZE"):
+ * *size gets it, else -1. */
 static bool
-drop_dotlock_break_stale(const char *lock, const char *node, off_t *recover)
+drop_dotlock_stale(const char *lock, const char *node, struct stat *st, long long *size)
 {
-    long long size = -1;
-    struct stat st, again;
     bool stale;
 
-    if (lstat(lock, &st) != 0)
-        return errno == ENOENT; /* gone meanwhile: try again at once */
-    stale = time(NULL) - st.st_mtime > DROP_STALE_SECS;
-    if (!stale && S_ISREG(st.st_mode) && st.st_size == 0 && time(NULL) - st.st_mtime > 10)
+    *size = -1;
+    if (lstat(lock, st) != 0)
+        return false;
+    stale = time(NULL) - st->st_mtime > DROP_STALE_SECS;
+    if (!stale && S_ISREG(st->st_mode) && st->st_size == 0 && time(NULL) - st->st_mtime > 10)
         stale = true; /* another program died between creating and filling it */
-    if (!stale && S_ISREG(st.st_mode)) {
+    if (S_ISREG(st->st_mode)) {
         char buf[320], owner[257];
         long pid = 0;
         ssize_t r = -1;
@@ -341,24 +340,25 @@ drop_dotlock_break_stale(const char *lock, const char *node, off_t *recover)
         }
         if (r > 0) {
             buf[r] = '\0';
-            int f = sscanf(buf, "%ld %256s %lld", &pid, owner, &size);
-            if (f >= 2 && pid > 0 && strcmp(owner, node) == 0 && kill((pid_t)pid, 0) != 0 &&
-                errno == ESRCH)
+            int f = sscanf(buf, "%ld %256s %lld", &pid, owner, size);
+            if (!stale && f >= 2 && pid > 0 && strcmp(owner, node) == 0 &&
+                kill((pid_t)pid, 0) != 0 && errno == ESRCH)
                 stale = true;
-            if (f < 3)
-                size = -1;
+            if (f < 3 || *size < 0)
+                *size = -1;
         }
     }
-    if (!stale)
-        return false;
-    /* Narrow the window in which another process replaced it since we looked. */
-    if (lstat(lock, &again) != 0 || again.st_ino != st.st_ino || again.st_mtime != st.st_mtime)
-        return false;
-    if (unlink(lock) != 0)
-        return false;
-    if (size >= 0 && (*recover < 0 || size < (long long)*recover))
-        *recover = (off_t)size;
-    return true;
+    return stale;
+}
+
+/* drop_dotlock_same - lock is still the file st described. */
+static bool
+drop_dotlock_same(const char *lock, const struct stat *st)
+{
+    struct stat again;
+
+    return lstat(lock, &again) == 0 && again.st_ino == st->st_ino &&
+           again.st_mtime == st->st_mtime && again.st_size == st->st_size;
 }
 
 /* drop_dotlock_note_size - record in our dotlock the mbox size before an append, so that
@@ -398,6 +398,35 @@ drop_recover_tail(const char *path, int fd, off_t recover)
              (long long)(st.st_size - recover));
 }
 
+/* drop_dotlock_tmp - a private temporary file beside lock holding "PID NODE\n", its name
+ * into tmp. 0, or -1 with *errp. */
+static int
+drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, int *errp)
+{
+    static _Atomic unsigned long seq;
+    char buf[320];
+    int fd, n;
+
+    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)tmplen) {
+        *errp = ENAMETOOLONG;
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        *errp = errno;
+        return -1;
+    }
+    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
+    if (write(fd, buf, (size_t)n) != n) {
+        *errp = errno != 0 ? errno : ENOSPC;
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* drop_dotlock_try - create the dotlock holding "PID NODE\n". The content is written to
  * a private temporary name first and then link(2)ed to the lock name, so the lock never
  * exists empty (a kill -9 mid-way leaves no anonymous lock) and creation is atomic on NFS
@@ -405,28 +434,12 @@ drop_recover_tail(const char *path, int fd, off_t recover)
 static enum drop_try
 drop_dotlock_try(const char *lock, const char *node, int *errp)
 {
-    static _Atomic unsigned long seq;
-    char buf[320], tmp[PATH_MAX];
-    int fd, n, rc;
+    char tmp[PATH_MAX];
     struct stat st;
+    int rc;
 
-    if (snprintf(tmp, sizeof tmp, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)sizeof tmp) {
-        *errp = ENAMETOOLONG;
+    if (drop_dotlock_tmp(lock, node, tmp, sizeof tmp, errp) != 0)
         return DROP_TRY_ERR;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        *errp = errno;
-        return DROP_TRY_ERR;
-    }
-    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
-    if (write(fd, buf, (size_t)n) != n) {
-        *errp = errno != 0 ? errno : ENOSPC;
-        close(fd);
-        unlink(tmp);
-        return DROP_TRY_ERR;
-    }
-    close(fd);
     rc = link(tmp, lock);
     if (rc != 0 && errno != EEXIST) {
         *errp = errno;
@@ -494,6 +507,40 @@ drop_elapsed(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/* drop_dotlock_break - deal with a busy dotlock that may be abandoned. A plain stale lock
+ * is removed (the caller tries again). One abandoned mid-append is taken over instead:
+ * under the fcntl lock (which serialises breakers, since appenders cannot pass the dotlock
+ * that still exists) it is replaced in one rename by ours, and the torn tail is cut off.
+ * Nobody can append between the dead writer and the cut. DROP_TRY_OK: both locks are now
+ * ours. */
+static enum drop_try
+drop_dotlock_break(const char *path, const char *lock, int fd, const char *node)
+{
+    char tmp[PATH_MAX];
+    struct stat st;
+    long long size;
+    int e = 0;
+
+    if (!drop_dotlock_stale(lock, node, &st, &size))
+        return DROP_TRY_BUSY;
+    if (size < 0) {
+        if (drop_dotlock_same(lock, &st))
+            unlink(lock);
+        return DROP_TRY_BUSY;
+    }
+    if (drop_fcntl(fd, F_WRLCK, &e) != DROP_TRY_OK)
+        return DROP_TRY_BUSY;
+    if (drop_dotlock_same(lock, &st) && drop_dotlock_tmp(lock, node, tmp, sizeof tmp, &e) == 0) {
+        if (rename(tmp, lock) == 0) {
+            drop_recover_tail(path, fd, (off_t)size);
+            return DROP_TRY_OK;
+        }
+        unlink(tmp);
+    }
+    drop_fcntl(fd, F_UNLCK, &e);
+    return DROP_TRY_BUSY;
+}
+
 /* drop_lock_node - drop_lock with the node name written into the dotlock. */
 static enum drop_result
 drop_lock_node(const char *path, int fd, long timeout, const char *node, char *err, size_t errlen)
@@ -501,7 +548,6 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
     char lock[DROP_PATH_MAX];
     struct timespec start;
     const char *busy = "dotlock";
-    off_t recover = -1;
     int n = snprintf(lock, sizeof lock, "%s.lock", path);
 
     if (n < 0 || (size_t)n >= sizeof lock) {
@@ -518,10 +564,8 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
         }
         if (t == DROP_TRY_OK) {
             t = drop_fcntl(fd, F_WRLCK, &e);
-            if (t == DROP_TRY_OK) {
-                drop_recover_tail(path, fd, recover);
+            if (t == DROP_TRY_OK)
                 return DROP_OK;
-            }
             unlink(lock); /* never sit on one lock while waiting for the other */
             if (t == DROP_TRY_ERR) {
                 drop_err(err, errlen, e, "cannot lock %s", path);
@@ -530,8 +574,8 @@ drop_lock_node(const char *path, int fd, long timeout, const char *node, char *e
             busy = "fcntl lock";
         } else {
             busy = "dotlock";
-            if (drop_dotlock_break_stale(lock, node, &recover))
-                continue;
+            if (drop_dotlock_break(path, lock, fd, node) == DROP_TRY_OK)
+                return DROP_OK;
         }
         if (drop_elapsed(&start) >= (double)timeout) {
             drop_err(err, errlen, 0, "mailbox locked: %s on %s held for %lds", busy, path, timeout);

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev
 libcrypt-dev libcmocka-dev python3 python3-pytest swaks s-nail mutt openssl procps
-iproute2 util-linux libnet-ssleay-perl"
+iproute2 util-linux libnet-ssleay-perl fetchmail"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -19,6 +19,7 @@ directories of failed tests.
 import ctypes
 import ctypes.util
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -270,6 +271,7 @@ class Dsmtp:
             pytest.fail("no dsmtp binary at %s (set DMAIL_BIN)" % exe)
         self.chown()
         self._err = open(self.stderr_path, "ab")
+        self._log_mark = self._err.tell()
         self.proc = subprocess.Popen([exe, *self.flags, "-c", self.conf_path], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=self.env())
@@ -285,14 +287,23 @@ class Dsmtp:
             if rc is not None:
                 self.proc = None
                 pytest.fail("dsmtp exited with %d at start-up:\n%s" % (rc, self.log()[-4000:]))
-            # listening comes before the privilege drop; "started" after the spool
-            # directories, the users file, the queue runner and the maildrop watch
-            if all(port_open(p) for p in ports) and ("-f" not in self.flags
-                                                     or " started as " in self.log()):
+            # listening starts before the spool directories are made (after the drop of
+            # privileges): ready means the "started" line too
+            if all(port_open(p) for p in ports) and self._started():
                 return
             time.sleep(0.05)
         pytest.fail("dsmtp did not accept on %s within %.0f s:\n%s"
                     % (ports, timeout, self.log()[-4000:]))
+
+    def _started(self):
+        if "-f" not in self.flags:
+            return True  # the log goes to log_file or syslog
+        with open(self.conf_path) as f:
+            if re.search(r"^log_level\s+(error|warn)\s*$", f.read(), re.M):
+                return True  # the "started" line is not logged at that level
+        with open(self.stderr_path, "rb") as f:
+            f.seek(getattr(self, "_log_mark", 0))
+            return b" started as " in f.read()
 
     def listening(self):
         """{(address, port)} of the TCP sockets the running dsmtp listens on."""

@@ -1,0 +1,181 @@
+/*
+ * penalty - failed-login table (contract in penalty.h): a hash table of keys with a
+ * doubly linked list in order of last failure, so the oldest entry is dropped first.
+ */
+#include "penalty.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmem.h"
+
+#define PENALTY_BUCKETS 4096 /* power of two */
+
+struct penalty_ent {
+    char *key;
+    unsigned fails;
+    uint64_t last;                     /* ms of the last failure */
+    struct penalty_ent *hnext;         /* bucket chain */
+    struct penalty_ent *older, *newer; /* order of last failure */
+};
+
+struct penalty {
+    struct penalty_ent *buckets[PENALTY_BUCKETS];
+    struct penalty_ent *oldest, *newest;
+    size_t n;
+};
+
+/* penalty_hash - FNV-1a of key, as a bucket index. */
+static size_t
+penalty_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *key != '\0'; key++)
+        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+    return (size_t)(h & (PENALTY_BUCKETS - 1));
+}
+
+/* penalty_new - an empty penalty table. */
+struct penalty *
+penalty_new(void)
+{
+    return xcalloc(1, sizeof(struct penalty));
+}
+
+/* penalty_unlink - take e out of the age list. */
+static void
+penalty_unlink(struct penalty *p, struct penalty_ent *e)
+{
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        p->oldest = e->newer;
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        p->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+/* penalty_remove - delete e from the table. */
+static void
+penalty_remove(struct penalty *p, struct penalty_ent *e)
+{
+    struct penalty_ent **pp = &p->buckets[penalty_hash(e->key)];
+
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    penalty_unlink(p, e);
+    free(e->key);
+    free(e);
+    p->n--;
+}
+
+/* penalty_expire - forget entries whose last failure is old. */
+static void
+penalty_expire(struct penalty *p, uint64_t now)
+{
+    while (p->oldest != NULL && now - p->oldest->last > PENALTY_FORGET_MS)
+        penalty_remove(p, p->oldest);
+}
+
+/* penalty_find - the entry for key, or NULL. */
+static struct penalty_ent *
+penalty_find(struct penalty *p, const char *key)
+{
+    for (struct penalty_ent *e = p->buckets[penalty_hash(key)]; e != NULL; e = e->hnext)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+/* penalty_free - free the table. */
+void
+penalty_free(struct penalty **pp)
+{
+    struct penalty *p = *pp;
+
+    if (p == NULL)
+        return;
+    while (p->oldest != NULL)
+        penalty_remove(p, p->oldest);
+    free(p);
+    *pp = NULL;
+}
+
+/* penalty_delay - the wait before the next attempt for key. */
+uint64_t
+penalty_delay(struct penalty *p, const char *key, uint64_t now, uint64_t base_ms, uint64_t max_ms)
+{
+    struct penalty_ent *e;
+    uint64_t d;
+
+    penalty_expire(p, now);
+    if (base_ms == 0 || (e = penalty_find(p, key)) == NULL || e->fails == 0)
+        return 0;
+    d = base_ms;
+    for (unsigned i = 1; i < e->fails && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
+/* penalty_fail - count one more failure for key. */
+void
+penalty_fail(struct penalty *p, const char *key, uint64_t now)
+{
+    struct penalty_ent *e;
+
+    penalty_expire(p, now);
+    e = penalty_find(p, key);
+    if (e == NULL) {
+        size_t h = penalty_hash(key);
+        if (p->n >= PENALTY_MAX)
+            penalty_remove(p, p->oldest);
+        e = xcalloc(1, sizeof *e);
+        e->key = xstrdup(key);
+        e->hnext = p->buckets[h];
+        p->buckets[h] = e;
+        p->n++;
+    } else {
+        penalty_unlink(p, e);
+    }
+    if (e->fails < 64)
+        e->fails++;
+    e->last = now;
+    e->older = p->newest;
+    if (p->newest != NULL)
+        p->newest->newer = e;
+    else
+        p->oldest = e;
+    p->newest = e;
+}
+
+/* penalty_clear - a success: forget key. */
+void
+penalty_clear(struct penalty *p, const char *key)
+{
+    struct penalty_ent *e = penalty_find(p, key);
+
+    if (e != NULL)
+        penalty_remove(p, e);
+}
+
+/* penalty_count - failures remembered for key. */
+unsigned
+penalty_count(struct penalty *p, const char *key, uint64_t now)
+{
+    struct penalty_ent *e;
+
+    penalty_expire(p, now);
+    e = penalty_find(p, key);
+    return e != NULL ? e->fails : 0;
+}
+
+/* penalty_size - keys in the table. */
+size_t
+penalty_size(const struct penalty *p)
+{
+    return p->n;
+}

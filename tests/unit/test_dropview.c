@@ -1,0 +1,957 @@
+/*
+ * test_dropview - the read side of the dropfile store: client-form conversion (whole and
+ * byte by byte), the mbox index (full, incremental, invalidated, corrupt tail), UIDs stable
+ * across deletions, compaction that keeps mail delivered meanwhile, maildir listing and
+ * update.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "drop.h"
+#include "dropview.h"
+
+#define NODE "testnode"
+
+struct fixture {
+    char dir[256];
+    char box[300]; /* DIR/box */
+    char idx[300]; /* DIR/idx */
+};
+
+/* rm_entry - nftw callback removing one entry. */
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    const char *tmp = getenv("TMPDIR");
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "%s/test_dropview.XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
+    snprintf(f->idx, sizeof f->idx, "%s/idx", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* ---- conversion ---- */
+
+struct ccase {
+    const char *name;
+    const char *in;
+    bool mboxrd, dotstuff;
+    const char *status;
+    long top;
+    const char *out;
+    bool has_status, has_body;
+};
+
+static const struct ccase ccases[] = {
+    {"lf to crlf", "A: b\n\nbody\n", true, false, NULL, -1, "A: b\r\n\r\nbody\r\n", false, true},
+    {"crlf kept", "A: b\r\n\r\nbody\r\n", true, false, NULL, -1, "A: b\r\n\r\nbody\r\n", false,
+     true},
+    {"unterminated", "A: b\n\nbody", true, false, NULL, -1, "A: b\r\n\r\nbody\r\n", false, true},
+    {"unterminated cr", "A: b\n\nbody\r", true, false, NULL, -1, "A: b\r\n\r\nbody\r\r\n", false,
+     true},
+    {"bare cr", "A: b\n\nx\ry\n", true, false, NULL, -1, "A: b\r\n\r\nx\ry\r\n", false, true},
+    {"no body", "A: b\nC: d\n", true, false, NULL, -1, "A: b\r\nC: d\r\n", false, false},
+    {"mboxrd", "A: b\n\n>From x\n>>From y\n>Fro\n>>\nFrom z\n> From\n", true, false, NULL, -1,
+     "A: b\r\n\r\nFrom x\r\n>From y\r\n>Fro\r\n>>\r\nFrom z\r\n> From\r\n", false, true},
+    {"mboxrd off", "A: b\n\n>From x\n", false, false, NULL, -1, "A: b\r\n\r\n>From x\r\n", false,
+     true},
+    {"mboxrd at end", "A: b\n\n>Fro", true, false, NULL, -1, "A: b\r\n\r\n>Fro\r\n", false, true},
+    {"dot stuffing", "A: b\n\n.\n..x\n.From\n x.\n", true, true, NULL, -1,
+     "A: b\r\n\r\n..\r\n...x\r\n..From\r\n x.\r\n", false, true},
+    {"status inserted", "Subject: s\nStatus: RO\n\nbody\n", true, false, "Status: O\r\n", -1,
+     "Subject: s\r\nStatus: RO\r\nStatus: O\r\n\r\nbody\r\n", true, true},
+    {"status detected", "status:RO\n\nb\n", true, false, NULL, -1, "status:RO\r\n\r\nb\r\n", true,
+     true},
+    {"status in body ignored", "A: b\n\nStatus: x\n", true, false, NULL, -1,
+     "A: b\r\n\r\nStatus: x\r\n", false, true},
+    {"top 0", "A: b\n\nl1\nl2\n", true, false, NULL, 0, "A: b\r\n\r\n", false, true},
+    {"top 1", "A: b\n\nl1\nl2\n", true, true, NULL, 1, "A: b\r\n\r\nl1\r\n", false, true},
+    {"top more than there is", "A: b\n\nl1", true, false, NULL, 5, "A: b\r\n\r\nl1\r\n", false,
+     true},
+    {"top with status", "A: b\n\nl1\nl2\n", true, false, "Status: RO\r\n", 1,
+     "A: b\r\nStatus: RO\r\n\r\nl1\r\n", false, true},
+    {"empty", "", true, true, NULL, -1, "", false, false},
+};
+
+/* run_conv - convert c->in in pieces of step bytes (0 = whole) and compare. */
+static void
+run_conv(const struct ccase *c, size_t step)
+{
+    struct dropview_conv cv;
+    size_t n = strlen(c->in), w = 0;
+    char out[1024];
+
+    dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
+    for (size_t i = 0; i < n;) {
+        size_t k = step == 0 ? n : (n - i < step ? n - i : step);
+        assert_true(w + DROPVIEW_CONV_BOUND(&cv, k) < sizeof out);
+        w += dropview_conv_feed(&cv, c->in + i, k, out + w);
+        i += k;
+    }
+    w += dropview_conv_finish(&cv, out + w);
+    out[w] = '\0';
+    if (strcmp(out, c->out) != 0)
+        fail_msg("%s (step %zu): got \"%s\"", c->name, step, out);
+    assert_int_equal(cv.out, w);
+    assert_int_equal(cv.has_status, c->has_status);
+    assert_int_equal(cv.has_body, c->has_body);
+}
+
+static void
+test_conv(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+        run_conv(&ccases[i], 0);
+        run_conv(&ccases[i], 1);
+        run_conv(&ccases[i], 3);
+    }
+}
+
+/* Counting (out == NULL) gives the same length as converting. */
+static void
+test_conv_count(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+        const struct ccase *c = &ccases[i];
+        struct dropview_conv cv;
+        dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
+        for (size_t j = 0; c->in[j] != '\0'; j++)
+            dropview_conv_feed(&cv, c->in + j, 1, NULL);
+        dropview_conv_finish(&cv, NULL);
+        assert_int_equal(cv.out, strlen(c->out));
+    }
+}
+
+/* ---- helpers ---- */
+
+/* deliver - one message through drop_deliver; uid (>= 80 bytes) gets its UID. */
+static void
+deliver(const char *path, int fmt, const char *sender, const char *text, char *uid)
+{
+    struct drop_msg m = {sender, "", 0, text, strlen(text)};
+    char err[256], u[80];
+
+    if (drop_deliver(path, fmt, &m, 5, 0, NODE, uid != NULL ? uid : u, err, sizeof err) != DROP_OK)
+        fail_msg("deliver: %s", err);
+}
+
+/* put - replace the file at path with text. */
+static void
+put(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* slurp - the whole file (NUL-terminated) or NULL. */
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (fp == NULL)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    buf[n] = '\0';
+    fclose(fp);
+    if (len != NULL)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* view - open the mailbox or fail. */
+static struct dropview *
+view(const struct fixture *f, int fmt, bool index)
+{
+    struct dropview_params p = {f->box, fmt, index ? f->idx : NULL, 5};
+    struct dropview *v;
+    char err[256];
+
+    if (dropview_open(&p, &v, err, sizeof err) != DROP_OK)
+        fail_msg("dropview_open: %s", err);
+    return v;
+}
+
+/* served - message i as the client gets it (RETR: dot-stuffed, without the final dot),
+ * read through dropview_read in small pieces. */
+static char *
+served(struct dropview *v, size_t i, const char *status, long top, bool dotstuff)
+{
+    const struct dropview_msg *m = dropview_msg(v, i);
+    struct dropview_conv cv;
+    size_t cap = 2 * (m->size + 64) + 1024, w = 0;
+    unsigned long long pos = 0;
+    char *out = malloc(cap), piece[7];
+
+    assert_non_null(out);
+    dropview_conv_init(&cv, dropview_format(v) == MBOX_FORMAT_MBOX, dotstuff, status, top);
+    for (;;) {
+        long r = dropview_read(v, i, pos, piece, sizeof piece);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        pos += (unsigned long long)r;
+        assert_true(w + DROPVIEW_CONV_BOUND(&cv, (size_t)r) < cap);
+        w += dropview_conv_feed(&cv, piece, (size_t)r, out + w);
+    }
+    w += dropview_conv_finish(&cv, out + w);
+    out[w] = '\0';
+    return out;
+}
+
+/* check_msg - message i is served as want, and its size is want's length. */
+static void
+check_msg(struct dropview *v, size_t i, const char *want)
+{
+    char *got = served(v, i, NULL, -1, false);
+    if (strcmp(got, want) != 0)
+        fail_msg("message %zu: got \"%s\" want \"%s\"", i, got, want);
+    assert_int_equal(dropview_msg(v, i)->size, strlen(want));
+    free(got);
+}
+
+/* commit - dropview_commit or fail. */
+static void
+commit(struct dropview *v, const unsigned char *del, const unsigned char *seen)
+{
+    char err[256];
+
+    if (dropview_commit(v, del, seen, err, sizeof err) != DROP_OK)
+        fail_msg("commit: %s", err);
+}
+
+/* ---- mbox ---- */
+
+/* Messages delivered by drop_deliver: UIDs are the X-UIDL values, the X-UIDL and From
+ * lines are not served, mboxrd quoting is undone, sizes are CRLF sizes. */
+static void
+test_mbox_basic(void **state)
+{
+    struct fixture *f = *state;
+    char u1[80], u2[80], u3[80];
+    struct dropview *v;
+
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: one\n\nhello\n", u1);
+    deliver(f->box, MBOX_FORMAT_MBOX, "", "Subject: two\n\nFrom me\n>From you\n.\n", u2);
+    deliver(f->box, MBOX_FORMAT_MBOX, "c@x", "Subject: three\n\nno newline", u3);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 3);
+    assert_string_equal(dropview_uid(v, 0), u1);
+    assert_string_equal(dropview_uid(v, 1), u2);
+    assert_string_equal(dropview_uid(v, 2), u3);
+    check_msg(v, 0, "Subject: one\r\n\r\nhello\r\n");
+    check_msg(v, 1, "Subject: two\r\n\r\nFrom me\r\n>From you\r\n.\r\n");
+    check_msg(v, 2, "Subject: three\r\n\r\nno newline\r\n");
+    assert_int_equal(dropview_total(v), dropview_msg(v, 0)->size + dropview_msg(v, 1)->size +
+                                            dropview_msg(v, 2)->size);
+    assert_true(dropview_msg(v, 0)->flags & DV_HAS_BODY);
+    assert_false(dropview_msg(v, 0)->flags & DV_HAS_STATUS);
+    /* dot-stuffed and TOP forms */
+    char *s = served(v, 1, NULL, -1, true);
+    assert_string_equal(s, "Subject: two\r\n\r\nFrom me\r\n>From you\r\n..\r\n");
+    free(s);
+    s = served(v, 1, "Status: O\r\n", 1, true);
+    assert_string_equal(s, "Subject: two\r\nStatus: O\r\n\r\nFrom me\r\n");
+    free(s);
+    assert_null(dropview_msg(v, 3));
+    assert_null(dropview_uid(v, 3));
+    dropview_free(&v);
+    assert_null(v);
+}
+
+/* A missing mbox is an empty mailbox; a symlink or a directory is refused. */
+static void
+test_mbox_missing_and_bad(void **state)
+{
+    struct fixture *f = *state;
+    struct dropview_params p = {f->box, MBOX_FORMAT_MBOX, f->idx, 5};
+    struct dropview *v;
+    char err[256];
+
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 0);
+    commit(v, NULL, NULL);
+    dropview_free(&v);
+    assert_int_equal(symlink("/etc/passwd", f->box), 0);
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
+    assert_null(v);
+    unlink(f->box);
+    assert_int_equal(mkdir(f->box, 0700), 0);
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
+    p.format = 7;
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
+}
+
+/* set_mtime - move the file's mtime (so an in-place edit is seen as a change). */
+static void
+bump_mtime(const char *path)
+{
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {0, 0}};
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    ts[1].tv_sec = st.st_mtim.tv_sec + 7;
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* poke - overwrite bytes at the offset of the first occurrence of what. */
+static void
+poke(const char *path, const char *what, const char *with)
+{
+    size_t len;
+    char *s = slurp(path, &len), *at = strstr(s, what);
+    int fd = open(path, O_WRONLY);
+
+    assert_non_null(at);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, with, strlen(with), at - s), (ssize_t)strlen(with));
+    close(fd);
+    free(s);
+}
+
+/* Appends extend the index without rescanning the old messages (an in-place change to an
+ * early message that the tail check cannot see stays unnoticed, which proves the old
+ * entries were reused), and an index file is used as it is when nothing changed. */
+static void
+test_mbox_incremental(void **state)
+{
+    struct fixture *f = *state;
+    char u[3][80], filler[6000];
+    struct dropview *v;
+
+    memset(filler, 'x', sizeof filler - 2);
+    filler[sizeof filler - 2] = '\n';
+    filler[sizeof filler - 1] = '\0';
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: early\n\nearly body\n", u[0]);
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", filler, u[1]);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 2);
+    dropview_free(&v);
+    /* change the early message's UID in place (same length), then deliver more */
+    poke(f->box, u[0], "Q");
+    deliver(f->box, MBOX_FORMAT_MBOX, "b@x", "Subject: late\n\nlate\n", u[2]);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 3);
+    assert_string_equal(dropview_uid(v, 2), u[2]);
+    check_msg(v, 2, "Subject: late\r\n\r\nlate\r\n");
+    /* the early message was not rescanned: its cached UID is the old one */
+    assert_string_equal(dropview_uid(v, 0), u[0]);
+    dropview_free(&v);
+    /* without an index everything is scanned and the change shows */
+    v = view(f, MBOX_FORMAT_MBOX, false);
+    assert_int_equal(dropview_count(v), 3);
+    assert_int_equal(dropview_uid(v, 0)[0], 'Q');
+    assert_memory_equal(dropview_uid(v, 0) + 1, u[0] + 1, strlen(u[0]) - 1);
+    check_msg(v, 0, "Subject: early\r\n\r\nearly body\r\n");
+    dropview_free(&v);
+    /* unchanged file: the index is taken as it is */
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 3);
+    assert_string_equal(dropview_uid(v, 0), u[0]);
+    assert_string_equal(dropview_uid(v, 1), u[1]);
+    dropview_free(&v);
+}
+
+/* A change inside the last 4 KiB, or a shrunk or replaced file, forces a full rescan. */
+static void
+test_mbox_invalidated(void **state)
+{
+    struct fixture *f = *state;
+    char u1[80], u2[80];
+    struct dropview *v;
+    size_t len;
+    char *s;
+
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\naaaa\n", u1);
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nbbbb\n", u2);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 2);
+    dropview_free(&v);
+    /* rewrite the first UID in place and append: the tail digest no longer matches */
+    poke(f->box, u1, "Z");
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: c\n\ncccc\n", NULL);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 3);
+    assert_int_equal(dropview_uid(v, 0)[0], 'Z');
+    dropview_free(&v);
+    /* same size, new mtime, text changed: rebuilt */
+    poke(f->box, "bbbb", "BBBB");
+    bump_mtime(f->box);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    check_msg(v, 1, "Subject: b\r\n\r\nBBBB\r\n");
+    dropview_free(&v);
+    /* replaced by a shorter file (another program rewrote it) */
+    s = slurp(f->box, &len);
+    char *second = strstr(s + 1, "\nFrom ");
+    assert_non_null(second);
+    unlink(f->box);
+    put(f->box, s, (size_t)(second - s) + 1);
+    free(s);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 1);
+    check_msg(v, 0, "Subject: a\r\n\r\naaaa\r\n");
+    dropview_free(&v);
+}
+
+/* A truncated index file is ignored (rebuilt), as is one for another mailbox. */
+static void
+test_mbox_bad_index(void **state)
+{
+    struct fixture *f = *state;
+    char ipath[600], u1[80];
+    struct dropview *v;
+    size_t len;
+    char *s;
+
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\naaaa\n", u1);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    dropview_free(&v);
+    assert_int_equal(dropview_index_path(f->idx, f->box, ipath, sizeof ipath), 0);
+    s = slurp(ipath, &len);
+    assert_non_null(s);
+    assert_non_null(strstr(s, u1));
+    assert_non_null(strstr(s, "\nend 1\n"));
+    put(ipath, s, len - 6); /* no end line */
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nbbbb\n", NULL);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 2);
+    assert_string_equal(dropview_uid(v, 0), u1);
+    dropview_free(&v);
+    /* garbage in a record */
+    put(ipath, "dpopidx 1 mbox\npath /x\nend 0\n", 29);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 2);
+    dropview_free(&v);
+    free(s);
+}
+
+/* The corrupt tail a crashed writer leaves (a last message without newline, bytes before
+ * the first "From ") is served sensibly and heals when the next delivery comes. */
+static void
+test_mbox_corrupt_tail(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "junk before\n\nFrom a@x Thu Nov 25 09:00:00 2026\nSubject: a\n\nbody\n\n"
+                       "From b@x Thu Nov 25 09:00:01 2026\nSubject: half\n\npart";
+    struct dropview *v;
+    char u[80];
+
+    put(f->box, text, strlen(text));
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 2);
+    check_msg(v, 0, "Subject: a\r\n\r\nbody\r\n");
+    check_msg(v, 1, "Subject: half\r\n\r\npart\r\n");
+    assert_int_equal(dropview_uid(v, 0)[0], 'h');
+    assert_int_equal(strlen(dropview_uid(v, 0)), 41);
+    assert_string_not_equal(dropview_uid(v, 0), dropview_uid(v, 1));
+    dropview_free(&v);
+    deliver(f->box, MBOX_FORMAT_MBOX, "c@x", "Subject: c\n\nc\n", u);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 3);
+    check_msg(v, 1, "Subject: half\r\n\r\npart\r\n");
+    check_msg(v, 2, "Subject: c\r\n\r\nc\r\n");
+    assert_string_equal(dropview_uid(v, 2), u);
+    dropview_free(&v);
+    /* a file ending inside a From line */
+    put(f->box, "From x", 6);
+    v = view(f, MBOX_FORMAT_MBOX, false);
+    assert_int_equal(dropview_count(v), 1);
+    assert_int_equal(dropview_msg(v, 0)->size, 0);
+    dropview_free(&v);
+    /* no "From " at all: no messages */
+    put(f->box, "not a mailbox\n", 14);
+    v = view(f, MBOX_FORMAT_MBOX, false);
+    assert_int_equal(dropview_count(v), 0);
+    dropview_free(&v);
+}
+
+/* Messages without X-UIDL: UIDs come from their content, do not change when others are
+ * deleted or when the index is lost, and duplicates get a counter. A forged X-UIDL below
+ * the first header line is ignored. */
+static void
+test_mbox_uid_stability(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "From a@x Thu Nov 25 09:00:00 2026\nSubject: 1\n\none\n\n"
+                       "From a@x Thu Nov 25 09:00:00 2026\nSubject: 2\nX-UIDL: forged\n\ntwo\n\n"
+                       "From a@x Thu Nov 25 09:00:00 2026\nSubject: 3\n\nthree\n\n"
+                       "From a@x Thu Nov 25 09:00:00 2026\nSubject: 3\n\nthree\n\n"
+                       "From a@x Thu Nov 25 09:00:01 2026\nSubject: 3\n\nthree\n\n"
+                       "From a@x Thu Nov 25 09:00:00 2026\nX-UIDL: bad uid\n\nfour\n\n";
+    char uids[6][80], ipath[600];
+    unsigned char del[6] = {0};
+    struct dropview *v;
+
+    put(f->box, text, strlen(text));
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 6);
+    for (size_t i = 0; i < 6; i++)
+        snprintf(uids[i], sizeof uids[i], "%s", dropview_uid(v, i));
+    assert_string_not_equal(uids[1], "forged");
+    check_msg(v, 1, "Subject: 2\r\nX-UIDL: forged\r\n\r\ntwo\r\n");
+    check_msg(v, 5, "X-UIDL: bad uid\r\n\r\nfour\r\n");
+    /* identical From line and text: a counter; another delivery time: another UID */
+    assert_int_equal(strlen(uids[3]), 43);
+    assert_memory_equal(uids[3], uids[2], 41);
+    assert_string_equal(uids[3] + 41, "-2");
+    assert_string_not_equal(uids[4], uids[2]);
+    for (size_t i = 0; i < 6; i++)
+        for (size_t j = i + 1; j < 6; j++)
+            assert_string_not_equal(uids[i], uids[j]);
+    del[0] = 1;
+    commit(v, del, NULL);
+    dropview_free(&v);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(dropview_uid(v, i), uids[i + 1]);
+    dropview_free(&v);
+    /* lose the index: the same UIDs again */
+    assert_int_equal(dropview_index_path(f->idx, f->box, ipath, sizeof ipath), 0);
+    assert_int_equal(unlink(ipath), 0);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(dropview_uid(v, i), uids[i + 1]);
+    dropview_free(&v);
+}
+
+/* no_temp_files - nothing but the mbox (and the index dir) is left in the directory. */
+static void
+no_temp_files(const struct fixture *f)
+{
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, "box") == 0 || strcmp(e->d_name, "idx") == 0)
+            continue;
+        fail_msg("left behind: %s", e->d_name);
+    }
+    closedir(d);
+}
+
+/* Compaction removes exactly the deleted messages, keeps one delivered after the
+ * snapshot, keeps the file mode, leaves no lock or temp file, and the result parses. */
+static void
+test_mbox_compaction(void **state)
+{
+    struct fixture *f = *state;
+    char u[5][80], late[80];
+    unsigned char del[5] = {1, 0, 1, 0, 1}, seen[5] = {0, 1, 0, 0, 0};
+    struct dropview *v, *w;
+    struct stat st1, st2;
+    size_t len;
+    char *s;
+
+    for (int i = 0; i < 5; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "Subject: m%d\n\nFrom body %d\n\n", i, i);
+        deliver(f->box, MBOX_FORMAT_MBOX, "a@x", text, u[i]);
+    }
+    assert_int_equal(chmod(f->box, 0640), 0);
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(v), 5);
+    /* mail arrives during the session */
+    deliver(f->box, MBOX_FORMAT_MBOX, "late@x", "Subject: late\n\nlate\n", late);
+    assert_int_equal(stat(f->box, &st1), 0);
+    commit(v, del, seen);
+    dropview_free(&v);
+    assert_int_equal(stat(f->box, &st2), 0);
+    assert_true(st1.st_ino != st2.st_ino);
+    assert_int_equal(st2.st_mode & 07777, 0640);
+    no_temp_files(f);
+    w = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(dropview_count(w), 3);
+    assert_string_equal(dropview_uid(w, 0), u[1]);
+    assert_string_equal(dropview_uid(w, 1), u[3]);
+    assert_string_equal(dropview_uid(w, 2), late);
+    check_msg(w, 0, "Subject: m1\r\n\r\nFrom body 1\r\n\r\n");
+    check_msg(w, 1, "Subject: m3\r\n\r\nFrom body 3\r\n\r\n");
+    check_msg(w, 2, "Subject: late\r\n\r\nlate\r\n");
+    assert_true(dropview_msg(w, 0)->flags & DV_SEEN);
+    assert_false(dropview_msg(w, 1)->flags & DV_SEEN);
+    dropview_free(&w);
+    /* the file is what an mbox reader expects: quoting intact, blank line separators */
+    s = slurp(f->box, &len);
+    assert_non_null(strstr(s, "\n>From body 1\n\n\n"));
+    assert_null(strstr(s, "m0"));
+    assert_int_equal(strncmp(s, "From a@x ", 9), 0);
+    assert_int_equal(s[len - 1], '\n');
+    assert_int_equal(s[len - 2], '\n');
+    free(s);
+    /* the seen flag survives a full rebuild (another inode) */
+    s = slurp(f->box, &len);
+    unlink(f->box);
+    put(f->box, s, len);
+    free(s);
+    w = view(f, MBOX_FORMAT_MBOX, true);
+    assert_true(dropview_msg(w, 0)->flags & DV_SEEN);
+    /* delete everything: an empty file stays */
+    unsigned char all[3] = {1, 1, 1};
+    commit(w, all, NULL);
+    dropview_free(&w);
+    assert_int_equal(stat(f->box, &st2), 0);
+    assert_int_equal(st2.st_size, 0);
+}
+
+/* Bytes before the first message survive compaction; a commit with nothing to do leaves
+ * the file alone. */
+static void
+test_mbox_compaction_preamble(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "preamble\n\nFrom a@x Thu Nov 25 09:00:00 2026\nSubject: a\n\na\n\n"
+                       "From b@x Thu Nov 25 09:00:00 2026\nSubject: b\n\nb\n\n";
+    unsigned char del[2] = {1, 0}, none[2] = {0, 0};
+    struct dropview *v;
+    struct stat st1, st2;
+    size_t len;
+    char *s;
+
+    put(f->box, text, strlen(text));
+    v = view(f, MBOX_FORMAT_MBOX, true);
+    assert_int_equal(stat(f->box, &st1), 0);
+    commit(v, none, none);
+    assert_int_equal(stat(f->box, &st2), 0);
+    assert_int_equal(st1.st_ino, st2.st_ino);
+    commit(v, del, NULL);
+    dropview_free(&v);
+    s = slurp(f->box, &len);
+    assert_string_equal(s, "preamble\n\nFrom b@x Thu Nov 25 09:00:00 2026\nSubject: b\n\nb\n\n");
+    free(s);
+}
+
+/* A busy lock makes open (when the file changed) and commit temporary failures. */
+static void
+test_mbox_locked(void **state)
+{
+    struct fixture *f = *state;
+    struct dropview_params p = {f->box, MBOX_FORMAT_MBOX, f->idx, 1};
+    unsigned char del[1] = {1};
+    struct dropview *v;
+    char err[256], lock[320];
+    int fd;
+
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\na\n", NULL);
+    snprintf(lock, sizeof lock, "%s.lock", f->box);
+    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1 othernode\n", 12), 12);
+    close(fd);
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_TEMP);
+    assert_non_null(strstr(err, "locked"));
+    unlink(lock);
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_OK);
+    /* unchanged: opening needs no lock */
+    fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_int_equal(write(fd, "1 othernode\n", 12), 12);
+    close(fd);
+    struct dropview *v2;
+    assert_int_equal(dropview_open(&p, &v2, err, sizeof err), DROP_OK);
+    dropview_free(&v2);
+    assert_int_equal(dropview_commit(v, del, NULL, err, sizeof err), DROP_TEMP);
+    unlink(lock);
+    assert_int_equal(dropview_commit(v, del, NULL, err, sizeof err), DROP_OK);
+    dropview_free(&v);
+}
+
+/* A reader whose file was replaced after the snapshot gets ESTALE, not other bytes. */
+static void
+test_mbox_read_stale(void **state)
+{
+    struct fixture *f = *state;
+    struct dropview *v;
+    char buf[64];
+
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\na\n", NULL);
+    char old[400];
+    v = view(f, MBOX_FORMAT_MBOX, false);
+    snprintf(old, sizeof old, "%s.old", f->box); /* keep the inode alive: no reuse */
+    assert_int_equal(rename(f->box, old), 0);
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nb\n", NULL);
+    errno = 0;
+    assert_int_equal(dropview_read(v, 0, 0, buf, sizeof buf), -1);
+    assert_int_equal(errno, ESTALE);
+    assert_int_equal(dropview_read(v, 5, 0, buf, sizeof buf), -1);
+    dropview_free(&v);
+}
+
+/* Concurrent deliveries during repeated compactions: every message delivered is there
+ * exactly once at the end, and each compaction removed only what it was asked to. */
+struct deliverer {
+    const char *box;
+    int n;
+};
+
+static void *
+deliver_thread(void *arg)
+{
+    struct deliverer *d = arg;
+
+    for (int i = 0; i < d->n; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "Subject: t%d\n\nthread %d\n", i, i);
+        deliver(d->box, MBOX_FORMAT_MBOX, "t@x", text, NULL);
+    }
+    return NULL;
+}
+
+static void
+test_mbox_compaction_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    struct deliverer d = {f->box, 60};
+    pthread_t th;
+    int deleted = 0, rounds = 0;
+    size_t len;
+    char *s;
+
+    for (int i = 0; i < 10; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "Subject: k%d\n\nkeep %d\n", i, i);
+        deliver(f->box, MBOX_FORMAT_MBOX, "k@x", text, NULL);
+    }
+    assert_int_equal(pthread_create(&th, NULL, deliver_thread, &d), 0);
+    for (rounds = 0; rounds < 15; rounds++) {
+        struct dropview *v = view(f, MBOX_FORMAT_MBOX, rounds % 2 == 0);
+        size_t n = dropview_count(v);
+        unsigned char *del = calloc(n + 1, 1);
+        /* delete the first "thread" message of this snapshot, if any */
+        for (size_t i = 0; i < n; i++) {
+            char *m = served(v, i, NULL, -1, false);
+            if (strstr(m, "Subject: t") != NULL) {
+                del[i] = 1;
+                deleted++;
+                free(m);
+                break;
+            }
+            free(m);
+        }
+        commit(v, del, NULL);
+        free(del);
+        dropview_free(&v);
+    }
+    pthread_join(th, NULL);
+    struct dropview *v = view(f, MBOX_FORMAT_MBOX, false);
+    assert_int_equal(dropview_count(v), 10 + 60 - deleted);
+    dropview_free(&v);
+    s = slurp(f->box, &len);
+    for (int i = 0; i < 10; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\nkeep %d\n", i);
+        char *at = strstr(s, want);
+        assert_non_null(at);
+        assert_null(strstr(at + 1, want));
+    }
+    int threads = 0;
+    for (int i = 0; i < 60; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\nthread %d\n", i);
+        char *at = strstr(s, want);
+        if (at != NULL) {
+            threads++;
+            assert_null(strstr(at + 1, want));
+        }
+    }
+    assert_int_equal(threads, 60 - deleted);
+    free(s);
+}
+
+/* ---- maildir ---- */
+
+static void
+test_maildir(void **state)
+{
+    struct fixture *f = *state;
+    char u[3][80], path[600];
+    unsigned char del[3] = {0, 1, 0}, seen[3] = {1, 0, 0};
+    struct dropview *v;
+    DIR *d;
+    struct dirent *e;
+    int incur = 0;
+
+    v = view(f, MBOX_FORMAT_MAILDIR, true); /* no maildir yet */
+    assert_int_equal(dropview_count(v), 0);
+    dropview_free(&v);
+    deliver(f->box, MBOX_FORMAT_MAILDIR, "a@x", "Subject: 1\n\n.one\n", u[0]);
+    usleep(2000);
+    deliver(f->box, MBOX_FORMAT_MAILDIR, "a@x", "Subject: 2\n\n>From two\n", u[1]);
+    usleep(2000);
+    deliver(f->box, MBOX_FORMAT_MAILDIR, "a@x", "Subject: 3\n\nthree", u[2]);
+    /* dot files and directories are not messages */
+    snprintf(path, sizeof path, "%s/new/.hidden", f->box);
+    put(path, "x", 1);
+    snprintf(path, sizeof path, "%s/cur/subdir", f->box);
+    assert_int_equal(mkdir(path, 0700), 0);
+    v = view(f, MBOX_FORMAT_MAILDIR, true);
+    assert_int_equal(dropview_count(v), 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(dropview_uid(v, i), u[i]);
+    check_msg(v, 0, "Subject: 1\r\n\r\n.one\r\n");
+    check_msg(v, 1, "Subject: 2\r\n\r\n>From two\r\n"); /* no mboxrd in maildir */
+    check_msg(v, 2, "Subject: 3\r\n\r\nthree\r\n");
+    char *s = served(v, 0, NULL, -1, true);
+    assert_string_equal(s, "Subject: 1\r\n\r\n..one\r\n");
+    free(s);
+    commit(v, del, seen);
+    dropview_free(&v);
+    snprintf(path, sizeof path, "%s/cur", f->box);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, u[0], strlen(u[0])) == 0) {
+            incur++;
+            assert_non_null(strstr(e->d_name, ":2,S"));
+        }
+    }
+    closedir(d);
+    assert_int_equal(incur, 1);
+    v = view(f, MBOX_FORMAT_MAILDIR, true);
+    assert_int_equal(dropview_count(v), 2);
+    assert_string_equal(dropview_uid(v, 0), u[0]);
+    assert_true(dropview_msg(v, 0)->flags & DV_SEEN);
+    assert_string_equal(dropview_uid(v, 1), u[2]);
+    assert_false(dropview_msg(v, 1)->flags & DV_SEEN);
+    check_msg(v, 0, "Subject: 1\r\n\r\n.one\r\n");
+    /* the cached sizes are used next time: same answers */
+    dropview_free(&v);
+    v = view(f, MBOX_FORMAT_MAILDIR, true);
+    assert_int_equal(dropview_msg(v, 1)->size, strlen("Subject: 3\r\n\r\nthree\r\n"));
+    /* a message another client moved to cur/ meanwhile is still deleted */
+    char from[700], to[700];
+    const struct dropview_msg *m = dropview_msg(v, 1);
+    (void)m;
+    DIR *nd;
+    snprintf(path, sizeof path, "%s/new", f->box);
+    nd = opendir(path);
+    assert_non_null(nd);
+    while ((e = readdir(nd)) != NULL)
+        if (strncmp(e->d_name, u[2], strlen(u[2])) == 0)
+            break;
+    assert_non_null(e);
+    snprintf(from, sizeof from, "%s/new/%s", f->box, e->d_name);
+    snprintf(to, sizeof to, "%s/cur/%s:2,F", f->box, e->d_name);
+    closedir(nd);
+    assert_int_equal(rename(from, to), 0);
+    unsigned char del2[2] = {0, 1};
+    commit(v, del2, NULL);
+    dropview_free(&v);
+    v = view(f, MBOX_FORMAT_MAILDIR, true);
+    assert_int_equal(dropview_count(v), 1);
+    dropview_free(&v);
+}
+
+/* Maildir names that are not valid UIDs get a derived one; a file is not a maildir. */
+static void
+test_maildir_names(void **state)
+{
+    struct fixture *f = *state;
+    char path[600];
+    struct dropview *v;
+    struct dropview_params p = {f->box, MBOX_FORMAT_MAILDIR, NULL, 5};
+    char err[256];
+
+    snprintf(path, sizeof path, "%s/new", f->box);
+    assert_int_equal(mkdir(f->box, 0700), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path,
+             "%s/new/"
+             "a-name-that-is-much-too-long-to-be-a-pop3-unique-id-because-it-"
+             "has-more-than-seventy-characters",
+             f->box);
+    put(path, "A: b\n\nx\n", 8);
+    snprintf(path, sizeof path, "%s/new/10.1.host,S=8", f->box);
+    put(path, "A: b\n\ny\n", 8);
+    snprintf(path, sizeof path, "%s/new/9.1.host", f->box);
+    put(path, "A: b\n\nz\n", 8);
+    v = view(f, MBOX_FORMAT_MAILDIR, false);
+    assert_int_equal(dropview_count(v), 3);
+    assert_string_equal(dropview_uid(v, 0), "9.1.host"); /* numeric order */
+    assert_string_equal(dropview_uid(v, 1), "10.1.host");
+    assert_int_equal(dropview_uid(v, 2)[0], 'h');
+    assert_int_equal(strlen(dropview_uid(v, 2)), 41);
+    dropview_free(&v);
+    snprintf(path, sizeof path, "%s/file", f->dir);
+    put(path, "x", 1);
+    p.path = path;
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_count),
+        cmocka_unit_test_setup_teardown(test_mbox_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_missing_and_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_incremental, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_invalidated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_bad_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_corrupt_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_uid_stability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maildir_names, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
