@@ -29,6 +29,7 @@
 #include "xmem.h"
 
 #define MAIN_GRACE_MS 30000 /* graceful stop: then sessions are cut */
+#define MAIN_EX_CONFIG 78
 
 static struct smtpd main_d;
 static uv_signal_t main_sig[4];
@@ -253,6 +254,12 @@ main(int argc, char **argv)
 
     server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes", &o);
     d->cf = server_load_config(&o);
+    if (d->cf->authent_method != AUTHENT_USERS_FILE) {
+        /* a user directory we cannot consult must not quietly become another one */
+        fprintf(stderr, "dsmtp: %s: authent_method %s is not supported yet; use users_file\n",
+                d->cf->path, d->cf->authent_method == AUTHENT_UNIX_USER ? "unix_user" : "external");
+        return MAIN_EX_CONFIG;
+    }
     log_init("dsmtp", o.foreground);
     log_set_level(d->cf->log_level);
     if (log_open(d->cf->log_file) < 0)

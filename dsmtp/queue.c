@@ -14,6 +14,7 @@
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
+#include "logq.h"
 #include "qfile.h"
 #include "queue.h"
 #include "xmem.h"
@@ -53,7 +54,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                struct qfile_rcpt *r, time_t now)
 {
     struct deliver_target *t = xmalloc(sizeof(*t));
-    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "";
+    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "", eq[300];
     struct addr a;
     enum drop_result res = DROP_TEMP;
 
@@ -85,17 +86,19 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     switch (res) {
     case DROP_OK:
         r->state = QR_DONE;
-        log_info("queue id=%s to=<%s> delivered attempts=%d", q->id, r->addr, r->attempts);
+        log_info("queue id=%s to=<%s> result=delivered attempts=%d", q->id, r->addr, r->attempts);
         break;
     case DROP_TEMP:
         r->next_try = deliver_next_try(cf, now, r->attempts);
-        log_info("queue id=%s to=<%s> deferred attempts=%d next=%lds: %s", q->id, r->addr,
-                 r->attempts, (long)(r->next_try - now), err);
+        log_info("queue id=%s to=<%s> result=deferred attempts=%d next=%lds error=%s", q->id,
+                 r->addr, r->attempts, (long)(r->next_try - now),
+                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
         break;
     case DROP_PERM:
         r->state = QR_FAILED;
-        log_warn("queue id=%s to=<%s> failed: %s (bounces come with outbound delivery)", q->id,
-                 r->addr, err);
+        /* bounces come with outbound delivery */
+        log_warn("queue id=%s to=<%s> result=failed error=%s", q->id, r->addr,
+                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
         break;
     }
 }
@@ -123,10 +126,11 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
         if (expired) {
             r->state = QR_FAILED;
             changed = true;
-            log_warn("queue id=%s to=<%s> given up after %lds: %s (bounces come with outbound "
-                     "delivery)",
-                     q.id, r->addr, (long)(now - q.arrival),
-                     r->last_error ? r->last_error : "not delivered");
+            const char *why = r->last_error ? r->last_error : "not delivered";
+            char eq[300];
+            /* bounces come with outbound delivery */
+            log_warn("queue id=%s to=<%s> result=given-up age=%lds error=%s", q.id, r->addr,
+                     (long)(now - q.arrival), logq_text(eq, sizeof(eq), why, strlen(why), 200));
             continue;
         }
         if ((q.flags & QF_HOLD) || r->next_try > now) {
@@ -143,7 +147,7 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             log_errore("queue: cannot remove %s", path);
         else
             file_fsync_dir(path);
-        log_info("queue id=%s done", q.id);
+        log_info("queue id=%s result=done", q.id);
     } else if (changed) {
         char *dir = xasprintf("%s/queue", cf->spool_dir);
         char *tmp = xasprintf("%s/tmp", cf->spool_dir);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh BINDIR - start dsmtp in the foreground on ./run/ with conf/dev.conf (make run).
+# run.sh BINDIR - start dsmtp (and dpop, once built) in the foreground on ./run/ with conf/dev.conf (make run).
 #
 # Creates run/ (mailboxes, spool, work directory, a self-signed certificate, a users
 # file with the demo user), writes run/dmail.conf from conf/dev.conf with absolute
@@ -16,6 +16,8 @@ run=${DMAIL_RUN_DIR:-$top/run}
 smtp_port=${DMAIL_SMTP_PORT:-2525}
 sub_port=${DMAIL_SUBMISSION_PORT:-2587}
 smtps_port=${DMAIL_SMTPS_PORT:-2465}
+pop_port=${DMAIL_POP_PORT:-2110}
+pop3s_port=${DMAIL_POP3S_PORT:-2995}
 
 die() { echo "run: $*" >&2; exit 1; }
 
@@ -53,6 +55,7 @@ umask 022
 
 sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
     -e "s|@SUBMISSION_PORT@|$sub_port|g" -e "s|@SMTPS_PORT@|$smtps_port|g" \
+    -e "s|@POP_PORT@|$pop_port|g" -e "s|@POP3S_PORT@|$pop3s_port|g" \
     "$top/conf/dev.conf" >"$run/dmail.conf"
 
 if [ "$(id -u)" = 0 ]; then
@@ -86,6 +89,22 @@ dmail: dsmtp on 127.0.0.1 (SMTP $smtp_port, submission $sub_port, SMTPS $smtps_p
   SMTPS (implicit TLS):
     swaks --server 127.0.0.1:$smtps_port --tls-on-connect --auth LOGIN --auth-user demo --auth-password '$password' --to demo@example.test
 
-  Ctrl-C stops it. Log follows.
 MSG
-exec "$bindir/dsmtp" -f -c "$run/dmail.conf"
+if [ -x "$bindir/dpop" ]; then
+    cat <<MSG
+  Read your mail (POP3 $pop_port with STLS, POP3S $pop3s_port):
+    python3 -c "import poplib,ssl; p=poplib.POP3('127.0.0.1',$pop_port); p.stls(ssl._create_unverified_context()); p.user('demo'); p.pass_('$password'); print(p.stat()); print(b'\\n'.join(p.retr(1)[1]).decode())"
+    fetchmail --ssl --sslcertck no -p POP3 -P $pop3s_port -u demo -k 127.0.0.1   (keeps the mail)
+
+MSG
+fi
+echo "  Ctrl-C stops it. Log follows."
+if [ -x "$bindir/dpop" ]; then
+    "$bindir/dpop" -f -c "$run/dmail.conf" &
+    dpop_pid=$!
+    trap 'kill $dpop_pid 2>/dev/null; wait $dpop_pid 2>/dev/null' EXIT
+    trap 'exit 130' INT TERM
+    "$bindir/dsmtp" -f -c "$run/dmail.conf"
+else
+    exec "$bindir/dsmtp" -f -c "$run/dmail.conf"
+fi

@@ -22,10 +22,11 @@ from dmail_it import read_mbox
 def run_sh():
     d = tempfile.mkdtemp(prefix="dmail-it-run-")
     os.chmod(d, 0o755)
-    ports = free_ports(3)
+    ports = free_ports(5)
     env = dict(os.environ, DMAIL_RUN_DIR=os.path.join(d, "run"),
                DMAIL_SMTP_PORT=str(ports[0]), DMAIL_SUBMISSION_PORT=str(ports[1]),
-               DMAIL_SMTPS_PORT=str(ports[2]))
+               DMAIL_SMTPS_PORT=str(ports[2]), DMAIL_POP_PORT=str(ports[3]),
+               DMAIL_POP3S_PORT=str(ports[4]))
     proc = subprocess.Popen([os.path.join(REPO, "scripts", "run.sh"), BIN], cwd=d, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -87,6 +88,15 @@ def test_make_run_prints_working_commands(run_sh):
         assert r.returncode == 0, line + "\n" + r.stdout + r.stderr
     subjects = [msg["Subject"] for _, msg in read_mbox(mbox)]
     assert subjects == ["run line %d" % n for n in range(len(lines))], subjects
+    # the printed "read your mail" line works against the dpop it started
+    if os.access(os.path.join(BIN, "dpop"), os.X_OK):
+        pop = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("python3 -c")]
+        assert len(pop) == 1, out
+        assert "127.0.0.1',%d)" % run_sh["ports"][3] in pop[0], pop[0]
+        r = subprocess.run(shlex.split(pop[0]), capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, pop[0] + "\n" + r.stdout + r.stderr
+        assert r.stdout.startswith("(%d, " % len(lines)), r.stdout
+        assert "Subject: run line 0" in r.stdout, r.stdout
     # Ctrl-C ends it
     os.killpg(proc.pid, signal.SIGINT)
     try:
@@ -101,7 +111,9 @@ def test_make_run_prints_working_commands(run_sh):
                           env=dict(os.environ, DMAIL_RUN_DIR=os.path.join(run_sh["dir"], "run"),
                                    DMAIL_SMTP_PORT=str(smtp_port),
                                    DMAIL_SUBMISSION_PORT=str(run_sh["ports"][1]),
-                                   DMAIL_SMTPS_PORT=str(run_sh["ports"][2])),
+                                   DMAIL_SMTPS_PORT=str(run_sh["ports"][2]),
+                                   DMAIL_POP_PORT=str(run_sh["ports"][3]),
+                                   DMAIL_POP3S_PORT=str(run_sh["ports"][4])),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL, start_new_session=True)
     try:
