@@ -377,3 +377,65 @@ def test_systemd_notify(dwatch_factory):
         sock.close()
         os.unlink(path)
         os.rmdir(d)
+
+
+def test_make_run_under_dwatch():
+    """make run: the suite under dwatch; the printed tellsmtp/tellpop lines work, a killed
+    dsmtp comes back, Ctrl-C stops everything."""
+    import select
+    import shlex
+    import shutil
+
+    from conftest import REPO
+
+    d = tempfile.mkdtemp(prefix="dmail-it-run-")
+    os.chmod(d, 0o755)
+    ports = free_ports(5)
+    env = dict(os.environ, DMAIL_RUN_DIR=os.path.join(d, "run"),
+               DMAIL_SMTP_PORT=str(ports[0]), DMAIL_SUBMISSION_PORT=str(ports[1]),
+               DMAIL_SMTPS_PORT=str(ports[2]), DMAIL_POP_PORT=str(ports[3]),
+               DMAIL_POP3S_PORT=str(ports[4]))
+    proc = subprocess.Popen([os.path.join(REPO, "scripts", "run.sh"), BIN], cwd=d, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"Ctrl-C" not in out and time.monotonic() < deadline and proc.poll() is None:
+            r, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if r:
+                out += os.read(proc.stdout.fileno(), 65536)
+        text = out.decode()
+        tells = [ln.strip().split("  ")[0] for ln in text.splitlines()
+                 if re.match(r"\s+\S*tell(smtp|pop) -c ", ln)]
+        assert len(tells) == 5, text
+        status = [t for t in tells if t.endswith(" status")][0]
+        deadline = time.monotonic() + 10
+        while True:
+            r = subprocess.run(shlex.split(status), cwd=d, capture_output=True, text=True,
+                               timeout=30)
+            if r.returncode == 0:
+                break
+            assert time.monotonic() < deadline, r.stderr
+            time.sleep(0.1)
+        assert "dsmtp running" in r.stdout
+        work = os.path.join(d, "run", "work")
+        dw = Dwatch.__new__(Dwatch)
+        dw.ctl_path, dw.proc, dw.seen_pids = os.path.join(work, "dwatch.ctl"), proc, set()
+        dw.stderr_path = os.devnull
+        st = dw.wait_running()
+        os.kill(st["dsmtp"]["pid"], signal.SIGKILL)
+        dw.wait_for(lambda s: s["dsmtp"]["state"] == "running"
+                    and s["dsmtp"]["pid"] != st["dsmtp"]["pid"], 5, "dsmtp back")
+        who = [t for t in tells if t.endswith(" who")][0]
+        r = subprocess.run(shlex.split(who), cwd=d, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "0 sessions" in r.stdout, r.stdout + r.stderr
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(15) == 0
+        for pid in dw.seen_pids:
+            assert not pid_alive(pid)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        shutil.rmtree(d, ignore_errors=True)
