@@ -269,9 +269,11 @@ dw_reload_done(uv_work_t *w, int status)
     uv_timer_start(&dw->health, dw_health_cb, (uint64_t)dw->cf->dwatch_interval * 1000,
                    (uint64_t)dw->cf->dwatch_interval * 1000);
     log_info("reload: %s loaded", dw->conf_path);
-    rl->pending = 1; /* held until every call is made */
+    dw_apply_servers(dw); /* first: removed servers are not asked to reload */
+    rl->pending = 1;      /* held until every call is made */
     for (struct dw_server *s = dw->servers; s != NULL; s = s->next) {
-        if (s->proc == NULL || s->removed || s->state == DW_STOPPING)
+        /* a server still starting reads the file itself */
+        if (s->proc == NULL || s->removed || s->state != DW_RUNNING)
             continue;
         struct dw_reload_one *o = xcalloc(1, sizeof(*o));
         char *path = dw_ctl_path(dw, s->name);
@@ -281,7 +283,6 @@ dw_reload_done(uv_work_t *w, int status)
         ctl_call_async(dw->loop, path, "reload", 120000, dw_reload_line, dw_reload_answer, o);
         free(path);
     }
-    dw_apply_servers(dw);
     if (--rl->pending == 0)
         dw_reload_end(rl);
 }

@@ -345,6 +345,24 @@ def test_reload_through_dwatch_reports_errors(dwatch_factory):
     assert any(ln.startswith("dpop: OK reloaded") for ln in lines), lines
 
 
+def test_reload_changes_the_server_list(dwatch_factory):
+    dw = dwatch_factory()
+    pop_pid = dw.status()["dpop"]["pid"]
+    dw.srv.write_conf({"dwatch_servers": "dsmtp"})
+    st, lines, text = ctl(dw.ctl_path, "reload")
+    assert st == "OK", lines
+    dw.wait_for(lambda s: "dpop" not in s, 10, "dpop dropped")
+    assert not pid_alive(pop_pid)
+    assert not port_open(dw.pop_port)
+    st_, _, text = ctl(dw.ctl_path, "start dpop")
+    assert st_ == "ERR" and "does not watch dpop" in text
+    dw.srv.write_conf({"dwatch_servers": "dsmtp,dpop"})
+    dw.proc.send_signal(signal.SIGHUP)
+    dw.wait_running()
+    with RawPOP(dw.pop_port) as c:
+        c.login("alice")
+
+
 def test_systemd_notify(dwatch_factory):
     d = tempfile.mkdtemp(prefix="dmail-notify-")
     path = os.path.join(d, "notify")
