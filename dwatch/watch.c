@@ -437,7 +437,7 @@ dw_write_ded(struct dw_server *s)
     }
 }
 
-/* dw_unlink - take a removed server out of the list and free it. */
+/* dw_server_closed - the timer is closed: free the server. */
 static void
 dw_server_closed(uv_handle_t *h)
 {
