@@ -7,6 +7,11 @@
  * checked against a dummy yescrypt setting so that the answer takes as long. Successes
  * are cached under HMAC-SHA256(process key, user NUL password NUL stored hash): the
  * stored hash is part of the key so that a changed password misses at once.
+ *
+ * authent_method unix_user: the db holds no file but the Unix accounts found so far
+ * (getpwnam_r, kept under a mutex as queue runs resolve recipients on the pool). A
+ * verification then takes two trips to the pool: account and shadow hash (and the cache
+ * key built from that hash), a cache look on the loop, then crypt on a miss.
  */
 #include <crypt.h>
 #include <errno.h>
