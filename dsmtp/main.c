@@ -249,10 +249,9 @@ main(int argc, char **argv)
 
     server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes", &o);
     d->cf = server_load_config(&o);
-    if (d->cf->authent_method != AUTHENT_USERS_FILE) {
+    if (d->cf->authent_method == AUTHENT_EXTERNAL) {
         /* a user directory we cannot consult must not quietly become another one */
-        fprintf(stderr, "dsmtp: %s: authent_method %s is not supported yet; use users_file\n",
-                d->cf->path, d->cf->authent_method == AUTHENT_UNIX_USER ? "unix_user" : "external");
+        fprintf(stderr, "dsmtp: %s: authent_method external is not supported yet\n", d->cf->path);
         return MAIN_EX_CONFIG;
     }
     log_init("dsmtp", o.foreground);
