@@ -274,6 +274,12 @@ command_delivered(void *arg, const struct deliver_outcome *o)
                  tx->rx.wire, tx->nrcpt, o->delivered, o->queued, o->failed);
         s->nmsgs++;
         s->errors = 0;
+        s->d->stats.msgs_in++;
+        s->d->stats.bytes_in += tx->rx.wire;
+        s->d->stats.rcpts_in += tx->nrcpt;
+        s->d->stats.delivered += (unsigned long long)o->delivered;
+        s->d->stats.queued += (unsigned long long)o->queued;
+        s->d->stats.failed += (unsigned long long)o->failed;
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);

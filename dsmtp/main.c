@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
+#include "control.h"
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
@@ -180,6 +182,7 @@ main_finish(struct smtpd *d)
     uv_close((uv_handle_t *)&main_grace, main_close_cb);
     queue_stop(&d->queue);
     maildrop_stop(&d->maildrop);
+    control_close(d);
     net_server_free(&d->net);
 }
 
@@ -198,14 +201,30 @@ main_grace_cb(uv_timer_t *t)
     main_finish(&main_d);
 }
 
-/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: later. */
+/* main_shutdown - graceful stop: no new connections, sessions finish (SIGTERM, shutdown). */
+static void
+main_shutdown(struct smtpd *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    net_server_stop_listening(d->net);
+    session_shutdown(d);
+    if (d->nsessions == 0)
+        main_finish(d);
+    else
+        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+}
+
+/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload. */
 static void
 main_signal(uv_signal_t *h, int sig)
 {
     struct smtpd *d = &main_d;
 
     if (sig == SIGHUP) {
-        log_info("SIGHUP: reloading the configuration is not supported yet");
+        log_info("SIGHUP: reloading the configuration");
+        control_reload(d, NULL);
         return;
     }
     if (sig == SIGPIPE)
@@ -216,13 +235,7 @@ main_signal(uv_signal_t *h, int sig)
         return;
     }
     log_info("signal %d: stopping gracefully", sig);
-    d->stopping = true;
-    net_server_stop_listening(d->net);
-    session_shutdown(d);
-    if (d->nsessions == 0)
-        main_finish(d);
-    else
-        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+    main_shutdown(d);
 }
 
 /* main_signals - watch the signals on the loop. */
@@ -264,6 +277,8 @@ main(int argc, char **argv)
 
     d->loop = uv_default_loop();
     d->idle_cb = main_idle;
+    d->shutdown_cb = main_shutdown;
+    d->started = time(NULL);
     main_hostname(d);
     main_tls(d);
     lim.max_connections = d->cf->max_connections;
@@ -277,6 +292,8 @@ main(int argc, char **argv)
     /* unprivileged from here */
 
     main_dirs(d->cf);
+    if (control_open(d, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
     main_users(d);
     d->cache = auth_cache_new();
     main_signals(d->loop);

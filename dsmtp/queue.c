@@ -26,6 +26,11 @@ struct queue {
     bool running, again, stopping, timer_closed;
     struct conf *cf;
     struct auth_db *db;
+    /* one job of the control socket (queue_job), run while no scan runs */
+    uv_work_t jobw;
+    uv_work_t *job;
+    uv_work_cb job_work;
+    uv_after_work_cb job_done;
 };
 
 /* queue_quarantine - move an unreadable file out of the way into spool_dir/corrupt. */
@@ -194,6 +199,7 @@ queue_maybe_free(struct queue *q)
 }
 
 static void queue_start_scan(struct queue *q);
+static void queue_job_go(struct queue *q);
 
 /* queue_scanned - loop: the scan ended. */
 static void
@@ -205,6 +211,10 @@ queue_scanned(uv_work_t *w, int status)
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);
+    if (q->job != NULL) {
+        queue_job_go(q); /* a waiting control job first; the next scan after it */
+        return;
+    }
     if (q->again && !q->stopping) {
         q->again = false;
         queue_start_scan(q);
@@ -273,6 +283,62 @@ queue_timer_closed(uv_handle_t *h)
     queue_maybe_free(q);
 }
 
+/* queue_job_work - the pool: the control job. */
+static void
+queue_job_work(uv_work_t *w)
+{
+    struct queue *q = w->data;
+
+    q->job_work(q->job);
+}
+
+/* queue_job_after - the loop: hand the result over, then scans may run again. */
+static void
+queue_job_after(uv_work_t *w, int status)
+{
+    struct queue *q = w->data;
+    uv_work_t *job = q->job;
+
+    q->running = false;
+    q->job = NULL;
+    q->job_done(job, status);
+    if (q->again && !q->stopping) {
+        q->again = false;
+        queue_start_scan(q);
+        return;
+    }
+    queue_maybe_free(q);
+}
+
+/* queue_job_go - start the waiting control job. */
+static void
+queue_job_go(struct queue *q)
+{
+    q->running = true;
+    q->jobw.data = q;
+    if (uv_queue_work(q->d->loop, &q->jobw, queue_job_work, queue_job_after) < 0) {
+        uv_work_t *job = q->job;
+        q->running = false;
+        q->job = NULL;
+        q->job_done(job, UV_ECANCELED);
+        queue_maybe_free(q);
+    }
+}
+
+/* queue_job - run work on the pool while no scan runs. */
+int
+queue_job(struct queue *q, uv_work_t *w, uv_work_cb work, uv_after_work_cb done)
+{
+    if (q == NULL || q->stopping || q->job != NULL)
+        return -1;
+    q->job = w;
+    q->job_work = work;
+    q->job_done = done;
+    if (!q->running)
+        queue_job_go(q);
+    return 0;
+}
+
 /* queue_stop - stop scanning. */
 void
 queue_stop(struct queue **qp)
@@ -282,6 +348,11 @@ queue_stop(struct queue **qp)
     if (q == NULL)
         return;
     *qp = NULL;
+    if (q->job != NULL && !q->running) { /* cannot happen: a job waits only for a scan */
+        uv_work_t *job = q->job;
+        q->job = NULL;
+        q->job_done(job, UV_ECANCELED);
+    }
     q->stopping = true;
     uv_timer_stop(&q->timer);
     uv_close((uv_handle_t *)&q->timer, queue_timer_closed);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "logq.h"
 #include "session.h"
+#include "control.h"
 #include "smtp_auth.h"
 #include "xmem.h"
 
@@ -93,6 +94,7 @@ session_reply(struct smtp_session *s, int code, const char *ecode, const char *f
     enhanced = s->esmtp && ecode != NULL && code / 100 != 3;
     if (s->reply_code == 0)
         s->reply_code = code;
+    control_count_reply(s->d, code, ecode);
     for (;;) {
         const char *nl = strchr(p, '\n');
         int n = nl ? (int)(nl - p) : (int)strlen(p);
