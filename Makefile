@@ -110,8 +110,9 @@ check: deps
 run: all
 	@scripts/run.sh $(BIN)
 
+# make bench [QUICK=1] [BENCH_ARGS="--only smtp --pairs 5"]: see bench/README.md
 bench: all
-	@scripts/bench.sh $(BIN)
+	@QUICK=$(QUICK) scripts/bench.sh $(BIN) $(BENCH_ARGS)
 
 FMT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common dsmtp sendmail tests -name '*.[ch]')
 format:

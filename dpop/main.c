@@ -118,14 +118,19 @@ main_dirs(struct popd *d)
         log_fatale("cannot create %s", d->bulletin_dir);
 }
 
-/* main_users - the users file. */
+/* main_users - the user directory: the users file or the Unix accounts. */
 static void
 main_users(struct popd *d)
 {
     struct conf_diag diag = {0};
 
+    if (d->cf->authent_method == AUTHENT_UNIX_USER) {
+        d->db = auth_db_unix(d->cf->mail_spool);
+        log_info("users: Unix accounts, mailboxes in %s", d->cf->mail_spool);
+        return;
+    }
     if (d->cf->authent_method != AUTHENT_USERS_FILE)
-        log_warn("authent_method: only users_file is supported by dpop so far; using %s",
+        log_warn("authent_method: only users_file and unix_user are supported so far; using %s",
                  d->cf->users_file);
     d->db = auth_db_load(d->cf->users_file, &diag);
     for (size_t i = 0; i < diag.n; i++)

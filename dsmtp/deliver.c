@@ -15,7 +15,8 @@
 #include "qfile.h"
 #include "xmem.h"
 
-/* deliver_local_user - fill t for the users-file entry of local@domain, if any. */
+/* deliver_local_user - fill t for the user (users-file entry or Unix account) of
+ * local@domain, if any. */
 static bool
 deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *local,
                    const char *domain, struct deliver_target *t)
@@ -27,7 +28,7 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
     u = auth_db_find(db, cf, local, domain);
     if (u == NULL)
         return false;
-    if (drop_path_for(cf, u->name, u->domain, t->mailbox, sizeof(t->mailbox)) < 0)
+    if (auth_mailbox_path(db, cf, u, t->mailbox, sizeof(t->mailbox)) < 0)
         return false;
     if (u->domain != NULL)
         snprintf(t->user, sizeof(t->user), "%s@%s", u->name, u->domain);

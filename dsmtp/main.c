@@ -139,12 +139,20 @@ main_dirs(const struct conf *cf)
         log_fatale("cannot create %s", cf->work_path);
 }
 
-/* main_users - the users file. */
+/* main_users - the user directory: the users file or the Unix accounts. */
 static void
 main_users(struct smtpd *d)
 {
     struct conf_diag diag = {0};
 
+    if (d->cf->authent_method == AUTHENT_UNIX_USER) {
+        d->db = auth_db_unix(d->cf->mail_spool);
+        log_info("users: Unix accounts, mailboxes in %s", d->cf->mail_spool);
+        return;
+    }
+    if (d->cf->authent_method != AUTHENT_USERS_FILE)
+        log_warn("authent_method: only users_file and unix_user are supported so far; using %s",
+                 d->cf->users_file);
     d->db = auth_db_load(d->cf->users_file, &diag);
     for (size_t i = 0; i < diag.n; i++)
         log_warn("%s", diag.msgs[i]);
@@ -254,10 +262,9 @@ main(int argc, char **argv)
 
     server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes", &o);
     d->cf = server_load_config(&o);
-    if (d->cf->authent_method != AUTHENT_USERS_FILE) {
+    if (d->cf->authent_method == AUTHENT_EXTERNAL) {
         /* a user directory we cannot consult must not quietly become another one */
-        fprintf(stderr, "dsmtp: %s: authent_method %s is not supported yet; use users_file\n",
-                d->cf->path, d->cf->authent_method == AUTHENT_UNIX_USER ? "unix_user" : "external");
+        fprintf(stderr, "dsmtp: %s: authent_method external is not supported yet\n", d->cf->path);
         return MAIN_EX_CONFIG;
     }
     log_init("dsmtp", o.foreground);

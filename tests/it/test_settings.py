@@ -266,7 +266,7 @@ def test_bad_setting_values_refused(dsmtp_factory, bad):
     assert "%s:%d:" % (srv.conf_path, n) in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("method", ["unix_user", "external"])
+@pytest.mark.parametrize("method", ["external"])
 def test_unsupported_authent_method_refused(dsmtp_factory, method):
     """Not yet implemented user directories stop dsmtp instead of being replaced by the
     users file unnoticed."""

@@ -1,0 +1,229 @@
+"""Processes: memory of a server's process tree, bounded waits, killing, clean-up.
+
+Everything here reads /proc directly (no ps, no fork), so sampling memory during a
+run costs the machine as little as possible.
+"""
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import time
+
+# Descriptors the harness and the servers it starts may hold (10,000 idle sessions
+# need one each on both sides, plus Dovecot's pipes).
+NOFILE = 65536
+
+
+def raise_nofile(n=NOFILE):
+    """Raise RLIMIT_NOFILE of this process to n (root may also raise the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want_hard = max(hard, n) if os.geteuid() == 0 else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, want_hard), want_hard))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _stat(pid):
+    """(ppid, starttime) of pid from /proc/PID/stat, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # the command name is in parentheses and may contain anything: split after the last ')'
+    rest = data[data.rfind(b")") + 2:].split()
+    return int(rest[1]), int(rest[19])
+
+
+def start_time(pid):
+    """The kernel start time of pid (clock ticks since boot), or None: with the pid it
+    identifies one process even after the pid is reused."""
+    st = _stat(pid)
+    return st[1] if st else None
+
+
+def alive(pid, started=None):
+    """True if pid exists (and, when started is given, is still the same process)."""
+    st = _stat(pid)
+    if st is None:
+        return False
+    if started is not None and st[1] != started:
+        return False
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("State:"):
+                    return "Z" not in line.split()[1]
+    except OSError:
+        return False
+    return True
+
+
+def tree(root):
+    """The pids of root and all of its descendants (root first); [] if root is gone."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = _stat(int(name))
+        if st is not None:
+            children.setdefault(st[0], []).append(int(name))
+    if _stat(root) is None:
+        return []
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def mem(pids):
+    """(processes, rss_kb, pss_kb) summed over pids from /proc/PID/smaps_rollup."""
+    n = rss = pss = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        got = False
+        for line in data.split(b"\n"):
+            if line.startswith(b"Rss:"):
+                rss += int(line.split()[1])
+                got = True
+            elif line.startswith(b"Pss:"):
+                pss += int(line.split()[1])
+        if got:
+            n += 1
+    return n, rss, pss
+
+
+def kill_tree(root, started=None, grace=10.0, sig=signal.SIGTERM):
+    """Signal root's whole tree, wait up to grace seconds, then SIGKILL what is left.
+    Returns the number of processes that had to be killed with SIGKILL."""
+    if not alive(root, started):
+        return 0
+    pids = tree(root)
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return 0
+        time.sleep(0.05)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    wait_gone(left, 10.0)
+    return len(left)
+
+
+def wait_gone(pids, timeout):
+    """Wait until none of pids is alive; True if they all went within timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free TCP ports on host (bound and released: good enough on loopback)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Deadline:
+    """The whole run's time budget: every wait in the harness is also bounded by it."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+        self.seconds = seconds
+
+    def left(self):
+        return self.end - time.monotonic()
+
+    def cap(self, timeout):
+        """timeout, but never past the end of the run."""
+        return max(0.0, min(timeout, self.left()))
+
+    def check(self, what):
+        if self.left() <= 0:
+            raise TimeoutError("the run's time budget (%d s) ran out during %s"
+                               % (self.seconds, what))
+
+
+class Cleanup:
+    """A stack of clean-up actions run in reverse order, once, whatever happens."""
+
+    def __init__(self):
+        self.actions = []
+
+    def push(self, name, fn):
+        self.actions.append((name, fn))
+        return fn
+
+    def remove(self, fn):
+        self.actions = [(n, f) for (n, f) in self.actions if f is not fn]
+
+    def run(self):
+        errors = []
+        while self.actions:
+            name, fn = self.actions.pop()
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up the rest
+                errors.append("%s: %r" % (name, e))
+        return errors
+
+
+def remove_tree(path, tries=3):
+    """rm -rf path; servers that just exited may still be dropping files: retry."""
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return True
+        time.sleep(1.0)
+    return False
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C so every finally runs."""
+
+
+def install_signal_handlers():
+    def handler(signum, frame):
+        raise Interrupted("signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+    # also when started in the background of a shell that ignores SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
