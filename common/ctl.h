@@ -119,8 +119,9 @@ int ctl_split(char *line, char **argv, int max);
 /*
  * Server-side helpers shared by dsmtp and dpop (ctl_reload.c).
  *
- * Reload (invariant 6): ctl_reload_start parses the config -- and the users file when
- * want_db -- on the thread pool into new snapshots, compares every setting with the old
+ * Reload (invariant 6): ctl_reload_start parses the config -- and, when want_db, the user
+ * directory the new config names (the users file, or the Unix accounts for authent_method
+ * unix_user) -- on the thread pool into new snapshots, compares every setting with the old
  * snapshot, runs extra (may be NULL) on the pool too, and calls done on the loop. done
  * owns rl: it takes rl->cf/rl->db (setting them to NULL) to put them in force, reports
  * with ctl_reload_report, and frees with ctl_reload_free. The old snapshot is referenced

@@ -64,7 +64,9 @@ ctl_reload_work(uv_work_t *w)
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rl->cf = conf_load(rl->path, &rl->diag);
-    if (rl->cf != NULL && rl->want_db) {
+    if (rl->cf != NULL && rl->want_db && rl->cf->authent_method == AUTHENT_UNIX_USER) {
+        rl->db = auth_db_unix(rl->cf->mail_spool); /* the accounts, looked up when asked */
+    } else if (rl->cf != NULL && rl->want_db) {
         rl->db = auth_db_load(rl->cf->users_file, &rl->dbdiag);
         if (rl->db == NULL)
             snprintf(rl->error, sizeof(rl->error), "cannot read users file %s", rl->cf->users_file);

@@ -275,8 +275,9 @@ control_reload_done(struct ctl_reload *rl, void *arg)
         lim.max_per_ip = d->cf->max_per_ip;
         net_server_set_limits(d->net, &lim);
         d->reloads++;
-        log_info("reload: users file %s: %zu users", d->cf->users_file,
-                 d->db != NULL ? auth_db_count(d->db) : (size_t)0);
+        if (d->cf->authent_method != AUTHENT_UNIX_USER)
+            log_info("reload: users file %s: %zu users", d->cf->users_file,
+                     d->db != NULL ? auth_db_count(d->db) : (size_t)0);
     }
     if (rl->extra != NULL)
         SSL_CTX_free(rl->extra);

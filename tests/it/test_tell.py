@@ -600,3 +600,28 @@ def test_tellpop_reload_broken_and_good(dpop_factory):
     assert rc == EX_OK
     assert pop.proc.wait(10) == 0
     pop._reap()
+
+
+# -- reload keeps authent_method unix_user ------------------------------------------------------
+
+from test_unix_user import PASSWORD as UNIX_PASSWORD  # noqa: E402
+from test_unix_user import _serve as unix_serve  # noqa: E402
+from test_unix_user import accounts  # noqa: E402,F401 (fixture by import)
+
+
+@pytest.mark.skipif(not is_root() or shutil.which("useradd") is None,
+                    reason="needs root and useradd")
+def test_reload_keeps_unix_accounts(accounts, dpop_factory):
+    user = accounts[0]
+    srv, pop = unix_serve(dpop_factory, accounts)
+    wait_ctl(ctl_path(srv))
+    wait_ctl(ctl_path(srv, "dpop"))
+    assert tellsmtp(srv, "reload")[0] == EX_OK
+    assert tellpop(pop, "reload")[0] == EX_OK
+    with pop.raw("stls") as c:
+        assert c.login(user, UNIX_PASSWORD).startswith("+OK")
+    with RawSMTP(srv.submission_port) as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain(user, UNIX_PASSWORD)[0] == 235
