@@ -181,12 +181,19 @@ tell_load(struct tell_ctx *ctx)
         ctx->work_path = xstrdup(cf->work_path);
         ctx->users_file = xstrdup(cf->users_file);
         ctx->run_as = xstrdup(cf->run_as ? cf->run_as : "");
+        ctx->authent_method = cf->authent_method;
         conf_unref(&cf);
         return;
     }
     tell_scan_file(ctx->conf, "work_path", "work_dir", &ctx->work_path, 0);
     tell_scan_file(ctx->conf, "users_file", NULL, &ctx->users_file, 0);
     tell_scan_file(ctx->conf, "run_as", NULL, &ctx->run_as, 0);
+    char *method = NULL;
+    tell_scan_file(ctx->conf, "authent_method", NULL, &method, 0);
+    ctx->authent_method = method != NULL && strcasecmp(method, "unix_user") == 0
+                              ? AUTHENT_UNIX_USER
+                              : AUTHENT_USERS_FILE;
+    free(method);
     if (ctx->work_path == NULL)
         ctx->work_path = xstrdup(tell_setting_default("work_path"));
     if (ctx->users_file == NULL)

@@ -38,6 +38,7 @@ struct tell_ctx {
     char *work_path;    /* malloc'd */
     char *users_file;   /* malloc'd */
     char *run_as;       /* malloc'd, may be "" */
+    int authent_method; /* AUTHENT_* of the config (users_file when it cannot be read) */
     int timeout_ms;
 };
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "conf.h"
 #include "ctl.h"
 #include "file.h"
 #include "xmem.h"
@@ -381,6 +382,13 @@ tell_users_cmd(const struct tell_ctx *ctx, int argc, char **argv)
     size_t len;
     int rc, lock;
 
+    if (ctx->authent_method == AUTHENT_UNIX_USER) {
+        fprintf(stderr,
+                "%s: authent_method is unix_user: the users are the system's accounts "
+                "(useradd, passwd), not %s\n",
+                ctx->prog, ctx->users_file);
+        return TELL_EX_REFUSED;
+    }
     if (strcmp(cmd, "users") == 0)
         return tell_users_list(ctx);
     if (tell_users_name_ok(argv[1], norm, sizeof(norm)) < 0) {

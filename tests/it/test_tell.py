@@ -625,3 +625,5 @@ def test_reload_keeps_unix_accounts(accounts, dpop_factory):
         c.starttls()
         c.ehlo()
         assert c.auth_plain(user, UNIX_PASSWORD)[0] == 235
+    rc, _, err = tellpop(pop, "adduser", "someone", input=b"pw\n")
+    assert rc == EX_REFUSED and "unix_user" in err
