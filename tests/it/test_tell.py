@@ -378,12 +378,14 @@ def test_reload_big_config_is_fast(dsmtp):
     took = time.monotonic() - t0
     assert rc == EX_OK, out + err
     ms = float(re.search(r"in ([0-9.]+) ms", out).group(1))
-    assert ms < 1000, out
-    assert took < 3, took
-    # the session opened before still answers at once
+    # speed is measured by make bench; here only a gross regression (a quadratic parse
+    # took minutes) fails, with room for sanitizer builds on a loaded machine
+    assert ms < 10000, out
+    assert took < 15, took
+    # the session opened before still answers
     t0 = time.monotonic()
     c.expect("NOOP", 250)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 5
     c.close()
     send_one(dsmtp, rcpt="alice@d499.example")
 
