@@ -43,7 +43,7 @@ LIBDMAIL     := $(BUILD)/libdmail.a
 
 # Each program directory: main.c holds main(); everything else is also linked into
 # the unit tests through lib<prog>.a.
-PROGS        := dsmtp sendmail dpop
+PROGS        := dsmtp sendmail dpop tellsmtp tellpop dwatch
 define prog_rules
 $(1)_SRC  := $$(wildcard $(1)/*.c)
 $(1)_LIBOBJ := $$(filter-out $$(BUILD)/$(1)/main.o,$$($(1)_SRC:%.c=$$(BUILD)/%.o))

@@ -7,6 +7,11 @@
  * checked against a dummy yescrypt setting so that the answer takes as long. Successes
  * are cached under HMAC-SHA256(process key, user NUL password NUL stored hash): the
  * stored hash is part of the key so that a changed password misses at once.
+ *
+ * authent_method unix_user: the db holds no file but the Unix accounts found so far
+ * (getpwnam_r, kept under a mutex as queue runs resolve recipients on the pool). A
+ * verification then takes two trips to the pool: account and shadow hash (and the cache
+ * key built from that hash), a cache look on the loop, then crypt on a miss.
  */
 #include <crypt.h>
 #include <errno.h>
@@ -16,6 +21,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <shadow.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +32,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "drop.h"
 #include "xmem.h"
 
 #define AUTH_LINE_MAX 4096
@@ -35,10 +43,20 @@ struct auth_entry {
     size_t line;
 };
 
+/* An account found by getpwnam_r (authent_method unix_user), kept for the db's life. */
+struct auth_unix {
+    struct auth_user u; /* first; hash is "" (the shadow hash is read per verification) */
+    struct auth_unix *next;
+};
+
 struct auth_db {
     int refs; /* loop thread only */
     size_t n;
     struct auth_entry *v; /* sorted: name, then domain (NULL first), then line */
+    bool unix_users;      /* authent_method unix_user: accounts, not a file */
+    char *spool;          /* unix_user: the mbox directory (mail_spool) */
+    pthread_mutex_t mu;   /* unix_user: guards accounts (lookups also run on the pool) */
+    struct auth_unix *accounts;
 };
 
 struct auth_cache_ent {
@@ -69,7 +87,9 @@ struct auth_req {
     const struct auth_user *user;
     char *password;
     size_t pwlen;
-    char *hash; /* the user's hash or the dummy setting */
+    char *hash;  /* the user's hash or the dummy setting */
+    char *uname; /* unix_user: the account name to look up on the pool */
+    bool lookup; /* unix_user: the next work is the account lookup, not crypt */
     unsigned char key[AUTH_KEY_LEN];
     bool keyed;
     uint64_t ttl_ms;
@@ -348,6 +368,16 @@ auth_db_unref(struct auth_db **dbp)
     *dbp = NULL;
     if (db == NULL || --db->refs > 0)
         return;
+    while (db->accounts) {
+        struct auth_unix *a = db->accounts;
+        db->accounts = a->next;
+        free(a->u.name);
+        free(a->u.hash);
+        free(a);
+    }
+    if (db->unix_users)
+        pthread_mutex_destroy(&db->mu);
+    free(db->spool);
     for (size_t i = 0; i < db->n; i++)
         auth_entry_clear(&db->v[i]);
     free(db->v);
@@ -381,6 +411,121 @@ auth_db_lookup(const struct auth_db *db, const char *name, const char *domain)
     return NULL;
 }
 
+/* auth_unix_name - local as a Unix account name: lower case, [a-z0-9._-], not starting
+ * with '-' or '.', at most AUTH_UNIX_NAME_MAX; false if it cannot be one. */
+static bool
+auth_unix_name(const char *local, char *out, size_t outlen)
+{
+    size_t n = strlen(local);
+
+    if (n == 0 || n > AUTH_UNIX_NAME_MAX || n >= outlen || local[0] == '-' || local[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = local[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* auth_unix_find - the account name (already checked by auth_unix_name): getpwnam_r, the
+ * answer kept in db so that the pointer stays valid while db is referenced. Any thread. */
+static const struct auth_user *
+auth_unix_find(struct auth_db *db, const char *name)
+{
+    struct auth_unix *a;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+
+    pthread_mutex_lock(&db->mu);
+    for (a = db->accounts; a != NULL; a = a->next)
+        if (strcmp(a->u.name, name) == 0)
+            break;
+    pthread_mutex_unlock(&db->mu);
+    if (a != NULL)
+        return &a->u;
+    if (getpwnam_r(name, &pw, buf, sizeof buf, &res) != 0 || res == NULL)
+        return NULL;
+    pthread_mutex_lock(&db->mu);
+    for (a = db->accounts; a != NULL; a = a->next)
+        if (strcmp(a->u.name, name) == 0)
+            break;
+    if (a == NULL) {
+        a = xcalloc(1, sizeof *a);
+        a->u.name = xstrdup(name);
+        a->u.hash = xstrdup("");
+        a->next = db->accounts;
+        db->accounts = a;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return &a->u;
+}
+
+/* auth_unix_hash - the account's crypt(3) hash from the shadow file (getspnam_r) into a
+ * new string; NULL if it has none that can log in ('*', '!...', empty) or shadow cannot
+ * be read (not root and not in group shadow). */
+static char *
+auth_unix_hash(const char *name)
+{
+    struct spwd sp, *res = NULL;
+    size_t cap = 4096;
+    char *buf = NULL, *hash = NULL;
+    int rc;
+
+    for (;;) {
+        buf = xmalloc(cap);
+        rc = getspnam_r(name, &sp, buf, cap, &res);
+        if (rc != ERANGE || cap >= 65536)
+            break;
+        free(buf);
+        cap *= 4;
+    }
+    if (rc == 0 && res != NULL && res->sp_pwdp != NULL && res->sp_pwdp[0] == '$')
+        hash = xstrdup(res->sp_pwdp);
+    free(buf);
+    return hash;
+}
+
+/* auth_db_unix - a directory of the Unix accounts, see auth.h. */
+struct auth_db *
+auth_db_unix(const char *spool)
+{
+    struct auth_db *db = xcalloc(1, sizeof *db);
+
+    db->refs = 1;
+    db->unix_users = true;
+    db->spool = xstrdup(spool && *spool ? spool : "/var/mail");
+    pthread_mutex_init(&db->mu, NULL);
+    return db;
+}
+
+/* auth_db_is_unix - db is the Unix accounts (authent_method unix_user). */
+bool
+auth_db_is_unix(const struct auth_db *db)
+{
+    return db != NULL && db->unix_users;
+}
+
+/* auth_mailbox_path - the dropfile of u, see auth.h. */
+int
+auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const struct auth_user *u,
+                  char *buf, size_t len)
+{
+    if (db == NULL || u == NULL || buf == NULL || len == 0)
+        return -1;
+    if (!db->unix_users)
+        return drop_path_for(cf, u->name, u->domain, buf, len);
+    size_t rootlen = strlen(db->spool);
+    while (rootlen > 1 && db->spool[rootlen - 1] == '/')
+        rootlen--;
+    int n = snprintf(buf, len, "%.*s/%s", (int)rootlen, db->spool, u->name);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 /* auth_db_find - the entry for local@domain, see auth.h. */
 const struct auth_user *
 auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
@@ -391,6 +536,13 @@ auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local,
         return NULL;
     if (domain == NULL || *domain == '\0')
         domain = cf ? cf->main_domain : NULL;
+    if (db->unix_users) {
+        char name[AUTH_UNIX_NAME_MAX + 1];
+        if ((domain != NULL && !conf_is_local_domain(cf, domain)) ||
+            !auth_unix_name(local, name, sizeof name))
+            return NULL;
+        return auth_unix_find((struct auth_db *)db, name);
+    }
     if (domain) {
         if ((u = auth_db_lookup(db, local, domain)) != NULL)
             return u;
@@ -579,8 +731,8 @@ auth_cache_insert(struct auth_cache *c, const unsigned char *key, uint64_t now, 
 
 /* auth_cache_key - HMAC-SHA256(secret, user NUL password NUL hash) into key. */
 static bool
-auth_cache_key(struct auth_cache *c, const struct auth_user *u, const char *password, size_t pwlen,
-               unsigned char *key)
+auth_cache_key(struct auth_cache *c, const struct auth_user *u, const char *hash,
+               const char *password, size_t pwlen, unsigned char *key)
 {
     char md[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, md, 0),
@@ -595,7 +747,7 @@ auth_cache_key(struct auth_cache *c, const struct auth_user *u, const char *pass
               EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1 &&
               EVP_MAC_update(ctx, (const unsigned char *)password, pwlen) == 1 &&
               EVP_MAC_update(ctx, (const unsigned char *)"", 1) == 1 &&
-              EVP_MAC_update(ctx, (const unsigned char *)u->hash, strlen(u->hash)) == 1 &&
+              EVP_MAC_update(ctx, (const unsigned char *)hash, strlen(hash)) == 1 &&
               EVP_MAC_final(ctx, key, &outlen, AUTH_KEY_LEN) == 1 && outlen == AUTH_KEY_LEN;
     EVP_MAC_CTX_free(ctx);
     return ok;
@@ -649,9 +801,27 @@ auth_req_free(struct auth_req *req)
         free(req->password);
     }
     free(req->hash);
+    free(req->uname);
     auth_db_unref(&req->db);
     OPENSSL_cleanse(req->key, sizeof req->key);
     free(req);
+}
+
+/* auth_work_lookup - on the pool (unix_user): the account and its shadow hash, and the
+ * cache key for it; an account without a usable hash gets the dummy like an unknown one. */
+static void
+auth_work_lookup(struct auth_req *req)
+{
+    req->user = req->uname ? auth_unix_find(req->db, req->uname) : NULL;
+    req->hash = req->user ? auth_unix_hash(req->user->name) : NULL;
+    if (req->hash == NULL) {
+        req->user = NULL;
+        pthread_once(&auth_dummy_once, auth_dummy_init);
+        req->hash = xstrdup(auth_dummy);
+    } else if (req->cache && req->max > 0) {
+        req->keyed =
+            auth_cache_key(req->cache, req->user, req->hash, req->password, req->pwlen, req->key);
+    }
 }
 
 /* auth_work - on the pool: the slow comparison; the password is wiped right after. */
@@ -660,6 +830,12 @@ auth_work(uv_work_t *w)
 {
     struct auth_req *req = w->data;
 
+    if (req->lookup) {
+        auth_work_lookup(req);
+        if (req->keyed)
+            return; /* the loop looks in the cache first, then queues the crypt */
+        req->lookup = false;
+    }
     bool ok = auth_crypt_check(req->password, req->hash);
     OPENSSL_cleanse(req->password, req->pwlen);
     req->ok = ok && req->user != NULL;
@@ -674,6 +850,21 @@ auth_after_work(uv_work_t *w, int status)
 
     if (status != 0)
         req->ok = false;
+    if (status == 0 && req->lookup) {
+        /* unix_user, account found and keyed: a cache hit answers, else crypt on the pool */
+        req->lookup = false;
+        if (!req->cancelled && !c->dying && auth_cache_find(c, req->key, uv_now(req->loop))) {
+            c->hits++;
+            req->ok = true;
+        } else if (!req->cancelled &&
+                   uv_queue_work(req->loop, &req->work, auth_work, auth_after_work) == 0) {
+            return;
+        } else {
+            req->ok = false;
+        }
+        req->keyed = false; /* a hit is not inserted again */
+        OPENSSL_cleanse(req->password, req->pwlen);
+    }
     if (c) {
         if (req->ok && req->keyed && !c->dying && req->max > 0)
             auth_cache_insert(c, req->key, uv_now(req->loop), req->ttl_ms, req->max);
@@ -703,6 +894,32 @@ auth_hit(uv_timer_t *t)
     uv_close((uv_handle_t *)t, auth_hit_closed);
 }
 
+static struct auth_req *auth_verify_queue(struct auth_req *req, struct auth_cache *cache);
+
+/* auth_unix_login - the account name of a login "user" or "user@local.domain", NULL if it
+ * cannot be one (the request then runs against the dummy like an unknown user). */
+static char *
+auth_unix_login(const struct conf *cf, const char *login)
+{
+    char name[AUTH_UNIX_NAME_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+    char local[AUTH_UNIX_NAME_MAX + 1];
+    const char *at;
+
+    if (login == NULL)
+        return NULL;
+    if ((at = strrchr(login, '@')) != NULL) {
+        size_t n = (size_t)(at - login);
+        if (n == 0 || n > AUTH_UNIX_NAME_MAX ||
+            addr_domain_normalize(at + 1, domain, sizeof domain) < 0 ||
+            !conf_is_local_domain(cf, domain))
+            return NULL;
+        memcpy(local, login, n);
+        local[n] = '\0';
+        login = local;
+    }
+    return auth_unix_name(login, name, sizeof name) ? xstrdup(name) : NULL;
+}
+
 /* auth_verify - check password for login against db; see auth.h. */
 struct auth_req *
 auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const struct conf *cf,
@@ -716,15 +933,21 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
     req->cb = cb;
     req->arg = arg;
     req->db = auth_db_ref(db);
-    req->user = db ? auth_db_find_login(db, cf, login) : NULL;
     req->pwlen = strlen(password);
     req->password = xmemdup(password, req->pwlen + 1);
     if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0) {
         req->ttl_ms = (uint64_t)cf->authent_cache_ttl * 1000;
         req->max = (size_t)cf->authent_cache;
     }
+    if (db && db->unix_users) {
+        /* account and shadow lookups block: both on the pool, then cache, then crypt */
+        req->uname = auth_unix_login(cf, login);
+        req->lookup = true;
+        return auth_verify_queue(req, cache);
+    }
+    req->user = db ? auth_db_find_login(db, cf, login) : NULL;
     if (cache && req->user && req->max > 0 &&
-        auth_cache_key(cache, req->user, req->password, req->pwlen, req->key)) {
+        auth_cache_key(cache, req->user, req->user->hash, req->password, req->pwlen, req->key)) {
         req->keyed = true;
         if (auth_cache_find(cache, req->key, uv_now(loop))) {
             cache->hits++;
@@ -741,6 +964,15 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
         pthread_once(&auth_dummy_once, auth_dummy_init);
         req->hash = xstrdup(auth_dummy);
     }
+    return auth_verify_queue(req, cache);
+}
+
+/* auth_verify_queue - hand req to the pool (or answer "no" if that fails). */
+static struct auth_req *
+auth_verify_queue(struct auth_req *req, struct auth_cache *cache)
+{
+    uv_loop_t *loop = req->loop;
+
     if (cache) {
         req->cache = cache;
         cache->pending++;

@@ -47,6 +47,24 @@ struct auth_db *auth_db_ref(struct auth_db *db);
 void auth_db_unref(struct auth_db **db);
 size_t auth_db_count(const struct auth_db *db);
 
+/* auth_db_unix - authent_method unix_user: the directory is the Unix accounts
+ * (getpwnam_r), each local part that names an account is a user of every local domain,
+ * its mailbox is spool/NAME (mail_spool, traditional mbox), and its password the crypt(3)
+ * hash from the shadow file (getspnam_r: the process must be root or in group shadow).
+ * Accounts without a usable hash ('*', '!...', empty) receive mail but cannot log in.
+ * Names are lower-cased and must be [a-z0-9._-], at most AUTH_UNIX_NAME_MAX, not starting
+ * with '-' or '.'. Lookups through auth_db_find* call getpwnam_r (the passwd file) on the
+ * caller's thread; auth_verify does both lookups on the pool. Found accounts are kept
+ * (their auth_user stays valid while db is referenced); reload makes a fresh db. */
+#define AUTH_UNIX_NAME_MAX 32
+struct auth_db *auth_db_unix(const char *spool);
+bool auth_db_is_unix(const struct auth_db *db);
+
+/* auth_mailbox_path - the dropfile of u (from db): drop_path_for for the users file,
+ * spool/NAME for unix_user. 0, or -1 if it does not fit or cannot be made. */
+int auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const struct auth_user *u,
+                      char *buf, size_t len);
+
 /* auth_db_find - the entry for local@domain, given that domain is local under cf: an
  * entry with exactly that domain, else (for the main domain and its aliases) one without a
  * domain. local is compared case-insensitively. NULL if none. */

@@ -422,7 +422,9 @@ conf_list_free(struct conf_list *l)
 static void
 conf_list_add(struct conf_list *l, char *item)
 {
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    /* capacity doubles at every power of two, so 100,000 items cost no quadratic copying */
+    if ((l->n & (l->n - 1)) == 0)
+        l->v = xrealloc(l->v, (l->n ? l->n * 2 : 1) * sizeof(*l->v));
     l->v[l->n++] = item;
 }
 

@@ -75,14 +75,17 @@ qfile_id_valid(const char *id)
     return true;
 }
 
-/* qfile_new_id - a fresh unique id (file_unique_name, with any byte a queue file name may
- * not hold turned into '_'). */
+/* qfile_new_id - a fresh unique id: file_unique_name with its dots turned into '-' (so the
+ * id is an RFC 5322 atom, as the id clause of a Received: header needs) and any other byte
+ * a queue file name may not hold into '_'. */
 void
 qfile_new_id(char *id, size_t len, const char *node)
 {
     file_unique_name(id, len, node);
     for (char *p = id; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+        if (*p == '.')
+            *p = '-';
+        else if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
             *p = '_';
 }
 

@@ -61,7 +61,8 @@ int qfile_read(const char *path, struct qfile *q, char *err, size_t errlen);
 void qfile_free(struct qfile *q);
 /* qfile_state_name - "pending", "done" or "failed"; NULL for an unknown state. */
 const char *qfile_state_name(enum qfile_rstate s);
-/* qfile_new_id - a fresh id from file_unique_name(node), made safe as a file name. */
+/* qfile_new_id - a fresh id from file_unique_name(node), made an RFC 5322 atom ('.' turned
+ * into '-') that is safe as a file name. */
 void qfile_new_id(char *id, size_t len, const char *node);
 /* qfile_id_valid - id is usable as a queue file name ([A-Za-z0-9._-], no leading '.'). */
 bool qfile_id_valid(const char *id);

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
+#include "control.h"
 #include "file.h"
 #include "log.h"
 #include "mailbox.h"
@@ -116,14 +118,19 @@ main_dirs(struct popd *d)
         log_fatale("cannot create %s", d->bulletin_dir);
 }
 
-/* main_users - the users file. */
+/* main_users - the user directory: the users file or the Unix accounts. */
 static void
 main_users(struct popd *d)
 {
     struct conf_diag diag = {0};
 
+    if (d->cf->authent_method == AUTHENT_UNIX_USER) {
+        d->db = auth_db_unix(d->cf->mail_spool);
+        log_info("users: Unix accounts, mailboxes in %s", d->cf->mail_spool);
+        return;
+    }
     if (d->cf->authent_method != AUTHENT_USERS_FILE)
-        log_warn("authent_method: only users_file is supported by dpop so far; using %s",
+        log_warn("authent_method: only users_file and unix_user are supported so far; using %s",
                  d->cf->users_file);
     d->db = auth_db_load(d->cf->users_file, &diag);
     for (size_t i = 0; i < diag.n; i++)
@@ -152,6 +159,7 @@ main_finish(struct popd *d)
     for (size_t i = 0; i < sizeof(main_sig) / sizeof(main_sig[0]); i++)
         uv_close((uv_handle_t *)&main_sig[i], main_close_cb);
     uv_close((uv_handle_t *)&main_grace, main_close_cb);
+    control_close(d);
     net_server_free(&d->net);
 }
 
@@ -171,7 +179,22 @@ main_grace_cb(uv_timer_t *t)
     main_finish(&main_d);
 }
 
-/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: later. */
+/* main_shutdown - graceful stop: no new connections, sessions finish (SIGTERM, shutdown). */
+static void
+main_shutdown(struct popd *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    net_server_stop_listening(d->net);
+    session_shutdown(d);
+    if (d->nsessions == 0)
+        main_finish(d);
+    else
+        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+}
+
+/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload. */
 static void
 main_signal(uv_signal_t *h, int sig)
 {
@@ -179,7 +202,8 @@ main_signal(uv_signal_t *h, int sig)
 
     (void)h;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: reloading the configuration is not supported yet");
+        log_info("SIGHUP: reloading the configuration");
+        control_reload(d, NULL);
         return;
     }
     if (sig == SIGPIPE)
@@ -190,13 +214,7 @@ main_signal(uv_signal_t *h, int sig)
         return;
     }
     log_info("signal %d: stopping gracefully", sig);
-    d->stopping = true;
-    net_server_stop_listening(d->net);
-    session_shutdown(d);
-    if (d->nsessions == 0)
-        main_finish(d);
-    else
-        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+    main_shutdown(d);
 }
 
 /* main_signals - watch the signals on the loop. */
@@ -234,6 +252,8 @@ main(int argc, char **argv)
 
     d->loop = uv_default_loop();
     d->idle_cb = main_idle;
+    d->shutdown_cb = main_shutdown;
+    d->started = time(NULL);
     main_hostname(d);
     main_tls(d);
     lim.max_connections = d->cf->max_connections;
@@ -247,6 +267,8 @@ main(int argc, char **argv)
     /* unprivileged from here */
 
     main_dirs(d);
+    if (control_open(d, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
     main_users(d);
     d->cache = auth_cache_new();
     d->penalty = penalty_new();

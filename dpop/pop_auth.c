@@ -231,7 +231,7 @@ pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
     pop_auth_user_key(s->pending_login, key, sizeof key);
     log_escape(esc, sizeof esc, s->pending_login, strlen(s->pending_login), 64);
     pop_auth_clear_pending(s);
-    if (!ok || u == NULL || drop_path_for(s->cf, u->name, u->domain, path, sizeof path) != 0) {
+    if (!ok || u == NULL || auth_mailbox_path(s->db, s->cf, u, path, sizeof path) != 0) {
         s->d->stats.logins_failed++;
         penalty_fail(s->d->penalty, s->ip, now);
         penalty_fail(s->d->penalty, key, now);

@@ -12,6 +12,7 @@
 #define DPOP_POPD_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <openssl/ssl.h>
 #include <uv.h>
 
@@ -20,6 +21,7 @@
 #include "net.h"
 
 struct pop_session;
+struct ctl_server;
 struct penalty;
 struct mailbox_inuse;
 
@@ -58,6 +60,12 @@ struct popd {
     struct mailbox_inuse *inuse; /* mailboxes with a session in TRANSACTION */
     struct popd_stats stats;
     void (*idle_cb)(struct popd *d); /* called when stopping and the last session ends */
+    struct ctl_server *ctl;          /* work_path/dpop.ctl (control.c) */
+    time_t started;
+    long reloads;
+    bool reloading;                      /* a reload job runs */
+    bool reload_again;                   /* SIGHUP during a reload: once more after it */
+    void (*shutdown_cb)(struct popd *d); /* graceful stop (main.c), for "shutdown" */
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
+#include "logq.h"
 #include "smtp_auth.h"
 #include "xmem.h"
 
@@ -237,7 +238,8 @@ command_data(struct smtp_session *s, const char *args)
     char proto[16], received[2048];
     bool tls = net_is_tls(s->conn);
 
-    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 ".%u", s->sid, ++s->ntx);
+    /* an RFC 5322 atom (no dots): it is the id of the Received: header, too */
+    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->sid, ++s->ntx);
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
     if (data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id,
@@ -272,6 +274,12 @@ command_delivered(void *arg, const struct deliver_outcome *o)
                  tx->rx.wire, tx->nrcpt, o->delivered, o->queued, o->failed);
         s->nmsgs++;
         s->errors = 0;
+        s->d->stats.msgs_in++;
+        s->d->stats.bytes_in += tx->rx.wire;
+        s->d->stats.rcpts_in += tx->nrcpt;
+        s->d->stats.delivered += (unsigned long long)o->delivered;
+        s->d->stats.queued += (unsigned long long)o->queued;
+        s->d->stats.failed += (unsigned long long)o->failed;
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
@@ -452,8 +460,8 @@ command_starttls(struct smtp_session *s, const char *args)
     session_tx_reset(s);
     session_enter_state(s, SS_TLS_WAIT);
     if (net_starttls(s->conn, s->d->tls) < 0) {
-        log_sess(LOGLVL_WARN, s->sid, "starttls failed to start");
-        session_close(s, "starttls failed");
+        log_sess(LOGLVL_WARN, s->sid, "starttls result=failed");
+        session_close(s, "starttls-failed");
     }
 }
 
@@ -492,10 +500,10 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
 {
     const struct command *cmd;
     struct smtp_cmdline cl;
-    char esc[200];
+    char esc[300];
 
     if ((!info->crlf || info->bare_cr) && !s->normalize) {
-        log_sess(LOGLVL_INFO, s->sid, "command with bare newline refused");
+        log_sess(LOGLVL_INFO, s->sid, "command-refused reason=bare-newline");
         if (s->state == SS_AUTH) {
             explicit_bzero(line, len);
             smtp_auth_cancel(s);
@@ -514,11 +522,11 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
     smtp_parse_line(line, &cl);
     cmd = &command_table[cl.verb];
     if (log_get_level() >= LOGLVL_DEBUG) {
-        if (cmd->flags & CMD_SECRET)
-            log_escape(esc, sizeof(esc), line, cl.verb_len, 20);
+        if (cmd->flags & CMD_SECRET) /* the verb only: the rest may be AUTH data */
+            logq_text(esc, sizeof(esc), line, cl.verb_len, 20);
         else
-            log_escape(esc, sizeof(esc), line, len, 100);
-        log_sess(LOGLVL_DEBUG, s->sid, "command=%s", esc);
+            logq_text(esc, sizeof(esc), line, len, 100);
+        log_sess(LOGLVL_DEBUG, s->sid, "command line=%s", esc);
     }
     if (cl.verb == SMTP_V_UNKNOWN) {
         session_reply(s, 500, "5.5.2", "Error: command not recognized");

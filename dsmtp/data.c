@@ -1,9 +1,12 @@
 /*
  * data - DATA scanner and Received: header. See data.h for the contract.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "data.h"
 #include "xmem.h"
@@ -191,31 +194,104 @@ data_rfc5322_date(char *buf, size_t len, time_t when)
     return buf;
 }
 
-/* data_received - the trace header of RFC 5321 4.4. */
+/* data_is_domain - s is an RFC 5321 Domain: dot-separated labels of letters, digits and
+ * inner hyphens. */
+static bool
+data_is_domain(const char *s)
+{
+    size_t label = 0;
+
+    for (const char *p = s;; p++) {
+        if (*p == '.' || *p == '\0') {
+            if (label == 0 || p[-1] == '-')
+                return false;
+            if (*p == '\0')
+                return true;
+            label = 0;
+        } else if (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+    }
+}
+
+/* data_is_address_literal - s is an RFC 5321 address literal: [IPv4], [IPv6:addr] or
+ * [tag:text] (General-address-literal). */
+static bool
+data_is_address_literal(const char *s)
+{
+    char in[256];
+    unsigned char bin[16];
+    size_t n = strlen(s);
+    const char *colon;
+
+    if (n < 3 || n >= sizeof(in) || s[0] != '[' || s[n - 1] != ']')
+        return false;
+    memcpy(in, s + 1, n - 2);
+    in[n - 2] = '\0';
+    if (strncasecmp(in, "IPv6:", 5) == 0)
+        return inet_pton(AF_INET6, in + 5, bin) == 1;
+    if (inet_pton(AF_INET, in, bin) == 1)
+        return true;
+    colon = strchr(in, ':');
+    if (colon == NULL || colon == in || colon[1] == '\0' || colon[-1] == '-')
+        return false;
+    for (const char *p = in; p < colon; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return false;
+    for (const char *p = colon + 1; *p != '\0'; p++)
+        if (*p < 33 || *p > 126 || *p == '[' || *p == '\\' || *p == ']')
+            return false;
+    return true;
+}
+
+/* data_address_literal - the client address as an RFC 5321 address literal:
+ * [192.0.2.1], [IPv6:2001:db8::1]; an IPv4-mapped IPv6 address is shown as IPv4. */
+static void
+data_address_literal(char *buf, size_t len, const char *ip)
+{
+    unsigned char bin[4];
+
+    if (strncasecmp(ip, "::ffff:", 7) == 0 && inet_pton(AF_INET, ip + 7, bin) == 1)
+        ip += 7;
+    snprintf(buf, len, "[%s%s]", strchr(ip, ':') != NULL ? "IPv6:" : "", ip);
+}
+
+/* data_received - the trace header of RFC 5321 4.4. A HELO name that is neither a Domain
+ * nor an address literal is not used as the From-domain (it would break the grammar and
+ * could fake clauses); it goes into a comment with the characters a comment cannot hold
+ * replaced. */
 int
 data_received(char *buf, size_t len, const char *helo, const char *ip, const char *host,
               const char *proto, const char *id, const char *tls, const char *rcpt, time_t when)
 {
-    char date[64];
+    char date[64], lit[80], from[400], tail[600];
     int n;
 
     data_rfc5322_date(date, sizeof(date), when);
-    if (tls[0] != '\0' && rcpt != NULL)
-        n = snprintf(buf, len,
-                     "Received: from %s ([%s])\n\tby %s (dsmtp) with %s id %s\n\t(%s)\n"
-                     "\tfor <%s>; %s\n",
-                     helo, ip, host, proto, id, tls, rcpt, date);
-    else if (tls[0] != '\0')
-        n = snprintf(buf, len,
-                     "Received: from %s ([%s])\n\tby %s (dsmtp) with %s id %s\n\t(%s); %s\n", helo,
-                     ip, host, proto, id, tls, date);
-    else if (rcpt != NULL)
-        n = snprintf(buf, len,
-                     "Received: from %s ([%s])\n\tby %s (dsmtp) with %s id %s\n\tfor <%s>; %s\n",
-                     helo, ip, host, proto, id, rcpt, date);
+    data_address_literal(lit, sizeof(lit), ip);
+    if (data_is_domain(helo) || data_is_address_literal(helo)) {
+        snprintf(from, sizeof(from), "%s (%s)", helo, lit);
+    } else {
+        char odd[300];
+        size_t i;
+        for (i = 0; helo[i] != '\0' && i < sizeof(odd) - 1; i++)
+            odd[i] =
+                strchr("()\\", helo[i]) != NULL || helo[i] < 33 || helo[i] > 126 ? '?' : helo[i];
+        odd[i] = '\0';
+        snprintf(from, sizeof(from), "%s\n\t(HELO %s)", lit, odd);
+    }
+    if (rcpt != NULL)
+        snprintf(tail, sizeof(tail), "\n\tfor <%s>; %s", rcpt, date);
     else
-        n = snprintf(buf, len, "Received: from %s ([%s])\n\tby %s (dsmtp) with %s id %s; %s\n",
-                     helo, ip, host, proto, id, date);
+        snprintf(tail, sizeof(tail), "; %s", date);
+    if (tls[0] != '\0')
+        n = snprintf(buf, len, "Received: from %s\n\tby %s (dsmtp) with %s id %s\n\t(%s)%s\n", from,
+                     host, proto, id, tls, tail);
+    else
+        n = snprintf(buf, len, "Received: from %s\n\tby %s (dsmtp) with %s id %s%s\n", from, host,
+                     proto, id, tail);
     if (n < 0 || (size_t)n >= len)
         return -1;
     return n;

@@ -67,12 +67,15 @@ size_t data_rx_feed(struct data_rx *rx, const char *p, size_t n);
 char *data_rx_take(struct data_rx *rx, size_t *len);
 void data_rx_free(struct data_rx *rx);
 
-/* data_received - format the Received: header (LF line ends, folded) into buf:
- *   Received: from HELO ([IP])
- *   \tby HOSTNAME (dsmtp) with PROTO id ID
- *   \t(TLS);                                   -- only if tls is not ""
+/* data_received - format the Received: header of RFC 5321 4.4 (LF line ends, folded)
+ * into buf:
+ *   Received: from HELO ([IP])                -- [IPv6:addr] for IPv6 clients
+ *   \tby HOSTNAME (dsmtp) with PROTO id ID     -- ID must be an atom (no dots)
+ *   \t(TLS)                                   -- only if tls is not ""
  *   \tfor <RCPT>; DATE                        -- "for" only if rcpt is not NULL
- * helo must already be printable ASCII. Returns the length or -1 if it does not fit. */
+ * A HELO that is neither a domain nor an address literal becomes
+ * "from [IP]\n\t(HELO text)" with ( ) \\ in text replaced by '?'. helo must already be
+ * printable ASCII. Returns the length or -1 if it does not fit. */
 int data_received(char *buf, size_t len, const char *helo, const char *ip, const char *host,
                   const char *proto, const char *id, const char *tls, const char *rcpt,
                   time_t when);

@@ -11,10 +11,12 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "logq.h"
 #include "qfile.h"
 #include "xmem.h"
 
-/* deliver_local_user - fill t for the users-file entry of local@domain, if any. */
+/* deliver_local_user - fill t for the user (users-file entry or Unix account) of
+ * local@domain, if any. */
 static bool
 deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *local,
                    const char *domain, struct deliver_target *t)
@@ -26,7 +28,7 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
     u = auth_db_find(db, cf, local, domain);
     if (u == NULL)
         return false;
-    if (drop_path_for(cf, u->name, u->domain, t->mailbox, sizeof(t->mailbox)) < 0)
+    if (auth_mailbox_path(db, cf, u, t->mailbox, sizeof(t->mailbox)) < 0)
         return false;
     if (u->domain != NULL)
         snprintf(t->user, sizeof(t->user), "%s@%s", u->name, u->domain);
@@ -296,11 +298,12 @@ deliver_qdone(uv_work_t *w, int status)
     struct deliver_batch *b = w->data;
 
     if (status < 0 || b->qrc < 0) {
-        errno = status < 0 ? ECANCELED : b->qerrno;
-        log_errore("deliver id=%s: cannot write the queue file", b->id);
+        char q[300], *e = strerror(status < 0 ? ECANCELED : b->qerrno);
+        log_error("deliver id=%s result=queue-write-failed error=%s", b->id,
+                  logq_text(q, sizeof(q), e, strlen(e), 200));
         b->out.qfile_failed = true;
     } else {
-        log_info("deliver id=%s queued rcpts=%d", b->id, b->out.queued);
+        log_info("deliver id=%s result=queued rcpts=%d", b->id, b->out.queued);
     }
     deliver_finish(b);
 }
@@ -354,11 +357,14 @@ deliver_done(uv_work_t *w, int status)
         r->result = DROP_TEMP;
         snprintf(r->err, sizeof(r->err), "cancelled");
     }
-    if (r->result == DROP_OK)
-        log_info("deliver id=%s to=<%s> mailbox=%s ok", b->id, r->addr, r->mailbox);
-    else
-        log_warn("deliver id=%s to=<%s> mailbox=%s %s: %s", b->id, r->addr, r->mailbox,
-                 r->result == DROP_TEMP ? "deferred" : "failed", r->err);
+    if (r->result == DROP_OK) {
+        log_info("deliver id=%s to=<%s> mailbox=%s result=ok", b->id, r->addr, r->mailbox);
+    } else {
+        char q[300];
+        log_warn("deliver id=%s to=<%s> mailbox=%s result=%s error=%s", b->id, r->addr, r->mailbox,
+                 r->result == DROP_TEMP ? "deferred" : "failed",
+                 logq_text(q, sizeof(q), r->err, strlen(r->err), 200));
+    }
     free(j);
     if (--b->running == 0)
         deliver_alldone(b);

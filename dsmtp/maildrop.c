@@ -16,6 +16,7 @@
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
+#include "logq.h"
 #include "maildrop.h"
 #include "qfile.h"
 #include "xmem.h"
@@ -244,7 +245,7 @@ maildrop_file(struct maildrop *m, struct qfile *q)
     const struct conf *cf = m->cf;
     struct deliver_target *t = xmalloc(sizeof(*t));
     struct deliver_qrcpt *ql = xcalloc(q->nrcpt + 1, sizeof(*ql));
-    char(*errs)[200] = xcalloc(q->nrcpt + 1, sizeof(*errs));
+    char(*errs)[200] = xcalloc(q->nrcpt + 1, sizeof(*errs)), eq[300];
     char **seen = xcalloc(q->nrcpt + 1, sizeof(*seen));
     char *rcv = maildrop_received(m->hostname, q), *text;
     size_t nq = 0, nseen = 0, rlen = strlen(rcv), len = rlen + q->text_len;
@@ -259,7 +260,8 @@ maildrop_file(struct maildrop *m, struct qfile *q)
         struct addr a;
         bool dup = false;
         if (addr_parse_mailbox(ra, cf->main_domain, &a, errs[i], sizeof(errs[i])) < 0) {
-            log_error("maildrop id=%s to=<%s> bad address, dropped: %s", q->id, ra, errs[i]);
+            log_error("maildrop id=%s to=<%s> result=dropped reason=bad-address error=%s", q->id,
+                      ra, logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
             continue;
         }
         addr_local_unquoted(&a, false, local, sizeof(local));
@@ -272,14 +274,16 @@ maildrop_file(struct maildrop *m, struct qfile *q)
             seen[nseen++] = xstrdup(t->mailbox);
             switch (deliver_one(cf, t->mailbox, q->sender, text, len, errs[i], sizeof(errs[i]))) {
             case DROP_OK:
-                log_info("maildrop id=%s to=<%s> mailbox=%s ok", q->id, ra, t->mailbox);
+                log_info("maildrop id=%s to=<%s> mailbox=%s result=ok", q->id, ra, t->mailbox);
                 break;
             case DROP_TEMP:
-                log_warn("maildrop id=%s to=<%s> deferred: %s", q->id, ra, errs[i]);
+                log_warn("maildrop id=%s to=<%s> result=deferred error=%s", q->id, ra,
+                         logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
                 ql[nq++] = (struct deliver_qrcpt){ra, 1, errs[i]};
                 break;
             case DROP_PERM:
-                log_error("maildrop id=%s to=<%s> failed: %s", q->id, ra, errs[i]);
+                log_error("maildrop id=%s to=<%s> result=failed error=%s", q->id, ra,
+                          logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
                 break;
             }
             break;
@@ -287,18 +291,20 @@ maildrop_file(struct maildrop *m, struct qfile *q)
             ql[nq++] = (struct deliver_qrcpt){ra, 0, "no mailbox for postmaster (set sysadmin)"};
             break;
         case DK_UNKNOWN:
-            log_error("maildrop id=%s to=<%s> user unknown, dropped (no bounces yet)", q->id, ra);
+            /* no bounces yet */
+            log_error("maildrop id=%s to=<%s> result=dropped reason=user-unknown", q->id, ra);
             break;
         case DK_REMOTE:
-            log_error("maildrop id=%s to=<%s> not a local domain, dropped (no outbound "
-                      "delivery yet)",
-                      q->id, ra);
+            /* no outbound delivery yet */
+            log_error("maildrop id=%s to=<%s> result=dropped reason=not-local", q->id, ra);
             break;
         }
     }
     if (nq > 0 && deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
                                       q->arrival, ql, nq, text, len) < 0) {
-        log_errore("maildrop id=%s: cannot write the queue file; will retry", q->id);
+        const char *e = strerror(errno);
+        log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
+                  logq_text(eq, sizeof(eq), e, strlen(e), 200));
         ok = false;
     }
     for (size_t k = 0; k < nseen; k++)
@@ -334,10 +340,12 @@ maildrop_one(struct maildrop *m, const char *dir, const char *name)
         maildrop_header_rcpts(q.text, q.text_len, maildrop_add_rcpt, &q);
         q.text_len = maildrop_strip_bcc(q.text, q.text_len);
     }
-    log_info("maildrop id=%s from=<%s> origin=%s rcpts=%zu size=%zu", q.id, q.sender,
-             q.origin ? q.origin : "-", q.nrcpt, q.text_len);
+    log_info(
+        "maildrop id=%s from=<%s> origin=%s rcpts=%zu size=%zu", q.id, q.sender,
+        logq_text(err, sizeof(err), q.origin ? q.origin : "", q.origin ? strlen(q.origin) : 0, 150),
+        q.nrcpt, q.text_len);
     if (q.nrcpt == 0)
-        log_error("maildrop id=%s has no recipients, dropped", q.id);
+        log_error("maildrop id=%s result=dropped reason=no-recipients", q.id);
     if (q.nrcpt == 0 || maildrop_file(m, &q)) {
         if (unlink(path) < 0)
             log_errore("maildrop: cannot remove %s", path);

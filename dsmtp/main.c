@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "conf.h"
+#include "control.h"
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
@@ -27,6 +29,7 @@
 #include "xmem.h"
 
 #define MAIN_GRACE_MS 30000 /* graceful stop: then sessions are cut */
+#define MAIN_EX_CONFIG 78
 
 static struct smtpd main_d;
 static uv_signal_t main_sig[4];
@@ -136,12 +139,20 @@ main_dirs(const struct conf *cf)
         log_fatale("cannot create %s", cf->work_path);
 }
 
-/* main_users - the users file. */
+/* main_users - the user directory: the users file or the Unix accounts. */
 static void
 main_users(struct smtpd *d)
 {
     struct conf_diag diag = {0};
 
+    if (d->cf->authent_method == AUTHENT_UNIX_USER) {
+        d->db = auth_db_unix(d->cf->mail_spool);
+        log_info("users: Unix accounts, mailboxes in %s", d->cf->mail_spool);
+        return;
+    }
+    if (d->cf->authent_method != AUTHENT_USERS_FILE)
+        log_warn("authent_method: only users_file and unix_user are supported so far; using %s",
+                 d->cf->users_file);
     d->db = auth_db_load(d->cf->users_file, &diag);
     for (size_t i = 0; i < diag.n; i++)
         log_warn("%s", diag.msgs[i]);
@@ -171,6 +182,7 @@ main_finish(struct smtpd *d)
     uv_close((uv_handle_t *)&main_grace, main_close_cb);
     queue_stop(&d->queue);
     maildrop_stop(&d->maildrop);
+    control_close(d);
     net_server_free(&d->net);
 }
 
@@ -189,14 +201,30 @@ main_grace_cb(uv_timer_t *t)
     main_finish(&main_d);
 }
 
-/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: later. */
+/* main_shutdown - graceful stop: no new connections, sessions finish (SIGTERM, shutdown). */
+static void
+main_shutdown(struct smtpd *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    net_server_stop_listening(d->net);
+    session_shutdown(d);
+    if (d->nsessions == 0)
+        main_finish(d);
+    else
+        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+}
+
+/* main_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload. */
 static void
 main_signal(uv_signal_t *h, int sig)
 {
     struct smtpd *d = &main_d;
 
     if (sig == SIGHUP) {
-        log_info("SIGHUP: reloading the configuration is not supported yet");
+        log_info("SIGHUP: reloading the configuration");
+        control_reload(d, NULL);
         return;
     }
     if (sig == SIGPIPE)
@@ -207,13 +235,7 @@ main_signal(uv_signal_t *h, int sig)
         return;
     }
     log_info("signal %d: stopping gracefully", sig);
-    d->stopping = true;
-    net_server_stop_listening(d->net);
-    session_shutdown(d);
-    if (d->nsessions == 0)
-        main_finish(d);
-    else
-        uv_timer_start(&main_grace, main_grace_cb, MAIN_GRACE_MS, 0);
+    main_shutdown(d);
 }
 
 /* main_signals - watch the signals on the loop. */
@@ -240,6 +262,11 @@ main(int argc, char **argv)
 
     server_args(argc, argv, "dsmtp", "dmail ESMTP server: receives mail for local mailboxes", &o);
     d->cf = server_load_config(&o);
+    if (d->cf->authent_method == AUTHENT_EXTERNAL) {
+        /* a user directory we cannot consult must not quietly become another one */
+        fprintf(stderr, "dsmtp: %s: authent_method external is not supported yet\n", d->cf->path);
+        return MAIN_EX_CONFIG;
+    }
     log_init("dsmtp", o.foreground);
     log_set_level(d->cf->log_level);
     if (log_open(d->cf->log_file) < 0)
@@ -250,6 +277,8 @@ main(int argc, char **argv)
 
     d->loop = uv_default_loop();
     d->idle_cb = main_idle;
+    d->shutdown_cb = main_shutdown;
+    d->started = time(NULL);
     main_hostname(d);
     main_tls(d);
     lim.max_connections = d->cf->max_connections;
@@ -263,6 +292,8 @@ main(int argc, char **argv)
     /* unprivileged from here */
 
     main_dirs(d->cf);
+    if (control_open(d, err, sizeof(err)) < 0)
+        log_fatal("%s", err);
     main_users(d);
     d->cache = auth_cache_new();
     main_signals(d->loop);

@@ -14,6 +14,7 @@
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
+#include "logq.h"
 #include "qfile.h"
 #include "queue.h"
 #include "xmem.h"
@@ -25,6 +26,11 @@ struct queue {
     bool running, again, stopping, timer_closed;
     struct conf *cf;
     struct auth_db *db;
+    /* one job of the control socket (queue_job), run while no scan runs */
+    uv_work_t jobw;
+    uv_work_t *job;
+    uv_work_cb job_work;
+    uv_after_work_cb job_done;
 };
 
 /* queue_quarantine - move an unreadable file out of the way into spool_dir/corrupt. */
@@ -48,7 +54,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                struct qfile_rcpt *r, time_t now)
 {
     struct deliver_target *t = xmalloc(sizeof(*t));
-    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "";
+    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "", eq[300];
     struct addr a;
     enum drop_result res = DROP_TEMP;
 
@@ -80,17 +86,19 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     switch (res) {
     case DROP_OK:
         r->state = QR_DONE;
-        log_info("queue id=%s to=<%s> delivered attempts=%d", q->id, r->addr, r->attempts);
+        log_info("queue id=%s to=<%s> result=delivered attempts=%d", q->id, r->addr, r->attempts);
         break;
     case DROP_TEMP:
         r->next_try = deliver_next_try(cf, now, r->attempts);
-        log_info("queue id=%s to=<%s> deferred attempts=%d next=%lds: %s", q->id, r->addr,
-                 r->attempts, (long)(r->next_try - now), err);
+        log_info("queue id=%s to=<%s> result=deferred attempts=%d next=%lds error=%s", q->id,
+                 r->addr, r->attempts, (long)(r->next_try - now),
+                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
         break;
     case DROP_PERM:
         r->state = QR_FAILED;
-        log_warn("queue id=%s to=<%s> failed: %s (bounces come with outbound delivery)", q->id,
-                 r->addr, err);
+        /* bounces come with outbound delivery */
+        log_warn("queue id=%s to=<%s> result=failed error=%s", q->id, r->addr,
+                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
         break;
     }
 }
@@ -118,10 +126,11 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
         if (expired) {
             r->state = QR_FAILED;
             changed = true;
-            log_warn("queue id=%s to=<%s> given up after %lds: %s (bounces come with outbound "
-                     "delivery)",
-                     q.id, r->addr, (long)(now - q.arrival),
-                     r->last_error ? r->last_error : "not delivered");
+            const char *why = r->last_error ? r->last_error : "not delivered";
+            char eq[300];
+            /* bounces come with outbound delivery */
+            log_warn("queue id=%s to=<%s> result=given-up age=%lds error=%s", q.id, r->addr,
+                     (long)(now - q.arrival), logq_text(eq, sizeof(eq), why, strlen(why), 200));
             continue;
         }
         if ((q.flags & QF_HOLD) || r->next_try > now) {
@@ -138,7 +147,7 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             log_errore("queue: cannot remove %s", path);
         else
             file_fsync_dir(path);
-        log_info("queue id=%s done", q.id);
+        log_info("queue id=%s result=done", q.id);
     } else if (changed) {
         char *dir = xasprintf("%s/queue", cf->spool_dir);
         char *tmp = xasprintf("%s/tmp", cf->spool_dir);
@@ -190,6 +199,7 @@ queue_maybe_free(struct queue *q)
 }
 
 static void queue_start_scan(struct queue *q);
+static void queue_job_go(struct queue *q);
 
 /* queue_scanned - loop: the scan ended. */
 static void
@@ -201,6 +211,10 @@ queue_scanned(uv_work_t *w, int status)
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);
+    if (q->job != NULL) {
+        queue_job_go(q); /* a waiting control job first; the next scan after it */
+        return;
+    }
     if (q->again && !q->stopping) {
         q->again = false;
         queue_start_scan(q);
@@ -269,6 +283,62 @@ queue_timer_closed(uv_handle_t *h)
     queue_maybe_free(q);
 }
 
+/* queue_job_work - the pool: the control job. */
+static void
+queue_job_work(uv_work_t *w)
+{
+    struct queue *q = w->data;
+
+    q->job_work(q->job);
+}
+
+/* queue_job_after - the loop: hand the result over, then scans may run again. */
+static void
+queue_job_after(uv_work_t *w, int status)
+{
+    struct queue *q = w->data;
+    uv_work_t *job = q->job;
+
+    q->running = false;
+    q->job = NULL;
+    q->job_done(job, status);
+    if (q->again && !q->stopping) {
+        q->again = false;
+        queue_start_scan(q);
+        return;
+    }
+    queue_maybe_free(q);
+}
+
+/* queue_job_go - start the waiting control job. */
+static void
+queue_job_go(struct queue *q)
+{
+    q->running = true;
+    q->jobw.data = q;
+    if (uv_queue_work(q->d->loop, &q->jobw, queue_job_work, queue_job_after) < 0) {
+        uv_work_t *job = q->job;
+        q->running = false;
+        q->job = NULL;
+        q->job_done(job, UV_ECANCELED);
+        queue_maybe_free(q);
+    }
+}
+
+/* queue_job - run work on the pool while no scan runs. */
+int
+queue_job(struct queue *q, uv_work_t *w, uv_work_cb work, uv_after_work_cb done)
+{
+    if (q == NULL || q->stopping || q->job != NULL)
+        return -1;
+    q->job = w;
+    q->job_work = work;
+    q->job_done = done;
+    if (!q->running)
+        queue_job_go(q);
+    return 0;
+}
+
 /* queue_stop - stop scanning. */
 void
 queue_stop(struct queue **qp)
@@ -278,6 +348,11 @@ queue_stop(struct queue **qp)
     if (q == NULL)
         return;
     *qp = NULL;
+    if (q->job != NULL && !q->running) { /* cannot happen: a job waits only for a scan */
+        uv_work_t *job = q->job;
+        q->job = NULL;
+        q->job_done(job, UV_ECANCELED);
+    }
     q->stopping = true;
     uv_timer_stop(&q->timer);
     uv_close((uv_handle_t *)&q->timer, queue_timer_closed);

@@ -24,6 +24,10 @@ struct queue;
 struct queue *queue_new(struct smtpd *d);
 /* queue_kick - scan soon. */
 void queue_kick(struct queue *q);
+/* queue_job - run work(w) on the pool while no scan runs (scans wait for it), then
+ * done(w, status) on the loop; for the control socket's queue commands. One job at a
+ * time: -1 when one is already waiting or running, or the runner is stopping. */
+int queue_job(struct queue *q, uv_work_t *w, uv_work_cb work, uv_after_work_cb done);
 /* queue_stop - no more scans; freed when the running one ends. *q becomes NULL. */
 void queue_stop(struct queue **q);
 

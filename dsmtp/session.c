@@ -9,7 +9,9 @@
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
+#include "logq.h"
 #include "session.h"
+#include "control.h"
 #include "smtp_auth.h"
 #include "xmem.h"
 
@@ -21,6 +23,12 @@ static const char *const session_state_names[] = {
 #define SESSION_STATE_NAME(n) #n,
     SESSION_STATES(SESSION_STATE_NAME)
 #undef SESSION_STATE_NAME
+};
+
+static const char *const session_listener_names[] = {
+    [SMTPD_PORT_SMTP] = "smtp",
+    [SMTPD_PORT_SUBMISSION] = "submission",
+    [SMTPD_PORT_SMTPS] = "smtps",
 };
 
 static void session_process(struct smtp_session *s);
@@ -39,7 +47,7 @@ void
 session_enter_state(struct smtp_session *s, enum session_state st)
 {
     if (s->state != st && log_get_level() >= LOGLVL_DEBUG)
-        log_sess(LOGLVL_DEBUG, s->sid, "state %s -> %s", session_state_name(s->state),
+        log_sess(LOGLVL_DEBUG, s->sid, "state from=%s to=%s", session_state_name(s->state),
                  session_state_name(st));
     s->state = st;
 }
@@ -86,20 +94,24 @@ session_reply(struct smtp_session *s, int code, const char *ecode, const char *f
     enhanced = s->esmtp && ecode != NULL && code / 100 != 3;
     if (s->reply_code == 0)
         s->reply_code = code;
+    control_count_reply(s->d, code, ecode);
     for (;;) {
         const char *nl = strchr(p, '\n');
         int n = nl ? (int)(nl - p) : (int)strlen(p);
         if (buf_printf(&s->reply, "%d%c%s%s%.*s\r\n", code, nl ? '-' : ' ', enhanced ? ecode : "",
                        enhanced ? " " : "", n, p) < 0) {
-            log_sess(LOGLVL_ERROR, s->sid, "reply too long, cut");
+            log_sess(LOGLVL_ERROR, s->sid, "reply-cut code=%d", code);
             break;
         }
         if (nl == NULL)
             break;
         p = nl + 1;
     }
-    if (log_get_level() >= LOGLVL_DEBUG)
-        log_sess(LOGLVL_DEBUG, s->sid, "reply=%d %s", code, text);
+    if (log_get_level() >= LOGLVL_DEBUG) {
+        char q[600];
+        logq_text(q, sizeof(q), text, strlen(text), 400);
+        log_sess(LOGLVL_DEBUG, s->sid, "reply code=%d text=%s", code, q);
+    }
 }
 
 /* session_send_reply - put the pending reply on the wire. */
@@ -145,9 +157,9 @@ session_cmd_done(struct smtp_session *s)
     if (code >= 400 && code != 421 && s->state != SS_QUIT) {
         s->errors++;
         if (s->errors >= s->cf->error_hard_limit) {
-            log_sess(LOGLVL_INFO, s->sid, "too many errors=%d", s->errors);
+            log_sess(LOGLVL_INFO, s->sid, "too-many-errors errors=%d", s->errors);
             session_reply(s, 421, "4.7.0", "%s Error: too many errors", s->d->hostname);
-            session_close(s, "too many errors");
+            session_close(s, "too-many-errors");
             return;
         }
         if (s->errors > s->cf->error_soft_limit && s->cf->error_delay > 0) {
@@ -291,9 +303,11 @@ session_process(struct smtp_session *s)
             if (r == BUF_NONE)
                 break;
             if (r == BUF_TOOLONG) {
-                log_sess(LOGLVL_INFO, s->sid, "command line too long");
+                log_sess(LOGLVL_INFO, s->sid, "command-refused reason=line-too-long");
                 s->bare_len = 0;
                 s->in_bare = false;
+                if (s->state == SS_AUTH) /* the 500 ends the exchange for the client too */
+                    smtp_auth_cancel(s);
                 session_reply(s, 500, "5.5.2", "Error: line too long");
             } else if (!info.crlf && !s->normalize &&
                        (s->bare_len += len + 1) < SESSION_CMD_LIMIT) {
@@ -333,11 +347,11 @@ session_destroy(struct smtp_session *s)
     s->conn = NULL;
     smtp_auth_cancel(s);
     if (s->batch != NULL) {
-        log_sess(LOGLVL_INFO, s->sid, "client gone while its message was being delivered");
+        log_sess(LOGLVL_INFO, s->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
         s->batch = NULL;
     } else if (s->state == SS_DATA) {
-        log_sess(LOGLVL_INFO, s->sid, "message discarded: client gone in DATA");
+        log_sess(LOGLVL_INFO, s->sid, "discarded reason=eof-in-data");
     }
     session_tx_reset(s);
     log_sess(LOGLVL_INFO, s->sid, "disconnect reason=%s msgs=%u errors=%d",
@@ -379,7 +393,7 @@ session_event(struct net_conn *c, enum net_event ev, void *arg)
         }
         log_sess(LOGLVL_INFO, s->sid, "timeout state=%s", session_state_name(s->state));
         if (s->state == SS_TLS_WAIT) { /* no reply into a handshake */
-            s->close_reason = "timeout in tls handshake";
+            s->close_reason = "tls-handshake-timeout";
             net_abort(c);
             break;
         }
@@ -389,7 +403,7 @@ session_event(struct net_conn *c, enum net_event ev, void *arg)
     case NET_EV_TLS_READY:
         if (s->state != SS_TLS_WAIT)
             break;
-        log_sess(LOGLVL_INFO, s->sid, "tls %s", net_tls_desc(c));
+        log_sess(LOGLVL_INFO, s->sid, "tls version=%s", net_tls_desc(c));
         if (s->port == SMTPD_PORT_SMTPS) {
             session_enter_state(s, SS_CONNECTED);
             command_greeting(s);
@@ -405,7 +419,7 @@ session_event(struct net_conn *c, enum net_event ev, void *arg)
         break;
     case NET_EV_EOF:
         if (s->close_reason == NULL)
-            s->close_reason = s->state == SS_DATA ? "eof in data" : "eof";
+            s->close_reason = s->state == SS_DATA ? "eof-in-data" : "eof";
         break;
     case NET_EV_CLOSED:
         session_destroy(s);
@@ -442,8 +456,8 @@ session_accept(struct net_conn *c, void *listener_arg)
     d->nsessions++;
     net_set_cb(c, session_event, s);
     net_set_timeout(c, (uint64_t)s->cf->smtp_timeout * 1000);
-    log_sess(LOGLVL_INFO, s->sid, "smtp connect ip=%s port=%d local=%d", s->ip, net_peer_port(c),
-             net_local_port(c));
+    log_sess(LOGLVL_INFO, s->sid, "connect ip=%s port=%d local=%d listener=%s", s->ip,
+             net_peer_port(c), net_local_port(c), session_listener_names[l->kind]);
     if (l->kind == SMTPD_PORT_SMTPS) {
         s->state = SS_TLS_WAIT; /* the banner comes after the handshake */
         return;

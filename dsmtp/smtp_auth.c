@@ -91,21 +91,21 @@ static void
 smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
 {
     struct smtp_session *s = arg;
-    char user[300], esc[200];
+    char user[300], esc[200], mech[24];
 
     snprintf(user, sizeof(user), "%s", s->auth->user);
-    snprintf(esc, sizeof(esc), "%s", s->auth->mech);
+    snprintf(mech, sizeof(mech), "%s", s->auth->mech);
     s->auth->req = NULL;
     smtp_auth_end(s);
     if (ok) {
         s->auth_user = xstrdup(user);
         log_escape(esc, sizeof(esc), user, strlen(user), 100);
-        log_sess(LOGLVL_INFO, s->sid, "auth ok user=%s", esc);
+        log_sess(LOGLVL_INFO, s->sid, "auth result=ok user=%s mech=%s", esc, mech);
         session_reply(s, 235, "2.7.0", "Authentication successful");
         session_async_done(s);
         return;
     }
-    log_sess(LOGLVL_INFO, s->sid, "auth failed mech=%s", esc);
+    log_sess(LOGLVL_INFO, s->sid, "auth result=failed mech=%s", mech);
     explicit_bzero(user, sizeof(user));
     if (s->cf->auth_fail_delay > 0)
         session_delay(s, (uint64_t)s->cf->auth_fail_delay * 1000, smtp_auth_fail_reply);

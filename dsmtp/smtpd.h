@@ -22,6 +22,26 @@
 struct smtp_session;
 struct queue;
 struct maildrop;
+struct ctl_server;
+
+#define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
+
+/* Counters since start (control.c reports them: tellsmtp stats). */
+struct smtpd_stats {
+    unsigned long long msgs_in;   /* messages accepted (250 after DATA) */
+    unsigned long long bytes_in;  /* their size as received */
+    unsigned long long rcpts_in;  /* their recipients */
+    unsigned long long delivered; /* mailboxes written at once */
+    unsigned long long queued;    /* recipients queued */
+    unsigned long long failed;    /* recipients refused for good after DATA */
+    struct {
+        int code;
+        char ecode[12];
+        unsigned long long n;
+    } rejects[SMTPD_REJECT_KINDS]; /* 4xx/5xx replies by code */
+    unsigned long long rejects_other;
+    int nrejects;
+};
 
 /* What a listener is for. */
 enum smtpd_port { SMTPD_PORT_SMTP, SMTPD_PORT_SUBMISSION, SMTPD_PORT_SMTPS };
@@ -49,6 +69,13 @@ struct smtpd {
     struct queue *queue;
     struct maildrop *maildrop;
     void (*idle_cb)(struct smtpd *d); /* called when stopping and the last session ends */
+    struct ctl_server *ctl;           /* work_path/dsmtp.ctl (control.c) */
+    struct smtpd_stats stats;
+    time_t started;
+    long reloads;
+    bool reloading;                       /* a reload job runs */
+    bool reload_again;                    /* SIGHUP during a reload: once more after it */
+    void (*shutdown_cb)(struct smtpd *d); /* graceful stop (main.c), for "shutdown" */
 };
 
 #endif

@@ -1,9 +1,12 @@
 #!/bin/sh
-# run.sh BINDIR - start dsmtp (and dpop, once built) in the foreground on ./run/ with conf/dev.conf (make run).
+# run.sh BINDIR - start the suite (dsmtp, dpop) under dwatch in the foreground on ./run/
+# with conf/dev.conf (make run).
 #
 # Creates run/ (mailboxes, spool, work directory, a self-signed certificate, a users
 # file with the demo user), writes run/dmail.conf from conf/dev.conf with absolute
-# paths, prints how to send a message, and runs BINDIR/dsmtp -f until Ctrl-C.
+# paths, prints how to send and read a message and how to control the servers with
+# tellsmtp/tellpop, and runs BINDIR/dwatch -f until Ctrl-C (without a dwatch binary:
+# dsmtp and dpop directly).
 # Works as root (dsmtp drops to nobody, which then owns run/'s mail directories) and as
 # an ordinary user. Overrides for tests: DMAIL_RUN_DIR, DMAIL_SMTP_PORT,
 # DMAIL_SUBMISSION_PORT, DMAIL_SMTPS_PORT.
@@ -53,7 +56,10 @@ hash=$(printf '%s' "$password" | openssl passwd -6 -stdin) || die "openssl passw
 printf '# made by scripts/run.sh\ndemo:%s\n' "$hash" >"$run/users"
 umask 022
 
+servers=dsmtp
+[ -x "$bindir/dpop" ] && servers=dsmtp,dpop
 sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
+    -e "s|@DWATCH_SERVERS@|$servers|g" \
     -e "s|@SUBMISSION_PORT@|$sub_port|g" -e "s|@SMTPS_PORT@|$smtps_port|g" \
     -e "s|@POP_PORT@|$pop_port|g" -e "s|@POP3S_PORT@|$pop3s_port|g" \
     "$top/conf/dev.conf" >"$run/dmail.conf"
@@ -98,8 +104,27 @@ if [ -x "$bindir/dpop" ]; then
 
 MSG
 fi
+bin=$bindir
+case "$bindir" in "$PWD"/*) bin=${bindir#"$PWD"/} ;; esac
+if [ -x "$bindir/dwatch" ]; then
+    cat <<MSG
+  Control it: dwatch supervises $servers (man -l man/dwatch.8, man -l man/tellsmtp.8)
+    $bin/tellsmtp -c $rel/dmail.conf status          (also: stats, stats -p, queue, debug debug)
+    $bin/tellsmtp -c $rel/dmail.conf reload          (after editing $rel/dmail.conf)
+    $bin/tellsmtp -c $rel/dmail.conf restart         (dwatch restarts dsmtp)
+MSG
+    if [ -x "$bindir/dpop" ]; then
+        cat <<MSG
+    $bin/tellpop -c $rel/dmail.conf adduser alice    (asks for a password; dpop and dsmtp reload)
+    $bin/tellpop -c $rel/dmail.conf who
+MSG
+    fi
+    echo
+fi
 echo "  Ctrl-C stops it. Log follows."
-if [ -x "$bindir/dpop" ]; then
+if [ -x "$bindir/dwatch" ]; then
+    exec "$bindir/dwatch" -f -c "$run/dmail.conf"
+elif [ -x "$bindir/dpop" ]; then
     "$bindir/dpop" -f -c "$run/dmail.conf" &
     dpop_pid=$!
     trap 'kill $dpop_pid 2>/dev/null; wait $dpop_pid 2>/dev/null' EXIT

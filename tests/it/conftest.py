@@ -106,6 +106,43 @@ def port_open(port):
         return False
 
 
+def _proc_net_addr(hexaddr):
+    ip, port = hexaddr.split(":")
+    raw = bytes.fromhex(ip)
+    if len(raw) == 4:
+        addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:  # four little-endian 32-bit words
+        addr = socket.inet_ntop(socket.AF_INET6,
+                                b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return addr, int(port, 16)
+
+
+def listening_sockets(pid):
+    """{(address, port)} of the TCP sockets in LISTEN state that process pid holds open
+    (its descriptors matched against /proc/net/tcp and tcp6)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                out.add(_proc_net_addr(cols[1]))
+    return out
+
+
 @pytest.fixture(scope="session")
 def it_assets():
     """Certificate, key and password hashes, made once per session."""
@@ -144,6 +181,7 @@ class Dsmtp:
         self.stderr_path = os.path.join(self.dir, "dsmtp.stderr")
         self.passwords = dict(PASSWORDS)
         self.proc = None
+        self.flags = ["-f"]  # [] runs without -f: logging goes to log_file (or syslog)
         self.deaths = []  # (rc) of unexpected exits
         self.stderr_text = ""
         for d in (self.drop, self.spool, self.work):
@@ -234,7 +272,7 @@ class Dsmtp:
         self.chown()
         self._err = open(self.stderr_path, "ab")
         self._log_mark = self._err.tell()
-        self.proc = subprocess.Popen([exe, "-f", "-c", self.conf_path], cwd=self.dir,
+        self.proc = subprocess.Popen([exe, *self.flags, "-c", self.conf_path], cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self._err,
                                      stderr=self._err, env=self.env())
         if wait:
@@ -258,12 +296,18 @@ class Dsmtp:
                     % (ports, timeout, self.log()[-4000:]))
 
     def _started(self):
+        if "-f" not in self.flags:
+            return True  # the log goes to log_file or syslog
         with open(self.conf_path) as f:
             if re.search(r"^log_level\s+(error|warn)\s*$", f.read(), re.M):
                 return True  # the "started" line is not logged at that level
         with open(self.stderr_path, "rb") as f:
             f.seek(getattr(self, "_log_mark", 0))
             return b" started as " in f.read()
+
+    def listening(self):
+        """{(address, port)} of the TCP sockets the running dsmtp listens on."""
+        return listening_sockets(self.proc.pid)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

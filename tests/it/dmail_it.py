@@ -73,11 +73,13 @@ class RawSMTP:
     """A line-exact SMTP client over a plain socket (optionally TLS).
 
     reply() returns (code, [text lines]) for one possibly multi-line reply; texts have the
-    "ddd-" / "ddd " prefix removed. Every read is bounded by the socket timeout.
+    "ddd-" / "ddd " prefix removed. Every read is bounded by the socket timeout. source
+    binds the client end to another loopback address (127.0.0.2, ...).
     """
 
-    def __init__(self, port, host=HOST, timeout=10.0, tls=False, greeting=True):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host=HOST, timeout=10.0, tls=False, greeting=True, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.raw_lines = []

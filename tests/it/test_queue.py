@@ -2,13 +2,19 @@
 message goes to the queue, the client gets 250, and the queue delivers it once the lock
 is gone -- exactly once. A spool that cannot take the queue file gets a 4xx."""
 
+import errno
 import fcntl
 import os
 import pwd
+import re
 import smtplib
+import subprocess
+import tempfile
 import time
 
-from dmail_it import DOMAIN, HOST, RawSMTP, make_message, to_wire
+import pytest
+
+from dmail_it import DOMAIN, HOST, RawSMTP, make_message, read_mbox, to_wire
 
 
 def chown_like_dsmtp(path):
@@ -37,7 +43,9 @@ def test_dotlocked_mailbox_goes_through_queue(dsmtp_factory):
     t0 = time.monotonic()
     with smtplib.SMTP(HOST, srv.smtp_port, timeout=30) as s:
         assert s.sendmail("s@remote.example", ["alice@" + DOMAIN, "bob@" + DOMAIN], text) == {}
-    assert time.monotonic() - t0 >= 0.8, "lock_timeout not waited for"
+    waited = time.monotonic() - t0
+    assert waited >= 0.8, "lock_timeout not waited for"
+    assert waited < 3, "waited %.1f s: lock_timeout 1 not in force (the default is 10)" % waited
     assert srv.msgids("bob") == [msgid]
     assert srv.msgids("alice") == []
     assert len(srv.queue_files()) >= 1, "acknowledged but not in the queue"
@@ -104,3 +112,84 @@ def test_queue_unwritable_gets_tempfail(dsmtp_factory):
         os.unlink(lock)
     time.sleep(1.5)
     assert srv.messages("alice") == [], "tempfailed message delivered anyway"
+
+
+def can_mount_tmpfs():
+    if os.geteuid() != 0:
+        return False
+    d = tempfile.mkdtemp(prefix="dmail-it-mnt-")
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d],
+                           capture_output=True)
+        if r.returncode != 0:
+            return False
+        subprocess.run(["umount", d], check=True)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.rmdir(d)
+
+
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="needs root and tmpfs mounts")
+def test_full_disk_gets_452_and_leaves_nothing(dsmtp_factory):
+    """Mailboxes and spool on a full file system: the mailbox append fails (and is cut
+    back), the queue file cannot be written either: 452 4.3.1, nothing left behind; once
+    there is room again the same message is accepted."""
+    srv = dsmtp_factory(start=False, lock_timeout=1)
+    fs = os.path.join(srv.dir, "fs")
+    os.makedirs(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", fs], check=True)
+    try:
+        spool, drop = os.path.join(fs, "spool"), os.path.join(fs, "drop")
+        os.makedirs(spool)
+        os.makedirs(drop)
+        srv.write_conf({"spool_dir": spool, "drop_path": drop})
+        srv.start()
+        first_id, first = make_message()
+        with smtplib.SMTP(HOST, srv.smtp_port, timeout=30) as s:
+            assert s.sendmail("s@remote.example", ["alice@" + DOMAIN], first) == {}
+        mbox = os.path.join(drop, "alice")
+        size = os.path.getsize(mbox)
+        filler = os.path.join(fs, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        finally:
+            os.close(fd)
+        msgid, text = make_message(body="full disk\n" + ("x" * 70 + "\n") * 900)  # 64 KB
+        # no room at all (not even for the dotlock), then a little room: the append
+        # starts and fails half-way
+        for room in (0, 16384):
+            if room:
+                os.truncate(filler, os.path.getsize(filler) - room)
+            with RawSMTP(srv.smtp_port, timeout=30) as c:
+                c.ehlo()
+                c.expect("MAIL FROM:<s@remote.example>", 250)
+                c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+                c.expect("DATA", 354)
+                c.send(to_wire(text) + b".\r\n")
+                code, lines = c.reply()
+                assert code == 452 and lines[-1].startswith("4.3.1"), (room, code, lines)
+                c.expect("NOOP", 250)
+            assert os.path.getsize(mbox) == size, "a partial message was left in the mbox"
+            assert srv.queue_files() == []
+            assert os.listdir(os.path.join(spool, "tmp")) == []
+            assert not os.path.exists(mbox + ".lock")
+        assert re.search(r"result=deferred error=\"write .*No space left on device", srv.log())
+        with RawSMTP(srv.smtp_port, timeout=30) as c:
+            c.ehlo()
+            os.unlink(filler)
+            c.expect("MAIL FROM:<s@remote.example>", 250)
+            c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+            c.expect("DATA", 354)
+            c.send(to_wire(text) + b".\r\n")
+            code, lines = c.reply()
+            assert code == 250, (code, lines)
+        assert [m["Message-ID"] for _, m in read_mbox(mbox)] == [first_id, msgid]
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "-l", fs])

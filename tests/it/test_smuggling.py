@@ -69,7 +69,7 @@ def test_smuggling_normalize_never_ends_message(dsmtp_factory, name, fake_end):
         c.send(smuggle_payload(fake_end, evil_id) + b"\r\n.\r\n")
         code, lines = c.reply()
         # the whole thing is one message (accepted), or refused; never two
-        assert code == 250 or 500 <= code < 600, (code, lines)
+        assert code == 250, (code, lines)
         c.expect("HELP", 214)
         assert c.pending(0.3) == b"", "extra replies: %r" % c.buf
     ids = all_msgids(srv)
@@ -90,6 +90,44 @@ def test_normalize_only_for_allowed_networks(dsmtp_factory):
         code, lines = c.reply()
         assert 500 <= code < 600, (code, lines)
     assert all_msgids(srv) == []
+
+
+def test_normalize_for_forward_from_ip_client_only(dsmtp_factory):
+    """One server, two clients: the forward_from_ip network (127.0.0.2) gets its bare
+    line ends normalised, in data and in commands; 127.0.0.1 is still refused."""
+    srv = dsmtp_factory(bare_newline="normalize", forward_from_ip="127.0.0.2/32")
+    body = b"line one\nline two\rline three\r\n"
+    ok_id, bad_id = new_msgid("fwd"), new_msgid("other")
+
+    def message(msgid):
+        return (b"From: sender@remote.example\nTo: alice@example.test\nSubject: bare\r\n"
+                b"Message-ID: " + msgid.encode() + b"\n\n" + body + b".\r\n")
+
+    with RawSMTP(srv.smtp_port, source="127.0.0.2") as c:
+        c.ehlo()
+        # a bare LF ends a command for this client, too
+        c.send(b"MAIL FROM:<%s>\nRCPT TO:<alice@%s>\n" % (SENDER.encode(), DOMAIN.encode()))
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 250
+        c.expect("DATA", 354)
+        c.send(message(ok_id))
+        code, lines = c.reply()
+        assert code == 250, (code, lines)
+    with RawSMTP(srv.smtp_port, source="127.0.0.1") as c:
+        start_data(c)
+        c.send(message(bad_id))
+        code, lines = c.reply()
+        assert code == 550 and lines[-1].startswith("5.5.2"), (code, lines)
+        c.send(b"NOOP\nNOOP\r\n")
+        code, lines = c.reply()
+        assert code == 500 and lines[-1].startswith("5.5.2"), (code, lines)
+        c.expect("NOOP", 250)
+    msgs = srv.messages("alice")
+    assert [m["Message-ID"] for _, m in msgs] == [ok_id]
+    raw = msgs[0][0]
+    assert raw.endswith(b"\n\nline one\nline two\nline three\n"), raw
+    assert b"\r" not in raw
+    assert "[127.0.0.2]" in msgs[0][1]["Received"]
 
 
 @pytest.mark.parametrize("bare", [b"\n", b"\r"], ids=["lf", "cr"])

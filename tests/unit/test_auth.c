@@ -568,14 +568,112 @@ test_cancel(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* test_unix_lookup - unix_user: accounts by name, any local domain, mailbox in spool. */
+static void
+test_unix_lookup(void **state)
+{
+    (void)state;
+    const struct conf *cf = conf_init(0, 0);
+    struct auth_db *db = auth_db_unix("/tmp/dmail-spool/");
+    char path[64], small[8];
+
+    assert_true(auth_db_is_unix(db));
+    assert_int_equal(auth_db_count(db), 0);
+    const struct auth_user *u = auth_db_find(db, cf, "root", NULL);
+    assert_non_null(u);
+    assert_string_equal(u->name, "root");
+    assert_null(u->domain);
+    assert_null(u->options);
+    /* case-insensitive, every local domain, the same kept entry */
+    assert_ptr_equal(auth_db_find(db, cf, "ROOT", "alias.example"), u);
+    assert_ptr_equal(auth_db_find_login(db, cf, "Root@Example.org"), u);
+    assert_ptr_equal(auth_db_find_login(db, cf, "root"), u);
+    assert_null(auth_db_find(db, cf, "root", "remote.example"));
+    assert_null(auth_db_find_login(db, cf, "root@remote.example"));
+    /* names that cannot be accounts, or are none */
+    const char *bad[] = {"",
+                         "../root",
+                         "-root",
+                         ".root",
+                         "ro/ot",
+                         "ro ot",
+                         "r\xc3\xa9",
+                         "nosuchaccount-dmail",
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_null(auth_db_find(db, cf, bad[i], NULL));
+    assert_int_equal(auth_mailbox_path(db, cf, u, path, sizeof path), 0);
+    assert_string_equal(path, "/tmp/dmail-spool/root");
+    assert_int_equal(auth_mailbox_path(db, cf, u, small, sizeof small), -1);
+    assert_int_equal(auth_mailbox_path(db, cf, NULL, path, sizeof path), -1);
+    auth_db_unref(&db);
+    assert_null(db);
+
+    /* the users file keeps drop_path_for */
+    struct conf_diag d = {0};
+    db = auth_db_load(write_file("unixcmp", "alice:$6$abc$def\n"), &d);
+    conf_diag_free(&d);
+    test_cf.drop_path = "/drop";
+    u = auth_db_find(db, cf, "alice", NULL);
+    assert_non_null(u);
+    assert_false(auth_db_is_unix(db));
+    assert_int_equal(auth_mailbox_path(db, cf, u, path, sizeof path), 0);
+    assert_string_equal(path, "/drop/alice");
+    assert_null(auth_db_find(db, cf, "root", NULL));
+    auth_db_unref(&db);
+}
+
+/* test_unix_verify - unix_user: wrong passwords, unknown and impossible names fail (with
+ * or without access to the shadow file), nothing is cached, cancel works. */
+static void
+test_unix_verify(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct result r;
+    const struct conf *cf = conf_init(10, 300);
+    struct auth_db *db = auth_db_unix(NULL);
+    struct auth_cache *c = auth_cache_new();
+    const char *logins[] = {
+        "root", "root@example.org", "root@remote.example", "nosuchaccount-dmail", "../root", ""};
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+        verify_once(&loop, c, db, cf, logins[i], "not-the-password", &r);
+        assert_false(r.ok);
+        assert_null(r.user);
+    }
+    verify_once(&loop, NULL, db, cf, "root", "", &r);
+    assert_false(r.ok);
+    assert_int_equal(auth_cache_count(c), 0);
+    assert_int_equal(auth_cache_hits(c), 0);
+
+    memset(&r, 0, sizeof r);
+    struct auth_req *req = auth_verify(&loop, c, db, cf, "root", "x", on_auth, &r);
+    auth_cancel(req);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.calls, 0);
+
+    /* db and cache dropped while the lookup is pending */
+    memset(&r, 0, sizeof r);
+    auth_verify(&loop, c, db, cf, "root", "x", on_auth, &r);
+    auth_db_unref(&db);
+    auth_cache_free(&c);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.calls, 1);
+    assert_false(r.ok);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load),   cmocka_unit_test(test_load_files),
-        cmocka_unit_test(test_lookup), cmocka_unit_test(test_check_hash),
-        cmocka_unit_test(test_verify), cmocka_unit_test(test_cache_limits),
-        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_load),        cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_lookup),      cmocka_unit_test(test_check_hash),
+        cmocka_unit_test(test_verify),      cmocka_unit_test(test_cache_limits),
+        cmocka_unit_test(test_cancel),      cmocka_unit_test(test_unix_lookup),
+        cmocka_unit_test(test_unix_verify),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -240,9 +240,44 @@ test_received(void **state)
     assert_string_equal(buf, want);
     n = data_received(buf, sizeof(buf), "c", "::1", "h", "ESMTPSA", "i", "TLSv1.3", NULL, when);
     assert_true(n > 0);
+    assert_non_null(strstr(buf, "Received: from c ([IPv6:::1])\n"));
     assert_non_null(strstr(buf, "\n\t(TLSv1.3); "));
     assert_null(strstr(buf, "for <"));
     assert_int_equal(data_received(buf, 20, "c", "::1", "h", "ESMTP", "i", "", NULL, when), -1);
+    /* IPv4-mapped addresses are shown as IPv4 */
+    data_received(buf, sizeof(buf), "c", "::ffff:192.0.2.7", "h", "ESMTP", "i", "", NULL, when);
+    assert_non_null(strstr(buf, "from c ([192.0.2.7])\n"));
+    /* address literals are HELO names, too */
+    static const char *const good[] = {"[192.0.2.1]", "[IPv6:2001:db8::1]", "[x-tag:abc]", "a",
+                                       "a-b.c9",      "9.example"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char w[300];
+        data_received(buf, sizeof(buf), good[i], "192.0.2.1", "h", "ESMTP", "i", "", NULL, when);
+        snprintf(w, sizeof(w), "Received: from %s ([192.0.2.1])\n\tby h", good[i]);
+        assert_true(strncmp(buf, w, strlen(w)) == 0);
+    }
+    /* anything else is not a From-domain: address literal, and the name in a comment */
+    static const struct {
+        const char *helo, *comment;
+    } bad[] = {
+        {"a;b", "(HELO a;b)"},
+        {"x(y)\\z", "(HELO x?y??z)"},
+        {"-a.example", "(HELO -a.example)"},
+        {"a-.example", "(HELO a-.example)"},
+        {"a..b", "(HELO a..b)"},
+        {"host.", "(HELO host.)"},
+        {"u_s.example", "(HELO u_s.example)"},
+        {"[1.2.3]", "(HELO [1.2.3])"},
+        {"[IPv6:zz]", "(HELO [IPv6:zz])"},
+        {"[]", "(HELO [])"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char w[300];
+        data_received(buf, sizeof(buf), bad[i].helo, "192.0.2.1", "h", "ESMTP", "i", "", NULL,
+                      when);
+        snprintf(w, sizeof(w), "Received: from [192.0.2.1]\n\t%s\n\tby h ", bad[i].comment);
+        assert_true(strncmp(buf, w, strlen(w)) == 0);
+    }
 }
 
 int

@@ -1,0 +1,389 @@
+/*
+ * tell - tellsmtp and tellpop: the command table, the command line, the control socket.
+ */
+#include "tell.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "file.h"
+#include "log.h"
+#include "xmem.h"
+
+#ifndef DMAIL_VERSION
+#define DMAIL_VERSION "unknown"
+#endif
+
+#define TELL_TIMEOUT_MS 30000
+
+/* Where a command goes. */
+enum tell_target {
+    TT_SERVER, /* the server's control socket */
+    TT_DWATCH, /* dwatch's control socket, with the server's name */
+    TT_USERS,  /* the users file, then reload */
+    TT_HELP,   /* this table */
+};
+
+/* Which tools offer a command. */
+enum { TP_SMTP = 1, TP_POP = 2, TP_BOTH = 3 };
+
+struct tell_cmd {
+    const char *name;
+    const char *usage;
+    int min_args, max_args;
+    unsigned progs;
+    enum tell_target target;
+    const char *help;
+};
+
+static const struct tell_cmd tell_cmds[] = {
+    {"status", "", 0, 0, TP_BOTH, TT_SERVER,
+     "pid, uptime, config file and load time, connections now/peak"},
+    {"stats", "[-p]", 0, 1, TP_BOTH, TT_SERVER,
+     "counters since start; -p in the Prometheus text format"},
+    {"reload", "", 0, 0, TP_BOTH, TT_SERVER,
+     "re-read dmail.conf and the users file (a bad file keeps the old one)"},
+    {"shutdown", "", 0, 0, TP_BOTH, TT_SERVER,
+     "graceful stop: no new connections, sessions finish or time out"},
+    {"debug", "LEVEL", 1, 1, TP_BOTH, TT_SERVER, "set the log level live: error warn info debug"},
+    {"log_level", "LEVEL", 1, 1, TP_BOTH, TT_SERVER, "the same as debug (DMail's name)"},
+    {"config", "SETTING", 1, 1, TP_BOTH, TT_SERVER,
+     "the value of SETTING in force and where it came from"},
+    {"restart", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to restart the server"},
+    {"start", "", 0, 0, TP_BOTH, TT_DWATCH,
+     "ask dwatch to start the server (after stop or failure)"},
+    {"stop", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to stop the server and not restart it"},
+    {"queue", "", 0, 0, TP_SMTP, TT_SERVER, "list the queue: id, age, size, sender, recipients"},
+    {"flush", "[DOMAIN]", 0, 1, TP_SMTP, TT_SERVER,
+     "try queued messages now (only those with recipients at DOMAIN)"},
+    {"delete", "ID", 1, 1, TP_SMTP, TT_SERVER, "remove a message from the queue (no bounce)"},
+    {"hold", "ID", 1, 1, TP_SMTP, TT_SERVER, "keep a queued message from being delivered"},
+    {"release", "ID", 1, 1, TP_SMTP, TT_SERVER, "let a held message be delivered again"},
+    {"who", "", 0, 0, TP_POP, TT_SERVER, "live POP3 sessions: user, client address, state, age"},
+    {"kick", "USER", 1, 1, TP_POP, TT_SERVER, "end USER's sessions (nothing is deleted)"},
+    {"adduser", "USER [PASSWORD|-]", 1, 2, TP_POP, TT_USERS,
+     "add USER to the users file (yescrypt); no PASSWORD or - reads it from stdin"},
+    {"deluser", "USER", 1, 1, TP_POP, TT_USERS, "remove USER from the users file"},
+    {"passwd", "USER [PASSWORD|-]", 1, 2, TP_POP, TT_USERS,
+     "set USER's password; no PASSWORD or - reads it from stdin"},
+    {"users", "", 0, 0, TP_POP, TT_USERS, "list the names in the users file"},
+    {"help", "", 0, 0, TP_BOTH, TT_HELP, "this list"},
+};
+
+/* tell_mask - the table bit of a tool. */
+static unsigned
+tell_mask(const char *server)
+{
+    return strcmp(server, "dpop") == 0 ? TP_POP : TP_SMTP;
+}
+
+/* tell_usage - the usage text and the command table. */
+static void
+tell_usage(FILE *f, const char *prog, const char *server)
+{
+    unsigned mask = tell_mask(server);
+
+    fprintf(f,
+            "usage: %s [-c FILE] [-w SECONDS] COMMAND [ARGS]\n"
+            "Control %s through its control socket (work_path/%s.ctl).\n"
+            "  -c FILE     dmail.conf to read (default $DMAIL_CONF, /etc/dmail/dmail.conf,\n"
+            "              /etc/dmail.conf); -i FILE is the same, as in DMail\n"
+            "  -w SECONDS  wait at most this long for the answer (default %d)\n"
+            "  -n HOST, -p PORT  DMail's remote manager address: accepted for the local host\n"
+            "              only; remote control over TCP (manager_port) is not available yet\n"
+            "commands:\n",
+            prog, server, server, TELL_TIMEOUT_MS / 1000);
+    for (size_t i = 0; i < sizeof(tell_cmds) / sizeof(tell_cmds[0]); i++) {
+        const struct tell_cmd *c = &tell_cmds[i];
+        char left[64];
+        if (!(c->progs & mask))
+            continue;
+        snprintf(left, sizeof(left), "%s%s%s", c->name, c->usage[0] ? " " : "", c->usage);
+        fprintf(f, "  %-26s %s\n", left, c->help);
+    }
+    fprintf(f, "exit status: 0 done, 1 refused, 2 usage, 3 %s not reachable\n", server);
+}
+
+/* tell_find - the table row for name in this tool. */
+static const struct tell_cmd *
+tell_find(const char *name, unsigned mask)
+{
+    for (size_t i = 0; i < sizeof(tell_cmds) / sizeof(tell_cmds[0]); i++)
+        if ((tell_cmds[i].progs & mask) && strcasecmp(tell_cmds[i].name, name) == 0)
+            return &tell_cmds[i];
+    return NULL;
+}
+
+/* tell_scan_file - the last value of setting (or its synonym) in a dmail.conf, by a plain
+ * line scan that follows #include; used when the file has errors. */
+static void
+tell_scan_file(const char *path, const char *name, const char *syn, char **val, int depth)
+{
+    char *text = NULL, *save = NULL;
+    size_t len;
+
+    if (depth > 16 || file_read_all(path, 64 << 20, &text, &len) < 0)
+        return;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *p = line + strspn(line, " \t");
+        size_t n = strcspn(p, " \t\r");
+        char *v = p + n + strspn(p + n, " \t");
+        size_t vl = strcspn(v, "\r");
+        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            vl--;
+        if (strncmp(p, "#include", 8) == 0 && n == 8 && vl > 0) {
+            char *inc = xstrndup(v, vl);
+            if (inc[0] != '/') {
+                const char *slash = strrchr(path, '/');
+                char *full =
+                    slash ? xasprintf("%.*s/%s", (int)(slash - path), path, inc) : xstrdup(inc);
+                free(inc);
+                inc = full;
+            }
+            tell_scan_file(inc, name, syn, val, depth + 1);
+            free(inc);
+            continue;
+        }
+        if (vl > 0 && ((strlen(name) == n && strncasecmp(p, name, n) == 0) ||
+                       (syn != NULL && strlen(syn) == n && strncasecmp(p, syn, n) == 0))) {
+            free(*val);
+            *val = xstrndup(v, vl);
+        }
+    }
+    free(text);
+}
+
+/* tell_setting_default - the table default of a setting. */
+static const char *
+tell_setting_default(const char *name)
+{
+    const struct conf_setting *s = conf_lookup(name);
+
+    return s != NULL ? s->def : "";
+}
+
+/* tell_load - work_path, users_file and run_as from the config (or a scan of it). */
+static void
+tell_load(struct tell_ctx *ctx)
+{
+    struct conf_diag diag = {0};
+    struct conf *cf = conf_load(ctx->conf, &diag);
+
+    conf_diag_free(&diag);
+    if (cf != NULL) {
+        ctx->work_path = xstrdup(cf->work_path);
+        ctx->users_file = xstrdup(cf->users_file);
+        ctx->run_as = xstrdup(cf->run_as ? cf->run_as : "");
+        ctx->authent_method = cf->authent_method;
+        conf_unref(&cf);
+        return;
+    }
+    tell_scan_file(ctx->conf, "work_path", "work_dir", &ctx->work_path, 0);
+    tell_scan_file(ctx->conf, "users_file", NULL, &ctx->users_file, 0);
+    tell_scan_file(ctx->conf, "run_as", NULL, &ctx->run_as, 0);
+    char *method = NULL;
+    tell_scan_file(ctx->conf, "authent_method", NULL, &method, 0);
+    ctx->authent_method = method != NULL && strcasecmp(method, "unix_user") == 0
+                              ? AUTHENT_UNIX_USER
+                              : AUTHENT_USERS_FILE;
+    free(method);
+    if (ctx->work_path == NULL)
+        ctx->work_path = xstrdup(tell_setting_default("work_path"));
+    if (ctx->users_file == NULL)
+        ctx->users_file = xstrdup(tell_setting_default("users_file"));
+    if (ctx->run_as == NULL)
+        ctx->run_as = xstrdup(tell_setting_default("run_as"));
+}
+
+/* tell_print_line - a data line of the answer. */
+static void
+tell_print_line(void *arg, const char *line)
+{
+    (void)arg;
+    printf("%s\n", line);
+}
+
+/* tell_send - one request to NAME.ctl; prints the answer; returns the exit code. */
+static int
+tell_send(const struct tell_ctx *ctx, const char *name, const char *request)
+{
+    char *path = xasprintf("%s/%s.ctl", ctx->work_path, name);
+    char text[1024];
+    int rc = ctl_call(path, request, ctx->timeout_ms, tell_print_line, NULL, text, sizeof(text));
+
+    free(path);
+    fflush(stdout);
+    switch (rc) {
+    case CTL_R_OK:
+        if (text[0] != '\0')
+            printf("%s\n", text);
+        return TELL_EX_OK;
+    case CTL_R_ERR:
+        fprintf(stderr, "%s: %s\n", ctx->prog, text);
+        return TELL_EX_REFUSED;
+    default:
+        fprintf(stderr, "%s: %s not reachable: %s\n", ctx->prog, name, text);
+        return TELL_EX_UNREACHABLE;
+    }
+}
+
+/* tell_is_local - whether -n names this machine. */
+static int
+tell_is_local(const char *host)
+{
+    char me[256];
+
+    if (host[0] == '\0' || strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+        strcmp(host, "::1") == 0)
+        return 1;
+    if (gethostname(me, sizeof(me)) == 0) {
+        me[sizeof(me) - 1] = '\0';
+        if (strcasecmp(host, me) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* tell_bad_usage - complain, print the short usage, return 2. */
+static int
+tell_bad_usage(const char *prog, const char *server, const char *what, const char *arg)
+{
+    (void)server;
+    fprintf(stderr, "%s: %s%s%s\n", prog, what, arg ? " " : "", arg ? arg : "");
+    fprintf(stderr,
+            "usage: %s [-c FILE] [-w SECONDS] COMMAND [ARGS]; %s --help lists the commands\n", prog,
+            prog);
+    return TELL_EX_USAGE;
+}
+
+/* tell_option_arg - the argument of -X (attached or the next word); NULL if none. */
+static const char *
+tell_option_arg(int argc, char **argv, int *i)
+{
+    if (argv[*i][2] != '\0')
+        return argv[*i] + 2;
+    if (*i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+/* tell_run - carry out cmd. */
+static int
+tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv)
+{
+    char req[CTL_LINE_MAX];
+    size_t off = 0;
+
+    switch (cmd->target) {
+    case TT_HELP:
+        tell_usage(stdout, ctx->prog, ctx->server);
+        return TELL_EX_OK;
+    case TT_USERS:
+        return tell_users_cmd(ctx, argc, argv);
+    case TT_DWATCH:
+        snprintf(req, sizeof(req), "%s %s", cmd->name, ctx->server);
+        return tell_send(ctx, "dwatch", req);
+    case TT_SERVER:
+        break;
+    }
+    for (int i = 0; i < argc; i++) {
+        int n = snprintf(req + off, sizeof(req) - off, "%s%s", i ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof(req) - off)
+            return tell_bad_usage(ctx->prog, ctx->server, "request too long", NULL);
+        off += (size_t)n;
+    }
+    return tell_send(ctx, ctx->server, req);
+}
+
+/* tell_main - parse the command line and run one command. */
+int
+tell_main(int argc, char **argv, const char *prog, const char *server)
+{
+    struct tell_ctx ctx = {.prog = prog, .server = server, .timeout_ms = TELL_TIMEOUT_MS};
+    const char *cli = NULL, *host = NULL, *port = NULL;
+    const struct tell_cmd *cmd;
+    int i, rc;
+
+    log_init(prog, 1);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            tell_usage(stdout, prog, server);
+            return TELL_EX_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("%s (dmail) %s\n", prog, DMAIL_VERSION);
+            return TELL_EX_OK;
+        }
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0')
+            break;
+        if (strchr("cinpw", a[1]) == NULL)
+            return tell_bad_usage(prog, server, "unknown option", a);
+        if ((v = tell_option_arg(argc, argv, &i)) == NULL || v[0] == '\0')
+            return tell_bad_usage(prog, server, "this option needs a value:", a);
+        switch (a[1]) {
+        case 'c':
+        case 'i':
+            cli = v;
+            break;
+        case 'n':
+            host = v;
+            break;
+        case 'p':
+            port = v;
+            break;
+        case 'w': {
+            char *end;
+            long s = strtol(v, &end, 10);
+            if (*end != '\0' || s < 1 || s > 3600)
+                return tell_bad_usage(prog, server, "-w wants seconds from 1 to 3600, not", v);
+            ctx.timeout_ms = (int)s * 1000;
+            break;
+        }
+        }
+    }
+    if (host != NULL && !tell_is_local(host)) {
+        fprintf(stderr,
+                "%s: -n %s: remote control is not available yet; dmail's tell tools talk to "
+                "the local control socket (work_path/%s.ctl). Run %s on that host.\n",
+                prog, host, server, prog);
+        return TELL_EX_USAGE;
+    }
+    if (host != NULL || port != NULL)
+        fprintf(stderr,
+                "%s: note: -n/-p are DMail's manager address; dmail uses the local control "
+                "socket instead, so they are ignored\n",
+                prog);
+    if (i >= argc)
+        return tell_bad_usage(prog, server, "no command given", NULL);
+    cmd = tell_find(argv[i], tell_mask(server));
+    if (cmd == NULL)
+        return tell_bad_usage(prog, server, "unknown command", argv[i]);
+    if (argc - i - 1 < cmd->min_args || argc - i - 1 > cmd->max_args) {
+        fprintf(stderr, "%s: usage: %s %s%s%s\n", prog, prog, cmd->name, cmd->usage[0] ? " " : "",
+                cmd->usage);
+        return TELL_EX_USAGE;
+    }
+    for (int k = i; k < argc && cmd->target == TT_SERVER; k++)
+        if (argv[k][0] == '\0' || strpbrk(argv[k], " \t\r\n") != NULL)
+            return tell_bad_usage(prog, server,
+                                  "arguments cannot be empty or hold spaces:", argv[k]);
+    ctx.conf = conf_default_path(cli);
+    tell_load(&ctx);
+    rc = tell_run(&ctx, cmd, argc - i, argv + i);
+    free(ctx.work_path);
+    free(ctx.users_file);
+    free(ctx.run_as);
+    return rc;
+}

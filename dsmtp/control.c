@@ -1,0 +1,675 @@
+/*
+ * control - dsmtp's control socket: the tellsmtp commands, live reload, counters.
+ * See control.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "file.h"
+#include "log.h"
+#include "qfile.h"
+#include "queue.h"
+#include "session.h"
+#include "tls.h"
+#include "xmem.h"
+
+#define CONTROL_LIST_MAX 10000 /* messages the queue command lists */
+
+/* control_count_reply - count 4xx/5xx replies by code and enhanced code. */
+void
+control_count_reply(struct smtpd *d, int code, const char *ecode)
+{
+    struct smtpd_stats *st = &d->stats;
+    const char *e = ecode != NULL ? ecode : "";
+
+    if (code < 400)
+        return;
+    for (int i = 0; i < st->nrejects; i++)
+        if (st->rejects[i].code == code && strcmp(st->rejects[i].ecode, e) == 0) {
+            st->rejects[i].n++;
+            return;
+        }
+    if (st->nrejects == SMTPD_REJECT_KINDS || strlen(e) >= sizeof(st->rejects[0].ecode)) {
+        st->rejects_other++;
+        return;
+    }
+    st->rejects[st->nrejects].code = code;
+    snprintf(st->rejects[st->nrejects].ecode, sizeof(st->rejects[0].ecode), "%s", e);
+    st->rejects[st->nrejects].n = 1;
+    st->nrejects++;
+}
+
+/* control_reason - a name for a reply code (the reasons of DESIGN's stats). */
+static const char *
+control_reason(int code, const char *ecode)
+{
+    static const struct {
+        const char *ecode;
+        const char *reason;
+    } names[] = {
+        {"5.1.1", "user_unknown"},    {"5.7.1", "relay_denied"}, {"5.3.4", "too_big"},
+        {"4.5.3", "too_many_rcpts"},  {"5.7.8", "auth_failed"},  {"5.7.0", "auth_required"},
+        {"5.7.11", "tls_required"},   {"5.5.1", "bad_sequence"}, {"5.5.2", "syntax"},
+        {"5.5.4", "bad_arguments"},   {"5.1.3", "bad_address"},  {"5.1.6", "not_local"},
+        {"5.6.7", "needs_smtputf8"},  {"5.6.0", "bad_content"},  {"4.3.1", "storage"},
+        {"5.2.0", "delivery_failed"}, {"4.4.2", "timeout"},      {"4.3.2", "shutting_down"},
+    };
+
+    if (code == 421 && strcmp(ecode, "4.7.0") == 0)
+        return "too_many_errors";
+    if (code == 454)
+        return "tls_unavailable";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i].ecode, ecode) == 0)
+            return names[i].reason;
+    return "other";
+}
+
+/* control_cmd_status - who and how we are. */
+static void
+control_cmd_status(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = arg;
+    long now = 0, peak = 0, total = 0;
+    char loaded[64];
+    struct tm tm;
+    time_t t = time(NULL);
+
+    net_server_counts(d->net, &now, &peak, &total);
+    localtime_r(&d->cf->loaded, &tm);
+    strftime(loaded, sizeof(loaded), "%Y-%m-%dT%H:%M:%S%z", &tm);
+    ctl_line(r, "pid %ld", (long)getpid());
+    ctl_line(r, "version %s", DMAIL_VERSION);
+    ctl_line(r, "uptime %lds", (long)(t - d->started));
+    ctl_line(r, "config %s", d->cf->path);
+    ctl_line(r, "loaded %s (reloads %ld)", loaded, d->reloads);
+    ctl_line(r, "hostname %s", d->hostname);
+    ctl_line(r, "connections now=%ld peak=%ld total=%ld", now, peak, total);
+    ctl_line(r, "sessions %ld", d->nsessions);
+    ctl_line(r, "deliveries_running %ld", d->batches);
+    ctl_line(r, "users %zu", d->db != NULL ? auth_db_count(d->db) : (size_t)0);
+    ctl_line(r, "log_level %s", log_level_name(log_get_level()));
+    ctl_ok(r, "dsmtp %s", d->stopping ? "stopping" : "running");
+}
+
+/* control_cmd_stats - the counters, plain or Prometheus. */
+static void
+control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = arg;
+    struct smtpd_stats *st = &d->stats;
+    long now = 0, peak = 0, total = 0;
+    bool prom;
+
+    if (!ctl_stats_args(r, argc, argv, &prom))
+        return;
+    net_server_counts(d->net, &now, &peak, &total);
+    ctl_stat(r, prom, "dsmtp", "uptime_seconds", "gauge", "Seconds since dsmtp started.", NULL,
+             (unsigned long long)(time(NULL) - d->started));
+    ctl_stat(r, prom, "dsmtp", "connections", "gauge", "SMTP connections open now.", NULL,
+             (unsigned long long)now);
+    ctl_stat(r, prom, "dsmtp", "connections_peak", "gauge", "Most SMTP connections open at once.",
+             NULL, (unsigned long long)peak);
+    ctl_stat(r, prom, "dsmtp", "connections_total", "counter", "SMTP connections accepted.", NULL,
+             (unsigned long long)total);
+    ctl_stat(r, prom, "dsmtp", "messages_received_total", "counter",
+             "Messages accepted (250 after DATA).", NULL, st->msgs_in);
+    ctl_stat(r, prom, "dsmtp", "received_bytes_total", "counter", "Bytes of accepted messages.",
+             NULL, st->bytes_in);
+    ctl_stat(r, prom, "dsmtp", "recipients_received_total", "counter",
+             "Recipients of accepted messages.", NULL, st->rcpts_in);
+    ctl_stat(r, prom, "dsmtp", "mailbox_deliveries_total", "counter",
+             "Mailboxes written at once (messages out).", NULL, st->delivered);
+    ctl_stat(r, prom, "dsmtp", "queued_recipients_total", "counter",
+             "Recipients put into the queue.", NULL, st->queued);
+    ctl_stat(r, prom, "dsmtp", "failed_recipients_total", "counter",
+             "Recipients refused for good after DATA.", NULL, st->failed);
+    for (int i = 0; i < st->nrejects; i++) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "reason=\"%s\",code=\"%d\",status=\"%s\"",
+                 control_reason(st->rejects[i].code, st->rejects[i].ecode), st->rejects[i].code,
+                 st->rejects[i].ecode);
+        ctl_stat(r, prom, "dsmtp", "rejects_total", "counter",
+                 i == 0 ? "Replies with a 4xx or 5xx code, by reason." : NULL, labels,
+                 st->rejects[i].n);
+    }
+    if (st->rejects_other > 0)
+        ctl_stat(r, prom, "dsmtp", "rejects_total", "counter",
+                 st->nrejects == 0 ? "Replies with a 4xx or 5xx code, by reason." : NULL,
+                 "reason=\"other\"", st->rejects_other);
+    ctl_ok(r, "%s", prom ? "" : "dsmtp counters since start");
+}
+
+/* control_cmd_debug - the log level, live. */
+static void
+control_cmd_debug(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    ctl_answer_debug(r, argv[1]);
+}
+
+/* control_cmd_config - one setting in force. */
+static void
+control_cmd_config(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = arg;
+
+    ctl_answer_config(r, d->cf, argv[1]);
+}
+
+/* control_cmd_reload - reload. */
+static void
+control_cmd_reload(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_reload(arg, r);
+}
+
+/* control_cmd_shutdown - graceful stop. */
+static void
+control_cmd_shutdown(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = arg;
+
+    if (d->stopping) {
+        ctl_ok(r, "already stopping");
+        return;
+    }
+    log_info("shutdown asked on the control socket (uid %ld)", (long)ctl_uid(r));
+    ctl_ok(r, "stopping: no new connections, %ld session%s finishing", d->nsessions,
+           d->nsessions == 1 ? "" : "s");
+    if (d->shutdown_cb != NULL)
+        d->shutdown_cb(d);
+}
+
+/* A queue command on the pool. */
+enum control_qop { QOP_LIST, QOP_FLUSH, QOP_DELETE, QOP_HOLD, QOP_RELEASE };
+
+struct control_qjob {
+    uv_work_t w;
+    struct smtpd *d;
+    struct ctl_req *r;
+    enum control_qop op;
+    char arg[256];
+    char *spool;
+    char *out;
+    size_t outlen, outsize;
+    int count, held, changed;
+    char err[300];
+};
+
+/* control_qout - a data line into the job's output. */
+static void __attribute__((format(printf, 2, 3)))
+control_qout(struct control_qjob *j, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        log_fatal("out of memory");
+    va_end(ap);
+    size_t n = strlen(s);
+    if (j->outlen + n + 2 > j->outsize) {
+        j->outsize = (j->outlen + n + 2) * 2;
+        j->out = xrealloc(j->out, j->outsize);
+    }
+    memcpy(j->out + j->outlen, s, n);
+    j->outlen += n;
+    j->out[j->outlen++] = '\n';
+    j->out[j->outlen] = '\0';
+    free(s);
+}
+
+/* control_qnames_cmp - qsort by name (names start with the arrival time). */
+static int
+control_qnames_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* control_qlist - every message: id, size, age, sender, recipients. */
+static void
+control_qlist(struct control_qjob *j)
+{
+    char *dir = xasprintf("%s/queue", j->spool);
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    time_t now = time(NULL);
+
+    if (dp == NULL) {
+        snprintf(j->err, sizeof(j->err), "cannot open %s: %s", dir, strerror(errno));
+        free(dir);
+        return;
+    }
+    while ((de = readdir(dp)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = xrealloc(names, cap * sizeof(*names));
+        }
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(dp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), control_qnames_cmp);
+    for (size_t i = 0; i < n; i++) {
+        struct qfile q;
+        char err[200], *path = xasprintf("%s/%s", dir, names[i]);
+        memset(&q, 0, sizeof(q));
+        if (qfile_read(path, &q, err, sizeof(err)) < 0) {
+            if (j->count < CONTROL_LIST_MAX)
+                control_qout(j, "%s unreadable: %s", names[i], err);
+        } else {
+            j->held += (q.flags & QF_HOLD) != 0;
+            if (j->count < CONTROL_LIST_MAX) {
+                control_qout(j, "%s size=%zu age=%lds from=<%s> rcpts=%zu%s", q.id, q.text_len,
+                             (long)(now - q.arrival), q.sender, q.nrcpt,
+                             (q.flags & QF_HOLD) ? " held" : "");
+                for (size_t k = 0; k < q.nrcpt; k++) {
+                    struct qfile_rcpt *rc = &q.rcpt[k];
+                    char next[40] = "";
+                    if (rc->state == QR_PENDING && rc->next_try > now)
+                        snprintf(next, sizeof(next), " next=%lds", (long)(rc->next_try - now));
+                    control_qout(j, "  to=<%s> %s attempts=%d%s%s%s", rc->addr,
+                                 qfile_state_name(rc->state), rc->attempts, next,
+                                 rc->last_error ? " last_error=" : "",
+                                 rc->last_error ? rc->last_error : "");
+                }
+            }
+        }
+        j->count++;
+        qfile_free(&q);
+        free(path);
+        free(names[i]);
+    }
+    if (j->count > CONTROL_LIST_MAX)
+        control_qout(j, "... and %d more", j->count - CONTROL_LIST_MAX);
+    free(names);
+    free(dir);
+}
+
+/* control_qrewrite - write a changed queue file back (atomically). */
+static int
+control_qrewrite(struct control_qjob *j, struct qfile *q)
+{
+    char *dir = xasprintf("%s/queue", j->spool);
+    char *tmp = xasprintf("%s/tmp", j->spool);
+    int rc = qfile_write(dir, tmp, q, 0600);
+
+    if (rc < 0)
+        snprintf(j->err, sizeof(j->err), "cannot rewrite %s/%s: %s", dir, q->id, strerror(errno));
+    free(dir);
+    free(tmp);
+    return rc;
+}
+
+/* control_qflush - every pending recipient (at DOMAIN) is due now. */
+static void
+control_qflush(struct control_qjob *j)
+{
+    char *dir = xasprintf("%s/queue", j->spool);
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+
+    if (dp == NULL) {
+        snprintf(j->err, sizeof(j->err), "cannot open %s: %s", dir, strerror(errno));
+        free(dir);
+        return;
+    }
+    while ((de = readdir(dp)) != NULL && j->err[0] == '\0') {
+        struct qfile q;
+        char err[200], *path;
+        bool changed = false;
+        if (de->d_name[0] == '.')
+            continue;
+        path = xasprintf("%s/%s", dir, de->d_name);
+        memset(&q, 0, sizeof(q));
+        if (qfile_read(path, &q, err, sizeof(err)) == 0) {
+            j->count++;
+            for (size_t k = 0; k < q.nrcpt; k++) {
+                struct qfile_rcpt *rc = &q.rcpt[k];
+                const char *at = strrchr(rc->addr, '@');
+                if (rc->state != QR_PENDING || rc->next_try == 0)
+                    continue;
+                if (j->arg[0] != '\0' && (at == NULL || strcasecmp(at + 1, j->arg) != 0))
+                    continue;
+                rc->next_try = 0;
+                changed = true;
+            }
+            if (changed && control_qrewrite(j, &q) == 0)
+                j->changed++;
+        }
+        qfile_free(&q);
+        free(path);
+    }
+    closedir(dp);
+    free(dir);
+}
+
+/* control_qone - delete, hold or release one message. */
+static void
+control_qone(struct control_qjob *j)
+{
+    char *path = xasprintf("%s/queue/%s", j->spool, j->arg);
+    struct qfile q;
+    char err[200];
+
+    memset(&q, 0, sizeof(q));
+    if (qfile_read(path, &q, err, sizeof(err)) < 0) {
+        if (errno == ENOENT || access(path, F_OK) < 0)
+            snprintf(j->err, sizeof(j->err), "no message %s in the queue", j->arg);
+        else
+            snprintf(j->err, sizeof(j->err), "%.64s: %.200s", j->arg, err);
+        goto out;
+    }
+    switch (j->op) {
+    case QOP_DELETE:
+        if (unlink(path) < 0) {
+            snprintf(j->err, sizeof(j->err), "cannot remove %s: %s", path, strerror(errno));
+            break;
+        }
+        file_fsync_dir(path);
+        for (size_t k = 0; k < q.nrcpt; k++)
+            j->count += q.rcpt[k].state == QR_PENDING;
+        log_info("queue id=%s deleted by the control socket (%d recipients undelivered)", q.id,
+                 j->count);
+        break;
+    case QOP_HOLD:
+    case QOP_RELEASE: {
+        bool hold = j->op == QOP_HOLD;
+        if (((q.flags & QF_HOLD) != 0) == hold)
+            break; /* nothing to do */
+        q.flags = hold ? (q.flags | QF_HOLD) : (q.flags & ~QF_HOLD);
+        if (control_qrewrite(j, &q) == 0) {
+            j->changed = 1;
+            log_info("queue id=%s %s by the control socket", q.id, hold ? "held" : "released");
+        }
+        break;
+    }
+    default:
+        break;
+    }
+out:
+    qfile_free(&q);
+    free(path);
+}
+
+/* control_qwork - the pool. */
+static void
+control_qwork(uv_work_t *w)
+{
+    struct control_qjob *j = (struct control_qjob *)w;
+
+    switch (j->op) {
+    case QOP_LIST:
+        control_qlist(j);
+        break;
+    case QOP_FLUSH:
+        control_qflush(j);
+        break;
+    default:
+        control_qone(j);
+        break;
+    }
+}
+
+/* control_qdone - answer. */
+static void
+control_qdone(uv_work_t *w, int status)
+{
+    struct control_qjob *j = (struct control_qjob *)w;
+    struct ctl_req *r = j->r;
+
+    for (char *p = j->out, *nl; p != NULL && *p != '\0'; p = nl + 1) {
+        nl = strchr(p, '\n');
+        *nl = '\0';
+        ctl_line(r, "%s", p);
+    }
+    if (status < 0)
+        ctl_err(r, "cancelled: dsmtp is stopping");
+    else if (j->err[0] != '\0')
+        ctl_err(r, "%s", j->err);
+    else
+        switch (j->op) {
+        case QOP_LIST:
+            ctl_ok(r, "%d message%s in the queue, %d held", j->count, j->count == 1 ? "" : "s",
+                   j->held);
+            break;
+        case QOP_FLUSH:
+            if (j->d->queue != NULL)
+                queue_kick(j->d->queue);
+            ctl_ok(r, "%d of %d message%s due now%s%s", j->changed, j->count,
+                   j->count == 1 ? "" : "s", j->arg[0] ? " for " : "", j->arg);
+            break;
+        case QOP_DELETE:
+            ctl_ok(r, "deleted %s (%d recipient%s not delivered, no bounce)", j->arg, j->count,
+                   j->count == 1 ? "" : "s");
+            break;
+        case QOP_HOLD:
+            ctl_ok(r, "%s %s", j->arg, j->changed ? "held" : "was already held");
+            break;
+        case QOP_RELEASE:
+            if (j->changed && j->d->queue != NULL)
+                queue_kick(j->d->queue);
+            ctl_ok(r, "%s %s", j->arg, j->changed ? "released" : "was not held");
+            break;
+        }
+    free(j->out);
+    free(j->spool);
+    free(j);
+}
+
+/* control_queue_op - start a queue command. */
+static void
+control_queue_op(struct ctl_req *r, struct smtpd *d, enum control_qop op, const char *arg)
+{
+    struct control_qjob *j;
+
+    if (op != QOP_LIST && op != QOP_FLUSH && !qfile_id_valid(arg)) {
+        ctl_err(r, "not a queue id: %.64s", arg);
+        return;
+    }
+    if (d->queue == NULL) {
+        ctl_err(r, "dsmtp is stopping");
+        return;
+    }
+    j = xcalloc(1, sizeof(*j));
+    j->d = d;
+    j->r = r;
+    j->op = op;
+    snprintf(j->arg, sizeof(j->arg), "%s", arg ? arg : "");
+    j->spool = xstrdup(d->cf->spool_dir);
+    if (queue_job(d->queue, &j->w, control_qwork, control_qdone) < 0) {
+        free(j->spool);
+        free(j);
+        ctl_err(r, "another queue command is running; try again");
+    }
+}
+
+/* control_cmd_queue - list the queue. */
+static void
+control_cmd_queue(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_queue_op(r, arg, QOP_LIST, NULL);
+}
+
+/* control_cmd_flush - everything (at DOMAIN) due now. */
+static void
+control_cmd_flush(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_queue_op(r, arg, QOP_FLUSH, argc > 1 ? argv[1] : NULL);
+}
+
+/* control_cmd_delete - drop a message. */
+static void
+control_cmd_delete(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_queue_op(r, arg, QOP_DELETE, argv[1]);
+}
+
+/* control_cmd_hold - keep a message from delivery. */
+static void
+control_cmd_hold(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_queue_op(r, arg, QOP_HOLD, argv[1]);
+}
+
+/* control_cmd_release - undo hold. */
+static void
+control_cmd_release(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_queue_op(r, arg, QOP_RELEASE, argv[1]);
+}
+
+static const struct ctl_cmd control_cmds[] = {
+    {"status", "", 0, 0, control_cmd_status, "pid, uptime, config, connections now/peak"},
+    {"stats", "[-p]", 0, 1, control_cmd_stats, "counters since start (-p: Prometheus format)"},
+    {"reload", "", 0, 0, control_cmd_reload, "re-read dmail.conf and the users file"},
+    {"shutdown", "", 0, 0, control_cmd_shutdown, "graceful stop"},
+    {"debug", "LEVEL", 1, 1, control_cmd_debug, "log level: error warn info debug"},
+    {"log_level", "LEVEL", 1, 1, control_cmd_debug, "the same as debug"},
+    {"config", "SETTING", 1, 1, control_cmd_config, "a setting's value and origin"},
+    {"queue", "", 0, 0, control_cmd_queue, "list the queue"},
+    {"flush", "[DOMAIN]", 0, 1, control_cmd_flush, "try queued mail now"},
+    {"delete", "ID", 1, 1, control_cmd_delete, "remove a queued message"},
+    {"hold", "ID", 1, 1, control_cmd_hold, "keep a queued message from delivery"},
+    {"release", "ID", 1, 1, control_cmd_release, "undo hold"},
+};
+
+/* control_open - the socket. */
+int
+control_open(struct smtpd *d, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/dsmtp.ctl", d->cf->work_path);
+
+    d->ctl = ctl_server_new(d->loop, path, control_cmds,
+                            sizeof(control_cmds) / sizeof(control_cmds[0]), d, err, errlen);
+    free(path);
+    if (d->ctl != NULL)
+        log_info("control socket %s", ctl_server_path(d->ctl));
+    return d->ctl != NULL ? 0 : -1;
+}
+
+/* control_close - no more control connections. */
+void
+control_close(struct smtpd *d)
+{
+    ctl_server_close(&d->ctl);
+}
+
+/* A reload of dsmtp: who asked. */
+struct control_reload {
+    struct smtpd *d;
+    struct ctl_req *r;
+};
+
+/* control_reload_tls - the pool: a fresh TLS context from the new settings. */
+static void
+control_reload_tls(struct ctl_reload *rl, void *arg)
+{
+    const struct conf *cf = rl->cf;
+    char err[300];
+
+    if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
+        cf->tls_key[0] == '\0')
+        return;
+    rl->extra = tls_server_ctx(cf->tls_cert, cf->tls_key, err, sizeof(err));
+    if (rl->extra == NULL)
+        snprintf(rl->error, sizeof(rl->error), "%s", err);
+}
+
+/* control_hostname - as main.c does at start: the setting, else the system's name. */
+static void
+control_hostname(struct smtpd *d)
+{
+    const char *h = d->cf->hostname;
+
+    if (h != NULL && h[0] != '\0') {
+        snprintf(d->hostname, sizeof(d->hostname), "%s", h);
+        return;
+    }
+    if (gethostname(d->hostname, sizeof(d->hostname)) < 0 || d->hostname[0] == '\0')
+        snprintf(d->hostname, sizeof(d->hostname), "%s", d->cf->main_domain);
+    d->hostname[sizeof(d->hostname) - 1] = '\0';
+}
+
+/* control_reload_done - the loop: put the new snapshots in force, or keep the old. */
+static void
+control_reload_done(struct ctl_reload *rl, void *arg)
+{
+    struct control_reload *cr = arg;
+    struct smtpd *d = cr->d;
+
+    d->reloading = false;
+    if (ctl_reload_ok(rl) && !d->stopping) {
+        struct net_limits lim;
+        conf_unref(&d->cf);
+        d->cf = rl->cf;
+        rl->cf = NULL;
+        if (d->db != NULL)
+            auth_db_unref(&d->db);
+        d->db = rl->db;
+        rl->db = NULL;
+        if (d->tls != NULL)
+            SSL_CTX_free(d->tls);
+        d->tls = rl->extra; /* new STARTTLS sessions; NULL if the certificate was removed */
+        rl->extra = NULL;
+        log_set_level(d->cf->log_level);
+        control_hostname(d);
+        lim.max_connections = d->cf->max_connections;
+        lim.max_per_ip = d->cf->max_per_ip;
+        net_server_set_limits(d->net, &lim);
+        d->reloads++;
+        if (d->cf->authent_method != AUTHENT_UNIX_USER)
+            log_info("reload: users file %s: %zu users", d->cf->users_file,
+                     d->db != NULL ? auth_db_count(d->db) : (size_t)0);
+    }
+    if (rl->extra != NULL)
+        SSL_CTX_free(rl->extra);
+    rl->extra = NULL;
+    ctl_reload_report(rl, cr->r);
+    ctl_reload_free(&rl);
+    free(cr);
+    if (d->reload_again && !d->stopping) {
+        d->reload_again = false;
+        control_reload(d, NULL);
+    }
+}
+
+/* control_reload - start a reload. */
+void
+control_reload(struct smtpd *d, struct ctl_req *r)
+{
+    struct control_reload *cr;
+
+    if (d->reloading) {
+        if (r != NULL)
+            ctl_err(r, "a reload is running; try again");
+        else
+            d->reload_again = true;
+        return;
+    }
+    cr = xcalloc(1, sizeof(*cr));
+    cr->d = d;
+    cr->r = r;
+    d->reloading = true;
+    log_info("reloading %s", d->cf->path);
+    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls, control_reload_done,
+                         cr) < 0) {
+        d->reloading = false;
+        free(cr);
+        if (r != NULL)
+            ctl_err(r, "cannot start the reload");
+    }
+}

@@ -1,0 +1,165 @@
+"""authent_method unix_user: a temporary Unix account receives mail from dsmtp in
+mail_spool/USER, logs in to dpop (STLS) and to dsmtp (AUTH) with its shadow password;
+wrong passwords, unknown names and accounts without a password are refused.
+
+Needs root (it adds two accounts and removes them again): a mail user with a SHA-512
+password, and a run_as account in groups shadow and mail, so that no existing account's
+groups change. Skipped otherwise.
+"""
+
+import os
+import pwd
+import random
+import shutil
+import smtplib
+import subprocess
+import tempfile
+
+import pytest
+
+from pop_fixtures import POPError, RawPOP, dpop_factory, is_root  # noqa: F401
+from dmail_it import DOMAIN, HOST, tls_client_context
+
+SENDER = "sender@remote.example"
+PASSWORD = "Unix-pass 123"
+
+pytestmark = pytest.mark.skipif(not is_root() or shutil.which("useradd") is None,
+                                reason="needs root and useradd")
+
+
+def _run(*args, **kw):
+    subprocess.run(list(args), check=True, capture_output=True, **kw)
+
+
+@pytest.fixture
+def accounts():
+    """(mail user, run_as user, locked user, spool dir); all removed afterwards."""
+    n = random.randrange(1000, 10000)
+    user, run_as, locked = "dmailtest%d" % n, "dmailrun%d" % n, "dmaillock%d" % n
+    spool = tempfile.mkdtemp(prefix="dmail-it-spool-")
+    made = []
+    try:
+        _run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", user)
+        made.append(user)
+        _run("chpasswd", "-c", "SHA512", input=("%s:%s\n" % (user, PASSWORD)).encode())
+        _run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", locked)  # password "!"
+        made.append(locked)
+        _run("useradd", "-M", "-r", "-s", "/usr/sbin/nologin", "-G", "shadow,mail", run_as)
+        made.append(run_as)
+        # the spool like Debian's /var/mail: root:mail 2775
+        os.chown(spool, 0, 8 if _gid("mail") is None else _gid("mail"))
+        os.chmod(spool, 0o2775)
+        yield user, run_as, locked, spool
+    finally:
+        # (the servers are stopped by then: tests list accounts before dpop_factory)
+        for u in made:
+            r = subprocess.run(["userdel", u], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["userdel", "-f", u], capture_output=True)
+        shutil.rmtree(spool, ignore_errors=True)
+        # a leftover of a run against the real /var/mail, should there be one
+        for u in (user, locked):
+            p = os.path.join("/var/mail", u)
+            if os.path.isfile(p):
+                os.unlink(p)
+
+
+def _gid(group):
+    import grp
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _serve(dpop_factory, accounts):
+    user, run_as, locked, spool = accounts
+    pop = dpop_factory(start=False, authent_method="unix_user", run_as=run_as,
+                       mail_spool=spool, sysadmin=None)
+    srv = pop.srv
+    pw = pwd.getpwnam(run_as)
+
+    def chown():  # the test directory belongs to the temporary run_as account
+        for root, dirs, files in os.walk(srv.dir):
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+            for name in dirs + files:
+                try:
+                    os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+                except FileNotFoundError:
+                    pass
+
+    srv.chown = chown
+    srv.start()
+    pop.start()
+    return srv, pop
+
+
+def test_unix_user_delivery_and_pop_login(accounts, dpop_factory):
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts)
+    text = "From: %s\r\nSubject: unix user\r\n\r\nhello %s\r\n" % (SENDER, user)
+    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
+        assert s.sendmail(SENDER, ["%s@%s" % (user.upper(), DOMAIN)], text) == {}
+        # an unknown name and a users-file user are no local users here
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            s.sendmail(SENDER, ["alice@" + DOMAIN], text)
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            s.sendmail(SENDER, ["nosuch%s@%s" % (user, DOMAIN)], text)
+        # an account without a password still receives mail
+        assert s.sendmail(SENDER, ["%s@%s" % (locked, DOMAIN)], text) == {}
+    mbox = os.path.join(spool, user)
+    with open(mbox, "rb") as f:
+        data = f.read()
+    assert b"hello " + user.encode() in data
+    assert os.path.isfile(os.path.join(spool, locked))
+    assert not os.path.exists(os.path.join(srv.drop, user))
+
+    c = RawPOP(pop.pop_port)
+    c.stls()
+    c.ok("USER " + user)
+    with pytest.raises(POPError):
+        c.ok("PASS wrong-" + PASSWORD)
+    c.close()
+
+    c = RawPOP(pop.pop_port)
+    c.stls()
+    assert "1 messages" in c.login(user, PASSWORD)
+    st, body = c.multi("RETR 1")
+    assert b"hello " + user.encode() in body
+    c.ok("DELE 1")
+    c.ok("QUIT")
+    c.close()
+    with open(mbox, "rb") as f:
+        assert b"hello " + user.encode() not in f.read()
+
+    # user@local-domain works as a login too; the locked account cannot log in
+    c = RawPOP(pop.pop_port)
+    c.stls()
+    assert "0 messages" in c.login("%s@%s" % (user, DOMAIN), PASSWORD)
+    c.ok("QUIT")
+    c.close()
+    for name, pw in ((locked, ""), (locked, "x"), ("alice", None), ("root", "root")):
+        c = RawPOP(pop.pop_port)
+        c.stls()
+        c.ok("USER " + name)
+        with pytest.raises(POPError):
+            c.ok("PASS " + (pw if pw is not None else srv.passwords["alice"]))
+        c.close()
+
+
+def test_unix_user_smtp_auth(accounts, dpop_factory):
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts)
+    for attempt in range(2):  # the second one is answered from the cache
+        with smtplib.SMTP(HOST, srv.submission_port, local_hostname="c.example",
+                          timeout=15) as s:
+            s.starttls(context=tls_client_context())
+            s.ehlo()
+            code, _ = s.login(user, PASSWORD)
+            assert code == 235
+    with smtplib.SMTP(HOST, srv.submission_port, local_hostname="c.example", timeout=15) as s:
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login(user, PASSWORD + "x")
+    assert PASSWORD not in srv.log()
