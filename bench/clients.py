@@ -12,6 +12,7 @@ import ctypes.util
 import os
 import socket
 import subprocess
+import threading
 import time
 
 HOST = "127.0.0.1"
@@ -188,6 +189,66 @@ def hold_connections(port, k, greet_prefix, quit_line, hold, measure, concurrenc
 
     result, t_open = asyncio.run(run())
     return st, result, t_open
+
+
+class SmtpStream:
+    """conc clients delivering one message per connection (like smtp-source) in a
+    thread of their own until stop(); done holds the monotonic time of every 250 to
+    the end of DATA, errors the failures."""
+
+    def __init__(self, port, rcpt, conc, size):
+        self.port, self.rcpt, self.conc = port, rcpt, conc
+        body = ("x" * 74 + "\r\n") * max(1, size // 76)
+        self.data = ("From: <sender@bench.test>\r\nTo: <%s>\r\nSubject: reload\r\n\r\n%s.\r\n"
+                     % (rcpt, body)).encode()
+        self.done, self.errors = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _one(self):
+        r, w = await asyncio.wait_for(asyncio.open_connection(HOST, self.port), IO_TIMEOUT)
+        try:
+            async def reply(expect):
+                while True:
+                    ln = await asyncio.wait_for(r.readline(), IO_TIMEOUT)
+                    if not ln:
+                        raise EOFError("server closed the connection")
+                    if ln[3:4] != b"-":
+                        break
+                if not ln.startswith(expect):
+                    raise RuntimeError("expected %s, got %r" % (expect, ln[:80]))
+
+            await reply(b"220")
+            for cmd, code in ((b"HELO client.bench.test", b"250"),
+                              (b"MAIL FROM:<sender@bench.test>", b"250"),
+                              (b"RCPT TO:<" + self.rcpt.encode() + b">", b"250"),
+                              (b"DATA", b"354")):
+                w.write(cmd + b"\r\n")
+                await reply(code)
+            w.write(self.data)
+            await reply(b"250")
+            self.done.append(time.monotonic())
+            w.write(b"QUIT\r\n")
+        finally:
+            w.close()
+
+    async def _client(self):
+        while not self._stop.is_set():
+            try:
+                await self._one()
+            except (OSError, EOFError, RuntimeError, asyncio.TimeoutError) as e:
+                self.errors.append(repr(e))
+                await asyncio.sleep(0.05)
+
+    async def _run(self):
+        await asyncio.gather(*(self._client() for _ in range(self.conc)))
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout=IO_TIMEOUT + 5):
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 # --------------------------------------------------------------------------- POP3

@@ -143,6 +143,7 @@ class Dmail(Server):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
         self.port = procs.free_ports(1)[0]
         self.settings = settings
+        self.extra_lines = []  # written after the settings (e.g. thousands of list lines)
         self.proc = None
         self._log = None
 
@@ -167,7 +168,7 @@ class Dmail(Server):
         lines = ["# written by bench/servers.py"]
         for k, v in self.base_settings() + list(self.settings):
             lines.append("%s %s" % (k, v))
-        write(self.conf, "\n".join(lines) + "\n")
+        write(self.conf, "\n".join(lines + self.extra_lines) + "\n")
 
     def start(self):
         self.write_conf()

@@ -10,6 +10,7 @@ dmail, peer, dmail, peer, ... (--pairs pairs), in the same run.
 """
 
 import os
+import re
 import subprocess
 import time
 
@@ -313,23 +314,110 @@ def pop_idle(ctx):
 
 # --------------------------------------------------------------------------- 6. reload
 
+def forward_supported(ctx, dsmtp_exe):
+    """True if dsmtp knows the forward setting (dsmtp -t warns about unknown ones)."""
+    conf = os.path.join(ctx.run_dir, "forward-probe.conf")
+    with open(conf, "w") as f:
+        f.write("host_domain bench.test\nforward a@bench.test b@bench.test\n")
+    r = subprocess.run([dsmtp_exe, "-t", "-c", conf], capture_output=True, text=True,
+                       timeout=30)
+    return "unknown setting 'forward'" not in r.stdout + r.stderr
+
+
+def reload_lines(domains, forwards, use_forward):
+    lines = ["host_domain d%03d.bench.test" % i for i in range(1, domains)]
+    if use_forward:
+        lines += ["forward f%06d@d%03d.bench.test bench@bench.test" % (i, i % domains)
+                  for i in range(forwards)]
+    else:
+        lines += ["forward_from_ip 10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
+                  for i in range(forwards)]
+    return lines
+
+
+def reload_run(ctx, ds, tell):
+    """One reload of ds while 10 clients deliver. Returns (server-reported ms, tellsmtp
+    round trip ms, longest gap between deliveries around the reload in ms, msg/s during
+    the reload second, msg/s in the second before it)."""
+    stream = clients.SmtpStream(ds.port, "bench@bench.test", 10, ctx.args.smtp_size)
+    stream.start()
+    try:
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        r = subprocess.run([tell, "-c", ds.conf, "-w", "60", "reload"], capture_output=True,
+                           text=True, timeout=90)
+        t1 = time.monotonic()
+        time.sleep(1.0)
+    finally:
+        stream.stop()
+    if r.returncode != 0:
+        raise RuntimeError("tellsmtp reload exited %d: %s" % (r.returncode,
+                                                              (r.stdout + r.stderr)[-300:]))
+    m = re.search(r"in ([0-9.]+) ms", r.stdout)
+    if not m:
+        raise RuntimeError("no time in the reload answer: %r" % r.stdout[-200:])
+    if stream.errors:
+        raise RuntimeError("%d deliveries failed during the run (first: %s)"
+                           % (len(stream.errors), stream.errors[0]))
+    done = sorted(stream.done)
+    # the longest wait for a delivery from the reload request to 0.5 s after its answer
+    window = [t0] + [t for t in done if t0 < t <= t1 + 0.5] + [min(t1 + 0.5, done[-1])]
+    stall = max(b - a for a, b in zip(window, window[1:]))
+    span = max(t1 - t0, 1.0)
+    during = sum(1 for t in done if t0 <= t <= t0 + span) / span
+    before = sum(1 for t in done if t0 - 1.0 <= t < t0)
+    return float(m.group(1)), (t1 - t0) * 1000, stall * 1000, during, float(before)
+
+
 def reload(ctx):
-    """dmail alone. Needs a control socket to ask dsmtp for a reload (tellsmtp); until
-    dsmtp has one this prints why it is skipped."""
+    """dmail alone: dsmtp with a big configuration, reloaded through tellsmtp while
+    messages are being delivered."""
     a, res = ctx.args, ctx.res
     w = "6 reload %d dom + %d fwd" % (a.reload_domains, a.reload_forwards)
-    res.metric("reload.ms", w, "reload time", "ms", "lower", ("abs<=", 500), None)
+    res.metric("reload.ms", w, "reload (dsmtp's count)", "ms", "lower", ("abs<=", 500), None)
+    res.metric("reload.wall", w, "tellsmtp reload round trip", "ms", "lower", None, None)
     res.metric("reload.stall", w, "longest delivery stall", "ms", "lower", ("abs<=", 100),
                None)
+    res.metric("reload.during", w, "delivered during reload", "msg/s", "higher", None, None)
+    res.metric("reload.before", w, "delivered the second before", "msg/s", "higher", None,
+               None)
+    keys = ("reload.ms", "reload.wall", "reload.stall", "reload.during", "reload.before")
     tell = os.path.join(ctx.bindir, "tellsmtp")
     if not os.access(tell, os.X_OK):
         why = "not available yet: dsmtp has no reload/control socket (no %s)" % tell
-    else:
-        why = ("not available yet: %s exists, but this harness does not drive it yet"
-               % tell)
-    for k in ("reload.ms", "reload.stall"):
-        res.by_key[k].note["dmail"] = why
-    ctx.log("  reload: " + why)
+        for k in keys:
+            res.by_key[k].note["dmail"] = why
+        ctx.log("  reload: " + why)
+        return
+    ds = servers.Dsmtp(ctx.run_dir, "dsmtp-reload", ctx.bindir,
+                       [("max_connections", 1000), ("max_per_ip", 1000)])
+    use_forward = forward_supported(ctx, ds.exe)
+    if not use_forward:
+        res.note("6: dsmtp has no forward setting yet: %d forward_from_ip lines (a list of "
+                 "as many entries) stand in for the forward lines" % a.reload_forwards)
+    ds.extra_lines = reload_lines(a.reload_domains, a.reload_forwards, use_forward)
+    with open(ds.users_file, "w") as f:
+        f.write("bench:%s\n" % clients.yescrypt("bench-smtp-unused", cost=1))
+    ctx.track("dsmtp-reload", ds)
+    t0 = time.monotonic()
+    ds.start()
+    ctx.log("  dsmtp started with %d lines of configuration in %.2f s"
+            % (len(ds.extra_lines) + 12, time.monotonic() - t0))
+    try:
+        for i in range(a.pairs):
+            ctx.deadline.check("reload")
+            try:
+                vals = reload_run(ctx, ds, tell)
+                ctx.log("  reload %d/%d: %.1f ms (dsmtp), %.0f ms round trip, longest "
+                        "delivery stall %.0f ms, %.0f msg/s during, %.0f before"
+                        % ((i + 1, a.pairs) + vals))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                ctx.log("  reload %d/%d failed: %s" % (i + 1, a.pairs, e))
+                vals = (None,) * len(keys)
+            for k, v in zip(keys, vals):
+                res.add(k, "dmail", v)
+    finally:
+        ds.stop()
 
 
 WORKLOADS = [
