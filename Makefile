@@ -106,6 +106,7 @@ check: deps
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory it
 	@$(MAKE) --no-print-directory SAN=1 it
+	@$(MAKE) --no-print-directory bench QUICK=1
 
 run: all
 	@scripts/run.sh $(BIN)
