@@ -1,12 +1,14 @@
 /*
  * route - the forward table of a snapshot and the expansion of a recipient. See route.h.
  *
- * Layout: every string lives in one arena. An alias is its key ("local@domain", local
- * part unquoted and lower-cased; "@domain" for a catch-all). A destination list is a
- * status byte (checked against host_domain yet? local? remote?) followed by the canonical
+ * Layout: every string lives in an arena of 256 KB blocks (a string never spans two, so
+ * nothing is ever copied to grow it). An alias is its key ("local@domain", local part
+ * unquoted and lower-cased; "@domain" for a catch-all). A destination list is a status
+ * byte (checked against host_domain yet? local? remote?) followed by the canonical
  * addresses, each NUL-terminated, and an empty string; identical lists are stored once.
- * Entries (key offset, list offset) sit in an array in file order; an open-addressing
- * index of entry numbers, at most half full, finds a key with FNV-1a and linear probing.
+ * Entries (key offset, list offset) sit in an array in file order. route_finish builds,
+ * in one go once the number is known, an open-addressing index of entry numbers at most
+ * half full (FNV-1a, linear probing), finding repeated aliases on the way.
  */
 #include "route.h"
 
@@ -20,8 +22,14 @@
 #include "conf.h"
 #include "xmem.h"
 
-#define ROUTE_DIAG_MAX 20 /* remote-destination lines reported one by one */
+#define ROUTE_DIAG_MAX 20     /* problem lines of one kind reported one by one */
 #define ROUTE_VISITS_MAX 1000 /* addresses looked at while expanding one recipient */
+#define ROUTE_BLOCK_BITS 18
+#define ROUTE_BLOCK ((size_t)1 << ROUTE_BLOCK_BITS) /* arena block bytes */
+#define ROUTE_BLOCKS_MAX ((size_t)1 << (32 - ROUTE_BLOCK_BITS))
+#define ROUTE_CHUNK_BITS 14
+#define ROUTE_CHUNK ((size_t)1 << ROUTE_CHUNK_BITS) /* entries per chunk */
+#define ROUTE_LIST_MAX (ROUTE_EXPAND_MAX * (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8) + 2)
 
 enum { RD_UNCHECKED, RD_LOCAL, RD_REMOTE }; /* a destination list's status byte */
 
@@ -35,33 +43,63 @@ struct route_origin {
 };
 
 struct route {
-    char *arena;
-    size_t alen, acap;
-    struct route_entry *e;
-    size_t n, ecap;
-    uint32_t *slots; /* entry number + 1; 0 is empty */
-    size_t nslots;   /* a power of two */
+    char **blocks; /* the arena */
+    size_t nblocks, bused, lastcap;
+    struct route_entry **e;   /* chunks of ROUTE_CHUNK entries: growing never copies */
+    size_t n, nchunks, elast; /* elast: entries the last chunk has room for */
+    uint32_t *slots;          /* entry number + 1; 0 is empty; NULL until route_finish */
+    size_t nslots;            /* a power of two */
     uint64_t digest;
     /* while building only (route_finish frees them) */
-    struct route_origin *orig;
+    struct route_origin **orig; /* chunks, like e */
     char **files;
     size_t nfiles;
     uint32_t *dslots; /* distinct destination lists: their arena offsets + 1 */
     size_t ndslots, nd;
+    char *scratch; /* one line's destination list */
 };
 
-/* route_hash - FNV-1a of n bytes, continuing from h. */
+/* route_str - the arena bytes at offset off. */
+static inline char *
+route_str(const struct route *rt, uint32_t off)
+{
+    return rt->blocks[off >> ROUTE_BLOCK_BITS] + (off & (ROUTE_BLOCK - 1));
+}
+
+/* route_ent - entry k. */
+static inline struct route_entry *
+route_ent(const struct route *rt, size_t k)
+{
+    return &rt->e[k >> ROUTE_CHUNK_BITS][k & (ROUTE_CHUNK - 1)];
+}
+
+/* route_org - where entry k was written (while building). */
+static inline struct route_origin *
+route_org(const struct route *rt, size_t k)
+{
+    return &rt->orig[k >> ROUTE_CHUNK_BITS][k & (ROUTE_CHUNK - 1)];
+}
+
+/* route_hash - a hash of n bytes, eight at a time, continuing from h. */
 static uint64_t
 route_hash(uint64_t h, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
+    uint64_t w;
+
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
     }
-    return h;
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w ^ ((uint64_t)n << 56)) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
 }
 
-#define ROUTE_FNV0 0xcbf29ce484222325ULL
+#define ROUTE_FNV0 0xcbf29ce484222325ULL /* the seed */
 
 /* route_list_len - bytes of a destination list after its status byte, final "" included. */
 static size_t
@@ -74,72 +112,46 @@ route_list_len(const char *l)
     return (size_t)(p - l) + 1;
 }
 
-/* route_find - the entry number of key, or -1. */
+/* route_slot - the slot holding key (hash h), or the empty one where it would go. */
+static uint32_t *
+route_slot(const struct route *rt, const char *key, uint64_t h)
+{
+    size_t mask = rt->nslots - 1, i = (size_t)h & mask;
+
+    for (; rt->slots[i] != 0; i = (i + 1) & mask)
+        if (strcmp(route_str(rt, route_ent(rt, rt->slots[i] - 1)->key), key) == 0)
+            break;
+    return &rt->slots[i];
+}
+
+/* route_find - the entry number of key, or -1 (also before route_finish). */
 static long
 route_find(const struct route *rt, const char *key)
 {
-    size_t mask, i;
+    uint32_t *slot;
 
-    if (rt == NULL || rt->nslots == 0)
+    if (rt == NULL || rt->slots == NULL)
         return -1;
-    mask = rt->nslots - 1;
-    i = (size_t)route_hash(ROUTE_FNV0, key, strlen(key)) & mask;
-    for (; rt->slots[i] != 0; i = (i + 1) & mask) {
-        uint32_t k = rt->slots[i] - 1;
-        if (strcmp(rt->arena + rt->e[k].key, key) == 0)
-            return (long)k;
-    }
-    return -1;
+    slot = route_slot(rt, key, route_hash(ROUTE_FNV0, key, strlen(key)));
+    return (long)*slot - 1;
 }
 
-/* route_index_put - entry k into slots (no duplicate check). */
-static void
-route_index_put(uint32_t *slots, size_t nslots, const char *key, uint32_t k)
-{
-    size_t mask = nslots - 1;
-    size_t i = (size_t)route_hash(ROUTE_FNV0, key, strlen(key)) & mask;
-
-    while (slots[i] != 0)
-        i = (i + 1) & mask;
-    slots[i] = k + 1;
-}
-
-/* route_index_grow - room for one more entry at a load of at most one half. */
-static void
-route_index_grow(struct route *rt)
-{
-    size_t n = rt->nslots ? rt->nslots : 512;
-    uint32_t *slots;
-
-    if ((rt->n + 1) * 2 <= rt->nslots)
-        return;
-    while ((rt->n + 1) * 2 > n)
-        n *= 2;
-    slots = xcalloc(n, sizeof(*slots));
-    for (size_t k = 0; k < rt->n; k++)
-        route_index_put(slots, n, rt->arena + rt->e[k].key, (uint32_t)k);
-    free(rt->slots);
-    rt->slots = slots;
-    rt->nslots = n;
-}
-
-/* route_arena_add - n bytes into the arena; their offset, or -1 when it is full. */
+/* route_arena_add - n bytes (at most ROUTE_BLOCK) into the arena; their offset, or -1
+ * when it is full. */
 static long
 route_arena_add(struct route *rt, const void *p, size_t n)
 {
-    size_t off = rt->alen;
-
-    if (rt->alen + n > UINT32_MAX)
-        return -1;
-    if (rt->alen + n > rt->acap) {
-        size_t cap = rt->acap ? rt->acap : 4096;
-        while (cap < rt->alen + n)
-            cap *= 2;
-        rt->arena = xrealloc(rt->arena, cap);
-        rt->acap = cap;
+    if (rt->nblocks == 0 || rt->bused + n > ROUTE_BLOCK) {
+        if (rt->nblocks == ROUTE_BLOCKS_MAX)
+            return -1;
+        rt->blocks = xrealloc(rt->blocks, (rt->nblocks + 1) * sizeof(*rt->blocks));
+        rt->blocks[rt->nblocks++] = xmalloc(ROUTE_BLOCK);
+        rt->bused = 0;
+        rt->lastcap = ROUTE_BLOCK;
     }
-    memcpy(rt->arena + off, p, n);
-    rt->alen += n;
+    size_t off = ((rt->nblocks - 1) << ROUTE_BLOCK_BITS) | rt->bused;
+    memcpy(rt->blocks[rt->nblocks - 1] + rt->bused, p, n);
+    rt->bused += n;
     return (long)off;
 }
 
@@ -158,7 +170,7 @@ route_dests_intern(struct route *rt, const char *list, size_t len)
         for (size_t k = 0; k < rt->ndslots; k++) {
             if (rt->dslots[k] == 0)
                 continue;
-            const char *l = rt->arena + rt->dslots[k];
+            const char *l = route_str(rt, rt->dslots[k] - 1) + 1;
             size_t j = (size_t)route_hash(ROUTE_FNV0, l, route_list_len(l)) & (n - 1);
             while (slots[j] != 0)
                 j = (j + 1) & (n - 1);
@@ -170,7 +182,7 @@ route_dests_intern(struct route *rt, const char *list, size_t len)
     }
     mask = rt->ndslots - 1;
     for (i = (size_t)h & mask; rt->dslots[i] != 0; i = (i + 1) & mask) {
-        const char *l = rt->arena + rt->dslots[i];
+        const char *l = route_str(rt, rt->dslots[i] - 1) + 1;
         if (route_list_len(l) == len - 1 && memcmp(l, list + 1, len - 1) == 0)
             return (long)(rt->dslots[i] - 1);
     }
@@ -250,7 +262,7 @@ route_parse_alias(const char *tok, char *key, size_t keylen, char *reason, size_
 static size_t
 route_parse_dests(const char *s, char *list, size_t cap, char *reason, size_t len)
 {
-    char tok[1100], err[100], canon[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8];
+    char tok[1100], err[100];
     size_t o = 1, count = 0;
     struct addr a;
 
@@ -279,14 +291,15 @@ route_parse_dests(const char *s, char *list, size_t cap, char *reason, size_t le
             snprintf(reason, len, "more than %d destinations", ROUTE_EXPAND_MAX);
             return 0;
         }
-        addr_format(&a, canon, sizeof(canon));
-        size_t cl = strlen(canon) + 1;
-        if (o + cl + 1 > cap) {
+        size_t ll = strlen(a.local), dl = strlen(a.domain); /* addr_format, inline */
+        if (o + ll + dl + 3 > cap) {
             snprintf(reason, len, "the destinations are too long");
             return 0;
         }
-        memcpy(list + o, canon, cl);
-        o += cl;
+        memcpy(list + o, a.local, ll);
+        list[o + ll] = '@';
+        memcpy(list + o + ll + 1, a.domain, dl + 1);
+        o += ll + dl + 2;
     }
     if (count == 0) {
         snprintf(reason, len, "no destination");
@@ -305,12 +318,13 @@ route_add(struct route **rtp, const char *file, int line, const char *value, cha
     const char *s = value, *start;
     size_t n = route_token(&s, &start), listlen;
     struct route *rt;
-    long koff, doff, prev;
+    long koff, doff;
     char *list;
 
     if (n == 0 || n >= sizeof(tok)) {
-        snprintf(reason, len, n == 0 ? "write forward ALIAS DESTINATION[,DESTINATION...]"
-                                     : "the alias is too long");
+        snprintf(reason, len,
+                 n == 0 ? "write forward ALIAS DESTINATION[,DESTINATION...]"
+                        : "the alias is too long");
         return -1;
     }
     memcpy(tok, start, n);
@@ -322,46 +336,36 @@ route_add(struct route **rtp, const char *file, int line, const char *value, cha
         snprintf(reason, len, "%s has no destination", tok);
         return -1;
     }
-    list = xmalloc(ROUTE_EXPAND_MAX * 400);
-    listlen = route_parse_dests(s, list, ROUTE_EXPAND_MAX * 400, reason, len);
-    if (listlen == 0) {
-        free(list);
-        return -1;
-    }
     if (*rtp == NULL)
         *rtp = xcalloc(1, sizeof(**rtp));
     rt = *rtp;
-    if ((prev = route_find(rt, key)) >= 0) {
-        const struct route_origin *o = &rt->orig[prev];
-        snprintf(reason, len, "%s is already forwarded at %s:%" PRIu32, tok, rt->files[o->file],
-                 o->line);
-        free(list);
+    if (rt->scratch == NULL)
+        rt->scratch = xmalloc(ROUTE_LIST_MAX);
+    list = rt->scratch;
+    if ((listlen = route_parse_dests(s, list, ROUTE_LIST_MAX, reason, len)) == 0)
         return -1;
-    }
     doff = route_dests_intern(rt, list, listlen);
     koff = doff < 0 ? -1 : route_arena_add(rt, key, strlen(key) + 1);
     if (koff < 0) {
         snprintf(reason, len, "too many forwards");
-        free(list);
         return -1;
     }
     if (rt->nfiles == 0 || strcmp(rt->files[rt->nfiles - 1], file) != 0) {
         rt->files = xrealloc(rt->files, (rt->nfiles + 1) * sizeof(*rt->files));
         rt->files[rt->nfiles++] = xstrdup(file);
     }
-    if (rt->n == rt->ecap) {
-        rt->ecap = rt->ecap ? rt->ecap * 2 : 256;
-        rt->e = xrealloc(rt->e, rt->ecap * sizeof(*rt->e));
-        rt->orig = xrealloc(rt->orig, rt->ecap * sizeof(*rt->orig));
+    if ((rt->n & (ROUTE_CHUNK - 1)) == 0) {
+        rt->e = xrealloc(rt->e, (rt->nchunks + 1) * sizeof(*rt->e));
+        rt->orig = xrealloc(rt->orig, (rt->nchunks + 1) * sizeof(*rt->orig));
+        rt->e[rt->nchunks] = xmalloc(ROUTE_CHUNK * sizeof(**rt->e));
+        rt->orig[rt->nchunks++] = xmalloc(ROUTE_CHUNK * sizeof(**rt->orig));
+        rt->elast = ROUTE_CHUNK;
     }
-    route_index_grow(rt);
-    rt->e[rt->n] = (struct route_entry){(uint32_t)koff, (uint32_t)doff};
-    rt->orig[rt->n] = (struct route_origin){(uint32_t)(rt->nfiles - 1), (uint32_t)line};
-    route_index_put(rt->slots, rt->nslots, key, (uint32_t)rt->n);
+    *route_ent(rt, rt->n) = (struct route_entry){(uint32_t)koff, (uint32_t)doff};
+    *route_org(rt, rt->n) = (struct route_origin){(uint32_t)(rt->nfiles - 1), (uint32_t)line};
     rt->n++;
-    rt->digest = route_hash(rt->digest ? rt->digest : ROUTE_FNV0, key, strlen(key) + 1);
+    rt->digest = route_hash(rt->digest, key, strlen(key) + 1);
     rt->digest = route_hash(rt->digest, list + 1, listlen - 1);
-    free(list);
     return 0;
 }
 
@@ -385,60 +389,95 @@ route_remote_dest(const char *list, const char **doms, size_t ndoms)
     return NULL;
 }
 
-/* route_finish - check destinations against host_domain; free the building aids. */
+/* route_index_build - the index of every entry; a repeated alias is an error. */
+static int
+route_index_build(struct route *rt, struct conf_diag *diag)
+{
+    int errors = 0;
+
+    rt->nslots = 16;
+    while (rt->nslots < rt->n * 2)
+        rt->nslots *= 2;
+    rt->slots = xcalloc(rt->nslots, sizeof(*rt->slots));
+    for (size_t k = 0; k < rt->n; k++) {
+        const char *key = route_str(rt, route_ent(rt, k)->key);
+        uint32_t *slot = route_slot(rt, key, route_hash(ROUTE_FNV0, key, strlen(key)));
+        if (*slot == 0) {
+            *slot = (uint32_t)k + 1;
+            continue;
+        }
+        const struct route_origin *o = route_org(rt, k), *p = route_org(rt, *slot - 1);
+        if (errors++ < ROUTE_DIAG_MAX)
+            conf_diag_add(diag, false, rt->files[o->file], (int)o->line,
+                          "forward: %s is already forwarded at %s:%" PRIu32, key,
+                          rt->files[p->file], p->line);
+    }
+    if (errors > ROUTE_DIAG_MAX)
+        conf_diag_add(diag, false, rt->files[0], 0, "forward: %d more aliases given twice",
+                      errors - ROUTE_DIAG_MAX);
+    return errors;
+}
+
+/* route_finish - index the aliases, check destinations against host_domain, free the
+ * building aids. */
 int
 route_finish(struct route *rt, const struct conf *c, struct conf_diag *diag)
 {
     const char **doms;
     size_t ndoms = c->host_domain.n > 0 ? c->host_domain.n : 1;
-    int errors = 0;
+    int errors, remote = 0;
 
     if (rt == NULL)
         return 0;
+    errors = route_index_build(rt, diag);
     doms = xcalloc(ndoms, sizeof(*doms));
     for (size_t i = 0; i < ndoms; i++)
         doms[i] = c->host_domain.n > 0 ? c->host_domain.v[i] : c->main_domain;
     qsort(doms, ndoms, sizeof(*doms), route_strcmp);
     for (size_t k = 0; k < rt->n; k++) {
-        char *st = rt->arena + rt->e[k].dests;
-        const char *remote = NULL;
+        char *st = route_str(rt, route_ent(rt, k)->dests);
+        const char *bad = NULL;
         if (*st == RD_UNCHECKED) {
-            remote = route_remote_dest(st + 1, doms, ndoms);
-            *st = remote ? RD_REMOTE : RD_LOCAL;
+            bad = route_remote_dest(st + 1, doms, ndoms);
+            *st = bad ? RD_REMOTE : RD_LOCAL;
         }
-        if (*st != RD_REMOTE)
+        if (*st != RD_REMOTE || remote++ >= ROUTE_DIAG_MAX)
             continue;
-        if (errors++ >= ROUTE_DIAG_MAX)
-            continue;
-        if (remote == NULL)
-            remote = route_remote_dest(st + 1, doms, ndoms);
-        conf_diag_add(diag, false, rt->files[rt->orig[k].file], (int)rt->orig[k].line,
+        if (bad == NULL)
+            bad = route_remote_dest(st + 1, doms, ndoms);
+        conf_diag_add(diag, false, rt->files[route_org(rt, k)->file], (int)route_org(rt, k)->line,
                       "forward: forward to a remote address needs outbound delivery (%s is not "
                       "in a host_domain)",
-                      remote);
+                      bad);
     }
-    if (errors > ROUTE_DIAG_MAX)
-        conf_diag_add(diag, false, c->path, 0, "forward: %d more lines forward to remote addresses",
-                      errors - ROUTE_DIAG_MAX);
+    if (remote > ROUTE_DIAG_MAX)
+        conf_diag_add(diag, false, rt->files[0], 0,
+                      "forward: %d more lines forward to remote addresses",
+                      remote - ROUTE_DIAG_MAX);
     free(doms);
     for (size_t i = 0; i < rt->nfiles; i++)
         free(rt->files[i]);
     free(rt->files);
+    for (size_t i = 0; i < rt->nchunks; i++)
+        free(rt->orig[i]);
     free(rt->orig);
     free(rt->dslots);
+    free(rt->scratch);
+    rt->scratch = NULL;
     rt->files = NULL;
     rt->orig = NULL;
     rt->dslots = NULL;
     rt->nfiles = rt->ndslots = 0;
-    if (rt->n > 0 && rt->ecap > rt->n) {
-        rt->e = xrealloc(rt->e, rt->n * sizeof(*rt->e));
-        rt->ecap = rt->n;
+    size_t used = rt->nchunks ? rt->n - ((rt->nchunks - 1) << ROUTE_CHUNK_BITS) : 0;
+    if (used > 0 && used < rt->elast) {
+        rt->e[rt->nchunks - 1] = xrealloc(rt->e[rt->nchunks - 1], used * sizeof(**rt->e));
+        rt->elast = used;
     }
-    if (rt->alen > 0 && rt->acap > rt->alen) {
-        rt->arena = xrealloc(rt->arena, rt->alen);
-        rt->acap = rt->alen;
+    if (rt->nblocks > 0 && rt->bused > 0 && rt->bused < rt->lastcap) {
+        rt->blocks[rt->nblocks - 1] = xrealloc(rt->blocks[rt->nblocks - 1], rt->bused);
+        rt->lastcap = rt->bused;
     }
-    return errors;
+    return errors + remote;
 }
 
 /* route_free - the table and everything in it. */
@@ -453,9 +492,16 @@ route_free(struct route **rtp)
     for (size_t i = 0; i < rt->nfiles; i++)
         free(rt->files[i]);
     free(rt->files);
+    for (size_t i = 0; rt->orig != NULL && i < rt->nchunks; i++)
+        free(rt->orig[i]);
     free(rt->orig);
     free(rt->dslots);
-    free(rt->arena);
+    free(rt->scratch);
+    for (size_t i = 0; i < rt->nchunks; i++)
+        free(rt->e[i]);
+    for (size_t i = 0; i < rt->nblocks; i++)
+        free(rt->blocks[i]);
+    free(rt->blocks);
     free(rt->e);
     free(rt->slots);
     free(rt);
@@ -474,8 +520,12 @@ route_bytes(const struct route *rt)
 {
     if (rt == NULL)
         return 0;
-    return sizeof(*rt) + rt->acap + rt->ecap * sizeof(*rt->e) + rt->nslots * sizeof(*rt->slots) +
-           (rt->orig ? rt->ecap * sizeof(*rt->orig) : 0) + rt->ndslots * sizeof(*rt->dslots);
+    return sizeof(*rt) + rt->nblocks * sizeof(*rt->blocks) +
+           (rt->nblocks ? (rt->nblocks - 1) * ROUTE_BLOCK + rt->lastcap : 0) +
+           rt->nchunks * sizeof(*rt->e) +
+           (rt->nchunks ? (rt->nchunks - 1) * ROUTE_CHUNK + rt->elast : 0) *
+               (sizeof(**rt->e) + (rt->orig ? sizeof(**rt->orig) : 0)) +
+           rt->nslots * sizeof(*rt->slots) + rt->ndslots * sizeof(*rt->dslots);
 }
 
 /* route_format - a summary that changes with the table. */
@@ -507,7 +557,7 @@ route_lookup(const struct route *rt, const char *local, const char *domain)
     route_key(local, domain, key, sizeof(key));
     if ((k = route_find(rt, key)) < 0)
         return NULL;
-    return rt->arena + rt->e[k].dests + 1;
+    return route_str(rt, route_ent(rt, k)->dests) + 1;
 }
 
 /* One expansion in progress. */
@@ -530,7 +580,7 @@ route_match(struct route_walk *w, const char *key, const char *local, const char
     const char *catchall;
 
     if (k >= 0)
-        return w->rt->arena + w->rt->e[k].dests + 1;
+        return route_str(w->rt, route_ent(w->rt, k)->dests) + 1;
     if ((catchall = route_lookup(w->rt, "", domain)) == NULL)
         return NULL;
     if (w->is_user != NULL && w->is_user(w->arg, local, domain))
@@ -573,8 +623,7 @@ route_out(struct route_walk *w, const char *dest)
 static void
 route_walk_list(struct route_walk *w, const char *list)
 {
-    for (const char *d = list; *d != '\0' && w->x->status == ROUTE_FORWARDED;
-         d += strlen(d) + 1) {
+    for (const char *d = list; *d != '\0' && w->x->status == ROUTE_FORWARDED; d += strlen(d) + 1) {
         char local[ADDR_LOCAL_MAX * 2 + 3], key[ROUTE_KEY_MAX], err[100];
         const char *sub;
         struct addr a;

@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ROUTE_DEPTH_MAX 8   /* aliases on one chain */
+#define ROUTE_DEPTH_MAX 8    /* aliases on one chain */
 #define ROUTE_EXPAND_MAX 100 /* addresses one recipient (or one line) expands to */
 #define ROUTE_KEY_MAX (64 + 1 + 255 + 1)
 
