@@ -228,16 +228,17 @@ command_rcpt(struct smtp_session *s, const char *args)
             tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
+    for (size_t i = 0; i < dr.n; i++)
+        queued |= dr.dest[i].mailbox == NULL;
+    command_rcpt_log(s, addr, &dr, queued ? "ok-postmaster-queued" : "ok");
     for (size_t i = 0; i < dr.n; i++) {
         tx->rcpt[tx->nrcpt].addr = dr.dest[i].addr; /* taken over */
         tx->rcpt[tx->nrcpt].mailbox = dr.dest[i].mailbox;
-        queued |= dr.dest[i].mailbox == NULL;
         dr.dest[i].addr = dr.dest[i].mailbox = NULL;
         tx->nrcpt++;
     }
     if (tx->naccepted++ == 0)
         tx->first = xstrdup(addr);
-    command_rcpt_log(s, addr, &dr, queued ? "ok-postmaster-queued" : "ok");
     deliver_route_free(&dr);
     session_enter_state(s, SS_RCPT);
     session_reply(s, 250, "2.1.5", "Ok");

@@ -64,8 +64,7 @@ load_errs(const char *text, const char *const *want)
 
 /* expand - route_expand of an address "local@domain" with is_user. */
 static void
-expand(const struct conf *c, const char *addr, route_user_fn is_user,
-       struct route_expansion *x)
+expand(const struct conf *c, const char *addr, route_user_fn is_user, struct route_expansion *x)
 {
     char local[200];
     const char *at = strrchr(addr, '@');
@@ -103,9 +102,9 @@ test_parse_errors(void **state)
               (const char *[]){"t.conf:3: forward: a@example.org has no destination", NULL});
     load_errs(DOMS "forward\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
     load_errs(DOMS "forward  \t\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
-    load_errs(DOMS "forward bob bob@example.org\n",
-              (const char *[]){"t.conf:2: forward: 'bob' is not a full address (missing @domain)",
-                               NULL});
+    load_errs(
+        DOMS "forward bob bob@example.org\n",
+        (const char *[]){"t.conf:2: forward: 'bob' is not a full address (missing @domain)", NULL});
     load_errs(DOMS "forward *@example.org bob@example.org\n",
               (const char *[]){"t.conf:2: forward: write the catch-all of a domain as "
                                "@example.org, not *@example.org",
@@ -161,8 +160,9 @@ test_include_file_line(void **state)
     char dir[] = "/tmp/test_route.XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *main_conf = xasprintf("%s/dmail.conf", dir), *inc = xasprintf("%s/fwd.conf", dir);
-    const char *fwd = "# aliases\nforward a@example.org bob@example.org\n"
-                      "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n";
+    const char *fwd =
+        "# aliases\nforward a@example.org bob@example.org\n"
+        "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n";
     assert_int_equal(file_write_atomic(inc, fwd, strlen(fwd), 0644), 0);
     char *text = xasprintf(DOMS "#include fwd.conf\n");
     assert_int_equal(file_write_atomic(main_conf, text, strlen(text), 0644), 0);
@@ -339,8 +339,8 @@ test_depth_and_width(void **state)
         text = t;
     }
     for (int i = 0; i < 60; i++) {
-        char *t = xasprintf("%s\nforward v%d@example.org p%d@example.org,q%d@example.org", text, i,
-                            i, i);
+        char *t =
+            xasprintf("%s\nforward v%d@example.org p%d@example.org,q%d@example.org", text, i, i, i);
         free(text);
         text = t;
     }
@@ -394,7 +394,8 @@ test_100000_entries(void **state)
         route_expand(c->forward, local, "Bench.Test", NULL, NULL, &x);
         assert_int_equal(x.status, ROUTE_FORWARDED);
         assert_int_equal(x.n, 1);
-        assert_string_equal(x.dest[0], i % 1000 == 0 ? "postmaster@bench.test" : "bench@bench.test");
+        assert_string_equal(x.dest[0],
+                            i % 1000 == 0 ? "postmaster@bench.test" : "bench@bench.test");
     }
     print_message("  %d expansions: %.1f ms\n", N, now_ms() - t2);
     route_expand(c->forward, "alias100000", "bench.test", NULL, NULL, &x);
@@ -503,10 +504,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_include_file_line),
-        cmocka_unit_test(test_exact_and_case),  cmocka_unit_test(test_catch_all),
+        cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_include_file_line),
+        cmocka_unit_test(test_exact_and_case),    cmocka_unit_test(test_catch_all),
         cmocka_unit_test(test_chains_and_copies), cmocka_unit_test(test_loop),
-        cmocka_unit_test(test_depth_and_width), cmocka_unit_test(test_100000_entries),
+        cmocka_unit_test(test_depth_and_width),   cmocka_unit_test(test_100000_entries),
         cmocka_unit_test(test_deliver_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
