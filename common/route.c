@@ -8,7 +8,8 @@
  * addresses, each NUL-terminated, and an empty string; identical lists are stored once.
  * Entries (key offset, list offset) sit in an array in file order. route_finish builds,
  * in one go once the number is known, an open-addressing index of entry numbers at most
- * half full (FNV-1a, linear probing), finding repeated aliases on the way.
+ * half full (a word-at-a-time multiplicative hash, linear probing), finding repeated
+ * aliases on the way.
  */
 #include "route.h"
 
@@ -99,7 +100,7 @@ route_hash(uint64_t h, const char *s, size_t n)
     return h ^ (h >> 33);
 }
 
-#define ROUTE_FNV0 0xcbf29ce484222325ULL /* the seed */
+#define ROUTE_SEED 0xcbf29ce484222325ULL
 
 /* route_list_len - bytes of a destination list after its status byte, final "" included. */
 static size_t
@@ -132,7 +133,7 @@ route_find(const struct route *rt, const char *key)
 
     if (rt == NULL || rt->slots == NULL)
         return -1;
-    slot = route_slot(rt, key, route_hash(ROUTE_FNV0, key, strlen(key)));
+    slot = route_slot(rt, key, route_hash(ROUTE_SEED, key, strlen(key)));
     return (long)*slot - 1;
 }
 
@@ -160,7 +161,7 @@ route_arena_add(struct route *rt, const void *p, size_t n)
 static long
 route_dests_intern(struct route *rt, const char *list, size_t len)
 {
-    uint64_t h = route_hash(ROUTE_FNV0, list + 1, len - 1);
+    uint64_t h = route_hash(ROUTE_SEED, list + 1, len - 1);
     size_t mask, i;
     long off;
 
@@ -171,7 +172,7 @@ route_dests_intern(struct route *rt, const char *list, size_t len)
             if (rt->dslots[k] == 0)
                 continue;
             const char *l = route_str(rt, rt->dslots[k] - 1) + 1;
-            size_t j = (size_t)route_hash(ROUTE_FNV0, l, route_list_len(l)) & (n - 1);
+            size_t j = (size_t)route_hash(ROUTE_SEED, l, route_list_len(l)) & (n - 1);
             while (slots[j] != 0)
                 j = (j + 1) & (n - 1);
             slots[j] = rt->dslots[k];
@@ -401,7 +402,7 @@ route_index_build(struct route *rt, struct conf_diag *diag)
     rt->slots = xcalloc(rt->nslots, sizeof(*rt->slots));
     for (size_t k = 0; k < rt->n; k++) {
         const char *key = route_str(rt, route_ent(rt, k)->key);
-        uint32_t *slot = route_slot(rt, key, route_hash(ROUTE_FNV0, key, strlen(key)));
+        uint32_t *slot = route_slot(rt, key, route_hash(ROUTE_SEED, key, strlen(key)));
         if (*slot == 0) {
             *slot = (uint32_t)k + 1;
             continue;

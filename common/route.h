@@ -20,11 +20,13 @@
  *   is final (the alias's own mailbox: "keep a copy"). An alias met again on the same
  *   chain is a forwarding loop. One recipient expands to at most ROUTE_EXPAND_MAX
  *   distinct addresses.
- * - route_add reports a bad line or an alias given twice (naming the earlier line) in
- *   reason; route_finish reports every line whose destination is not in a host_domain
- *   (no outbound delivery yet) into diag with its file:line.
- * - Memory: the strings of all lines in one arena, destination lists stored once per
- *   distinct list, an 8-byte entry per alias and a 4-byte slot index at most half full.
+ * - route_add reports a bad line in reason. route_finish reports into diag, each with its
+ *   file:line: an alias given twice (naming the earlier line), and a line whose destination
+ *   is not in a host_domain (no outbound delivery yet); at most 20 of each kind one by one.
+ * - Memory: the strings of all lines in an arena, destination lists stored once per
+ *   distinct list, an 8-byte entry per alias and a 4-byte slot index at most half full:
+ *   about 4 MB for 100,000 lines of the form aliasN@domain user@domain. While building,
+ *   8 more bytes per line say where it was written.
  */
 #ifndef DMAIL_ROUTE_H
 #define DMAIL_ROUTE_H
