@@ -143,7 +143,7 @@ class Dmail(Server):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
         self.port = procs.free_ports(1)[0]
         self.settings = settings
-        self.extra_lines = []  # written after the settings (e.g. thousands of list lines)
+        self.extra_lines = []  # written after the settings (e.g. 100,000 forward lines)
         self.proc = None
         self._log = None
 

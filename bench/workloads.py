@@ -314,24 +314,11 @@ def pop_idle(ctx):
 
 # --------------------------------------------------------------------------- 6. reload
 
-def forward_supported(ctx, dsmtp_exe):
-    """True if dsmtp knows the forward setting (dsmtp -t warns about unknown ones)."""
-    conf = os.path.join(ctx.run_dir, "forward-probe.conf")
-    with open(conf, "w") as f:
-        f.write("host_domain bench.test\nforward a@bench.test b@bench.test\n")
-    r = subprocess.run([dsmtp_exe, "-t", "-c", conf], capture_output=True, text=True,
-                       timeout=30)
-    return "unknown setting 'forward'" not in r.stdout + r.stderr
-
-
-def reload_lines(domains, forwards, use_forward):
+def reload_lines(domains, forwards):
+    """500 host_domain lines (bench.test is the first, from the base settings) and the
+    forward lines: aliasN@bench.test to the one bench user."""
     lines = ["host_domain d%03d.bench.test" % i for i in range(1, domains)]
-    if use_forward:
-        lines += ["forward f%06d@d%03d.bench.test bench@bench.test" % (i, i % domains)
-                  for i in range(forwards)]
-    else:
-        lines += ["forward_from_ip 10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
-                  for i in range(forwards)]
+    lines += ["forward alias%d@bench.test bench@bench.test" % i for i in range(forwards)]
     return lines
 
 
@@ -391,11 +378,7 @@ def reload(ctx):
         return
     ds = servers.Dsmtp(ctx.run_dir, "dsmtp-reload", ctx.bindir,
                        [("max_connections", 1000), ("max_per_ip", 1000)])
-    use_forward = forward_supported(ctx, ds.exe)
-    if not use_forward:
-        res.note("6: dsmtp has no forward setting yet: %d forward_from_ip lines (a list of "
-                 "as many entries) stand in for the forward lines" % a.reload_forwards)
-    ds.extra_lines = reload_lines(a.reload_domains, a.reload_forwards, use_forward)
+    ds.extra_lines = reload_lines(a.reload_domains, a.reload_forwards)
     with open(ds.users_file, "w") as f:
         f.write("bench:%s\n" % clients.yescrypt("bench-smtp-unused", cost=1))
     ctx.track("dsmtp-reload", ds)

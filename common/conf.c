@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "route.h"
 #include "xmem.h"
 
 #define CONF_FILE_MAX (16u << 20) /* largest file conf_load reads */
@@ -71,6 +72,8 @@ struct conf_parser {
     bool set[CONF_NSETTINGS]; /* given in the file (a list's first line replaces the default) */
     char *stack[CONF_INCLUDE_DEPTH + 2]; /* canonical names of the files being read */
     int depth;
+    const char *file; /* the line being parsed, for CT_ROUTE entries */
+    int line;
 };
 
 /* conf_field - the struct conf field of setting id. */
@@ -81,10 +84,7 @@ conf_field(const struct conf *c, int id)
 }
 
 /* conf_diag_add - record one "file:line: reason" (line 0: "file: reason"). */
-static void conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void
+void
 conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line, const char *fmt, ...)
 {
     char reason[CONF_REASON_MAX];
@@ -496,6 +496,8 @@ conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_
         return 0;
     case CT_LIST:
         return conf_set_list(p, id, v, reason, len);
+    case CT_ROUTE:
+        return route_add(field, p->file, p->line, v, reason, len);
     case CT_ENUM:
         if (conf_parse_enum(row, v, &e, reason, len) < 0)
             return -1;
@@ -613,10 +615,12 @@ conf_parse_line(struct conf_parser *p, const char *file, int line, char *s)
     if (row->type == CT_LIST && !p->set[id]) {
         conf_list_free(conf_field(p->c, id)); /* the file's lines replace the default */
         p->set[id] = true;
-    } else if (row->type != CT_LIST && p->set[id]) {
+    } else if (row->type != CT_LIST && row->type != CT_ROUTE && p->set[id]) {
         conf_diag_add(p->diag, true, file, line, "%s is already set at %s; this value wins", name,
                       p->c->origin[id]);
     }
+    p->file = file;
+    p->line = line;
     if (conf_set_value(p, id, value, reason, sizeof(reason)) < 0) {
         conf_diag_add(p->diag, false, file, line, "%s: %s", name, reason);
         return;
@@ -671,6 +675,8 @@ conf_free(struct conf *c)
             free(*(char **)conf_field(c, id));
         else if (conf_settings[id].type == CT_LIST)
             conf_list_free(conf_field(c, id));
+        else if (conf_settings[id].type == CT_ROUTE)
+            route_free(conf_field(c, id));
         free(c->origin[id]);
     }
     free(c->path);
@@ -693,6 +699,7 @@ conf_finish(struct conf_parser *p, int errors_before)
         free(c->hostname);
         c->hostname = xstrdup(host);
     }
+    route_finish(c->forward, c, p->diag); /* needs host_domain and main_domain */
     if (c->error_soft_limit > c->error_hard_limit && c->origin[CONF_error_soft_limit] != NULL)
         conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
                       "error_soft_limit %ld is above error_hard_limit %ld and never applies",
@@ -857,6 +864,8 @@ conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len
         }
         return 0;
     }
+    case CT_ROUTE:
+        return route_format(*(struct route *const *)field, buf, len);
     case CT_ENUM: {
         const char *p = row->choices;
         int want = *(const int *)field;

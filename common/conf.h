@@ -16,6 +16,9 @@
  * - Diagnostics are `file:line: reason`: an unknown setting is a warning, a bad value an
  *   error. conf_load() reads the whole file and reports every problem, not just the first.
  *   `drop_max` with no suffix is in KB, as in DMail.
+ * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
+ *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
+ *   digest HEX") for comparing snapshots, not a value to write back.
  */
 #ifndef DMAIL_CONF_H
 #define DMAIL_CONF_H
@@ -29,7 +32,7 @@ struct conf_list {
     char **v;
 };
 
-enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM };
+enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE };
 enum { CF_RELOAD = 1, CF_RESTART = 2 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
@@ -45,6 +48,9 @@ enum { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 #define CTYPE_CT_STR char *
 #define CTYPE_CT_LIST struct conf_list
 #define CTYPE_CT_ENUM int
+#define CTYPE_CT_ROUTE struct route * /* common/route.h: built while loading, owned */
+
+struct route;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,
@@ -96,6 +102,11 @@ struct conf *conf_load(const char *path, struct conf_diag *diag);
 struct conf *conf_load_string(const char *name, const char *text, struct conf_diag *diag);
 
 void conf_diag_free(struct conf_diag *diag);
+
+/* conf_diag_add - record one "file:line: reason" (line 0: "file: reason"), an error or a
+ * warning; for modules that check what they build from a snapshot (route.c). */
+void conf_diag_add(struct conf_diag *d, bool warning, const char *file, int line, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 
 struct conf *conf_ref(struct conf *c);
 void conf_unref(struct conf **c); /* sets *c to NULL */

@@ -160,59 +160,88 @@ command_check_rcpt(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_rcpt_log - one line per recipient with its result. */
+/* command_rcpt_log - one line per recipient with its result (and where forwards led). */
 static void
-command_rcpt_log(struct smtp_session *s, const char *addr, const char *result)
+command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_route *r,
+                 const char *result)
 {
-    char esc[600];
+    char esc[600], fwd[1200], fesc[1300];
+    size_t o = 0;
 
     log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
-    log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> result=%s", esc, result);
+    if (r == NULL || r->fwd == ROUTE_NONE) {
+        log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> result=%s", esc, result);
+        return;
+    }
+    fwd[0] = '\0';
+    if (r->verdict == DV_OK) {
+        for (size_t i = 0; i < r->n && o < sizeof(fwd); i++) {
+            int n = snprintf(fwd + o, sizeof(fwd) - o, "%s<%s>", i ? "," : "", r->dest[i].addr);
+            o += n > 0 ? (size_t)n : 0;
+        }
+    } else {
+        snprintf(fwd, sizeof(fwd), "%s", r->why);
+    }
+    log_escape(fesc, sizeof(fesc), fwd, strlen(fwd), 1000);
+    log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> %s=%s result=%s", esc,
+             r->verdict == DV_OK ? "forward" : (r->verdict == DV_LOOP ? "chain" : "forward-to"),
+             fesc, result);
 }
 
-/* command_rcpt - resolve the recipient: local, postmaster, unknown or remote. */
+/* command_rcpt - forwards, then each address local, postmaster, unknown or remote. */
 static void
 command_rcpt(struct smtp_session *s, const char *args)
 {
     struct smtp_tx *tx = &s->tx;
     struct smtp_rcpt *r = &s->arg.rcpt;
-    struct deliver_target *t = xmalloc(sizeof(*t));
-    char addr[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8], local[ADDR_LOCAL_MAX * 2 + 3];
+    struct deliver_route dr;
+    char addr[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8];
+    bool queued = false;
 
     if (r->bare_postmaster)
         snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->cf->main_domain);
     addr_format(&r->to, addr, sizeof(addr));
-    if (tx->nrcpt >= (size_t)s->cf->max_rcpts) {
-        command_rcpt_log(s, addr, "too-many");
+    if (tx->naccepted >= (size_t)s->cf->max_rcpts) {
+        command_rcpt_log(s, addr, NULL, "too-many");
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
-        goto out;
+        return;
     }
-    addr_local_unquoted(&r->to, false, local, sizeof(local));
-    switch (deliver_resolve(s->cf, s->db, local, r->to.domain, t)) {
-    case DK_REMOTE:
-        command_rcpt_log(s, addr, "relay-denied");
+    switch (deliver_route(s->cf, s->db, &r->to, &dr)) {
+    case DV_REMOTE:
+        command_rcpt_log(s, addr, &dr, "relay-denied");
         session_reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
-        goto out;
-    case DK_UNKNOWN:
-        command_rcpt_log(s, addr, "unknown");
+        return;
+    case DV_UNKNOWN:
+        command_rcpt_log(s, addr, &dr, "unknown");
         session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
-        goto out;
-    case DK_LOCAL:
-    case DK_POSTMASTER:
+        return;
+    case DV_LOOP:
+        command_rcpt_log(s, addr, &dr, "forward-error");
+        session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
+                      route_status_text(dr.fwd));
+        return;
+    case DV_OK:
         break;
     }
-    if (tx->nrcpt == tx->arcpt) {
-        tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
+    if (tx->nrcpt + dr.n > tx->arcpt) {
+        while (tx->nrcpt + dr.n > tx->arcpt)
+            tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
-    tx->rcpt[tx->nrcpt].addr = xstrdup(addr);
-    tx->rcpt[tx->nrcpt].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
-    tx->nrcpt++;
-    command_rcpt_log(s, addr, t->kind == DK_LOCAL ? "ok" : "ok-postmaster-queued");
+    for (size_t i = 0; i < dr.n; i++)
+        queued |= dr.dest[i].mailbox == NULL;
+    command_rcpt_log(s, addr, &dr, queued ? "ok-postmaster-queued" : "ok");
+    for (size_t i = 0; i < dr.n; i++) {
+        tx->rcpt[tx->nrcpt].addr = dr.dest[i].addr; /* taken over */
+        tx->rcpt[tx->nrcpt].mailbox = dr.dest[i].mailbox;
+        dr.dest[i].addr = dr.dest[i].mailbox = NULL;
+        tx->nrcpt++;
+    }
+    if (tx->naccepted++ == 0)
+        tx->first = xstrdup(addr);
+    deliver_route_free(&dr);
     session_enter_state(s, SS_RCPT);
     session_reply(s, 250, "2.1.5", "Ok");
-out:
-    free(t);
 }
 
 /* command_check_data - DATA needs recipients. */
@@ -243,7 +272,7 @@ command_data(struct smtp_session *s, const char *args)
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
     if (data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id,
-                      tls ? net_tls_desc(s->conn) : "", tx->nrcpt == 1 ? tx->rcpt[0].addr : NULL,
+                      tls ? net_tls_desc(s->conn) : "", tx->naccepted == 1 ? tx->first : NULL,
                       time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id, "",
                       NULL, time(NULL));
@@ -271,12 +300,12 @@ command_delivered(void *arg, const struct deliver_outcome *o)
     } else {
         log_sess(LOGLVL_INFO, s->sid,
                  "delivered id=%s size=%llu rcpts=%zu mailboxes=%d queued=%d failed=%d", o->id,
-                 tx->rx.wire, tx->nrcpt, o->delivered, o->queued, o->failed);
+                 tx->rx.wire, tx->naccepted, o->delivered, o->queued, o->failed);
         s->nmsgs++;
         s->errors = 0;
         s->d->stats.msgs_in++;
         s->d->stats.bytes_in += tx->rx.wire;
-        s->d->stats.rcpts_in += tx->nrcpt;
+        s->d->stats.rcpts_in += tx->naccepted;
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
@@ -395,8 +424,8 @@ command_check_vrfy(struct smtp_session *s, const char *args)
 static void
 command_vrfy(struct smtp_session *s, const char *args)
 {
-    char buf[600], local[ADDR_LOCAL_MAX * 2 + 3], why[100];
-    struct deliver_target *t;
+    char buf[600], why[100];
+    struct deliver_route dr;
     struct addr a;
     size_t n;
 
@@ -418,22 +447,20 @@ command_vrfy(struct smtp_session *s, const char *args)
         session_reply(s, 501, "5.1.3", "Bad address syntax");
         return;
     }
-    addr_local_unquoted(&a, false, local, sizeof(local));
     addr_format(&a, buf, sizeof(buf));
-    t = xmalloc(sizeof(*t));
-    switch (deliver_resolve(s->cf, s->db, local, a.domain, t)) {
-    case DK_LOCAL:
-    case DK_POSTMASTER:
+    switch (deliver_route(s->cf, s->db, &a, &dr)) {
+    case DV_OK:
         session_reply(s, 250, "2.1.5", "<%s>", buf);
         break;
-    case DK_UNKNOWN:
+    case DV_UNKNOWN:
+    case DV_LOOP:
         session_reply(s, 550, "5.1.1", "<%s>: User unknown", buf);
         break;
-    case DK_REMOTE:
+    case DV_REMOTE:
         session_reply(s, 551, "5.1.6", "<%s>: User not local", buf);
         break;
     }
-    free(t);
+    deliver_route_free(&dr);
 }
 
 /* command_check_starttls - TLS available and not active yet. */

@@ -78,6 +78,118 @@ deliver_resolve(const struct conf *cf, const struct auth_db *db, const char *loc
     return t->kind = DK_UNKNOWN;
 }
 
+/* What deliver_is_user needs. */
+struct deliver_ask {
+    const struct conf *cf;
+    const struct auth_db *db;
+    struct deliver_target t;
+};
+
+/* deliver_is_user - route_expand's question: local@domain is a user or postmaster. */
+static bool
+deliver_is_user(void *arg, const char *local, const char *domain)
+{
+    struct deliver_ask *q = arg;
+    enum deliver_kind k = deliver_resolve(q->cf, q->db, local, domain, &q->t);
+
+    return k == DK_LOCAL || k == DK_POSTMASTER;
+}
+
+/* deliver_route_add - one final address and its mailbox into r. */
+static void
+deliver_route_add(struct deliver_route *r, const char *addr, const struct deliver_target *t)
+{
+    r->dest = xrealloc(r->dest, (r->n + 1) * sizeof(*r->dest));
+    r->dest[r->n].addr = xstrdup(addr);
+    r->dest[r->n].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
+    r->n++;
+}
+
+/* deliver_route - forwards first, then every final address resolved. */
+enum deliver_verdict
+deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr *a,
+              struct deliver_route *r)
+{
+    struct deliver_ask *q = xmalloc(sizeof(*q));
+    struct route_expansion *x = xmalloc(sizeof(*x));
+    char local[ADDR_LOCAL_MAX * 2 + 3], addr[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8];
+
+    memset(r, 0, sizeof(*r));
+    q->cf = cf;
+    q->db = db;
+    addr_local_unquoted(a, false, local, sizeof(local));
+    route_expand(cf->forward, local, a->domain, deliver_is_user, q, x);
+    r->fwd = x->status;
+    switch (x->status) {
+    case ROUTE_NONE:
+        addr_format(a, addr, sizeof(addr));
+        switch (deliver_resolve(cf, db, local, a->domain, &q->t)) {
+        case DK_LOCAL:
+        case DK_POSTMASTER:
+            deliver_route_add(r, addr, &q->t);
+            break;
+        case DK_UNKNOWN:
+            r->verdict = DV_UNKNOWN;
+            snprintf(r->why, sizeof(r->why), "%s", addr);
+            break;
+        case DK_REMOTE:
+            r->verdict = DV_REMOTE;
+            snprintf(r->why, sizeof(r->why), "%s", addr);
+            break;
+        }
+        break;
+    case ROUTE_FORWARDED:
+        for (size_t i = 0; i < x->n && r->verdict == DV_OK; i++) {
+            struct addr d;
+            char err[100];
+            if (addr_parse_mailbox(x->dest[i], NULL, &d, err, sizeof(err)) < 0)
+                continue; /* cannot happen: route.c stores parsed addresses */
+            addr_local_unquoted(&d, false, local, sizeof(local));
+            switch (deliver_resolve(cf, db, local, d.domain, &q->t)) {
+            case DK_LOCAL:
+            case DK_POSTMASTER:
+                deliver_route_add(r, x->dest[i], &q->t);
+                break;
+            case DK_UNKNOWN:
+                r->verdict = DV_UNKNOWN;
+                snprintf(r->why, sizeof(r->why), "%s", x->dest[i]);
+                break;
+            case DK_REMOTE:
+                r->verdict = DV_REMOTE;
+                snprintf(r->why, sizeof(r->why), "%s", x->dest[i]);
+                break;
+            }
+        }
+        break;
+    case ROUTE_LOOP:
+    case ROUTE_DEPTH:
+    case ROUTE_TOO_MANY:
+        r->verdict = DV_LOOP;
+        snprintf(r->why, sizeof(r->why), "%s", x->chain);
+        break;
+    }
+    if (r->verdict != DV_OK) {
+        deliver_route_free(r);
+        r->n = 0;
+    }
+    free(x);
+    free(q);
+    return r->verdict;
+}
+
+/* deliver_route_free - the destinations of r. */
+void
+deliver_route_free(struct deliver_route *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->dest[i].addr);
+        free(r->dest[i].mailbox);
+    }
+    free(r->dest);
+    r->dest = NULL;
+    r->n = 0;
+}
+
 /* deliver_one - Return-Path + text into one mailbox (blocking). */
 enum drop_result
 deliver_one(const struct conf *cf, const char *mailbox, const char *sender, const char *text,

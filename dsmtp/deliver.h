@@ -16,6 +16,9 @@
  *   is queued for postmaster with an error and retried (a config fix or a new user
  *   makes it deliverable) until queue_lifetime. Other local addresses are unknown; any
  *   other domain is remote (refused until outbound delivery exists).
+ * - Forwards (dmail.conf `forward`, common/route.h) come first: deliver_route expands a
+ *   recipient through them and resolves every final address with deliver_resolve. The
+ *   SMTP RCPT, the sendmail pickup and the queue runner all go through it.
  * - Identical mailboxes in one batch are delivered once.
  * - Outcome: every recipient is either in its mailbox (fsynced) or in the queue file
  *   (fsynced) when cb reports ok; qfile_failed means the temporary failures could not
@@ -29,9 +32,11 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "auth.h"
 #include "conf.h"
 #include "drop.h"
+#include "route.h"
 
 enum deliver_kind {
     DK_LOCAL,      /* mailbox set */
@@ -50,6 +55,35 @@ struct deliver_target {
  * unquoted). db may be NULL (no users). */
 enum deliver_kind deliver_resolve(const struct conf *cf, const struct auth_db *db,
                                   const char *local, const char *domain, struct deliver_target *t);
+
+/* What a recipient comes to after forwards. */
+enum deliver_verdict {
+    DV_OK,      /* every final address resolved: dest[0..n) */
+    DV_UNKNOWN, /* a local address without a user: the recipient, or a destination (why) */
+    DV_REMOTE,  /* not a local domain and not forwarded (or, misconfigured, a destination) */
+    DV_LOOP,    /* the forwards loop, nest too deep or expand too wide (fwd says which) */
+};
+
+/* One mailbox a recipient goes to. */
+struct deliver_dest {
+    char *addr;    /* the recipient itself, or a forward's destination (canonical) */
+    char *mailbox; /* the dropfile; NULL: postmaster without a mailbox (queue it) */
+};
+
+struct deliver_route {
+    enum deliver_verdict verdict;
+    enum route_status fwd; /* ROUTE_NONE: no forward applied */
+    size_t n;
+    struct deliver_dest *dest;
+    char why[400]; /* DV_UNKNOWN/DV_REMOTE of a destination: its address; DV_LOOP: the chain */
+};
+
+/* deliver_route - expand the recipient a through the forwards of cf, then classify every
+ * final address (deliver_resolve). Fills r (free it with deliver_route_free) and returns
+ * r->verdict. Only reads memory. */
+enum deliver_verdict deliver_route(const struct conf *cf, const struct auth_db *db,
+                                   const struct addr *a, struct deliver_route *r);
+void deliver_route_free(struct deliver_route *r);
 
 /* deliver_one - blocking: append text (headers + body, LF ends) with a Return-Path:
  * header for sender to mailbox. err gets a reason on failure. */

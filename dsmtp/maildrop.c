@@ -238,83 +238,139 @@ maildrop_received(const char *host, const struct qfile *q)
                      host, q->id, date);
 }
 
+/* What one maildrop file's delivery has done so far. */
+struct maildrop_acc {
+    char **seen; /* mailboxes written, each once */
+    size_t nseen;
+    char **qaddr, **qerr; /* recipients to queue and why (owned) */
+    int *qattempts;
+    size_t nq;
+};
+
+/* maildrop_queue_later - addr goes into the queue file. */
+static void
+maildrop_queue_later(struct maildrop_acc *acc, const char *addr, int attempts, const char *why)
+{
+    acc->qaddr = xrealloc(acc->qaddr, (acc->nq + 1) * sizeof(*acc->qaddr));
+    acc->qerr = xrealloc(acc->qerr, (acc->nq + 1) * sizeof(*acc->qerr));
+    acc->qattempts = xrealloc(acc->qattempts, (acc->nq + 1) * sizeof(*acc->qattempts));
+    acc->qaddr[acc->nq] = xstrdup(addr);
+    acc->qerr[acc->nq] = xstrdup(why);
+    acc->qattempts[acc->nq++] = attempts;
+}
+
+/* maildrop_dest - pool: one final address of recipient ra (after forwards). */
+static void
+maildrop_dest(const struct conf *cf, const struct qfile *q, struct maildrop_acc *acc,
+              const char *ra, const struct deliver_dest *d, const char *text, size_t len)
+{
+    char err[200] = "", eq[300], fwd[600] = "";
+
+    if (strcmp(ra, d->addr) != 0)
+        snprintf(fwd, sizeof(fwd), " forward=<%s>", d->addr);
+    if (d->mailbox == NULL) {
+        maildrop_queue_later(acc, d->addr, 0, "no mailbox for postmaster (set sysadmin)");
+        return;
+    }
+    for (size_t k = 0; k < acc->nseen; k++)
+        if (strcmp(acc->seen[k], d->mailbox) == 0)
+            return;
+    acc->seen = xrealloc(acc->seen, (acc->nseen + 1) * sizeof(*acc->seen));
+    acc->seen[acc->nseen++] = xstrdup(d->mailbox);
+    switch (deliver_one(cf, d->mailbox, q->sender, text, len, err, sizeof(err))) {
+    case DROP_OK:
+        log_info("maildrop id=%s to=<%s>%s mailbox=%s result=ok", q->id, ra, fwd, d->mailbox);
+        break;
+    case DROP_TEMP:
+        log_warn("maildrop id=%s to=<%s>%s result=deferred error=%s", q->id, ra, fwd,
+                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
+        maildrop_queue_later(acc, d->addr, 1, err);
+        break;
+    case DROP_PERM:
+        log_error("maildrop id=%s to=<%s>%s result=failed error=%s", q->id, ra, fwd,
+                  logq_text(eq, sizeof(eq), err, strlen(err), 200));
+        break;
+    }
+}
+
+/* maildrop_rcpt - pool: one recipient of the file, through the forwards. */
+static void
+maildrop_rcpt(struct maildrop *m, const struct qfile *q, struct maildrop_acc *acc, const char *ra,
+              const char *text, size_t len)
+{
+    const struct conf *cf = m->cf;
+    char err[200], eq[600];
+    struct deliver_route dr;
+    struct addr a;
+
+    if (addr_parse_mailbox(ra, cf->main_domain, &a, err, sizeof(err)) < 0) {
+        log_error("maildrop id=%s to=<%s> result=dropped reason=bad-address error=%s", q->id, ra,
+                  logq_text(eq, sizeof(eq), err, strlen(err), 200));
+        return;
+    }
+    /* no bounces yet, and no outbound delivery: refusals are logged */
+    switch (deliver_route(cf, m->db, &a, &dr)) {
+    case DV_OK:
+        for (size_t k = 0; k < dr.n; k++)
+            maildrop_dest(cf, q, acc, ra, &dr.dest[k], text, len);
+        break;
+    case DV_UNKNOWN:
+        log_error("maildrop id=%s to=<%s> result=dropped reason=user-unknown%s%s", q->id, ra,
+                  dr.fwd == ROUTE_NONE ? "" : " forward-to=",
+                  dr.fwd == ROUTE_NONE ? ""
+                                       : logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 300));
+        break;
+    case DV_REMOTE:
+        log_error("maildrop id=%s to=<%s> result=dropped reason=not-local", q->id, ra);
+        break;
+    case DV_LOOP:
+        log_error("maildrop id=%s to=<%s> result=dropped reason=\"%s\" chain=%s", q->id, ra,
+                  route_status_text(dr.fwd),
+                  logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 400));
+        break;
+    }
+    deliver_route_free(&dr);
+}
+
 /* maildrop_file - pool: deliver one maildrop file; true when it may be removed. */
 static bool
 maildrop_file(struct maildrop *m, struct qfile *q)
 {
     const struct conf *cf = m->cf;
-    struct deliver_target *t = xmalloc(sizeof(*t));
-    struct deliver_qrcpt *ql = xcalloc(q->nrcpt + 1, sizeof(*ql));
-    char(*errs)[200] = xcalloc(q->nrcpt + 1, sizeof(*errs)), eq[300];
-    char **seen = xcalloc(q->nrcpt + 1, sizeof(*seen));
-    char *rcv = maildrop_received(m->hostname, q), *text;
-    size_t nq = 0, nseen = 0, rlen = strlen(rcv), len = rlen + q->text_len;
+    struct maildrop_acc acc = {0};
+    struct deliver_qrcpt *ql;
+    char *rcv = maildrop_received(m->hostname, q), *text, eq[300];
+    size_t rlen = strlen(rcv), len = rlen + q->text_len;
     bool ok = true;
 
     text = xmalloc(len + 1);
     memcpy(text, rcv, rlen);
     memcpy(text + rlen, q->text, q->text_len);
-    for (size_t i = 0; i < q->nrcpt; i++) {
-        const char *ra = q->rcpt[i].addr;
-        char local[ADDR_LOCAL_MAX * 2 + 3];
-        struct addr a;
-        bool dup = false;
-        if (addr_parse_mailbox(ra, cf->main_domain, &a, errs[i], sizeof(errs[i])) < 0) {
-            log_error("maildrop id=%s to=<%s> result=dropped reason=bad-address error=%s", q->id,
-                      ra, logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
-            continue;
-        }
-        addr_local_unquoted(&a, false, local, sizeof(local));
-        switch (deliver_resolve(cf, m->db, local, a.domain, t)) {
-        case DK_LOCAL:
-            for (size_t k = 0; k < nseen; k++)
-                dup = dup || strcmp(seen[k], t->mailbox) == 0;
-            if (dup)
-                break;
-            seen[nseen++] = xstrdup(t->mailbox);
-            switch (deliver_one(cf, t->mailbox, q->sender, text, len, errs[i], sizeof(errs[i]))) {
-            case DROP_OK:
-                log_info("maildrop id=%s to=<%s> mailbox=%s result=ok", q->id, ra, t->mailbox);
-                break;
-            case DROP_TEMP:
-                log_warn("maildrop id=%s to=<%s> result=deferred error=%s", q->id, ra,
-                         logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
-                ql[nq++] = (struct deliver_qrcpt){ra, 1, errs[i]};
-                break;
-            case DROP_PERM:
-                log_error("maildrop id=%s to=<%s> result=failed error=%s", q->id, ra,
-                          logq_text(eq, sizeof(eq), errs[i], strlen(errs[i]), 200));
-                break;
-            }
-            break;
-        case DK_POSTMASTER:
-            ql[nq++] = (struct deliver_qrcpt){ra, 0, "no mailbox for postmaster (set sysadmin)"};
-            break;
-        case DK_UNKNOWN:
-            /* no bounces yet */
-            log_error("maildrop id=%s to=<%s> result=dropped reason=user-unknown", q->id, ra);
-            break;
-        case DK_REMOTE:
-            /* no outbound delivery yet */
-            log_error("maildrop id=%s to=<%s> result=dropped reason=not-local", q->id, ra);
-            break;
-        }
-    }
-    if (nq > 0 && deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
-                                      q->arrival, ql, nq, text, len) < 0) {
+    for (size_t i = 0; i < q->nrcpt; i++)
+        maildrop_rcpt(m, q, &acc, q->rcpt[i].addr, text, len);
+    ql = xcalloc(acc.nq + 1, sizeof(*ql));
+    for (size_t k = 0; k < acc.nq; k++)
+        ql[k] = (struct deliver_qrcpt){acc.qaddr[k], acc.qattempts[k], acc.qerr[k]};
+    if (acc.nq > 0 && deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
+                                          q->arrival, ql, acc.nq, text, len) < 0) {
         const char *e = strerror(errno);
         log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
         ok = false;
     }
-    for (size_t k = 0; k < nseen; k++)
-        free(seen[k]);
-    free(seen);
-    free(errs);
+    for (size_t k = 0; k < acc.nseen; k++)
+        free(acc.seen[k]);
+    for (size_t k = 0; k < acc.nq; k++) {
+        free(acc.qaddr[k]);
+        free(acc.qerr[k]);
+    }
+    free(acc.seen);
+    free(acc.qaddr);
+    free(acc.qerr);
+    free(acc.qattempts);
     free(ql);
     free(text);
     free(rcv);
-    free(t);
     return ok;
 }
 

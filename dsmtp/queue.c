@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,38 +49,92 @@ queue_quarantine(const struct conf *cf, const char *path, const char *name)
     free(to);
 }
 
-/* queue_try_rcpt - one delivery attempt for a pending recipient. */
-static void
-queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
-               struct qfile_rcpt *r, time_t now)
+/* queue_forward - a queued address that forwards now (a forward added since it was
+ * queued) is replaced by its destinations, which are tried in the same pass. An address
+ * that is among its own destinations is final: its other destinations had their copies
+ * when the message came in. true when replaced. */
+static bool
+queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
 {
-    struct deliver_target *t = xmalloc(sizeof(*t));
-    char local[ADDR_LOCAL_MAX * 2 + 3], err[200] = "", eq[300];
+    char list[600] = "", eq[700];
+    size_t o = 0;
+
+    if (dr->fwd != ROUTE_FORWARDED)
+        return false;
+    for (size_t k = 0; k < dr->n; k++)
+        if (strcasecmp(dr->dest[k].addr, q->rcpt[i].addr) == 0)
+            return false;
+    for (size_t k = 0; k < dr->n; k++) {
+        bool known = false;
+        for (size_t j = 0; j < q->nrcpt && !known; j++)
+            known = strcasecmp(q->rcpt[j].addr, dr->dest[k].addr) == 0;
+        if (!known)
+            qfile_add_rcpt(q, dr->dest[k].addr);
+        if (o < sizeof(list)) {
+            int n = snprintf(list + o, sizeof(list) - o, "%s<%s>", k ? "," : "", dr->dest[k].addr);
+            o += n > 0 ? (size_t)n : 0;
+        }
+    }
+    struct qfile_rcpt *r = &q->rcpt[i];
+    r->state = QR_DONE;
+    free(r->last_error);
+    r->last_error = xasprintf("forwarded to %s", list);
+    log_info("queue id=%s to=<%s> result=forwarded forward=%s", q->id, r->addr,
+             logq_text(eq, sizeof(eq), list, strlen(list), 500));
+    return true;
+}
+
+/* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). */
+static void
+queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q, size_t i,
+               time_t now)
+{
+    char err[200] = "", eq[300];
+    struct deliver_route dr;
     struct addr a;
     enum drop_result res = DROP_TEMP;
+    struct qfile_rcpt *r;
 
-    if (addr_parse_mailbox(r->addr, cf->main_domain, &a, err, sizeof(err)) < 0) {
+    memset(&dr, 0, sizeof(dr));
+    if (addr_parse_mailbox(q->rcpt[i].addr, cf->main_domain, &a, err, sizeof(err)) < 0) {
         res = DROP_PERM;
     } else {
-        addr_local_unquoted(&a, false, local, sizeof(local));
-        switch (deliver_resolve(cf, db, local, a.domain, t)) {
-        case DK_LOCAL:
-            res = deliver_one(cf, t->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
+        switch (deliver_route(cf, db, &a, &dr)) {
+        case DV_OK: {
+            if (queue_forward(q, i, &dr)) {
+                deliver_route_free(&dr);
+                return;
+            }
+            const struct deliver_dest *d = &dr.dest[0];
+            for (size_t k = 0; k < dr.n; k++) /* the address itself */
+                if (strcasecmp(dr.dest[k].addr, q->rcpt[i].addr) == 0)
+                    d = &dr.dest[k];
+            if (d->mailbox != NULL)
+                res =
+                    deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
+            else
+                snprintf(err, sizeof(err), "no mailbox for postmaster (set sysadmin)");
             break;
-        case DK_POSTMASTER:
-            snprintf(err, sizeof(err), "no mailbox for postmaster (set sysadmin)");
-            break;
-        case DK_UNKNOWN:
-            snprintf(err, sizeof(err), "user unknown");
+        }
+        case DV_UNKNOWN:
+            if (dr.fwd == ROUTE_NONE)
+                snprintf(err, sizeof(err), "user unknown");
+            else
+                snprintf(err, sizeof(err), "user unknown: %.150s", dr.why);
             res = DROP_PERM;
             break;
-        case DK_REMOTE:
+        case DV_REMOTE:
             snprintf(err, sizeof(err), "not a local domain (no outbound delivery yet)");
+            res = DROP_PERM;
+            break;
+        case DV_LOOP:
+            snprintf(err, sizeof(err), "%s: %.150s", route_status_text(dr.fwd), dr.why);
             res = DROP_PERM;
             break;
         }
     }
-    free(t);
+    deliver_route_free(&dr);
+    r = &q->rcpt[i];
     r->attempts++;
     free(r->last_error);
     r->last_error = err[0] ? xstrdup(err) : NULL;
@@ -137,9 +192,9 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
             continue;
         }
-        queue_try_rcpt(cf, db, &q, r, now);
+        queue_try_rcpt(cf, db, &q, i, now); /* may add recipients: r is stale */
         changed = true;
-        if (r->state == QR_PENDING)
+        if (q.rcpt[i].state == QR_PENDING)
             pending++;
     }
     if (pending == 0) {

@@ -234,6 +234,7 @@ session_tx_reset(struct smtp_session *s)
         free(tx->rcpt[i].mailbox);
     }
     free(tx->rcpt);
+    free(tx->first);
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));

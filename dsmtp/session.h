@@ -59,8 +59,10 @@ struct smtp_tx {
     struct addr from;
     char sender[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8]; /* formatted, "" for <> */
     struct smtp_mail params;
-    struct smtp_rcpt_entry *rcpt;
+    struct smtp_rcpt_entry *rcpt; /* the mailboxes, after forwards */
     size_t nrcpt, arcpt;
+    size_t naccepted; /* RCPT commands accepted (what max_rcpts counts) */
+    char *first;      /* the first accepted RCPT as given, for Received: "for" */
     struct data_rx rx;
     bool rx_active;
 };

@@ -890,9 +890,9 @@ static void
 test_man_page(void **state)
 {
     static const char *const types[] = {
-        [CT_BOOL] = "Boolean;",     [CT_INT] = "Number;", [CT_SIZE] = "Size;",
-        [CT_TIME] = "Time;",        [CT_STR] = "String;", [CT_LIST] = "List;",
-        [CT_ENUM] = "Enumeration;",
+        [CT_BOOL] = "Boolean;",     [CT_INT] = "Number;",  [CT_SIZE] = "Size;",
+        [CT_TIME] = "Time;",        [CT_STR] = "String;",  [CT_LIST] = "List;",
+        [CT_ENUM] = "Enumeration;", [CT_ROUTE] = "Table;",
     };
     static const char *const syn[][2] = {
 #define SETTING(name, type, def, min, max, flags)
