@@ -52,6 +52,7 @@ static void
 session_free(struct pop_session *s)
 {
     session_release_mailbox(s);
+    retr_drop(s);
     dropview_free(&s->view);
     free(s->del);
     free(s->seen);
@@ -404,6 +405,7 @@ session_destroy(struct pop_session *s)
 
     s->conn = NULL;
     pop_auth_cancel(s);
+    retr_drop(s); /* what no pool job uses; the jobs free the rest */
     if (s->job == NULL)
         session_release_mailbox(s); /* else when the job is done */
     log_sess(LOGLVL_INFO, s->sid, "disconnect reason=%s user=%s retr=%lu dele=%lu errors=%d",
