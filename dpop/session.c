@@ -19,6 +19,7 @@
 #define SESSION_INBUF 16384             /* pipelined input held at most */
 #define SESSION_OUT_HIGH 65536          /* stop reading commands while this much output waits */
 #define SESSION_REPLY_CAP 1024          /* one status line */
+_Static_assert(SESSION_OUT_HIGH >= NET_DIRECT_MAX, "a direct send must never be waited for");
 
 static const char *const session_state_names[] = {
 #define SESSION_STATE_NAME(n) #n,
