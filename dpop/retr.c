@@ -34,13 +34,12 @@ struct retr_ahead {
     struct pop_session *s;
     struct dropview *view; /* the snapshot the bytes belong to (the session's) */
     size_t first, n;
-    bool busy;                          /* a pool job is filling it */
-    int err;                            /* errno when the first message could not be read */
-    size_t want;                        /* the message the fill was started for */
-    long top;                           /* and its TOP line count (-1: RETR) */
-    uint64_t used;                      /* uv_now() of the last use */
-    size_t len;                         /* bytes in buf */
-    unsigned off[RETR_WINDOW_MSGS + 1]; /* message first + k is buf[off[k], off[k + 1]) */
+    bool busy;     /* a pool job is filling it */
+    int err;       /* errno when the first message could not be read */
+    size_t want;   /* the message the fill was started for */
+    long top;      /* and its TOP line count (-1: RETR) */
+    uint64_t used; /* uv_now() of the last use */
+    struct dropview_span span[RETR_WINDOW_MSGS]; /* message first + k */
     char buf[RETR_WINDOW];
 };
 
@@ -130,8 +129,8 @@ retr_send_held(struct pop_session *s, size_t i, long top)
 {
     static char out[2 * RETR_PIECE + 64]; /* the loop thread's; DROPVIEW_CONV_BOUND */
     struct retr_ahead *a = s->ahead;
-    size_t k = i - a->first, n = a->off[k + 1] - a->off[k], w;
-    const char *p = a->buf + a->off[k];
+    size_t n = a->span[i - a->first].len, w;
+    const char *p = a->buf + a->span[i - a->first].off;
     struct dropview_conv conv;
 
     retr_ahead_touch(s);
@@ -160,38 +159,15 @@ static void
 retr_ahead_work(uv_work_t *w)
 {
     struct retr_ahead *a = w->data;
-    struct dropview *v = a->view;
-    size_t count = dropview_count(v), len = 0, k = 0;
+    long n =
+        dropview_read_msgs(a->view, a->first, a->buf, sizeof a->buf, a->span, RETR_WINDOW_MSGS);
 
     a->err = 0;
-    a->off[0] = 0;
-    for (size_t i = a->first; i < count && k < RETR_WINDOW_MSGS; i++) {
-        size_t start = len;
-        bool whole = false;
-        long r = 0;
-        while (len < sizeof a->buf) {
-            r = dropview_read(v, i, len - start, a->buf + len, sizeof a->buf - len);
-            if (r <= 0)
-                break;
-            len += (size_t)r;
-        }
-        if (r == 0 && len < sizeof a->buf) {
-            whole = true;
-        } else if (r > 0) { /* the window is full: does the message end here? */
-            char probe;
-            r = dropview_read(v, i, len - start, &probe, 1);
-            whole = r == 0;
-        }
-        if (r < 0 && k == 0)
-            a->err = errno != 0 ? errno : EIO;
-        if (!whole) {
-            len = start; /* a later RETR reads it again (and reports any error) */
-            break;
-        }
-        a->off[++k] = (unsigned)len;
-    }
-    a->n = k;
-    a->len = len;
+    a->n = 0;
+    if (n < 0)
+        a->err = errno != 0 ? errno : EIO;
+    else
+        a->n = (size_t)n;
 }
 
 /* retr_ahead_after - back on the loop with a filled window: answer the command that
@@ -243,7 +219,6 @@ retr_ahead_fill(struct pop_session *s, size_t i, long top)
     a->view = s->view;
     a->first = i;
     a->n = 0;
-    a->len = 0;
     a->want = i;
     a->top = top;
     a->err = 0;
