@@ -351,8 +351,11 @@ retr_send(struct pop_session *s, size_t i, long top)
         retr_send_held(s, i, top);
         return;
     }
-    if (dropview_format(s->view) == MBOX_FORMAT_MBOX && m->end - m->start > RETR_WINDOW) {
-        retr_start(s, i, top); /* cannot fit in a window */
+    /* cannot fit in a window: the mbox knows its raw size; a maildir file has at least half
+     * as many bytes as its client form (a LF becomes CRLF at most) */
+    if (dropview_format(s->view) == MBOX_FORMAT_MBOX ? m->end - m->start > RETR_WINDOW
+                                                     : m->size > 2ULL * RETR_WINDOW) {
+        retr_start(s, i, top);
         return;
     }
     if (!retr_ahead_fill(s, i, top))

@@ -7,17 +7,18 @@
  * - Blocks on: nothing on the loop. The mailbox is only read on the thread pool.
  * - Read-ahead: a RETR/TOP of a message that is not in memory reads, in one pool job, that
  *   message and the ones after it, whole, up to RETR_WINDOW raw bytes (at most
- *   RETR_WINDOW_MSGS messages), into the session's window. A message held whole in the
- *   window is converted on the loop (dropview_conv: CRLF, mboxrd unquoted, dot-stuffed,
- *   Status: line, TOP's line limit) and answered at once: status line, text and "." in one
- *   write. The window belongs to the session's view (the snapshot taken at login) and only
- *   holds bytes of messages of that snapshot, read through dropview_read like the streamed
- *   path; an mbox only grows behind a snapshot (drop_deliver appends, a commit replaces the
- *   file by rename and the open descriptor keeps the old one), so held bytes are the ones a
- *   later read would return. The window is freed when it has not been used for
- *   RETR_IDLE_MS (the session timer, free in TRANSACTION), when the session ends, or when
- *   a read finds nothing to hold; an idle session holds no window. At most
- *   RETR_WINDOWS_MAX windows exist in the daemon; beyond that messages are streamed.
+ *   RETR_WINDOW_MSGS messages), into the session's window (dropview_read_msgs: one pread
+ *   for an mbox, one per file for a maildir); the command waits for it like any pool job. A message
+ * held whole in the window is converted on the loop (dropview_conv: CRLF, mboxrd unquoted,
+ * dot-stuffed, Status: line, TOP's line limit) and answered at once: status line, text and "." in
+ * one write. The window belongs to the session's view (the snapshot taken at login) and only holds
+ * bytes of messages of that snapshot, read through dropview_read like the streamed path; an mbox
+ * only grows behind a snapshot (drop_deliver appends, a commit replaces the file by rename and the
+ * open descriptor keeps the old one), so held bytes are the ones a later read would return. The
+ * window is freed when it has not been used for RETR_IDLE_MS (the session timer, free in
+ * TRANSACTION), when the session ends, or when a read finds nothing to hold; an idle session holds
+ * no window. At most RETR_WINDOWS_MAX windows exist in the daemon; beyond that messages are
+ * streamed.
  * - Streaming: a message that does not fit in a window (or when no window is available)
  *   is streamed: each chunk (RETR_CHUNK raw bytes) is read and converted on the thread
  *   pool; the loop only writes the result. A new chunk is read only while the
