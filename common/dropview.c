@@ -538,7 +538,7 @@ dropview_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct d
         return -1;
     }
     if (v->format != MBOX_FORMAT_MAILDIR)
-        return dv_mbox_read_msgs(v, i, buf, len, span, max);
+        return dv_mbox_read_msgs(v, i, buf, len, span, max, false);
     for (; i + k < v->n && k < max; k++) {
         size_t start = used;
         long r;
@@ -562,6 +562,22 @@ dropview_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct d
         span[k].len = used - start;
     }
     return (long)k;
+}
+
+/* dropview_read_msgs_cached - dropview_read_msgs without waiting (mbox only). */
+long
+dropview_read_msgs_cached(struct dropview *v, size_t i, char *buf, size_t len,
+                          struct dropview_span *span, size_t max)
+{
+    if (i >= v->n) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (v->format == MBOX_FORMAT_MAILDIR) {
+        errno = EAGAIN; /* every message is a file to open */
+        return -1;
+    }
+    return dv_mbox_read_msgs(v, i, buf, len, span, max, true);
 }
 
 /* dropview_commit - UPDATE: delete and mark seen, crash-safe. */

@@ -128,6 +128,12 @@ struct dropview_span {
  * cannot be read; a later message that cannot be read just ends the run. */
 long dropview_read_msgs(struct dropview *v, size_t i, char *buf, size_t len,
                         struct dropview_span *span, size_t max);
+/* dropview_read_msgs_cached - the same, but only what needs no waiting: it opens no file
+ * and reads with RWF_NOWAIT, so it may run on an event loop. -1 with EAGAIN when that is
+ * not enough (maildir, the mbox not opened by an earlier read yet, bytes not in the page
+ * cache, a kernel or file system without RWF_NOWAIT): read on the pool then. */
+long dropview_read_msgs_cached(struct dropview *v, size_t i, char *buf, size_t len,
+                               struct dropview_span *span, size_t max);
 
 /* dropview_commit - UPDATE: delete the messages with del[i] set, mark those with seen[i]
  * set as seen (either array may be NULL). See above for the crash story. */

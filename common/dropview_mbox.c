@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -429,10 +430,35 @@ dv_mbox_fd(struct dropview *v, const struct dropview_msg *m)
     return 0;
 }
 
-/* dv_mbox_read_msgs - dropview_read_msgs for mbox: one pread of the range. */
+/* dv_pread_nowait - dv_pread_all from the page cache only (RWF_NOWAIT): -1 with EAGAIN
+ * when the disk would be needed. */
+static ssize_t
+dv_pread_nowait(int fd, void *buf, size_t n, unsigned long long off)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        struct iovec iov = {(char *)buf + got, n - got};
+        ssize_t r = preadv2(fd, &iov, 1, (off_t)(off + got), RWF_NOWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+                errno = EAGAIN; /* no RWF_NOWAIT here: the pool it is */
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* dv_mbox_read_msgs - dropview_read_msgs for mbox: one pread of the range (from the page
+ * cache only, on an open descriptor, when nowait). */
 long
 dv_mbox_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct dropview_span *span,
-                  size_t max)
+                  size_t max, bool nowait)
 {
     unsigned long long base = v->m[i].start, want;
     size_t k = 0;
@@ -442,10 +468,15 @@ dv_mbox_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct dr
         k++;
     if (k == 0)
         return 0;
+    if (nowait && v->fd < 0) {
+        errno = EAGAIN; /* opening may wait for the disk */
+        return -1;
+    }
     if (dv_mbox_fd(v, &v->m[i]) != 0)
         return -1;
     want = v->m[i + k - 1].end - base;
-    r = dv_pread_all(v->fd, buf, (size_t)want, base);
+    r = nowait ? dv_pread_nowait(v->fd, buf, (size_t)want, base)
+               : dv_pread_all(v->fd, buf, (size_t)want, base);
     if (r < 0)
         return -1;
     if ((unsigned long long)r < want) {

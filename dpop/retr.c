@@ -201,21 +201,54 @@ retr_ahead_after(uv_work_t *w, int status)
     session_release(s);
 }
 
-/* retr_ahead_fill - read message i and the ones after it on the pool; the command
- * waits. False when no window can be had (stream instead). */
-static bool
-retr_ahead_fill(struct pop_session *s, size_t i, long top)
+/* retr_ahead_get - the session's window, allocated if the daemon's cap allows; NULL
+ * when it does not. What it held is forgotten. */
+static struct retr_ahead *
+retr_ahead_get(struct pop_session *s)
 {
     struct retr_ahead *a = s->ahead;
 
     if (a == NULL) {
         if (s->d->ahead_windows >= RETR_WINDOWS_MAX)
-            return false;
+            return NULL;
         a = xmalloc(sizeof *a);
         a->s = s;
+        a->busy = false;
         s->ahead = a;
         s->d->ahead_windows++;
     }
+    a->n = 0;
+    return a;
+}
+
+/* retr_ahead_now - fill the window from message i on the loop when that needs no
+ * waiting (the mbox is open and the bytes are in the page cache); true when it holds i. */
+static bool
+retr_ahead_now(struct pop_session *s, size_t i)
+{
+    struct retr_ahead *a = retr_ahead_get(s);
+    long n;
+
+    if (a == NULL)
+        return false;
+    n = dropview_read_msgs_cached(s->view, i, a->buf, sizeof a->buf, a->span, RETR_WINDOW_MSGS);
+    if (n <= 0)
+        return false; /* the pool reads it (and reports any error) */
+    a->view = s->view;
+    a->first = i;
+    a->n = (size_t)n;
+    return true;
+}
+
+/* retr_ahead_fill - read message i and the ones after it on the pool; the command
+ * waits. False when no window can be had (stream instead). */
+static bool
+retr_ahead_fill(struct pop_session *s, size_t i, long top)
+{
+    struct retr_ahead *a = retr_ahead_get(s);
+
+    if (a == NULL)
+        return false;
     a->view = s->view;
     a->first = i;
     a->n = 0;
@@ -358,7 +391,9 @@ retr_send(struct pop_session *s, size_t i, long top)
         retr_start(s, i, top);
         return;
     }
-    if (!retr_ahead_fill(s, i, top))
+    if (retr_ahead_now(s, i))
+        retr_send_held(s, i, top);
+    else if (!retr_ahead_fill(s, i, top))
         retr_start(s, i, top);
 }
 

@@ -8,7 +8,10 @@
  * - Read-ahead: a RETR/TOP of a message that is not in memory reads, in one pool job, that
  *   message and the ones after it, whole, up to RETR_WINDOW raw bytes (at most
  *   RETR_WINDOW_MSGS messages), into the session's window (dropview_read_msgs: one pread
- *   for an mbox, one per file for a maildir); the command waits for it like any pool job. A message
+ *   for an mbox, one per file for a maildir); the command waits for it like any pool job.
+ *   Once the mbox is open, the next window is first tried on the loop with
+ *   dropview_read_msgs_cached (RWF_NOWAIT: bytes already in the page cache or nothing, so
+ *   the loop never waits for the disk); only when that cannot serve does the pool read. A message
  * held whole in the window is converted on the loop (dropview_conv: CRLF, mboxrd unquoted,
  * dot-stuffed, Status: line, TOP's line limit) and answered at once: status line, text and "." in
  * one write. The window belongs to the session's view (the snapshot taken at login) and only holds

@@ -784,6 +784,36 @@ check_read_msgs(struct dropview *v, size_t i, size_t len, size_t max)
     return k;
 }
 
+/* check_cached - dropview_read_msgs_cached gives what dropview_read_msgs gives (the
+ * mbox was just read, so it is open and in the page cache) or EAGAIN where RWF_NOWAIT is
+ * not supported; always EAGAIN for a maildir and for an mbox not opened yet. */
+static void
+check_cached(struct dropview *v, int fmt)
+{
+    struct dropview_span s1[16], s2[16];
+    char *b1 = malloc(1 << 16), *b2 = malloc(1 << 16);
+    long k1, k2;
+
+    assert_true(b1 != NULL && b2 != NULL);
+    for (size_t i = 0; i < dropview_count(v); i += 3) {
+        k1 = dropview_read_msgs(v, i, b1, 1 << 16, s1, 16);
+        errno = 0;
+        k2 = dropview_read_msgs_cached(v, i, b2, 1 << 16, s2, 16);
+        if (fmt == MBOX_FORMAT_MAILDIR || k2 < 0) {
+            assert_int_equal(k2, -1);
+            assert_int_equal(errno, EAGAIN);
+            continue;
+        }
+        assert_int_equal(k2, k1);
+        for (long j = 0; j < k1; j++) {
+            assert_int_equal(s2[j].len, s1[j].len);
+            assert_memory_equal(b2 + s2[j].off, b1 + s1[j].off, s1[j].len);
+        }
+    }
+    free(b1);
+    free(b2);
+}
+
 /* dropview_read_msgs: whole messages from i on, as many as fit, byte-exact, in both
  * formats; too small a buffer reads none; a message that is gone is ESTALE when it is the
  * first, the end of the run when it is a later one. */
@@ -827,6 +857,7 @@ test_read_msgs(void **state)
             assert_int_equal(check_read_msgs(v, i, 1 << 16, 3), (long)(n - i < 3 ? n - i : 3));
         }
         assert_int_equal(check_read_msgs(v, 0, total + 4096, 16), 12);
+        check_cached(v, fmts[t]);
         errno = 0;
         assert_int_equal(dropview_read_msgs(v, n, buf, sizeof buf, span, 4), -1);
         assert_int_equal(errno, EINVAL);
@@ -834,6 +865,9 @@ test_read_msgs(void **state)
 
         /* the file or files are gone from under a fresh view */
         v = view(f, fmts[t], false);
+        errno = 0;
+        assert_int_equal(dropview_read_msgs_cached(v, 0, buf, sizeof buf, span, 4), -1);
+        assert_int_equal(errno, EAGAIN); /* nothing is open yet */
         if (fmts[t] == MBOX_FORMAT_MBOX) {
             snprintf(path, sizeof path, "%s.old", f->box); /* keeps the inode: no reuse */
             assert_int_equal(rename(f->box, path), 0);
