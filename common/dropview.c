@@ -526,6 +526,60 @@ dropview_read(struct dropview *v, size_t i, unsigned long long pos, char *buf, s
     return dv_mbox_read(v, m, pos, buf, len);
 }
 
+/* dropview_read_msgs - whole messages from i on, as many as fit. */
+long
+dropview_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct dropview_span *span,
+                   size_t max)
+{
+    size_t used = 0, k = 0;
+
+    if (i >= v->n) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (v->format != MBOX_FORMAT_MAILDIR)
+        return dv_mbox_read_msgs(v, i, buf, len, span, max, false);
+    for (; i + k < v->n && k < max; k++) {
+        size_t start = used;
+        long r;
+        for (;;) {
+            if (used == len) { /* full: the message fits only if it ends here */
+                char probe;
+                r = dropview_read(v, i + k, used - start, &probe, 1);
+                break;
+            }
+            r = dropview_read(v, i + k, used - start, buf + used, len - used);
+            if (r <= 0)
+                break;
+            used += (size_t)r;
+        }
+        if (r != 0) { /* > 0: it does not fit; < 0: it cannot be read */
+            if (r < 0 && k == 0)
+                return -1;
+            break;
+        }
+        span[k].off = start;
+        span[k].len = used - start;
+    }
+    return (long)k;
+}
+
+/* dropview_read_msgs_cached - dropview_read_msgs without waiting (mbox only). */
+long
+dropview_read_msgs_cached(struct dropview *v, size_t i, char *buf, size_t len,
+                          struct dropview_span *span, size_t max)
+{
+    if (i >= v->n) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (v->format == MBOX_FORMAT_MAILDIR) {
+        errno = EAGAIN; /* every message is a file to open */
+        return -1;
+    }
+    return dv_mbox_read_msgs(v, i, buf, len, span, max, true);
+}
+
 /* dropview_commit - UPDATE: delete and mark seen, crash-safe. */
 enum drop_result
 dropview_commit(struct dropview *v, const unsigned char *del, const unsigned char *seen, char *err,

@@ -115,6 +115,26 @@ int dropview_format(const struct dropview *v);
  * first use and keeps it open until dropview_free or the next message (maildir). */
 long dropview_read(struct dropview *v, size_t i, unsigned long long pos, char *buf, size_t len);
 
+/* Where one message lies in a buffer filled by dropview_read_msgs. */
+struct dropview_span {
+    size_t off, len;
+};
+
+/* dropview_read_msgs - read messages i, i + 1, ... whole (raw, as dropview_read gives
+ * them), as many as fit in len bytes, at most max, into buf; span[k] tells where message
+ * i + k is. mbox: one read of the file range they cover (the bytes between them are read
+ * too and belong to none); maildir: one read per file. Returns the count read (0 when
+ * message i alone does not fit in len), or -1 with errno (as dropview_read) when message i
+ * cannot be read; a later message that cannot be read just ends the run. */
+long dropview_read_msgs(struct dropview *v, size_t i, char *buf, size_t len,
+                        struct dropview_span *span, size_t max);
+/* dropview_read_msgs_cached - the same, but only what needs no waiting: it opens no file
+ * and reads with RWF_NOWAIT, so it may run on an event loop. -1 with EAGAIN when that is
+ * not enough (maildir, the mbox not opened by an earlier read yet, bytes not in the page
+ * cache, a kernel or file system without RWF_NOWAIT): read on the pool then. */
+long dropview_read_msgs_cached(struct dropview *v, size_t i, char *buf, size_t len,
+                               struct dropview_span *span, size_t max);
+
 /* dropview_commit - UPDATE: delete the messages with del[i] set, mark those with seen[i]
  * set as seen (either array may be NULL). See above for the crash story. */
 enum drop_result dropview_commit(struct dropview *v, const unsigned char *del,

@@ -76,6 +76,8 @@ enum drop_result dv_mbox_commit(struct dropview *v, const unsigned char *del,
                                 const unsigned char *seen, char *err, size_t errlen);
 long dv_mbox_read(struct dropview *v, const struct dropview_msg *m, unsigned long long pos,
                   char *buf, size_t len);
+long dv_mbox_read_msgs(struct dropview *v, size_t i, char *buf, size_t len,
+                       struct dropview_span *span, size_t max, bool nowait);
 /* dv_pread_all - read exactly n bytes at off (fewer only at EOF); -1 on error. */
 ssize_t dv_pread_all(int fd, void *buf, size_t n, unsigned long long off);
 

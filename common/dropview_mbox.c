@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
@@ -407,6 +408,88 @@ dv_mbox_open(const struct dropview_params *p, struct dropview *v, char *err, siz
     return res;
 }
 
+/* dv_mbox_fd - open the snapshot's file for reading once: 0, or -1 with errno (ESTALE
+ * when the path no longer names the file the snapshot describes, up to m). */
+static int
+dv_mbox_fd(struct dropview *v, const struct dropview_msg *m)
+{
+    struct stat st;
+
+    if (v->fd >= 0)
+        return 0;
+    v->fd = open(v->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (v->fd < 0)
+        return -1;
+    if (fstat(v->fd, &st) != 0 || st.st_dev != v->dev || st.st_ino != v->ino ||
+        (unsigned long long)st.st_size < m->next) {
+        close(v->fd);
+        v->fd = -1;
+        errno = ESTALE;
+        return -1;
+    }
+    return 0;
+}
+
+/* dv_pread_nowait - dv_pread_all from the page cache only (RWF_NOWAIT): -1 with EAGAIN
+ * when the disk would be needed. */
+static ssize_t
+dv_pread_nowait(int fd, void *buf, size_t n, unsigned long long off)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        struct iovec iov = {(char *)buf + got, n - got};
+        ssize_t r = preadv2(fd, &iov, 1, (off_t)(off + got), RWF_NOWAIT);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+                errno = EAGAIN; /* no RWF_NOWAIT here: the pool it is */
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* dv_mbox_read_msgs - dropview_read_msgs for mbox: one pread of the range (from the page
+ * cache only, on an open descriptor, when nowait). */
+long
+dv_mbox_read_msgs(struct dropview *v, size_t i, char *buf, size_t len, struct dropview_span *span,
+                  size_t max, bool nowait)
+{
+    unsigned long long base = v->m[i].start, want;
+    size_t k = 0;
+    ssize_t r;
+
+    while (i + k < v->n && k < max && v->m[i + k].end - base <= len)
+        k++;
+    if (k == 0)
+        return 0;
+    if (nowait && v->fd < 0) {
+        errno = EAGAIN; /* opening may wait for the disk */
+        return -1;
+    }
+    if (dv_mbox_fd(v, &v->m[i]) != 0)
+        return -1;
+    want = v->m[i + k - 1].end - base;
+    r = nowait ? dv_pread_nowait(v->fd, buf, (size_t)want, base)
+               : dv_pread_all(v->fd, buf, (size_t)want, base);
+    if (r < 0)
+        return -1;
+    if ((unsigned long long)r < want) {
+        errno = ESTALE; /* the file shrank under us */
+        return -1;
+    }
+    for (size_t j = 0; j < k; j++) {
+        span[j].off = (size_t)(v->m[i + j].start - base);
+        span[j].len = (size_t)(v->m[i + j].end - v->m[i + j].start);
+    }
+    return (long)k;
+}
+
 /* dv_mbox_read - dropview_read for mbox. */
 long
 dv_mbox_read(struct dropview *v, const struct dropview_msg *m, unsigned long long pos, char *buf,
@@ -415,19 +498,8 @@ dv_mbox_read(struct dropview *v, const struct dropview_msg *m, unsigned long lon
     unsigned long long avail;
     ssize_t r;
 
-    if (v->fd < 0) {
-        struct stat st;
-        v->fd = open(v->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (v->fd < 0)
-            return -1;
-        if (fstat(v->fd, &st) != 0 || st.st_dev != v->dev || st.st_ino != v->ino ||
-            (unsigned long long)st.st_size < m->next) {
-            close(v->fd);
-            v->fd = -1;
-            errno = ESTALE;
-            return -1;
-        }
-    }
+    if (dv_mbox_fd(v, m) != 0)
+        return -1;
     avail = m->end - m->start;
     if (pos >= avail)
         return 0;

@@ -496,7 +496,18 @@ static void
 net_send(struct net_conn *c, const char *p, size_t n)
 {
     if (c->tls != NET_TLS_ON) {
-        struct net_wreq *w = net_wreq_new(c, n);
+        struct net_wreq *w;
+        if (c->pending == 0 && n <= NET_DIRECT_MAX) { /* no request, no POLLOUT toggling */
+            uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
+            int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (r > 0) {
+                p += r;
+                n -= (size_t)r;
+            }
+            if (n == 0)
+                return;
+        }
+        w = net_wreq_new(c, n);
         memcpy(w->data, p, n);
         net_wreq_send(c, w);
         return;

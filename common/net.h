@@ -15,7 +15,10 @@
  *   and calls net_resume_read() when it wants more.
  * - Output: net_write/net_printf queue bytes and never fail for lack of space; the
  *   protocol watches net_pending() against its own high-water mark and waits for
- *   NET_EV_DRAIN (queue fell to 0) before producing more.
+ *   NET_EV_DRAIN (queue fell to 0) before producing more. A plaintext send of at most
+ *   NET_DIRECT_MAX bytes (one write, or what a cork held) while nothing is queued goes to
+ *   the socket at once (uv_try_write): what the kernel takes is never pending and brings
+ *   no NET_EV_DRAIN, so a protocol's high-water mark must be at least NET_DIRECT_MAX.
  * - net_close() flushes queued output, then closes; net_abort() closes at once.
  * - Caps: max_connections and max_per_ip are checked at accept; a refused client gets the
  *   listener's refusal line and is closed. EMFILE/ENFILE pauses accepting for a second
@@ -54,6 +57,8 @@
 
 struct net_server;
 struct net_conn;
+
+#define NET_DIRECT_MAX 16384 /* plaintext sends tried on the socket at once (see Output) */
 
 enum net_event {
     NET_EV_DATA,      /* new input is in net_inbuf() */

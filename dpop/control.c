@@ -68,6 +68,8 @@ control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
              NULL, d->stats.deleted);
     ctl_stat(r, prom, "dpop", "sent_bytes_total", "counter", "Bytes sent to POP3 clients.", NULL,
              d->stats.bytes_out);
+    ctl_stat(r, prom, "dpop", "retr_windows", "gauge", "RETR read-ahead windows held now.", NULL,
+             (unsigned long long)d->ahead_windows);
     ctl_ok(r, "%s", prom ? "" : "dpop counters since start");
 }
 

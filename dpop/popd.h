@@ -56,6 +56,7 @@ struct popd {
     struct pop_session *sessions; /* every live session (a list through s->next) */
     long nsessions;
     long jobs;                   /* thread-pool jobs still running */
+    long ahead_windows;          /* RETR read-ahead windows allocated (retr.c) */
     struct penalty *penalty;     /* failed logins per client address and per user */
     struct mailbox_inuse *inuse; /* mailboxes with a session in TRANSACTION */
     struct popd_stats stats;

@@ -1,5 +1,6 @@
 /*
- * retr - RETR/TOP streaming with back-pressure. See retr.h.
+ * retr - RETR/TOP: answered from the session's read-ahead window, or streamed with
+ * back-pressure. See retr.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 #include "retr.h"
 #include "xmem.h"
 
+#define RETR_PIECE 8192 /* raw bytes converted at a time on the loop */
+
+/* A streamed message (bigger than a window, or no window to be had). */
 struct retr {
     uv_work_t work;
     struct pop_session *s;
@@ -23,6 +27,23 @@ struct retr {
     char *out;
     size_t outlen, outcap;
 };
+
+/* The read-ahead window: messages first .. first + n - 1 of view, whole, raw. */
+struct retr_ahead {
+    uv_work_t work;
+    struct pop_session *s;
+    struct dropview *view; /* the snapshot the bytes belong to (the session's) */
+    size_t first, n;
+    bool busy;     /* a pool job is filling it */
+    int err;       /* errno when the first message could not be read */
+    size_t want;   /* the message the fill was started for */
+    long top;      /* and its TOP line count (-1: RETR) */
+    uint64_t used; /* uv_now() of the last use */
+    struct dropview_span span[RETR_WINDOW_MSGS]; /* message first + k */
+    char buf[RETR_WINDOW];
+};
+
+static void retr_start(struct pop_session *s, size_t i, long top);
 
 /* retr_busy - a chunk is being read on the pool. */
 bool
@@ -42,6 +63,213 @@ retr_free(struct pop_session *s)
     free(r->out);
     free(r);
     s->retr = NULL;
+}
+
+/* retr_ahead_free - free the window (not while a job fills it). */
+static void
+retr_ahead_free(struct pop_session *s)
+{
+    if (s->ahead == NULL || s->ahead->busy)
+        return;
+    free(s->ahead);
+    s->ahead = NULL;
+    s->d->ahead_windows--;
+}
+
+/* retr_drop - free what the session holds for RETR that no job is using. */
+void
+retr_drop(struct pop_session *s)
+{
+    retr_ahead_free(s);
+    if (s->retr != NULL && !s->retr->busy)
+        retr_free(s);
+}
+
+/* retr_ahead_holds - message i of view is whole in the window. */
+static bool
+retr_ahead_holds(const struct retr_ahead *a, const struct dropview *view, size_t i)
+{
+    return a != NULL && !a->busy && a->view == view && i >= a->first && i - a->first < a->n;
+}
+
+/* retr_idle_cb - the session timer in TRANSACTION: free a window unused for
+ * RETR_IDLE_MS, else look again when it would be. */
+static void
+retr_idle_cb(uv_timer_t *t)
+{
+    struct pop_session *s = t->data;
+    struct retr_ahead *a = s->ahead;
+    uint64_t idle;
+
+    if (a == NULL || s->conn == NULL)
+        return;
+    idle = uv_now(t->loop) - a->used;
+    if (a->busy || idle < RETR_IDLE_MS) {
+        uv_timer_start(t, retr_idle_cb, a->busy ? RETR_IDLE_MS : RETR_IDLE_MS - idle, 0);
+        return;
+    }
+    retr_ahead_free(s);
+}
+
+/* retr_ahead_touch - the window was used now; make sure the idle timer watches it. */
+static void
+retr_ahead_touch(struct pop_session *s)
+{
+    uv_handle_t *h = (uv_handle_t *)&s->timer;
+
+    s->ahead->used = uv_now(s->d->loop);
+    if (s->conn != NULL && s->timer_fn == NULL && !uv_is_active(h) && !uv_is_closing(h))
+        uv_timer_start(&s->timer, retr_idle_cb, RETR_IDLE_MS, 0);
+}
+
+/* retr_send_held - message i is in the window: the status line, its client form and "."
+ * as one write. */
+static void
+retr_send_held(struct pop_session *s, size_t i, long top)
+{
+    static char out[2 * RETR_PIECE + 64]; /* the loop thread's; DROPVIEW_CONV_BOUND */
+    struct retr_ahead *a = s->ahead;
+    size_t n = a->span[i - a->first].len, w;
+    const char *p = a->buf + a->span[i - a->first].off;
+    struct dropview_conv conv;
+
+    retr_ahead_touch(s);
+    if (s->conn == NULL)
+        return;
+    dropview_conv_init(&conv, dropview_format(s->view) == MBOX_FORMAT_MBOX, true,
+                       session_status_line(s, i), top);
+    net_cork(s->conn);
+    session_send_reply(s);
+    while (n > 0 && !conv.done) {
+        size_t piece = n < RETR_PIECE ? n : RETR_PIECE;
+        w = dropview_conv_feed(&conv, p, piece, out);
+        session_write(s, out, w);
+        p += piece;
+        n -= piece;
+    }
+    w = dropview_conv_finish(&conv, out);
+    memcpy(out + w, ".\r\n", 3);
+    session_write(s, out, w + 3);
+    net_uncork(s->conn);
+}
+
+/* retr_ahead_work - on the pool: read messages first, first + 1, ... whole into the
+ * window while they fit. */
+static void
+retr_ahead_work(uv_work_t *w)
+{
+    struct retr_ahead *a = w->data;
+    long n =
+        dropview_read_msgs(a->view, a->first, a->buf, sizeof a->buf, a->span, RETR_WINDOW_MSGS);
+
+    a->err = 0;
+    a->n = 0;
+    if (n < 0)
+        a->err = errno != 0 ? errno : EIO;
+    else
+        a->n = (size_t)n;
+}
+
+/* retr_ahead_after - back on the loop with a filled window: answer the command that
+ * started it, or stream that message when it did not fit. */
+static void
+retr_ahead_after(uv_work_t *w, int status)
+{
+    struct retr_ahead *a = w->data;
+    struct pop_session *s = a->s;
+
+    (void)status;
+    a->busy = false;
+    s->d->jobs--;
+    if (s->conn == NULL) {
+        retr_ahead_free(s);
+    } else if (a->err != 0) {
+        log_sess(LOGLVL_WARN, s->sid, "retr user=%s msg=%zu error=%s", s->login, a->want + 1,
+                 strerror(a->err));
+        retr_ahead_free(s);
+        s->close_reason = "mailbox read error";
+        net_abort(s->conn);
+    } else if (retr_ahead_holds(a, s->view, a->want)) {
+        retr_send_held(s, a->want, a->top);
+        session_resume(s);
+    } else {
+        size_t want = a->want;
+        long top = a->top;
+        retr_ahead_free(s);
+        retr_start(s, want, top);
+    }
+    session_release(s);
+}
+
+/* retr_ahead_get - the session's window, allocated if the daemon's cap allows; NULL
+ * when it does not. What it held is forgotten. */
+static struct retr_ahead *
+retr_ahead_get(struct pop_session *s)
+{
+    struct retr_ahead *a = s->ahead;
+
+    if (a == NULL) {
+        if (s->d->ahead_windows >= RETR_WINDOWS_MAX)
+            return NULL;
+        a = xmalloc(sizeof *a);
+        a->s = s;
+        a->busy = false;
+        s->ahead = a;
+        s->d->ahead_windows++;
+    }
+    a->n = 0;
+    return a;
+}
+
+/* retr_ahead_now - fill the window from message i on the loop when that needs no
+ * waiting (the mbox is open and the bytes are in the page cache); true when it holds i. */
+static bool
+retr_ahead_now(struct pop_session *s, size_t i)
+{
+    struct retr_ahead *a = retr_ahead_get(s);
+    long n;
+
+    if (a == NULL)
+        return false;
+    n = dropview_read_msgs_cached(s->view, i, a->buf, sizeof a->buf, a->span, RETR_WINDOW_MSGS);
+    if (n <= 0)
+        return false; /* the pool reads it (and reports any error) */
+    a->view = s->view;
+    a->first = i;
+    a->n = (size_t)n;
+    return true;
+}
+
+/* retr_ahead_fill - read message i and the ones after it on the pool; the command
+ * waits. False when no window can be had (stream instead). */
+static bool
+retr_ahead_fill(struct pop_session *s, size_t i, long top)
+{
+    struct retr_ahead *a = retr_ahead_get(s);
+
+    if (a == NULL)
+        return false;
+    a->view = s->view;
+    a->first = i;
+    a->n = 0;
+    a->want = i;
+    a->top = top;
+    a->err = 0;
+    a->used = uv_now(s->d->loop);
+    a->busy = true;
+    a->work.data = a;
+    session_hold(s);
+    s->d->jobs++;
+    session_go_async(s);
+    if (uv_queue_work(s->d->loop, &a->work, retr_ahead_work, retr_ahead_after) != 0) {
+        a->busy = false;
+        s->d->jobs--;
+        retr_ahead_free(s);
+        s->close_reason = "cannot queue a read";
+        net_abort(s->conn);
+        session_release(s);
+    }
+    return true;
 }
 
 /* retr_work - on the pool: read one chunk and convert it. */
@@ -99,14 +327,17 @@ retr_cont(struct pop_session *s)
         return true;
     if (r->busy)
         return false;
+    if (r->eof) {
+        net_cork(s->conn); /* the last piece and "." in one write */
+        session_write(s, r->out, r->outlen);
+        session_write(s, ".\r\n", 3);
+        net_uncork(s->conn);
+        retr_free(s);
+        return true;
+    }
     if (r->outlen > 0) {
         session_write(s, r->out, r->outlen);
         r->outlen = 0;
-    }
-    if (r->eof) {
-        session_write(s, ".\r\n", 3);
-        retr_free(s);
-        return true;
     }
     r->busy = true;
     r->work.data = r;
@@ -124,21 +355,46 @@ retr_cont(struct pop_session *s)
     return false;
 }
 
-/* retr_start - stream message n (already checked) with top lines of body (-1: all). */
+/* retr_start - stream message i (0-based, already checked) with top lines of body (-1:
+ * all). */
 static void
-retr_start(struct pop_session *s, unsigned long n, long top)
+retr_start(struct pop_session *s, size_t i, long top)
 {
     struct retr *r = xcalloc(1, sizeof *r);
-    const char *status = session_status_line(s, n - 1);
+    const char *status = session_status_line(s, i);
 
     r->s = s;
     r->view = s->view;
-    r->msg = n - 1;
+    r->msg = i;
     dropview_conv_init(&r->conv, dropview_format(s->view) == MBOX_FORMAT_MBOX, true, status, top);
     r->outcap = DROPVIEW_CONV_BOUND(&r->conv, sizeof r->in) + 16;
     r->out = xmalloc(r->outcap);
     s->retr = r;
     session_continue(s, retr_cont);
+}
+
+/* retr_send - answer for message i (0-based, already checked): from the window when it
+ * holds it, else after reading ahead, else streamed. */
+static void
+retr_send(struct pop_session *s, size_t i, long top)
+{
+    const struct dropview_msg *m = dropview_msg(s->view, i);
+
+    if (retr_ahead_holds(s->ahead, s->view, i)) {
+        retr_send_held(s, i, top);
+        return;
+    }
+    /* cannot fit in a window: the mbox knows its raw size; a maildir file has at least half
+     * as many bytes as its client form (a LF becomes CRLF at most) */
+    if (dropview_format(s->view) == MBOX_FORMAT_MBOX ? m->end - m->start > RETR_WINDOW
+                                                     : m->size > 2ULL * RETR_WINDOW) {
+        retr_start(s, i, top);
+        return;
+    }
+    if (retr_ahead_now(s, i))
+        retr_send_held(s, i, top);
+    else if (!retr_ahead_fill(s, i, top))
+        retr_start(s, i, top);
 }
 
 /* retr_retr - RETR n. */
@@ -151,7 +407,7 @@ retr_retr(struct pop_session *s, const struct pop3_cmd *c)
     s->nretr++;
     s->d->stats.retrieved++;
     session_ok(s, "%llu octets", session_msg_size(s, c->num - 1));
-    retr_start(s, c->num, -1);
+    retr_send(s, c->num - 1, -1);
 }
 
 /* retr_top - TOP n lines. */
@@ -161,5 +417,5 @@ retr_top(struct pop_session *s, const struct pop3_cmd *c)
     if (session_msg(s, c->num) == NULL)
         return;
     session_ok(s, "Top of message follows");
-    retr_start(s, c->num, (long)c->num2);
+    retr_send(s, c->num - 1, (long)c->num2);
 }

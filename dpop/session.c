@@ -19,6 +19,7 @@
 #define SESSION_INBUF 16384             /* pipelined input held at most */
 #define SESSION_OUT_HIGH 65536          /* stop reading commands while this much output waits */
 #define SESSION_REPLY_CAP 1024          /* one status line */
+_Static_assert(SESSION_OUT_HIGH >= NET_DIRECT_MAX, "a direct send must never be waited for");
 
 static const char *const session_state_names[] = {
 #define SESSION_STATE_NAME(n) #n,
@@ -52,6 +53,7 @@ static void
 session_free(struct pop_session *s)
 {
     session_release_mailbox(s);
+    retr_drop(s);
     dropview_free(&s->view);
     free(s->del);
     free(s->seen);
@@ -404,6 +406,7 @@ session_destroy(struct pop_session *s)
 
     s->conn = NULL;
     pop_auth_cancel(s);
+    retr_drop(s); /* what no pool job uses; the jobs free the rest */
     if (s->job == NULL)
         session_release_mailbox(s); /* else when the job is done */
     log_sess(LOGLVL_INFO, s->sid, "disconnect reason=%s user=%s retr=%lu dele=%lu errors=%d",

@@ -54,6 +54,7 @@ enum session_wait {
 enum session_sasl { SASL_NONE, SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS };
 
 struct retr;
+struct retr_ahead;
 struct auth_req;
 struct mailbox_job;
 
@@ -73,7 +74,7 @@ struct pop_session {
     struct linereader reader;
     struct buf reply; /* the current command's status line, not sent yet */
     bool reply_err;   /* the pending reply is an -ERR that counts against the budget */
-    uv_timer_t timer;
+    uv_timer_t timer; /* delays in AUTHORIZATION; the read-ahead's idle timer after */
     void (*timer_fn)(struct pop_session *s);
     int errors;
     char apop_ts[128]; /* the greeting's timestamp, "" if APOP is off */
@@ -96,6 +97,7 @@ struct pop_session {
     bool (*cont)(struct pop_session *s); /* true when done */
     size_t cont_pos;
     struct retr *retr;
+    struct retr_ahead *ahead; /* read-ahead window (retr.c), NULL when idle */
     struct mailbox_job *job;
     unsigned long nretr, ndele;
     const char *close_reason;

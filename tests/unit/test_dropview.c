@@ -731,6 +731,195 @@ test_mbox_read_stale(void **state)
     dropview_free(&v);
 }
 
+/* raw_of - message i as dropview_read gives it, whole; its length in *len. */
+static char *
+raw_of(struct dropview *v, size_t i, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    long r;
+
+    assert_non_null(buf);
+    while ((r = dropview_read(v, i, n, buf + n, cap - n)) > 0) {
+        n += (size_t)r;
+        assert_true(n < cap);
+    }
+    assert_int_equal(r, 0);
+    *len = n;
+    return buf;
+}
+
+/* check_read_msgs - dropview_read_msgs(i, len, max) gives whole messages that are what
+ * dropview_read gives, in order, inside len, as many as fit; returns the count. */
+static long
+check_read_msgs(struct dropview *v, size_t i, size_t len, size_t max)
+{
+    struct dropview_span span[16];
+    char *buf = malloc(len + 1);
+    size_t end = 0;
+    long k;
+
+    assert_non_null(buf);
+    assert_true(max <= 16);
+    k = dropview_read_msgs(v, i, buf, len, span, max);
+    assert_true(k >= 0 && (size_t)k <= max && i + (size_t)k <= dropview_count(v));
+    for (long j = 0; j < k; j++) {
+        size_t rl;
+        char *raw = raw_of(v, i + (size_t)j, &rl);
+        assert_true(span[j].off >= end);
+        assert_int_equal(span[j].len, rl);
+        assert_true(span[j].off + span[j].len <= len);
+        assert_memory_equal(buf + span[j].off, raw, rl);
+        end = span[j].off + span[j].len;
+        free(raw);
+    }
+    if (k > 0 && (size_t)k < max && i + (size_t)k < dropview_count(v)) {
+        /* the next one did not fit: exactly the room used holds the same count, one byte
+         * less one fewer */
+        struct dropview_span s2[16];
+        assert_int_equal(dropview_read_msgs(v, i, buf, end, s2, max), k);
+        assert_int_equal(dropview_read_msgs(v, i, buf, end - 1, s2, max), k - 1);
+    }
+    free(buf);
+    return k;
+}
+
+/* check_cached - dropview_read_msgs_cached gives what dropview_read_msgs gives (the
+ * mbox was just read, so it is open and in the page cache) or EAGAIN where RWF_NOWAIT is
+ * not supported; always EAGAIN for a maildir and for an mbox not opened yet. */
+static void
+check_cached(struct dropview *v, int fmt)
+{
+    struct dropview_span s1[16], s2[16];
+    char *b1 = malloc(1 << 16), *b2 = malloc(1 << 16);
+    long k1, k2;
+
+    assert_true(b1 != NULL && b2 != NULL);
+    for (size_t i = 0; i < dropview_count(v); i += 3) {
+        k1 = dropview_read_msgs(v, i, b1, 1 << 16, s1, 16);
+        errno = 0;
+        k2 = dropview_read_msgs_cached(v, i, b2, 1 << 16, s2, 16);
+        if (fmt == MBOX_FORMAT_MAILDIR || k2 < 0) {
+            assert_int_equal(k2, -1);
+            assert_int_equal(errno, EAGAIN);
+            continue;
+        }
+        assert_int_equal(k2, k1);
+        for (long j = 0; j < k1; j++) {
+            assert_int_equal(s2[j].len, s1[j].len);
+            assert_memory_equal(b2 + s2[j].off, b1 + s1[j].off, s1[j].len);
+        }
+    }
+    free(b1);
+    free(b2);
+}
+
+/* dropview_read_msgs: whole messages from i on, as many as fit, byte-exact, in both
+ * formats; too small a buffer reads none; a message that is gone is ESTALE when it is the
+ * first, the end of the run when it is a later one. */
+static void
+test_read_msgs(void **state)
+{
+    struct fixture *f = *state;
+    static const int fmts[] = {MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR};
+
+    for (int t = 0; t < 2; t++) {
+        struct dropview *v;
+        struct dropview_span span[4];
+        char path[700], buf[64];
+        size_t n, total = 0;
+
+        nftw(f->box, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        for (int i = 0; i < 12; i++) {
+            char text[2048];
+            int w = snprintf(text, sizeof text, "Subject: %d\n\n", i);
+            for (int j = 0; j < i * 7; j++)
+                w += snprintf(text + w, sizeof text - (size_t)w, "%s line %d\n",
+                              j % 3 == 0   ? ">From"
+                              : j % 3 == 1 ? "From"
+                                           : ".",
+                              j);
+            deliver(f->box, fmts[t], "a@x", text, NULL);
+            if (fmts[t] == MBOX_FORMAT_MAILDIR)
+                usleep(1500); /* names in delivery order */
+        }
+        v = view(f, fmts[t], false);
+        n = dropview_count(v);
+        assert_int_equal(n, 12);
+        for (size_t i = 0; i < n; i++) {
+            size_t rl;
+            free(raw_of(v, i, &rl));
+            total += rl;
+            assert_int_equal(check_read_msgs(v, i, rl - 1, 16), 0);
+            assert_int_equal(check_read_msgs(v, i, rl, 16), 1);
+            assert_true(check_read_msgs(v, i, rl + 600, 16) >= 1);
+            assert_int_equal(check_read_msgs(v, i, 1 << 16, 16), (long)(n - i));
+            assert_int_equal(check_read_msgs(v, i, 1 << 16, 3), (long)(n - i < 3 ? n - i : 3));
+        }
+        assert_int_equal(check_read_msgs(v, 0, total + 4096, 16), 12);
+        check_cached(v, fmts[t]);
+        errno = 0;
+        assert_int_equal(dropview_read_msgs(v, n, buf, sizeof buf, span, 4), -1);
+        assert_int_equal(errno, EINVAL);
+        dropview_free(&v);
+
+        /* the file or files are gone from under a fresh view */
+        v = view(f, fmts[t], false);
+        errno = 0;
+        assert_int_equal(dropview_read_msgs_cached(v, 0, buf, sizeof buf, span, 4), -1);
+        assert_int_equal(errno, EAGAIN); /* nothing is open yet */
+        if (fmts[t] == MBOX_FORMAT_MBOX) {
+            snprintf(path, sizeof path, "%s.old", f->box); /* keeps the inode: no reuse */
+            assert_int_equal(rename(f->box, path), 0);
+            deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: new\n\nnew\n", NULL);
+            errno = 0;
+            assert_int_equal(dropview_read_msgs(v, 0, buf, sizeof buf, span, 4), -1);
+            assert_int_equal(errno, ESTALE);
+            assert_int_equal(remove(path), 0);
+        } else {
+            char *names[12];
+            for (int i = 0; i < 2; i++) {
+                DIR *d;
+                struct dirent *e;
+                snprintf(path, sizeof path, "%s/new", f->box);
+                d = opendir(path);
+                assert_non_null(d);
+                int cnt = 0;
+                while ((e = readdir(d)) != NULL)
+                    if (e->d_name[0] != '.')
+                        names[cnt++] = strdup(e->d_name);
+                closedir(d);
+                assert_int_equal(cnt, 12 - i);
+                /* the first file in the view's order: smallest name */
+                int lo = 0;
+                for (int j = 1; j < cnt; j++)
+                    if (strverscmp(names[j], names[lo]) < 0)
+                        lo = j;
+                /* i == 0: remove message 1 (the second); i == 1: message 0 */
+                if (i == 0) {
+                    int second = lo == 0 ? 1 : 0;
+                    for (int j = 0; j < cnt; j++)
+                        if (j != lo && strverscmp(names[j], names[second]) < 0)
+                            second = j;
+                    lo = second;
+                }
+                snprintf(path, sizeof path, "%s/new/%s", f->box, names[lo]);
+                assert_int_equal(remove(path), 0);
+                for (int j = 0; j < cnt; j++)
+                    free(names[j]);
+                if (i == 0) {
+                    assert_int_equal(dropview_read_msgs(v, 0, buf, sizeof buf, span, 4), 1);
+                } else {
+                    errno = 0;
+                    assert_int_equal(dropview_read_msgs(v, 0, buf, sizeof buf, span, 4), -1);
+                    assert_int_equal(errno, ESTALE);
+                }
+            }
+        }
+        dropview_free(&v);
+    }
+}
+
 /* Concurrent deliveries during repeated compactions: every message delivered is there
  * exactly once at the end, and each compaction removed only what it was asked to. */
 struct deliverer {
@@ -949,6 +1138,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_msgs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_maildir_names, setup, teardown),
