@@ -72,7 +72,7 @@ dropdir_dirs(const char *dir)
  * new/; tmp and new get the two names. DROP_OK or the item's failure (nothing left). */
 static enum drop_result
 dropdir_put(const char *dir, const char *node, struct drop_item *it, char *tmp, char *new,
-                 bool *linked)
+            bool *linked)
 {
     char unique[DROP_UNIQUE_MAX + 1], name[DROP_UNIQUE_MAX + 32];
     const struct drop_msg *msg = &it->msg;
@@ -128,7 +128,7 @@ dropdir_put(const char *dir, const char *node, struct drop_item *it, char *tmp, 
  * into new/; then one fsync of new/ for all of them, and the tmp/ names go. */
 void
 dropdir_deliver(const char *dir, struct drop_item *it, size_t n, unsigned long long max,
-                  const char *node)
+                const char *node)
 {
     char newdir[DROP_PATH_MAX], err[sizeof it->err];
     char(*tmp)[DROP_PATH_MAX] = NULL, (*new)[DROP_PATH_MAX] = NULL;
