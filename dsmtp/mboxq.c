@@ -129,7 +129,6 @@ mboxq_work(uv_work_t *w)
     }
 }
 
-
 static void mboxq_done(uv_work_t *w, int status);
 
 /* mboxq_take - a job for the first waiting requests of b (b->head is not NULL). */
@@ -164,9 +163,10 @@ mboxq_finish(struct mboxq_job *j, int status)
         struct mboxq_req *r = j->reqs[i];
         if (status < 0) {
             r->result = DROP_TEMP;
-            snprintf(r->err, sizeof(r->err), "%s", status == UV_ECANCELED ? "cancelled"
-                                                                           : "cannot start the "
-                                                                             "delivery job");
+            snprintf(r->err, sizeof(r->err), "%s",
+                     status == UV_ECANCELED ? "cancelled"
+                                            : "cannot start the "
+                                              "delivery job");
         } else {
             r->result = j->items[i].res;
             snprintf(r->err, sizeof(r->err), "%s", j->items[i].err);
@@ -217,14 +217,15 @@ mboxq_done(uv_work_t *w, int status)
 {
     struct mboxq_job *j = w->data;
     struct mboxq_box *b = j->box;
+    uv_loop_t *loop = w->loop; /* w goes with j in mboxq_finish */
 
     log_debug("mboxq mailbox=%s batch=%zu delivered=%zu", b->path, j->n, mboxq_ok(j, status));
     b->job = NULL;
-    b->pin++; /* b stays while its requests are answered (they may submit to it) */
-    mboxq_kick(w->loop, b); /* the next batch writes while this one is answered */
+    b->pin++;            /* b stays while its requests are answered (they may submit to it) */
+    mboxq_kick(loop, b); /* the next batch writes while this one is answered */
     mboxq_finish(j, status);
     b->pin--;
-    mboxq_kick(w->loop, b);
+    mboxq_kick(loop, b);
 }
 
 /* mboxq_submit - queue r behind its mailbox's running job, or start one. */

@@ -161,7 +161,8 @@ big_text(const char *tag, size_t n)
     assert_non_null(t);
     off += (size_t)sprintf(t, "Subject: %s\n\n", tag);
     for (size_t i = 0; off + 60 < n; i++)
-        off += (size_t)sprintf(t + off, i % 3 == 0 ? "From %s line %zu\n" : "%s line %zu\n", tag, i);
+        off +=
+            (size_t)sprintf(t + off, i % 3 == 0 ? "From %s line %zu\n" : "%s line %zu\n", tag, i);
     return t;
 }
 
@@ -347,13 +348,13 @@ test_many_crash_mid_batch(void **state)
     pid_t pid;
 
     snprintf(lock, sizeof lock, "%s.lock", f->box);
-    assert_int_equal(
-        drop_deliver(f->box, MBOX_FORMAT_MBOX, &(struct drop_msg){"a@b", "", 0, "first\n", 6}, 5,
-                     0, NODE, uidl, err, sizeof err),
-        DROP_OK);
+    assert_int_equal(drop_deliver(f->box, MBOX_FORMAT_MBOX,
+                                  &(struct drop_msg){"a@b", "", 0, "first\n", 6}, 5, 0, NODE, uidl,
+                                  err, sizeof err),
+                     DROP_OK);
     before = file_size(f->box);
     for (int i = 0; i < N; i++) {
-        char tag[16];
+        char tag[32];
         snprintf(tag, sizeof tag, "batch%d", i);
         texts[i] = big_text(tag, 3000000);
     }
@@ -383,10 +384,10 @@ test_many_crash_mid_batch(void **state)
     assert_int_equal(size_in_lock, before); /* the size before the whole batch */
     free(got);
     assert_true(file_size(f->box) > before + 3000000); /* a whole message of it was written */
-    assert_int_equal(
-        drop_deliver(f->box, MBOX_FORMAT_MBOX, &(struct drop_msg){"a@b", "", 0, "after\n", 6}, 5,
-                     0, NODE, uidl, err, sizeof err),
-        DROP_OK);
+    assert_int_equal(drop_deliver(f->box, MBOX_FORMAT_MBOX,
+                                  &(struct drop_msg){"a@b", "", 0, "after\n", 6}, 5, 0, NODE, uidl,
+                                  err, sizeof err),
+                     DROP_OK);
     got = slurp(f->box, &len);
     assert_null(strstr(got, "batch"));
     assert_non_null(strstr(got, "first\n\nFrom a@b "));

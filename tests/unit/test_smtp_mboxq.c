@@ -42,7 +42,7 @@ struct treq {
     char path[300];
     char text[200];
     int calls;
-    int order; /* position among all answers */
+    int order;             /* position among all answers */
     struct treq *resubmit; /* submitted from the callback */
     uv_loop_t *loop;
 };
