@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -80,10 +81,40 @@ drop_node(const char *node, char *buf, size_t len)
     return buf;
 }
 
-/* drop_random32 - 32 random bits: a per-thread splitmix64 stream seeded once from
- * getrandom (else the clock mixed with the pid and the thread). The bits only make names
- * unique across restarts that reuse a pid within a second, so one seed per thread is
- * enough; a fresh getrandom per message cost a system call each. */
+static _Atomic pid_t drop_pid_cache;
+static void drop_pid_atfork(void); /* 0: not known (yet, or since a fork) */
+
+/* drop_pid_forgotten - in the child of a fork: our pid changed. */
+static void
+drop_pid_forgotten(void)
+{
+    drop_pid_cache = 0;
+}
+
+/* drop_pid_atfork - register the reset for fork children (once). */
+static void
+drop_pid_atfork(void)
+{
+    pthread_atfork(NULL, NULL, drop_pid_forgotten);
+}
+
+/* drop_pid - getpid(), asked once per process (a fork resets it): it is in every UID. */
+static pid_t
+drop_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pid_t p = drop_pid_cache;
+
+    if (p == 0) {
+        pthread_once(&once, drop_pid_atfork);
+        p = getpid();
+        drop_pid_cache = p;
+    }
+    return p;
+}
+
+/* drop_random32 - 32 random bits: a per-thread splitmix64 stream seeded once from getrandom
+ * (else clock, pid and thread), not one system call per message. */
 static uint32_t
 drop_random32(void)
 {
@@ -117,7 +148,7 @@ drop_unique(char *buf, size_t len, const char *node)
     int n;
 
     node = drop_node(node, host, sizeof host);
-    n = snprintf(buf, len, "%lld.%ld_%u_%08x.", (long long)time(NULL), (long)getpid(), cnt,
+    n = snprintf(buf, len, "%lld.%ld_%u_%08x.", (long long)time(NULL), (long)drop_pid(), cnt,
                  (unsigned)drop_random32());
     if (n < 0 || (size_t)n >= max)
         return;
@@ -376,7 +407,7 @@ drop_dotlock_note_size(const char *path, const char *node, off_t size)
     fd = open(lock, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return;
-    n = snprintf(buf, sizeof buf, "%ld %.256s %lld\n", (long)getpid(), node, (long long)size);
+    n = snprintf(buf, sizeof buf, "%ld %.256s %lld\n", (long)drop_pid(), node, (long long)size);
     if (pwrite(fd, buf, (size_t)n, 0) != n)
         log_warne("cannot note the size in %s", lock);
     close(fd);
@@ -408,7 +439,7 @@ drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, i
     char buf[320];
     int fd, n;
 
-    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)tmplen) {
+    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)drop_pid(), ++seq) >= (int)tmplen) {
         *errp = ENAMETOOLONG;
         return -1;
     }
@@ -417,7 +448,7 @@ drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, i
         *errp = errno;
         return -1;
     }
-    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
+    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)drop_pid(), node);
     if (write(fd, buf, (size_t)n) != n) {
         *errp = errno != 0 ? errno : ENOSPC;
         close(fd);
