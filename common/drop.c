@@ -1,8 +1,8 @@
 /*
  * drop - mailbox paths, mbox/maildir delivery and the mbox locks (contract in drop.h).
  *
- * Every function here blocks; dsmtp calls drop_deliver from the thread pool. No state is
- * kept between calls except a counter for unique names.
+ * Every function here blocks; dsmtp calls drop_deliver_many from the thread pool. No state
+ * is kept between calls except what unique names need: a counter, the pid, random bits.
  */
 #include "drop.h"
 #include "drop_int.h"
