@@ -162,11 +162,9 @@ mboxq_finish(struct mboxq_job *j, int status)
     for (size_t i = 0; i < j->n; i++) {
         struct mboxq_req *r = j->reqs[i];
         if (status < 0) {
+            const char *why = status == UV_ECANCELED ? "cancelled" : "cannot start the job";
             r->result = DROP_TEMP;
-            snprintf(r->err, sizeof(r->err), "%s",
-                     status == UV_ECANCELED ? "cancelled"
-                                            : "cannot start the "
-                                              "delivery job");
+            snprintf(r->err, sizeof(r->err), "%s", why);
         } else {
             r->result = j->items[i].res;
             snprintf(r->err, sizeof(r->err), "%s", j->items[i].err);
