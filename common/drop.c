@@ -1,16 +1,18 @@
 /*
  * drop - mailbox paths, mbox/maildir delivery and the mbox locks (contract in drop.h).
  *
- * Every function here blocks; dsmtp calls drop_deliver from the thread pool. No state is
- * kept between calls except a counter for unique names.
+ * Every function here blocks; dsmtp calls drop_deliver_many from the thread pool. No state
+ * is kept between calls except what unique names need: a counter, the pid, random bits.
  */
 #include "drop.h"
+#include "drop_int.h"
 #include "file.h"
 #include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -25,29 +27,16 @@
 #include <unistd.h>
 
 #define DROP_STALE_SECS 300 /* a dotlock older than this is abandoned */
-#define DROP_UNIQUE_MAX 70  /* a POP3 UID has at most 70 characters (RFC 1939) */
-#define DROP_PATH_MAX 4096
-#define DROP_NAME_MAX 512 /* user@domain as a file name */
-#define DROP_IOV 64       /* pieces gathered per writev */
+#define DROP_NAME_MAX 512   /* user@domain as a file name */
 #define DROP_SENDER_MAX 512
 #define DROP_REOPEN_MAX 4 /* times the mbox may be replaced under us while we wait */
 
 enum drop_try { DROP_TRY_OK, DROP_TRY_BUSY, DROP_TRY_ERR };
 
-/* Gathered output: pieces point into the caller's buffers until flushed. */
-struct drop_out {
-    int fd;
-    int n;
-    int err; /* errno of the first failure, 0 if none */
-    struct iovec iov[DROP_IOV];
-};
-
 static atomic_uint drop_counter;
 
 /* drop_err - format a reason into err, followed by ": strerror(errnum)" if errnum. */
-static void drop_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void
+void
 drop_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 {
     va_list ap;
@@ -65,7 +54,7 @@ drop_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 }
 
 /* drop_errno_result - whether an errno is worth retrying (most are) or final. */
-static enum drop_result
+enum drop_result
 drop_errno_result(int e)
 {
     switch (e) {
@@ -92,22 +81,65 @@ drop_node(const char *node, char *buf, size_t len)
     return buf;
 }
 
-/* drop_random32 - 32 random bits (getrandom, else the clock mixed with the pid). */
+static _Atomic pid_t drop_pid_cache;
+static void drop_pid_atfork(void); /* 0: not known (yet, or since a fork) */
+
+/* drop_pid_forgotten - in the child of a fork: our pid changed. */
+static void
+drop_pid_forgotten(void)
+{
+    drop_pid_cache = 0;
+}
+
+/* drop_pid_atfork - register the reset for fork children (once). */
+static void
+drop_pid_atfork(void)
+{
+    pthread_atfork(NULL, NULL, drop_pid_forgotten);
+}
+
+/* drop_pid - getpid(), asked once per process (a fork resets it): it is in every UID. */
+static pid_t
+drop_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pid_t p = drop_pid_cache;
+
+    if (p == 0) {
+        pthread_once(&once, drop_pid_atfork);
+        p = getpid();
+        drop_pid_cache = p;
+    }
+    return p;
+}
+
+/* drop_random32 - 32 random bits: a per-thread splitmix64 stream seeded once from getrandom
+ * (else clock, pid and thread), not one system call per message. */
 static uint32_t
 drop_random32(void)
 {
-    uint32_t r;
-    struct timespec ts;
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    uint64_t z;
 
-    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
-        return r;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() * 2654435761u);
+    if (!seeded) {
+        if (getrandom(&state, sizeof state, GRND_NONBLOCK) != (ssize_t)sizeof state) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            state = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+                    ((uint64_t)getpid() * 2654435761u) ^ (uint64_t)(uintptr_t)&state;
+        }
+        seeded = true;
+    }
+    z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
 /* drop_unique - "<time>.<pid>_<counter>_<random>.<node>" in at most DROP_UNIQUE_MAX
  * characters drawn from [A-Za-z0-9._-], so it is a valid file name and POP3 UID. */
-static void
+void
 drop_unique(char *buf, size_t len, const char *node)
 {
     char host[256];
@@ -116,7 +148,7 @@ drop_unique(char *buf, size_t len, const char *node)
     int n;
 
     node = drop_node(node, host, sizeof host);
-    n = snprintf(buf, len, "%lld.%ld_%u_%08x.", (long long)time(NULL), (long)getpid(), cnt,
+    n = snprintf(buf, len, "%lld.%ld_%u_%08x.", (long long)time(NULL), (long)drop_pid(), cnt,
                  (unsigned)drop_random32());
     if (n < 0 || (size_t)n >= max)
         return;
@@ -200,7 +232,7 @@ drop_path_for(const struct conf *cf, const char *user, const char *domain, char 
 }
 
 /* drop_out_flush - write the gathered pieces, retrying short writes and EINTR. */
-static int
+int
 drop_out_flush(struct drop_out *o)
 {
     struct iovec *v = o->iov;
@@ -232,7 +264,7 @@ drop_out_flush(struct drop_out *o)
 }
 
 /* drop_out_add - gather len bytes at p (which must stay valid until the next flush). */
-static void
+void
 drop_out_add(struct drop_out *o, const void *p, size_t len)
 {
     if (len == 0 || o->err != 0)
@@ -375,7 +407,7 @@ drop_dotlock_note_size(const char *path, const char *node, off_t size)
     fd = open(lock, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return;
-    n = snprintf(buf, sizeof buf, "%ld %.256s %lld\n", (long)getpid(), node, (long long)size);
+    n = snprintf(buf, sizeof buf, "%ld %.256s %lld\n", (long)drop_pid(), node, (long long)size);
     if (pwrite(fd, buf, (size_t)n, 0) != n)
         log_warne("cannot note the size in %s", lock);
     close(fd);
@@ -407,7 +439,7 @@ drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, i
     char buf[320];
     int fd, n;
 
-    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)getpid(), ++seq) >= (int)tmplen) {
+    if (snprintf(tmp, tmplen, "%s.%ld.%lu", lock, (long)drop_pid(), ++seq) >= (int)tmplen) {
         *errp = ENAMETOOLONG;
         return -1;
     }
@@ -416,7 +448,7 @@ drop_dotlock_tmp(const char *lock, const char *node, char *tmp, size_t tmplen, i
         *errp = errno;
         return -1;
     }
-    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)getpid(), node);
+    n = snprintf(buf, sizeof buf, "%ld %.256s\n", (long)drop_pid(), node);
     if (write(fd, buf, (size_t)n) != n) {
         *errp = errno != 0 ? errno : ENOSPC;
         close(fd);
@@ -640,26 +672,36 @@ drop_from_line(char *buf, size_t len, const char *sender)
     return n < len ? n : len - 1;
 }
 
-/* drop_mbox_open - open (creating if needed) the mbox for append; only a regular file. */
+/* drop_mbox_open - open (creating it and its parent directories if needed) the mbox for
+ * append; only a regular file. The common case, an existing mbox, costs one open. */
 static int
 drop_mbox_open(const char *path, bool *created, enum drop_result *res, char *err, size_t errlen)
 {
     int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    bool made = false;
     struct stat st;
     int fd = -1;
 
     *created = false;
-    for (int i = 0; i < 3 && fd < 0; i++) {
+    for (int i = 0; i < 4 && fd < 0; i++) {
+        fd = open(path, flags);
+        if (fd >= 0 || errno != ENOENT)
+            break;
         fd = open(path, flags | O_CREAT | O_EXCL, 0600);
         if (fd >= 0) {
             *created = true;
-        } else if (errno == EEXIST) {
-            fd = open(path, flags);
-            if (fd < 0 && errno == ENOENT)
-                continue; /* removed between the two opens */
+        } else if (errno == ENOENT && !made) {
+            char parent[DROP_PATH_MAX];
+            if (file_dirname(path, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0) {
+                int e = errno;
+                *res = drop_errno_result(e);
+                drop_err(err, errlen, e, "cannot create the directory of %s", path);
+                return -1;
+            }
+            made = true;
+        } else if (errno != EEXIST) {
+            break; /* EEXIST: created between the two opens, open it again */
         }
-        if (fd < 0)
-            break;
     }
     if (fd < 0) {
         int e = errno;
@@ -751,29 +793,32 @@ drop_separator(int fd, off_t size, size_t *sep)
     return 0;
 }
 
-/* drop_mbox - append msg to the mbox at path (parents exist). */
-static enum drop_result
-drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned long long max,
-          const char *node, char *uidl, char *err, size_t errlen)
+/* drop_items_fail - the items from i on fail with res and the reason in err. */
+void
+drop_items_fail(struct drop_item *it, size_t i, size_t n, enum drop_result res, const char *err)
+{
+    for (; i < n; i++) {
+        it[i].res = res;
+        snprintf(it[i].err, sizeof it[i].err, "%s", err);
+    }
+}
+
+/* drop_mbox_append - write one message (with sep newlines before it) at the end of the
+ * locked mbox fd, whose size is *end. On success *end grows and the item is DROP_OK (still
+ * to be fsynced). On failure the item gets its reason and the file is cut back to *end;
+ * returns -1 only if even that failed (the file then has a torn tail). *touched is set
+ * once the file was written to (it then needs an fsync, even if it was cut back). */
+static int
+drop_mbox_append(const char *path, int fd, off_t *end, size_t sep, unsigned long long max,
+                 const char *node, struct drop_item *it, bool *touched)
 {
     char unique[DROP_UNIQUE_MAX + 1], from[DROP_SENDER_MAX + 96], xuidl[DROP_UNIQUE_MAX + 16];
-    struct drop_out o = {.fd = -1};
-    enum drop_result res = DROP_OK;
-    struct stat st;
-    bool created, hnl, tnl;
-    size_t fromlen, xlen, sep, qh, qt;
+    const struct drop_msg *msg = &it->msg;
+    struct drop_out o = {.fd = fd};
+    size_t fromlen, xlen, qh, qt;
     unsigned long long add;
-    int fd, e = 0;
+    bool hnl, tnl;
 
-    fd = drop_mbox_lock(path, timeout, node, &created, &st, &res, err, errlen);
-    if (fd < 0)
-        return res;
-    if (drop_separator(fd, st.st_size, &sep) != 0) {
-        e = errno;
-        drop_err(err, errlen, e, "read %s", path);
-        res = DROP_TEMP;
-        goto out;
-    }
     drop_unique(unique, sizeof unique, node);
     fromlen = drop_from_line(from, sizeof from, msg->sender);
     xlen = (size_t)snprintf(xuidl, sizeof xuidl, "X-UIDL: %s\n", unique);
@@ -782,14 +827,13 @@ drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned l
     hnl = msg->headers_len > 0 && msg->headers[msg->headers_len - 1] != '\n';
     tnl = msg->text_len > 0 && msg->text[msg->text_len - 1] != '\n';
     add = sep + fromlen + xlen + msg->headers_len + qh + hnl + msg->text_len + qt + tnl + 1;
-    if (max != 0 && (unsigned long long)st.st_size + add > max) {
-        drop_err(err, errlen, 0, "mailbox full: %s has %llu bytes, limit %llu", path,
-                 (unsigned long long)st.st_size, max);
-        res = DROP_TEMP;
-        goto out;
+    if (max != 0 && (unsigned long long)*end + add > max) {
+        drop_err(it->err, sizeof it->err, 0, "mailbox full: %s has %llu bytes, limit %llu", path,
+                 (unsigned long long)*end, max);
+        it->res = DROP_TEMP;
+        return 0;
     }
-    drop_dotlock_note_size(path, node, st.st_size);
-    o.fd = fd;
+    *touched = true;
     drop_out_add(&o, "\n\n", sep);
     drop_out_add(&o, from, fromlen);
     drop_out_add(&o, xuidl, xlen);
@@ -798,187 +842,158 @@ drop_mbox(const char *path, const struct drop_msg *msg, long timeout, unsigned l
     drop_quote(&o, msg->text, msg->text_len);
     drop_out_add(&o, "\n", tnl);
     drop_out_add(&o, "\n", 1);
-    if (drop_out_flush(&o) != 0) {
-        e = o.err;
-        drop_err(err, errlen, e, "write %s", path);
-    } else if (fsync(fd) != 0) {
+    if (drop_out_flush(&o) == 0) {
+        *end += (off_t)add;
+        it->res = DROP_OK;
+        snprintf(it->uidl, sizeof it->uidl, "%s", unique);
+        return 0;
+    }
+    it->res = drop_errno_result(o.err);
+    drop_err(it->err, sizeof it->err, o.err, "write %s", path);
+    if (ftruncate(fd, *end) != 0) {
+        size_t n = strlen(it->err);
+        drop_err(it->err + n, sizeof it->err - n, errno, "; truncating back failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* drop_mbox_many - append the items to the mbox at path under one lock, in order, with one
+ * fsync. The dotlock notes the size before the first of them, so a crash anywhere in the
+ * batch is cut back to it by the next locker. */
+static void
+drop_mbox_many(const char *path, struct drop_item *it, size_t n, long timeout,
+               unsigned long long max, const char *node)
+{
+    enum drop_result res = DROP_OK;
+    char err[sizeof it->err];
+    struct stat st;
+    bool created, touched = false;
+    size_t sep, i;
+    off_t end;
+    int fd, e = 0;
+
+    err[0] = '\0';
+    fd = drop_mbox_lock(path, timeout, node, &created, &st, &res, err, sizeof err);
+    if (fd < 0) {
+        drop_items_fail(it, 0, n, res, err);
+        return;
+    }
+    if (drop_separator(fd, st.st_size, &sep) != 0) {
+        drop_err(err, sizeof err, errno, "read %s", path);
+        drop_items_fail(it, 0, n, DROP_TEMP, err);
+        goto out;
+    }
+    drop_dotlock_note_size(path, node, st.st_size);
+    end = st.st_size;
+    for (i = 0; i < n; i++) {
+        if (drop_mbox_append(path, fd, &end, sep, max, node, &it[i], &touched) != 0) {
+            drop_err(err, sizeof err, 0, "not written: an earlier append to %s failed", path);
+            drop_items_fail(it, i + 1, n, DROP_TEMP, err);
+            break;
+        }
+        if (it[i].res == DROP_OK)
+            sep = 0;
+    }
+    if (!touched)
+        goto out;
+    if (fsync(fd) != 0) {
         e = errno;
-        drop_err(err, errlen, e, "fsync %s", path);
+        drop_err(err, sizeof err, e, "fsync %s", path);
     } else if (created && file_fsync_parent(path) != 0) {
         e = errno;
-        drop_err(err, errlen, e, "fsync directory of %s", path);
+        drop_err(err, sizeof err, e, "fsync directory of %s", path);
     }
     if (e != 0) {
-        res = drop_errno_result(e);
-        if (ftruncate(fd, st.st_size) != 0 || fsync(fd) != 0) {
-            size_t n = err != NULL ? strlen(err) : 0;
-            if (n < errlen)
-                drop_err(err + n, errlen - n, errno, "; truncating back failed");
-        }
-    } else if (uidl != NULL) {
-        snprintf(uidl, DROP_UNIQUE_MAX + 1, "%s", unique);
+        for (i = 0; i < n; i++)
+            if (it[i].res == DROP_OK) {
+                it[i].res = drop_errno_result(e);
+                it[i].uidl[0] = '\0';
+                snprintf(it[i].err, sizeof it[i].err, "%s", err);
+            }
+        if (ftruncate(fd, st.st_size) != 0 || fsync(fd) != 0)
+            log_warne("%s: cannot cut back a batch that failed to fsync", path);
     }
 out:
     drop_unlock(path, fd);
     close(fd);
-    return res;
 }
 
-/* drop_maildir_usage - bytes in new/ and cur/ (",S=" in the name, else the file size). */
-static unsigned long long
-drop_maildir_usage(const char *dir)
+/* drop_item_bad - the item's message cannot be read. */
+static bool
+drop_item_bad(const struct drop_item *it)
 {
-    static const char *const subs[] = {"new", "cur"};
-    unsigned long long total = 0;
-    char sub[DROP_PATH_MAX];
-
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        struct dirent *de;
-        DIR *d;
-        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub)
-            continue;
-        d = opendir(sub);
-        if (d == NULL)
-            continue;
-        while ((de = readdir(d)) != NULL) {
-            const char *s = strstr(de->d_name, ",S=");
-            struct stat st;
-            if (de->d_name[0] == '.')
-                continue;
-            if (s != NULL)
-                total += strtoull(s + 3, NULL, 10);
-            else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-                total += (unsigned long long)st.st_size;
-        }
-        closedir(d);
-    }
-    return total;
+    return (it->msg.headers == NULL && it->msg.headers_len > 0) ||
+           (it->msg.text == NULL && it->msg.text_len > 0);
 }
 
-/* drop_maildir_dirs - create dir and its tmp/, new/, cur/. */
-static int
-drop_maildir_dirs(const char *dir)
+/* drop_many_run - items a..b-1 (all readable) into the mailbox. */
+static void
+drop_many_run(const char *path, int fmt, struct drop_item *it, size_t n, long lock_timeout,
+              unsigned long long drop_max, const char *node)
 {
-    static const char *const subs[] = {"tmp", "new", "cur"};
-    char sub[DROP_PATH_MAX];
-    bool made = false;
+    char err[64];
 
-    if (file_mkdirs(dir, 0700) != 0)
-        return -1;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]) >= sizeof sub) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        if (mkdir(sub, 0700) == 0)
-            made = true;
-        else if (errno != EEXIST)
-            return -1;
+    if (fmt == MBOX_FORMAT_MAILDIR) {
+        dropdir_deliver(path, it, n, drop_max, node);
+    } else if (fmt == MBOX_FORMAT_MBOX) {
+        drop_mbox_many(path, it, n, lock_timeout, drop_max, node);
+    } else {
+        snprintf(err, sizeof err, "unknown mailbox format %d", fmt);
+        drop_items_fail(it, 0, n, DROP_PERM, err);
     }
-    return made ? file_fsync_dir(dir) : 0;
 }
 
-/* drop_maildir - deliver msg into the maildir dir: tmp/, fsync, link into new/, fsync new/. */
-static enum drop_result
-drop_maildir(const char *dir, const struct drop_msg *msg, unsigned long long max, const char *node,
-             char *uidl, char *err, size_t errlen)
+size_t
+drop_deliver_many(const char *path, int fmt, struct drop_item *it, size_t n, long lock_timeout,
+                  unsigned long long drop_max, const char *node)
 {
-    char unique[DROP_UNIQUE_MAX + 1], name[DROP_UNIQUE_MAX + 32];
-    char tmp[DROP_PATH_MAX], new[DROP_PATH_MAX], newdir[DROP_PATH_MAX];
-    struct drop_out o = {.fd = -1};
-    size_t size = msg->headers_len + msg->text_len;
-    bool linked = true;
-    int fd, e = 0;
+    char host[256];
+    size_t ok = 0, a = 0;
 
-    if (drop_maildir_dirs(dir) != 0) {
-        e = errno;
-        drop_err(err, errlen, e, "cannot create maildir %s", dir);
-        return drop_errno_result(e);
+    for (size_t i = 0; i < n; i++) {
+        it[i].res = DROP_TEMP;
+        it[i].uidl[0] = '\0';
+        it[i].err[0] = '\0';
     }
-    if (max != 0) {
-        unsigned long long used = drop_maildir_usage(dir);
-        if (used + size > max) {
-            drop_err(err, errlen, 0, "mailbox full: %s has %llu bytes, limit %llu", dir, used, max);
-            return DROP_TEMP;
-        }
+    if (path == NULL || path[0] == '\0') {
+        drop_items_fail(it, 0, n, DROP_PERM, "bad delivery request");
+        return 0;
     }
-    drop_unique(unique, sizeof unique, node);
-    snprintf(name, sizeof name, "%s,S=%zu", unique, size);
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name) >= sizeof tmp ||
-        (size_t)snprintf(new, sizeof new, "%s/new/%s", dir, name) >= sizeof new ||
-        (size_t)snprintf(newdir, sizeof newdir, "%s/new", dir) >= sizeof newdir) {
-        drop_err(err, errlen, ENAMETOOLONG, "%s", dir);
-        return DROP_PERM;
+    node = drop_node(node, host, sizeof host);
+    while (a < n) { /* each run of readable items in one go (normally all of them) */
+        size_t b = a;
+        while (b < n && !drop_item_bad(&it[b]))
+            b++;
+        if (b > a)
+            drop_many_run(path, fmt, it + a, b - a, lock_timeout, drop_max, node);
+        if (b < n)
+            drop_items_fail(it, b, b + 1, DROP_PERM, "bad delivery request");
+        a = b + 1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) {
-        e = errno;
-        drop_err(err, errlen, e, "cannot create %s", tmp);
-        return drop_errno_result(e);
-    }
-    o.fd = fd;
-    drop_out_add(&o, msg->headers, msg->headers_len);
-    drop_out_add(&o, msg->text, msg->text_len);
-    if (drop_out_flush(&o) != 0) {
-        e = o.err;
-        drop_err(err, errlen, e, "write %s", tmp);
-    } else if (fsync(fd) != 0) {
-        e = errno;
-        drop_err(err, errlen, e, "fsync %s", tmp);
-    }
-    if (close(fd) != 0 && e == 0) { /* NFS reports late write errors here */
-        e = errno;
-        drop_err(err, errlen, e, "close %s", tmp);
-    }
-    if (e == 0 && link(tmp, new) != 0) {
-        e = errno;
-        linked = false;
-        if (e == EXDEV || e == EPERM || e == ENOSYS || e == EMLINK || e == EOPNOTSUPP)
-            e = rename(tmp, new) == 0 ? 0 : errno;
-        if (e != 0)
-            drop_err(err, errlen, e, "cannot move %s into new/", tmp);
-    }
-    if (e == 0 && file_fsync_dir(newdir) != 0) {
-        e = errno;
-        drop_err(err, errlen, e, "fsync %s", newdir);
-        unlink(new);
-    }
-    if (e != 0 || linked)
-        unlink(tmp);
-    if (e != 0)
-        return drop_errno_result(e);
-    if (uidl != NULL)
-        snprintf(uidl, DROP_UNIQUE_MAX + 1, "%s", unique);
-    return DROP_OK;
+    for (size_t i = 0; i < n; i++)
+        ok += it[i].res == DROP_OK;
+    return ok;
 }
-
 enum drop_result
 drop_deliver(const char *path, int fmt, const struct drop_msg *msg, long lock_timeout,
              unsigned long long drop_max, const char *node, char *uidl, char *err, size_t errlen)
 {
-    char host[256], parent[DROP_PATH_MAX];
+    struct drop_item it;
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (uidl != NULL)
         uidl[0] = '\0';
-    if (path == NULL || path[0] == '\0' || msg == NULL ||
-        (msg->headers == NULL && msg->headers_len > 0) ||
-        (msg->text == NULL && msg->text_len > 0)) {
+    if (msg == NULL) {
         drop_err(err, errlen, 0, "bad delivery request");
         return DROP_PERM;
     }
-    node = drop_node(node, host, sizeof host);
-    if (fmt == MBOX_FORMAT_MAILDIR)
-        return drop_maildir(path, msg, drop_max, node, uidl, err, errlen);
-    if (fmt != MBOX_FORMAT_MBOX) {
-        drop_err(err, errlen, 0, "unknown mailbox format %d", fmt);
-        return DROP_PERM;
-    }
-    if (file_dirname(path, parent, sizeof parent) != 0 || file_mkdirs(parent, 0700) != 0) {
-        int e = errno;
-        drop_err(err, errlen, e, "cannot create the directory of %s", path);
-        return drop_errno_result(e);
-    }
-    return drop_mbox(path, msg, lock_timeout, drop_max, node, uidl, err, errlen);
+    it.msg = *msg;
+    drop_deliver_many(path, fmt, &it, 1, lock_timeout, drop_max, node);
+    if (it.res == DROP_OK && uidl != NULL)
+        snprintf(uidl, sizeof it.uidl, "%s", it.uidl); /* uidl has room for 80 */
+    if (it.res != DROP_OK && err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", it.err);
+    return it.res;
 }

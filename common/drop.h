@@ -4,6 +4,13 @@
  *
  * Contract:
  * - Owns: nothing between calls; every call opens, locks, writes, fsyncs and closes.
+ * - Batches: drop_deliver_many appends several messages to one mailbox as that many
+ *   drop_deliver calls would, in order, but under one lock and with one fsync (mbox) or one
+ *   fsync of new/ (maildir; each file is still fsynced). Every message has its own result:
+ *   one that does not fit (drop_max, EFBIG, ENOSPC, ...) leaves nothing behind and the next
+ *   one is tried; if the final fsync fails, every message of the batch fails and the mbox
+ *   is cut back to its size before the batch. The dotlock records that size, so a crash in
+ *   the middle of a batch is cut back by the next locker like a crash in one append.
  * - Blocks on: everything (open, locks, write, fsync). Run these on the thread pool
  *   (uv_queue_work) or in a command-line tool, never on the event loop.
  * - Message text given to drop_deliver is in local form: LF line ends, no dot-stuffing,
@@ -75,6 +82,20 @@ int drop_path_for(const struct conf *cf, const char *user, const char *domain, c
 enum drop_result drop_deliver(const char *path, int fmt, const struct drop_msg *msg,
                               long lock_timeout, unsigned long long drop_max, const char *node,
                               char *uidl, char *err, size_t errlen);
+
+/* One message of a drop_deliver_many batch: msg in; res, uidl (the UID written) and err
+ * (the reason of a failure) out. */
+struct drop_item {
+    struct drop_msg msg;
+    enum drop_result res;
+    char uidl[80];
+    char err[200];
+};
+
+/* drop_deliver_many - deliver the n items to the mailbox at path (as above), each getting
+ * its own res/uidl/err. Parameters as for drop_deliver. Returns the number delivered. */
+size_t drop_deliver_many(const char *path, int fmt, struct drop_item *items, size_t n,
+                         long lock_timeout, unsigned long long drop_max, const char *node);
 
 /* drop_lock / drop_unlock - the mbox locks alone (dotlock + fcntl on fd), for readers
  * and compaction. fd must be open for writing. drop_lock returns DROP_OK or DROP_TEMP after

@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "logq.h"
+#include "mboxq.h"
 #include "qfile.h"
 #include "xmem.h"
 
@@ -280,9 +281,9 @@ struct deliver_rcpt {
     char err[200];
 };
 
-/* One job on the pool: one recipient. */
+/* One mailbox delivery of a batch, queued behind its mailbox (mboxq). */
 struct deliver_job {
-    uv_work_t work;
+    struct mboxq_req req;
     struct deliver_batch *b;
     size_t i;
 };
@@ -446,29 +447,17 @@ deliver_alldone(struct deliver_batch *b)
     }
 }
 
-/* deliver_work - pool: one mailbox. */
+/* deliver_done - loop: one mailbox finished (its batch is fsynced, or it failed). */
 static void
-deliver_work(uv_work_t *w)
+deliver_done(struct mboxq_req *req)
 {
-    struct deliver_job *j = w->data;
+    struct deliver_job *j = req->arg;
     struct deliver_batch *b = j->b;
     struct deliver_rcpt *r = &b->r[j->i];
 
-    r->result = deliver_one(b->cf, r->mailbox, b->sender, b->text, b->len, r->err, sizeof(r->err));
-}
-
-/* deliver_done - loop: one mailbox finished. */
-static void
-deliver_done(uv_work_t *w, int status)
-{
-    struct deliver_job *j = w->data;
-    struct deliver_batch *b = j->b;
-    struct deliver_rcpt *r = &b->r[j->i];
-
-    if (status < 0) {
-        r->result = DROP_TEMP;
-        snprintf(r->err, sizeof(r->err), "cancelled");
-    }
+    r->result = req->result;
+    if (r->result != DROP_OK)
+        snprintf(r->err, sizeof(r->err), "%s", req->err);
     if (r->result == DROP_OK) {
         log_info("deliver id=%s to=<%s> mailbox=%s result=ok", b->id, r->addr, r->mailbox);
     } else {
@@ -482,7 +471,8 @@ deliver_done(uv_work_t *w, int status)
         deliver_alldone(b);
 }
 
-/* deliver_run - one pool job per distinct mailbox. */
+/* deliver_run - one mailbox delivery per distinct mailbox, each queued behind the
+ * deliveries already running for that mailbox (mboxq: group commit). */
 void
 deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
 {
@@ -500,14 +490,15 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
         j = xcalloc(1, sizeof(*j));
         j->b = b;
         j->i = i;
-        j->work.data = j;
+        j->req.cf = b->cf;
+        j->req.mailbox = b->r[i].mailbox;
+        j->req.sender = b->sender;
+        j->req.text = b->text;
+        j->req.len = b->len;
+        j->req.done = deliver_done;
+        j->req.arg = j;
         b->running++;
-        if (uv_queue_work(loop, &j->work, deliver_work, deliver_done) < 0) {
-            b->running--;
-            b->r[i].result = DROP_TEMP;
-            snprintf(b->r[i].err, sizeof(b->r[i].err), "cannot start the delivery job");
-            free(j);
-        }
+        mboxq_submit(loop, &j->req);
     }
     if (--b->running == 0)
         deliver_alldone(b);

@@ -1,14 +1,22 @@
 /*
  * deliver - where a recipient goes, and durable local delivery of one message to its
- * recipients: each mailbox on the thread pool in parallel, temporary failures into one
- * queue file, one answer on the loop when everything is on disk.
+ * recipients: each mailbox through its per-mailbox queue (mboxq, group commit), mailboxes
+ * in parallel on the thread pool, temporary failures into one queue file, one answer on
+ * the loop when everything is on disk.
  *
  * Contract:
  * - Owns: struct deliver_batch, including the message text handed to deliver_new (it is
  *   freed when the last job ends, whether or not anybody still waits for the answer).
  * - Blocks on: deliver_resolve only reads memory. deliver_one and deliver_queue_write
- *   block (file I/O, fsync): thread pool only. deliver_run queues the work with
+ *   block (file I/O, fsync): thread pool only. deliver_run hands each mailbox delivery to
+ *   mboxq_submit (which runs it with uv_queue_work), queues the temporary failures with
  *   uv_queue_work and calls cb on the loop.
+ * - Group commit: a delivery to a mailbox that already has one running in this dsmtp waits
+ *   in memory and goes, with the others that waited meanwhile, in the next batch for that
+ *   mailbox: one lock, each message appended as deliver_one would, one fsync (see mboxq.h,
+ *   drop_deliver_many). Each recipient still gets its own result: a message that does not
+ *   fit (mailbox full, EFBIG, ...) fails alone and is queued; the others of its batch stay.
+ *   cb runs only after the fsync of every batch that holds one of the message's copies.
  * - Recipient kinds: a host_domain address whose user is in the users file is local;
  *   postmaster@ any local domain (and <postmaster>) is always accepted and goes to the
  *   mailbox of `sysadmin` (a users-file user, "user" or "user@localdomain"), or when
@@ -19,7 +27,7 @@
  * - Forwards (dmail.conf `forward`, common/route.h) come first: deliver_route expands a
  *   recipient through them and resolves every final address with deliver_resolve. The
  *   SMTP RCPT, the sendmail pickup and the queue runner all go through it.
- * - Identical mailboxes in one batch are delivered once.
+ * - Identical mailboxes among the recipients of one message are delivered once.
  * - Outcome: every recipient is either in its mailbox (fsynced) or in the queue file
  *   (fsynced) when cb reports ok; qfile_failed means the temporary failures could not
  *   even be queued (the caller answers 452 4.3.1: recipients already delivered keep
