@@ -12,6 +12,7 @@
  *   end COUNT
  * A file that does not end with a matching "end" line is ignored (it is rebuilt).
  */
+#include "hash.h"
 #include "dropview.h"
 
 #include <errno.h>
@@ -158,15 +159,11 @@ dv_pool_add(struct dropview *v, const char *s)
     return off;
 }
 
-/* dv_strhash - FNV-1a of a string. */
+/* dv_strhash - the hash of a string. */
 static size_t
 dv_strhash(const char *s)
 {
-    size_t h = 1469598103934665603ULL;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return (size_t)hash_str(s);
 }
 
 /* dv_set_put - enter message i into the UID table (which has room). */

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "net.h"
 #include "net_int.h"
@@ -46,17 +47,11 @@ struct net_listener {
 
 /* ---- per-IP connection counts ---- */
 
-/* net_ip_hash - FNV-1a of an address string. */
+/* net_ip_hash - the hash of an address string. */
 static size_t
 net_ip_hash(const char *ip)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (const unsigned char *p = (const unsigned char *)ip; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
+    return (size_t)hash_str(ip);
 }
 
 /* net_ip_find - the bucket slot holding ip, or the empty slot at the end of its chain. */

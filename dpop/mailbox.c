@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "bulletin.h"
 #include "log.h"
 #include "mailbox.h"
@@ -42,15 +43,11 @@ struct mailbox_job {
     mailbox_done_cb done;
 };
 
-/* mailbox_hash - FNV-1a bucket of a path. */
+/* mailbox_hash - the bucket of a path. */
 static size_t
 mailbox_hash(const char *s)
 {
-    unsigned long long h = 1469598103934665603ULL;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)(h & (MAILBOX_BUCKETS - 1));
+    return (size_t)(hash_str(s) & (MAILBOX_BUCKETS - 1));
 }
 
 /* mailbox_inuse_new - an empty in-use table. */

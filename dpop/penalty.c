@@ -2,6 +2,7 @@
  * penalty - failed-login table (contract in penalty.h): a hash table of keys with a
  * doubly linked list in order of last failure, so the oldest entry is dropped first.
  */
+#include "hash.h"
 #include "penalty.h"
 
 #include <stdlib.h>
@@ -25,15 +26,11 @@ struct penalty {
     size_t n;
 };
 
-/* penalty_hash - FNV-1a of key, as a bucket index. */
+/* penalty_hash - the bucket of key. */
 static size_t
 penalty_hash(const char *key)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *key != '\0'; key++)
-        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-    return (size_t)(h & (PENALTY_BUCKETS - 1));
+    return (size_t)(hash_str(key) & (PENALTY_BUCKETS - 1));
 }
 
 /* penalty_new - an empty penalty table. */

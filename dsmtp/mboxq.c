@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "mboxq.h"
 #include "xmem.h"
@@ -44,15 +45,11 @@ static size_t mboxq_count;
 static struct mboxq_stats mboxq_st;
 static char mboxq_host[256]; /* the host name for dotlocks and UIDs when lock_id is unset */
 
-/* mboxq_hash - FNV-1a of a path. */
+/* mboxq_hash - the hash of a path. */
 static uint32_t
 mboxq_hash(const char *s)
 {
-    uint32_t h = 2166136261u;
-
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return (uint32_t)hash_str(s);
 }
 
 /* mboxq_find - the entry of path, created when create is set. */

@@ -1,0 +1,25 @@
+/*
+ * hash - string hashing for the in-memory tables of the servers.
+ *
+ * Contract:
+ * - Pure functions, any thread, nothing allocated.
+ * - FNV-1a, 64 bits: fast and well spread for paths, addresses and names. Not keyed: a
+ *   table whose keys come from clients must bound its chains (or its size) itself.
+ */
+#ifndef DMAIL_HASH_H
+#define DMAIL_HASH_H
+
+#include <stdint.h>
+
+/* hash_str - FNV-1a of a NUL-terminated string. */
+static inline uint64_t
+hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+#endif
