@@ -82,6 +82,11 @@ struct net_limits {
 
 struct net_server *net_server_new(uv_loop_t *loop, const struct net_limits *lim);
 void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
+/* net_server_set_tls - the context the implicit-TLS listeners (net_listen with tls) give
+ * the connections they accept from now on (a renewed certificate after a reload);
+ * connections already open keep theirs. NULL changes nothing: a listener that serves TLS
+ * keeps its last context. */
+void net_server_set_tls(struct net_server *s, SSL_CTX *tls);
 /* net_listen - listen on addr:port ("0.0.0.0", "::", "127.0.0.1"...). tls != NULL makes it
  * an implicit-TLS listener (a reference is taken). refuse is the line sent when the caps
  * are reached, CRLF included. Returns 0 or a negative uv error with err filled. */

@@ -181,6 +181,21 @@ net_server_set_limits(struct net_server *s, const struct net_limits *lim)
     s->lim = *lim;
 }
 
+/* net_server_set_tls - a new context for the implicit-TLS listeners, see net.h. */
+void
+net_server_set_tls(struct net_server *s, SSL_CTX *tls)
+{
+    if (tls == NULL)
+        return;
+    for (struct net_listener *l = s->listeners; l != NULL; l = l->next) {
+        if (l->tls == NULL || l->tls == tls)
+            continue;
+        SSL_CTX_up_ref(tls);
+        SSL_CTX_free(l->tls);
+        l->tls = tls;
+    }
+}
+
 /* net_server_counts - connections open now, the peak, and the total accepted. */
 void
 net_server_counts(const struct net_server *s, long *now, long *peak, long *total)

@@ -271,6 +271,7 @@ control_reload_done(struct ctl_reload *rl, void *arg)
             SSL_CTX_free(d->tls);
         d->tls = rl->extra; /* new STLS sessions; NULL if the certificate was removed */
         rl->extra = NULL;
+        net_server_set_tls(d->net, d->tls); /* implicit TLS: the same new certificate */
         log_set_level(d->cf->log_level);
         control_hostname(d);
         lim.max_connections = d->cf->max_connections;
