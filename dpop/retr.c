@@ -170,6 +170,17 @@ retr_ahead_work(uv_work_t *w)
         a->n = (size_t)n;
 }
 
+/* retr_read_failed - a read of message msg (0-based) failed with err: log it and drop
+ * the client (its answer is already partly sent or promised). */
+static void
+retr_read_failed(struct pop_session *s, size_t msg, int err)
+{
+    log_sess(LOGLVL_WARN, s->sid, "retr user=%s msg=%zu error=%s", s->login, msg + 1,
+             strerror(err));
+    s->close_reason = "mailbox read error";
+    net_abort(s->conn);
+}
+
 /* retr_ahead_after - back on the loop with a filled window: answer the command that
  * started it, or stream that message when it did not fit. */
 static void
@@ -184,11 +195,10 @@ retr_ahead_after(uv_work_t *w, int status)
     if (s->conn == NULL) {
         retr_ahead_free(s);
     } else if (a->err != 0) {
-        log_sess(LOGLVL_WARN, s->sid, "retr user=%s msg=%zu error=%s", s->login, a->want + 1,
-                 strerror(a->err));
+        size_t msg = a->want;
+        int err = a->err;
         retr_ahead_free(s);
-        s->close_reason = "mailbox read error";
-        net_abort(s->conn);
+        retr_read_failed(s, msg, err);
     } else if (retr_ahead_holds(a, s->view, a->want)) {
         retr_send_held(s, a->want, a->top);
         session_resume(s);
@@ -305,11 +315,10 @@ retr_after(uv_work_t *w, int status)
     if (s->conn == NULL) {
         retr_free(s);
     } else if (r->err != 0) {
-        log_sess(LOGLVL_WARN, s->sid, "retr user=%s msg=%zu error=%s", s->login, r->msg + 1,
-                 strerror(r->err));
+        size_t msg = r->msg;
+        int err = r->err;
         retr_free(s);
-        s->close_reason = "mailbox read error";
-        net_abort(s->conn);
+        retr_read_failed(s, msg, err);
     } else {
         session_cont_kick(s);
     }
