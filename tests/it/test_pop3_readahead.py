@@ -291,3 +291,43 @@ def test_window_given_back_when_idle(dpop_factory):
     assert tellpop_stats(pop) == 1
     c.close()  # a session that goes gives it back at once
     assert wait_windows(pop, 0, timeout=IDLE_S / 2) == 0
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["window", "streamed"])
+def test_message_file_gone_drops_only_that_session(dpop_factory, big):
+    """A maildir message removed behind dpop's back after login: RETR of it cannot be
+    answered, so dpop logs the read error and drops that client (the +OK may already be
+    out); the messages before it were served, and the next session sees the mailbox as it
+    is now."""
+    pop = dpop_factory(auth_plaintext=True, mailbox_format="maildir", add_status=False)
+    md = pop.mbox_path("alice")
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub))
+    rng = random.Random(23)
+    sizes = [800, 900, WINDOW * 3 if big else 1000, 700, 600]
+    texts = [gen_text(rng, i, s) for i, s in enumerate(sizes)]
+    names = []
+    for i, t in enumerate(texts):
+        names.append(os.path.join(md, "new", "17100%05d.1_%d.host" % (i, i)))
+        with open(names[-1], "wb") as f:
+            f.write(t)
+    pop.srv.chown()
+    want = [client_form(t) for t in texts]
+    c = pop.raw()
+    assert "5 messages" in c.login("alice")
+    os.unlink(names[2])
+    check_all(c, want, [1, 2])
+    c.send("RETR 3\r\n")
+    with pytest.raises((EOFError, ConnectionError)):
+        for _ in range(100000):  # bounded: the whole message is 3 windows at most
+            c._fill()
+    c.close()
+    deadline = time.monotonic() + 5
+    while "retr user=alice msg=3 error=" not in pop.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "retr user=alice msg=3 error=" in pop.log()
+    d = pop.raw()
+    assert "4 messages" in d.login("alice")
+    check_all(d, [want[0], want[1], want[3], want[4]], [1, 2, 3, 4])
+    d.ok("QUIT")
+    d.close()
