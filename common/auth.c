@@ -526,9 +526,27 @@ auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const struct 
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* auth_db_find - the entry for local@domain, see auth.h. */
-const struct auth_user *
-auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
+/* auth_unix_cached - the account name if it was found before, else NULL; *miss set when
+ * it was not (a lookup would be needed). Never looks anything up. */
+static const struct auth_user *
+auth_unix_cached(struct auth_db *db, const char *name, bool *miss)
+{
+    struct auth_unix *a;
+
+    pthread_mutex_lock(&db->mu);
+    for (a = db->accounts; a != NULL; a = a->next)
+        if (strcmp(a->u.name, name) == 0)
+            break;
+    pthread_mutex_unlock(&db->mu);
+    if (a == NULL)
+        *miss = true;
+    return a != NULL ? &a->u : NULL;
+}
+
+/* auth_db_find_mode - auth_db_find, or with miss != NULL auth_db_find_cached. */
+static const struct auth_user *
+auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *local,
+                  const char *domain, bool *miss)
 {
     const struct auth_user *u;
 
@@ -541,6 +559,8 @@ auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local,
         if ((domain != NULL && !conf_is_local_domain(cf, domain)) ||
             !auth_unix_name(local, name, sizeof name))
             return NULL;
+        if (miss != NULL)
+            return auth_unix_cached((struct auth_db *)db, name, miss);
         return auth_unix_find((struct auth_db *)db, name);
     }
     if (domain) {
@@ -550,6 +570,23 @@ auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local,
             return NULL;
     }
     return auth_db_lookup(db, local, NULL);
+}
+
+/* auth_db_find - the entry for local@domain, see auth.h. */
+const struct auth_user *
+auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
+{
+    return auth_db_find_mode(db, cf, local, domain, NULL);
+}
+
+/* auth_db_find_cached - auth_db_find without any lookup, see auth.h. */
+const struct auth_user *
+auth_db_find_cached(const struct auth_db *db, const struct conf *cf, const char *local,
+                    const char *domain, bool *miss)
+{
+    bool dummy = false;
+
+    return auth_db_find_mode(db, cf, local, domain, miss != NULL ? miss : &dummy);
 }
 
 /* auth_db_find_login - for a login name "user" or "user@domain". */

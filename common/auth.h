@@ -70,6 +70,12 @@ int auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const str
  * domain. local is compared case-insensitively. NULL if none. */
 const struct auth_user *auth_db_find(const struct auth_db *db, const struct conf *cf,
                                      const char *local, const char *domain);
+/* auth_db_find_cached - auth_db_find that never blocks: for unix_user only the accounts
+ * found before count, and *miss is set to true when the answer would need a lookup (a
+ * possible account name not found yet; NULL is returned then). The users file answers as
+ * auth_db_find and leaves *miss alone. miss may be NULL. Any thread. */
+const struct auth_user *auth_db_find_cached(const struct auth_db *db, const struct conf *cf,
+                                            const char *local, const char *domain, bool *miss);
 /* auth_db_find_login - for a login name "user" or "user@domain". */
 const struct auth_user *auth_db_find_login(const struct auth_db *db, const struct conf *cf,
                                            const char *login);

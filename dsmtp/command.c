@@ -188,6 +188,126 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
              fesc, result);
 }
 
+#define COMMAND_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
+
+/* A RCPT or VRFY whose resolution needs a Unix account lookup (authent_method unix_user,
+ * an account not found before): deliver_route runs on the pool, the reply follows. */
+struct command_lookup {
+    uv_work_t work;
+    struct smtp_session *s; /* NULL once the session is gone: the result is dropped */
+    struct conf *cf;        /* own references: the session may be freed meanwhile */
+    struct auth_db *db;
+    uint64_t sid;
+    enum smtp_verb verb; /* SMTP_V_RCPT or SMTP_V_VRFY */
+    struct addr to;
+    char addr[COMMAND_ADDR_MAX];
+    struct deliver_route dr;
+    enum deliver_verdict verdict;
+};
+
+static void command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+                                struct deliver_route *dr);
+static void command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+                                struct deliver_route *dr);
+
+/* command_lookup_work - on the pool: the resolution, with lookups. */
+static void
+command_lookup_work(uv_work_t *w)
+{
+    struct command_lookup *l = w->data;
+
+    l->verdict = deliver_route(l->cf, l->db, &l->to, &l->dr);
+}
+
+/* command_lookup_free - the job and its references (on the loop). */
+static void
+command_lookup_free(struct command_lookup *l)
+{
+    deliver_route_free(&l->dr);
+    conf_unref(&l->cf);
+    auth_db_unref(&l->db);
+    free(l);
+}
+
+/* command_lookup_done - back on the loop: the waiting command replies (unless the session
+ * went away), and the session goes on with pipelined input. */
+static void
+command_lookup_done(uv_work_t *w, int status)
+{
+    struct command_lookup *l = w->data;
+    struct smtp_session *s = l->s;
+
+    if (s == NULL) {
+        log_sess(LOGLVL_DEBUG, l->sid, "%s lookup=pool result=dropped reason=client-gone",
+                 l->verb == SMTP_V_RCPT ? "rcpt" : "vrfy");
+        command_lookup_free(l);
+        return;
+    }
+    s->lookup = NULL;
+    if (status != 0) /* cannot happen (no uv_cancel): resolve here */
+        l->verdict = deliver_route(l->cf, l->db, &l->to, &l->dr);
+    if (l->verb == SMTP_V_RCPT)
+        command_rcpt_finish(s, l->addr, l->verdict, &l->dr);
+    else
+        command_vrfy_finish(s, l->addr, l->verdict, &l->dr);
+    command_lookup_free(l);
+    session_async_done(s);
+}
+
+/* command_resolve - deliver_route for the command now, or false when it went to the pool
+ * (unix_user and an account not found before; the reply comes from the finish step). */
+static bool
+command_resolve(struct smtp_session *s, enum smtp_verb verb, const struct addr *to,
+                const char *addr, struct deliver_route *dr, enum deliver_verdict *v)
+{
+    struct command_lookup *l;
+    char esc[600];
+    bool miss = false;
+
+    if (!auth_db_is_unix(s->db)) {
+        *v = deliver_route(s->cf, s->db, to, dr);
+        return true;
+    }
+    *v = deliver_route_cached(s->cf, s->db, to, dr, &miss);
+    if (!miss)
+        return true;
+    deliver_route_free(dr);
+    l = xcalloc(1, sizeof(*l));
+    l->work.data = l;
+    l->s = s;
+    l->cf = conf_ref(s->cf);
+    l->db = auth_db_ref(s->db);
+    l->sid = s->sid;
+    l->verb = verb;
+    l->to = *to;
+    snprintf(l->addr, sizeof(l->addr), "%s", addr);
+    if (log_get_level() >= LOGLVL_DEBUG) {
+        log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
+        log_sess(LOGLVL_DEBUG, s->sid, "%s lookup=pool to=<%s>",
+                 verb == SMTP_V_RCPT ? "rcpt" : "vrfy", esc);
+    }
+    if (uv_queue_work(s->d->loop, &l->work, command_lookup_work, command_lookup_done) != 0) {
+        l->verdict = deliver_route(l->cf, l->db, &l->to, dr); /* cannot happen */
+        *v = l->verdict;
+        l->s = NULL;
+        command_lookup_free(l);
+        return true;
+    }
+    s->lookup = l;
+    session_go_async(s);
+    return false;
+}
+
+/* command_lookup_cancel - the session is closing: a pending lookup's result is dropped. */
+void
+command_lookup_cancel(struct smtp_session *s)
+{
+    if (s->lookup != NULL) {
+        s->lookup->s = NULL;
+        s->lookup = NULL;
+    }
+}
+
 /* command_rcpt - forwards, then each address local, postmaster, unknown or remote. */
 static void
 command_rcpt(struct smtp_session *s, const char *args)
@@ -195,8 +315,8 @@ command_rcpt(struct smtp_session *s, const char *args)
     struct smtp_tx *tx = &s->tx;
     struct smtp_rcpt *r = &s->arg.rcpt;
     struct deliver_route dr;
-    char addr[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8];
-    bool queued = false;
+    enum deliver_verdict v;
+    char addr[COMMAND_ADDR_MAX];
 
     if (r->bare_postmaster)
         snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->cf->main_domain);
@@ -206,40 +326,52 @@ command_rcpt(struct smtp_session *s, const char *args)
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
         return;
     }
-    switch (deliver_route(s->cf, s->db, &r->to, &dr)) {
+    if (command_resolve(s, SMTP_V_RCPT, &r->to, addr, &dr, &v))
+        command_rcpt_finish(s, addr, v, &dr);
+}
+
+/* command_rcpt_finish - the recipient resolved: log, reply, and add its mailboxes. */
+static void
+command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+                    struct deliver_route *dr)
+{
+    struct smtp_tx *tx = &s->tx;
+    bool queued = false;
+
+    switch (v) {
     case DV_REMOTE:
-        command_rcpt_log(s, addr, &dr, "relay-denied");
+        command_rcpt_log(s, addr, dr, "relay-denied");
         session_reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
         return;
     case DV_UNKNOWN:
-        command_rcpt_log(s, addr, &dr, "unknown");
+        command_rcpt_log(s, addr, dr, "unknown");
         session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
         return;
     case DV_LOOP:
-        command_rcpt_log(s, addr, &dr, "forward-error");
+        command_rcpt_log(s, addr, dr, "forward-error");
         session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
-                      route_status_text(dr.fwd));
+                      route_status_text(dr->fwd));
         return;
     case DV_OK:
         break;
     }
-    if (tx->nrcpt + dr.n > tx->arcpt) {
-        while (tx->nrcpt + dr.n > tx->arcpt)
+    if (tx->nrcpt + dr->n > tx->arcpt) {
+        while (tx->nrcpt + dr->n > tx->arcpt)
             tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
-    for (size_t i = 0; i < dr.n; i++)
-        queued |= dr.dest[i].mailbox == NULL;
-    command_rcpt_log(s, addr, &dr, queued ? "ok-postmaster-queued" : "ok");
-    for (size_t i = 0; i < dr.n; i++) {
-        tx->rcpt[tx->nrcpt].addr = dr.dest[i].addr; /* taken over */
-        tx->rcpt[tx->nrcpt].mailbox = dr.dest[i].mailbox;
-        dr.dest[i].addr = dr.dest[i].mailbox = NULL;
+    for (size_t i = 0; i < dr->n; i++)
+        queued |= dr->dest[i].mailbox == NULL;
+    command_rcpt_log(s, addr, dr, queued ? "ok-postmaster-queued" : "ok");
+    for (size_t i = 0; i < dr->n; i++) {
+        tx->rcpt[tx->nrcpt].addr = dr->dest[i].addr; /* taken over */
+        tx->rcpt[tx->nrcpt].mailbox = dr->dest[i].mailbox;
+        dr->dest[i].addr = dr->dest[i].mailbox = NULL;
         tx->nrcpt++;
     }
     if (tx->naccepted++ == 0)
         tx->first = xstrdup(addr);
-    deliver_route_free(&dr);
+    deliver_route_free(dr);
     session_enter_state(s, SS_RCPT);
     session_reply(s, 250, "2.1.5", "Ok");
 }
@@ -426,6 +558,7 @@ command_vrfy(struct smtp_session *s, const char *args)
 {
     char buf[600], why[100];
     struct deliver_route dr;
+    enum deliver_verdict v;
     struct addr a;
     size_t n;
 
@@ -448,19 +581,28 @@ command_vrfy(struct smtp_session *s, const char *args)
         return;
     }
     addr_format(&a, buf, sizeof(buf));
-    switch (deliver_route(s->cf, s->db, &a, &dr)) {
+    if (command_resolve(s, SMTP_V_VRFY, &a, buf, &dr, &v))
+        command_vrfy_finish(s, buf, v, &dr);
+}
+
+/* command_vrfy_finish - the address resolved: the answer. */
+static void
+command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+                    struct deliver_route *dr)
+{
+    switch (v) {
     case DV_OK:
-        session_reply(s, 250, "2.1.5", "<%s>", buf);
+        session_reply(s, 250, "2.1.5", "<%s>", addr);
         break;
     case DV_UNKNOWN:
     case DV_LOOP:
-        session_reply(s, 550, "5.1.1", "<%s>: User unknown", buf);
+        session_reply(s, 550, "5.1.1", "<%s>: User unknown", addr);
         break;
     case DV_REMOTE:
-        session_reply(s, 551, "5.1.6", "<%s>: User not local", buf);
+        session_reply(s, 551, "5.1.6", "<%s>: User not local", addr);
         break;
     }
-    deliver_route_free(&dr);
+    deliver_route_free(dr);
 }
 
 /* command_check_starttls - TLS available and not active yet. */

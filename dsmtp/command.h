@@ -23,6 +23,9 @@ void command_greeting(struct smtp_session *s);
 /* command_dispatch - one command line (terminator removed, NUL-terminated). */
 void command_dispatch(struct smtp_session *s, char *line, size_t len,
                       const struct buf_lineinfo *info);
+/* command_lookup_cancel - the session goes away: a RCPT/VRFY lookup still running on the
+ * pool (authent_method unix_user) will not answer into it. */
+void command_lookup_cancel(struct smtp_session *s);
 /* command_data_input - DATA bytes; returns how many were consumed. At the terminator the
  * session leaves SS_DATA and the message goes to delivery. */
 size_t command_data_input(struct smtp_session *s, const char *p, size_t n);

@@ -17,16 +17,17 @@
 #include "xmem.h"
 
 /* deliver_local_user - fill t for the user (users-file entry or Unix account) of
- * local@domain, if any. */
+ * local@domain, if any. miss != NULL: only what needs no lookup (auth_db_find_cached). */
 static bool
 deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *local,
-                   const char *domain, struct deliver_target *t)
+                   const char *domain, struct deliver_target *t, bool *miss)
 {
     const struct auth_user *u;
 
     if (db == NULL)
         return false;
-    u = auth_db_find(db, cf, local, domain);
+    u = miss != NULL ? auth_db_find_cached(db, cf, local, domain, miss)
+                     : auth_db_find(db, cf, local, domain);
     if (u == NULL)
         return false;
     if (auth_mailbox_path(db, cf, u, t->mailbox, sizeof(t->mailbox)) < 0)
@@ -41,7 +42,7 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
 /* deliver_postmaster - where postmaster's mail goes: sysadmin, else user postmaster. */
 static enum deliver_kind
 deliver_postmaster(const struct conf *cf, const struct auth_db *db, const char *domain,
-                   struct deliver_target *t)
+                   struct deliver_target *t, bool *miss)
 {
     const char *sa = cf->sysadmin;
 
@@ -55,13 +56,29 @@ deliver_postmaster(const struct conf *cf, const struct auth_db *db, const char *
             snprintf(local, sizeof(local), "%s", sa);
             snprintf(dom, sizeof(dom), "%s", cf->main_domain);
         }
-        if (conf_is_local_domain(cf, dom) && deliver_local_user(cf, db, local, dom, t))
+        if (conf_is_local_domain(cf, dom) && deliver_local_user(cf, db, local, dom, t, miss))
             return t->kind = DK_LOCAL;
         return t->kind = DK_POSTMASTER;
     }
-    if (deliver_local_user(cf, db, "postmaster", domain, t))
+    if (deliver_local_user(cf, db, "postmaster", domain, t, miss))
         return t->kind = DK_LOCAL;
     return t->kind = DK_POSTMASTER;
+}
+
+/* deliver_resolve_mode - local user, postmaster, unknown or remote (miss: see
+ * deliver_local_user). */
+static enum deliver_kind
+deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char *local,
+                     const char *domain, struct deliver_target *t, bool *miss)
+{
+    memset(t, 0, sizeof(*t));
+    if (!conf_is_local_domain(cf, domain))
+        return t->kind = DK_REMOTE;
+    if (strcasecmp(local, "postmaster") == 0)
+        return deliver_postmaster(cf, db, domain, t, miss);
+    if (deliver_local_user(cf, db, local, domain, t, miss))
+        return t->kind = DK_LOCAL;
+    return t->kind = DK_UNKNOWN;
 }
 
 /* deliver_resolve - local user, postmaster, unknown or remote. */
@@ -69,20 +86,14 @@ enum deliver_kind
 deliver_resolve(const struct conf *cf, const struct auth_db *db, const char *local,
                 const char *domain, struct deliver_target *t)
 {
-    memset(t, 0, sizeof(*t));
-    if (!conf_is_local_domain(cf, domain))
-        return t->kind = DK_REMOTE;
-    if (strcasecmp(local, "postmaster") == 0)
-        return deliver_postmaster(cf, db, domain, t);
-    if (deliver_local_user(cf, db, local, domain, t))
-        return t->kind = DK_LOCAL;
-    return t->kind = DK_UNKNOWN;
+    return deliver_resolve_mode(cf, db, local, domain, t, NULL);
 }
 
 /* What deliver_is_user needs. */
 struct deliver_ask {
     const struct conf *cf;
     const struct auth_db *db;
+    bool *miss; /* NULL, or: answer from what needs no lookup */
     struct deliver_target t;
 };
 
@@ -91,7 +102,7 @@ static bool
 deliver_is_user(void *arg, const char *local, const char *domain)
 {
     struct deliver_ask *q = arg;
-    enum deliver_kind k = deliver_resolve(q->cf, q->db, local, domain, &q->t);
+    enum deliver_kind k = deliver_resolve_mode(q->cf, q->db, local, domain, &q->t, q->miss);
 
     return k == DK_LOCAL || k == DK_POSTMASTER;
 }
@@ -106,10 +117,11 @@ deliver_route_add(struct deliver_route *r, const char *addr, const struct delive
     r->n++;
 }
 
-/* deliver_route - forwards first, then every final address resolved. */
-enum deliver_verdict
-deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr *a,
-              struct deliver_route *r)
+/* deliver_route_mode - forwards first, then every final address resolved (miss: see
+ * deliver_local_user). */
+static enum deliver_verdict
+deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct addr *a,
+                   struct deliver_route *r, bool *miss)
 {
     struct deliver_ask *q = xmalloc(sizeof(*q));
     struct route_expansion *x = xmalloc(sizeof(*x));
@@ -118,13 +130,14 @@ deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr
     memset(r, 0, sizeof(*r));
     q->cf = cf;
     q->db = db;
+    q->miss = miss;
     addr_local_unquoted(a, false, local, sizeof(local));
     route_expand(cf->forward, local, a->domain, deliver_is_user, q, x);
     r->fwd = x->status;
     switch (x->status) {
     case ROUTE_NONE:
         addr_format(a, addr, sizeof(addr));
-        switch (deliver_resolve(cf, db, local, a->domain, &q->t)) {
+        switch (deliver_resolve_mode(cf, db, local, a->domain, &q->t, miss)) {
         case DK_LOCAL:
         case DK_POSTMASTER:
             deliver_route_add(r, addr, &q->t);
@@ -146,7 +159,7 @@ deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr
             if (addr_parse_mailbox(x->dest[i], NULL, &d, err, sizeof(err)) < 0)
                 continue; /* cannot happen: route.c stores parsed addresses */
             addr_local_unquoted(&d, false, local, sizeof(local));
-            switch (deliver_resolve(cf, db, local, d.domain, &q->t)) {
+            switch (deliver_resolve_mode(cf, db, local, d.domain, &q->t, miss)) {
             case DK_LOCAL:
             case DK_POSTMASTER:
                 deliver_route_add(r, x->dest[i], &q->t);
@@ -176,6 +189,23 @@ deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr
     free(x);
     free(q);
     return r->verdict;
+}
+
+/* deliver_route - forwards first, then every final address resolved. */
+enum deliver_verdict
+deliver_route(const struct conf *cf, const struct auth_db *db, const struct addr *a,
+              struct deliver_route *r)
+{
+    return deliver_route_mode(cf, db, a, r, NULL);
+}
+
+/* deliver_route_cached - deliver_route without lookups, see deliver.h. */
+enum deliver_verdict
+deliver_route_cached(const struct conf *cf, const struct auth_db *db, const struct addr *a,
+                     struct deliver_route *r, bool *miss)
+{
+    *miss = false;
+    return deliver_route_mode(cf, db, a, r, miss);
 }
 
 /* deliver_route_free - the destinations of r. */

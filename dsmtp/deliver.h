@@ -7,9 +7,12 @@
  * Contract:
  * - Owns: struct deliver_batch, including the message text handed to deliver_new (it is
  *   freed when the last job ends, whether or not anybody still waits for the answer).
- * - Blocks on: deliver_resolve only reads memory. deliver_one and deliver_queue_write
- *   block (file I/O, fsync): thread pool only. deliver_run hands each mailbox delivery to
- *   mboxq_submit (which runs it with uv_queue_work), queues the temporary failures with
+ * - Blocks on: deliver_resolve only reads memory -- except under authent_method unix_user,
+ *   where a user not found before costs a getpwnam_r (NSS: maybe the network), so the
+ *   loop uses deliver_route_cached and on a miss runs deliver_route on the pool (SMTP
+ *   RCPT/VRFY; the queue runner and the pickup already run it there). deliver_one and
+ * deliver_queue_write block (file I/O, fsync): thread pool only. deliver_run hands each mailbox
+ * delivery to mboxq_submit (which runs it with uv_queue_work), queues the temporary failures with
  *   uv_queue_work and calls cb on the loop.
  * - Group commit: a delivery to a mailbox that already has one running in this dsmtp waits
  *   in memory and goes, with the others that waited meanwhile, in the next batch for that
@@ -91,6 +94,14 @@ struct deliver_route {
  * r->verdict. Only reads memory. */
 enum deliver_verdict deliver_route(const struct conf *cf, const struct auth_db *db,
                                    const struct addr *a, struct deliver_route *r);
+/* deliver_route_cached - deliver_route that never blocks: the user lookups answer only
+ * from what needs no lookup (auth_db_find_cached). *miss tells whether some address would
+ * have needed one (a Unix account not found yet); then r (filled as by deliver_route, free
+ * it as usual) is not the answer and deliver_route must run where it may block (the pool).
+ * Without a miss r is exactly what deliver_route gives. */
+enum deliver_verdict deliver_route_cached(const struct conf *cf, const struct auth_db *db,
+                                          const struct addr *a, struct deliver_route *r,
+                                          bool *miss);
 void deliver_route_free(struct deliver_route *r);
 
 /* deliver_one - blocking: append text (headers + body, LF ends) with a Return-Path:

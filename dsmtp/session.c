@@ -347,6 +347,7 @@ session_destroy(struct smtp_session *s)
 
     s->conn = NULL;
     smtp_auth_cancel(s);
+    command_lookup_cancel(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, s->sid, "client-gone state=delivering");
         deliver_detach(s->batch);

@@ -5,9 +5,10 @@
  * Contract:
  * - Owns: struct smtp_session and its transaction; created by session_accept for every
  *   connection net hands over, freed after NET_EV_CLOSED once its timer handle closed.
- * - Blocks on: nothing. Slow work (AUTH verification, delivery) runs on the pool; while it
- *   runs the session stops reading input (s->wait) and resumes in order afterwards, so
- *   replies always come in command order.
+ * - Blocks on: nothing. Slow work (AUTH verification, delivery, and under unix_user the
+ *   account lookups of a RCPT or VRFY whose account is not cached yet) runs on the pool;
+ *   while it runs the session stops reading input (s->wait) and resumes in order
+ *   afterwards, so replies always come in command order.
  * - Replies: commands write into s->reply with session_reply (several lines: separate
  *   them with '\n'); the dispatcher sends them when the command is done, delayed by a
  *   timer once the error budget's soft limit is passed. After EHLO every 2xx/4xx/5xx
@@ -68,6 +69,7 @@ struct smtp_tx {
 };
 
 struct smtp_auth_state; /* smtp_auth.c */
+struct command_lookup;  /* command.c */
 struct deliver_batch;
 
 struct smtp_session {
@@ -99,6 +101,7 @@ struct smtp_session {
     char *auth_user; /* after a successful AUTH */
     struct smtp_auth_state *auth;
     struct deliver_batch *batch;
+    struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
     struct smtp_tx tx;
     union { /* what a command's check step parsed for its proceed step */
         struct smtp_mail mail;

@@ -12,13 +12,16 @@ import pwd
 import random
 import shutil
 import smtplib
+import socket
+import struct
 import subprocess
 import tempfile
+import time
 
 import pytest
 
 from pop_fixtures import POPError, RawPOP, dpop_factory, is_root  # noqa: F401
-from dmail_it import DOMAIN, HOST, tls_client_context
+from dmail_it import DOMAIN, HOST, RawSMTP, tls_client_context
 
 SENDER = "sender@remote.example"
 PASSWORD = "Unix-pass 123"
@@ -72,10 +75,10 @@ def _gid(group):
         return None
 
 
-def _serve(dpop_factory, accounts):
+def _serve(dpop_factory, accounts, **settings):
     user, run_as, locked, spool = accounts
     pop = dpop_factory(start=False, authent_method="unix_user", run_as=run_as,
-                       mail_spool=spool, sysadmin=None)
+                       mail_spool=spool, sysadmin=None, **settings)
     srv = pop.srv
     pw = pwd.getpwnam(run_as)
 
@@ -163,3 +166,109 @@ def test_unix_user_smtp_auth(accounts, dpop_factory):
         with pytest.raises(smtplib.SMTPAuthenticationError):
             s.login(user, PASSWORD + "x")
     assert PASSWORD not in srv.log()
+
+
+def _wait_log(srv, text, count=1, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.log().count(text) >= count:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_unix_user_pipelined_rcpt_lookups_keep_order(accounts, dpop_factory):
+    """RCPT of accounts not looked up yet waits for the thread pool; pipelined replies
+    still come in command order and DATA delivers to both mailboxes."""
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts, log_level="debug")
+    unknown = "nosuch%s" % user
+    body = "From: %s\r\nSubject: pipelined\r\n\r\npipelined to two accounts\r\n.\r\n" % SENDER
+    c = RawSMTP(srv.smtp_port)
+    assert "PIPELINING" in c.ehlo()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s@%s>\r\nRCPT TO:<%s@%s>\r\n"
+           "RCPT TO:<%s@%s>\r\nDATA\r\n" % (SENDER, user, DOMAIN, unknown, DOMAIN,
+                                             locked, DOMAIN))
+    replies = [c.reply() for _ in range(5)]
+    codes = [r[0] for r in replies]
+    assert codes == [250, 250, 550, 250, 354], replies
+    assert replies[1][1][-1].startswith("2.1.5")
+    assert replies[2][1][-1] == ("5.1.1 <%s@%s>: Recipient address rejected: User unknown"
+                                 % (unknown, DOMAIN))
+    assert replies[3][1][-1].startswith("2.1.5")
+    c.send(body)
+    code, lines = c.reply()
+    assert code == 250 and lines[-1].startswith("2.0.0 Ok: queued as"), lines
+    c.expect("QUIT", 221)
+    c.close()
+    for name in (user, locked):
+        with open(os.path.join(spool, name), "rb") as f:
+            assert b"pipelined to two accounts" in f.read()
+    log = srv.log()
+    # all three went to the pool (none was cached), each logged once
+    for name in (user, unknown, locked):
+        assert log.count("rcpt lookup=pool to=<%s@%s>" % (name, DOMAIN)) == 1, name
+    assert "result=unknown" in log
+
+
+def test_unix_user_rcpt_then_close_while_looking_up(accounts, dpop_factory):
+    """A client that resets the connection right after RCPTs that need lookups: the session
+    goes while a lookup runs, its result is dropped, and dsmtp stays up (and clean under
+    ASan: the fixture checks the sanitizer report). Unknown names are never cached, so
+    every one of them goes to the pool."""
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts, log_level="debug")
+    n = 8
+    for i in range(n):
+        c = RawSMTP(srv.smtp_port)
+        c.ehlo()
+        first = user if i == 0 else "gone%d%s" % (i, user)
+        c.send("MAIL FROM:<%s>\r\n" % SENDER + "".join(
+            "RCPT TO:<%s@%s>\r\n" % (name, DOMAIN)
+            for name in (first, "gone%da%s" % (i, user), "gone%db%s" % (i, user))))
+        # RST at once: the replies cannot be written
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    assert _wait_log(srv, "disconnect reason=", n)
+    assert _wait_log(srv, "rcpt lookup=pool result=dropped reason=client-gone"), \
+        srv.log()[-4000:]
+    # still serving, and the account found by an abandoned session is known
+    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
+        text = "From: %s\r\nSubject: after\r\n\r\nafter the close\r\n" % SENDER
+        assert s.sendmail(SENDER, ["%s@%s" % (user, DOMAIN)], text) == {}
+    with open(os.path.join(spool, user), "rb") as f:
+        assert b"after the close" in f.read()
+
+
+def test_unix_user_rcpt_and_vrfy_served_from_cache(accounts, dpop_factory):
+    """An account found once is not looked up again: the second RCPT (another session)
+    and VRFY answer at once, without a pool trip; an unknown name goes to the pool every
+    time (absence is not cached)."""
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts, log_level="debug", vrfy=True)
+    rcpt = "rcpt lookup=pool to=<%s@%s>" % (user.upper(), DOMAIN)
+    for attempt in range(2):
+        c = RawSMTP(srv.smtp_port)
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<%s@%s>" % (user.upper(), DOMAIN), 250, "2.1.5")
+        c.expect("RCPT TO:<nosuch%s@%s>" % (user, DOMAIN), 550, "5.1.1")
+        c.expect("VRFY %s" % user, 250, "2.1.5")
+        c.expect("QUIT", 221)
+        c.close()
+    log = srv.log()
+    assert log.count(rcpt) == 1, log[-3000:]
+    assert log.count("rcpt lookup=pool to=<nosuch%s@%s>" % (user, DOMAIN)) == 2
+    assert "vrfy lookup=pool to=<%s@%s>" % (user, DOMAIN) not in log
+    # VRFY of an account not seen yet goes to the pool, then is cached as well
+    c = RawSMTP(srv.smtp_port)
+    c.ehlo()
+    c.expect("VRFY <%s@%s>" % (locked, DOMAIN), 250, "2.1.5")
+    c.expect("VRFY nosuch%s" % user, 550, "5.1.1")
+    c.expect("MAIL FROM:<%s>" % SENDER, 250)
+    c.expect("RCPT TO:<%s@%s>" % (locked, DOMAIN), 250, "2.1.5")
+    c.expect("QUIT", 221)
+    c.close()
+    log = srv.log()
+    assert log.count("vrfy lookup=pool to=<%s@%s>" % (locked, DOMAIN)) == 1
+    assert "rcpt lookup=pool to=<%s@%s>" % (locked, DOMAIN) not in log

@@ -623,6 +623,50 @@ test_unix_lookup(void **state)
     auth_db_unref(&db);
 }
 
+/* test_unix_cached - auth_db_find_cached: unix_user answers only from accounts found
+ * before and says when a lookup would be needed; the users file answers as always. */
+static void
+test_unix_cached(void **state)
+{
+    (void)state;
+    const struct conf *cf = conf_init(0, 0);
+    struct auth_db *db = auth_db_unix(NULL);
+    bool miss = false;
+
+    assert_null(auth_db_find_cached(db, cf, "root", NULL, &miss));
+    assert_true(miss); /* not looked up yet */
+    miss = false;
+    assert_null(auth_db_find_cached(db, cf, "nosuchaccount-dmail", NULL, &miss));
+    assert_true(miss); /* could be an account */
+    /* names that cannot be accounts, or a remote domain: no lookup needed */
+    miss = false;
+    assert_null(auth_db_find_cached(db, cf, "../root", NULL, &miss));
+    assert_null(auth_db_find_cached(db, cf, "root", "remote.example", &miss));
+    assert_null(auth_db_find_cached(db, cf, "", NULL, &miss));
+    assert_false(miss);
+    const struct auth_user *u = auth_db_find(db, cf, "root", NULL);
+    assert_non_null(u);
+    assert_ptr_equal(auth_db_find_cached(db, cf, "ROOT", "alias.example", &miss), u);
+    assert_false(miss);
+    assert_ptr_equal(auth_db_find_cached(db, cf, "root", NULL, NULL), u);
+    /* absence is not kept: still a miss after a failed lookup */
+    assert_null(auth_db_find(db, cf, "nosuchaccount-dmail", NULL));
+    assert_null(auth_db_find_cached(db, cf, "nosuchaccount-dmail", NULL, &miss));
+    assert_true(miss);
+    auth_db_unref(&db);
+
+    struct conf_diag d = {0};
+    db = auth_db_load(write_file("cached", "alice:$6$abc$def\n"), &d);
+    conf_diag_free(&d);
+    miss = false;
+    u = auth_db_find_cached(db, cf, "alice", NULL, &miss);
+    assert_non_null(u);
+    assert_ptr_equal(u, auth_db_find(db, cf, "alice", NULL));
+    assert_null(auth_db_find_cached(db, cf, "bob", NULL, &miss));
+    assert_false(miss);
+    auth_db_unref(&db);
+}
+
 /* test_unix_verify - unix_user: wrong passwords, unknown and impossible names fail (with
  * or without access to the shadow file), nothing is cached, cancel works. */
 static void
@@ -673,7 +717,7 @@ main(void)
         cmocka_unit_test(test_lookup),      cmocka_unit_test(test_check_hash),
         cmocka_unit_test(test_verify),      cmocka_unit_test(test_cache_limits),
         cmocka_unit_test(test_cancel),      cmocka_unit_test(test_unix_lookup),
-        cmocka_unit_test(test_unix_verify),
+        cmocka_unit_test(test_unix_verify), cmocka_unit_test(test_unix_cached),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

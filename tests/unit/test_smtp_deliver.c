@@ -107,6 +107,77 @@ test_resolve(void **state)
     conf_unref(&cf);
 }
 
+/* route_of - deliver_route_cached (and with expect_miss false, deliver_route) for addr. */
+static enum deliver_verdict
+route_of(struct conf *cf, struct auth_db *db, const char *text, bool cached, bool *miss,
+         struct deliver_route *r)
+{
+    struct addr a;
+    char err[100];
+
+    assert_int_equal(addr_parse_mailbox(text, NULL, &a, err, sizeof(err)), 0);
+    return cached ? deliver_route_cached(cf, db, &a, r, miss) : deliver_route(cf, db, &a, r);
+}
+
+/* test_route_cached - deliver_route_cached: no lookup; a Unix account not found yet (the
+ * recipient or a forward's destination) is a miss, once found it answers as
+ * deliver_route; the users file never misses. */
+static void
+test_route_cached(void **state)
+{
+    struct auth_db *db;
+    struct conf *cf =
+        load("forward list@example.org root@example.org, daemon@example.net\n", false, &db);
+    struct deliver_route r, full;
+    char spool[300];
+    bool miss = true;
+
+    (void)state;
+    assert_int_equal(route_of(cf, db, "bob@example.org", true, &miss, &r), DV_OK);
+    assert_false(miss);
+    assert_int_equal(r.n, 1);
+    deliver_route_free(&r);
+    assert_int_equal(route_of(cf, db, "nobody@example.org", true, &miss, &r), DV_UNKNOWN);
+    assert_false(miss);
+    deliver_route_free(&r);
+    auth_db_unref(&db);
+
+    snprintf(spool, sizeof(spool), "%s/mail", tmpdir);
+    db = auth_db_unix(spool);
+    route_of(cf, db, "list@example.org", true, &miss, &r);
+    assert_true(miss);
+    deliver_route_free(&r);
+    assert_int_equal(route_of(cf, db, "list@example.org", false, NULL, &full), DV_OK);
+    assert_int_equal(full.n, 2);
+    miss = true;
+    assert_int_equal(route_of(cf, db, "list@example.org", true, &miss, &r), DV_OK);
+    assert_false(miss);
+    assert_int_equal(r.n, full.n);
+    for (size_t i = 0; i < r.n; i++) {
+        assert_string_equal(r.dest[i].addr, full.dest[i].addr);
+        assert_string_equal(r.dest[i].mailbox, full.dest[i].mailbox);
+    }
+    deliver_route_free(&r);
+    deliver_route_free(&full);
+    /* the destinations were found: the account itself is cached now */
+    assert_int_equal(route_of(cf, db, "ROOT@example.net", true, &miss, &r), DV_OK);
+    assert_false(miss);
+    deliver_route_free(&r);
+    /* absence is not kept: an unknown name always needs the lookup */
+    assert_int_equal(route_of(cf, db, "nosuchaccount-dmail@example.org", false, NULL, &r),
+                     DV_UNKNOWN);
+    deliver_route_free(&r);
+    route_of(cf, db, "nosuchaccount-dmail@example.org", true, &miss, &r);
+    assert_true(miss);
+    deliver_route_free(&r);
+    /* remote needs no lookup */
+    assert_int_equal(route_of(cf, db, "x@remote.example", true, &miss, &r), DV_REMOTE);
+    assert_false(miss);
+    deliver_route_free(&r);
+    auth_db_unref(&db);
+    conf_unref(&cf);
+}
+
 static void
 test_postmaster(void **state)
 {
@@ -313,7 +384,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve),  cmocka_unit_test(test_postmaster),
         cmocka_unit_test(test_next_try), cmocka_unit_test(test_one_and_queue),
-        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch),    cmocka_unit_test(test_route_cached),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
