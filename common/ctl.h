@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/ssl.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -128,6 +129,7 @@ int ctl_split(char *line, char **argv, int max);
  * for the job's duration. A config with errors gives rl->cf == NULL.
  */
 struct auth_db;
+struct net_server;
 
 struct ctl_reload {
     struct conf *cf;         /* new snapshot; NULL when the file has errors */
@@ -160,6 +162,16 @@ bool ctl_reload_ok(const struct ctl_reload *rl);
  * has N errors; the old configuration stays"). r is finished either way. */
 void ctl_reload_report(const struct ctl_reload *rl, struct ctl_req *r);
 void ctl_reload_free(struct ctl_reload **rl);
+/* ctl_reload_tls - an extra for ctl_reload_start: on the pool, the TLS server context
+ * of the new tls_cert/tls_key into rl->extra (NULL when they are unset); a pair that does
+ * not load sets rl->error, so the reload fails and the old pair stays. */
+void ctl_reload_tls(struct ctl_reload *rl, void *arg);
+/* ctl_reload_apply - on the loop, after ctl_reload_ok: put rl's snapshots in force in
+ * a server: *cf and *db replaced (the old ones unreferenced), *tls replaced by what
+ * ctl_reload_tls built (for STARTTLS/STLS) and given to net's implicit-TLS listeners,
+ * and the log level and connection limits of the new config applied. */
+void ctl_reload_apply(struct ctl_reload *rl, struct conf **cf, struct auth_db **db, SSL_CTX **tls,
+                      struct net_server *net);
 
 /* ctl_answer_config - "config SETTING": the value in force and where it came from. */
 void ctl_answer_config(struct ctl_req *r, const struct conf *cf, const char *name);

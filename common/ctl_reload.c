@@ -12,6 +12,8 @@
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
+#include "net.h"
+#include "tls.h"
 #include "xmem.h"
 
 #define CTL_VALUE_MAX (64u << 20) /* longest formatted setting */
@@ -258,4 +260,48 @@ ctl_stats_args(struct ctl_req *r, int argc, char **argv, bool *prom)
     }
     ctl_err(r, "usage: stats [-p]");
     return false;
+}
+
+/* ctl_reload_tls - the pool: the TLS context of the new settings, see ctl.h. */
+void
+ctl_reload_tls(struct ctl_reload *rl, void *arg)
+{
+    const struct conf *cf = rl->cf;
+    char err[300];
+
+    (void)arg;
+    if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
+        cf->tls_key[0] == '\0')
+        return;
+    rl->extra = tls_server_ctx(cf->tls_cert, cf->tls_key, err, sizeof(err));
+    if (rl->extra == NULL)
+        snprintf(rl->error, sizeof(rl->error), "%s", err);
+}
+
+/* ctl_reload_apply - the loop: the new snapshots in force in a server, see ctl.h. */
+void
+ctl_reload_apply(struct ctl_reload *rl, struct conf **cf, struct auth_db **db, SSL_CTX **tls,
+                 struct net_server *net)
+{
+    struct net_limits lim;
+
+    conf_unref(cf);
+    *cf = rl->cf;
+    rl->cf = NULL;
+    if (*db != NULL)
+        auth_db_unref(db);
+    *db = rl->db;
+    rl->db = NULL;
+    if (*tls != NULL)
+        SSL_CTX_free(*tls);
+    *tls = rl->extra; /* NULL if the certificate was removed */
+    rl->extra = NULL;
+    net_server_set_tls(net, *tls);
+    log_set_level((*cf)->log_level);
+    lim.max_connections = (*cf)->max_connections;
+    lim.max_per_ip = (*cf)->max_per_ip;
+    net_server_set_limits(net, &lim);
+    if ((*cf)->authent_method != AUTHENT_UNIX_USER)
+        log_info("reload: users file %s: %zu users", (*cf)->users_file,
+                 *db != NULL ? auth_db_count(*db) : (size_t)0);
 }

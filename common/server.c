@@ -193,3 +193,18 @@ server_pidfile(const char *path)
 
     return file_write_atomic(path, buf, (size_t)n, 0644);
 }
+
+/* server_hostname - the greeting name, see server.h. */
+void
+server_hostname(const struct conf *cf, char *buf, size_t len)
+{
+    const char *h = cf->hostname;
+
+    if (h != NULL && h[0] != '\0') {
+        snprintf(buf, len, "%s", h);
+        return;
+    }
+    if (gethostname(buf, len) < 0 || buf[0] == '\0')
+        snprintf(buf, len, "%s", cf->main_domain);
+    buf[len - 1] = '\0';
+}

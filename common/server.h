@@ -40,6 +40,10 @@ struct conf *server_load_config(const struct server_opts *o);
  * filled on any failure; the caller must then treat it as fatal (log_fatal). */
 int server_drop_privileges(const char *run_as, char *err, size_t errlen);
 
+/* server_hostname - the name a server greets with into buf: the hostname setting, else
+ * the system's name, else main_domain. */
+void server_hostname(const struct conf *cf, char *buf, size_t len);
+
 /* server_pidfile - write the pid to path (atomically); 0 or -1. */
 int server_pidfile(const char *path);
 

@@ -11,6 +11,7 @@
 #include "control.h"
 #include "log.h"
 #include "session.h"
+#include "server.h"
 #include "tls.h"
 #include "xmem.h"
 
@@ -220,36 +221,6 @@ struct control_reload {
     struct ctl_req *r;
 };
 
-/* control_reload_tls - the pool: a fresh TLS context from the new settings. */
-static void
-control_reload_tls(struct ctl_reload *rl, void *arg)
-{
-    const struct conf *cf = rl->cf;
-    char err[300];
-
-    if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
-        cf->tls_key[0] == '\0')
-        return;
-    rl->extra = tls_server_ctx(cf->tls_cert, cf->tls_key, err, sizeof(err));
-    if (rl->extra == NULL)
-        snprintf(rl->error, sizeof(rl->error), "%s", err);
-}
-
-/* control_hostname - as main.c does at start: the setting, else the system's name. */
-static void
-control_hostname(struct popd *d)
-{
-    const char *h = d->cf->hostname;
-
-    if (h != NULL && h[0] != '\0') {
-        snprintf(d->hostname, sizeof(d->hostname), "%s", h);
-        return;
-    }
-    if (gethostname(d->hostname, sizeof(d->hostname)) < 0 || d->hostname[0] == '\0')
-        snprintf(d->hostname, sizeof(d->hostname), "%s", d->cf->main_domain);
-    d->hostname[sizeof(d->hostname) - 1] = '\0';
-}
-
 /* control_reload_done - the loop: put the new snapshots in force, or keep the old. */
 static void
 control_reload_done(struct ctl_reload *rl, void *arg)
@@ -259,28 +230,9 @@ control_reload_done(struct ctl_reload *rl, void *arg)
 
     d->reloading = false;
     if (ctl_reload_ok(rl) && !d->stopping) {
-        struct net_limits lim;
-        conf_unref(&d->cf);
-        d->cf = rl->cf;
-        rl->cf = NULL;
-        if (d->db != NULL)
-            auth_db_unref(&d->db);
-        d->db = rl->db;
-        rl->db = NULL;
-        if (d->tls != NULL)
-            SSL_CTX_free(d->tls);
-        d->tls = rl->extra; /* new STLS sessions; NULL if the certificate was removed */
-        rl->extra = NULL;
-        net_server_set_tls(d->net, d->tls); /* implicit TLS: the same new certificate */
-        log_set_level(d->cf->log_level);
-        control_hostname(d);
-        lim.max_connections = d->cf->max_connections;
-        lim.max_per_ip = d->cf->max_per_ip;
-        net_server_set_limits(d->net, &lim);
+        ctl_reload_apply(rl, &d->cf, &d->db, &d->tls, d->net);
+        server_hostname(d->cf, d->hostname, sizeof(d->hostname));
         d->reloads++;
-        if (d->cf->authent_method != AUTHENT_UNIX_USER)
-            log_info("reload: users file %s: %zu users", d->cf->users_file,
-                     d->db != NULL ? auth_db_count(d->db) : (size_t)0);
     }
     if (rl->extra != NULL)
         SSL_CTX_free(rl->extra);
@@ -312,7 +264,7 @@ control_reload(struct popd *d, struct ctl_req *r)
     cr->r = r;
     d->reloading = true;
     log_info("reloading %s", d->cf->path);
-    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, control_reload_tls, control_reload_done,
+    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, ctl_reload_tls, control_reload_done,
                          cr) < 0) {
         d->reloading = false;
         free(cr);

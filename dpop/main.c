@@ -33,21 +33,6 @@ static uv_signal_t main_sig[4];
 static uv_timer_t main_grace;
 static bool main_finished;
 
-/* main_hostname - the name we greet with: hostname setting, else the system's. */
-static void
-main_hostname(struct popd *d)
-{
-    const char *h = d->cf->hostname;
-
-    if (h != NULL && h[0] != '\0') {
-        snprintf(d->hostname, sizeof(d->hostname), "%s", h);
-        return;
-    }
-    if (gethostname(d->hostname, sizeof(d->hostname)) < 0 || d->hostname[0] == '\0')
-        snprintf(d->hostname, sizeof(d->hostname), "%s", d->cf->main_domain);
-    d->hostname[sizeof(d->hostname) - 1] = '\0';
-}
-
 /* main_tls - the server context, or NULL (with a warning) when no certificate is set. */
 static void
 main_tls(struct popd *d)
@@ -254,7 +239,7 @@ main(int argc, char **argv)
     d->idle_cb = main_idle;
     d->shutdown_cb = main_shutdown;
     d->started = time(NULL);
-    main_hostname(d);
+    server_hostname(d->cf, d->hostname, sizeof(d->hostname));
     main_tls(d);
     lim.max_connections = d->cf->max_connections;
     lim.max_per_ip = d->cf->max_per_ip;
