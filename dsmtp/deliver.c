@@ -221,22 +221,29 @@ deliver_route_free(struct deliver_route *r)
     r->n = 0;
 }
 
+/* deliver_node - the name in dotlocks and UIDs: lock_id, else the host name. */
+void
+deliver_node(const struct conf *cf, char *buf, size_t len)
+{
+    if (cf->lock_id != NULL && cf->lock_id[0] != '\0') {
+        snprintf(buf, len, "%s", cf->lock_id);
+        return;
+    }
+    if (gethostname(buf, len) < 0 || buf[0] == '\0')
+        snprintf(buf, len, "localhost");
+    buf[len - 1] = '\0';
+}
+
 /* deliver_one - Return-Path + text into one mailbox (blocking). */
 enum drop_result
 deliver_one(const struct conf *cf, const char *mailbox, const char *sender, const char *text,
             size_t len, char *err, size_t errlen)
 {
-    char hdr[600], host[256];
+    char hdr[600], node[256];
     struct drop_msg m;
-    const char *node = cf->lock_id;
     int n;
 
-    if (node == NULL || node[0] == '\0') {
-        if (gethostname(host, sizeof(host)) < 0)
-            snprintf(host, sizeof(host), "localhost");
-        host[sizeof(host) - 1] = '\0';
-        node = host;
-    }
+    deliver_node(cf, node, sizeof(node));
     n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n", sender);
     if (n < 0 || (size_t)n >= sizeof(hdr)) {
         snprintf(err, errlen, "sender too long");

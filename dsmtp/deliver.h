@@ -104,6 +104,10 @@ enum deliver_verdict deliver_route_cached(const struct conf *cf, const struct au
                                           bool *miss);
 void deliver_route_free(struct deliver_route *r);
 
+/* deliver_node - the name in dotlocks and UIDs into buf: lock_id, else the host name
+ * ("localhost" if it has none). Any thread. */
+void deliver_node(const struct conf *cf, char *buf, size_t len);
+
 /* deliver_one - blocking: append text (headers + body, LF ends) with a Return-Path:
  * header for sender to mailbox. err gets a reason on failure. */
 enum drop_result deliver_one(const struct conf *cf, const char *mailbox, const char *sender,

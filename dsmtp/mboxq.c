@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deliver.h"
 #include "hash.h"
 #include "log.h"
 #include "mboxq.h"
@@ -43,7 +44,6 @@ struct mboxq_job {
 static struct mboxq_box *mboxq_table[MBOXQ_BUCKETS];
 static size_t mboxq_count;
 static struct mboxq_stats mboxq_st;
-static char mboxq_host[256]; /* the host name for dotlocks and UIDs when lock_id is unset */
 
 /* mboxq_hash - the hash of a path. */
 static uint32_t
@@ -88,26 +88,13 @@ mboxq_remove(struct mboxq_box *b)
     free(b);
 }
 
-/* mboxq_node - lock_id, else the host name (looked up once). */
-static const char *
-mboxq_node(const struct conf *cf)
-{
-    if (cf->lock_id != NULL && cf->lock_id[0] != '\0')
-        return cf->lock_id;
-    if (mboxq_host[0] == '\0') {
-        if (gethostname(mboxq_host, sizeof(mboxq_host)) < 0 || mboxq_host[0] == '\0')
-            snprintf(mboxq_host, sizeof(mboxq_host), "localhost");
-        mboxq_host[sizeof(mboxq_host) - 1] = '\0';
-    }
-    return mboxq_host;
-}
-
 /* mboxq_work - pool: the batch into the mailbox, one lock, one fsync. */
 static void
 mboxq_work(uv_work_t *w)
 {
     struct mboxq_job *j = w->data;
 
+    deliver_node(j->cf, j->node, sizeof(j->node));
     for (size_t i = 0; i < j->n; i++) {
         const struct mboxq_req *r = j->reqs[i];
         struct drop_msg *m = &j->items[i].msg;
@@ -137,7 +124,6 @@ mboxq_take(struct mboxq_box *b)
 
     j->box = b;
     j->cf = b->head->cf;
-    snprintf(j->node, sizeof(j->node), "%s", mboxq_node(j->cf));
     while (b->head != NULL && j->n < MBOXQ_BATCH_MAX && b->head->cf == j->cf &&
            (j->n == 0 || bytes + b->head->len <= MBOXQ_BATCH_BYTES)) {
         struct mboxq_req *r = b->head;
