@@ -30,29 +30,6 @@
 #include "dropview_int.h"
 #include "file.h"
 
-/* dv_err - format a reason into err. */
-void
-dv_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    if (errnum != 0 && n >= 0 && (size_t)n < errlen)
-        snprintf(err + n, errlen - (size_t)n, ": %s", strerror(errnum));
-}
-
-/* dv_errno_result - DROP_PERM for what retrying cannot fix, else DROP_TEMP. */
-enum drop_result
-dv_errno_result(int e)
-{
-    return e == ELOOP || e == EISDIR || e == ENOTDIR || e == ENAMETOOLONG ? DROP_PERM : DROP_TEMP;
-}
-
 /* dv_uid_ok - s[0..n) is a valid POP3 unique-id. */
 bool
 dv_uid_ok(const char *s, size_t n)
@@ -483,12 +460,12 @@ dropview_open(const struct dropview_params *p, struct dropview **out, char *err,
 
     *out = NULL;
     if (p->format != MBOX_FORMAT_MBOX && p->format != MBOX_FORMAT_MAILDIR) {
-        dv_err(err, errlen, 0, "unknown mailbox format %d", p->format);
+        drop_err(err, errlen, 0, "unknown mailbox format %d", p->format);
         return DROP_PERM;
     }
     v = dv_new(p);
     if (v == NULL) {
-        dv_err(err, errlen, ENOMEM, "dropview");
+        drop_err(err, errlen, ENOMEM, "dropview");
         return DROP_TEMP;
     }
     if (p->index_dir != NULL && p->index_dir[0] != '\0' &&

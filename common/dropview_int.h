@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "drop_int.h"
 #include "dropview.h"
 
 #define DV_PATH_MAX 4096
@@ -39,9 +40,6 @@ struct dropview {
     size_t fd_msg; /* maildir: the message fd belongs to */
 };
 
-/* dv_err - format a reason into err, with ": strerror(errnum)" when errnum != 0. */
-void dv_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 struct dropview *dv_new(const struct dropview_params *p);
 /* dv_add - append a message with uid made unique in v (a suffix "-N" if taken) and, for
  * maildir, its file name. Returns the new message. */
@@ -62,8 +60,6 @@ bool dv_uid_ok(const char *s, size_t n);
 /* dv_count_fd - the client size and DV_HAS_* flags of the text read from fd. */
 int dv_count_fd(int fd, bool mboxrd, unsigned long long *size, unsigned *flags);
 
-/* dv_errno_result - DROP_PERM for what retrying cannot fix, else DROP_TEMP. */
-enum drop_result dv_errno_result(int e);
 /* dv_hex - n bytes as lower-case hex into out (2n + 1 bytes). */
 void dv_hex(const unsigned char *p, size_t n, char *out);
 /* dv_sha256 - SHA-256 of p[0..n). */

@@ -316,7 +316,7 @@ dv_mbox_refresh(struct dropview *v, const struct dropview *old, int fd, const st
         from = old->m[old->n - 1].off;
     }
     if (dv_mbox_scan(v, old, fd, from, size) != 0 || dv_tail_digest(fd, size, v->tail) != 0) {
-        dv_err(err, errlen, errno, "read %s", v->path);
+        drop_err(err, errlen, errno, "read %s", v->path);
         return DROP_TEMP;
     }
     return DROP_OK;
@@ -335,13 +335,13 @@ dv_mbox_open_locked(const char *path, long timeout, struct stat *st, enum drop_r
         if (fd < 0) {
             if (errno == ENOENT)
                 return -2;
-            *res = dv_errno_result(errno);
-            dv_err(err, errlen, errno, "cannot open %s", path);
+            *res = drop_errno_result(errno);
+            drop_err(err, errlen, errno, "cannot open %s", path);
             return -1;
         }
         if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
             *res = DROP_PERM;
-            dv_err(err, errlen, 0, "%s is not a regular file", path);
+            drop_err(err, errlen, 0, "%s is not a regular file", path);
             close(fd);
             return -1;
         }
@@ -357,7 +357,7 @@ dv_mbox_open_locked(const char *path, long timeout, struct stat *st, enum drop_r
         close(fd);
     }
     *res = DROP_TEMP;
-    dv_err(err, errlen, 0, "%s keeps being replaced", path);
+    drop_err(err, errlen, 0, "%s keeps being replaced", path);
     return -1;
 }
 
@@ -601,23 +601,23 @@ dv_mbox_rewrite(struct dropview *cur, const unsigned char *gone, int fd, const s
     enum drop_result res = DROP_TEMP;
 
     if (dv_split(cur->path, dir, sizeof dir, &base) != 0) {
-        dv_err(err, errlen, ENAMETOOLONG, "%s", cur->path);
+        drop_err(err, errlen, ENAMETOOLONG, "%s", cur->path);
         return DROP_PERM;
     }
     dv_clean_stale(dir, base);
     file_unique_name(uq, sizeof uq, NULL);
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/.dpop.%s.%s.tmp", dir, base, uq) >= sizeof tmp) {
-        dv_err(err, errlen, ENAMETOOLONG, "%s", cur->path);
+        drop_err(err, errlen, ENAMETOOLONG, "%s", cur->path);
         return DROP_PERM;
     }
     tfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (tfd < 0) {
-        dv_err(err, errlen, errno, "cannot create %s", tmp);
-        return dv_errno_result(errno);
+        drop_err(err, errlen, errno, "cannot create %s", tmp);
+        return drop_errno_result(errno);
     }
     if ((st->st_uid != geteuid() || st->st_gid != getegid()) &&
         fchown(tfd, st->st_uid, st->st_gid) != 0) {
-        dv_err(err, errlen, errno, "cannot give the new %s its owner", cur->path);
+        drop_err(err, errlen, errno, "cannot give the new %s its owner", cur->path);
         res = DROP_PERM;
         goto fail;
     }
@@ -669,8 +669,8 @@ dv_mbox_rewrite(struct dropview *cur, const unsigned char *gone, int fd, const s
     close(tfd);
     return DROP_OK;
 io:
-    dv_err(err, errlen, e, "rewriting %s", cur->path);
-    res = dv_errno_result(e);
+    drop_err(err, errlen, e, "rewriting %s", cur->path);
+    res = drop_errno_result(e);
 fail:
     free(buf);
     if (tfd >= 0)
@@ -701,7 +701,7 @@ dv_mbox_commit(struct dropview *v, const unsigned char *del, const unsigned char
     cur = dv_new(&p);
     if (cur == NULL) {
         res = DROP_TEMP;
-        dv_err(err, errlen, ENOMEM, "dropview");
+        drop_err(err, errlen, ENOMEM, "dropview");
         goto out;
     }
     cur->index_path = v->index_path != NULL ? strdup(v->index_path) : NULL;
@@ -712,7 +712,7 @@ dv_mbox_commit(struct dropview *v, const unsigned char *del, const unsigned char
     gone = calloc(cur->n + 1, 1);
     if (gone == NULL) {
         res = DROP_TEMP;
-        dv_err(err, errlen, ENOMEM, "dropview");
+        drop_err(err, errlen, ENOMEM, "dropview");
         goto out;
     }
     for (size_t i = 0; i < v->n; i++) {
@@ -733,7 +733,7 @@ dv_mbox_commit(struct dropview *v, const unsigned char *del, const unsigned char
     nv = dv_new(&p);
     if (nv == NULL) {
         res = DROP_TEMP;
-        dv_err(err, errlen, ENOMEM, "dropview");
+        drop_err(err, errlen, ENOMEM, "dropview");
         goto out;
     }
     nv->index_path = cur->index_path != NULL ? strdup(cur->index_path) : NULL;

@@ -141,13 +141,13 @@ dv_md_open(struct dropview *v, char *err, size_t errlen)
     struct stat st;
 
     if (lstat(v->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        dv_err(err, errlen, 0, "%s is not a maildir", v->path);
+        drop_err(err, errlen, 0, "%s is not a maildir", v->path);
         dropview_free(&old);
         return DROP_PERM;
     }
     if (dv_md_list(v->path, "new", &ents, &n, &cap) != 0 ||
         dv_md_list(v->path, "cur", &ents, &n, &cap) != 0) {
-        dv_err(err, errlen, errno, "cannot list %s", v->path);
+        drop_err(err, errlen, errno, "cannot list %s", v->path);
         res = DROP_TEMP;
         goto out;
     }
@@ -171,7 +171,7 @@ dv_md_open(struct dropview *v, char *err, size_t errlen)
         } else if (dv_md_size(v->path, ents[i].file, &m.size, &m.flags) != 0) {
             if (errno == ENOENT)
                 continue; /* taken away meanwhile */
-            dv_err(err, errlen, errno, "cannot read %s/%s", v->path, ents[i].file);
+            drop_err(err, errlen, errno, "cannot read %s/%s", v->path, ents[i].file);
             res = DROP_TEMP;
             goto out;
         }
@@ -319,6 +319,6 @@ dv_md_commit(struct dropview *v, const unsigned char *del, const unsigned char *
         goto fail;
     return DROP_OK;
 fail:
-    dv_err(err, errlen, errno, "updating %s", v->path);
+    drop_err(err, errlen, errno, "updating %s", v->path);
     return DROP_TEMP;
 }
