@@ -27,7 +27,11 @@ endif
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c17 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -Icommon -fstack-protector-strong
+# common/ is layered, lowest first: lib (runtime), mail, ctl (control), server (the core
+# every daemon embeds); scripts/layers.sh checks that no layer includes one above it.
+LAYERS  := lib mail ctl server
+COMMON_INC := $(LAYERS:%=-Icommon/%)
+CFLAGS  += -std=c17 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) $(COMMON_INC) -fstack-protector-strong
 LDFLAGS += $(SANFLAGS)
 LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt
 TESTLIBS := -lcmocka
@@ -37,7 +41,7 @@ VERSION := 0.1.0
 Q := $(if $(filter 1,$(V)),,@)
 CFLAGS  += -DDMAIL_VERSION='"$(VERSION)"'
 
-COMMON_SRC   := $(wildcard common/*.c)
+COMMON_SRC   := $(foreach l,$(LAYERS),$(wildcard common/$(l)/*.c))
 COMMON_OBJ   := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIBDMAIL     := $(BUILD)/libdmail.a
 
@@ -121,6 +125,7 @@ format:
 	clang-format -i $(FMT_FILES)
 
 format-check:
+	@scripts/layers.sh $(LAYERS)
 	@if [ -n "$(strip $(FMT_FILES))" ]; then clang-format --dry-run -Werror $(FMT_FILES); fi
 	@echo "format-check: clean"
 

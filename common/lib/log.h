@@ -20,12 +20,15 @@
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
+/* The levels, in the order of the log_level setting's choices (settings.def). */
+enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
+
 /* log_init - name the program; foreground = 1 logs to stderr. */
 void log_init(const char *prog, int foreground);
 /* log_open - file != NULL/"": append to that file; else syslog (unless foreground).
  * Returns 0 or -1 with errno set. */
 int log_open(const char *file);
-/* log_set_level - one of LOGLVL_* from conf.h. */
+/* log_set_level - one of LOGLVL_*. */
 void log_set_level(int level);
 int log_get_level(void);
 /* log_level_name - "error", "warn", "info", "debug"; NULL for others. */

@@ -20,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
 #include "file.h"
 
 #define LOG_LINE_MAX 4096

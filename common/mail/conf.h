@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "log.h"
+
 struct conf_list {
     size_t n;
     char **v;
@@ -37,7 +39,7 @@ enum { CF_RELOAD = 1, CF_RESTART = 2 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
 enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
-enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
+/* log_level: LOGLVL_* of log.h, in the same order */
 enum { AUTHENT_USERS_FILE, AUTHENT_UNIX_USER, AUTHENT_EXTERNAL };
 enum { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 
