@@ -31,19 +31,19 @@ struct command_row {
 bool
 command_plaintext_ok(const struct pop_session *s)
 {
-    return s->conn != NULL && (net_is_tls(s->conn) || s->cf->auth_plaintext);
+    return s->base.conn != NULL && (net_is_tls(s->base.conn) || s->base.cf->auth_plaintext);
 }
 
 /* command_greeting - the +OK greeting, with the APOP timestamp when APOP is on. */
 void
 command_greeting(struct pop_session *s)
 {
-    if (s->cf->apop_enable) {
+    if (s->base.cf->apop_enable) {
         unsigned r = 0;
         if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-            r = (unsigned)s->sid;
+            r = (unsigned)s->base.sid;
         snprintf(s->apop_ts, sizeof s->apop_ts, "<%ld.%ld.%08x@%.60s>", (long)getpid(),
-                 (long)time(NULL), r, s->d->hostname);
+                 (long)time(NULL), r, s->d->srv.hostname);
         session_ok(s, "dmail POP3 server ready %s", s->apop_ts);
     } else {
         session_ok(s, "dmail POP3 server ready");
@@ -88,11 +88,11 @@ command_list_cont(struct pop_session *s)
         if (s->del[i])
             continue;
         int k = snprintf(line, sizeof line, "%zu %llu\r\n", i + 1, session_msg_size(s, i));
-        session_write(s, line, (size_t)k);
+        sess_write(&s->base, line, (size_t)k);
     }
     if (s->cont_pos < n)
         return false;
-    session_write(s, ".\r\n", 3);
+    sess_write(&s->base, ".\r\n", 3);
     return true;
 }
 
@@ -108,11 +108,11 @@ command_uidl_cont(struct pop_session *s)
         if (s->del[i])
             continue;
         int k = snprintf(line, sizeof line, "%zu %s\r\n", i + 1, dropview_uid(s->view, i));
-        session_write(s, line, (size_t)k);
+        sess_write(&s->base, line, (size_t)k);
     }
     if (s->cont_pos < n)
         return false;
-    session_write(s, ".\r\n", 3);
+    sess_write(&s->base, ".\r\n", 3);
     return true;
 }
 
@@ -185,12 +185,12 @@ static void
 command_quit(struct pop_session *s, const struct pop3_cmd *c)
 {
     (void)c;
-    if (s->state == SS_TRANS) {
+    if (s->base.state == SS_TRANS) {
         mailbox_update(s);
         return;
     }
     session_ok(s, "dmail POP3 server signing off");
-    session_close(s, "quit");
+    sess_close(&s->base, "quit");
 }
 
 /* command_capa - CAPA (RFC 2449): what this connection may use now. */
@@ -203,14 +203,14 @@ command_capa(struct pop_session *s, const struct pop3_cmd *c)
     (void)c;
     n = snprintf(text, sizeof text,
                  "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-    if (s->state == SS_AUTH && command_plaintext_ok(s))
+    if (s->base.state == SS_AUTH && command_plaintext_ok(s))
         n += snprintf(text + n, sizeof text - (size_t)n, "USER\r\nSASL PLAIN LOGIN\r\n");
-    if (s->state == SS_AUTH && s->d->tls != NULL && !net_is_tls(s->conn))
+    if (s->base.state == SS_AUTH && s->d->srv.tls != NULL && !net_is_tls(s->base.conn))
         n += snprintf(text + n, sizeof text - (size_t)n, "STLS\r\n");
     n += snprintf(text + n, sizeof text - (size_t)n, "IMPLEMENTATION dmail-%s\r\n.\r\n",
                   DMAIL_VERSION);
     session_ok(s, "Capability list follows");
-    session_write(s, text, (size_t)n);
+    sess_write(&s->base, text, (size_t)n);
 }
 
 /* command_stls - STLS (RFC 2595): "+OK" on the wire, then the handshake; input that was
@@ -219,11 +219,11 @@ static void
 command_stls(struct pop_session *s, const struct pop3_cmd *c)
 {
     (void)c;
-    if (s->d->tls == NULL) {
+    if (s->d->srv.tls == NULL) {
         session_err(s, true, NULL, "STLS not available");
         return;
     }
-    if (net_is_tls(s->conn)) {
+    if (net_is_tls(s->base.conn)) {
         session_err(s, true, NULL, "Already using TLS");
         return;
     }
@@ -232,14 +232,14 @@ command_stls(struct pop_session *s, const struct pop3_cmd *c)
         return;
     }
     session_ok(s, "Begin TLS negotiation now");
-    session_send_reply(s);
-    net_uncork(s->conn);
-    if (net_starttls(s->conn, s->d->tls) < 0) {
-        log_sess(LOGLVL_WARN, s->sid, "stls failed to start");
-        session_close(s, "stls failed");
+    sess_send_reply(&s->base);
+    net_uncork(s->base.conn);
+    if (net_starttls(s->base.conn, s->d->srv.tls) < 0) {
+        log_sess(LOGLVL_WARN, s->base.sid, "stls failed to start");
+        sess_close(&s->base, "stls failed");
         return;
     }
-    session_enter_state(s, SS_TLS_WAIT);
+    sess_enter_state(&s->base, SS_TLS_WAIT);
 }
 
 /* command_last - LAST was dropped from POP3 in RFC 1725. */
@@ -278,17 +278,18 @@ command_dispatch(struct pop_session *s, char *line, size_t len)
 
     if (pop3_parse(line, len, &c) != 0 && c.verb == POP3_V_UNKNOWN) {
         char esc[64];
-        log_sess(LOGLVL_DEBUG, s->sid, "bad command=%s",
+        log_sess(LOGLVL_DEBUG, s->base.sid, "bad command=%s",
                  log_escape(esc, sizeof esc, line, len, 40));
         session_err(s, true, NULL, "%s", pop3_parse_errtext(c.err));
         return;
     }
     if (log_get_level() >= LOGLVL_DEBUG && c.verb != POP3_V_PASS && c.verb != POP3_V_AUTH) {
         char esc[64];
-        log_sess(LOGLVL_DEBUG, s->sid, "command=%s", log_escape(esc, sizeof esc, line, len, 40));
+        log_sess(LOGLVL_DEBUG, s->base.sid, "command=%s",
+                 log_escape(esc, sizeof esc, line, len, 40));
     }
     row = &command_table[c.verb];
-    if (row->fn == NULL || !(row->states & (1u << s->state))) {
+    if (row->fn == NULL || !(row->states & (1u << s->base.state))) {
         session_err(s, true, NULL, "%s not valid in this state", pop3_parse_verb_name(c.verb));
         return;
     }

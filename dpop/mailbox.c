@@ -136,18 +136,19 @@ mailbox_update_done(struct pop_session *s, enum drop_result res, const char *err
     for (size_t i = 0; i < dropview_count(s->view); i++)
         left += !s->del[i];
     if (res != DROP_OK) {
-        log_sess(LOGLVL_WARN, s->sid, "update user=%s path=%s error=%s", s->login, s->mailbox, err);
+        log_sess(LOGLVL_WARN, s->base.sid, "update user=%s path=%s error=%s", s->login, s->mailbox,
+                 err);
         session_err(s, false, res == DROP_PERM ? "SYS/PERM" : "SYS/TEMP",
                     "Some deleted messages not removed");
     } else {
         if (s->ndel > 0)
-            log_sess(LOGLVL_INFO, s->sid, "update user=%s deleted=%zu left=%lu", s->login, s->ndel,
-                     left);
+            log_sess(LOGLVL_INFO, s->base.sid, "update user=%s deleted=%zu left=%lu", s->login,
+                     s->ndel, left);
         s->d->stats.deleted += s->ndel;
         session_ok(s, "dmail POP3 server signing off (%lu messages left)", left);
     }
     session_release_mailbox(s); /* a new session may have it before this one has closed */
-    session_close(s, "quit");
+    sess_close(&s->base, "quit");
 }
 
 /* mailbox_after - back on the loop. */
@@ -159,23 +160,23 @@ mailbox_after(uv_work_t *w, int status)
 
     (void)status;
     s->job = NULL;
-    s->d->jobs--;
+    s->d->srv.jobs--;
     if (j->op == MAILBOX_OPEN) {
         if (j->res == DROP_OK)
             s->view = j->view; /* freed with the session if the client is gone */
         if (j->bulletins > 0)
-            log_sess(LOGLVL_INFO, s->sid, "bulletins user=%s delivered=%d", j->b_login,
+            log_sess(LOGLVL_INFO, s->base.sid, "bulletins user=%s delivered=%d", j->b_login,
                      j->bulletins);
         else if (j->bulletins < 0)
-            log_sess(LOGLVL_WARN, s->sid, "bulletins user=%s error=%s", j->b_login, j->b_err);
+            log_sess(LOGLVL_WARN, s->base.sid, "bulletins user=%s error=%s", j->b_login, j->b_err);
     }
-    if (s->conn != NULL) {
-        s->wait = SW_NONE;
+    if (s->base.conn != NULL) {
+        s->base.wait = SW_NONE;
         j->done(s, j->res, j->err);
-        session_resume(s);
+        sess_resume(&s->base);
     } else {
         if (j->op == MAILBOX_COMMIT)
-            log_sess(LOGLVL_INFO, s->sid, "update after the client left: %s",
+            log_sess(LOGLVL_INFO, s->base.sid, "update after the client left: %s",
                      j->res == DROP_OK ? "done" : j->err);
         session_release_mailbox(s);
     }
@@ -188,7 +189,7 @@ mailbox_after(uv_work_t *w, int status)
     free(j->b_login);
     free(j->b_node);
     free(j);
-    session_release(s);
+    sess_release(&s->base);
 }
 
 /* mailbox_queue - start job j for s. */
@@ -198,10 +199,10 @@ mailbox_queue(struct pop_session *s, struct mailbox_job *j)
     j->s = s;
     j->work.data = j;
     s->job = j;
-    session_hold(s);
-    session_go_async(s);
-    s->d->jobs++;
-    if (uv_queue_work(s->d->loop, &j->work, mailbox_work, mailbox_after) != 0) {
+    sess_hold(&s->base);
+    sess_go_async(&s->base);
+    s->d->srv.jobs++;
+    if (uv_queue_work(s->d->srv.loop, &j->work, mailbox_work, mailbox_after) != 0) {
         /* cannot happen with a valid loop; answer as a temporary failure */
         j->res = DROP_TEMP;
         snprintf(j->err, sizeof j->err, "uv_queue_work failed");
@@ -220,21 +221,23 @@ mailbox_open(struct pop_session *s, mailbox_done_cb done)
     j->path = xstrdup(s->mailbox);
     j->index_dir = s->d->index_dir != NULL ? xstrdup(s->d->index_dir) : NULL;
     j->p.path = j->path;
-    j->p.format = s->cf->mailbox_format;
+    j->p.format = s->base.cf->mailbox_format;
     j->p.index_dir = j->index_dir;
-    j->p.lock_timeout = s->cf->lock_timeout;
-    if (s->cf->bulletin_path != NULL && s->cf->bulletin_path[0] != '\0') {
-        const char *node =
-            s->cf->lock_id != NULL && s->cf->lock_id[0] != '\0' ? s->cf->lock_id : s->d->hostname;
-        j->b.dir = j->b_dir = xstrdup(s->cf->bulletin_path);
-        j->b.from = j->b_from = xstrdup(s->cf->bulletin_from != NULL ? s->cf->bulletin_from : "");
-        j->b.main_domain = j->b_domain = xstrdup(s->cf->main_domain);
-        j->b.hide_old = s->cf->hide_old_bulls;
+    j->p.lock_timeout = s->base.cf->lock_timeout;
+    if (s->base.cf->bulletin_path != NULL && s->base.cf->bulletin_path[0] != '\0') {
+        const char *node = s->base.cf->lock_id != NULL && s->base.cf->lock_id[0] != '\0'
+                               ? s->base.cf->lock_id
+                               : s->d->srv.hostname;
+        j->b.dir = j->b_dir = xstrdup(s->base.cf->bulletin_path);
+        j->b.from = j->b_from =
+            xstrdup(s->base.cf->bulletin_from != NULL ? s->base.cf->bulletin_from : "");
+        j->b.main_domain = j->b_domain = xstrdup(s->base.cf->main_domain);
+        j->b.hide_old = s->base.cf->hide_old_bulls;
         j->b.state_dir = j->b_state = xstrdup(s->d->bulletin_dir);
         j->b.login = j->b_login = xstrdup(s->login);
         j->b.mailbox = j->path;
-        j->b.format = s->cf->mailbox_format;
-        j->b.lock_timeout = s->cf->lock_timeout;
+        j->b.format = s->base.cf->mailbox_format;
+        j->b.lock_timeout = s->base.cf->lock_timeout;
         j->b.node = j->b_node = xstrdup(node);
     }
     mailbox_queue(s, j);
@@ -246,7 +249,7 @@ mailbox_update(struct pop_session *s)
 {
     struct mailbox_job *j = xcalloc(1, sizeof *j);
 
-    session_enter_state(s, SS_UPDATE);
+    sess_enter_state(&s->base, SS_UPDATE);
     j->op = MAILBOX_COMMIT;
     j->done = mailbox_update_done;
     j->view = s->view;

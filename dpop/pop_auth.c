@@ -20,7 +20,7 @@
 #define POP_AUTH_SECRET_MAX 1024 /* longest password or SASL message accepted */
 #define POP_AUTH_NAME_MAX 255
 
-static void pop_auth_check(struct pop_session *s);
+static void pop_auth_check(struct sess *b);
 
 /* pop_auth_b64decode - strict base64 into out (NUL-terminated); the length or -1. */
 long
@@ -158,8 +158,8 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
                size_t secretlen, bool apop)
 {
     char key[POP_AUTH_NAME_MAX + 8];
-    uint64_t now = uv_now(s->d->loop), base = (uint64_t)s->cf->auth_fail_delay * 1000,
-             max = (uint64_t)s->cf->login_penalty_max * 1000, d1, d2;
+    uint64_t now = uv_now(s->d->srv.loop), base = (uint64_t)s->base.cf->auth_fail_delay * 1000,
+             max = (uint64_t)s->base.cf->login_penalty_max * 1000, d1, d2;
 
     if (!pop_auth_name_ok(login, loginlen) || secretlen > POP_AUTH_SECRET_MAX ||
         memchr(secret, '\0', secretlen) != NULL) {
@@ -173,22 +173,24 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
     s->pending_secret = xstrndup(secret, secretlen);
     s->pending_apop = apop;
     pop_auth_user_key(s->pending_login, key, sizeof key);
-    d1 = penalty_delay(s->d->penalty, s->ip, now, base, max);
+    d1 = penalty_delay(s->d->penalty, s->base.ip, now, base, max);
     d2 = penalty_delay(s->d->penalty, key, now, base, max);
     if (d2 > d1)
         d1 = d2;
     if (d1 > 0) {
-        log_sess(LOGLVL_DEBUG, s->sid, "login penalty ms=%llu", (unsigned long long)d1);
-        session_delay(s, d1, pop_auth_check);
+        log_sess(LOGLVL_DEBUG, s->base.sid, "login penalty ms=%llu", (unsigned long long)d1);
+        sess_delay(&s->base, d1, pop_auth_check);
         return;
     }
-    pop_auth_check(s);
+    pop_auth_check(&s->base);
 }
 
 /* pop_auth_fail_reply - the delayed answer to a failed login. */
 static void
-pop_auth_fail_reply(struct pop_session *s)
+pop_auth_fail_reply(struct sess *b)
 {
+    struct pop_session *s = pop_session_of(b);
+
     session_err(s, false, "AUTH", "Authentication failed");
 }
 
@@ -200,7 +202,7 @@ pop_auth_opened(struct pop_session *s, enum drop_result res, const char *err)
     unsigned long long octets = 0;
 
     if (res != DROP_OK) {
-        log_sess(LOGLVL_WARN, s->sid, "mailbox user=%s path=%s error=%s", s->login, s->mailbox,
+        log_sess(LOGLVL_WARN, s->base.sid, "mailbox user=%s path=%s error=%s", s->login, s->mailbox,
                  err);
         session_err(s, false, res == DROP_PERM ? "SYS/PERM" : "SYS/TEMP",
                     "Cannot open your mailbox, try again later");
@@ -215,9 +217,9 @@ pop_auth_opened(struct pop_session *s, enum drop_result res, const char *err)
         n++;
         octets += session_msg_size(s, i);
     }
-    session_enter_state(s, SS_TRANS);
-    log_sess(LOGLVL_INFO, s->sid, "login user=%s msgs=%lu octets=%llu tls=%s", s->login, n, octets,
-             net_is_tls(s->conn) ? "yes" : "no");
+    sess_enter_state(&s->base, SS_TRANS);
+    log_sess(LOGLVL_INFO, s->base.sid, "login user=%s msgs=%lu octets=%llu tls=%s", s->login, n,
+             octets, net_is_tls(s->base.conn) ? "yes" : "no");
     session_ok(s, "Logged in, maildrop has %lu messages (%llu octets)", n, octets);
 }
 
@@ -226,27 +228,27 @@ static void
 pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
 {
     char key[POP_AUTH_NAME_MAX + 8], path[4096], esc[80];
-    uint64_t now = uv_now(s->d->loop);
+    uint64_t now = uv_now(s->d->srv.loop);
 
     pop_auth_user_key(s->pending_login, key, sizeof key);
     log_escape(esc, sizeof esc, s->pending_login, strlen(s->pending_login), 64);
     pop_auth_clear_pending(s);
-    if (!ok || u == NULL || auth_mailbox_path(s->db, s->cf, u, path, sizeof path) != 0) {
+    if (!ok || u == NULL || auth_mailbox_path(s->base.db, s->base.cf, u, path, sizeof path) != 0) {
         s->d->stats.logins_failed++;
-        penalty_fail(s->d->penalty, s->ip, now);
+        penalty_fail(s->d->penalty, s->base.ip, now);
         penalty_fail(s->d->penalty, key, now);
-        log_sess(LOGLVL_INFO, s->sid, "login failed user=%s ip=%s", esc, s->ip);
-        if (s->cf->auth_fail_delay > 0)
-            session_delay(s, (uint64_t)s->cf->auth_fail_delay * 1000, pop_auth_fail_reply);
+        log_sess(LOGLVL_INFO, s->base.sid, "login failed user=%s ip=%s", esc, s->base.ip);
+        if (s->base.cf->auth_fail_delay > 0)
+            sess_delay(&s->base, (uint64_t)s->base.cf->auth_fail_delay * 1000, pop_auth_fail_reply);
         else
-            pop_auth_fail_reply(s);
+            pop_auth_fail_reply(&s->base);
         return;
     }
     s->d->stats.logins_ok++;
-    penalty_clear(s->d->penalty, s->ip);
+    penalty_clear(s->d->penalty, s->base.ip);
     penalty_clear(s->d->penalty, key);
     if (!mailbox_claim(s->d, path)) {
-        log_sess(LOGLVL_INFO, s->sid, "login in-use user=%s", esc);
+        log_sess(LOGLVL_INFO, s->base.sid, "login in-use user=%s", esc);
         session_err(s, false, "IN-USE", "Mailbox is in use by another POP3 session");
         return;
     }
@@ -264,23 +266,25 @@ pop_auth_verified(void *arg, bool ok, const struct auth_user *u)
     struct pop_session *s = arg;
 
     s->areq = NULL;
-    s->wait = SW_NONE;
-    if (s->conn != NULL) {
+    s->base.wait = SW_NONE;
+    if (s->base.conn != NULL) {
         pop_auth_result(s, ok, u);
-        if (s->wait == SW_NONE)
-            session_resume(s);
+        if (s->base.wait == SW_NONE)
+            sess_resume(&s->base);
     } else {
         pop_auth_clear_pending(s);
     }
-    session_release(s); /* the request's reference */
+    sess_release(&s->base); /* the request's reference */
 }
 
 /* pop_auth_check - the penalty is over: check the secret. */
 static void
-pop_auth_check(struct pop_session *s)
+pop_auth_check(struct sess *b)
 {
+    struct pop_session *s = pop_session_of(b);
+
     if (s->pending_apop) {
-        const struct auth_user *u = auth_db_find_login(s->db, s->cf, s->pending_login);
+        const struct auth_user *u = auth_db_find_login(s->base.db, s->base.cf, s->pending_login);
         char secret[512], want[33];
         bool ok = false;
         if (u != NULL && s->apop_ts[0] != '\0' &&
@@ -296,9 +300,9 @@ pop_auth_check(struct pop_session *s)
         pop_auth_result(s, ok, ok ? u : NULL);
         return;
     }
-    session_go_async(s);
-    session_hold(s);
-    s->areq = auth_verify(s->d->loop, s->d->cache, s->db, s->cf, s->pending_login,
+    sess_go_async(&s->base);
+    sess_hold(&s->base);
+    s->areq = auth_verify(s->d->srv.loop, s->d->srv.cache, s->base.db, s->base.cf, s->pending_login,
                           s->pending_secret, pop_auth_verified, s);
     pop_auth_wipe(&s->pending_secret); /* auth_verify took a copy */
 }
@@ -310,7 +314,7 @@ pop_auth_cancel(struct pop_session *s)
     if (s->areq != NULL) {
         auth_cancel(s->areq);
         s->areq = NULL;
-        session_release(s); /* the request's reference */
+        sess_release(&s->base); /* the request's reference */
     }
     pop_auth_clear_pending(s);
 }
@@ -358,7 +362,7 @@ pop_auth_pass(struct pop_session *s, const struct pop3_cmd *c)
 void
 pop_auth_apop(struct pop_session *s, const struct pop3_cmd *c)
 {
-    if (!s->cf->apop_enable || s->apop_ts[0] == '\0') {
+    if (!s->base.cf->apop_enable || s->apop_ts[0] == '\0') {
         session_err(s, true, NULL, "APOP not available");
         return;
     }
@@ -408,7 +412,7 @@ pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
     if (c->arg1 == NULL) { /* the mechanisms, for clients that ask this way */
         const char *mechs = command_plaintext_ok(s) ? "PLAIN\r\nLOGIN\r\n.\r\n" : ".\r\n";
         session_ok(s, "%s", "");
-        session_write(s, mechs, strlen(mechs));
+        sess_write(&s->base, mechs, strlen(mechs));
         return;
     }
     if (!(c->arg1_len == 5 && strncasecmp(c->arg1, "PLAIN", 5) == 0) &&
@@ -422,7 +426,7 @@ pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
     if (strncasecmp(c->arg1, "PLAIN", 5) == 0) {
         if (c->arg2 == NULL) {
             s->sasl = SASL_PLAIN;
-            session_write(s, "+ \r\n", 4);
+            sess_write(&s->base, "+ \r\n", 4);
             return;
         }
         n = pop_auth_decode_or_fail(s, c->arg2, c->arg2_len, dec, sizeof dec);
@@ -441,11 +445,11 @@ pop_auth_auth(struct pop_session *s, const struct pop3_cmd *c)
         }
         memcpy(s->user, dec, (size_t)n + 1);
         s->sasl = SASL_LOGIN_PASS;
-        session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);
+        sess_write(&s->base, "+ UGFzc3dvcmQ6\r\n", 16);
         return;
     }
     s->sasl = SASL_LOGIN_USER;
-    session_write(s, "+ VXNlcm5hbWU6\r\n", 16);
+    sess_write(&s->base, "+ VXNlcm5hbWU6\r\n", 16);
 }
 
 /* pop_auth_sasl_abort - end a SASL exchange with -ERR. */
@@ -488,7 +492,7 @@ pop_auth_sasl_line(struct pop_session *s, char *line, size_t len)
         }
         memcpy(s->user, dec, (size_t)n + 1);
         s->sasl = SASL_LOGIN_PASS;
-        session_write(s, "+ UGFzc3dvcmQ6\r\n", 16);
+        sess_write(&s->base, "+ UGFzc3dvcmQ6\r\n", 16);
         break;
     case SASL_LOGIN_PASS:
         pop_auth_start(s, s->user, strlen(s->user), dec, (size_t)n, false);

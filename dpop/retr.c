@@ -101,7 +101,7 @@ retr_idle_cb(uv_timer_t *t)
     struct retr_ahead *a = s->ahead;
     uint64_t idle;
 
-    if (a == NULL || s->conn == NULL)
+    if (a == NULL || s->base.conn == NULL)
         return;
     idle = uv_now(t->loop) - a->used;
     if (a->busy || idle < RETR_IDLE_MS) {
@@ -115,11 +115,11 @@ retr_idle_cb(uv_timer_t *t)
 static void
 retr_ahead_touch(struct pop_session *s)
 {
-    uv_handle_t *h = (uv_handle_t *)&s->timer;
+    uv_handle_t *h = (uv_handle_t *)&s->base.timer;
 
-    s->ahead->used = uv_now(s->d->loop);
-    if (s->conn != NULL && s->timer_fn == NULL && !uv_is_active(h) && !uv_is_closing(h))
-        uv_timer_start(&s->timer, retr_idle_cb, RETR_IDLE_MS, 0);
+    s->ahead->used = uv_now(s->d->srv.loop);
+    if (s->base.conn != NULL && s->base.timer_fn == NULL && !uv_is_active(h) && !uv_is_closing(h))
+        uv_timer_start(&s->base.timer, retr_idle_cb, RETR_IDLE_MS, 0);
 }
 
 /* retr_send_held - message i is in the window: the status line, its client form and "."
@@ -134,23 +134,23 @@ retr_send_held(struct pop_session *s, size_t i, long top)
     struct dropview_conv conv;
 
     retr_ahead_touch(s);
-    if (s->conn == NULL)
+    if (s->base.conn == NULL)
         return;
     dropview_conv_init(&conv, dropview_format(s->view) == MBOX_FORMAT_MBOX, true,
                        session_status_line(s, i), top);
-    net_cork(s->conn);
-    session_send_reply(s);
+    net_cork(s->base.conn);
+    sess_send_reply(&s->base);
     while (n > 0 && !conv.done) {
         size_t piece = n < RETR_PIECE ? n : RETR_PIECE;
         w = dropview_conv_feed(&conv, p, piece, out);
-        session_write(s, out, w);
+        sess_write(&s->base, out, w);
         p += piece;
         n -= piece;
     }
     w = dropview_conv_finish(&conv, out);
     memcpy(out + w, ".\r\n", 3);
-    session_write(s, out, w + 3);
-    net_uncork(s->conn);
+    sess_write(&s->base, out, w + 3);
+    net_uncork(s->base.conn);
 }
 
 /* retr_ahead_work - on the pool: read messages first, first + 1, ... whole into the
@@ -175,10 +175,10 @@ retr_ahead_work(uv_work_t *w)
 static void
 retr_read_failed(struct pop_session *s, size_t msg, int err)
 {
-    log_sess(LOGLVL_WARN, s->sid, "retr user=%s msg=%zu error=%s", s->login, msg + 1,
+    log_sess(LOGLVL_WARN, s->base.sid, "retr user=%s msg=%zu error=%s", s->login, msg + 1,
              strerror(err));
-    s->close_reason = "mailbox read error";
-    net_abort(s->conn);
+    s->base.close_reason = "mailbox read error";
+    net_abort(s->base.conn);
 }
 
 /* retr_ahead_after - back on the loop with a filled window: answer the command that
@@ -191,8 +191,8 @@ retr_ahead_after(uv_work_t *w, int status)
 
     (void)status;
     a->busy = false;
-    s->d->jobs--;
-    if (s->conn == NULL) {
+    s->d->srv.jobs--;
+    if (s->base.conn == NULL) {
         retr_ahead_free(s);
     } else if (a->err != 0) {
         size_t msg = a->want;
@@ -201,14 +201,14 @@ retr_ahead_after(uv_work_t *w, int status)
         retr_read_failed(s, msg, err);
     } else if (retr_ahead_holds(a, s->view, a->want)) {
         retr_send_held(s, a->want, a->top);
-        session_resume(s);
+        sess_resume(&s->base);
     } else {
         size_t want = a->want;
         long top = a->top;
         retr_ahead_free(s);
         retr_start(s, want, top);
     }
-    session_release(s);
+    sess_release(&s->base);
 }
 
 /* retr_ahead_get - the session's window, allocated if the daemon's cap allows; NULL
@@ -265,19 +265,19 @@ retr_ahead_fill(struct pop_session *s, size_t i, long top)
     a->want = i;
     a->top = top;
     a->err = 0;
-    a->used = uv_now(s->d->loop);
+    a->used = uv_now(s->d->srv.loop);
     a->busy = true;
     a->work.data = a;
-    session_hold(s);
-    s->d->jobs++;
-    session_go_async(s);
-    if (uv_queue_work(s->d->loop, &a->work, retr_ahead_work, retr_ahead_after) != 0) {
+    sess_hold(&s->base);
+    s->d->srv.jobs++;
+    sess_go_async(&s->base);
+    if (uv_queue_work(s->d->srv.loop, &a->work, retr_ahead_work, retr_ahead_after) != 0) {
         a->busy = false;
-        s->d->jobs--;
+        s->d->srv.jobs--;
         retr_ahead_free(s);
-        s->close_reason = "cannot queue a read";
-        net_abort(s->conn);
-        session_release(s);
+        s->base.close_reason = "cannot queue a read";
+        net_abort(s->base.conn);
+        sess_release(&s->base);
     }
     return true;
 }
@@ -311,8 +311,8 @@ retr_after(uv_work_t *w, int status)
 
     (void)status;
     r->busy = false;
-    s->d->jobs--;
-    if (s->conn == NULL) {
+    s->d->srv.jobs--;
+    if (s->base.conn == NULL) {
         retr_free(s);
     } else if (r->err != 0) {
         size_t msg = r->msg;
@@ -322,7 +322,7 @@ retr_after(uv_work_t *w, int status)
     } else {
         session_cont_kick(s);
     }
-    session_release(s);
+    sess_release(&s->base);
 }
 
 /* retr_cont - the session's continuation: write what was read, start the next read, or
@@ -337,28 +337,28 @@ retr_cont(struct pop_session *s)
     if (r->busy)
         return false;
     if (r->eof) {
-        net_cork(s->conn); /* the last piece and "." in one write */
-        session_write(s, r->out, r->outlen);
-        session_write(s, ".\r\n", 3);
-        net_uncork(s->conn);
+        net_cork(s->base.conn); /* the last piece and "." in one write */
+        sess_write(&s->base, r->out, r->outlen);
+        sess_write(&s->base, ".\r\n", 3);
+        net_uncork(s->base.conn);
         retr_free(s);
         return true;
     }
     if (r->outlen > 0) {
-        session_write(s, r->out, r->outlen);
+        sess_write(&s->base, r->out, r->outlen);
         r->outlen = 0;
     }
     r->busy = true;
     r->work.data = r;
-    session_hold(s);
-    s->d->jobs++;
-    if (uv_queue_work(s->d->loop, &r->work, retr_work, retr_after) != 0) {
+    sess_hold(&s->base);
+    s->d->srv.jobs++;
+    if (uv_queue_work(s->d->srv.loop, &r->work, retr_work, retr_after) != 0) {
         r->busy = false;
-        s->d->jobs--;
-        session_release(s);
+        s->d->srv.jobs--;
+        sess_release(&s->base);
         r->err = EIO;
-        s->close_reason = "cannot queue a read";
-        net_abort(s->conn);
+        s->base.close_reason = "cannot queue a read";
+        net_abort(s->base.conn);
         return true;
     }
     return false;

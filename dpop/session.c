@@ -17,9 +17,7 @@
 #define SESSION_CMD_LIMIT POP3_LINE_MAX /* RFC 2449 4: 255 octets, CRLF included */
 #define SESSION_SASL_LIMIT 8192         /* a SASL response line (RFC 5034 4) */
 #define SESSION_INBUF 16384             /* pipelined input held at most */
-#define SESSION_OUT_HIGH 65536          /* stop reading commands while this much output waits */
 #define SESSION_REPLY_CAP 1024          /* one status line */
-_Static_assert(SESSION_OUT_HIGH >= NET_DIRECT_MAX, "a direct send must never be waited for");
 
 static const char *const session_state_names[] = {
 #define SESSION_STATE_NAME(n) #n,
@@ -27,31 +25,18 @@ static const char *const session_state_names[] = {
 #undef SESSION_STATE_NAME
 };
 
-static void session_process(struct pop_session *s);
-
-/* session_state_name - "AUTH" for SS_AUTH. */
-const char *
-session_state_name(enum session_state st)
-{
-    if ((size_t)st >= sizeof(session_state_names) / sizeof(session_state_names[0]))
-        return "?";
-    return session_state_names[st];
-}
-
-/* session_enter_state - the one place the state changes. */
-void
-session_enter_state(struct pop_session *s, enum session_state st)
-{
-    if (s->state != st && log_get_level() >= LOGLVL_DEBUG)
-        log_sess(LOGLVL_DEBUG, s->sid, "state %s -> %s", session_state_name(s->state),
-                 session_state_name(st));
-    s->state = st;
-}
+/* What each state means to the core. */
+static const unsigned char session_phases[] = {
+    [SS_TLS_WAIT] = SP_TLS, [SS_AUTH] = SP_CMD,   [SS_TRANS] = SP_CMD,
+    [SS_UPDATE] = SP_BUSY,  [SS_QUIT] = SP_CLOSE,
+};
 
 /* session_free - the last reference is gone. */
 static void
-session_free(struct pop_session *s)
+session_free(struct sess *b)
 {
+    struct pop_session *s = pop_session_of(b);
+
     session_release_mailbox(s);
     retr_drop(s);
     dropview_free(&s->view);
@@ -60,19 +45,6 @@ session_free(struct pop_session *s)
     pop_auth_clear_pending(s);
     free(s->login);
     free(s->mailbox);
-    conf_unref(&s->cf);
-    if (s->db != NULL)
-        auth_db_unref(&s->db);
-    buf_free(&s->reply);
-    free(s);
-}
-
-/* session_unref - drop one reference. */
-static void
-session_unref(struct pop_session *s)
-{
-    if (--s->refs == 0)
-        session_free(s);
 }
 
 /* session_release_mailbox - give the mailbox back to the in-use table. */
@@ -84,39 +56,18 @@ session_release_mailbox(struct pop_session *s)
     s->holds_mailbox = false;
 }
 
-/* session_hold - take a reference for a job or request. */
-void
-session_hold(struct pop_session *s)
-{
-    s->refs++;
-}
-
-/* session_release - drop such a reference. */
-void
-session_release(struct pop_session *s)
-{
-    session_unref(s);
-}
-
-/* session_timer_closed - the timer handle is closed: its reference goes. */
-static void
-session_timer_closed(uv_handle_t *h)
-{
-    session_unref(h->data);
-}
-
-/* session_vreply - format one status line into s->reply. */
+/* session_vreply - format one status line into s->base.reply. */
 static void
 session_vreply(struct pop_session *s, const char *head, const char *fmt, va_list ap)
 {
     char text[512];
 
     vsnprintf(text, sizeof text, fmt, ap);
-    buf_reset(&s->reply);
-    if (buf_printf(&s->reply, "%s%s%s\r\n", head, text[0] != '\0' ? " " : "", text) < 0)
-        buf_printf(&s->reply, "%s\r\n", head);
+    buf_reset(&s->base.reply);
+    if (buf_printf(&s->base.reply, "%s%s%s\r\n", head, text[0] != '\0' ? " " : "", text) < 0)
+        buf_printf(&s->base.reply, "%s\r\n", head);
     if (log_get_level() >= LOGLVL_DEBUG)
-        log_sess(LOGLVL_DEBUG, s->sid, "reply=%s %s", head, text);
+        log_sess(LOGLVL_DEBUG, s->base.sid, "reply=%s %s", head, text);
 }
 
 /* session_ok - "+OK text" as the status line. */
@@ -146,112 +97,25 @@ session_err(struct pop_session *s, bool counts, const char *code, const char *fm
     s->reply_err = counts;
 }
 
-/* session_send_reply - put the pending status line on the wire. */
-void
-session_send_reply(struct pop_session *s)
-{
-    if (s->conn != NULL && s->reply.len > 0) {
-        net_write(s->conn, buf_peek(&s->reply), s->reply.len);
-        s->d->stats.bytes_out += s->reply.len;
-    }
-    buf_reset(&s->reply);
-}
-
-/* session_write - raw output after the status line. */
-void
-session_write(struct pop_session *s, const void *p, size_t n)
-{
-    session_send_reply(s);
-    if (s->conn != NULL && n > 0) {
-        net_write(s->conn, p, n);
-        s->d->stats.bytes_out += n;
-    }
-}
-
-/* session_close - send what is pending, then close. */
-void
-session_close(struct pop_session *s, const char *reason)
-{
-    session_send_reply(s);
-    if (s->close_reason == NULL)
-        s->close_reason = reason;
-    session_enter_state(s, SS_QUIT);
-    if (s->conn != NULL)
-        net_close(s->conn);
-}
-
 /* session_cmd_done - the current command's status line is complete: count errors, then
  * send it, or end the session when the error budget is spent. */
 static void
-session_cmd_done(struct pop_session *s)
+session_cmd_done(struct sess *b)
 {
-    if (s->reply.len == 0)
+    struct pop_session *s = pop_session_of(b);
+
+    if (b->reply.len == 0)
         return;
-    if (s->reply_err && s->state != SS_QUIT) {
+    if (s->reply_err && b->state != SS_QUIT) {
         s->reply_err = false;
-        if (++s->errors >= s->cf->pop_error_limit) {
-            log_sess(LOGLVL_INFO, s->sid, "too many errors=%d", s->errors);
+        if (++b->errors >= b->cf->pop_error_limit) {
+            log_sess(LOGLVL_INFO, b->sid, "too many errors=%d", b->errors);
             session_err(s, false, NULL, "Too many bad commands, closing connection");
-            session_close(s, "too many errors");
+            sess_close(b, "too many errors");
             return;
         }
     }
-    session_send_reply(s);
-}
-
-/* session_timer_cb - a delay ended: run its function, then go on with the input. */
-static void
-session_timer_cb(uv_timer_t *t)
-{
-    struct pop_session *s = t->data;
-    void (*fn)(struct pop_session *) = s->timer_fn;
-
-    s->timer_fn = NULL;
-    s->wait = SW_NONE;
-    if (s->conn == NULL)
-        return;
-    s->refs++;
-    if (fn != NULL)
-        fn(s);
-    if (s->wait == SW_NONE) {
-        session_cmd_done(s);
-        session_process(s);
-    }
-    session_unref(s);
-}
-
-/* session_delay - wait on the session timer, then call fn. */
-void
-session_delay(struct pop_session *s, uint64_t ms, void (*fn)(struct pop_session *s))
-{
-    s->wait = SW_TIMER;
-    s->timer_fn = fn;
-    if (s->conn != NULL)
-        net_pause_read(s->conn);
-    uv_timer_start(&s->timer, session_timer_cb, ms, 0);
-}
-
-/* session_go_async - the command waits for the pool. */
-void
-session_go_async(struct pop_session *s)
-{
-    s->wait = SW_ASYNC;
-    if (s->conn != NULL)
-        net_pause_read(s->conn);
-}
-
-/* session_resume - the waiting command is done: go on. */
-void
-session_resume(struct pop_session *s)
-{
-    s->wait = SW_NONE;
-    if (s->conn == NULL)
-        return;
-    s->refs++;
-    session_cmd_done(s);
-    if (s->wait == SW_NONE && !s->in_process)
-        session_process(s);
-    session_unref(s);
+    sess_send_reply(b);
 }
 
 /* session_run_cont - call the continuation until it is done, waits for the pool, or the
@@ -259,10 +123,11 @@ session_resume(struct pop_session *s)
 static void
 session_run_cont(struct pop_session *s)
 {
-    while (s->conn != NULL && s->wait == SW_CONT && net_pending(s->conn) <= SESSION_OUT_HIGH) {
+    while (s->base.conn != NULL && s->base.wait == SW_CONT &&
+           net_pending(s->base.conn) <= SESS_OUT_HIGH) {
         if (s->cont(s)) {
             s->cont = NULL;
-            s->wait = SW_NONE;
+            s->base.wait = SW_NONE;
             break;
         }
         if (retr_busy(s))
@@ -274,25 +139,23 @@ session_run_cont(struct pop_session *s)
 void
 session_cont_kick(struct pop_session *s)
 {
-    if (s->conn == NULL || s->wait != SW_CONT)
+    if (s->base.conn == NULL || s->base.wait != SW_CONT)
         return;
-    s->refs++;
+    sess_hold(&s->base);
     session_run_cont(s);
-    if (s->wait == SW_NONE && !s->in_process)
-        session_process(s);
-    session_unref(s);
+    if (s->base.wait == SW_NONE && !s->base.in_process)
+        sess_process(&s->base);
+    sess_release(&s->base);
 }
 
 /* session_continue - start a multi-line answer produced by fn on every drain. */
 void
 session_continue(struct pop_session *s, bool (*fn)(struct pop_session *s))
 {
-    session_send_reply(s);
+    sess_send_reply(&s->base);
     s->cont = fn;
     s->cont_pos = 0;
-    s->wait = SW_CONT;
-    if (s->conn != NULL)
-        net_pause_read(s->conn);
+    sess_wait_cont(&s->base);
     session_run_cont(s);
 }
 
@@ -303,7 +166,8 @@ session_status_line(struct pop_session *s, size_t i)
 {
     const struct dropview_msg *m = dropview_msg(s->view, i);
 
-    if (!s->cf->add_status || m == NULL || (m->flags & DV_HAS_STATUS) || !(m->flags & DV_HAS_BODY))
+    if (!s->base.cf->add_status || m == NULL || (m->flags & DV_HAS_STATUS) ||
+        !(m->flags & DV_HAS_BODY))
         return NULL;
     return m->flags & DV_SEEN ? "Status: RO\r\n" : "Status: O\r\n";
 }
@@ -332,214 +196,126 @@ session_msg(struct pop_session *s, unsigned long n)
     return dropview_msg(s->view, n - 1);
 }
 
-/* session_stop_now - graceful stop reached this session between commands. */
-static void
-session_stop_now(struct pop_session *s)
+/* session_input - one command line (or SASL response line). */
+static enum sess_in
+session_input(struct sess *b)
 {
-    session_err(s, false, "SYS/TEMP", "Server shutting down, try again later");
-    session_close(s, "shutdown");
+    struct pop_session *s = pop_session_of(b);
+    struct buf_lineinfo info;
+    enum buf_line r;
+    char *line;
+    size_t len;
+
+    b->reader.limit = s->sasl != SASL_NONE ? SESSION_SASL_LIMIT : SESSION_CMD_LIMIT;
+    r = buf_getline(net_inbuf(b->conn), &b->reader, &line, &len, &info);
+    if (r == BUF_NONE)
+        return SI_NONE;
+    if (r == BUF_TOOLONG) {
+        log_sess(LOGLVL_INFO, b->sid, "command line too long");
+        if (s->sasl != SASL_NONE)
+            pop_auth_sasl_abort(s, "SASL response too long");
+        else
+            session_err(s, true, NULL, "Line too long");
+    } else if (s->sasl != SASL_NONE) {
+        pop_auth_sasl_line(s, line, len);
+    } else {
+        command_dispatch(s, line, len);
+    }
+    return SI_CMD;
 }
 
-/* session_process - handle buffered input, one command at a time, until input runs out
- * or a command has to wait. */
-static void
-session_process(struct pop_session *s)
+/* session_may_stop - between commands only before login (outside a SASL exchange); an
+ * idle session in TRANSACTION too when the stop begins. Nothing is deleted either way. */
+static bool
+session_may_stop(struct sess *b, bool idle)
 {
-    struct net_conn *c = s->conn;
-
-    if (c == NULL || s->in_process)
-        return;
-    s->refs++;
-    s->in_process = true;
-    net_cork(c);
-    while (s->conn != NULL && s->wait == SW_NONE && s->state != SS_QUIT &&
-           s->state != SS_TLS_WAIT && s->state != SS_UPDATE) {
-        struct buf_lineinfo info;
-        enum buf_line r;
-        char *line;
-        size_t len;
-
-        if (net_pending(c) > SESSION_OUT_HIGH) {
-            s->wait = SW_DRAIN;
-            break;
-        }
-        if (s->d->stopping && s->state == SS_AUTH && s->sasl == SASL_NONE) {
-            session_stop_now(s);
-            break;
-        }
-        s->reader.limit = s->sasl != SASL_NONE ? SESSION_SASL_LIMIT : SESSION_CMD_LIMIT;
-        r = buf_getline(net_inbuf(c), &s->reader, &line, &len, &info);
-        if (r == BUF_NONE)
-            break;
-        if (r == BUF_TOOLONG) {
-            log_sess(LOGLVL_INFO, s->sid, "command line too long");
-            if (s->sasl != SASL_NONE)
-                pop_auth_sasl_abort(s, "SASL response too long");
-            else
-                session_err(s, true, NULL, "Line too long");
-        } else if (s->sasl != SASL_NONE) {
-            pop_auth_sasl_line(s, line, len);
-        } else {
-            command_dispatch(s, line, len);
-        }
-        if (s->wait == SW_NONE && s->state != SS_QUIT)
-            session_cmd_done(s);
-    }
-    s->in_process = false;
-    if (s->conn != NULL) {
-        net_uncork(c);
-        if (s->wait == SW_NONE && s->state != SS_QUIT && s->state != SS_TLS_WAIT &&
-            s->state != SS_UPDATE)
-            net_resume_read(c);
-        else if (s->wait != SW_NONE)
-            net_pause_read(c);
-    }
-    session_unref(s);
+    if (idle)
+        return b->state == SS_AUTH || b->state == SS_TRANS;
+    return b->state == SS_AUTH && pop_session_of(b)->sasl == SASL_NONE;
 }
 
-/* session_destroy - NET_EV_CLOSED: cut every tie; free when the timer has closed and the
- * pool is done with the session. */
+/* session_bye - the last status line of a graceful stop or an idle timeout. */
 static void
-session_destroy(struct pop_session *s)
+session_bye(struct sess *b, enum sess_bye why)
 {
-    struct popd *d = s->d;
+    if (why == SESS_BYE_SHUTDOWN)
+        session_err(pop_session_of(b), false, "SYS/TEMP", "Server shutting down, try again later");
+    else /* RFC 1939 3: autologout without entering UPDATE */
+        session_err(pop_session_of(b), false, NULL, "Disconnected for inactivity");
+}
 
-    s->conn = NULL;
+/* session_drain - the output drained while a multi-line answer is produced. */
+static void
+session_drain(struct sess *b)
+{
+    session_cont_kick(pop_session_of(b));
+}
+
+/* session_tls_ready - POP3S greets now; after STLS the client goes on. */
+static void
+session_tls_ready(struct sess *b)
+{
+    sess_enter_state(b, SS_AUTH);
+    if (b->port == POPD_PORT_POP3S)
+        command_greeting(pop_session_of(b));
+}
+
+/* session_eof_reason - the peer left. */
+static const char *
+session_eof_reason(struct sess *b)
+{
+    return pop_session_of(b)->retr != NULL ? "eof during retr" : "eof";
+}
+
+/* session_gone - NET_EV_CLOSED: cut the POP3 ties, log the end. */
+static void
+session_gone(struct sess *b)
+{
+    struct pop_session *s = pop_session_of(b);
+
     pop_auth_cancel(s);
     retr_drop(s); /* what no pool job uses; the jobs free the rest */
     if (s->job == NULL)
         session_release_mailbox(s); /* else when the job is done */
-    log_sess(LOGLVL_INFO, s->sid, "disconnect reason=%s user=%s retr=%lu dele=%lu errors=%d",
-             s->close_reason ? s->close_reason : "closed", s->login ? s->login : "-", s->nretr,
-             s->ndele, s->errors);
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        d->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    d->nsessions--;
-    uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, session_timer_closed);
-    session_unref(s);
-    if (d->stopping && d->nsessions == 0 && d->idle_cb != NULL)
-        d->idle_cb(d);
+    log_sess(LOGLVL_INFO, b->sid, "disconnect reason=%s user=%s retr=%lu dele=%lu errors=%d",
+             b->close_reason ? b->close_reason : "closed", s->login ? s->login : "-", s->nretr,
+             s->ndele, b->errors);
 }
 
-/* session_event - everything net tells us about the connection. */
+/* session_accept - a new connection: greet, or wait for the POP3S handshake. */
 static void
-session_event(struct net_conn *c, enum net_event ev, void *arg)
+session_accept(struct sess *b)
 {
-    struct pop_session *s = arg;
+    struct pop_session *s = pop_session_of(b);
 
-    switch (ev) {
-    case NET_EV_DATA:
-        session_process(s);
-        break;
-    case NET_EV_DRAIN:
-        if (s->wait == SW_CONT) {
-            session_cont_kick(s);
-        } else if (s->wait == SW_DRAIN) {
-            s->wait = SW_NONE;
-            session_process(s);
-        }
-        break;
-    case NET_EV_TIMEOUT:
-        if (s->wait != SW_NONE || s->state == SS_UPDATE) { /* we are the slow one */
-            net_set_timeout(c, (uint64_t)s->cf->pop_timeout * 1000);
-            break;
-        }
-        log_sess(LOGLVL_INFO, s->sid, "timeout state=%s", session_state_name(s->state));
-        if (s->state == SS_TLS_WAIT) { /* no reply into a handshake */
-            s->close_reason = "timeout in tls handshake";
-            net_abort(c);
-            break;
-        }
-        /* RFC 1939 3: autologout without entering UPDATE */
-        session_err(s, false, NULL, "Disconnected for inactivity");
-        session_close(s, "timeout");
-        break;
-    case NET_EV_TLS_READY:
-        if (s->state != SS_TLS_WAIT)
-            break;
-        log_sess(LOGLVL_INFO, s->sid, "tls %s", net_tls_desc(c));
-        session_enter_state(s, SS_AUTH);
-        if (s->port == POPD_PORT_POP3S) {
-            command_greeting(s);
-            session_send_reply(s);
-        }
-        session_process(s);
-        break;
-    case NET_EV_ERROR:
-        if (s->close_reason == NULL)
-            s->close_reason = "error";
-        break;
-    case NET_EV_EOF:
-        if (s->close_reason == NULL)
-            s->close_reason = s->retr != NULL ? "eof during retr" : "eof";
-        break;
-    case NET_EV_CLOSED:
-        session_destroy(s);
-        break;
-    }
-}
-
-/* session_accept - a new connection. */
-void
-session_accept(struct net_conn *c, void *listener_arg)
-{
-    struct popd_listener *l = listener_arg;
-    struct popd *d = l->d;
-    struct pop_session *s = xcalloc(1, sizeof(*s));
-
-    s->refs = 2; /* the connection and the timer handle */
-    s->d = d;
-    s->conn = c;
-    s->port = l->kind;
-    s->cf = conf_ref(d->cf);
-    s->db = d->db != NULL ? auth_db_ref(d->db) : NULL;
-    s->sid = log_new_sid();
-    snprintf(s->ip, sizeof(s->ip), "%s", net_peer_ip(c));
-    linereader_init(&s->reader, SESSION_CMD_LIMIT);
-    buf_init(&s->reply, SESSION_REPLY_CAP);
-    uv_timer_init(d->loop, &s->timer);
-    s->timer.data = s;
-    s->next = d->sessions;
-    if (d->sessions != NULL)
-        d->sessions->prev = s;
-    d->sessions = s;
-    d->nsessions++;
-    net_set_cb(c, session_event, s);
-    net_set_inbuf_cap(c, SESSION_INBUF);
-    net_set_timeout(c, (uint64_t)s->cf->pop_timeout * 1000);
-    log_sess(LOGLVL_INFO, s->sid, "pop3 connect ip=%s port=%d local=%d", s->ip, net_peer_port(c),
-             net_local_port(c));
-    if (l->kind == POPD_PORT_POP3S) {
-        s->state = SS_TLS_WAIT; /* the greeting comes after the handshake */
+    s->d = popd_of(b->srv);
+    b->timeout_ms = (uint64_t)b->cf->pop_timeout * 1000;
+    if (b->port == POPD_PORT_POP3S) {
+        b->state = SS_TLS_WAIT; /* the greeting comes after the handshake */
         return;
     }
-    s->state = SS_AUTH;
+    b->state = SS_AUTH;
     command_greeting(s);
-    session_send_reply(s);
+    sess_send_reply(b);
 }
 
-/* session_shutdown - graceful stop: tell idle sessions. */
-void
-session_shutdown(struct popd *d)
-{
-    struct pop_session *s, *next;
-
-    for (s = d->sessions; s != NULL; s = next) {
-        next = s->next;
-        if (s->conn == NULL || s->state == SS_QUIT)
-            continue;
-        if (s->state == SS_TLS_WAIT) {
-            session_close(s, "shutdown");
-        } else if (s->wait == SW_NONE && !s->in_process &&
-                   (s->state == SS_AUTH || s->state == SS_TRANS)) {
-            s->refs++;
-            session_stop_now(s);
-            session_unref(s);
-        }
-    }
-}
+const struct sess_ops session_ops = {
+    .size = sizeof(struct pop_session),
+    .cmd_limit = SESSION_CMD_LIMIT,
+    .inbuf_cap = SESSION_INBUF,
+    .reply_cap = SESSION_REPLY_CAP,
+    .state_names = session_state_names,
+    .phase = session_phases,
+    .nstates = sizeof(session_phases) / sizeof(session_phases[0]),
+    .quit_state = SS_QUIT,
+    .accept = session_accept,
+    .tls_ready = session_tls_ready,
+    .input = session_input,
+    .cmd_done = session_cmd_done,
+    .may_stop = session_may_stop,
+    .bye = session_bye,
+    .drain = session_drain,
+    .eof_reason = session_eof_reason,
+    .gone = session_gone,
+    .free = session_free,
+};

@@ -33,12 +33,12 @@ struct command {
 void
 command_greeting(struct smtp_session *s)
 {
-    if (s->d->stopping) {
-        session_reply(s, 421, "4.3.2", "%s Service shutting down", s->d->hostname);
-        session_close(s, "shutdown");
+    if (s->d->srv.stopping) {
+        session_reply(s, 421, "4.3.2", "%s Service shutting down", s->d->srv.hostname);
+        sess_close(&s->base, "shutdown");
         return;
     }
-    session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->hostname);
+    session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
 }
 
 /* command_check_helo - the HELO/EHLO argument. */
@@ -60,22 +60,22 @@ command_greet(struct smtp_session *s)
 {
     session_tx_reset(s);
     snprintf(s->helo, sizeof(s->helo), "%s", s->arg.helo);
-    session_enter_state(s, SS_READY);
+    sess_enter_state(&s->base, SS_READY);
 }
 
 /* command_ehlo - EHLO: the extensions. */
 static void
 command_ehlo(struct smtp_session *s, const char *args)
 {
-    bool tls = net_is_tls(s->conn);
+    bool tls = net_is_tls(s->base.conn);
 
     command_greet(s);
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
                   "SMTPUTF8%s%s",
-                  s->d->hostname, s->helo, s->ip, s->cf->max_msg_size,
-                  s->d->tls != NULL && !tls ? "\nSTARTTLS" : "",
+                  s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
+                  s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
     s->esmtp = true;
 }
@@ -86,7 +86,7 @@ command_helo(struct smtp_session *s, const char *args)
 {
     command_greet(s);
     s->esmtp = false;
-    session_reply(s, 250, NULL, "%s", s->d->hostname);
+    session_reply(s, 250, NULL, "%s", s->d->srv.hostname);
 }
 
 /* command_check_mail - MAIL is allowed now, and its syntax. */
@@ -95,15 +95,15 @@ command_check_mail(struct smtp_session *s, const char *args)
 {
     struct smtp_perr e;
 
-    if (s->state == SS_CONNECTED) {
+    if (s->base.state == SS_CONNECTED) {
         session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
         return -1;
     }
-    if (s->state != SS_READY) {
+    if (s->base.state != SS_READY) {
         session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
         return -1;
     }
-    if (s->port == SMTPD_PORT_SUBMISSION && s->auth_user == NULL) {
+    if (s->base.port == SMTPD_PORT_SUBMISSION && s->auth_user == NULL) {
         session_reply(s, 530, "5.7.0", "Authentication required");
         return -1;
     }
@@ -111,7 +111,7 @@ command_check_mail(struct smtp_session *s, const char *args)
         session_reply(s, e.code, e.ecode, "%s", e.text);
         return -1;
     }
-    if (s->arg.mail.size_set && s->arg.mail.size > s->cf->max_msg_size) {
+    if (s->arg.mail.size_set && s->arg.mail.size > s->base.cf->max_msg_size) {
         session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
         return -1;
     }
@@ -134,8 +134,8 @@ command_mail(struct smtp_session *s, const char *args)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->sid, "mail from=<%s> size=%llu", esc, tx->params.size);
-    session_enter_state(s, SS_MAIL);
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu", esc, tx->params.size);
+    sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -145,7 +145,7 @@ command_check_rcpt(struct smtp_session *s, const char *args)
 {
     struct smtp_perr e;
 
-    if (s->state != SS_MAIL && s->state != SS_RCPT) {
+    if (s->base.state != SS_MAIL && s->base.state != SS_RCPT) {
         session_reply(s, 503, "5.5.1", "Error: need MAIL command");
         return -1;
     }
@@ -170,7 +170,7 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
 
     log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
     if (r == NULL || r->fwd == ROUTE_NONE) {
-        log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> result=%s", esc, result);
+        log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> result=%s", esc, result);
         return;
     }
     fwd[0] = '\0';
@@ -183,7 +183,7 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
         snprintf(fwd, sizeof(fwd), "%s", r->why);
     }
     log_escape(fesc, sizeof(fesc), fwd, strlen(fwd), 1000);
-    log_sess(LOGLVL_INFO, s->sid, "rcpt to=<%s> %s=%s result=%s", esc,
+    log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> %s=%s result=%s", esc,
              r->verdict == DV_OK ? "forward" : (r->verdict == DV_LOOP ? "chain" : "forward-to"),
              fesc, result);
 }
@@ -251,7 +251,7 @@ command_lookup_done(uv_work_t *w, int status)
     else
         command_vrfy_finish(s, l->addr, l->verdict, &l->dr);
     command_lookup_free(l);
-    session_async_done(s);
+    sess_resume(&s->base);
 }
 
 /* command_resolve - deliver_route for the command now, or false when it went to the pool
@@ -264,29 +264,29 @@ command_resolve(struct smtp_session *s, enum smtp_verb verb, const struct addr *
     char esc[600];
     bool miss = false;
 
-    if (!auth_db_is_unix(s->db)) {
-        *v = deliver_route(s->cf, s->db, to, dr);
+    if (!auth_db_is_unix(s->base.db)) {
+        *v = deliver_route(s->base.cf, s->base.db, to, dr);
         return true;
     }
-    *v = deliver_route_cached(s->cf, s->db, to, dr, &miss);
+    *v = deliver_route_cached(s->base.cf, s->base.db, to, dr, &miss);
     if (!miss)
         return true;
     deliver_route_free(dr);
     l = xcalloc(1, sizeof(*l));
     l->work.data = l;
     l->s = s;
-    l->cf = conf_ref(s->cf);
-    l->db = auth_db_ref(s->db);
-    l->sid = s->sid;
+    l->cf = conf_ref(s->base.cf);
+    l->db = auth_db_ref(s->base.db);
+    l->sid = s->base.sid;
     l->verb = verb;
     l->to = *to;
     snprintf(l->addr, sizeof(l->addr), "%s", addr);
     if (log_get_level() >= LOGLVL_DEBUG) {
         log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
-        log_sess(LOGLVL_DEBUG, s->sid, "%s lookup=pool to=<%s>",
+        log_sess(LOGLVL_DEBUG, s->base.sid, "%s lookup=pool to=<%s>",
                  verb == SMTP_V_RCPT ? "rcpt" : "vrfy", esc);
     }
-    if (uv_queue_work(s->d->loop, &l->work, command_lookup_work, command_lookup_done) != 0) {
+    if (uv_queue_work(s->d->srv.loop, &l->work, command_lookup_work, command_lookup_done) != 0) {
         l->verdict = deliver_route(l->cf, l->db, &l->to, dr); /* cannot happen */
         *v = l->verdict;
         l->s = NULL;
@@ -294,7 +294,7 @@ command_resolve(struct smtp_session *s, enum smtp_verb verb, const struct addr *
         return true;
     }
     s->lookup = l;
-    session_go_async(s);
+    sess_go_async(&s->base);
     return false;
 }
 
@@ -319,9 +319,9 @@ command_rcpt(struct smtp_session *s, const char *args)
     char addr[COMMAND_ADDR_MAX];
 
     if (r->bare_postmaster)
-        snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->cf->main_domain);
+        snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->base.cf->main_domain);
     addr_format(&r->to, addr, sizeof(addr));
-    if (tx->naccepted >= (size_t)s->cf->max_rcpts) {
+    if (tx->naccepted >= (size_t)s->base.cf->max_rcpts) {
         command_rcpt_log(s, addr, NULL, "too-many");
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
         return;
@@ -372,7 +372,7 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     if (tx->naccepted++ == 0)
         tx->first = xstrdup(addr);
     deliver_route_free(dr);
-    session_enter_state(s, SS_RCPT);
+    sess_enter_state(&s->base, SS_RCPT);
     session_reply(s, 250, "2.1.5", "Ok");
 }
 
@@ -380,11 +380,11 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
 static int
 command_check_data(struct smtp_session *s, const char *args)
 {
-    if (s->state == SS_MAIL) {
+    if (s->base.state == SS_MAIL) {
         session_reply(s, 554, "5.5.1", "Error: no valid recipients");
         return -1;
     }
-    if (s->state != SS_RCPT) {
+    if (s->base.state != SS_RCPT) {
         session_reply(s, 503, "5.5.1", "Error: need RCPT command");
         return -1;
     }
@@ -397,21 +397,21 @@ command_data(struct smtp_session *s, const char *args)
 {
     struct smtp_tx *tx = &s->tx;
     char proto[16], received[2048];
-    bool tls = net_is_tls(s->conn);
+    bool tls = net_is_tls(s->base.conn);
 
     /* an RFC 5322 atom (no dots): it is the id of the Received: header, too */
-    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->sid, ++s->ntx);
+    snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->base.sid, ++s->ntx);
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    if (data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id,
-                      tls ? net_tls_desc(s->conn) : "", tx->naccepted == 1 ? tx->first : NULL,
-                      time(NULL)) < 0)
-        data_received(received, sizeof(received), s->helo, s->ip, s->d->hostname, proto, tx->id, "",
-                      NULL, time(NULL));
-    data_rx_init(&tx->rx, s->normalize, s->cf->max_msg_size, DATA_MAX_LINE, received);
+    if (data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
+                      tx->id, tls ? net_tls_desc(s->base.conn) : "",
+                      tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
+        data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
+                      tx->id, "", NULL, time(NULL));
+    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_MAX_LINE, received);
     tx->rx_active = true;
-    session_enter_state(s, SS_DATA);
-    net_set_timeout(s->conn, (uint64_t)s->cf->data_timeout * 1000);
+    sess_enter_state(&s->base, SS_DATA);
+    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
     session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -424,17 +424,17 @@ command_delivered(void *arg, const struct deliver_outcome *o)
 
     s->batch = NULL;
     if (o->qfile_failed) {
-        log_sess(LOGLVL_WARN, s->sid, "refused id=%s reason=queue-write-failed", o->id);
+        log_sess(LOGLVL_WARN, s->base.sid, "refused id=%s reason=queue-write-failed", o->id);
         session_reply(s, 452, "4.3.1", "Insufficient system storage");
     } else if (o->delivered == 0 && o->queued == 0) {
-        log_sess(LOGLVL_WARN, s->sid, "refused id=%s reason=delivery-failed", o->id);
+        log_sess(LOGLVL_WARN, s->base.sid, "refused id=%s reason=delivery-failed", o->id);
         session_reply(s, 554, "5.2.0", "Error: delivery to the mailbox failed");
     } else {
-        log_sess(LOGLVL_INFO, s->sid,
+        log_sess(LOGLVL_INFO, s->base.sid,
                  "delivered id=%s size=%llu rcpts=%zu mailboxes=%d queued=%d failed=%d", o->id,
                  tx->rx.wire, tx->naccepted, o->delivered, o->queued, o->failed);
         s->nmsgs++;
-        s->errors = 0;
+        s->base.errors = 0;
         s->d->stats.msgs_in++;
         s->d->stats.bytes_in += tx->rx.wire;
         s->d->stats.rcpts_in += tx->naccepted;
@@ -444,7 +444,7 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
-    session_async_done(s);
+    sess_resume(&s->base);
 }
 
 /* command_data_refuse - the message came but is not acceptable. */
@@ -467,7 +467,7 @@ command_data_refuse(struct smtp_session *s, int errors)
         why = "bare-newline";
         session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
     }
-    log_sess(LOGLVL_INFO, s->sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
+    log_sess(LOGLVL_INFO, s->base.sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
              why);
     session_tx_reset(s);
 }
@@ -481,20 +481,20 @@ command_data_end(struct smtp_session *s)
     char origin[200], *text;
     size_t len;
 
-    net_set_timeout(s->conn, (uint64_t)s->cf->smtp_timeout * 1000);
+    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
         return;
     }
-    snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->ip, s->sid);
+    snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
     text = data_rx_take(&tx->rx, &len);
-    b = deliver_new(s->cf, tx->id, tx->sender, origin, text, len);
+    b = deliver_new(s->base.cf, tx->id, tx->sender, origin, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
                     tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)");
     s->batch = b;
-    session_go_async(s);
-    deliver_run(s->d->loop, b, &s->d->batches, command_delivered, s);
+    sess_go_async(&s->base);
+    deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
 }
 
 /* command_data_input - message bytes. */
@@ -528,7 +528,7 @@ static void
 command_quit(struct smtp_session *s, const char *args)
 {
     session_reply(s, 221, "2.0.0", "Bye");
-    session_close(s, "quit");
+    sess_close(&s->base, "quit");
 }
 
 /* command_help - the commands we know. */
@@ -538,7 +538,7 @@ command_help(struct smtp_session *s, const char *args)
     session_reply(s, 214, "2.0.0",
                   "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY%s%s\n"
                   "See RFC 5321; this is dmail's dsmtp",
-                  s->d->tls != NULL ? " STARTTLS" : "", " AUTH");
+                  s->d->srv.tls != NULL ? " STARTTLS" : "", " AUTH");
 }
 
 /* command_check_vrfy - VRFY needs an argument. */
@@ -562,7 +562,7 @@ command_vrfy(struct smtp_session *s, const char *args)
     struct addr a;
     size_t n;
 
-    if (!s->cf->vrfy) {
+    if (!s->base.cf->vrfy) {
         session_reply(s, 252, "2.0.0",
                       "Cannot VRFY user, but will accept message and attempt "
                       "delivery");
@@ -576,7 +576,7 @@ command_vrfy(struct smtp_session *s, const char *args)
         buf[n - 1] = '\0';
         memmove(buf, buf + 1, n - 1);
     }
-    if (addr_parse_mailbox(buf, s->cf->main_domain, &a, why, sizeof(why)) < 0) {
+    if (addr_parse_mailbox(buf, s->base.cf->main_domain, &a, why, sizeof(why)) < 0) {
         session_reply(s, 501, "5.1.3", "Bad address syntax");
         return;
     }
@@ -609,11 +609,11 @@ command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
 static int
 command_check_starttls(struct smtp_session *s, const char *args)
 {
-    if (s->d->tls == NULL) {
+    if (s->d->srv.tls == NULL) {
         session_reply(s, 454, "4.7.0", "TLS not available");
         return -1;
     }
-    if (net_is_tls(s->conn)) {
+    if (net_is_tls(s->base.conn)) {
         session_reply(s, 503, "5.5.1", "Error: TLS already active");
         return -1;
     }
@@ -625,12 +625,12 @@ static void
 command_starttls(struct smtp_session *s, const char *args)
 {
     session_reply(s, 220, "2.0.0", "Ready to start TLS");
-    session_flush_now(s);
+    sess_flush_now(&s->base);
     session_tx_reset(s);
-    session_enter_state(s, SS_TLS_WAIT);
-    if (net_starttls(s->conn, s->d->tls) < 0) {
-        log_sess(LOGLVL_WARN, s->sid, "starttls result=failed");
-        session_close(s, "starttls-failed");
+    sess_enter_state(&s->base, SS_TLS_WAIT);
+    if (net_starttls(s->base.conn, s->d->srv.tls) < 0) {
+        log_sess(LOGLVL_WARN, s->base.sid, "starttls result=failed");
+        sess_close(&s->base, "starttls-failed");
     }
 }
 
@@ -672,15 +672,15 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
     char esc[300];
 
     if ((!info->crlf || info->bare_cr) && !s->normalize) {
-        log_sess(LOGLVL_INFO, s->sid, "command-refused reason=bare-newline");
-        if (s->state == SS_AUTH) {
+        log_sess(LOGLVL_INFO, s->base.sid, "command-refused reason=bare-newline");
+        if (s->base.state == SS_AUTH) {
             explicit_bzero(line, len);
             smtp_auth_cancel(s);
         }
         session_reply(s, 500, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
         return;
     }
-    if (s->state == SS_AUTH) {
+    if (s->base.state == SS_AUTH) {
         smtp_auth_input(s, line, len);
         return;
     }
@@ -695,7 +695,7 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
             logq_text(esc, sizeof(esc), line, cl.verb_len, 20);
         else
             logq_text(esc, sizeof(esc), line, len, 100);
-        log_sess(LOGLVL_DEBUG, s->sid, "command line=%s", esc);
+        log_sess(LOGLVL_DEBUG, s->base.sid, "command line=%s", esc);
     }
     if (cl.verb == SMTP_V_UNKNOWN) {
         session_reply(s, 500, "5.5.2", "Error: command not recognized");

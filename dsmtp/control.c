@@ -1,6 +1,6 @@
 /*
- * control - dsmtp's control socket: the tellsmtp commands, live reload, counters.
- * See control.h.
+ * control - dsmtp's queue commands, status and stats lines, reply counters. See
+ * control.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -75,53 +75,19 @@ control_reason(int code, const char *ecode)
     return "other";
 }
 
-/* control_cmd_status - who and how we are. */
-static void
-control_cmd_status(struct ctl_req *r, int argc, char **argv, void *arg)
+/* control_status - dsmtp's lines of "status". */
+void
+control_status(struct server *srv, struct ctl_req *r)
 {
-    struct smtpd *d = arg;
-    long now = 0, peak = 0, total = 0;
-    char loaded[64];
-    struct tm tm;
-    time_t t = time(NULL);
-
-    net_server_counts(d->net, &now, &peak, &total);
-    localtime_r(&d->cf->loaded, &tm);
-    strftime(loaded, sizeof(loaded), "%Y-%m-%dT%H:%M:%S%z", &tm);
-    ctl_line(r, "pid %ld", (long)getpid());
-    ctl_line(r, "version %s", DMAIL_VERSION);
-    ctl_line(r, "uptime %lds", (long)(t - d->started));
-    ctl_line(r, "config %s", d->cf->path);
-    ctl_line(r, "loaded %s (reloads %ld)", loaded, d->reloads);
-    ctl_line(r, "hostname %s", d->hostname);
-    ctl_line(r, "connections now=%ld peak=%ld total=%ld", now, peak, total);
-    ctl_line(r, "sessions %ld", d->nsessions);
-    ctl_line(r, "deliveries_running %ld", d->batches);
-    ctl_line(r, "users %zu", d->db != NULL ? auth_db_count(d->db) : (size_t)0);
-    ctl_line(r, "log_level %s", log_level_name(log_get_level()));
-    ctl_ok(r, "dsmtp %s", d->stopping ? "stopping" : "running");
+    ctl_line(r, "deliveries_running %ld", srv->jobs);
 }
 
-/* control_cmd_stats - the counters, plain or Prometheus. */
-static void
-control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
+/* control_stats - dsmtp's counters of "stats". */
+void
+control_stats(struct server *srv, struct ctl_req *r, bool prom)
 {
-    struct smtpd *d = arg;
-    struct smtpd_stats *st = &d->stats;
-    long now = 0, peak = 0, total = 0;
-    bool prom;
+    struct smtpd_stats *st = &smtpd_of(srv)->stats;
 
-    if (!ctl_stats_args(r, argc, argv, &prom))
-        return;
-    net_server_counts(d->net, &now, &peak, &total);
-    ctl_stat(r, prom, "dsmtp", "uptime_seconds", "gauge", "Seconds since dsmtp started.", NULL,
-             (unsigned long long)(time(NULL) - d->started));
-    ctl_stat(r, prom, "dsmtp", "connections", "gauge", "SMTP connections open now.", NULL,
-             (unsigned long long)now);
-    ctl_stat(r, prom, "dsmtp", "connections_peak", "gauge", "Most SMTP connections open at once.",
-             NULL, (unsigned long long)peak);
-    ctl_stat(r, prom, "dsmtp", "connections_total", "counter", "SMTP connections accepted.", NULL,
-             (unsigned long long)total);
     ctl_stat(r, prom, "dsmtp", "messages_received_total", "counter",
              "Messages accepted (250 after DATA).", NULL, st->msgs_in);
     ctl_stat(r, prom, "dsmtp", "received_bytes_total", "counter", "Bytes of accepted messages.",
@@ -147,47 +113,6 @@ control_cmd_stats(struct ctl_req *r, int argc, char **argv, void *arg)
         ctl_stat(r, prom, "dsmtp", "rejects_total", "counter",
                  st->nrejects == 0 ? "Replies with a 4xx or 5xx code, by reason." : NULL,
                  "reason=\"other\"", st->rejects_other);
-    ctl_ok(r, "%s", prom ? "" : "dsmtp counters since start");
-}
-
-/* control_cmd_debug - the log level, live. */
-static void
-control_cmd_debug(struct ctl_req *r, int argc, char **argv, void *arg)
-{
-    ctl_answer_debug(r, argv[1]);
-}
-
-/* control_cmd_config - one setting in force. */
-static void
-control_cmd_config(struct ctl_req *r, int argc, char **argv, void *arg)
-{
-    struct smtpd *d = arg;
-
-    ctl_answer_config(r, d->cf, argv[1]);
-}
-
-/* control_cmd_reload - reload. */
-static void
-control_cmd_reload(struct ctl_req *r, int argc, char **argv, void *arg)
-{
-    control_reload(arg, r);
-}
-
-/* control_cmd_shutdown - graceful stop. */
-static void
-control_cmd_shutdown(struct ctl_req *r, int argc, char **argv, void *arg)
-{
-    struct smtpd *d = arg;
-
-    if (d->stopping) {
-        ctl_ok(r, "already stopping");
-        return;
-    }
-    log_info("shutdown asked on the control socket (uid %ld)", (long)ctl_uid(r));
-    ctl_ok(r, "stopping: no new connections, %ld session%s finishing", d->nsessions,
-           d->nsessions == 1 ? "" : "s");
-    if (d->shutdown_cb != NULL)
-        d->shutdown_cb(d);
 }
 
 /* A queue command on the pool. */
@@ -490,7 +415,7 @@ control_queue_op(struct ctl_req *r, struct smtpd *d, enum control_qop op, const 
     j->r = r;
     j->op = op;
     snprintf(j->arg, sizeof(j->arg), "%s", arg ? arg : "");
-    j->spool = xstrdup(d->cf->spool_dir);
+    j->spool = xstrdup(d->srv.cf->spool_dir);
     if (queue_job(d->queue, &j->w, control_qwork, control_qdone) < 0) {
         free(j->spool);
         free(j);
@@ -502,127 +427,41 @@ control_queue_op(struct ctl_req *r, struct smtpd *d, enum control_qop op, const 
 static void
 control_cmd_queue(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_queue_op(r, arg, QOP_LIST, NULL);
+    control_queue_op(r, smtpd_of(arg), QOP_LIST, NULL);
 }
 
 /* control_cmd_flush - everything (at DOMAIN) due now. */
 static void
 control_cmd_flush(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_queue_op(r, arg, QOP_FLUSH, argc > 1 ? argv[1] : NULL);
+    control_queue_op(r, smtpd_of(arg), QOP_FLUSH, argc > 1 ? argv[1] : NULL);
 }
 
 /* control_cmd_delete - drop a message. */
 static void
 control_cmd_delete(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_queue_op(r, arg, QOP_DELETE, argv[1]);
+    control_queue_op(r, smtpd_of(arg), QOP_DELETE, argv[1]);
 }
 
 /* control_cmd_hold - keep a message from delivery. */
 static void
 control_cmd_hold(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_queue_op(r, arg, QOP_HOLD, argv[1]);
+    control_queue_op(r, smtpd_of(arg), QOP_HOLD, argv[1]);
 }
 
 /* control_cmd_release - undo hold. */
 static void
 control_cmd_release(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_queue_op(r, arg, QOP_RELEASE, argv[1]);
+    control_queue_op(r, smtpd_of(arg), QOP_RELEASE, argv[1]);
 }
 
-static const struct ctl_cmd control_cmds[] = {
-    {"status", "", 0, 0, control_cmd_status, "pid, uptime, config, connections now/peak"},
-    {"stats", "[-p]", 0, 1, control_cmd_stats, "counters since start (-p: Prometheus format)"},
-    {"reload", "", 0, 0, control_cmd_reload, "re-read dmail.conf and the users file"},
-    {"shutdown", "", 0, 0, control_cmd_shutdown, "graceful stop"},
-    {"debug", "LEVEL", 1, 1, control_cmd_debug, "log level: error warn info debug"},
-    {"log_level", "LEVEL", 1, 1, control_cmd_debug, "the same as debug"},
-    {"config", "SETTING", 1, 1, control_cmd_config, "a setting's value and origin"},
+const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
     {"queue", "", 0, 0, control_cmd_queue, "list the queue"},
     {"flush", "[DOMAIN]", 0, 1, control_cmd_flush, "try queued mail now"},
     {"delete", "ID", 1, 1, control_cmd_delete, "remove a queued message"},
     {"hold", "ID", 1, 1, control_cmd_hold, "keep a queued message from delivery"},
     {"release", "ID", 1, 1, control_cmd_release, "undo hold"},
 };
-
-/* control_open - the socket. */
-int
-control_open(struct smtpd *d, char *err, size_t errlen)
-{
-    char *path = xasprintf("%s/dsmtp.ctl", d->cf->work_path);
-
-    d->ctl = ctl_server_new(d->loop, path, control_cmds,
-                            sizeof(control_cmds) / sizeof(control_cmds[0]), d, err, errlen);
-    free(path);
-    if (d->ctl != NULL)
-        log_info("control socket %s", ctl_server_path(d->ctl));
-    return d->ctl != NULL ? 0 : -1;
-}
-
-/* control_close - no more control connections. */
-void
-control_close(struct smtpd *d)
-{
-    ctl_server_close(&d->ctl);
-}
-
-/* A reload of dsmtp: who asked. */
-struct control_reload {
-    struct smtpd *d;
-    struct ctl_req *r;
-};
-
-/* control_reload_done - the loop: put the new snapshots in force, or keep the old. */
-static void
-control_reload_done(struct ctl_reload *rl, void *arg)
-{
-    struct control_reload *cr = arg;
-    struct smtpd *d = cr->d;
-
-    d->reloading = false;
-    if (ctl_reload_ok(rl) && !d->stopping) {
-        ctl_reload_apply(rl, &d->cf, &d->db, &d->tls, d->net);
-        server_hostname(d->cf, d->hostname, sizeof(d->hostname));
-        d->reloads++;
-    }
-    if (rl->extra != NULL)
-        SSL_CTX_free(rl->extra);
-    rl->extra = NULL;
-    ctl_reload_report(rl, cr->r);
-    ctl_reload_free(&rl);
-    free(cr);
-    if (d->reload_again && !d->stopping) {
-        d->reload_again = false;
-        control_reload(d, NULL);
-    }
-}
-
-/* control_reload - start a reload. */
-void
-control_reload(struct smtpd *d, struct ctl_req *r)
-{
-    struct control_reload *cr;
-
-    if (d->reloading) {
-        if (r != NULL)
-            ctl_err(r, "a reload is running; try again");
-        else
-            d->reload_again = true;
-        return;
-    }
-    cr = xcalloc(1, sizeof(*cr));
-    cr->d = d;
-    cr->r = r;
-    d->reloading = true;
-    log_info("reloading %s", d->cf->path);
-    if (ctl_reload_start(d->loop, d->cf->path, d->cf, true, ctl_reload_tls, control_reload_done,
-                         cr) < 0) {
-        d->reloading = false;
-        free(cr);
-        if (r != NULL)
-            ctl_err(r, "cannot start the reload");
-    }
-}

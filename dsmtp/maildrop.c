@@ -479,12 +479,12 @@ maildrop_start_scan(struct maildrop *m)
         m->again = true;
         return;
     }
-    m->cf = conf_ref(m->d->cf);
-    m->db = m->d->db != NULL ? auth_db_ref(m->d->db) : NULL;
-    snprintf(m->hostname, sizeof(m->hostname), "%s", m->d->hostname);
+    m->cf = conf_ref(m->d->srv.cf);
+    m->db = m->d->srv.db != NULL ? auth_db_ref(m->d->srv.db) : NULL;
+    snprintf(m->hostname, sizeof(m->hostname), "%s", m->d->srv.hostname);
     m->work.data = m;
     m->running = true;
-    if (uv_queue_work(m->d->loop, &m->work, maildrop_scan, maildrop_scanned) < 0) {
+    if (uv_queue_work(m->d->srv.loop, &m->work, maildrop_scan, maildrop_scanned) < 0) {
         m->running = false;
         conf_unref(&m->cf);
         if (m->db != NULL)
@@ -511,13 +511,13 @@ struct maildrop *
 maildrop_new(struct smtpd *d)
 {
     struct maildrop *m = xcalloc(1, sizeof(*m));
-    char *dir = xasprintf("%s/maildrop", d->cf->spool_dir);
+    char *dir = xasprintf("%s/maildrop", d->srv.cf->spool_dir);
     int rc;
 
     m->d = d;
-    uv_fs_event_init(d->loop, &m->ev);
+    uv_fs_event_init(d->srv.loop, &m->ev);
     m->ev.data = m;
-    uv_timer_init(d->loop, &m->timer);
+    uv_timer_init(d->srv.loop, &m->timer);
     m->timer.data = m;
     m->open_handles = 2;
     rc = uv_fs_event_start(&m->ev, maildrop_event, dir, 0);

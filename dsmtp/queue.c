@@ -288,11 +288,11 @@ queue_start_scan(struct queue *q)
         q->again = true;
         return;
     }
-    q->cf = conf_ref(q->d->cf);
-    q->db = q->d->db != NULL ? auth_db_ref(q->d->db) : NULL;
+    q->cf = conf_ref(q->d->srv.cf);
+    q->db = q->d->srv.db != NULL ? auth_db_ref(q->d->srv.db) : NULL;
     q->work.data = q;
     q->running = true;
-    if (uv_queue_work(q->d->loop, &q->work, queue_scan, queue_scanned) < 0) {
+    if (uv_queue_work(q->d->srv.loop, &q->work, queue_scan, queue_scanned) < 0) {
         q->running = false;
         conf_unref(&q->cf);
         if (q->db != NULL)
@@ -312,10 +312,10 @@ struct queue *
 queue_new(struct smtpd *d)
 {
     struct queue *q = xcalloc(1, sizeof(*q));
-    uint64_t every = (uint64_t)d->cf->queue_retry * 1000;
+    uint64_t every = (uint64_t)d->srv.cf->queue_retry * 1000;
 
     q->d = d;
-    uv_timer_init(d->loop, &q->timer);
+    uv_timer_init(d->srv.loop, &q->timer);
     q->timer.data = q;
     uv_timer_start(&q->timer, queue_timer_cb, 0, every);
     return q;
@@ -371,7 +371,7 @@ queue_job_go(struct queue *q)
 {
     q->running = true;
     q->jobw.data = q;
-    if (uv_queue_work(q->d->loop, &q->jobw, queue_job_work, queue_job_after) < 0) {
+    if (uv_queue_work(q->d->srv.loop, &q->jobw, queue_job_work, queue_job_after) < 0) {
         uv_work_t *job = q->job;
         q->running = false;
         q->job = NULL;

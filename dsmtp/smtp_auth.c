@@ -25,7 +25,7 @@ struct smtp_auth_state {
 bool
 smtp_auth_offered(const struct smtp_session *s)
 {
-    return s->conn != NULL && (net_is_tls(s->conn) || s->cf->auth_plaintext);
+    return s->base.conn != NULL && (net_is_tls(s->base.conn) || s->base.cf->auth_plaintext);
 }
 
 /* smtp_auth_end - the exchange is over (reply already written). */
@@ -37,8 +37,8 @@ smtp_auth_end(struct smtp_session *s)
         free(s->auth);
         s->auth = NULL;
     }
-    if (s->state == SS_AUTH)
-        session_enter_state(s, SS_READY);
+    if (s->base.state == SS_AUTH)
+        sess_enter_state(&s->base, SS_READY);
 }
 
 /* smtp_auth_check - may this session authenticate now, with that mechanism? */
@@ -57,7 +57,7 @@ smtp_auth_check(struct smtp_session *s, const char *args)
         session_reply(s, 503, "5.5.1", "Error: already authenticated");
         return -1;
     }
-    if (s->state != SS_READY) {
+    if (s->base.state != SS_READY) {
         session_reply(s, 503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
         return -1;
     }
@@ -80,10 +80,12 @@ smtp_auth_check(struct smtp_session *s, const char *args)
 
 /* smtp_auth_fail_reply - after the failure delay. */
 static void
-smtp_auth_fail_reply(struct smtp_session *s)
+smtp_auth_fail_reply(struct sess *b)
 {
+    struct smtp_session *s = smtp_session_of(b);
+
     session_reply(s, 535, "5.7.8", "Error: authentication failed");
-    session_async_done(s);
+    sess_resume(&s->base);
 }
 
 /* smtp_auth_result - auth_verify answered (on the loop). */
@@ -100,17 +102,17 @@ smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
     if (ok) {
         s->auth_user = xstrdup(user);
         log_escape(esc, sizeof(esc), user, strlen(user), 100);
-        log_sess(LOGLVL_INFO, s->sid, "auth result=ok user=%s mech=%s", esc, mech);
+        log_sess(LOGLVL_INFO, s->base.sid, "auth result=ok user=%s mech=%s", esc, mech);
         session_reply(s, 235, "2.7.0", "Authentication successful");
-        session_async_done(s);
+        sess_resume(&s->base);
         return;
     }
-    log_sess(LOGLVL_INFO, s->sid, "auth result=failed mech=%s", mech);
+    log_sess(LOGLVL_INFO, s->base.sid, "auth result=failed mech=%s", mech);
     explicit_bzero(user, sizeof(user));
-    if (s->cf->auth_fail_delay > 0)
-        session_delay(s, (uint64_t)s->cf->auth_fail_delay * 1000, smtp_auth_fail_reply);
+    if (s->base.cf->auth_fail_delay > 0)
+        sess_delay(&s->base, (uint64_t)s->base.cf->auth_fail_delay * 1000, smtp_auth_fail_reply);
     else
-        smtp_auth_fail_reply(s);
+        smtp_auth_fail_reply(&s->base);
 }
 
 /* smtp_auth_verify - hand user and password to the pool. */
@@ -121,12 +123,13 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 
     snprintf(s->auth->user, sizeof(s->auth->user), "%s", user);
     s->auth->step = SA_VERIFY;
-    session_go_async(s);
-    if (s->db == NULL) {
+    sess_go_async(&s->base);
+    if (s->base.db == NULL) {
         smtp_auth_result(s, false, NULL);
         return;
     }
-    req = auth_verify(s->d->loop, s->d->cache, s->db, s->cf, user, pass, smtp_auth_result, s);
+    req = auth_verify(s->d->srv.loop, s->d->srv.cache, s->base.db, s->base.cf, user, pass,
+                      smtp_auth_result, s);
     if (s->auth != NULL && s->auth->step == SA_VERIFY)
         s->auth->req = req; /* else the answer came at once */
 }
@@ -180,7 +183,7 @@ smtp_auth_login_user(struct smtp_session *s, const char *resp)
     }
     memcpy(s->auth->user, buf, (size_t)n + 1);
     s->auth->step = SA_LOGIN_PASS;
-    session_enter_state(s, SS_AUTH);
+    sess_enter_state(&s->base, SS_AUTH);
     session_reply(s, 334, NULL, "UGFzc3dvcmQ6"); /* "Password:" */
 }
 
@@ -219,7 +222,7 @@ smtp_auth_proceed(struct smtp_session *s, const char *args)
             smtp_auth_plain(s, ir);
             return;
         }
-        session_enter_state(s, SS_AUTH);
+        sess_enter_state(&s->base, SS_AUTH);
         session_reply(s, 334, NULL, "%s", "");
         return;
     }
@@ -228,7 +231,7 @@ smtp_auth_proceed(struct smtp_session *s, const char *args)
         smtp_auth_login_user(s, ir);
         return;
     }
-    session_enter_state(s, SS_AUTH);
+    sess_enter_state(&s->base, SS_AUTH);
     session_reply(s, 334, NULL, "VXNlcm5hbWU6"); /* "Username:" */
 }
 

@@ -1,10 +1,10 @@
 /*
  * smtpd - the state dsmtp's modules share: one struct smtpd per process, owned by main.c
- * and living on the loop thread.
+ * and living on the loop thread; it begins with the server core (common/server).
  *
  * Contract:
- * - cf and db are the snapshots new sessions and jobs take references from; a session
- *   keeps the snapshots it started with for its whole life.
+ * - srv.cf and srv.db are the snapshots new sessions and jobs take references from; a
+ *   session keeps the snapshots it started with for its whole life.
  * - Everything here is touched on the loop thread only. Thread-pool jobs get their own
  *   references (conf_ref, auth_db_ref) and copies of what they need.
  */
@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "net.h"
+#include "server.h"
 
 struct smtp_session;
 struct queue;
@@ -43,39 +44,21 @@ struct smtpd_stats {
     int nrejects;
 };
 
-/* What a listener is for. */
+/* The listeners, in the order of the port table (main.c). */
 enum smtpd_port { SMTPD_PORT_SMTP, SMTPD_PORT_SUBMISSION, SMTPD_PORT_SMTPS };
 
-struct smtpd;
-
-struct smtpd_listener {
-    struct smtpd *d;
-    enum smtpd_port kind;
-};
-
 struct smtpd {
-    uv_loop_t *loop;
-    struct conf *cf;
-    struct auth_db *db;
-    struct auth_cache *cache;
-    SSL_CTX *tls; /* NULL: no STARTTLS, no SMTPS */
-    struct net_server *net;
-    struct smtpd_listener listeners[3];
-    char hostname[256];
-    bool stopping;
-    struct smtp_session *sessions; /* every live session (a list through s->next) */
-    long nsessions;
-    long batches; /* deliveries still running on the pool */
+    struct server srv; /* first: the core (loop, snapshots, listeners, sessions, control) */
     struct queue *queue;
     struct maildrop *maildrop;
-    void (*idle_cb)(struct smtpd *d); /* called when stopping and the last session ends */
-    struct ctl_server *ctl;           /* work_path/dsmtp.ctl (control.c) */
     struct smtpd_stats stats;
-    time_t started;
-    long reloads;
-    bool reloading;                       /* a reload job runs */
-    bool reload_again;                    /* SIGHUP during a reload: once more after it */
-    void (*shutdown_cb)(struct smtpd *d); /* graceful stop (main.c), for "shutdown" */
 };
+
+/* smtpd_of - dsmtp's state around its server core. */
+static inline struct smtpd *
+smtpd_of(struct server *srv)
+{
+    return (struct smtpd *)srv;
+}
 
 #endif

@@ -1,19 +1,113 @@
 /*
- * server - the start-up sequence every dmail server shares: command line, config, log,
- * privileges, pid file.
+ * server - the server core every dmail daemon embeds: start-up, listeners, the user
+ * directory, signals, the control socket with its common commands and live reload, the
+ * counters, and the stop sequence. A daemon is a struct server_proto (its ports, its
+ * session callbacks, its own control commands, its start and stop) plus its protocol.
  *
  * Contract:
- * - Order (STYLE 9.10): server_args -> server_load_config -> log_open -> bind listeners,
- *   open keys and logs (still root) -> server_drop_privileges -> run the loop.
- * - Blocks on: file reads and writes; start-up only.
+ * - Owns: struct server (one per process, usually the first member of the daemon's own
+ *   state: struct smtpd begins with `struct server srv`), its loop, snapshots, TLS
+ *   context, net server, control socket and signal handles. Sessions (sess.h) link into
+ *   srv->sessions.
+ * - Order (STYLE 9.10), all in server_main: server_args -> server_load_config -> log ->
+ *   TLS keys and listeners (still root) -> server_drop_privileges -> work_path, control
+ *   socket, users, signals -> proto->start (as run_as: directories, the daemon's
+ *   runners) -> the loop.
+ * - Blocks on: file reads and writes at start-up only; on the loop nothing (the reload
+ *   parses on the pool, ctl_reload.c).
+ * - Stop: SIGTERM/SIGINT or "shutdown" -> server_shutdown (no new connections, idle
+ *   sessions told, busy ones finish, SERVER_GRACE_MS at most); a second signal, the last
+ *   session's end or the grace's end -> server_finish (proto->stop, then every handle
+ *   closes and the loop ends); proto->cleanup after the loop. SIGHUP -> server_reload.
+ * - Control socket work_path/NAME.ctl: status, stats, reload, shutdown, debug,
+ *   log_level, config, then the daemon's own commands (handlers get the struct server).
  * - Exit codes: 0 ok, 64 usage (EX_USAGE), 78 bad config (EX_CONFIG), 71 OS error.
+ *
+ * server.c holds the start-up pieces, server_main.c the run and stop, server_ctl.c the
+ * control commands and reload.
  */
 #ifndef DMAIL_SERVER_H
 #define DMAIL_SERVER_H
 
 #include <stdbool.h>
+#include <time.h>
+#include <openssl/ssl.h>
+#include <uv.h>
 
 #include "conf.h"
+#include "ctl.h"
+#include "net.h"
+#include "sess.h"
+
+#define SERVER_GRACE_MS 30000 /* graceful stop: then sessions are cut */
+#define SERVER_PORTS_MAX 4
+
+struct server;
+struct auth_db;
+struct auth_cache;
+
+/* One kind of listener of a daemon ("smtp", "submission"...). */
+struct server_port_def {
+    const char *name;
+    size_t conf_port; /* offsetof(struct conf, the port setting); 0 there = off */
+    bool implicit_tls;
+};
+
+/* What a daemon fills in. */
+struct server_proto {
+    const char *name;     /* "dsmtp": log, NAME.ctl, counters */
+    const char *summary;  /* --help */
+    const char *protocol; /* "SMTP", in counter help texts */
+    const char *no_tls;   /* the warning's end without a certificate: "no STARTTLS..." */
+    const struct server_port_def *ports;
+    size_t nports;
+    bool ports_optional; /* no listener at all is allowed (dsmtp still picks up mail) */
+    /* refusal - the line sent when the connection caps are reached (CRLF included). */
+    void (*refusal)(struct server *srv, char *buf, size_t len);
+    const struct sess_ops *sess;
+    const struct ctl_cmd *cmds; /* the daemon's own control commands (may be none) */
+    size_t ncmds;
+    /* start - as run_as, before the loop: directories, runners. Fatal errors exit. */
+    void (*start)(struct server *srv);
+    /* status / stats - the daemon's own lines after the common ones (may be NULL). */
+    void (*status)(struct server *srv, struct ctl_req *r);
+    void (*stats)(struct server *srv, struct ctl_req *r, bool prom);
+    /* stop - server_finish: stop the daemon's runners (may be NULL). */
+    void (*stop)(struct server *srv);
+    /* cleanup - after the loop: free what start made (may be NULL). */
+    void (*cleanup)(struct server *srv);
+};
+
+/* A listener kind as opened: what sess_accept gets. */
+struct server_port {
+    struct server *srv;
+    const struct server_port_def *def;
+};
+
+struct server {
+    const struct server_proto *proto;
+    uv_loop_t *loop;
+    struct conf *cf;    /* the snapshots new sessions and jobs take references from */
+    struct auth_db *db; /* the user directory */
+    struct auth_cache *cache;
+    SSL_CTX *tls; /* NULL: no STARTTLS/STLS, no implicit-TLS listener */
+    struct net_server *net;
+    struct server_port ports[SERVER_PORTS_MAX];
+    char hostname[256];
+    struct sess *sessions; /* every live session */
+    long nsessions;
+    long jobs; /* thread-pool jobs that must end before the loop can (status, stop log) */
+    unsigned long long bytes_out; /* reply and body bytes sent to clients */
+    struct ctl_server *ctl;
+    struct ctl_cmd *cmds; /* the common commands and the daemon's */
+    time_t started;
+    long reloads;
+    bool stopping, finished;
+    bool reloading;    /* a reload job runs */
+    bool reload_again; /* SIGHUP during a reload: once more after it */
+    uv_signal_t sig[4];
+    uv_timer_t grace;
+};
 
 struct server_opts {
     const char *prog;      /* "dsmtp" */
@@ -46,5 +140,19 @@ void server_hostname(const struct conf *cf, char *buf, size_t len);
 
 /* server_pidfile - write the pid to path (atomically); 0 or -1. */
 int server_pidfile(const char *path);
+
+/* server_main - the whole life of a daemon (see Order and Stop); returns its exit code.
+ * srv must be zeroed; it lives until main returns. */
+int server_main(struct server *srv, const struct server_proto *proto, int argc, char **argv);
+/* server_shutdown - graceful stop (once). */
+void server_shutdown(struct server *srv);
+/* server_finish - stop now: proto->stop, then close every handle (once). */
+void server_finish(struct server *srv);
+/* server_reload - reload dmail.conf and the users on the pool and put them in force if
+ * clean; r is the asking control client or NULL (SIGHUP: a reload asked while one runs
+ * is done once more after it). */
+void server_reload(struct server *srv, struct ctl_req *r);
+/* server_ctl_open - the control socket (after the privilege drop); 0 or -1 with err. */
+int server_ctl_open(struct server *srv, char *err, size_t errlen);
 
 #endif
