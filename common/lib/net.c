@@ -1,5 +1,6 @@
 /*
- * net - connections (the contract is in net.h; listeners are in net_server.c).
+ * net - connections (the contract is in net.h; listeners are in net_server.c, the TLS layer
+ * in net_tls.c).
  *
  * A connection owns three handles (tcp, idle timer, deferred-work idle); it is freed
  * after the last close callback has run and NET_EV_CLOSED has been delivered.
@@ -10,9 +11,9 @@
  * destroy our last reply), DEAD (uv_close issued). Only OPEN connections get events,
  * except NET_EV_CLOSED.
  *
- * TLS runs over two memory BIOs: ciphertext read from the socket goes into the read BIO,
- * SSL_read moves plaintext into the input buffer, and whatever OpenSSL puts into the
- * write BIO is handed to uv_write.
+ * Under TLS, socket input goes to net_tls_input and output to net_tls_write; what the
+ * TLS layer produces comes back here as plaintext input (buffer, NET_EV_DATA) and as
+ * write requests (net_wreq_new, net_wreq_send).
  */
 #include "net.h"
 
@@ -25,15 +26,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include "log.h"
 #include "net_int.h"
 #include "xmem.h"
 
 #define NET_INBUF_DEFAULT (64 * 1024) /* input buffer cap */
-#define NET_TLS_CHUNK (16 * 1024)     /* one SSL_read */
-#define NET_TLS_WRITE_MAX (1 << 20)   /* one SSL_write */
 #define NET_STAGE_KEEP (64 * 1024)    /* a bigger staging area is freed after use */
 #define NET_CLOSE_MS 30000            /* longest wait for net_close to flush */
 #define NET_LINGER_MS 2000            /* longest wait for the peer's FIN after ours */
@@ -41,75 +38,16 @@
 
 #define NET_CONTAINER(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-enum net_state {
-    NET_CS_OPEN,
-    NET_CS_CLOSING,
-    NET_CS_LINGER,
-    NET_CS_DEAD,
-};
-
-enum net_tls {
-    NET_TLS_NONE,
-    NET_TLS_HANDSHAKE,
-    NET_TLS_ON,
-};
-
-struct net_wreq {
-    uv_write_t req;
-    struct net_conn *c;
-    size_t len;
-    char data[];
-};
-
-struct net_conn {
-    struct net_server *srv;
-    struct net_conn *prev, *next;       /* all of the server's */
-    struct net_ipent *ipe;              /* counted (now, max_per_ip) while not NULL */
-    struct net_conn *ip_prev, *ip_next; /* in ipe->conns */
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_idle_t defer;
-    uv_shutdown_t shut;
-    int handles;
-    int refs;
-    enum net_state state;
-    net_event_cb cb;
-    void *arg;
-    struct buf in;
-    bool paused;      /* net_pause_read in force */
-    bool reading;     /* uv_read_start in force */
-    bool eof;         /* no more input from the peer */
-    bool announce;    /* buffered input to announce with NET_EV_DATA */
-    bool err_pending; /* a failure to report from the deferred callback */
-    bool tls_more;    /* the TLS layer may hold more plaintext than the buffer took */
-    bool closed_sent;
-    uint64_t timeout_ms;
-    size_t pending; /* bytes in uv_write requests */
-    int cork;
-    char *stage; /* output held while corked or during a handshake */
-    size_t stage_len, stage_size;
-    SSL *ssl;
-    enum net_tls tls;
-    char tls_desc[96];
-    char error[160];
-    char peer_ip[INET6_ADDRSTRLEN];
-    char local_ip[INET6_ADDRSTRLEN];
-    int peer_port, local_port;
-};
-
 static void net_conn_close_cb(uv_handle_t *h);
 static void net_defer_cb(uv_idle_t *h);
-static void net_tls_read(struct net_conn *c);
-static void net_update_read(struct net_conn *c);
 static void net_unref(struct net_conn *c);
 static void net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
 static void net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
-static int net_tls_begin(struct net_conn *c, SSL_CTX *ctx);
 
 /* ---- connection life cycle ---- */
 
 /* net_set_error - remember why the connection failed (net_error). */
-static void
+void
 net_set_error(struct net_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -120,7 +58,7 @@ net_set_error(struct net_conn *c, const char *fmt, ...)
 }
 
 /* net_defer - run net_defer_cb on the next loop iteration. */
-static void
+void
 net_defer(struct net_conn *c)
 {
     if (c->state != NET_CS_DEAD)
@@ -278,7 +216,7 @@ net_conn_abort_all(struct net_server *s)
 }
 
 /* net_emit - deliver one event, if the connection still takes events. */
-static void
+void
 net_emit(struct net_conn *c, enum net_event ev)
 {
     if (c->cb == NULL)
@@ -391,9 +329,6 @@ net_shutdown_cb(uv_shutdown_t *req, int status)
     net_update_read(c);
 }
 
-static void net_stage_flush(struct net_conn *c);
-static void net_tls_flush(struct net_conn *c);
-
 /* net_close - flush queued output (and TLS close_notify), then close. */
 void
 net_close(struct net_conn *c)
@@ -402,11 +337,8 @@ net_close(struct net_conn *c)
         return;
     if (c->tls != NET_TLS_HANDSHAKE)
         net_stage_flush(c);
-    if (c->tls == NET_TLS_ON) {
-        ERR_clear_error();
-        SSL_shutdown(c->ssl);
-        net_tls_flush(c);
-    }
+    if (c->tls == NET_TLS_ON)
+        net_tls_shutdown(c);
     c->state = NET_CS_CLOSING;
     net_conn_uncount(c);
     net_update_read(c);
@@ -441,7 +373,7 @@ net_write_cb(uv_write_t *req, int status)
 }
 
 /* net_wreq_new - a write request with room for n bytes. */
-static struct net_wreq *
+struct net_wreq *
 net_wreq_new(struct net_conn *c, size_t n)
 {
     struct net_wreq *w = xmalloc(sizeof(*w) + n);
@@ -452,7 +384,7 @@ net_wreq_new(struct net_conn *c, size_t n)
 }
 
 /* net_wreq_send - hand a filled request to libuv. */
-static void
+void
 net_wreq_send(struct net_conn *c, struct net_wreq *w)
 {
     uv_buf_t b = uv_buf_init(w->data, (unsigned int)w->len);
@@ -469,66 +401,29 @@ net_wreq_send(struct net_conn *c, struct net_wreq *w)
     c->pending += w->len;
 }
 
-/* net_tls_flush - send whatever OpenSSL wrote into the write BIO. */
-static void
-net_tls_flush(struct net_conn *c)
-{
-    BIO *wb = SSL_get_wbio(c->ssl);
-    size_t n;
-
-    while ((n = BIO_ctrl_pending(wb)) > 0) {
-        struct net_wreq *w = net_wreq_new(c, n);
-        int r = BIO_read(wb, w->data, (int)n);
-        if (r <= 0) {
-            free(w);
-            break;
-        }
-        w->len = (size_t)r;
-        if (c->state == NET_CS_DEAD)
-            free(w);
-        else
-            net_wreq_send(c, w);
-    }
-}
-
-/* net_send - plaintext bytes to the wire, encrypted when TLS is on. */
+/* net_send - plaintext bytes to the wire (net_tls_write encrypts them when TLS is on). */
 static void
 net_send(struct net_conn *c, const char *p, size_t n)
 {
-    if (c->tls != NET_TLS_ON) {
-        struct net_wreq *w;
-        if (c->pending == 0 && n <= NET_DIRECT_MAX) { /* no request, no POLLOUT toggling */
-            uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
-            int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            if (r > 0) {
-                p += r;
-                n -= (size_t)r;
-            }
-            if (n == 0)
-                return;
-        }
-        w = net_wreq_new(c, n);
-        memcpy(w->data, p, n);
-        net_wreq_send(c, w);
+    struct net_wreq *w;
+
+    if (c->tls == NET_TLS_ON) {
+        net_tls_write(c, p, n);
         return;
     }
-    while (n > 0) {
-        int chunk = n > NET_TLS_WRITE_MAX ? NET_TLS_WRITE_MAX : (int)n;
-        ERR_clear_error();
-        int r = SSL_write(c->ssl, p, chunk);
-        if (r <= 0) {
-            unsigned long e = ERR_get_error();
-            const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
-            net_set_error(c, "TLS write: %s", why != NULL ? why : "failed");
-            ERR_clear_error();
-            c->err_pending = true;
-            net_defer(c);
-            break;
+    if (c->pending == 0 && n <= NET_DIRECT_MAX) { /* no request, no POLLOUT toggling */
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
         }
-        p += r;
-        n -= (size_t)r;
+        if (n == 0)
+            return;
     }
-    net_tls_flush(c);
+    w = net_wreq_new(c, n);
+    memcpy(w->data, p, n);
+    net_wreq_send(c, w);
 }
 
 /* net_stage_add - hold output while corked or while a handshake runs. */
@@ -547,7 +442,7 @@ net_stage_add(struct net_conn *c, const void *p, size_t n)
 }
 
 /* net_stage_flush - send the held output as one piece. */
-static void
+void
 net_stage_flush(struct net_conn *c)
 {
     size_t n = c->stage_len;
@@ -627,7 +522,7 @@ net_uncork(struct net_conn *c)
 /* ---- input ---- */
 
 /* net_update_read - read from the socket exactly when input is wanted and fits. */
-static void
+void
 net_update_read(struct net_conn *c)
 {
     bool want = false;
@@ -679,7 +574,7 @@ net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 }
 
 /* net_input_end - the peer closed its side (UV_EOF) or the read failed. */
-static void
+void
 net_input_end(struct net_conn *c, int err)
 {
     c->eof = true;
@@ -717,8 +612,7 @@ net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
         if (c->timeout_ms > 0)
             uv_timer_start(&c->timer, net_timer_cb, c->timeout_ms, 0);
         if (c->ssl != NULL) {
-            BIO_write(SSL_get_rbio(c->ssl), b->base, (int)nread);
-            net_tls_read(c);
+            net_tls_input(c, b->base, (size_t)nread);
         } else if (buf_append(&c->in, b->base, (size_t)nread) == 0) {
             net_emit(c, NET_EV_DATA);
         } else { /* cannot happen: net_alloc_cb asked for no more than the room */
@@ -786,171 +680,6 @@ net_set_inbuf_cap(struct net_conn *c, size_t cap)
 {
     c->in.cap = cap;
     net_update_read(c);
-}
-
-/* ---- TLS ---- */
-
-/* net_tls_reason - OpenSSL's reason for the failure just seen, then a clean queue. */
-static const char *
-net_tls_reason(int sslerr)
-{
-    unsigned long e = ERR_get_error();
-    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-    ERR_clear_error();
-    if (why != NULL)
-        return why;
-    return sslerr == SSL_ERROR_SYSCALL ? "unexpected end of stream" : "unknown error";
-}
-
-/* net_tls_fail - the handshake or a record failed: warn, report, close. */
-static void
-net_tls_fail(struct net_conn *c, const char *what, int sslerr)
-{
-    const char *why = net_tls_reason(sslerr);
-
-    net_set_error(c, "TLS %s failed: %s", what, why);
-    log_warn("TLS %s with %s failed: %s", what, c->peer_ip, why);
-    net_tls_flush(c); /* the alert, if OpenSSL wrote one */
-    net_emit(c, NET_EV_ERROR);
-    net_abort(c);
-}
-
-/* net_tls_begin - attach a server-side SSL over memory BIOs; the handshake follows. */
-static int
-net_tls_begin(struct net_conn *c, SSL_CTX *ctx)
-{
-    BIO *rb, *wb;
-
-    ERR_clear_error();
-    c->ssl = SSL_new(ctx);
-    if (c->ssl == NULL) {
-        net_set_error(c, "SSL_new: %s", net_tls_reason(0));
-        return -1;
-    }
-    rb = BIO_new(BIO_s_mem());
-    wb = BIO_new(BIO_s_mem());
-    if (rb == NULL || wb == NULL) {
-        BIO_free(rb);
-        BIO_free(wb);
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-        net_set_error(c, "BIO_new: %s", net_tls_reason(0));
-        return -1;
-    }
-    BIO_set_mem_eof_return(rb, -1); /* empty means "wait for more", not EOF */
-    BIO_set_mem_eof_return(wb, -1);
-    SSL_set_bio(c->ssl, rb, wb);
-    SSL_set_accept_state(c->ssl);
-    c->tls = NET_TLS_HANDSHAKE;
-    return 0;
-}
-
-/* net_tls_handshake - advance the handshake with what the read BIO holds; 1 done,
- * 0 wants more input, -1 failed (the connection is closing). */
-static int
-net_tls_handshake(struct net_conn *c)
-{
-    int r, e;
-
-    ERR_clear_error();
-    r = SSL_do_handshake(c->ssl);
-    if (r == 1) {
-        c->tls = NET_TLS_ON;
-        snprintf(c->tls_desc, sizeof(c->tls_desc), "%s cipher=%s", SSL_get_version(c->ssl),
-                 SSL_get_cipher_name(c->ssl));
-        net_tls_flush(c);
-        return 1;
-    }
-    e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        net_tls_flush(c);
-        return 0;
-    }
-    net_tls_fail(c, "handshake", e);
-    return -1;
-}
-
-/* net_tls_read - handshake if needed, then move plaintext into the input buffer as far
- * as it fits (and only while reading is not paused); announce new input. */
-static void
-net_tls_read(struct net_conn *c)
-{
-    char tmp[NET_TLS_CHUNK];
-    bool got = false;
-
-    if (c->tls == NET_TLS_HANDSHAKE) {
-        if (net_tls_handshake(c) <= 0)
-            return;
-        if (c->cork == 0)
-            net_stage_flush(c); /* written during the handshake: goes out first */
-        net_emit(c, NET_EV_TLS_READY);
-        if (c->state != NET_CS_OPEN)
-            return;
-    }
-    c->tls_more = true;
-    while (c->state == NET_CS_OPEN && !c->paused) {
-        size_t room = buf_room(&c->in);
-        int r, e;
-
-        if (room == 0)
-            break;
-        ERR_clear_error();
-        r = SSL_read(c->ssl, tmp, room < sizeof(tmp) ? (int)room : (int)sizeof(tmp));
-        if (r > 0) {
-            buf_append(&c->in, tmp, (size_t)r);
-            got = true;
-            continue;
-        }
-        e = SSL_get_error(c->ssl, r);
-        net_tls_flush(c); /* key updates and the like */
-        if (e == SSL_ERROR_WANT_READ) {
-            c->tls_more = false;
-            break;
-        }
-        c->tls_more = false;
-        if (got)
-            net_emit(c, NET_EV_DATA);
-        if (e == SSL_ERROR_ZERO_RETURN) /* close_notify: the peer is done */
-            net_input_end(c, UV_EOF);
-        else if (c->state == NET_CS_OPEN)
-            net_tls_fail(c, "read", e);
-        return;
-    }
-    if (got)
-        net_emit(c, NET_EV_DATA);
-}
-
-/* net_starttls - plaintext output goes out, buffered plaintext input is thrown away
- * (CVE-2011-0411), then the handshake starts. */
-int
-net_starttls(struct net_conn *c, SSL_CTX *tls)
-{
-    if (c->state != NET_CS_OPEN || c->ssl != NULL || tls == NULL)
-        return -1;
-    net_stage_flush(c);
-    buf_reset(&c->in);
-    c->announce = false;
-    if (net_tls_begin(c, tls) < 0) {
-        log_warn("STARTTLS with %s: %s", c->peer_ip, c->error);
-        return -1;
-    }
-    net_update_read(c);
-    return 0;
-}
-
-/* net_is_tls - the handshake is done and TLS carries the session. */
-bool
-net_is_tls(const struct net_conn *c)
-{
-    return c->tls == NET_TLS_ON;
-}
-
-/* net_tls_desc - protocol and cipher, "" without TLS. */
-const char *
-net_tls_desc(const struct net_conn *c)
-{
-    return c->tls == NET_TLS_ON ? c->tls_desc : "";
 }
 
 /* ---- accessors ---- */

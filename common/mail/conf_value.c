@@ -1,0 +1,498 @@
+/*
+ * conf_value - single values of dmail.conf settings (contract in conf.h): text to value
+ * for the loader in conf.c (numbers, sizes, times, booleans, choices, bounds, the checks
+ * of list items), value to text (conf_format), and the matches of a value against a list
+ * (conf_list_has, conf_is_local_domain, conf_ip_match).
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <idn2.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf_int.h"
+#include "route.h"
+#include "xmem.h"
+
+/* conf_value_number - an unsigned decimal number at *s; moves *s past it. */
+static int
+conf_value_number(const char **s, unsigned long long *out)
+{
+    const char *p = *s;
+    unsigned long long v = 0;
+
+    *out = 0;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (__builtin_mul_overflow(v, 10ULL, &v) ||
+            __builtin_add_overflow(v, (unsigned long long)(*p - '0'), &v))
+            return -1;
+    }
+    *s = p;
+    *out = v;
+    return 0;
+}
+
+/* conf_value_bool - true/false, yes/no, on/off, 1/0. */
+int
+conf_value_bool(const char *v, bool *out, char *reason, size_t len)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a boolean (true or false)", v);
+    return -1;
+}
+
+/* conf_value_int - a whole decimal number, optionally signed. */
+int
+conf_value_int(const char *v, long *out, char *reason, size_t len)
+{
+    const char *p = v;
+    unsigned long long u;
+    bool neg = false;
+
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if (conf_value_number(&p, &u) < 0 || *p != '\0' ||
+        u > (neg ? (unsigned long long)LONG_MAX + 1 : (unsigned long long)LONG_MAX)) {
+        snprintf(reason, len, "'%s' is not a whole number", v);
+        return -1;
+    }
+    *out = neg ? (long)(0 - u) : (long)u;
+    return 0;
+}
+
+/* conf_value_size - bytes, with K/M/G (or KB/MB/GB, B) suffixes; bare is KB if kb. */
+int
+conf_value_size(const char *v, bool kb, unsigned long long *out, char *reason, size_t len)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {
+        {"", 1},           {"b", 1},           {"k", 1ULL << 10}, {"kb", 1ULL << 10},
+        {"m", 1ULL << 20}, {"mb", 1ULL << 20}, {"g", 1ULL << 30}, {"gb", 1ULL << 30},
+    };
+    const char *p = v;
+    unsigned long long n;
+
+    if (conf_value_number(&p, &n) == 0) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcasecmp(p, units[i].suffix) != 0)
+                continue;
+            unsigned long long mult = (i == 0 && kb) ? 1024 : units[i].mult;
+            if (__builtin_mul_overflow(n, mult, out))
+                break;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a size (a number with an optional K, M or G suffix)", v);
+    return -1;
+}
+
+/* conf_value_time - seconds, with s/m/h/d suffixes. */
+int
+conf_value_time(const char *v, long *out, char *reason, size_t len)
+{
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {
+        {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400},
+    };
+    const char *p = v;
+    unsigned long long n, r;
+
+    if (conf_value_number(&p, &n) == 0) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcasecmp(p, units[i].suffix) != 0)
+                continue;
+            if (__builtin_mul_overflow(n, units[i].mult, &r) || r > LONG_MAX)
+                break;
+            *out = (long)r;
+            return 0;
+        }
+    }
+    snprintf(reason, len, "'%s' is not a time (a number with an optional s, m, h or d suffix)", v);
+    return -1;
+}
+
+/* conf_value_enum - the index of v among the row's choices "a|b|c". */
+int
+conf_value_enum(const struct conf_setting *row, const char *v, int *out, char *reason, size_t len)
+{
+    const char *p = row->choices;
+    size_t vlen = strlen(v);
+
+    for (int i = 0; p != NULL && *p != '\0'; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == vlen && strncasecmp(p, v, n) == 0) {
+            *out = i;
+            return 0;
+        }
+        p += n + (bar != NULL);
+    }
+    if (strcmp(row->name, "authent_method") == 0 && strcasecmp(v, "nt_user") == 0) {
+        snprintf(reason, len,
+                 "'nt_user' (Windows accounts) is not supported on this system; use "
+                 "users_file, unix_user or external");
+        return -1;
+    }
+    snprintf(reason, len, "'%s' is not one of %s", v, row->choices);
+    return -1;
+}
+
+/* conf_value_bounds - min/max of a numeric row (0,0 = unbounded). */
+int
+conf_value_bounds(const struct conf_setting *row, long long v, unsigned long long u,
+                  bool isunsigned, const char *text, char *reason, size_t len)
+{
+    if (row->min == 0 && row->max == 0)
+        return 0;
+    bool low = isunsigned ? u < (unsigned long long)row->min : v < row->min;
+    bool high = isunsigned ? u > (unsigned long long)row->max : v > row->max;
+    if (!low && !high)
+        return 0;
+    if (row->type == CT_SIZE || row->type == CT_TIME)
+        snprintf(reason, len, "'%s' is out of range (%lld to %lld %s)", text, row->min, row->max,
+                 row->type == CT_SIZE ? "bytes" : "seconds");
+    else
+        snprintf(reason, len, "'%s' is out of range (%lld to %lld)", text, row->min, row->max);
+    return -1;
+}
+
+/* conf_value_domain - a host_domain entry as a lower-case A-label without a final dot. */
+static int
+conf_value_domain(char **item, char *reason, size_t len)
+{
+    char *d = *item, *ascii = NULL;
+    size_t n = strlen(d);
+    bool nonascii = false;
+
+    if (n > 1 && d[n - 1] == '.')
+        d[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        nonascii |= (unsigned char)d[i] >= 0x80;
+    if (nonascii) {
+        int rc = idn2_to_ascii_8z(d, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+        if (rc != IDN2_OK) {
+            snprintf(reason, len, "'%s' is not a valid domain (%s)", d, idn2_strerror(rc));
+            return -1;
+        }
+        free(*item);
+        *item = xstrdup(ascii);
+        idn2_free(ascii);
+        d = *item;
+        n = strlen(d);
+    }
+    bool ok = n > 0 && n <= 253 && d[0] != '.' && d[0] != '-' && strstr(d, "..") == NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        d[i] = (char)tolower(c);
+        ok = isalnum(c) || c == '-' || c == '.' || c == '_';
+    }
+    if (!ok) {
+        snprintf(reason, len, "'%s' is not a valid domain", *item);
+        return -1;
+    }
+    return 0;
+}
+
+/* conf_value_ipaddr - an IPv4 or IPv6 address literal. */
+static int
+conf_value_ipaddr(char **item, char *reason, size_t len)
+{
+    unsigned char bin[16];
+
+    if (inet_pton(AF_INET, *item, bin) == 1 || inet_pton(AF_INET6, *item, bin) == 1)
+        return 0;
+    snprintf(reason, len, "'%s' is not an IPv4 or IPv6 address", *item);
+    return -1;
+}
+
+/* conf_value_cidr - "addr/bits" into family, address and prefix length. */
+static int
+conf_value_cidr(const char *s, int *family, unsigned char bin[16], int *bits)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    const char *p;
+    unsigned long long n;
+
+    if (slash == NULL || (size_t)(slash - s) >= sizeof(addr))
+        return -1;
+    memcpy(addr, s, (size_t)(slash - s));
+    addr[slash - s] = '\0';
+    if (inet_pton(AF_INET, addr, bin) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, bin) == 1)
+        *family = AF_INET6;
+    else
+        return -1;
+    p = slash + 1;
+    if (conf_value_number(&p, &n) < 0 || *p != '\0' || n > (*family == AF_INET ? 32u : 128u))
+        return -1;
+    *bits = (int)n;
+    return 0;
+}
+
+/* conf_value_ippattern - "!"? then "*", a wildcard like "10.1.*", an address or a CIDR. */
+static int
+conf_value_ippattern(char **item, char *reason, size_t len)
+{
+    const char *p = *item + (**item == '!');
+    unsigned char bin[16];
+    int family, bits;
+    bool ok = *p != '\0';
+
+    if (strchr(p, '/') != NULL) {
+        ok = conf_value_cidr(p, &family, bin, &bits) == 0;
+    } else {
+        for (const char *q = p; ok && *q; q++)
+            ok = isxdigit((unsigned char)*q) || *q == '.' || *q == ':' || *q == '*';
+    }
+    if (ok)
+        return 0;
+    snprintf(reason, len, "'%s' is not an IP address, wildcard or CIDR range", *item);
+    return -1;
+}
+
+/* Checks and normalisation of single list items, by setting. */
+typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
+
+static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
+    [CONF_host_domain] = conf_value_domain,
+    [CONF_listen] = conf_value_ipaddr,
+    [CONF_forward_from_ip] = conf_value_ippattern,
+};
+
+/* conf_value_item - check and normalise one list item of setting id (most have no check). */
+int
+conf_value_item(int id, char **item, char *reason, size_t len)
+{
+    if (conf_value_hooks[id] == NULL)
+        return 0;
+    return conf_value_hooks[id](item, reason, len);
+}
+
+/* conf_value_format_size - bytes with the largest exact suffix (bare numbers for drop_max are KB).
+ */
+static int
+conf_value_format_size(unsigned long long v, bool kb, char *buf, size_t len)
+{
+    static const char units[] = "GMK";
+    for (int i = 0; i < 3; i++) {
+        unsigned long long m = 1ULL << (10 * (3 - i));
+        if (v != 0 && v % m == 0)
+            return snprintf(buf, len, "%llu%c", v / m, units[i]);
+    }
+    return snprintf(buf, len, kb && v != 0 ? "%lluB" : "%llu", v);
+}
+
+/* conf_value_format_time - seconds with the largest exact unit. */
+static int
+conf_value_format_time(long v, char *buf, size_t len)
+{
+    static const struct {
+        long secs;
+        char unit;
+    } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+    for (size_t i = 0; i < 3; i++)
+        if (v != 0 && v % units[i].secs == 0)
+            return snprintf(buf, len, "%ld%c", v / units[i].secs, units[i].unit);
+    return snprintf(buf, len, "%ld", v);
+}
+
+/* conf_format - the value in force of one setting as it would be written, into buf. */
+int
+conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len)
+{
+    const struct conf_setting *row;
+    const void *field;
+    int n = 0;
+
+    if (len == 0)
+        return -1;
+    buf[0] = '\0';
+    if ((int)id < 0 || id >= CONF_NSETTINGS || c == NULL)
+        return -1;
+    row = &conf_settings[id];
+    field = conf_field(c, id);
+    switch (row->type) {
+    case CT_BOOL:
+        n = snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case CT_INT:
+        n = snprintf(buf, len, "%ld", *(const long *)field);
+        break;
+    case CT_SIZE:
+        n = conf_value_format_size(*(const unsigned long long *)field, id == CONF_drop_max, buf,
+                                   len);
+        break;
+    case CT_TIME:
+        n = conf_value_format_time(*(const long *)field, buf, len);
+        break;
+    case CT_STR: {
+        const char *s = *(char *const *)field;
+        n = snprintf(buf, len, "%s", s ? s : "");
+        break;
+    }
+    case CT_LIST: {
+        const struct conf_list *l = field;
+        size_t off = 0;
+        for (size_t i = 0; i < l->n; i++) {
+            int k = snprintf(buf + off, len - off, "%s%s", i ? "," : "", l->v[i]);
+            if (k < 0 || (size_t)k >= len - off)
+                return -1;
+            off += (size_t)k;
+        }
+        return 0;
+    }
+    case CT_ROUTE:
+        return route_format(*(struct route *const *)field, buf, len);
+    case CT_ENUM: {
+        const char *p = row->choices;
+        int want = *(const int *)field;
+        for (int i = 0; i < want && p != NULL; i++) {
+            p = strchr(p, '|');
+            p = p ? p + 1 : NULL;
+        }
+        if (p == NULL)
+            return -1;
+        n = snprintf(buf, len, "%.*s", (int)strcspn(p, "|"), p);
+        break;
+    }
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* conf_list_has - case-insensitive membership test. */
+bool
+conf_list_has(const struct conf_list *l, const char *s)
+{
+    for (size_t i = 0; l != NULL && i < l->n; i++)
+        if (strcasecmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* conf_is_local_domain - domain (A-label or U-label, any case, final dot allowed) is local. */
+bool
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+    char *d;
+    char reason[CONF_REASON_MAX];
+    bool local;
+
+    if (c == NULL || domain == NULL || *domain == '\0')
+        return false;
+    d = xstrdup(domain);
+    if (conf_value_domain(&d, reason, sizeof(reason)) < 0) {
+        free(d);
+        return false;
+    }
+    local = conf_list_has(&c->host_domain, d) ||
+            (c->host_domain.n == 0 && strcasecmp(d, c->main_domain) == 0);
+    free(d);
+    return local;
+}
+
+/* conf_value_glob - '*' matches any run of characters; everything else itself, any case. */
+static bool
+conf_value_glob(const char *pat, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+
+    while (*s != '\0') {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (tolower((unsigned char)*pat) == tolower((unsigned char)*s)) {
+            pat++;
+            s++;
+        } else if (star != NULL) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+/* conf_value_ip_entry - one pattern (without "!") against the address text and its binary. */
+static bool
+conf_value_ip_entry(const char *pat, const char *ip, int family, const unsigned char *bin)
+{
+    unsigned char pbin[16];
+    int pfamily, bits;
+
+    if (strcmp(pat, "*") == 0)
+        return true;
+    if (strchr(pat, '/') != NULL) {
+        if (family == 0 || conf_value_cidr(pat, &pfamily, pbin, &bits) < 0 || pfamily != family)
+            return false;
+        int full = bits / 8, rest = bits % 8;
+        if (memcmp(pbin, bin, (size_t)full) != 0)
+            return false;
+        if (rest == 0)
+            return true;
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        return (pbin[full] & mask) == (bin[full] & mask);
+    }
+    if (strchr(pat, '*') != NULL)
+        return conf_value_glob(pat, ip);
+    if (family != 0 && inet_pton(family, pat, pbin) == 1)
+        return memcmp(pbin, bin, family == AF_INET ? 4 : 16) == 0;
+    return strcasecmp(pat, ip) == 0;
+}
+
+/* conf_ip_match - DMail wildcard list match; "!" negates; first matching entry wins. */
+bool
+conf_ip_match(const struct conf_list *l, const char *ip)
+{
+    unsigned char bin[16];
+    int family = 0;
+
+    if (l == NULL || ip == NULL)
+        return false;
+    /* an IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d */
+    if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL &&
+        inet_pton(AF_INET, ip + 7, bin) == 1)
+        ip += 7;
+    if (inet_pton(AF_INET, ip, bin) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, bin) == 1)
+        family = AF_INET6;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *pat = l->v[i];
+        bool neg = *pat == '!';
+        if (conf_value_ip_entry(pat + neg, ip, family, bin))
+            return !neg;
+    }
+    return false;
+}
