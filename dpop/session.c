@@ -251,13 +251,18 @@ session_drain(struct sess *b)
     session_cont_kick(pop_session_of(b));
 }
 
-/* session_tls_ready - POP3S greets now; after STLS the client goes on. */
+/* session_starttls_done - after STLS the client goes on in AUTHORIZATION. */
 static void
-session_tls_ready(struct sess *b)
+session_starttls_done(struct sess *b)
 {
     sess_enter_state(b, SS_AUTH);
-    if (b->port == POPD_PORT_POP3S)
-        command_greeting(pop_session_of(b));
+}
+
+/* session_greet - the greeting (with the APOP timestamp). */
+static void
+session_greet(struct sess *b)
+{
+    command_greeting(pop_session_of(b));
 }
 
 /* session_eof_reason - the peer left. */
@@ -282,21 +287,12 @@ session_gone(struct sess *b)
              s->ndele, b->errors);
 }
 
-/* session_accept - a new connection: greet, or wait for the POP3S handshake. */
+/* session_open - a new connection. */
 static void
-session_accept(struct sess *b)
+session_open(struct sess *b)
 {
-    struct pop_session *s = pop_session_of(b);
-
-    s->d = popd_of(b->srv);
+    pop_session_of(b)->d = popd_of(b->srv);
     b->timeout_ms = (uint64_t)b->cf->pop_timeout * 1000;
-    if (b->port == POPD_PORT_POP3S) {
-        b->state = SS_TLS_WAIT; /* the greeting comes after the handshake */
-        return;
-    }
-    b->state = SS_AUTH;
-    command_greeting(s);
-    sess_send_reply(b);
 }
 
 const struct sess_ops session_ops = {
@@ -308,8 +304,11 @@ const struct sess_ops session_ops = {
     .phase = session_phases,
     .nstates = sizeof(session_phases) / sizeof(session_phases[0]),
     .quit_state = SS_QUIT,
-    .accept = session_accept,
-    .tls_ready = session_tls_ready,
+    .tls_state = SS_TLS_WAIT,
+    .greet_state = SS_AUTH,
+    .open = session_open,
+    .greet = session_greet,
+    .starttls_done = session_starttls_done,
     .input = session_input,
     .cmd_done = session_cmd_done,
     .may_stop = session_may_stop,

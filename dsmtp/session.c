@@ -188,18 +188,18 @@ session_bye(struct sess *b, enum sess_bye why)
                       b->srv->hostname);
 }
 
-/* session_tls_ready - SMTPS greets now; after STARTTLS the client starts over. */
+/* session_starttls_done - after STARTTLS the client starts over (RFC 3207 4.2). */
 static void
-session_tls_ready(struct sess *b)
+session_starttls_done(struct sess *b)
 {
-    struct smtp_session *s = smtp_session_of(b);
+    session_reset(smtp_session_of(b));
+}
 
-    if (b->port == SMTPD_PORT_SMTPS) {
-        sess_enter_state(b, SS_CONNECTED);
-        command_greeting(s);
-    } else {
-        session_reset(s);
-    }
+/* session_greet - the banner. */
+static void
+session_greet(struct sess *b)
+{
+    command_greeting(smtp_session_of(b));
 }
 
 /* session_eof_reason - the peer left. */
@@ -236,9 +236,9 @@ session_free(struct sess *b)
     free(smtp_session_of(b)->auth_user);
 }
 
-/* session_accept - a new connection: greet, or wait for the SMTPS handshake. */
+/* session_open - a new connection. */
 static void
-session_accept(struct sess *b)
+session_open(struct sess *b)
 {
     struct smtp_session *s = smtp_session_of(b);
 
@@ -246,13 +246,6 @@ session_accept(struct sess *b)
     b->timeout_ms = (uint64_t)b->cf->smtp_timeout * 1000;
     s->normalize =
         b->cf->bare_newline == BARE_NL_NORMALIZE && conf_ip_match(&b->cf->forward_from_ip, b->ip);
-    if (b->port == SMTPD_PORT_SMTPS) {
-        b->state = SS_TLS_WAIT; /* the banner comes after the handshake */
-        return;
-    }
-    b->state = SS_CONNECTED;
-    command_greeting(s);
-    sess_send_reply(b);
 }
 
 const struct sess_ops session_ops = {
@@ -263,8 +256,11 @@ const struct sess_ops session_ops = {
     .phase = session_phases,
     .nstates = sizeof(session_phases) / sizeof(session_phases[0]),
     .quit_state = SS_QUIT,
-    .accept = session_accept,
-    .tls_ready = session_tls_ready,
+    .tls_state = SS_TLS_WAIT,
+    .greet_state = SS_CONNECTED,
+    .open = session_open,
+    .greet = session_greet,
+    .starttls_done = session_starttls_done,
     .input = session_input,
     .cmd_done = session_cmd_done,
     .may_stop = session_may_stop,

@@ -302,7 +302,12 @@ sess_event(struct net_conn *c, enum net_event ev, void *arg)
         if (sess_phase(s) != SP_TLS)
             break;
         log_sess(LOGLVL_INFO, s->sid, "tls version=%s", net_tls_desc(c));
-        s->ops->tls_ready(s);
+        if (s->srv->ports[s->port].def->implicit_tls) {
+            sess_enter_state(s, s->ops->greet_state);
+            s->ops->greet(s);
+        } else {
+            s->ops->starttls_done(s);
+        }
         sess_send_reply(s);
         sess_process(s);
         break;
@@ -352,8 +357,16 @@ sess_accept(struct net_conn *c, void *port_arg)
         net_set_inbuf_cap(c, ops->inbuf_cap);
     log_sess(LOGLVL_INFO, s->sid, "connect ip=%s port=%d local=%d listener=%s", s->ip,
              net_peer_port(c), net_local_port(c), p->def->name);
-    ops->accept(s);
+    if (ops->open != NULL)
+        ops->open(s);
     net_set_timeout(c, s->timeout_ms);
+    if (p->def->implicit_tls) {
+        s->state = ops->tls_state; /* the greeting comes after the handshake */
+        return;
+    }
+    s->state = ops->greet_state;
+    ops->greet(s);
+    sess_send_reply(s);
 }
 
 /* sess_shutdown_all - tell idle sessions we are going; the others finish first. */

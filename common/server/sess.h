@@ -75,18 +75,23 @@ enum sess_in {
 enum sess_bye { SESS_BYE_SHUTDOWN, SESS_BYE_TIMEOUT };
 
 struct sess_ops {
-    size_t size;                     /* of the protocol session */
-    size_t cmd_limit;                /* command line, CRLF included */
-    size_t inbuf_cap;                /* net input buffer (0: net's default) */
-    size_t reply_cap;                /* s->reply */
-    const char *const *state_names;  /* indexed by state */
-    const unsigned char *phase;      /* enum sess_phase, indexed by state */
-    int nstates;                     /* entries of both */
-    int quit_state;                  /* a SP_CLOSE state: sess_close enters it */
-    /* accept - the base is ready (state 0): set the timeout, greet or wait for TLS. */
-    void (*accept)(struct sess *s);
-    /* tls_ready - the handshake of a SP_TLS state is done; write the greeting if due. */
-    void (*tls_ready)(struct sess *s);
+    size_t size;                    /* of the protocol session */
+    size_t cmd_limit;               /* command line, CRLF included */
+    size_t inbuf_cap;               /* net input buffer (0: net's default) */
+    size_t reply_cap;               /* s->reply */
+    const char *const *state_names; /* indexed by state */
+    const unsigned char *phase;     /* enum sess_phase, indexed by state */
+    int nstates;                    /* entries of both */
+    int quit_state;                 /* a SP_CLOSE state: sess_close enters it */
+    int tls_state;                  /* the SP_TLS state of an implicit-TLS listener */
+    int greet_state;                /* the state after the greeting */
+    /* open - the base is ready: set s->timeout_ms and the protocol's part (may be NULL:
+     * then no idle timeout). */
+    void (*open)(struct sess *s);
+    /* greet - write the greeting (at accept, or after an implicit-TLS handshake). */
+    void (*greet)(struct sess *s);
+    /* starttls_done - the handshake of STARTTLS/STLS is done (the client starts over). */
+    void (*starttls_done)(struct sess *s);
     /* input - handle at most one command from net_inbuf(s->conn). */
     enum sess_in (*input)(struct sess *s);
     /* cmd_done - the current command's reply is complete: count, send (or delay). */
