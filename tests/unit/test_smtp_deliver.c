@@ -18,7 +18,7 @@
 #include "qfile.h"
 #include "unit_util.h"
 
-static char tmpdir[256];
+static char *tmpdir; /* the group's scratch directory */
 
 /* load - a config with the given extra lines; users file with bob, alice@example.net,
  * admin and (if with_pm) postmaster. */
@@ -343,22 +343,14 @@ setup(void **state)
 {
     char path[600];
 
-    (void)state;
-    if (uu_tmpdir_into(tmpdir, sizeof(tmpdir), "test_smtp_deliver") < 0)
+    if (uu_setup_dir(state, UU_DIR_MAX, "test_smtp_deliver") < 0)
         return -1;
+    tmpdir = *state;
     snprintf(path, sizeof(path), "%s/spool/queue", tmpdir);
     if (file_mkdirs(path, 0700) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/spool/tmp", tmpdir);
     return file_mkdirs(path, 0700);
-}
-
-/* teardown - remove it. */
-static int
-teardown(void **state)
-{
-    (void)state;
-    return uu_rmtree(tmpdir);
 }
 
 int
@@ -369,5 +361,5 @@ main(void)
         cmocka_unit_test(test_next_try), cmocka_unit_test(test_one_and_queue),
         cmocka_unit_test(test_batch),    cmocka_unit_test(test_route_cached),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
 }

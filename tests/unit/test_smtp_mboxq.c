@@ -17,7 +17,7 @@
 #include "../../dsmtp/mboxq.h"
 #include "unit_util.h"
 
-static char tmpdir[256];
+static char *tmpdir; /* the group's scratch directory */
 
 /* load - a config with the extra lines. */
 static struct conf *
@@ -250,16 +250,10 @@ test_resubmit_and_perm(void **state)
 static int
 setup(void **state)
 {
-    (void)state;
-    return uu_tmpdir_into(tmpdir, sizeof(tmpdir), "test_smtp_mboxq");
-}
-
-/* teardown - remove it. */
-static int
-teardown(void **state)
-{
-    (void)state;
-    return uu_rmtree(tmpdir);
+    if (uu_setup_dir(state, UU_DIR_MAX, "test_smtp_mboxq") < 0)
+        return -1;
+    tmpdir = *state;
+    return 0;
 }
 
 int
@@ -271,5 +265,5 @@ main(void)
         cmocka_unit_test(test_one_fails),
         cmocka_unit_test(test_resubmit_and_perm),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
 }
