@@ -66,6 +66,8 @@ ALIASES      := $(if $(wildcard sendmail/main.c),$(BIN)/mailq $(BIN)/newaliases)
 
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+# tests/unit/unit_util.c, the unit tests' toolkit, is linked into every unit test binary
+UNIT_UTIL    := $(BUILD)/tests/unit/unit_util.o
 PROG_LIBS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(BUILD)/lib$(p).a))
 
 .PHONY: all asan check unit it run format format-check deps clean bench
@@ -82,7 +84,7 @@ $(LIBDMAIL): $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(PROG_LIBS) $(LIBDMAIL)
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_UTIL) $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
 

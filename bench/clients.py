@@ -446,11 +446,3 @@ def pop_login_hold(users, password):
             return False
 
     return login
-
-
-def tcp_ok(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False

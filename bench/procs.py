@@ -8,8 +8,12 @@ import os
 import resource
 import shutil
 import signal
-import socket
+import sys
 import time
+
+# the port helpers are the integration tests' (tests/it/dmail_site.py, no pytest needed)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "it"))
+from dmail_site import free_ports, port_open  # noqa: E402,F401 (procs.free_ports, procs.port_open)
 
 # Descriptors the harness and the servers it starts may hold (10,000 idle sessions
 # need one each on both sides, plus Dovecot's pipes).
@@ -137,28 +141,6 @@ def wait_gone(pids, timeout):
             return True
         time.sleep(0.05)
     return False
-
-
-def port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def free_ports(n, host="127.0.0.1"):
-    """n distinct free TCP ports on host (bound and released: good enough on loopback)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Deadline:

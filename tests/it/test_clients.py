@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from dmail_it import DOMAIN, HOST, make_message, new_msgid
+from dmail_site import DOMAIN, HOST, make_message, new_msgid, read_maildir
 
 SENDER = "sender@remote.example"
 
@@ -195,14 +195,9 @@ def test_maildir_delivery(dsmtp_factory):
             ids.append((msgid, text))
     for user in ("alice", "bob"):
         base = srv.mbox_path(user)
-        new = os.path.join(base, "new")
-        files = sorted(os.listdir(new))
-        assert len(files) == 3, files
+        contents = read_maildir(base)
+        assert len(contents) == 3, os.listdir(os.path.join(base, "new"))
         assert os.listdir(os.path.join(base, "tmp")) == []
-        contents = []
-        for f in files:
-            with open(os.path.join(new, f), "rb") as fh:
-                contents.append(fh.read())
         for msgid, text in ids:
             match = [c for c in contents if c.endswith(text.encode())]
             assert len(match) == 1, (user, msgid)

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from dmail_it import DOMAIN, HOST, RawSMTP, make_message, new_msgid, to_wire
+from dmail_site import DOMAIN, HOST, RawSMTP, make_message, new_msgid, to_wire
 
 SENDERS = 50
 PER_SENDER = 4

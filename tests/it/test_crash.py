@@ -13,7 +13,7 @@ import smtplib
 import threading
 import time
 
-from dmail_it import DOMAIN, HOST, make_message, new_msgid
+from dmail_site import DOMAIN, HOST, make_message, new_msgid
 
 SENDERS = 8
 KILLS = 6

@@ -8,25 +8,14 @@ import os
 import re
 import smtplib
 import subprocess
-import time
 
 import pytest
 
-from conftest import BIN
-from dmail_it import ALIAS_DOMAIN, DOMAIN, HOST, make_message
+from dmail_site import ALIAS_DOMAIN, BIN, DOMAIN, HOST, make_message, wait_for
 
 SENDER = "sender@remote.example"
 SENDMAIL = os.path.join(BIN, "sendmail")
 TELLSMTP = os.path.join(BIN, "tellsmtp")
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def send(srv, rcpts, tag="fwd"):

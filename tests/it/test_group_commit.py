@@ -9,7 +9,7 @@ import smtplib
 import threading
 import time
 
-from dmail_it import DOMAIN, HOST, make_message, new_msgid
+from dmail_site import DOMAIN, HOST, make_message, new_msgid
 
 CLIENTS = 50
 PER_CLIENT = 4

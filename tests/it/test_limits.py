@@ -4,7 +4,7 @@ connection caps."""
 import socket
 import time
 
-from dmail_it import DOMAIN, RawSMTP, make_message, to_wire
+from dmail_site import DOMAIN, RawSMTP, make_message, to_wire
 
 SENDER = "sender@remote.example"
 

@@ -7,7 +7,7 @@ import re
 import smtplib
 import time
 
-from dmail_it import DOMAIN, HOST, RawSMTP, make_message, to_wire
+from dmail_site import DOMAIN, HOST, RawSMTP, make_message, to_wire
 
 SENDER = "sender@remote.example"
 LINE_RE = re.compile(r"^\S+ dsmtp\[\d+\]: (error|warn|info|debug): (.*)$")

@@ -12,22 +12,12 @@ import time
 
 import pytest
 
-from conftest import BIN, is_root
-from dmail_it import ALIAS_DOMAIN, DOMAIN, headers_of, new_msgid
+from dmail_site import ALIAS_DOMAIN, BIN, DOMAIN, headers_of, is_root, new_msgid, wait_for
 
 SENDMAIL = os.path.join(BIN, "sendmail")
 ME = pwd.getpwuid(os.getuid()).pw_name
 
 pytestmark = pytest.mark.skipif(not os.access(SENDMAIL, os.X_OK), reason="no bin/sendmail")
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def sendmail(srv, args, data, prefix=(), **kw):

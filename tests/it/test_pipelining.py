@@ -3,7 +3,7 @@ none lost -- also when the client does not read while it writes."""
 
 import threading
 
-from dmail_it import DOMAIN, RawSMTP, make_message, to_wire
+from dmail_site import DOMAIN, RawSMTP, make_message, to_wire
 
 
 def test_pipelined_transaction(dsmtp):

@@ -13,14 +13,7 @@ import time
 
 import pytest
 
-from pop_fixtures import (  # noqa: F401  (dpop_factory is a fixture)
-    PASSWORDS,
-    POPError,
-    RawPOP,
-    client_form,
-    dpop_factory,
-)
-from dmail_it import HOST, tls_client_context
+from dmail_site import HOST, PASSWORDS, RawPOP, client_form, hold_dotlock, tls_client_context
 
 MSGS = [
     b"From: a@remote.example\nSubject: one\n\nfirst body\n",
@@ -494,15 +487,8 @@ def test_uidl_stable_without_x_uidl(dpop_factory):
 def test_maildir(dpop_factory):
     import os
     pop = dpop_factory(mailbox_format="maildir")
-    md = pop.mbox_path("alice")
-    for sub in ("new", "cur", "tmp"):
-        os.makedirs(os.path.join(md, sub))
     names = ["1700000001.1_1.host,S=10", "1700000002.1_2.host", "1700000003.1_3.host:2,F"]
-    for name, text in zip(names, MSGS):
-        sub = "cur" if ":2," in name else "new"
-        with open(os.path.join(md, sub, name), "wb") as f:
-            f.write(text)
-    pop.srv.chown()
+    md = pop.srv.put_maildir("alice", list(zip(names, MSGS)))
     c = pop.raw("stls")
     assert "3 messages" in c.login("alice")
     assert list(parse_list(c.multi("UIDL")[1]).values()) == [
@@ -521,19 +507,13 @@ def test_maildir(dpop_factory):
 
 # ---- [SYS/TEMP] and [SYS/PERM] ----
 
-def hold_dotlock(path):
-    """A dotlock as another node's live process would leave it."""
-    with open(path + ".lock", "w") as f:
-        f.write("1 some-other-node\n")
-
-
 def test_locked_mailbox_is_sys_temp(dpop_factory):
     import os
     pop = dpop_factory(lock_timeout=1)
     path = pop.put_mbox("alice", MSGS, UIDLS)
     before = pop.raw_mbox("alice")
     # a changed mailbox must be read under the lock: busy lock -> [SYS/TEMP] at login
-    hold_dotlock(path)
+    hold_dotlock(path, "1 some-other-node\n")
     c = pop.raw("stls")
     c.ok("USER alice")
     c.err("PASS " + PASSWORDS["alice"], "SYS/TEMP")
@@ -541,7 +521,7 @@ def test_locked_mailbox_is_sys_temp(dpop_factory):
     c.login("alice")
     c.ok("DELE 1")
     # the lock is taken again at QUIT: busy -> [SYS/TEMP] and nothing changes
-    hold_dotlock(path)
+    hold_dotlock(path, "1 some-other-node\n")
     r = c.cmd("QUIT")
     assert r.startswith("-ERR [SYS/TEMP]"), r
     assert c.closed()

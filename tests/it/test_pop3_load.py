@@ -19,15 +19,15 @@ import time
 
 import pytest
 
-from pop_fixtures import (  # noqa: F401  (dpop_factory is a fixture)
+from dmail_site import (
     BIN,
+    DOMAIN,
+    HOST,
     PASSWORDS,
-    RawPOP,
     client_form,
-    dpop_factory,
+    make_message,
     sha512_crypt,
 )
-from dmail_it import DOMAIN, HOST, make_message
 
 BIG = 24 * 1024 * 1024
 

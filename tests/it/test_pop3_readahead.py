@@ -15,14 +15,7 @@ import time
 
 import pytest
 
-from pop_fixtures import (  # noqa: F401  (dpop_factory is a fixture)
-    BIN,
-    RawPOP,
-    client_form,
-    dpop_factory,
-    mboxrd_quote,
-)
-from dmail_it import DOMAIN, HOST, make_message
+from dmail_site import BIN, DOMAIN, HOST, client_form, make_message, mboxrd_quote
 
 WINDOW = 128 * 1024  # RETR_WINDOW in dpop/retr.h
 IDLE_S = 1.0  # RETR_IDLE_MS
@@ -252,18 +245,13 @@ def test_new_mail_during_the_session_is_not_seen(dpop_factory):
 
 def test_maildir_every_message(dpop_factory):
     pop = dpop_factory(auth_plaintext=True, mailbox_format="maildir", add_status=False)
-    md = pop.mbox_path("alice")
-    for sub in ("new", "cur", "tmp"):
-        os.makedirs(os.path.join(md, sub))
     rng = random.Random(17)
     sizes = [rng.randint(60, 9000) for _ in range(70)]
     sizes[30] = WINDOW + 100
     sizes[31] = WINDOW - 50
     texts = [gen_text(rng, i, s) for i, s in enumerate(sizes)]
-    for i, t in enumerate(texts):
-        with open(os.path.join(md, "new", "17000%05d.1_%d.host" % (i, i)), "wb") as f:
-            f.write(t)
-    pop.srv.chown()
+    pop.srv.put_maildir("alice", [("17000%05d.1_%d.host" % (i, i), t)
+                                  for i, t in enumerate(texts)])
     want = [client_form(t) for t in texts]
     c = pop.raw()
     assert "70 messages" in c.login("alice")
@@ -300,18 +288,12 @@ def test_message_file_gone_drops_only_that_session(dpop_factory, big):
     out); the messages before it were served, and the next session sees the mailbox as it
     is now."""
     pop = dpop_factory(auth_plaintext=True, mailbox_format="maildir", add_status=False)
-    md = pop.mbox_path("alice")
-    for sub in ("new", "cur", "tmp"):
-        os.makedirs(os.path.join(md, sub))
     rng = random.Random(23)
     sizes = [800, 900, WINDOW * 3 if big else 1000, 700, 600]
     texts = [gen_text(rng, i, s) for i, s in enumerate(sizes)]
-    names = []
-    for i, t in enumerate(texts):
-        names.append(os.path.join(md, "new", "17100%05d.1_%d.host" % (i, i)))
-        with open(names[-1], "wb") as f:
-            f.write(t)
-    pop.srv.chown()
+    files = [("17100%05d.1_%d.host" % (i, i), t) for i, t in enumerate(texts)]
+    md = pop.srv.put_maildir("alice", files)
+    names = [os.path.join(md, "new", name) for name, _ in files]
     want = [client_form(t) for t in texts]
     c = pop.raw()
     assert "5 messages" in c.login("alice")

@@ -5,7 +5,6 @@ is gone -- exactly once. A spool that cannot take the queue file gets a 4xx."""
 import errno
 import fcntl
 import os
-import pwd
 import re
 import smtplib
 import subprocess
@@ -14,31 +13,21 @@ import time
 
 import pytest
 
-from dmail_it import DOMAIN, HOST, RawSMTP, make_message, read_mbox, to_wire
-
-
-def chown_like_dsmtp(path):
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("nobody")
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return pred()
+from dmail_site import (
+    DOMAIN,
+    HOST,
+    RawSMTP,
+    hold_dotlock,
+    make_message,
+    read_mbox,
+    to_wire,
+    wait_for,
+)
 
 
 def test_dotlocked_mailbox_goes_through_queue(dsmtp_factory):
     srv = dsmtp_factory(lock_timeout=1, queue_retry=1)
-    lock = srv.mbox_path("alice") + ".lock"
-    # a live dotlock of another node (as mutt or procmail on another host would hold)
-    with open(lock, "w") as f:
-        f.write("%d other-node.example\n" % os.getpid())
-    chown_like_dsmtp(lock)
+    lock = hold_dotlock(srv.mbox_path("alice"))
     msgid, text = make_message(to="alice, bob")
     t0 = time.monotonic()
     with smtplib.SMTP(HOST, srv.smtp_port, timeout=30) as s:
@@ -85,10 +74,7 @@ def test_fcntl_locked_mailbox_goes_through_queue(dsmtp_factory):
 
 def test_queue_unwritable_gets_tempfail(dsmtp_factory):
     srv = dsmtp_factory(lock_timeout=1, queue_retry=1)
-    lock = srv.mbox_path("alice") + ".lock"
-    with open(lock, "w") as f:
-        f.write("%d other-node.example\n" % os.getpid())
-    chown_like_dsmtp(lock)
+    lock = hold_dotlock(srv.mbox_path("alice"))
     dirs = [os.path.join(srv.spool, d) for d in os.listdir(srv.spool) if d != "maildrop"]
     dirs = [d for d in dirs if os.path.isdir(d)]
     modes = {d: os.stat(d).st_mode for d in dirs}

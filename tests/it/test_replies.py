@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dmail_it import DOMAIN, ENHANCED_RE, RawSMTP, make_message, tls_client_context, to_wire
+from dmail_site import DOMAIN, ENHANCED_RE, RawSMTP, make_message, tls_client_context, to_wire
 
 SENDER = "sender@remote.example"
 

@@ -9,41 +9,11 @@ import shlex
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, REPO, SANITIZER_MARKS, free_ports, port_open
-from dmail_it import read_mbox
-
-
-@pytest.fixture
-def run_sh():
-    d = tempfile.mkdtemp(prefix="dmail-it-run-")
-    os.chmod(d, 0o755)
-    ports = free_ports(5)
-    env = dict(os.environ, DMAIL_RUN_DIR=os.path.join(d, "run"),
-               DMAIL_SMTP_PORT=str(ports[0]), DMAIL_SUBMISSION_PORT=str(ports[1]),
-               DMAIL_SMTPS_PORT=str(ports[2]), DMAIL_POP_PORT=str(ports[3]),
-               DMAIL_POP3S_PORT=str(ports[4]))
-    proc = subprocess.Popen([os.path.join(REPO, "scripts", "run.sh"), BIN], cwd=d, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    out = b""
-    deadline = time.monotonic() + 20
-    while b"Ctrl-C" not in out and time.monotonic() < deadline and proc.poll() is None:
-        r, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if r:
-            out += os.read(proc.stdout.fileno(), 65536)
-    info = {"proc": proc, "dir": d, "ports": ports, "out": out.decode("utf-8", "replace")}
-    try:
-        yield info
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        shutil.rmtree(d, ignore_errors=True)
+from dmail_site import BIN, SANITIZER_MARKS, port_open, read_mbox, start_run_sh
 
 
 def drain(proc, wait):
@@ -107,15 +77,7 @@ def test_make_run_prints_working_commands(run_sh):
     for mark in SANITIZER_MARKS:
         assert mark not in log, log[-3000:]
     # a second start reuses run/ and keeps the password
-    r2 = subprocess.Popen([os.path.join(REPO, "scripts", "run.sh"), BIN], cwd=run_sh["dir"],
-                          env=dict(os.environ, DMAIL_RUN_DIR=os.path.join(run_sh["dir"], "run"),
-                                   DMAIL_SMTP_PORT=str(smtp_port),
-                                   DMAIL_SUBMISSION_PORT=str(run_sh["ports"][1]),
-                                   DMAIL_SMTPS_PORT=str(run_sh["ports"][2]),
-                                   DMAIL_POP_PORT=str(run_sh["ports"][3]),
-                                   DMAIL_POP3S_PORT=str(run_sh["ports"][4])),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, start_new_session=True)
+    r2 = start_run_sh(run_sh["dir"], run_sh["ports"])
     try:
         out2 = drain(r2, 3)
         assert "password: %s" % password in out2, out2

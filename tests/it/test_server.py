@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, run_as_user
-from dmail_it import DOMAIN, RawSMTP, make_message
+from dmail_site import BIN, DOMAIN, RawSMTP, ipv6_loopback, make_message, run_as_user
 
 DSMTP = os.path.join(BIN, "dsmtp")
 
@@ -91,15 +90,6 @@ def test_unknown_run_as_user_is_fatal(dsmtp_factory):
     srv = dsmtp_factory(start=False, run_as="no-such-user-dmail")
     r = run(["-f", "-c", srv.conf_path], timeout=10)
     assert r.returncode != 0
-
-
-def ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")

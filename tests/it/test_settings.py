@@ -15,25 +15,18 @@ import time
 
 import pytest
 
-from conftest import BIN, run_as_user
-from dmail_it import DOMAIN, HOST, RawSMTP, make_message
+from dmail_site import (
+    BIN,
+    DOMAIN,
+    HOST,
+    RawSMTP,
+    hold_dotlock,
+    make_message,
+    run_as_user,
+    wait_for,
+)
 
 SENDER = "sender@remote.example"
-
-
-def chown_like_dsmtp(path):
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("nobody")
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def send(port, rcpts, text, host=HOST):
@@ -106,10 +99,7 @@ def test_deliveries_run_in_parallel(dsmtp_factory):
     """A delivery stuck on a locked mailbox (waiting lock_timeout on the pool) holds up
     neither the loop nor a delivery to another mailbox."""
     srv = dsmtp_factory(io_threads=4, lock_timeout=2, queue_retry=60)
-    lock = srv.mbox_path("alice") + ".lock"
-    with open(lock, "w") as f:
-        f.write("%d other-node.example\n" % os.getpid())
-    chown_like_dsmtp(lock)
+    lock = hold_dotlock(srv.mbox_path("alice"))
     result = {}
 
     def slow():

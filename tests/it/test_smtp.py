@@ -8,7 +8,7 @@ import smtplib
 
 import pytest
 
-from dmail_it import (
+from dmail_site import (
     ALIAS_DOMAIN,
     DOMAIN,
     ENHANCED_RE,

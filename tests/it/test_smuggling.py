@@ -4,7 +4,7 @@ networks only) the false end-of-data sequences still never end a message."""
 
 import pytest
 
-from dmail_it import DOMAIN, RawSMTP, make_message, new_msgid
+from dmail_site import DOMAIN, RawSMTP, make_message, new_msgid
 
 SENDER = "sender@remote.example"
 

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from conftest import BIN, is_root
-from dmail_it import DOMAIN, RawSMTP, make_message, to_wire
+from dmail_site import BIN, DOMAIN, RawSMTP, is_root, make_message, to_wire
 
 EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
 
@@ -497,8 +496,6 @@ def test_tellpop_adduser_reloads_running_dsmtp(dsmtp):
 
 
 # -- tellpop against dpop ----------------------------------------------------------------------
-
-from pop_fixtures import dpop_factory  # noqa: E402,F401 (fixture by import)
 
 
 def tellpop(pop, *args, **kw):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dmail_it import (
+from dmail_site import (
     ALIAS_DOMAIN,
     DOMAIN,
     HOST,

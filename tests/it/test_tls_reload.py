@@ -9,8 +9,7 @@ import socket
 import ssl
 import subprocess
 
-from conftest import HOST
-from pop_fixtures import dpop_factory  # noqa: F401 (fixture by import)
+from dmail_site import HOST
 from test_tell import tellpop, tellsmtp
 
 EX_OK, EX_REFUSED = 0, 1

@@ -6,14 +6,21 @@ import base64
 import email.utils
 import os
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import BIN
-from dmail_it import DOMAIN, RawSMTP, headers_of, make_message, new_msgid, to_wire
+from dmail_site import (
+    BIN,
+    DOMAIN,
+    RawSMTP,
+    headers_of,
+    ipv6_loopback,
+    make_message,
+    new_msgid,
+    to_wire,
+)
 
 SENDER = "sender@remote.example"
 
@@ -126,15 +133,6 @@ def test_received_esmtpsa(dsmtp):
     assert "TLS" in (m.group("idc") or ""), m.group(0)
     m = parse_received(dsmtp.messages("carol")[0][0])
     assert m.group("with") == "ESMTPS"
-
-
-def ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")

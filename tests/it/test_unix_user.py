@@ -8,7 +8,6 @@ groups change. Skipped otherwise.
 """
 
 import os
-import pwd
 import random
 import shutil
 import smtplib
@@ -20,8 +19,7 @@ import time
 
 import pytest
 
-from pop_fixtures import POPError, RawPOP, dpop_factory, is_root  # noqa: F401
-from dmail_it import DOMAIN, HOST, RawSMTP, tls_client_context
+from dmail_site import DOMAIN, HOST, POPError, RawPOP, RawSMTP, is_root, tls_client_context
 
 SENDER = "sender@remote.example"
 PASSWORD = "Unix-pass 123"
@@ -80,18 +78,7 @@ def _serve(dpop_factory, accounts, **settings):
     pop = dpop_factory(start=False, authent_method="unix_user", run_as=run_as,
                        mail_spool=spool, sysadmin=None, **settings)
     srv = pop.srv
-    pw = pwd.getpwnam(run_as)
-
-    def chown():  # the test directory belongs to the temporary run_as account
-        for root, dirs, files in os.walk(srv.dir):
-            os.chown(root, pw.pw_uid, pw.pw_gid)
-            for name in dirs + files:
-                try:
-                    os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
-                except FileNotFoundError:
-                    pass
-
-    srv.chown = chown
+    srv.owner = run_as  # the test directory belongs to the temporary run_as account
     srv.start()
     pop.start()
     return srv, pop

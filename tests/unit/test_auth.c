@@ -17,8 +17,9 @@
 #include <crypt.h>
 
 #include "auth.h"
+#include "unit_util.h"
 
-static char tmpdir[] = "/tmp/dmail-test-auth-XXXXXX";
+static char tmpdir[256];
 static char yes_hash[CRYPT_OUTPUT_SIZE]; /* yescrypt of "s3cret" */
 static char sha_hash[CRYPT_OUTPUT_SIZE]; /* SHA-512 of "hunter2" */
 
@@ -53,21 +54,9 @@ static const char *
 write_file(const char *name, const char *text)
 {
     const char *p = path_of(name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    return p;
-}
 
-/* diag_has - some message contains s. */
-static bool
-diag_has(const struct conf_diag *d, const char *s)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (strstr(d->msgs[i], s))
-            return true;
-    return false;
+    uu_write(p, text);
+    return p;
 }
 
 /* setup - temp dir and two real hashes. */
@@ -75,7 +64,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (mkdtemp(tmpdir) == NULL)
+    if (uu_tmpdir_into(tmpdir, sizeof tmpdir, "dmail-test-auth") < 0)
         return -1;
     make_hash("$y$", 0, "s3cret", yes_hash);
     make_hash("$6$", 1000, "hunter2", sha_hash);
@@ -87,9 +76,7 @@ static int
 teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return uu_rmtree(tmpdir);
 }
 
 /* test_conf - the hand-built configuration: example.org with alias.example. */
@@ -160,12 +147,12 @@ test_load(void **state)
     int lines[] = {7, 8, 9, 10, 11, 17, 18, 12, 14};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         snprintf(want, sizeof want, "%s:%d: ", p, lines[i]);
-        if (!diag_has(&d, want))
+        if (!uu_diag_has(&d, want, true))
             fail_msg("no message for line %d", lines[i]);
     }
-    assert_true(diag_has(&d, "duplicate user alice"));
-    assert_true(diag_has(&d, ":12: warning:"));
-    assert_true(diag_has(&d, ":14: warning:"));
+    assert_true(uu_diag_has(&d, "duplicate user alice", true));
+    assert_true(uu_diag_has(&d, ":12: warning:", true));
+    assert_true(uu_diag_has(&d, ":14: warning:", true));
     /* the hash never appears in a message */
     for (size_t i = 0; i < d.n; i++)
         assert_null(strstr(d.msgs[i], sha_hash));
@@ -202,7 +189,7 @@ test_load_files(void **state)
     assert_int_equal(auth_db_count(db), 0);
     assert_int_equal(d.warnings, 1);
     assert_int_equal(d.errors, 0);
-    assert_true(diag_has(&d, "nonexistent: warning:"));
+    assert_true(uu_diag_has(&d, "nonexistent: warning:", true));
     auth_db_unref(&db);
     conf_diag_free(&d);
 

@@ -17,85 +17,20 @@
 #include "conf.h"
 #include "file.h"
 #include "xmem.h"
-
-/* tmpdir - a fresh private directory for one test. */
-static char *
-tmpdir(void)
-{
-    char *d = xstrdup("/tmp/test_conf.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-/* rmtree - remove a test directory (flat or one level of sub-directories). */
-static void
-rmtree(char *d)
-{
-    char *cmd = xasprintf("rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(d);
-}
-
-/* put - write a file dir/name with text. */
-static char *
-put(const char *dir, const char *name, const char *text)
-{
-    char *path = xasprintf("%s/%s", dir, name);
-    assert_int_equal(file_write_atomic(path, text, strlen(text), 0644), 0);
-    return path;
-}
-
-/* diag_has - some message equals (or contains, if sub) s. */
-static bool
-diag_has(const struct conf_diag *d, const char *s, bool sub)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (sub ? strstr(d->msgs[i], s) != NULL : strcmp(d->msgs[i], s) == 0)
-            return true;
-    return false;
-}
-
-/* dump - print the messages (helps when an assertion fails). */
-static void
-dump(const struct conf_diag *d)
-{
-    for (size_t i = 0; i < d->n; i++)
-        print_message("  diag: %s\n", d->msgs[i]);
-}
-
-/* load_ok - text that must load without any message. */
-static struct conf *
-load_ok(const char *text)
-{
-    struct conf_diag d = {0};
-    struct conf *c = conf_load_string("t.conf", text, &d);
-    dump(&d);
-    assert_non_null(c);
-    assert_int_equal(d.n, 0);
-    conf_diag_free(&d);
-    return c;
-}
+#include "unit_util.h"
 
 /* load_err - text with exactly one error whose message is want. */
 static void
 load_err(const char *text, const char *want)
 {
-    struct conf_diag d = {0};
-    struct conf *c = conf_load_string("t.conf", text, &d);
-    dump(&d);
-    assert_null(c);
-    assert_int_equal(d.errors, 1);
-    assert_int_equal(d.n, 1);
-    assert_string_equal(d.msgs[0], want);
-    conf_diag_free(&d);
+    uu_conf_errs(text, (const char *const[]){want, NULL});
 }
 
 static void
 test_defaults(void **state)
 {
     char buf[256];
-    struct conf *c = load_ok("");
+    struct conf *c = uu_conf_ok("");
 
     assert_int_equal(c->refs, 1);
     assert_string_equal(c->path, "t.conf");
@@ -135,10 +70,10 @@ static void
 test_format_roundtrip(void **state)
 {
     char buf[512], again[512];
-    struct conf *c = load_ok("host_domain example.org,example.net\n"
-                             "max_msg_size 1536K\nqueue_lifetime 90m\ndrop_max 3000B\n"
-                             "forward_from_ip 127.0.0.1,!10.0.0.1,10.*\nmailbox_format maildir\n"
-                             "sysadmin root@example.org\nerror_delay 0\n");
+    struct conf *c = uu_conf_ok("host_domain example.org,example.net\n"
+                                "max_msg_size 1536K\nqueue_lifetime 90m\ndrop_max 3000B\n"
+                                "forward_from_ip 127.0.0.1,!10.0.0.1,10.*\nmailbox_format maildir\n"
+                                "sysadmin root@example.org\nerror_delay 0\n");
     char *text = xstrdup("");
     for (int i = 0; i < CONF_NSETTINGS; i++) {
         assert_int_equal(conf_format(c, i, buf, sizeof(buf)), 0);
@@ -148,7 +83,7 @@ test_format_roundtrip(void **state)
         free(text);
         text = t;
     }
-    struct conf *c2 = load_ok(text);
+    struct conf *c2 = uu_conf_ok(text);
     for (int i = 0; i < CONF_NSETTINGS; i++) {
         assert_int_equal(conf_format(c, i, buf, sizeof(buf)), 0);
         assert_int_equal(conf_format(c2, i, again, sizeof(again)), 0);
@@ -166,7 +101,7 @@ static void
 test_format_values(void **state)
 {
     char buf[64];
-    struct conf *c = load_ok("queue_lifetime 2h\nmax_msg_size 3000000\nlisten 127.0.0.1,::1\n");
+    struct conf *c = uu_conf_ok("queue_lifetime 2h\nmax_msg_size 3000000\nlisten 127.0.0.1,::1\n");
 
     assert_int_equal(conf_format(c, CONF_max_msg_size, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "3000000");
@@ -202,7 +137,7 @@ test_bool(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *t = xasprintf("vrfy %s\nauth_plaintext %s\n", cases[i].text, cases[i].text);
-        struct conf *c = load_ok(t);
+        struct conf *c = uu_conf_ok(t);
         assert_int_equal(c->vrfy, cases[i].want);
         assert_int_equal(c->auth_plaintext, cases[i].want);
         conf_unref(&c);
@@ -215,7 +150,7 @@ test_bool(void **state)
 static void
 test_int(void **state)
 {
-    struct conf *c = load_ok("max_rcpts 5\nhash_spool 2\nerror_soft_limit +0\n");
+    struct conf *c = uu_conf_ok("max_rcpts 5\nhash_spool 2\nerror_soft_limit +0\n");
     assert_int_equal(c->max_rcpts, 5);
     assert_int_equal(c->hash_spool, 2);
     assert_int_equal(c->error_soft_limit, 0);
@@ -229,7 +164,7 @@ test_int(void **state)
     load_err("max_rcpts -3\n", "t.conf:1: max_rcpts: '-3' is out of range (1 to 100000)");
     load_err("hash_spool 3\n", "t.conf:1: hash_spool: '3' is out of range (0 to 2)");
     load_err("smtp_port 65536\n", "t.conf:1: smtp_port: '65536' is out of range (0 to 65535)");
-    c = load_ok("smtp_port 0\nsubmission_port 65535\n");
+    c = uu_conf_ok("smtp_port 0\nsubmission_port 65535\n");
     assert_int_equal(c->smtp_port, 0);
     assert_int_equal(c->submission_port, 65535);
     conf_unref(&c);
@@ -248,16 +183,16 @@ test_size(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *t = xasprintf("max_msg_size %s\n", cases[i].text);
-        struct conf *c = load_ok(t);
+        struct conf *c = uu_conf_ok(t);
         assert_int_equal(c->max_msg_size, cases[i].want);
         conf_unref(&c);
         free(t);
     }
     /* drop_max: a bare number is KB, as in DMail */
-    struct conf *c = load_ok("drop_max 100\n");
+    struct conf *c = uu_conf_ok("drop_max 100\n");
     assert_int_equal(c->drop_max, 100 * 1024);
     conf_unref(&c);
-    c = load_ok("drop_max 5M\n");
+    c = uu_conf_ok("drop_max 5M\n");
     assert_int_equal(c->drop_max, 5 << 20);
     conf_unref(&c);
 
@@ -290,7 +225,7 @@ test_time(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *t = xasprintf("smtp_timeout %s\n", cases[i].text);
-        struct conf *c = load_ok(t);
+        struct conf *c = uu_conf_ok(t);
         assert_int_equal(c->smtp_timeout, cases[i].want);
         conf_unref(&c);
         free(t);
@@ -315,14 +250,14 @@ test_time(void **state)
 static void
 test_enum(void **state)
 {
-    struct conf *c = load_ok("mailbox_format maildir\nlog_level DEBUG\nauthent_method external\n"
-                             "bare_newline normalize\n");
+    struct conf *c = uu_conf_ok("mailbox_format maildir\nlog_level DEBUG\nauthent_method external\n"
+                                "bare_newline normalize\n");
     assert_int_equal(c->mailbox_format, MBOX_FORMAT_MAILDIR);
     assert_int_equal(c->log_level, LOGLVL_DEBUG);
     assert_int_equal(c->authent_method, AUTHENT_EXTERNAL);
     assert_int_equal(c->bare_newline, BARE_NL_NORMALIZE);
     conf_unref(&c);
-    c = load_ok("log_level warn\nauthent_method unix_user\n");
+    c = uu_conf_ok("log_level warn\nauthent_method unix_user\n");
     assert_int_equal(c->log_level, LOGLVL_WARN);
     assert_int_equal(c->authent_method, AUTHENT_UNIX_USER);
     conf_unref(&c);
@@ -338,8 +273,8 @@ test_enum(void **state)
 static void
 test_string(void **state)
 {
-    struct conf *c = load_ok("sysadmin   Post Master <pm@example.org>   \r\n"
-                             "drop_path\t/srv/mail/drop\t\r\n");
+    struct conf *c = uu_conf_ok("sysadmin   Post Master <pm@example.org>   \r\n"
+                                "drop_path\t/srv/mail/drop\t\r\n");
     assert_string_equal(c->sysadmin, "Post Master <pm@example.org>");
     assert_string_equal(c->drop_path, "/srv/mail/drop");
     assert_string_equal(c->origin[CONF_sysadmin], "t.conf:1");
@@ -350,12 +285,12 @@ test_string(void **state)
 static void
 test_lists(void **state)
 {
-    struct conf *c = load_ok("host_domain example.org\n"
-                             "host_domain example.net, example.com\n"
-                             "host_domain a.example b.example\n"
-                             "forward_from_ip 127.0.0.1,10.1.2.*\n"
-                             "forward_from_ip 192.168.0.0/16\n"
-                             "listen 127.0.0.1\n");
+    struct conf *c = uu_conf_ok("host_domain example.org\n"
+                                "host_domain example.net, example.com\n"
+                                "host_domain a.example b.example\n"
+                                "forward_from_ip 127.0.0.1,10.1.2.*\n"
+                                "forward_from_ip 192.168.0.0/16\n"
+                                "listen 127.0.0.1\n");
     assert_int_equal(c->host_domain.n, 5);
     assert_string_equal(c->host_domain.v[0], "example.org");
     assert_string_equal(c->host_domain.v[1], "example.net");
@@ -373,7 +308,7 @@ test_lists(void **state)
     conf_unref(&c);
 
     /* an empty list line clears the list */
-    c = load_ok("listen\n");
+    c = uu_conf_ok("listen\n");
     assert_int_equal(c->listen.n, 0);
     conf_unref(&c);
 
@@ -393,8 +328,8 @@ test_lists(void **state)
 static void
 test_synonyms(void **state)
 {
-    struct conf *c = load_ok("drop_dir /d\nwork_dir /w\nrelay_allow 10.0.0.*\n"
-                             "max_message_size 2M\nuse_drop maildir\n");
+    struct conf *c = uu_conf_ok("drop_dir /d\nwork_dir /w\nrelay_allow 10.0.0.*\n"
+                                "max_message_size 2M\nuse_drop maildir\n");
     assert_string_equal(c->drop_path, "/d");
     assert_string_equal(c->work_path, "/w");
     assert_int_equal(c->forward_from_ip.n, 1);
@@ -423,7 +358,7 @@ test_unknown_and_duplicate(void **state)
                                       "# comment\n\n   \n#includes are not this\n"
                                       "frobnicate 3\nmax_rcpts 10\nmax_rcpts 20\n",
                                       &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_non_null(c); /* warnings alone do not fail */
     assert_int_equal(d.errors, 0);
     assert_int_equal(d.warnings, 2);
@@ -472,7 +407,7 @@ test_many_errors(void **state)
                                       "#include\n"
                                       "max_rcpts 7\n",
                                       &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_null(c);
     assert_int_equal(d.errors, 7);
     assert_int_equal(d.warnings, 1);
@@ -502,13 +437,13 @@ test_many_errors(void **state)
 static void
 test_file_and_crlf(void **state)
 {
-    char *dir = tmpdir();
-    char *path = put(dir, "dmail.conf",
-                     "max_rcpts 42\r\nhost_domain Example.ORG.\r\n"
-                     "sysadmin a b\r\n");
+    char *dir = uu_tmpdir("test_conf");
+    char *path = uu_put(dir, "dmail.conf",
+                        "max_rcpts 42\r\nhost_domain Example.ORG.\r\n"
+                        "sysadmin a b\r\n");
     struct conf_diag d = {0};
     struct conf *c = conf_load(path, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_non_null(c);
     assert_int_equal(d.n, 0);
     assert_int_equal(c->max_rcpts, 42);
@@ -537,32 +472,32 @@ test_file_and_crlf(void **state)
     c = conf_load(nul, &d);
     assert_null(c);
     want = xasprintf("%s:2: line holds a NUL byte", nul);
-    assert_true(diag_has(&d, want, false));
+    assert_true(uu_diag_has(&d, want, false));
     free(want);
     free(nul);
     conf_diag_free(&d);
     free(path);
-    rmtree(dir);
+    uu_tmpdir_free(dir);
 }
 
 static void
 test_include(void **state)
 {
-    char *dir = tmpdir();
+    char *dir = uu_tmpdir("test_conf");
     char *sub = xasprintf("%s/sub", dir);
     assert_int_equal(file_mkdirs(sub, 0755), 0);
-    free(put(dir, "sub/extra.conf", "max_rcpts 9\n#include \"more.conf\"\n"));
-    free(put(dir, "sub/more.conf", "host_domain more.example\n"));
-    char *top = put(dir, "top.conf",
-                    "vrfy true\n#include sub/extra.conf\nhost_domain "
-                    "top.example\n");
+    free(uu_put(dir, "sub/extra.conf", "max_rcpts 9\n#include \"more.conf\"\n"));
+    free(uu_put(dir, "sub/more.conf", "host_domain more.example\n"));
+    char *top = uu_put(dir, "top.conf",
+                       "vrfy true\n#include sub/extra.conf\nhost_domain "
+                       "top.example\n");
     /* relative to the including file, not the working directory */
     char cwd[PATH_MAX];
     assert_non_null(getcwd(cwd, sizeof(cwd)));
     assert_int_equal(chdir("/"), 0);
     struct conf_diag d = {0};
     struct conf *c = conf_load(top, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_non_null(c);
     assert_int_equal(d.n, 0);
     assert_true(c->vrfy);
@@ -584,7 +519,7 @@ test_include(void **state)
     free(name);
 
     /* a missing include is an error at the #include line; the rest is still read */
-    free(put(dir, "bad.conf", "#include missing.conf\nmax_rcpts nope\n"));
+    free(uu_put(dir, "bad.conf", "#include missing.conf\nmax_rcpts nope\n"));
     char *bad = xasprintf("%s/bad.conf", dir);
     c = conf_load(bad, &d);
     assert_null(c);
@@ -597,38 +532,38 @@ test_include(void **state)
     assert_int_equal(chdir(cwd), 0);
     free(top);
     free(sub);
-    rmtree(dir);
+    uu_tmpdir_free(dir);
 }
 
 static void
 test_include_loop(void **state)
 {
-    char *dir = tmpdir();
-    char *a = put(dir, "a.conf", "vrfy true\n#include b.conf\n");
-    char *b = put(dir, "b.conf", "max_rcpts 3\n#include ./a.conf\n");
-    char *self = put(dir, "self.conf", "#include self.conf\n");
+    char *dir = uu_tmpdir("test_conf");
+    char *a = uu_put(dir, "a.conf", "vrfy true\n#include b.conf\n");
+    char *b = uu_put(dir, "b.conf", "max_rcpts 3\n#include ./a.conf\n");
+    char *self = uu_put(dir, "self.conf", "#include self.conf\n");
     struct conf_diag d = {0};
 
     struct conf *c = conf_load(a, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_null(c);
     assert_int_equal(d.errors, 1);
     char *want = xasprintf("%s:2: #include ./a.conf: include loop", b);
-    assert_true(diag_has(&d, want, true));
+    assert_true(uu_diag_has(&d, want, true));
     free(want);
     conf_diag_free(&d);
 
     c = conf_load(self, &d);
     assert_null(c);
     assert_int_equal(d.errors, 1);
-    assert_true(diag_has(&d, "include loop", true));
+    assert_true(uu_diag_has(&d, "include loop", true));
     conf_diag_free(&d);
 
     /* the same file included twice, not nested, is fine */
-    char *twice = put(dir, "twice.conf", "#include b2.conf\n#include b2.conf\n");
-    free(put(dir, "b2.conf", "host_domain x.example\n"));
+    char *twice = uu_put(dir, "twice.conf", "#include b2.conf\n#include b2.conf\n");
+    free(uu_put(dir, "b2.conf", "host_domain x.example\n"));
     c = conf_load(twice, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_non_null(c);
     assert_int_equal(c->host_domain.n, 2);
     conf_unref(&c);
@@ -637,13 +572,13 @@ test_include_loop(void **state)
     free(a);
     free(b);
     free(self);
-    rmtree(dir);
+    uu_tmpdir_free(dir);
 }
 
 static void
 test_include_depth(void **state)
 {
-    char *dir = tmpdir();
+    char *dir = uu_tmpdir("test_conf");
     struct conf_diag d = {0};
     char name[32], text[64];
 
@@ -654,11 +589,11 @@ test_include_depth(void **state)
             snprintf(text, sizeof(text), "#include f%d.conf\n", i + 1);
         else
             snprintf(text, sizeof(text), "max_rcpts 17\n");
-        free(put(dir, name, text));
+        free(uu_put(dir, name, text));
     }
     char *f0 = xasprintf("%s/f0.conf", dir);
     struct conf *c = conf_load(f0, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_null(c);
     assert_int_equal(d.errors, 1);
     char *want = xasprintf("%s/f16.conf:1: #include f17.conf: nested deeper than 16 files", dir);
@@ -669,20 +604,20 @@ test_include_depth(void **state)
     /* 16 levels are allowed */
     char *f1 = xasprintf("%s/f1.conf", dir);
     c = conf_load(f1, &d);
-    dump(&d);
+    uu_diag_print(&d);
     assert_non_null(c);
     assert_int_equal(c->max_rcpts, 17);
     conf_unref(&c);
     conf_diag_free(&d);
     free(f0);
     free(f1);
-    rmtree(dir);
+    uu_tmpdir_free(dir);
 }
 
 static void
 test_refs(void **state)
 {
-    struct conf *c = load_ok("sysadmin x\n");
+    struct conf *c = uu_conf_ok("sysadmin x\n");
     struct conf *r = conf_ref(c);
     assert_ptr_equal(r, c);
     assert_int_equal(c->refs, 2);
@@ -699,11 +634,11 @@ test_refs(void **state)
 static void
 test_ip_match(void **state)
 {
-    struct conf *c = load_ok("forward_from_ip 127.0.0.1,10.1.2.*\n"
-                             "forward_from_ip !10.0.0.5,10.0.0.*\n"
-                             "forward_from_ip 10.0.0.5\n"
-                             "forward_from_ip !192.168.1.128/25,192.168.0.0/16\n"
-                             "forward_from_ip 2001:db8::/32,::1/128,fe80::*\n");
+    struct conf *c = uu_conf_ok("forward_from_ip 127.0.0.1,10.1.2.*\n"
+                                "forward_from_ip !10.0.0.5,10.0.0.*\n"
+                                "forward_from_ip 10.0.0.5\n"
+                                "forward_from_ip !192.168.1.128/25,192.168.0.0/16\n"
+                                "forward_from_ip 2001:db8::/32,::1/128,fe80::*\n");
     const struct conf_list *l = &c->forward_from_ip;
     static const struct {
         const char *ip;
@@ -741,18 +676,18 @@ test_ip_match(void **state)
     conf_unref(&c);
 
     /* first matching entry wins either way */
-    c = load_ok("forward_from_ip 10.0.0.*,!10.0.0.5\n");
+    c = uu_conf_ok("forward_from_ip 10.0.0.*,!10.0.0.5\n");
     assert_true(conf_ip_match(&c->forward_from_ip, "10.0.0.5"));
     conf_unref(&c);
-    c = load_ok("forward_from_ip *\n");
+    c = uu_conf_ok("forward_from_ip *\n");
     assert_true(conf_ip_match(&c->forward_from_ip, "203.0.113.9"));
     assert_true(conf_ip_match(&c->forward_from_ip, "2001:db8::9"));
     conf_unref(&c);
-    c = load_ok("forward_from_ip 0.0.0.0/0,!*\n");
+    c = uu_conf_ok("forward_from_ip 0.0.0.0/0,!*\n");
     assert_true(conf_ip_match(&c->forward_from_ip, "203.0.113.9"));
     assert_false(conf_ip_match(&c->forward_from_ip, "2001:db8::9"));
     conf_unref(&c);
-    c = load_ok("forward_from_ip 127.0.0.0/8\n");
+    c = uu_conf_ok("forward_from_ip 127.0.0.0/8\n");
     assert_true(conf_ip_match(&c->forward_from_ip, "::ffff:127.1.2.3"));
     assert_false(conf_ip_match(&c->forward_from_ip, "::1"));
     conf_unref(&c);
@@ -765,7 +700,7 @@ test_ip_match(void **state)
 static void
 test_local_domain_idn(void **state)
 {
-    struct conf *c = load_ok("host_domain Bücher.Example\nhost_domain alias.example\n");
+    struct conf *c = uu_conf_ok("host_domain Bücher.Example\nhost_domain alias.example\n");
     assert_string_equal(c->host_domain.v[0], "xn--bcher-kva.example");
     assert_string_equal(c->main_domain, "xn--bcher-kva.example");
     assert_true(conf_is_local_domain(c, "xn--bcher-kva.example"));
@@ -779,7 +714,7 @@ test_local_domain_idn(void **state)
     conf_unref(&c);
 
     /* no host_domain: the main domain is localhost */
-    c = load_ok("");
+    c = uu_conf_ok("");
     assert_true(conf_is_local_domain(c, "LOCALHOST"));
     assert_false(conf_is_local_domain(c, "example.org"));
     conf_unref(&c);
@@ -844,8 +779,8 @@ test_sample_file(void **state)
     for (int i = 0; i < CONF_NSETTINGS; i++)
         if (seen[i] != 1)
             fail_msg("sample shows %s %d times", conf_settings[i].name, seen[i]);
-    struct conf *c = load_ok(active);
-    struct conf *d = load_ok("");
+    struct conf *c = uu_conf_ok(active);
+    struct conf *d = uu_conf_ok("");
     for (int i = 0; i < CONF_NSETTINGS; i++) {
         if (conf_settings[i].def[0] == '\0')
             continue; /* an example value */
@@ -901,7 +836,7 @@ test_man_page(void **state)
     };
     char *man = read_doc("man/dmail.conf.5");
     char want[512], got[512];
-    struct conf *d = load_ok("");
+    struct conf *d = uu_conf_ok("");
 
     for (int i = 0; i < CONF_NSETTINGS; i++) {
         const struct conf_setting *row = &conf_settings[i];
@@ -925,7 +860,7 @@ test_man_page(void **state)
                 fail_msg("dmail.conf.5: %s has no 'default .Li VALUE'", row->name);
             def += strlen("default\n.Li ");
             char *text = xasprintf("%s %.*s\n", row->name, (int)strcspn(def, " \n"), def);
-            struct conf *c = load_ok(text);
+            struct conf *c = uu_conf_ok(text);
             assert_int_equal(conf_format(c, i, got, sizeof(got)), 0);
             assert_int_equal(conf_format(d, i, want, sizeof(want)), 0);
             if (strcmp(got, want) != 0)

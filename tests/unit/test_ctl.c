@@ -25,6 +25,7 @@
 #include "log.h"
 #include "tell.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 struct fix {
     uv_loop_t loop;
@@ -149,8 +150,7 @@ setup(void **state)
     uv_async_init(&f->loop, &f->wake, wake_cb);
     uv_timer_init(&f->loop, &f->later);
     f->later.data = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test_ctl.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uu_tmpdir_into(f->dir, sizeof(f->dir), "test_ctl"), 0);
     snprintf(f->path, sizeof(f->path), "%s/t.ctl", f->dir);
     f->srv = ctl_server_new(&f->loop, f->path, cmds, sizeof(cmds) / sizeof(cmds[0]), f, err,
                             sizeof(err));
@@ -178,9 +178,7 @@ teardown(void **state)
     for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++)
         usleep(1000);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(uu_rmtree(f->dir), 0);
     free(f);
     return 0;
 }

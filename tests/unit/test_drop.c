@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,91 +24,26 @@
 
 #include "conf.h"
 #include "drop.h"
+#include "unit_util.h"
 
 #define NODE "testnode"
 
 struct fixture {
-    char dir[256];
+    char dir[UU_DIR_MAX];
     char box[300]; /* DIR/box */
 };
-
-/* rm_entry - nftw callback removing one entry. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* setup - a fresh temporary directory per test. */
 static int
 setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
+    struct fixture *f;
 
-    if (f == NULL)
+    if (uu_setup_dir(state, sizeof *f, "test_drop") < 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/test_drop.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
+    f = *state;
     snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    *state = f;
     return 0;
-}
-
-/* teardown - remove the directory. */
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
-
-/* slurp - a whole file, NUL-terminated; *len its length. */
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-/* spit - write a whole file. */
-static void
-spit(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "wb");
-
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
-    assert_int_equal(fclose(fp), 0);
-}
-
-/* file_size - size of path, -1 if missing. */
-static long long
-file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* now_s - monotonic seconds. */
@@ -225,7 +159,7 @@ test_mboxrd_quote(void **state)
         assert_true(fd >= 0);
         assert_int_equal(drop_mboxrd_write(fd, cases[i].in, in), 0);
         close(fd);
-        got = slurp(f->box, &len);
+        got = uu_read(f->box, &len);
         assert_int_equal(len, strlen(cases[i].out));
         assert_memory_equal(got, cases[i].out, len);
         assert_int_equal(drop_mboxrd_unquote(got, len), in);
@@ -243,7 +177,7 @@ test_mboxrd_quote(void **state)
         fd = open(f->box, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         assert_int_equal(drop_mboxrd_write(fd, in, n * 8), 0);
         close(fd);
-        got = slurp(f->box, &len);
+        got = uu_read(f->box, &len);
         assert_int_equal(len, n * 9);
         for (size_t i = 0; i < n; i++)
             assert_memory_equal(got + i * 9, ">From x\n\n", 9);
@@ -327,7 +261,7 @@ test_mbox_round_trip(void **state)
         snprintf(lock, sizeof lock, "%s.lock", f->box);
         assert_int_equal(access(lock, F_OK), -1); /* the dotlock is gone */
     }
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     for (size_t i = 0; i < nmsg; i++) {
         char xuidl[128];
         size_t body = strlen(rt_msgs[i].body), orig;
@@ -384,10 +318,10 @@ test_mbox_separation(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len;
         char *got;
-        spit(f->box, cases[i].old);
+        uu_write(f->box, cases[i].old);
         assert_int_equal(
             deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "S: 1\n\nhi\n", 5, 0, uidl, err), DROP_OK);
-        got = slurp(f->box, &len);
+        got = uu_read(f->box, &len);
         assert_true(len > strlen(cases[i].prefix));
         assert_memory_equal(got, cases[i].prefix, strlen(cases[i].prefix));
         assert_memory_equal(got + len - 6, "\n\nhi\n\n", 6);
@@ -419,7 +353,7 @@ test_mbox_uidl_unique(void **state)
             assert_true(*p > 0x20 && *p < 0x7f);
         assert_non_null(strstr(uidl[i], NODE));
     }
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     for (int i = 0; i < N; i++) {
         char hdr[128], *p;
         snprintf(hdr, sizeof hdr, "\nX-UIDL: %.79s\n", uidl[i]);
@@ -449,8 +383,8 @@ test_mbox_dotlock_busy(void **state)
     double t;
 
     lock_path(f, lock, sizeof lock);
-    spit(f->box, "");
-    spit(lock, "1 elsewhere\n");
+    uu_write(f->box, "");
+    uu_write(lock, "1 elsewhere\n");
     t = now_s();
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
@@ -458,8 +392,8 @@ test_mbox_dotlock_busy(void **state)
     assert_non_null(strstr(err, "mailbox locked"));
     assert_true(t >= 0.95 && t < 3.0);
     assert_string_equal(uidl, "");
-    assert_int_equal(file_size(f->box), 0);
-    got = slurp(lock, &len); /* someone else's lock is left alone */
+    assert_int_equal(uu_size(f->box), 0);
+    got = uu_read(lock, &len); /* someone else's lock is left alone */
     assert_string_equal(got, "1 elsewhere\n");
     free(got);
 }
@@ -473,7 +407,7 @@ test_mbox_dotlock_stale(void **state)
     double t;
 
     lock_path(f, lock, sizeof lock);
-    spit(lock, "1 elsewhere\n");
+    uu_write(lock, "1 elsewhere\n");
     gettimeofday(&tv[0], NULL);
     tv[0].tv_sec -= 600;
     tv[1] = tv[0];
@@ -482,7 +416,7 @@ test_mbox_dotlock_stale(void **state)
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 5, 0, uidl, err), DROP_OK);
     assert_true(now_s() - t < 1.0);
     assert_int_equal(access(lock, F_OK), -1);
-    assert_true(file_size(f->box) > 0);
+    assert_true(uu_size(f->box) > 0);
 }
 
 /* An empty dotlock (its creator died before writing it) is broken after a few seconds, but
@@ -497,7 +431,7 @@ test_mbox_dotlock_empty(void **state)
     struct dirent *de;
 
     lock_path(f, lock, sizeof lock);
-    spit(lock, "");
+    uu_write(lock, "");
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
     gettimeofday(&tv[0], NULL);
@@ -530,10 +464,10 @@ test_mbox_torn_append_recovered(void **state)
     assert_int_equal(waitpid(pid, NULL, 0), pid);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "first\n", 5, 0, uidl, err),
                      DROP_OK);
-    good = (size_t)file_size(f->box);
-    got = slurp(f->box, &len);
+    good = (size_t)uu_size(f->box);
+    got = uu_read(f->box, &len);
     /* the torn append: a From line and half a message, then the writer died */
-    spit(f->box, got);
+    uu_write(f->box, got);
     {
         FILE *fp = fopen(f->box, "a");
         assert_non_null(fp);
@@ -541,13 +475,13 @@ test_mbox_torn_append_recovered(void **state)
         fclose(fp);
     }
     free(got);
-    assert_true((size_t)file_size(f->box) > good);
+    assert_true((size_t)uu_size(f->box) > good);
     lock_path(f, lock, sizeof lock);
     snprintf(buf, sizeof buf, "%ld " NODE " %zu\n", (long)pid, good);
-    spit(lock, buf);
+    uu_write(lock, buf);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "second\n", 5, 0, uidl, err),
                      DROP_OK);
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     assert_null(strstr(got, "torn"));
     assert_non_null(strstr(got, "first\n"));
     assert_non_null(strstr(got, "second\n"));
@@ -569,19 +503,19 @@ test_mbox_dotlock_dead_owner(void **state)
     lock_path(f, lock, sizeof lock);
     /* a dead process of another node is not ours to judge: the lock holds */
     snprintf(buf, sizeof buf, "%ld othernode\n", (long)pid);
-    spit(lock, buf);
+    uu_write(lock, buf);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
     /* a dead process of this node: broken at once */
     snprintf(buf, sizeof buf, "%ld " NODE "\n", (long)pid);
-    spit(lock, buf);
+    uu_write(lock, buf);
     t = now_s();
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 5, 0, uidl, err), DROP_OK);
     assert_true(now_s() - t < 1.0);
     assert_int_equal(access(lock, F_OK), -1);
     /* a live process of this node (us) holds it */
     snprintf(buf, sizeof buf, "%ld " NODE "\n", (long)getpid());
-    spit(lock, buf);
+    uu_write(lock, buf);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_TEMP);
 }
@@ -637,7 +571,7 @@ test_mbox_fcntl_busy(void **state)
     t = now_s() - t;
     assert_non_null(strstr(err, "mailbox locked"));
     assert_true(t >= 0.95 && t < 3.0);
-    assert_int_equal(file_size(f->box), 0);
+    assert_int_equal(uu_size(f->box), 0);
     assert_int_equal(access(lock, F_OK), -1); /* our dotlock was not left behind */
     close(release);
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -702,7 +636,7 @@ test_drop_lock_unlock(void **state)
     fd = open(f->box, O_RDWR | O_CREAT, 0600);
     assert_true(fd >= 0);
     assert_int_equal(drop_lock(f->box, fd, 1, err, sizeof err), DROP_OK);
-    got = slurp(lock, &len);
+    got = uu_read(lock, &len);
     snprintf(want, sizeof want, "%ld ", (long)getpid());
     assert_memory_equal(got, want, strlen(want));
     free(got);
@@ -751,8 +685,8 @@ test_mbox_replaced_while_waiting(void **state)
     char c;
 
     lock_path(f, lock, sizeof lock);
-    spit(f->box, "old\n\n");
-    spit(lock, "1 elsewhere\n");
+    uu_write(f->box, "old\n\n");
+    uu_write(lock, "1 elsewhere\n");
     assert_int_equal(pipe(ready), 0);
     pid = fork();
     assert_true(pid >= 0);
@@ -778,7 +712,7 @@ test_mbox_replaced_while_waiting(void **state)
                      DROP_OK);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     assert_memory_equal(got, "new\n\nFrom a@b ", 14);
     assert_non_null(strstr(got, "\nS: 1\n\nhi\n\n"));
     free(got);
@@ -837,21 +771,21 @@ test_mbox_failure_truncates(void **state)
     assert_int_equal(
         deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "Subject: 1\n\none\n", 5, 0, uidl, err),
         DROP_OK);
-    before = slurp(f->box, &blen);
+    before = uu_read(f->box, &blen);
     /* the write fails part way: 100 bytes fit, the rest do not */
     assert_int_equal(deliver_limited(f->box, MBOX_FORMAT_MBOX, (rlim_t)blen + 100, text), 0);
-    after = slurp(f->box, &alen);
+    after = uu_read(f->box, &alen);
     assert_int_equal(alen, blen);
     assert_memory_equal(after, before, blen);
     free(after);
     /* also when not even the From line fits */
     assert_int_equal(deliver_limited(f->box, MBOX_FORMAT_MBOX, (rlim_t)blen, text), 0);
-    assert_int_equal(file_size(f->box), (long long)blen);
+    assert_int_equal(uu_size(f->box), (long long)blen);
     lock_path(f, lock, sizeof lock);
     assert_int_equal(access(lock, F_OK), -1);
     /* and the mailbox still takes mail afterwards */
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", text, 5, 0, uidl, err), DROP_OK);
-    after = slurp(f->box, &alen);
+    after = uu_read(f->box, &alen);
     assert_true(alen > blen + 100000);
     assert_memory_equal(after, before, blen);
     assert_memory_equal(after + blen, "From a@b ", 9);
@@ -870,18 +804,18 @@ test_mbox_drop_max(void **state)
     assert_int_equal(
         deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "Subject: 1\n\none\n", 5, 1000, uidl, err),
         DROP_OK);
-    size = file_size(f->box);
+    size = uu_size(f->box);
     assert_true(size > 0 && size < 200);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "Subject: 2\n\ntwo\n", 5,
                              (unsigned long long)size + 20, uidl, err),
                      DROP_TEMP);
     assert_non_null(strstr(err, "mailbox full"));
     assert_string_equal(uidl, "");
-    assert_int_equal(file_size(f->box), size);
+    assert_int_equal(uu_size(f->box), size);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "Subject: 2\n\ntwo\n", 5,
                              (unsigned long long)size * 3, uidl, err),
                      DROP_OK);
-    assert_true(file_size(f->box) > size);
+    assert_true(uu_size(f->box) > size);
 }
 
 /* drop_max counts exactly what will be written, '>' quotes included. */
@@ -896,17 +830,17 @@ test_mbox_drop_max_exact(void **state)
     for (int i = 0; i < 50; i++)
         off += (size_t)sprintf(text + off, "From %d\n", i);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", text, 5, 0, uidl, err), DROP_OK);
-    size = file_size(f->box);
+    size = uu_size(f->box);
     snprintf(other, sizeof other, "%s/other", f->dir);
     /* the UID of the next delivery may be one character longer, not more */
     assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
                              (unsigned long long)size - 10, uidl, err),
                      DROP_TEMP);
-    assert_int_equal(file_size(other), 0);
+    assert_int_equal(uu_size(other), 0);
     assert_int_equal(deliver(other, MBOX_FORMAT_MBOX, "a@b", "", text, 5,
                              (unsigned long long)size + 2, uidl, err),
                      DROP_OK);
-    assert_in_range(file_size(other), size, size + 2);
+    assert_in_range(uu_size(other), size, size + 2);
 }
 
 static void
@@ -917,12 +851,12 @@ test_mbox_not_regular(void **state)
     size_t len;
 
     snprintf(real, sizeof real, "%s/real", f->dir);
-    spit(real, "precious\n");
+    uu_write(real, "precious\n");
     assert_int_equal(symlink(real, f->box), 0);
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_PERM);
     assert_non_null(strstr(err, "symbolic link"));
-    got = slurp(real, &len);
+    got = uu_read(real, &len);
     assert_string_equal(got, "precious\n");
     free(got);
     unlink(f->box);
@@ -947,7 +881,7 @@ test_mbox_not_regular(void **state)
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_PERM);
     assert_non_null(strstr(err, "hard links"));
-    got = slurp(real, &len);
+    got = uu_read(real, &len);
     assert_string_equal(got, "precious\n");
     free(got);
     /* unknown format, bad request */
@@ -965,7 +899,7 @@ test_mbox_creates_parents(void **state)
 
     snprintf(path, sizeof path, "%s/a/b/c/user", f->dir);
     assert_int_equal(deliver(path, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err), DROP_OK);
-    assert_true(file_size(path) > 0);
+    assert_true(uu_size(path) > 0);
     snprintf(dir, sizeof dir, "%s/a/b", f->dir);
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -986,7 +920,7 @@ test_mbox_big(void **state)
     assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", text, 5, 0, uidl, err), DROP_OK);
     t = now_s() - t;
     print_message("8 MB delivery took %.3f s\n", t);
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     hdr = (size_t)(strstr(got, "\nSubject: big\n") + 1 - got);
     assert_int_equal(drop_mboxrd_unquote(got + hdr, len - hdr - 1), tlen);
     assert_memory_equal(got + hdr, text, tlen);
@@ -1064,7 +998,7 @@ test_mbox_concurrent(void **state)
         assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    got = slurp(f->box, &len);
+    got = uu_read(f->box, &len);
     /* every message exactly once, whole, in one piece */
     for (int w = 0; w < CONC_THREADS + CONC_PROCS; w++) {
         for (int i = 0; i < CONC_EACH; i++) {
@@ -1149,7 +1083,7 @@ test_maildir(void **state)
         assert_int_equal(stat(file, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
         assert_int_equal(st.st_nlink, 1);
-        got = slurp(file, &len);
+        got = uu_read(file, &len);
         assert_int_equal(len, strlen(want)); /* no From line, no quoting, no X-UIDL */
         assert_memory_equal(got, want, len);
         free(got);
@@ -1182,7 +1116,7 @@ test_maildir_failures(void **state)
     assert_int_equal(dir_names(sub, names, 4), 2);
     /* a maildir path that is a file */
     snprintf(sub, sizeof sub, "%s/file", f->dir);
-    spit(sub, "x");
+    uu_write(sub, "x");
     assert_int_equal(deliver(sub, MBOX_FORMAT_MAILDIR, "a@b", "", "x\n", 1, 0, uidl, err),
                      DROP_PERM);
     free(text);
@@ -1193,30 +1127,30 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_for),
-        cmocka_unit_test_setup_teardown(test_mboxrd_quote, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_separation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_uidl_unique, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_stale, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_torn_append_recovered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mboxrd_quote, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_round_trip, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_separation, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_uidl_unique, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_dotlock_busy, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_dotlock_stale, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_dotlock_empty, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_torn_append_recovered, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, uu_teardown_dir),
 #ifdef F_OFD_SETLK
-        cmocka_unit_test_setup_teardown(test_mbox_same_process_locks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_same_process_locks, setup, uu_teardown_dir),
 #endif
-        cmocka_unit_test_setup_teardown(test_drop_lock_unlock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_replaced_while_waiting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_failure_truncates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_drop_max, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_drop_max_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_big, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maildir_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_lock_unlock, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_replaced_while_waiting, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_failure_truncates, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_drop_max, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_drop_max_exact, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_big, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_concurrent, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_maildir, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_maildir_failures, setup, uu_teardown_dir),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,85 +23,28 @@
 
 #include "conf.h"
 #include "drop.h"
+#include "unit_util.h"
 
 #define NODE "testnode"
 
 struct fixture {
-    char dir[256];
+    char dir[UU_DIR_MAX];
     char box[300];
     char ref[300]; /* a second mbox filled by single deliveries */
 };
-
-/* rm_entry - nftw callback removing one entry. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* setup - a fresh temporary directory per test. */
 static int
 setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
+    struct fixture *f;
 
-    if (f == NULL)
+    if (uu_setup_dir(state, sizeof *f, "test_drop_many") < 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/test_drop_many.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
+    f = *state;
     snprintf(f->box, sizeof f->box, "%s/box", f->dir);
     snprintf(f->ref, sizeof f->ref, "%s/ref", f->dir);
-    *state = f;
     return 0;
-}
-
-/* teardown - remove the directory. */
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
-
-/* slurp - a whole file, NUL-terminated ("" if missing); *len its length. */
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (fp == NULL) {
-        *len = 0;
-        return strdup("");
-    }
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    n = ftell(fp);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-/* file_size - size of path, -1 if missing. */
-static long long
-file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* normalize - in place: the date of every "From " line and every X-UIDL value go, so two
@@ -204,8 +146,8 @@ test_many_same_as_single(void **state)
         for (size_t k = 0; k < i; k++)
             assert_string_not_equal(it[i].uidl, it[k].uidl);
     }
-    a = slurp(f->box, &alen);
-    b = slurp(f->ref, &blen);
+    a = uu_read_or_empty(f->box, &alen);
+    b = uu_read_or_empty(f->ref, &blen);
     for (size_t i = 0; i < 5; i++) { /* each UID is the X-UIDL of its own message, in order */
         char want[120];
         snprintf(want, sizeof want, "X-UIDL: %s\nReturn-Path: <r>\n%.10s", it[i].uidl, texts[i]);
@@ -249,7 +191,7 @@ test_many_drop_max_one(void **state)
     assert_int_equal(it[2].res, DROP_OK);
     assert_non_null(strstr(it[1].err, "mailbox full"));
     assert_string_equal(it[1].uidl, "");
-    got = slurp(f->box, &len);
+    got = uu_read_or_empty(f->box, &len);
     assert_non_null(strstr(got, "small one\n\nFrom a@b "));
     assert_non_null(strstr(got, "small two\n\n"));
     assert_null(strstr(got, "big"));
@@ -289,7 +231,7 @@ test_many_efbig_middle(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    got = slurp(f->box, &len);
+    got = uu_read_or_empty(f->box, &len);
     assert_non_null(strstr(got, "small one\n\nFrom a@b "));
     assert_null(strstr(got, "big line"));
     assert_non_null(strstr(got, "small two\n\n"));
@@ -317,7 +259,7 @@ test_many_bad_item(void **state)
     assert_int_equal(it[1].res, DROP_PERM);
     assert_int_equal(it[0].res, DROP_OK);
     assert_int_equal(it[2].res, DROP_OK);
-    got = slurp(f->box, &len);
+    got = uu_read_or_empty(f->box, &len);
     assert_non_null(strstr(got, "one\n\nFrom a@b "));
     assert_non_null(strstr(got, "three\n\n"));
     assert_null(strstr(got, "two"));
@@ -352,7 +294,7 @@ test_many_crash_mid_batch(void **state)
                                   &(struct drop_msg){"a@b", "", 0, "first\n", 6}, 5, 0, NODE, uidl,
                                   err, sizeof err),
                      DROP_OK);
-    before = file_size(f->box);
+    before = uu_size(f->box);
     for (int i = 0; i < N; i++) {
         char tag[32];
         snprintf(tag, sizeof tag, "batch%d", i);
@@ -369,7 +311,7 @@ test_many_crash_mid_batch(void **state)
     }
     /* wait until the batch is past its first message, then kill it */
     for (int i = 0; i < 20000; i++) {
-        grown = file_size(f->box) - before;
+        grown = uu_size(f->box) - before;
         if (grown > 4000000)
             break;
         usleep(500);
@@ -378,17 +320,17 @@ test_many_crash_mid_batch(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status)); /* killed before it finished */
     assert_true(grown > 4000000);
-    got = slurp(lock, &len);
+    got = uu_read_or_empty(lock, &len);
     assert_int_equal(sscanf(got, "%ld " NODE " %lld", &pid_in_lock, &size_in_lock), 2);
     assert_int_equal(pid_in_lock, (long)pid);
     assert_int_equal(size_in_lock, before); /* the size before the whole batch */
     free(got);
-    assert_true(file_size(f->box) > before + 3000000); /* a whole message of it was written */
+    assert_true(uu_size(f->box) > before + 3000000); /* a whole message of it was written */
     assert_int_equal(drop_deliver(f->box, MBOX_FORMAT_MBOX,
                                   &(struct drop_msg){"a@b", "", 0, "after\n", 6}, 5, 0, NODE, uidl,
                                   err, sizeof err),
                      DROP_OK);
-    got = slurp(f->box, &len);
+    got = uu_read_or_empty(f->box, &len);
     assert_null(strstr(got, "batch"));
     assert_non_null(strstr(got, "first\n\nFrom a@b "));
     assert_non_null(strstr(got, "after\n\n"));
@@ -440,7 +382,7 @@ test_many_maildir(void **state)
         assert_int_equal(it[i].res, DROP_OK);
         snprintf(path, sizeof path, "%s/new/%s,S=%zu", f->box, it[i].uidl,
                  it[i].msg.headers_len + it[i].msg.text_len);
-        got = slurp(path, &len);
+        got = uu_read_or_empty(path, &len);
         assert_int_equal(len, it[i].msg.headers_len + it[i].msg.text_len);
         assert_memory_equal(got + it[i].msg.headers_len, it[i].msg.text, it[i].msg.text_len);
         free(got);
@@ -452,12 +394,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_many_same_as_single, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_drop_max_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_efbig_middle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_bad_item, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_crash_mid_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_maildir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_same_as_single, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_drop_max_one, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_efbig_middle, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_bad_item, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_crash_mid_batch, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_maildir, setup, uu_teardown_dir),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,49 +25,26 @@
 #include "conf.h"
 #include "drop.h"
 #include "dropview.h"
+#include "unit_util.h"
 
 #define NODE "testnode"
 
 struct fixture {
-    char dir[256];
+    char dir[UU_DIR_MAX];
     char box[300]; /* DIR/box */
     char idx[300]; /* DIR/idx */
 };
 
-/* rm_entry - nftw callback removing one entry. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int
 setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
+    struct fixture *f;
 
-    if (f == NULL)
+    if (uu_setup_dir(state, sizeof *f, "test_dropview") < 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/test_dropview.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
+    f = *state;
     snprintf(f->box, sizeof f->box, "%s/box", f->dir);
     snprintf(f->idx, sizeof f->idx, "%s/idx", f->dir);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
     return 0;
 }
 
@@ -177,39 +153,6 @@ deliver(const char *path, int fmt, const char *sender, const char *text, char *u
 
     if (drop_deliver(path, fmt, &m, 5, 0, NODE, uid != NULL ? uid : u, err, sizeof err) != DROP_OK)
         fail_msg("deliver: %s", err);
-}
-
-/* put - replace the file at path with text. */
-static void
-put(const char *path, const char *text, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-}
-
-/* slurp - the whole file (NUL-terminated) or NULL. */
-static char *
-slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (fp == NULL)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    if (len != NULL)
-        *len = (size_t)n;
-    return buf;
 }
 
 /* view - open the mailbox or fail. */
@@ -352,7 +295,7 @@ static void
 poke(const char *path, const char *what, const char *with)
 {
     size_t len;
-    char *s = slurp(path, &len), *at = strstr(s, what);
+    char *s = uu_read(path, &len), *at = strstr(s, what);
     int fd = open(path, O_WRONLY);
 
     assert_non_null(at);
@@ -434,11 +377,11 @@ test_mbox_invalidated(void **state)
     check_msg(v, 1, "Subject: b\r\n\r\nBBBB\r\n");
     dropview_free(&v);
     /* replaced by a shorter file (another program rewrote it) */
-    s = slurp(f->box, &len);
+    s = uu_read(f->box, &len);
     char *second = strstr(s + 1, "\nFrom ");
     assert_non_null(second);
     unlink(f->box);
-    put(f->box, s, (size_t)(second - s) + 1);
+    uu_write_bytes(f->box, s, (size_t)(second - s) + 1);
     free(s);
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(dropview_count(v), 1);
@@ -460,18 +403,18 @@ test_mbox_bad_index(void **state)
     v = view(f, MBOX_FORMAT_MBOX, true);
     dropview_free(&v);
     assert_int_equal(dropview_index_path(f->idx, f->box, ipath, sizeof ipath), 0);
-    s = slurp(ipath, &len);
+    s = uu_read(ipath, &len);
     assert_non_null(s);
     assert_non_null(strstr(s, u1));
     assert_non_null(strstr(s, "\nend 1\n"));
-    put(ipath, s, len - 6); /* no end line */
+    uu_write_bytes(ipath, s, len - 6); /* no end line */
     deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nbbbb\n", NULL);
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(dropview_count(v), 2);
     assert_string_equal(dropview_uid(v, 0), u1);
     dropview_free(&v);
     /* garbage in a record */
-    put(ipath, "dpopidx 1 mbox\npath /x\nend 0\n", 29);
+    uu_write_bytes(ipath, "dpopidx 1 mbox\npath /x\nend 0\n", 29);
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(dropview_count(v), 2);
     dropview_free(&v);
@@ -489,7 +432,7 @@ test_mbox_corrupt_tail(void **state)
     struct dropview *v;
     char u[80];
 
-    put(f->box, text, strlen(text));
+    uu_write_bytes(f->box, text, strlen(text));
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(dropview_count(v), 2);
     check_msg(v, 0, "Subject: a\r\n\r\nbody\r\n");
@@ -506,13 +449,13 @@ test_mbox_corrupt_tail(void **state)
     assert_string_equal(dropview_uid(v, 2), u);
     dropview_free(&v);
     /* a file ending inside a From line */
-    put(f->box, "From x", 6);
+    uu_write_bytes(f->box, "From x", 6);
     v = view(f, MBOX_FORMAT_MBOX, false);
     assert_int_equal(dropview_count(v), 1);
     assert_int_equal(dropview_msg(v, 0)->size, 0);
     dropview_free(&v);
     /* no "From " at all: no messages */
-    put(f->box, "not a mailbox\n", 14);
+    uu_write_bytes(f->box, "not a mailbox\n", 14);
     v = view(f, MBOX_FORMAT_MBOX, false);
     assert_int_equal(dropview_count(v), 0);
     dropview_free(&v);
@@ -535,7 +478,7 @@ test_mbox_uid_stability(void **state)
     unsigned char del[6] = {0};
     struct dropview *v;
 
-    put(f->box, text, strlen(text));
+    uu_write_bytes(f->box, text, strlen(text));
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(dropview_count(v), 6);
     for (size_t i = 0; i < 6; i++)
@@ -627,7 +570,7 @@ test_mbox_compaction(void **state)
     assert_false(dropview_msg(w, 1)->flags & DV_SEEN);
     dropview_free(&w);
     /* the file is what an mbox reader expects: quoting intact, blank line separators */
-    s = slurp(f->box, &len);
+    s = uu_read(f->box, &len);
     assert_non_null(strstr(s, "\n>From body 1\n\n\n"));
     assert_null(strstr(s, "m0"));
     assert_int_equal(strncmp(s, "From a@x ", 9), 0);
@@ -635,9 +578,9 @@ test_mbox_compaction(void **state)
     assert_int_equal(s[len - 2], '\n');
     free(s);
     /* the seen flag survives a full rebuild (another inode) */
-    s = slurp(f->box, &len);
+    s = uu_read(f->box, &len);
     unlink(f->box);
-    put(f->box, s, len);
+    uu_write_bytes(f->box, s, len);
     free(s);
     w = view(f, MBOX_FORMAT_MBOX, true);
     assert_true(dropview_msg(w, 0)->flags & DV_SEEN);
@@ -663,7 +606,7 @@ test_mbox_compaction_preamble(void **state)
     size_t len;
     char *s;
 
-    put(f->box, text, strlen(text));
+    uu_write_bytes(f->box, text, strlen(text));
     v = view(f, MBOX_FORMAT_MBOX, true);
     assert_int_equal(stat(f->box, &st1), 0);
     commit(v, none, none);
@@ -671,7 +614,7 @@ test_mbox_compaction_preamble(void **state)
     assert_int_equal(st1.st_ino, st2.st_ino);
     commit(v, del, NULL);
     dropview_free(&v);
-    s = slurp(f->box, &len);
+    s = uu_read(f->box, &len);
     assert_string_equal(s, "preamble\n\nFrom b@x Thu Nov 25 09:00:00 2026\nSubject: b\n\nb\n\n");
     free(s);
 }
@@ -829,7 +772,7 @@ test_read_msgs(void **state)
         char path[700], buf[64];
         size_t n, total = 0;
 
-        nftw(f->box, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        uu_rmtree(f->box);
         for (int i = 0; i < 12; i++) {
             char text[2048];
             int w = snprintf(text, sizeof text, "Subject: %d\n\n", i);
@@ -979,7 +922,7 @@ test_mbox_compaction_concurrent(void **state)
     struct dropview *v = view(f, MBOX_FORMAT_MBOX, false);
     assert_int_equal(dropview_count(v), 10 + 60 - deleted);
     dropview_free(&v);
-    s = slurp(f->box, &len);
+    s = uu_read(f->box, &len);
     for (int i = 0; i < 10; i++) {
         char want[32];
         snprintf(want, sizeof want, "\nkeep %d\n", i);
@@ -1024,7 +967,7 @@ test_maildir(void **state)
     deliver(f->box, MBOX_FORMAT_MAILDIR, "a@x", "Subject: 3\n\nthree", u[2]);
     /* dot files and directories are not messages */
     snprintf(path, sizeof path, "%s/new/.hidden", f->box);
-    put(path, "x", 1);
+    uu_write_bytes(path, "x", 1);
     snprintf(path, sizeof path, "%s/cur/subdir", f->box);
     assert_int_equal(mkdir(path, 0700), 0);
     v = view(f, MBOX_FORMAT_MAILDIR, true);
@@ -1103,11 +1046,11 @@ test_maildir_names(void **state)
              "a-name-that-is-much-too-long-to-be-a-pop3-unique-id-because-it-"
              "has-more-than-seventy-characters",
              f->box);
-    put(path, "A: b\n\nx\n", 8);
+    uu_write_bytes(path, "A: b\n\nx\n", 8);
     snprintf(path, sizeof path, "%s/new/10.1.host,S=8", f->box);
-    put(path, "A: b\n\ny\n", 8);
+    uu_write_bytes(path, "A: b\n\ny\n", 8);
     snprintf(path, sizeof path, "%s/new/9.1.host", f->box);
-    put(path, "A: b\n\nz\n", 8);
+    uu_write_bytes(path, "A: b\n\nz\n", 8);
     v = view(f, MBOX_FORMAT_MAILDIR, false);
     assert_int_equal(dropview_count(v), 3);
     assert_string_equal(dropview_uid(v, 0), "9.1.host"); /* numeric order */
@@ -1116,7 +1059,7 @@ test_maildir_names(void **state)
     assert_int_equal(strlen(dropview_uid(v, 2)), 41);
     dropview_free(&v);
     snprintf(path, sizeof path, "%s/file", f->dir);
-    put(path, "x", 1);
+    uu_write_bytes(path, "x", 1);
     p.path = path;
     assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
 }
@@ -1127,21 +1070,21 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_conv_count),
-        cmocka_unit_test_setup_teardown(test_mbox_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_missing_and_bad, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_incremental, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_invalidated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_bad_index, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_corrupt_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_uid_stability, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_locked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_msgs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maildir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_maildir_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mbox_basic, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_missing_and_bad, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_incremental, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_invalidated, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_bad_index, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_corrupt_tail, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_uid_stability, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_locked, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_read_msgs, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_maildir, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_maildir_names, setup, uu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

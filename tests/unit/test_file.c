@@ -16,15 +16,13 @@
 
 #include "file.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 /* setup - a fresh directory per test, in *state. */
 static int
 setup(void **state)
 {
-    char *d = xstrdup("/tmp/test_file.XXXXXX");
-    if (mkdtemp(d) == NULL)
-        return -1;
-    *state = d;
+    *state = uu_tmpdir("test_file");
     return 0;
 }
 
@@ -32,27 +30,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf '%s'", (char *)*state);
-    int rc = system(cmd);
-    free(cmd);
-    free(*state);
-    return rc == 0 ? 0 : -1;
-}
-
-/* count_entries - names in dir other than . and .. */
-static int
-count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
+    uu_tmpdir_free(*state);
+    return 0;
 }
 
 static void
@@ -79,7 +58,7 @@ test_write_atomic(void **state)
     free(text);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(uu_count_entries(dir), 1);
 
     /* empty content */
     assert_int_equal(file_write_atomic(path, "", 0, 0600), 0);
@@ -92,14 +71,14 @@ test_write_atomic(void **state)
     errno = 0;
     assert_int_equal(file_write_atomic(bad, "x", 1, 0600), -1);
     assert_int_equal(errno, ENOENT);
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(uu_count_entries(dir), 1);
     free(bad);
 
     /* a name that is a directory fails and leaves no temp file */
     char *sub = xasprintf("%s/sub", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(file_write_atomic(sub, "x", 1, 0600), -1);
-    assert_int_equal(count_entries(dir), 2);
+    assert_int_equal(uu_count_entries(dir), 2);
     free(sub);
     free(path);
 }

@@ -16,6 +16,7 @@
 #include "file.h"
 #include "log.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 /* esc - log_escape of a C string literal with explicit length. */
 static const char *
@@ -111,8 +112,7 @@ test_sid(void **state)
 static void
 test_file_lines(void **state)
 {
-    char dir[] = "/tmp/test_log.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = uu_tmpdir("test_log");
     char *path = xasprintf("%s/test.log", dir);
     char *text;
     size_t len;
@@ -163,8 +163,7 @@ test_file_lines(void **state)
     assert_int_equal(lines, 4);
     free(want);
     free(text);
-    unlink(path);
-    rmdir(dir);
+    uu_tmpdir_free(dir);
     free(path);
     log_init("tlog", 1);
     log_open(NULL);
@@ -173,8 +172,7 @@ test_file_lines(void **state)
 static void
 test_long_line(void **state)
 {
-    char dir[] = "/tmp/test_log.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = uu_tmpdir("test_log");
     char *path = xasprintf("%s/long.log", dir);
     char *big = xmalloc(10000), *text;
     size_t len;
@@ -192,8 +190,7 @@ test_long_line(void **state)
     assert_non_null(strstr(nl + 1, "info: after\n"));
     free(text);
     free(big);
-    unlink(path);
-    rmdir(dir);
+    uu_tmpdir_free(dir);
     free(path);
     log_init("tlog", 1);
 }

@@ -29,6 +29,7 @@
 
 #include "net.h"
 #include "tls.h"
+#include "unit_util.h"
 
 #define MAXSESS 64
 #define MAXEV 64
@@ -523,8 +524,7 @@ group_setup(void **state)
                 close(n);
         }
     }
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_net.XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
+    if (uu_tmpdir_into(tmpdir, sizeof(tmpdir), "test_net") < 0)
         return -1;
     snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
     snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
@@ -559,10 +559,7 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    unlink(cert_path);
-    unlink(key_path);
-    unlink(key2_path);
-    rmdir(tmpdir);
+    uu_rmtree(tmpdir);
     SSL_CTX_free(client_ctx);
     return 0;
 }

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,44 +17,24 @@
 #include "conf.h"
 #include "dropview.h"
 #include "../../dpop/bulletin.h"
+#include "unit_util.h"
 
 struct fixture {
-    char dir[256], bull[300], state[300], box[300];
+    char dir[UU_DIR_MAX], bull[300], state[300], box[300];
 };
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 static int
 setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
+    struct fixture *f;
 
-    snprintf(f->dir, sizeof f->dir, "%s/test_bulletin.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
+    if (uu_setup_dir(state, sizeof *f, "test_bulletin") < 0)
         return -1;
+    f = *state;
     snprintf(f->bull, sizeof f->bull, "%s/bull", f->dir);
     snprintf(f->state, sizeof f->state, "%s/state", f->dir);
     snprintf(f->box, sizeof f->box, "%s/drop/alice", f->dir);
     mkdir(f->bull, 0700);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
     return 0;
 }
 
@@ -63,14 +42,7 @@ teardown(void **state)
 static void
 put(const struct fixture *f, const char *name, const char *text)
 {
-    char path[400];
-    FILE *fp;
-
-    snprintf(path, sizeof path, "%s/%s", f->bull, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    free(uu_put(f->bull, name, text));
 }
 
 static struct bulletin_params
@@ -221,9 +193,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_deliver_once_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hide_old_for_new_users, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compose_from_and_nothing_to_do, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_once_in_order, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_hide_old_for_new_users, setup, uu_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_compose_from_and_nothing_to_do, setup,
+                                        uu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "qfile.h"
+#include "unit_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,8 +33,7 @@ setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
 
-    snprintf(f->root, sizeof f->root, "/tmp/test_qfile.XXXXXX");
-    if (mkdtemp(f->root) == NULL)
+    if (uu_tmpdir_into(f->root, sizeof f->root, "test_qfile") < 0)
         return -1;
     snprintf(f->dir, sizeof f->dir, "%s/queue", f->root);
     snprintf(f->tmp, sizeof f->tmp, "%s/tmp", f->root);
@@ -43,53 +43,15 @@ setup(void **state)
     return 0;
 }
 
-/* rm_dir - remove the files of a directory, then the directory. */
-static void
-rm_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[PATH_MAX];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 /* teardown - remove the spool. */
 static int
 teardown(void **state)
 {
     struct fixture *f = *state;
 
-    rm_dir(f->dir);
-    rm_dir(f->tmp);
-    rmdir(f->root);
+    uu_rmtree(f->root);
     free(f);
     return 0;
-}
-
-/* count_entries - files in a directory (dot-files included, . and .. not). */
-static int
-count_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* sample - a message with three recipients in different states. */
@@ -168,8 +130,8 @@ test_round_trip(void **state)
     sample(&q, text);
     assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
     assert_true(qfile_id_valid(q.id));
-    assert_int_equal(count_entries(f->tmp), 0);
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(uu_count_entries(f->tmp), 0);
+    assert_int_equal(uu_count_entries(f->dir), 1);
     assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
     assert_same(&q, &r);
 
@@ -216,7 +178,7 @@ test_null_sender_and_escapes(void **state)
     q.text = strdup("");
     assert_int_equal(qfile_write(f->dir, NULL, &q, 0640), 0);
     /* tmpdir NULL: the temporary name is DIR/.ID, nothing else is left behind */
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(uu_count_entries(f->dir), 1);
     assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
     assert_same(&q, &r);
     assert_string_equal(r.sender, "");
@@ -288,16 +250,6 @@ test_binary_text(void **state)
     qfile_free(&q);
 }
 
-/* write_raw - put bytes into DIR/name. */
-static void
-write_raw(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
 /* read_raw - a whole file into a malloc'd buffer. */
 static char *
 read_raw(const char *path, size_t *lenp)
@@ -334,7 +286,7 @@ test_torn_file(void **state)
         char *full = read_raw(path_of(f->dir, q.id, path, sizeof path), &len);
         snprintf(torn, sizeof torn, "%s/torn", f->dir);
         for (size_t cut = 0; cut < len; cut++) {
-            write_raw(torn, full, cut);
+            uu_write_bytes(torn, full, cut);
             err[0] = '\0';
             assert_int_equal(qfile_read(torn, &r, err, sizeof err), -1);
             assert_true(err[0] != '\0');
@@ -344,7 +296,7 @@ test_torn_file(void **state)
         char *longer = malloc(len + 2);
         memcpy(longer, full, len);
         memcpy(longer + len, "x\n", 2);
-        write_raw(torn, longer, len + 2);
+        uu_write_bytes(torn, longer, len + 2);
         assert_int_equal(qfile_read(torn, &r, err, sizeof err), -1);
         unlink(torn);
         free(longer);
@@ -435,13 +387,13 @@ test_bad_header(void **state)
                        "rcpt done 0 0 <x@y>\nsize 4\n\nabc\nend\n";
 
     snprintf(path, sizeof path, "%s/bad", f->dir);
-    write_raw(path, good, strlen(good));
+    uu_write_bytes(path, good, strlen(good));
     assert_int_equal(qfile_read(path, &r, err, sizeof err), 0);
     assert_string_equal(r.text, "abc\n");
     assert_string_equal(r.origin, "");
     qfile_free(&r);
     for (size_t i = 0; i < sizeof bad_files / sizeof bad_files[0]; i++) {
-        write_raw(path, bad_files[i].text, strlen(bad_files[i].text));
+        uu_write_bytes(path, bad_files[i].text, strlen(bad_files[i].text));
         err[0] = '\0';
         if (qfile_read(path, &r, err, sizeof err) != -1 || strstr(err, bad_files[i].reason) == NULL)
             fail_msg("%s: got \"%s\", want \"%s\"", bad_files[i].name, err, bad_files[i].reason);
@@ -451,7 +403,7 @@ test_bad_header(void **state)
     int n = snprintf(huge, 10000, "DMQ 1\nid a\narrival 1\nsender <>\norigin ");
     memset(huge + n, 'o', 5000);
     memcpy(huge + n + 5000, "\n", 2);
-    write_raw(path, huge, strlen(huge));
+    uu_write_bytes(path, huge, strlen(huge));
     assert_int_equal(qfile_read(path, &r, err, sizeof err), -1);
     assert_non_null(strstr(err, "too long"));
     free(huge);
@@ -508,9 +460,9 @@ test_injection_refused(void **state)
         errno = 0;
         if (qfile_write(f->dir, f->tmp, &q, 0600) != -1 || errno != EINVAL)
             fail_msg("case %d was written", c);
-        assert_int_equal(count_entries(f->dir), 0);
-        assert_int_equal(count_entries(f->tmp), 0);
-        assert_int_equal(count_entries(f->root), 2);
+        assert_int_equal(uu_count_entries(f->dir), 0);
+        assert_int_equal(uu_count_entries(f->tmp), 0);
+        assert_int_equal(uu_count_entries(f->root), 2);
         qfile_free(&q);
     }
     /* zero recipients are fine when the recipients come from the headers */
@@ -552,10 +504,10 @@ test_rewrite_atomic(void **state)
     q.rcpt[0].next_try = 1800000000;
     q.rcpt[0].last_error = strdup("451 4.3.0 try later");
     snprintf(stale, sizeof stale, "%s/%s", f->tmp, q.id);
-    write_raw(stale, "half a file", 11);
+    uu_write_bytes(stale, "half a file", 11);
     assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
-    assert_int_equal(count_entries(f->tmp), 0);
-    assert_int_equal(count_entries(f->dir), 1);
+    assert_int_equal(uu_count_entries(f->tmp), 0);
+    assert_int_equal(uu_count_entries(f->dir), 1);
     assert_int_equal(stat(path, &st2), 0);
     assert_true(st1.st_ino != st2.st_ino);
     assert_int_equal(qfile_read(path, &r, err, sizeof err), 0);
@@ -577,13 +529,13 @@ test_rewrite_atomic(void **state)
     q.id[0] = '\0';
     assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
     assert_string_not_equal(first, q.id);
-    assert_int_equal(count_entries(f->dir), 2);
+    assert_int_equal(uu_count_entries(f->dir), 2);
 
     /* a dot-file temporary in the maildrop style is replaced the same way */
     snprintf(stale, sizeof stale, "%s/.%s", f->dir, q.id);
-    write_raw(stale, "torn", 4);
+    uu_write_bytes(stale, "torn", 4);
     assert_int_equal(qfile_write(f->dir, f->dir, &q, 0600), 0);
-    assert_int_equal(count_entries(f->dir), 2);
+    assert_int_equal(uu_count_entries(f->dir), 2);
     qfile_free(&q);
 }
 

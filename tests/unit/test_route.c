@@ -18,49 +18,9 @@
 #include "file.h"
 #include "route.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 #define DOMS "host_domain example.org,example.net\n"
-
-/* dump - print the messages (helps when an assertion fails). */
-static void
-dump(const struct conf_diag *d)
-{
-    for (size_t i = 0; i < d->n; i++)
-        print_message("  diag: %s\n", d->msgs[i]);
-}
-
-/* load_ok - text that must load without any message. */
-static struct conf *
-load_ok(const char *text)
-{
-    struct conf_diag d = {0};
-    struct conf *c = conf_load_string("t.conf", text, &d);
-
-    dump(&d);
-    assert_non_null(c);
-    assert_int_equal(d.n, 0);
-    conf_diag_free(&d);
-    return c;
-}
-
-/* load_errs - text that must fail with exactly the messages want (NULL-ended), in order. */
-static void
-load_errs(const char *text, const char *const *want)
-{
-    struct conf_diag d = {0};
-    struct conf *c = conf_load_string("t.conf", text, &d);
-    size_t n = 0;
-
-    dump(&d);
-    assert_null(c);
-    for (; want[n] != NULL; n++) {
-        assert_true(n < d.n);
-        assert_string_equal(d.msgs[n], want[n]);
-    }
-    assert_int_equal(d.n, n);
-    assert_int_equal(d.errors, (int)n);
-    conf_diag_free(&d);
-}
 
 /* expand - route_expand of an address "local@domain" with is_user. */
 static void
@@ -98,50 +58,52 @@ users_bob_carol(void *arg, const char *local, const char *domain)
 static void
 test_parse_errors(void **state)
 {
-    load_errs(DOMS "max_rcpts 5\nforward a@example.org\n",
-              (const char *[]){"t.conf:3: forward: a@example.org has no destination", NULL});
-    load_errs(DOMS "forward\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
-    load_errs(DOMS "forward  \t\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
-    load_errs(
+    uu_conf_errs(DOMS "max_rcpts 5\nforward a@example.org\n",
+                 (const char *[]){"t.conf:3: forward: a@example.org has no destination", NULL});
+    uu_conf_errs(DOMS "forward\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
+    uu_conf_errs(DOMS "forward  \t\n", (const char *[]){"t.conf:2: forward: missing value", NULL});
+    uu_conf_errs(
         DOMS "forward bob bob@example.org\n",
         (const char *[]){"t.conf:2: forward: 'bob' is not a full address (missing @domain)", NULL});
-    load_errs(DOMS "forward *@example.org bob@example.org\n",
-              (const char *[]){"t.conf:2: forward: write the catch-all of a domain as "
-                               "@example.org, not *@example.org",
-                               NULL});
-    load_errs(DOMS "forward a@example.org @example.org\n",
-              (const char *[]){"t.conf:2: forward: destination '@example.org' must be a full "
-                               "address",
-                               NULL});
-    load_errs(DOMS "forward a@example.org bob@exa..mple.org\n",
-              (const char *[]){"t.conf:2: forward: destination 'bob@exa..mple.org' is not a full "
-                               "address (invalid domain)",
-                               NULL});
-    load_errs(DOMS "forward a@example.org ,, ,\n",
-              (const char *[]){"t.conf:2: forward: no destination", NULL});
+    uu_conf_errs(DOMS "forward *@example.org bob@example.org\n",
+                 (const char *[]){"t.conf:2: forward: write the catch-all of a domain as "
+                                  "@example.org, not *@example.org",
+                                  NULL});
+    uu_conf_errs(DOMS "forward a@example.org @example.org\n",
+                 (const char *[]){"t.conf:2: forward: destination '@example.org' must be a full "
+                                  "address",
+                                  NULL});
+    uu_conf_errs(
+        DOMS "forward a@example.org bob@exa..mple.org\n",
+        (const char *[]){"t.conf:2: forward: destination 'bob@exa..mple.org' is not a full "
+                         "address (invalid domain)",
+                         NULL});
+    uu_conf_errs(DOMS "forward a@example.org ,, ,\n",
+                 (const char *[]){"t.conf:2: forward: no destination", NULL});
     /* the same alias twice, in another case and quoting: the earlier line is named */
-    load_errs(DOMS "forward Bob.Smith@Example.ORG bob@example.org\n"
-                   "forward x@example.org bob@example.org\n"
-                   "forward \"bob.smith\"@example.org carol@example.org\n"
-                   "forward @example.net bob@example.org\nforward @EXAMPLE.net carol@example.org\n",
-              (const char *[]){"t.conf:4: forward: bob.smith@example.org is already "
-                               "forwarded at t.conf:2",
-                               "t.conf:6: forward: @example.net is already forwarded at t.conf:5",
-                               NULL});
+    uu_conf_errs(
+        DOMS "forward Bob.Smith@Example.ORG bob@example.org\n"
+             "forward x@example.org bob@example.org\n"
+             "forward \"bob.smith\"@example.org carol@example.org\n"
+             "forward @example.net bob@example.org\nforward @EXAMPLE.net carol@example.org\n",
+        (const char *[]){"t.conf:4: forward: bob.smith@example.org is already "
+                         "forwarded at t.conf:2",
+                         "t.conf:6: forward: @example.net is already forwarded at t.conf:5", NULL});
     /* every problem of the file in one run, remote destinations checked at the end (so a
      * host_domain line after the forwards counts) */
-    load_errs("forward a@example.org bob@example.org,x@remote.test\n"
-              "forward b@example.org bob@[192.0.2.1]\n"
-              "forward bad\n"
-              "forward c@example.org bob@example.org\n" DOMS,
-              (const char *[]){"t.conf:3: forward: 'bad' is not a full address (missing @domain)",
-                               "t.conf:1: forward: forward to a remote address needs outbound "
-                               "delivery (x@remote.test is not in a host_domain)",
-                               "t.conf:2: forward: forward to a remote address needs outbound "
-                               "delivery (bob@[192.0.2.1] is not in a host_domain)",
-                               NULL});
+    uu_conf_errs(
+        "forward a@example.org bob@example.org,x@remote.test\n"
+        "forward b@example.org bob@[192.0.2.1]\n"
+        "forward bad\n"
+        "forward c@example.org bob@example.org\n" DOMS,
+        (const char *[]){"t.conf:3: forward: 'bad' is not a full address (missing @domain)",
+                         "t.conf:1: forward: forward to a remote address needs outbound "
+                         "delivery (x@remote.test is not in a host_domain)",
+                         "t.conf:2: forward: forward to a remote address needs outbound "
+                         "delivery (bob@[192.0.2.1] is not in a host_domain)",
+                         NULL});
     /* without host_domain, localhost is the local domain */
-    struct conf *c = load_ok("forward a@example.org bob@localhost\n");
+    struct conf *c = uu_conf_ok("forward a@example.org bob@localhost\n");
     conf_unref(&c);
     /* more than ROUTE_EXPAND_MAX destinations on one line */
     char *text = xstrdup(DOMS "forward a@example.org b0@example.org");
@@ -150,7 +112,7 @@ test_parse_errors(void **state)
         free(text);
         text = t;
     }
-    load_errs(text, (const char *[]){"t.conf:2: forward: more than 100 destinations", NULL});
+    uu_conf_errs(text, (const char *[]){"t.conf:2: forward: more than 100 destinations", NULL});
     free(text);
 }
 
@@ -168,7 +130,7 @@ test_include_file_line(void **state)
     assert_int_equal(file_write_atomic(main_conf, text, strlen(text), 0644), 0);
     struct conf_diag d = {0};
     assert_null(conf_load(main_conf, &d));
-    dump(&d);
+    uu_diag_print(&d);
     assert_int_equal(d.n, 2);
     char *w0 = xasprintf("%s:3: forward: a@example.org is already forwarded at %s:2", inc, inc);
     char *w1 = xasprintf("%s:4: forward: forward to a remote address needs outbound delivery "
@@ -191,10 +153,11 @@ static void
 test_exact_and_case(void **state)
 {
     struct route_expansion x;
-    struct conf *c = load_ok(DOMS "forward Bob.Smith@Example.ORG bob@example.org\n"
-                                  "forward \"john smith\"@example.org carol@EXAMPLE.org, "
-                                  "\"Bob\"@example.org\n"
-                                  "forward info@example.net bob@example.org,carol@example.org\n");
+    struct conf *c =
+        uu_conf_ok(DOMS "forward Bob.Smith@Example.ORG bob@example.org\n"
+                        "forward \"john smith\"@example.org carol@EXAMPLE.org, "
+                        "\"Bob\"@example.org\n"
+                        "forward info@example.net bob@example.org,carol@example.org\n");
 
     assert_int_equal(route_count(c->forward), 3);
     expand(c, "bob.smith@example.org", NULL, &x);
@@ -225,7 +188,7 @@ test_exact_and_case(void **state)
     assert_null(route_lookup(c->forward, "", "example.net"));
     conf_unref(&c);
     /* no forwards: NULL table, nothing applies */
-    c = load_ok(DOMS);
+    c = uu_conf_ok(DOMS);
     assert_null(c->forward);
     expand(c, "bob@example.org", NULL, &x);
     assert_int_equal(x.status, ROUTE_NONE);
@@ -236,9 +199,9 @@ static void
 test_catch_all(void **state)
 {
     struct route_expansion x;
-    struct conf *c = load_ok(DOMS "forward @example.org carol@example.org\n"
-                                  "forward sales@example.org bob@example.org\n"
-                                  "forward @example.net catchall@example.net\n");
+    struct conf *c = uu_conf_ok(DOMS "forward @example.org carol@example.org\n"
+                                     "forward sales@example.org bob@example.org\n"
+                                     "forward @example.net catchall@example.net\n");
 
     /* an unknown address of the domain goes to the catch-all */
     expand(c, "nobody@example.org", users_bob_carol, &x);
@@ -268,11 +231,11 @@ static void
 test_chains_and_copies(void **state)
 {
     struct route_expansion x;
-    struct conf *c = load_ok(DOMS "forward a@example.org b@example.org,c@example.org\n"
-                                  "forward b@example.org d@example.org,bob@example.org\n"
-                                  "forward c@example.org d@example.org\n"
-                                  "forward d@example.org carol@example.org\n"
-                                  "forward bob@example.org bob@example.org,carol@example.org\n");
+    struct conf *c = uu_conf_ok(DOMS "forward a@example.org b@example.org,c@example.org\n"
+                                     "forward b@example.org d@example.org,bob@example.org\n"
+                                     "forward c@example.org d@example.org\n"
+                                     "forward d@example.org carol@example.org\n"
+                                     "forward bob@example.org bob@example.org,carol@example.org\n");
 
     /* b and c both end at d (once), and bob keeps a copy beside carol */
     expand(c, "a@example.org", NULL, &x);
@@ -287,11 +250,11 @@ static void
 test_loop(void **state)
 {
     struct route_expansion x;
-    struct conf *c = load_ok(DOMS "forward a@example.org b@example.org\n"
-                                  "forward b@example.org bob@example.org,C@example.org\n"
-                                  "forward c@example.org a@example.org\n"
-                                  "forward self@example.org other@example.org\n"
-                                  "forward other@example.org self@example.org\n");
+    struct conf *c = uu_conf_ok(DOMS "forward a@example.org b@example.org\n"
+                                     "forward b@example.org bob@example.org,C@example.org\n"
+                                     "forward c@example.org a@example.org\n"
+                                     "forward self@example.org other@example.org\n"
+                                     "forward other@example.org self@example.org\n");
 
     expand(c, "a@example.org", NULL, &x);
     assert_int_equal(x.status, ROUTE_LOOP);
@@ -319,7 +282,7 @@ test_depth_and_width(void **state)
         free(text);
         text = t;
     }
-    struct conf *c = load_ok(text);
+    struct conf *c = uu_conf_ok(text);
     expand(c, "h1@example.org", NULL, &x);
     assert_int_equal(x.status, ROUTE_FORWARDED);
     assert_string_equal(dests(&x), "h9@example.org");
@@ -346,7 +309,7 @@ test_depth_and_width(void **state)
     }
     char *t = xasprintf("%s\n", text);
     free(text);
-    c = load_ok(t);
+    c = uu_conf_ok(t);
     expand(c, "w@example.org", NULL, &x);
     assert_int_equal(x.status, ROUTE_TOO_MANY);
     assert_int_equal(x.n, 0);
@@ -380,7 +343,7 @@ test_100000_entries(void **state)
         o += (size_t)snprintf(text + o, cap - o, "forward alias%d@bench.test %s@bench.test\n", i,
                               i % 1000 == 0 ? "postmaster" : "bench");
     double t0 = now_ms();
-    struct conf *c = load_ok(text);
+    struct conf *c = uu_conf_ok(text);
     double t1 = now_ms();
     print_message("  conf_load of 500 domains + %d forward lines: %.1f ms; table %zu bytes\n", N,
                   t1 - t0, route_bytes(c->forward));
@@ -408,7 +371,7 @@ test_100000_entries(void **state)
     char *p = strstr(text, "alias777@bench.test bench@");
     assert_non_null(p);
     memcpy(p + strlen("alias777@bench.test "), "bencH", 5);
-    struct conf *c2 = load_ok(text);
+    struct conf *c2 = uu_conf_ok(text);
     assert_int_equal(conf_format(c2, CONF_forward, buf2, sizeof(buf2)), 0);
     assert_string_not_equal(buf, buf2);
     assert_int_equal(strncmp(buf, buf2, strlen("100000 forwards")), 0);
@@ -442,7 +405,7 @@ test_deliver_route(void **state)
                                 "forward @example.net carol@example.org\n"
                                 "forward pm@example.org postmaster@example.org\n",
                            tmp_users);
-    struct conf *c = load_ok(text);
+    struct conf *c = uu_conf_ok(text);
     struct deliver_route r;
     struct addr a;
     char err[100];

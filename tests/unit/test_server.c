@@ -18,6 +18,7 @@
 #include "file.h"
 #include "server.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 struct child {
     int status; /* exit code, or -1 if killed */
@@ -140,10 +141,9 @@ test_args_bad(void **state)
 static void
 test_load_config(void **state)
 {
-    char dir[] = "/tmp/test_server.XXXXXX";
+    char *dir = uu_tmpdir("test_server");
     struct child ch;
 
-    assert_non_null(mkdtemp(dir));
     char *good = xasprintf("%s/good.conf", dir);
     char *warn = xasprintf("%s/warn.conf", dir);
     char *bad = xasprintf("%s/bad.conf", dir);
@@ -181,11 +181,7 @@ test_load_config(void **state)
     assert_int_equal(ch.status, 78);
     assert_non_null(strstr(ch.err, "has errors"));
     assert_null(strstr(ch.out, "loaded"));
-
-    unlink(good);
-    unlink(warn);
-    unlink(bad);
-    rmdir(dir);
+    uu_tmpdir_free(dir);
     free(good);
     free(warn);
     free(bad);
@@ -240,11 +236,10 @@ test_drop_privileges(void **state)
 static void
 test_pidfile(void **state)
 {
-    char dir[] = "/tmp/test_server.XXXXXX";
+    char *dir = uu_tmpdir("test_server");
     char *text;
     size_t len;
 
-    assert_non_null(mkdtemp(dir));
     char *path = xasprintf("%s/dtest.pid", dir);
     assert_int_equal(server_pidfile(path), 0);
     assert_int_equal(file_read_all(path, 64, &text, &len), 0);
@@ -252,8 +247,7 @@ test_pidfile(void **state)
     assert_string_equal(text, want);
     free(want);
     free(text);
-    unlink(path);
-    rmdir(dir);
+    uu_tmpdir_free(dir);
     free(path);
     assert_int_equal(server_pidfile("/nonexistent-dir/x.pid"), -1);
 }

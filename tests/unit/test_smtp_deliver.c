@@ -16,18 +16,9 @@
 #include "../../dsmtp/deliver.h"
 #include "file.h"
 #include "qfile.h"
+#include "unit_util.h"
 
-static char tmpdir[] = "/tmp/test_smtp_deliver.XXXXXX";
-
-/* write_file - create path with text. */
-static void
-write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static char *tmpdir; /* the group's scratch directory */
 
 /* load - a config with the given extra lines; users file with bob, alice@example.net,
  * admin and (if with_pm) postmaster. */
@@ -44,17 +35,12 @@ load(const char *extra, bool with_pm, struct auth_db **db)
     snprintf(users, sizeof(users), "%s/users", tmpdir);
     snprintf(text, sizeof(text), "bob:%s\nalice@example.net:%s\nadmin:%s\n%s%s%s", hash, hash, hash,
              with_pm ? "postmaster:" : "", with_pm ? hash : "", with_pm ? "\n" : "");
-    write_file(users, text);
+    uu_write(users, text);
     snprintf(text, sizeof(text),
              "host_domain example.org, example.net\ndrop_path %s/drop\nspool_dir %s/spool\n"
              "users_file %s\nlock_timeout 1\n%s",
              tmpdir, tmpdir, users, extra);
-    cf = conf_load_string("test.conf", text, &diag);
-    for (size_t i = 0; i < diag.n; i++)
-        printf("diag: %s\n", diag.msgs[i]);
-    conf_diag_free(&diag);
-    assert_non_null(cf);
-    diag = (struct conf_diag){0};
+    cf = uu_conf("test.conf", text);
     *db = auth_db_load(users, &diag);
     conf_diag_free(&diag);
     assert_non_null(*db);
@@ -357,25 +343,14 @@ setup(void **state)
 {
     char path[600];
 
-    (void)state;
-    if (mkdtemp(tmpdir) == NULL)
+    if (uu_setup_dir(state, UU_DIR_MAX, "test_smtp_deliver") < 0)
         return -1;
+    tmpdir = *state;
     snprintf(path, sizeof(path), "%s/spool/queue", tmpdir);
     if (file_mkdirs(path, 0700) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/spool/tmp", tmpdir);
     return file_mkdirs(path, 0700);
-}
-
-/* teardown - remove it. */
-static int
-teardown(void **state)
-{
-    char cmd[300];
-
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 int
@@ -386,5 +361,5 @@ main(void)
         cmocka_unit_test(test_next_try), cmocka_unit_test(test_one_and_queue),
         cmocka_unit_test(test_batch),    cmocka_unit_test(test_route_cached),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
 }

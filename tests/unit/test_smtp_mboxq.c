@@ -15,25 +15,21 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/mboxq.h"
+#include "unit_util.h"
 
-static char tmpdir[] = "/tmp/test_smtp_mboxq.XXXXXX";
+static char *tmpdir; /* the group's scratch directory */
 
 /* load - a config with the extra lines. */
 static struct conf *
 load(const char *extra)
 {
     char text[1024];
-    struct conf_diag diag = {0};
-    struct conf *cf;
 
     snprintf(text, sizeof(text),
              "host_domain example.org\ndrop_path %s/drop\nspool_dir %s/spool\nlock_timeout 2\n"
              "lock_id testnode\n%s",
              tmpdir, tmpdir, extra);
-    cf = conf_load_string("test.conf", text, &diag);
-    conf_diag_free(&diag);
-    assert_non_null(cf);
-    return cf;
+    return uu_conf("test.conf", text);
 }
 
 /* One request with its own text and what its callback saw. */
@@ -80,31 +76,11 @@ treq_init(struct treq *t, const struct conf *cf, uv_loop_t *loop, const char *bo
     t->loop = loop;
 }
 
-/* slurp - the whole file. */
-static char *
-slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    rewind(fp);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
 /* check_order - the mbox at path holds messages first..last (step 1) in that order. */
 static void
 check_order(const char *path, int first, int last)
 {
-    char *got = slurp(path), *p = got, want[64];
+    char *got = uu_read(path, NULL), *p = got, want[64];
 
     for (int n = first; n <= last; n++) {
         char *q;
@@ -224,7 +200,7 @@ test_one_fails(void **state)
         }
     }
     {
-        char *got = slurp(t[0].path);
+        char *got = uu_read(t[0].path, NULL);
         assert_null(strstr(got, "Subject: big"));
         assert_non_null(strstr(got, "Subject: m5\n"));
         free(got);
@@ -274,19 +250,10 @@ test_resubmit_and_perm(void **state)
 static int
 setup(void **state)
 {
-    (void)state;
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-/* teardown - remove it. */
-static int
-teardown(void **state)
-{
-    char cmd[300];
-
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    if (uu_setup_dir(state, UU_DIR_MAX, "test_smtp_mboxq") < 0)
+        return -1;
+    tmpdir = *state;
+    return 0;
 }
 
 int
@@ -298,5 +265,5 @@ main(void)
         cmocka_unit_test(test_one_fails),
         cmocka_unit_test(test_resubmit_and_perm),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
 }
