@@ -9,6 +9,7 @@
 #ifndef DMAIL_HASH_H
 #define DMAIL_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* hash_str - FNV-1a of a NUL-terminated string. */
@@ -19,6 +20,17 @@ hash_str(const char *s)
 
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
         h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* hash_mem - FNV-1a of n bytes. */
+static inline uint64_t
+hash_mem(const void *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *c = p, *end = c + n; c < end; c++)
+        h = (h ^ *c) * 1099511628211ULL;
     return h;
 }
 
