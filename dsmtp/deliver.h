@@ -114,6 +114,10 @@ enum drop_result deliver_one(const struct conf *cf, const char *mailbox, const c
                              const char *text, size_t len, char *err, size_t errlen);
 
 /* One recipient's entry in a queue file still to be written. */
+/* Why a recipient of another domain stays in the queue: outbound delivery sends it; until
+ * it exists here, queue_lifetime ends with a report to the sender. */
+#define DELIVER_NOT_LOCAL "not a local domain: kept for outbound delivery"
+
 struct deliver_qrcpt {
     const char *addr;
     int attempts;

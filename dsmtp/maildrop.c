@@ -13,12 +13,14 @@
 
 #include "addr.h"
 #include "data.h"
+#include "bounce.h"
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
 #include "maildrop.h"
 #include "qfile.h"
+#include "queue.h"
 #include "xmem.h"
 
 #define MAILDROP_RESCAN_MS 60000
@@ -33,6 +35,7 @@ struct maildrop {
     struct conf *cf;
     struct auth_db *db;
     char hostname[256];
+    int bounced; /* reports the running scan queued: the queue runner is kicked after it */
 };
 
 /* maildrop_field_end - the end of the header field starting at p (continuations
@@ -245,6 +248,8 @@ struct maildrop_acc {
     char **qaddr, **qerr; /* recipients to queue and why (owned) */
     int *qattempts;
     size_t nq;
+    struct bounce_rcpt *fail; /* recipients to report (addr and diag owned) */
+    size_t nfail;
 };
 
 /* maildrop_queue_later - addr goes into the queue file. */
@@ -257,6 +262,14 @@ maildrop_queue_later(struct maildrop_acc *acc, const char *addr, int attempts, c
     acc->qaddr[acc->nq] = xstrdup(addr);
     acc->qerr[acc->nq] = xstrdup(why);
     acc->qattempts[acc->nq++] = attempts;
+}
+
+/* maildrop_fail - addr failed for good: it goes into the bounce. */
+static void
+maildrop_fail(struct maildrop_acc *acc, const char *addr, const char *status, const char *diag)
+{
+    acc->fail = xrealloc(acc->fail, (acc->nfail + 1) * sizeof(*acc->fail));
+    acc->fail[acc->nfail++] = (struct bounce_rcpt){xstrdup(addr), status, xstrdup(diag), 1};
 }
 
 /* maildrop_dest - pool: one final address of recipient ra (after forwards). */
@@ -289,6 +302,7 @@ maildrop_dest(const struct conf *cf, const struct qfile *q, struct maildrop_acc 
     case DROP_PERM:
         log_error("maildrop id=%s to=<%s>%s result=failed error=%s", q->id, ra, fwd,
                   logq_text(eq, sizeof(eq), err, strlen(err), 200));
+        maildrop_fail(acc, d->addr, "5.2.0", err);
         break;
     }
 }
@@ -304,29 +318,33 @@ maildrop_rcpt(struct maildrop *m, const struct qfile *q, struct maildrop_acc *ac
     struct addr a;
 
     if (addr_parse_mailbox(ra, cf->main_domain, &a, err, sizeof(err)) < 0) {
-        log_error("maildrop id=%s to=<%s> result=dropped reason=bad-address error=%s", q->id, ra,
+        log_error("maildrop id=%s to=<%s> result=failed reason=bad-address error=%s", q->id, ra,
                   logq_text(eq, sizeof(eq), err, strlen(err), 200));
+        maildrop_fail(acc, ra, "5.1.3", err);
         return;
     }
-    /* no bounces yet, and no outbound delivery: refusals are logged */
     switch (deliver_route(cf, m->db, &a, &dr)) {
     case DV_OK:
         for (size_t k = 0; k < dr.n; k++)
             maildrop_dest(cf, q, acc, ra, &dr.dest[k], text, len);
         break;
     case DV_UNKNOWN:
-        log_error("maildrop id=%s to=<%s> result=dropped reason=user-unknown%s%s", q->id, ra,
+        log_error("maildrop id=%s to=<%s> result=failed reason=user-unknown%s%s", q->id, ra,
                   dr.fwd == ROUTE_NONE ? "" : " forward-to=",
                   dr.fwd == ROUTE_NONE ? ""
                                        : logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 300));
+        maildrop_fail(acc, ra, "5.1.1", "user unknown");
         break;
     case DV_REMOTE:
-        log_error("maildrop id=%s to=<%s> result=dropped reason=not-local", q->id, ra);
+        /* kept until outbound delivery sends it or queue_lifetime bounces it */
+        log_warn("maildrop id=%s to=<%s> result=queued reason=not-local", q->id, ra);
+        maildrop_queue_later(acc, ra, 0, DELIVER_NOT_LOCAL);
         break;
     case DV_LOOP:
-        log_error("maildrop id=%s to=<%s> result=dropped reason=\"%s\" chain=%s", q->id, ra,
+        log_error("maildrop id=%s to=<%s> result=failed reason=\"%s\" chain=%s", q->id, ra,
                   route_status_text(dr.fwd),
                   logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 400));
+        maildrop_fail(acc, ra, "5.4.6", route_status_text(dr.fwd));
         break;
     }
     deliver_route_free(&dr);
@@ -358,6 +376,18 @@ maildrop_file(struct maildrop *m, struct qfile *q)
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
         ok = false;
     }
+    if (ok && acc.nfail > 0) {
+        struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, text, len};
+        if (bounce_send(cf, &bm, acc.fail, acc.nfail) < 0)
+            ok = false; /* the file stays: tried again with the next scan */
+        else
+            m->bounced++;
+    }
+    for (size_t k = 0; k < acc.nfail; k++) {
+        free((char *)acc.fail[k].addr);
+        free((char *)acc.fail[k].diag);
+    }
+    free(acc.fail);
     for (size_t k = 0; k < acc.nseen; k++)
         free(acc.seen[k]);
     for (size_t k = 0; k < acc.nq; k++) {
@@ -461,6 +491,9 @@ maildrop_scanned(uv_work_t *w, int status)
     conf_unref(&m->cf);
     if (m->db != NULL)
         auth_db_unref(&m->db);
+    if (m->bounced > 0 && !m->stopping && m->d->queue != NULL)
+        queue_kick(m->d->queue); /* deliver the reports now, not at the next retry */
+    m->bounced = 0;
     if (m->again && !m->stopping) {
         m->again = false;
         maildrop_start_scan(m);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "bounce.h"
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
@@ -84,10 +85,11 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
     return true;
 }
 
-/* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). */
+/* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). A
+ * recipient that fails for good gets its RFC 3463 status in *status. */
 static void
 queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q, size_t i,
-               time_t now)
+               time_t now, const char **status)
 {
     char err[200] = "", eq[300];
     struct deliver_route dr;
@@ -96,7 +98,9 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     struct qfile_rcpt *r;
 
     memset(&dr, 0, sizeof(dr));
+    *status = "5.2.0";
     if (addr_parse_mailbox(q->rcpt[i].addr, cf->main_domain, &a, err, sizeof(err)) < 0) {
+        *status = "5.1.3";
         res = DROP_PERM;
     } else {
         switch (deliver_route(cf, db, &a, &dr)) {
@@ -121,14 +125,15 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                 snprintf(err, sizeof(err), "user unknown");
             else
                 snprintf(err, sizeof(err), "user unknown: %.150s", dr.why);
+            *status = "5.1.1";
             res = DROP_PERM;
             break;
-        case DV_REMOTE:
-            snprintf(err, sizeof(err), "not a local domain (no outbound delivery yet)");
-            res = DROP_PERM;
+        case DV_REMOTE: /* kept until outbound delivery sends it or queue_lifetime ends */
+            snprintf(err, sizeof(err), "%s", DELIVER_NOT_LOCAL);
             break;
         case DV_LOOP:
             snprintf(err, sizeof(err), "%s: %.150s", route_status_text(dr.fwd), dr.why);
+            *status = "5.4.6";
             res = DROP_PERM;
             break;
         }
@@ -151,14 +156,45 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
         break;
     case DROP_PERM:
         r->state = QR_FAILED;
-        /* bounces come with outbound delivery */
         log_warn("queue id=%s to=<%s> result=failed error=%s", q->id, r->addr,
                  logq_text(eq, sizeof(eq), err, strlen(err), 200));
         break;
     }
 }
 
-/* queue_process_file - retry what is due in one file; rewrite or remove it. */
+/* queue_fail - recipient i failed for good in this pass: into the report. */
+static void
+queue_fail(struct bounce_rcpt **f, size_t *n, const struct qfile_rcpt *r, const char *status)
+{
+    *f = xrealloc(*f, (*n + 1) * sizeof(**f));
+    (*f)[(*n)++] = (struct bounce_rcpt){
+        r->addr, status, r->last_error ? r->last_error : "not delivered", r->attempts};
+}
+
+/* queue_report - report this pass's failures; when the report cannot be queued, the
+ * recipients stay pending (tried again later) so that nothing is dropped. Returns how
+ * many went back to pending. */
+static int
+queue_report(const struct conf *cf, struct qfile *q, const struct bounce_rcpt *f, size_t n,
+             time_t now)
+{
+    struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+    int back = 0;
+
+    if (n == 0 || bounce_send(cf, &bm, f, n) >= 0)
+        return 0;
+    for (size_t i = 0; i < q->nrcpt; i++)
+        for (size_t k = 0; k < n; k++)
+            if (q->rcpt[i].addr == f[k].addr) {
+                q->rcpt[i].state = QR_PENDING;
+                q->rcpt[i].next_try = now + cf->queue_retry;
+                back++;
+            }
+    return back;
+}
+
+/* queue_process_file - retry what is due in one file; report what failed; rewrite or
+ * remove it. */
 int
 queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path, time_t now)
 {
@@ -166,6 +202,8 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     char err[200];
     bool changed = false, expired;
     int pending = 0;
+    struct bounce_rcpt *fail = NULL;
+    size_t nfail = 0;
 
     memset(&q, 0, sizeof(q));
     if (qfile_read(path, &q, err, sizeof(err)) < 0) {
@@ -176,6 +214,7 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     expired = now - q.arrival > cf->queue_lifetime;
     for (size_t i = 0; i < q.nrcpt; i++) {
         struct qfile_rcpt *r = &q.rcpt[i];
+        const char *status;
         if (r->state != QR_PENDING)
             continue;
         if (expired) {
@@ -183,20 +222,24 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             changed = true;
             const char *why = r->last_error ? r->last_error : "not delivered";
             char eq[300];
-            /* bounces come with outbound delivery */
             log_warn("queue id=%s to=<%s> result=given-up age=%lds error=%s", q.id, r->addr,
                      (long)(now - q.arrival), logq_text(eq, sizeof(eq), why, strlen(why), 200));
+            queue_fail(&fail, &nfail, r, "4.4.7");
             continue;
         }
         if ((q.flags & QF_HOLD) || r->next_try > now) {
             pending++;
             continue;
         }
-        queue_try_rcpt(cf, db, &q, i, now); /* may add recipients: r is stale */
+        queue_try_rcpt(cf, db, &q, i, now, &status); /* may add recipients: r is stale */
         changed = true;
         if (q.rcpt[i].state == QR_PENDING)
             pending++;
+        else if (q.rcpt[i].state == QR_FAILED)
+            queue_fail(&fail, &nfail, &q.rcpt[i], status);
     }
+    pending += queue_report(cf, &q, fail, nfail, now);
+    free(fail);
     if (pending == 0) {
         if (unlink(path) < 0 && errno != ENOENT)
             log_errore("queue: cannot remove %s", path);

@@ -209,12 +209,22 @@ def test_queue_lifetime_gives_up(dsmtp_factory):
     with open(os.path.join(qdir, "new-1"), "wb") as f:
         f.write(queue_file("new-1", now - 30, "alice@" + DOMAIN, new))
     srv.start()
-    assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()
+
+    def only_the_report():
+        names = [os.path.basename(n) for n in srv.queue_files()]
+        if len(names) != 1 or names[0] in ("old-1", "new-1"):
+            return None
+        return open(os.path.join(qdir, names[0]), "rb").read()
+    assert wait_for(only_the_report, 10), srv.queue_files()
     msgs = srv.messages("alice")
     assert [m["Message-ID"] for _, m in msgs] == [new_id]
     assert msgs[0][1]["Return-Path"] == "<q@remote.example>"
     assert re.search(r"queue id=old-1 to=<alice@example.test> result=given-up age=1\d\ds ",
                      srv.log())
+    # the sender's report waits in the queue for outbound delivery (another domain)
+    report = only_the_report()
+    assert b"\nsender <>\n" in report and b"\norigin bounce old-1\n" in report, report[:400]
+    assert b"<q@remote.example>" in report and b"Status: 4.4.7" in report
 
 
 # ---------------------------------------------------------------- logging

@@ -1,0 +1,97 @@
+/*
+ * bounce - delivery status notifications for failed recipients. See bounce.h.
+ */
+#include "bounce.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "logq.h"
+#include "qfile.h"
+#include "server.h"
+#include "xmem.h"
+
+/* bounce_is_report - a report's own queue file. */
+bool
+bounce_is_report(const char *origin)
+{
+    return origin != NULL && (strncmp(origin, BOUNCE_ORIGIN, strlen(BOUNCE_ORIGIN)) == 0 ||
+                              strncmp(origin, BOUNCE_ORIGIN_DOUBLE,
+                                      strlen(BOUNCE_ORIGIN_DOUBLE)) == 0);
+}
+
+/* bounce_send - compose and queue the report. */
+int
+bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+            size_t n)
+{
+    enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
+    bool dbl = ok != DSN_BOUNCE_OK;
+    struct dsn_rcpt *dr = xcalloc(n, sizeof(*dr));
+    char host[256], pm[300], origin[200], err[200], eq[300], qid[96];
+    struct dsn_msg dm = {0};
+    struct dsn_out out = {0};
+    struct deliver_qrcpt to;
+    time_t now = time(NULL);
+    int rc = 1;
+
+    if (m->origin != NULL &&
+        strncmp(m->origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0) {
+        log_error("bounce id=%s result=dropped reason=double-bounce-failed to=<%s> error=%s", m->id,
+                  r[0].addr, logq_text(eq, sizeof(eq), r[0].diag, strlen(r[0].diag), 200));
+        free(dr);
+        return 0;
+    }
+    if (dbl && (cf->sysadmin == NULL || cf->sysadmin[0] == '\0')) {
+        log_error("bounce id=%s result=dropped reason=\"%s, and sysadmin is not set\" rcpts=%zu",
+                  m->id, dsn_bounce_text(ok), n);
+        free(dr);
+        return 0;
+    }
+    server_hostname(cf, host, sizeof(host));
+    snprintf(pm, sizeof(pm), "MAILER-DAEMON@%s", host);
+    for (size_t i = 0; i < n; i++) {
+        dr[i].final_rcpt = r[i].addr;
+        dr[i].action = DSN_FAILED;
+        dr[i].status = r[i].status;
+        dr[i].diagnostic = r[i].diag;
+        dr[i].last_attempt = now;
+    }
+    qfile_new_id(qid, sizeof(qid), host);
+    dm.hostname = host;
+    dm.postmaster = pm;
+    dm.to = dbl ? cf->sysadmin : m->sender;
+    dm.orig_sender = dbl ? m->sender : NULL;
+    dm.ret = DSN_RET_UNSET;
+    dm.bounce_body = false;
+    dm.arrival = m->arrival;
+    dm.now = now;
+    dm.id = qid;
+    dm.rcpt = dr;
+    dm.nrcpt = n;
+    dm.text = m->text;
+    dm.text_len = m->len;
+    if (dsn_compose(&dm, &out, err, sizeof(err)) < 0) {
+        log_error("bounce id=%s result=failed error=%s", m->id, err);
+        free(dr);
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(origin, sizeof(origin), "%s%s", dbl ? BOUNCE_ORIGIN_DOUBLE : BOUNCE_ORIGIN, m->id);
+    to = (struct deliver_qrcpt){dm.to, 0, NULL};
+    if (deliver_queue_write(cf, qid, "", origin, now, &to, 1, out.text, out.len) < 0) {
+        const char *e = strerror(errno);
+        log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);
+        rc = -1;
+    } else {
+        log_info("bounce id=%s report=%s to=<%s> rcpts=%zu%s%s", m->id, qid, dm.to, n,
+                 dbl ? " double-bounce=" : "", dbl ? dsn_bounce_text(ok) : "");
+    }
+    dsn_out_free(&out);
+    free(dr);
+    return rc;
+}

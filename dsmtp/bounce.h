@@ -1,0 +1,59 @@
+/*
+ * bounce - the reports dsmtp sends for recipients it could not deliver: an RFC 3464
+ * delivery status notification (common/mail/dsn.h) queued with the null sender, so that
+ * every accepted recipient ends delivered or reported, never dropped in silence.
+ *
+ * Contract:
+ * - Blocks on: composing and writing a queue file (fsync): thread pool only.
+ * - bounce_send queues one report for the failed recipients of one message: to its
+ *   envelope sender; or, when the message must not be bounced (null sender, itself a
+ *   report, Auto-Submitted: RFC 3834, dsn_bounceable), a double bounce to the sysadmin
+ *   address. A double bounce that fails in its turn, or one with no sysadmin set, is
+ *   logged and dropped: reports never loop. Reports are queue files with origin
+ *   "bounce ID" / "double-bounce ID" (ID the original's queue id) and the sender <>; the
+ *   queue runner delivers them like any other message.
+ * - Statuses (RFC 3463) callers use: 5.1.1 user unknown, 5.1.3 bad address, 5.4.6
+ *   forwarding loop, 5.2.0 mailbox failure, 4.4.7 queue lifetime over.
+ */
+#ifndef DSMTP_BOUNCE_H
+#define DSMTP_BOUNCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "conf.h"
+#include "dsn.h"
+
+/* The origin prefix of the reports' queue files. */
+#define BOUNCE_ORIGIN "bounce "
+#define BOUNCE_ORIGIN_DOUBLE "double-bounce "
+
+/* One failed recipient. */
+struct bounce_rcpt {
+    const char *addr;   /* the recipient as given */
+    const char *status; /* "5.1.1" */
+    const char *diag;   /* why, for a person and the Diagnostic-Code ("user unknown") */
+    int attempts;
+};
+
+/* The message the recipients belong to. */
+struct bounce_msg {
+    const char *id;     /* its queue or maildrop id */
+    const char *sender; /* envelope sender, "" for <> */
+    const char *origin; /* its origin (a report's origin says it is one), may be NULL */
+    time_t arrival;
+    const char *text; /* headers + body, LF line ends */
+    size_t len;
+};
+
+/* bounce_send - queue the report on n failed recipients of m. Returns 1 when a report
+ * was queued, 0 when it was dropped on purpose (logged: a failed report, no sysadmin for a
+ * double bounce), -1 when composing or writing failed (logged; errno set). */
+int bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+                size_t n);
+
+/* bounce_is_report - the origin is that of a report bounce_send queued. */
+bool bounce_is_report(const char *origin);
+
+#endif
