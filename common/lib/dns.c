@@ -665,8 +665,7 @@ dns_parse_servers(const char *servers, struct ares_addr_port_node *nodes, char *
         }
         if (len >= sizeof(item) || n == DNS_MAXSERVERS) {
             snprintf(err, errlen,
-                     len >= sizeof(item) ? "dns_host: '%.*s...': too long"
-                                         : "dns_host: more than %d servers",
+                     len >= sizeof(item) ? "'%.*s...' is too long" : "more than %d servers",
                      len >= sizeof(item) ? 20 : DNS_MAXSERVERS, p);
             return -1;
         }
@@ -706,11 +705,18 @@ dns_parse_servers(const char *servers, struct ares_addr_port_node *nodes, char *
         n++;
         continue;
     bad:
-        snprintf(err, errlen, "dns_host: '%.*s': not an IP address with an optional port", (int)len,
-                 given);
+        snprintf(err, errlen, "'%.*s' is not an IP address with an optional port", (int)len, given);
         return -1;
     }
     return n;
+}
+
+int
+dns_servers_check(const char *servers, char *err, size_t errlen)
+{
+    struct ares_addr_port_node nodes[DNS_MAXSERVERS];
+
+    return dns_parse_servers(servers, nodes, err, errlen) < 0 ? -1 : 0;
 }
 
 /* dns_channel - d->ch for nservers servers (0: unknown yet), each tried tries times, all

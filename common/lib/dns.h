@@ -93,6 +93,9 @@ typedef void (*dns_cb)(struct dns_result *r, void *arg);
  * with err filled on a bad server list or a c-ares failure. */
 struct dns *dns_new(uv_loop_t *loop, const char *servers, long timeout_ms, int tries, char *err,
                     size_t errlen);
+/* dns_servers_check - 0 if dns_new would take servers, else -1 with err filled ("'x' is
+ * not an IP address with an optional port"); for checking dns_host when a file is read. */
+int dns_servers_check(const char *servers, char *err, size_t errlen);
 /* dns_free - drop every pending lookup (no callback), close; sets *d to NULL. */
 void dns_free(struct dns **d);
 

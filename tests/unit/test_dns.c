@@ -632,6 +632,7 @@ test_new(void **state)
         struct dns *d = dns_new(&loop, good[i], 1000, 2, err, sizeof(err));
         if (d == NULL)
             fail_msg("'%s': %s", good[i], err);
+        assert_int_equal(dns_servers_check(good[i], err, sizeof(err)), 0);
         dns_free(&d);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -639,7 +640,10 @@ test_new(void **state)
         struct dns *d = dns_new(&loop, bad[i], 1000, 2, err, sizeof(err));
         if (d != NULL)
             fail_msg("'%s' accepted", bad[i]);
-        assert_non_null(strstr(err, "dns_host: '"));
+        assert_int_equal(err[0], '\'');
+        char err2[200];
+        assert_int_equal(dns_servers_check(bad[i], err2, sizeof(err2)), -1);
+        assert_string_equal(err, err2);
     }
     /* /etc/resolv.conf (its servers are not asked here) */
     struct dns *d = dns_new(&loop, NULL, 1000, 2, err, sizeof(err));
