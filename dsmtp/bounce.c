@@ -19,9 +19,9 @@
 bool
 bounce_is_report(const char *origin)
 {
-    return origin != NULL && (strncmp(origin, BOUNCE_ORIGIN, strlen(BOUNCE_ORIGIN)) == 0 ||
-                              strncmp(origin, BOUNCE_ORIGIN_DOUBLE,
-                                      strlen(BOUNCE_ORIGIN_DOUBLE)) == 0);
+    return origin != NULL &&
+           (strncmp(origin, BOUNCE_ORIGIN, strlen(BOUNCE_ORIGIN)) == 0 ||
+            strncmp(origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0);
 }
 
 /* bounce_send - compose and queue the report. */

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "conf_int.h"
+#include "dns.h"
 #include "route.h"
 #include "xmem.h"
 
@@ -279,6 +280,13 @@ conf_value_ippattern(char **item, char *reason, size_t len)
     return -1;
 }
 
+/* conf_value_dnshost - a DNS server: an IP address with an optional port (dns.h). */
+static int
+conf_value_dnshost(char **item, char *reason, size_t len)
+{
+    return dns_servers_check(*item, reason, len);
+}
+
 /* Checks and normalisation of single list items, by setting. */
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
@@ -286,6 +294,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_host_domain] = conf_value_domain,
     [CONF_listen] = conf_value_ipaddr,
     [CONF_forward_from_ip] = conf_value_ippattern,
+    [CONF_dns_host] = conf_value_dnshost,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

@@ -323,6 +323,16 @@ test_lists(void **state)
     load_err("host_domain bad!domain\n",
              "t.conf:1: host_domain: 'bad!domain' is not a valid domain");
     load_err("host_domain a..b\n", "t.conf:1: host_domain: 'a..b' is not a valid domain");
+
+    /* dns_host: addresses with optional ports, never names */
+    c = uu_conf_ok("dns_host 192.0.2.53, 192.0.2.54:5353\ndns_host ::1 [::1]:53\n");
+    assert_int_equal(c->dns_host.n, 4);
+    assert_string_equal(c->dns_host.v[3], "[::1]:53");
+    conf_unref(&c);
+    load_err("dns_host resolver.example\n",
+             "t.conf:1: dns_host: 'resolver.example' is not an IP address with an optional port");
+    load_err("dns_host 192.0.2.53:0\n",
+             "t.conf:1: dns_host: '192.0.2.53:0' is not an IP address with an optional port");
 }
 
 static void

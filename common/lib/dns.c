@@ -1,0 +1,823 @@
+/*
+ * dns.c - c-ares driven by the libuv loop; see dns.h for the contract.
+ *
+ * A lookup (struct dns_query) runs one or two c-ares queries (struct dns_sub): MX, TXT,
+ * AAAA+A, or MX then AAAA+A for an implicit MX. It is in one of three states: active (in
+ * d->active, by deadline: every lookup has the same timeout, so the list is in start
+ * order), done (in d->done, its result waiting for the idle handle to deliver it) or
+ * detached (in no list: cancelled or delivered while c-ares still holds its subs; freed
+ * when the last of them is answered, or by ares_destroy's ARES_EDESTRUCTION).
+ *
+ * c-ares only ever calls back into this file from ares_query/ares_process_fd/
+ * ares_destroy; the user's callbacks run from the idle handle alone, so nothing the user
+ * does can happen in the middle of c-ares's processing.
+ */
+#include <arpa/inet.h>
+#include <ares.h>
+#include <arpa/nameser.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dns.h"
+#include "xmem.h"
+
+#define DNS_MAXADDR 64    /* addresses kept per family */
+#define DNS_MAXSERVERS 16 /* entries of a server list */
+
+enum { Q_ACTIVE, Q_DONE, Q_DETACHED };
+
+struct dns_sock {
+    uv_poll_t poll;
+    ares_socket_t fd;
+    struct dns *d;
+    struct dns_sock *next;
+};
+
+struct dns_sub {
+    struct dns_query *q;
+    int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a */
+    int status; /* ARES_* when answered */
+    size_t n;   /* addresses parsed (AAAA/A) */
+    struct dns_addr *addr;
+};
+
+struct dns_query {
+    struct dns *d;
+    struct dns_query *prev, *next;
+    int state;
+    int refs;      /* subs c-ares has not answered yet, plus a hold while starting */
+    bool implicit; /* MX: the AAAA+A phase of an implicit MX */
+    uint64_t deadline;
+    dns_cb cb;
+    void *arg;
+    struct dns_result *r;
+    struct dns_sub sub[2];
+};
+
+struct dns_list {
+    struct dns_query *head, *tail;
+};
+
+struct dns {
+    uv_loop_t *loop;
+    ares_channel ch;
+    bool ch_ok;
+    bool closing;
+    int handles; /* uv handles not closed yet; d is freed when the last one has closed */
+    long timeout_ms;
+    uv_timer_t timer;
+    uv_idle_t idle;
+    struct dns_sock *socks;
+    struct dns_list active, done;
+};
+
+/* ---- lists ---- */
+
+static void
+dns_list_add(struct dns_list *l, struct dns_query *q)
+{
+    q->next = NULL;
+    q->prev = l->tail;
+    if (l->tail != NULL)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+}
+
+static void
+dns_list_del(struct dns_list *l, struct dns_query *q)
+{
+    if (q->prev != NULL)
+        q->prev->next = q->next;
+    else
+        l->head = q->next;
+    if (q->next != NULL)
+        q->next->prev = q->prev;
+    else
+        l->tail = q->prev;
+    q->prev = q->next = NULL;
+}
+
+/* ---- results ---- */
+
+const char *
+dns_status_name(enum dns_status s)
+{
+    switch (s) {
+    case DNS_OK:
+        return "ok";
+    case DNS_IMPLICIT:
+        return "implicit MX";
+    case DNS_NULLMX:
+        return "null MX";
+    case DNS_NXDOMAIN:
+        return "NXDOMAIN";
+    case DNS_NODATA:
+        return "no data";
+    case DNS_TEMPFAIL:
+        return "temporary failure";
+    }
+    return "?";
+}
+
+/* dns_result_clear - drop the records of r (its status stays). */
+static void
+dns_result_clear(struct dns_result *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->mx != NULL)
+            free(r->mx[i].host);
+        if (r->txt != NULL)
+            free(r->txt[i]);
+    }
+    free(r->mx);
+    free(r->addr);
+    free(r->txt);
+    r->mx = NULL;
+    r->addr = NULL;
+    r->txt = NULL;
+    r->n = 0;
+}
+
+void
+dns_result_free(struct dns_result **rp)
+{
+    struct dns_result *r = *rp;
+
+    if (r == NULL)
+        return;
+    *rp = NULL;
+    dns_result_clear(r);
+    free(r->name);
+    free(r);
+}
+
+/* dns_class - the status class of a c-ares status, and its text in *why. */
+static enum dns_status
+dns_class(int st, const char **why)
+{
+    switch (st) {
+    case ARES_SUCCESS:
+        *why = "ok";
+        return DNS_OK;
+    case ARES_ENODATA:
+        *why = "no data";
+        return DNS_NODATA;
+    case ARES_ENOTFOUND:
+        *why = "NXDOMAIN";
+        return DNS_NXDOMAIN;
+    case ARES_EBADNAME:
+        *why = "bad name";
+        return DNS_NXDOMAIN;
+    case ARES_ESERVFAIL:
+        *why = "SERVFAIL";
+        return DNS_TEMPFAIL;
+    case ARES_EREFUSED:
+        *why = "REFUSED";
+        return DNS_TEMPFAIL;
+    case ARES_ETIMEOUT:
+        *why = "timeout";
+        return DNS_TEMPFAIL;
+    case ARES_ECONNREFUSED:
+        *why = "no server reachable";
+        return DNS_TEMPFAIL;
+    default:
+        *why = ares_strerror(st);
+        return DNS_TEMPFAIL;
+    }
+}
+
+/* ---- parsing answers ---- */
+
+static int
+dns_pref_cmp(const void *a, const void *b)
+{
+    const struct dns_mx *x = a, *y = b;
+    return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+/* dns_shuffle - put runs of equal preference in a random order (Fisher-Yates). */
+static void
+dns_shuffle(struct dns_mx *mx, size_t n)
+{
+    for (size_t lo = 0, hi; lo < n; lo = hi) {
+        for (hi = lo + 1; hi < n && mx[hi].pref == mx[lo].pref; hi++)
+            ;
+        for (size_t i = hi - 1; i > lo; i--) {
+            size_t j = lo + arc4random_uniform((uint32_t)(i - lo + 1));
+            struct dns_mx t = mx[i];
+            mx[i] = mx[j];
+            mx[j] = t;
+        }
+    }
+}
+
+/* dns_parse_mx - r gets the exchangers; returns the c-ares status, ARES_ENODATA when
+ * there is no MX record, ARES_SUCCESS with r->status DNS_NULLMX for a null MX. */
+static int
+dns_parse_mx(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct ares_mx_reply *list = NULL;
+    int st = ares_parse_mx_reply(abuf, alen, &list);
+    size_t n = 0, nnull = 0;
+
+    if (st != ARES_SUCCESS)
+        return st;
+    for (struct ares_mx_reply *m = list; m != NULL; m = m->next)
+        n++;
+    if (n == 0)
+        return ARES_ENODATA;
+    r->mx = xcalloc(n, sizeof(*r->mx));
+    for (struct ares_mx_reply *m = list; m != NULL; m = m->next) {
+        if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
+            nnull++;
+            continue;
+        }
+        size_t len = strlen(m->host);
+        if (len > 1 && m->host[len - 1] == '.')
+            len--;
+        r->mx[r->n].host = xstrndup(m->host, len);
+        r->mx[r->n++].pref = m->priority;
+    }
+    ares_free_data(list);
+    if (r->n == 0 && nnull > 0) {
+        r->status = DNS_NULLMX;
+        r->why = "null MX";
+        return ARES_SUCCESS;
+    }
+    qsort(r->mx, r->n, sizeof(*r->mx), dns_pref_cmp);
+    dns_shuffle(r->mx, r->n);
+    return ARES_SUCCESS;
+}
+
+static int
+dns_parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct ares_txt_ext *list = NULL;
+    int st = ares_parse_txt_reply_ext(abuf, alen, &list);
+    size_t n = 0;
+
+    if (st != ARES_SUCCESS)
+        return st;
+    for (struct ares_txt_ext *t = list; t != NULL; t = t->next)
+        n += t->record_start != 0;
+    r->txt = xcalloc(n + 1, sizeof(*r->txt));
+    for (struct ares_txt_ext *t = list; t != NULL; t = t->next) {
+        const char *s = (const char *)t->txt;
+        size_t len = strnlen(s, t->length);
+        if (t->record_start || r->n == 0) {
+            r->txt[r->n++] = xstrndup(s, len);
+        } else {
+            char *prev = r->txt[r->n - 1];
+            size_t plen = strlen(prev);
+            prev = xrealloc(prev, plen + len + 1);
+            memcpy(prev + plen, s, len);
+            prev[plen + len] = '\0';
+            r->txt[r->n - 1] = prev;
+        }
+    }
+    ares_free_data(list);
+    return n == 0 ? ARES_ENODATA : ARES_SUCCESS;
+}
+
+/* dns_parse_addr - the A or AAAA records of an answer into s. */
+static int
+dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
+{
+    int n = DNS_MAXADDR, st;
+
+    s->addr = xcalloc(DNS_MAXADDR, sizeof(*s->addr));
+    if (s->type == ns_t_aaaa) {
+        struct ares_addr6ttl a6[DNS_MAXADDR];
+        st = ares_parse_aaaa_reply(abuf, alen, NULL, a6, &n);
+        for (int i = 0; st == ARES_SUCCESS && i < n; i++) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->addr[i].sa;
+            sin6->sin6_family = AF_INET6;
+            memcpy(&sin6->sin6_addr, &a6[i].ip6addr, sizeof(sin6->sin6_addr));
+            inet_ntop(AF_INET6, &sin6->sin6_addr, s->addr[i].text, sizeof(s->addr[i].text));
+            s->addr[i].family = AF_INET6;
+        }
+    } else {
+        struct ares_addrttl a4[DNS_MAXADDR];
+        st = ares_parse_a_reply(abuf, alen, NULL, a4, &n);
+        for (int i = 0; st == ARES_SUCCESS && i < n; i++) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&s->addr[i].sa;
+            sin->sin_family = AF_INET;
+            sin->sin_addr = a4[i].ipaddr;
+            inet_ntop(AF_INET, &sin->sin_addr, s->addr[i].text, sizeof(s->addr[i].text));
+            s->addr[i].family = AF_INET;
+        }
+    }
+    if (st == ARES_SUCCESS && n == 0)
+        st = ARES_ENODATA;
+    s->n = st == ARES_SUCCESS ? (size_t)n : 0;
+    return st;
+}
+
+/* ---- the loop side: sockets and the timer ---- */
+
+static void
+dns_handle_closed(uv_handle_t *h)
+{
+    struct dns *d = h->data;
+
+    if (h->type == UV_POLL)
+        free(h); /* the struct dns_sock it is the first member of */
+    if (--d->handles == 0 && d->closing)
+        free(d);
+}
+
+static void dns_arm(struct dns *d);
+
+static void
+dns_poll_cb(uv_poll_t *h, int status, int events)
+{
+    struct dns_sock *s = (struct dns_sock *)h;
+    struct dns *d = s->d;
+    ares_socket_t fd = s->fd;
+    bool rd = status < 0 || (events & UV_READABLE);
+    bool wr = status < 0 || (events & UV_WRITABLE);
+
+    /* s may be closed by c-ares from here on */
+    ares_process_fd(d->ch, rd ? fd : ARES_SOCKET_BAD, wr ? fd : ARES_SOCKET_BAD);
+    dns_arm(d);
+}
+
+/* dns_sock_state - c-ares wants fd watched for reading and/or writing, or not at all. */
+static void
+dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+    struct dns *d = data;
+    struct dns_sock **pp = &d->socks, *s;
+
+    while (*pp != NULL && (*pp)->fd != fd)
+        pp = &(*pp)->next;
+    s = *pp;
+    if (!readable && !writable) {
+        if (s != NULL) {
+            *pp = s->next;
+            uv_close((uv_handle_t *)&s->poll, dns_handle_closed);
+        }
+        return;
+    }
+    if (s == NULL) {
+        s = xcalloc(1, sizeof(*s));
+        if (uv_poll_init_socket(d->loop, &s->poll, fd) != 0) {
+            free(s); /* c-ares's own timeout ends the queries on this socket */
+            return;
+        }
+        s->fd = fd;
+        s->d = d;
+        s->poll.data = d;
+        s->next = d->socks;
+        d->socks = s;
+        d->handles++;
+    }
+    uv_poll_start(&s->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0),
+                  dns_poll_cb);
+}
+
+static void dns_expire(struct dns *d);
+
+static void
+dns_timer_cb(uv_timer_t *t)
+{
+    struct dns *d = t->data;
+
+    ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    dns_expire(d);
+    dns_arm(d);
+}
+
+/* dns_arm - the timer for the sooner of c-ares's next timeout and the first deadline. */
+static void
+dns_arm(struct dns *d)
+{
+    struct timeval tv, *tvp;
+    uint64_t wait = UINT64_MAX, now = uv_now(d->loop);
+
+    if (d->closing)
+        return;
+    if (d->active.head != NULL)
+        wait = d->active.head->deadline > now ? d->active.head->deadline - now : 0;
+    tvp = ares_timeout(d->ch, NULL, &tv);
+    if (tvp != NULL) {
+        uint64_t ms = (uint64_t)tvp->tv_sec * 1000 + ((uint64_t)tvp->tv_usec + 999) / 1000;
+        if (ms < wait)
+            wait = ms;
+    }
+    if (wait == UINT64_MAX)
+        uv_timer_stop(&d->timer);
+    else
+        uv_timer_start(&d->timer, dns_timer_cb, wait, 0);
+}
+
+/* ---- lookups ---- */
+
+static void
+dns_query_free(struct dns_query *q)
+{
+    for (int i = 0; i < 2; i++)
+        free(q->sub[i].addr);
+    dns_result_free(&q->r);
+    free(q);
+}
+
+/* dns_detach - take q out of its list; free it now if c-ares holds none of its subs. */
+static void
+dns_detach(struct dns_query *q)
+{
+    if (q->state == Q_ACTIVE)
+        dns_list_del(&q->d->active, q);
+    else if (q->state == Q_DONE)
+        dns_list_del(&q->d->done, q);
+    q->state = Q_DETACHED;
+    if (q->refs == 0)
+        dns_query_free(q);
+}
+
+static void
+dns_deliver(uv_idle_t *h)
+{
+    struct dns *d = h->data;
+
+    while (d->done.head != NULL && !d->closing) {
+        struct dns_query *q = d->done.head;
+        struct dns_result *r = q->r;
+        dns_cb cb = q->cb;
+        void *arg = q->arg;
+
+        q->r = NULL;
+        dns_detach(q);
+        cb(r, arg);
+    }
+    if (!d->closing)
+        uv_idle_stop(h);
+}
+
+/* dns_finish - q's result is final: queue it for delivery. */
+static void
+dns_finish(struct dns_query *q)
+{
+    struct dns *d = q->d;
+
+    dns_list_del(&d->active, q);
+    dns_list_add(&d->done, q);
+    q->state = Q_DONE;
+    if (!d->closing)
+        uv_idle_start(&d->idle, dns_deliver);
+}
+
+/* dns_expire - the lookups past their deadline fail with "timeout". */
+static void
+dns_expire(struct dns *d)
+{
+    uint64_t now = uv_now(d->loop);
+
+    while (d->active.head != NULL && d->active.head->deadline <= now) {
+        struct dns_query *q = d->active.head;
+        dns_result_clear(q->r);
+        q->r->status = DNS_TEMPFAIL;
+        q->r->why = "timeout";
+        dns_finish(q);
+    }
+}
+
+static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+
+static void
+dns_ask(struct dns_query *q, int i, int type)
+{
+    struct dns_sub *s = &q->sub[i];
+
+    s->q = q;
+    s->type = type;
+    s->status = -1;
+    q->refs++;
+    ares_query(q->d->ch, q->r->name, ns_c_in, type, dns_answer, s);
+}
+
+/* dns_settle_addr - the result of an AAAA+A pair: IPv6 first. */
+static void
+dns_settle_addr(struct dns_query *q)
+{
+    struct dns_result *r = q->r;
+    struct dns_sub *s6 = &q->sub[0], *s4 = &q->sub[1];
+    const char *why6, *why4;
+    enum dns_status c6 = dns_class(s6->status, &why6), c4 = dns_class(s4->status, &why4);
+
+    if (s6->n + s4->n > 0) {
+        r->status = DNS_OK;
+        r->why = "ok";
+    } else if (c6 == DNS_TEMPFAIL || c4 == DNS_TEMPFAIL) {
+        r->status = DNS_TEMPFAIL;
+        r->why = c6 == DNS_TEMPFAIL ? why6 : why4;
+    } else if (c6 == DNS_NXDOMAIN || c4 == DNS_NXDOMAIN) {
+        r->status = DNS_NXDOMAIN;
+        r->why = c6 == DNS_NXDOMAIN ? why6 : why4;
+    } else {
+        r->status = DNS_NODATA;
+        r->why = "no data";
+    }
+    if (r->kind == DNS_ADDR && r->status == DNS_OK) {
+        r->addr = xcalloc(s6->n + s4->n, sizeof(*r->addr));
+        for (size_t i = 0; i < s6->n; i++)
+            r->addr[r->n++] = s6->addr[i];
+        for (size_t i = 0; i < s4->n; i++)
+            r->addr[r->n++] = s4->addr[i];
+    } else if (r->kind == DNS_MX && r->status == DNS_OK) {
+        size_t len = strlen(r->name);
+        if (len > 1 && r->name[len - 1] == '.')
+            len--;
+        r->status = DNS_IMPLICIT;
+        r->why = "implicit MX";
+        r->mx = xcalloc(1, sizeof(*r->mx));
+        r->mx[0].host = xstrndup(r->name, len);
+        r->n = 1;
+    }
+}
+
+/* dns_settle - every sub of q's phase has been answered: the result, or the next phase. */
+static void
+dns_settle(struct dns_query *q)
+{
+    struct dns_result *r = q->r;
+    int st = q->sub[0].status;
+
+    if (r->kind == DNS_MX && !q->implicit && st == ARES_ENODATA) {
+        q->implicit = true; /* RFC 5321 5.1: the domain itself, if it has an address */
+        q->refs++;
+        dns_ask(q, 0, ns_t_aaaa);
+        dns_ask(q, 1, ns_t_a);
+        if (--q->refs == 0)
+            dns_settle(q);
+        return;
+    }
+    if (r->kind == DNS_ADDR || q->implicit)
+        dns_settle_addr(q);
+    else if (r->status != DNS_NULLMX)
+        r->status = dns_class(st, &r->why);
+    dns_finish(q);
+}
+
+/* dns_answer - c-ares's callback for one sub. */
+static void
+dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_sub *s = arg;
+    struct dns_query *q = s->q;
+
+    if (q->state == Q_ACTIVE) {
+        if (status == ARES_SUCCESS && s->type == ns_t_mx)
+            status = dns_parse_mx(q->r, abuf, alen);
+        else if (status == ARES_SUCCESS && s->type == ns_t_txt)
+            status = dns_parse_txt(q->r, abuf, alen);
+        else if (status == ARES_SUCCESS)
+            status = dns_parse_addr(s, abuf, alen);
+        s->status = status;
+        if (status != ARES_SUCCESS && s->type != ns_t_a && s->type != ns_t_aaaa)
+            dns_result_clear(q->r);
+    }
+    if (--q->refs > 0)
+        return;
+    if (q->state == Q_ACTIVE)
+        dns_settle(q);
+    else if (q->state == Q_DETACHED)
+        dns_query_free(q);
+}
+
+static struct dns_query *
+dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *arg)
+{
+    struct dns_query *q = xcalloc(1, sizeof(*q));
+
+    q->d = d;
+    q->cb = cb;
+    q->arg = arg;
+    q->deadline = uv_now(d->loop) + (uint64_t)d->timeout_ms;
+    q->r = xcalloc(1, sizeof(*q->r));
+    q->r->kind = kind;
+    q->r->name = xstrdup(name);
+    q->state = Q_ACTIVE;
+    dns_list_add(&d->active, q);
+    q->refs = 1; /* hold: an answer given at once must not settle q half-started */
+    if (kind == DNS_ADDR) {
+        dns_ask(q, 0, ns_t_aaaa);
+        dns_ask(q, 1, ns_t_a);
+    } else {
+        dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : ns_t_txt);
+    }
+    if (--q->refs == 0)
+        dns_settle(q);
+    dns_arm(d);
+    return q;
+}
+
+struct dns_query *
+dns_mx(struct dns *d, const char *domain, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_MX, domain, cb, arg);
+}
+
+struct dns_query *
+dns_addr(struct dns *d, const char *host, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_ADDR, host, cb, arg);
+}
+
+struct dns_query *
+dns_txt(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_TXT, name, cb, arg);
+}
+
+void
+dns_cancel(struct dns_query *q)
+{
+    if (q == NULL || q->state == Q_DETACHED)
+        return;
+    dns_result_free(&q->r);
+    dns_detach(q);
+}
+
+/* ---- the resolver ---- */
+
+/* dns_parse_servers - servers into nodes (an array of DNS_MAXSERVERS, linked); returns
+ * how many, or -1 with err filled. */
+static int
+dns_parse_servers(const char *servers, struct ares_addr_port_node *nodes, char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = servers;
+
+    while (*p != '\0') {
+        size_t len = strcspn(p, ", \t");
+        char item[80];
+        const char *host = item, *port = NULL;
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        if (len >= sizeof(item) || n == DNS_MAXSERVERS) {
+            snprintf(err, errlen,
+                     len >= sizeof(item) ? "'%.*s...' is too long" : "more than %d servers",
+                     len >= sizeof(item) ? 20 : DNS_MAXSERVERS, p);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        const char *given = p;
+        p += len;
+        char *colon = strchr(item, ':');
+        if (item[0] == '[') {
+            char *close = strchr(item, ']');
+            if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+                goto bad;
+            *close = '\0';
+            host = item + 1;
+            port = close[1] == ':' ? close + 2 : NULL;
+        } else if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+        struct ares_addr_port_node *nd = &nodes[n];
+        memset(nd, 0, sizeof(*nd));
+        if (inet_pton(AF_INET, host, &nd->addr.addr4) == 1)
+            nd->family = AF_INET;
+        else if (inet_pton(AF_INET6, host, &nd->addr.addr6) == 1)
+            nd->family = AF_INET6;
+        else
+            goto bad;
+        if (port != NULL) {
+            char *end;
+            long v = strtol(port, &end, 10);
+            if (*port < '0' || *port > '9' || *end != '\0' || v < 1 || v > 65535)
+                goto bad;
+            nd->udp_port = nd->tcp_port = (int)v;
+        }
+        if (n > 0)
+            nodes[n - 1].next = nd;
+        n++;
+        continue;
+    bad:
+        snprintf(err, errlen, "'%.*s' is not an IP address with an optional port", (int)len, given);
+        return -1;
+    }
+    return n;
+}
+
+int
+dns_servers_check(const char *servers, char *err, size_t errlen)
+{
+    struct ares_addr_port_node nodes[DNS_MAXSERVERS];
+
+    return dns_parse_servers(servers, nodes, err, errlen) < 0 ? -1 : 0;
+}
+
+/* dns_channel - d->ch for nservers servers (0: unknown yet), each tried tries times, all
+ * within d->timeout_ms. */
+static int
+dns_channel(struct dns *d, int nservers, int tries)
+{
+    struct ares_options o;
+    long per = d->timeout_ms / ((nservers > 0 ? nservers : 1) * ((1L << tries) - 1));
+
+    memset(&o, 0, sizeof(o));
+    o.sock_state_cb = dns_sock_state;
+    o.sock_state_cb_data = d;
+    o.timeout = per < 50 ? 50 : (int)per;
+    o.tries = tries;
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+    return ares_init_options(
+        &d->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
+}
+
+/* dns_setup - the c-ares channel of d; 0 or -1 with err filled. */
+static int
+dns_setup(struct dns *d, const char *servers, int tries, char *err, size_t errlen)
+{
+    struct ares_addr_port_node nodes[DNS_MAXSERVERS], *got = NULL;
+    int n = dns_parse_servers(servers != NULL ? servers : "", nodes, err, errlen), st;
+
+    if (n < 0)
+        return -1;
+    if ((st = dns_channel(d, n, tries)) != ARES_SUCCESS)
+        goto fail;
+    d->ch_ok = true;
+    if (n > 0 && (st = ares_set_servers_ports(d->ch, nodes)) != ARES_SUCCESS)
+        goto fail;
+    if (n == 0 && ares_get_servers_ports(d->ch, &got) == ARES_SUCCESS) {
+        int m = 0;
+        for (struct ares_addr_port_node *g = got; g != NULL; g = g->next)
+            m++;
+        ares_free_data(got);
+        if (m > 1) { /* the per-try timeout for that many servers */
+            ares_destroy(d->ch);
+            d->ch_ok = false;
+            if ((st = dns_channel(d, m, tries)) != ARES_SUCCESS)
+                goto fail;
+            d->ch_ok = true;
+        }
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "dns: %s", ares_strerror(st));
+    return -1;
+}
+
+struct dns *
+dns_new(uv_loop_t *loop, const char *servers, long timeout_ms, int tries, char *err, size_t errlen)
+{
+    struct dns *d;
+    int st = ares_library_init(ARES_LIB_INIT_ALL);
+
+    if (st != ARES_SUCCESS) {
+        snprintf(err, errlen, "dns: %s", ares_strerror(st));
+        return NULL;
+    }
+    d = xcalloc(1, sizeof(*d));
+    d->loop = loop;
+    d->timeout_ms = timeout_ms < 100 ? 100 : timeout_ms;
+    tries = tries < 1 ? 1 : tries > 10 ? 10 : tries;
+    if (dns_setup(d, servers, tries, err, errlen) < 0) {
+        if (d->ch_ok)
+            ares_destroy(d->ch);
+        free(d);
+        ares_library_cleanup();
+        return NULL;
+    }
+    uv_timer_init(loop, &d->timer);
+    uv_idle_init(loop, &d->idle);
+    d->timer.data = d->idle.data = d;
+    d->handles = 2;
+    return d;
+}
+
+void
+dns_free(struct dns **dp)
+{
+    struct dns *d = *dp;
+
+    if (d == NULL)
+        return;
+    *dp = NULL;
+    d->closing = true;
+    while (d->active.head != NULL)
+        dns_cancel(d->active.head);
+    while (d->done.head != NULL)
+        dns_cancel(d->done.head);
+    ares_destroy(d->ch); /* ARES_EDESTRUCTION frees the detached lookups */
+    ares_library_cleanup();
+    while (d->socks != NULL) { /* c-ares told of every socket it closed; in case not */
+        struct dns_sock *s = d->socks;
+        d->socks = s->next;
+        uv_close((uv_handle_t *)&s->poll, dns_handle_closed);
+    }
+    uv_close((uv_handle_t *)&d->timer, dns_handle_closed);
+    uv_close((uv_handle_t *)&d->idle, dns_handle_closed);
+}

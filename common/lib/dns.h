@@ -1,0 +1,119 @@
+/*
+ * dns - asynchronous DNS lookups on the libuv loop (c-ares): MX with the RFC 5321 rules,
+ * addresses (A and AAAA), TXT.
+ *
+ * Contract:
+ * - Owns: struct dns, its c-ares channel, the uv handles that drive it (one uv_poll per
+ *   c-ares socket, a timer for c-ares's timeouts and the lookups' deadlines, an idle
+ *   handle that delivers results) and every struct dns_query until its callback has run.
+ * - Blocks on: nothing, and starts no thread: c-ares's sockets are watched by the loop
+ *   given to dns_new. dns_new reads /etc/resolv.conf when no servers are given.
+ * - Callbacks: each lookup's callback is called exactly once, from the loop, never from
+ *   inside the dns_* call that started it, unless the lookup is cancelled first
+ *   (dns_cancel, dns_free): then it is never called.
+ * - Frees: the struct dns_result handed to a callback belongs to the callback, which frees
+ *   it with dns_result_free (at once or later). The struct dns_query is freed by dns after
+ *   the callback returns, or by dns_cancel: the handle is valid only until then.
+ * - Deadline: a lookup ends within the timeout given to dns_new (DNS_TEMPFAIL, "timeout"
+ *   if no answer came by then), whatever the number of servers and tries; an MX lookup
+ *   that falls back to the domain's addresses has the same single deadline.
+ * - dns_free drops every pending lookup without calling its callback (as dns_cancel does);
+ *   the callers free their own contexts. The memory is released on the loop's next turn:
+ *   run the loop once more (uv_run) before uv_loop_close.
+ *
+ * Details:
+ * - Names are looked up as given (no search list, no /etc/hosts); a final dot is allowed.
+ *   The server follows CNAMEs (recursive resolvers do): the records of the name the CNAME
+ *   chain ends at are returned, under the name that was asked.
+ * - Status classes: DNS_OK; for MX also DNS_IMPLICIT and DNS_NULLMX; DNS_NXDOMAIN and
+ *   DNS_NODATA are permanent (the name does not exist / has no such records);
+ *   DNS_TEMPFAIL is SERVFAIL, REFUSED, a timeout, no server reachable, a malformed
+ *   answer: try again later. A syntactically impossible name is DNS_NXDOMAIN ("bad name").
+ * - MX: exchangers by preference, lowest first, equal preferences in a random order
+ *   (RFC 5321 5.1). No MX record but an A or AAAA record: DNS_IMPLICIT, one exchanger,
+ *   the domain itself with preference 0. Neither: DNS_NODATA. Only MX records whose
+ *   exchange is "." (RFC 7505 null MX): DNS_NULLMX, no exchangers; "." records next to real
+ *   ones are left out.
+ * - Addresses: A and AAAA are asked in parallel; IPv6 addresses come first, then IPv4, each
+ *   family in the server's order. One family answering is enough for DNS_OK (the other's
+ *   failure is ignored); otherwise a temporary failure of either wins over NXDOMAIN, which
+ *   wins over NODATA.
+ * - TXT: one string per record, its character-strings joined (as SPF needs); a string is
+ *   cut at a NUL byte in the record.
+ */
+#ifndef DMAIL_DNS_H
+#define DMAIL_DNS_H
+
+#include <stddef.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+struct dns;
+struct dns_query;
+
+enum dns_status {
+    DNS_OK,       /* records found */
+    DNS_IMPLICIT, /* MX: no MX records, the domain has addresses: it is its own exchanger */
+    DNS_NULLMX,   /* MX: null MX (RFC 7505), the domain takes no mail: permanent */
+    DNS_NXDOMAIN, /* no such name: permanent */
+    DNS_NODATA,   /* the name exists without such records: permanent */
+    DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, no server: try later */
+};
+
+enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT };
+
+struct dns_mx {
+    char *host; /* without a final dot */
+    int pref;
+};
+
+struct dns_addr {
+    int family;                  /* AF_INET6 or AF_INET */
+    struct sockaddr_storage sa;  /* sockaddr_in6 or sockaddr_in, port 0 */
+    char text[INET6_ADDRSTRLEN]; /* "2001:db8::1", "192.0.2.1" */
+};
+
+struct dns_result {
+    enum dns_kind kind;
+    enum dns_status status;
+    const char *why; /* static text for logs: "ok", "NXDOMAIN", "timeout", "SERVFAIL"... */
+    char *name;      /* the name asked, as given */
+    size_t n;        /* entries in the one array of this kind (0 unless OK/IMPLICIT) */
+    struct dns_mx *mx;
+    struct dns_addr *addr;
+    char **txt;
+};
+
+typedef void (*dns_cb)(struct dns_result *r, void *arg);
+
+/* dns_new - a resolver on loop. servers: dns_host's list, "host[:port]" items separated
+ * by commas and/or white space, IPv4 ("192.0.2.53", "192.0.2.53:5353") or IPv6 ("::1",
+ * "[::1]:5353"); NULL or "" uses /etc/resolv.conf. timeout_ms: the longest a lookup takes
+ * (at least 100); tries: how often each server is asked within it (1 to 10). Returns NULL
+ * with err filled on a bad server list or a c-ares failure. */
+struct dns *dns_new(uv_loop_t *loop, const char *servers, long timeout_ms, int tries, char *err,
+                    size_t errlen);
+/* dns_servers_check - 0 if dns_new would take servers, else -1 with err filled ("'x' is
+ * not an IP address with an optional port"); for checking dns_host when a file is read. */
+int dns_servers_check(const char *servers, char *err, size_t errlen);
+/* dns_free - drop every pending lookup (no callback), close; sets *d to NULL. */
+void dns_free(struct dns **d);
+
+/* dns_mx, dns_addr, dns_txt - start a lookup of name; cb(result, arg) follows from the
+ * loop. Never NULL. */
+struct dns_query *dns_mx(struct dns *d, const char *domain, dns_cb cb, void *arg);
+struct dns_query *dns_addr(struct dns *d, const char *host, dns_cb cb, void *arg);
+struct dns_query *dns_txt(struct dns *d, const char *name, dns_cb cb, void *arg);
+
+/* dns_cancel - forget a lookup whose callback has not run: it never will. The handle is
+ * invalid afterwards. Calling it from the lookup's own callback is a mistake. */
+void dns_cancel(struct dns_query *q);
+
+/* dns_result_free - free a result given to a callback; sets *r to NULL. */
+void dns_result_free(struct dns_result **r);
+
+/* dns_status_name - "ok", "implicit MX", "null MX", "NXDOMAIN", "no data", "temporary
+ * failure". */
+const char *dns_status_name(enum dns_status s);
+
+#endif

@@ -1,0 +1,678 @@
+/*
+ * test_dns - the resolver against a real DNS server: Debian's dnsmasq, started here on
+ * 127.0.0.1 with a free port and the records below (no upstream, no /etc/hosts, the
+ * "test" domain answered from local data only, so unknown names are NXDOMAIN). Each test
+ * has its own libuv loop; every wait is bounded. dnsmasq is killed at the end, by atexit
+ * as well, and dies with the test process (PR_SET_PDEATHSIG) if the test itself is killed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "dns.h"
+
+#define WAIT 5000 /* ms: the longest any lookup may take here */
+
+static pid_t dnsmasq_pid = -1;
+static int dnsmasq_port;
+static char servers[64]; /* "127.0.0.1:PORT" */
+static const char dnsmasq_log[] = "/tmp/test_dns.dnsmasq.log";
+
+static const char *const records[] = {
+    "--local=/test/",
+    "--mx-host=mx.test,mx1.mx.test,10",
+    "--mx-host=mx.test,mx2.mx.test,20",
+    "--mx-host=mx.test,mx3.mx.test,20",
+    "--mx-host=mx.test,mx4.mx.test,30",
+    "--host-record=mx1.mx.test,10.0.0.1",
+    "--host-record=plain.test,1.2.3.4,::1",
+    "--host-record=v4only.test,5.6.7.8",
+    "--cname=alias.test,plain.test",
+    "--cname=mxalias.test,mx.test",
+    "--dns-rr=nullmx.test,15,000000",
+    "--txt-record=txt.test,v=spf1 -all",
+    "--txt-record=txt.test,part one/,part two", /* one record, two strings */
+};
+
+/* ---- dnsmasq ---- */
+
+static void
+dnsmasq_stop(void)
+{
+    if (dnsmasq_pid <= 0)
+        return;
+    kill(dnsmasq_pid, SIGTERM);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
+            dnsmasq_pid = -1;
+            return;
+        }
+        usleep(10000);
+    }
+    kill(dnsmasq_pid, SIGKILL);
+    waitpid(dnsmasq_pid, NULL, 0);
+    dnsmasq_pid = -1;
+}
+
+/* free_port - a port free for both UDP and TCP on 127.0.0.1, or one where nothing is. */
+static int
+free_port(void)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+        if (bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            getsockname(u, (struct sockaddr *)&sa, &len) == 0 &&
+            bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            port = ntohs(sa.sin_port);
+        close(u);
+        close(t);
+        if (port > 0)
+            return port;
+    }
+    fail_msg("no free port");
+    return -1;
+}
+
+/* answers - dnsmasq takes TCP connections on the port. */
+static bool
+answers(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int
+group_setup(void **state)
+{
+    const char *args[64];
+    char portarg[32];
+    int n = 0;
+
+    dnsmasq_port = free_port();
+    snprintf(portarg, sizeof(portarg), "--port=%d", dnsmasq_port);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", dnsmasq_port);
+    args[n++] = "dnsmasq";
+    args[n++] = "--keep-in-foreground";
+    args[n++] = "--no-daemon";
+    args[n++] = "--no-resolv";
+    args[n++] = "--no-hosts";
+    args[n++] = "--conf-file=/dev/null";
+    args[n++] = "--listen-address=127.0.0.1";
+    args[n++] = "--bind-interfaces";
+    args[n++] = "--pid-file=";
+    args[n++] = "--log-facility=-";
+    args[n++] = portarg;
+    for (size_t i = 0; i < sizeof(records) / sizeof(records[0]); i++)
+        args[n++] = records[i];
+    args[n] = NULL;
+
+    atexit(dnsmasq_stop);
+    dnsmasq_pid = fork();
+    if (dnsmasq_pid < 0)
+        return -1;
+    if (dnsmasq_pid == 0) {
+        int fd = open(dnsmasq_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execv("/usr/sbin/dnsmasq", (char *const *)args);
+        execvp("dnsmasq", (char *const *)args);
+        fprintf(stderr, "dnsmasq: %s (install dnsmasq-base: make deps)\n", strerror(errno));
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        if (answers(dnsmasq_port))
+            return 0;
+        if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
+            dnsmasq_pid = -1;
+            break;
+        }
+        usleep(10000);
+    }
+    fprintf(stderr, "dnsmasq did not start; see %s\n", dnsmasq_log);
+    dnsmasq_stop();
+    return -1;
+}
+
+static int
+group_teardown(void **state)
+{
+    dnsmasq_stop();
+    return 0;
+}
+
+/* ---- a loop and a resolver per test ---- */
+
+struct got {
+    int calls;
+    struct dns_result *r;
+};
+
+struct t {
+    uv_loop_t loop;
+    uv_timer_t tick; /* bounds each uv_run(UV_RUN_ONCE) */
+    struct dns *d;
+};
+
+static bool in_call; /* inside a dns_* call that starts a lookup */
+
+static void
+on_result(struct dns_result *r, void *arg)
+{
+    struct got *g = arg;
+
+    assert_false(in_call);
+    g->calls++;
+    dns_result_free(&g->r);
+    g->r = r;
+}
+
+static void
+tick_cb(uv_timer_t *t)
+{
+}
+
+static int
+setup(void **state)
+{
+    struct t *t = calloc(1, sizeof(*t));
+    char err[200];
+
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    uv_timer_init(&t->loop, &t->tick);
+    uv_timer_start(&t->tick, tick_cb, 20, 20);
+    t->d = dns_new(&t->loop, servers, 3000, 2, err, sizeof(err));
+    if (t->d == NULL)
+        fail_msg("dns_new: %s", err);
+    *state = t;
+    return 0;
+}
+
+static void
+loop_close(struct t *t)
+{
+    uv_close((uv_handle_t *)&t->tick, NULL);
+    for (int i = 0; i < 100 && uv_run(&t->loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+}
+
+static int
+teardown(void **state)
+{
+    struct t *t = *state;
+
+    dns_free(&t->d);
+    loop_close(t);
+    free(t);
+    return 0;
+}
+
+/* run_until - run the loop until *calls reaches want, at most ms; the ms it took. */
+static uint64_t
+run_until(struct t *t, const int *calls, int want, uint64_t ms)
+{
+    uv_update_time(&t->loop);
+    uint64_t start = uv_now(&t->loop);
+    while (*calls < want && uv_now(&t->loop) - start < ms)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    return uv_now(&t->loop) - start;
+}
+
+enum { MX, ADDR, TXT };
+
+/* lookup - one lookup of kind to its end; the result (free it). */
+static struct dns_result *
+lookup(struct t *t, int kind, const char *name)
+{
+    struct got g = {0};
+
+    in_call = true;
+    if (kind == MX)
+        dns_mx(t->d, name, on_result, &g);
+    else if (kind == ADDR)
+        dns_addr(t->d, name, on_result, &g);
+    else
+        dns_txt(t->d, name, on_result, &g);
+    in_call = false;
+    assert_int_equal(g.calls, 0);
+    run_until(t, &g.calls, 1, WAIT);
+    if (g.calls != 1)
+        fail_msg("%s: %d callbacks", name, g.calls);
+    assert_string_equal(g.r->name, name);
+    return g.r;
+}
+
+/* expect - a lookup that ends with status and no records. */
+static void
+expect(struct t *t, int kind, const char *name, enum dns_status status)
+{
+    struct dns_result *r = lookup(t, kind, name);
+
+    if (r->status != status)
+        fail_msg("%s: %s, not %s", name, dns_status_name(r->status), dns_status_name(status));
+    assert_int_equal(r->n, 0);
+    dns_result_free(&r);
+}
+
+/* ---- MX ---- */
+
+static void
+test_mx_order(void **state)
+{
+    struct t *t = *state;
+    int seen23 = 0, seen32 = 0, runs = 0;
+
+    while (runs < 60 && (seen23 == 0 || seen32 == 0)) {
+        struct dns_result *r = lookup(t, MX, "mx.test");
+        assert_int_equal(r->kind, DNS_MX);
+        assert_int_equal(r->status, DNS_OK);
+        assert_string_equal(r->why, "ok");
+        assert_int_equal(r->n, 4);
+        assert_string_equal(r->mx[0].host, "mx1.mx.test");
+        assert_int_equal(r->mx[0].pref, 10);
+        assert_int_equal(r->mx[1].pref, 20);
+        assert_int_equal(r->mx[2].pref, 20);
+        assert_string_equal(r->mx[3].host, "mx4.mx.test");
+        assert_int_equal(r->mx[3].pref, 30);
+        if (strcmp(r->mx[1].host, "mx2.mx.test") == 0) {
+            assert_string_equal(r->mx[2].host, "mx3.mx.test");
+            seen23++;
+        } else {
+            assert_string_equal(r->mx[1].host, "mx3.mx.test");
+            assert_string_equal(r->mx[2].host, "mx2.mx.test");
+            seen32++;
+        }
+        dns_result_free(&r);
+        assert_null(r);
+        runs++;
+    }
+    if (seen23 == 0 || seen32 == 0)
+        fail_msg("equal preferences not shuffled: %d/%d in %d runs", seen23, seen32, runs);
+}
+
+/* A CNAME at the domain: the target's exchangers. */
+static void
+test_mx_cname(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, MX, "mxalias.test");
+
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 4);
+    assert_string_equal(r->mx[0].host, "mx1.mx.test");
+    assert_string_equal(r->mx[3].host, "mx4.mx.test");
+    dns_result_free(&r);
+}
+
+static void
+test_mx_implicit(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, MX, "plain.test");
+
+    assert_int_equal(r->status, DNS_IMPLICIT);
+    assert_int_equal(r->n, 1);
+    assert_string_equal(r->mx[0].host, "plain.test");
+    assert_int_equal(r->mx[0].pref, 0);
+    dns_result_free(&r);
+
+    r = lookup(t, MX, "plain.test."); /* a final dot: the host has none */
+    assert_int_equal(r->status, DNS_IMPLICIT);
+    assert_string_equal(r->mx[0].host, "plain.test");
+    dns_result_free(&r);
+
+    r = lookup(t, MX, "v4only.test");
+    assert_int_equal(r->status, DNS_IMPLICIT);
+    assert_string_equal(r->mx[0].host, "v4only.test");
+    dns_result_free(&r);
+
+    r = lookup(t, MX, "alias.test"); /* a CNAME to a host without MX */
+    assert_int_equal(r->status, DNS_IMPLICIT);
+    assert_string_equal(r->mx[0].host, "alias.test");
+    dns_result_free(&r);
+}
+
+static void
+test_mx_null(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, MX, "nullmx.test");
+
+    assert_int_equal(r->status, DNS_NULLMX);
+    assert_string_equal(r->why, "null MX");
+    assert_int_equal(r->n, 0);
+    assert_string_equal(dns_status_name(r->status), "null MX");
+    dns_result_free(&r);
+}
+
+static void
+test_mx_nxdomain_nodata(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, MX, "nosuch.test");
+
+    assert_int_equal(r->status, DNS_NXDOMAIN);
+    assert_string_equal(r->why, "NXDOMAIN");
+    assert_int_equal(r->n, 0);
+    dns_result_free(&r);
+
+    expect(t, MX, "txt.test", DNS_NODATA); /* exists, with neither MX nor an address */
+
+    r = lookup(t, MX, "bad..name"); /* c-ares refuses it at once: still from the loop */
+    assert_int_equal(r->status, DNS_NXDOMAIN);
+    assert_string_equal(r->why, "bad name");
+    dns_result_free(&r);
+}
+
+/* ---- addresses, TXT ---- */
+
+static void
+test_addr(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, ADDR, "plain.test");
+
+    assert_int_equal(r->kind, DNS_ADDR);
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    assert_int_equal(r->addr[0].family, AF_INET6); /* IPv6 first */
+    assert_string_equal(r->addr[0].text, "::1");
+    assert_int_equal(r->addr[0].sa.ss_family, AF_INET6);
+    assert_int_equal(r->addr[1].family, AF_INET);
+    assert_string_equal(r->addr[1].text, "1.2.3.4");
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&r->addr[1].sa;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x01020304);
+    assert_int_equal(sin->sin_port, 0);
+    dns_result_free(&r);
+
+    r = lookup(t, ADDR, "v4only.test"); /* AAAA: no data; A is enough */
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 1);
+    assert_string_equal(r->addr[0].text, "5.6.7.8");
+    dns_result_free(&r);
+
+    r = lookup(t, ADDR, "alias.test"); /* CNAME followed */
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->addr[0].text, "::1");
+    assert_string_equal(r->addr[1].text, "1.2.3.4");
+    dns_result_free(&r);
+
+    expect(t, ADDR, "nosuch.test", DNS_NXDOMAIN);
+
+    expect(t, ADDR, "txt.test", DNS_NODATA);
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+test_txt(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = lookup(t, TXT, "txt.test");
+
+    assert_int_equal(r->kind, DNS_TXT);
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    qsort(r->txt, r->n, sizeof(*r->txt), str_cmp); /* records come in any order */
+    assert_string_equal(r->txt[0], "part one/part two");
+    assert_string_equal(r->txt[1], "v=spf1 -all");
+    dns_result_free(&r);
+
+    expect(t, TXT, "plain.test", DNS_NODATA);
+
+    expect(t, TXT, "nosuch.test", DNS_NXDOMAIN);
+}
+
+/* ---- failures, cancel, free ---- */
+
+/* dead_or_silent - lookups through a server that refuses (nothing on the port) or never
+ * answers (a UDP socket nobody reads): a temporary failure within the timeout. */
+static void
+test_dead_server(void **state)
+{
+    struct t *t = *state;
+    char list[160], err[200];
+    int silent = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            snprintf(list, sizeof(list), "127.0.0.1:%d", free_port());
+        } else {
+            assert_int_equal(bind(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+            assert_int_equal(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+            snprintf(list, sizeof(list), "127.0.0.1:%d", ntohs(sa.sin_port));
+        }
+        dns_free(&t->d);
+        t->d = dns_new(&t->loop, list, 700, 2, err, sizeof(err));
+        assert_non_null(t->d);
+        struct got g[3] = {{0}};
+        dns_mx(t->d, "mx.test", on_result, &g[0]);
+        dns_addr(t->d, "plain.test", on_result, &g[1]);
+        dns_txt(t->d, "txt.test", on_result, &g[2]);
+        uint64_t took = run_until(t, &g[2].calls, 1, WAIT);
+        run_until(t, &g[1].calls, 1, 200);
+        run_until(t, &g[0].calls, 1, 200);
+        if (took > 700 + 300)
+            fail_msg("%s: %llu ms for a 700 ms timeout", list, (unsigned long long)took);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(g[i].calls, 1);
+            assert_int_equal(g[i].r->status, DNS_TEMPFAIL);
+            assert_int_equal(g[i].r->n, 0);
+            if (round == 1)
+                assert_string_equal(g[i].r->why, "timeout");
+            dns_result_free(&g[i].r);
+        }
+    }
+    close(silent);
+
+    /* a dead first server: the second answers */
+    snprintf(list, sizeof(list), "127.0.0.1:%d, %s", free_port(), servers);
+    dns_free(&t->d);
+    t->d = dns_new(&t->loop, list, 3000, 2, err, sizeof(err));
+    assert_non_null(t->d);
+    struct dns_result *r = lookup(t, ADDR, "plain.test");
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    dns_result_free(&r);
+}
+
+static void
+test_cancel(void **state)
+{
+    struct t *t = *state;
+    struct got a = {0}, b = {0}, c = {0}, done = {0};
+
+    struct dns_query *qa = dns_addr(t->d, "plain.test", on_result, &a);
+    struct dns_query *qb = dns_mx(t->d, "bad..name", on_result, &b); /* answered at once */
+    dns_mx(t->d, "mx.test", on_result, &c);
+    dns_cancel(qa);
+    dns_cancel(qb);
+    run_until(t, &c.calls, 1, WAIT);
+    assert_int_equal(c.calls, 1);
+    dns_txt(t->d, "txt.test", on_result, &done); /* let the cancelled ones' answers come */
+    run_until(t, &done.calls, 1, WAIT);
+    assert_int_equal(done.calls, 1);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(b.calls, 0);
+    dns_result_free(&c.r);
+    dns_result_free(&done.r);
+}
+
+/* cancel_other - a callback that cancels another lookup (answered or not). */
+struct pair {
+    struct got g;
+    struct dns_query *other;
+};
+
+static void
+cancel_other(struct dns_result *r, void *arg)
+{
+    struct pair *p = arg;
+
+    on_result(r, &p->g);
+    if (p->other != NULL)
+        dns_cancel(p->other);
+    p->other = NULL;
+}
+
+static void
+test_cancel_from_callback(void **state)
+{
+    struct t *t = *state;
+    struct pair p1 = {{0}, NULL}, p2 = {{0}, NULL};
+
+    struct dns_query *q1 = dns_addr(t->d, "plain.test", cancel_other, &p1);
+    struct dns_query *q2 = dns_addr(t->d, "plain.test", cancel_other, &p2);
+    p1.other = q2;
+    p2.other = q1;
+    int total = 0;
+    for (int i = 0; i < 50 && total == 0; i++) {
+        run_until(t, &p1.g.calls, 1, 100);
+        total = p1.g.calls + p2.g.calls;
+    }
+    run_until(t, &total, 2, 300); /* nothing more may come */
+    assert_int_equal(p1.g.calls + p2.g.calls, 1);
+    dns_result_free(&p1.g.r);
+    dns_result_free(&p2.g.r);
+}
+
+/* A callback may free the resolver; later callbacks are dropped. */
+static void
+free_in_callback(struct dns_result *r, void *arg)
+{
+    struct t *t = arg;
+
+    dns_result_free(&r);
+    dns_free(&t->d);
+}
+
+static void
+test_free_pending(void **state)
+{
+    struct t *t = *state;
+    struct got g[4] = {{0}};
+
+    dns_mx(t->d, "mx.test", on_result, &g[0]);
+    dns_addr(t->d, "plain.test", on_result, &g[1]);
+    dns_txt(t->d, "txt.test", on_result, &g[2]);
+    dns_mx(t->d, "plain.test", on_result, &g[3]);
+    dns_free(&t->d);
+    assert_null(t->d);
+    uv_update_time(&t->loop);
+    for (int i = 0; i < 20; i++)
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(g[i].calls, 0);
+
+    char err[200];
+    t->d = dns_new(&t->loop, servers, 3000, 2, err, sizeof(err));
+    assert_non_null(t->d);
+    int dummy = 0;
+    dns_addr(t->d, "bad..name", free_in_callback, t); /* delivered first */
+    dns_addr(t->d, "plain.test", on_result, &g[0]);
+    dns_mx(t->d, "mx.test", on_result, &g[1]);
+    for (int i = 0; i < 50 && t->d != NULL; i++)
+        run_until(t, &dummy, 1, 50);
+    assert_null(t->d);
+    for (int i = 0; i < 20; i++)
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+    assert_int_equal(g[0].calls + g[1].calls, 0);
+}
+
+static void
+test_new(void **state)
+{
+    uv_loop_t loop;
+    char err[200] = "";
+    static const char *const good[] = {
+        "127.0.0.1", "127.0.0.1:5353", "::1",
+        "[::1]",     "[::1]:53",       "192.0.2.1, 192.0.2.2:54 [2001:db8::1]:55,,2001:db8::2",
+    };
+    static const char *const bad[] = {
+        "localhost", "127.0.0.1:0",   "127.0.0.1:x",    "[::1",
+        "[::1]x",    "1.2.3.4:65536", "[127.0.0.1:53]", "::1:99999999999999999999999999",
+    };
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct dns *d = dns_new(&loop, good[i], 1000, 2, err, sizeof(err));
+        if (d == NULL)
+            fail_msg("'%s': %s", good[i], err);
+        assert_int_equal(dns_servers_check(good[i], err, sizeof(err)), 0);
+        dns_free(&d);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        struct dns *d = dns_new(&loop, bad[i], 1000, 2, err, sizeof(err));
+        if (d != NULL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(err[0], '\'');
+        char err2[200];
+        assert_int_equal(dns_servers_check(bad[i], err2, sizeof(err2)), -1);
+        assert_string_equal(err, err2);
+    }
+    /* /etc/resolv.conf (its servers are not asked here) */
+    struct dns *d = dns_new(&loop, NULL, 1000, 2, err, sizeof(err));
+    if (d == NULL)
+        fail_msg("resolv.conf: %s", err);
+    dns_free(&d);
+    d = dns_new(&loop, "", 1000, 2, err, sizeof(err));
+    assert_non_null(d);
+    dns_free(&d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new),
+        cmocka_unit_test_setup_teardown(test_mx_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mx_cname, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mx_implicit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mx_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mx_nxdomain_nodata, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_addr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
