@@ -94,6 +94,10 @@ harness_free(struct harness *h)
         assert_int_equal(h->sess[i]->n[NET_EV_CLOSED], 1);
         free(h->sess[i]);
     }
+    for (int i = 0; i < h->nout; i++) {
+        assert_int_equal(h->out[i]->n[NET_EV_CLOSED], 1);
+        free(h->out[i]);
+    }
     SSL_CTX_free(h->tls);
     free(h);
 }
@@ -108,6 +112,8 @@ sess_line(struct sess *s, char *line)
 
     if (s->nlines < MAXLINES)
         snprintf(s->lines[s->nlines++], sizeof(s->lines[0]), "%s", line);
+    if (s->outbound)
+        return;
     if (strcmp(line, "QUIT") == 0) {
         net_write(c, "BYE\r\n", 5);
         net_close(c);
@@ -179,6 +185,14 @@ sess_event(struct net_conn *c, enum net_event ev, void *arg)
         s->ev[s->nev++] = ev;
     s->n[ev]++;
     switch (ev) {
+    case NET_EV_CONNECTED:
+        assert_true(s->outbound);
+        assert_int_equal(s->nev, 1); /* the first event */
+        snprintf(s->peer, sizeof(s->peer), "%s", net_peer_ip(c));
+        snprintf(s->local, sizeof(s->local), "%s", net_local_ip(c));
+        s->peer_port = net_peer_port(c);
+        s->local_port = net_local_port(c);
+        break;
     case NET_EV_DATA:
         if (!s->hold)
             sess_input(s);
@@ -243,6 +257,74 @@ listen_on(struct harness *h, const char *addr, int port, SSL_CTX *tls, const cha
     while (net_listener_port(h->srv, idx + 1) > 0)
         idx++;
     return net_listener_port(h->srv, idx);
+}
+
+/* out_connect - net_connect from the harness's server; NULL with err filled */
+struct sess *
+out_connect(struct harness *h, const char *ip, int port, const char *bind_ip, uint64_t ms,
+            char *err, size_t errlen)
+{
+    struct sess *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    assert_true(h->nout < MAXSESS);
+    s->h = h;
+    s->outbound = true;
+    linereader_init(&s->lr, 512);
+    s->c = net_connect(h->srv, ip, port, bind_ip, ms, sess_event, s, err, errlen);
+    if (s->c == NULL) {
+        free(s);
+        return NULL;
+    }
+    assert_int_equal(s->nev, 0); /* nothing from inside net_connect */
+    h->out[h->nout++] = s;
+    return s;
+}
+
+/* out_ok - out_connect that must not fail */
+struct sess *
+out_ok(struct harness *h, const char *ip, int port, const char *bind_ip, uint64_t ms)
+{
+    char err[256] = "";
+    struct sess *s = out_connect(h, ip, port, bind_ip, ms, err, sizeof(err));
+
+    if (s == NULL)
+        fail_msg("net_connect %s %d: %s", ip, port, err);
+    return s;
+}
+
+/* raw_listen - a plain listening socket on 127.0.0.1 (non-blocking); its port in *port */
+int
+raw_listen(int backlog, int *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    if (backlog >= 0)
+        assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* raw_accept - accept on a raw listener, the loop stepping meanwhile */
+int
+raw_accept(struct harness *h, int lfd)
+{
+    uint64_t end = now_ms() + WAIT;
+    int fd = -1;
+
+    while (fd < 0 && now_ms() < end) {
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            step(h);
+    }
+    assert_true(fd >= 0);
+    return fd;
 }
 
 /* ---- client ---- */

@@ -3,7 +3,9 @@
  * outbound connections): a libuv loop with a net_server, a small line protocol on the
  * server side (echo, QUIT, BIG n, STARTTLS...), plain-socket and OpenSSL clients in the
  * same thread (non-blocking, the loop stepped while they wait), and a self-signed
- * certificate in a temp directory (group_setup). Every wait is bounded.
+ * certificate in a temp directory (group_setup). Every wait is bounded. Outbound
+ * connections (net_connect) run the same session code as a client: an "outbound"
+ * session records what it gets and answers nothing.
  */
 #ifndef DMAIL_NET_HARNESS_H
 #define DMAIL_NET_HARNESS_H
@@ -40,6 +42,7 @@ struct sess {
     int peer_port, local_port;
     char tls_desc[128];
     char error[200];
+    bool outbound; /* made by net_connect */
 };
 
 struct harness {
@@ -49,6 +52,8 @@ struct harness {
     SSL_CTX *tls;
     struct sess *sess[MAXSESS];
     int nsess;
+    struct sess *out[MAXSESS]; /* outbound sessions */
+    int nout;
     uint64_t timeout_ms; /* given to every accepted connection */
     size_t inbuf_cap;    /* likewise, when not 0 */
 };
@@ -100,6 +105,16 @@ bool cli_wait(struct harness *h, struct cli *cl, const char *needle);
 bool cli_wait_eof(struct harness *h, struct cli *cl);
 size_t cli_count(struct harness *h, struct cli *cl, size_t n);
 bool cli_tls(struct harness *h, struct cli *cl, SSL_CTX *ctx);
+/* out_connect - net_connect from the harness's server to an outbound session; NULL with
+ * err filled (then no event came); out_ok - the same, failing the test on NULL */
+struct sess *out_connect(struct harness *h, const char *ip, int port, const char *bind_ip,
+                         uint64_t ms, char *err, size_t errlen);
+struct sess *out_ok(struct harness *h, const char *ip, int port, const char *bind_ip, uint64_t ms);
+/* raw_listen - a plain non-blocking socket bound to 127.0.0.1 port 0, listening with
+ * backlog unless backlog < 0; its port in *port. raw_accept - accept on it, the loop
+ * stepping meanwhile */
+int raw_listen(int backlog, int *port);
+int raw_accept(struct harness *h, int lfd);
 /* count_lines - how many times a session got line */
 int count_lines(const struct sess *s, const char *line);
 /* group_setup/group_teardown - the certificate and keys (cert_path, key_path, key2_path)
