@@ -662,7 +662,8 @@ net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 }
 
 /* net_defer_cb - work that must not run inside the caller's stack: a failure to
- * report, plaintext the TLS layer still holds, input to announce after a resume. */
+ * report, a handshake to start (client TLS sends first), plaintext the TLS layer still
+ * holds, input to announce after a resume. */
 static void
 net_defer_cb(uv_idle_t *h)
 {
@@ -676,8 +677,8 @@ net_defer_cb(uv_idle_t *h)
         c->err_pending = false;
         net_emit(c, NET_EV_ERROR);
         net_abort(c);
-    } else if (c->state == NET_CS_OPEN && !c->paused) {
-        if (c->tls == NET_TLS_ON && c->tls_more)
+    } else if (c->state == NET_CS_OPEN) {
+        if (c->tls == NET_TLS_HANDSHAKE || (c->tls == NET_TLS_ON && c->tls_more && !c->paused))
             net_tls_read(c);
         if (c->state == NET_CS_OPEN && c->announce && !c->paused && c->in.len > 0)
             net_emit(c, NET_EV_DATA);

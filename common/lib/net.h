@@ -1,7 +1,7 @@
 /*
  * net - libuv TCP listeners and connections, inbound (accepted) and outbound
  * (net_connect): input buffer, write queue with back-pressure, idle timeout, connection
- * caps, descriptor budget and TLS (implicit or STARTTLS).
+ * caps, descriptor budget and TLS (implicit or STARTTLS, server or client side).
  *
  * Contract:
  * - Owns: struct net_server, its listeners and every struct net_conn it accepted or
@@ -29,8 +29,14 @@
  *   or NET_EV_ERROR ("connect: connection refused", "connect: timed out") then
  *   NET_EV_CLOSED. Outbound connections never count toward the caps (max_connections,
  *   max_per_ip) nor in net_server_counts; net_server_free aborts them like the others.
- * - STARTTLS: net_starttls() discards every buffered input byte (CVE-2011-0411), then
- *   handshakes; NET_EV_TLS_READY or NET_EV_ERROR follows.
+ * - STARTTLS: net_starttls() (server side) and net_starttls_client() discard every
+ *   buffered input byte (CVE-2011-0411), then handshake; NET_EV_TLS_READY or NET_EV_ERROR
+ *   follows.
+ * - Client TLS verifies nothing by itself (a context from tls_client_ctx() has
+ *   SSL_VERIFY_NONE: opportunistic STARTTLS must work with self-signed certificates,
+ *   RFC 7435); net_tls_verified() tells afterwards whether the chain verified against the
+ *   context's trust store and matched the host named in net_starttls_client(), for a
+ *   policy that demands it (which then closes the connection itself).
  *
  * Details:
  * - Events are never delivered from inside a net_* call the protocol makes; they come from
@@ -145,9 +151,18 @@ void net_uncork(struct net_conn *c);
 void net_close(struct net_conn *c);
 void net_abort(struct net_conn *c);
 
-/* net_starttls - 0 when the handshake is under way, -1 (nothing changed) when TLS is
- * already on, the connection is closing, or OpenSSL could not set up. */
+/* net_starttls - server side: 0 when the handshake is under way, -1 (nothing changed)
+ * when TLS is already on, the connection is closing, or OpenSSL could not set up. */
 int net_starttls(struct net_conn *c, SSL_CTX *tls);
+/* net_starttls_client - client side (a context from tls_client_ctx), the same way; also
+ * -1 before NET_EV_CONNECTED. sni_host (may be NULL) is the name the certificate must
+ * match for net_tls_verified; a name is also sent as SNI, an IP literal is matched
+ * against the certificate's IP addresses and not sent. */
+int net_starttls_client(struct net_conn *c, SSL_CTX *tls, const char *sni_host);
+/* net_tls_verified - TLS is on, the peer's certificate chain verified against the
+ * context's trust store, and it matched the sni_host of net_starttls_client. False
+ * without TLS, without a host named, and on the server side. */
+bool net_tls_verified(const struct net_conn *c);
 bool net_is_tls(const struct net_conn *c);
 /* net_tls_desc - "TLSv1.3 cipher=TLS_AES_256_GCM_SHA384", or "" without TLS. */
 const char *net_tls_desc(const struct net_conn *c);

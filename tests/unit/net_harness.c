@@ -112,8 +112,13 @@ sess_line(struct sess *s, char *line)
 
     if (s->nlines < MAXLINES)
         snprintf(s->lines[s->nlines++], sizeof(s->lines[0]), "%s", line);
-    if (s->outbound)
+    if (s->outbound) {
+        if (strcmp(line, "GO") == 0 && s->cli_tls != NULL) {
+            assert_int_equal(net_starttls_client(c, s->cli_tls, s->sni), 0);
+            assert_int_equal(net_starttls_client(c, s->cli_tls, s->sni), -1);
+        }
         return;
+    }
     if (strcmp(line, "QUIT") == 0) {
         net_write(c, "BYE\r\n", 5);
         net_close(c);
@@ -204,6 +209,7 @@ sess_event(struct net_conn *c, enum net_event ev, void *arg)
     case NET_EV_TLS_READY:
         snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", net_tls_desc(c));
         assert_true(net_is_tls(c));
+        s->verified = net_tls_verified(c);
         break;
     case NET_EV_ERROR:
         snprintf(s->error, sizeof(s->error), "%s", net_error(c));

@@ -5,7 +5,8 @@
  * same thread (non-blocking, the loop stepped while they wait), and a self-signed
  * certificate in a temp directory (group_setup). Every wait is bounded. Outbound
  * connections (net_connect) run the same session code as a client: an "outbound"
- * session records what it gets and answers nothing.
+ * session records what it gets and answers nothing, but for the server's "GO" to STARTTLS
+ * (net_starttls_client with its cli_tls and sni).
  */
 #ifndef DMAIL_NET_HARNESS_H
 #define DMAIL_NET_HARNESS_H
@@ -42,7 +43,10 @@ struct sess {
     int peer_port, local_port;
     char tls_desc[128];
     char error[200];
-    bool outbound; /* made by net_connect */
+    bool outbound;    /* made by net_connect */
+    bool verified;    /* net_tls_verified at NET_EV_TLS_READY */
+    SSL_CTX *cli_tls; /* outbound: on the line "GO", net_starttls_client with it */
+    const char *sni;  /* and this host */
 };
 
 struct harness {

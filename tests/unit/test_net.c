@@ -563,7 +563,7 @@ test_tls_failures(void **state)
     harness_free(h);
 }
 
-/* tls_server_ctx: settings and error messages */
+/* tls_server_ctx: settings and error messages; tls_client_ctx: settings */
 static void
 test_tls_ctx(void **state)
 {
@@ -576,6 +576,14 @@ test_tls_ctx(void **state)
     assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
     uint64_t want =
         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+    assert_int_equal(SSL_CTX_get_options(ctx) & want, want);
+    SSL_CTX_free(ctx);
+
+    ctx = tls_client_ctx(err, sizeof(err));
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_NONE);
+    want = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
     assert_int_equal(SSL_CTX_get_options(ctx) & want, want);
     SSL_CTX_free(ctx);
 

@@ -1,7 +1,7 @@
 /*
  * test_net_client - outbound connections (net_connect) on a real libuv loop on 127.0.0.1
  * (and ::1 when the host has it): towards the harness's own listeners (net_harness) and
- * towards plain sockets the test holds.
+ * towards plain sockets the test holds; client STARTTLS and net_tls_verified.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,8 +17,10 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <openssl/ssl.h>
 
 #include "net_harness.h"
+#include "tls.h"
 
 /* net_connect to a listener on the same loop: output held until connected goes first,
  * lines both ways, addresses, EOF and CLOSED; outbound connections are not counted */
@@ -212,15 +214,106 @@ test_connect_not_counted(void **state)
     close(lfd);
 }
 
+/* client STARTTLS against the server side's: TLS_READY on both ends, data after it, and
+ * net_tls_verified: false for a self-signed certificate, true once the client trusts it
+ * and the name matches, false for another name or none */
+static void
+test_client_starttls(void **state)
+{
+    struct harness *h = harness_new(0, 0);
+    char err[256];
+    SSL_CTX *plain = tls_client_ctx(err, sizeof(err)), *trust = tls_client_ctx(err, sizeof(err));
+    struct {
+        SSL_CTX *ctx;
+        const char *sni;
+        bool verified;
+    } cases[] = {
+        {plain, "localhost", false},
+        {trust, "localhost", true},
+        {trust, "other.example", false},
+        {trust, NULL, false},
+    };
+
+    (void)state;
+    assert_non_null(plain);
+    assert_non_null(trust);
+    assert_int_equal(SSL_CTX_load_verify_locations(trust, cert_path, NULL), 1);
+    h->tls = server_ctx();
+    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sess *o = out_ok(h, "127.0.0.1", port, NULL, WAIT);
+        o->cli_tls = cases[i].ctx;
+        o->sni = cases[i].sni;
+        assert_int_equal(net_starttls_client(o->c, o->cli_tls, o->sni), -1); /* not yet */
+        net_write(o->c, "STARTTLS\r\n", 10);
+        RUN_UNTIL(h, o->n[NET_EV_TLS_READY] == 1, WAIT);
+        assert_int_equal(o->n[NET_EV_TLS_READY], 1);
+        net_write(o->c, "after\r\n", 7);
+        RUN_UNTIL(h, o->nlines == 2, WAIT);
+        assert_string_equal(o->lines[1], "ECHO tls after");
+        struct sess *s = h->sess[i];
+        assert_int_equal(s->n[NET_EV_TLS_READY], 1);
+        assert_false(s->verified); /* the server side asked for no certificate */
+        assert_true(strncmp(o->tls_desc, "TLSv1.3 cipher=", 15) == 0);
+        assert_string_equal(o->tls_desc, s->tls_desc);
+        assert_int_equal(o->verified, cases[i].verified);
+        assert_int_equal(o->n[NET_EV_ERROR] + s->n[NET_EV_ERROR], 0);
+        if (i == 0) { /* close_notify and FIN: the server sees the end */
+            net_close(o->c);
+            RUN_UNTIL(h, o->n[NET_EV_CLOSED] == 1 && s->n[NET_EV_CLOSED] == 1, WAIT);
+            assert_int_equal(s->n[NET_EV_EOF], 1);
+        }
+    }
+    harness_free(h); /* three TLS connections still open on both ends */
+    SSL_CTX_free(plain);
+    SSL_CTX_free(trust);
+}
+
+/* client TLS towards a server that answers the hello with plaintext: ERROR, CLOSED */
+static void
+test_client_tls_garbage(void **state)
+{
+    struct harness *h = harness_new(0, 0);
+    int rport, lfd = raw_listen(8, &rport);
+    char err[256], hello[4096];
+
+    (void)state;
+    SSL_CTX *ctx = tls_client_ctx(err, sizeof(err));
+    assert_non_null(ctx);
+    struct sess *o = out_ok(h, "127.0.0.1", rport, NULL, WAIT);
+    RUN_UNTIL(h, o->n[NET_EV_CONNECTED] == 1, WAIT);
+    int fd = raw_accept(h, lfd);
+    assert_int_equal(net_starttls_client(o->c, ctx, "mx.example"), 0);
+    assert_int_equal(o->nev, 1); /* the hello goes out from the loop */
+    ssize_t r = -1;
+    uint64_t end = now_ms() + WAIT;
+    while (r <= 0 && now_ms() < end) {
+        r = recv(fd, hello, sizeof(hello), MSG_DONTWAIT);
+        if (r <= 0)
+            step(h);
+    }
+    assert_true(r > 5);
+    assert_int_equal(hello[0], 0x16); /* a handshake record */
+    assert_int_equal(send(fd, "500 what is this?\r\n", 19, 0), 19);
+    RUN_UNTIL(h, o->n[NET_EV_CLOSED] == 1, WAIT);
+    assert_int_equal(o->n[NET_EV_ERROR], 1);
+    assert_int_equal(o->n[NET_EV_TLS_READY], 0);
+    assert_int_equal(o->n[NET_EV_DATA], 0);
+    assert_true(strncmp(o->error, "TLS handshake failed: ", 22) == 0);
+    close(fd);
+    close(lfd);
+    SSL_CTX_free(ctx);
+    harness_free(h);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_echo),
-        cmocka_unit_test(test_connect_ipv6_errors),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_connect_timeout),
-        cmocka_unit_test(test_connect_not_counted),
+        cmocka_unit_test(test_connect_echo),        cmocka_unit_test(test_connect_ipv6_errors),
+        cmocka_unit_test(test_connect_refused),     cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_connect_not_counted), cmocka_unit_test(test_client_starttls),
+        cmocka_unit_test(test_client_tls_garbage),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
