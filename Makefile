@@ -66,8 +66,9 @@ ALIASES      := $(if $(wildcard sendmail/main.c),$(BIN)/mailq $(BIN)/newaliases)
 
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BINS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
-# tests/unit/unit_util.c, the unit tests' toolkit, is linked into every unit test binary
-UNIT_UTIL    := $(BUILD)/tests/unit/unit_util.o
+# tests/unit/*.c other than test_*.c: helpers some tests share, linked as an archive
+UNIT_HELP_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNIT_HELP    := $(BUILD)/libunithelp.a
 PROG_LIBS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(BUILD)/lib$(p).a))
 
 .PHONY: all asan check unit it run format format-check deps clean bench
@@ -84,7 +85,11 @@ $(LIBDMAIL): $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_UTIL) $(PROG_LIBS) $(LIBDMAIL)
+$(UNIT_HELP): $(UNIT_HELP_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_HELP) $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
 

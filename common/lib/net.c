@@ -1,6 +1,6 @@
 /*
- * net - connections (the contract is in net.h; listeners are in net_server.c, the TLS layer
- * in net_tls.c).
+ * net - connections (the contract is in net.h; listeners are in net_server.c, outbound
+ * connects in net_client.c, the TLS layer in net_tls.c).
  *
  * A connection owns three handles (tcp, idle timer, deferred-work idle); it is freed
  * after the last close callback has run and NET_EV_CLOSED has been delivered.
@@ -40,7 +40,6 @@
 
 static void net_conn_close_cb(uv_handle_t *h);
 static void net_defer_cb(uv_idle_t *h);
-static void net_unref(struct net_conn *c);
 static void net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b);
 static void net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b);
 
@@ -65,13 +64,25 @@ net_defer(struct net_conn *c)
         uv_idle_start(&c->defer, net_defer_cb);
 }
 
-/* net_conn_new - wrap an accepted socket; NULL (socket closed) on failure. */
-static struct net_conn *
-net_conn_new(struct net_server *s, int fd, const char *ip, int port)
+/* net_local_update - our address on the connection, as the socket has it now. */
+void
+net_local_update(struct net_conn *c)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        net_addr_format(&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
+}
+
+/* net_conn_new - wrap a socket in a connection that counts toward no cap; NULL (socket
+ * closed, err filled) on failure. */
+struct net_conn *
+net_conn_new(struct net_server *s, int fd, const char *ip, int port, char *err, size_t errlen)
 {
     struct net_conn *c = xcalloc(1, sizeof(*c));
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss), rc;
+    int rc;
 
     c->srv = s;
     snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
@@ -86,27 +97,33 @@ net_conn_new(struct net_server *s, int fd, const char *ip, int port)
     if (s->conns != NULL)
         s->conns->prev = c;
     s->conns = c;
-    s->total++;
-    if (++s->now > s->peak)
-        s->peak = s->now;
-    c->ipe = net_ip_hold(s, ip);
-    c->ip_next = c->ipe->conns;
-    if (c->ip_next != NULL)
-        c->ip_next->ip_prev = c;
-    c->ipe->conns = c;
 
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
-        log_warn("connection from %s: %s", ip, uv_strerror(rc));
+        snprintf(err, errlen, "uv_tcp_open: %s", uv_strerror(rc));
         close(fd);
         net_abort(c);
         return NULL;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    memset(&ss, 0, sizeof(ss));
-    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
-        net_addr_format(&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
+    net_local_update(c);
     return c;
+}
+
+/* net_conn_count - an accepted connection counts: now, peak, total, max_per_ip. */
+static void
+net_conn_count(struct net_conn *c)
+{
+    struct net_server *s = c->srv;
+
+    s->total++;
+    if (++s->now > s->peak)
+        s->peak = s->now;
+    c->ipe = net_ip_hold(s, c->peer_ip);
+    c->ip_next = c->ipe->conns;
+    if (c->ip_next != NULL)
+        c->ip_next->ip_prev = c;
+    c->ipe->conns = c;
 }
 
 /* net_conn_uncount - the connection is over (peer gone or closed by us): give its slot
@@ -156,10 +173,14 @@ void
 net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX *tls,
                 net_accept_cb cb, void *arg)
 {
-    struct net_conn *c = net_conn_new(s, fd, ip, port);
+    char err[128];
+    struct net_conn *c = net_conn_new(s, fd, ip, port, err, sizeof(err));
 
-    if (c == NULL)
+    if (c == NULL) {
+        log_warn("connection from %s: %s", ip, err);
         return;
+    }
+    net_conn_count(c);
     if (tls != NULL && net_tls_begin(c, tls) < 0) {
         log_warn("TLS set-up for %s failed: %s", ip, c->error);
         net_abort(c);
@@ -236,7 +257,7 @@ net_emit(struct net_conn *c, enum net_event ev)
 }
 
 /* net_unref - drop a callback reference; free if the handles closed meanwhile. */
-static void
+void
 net_unref(struct net_conn *c)
 {
     if (--c->refs == 0 && c->handles == 0)
@@ -299,13 +320,16 @@ net_timer_cb(uv_timer_t *t)
     }
 }
 
-/* net_set_timeout - idle timeout in ms, 0 for none; restarted by every input. */
+/* net_set_timeout - idle timeout in ms, 0 for none; restarted by every input. While
+ * connecting the timer is the connect timeout's: the idle one starts once connected. */
 void
 net_set_timeout(struct net_conn *c, uint64_t ms)
 {
     if (c->state != NET_CS_OPEN)
         return;
     c->timeout_ms = ms;
+    if (c->connecting)
+        return;
     if (ms == 0)
         uv_timer_stop(&c->timer);
     else
@@ -329,12 +353,17 @@ net_shutdown_cb(uv_shutdown_t *req, int status)
     net_update_read(c);
 }
 
-/* net_close - flush queued output (and TLS close_notify), then close. */
+/* net_close - flush queued output (and TLS close_notify), then close; before an
+ * outbound connection is up there is nothing to flush to: net_abort. */
 void
 net_close(struct net_conn *c)
 {
     if (c->state != NET_CS_OPEN)
         return;
+    if (c->connecting) {
+        net_abort(c);
+        return;
+    }
     if (c->tls != NET_TLS_HANDSHAKE)
         net_stage_flush(c);
     if (c->tls == NET_TLS_ON)
@@ -348,6 +377,14 @@ net_close(struct net_conn *c)
 }
 
 /* ---- output ---- */
+
+/* net_holding - output is held: an outbound connection is not up yet, or a handshake
+ * runs. */
+static bool
+net_holding(const struct net_conn *c)
+{
+    return c->connecting || c->tls == NET_TLS_HANDSHAKE;
+}
 
 /* net_write_cb - a chunk left (or failed): count it, report drain or failure. */
 static void
@@ -464,7 +501,7 @@ net_write(struct net_conn *c, const void *p, size_t n)
 {
     if (c->state != NET_CS_OPEN || n == 0)
         return;
-    if (c->cork > 0 || c->tls == NET_TLS_HANDSHAKE)
+    if (c->cork > 0 || net_holding(c))
         net_stage_add(c, p, n);
     else
         net_send(c, p, n);
@@ -515,7 +552,7 @@ net_uncork(struct net_conn *c)
 {
     if (c->cork == 0 || --c->cork > 0)
         return;
-    if (c->state == NET_CS_OPEN && c->tls != NET_TLS_HANDSHAKE)
+    if (c->state == NET_CS_OPEN && !net_holding(c))
         net_stage_flush(c);
 }
 
@@ -529,7 +566,7 @@ net_update_read(struct net_conn *c)
 
     switch (c->state) {
     case NET_CS_OPEN:
-        if (c->eof)
+        if (c->eof || c->connecting)
             want = false;
         else if (c->tls == NET_TLS_HANDSHAKE)
             want = true;
@@ -625,7 +662,8 @@ net_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 }
 
 /* net_defer_cb - work that must not run inside the caller's stack: a failure to
- * report, plaintext the TLS layer still holds, input to announce after a resume. */
+ * report, a handshake to start (client TLS sends first), plaintext the TLS layer still
+ * holds, input to announce after a resume. */
 static void
 net_defer_cb(uv_idle_t *h)
 {
@@ -639,8 +677,8 @@ net_defer_cb(uv_idle_t *h)
         c->err_pending = false;
         net_emit(c, NET_EV_ERROR);
         net_abort(c);
-    } else if (c->state == NET_CS_OPEN && !c->paused) {
-        if (c->tls == NET_TLS_ON && c->tls_more)
+    } else if (c->state == NET_CS_OPEN) {
+        if (c->tls == NET_TLS_HANDSHAKE || (c->tls == NET_TLS_ON && c->tls_more && !c->paused))
             net_tls_read(c);
         if (c->state == NET_CS_OPEN && c->announce && !c->paused && c->in.len > 0)
             net_emit(c, NET_EV_DATA);

@@ -1,6 +1,7 @@
 /*
  * net_int - what the files of the net module share (net.c: connections; net_tls.c: their
- * TLS layer; net_server.c: listeners and caps). Nothing outside net includes this.
+ * TLS layer; net_server.c: listeners and caps; net_client.c: outbound connections).
+ * Nothing outside net includes this.
  */
 #ifndef DMAIL_NET_INT_H
 #define DMAIL_NET_INT_H
@@ -83,6 +84,7 @@ struct net_conn {
     bool err_pending; /* a failure to report from the deferred callback */
     bool tls_more;    /* the TLS layer may hold more plaintext than the buffer took */
     bool closed_sent;
+    bool connecting; /* net_connect under way: output held, no input, no idle timer */
     uint64_t timeout_ms;
     size_t pending; /* bytes in uv_write requests */
     int cork;
@@ -98,6 +100,9 @@ struct net_conn {
 };
 
 /* net_server.c */
+/* net_addr_parse - ss and its length for a numeric IPv4 or IPv6 address and a port; 0,
+ * or -1 when addr is neither. */
+int net_addr_parse(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *sl);
 /* net_addr_format - numeric address and port of ss; IPv4-mapped IPv6 shown as IPv4. */
 void net_addr_format(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port);
 /* net_ip_lookup - the entry of ip, NULL when no connection from it counts. */
@@ -110,6 +115,11 @@ void net_ip_release(struct net_server *s, struct net_ipent *e);
 void net_server_maybe_free(struct net_server *s);
 
 /* net.c */
+/* net_conn_new - wrap a socket (an accepted one, or one net_connect is connecting) in a
+ * connection that counts toward no cap; peer ip:port as given, the local address as the
+ * socket has it now. NULL on failure, the socket closed and the reason in err. */
+struct net_conn *net_conn_new(struct net_server *s, int fd, const char *ip, int port, char *err,
+                              size_t errlen);
 /* net_conn_accept - make a connection of an accepted socket (closed on failure), start
  * implicit TLS when tls != NULL, and call cb. */
 void net_conn_accept(struct net_server *s, int fd, const char *ip, int port, SSL_CTX *tls,
@@ -126,6 +136,11 @@ void net_set_error(struct net_conn *c, const char *fmt, ...) __attribute__((form
 void net_defer(struct net_conn *c);
 /* net_emit - deliver one event, if the connection still takes events. */
 void net_emit(struct net_conn *c, enum net_event ev);
+/* net_unref - drop a reference taken (c->refs++) around callbacks from the loop; frees
+ * the connection if its handles closed meanwhile. */
+void net_unref(struct net_conn *c);
+/* net_local_update - read the local address of the socket again (after a connect). */
+void net_local_update(struct net_conn *c);
 /* net_update_read - read from the socket exactly when input is wanted and fits. */
 void net_update_read(struct net_conn *c);
 /* net_input_end - the peer closed its side (err UV_EOF: NET_EV_EOF, then net_close) or

@@ -125,6 +125,23 @@ net_ip_release(struct net_server *s, struct net_ipent *e)
 
 /* ---- addresses ---- */
 
+/* net_addr_parse - ss and its length for a numeric IPv4 or IPv6 address and a port; 0,
+ * or -1 when addr is neither. */
+int
+net_addr_parse(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)ss) == 0) {
+        *sl = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)ss) == 0) {
+        *sl = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+    return -1;
+}
+
 /* net_addr_format - numeric address and port of ss; IPv4-mapped IPv6 shown as IPv4. */
 void
 net_addr_format(const struct sockaddr_storage *ss, char *ip, size_t iplen, int *port)
@@ -408,16 +425,11 @@ net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls, const
     const char *step;
     char bound[INET6_ADDRSTRLEN];
 
-    memset(&ss, 0, sizeof(ss));
     if (s->freeing || cb == NULL || port < 0 || port > 65535) {
         snprintf(err, errlen, "invalid listener");
         return UV_EINVAL;
     }
-    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) == 0) {
-        sl = sizeof(struct sockaddr_in);
-    } else if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) == 0) {
-        sl = sizeof(struct sockaddr_in6);
-    } else {
+    if (net_addr_parse(addr, port, &ss, &sl) < 0) {
         snprintf(err, errlen, "%s: not an IPv4 or IPv6 address", addr);
         return UV_EINVAL;
     }

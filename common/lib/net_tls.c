@@ -1,18 +1,22 @@
 /*
  * net_tls - the TLS layer of connections (the contract is in net.h; net.c holds the
- * connections themselves): implicit TLS and STARTTLS, the handshake, SSL_read and
- * SSL_write.
+ * connections themselves): implicit TLS and STARTTLS, server and client side, the
+ * handshake, SSL_read and SSL_write, the peer's verification.
  *
  * TLS runs over two memory BIOs: ciphertext read from the socket goes into the read BIO,
  * SSL_read moves plaintext into the input buffer, and whatever OpenSSL puts into the
- * write BIO is handed to uv_write.
+ * write BIO is handed to uv_write. Both sides share all of it but the first step: the
+ * server waits for the ClientHello, the client's handshake is started from the deferred
+ * work (net_defer) so that its first flight, and any failure, come from the loop.
  */
 #include "net.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "net_int.h"
@@ -68,9 +72,9 @@ net_tls_fail(struct net_conn *c, const char *what, int sslerr)
     net_abort(c);
 }
 
-/* net_tls_begin - attach a server-side SSL over memory BIOs; the handshake follows. */
-int
-net_tls_begin(struct net_conn *c, SSL_CTX *ctx)
+/* net_tls_attach - an SSL over memory BIOs for either side; 0, or -1 with net_error. */
+static int
+net_tls_attach(struct net_conn *c, SSL_CTX *ctx)
 {
     BIO *rb, *wb;
 
@@ -93,8 +97,33 @@ net_tls_begin(struct net_conn *c, SSL_CTX *ctx)
     BIO_set_mem_eof_return(rb, -1); /* empty means "wait for more", not EOF */
     BIO_set_mem_eof_return(wb, -1);
     SSL_set_bio(c->ssl, rb, wb);
+    return 0;
+}
+
+/* net_tls_begin - attach a server-side SSL over memory BIOs; the handshake follows. */
+int
+net_tls_begin(struct net_conn *c, SSL_CTX *ctx)
+{
+    if (net_tls_attach(c, ctx) < 0)
+        return -1;
     SSL_set_accept_state(c->ssl);
     c->tls = NET_TLS_HANDSHAKE;
+    return 0;
+}
+
+/* net_tls_client_host - what the certificate must match: a name also goes out as SNI, an
+ * IP literal is only matched (RFC 6066 allows no address in SNI). 0, or -1. */
+static int
+net_tls_client_host(struct net_conn *c, const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+
+    if (host == NULL || *host == '\0')
+        return 0;
+    if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1 ? 0 : -1;
+    if (SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_set1_host(c->ssl, host) != 1)
+        return -1;
     return 0;
 }
 
@@ -214,22 +243,52 @@ net_tls_shutdown(struct net_conn *c)
     net_tls_flush(c);
 }
 
-/* net_starttls - plaintext output goes out, buffered plaintext input is thrown away
- * (CVE-2011-0411), then the handshake starts. */
-int
-net_starttls(struct net_conn *c, SSL_CTX *tls)
+/* net_tls_switch - STARTTLS on either side: an SSL is attached (a client's also told the
+ * host), plaintext output goes out, buffered plaintext input is thrown away
+ * (CVE-2011-0411), and the handshake starts: a server waits for the hello, a client sends
+ * it from the deferred work. 0, or -1 with nothing changed. */
+static int
+net_tls_switch(struct net_conn *c, SSL_CTX *tls, bool client, const char *host)
 {
-    if (c->state != NET_CS_OPEN || c->ssl != NULL || tls == NULL)
+    if (c->state != NET_CS_OPEN || c->connecting || c->ssl != NULL || tls == NULL)
         return -1;
-    net_stage_flush(c);
-    buf_reset(&c->in);
-    c->announce = false;
-    if (net_tls_begin(c, tls) < 0) {
+    if (net_tls_attach(c, tls) < 0) {
         log_warn("STARTTLS with %s: %s", c->peer_ip, c->error);
         return -1;
     }
+    if (client && net_tls_client_host(c, host) < 0) {
+        net_set_error(c, "TLS host %s: %s", host, net_tls_reason(0));
+        log_warn("STARTTLS with %s: %s", c->peer_ip, c->error);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return -1;
+    }
+    net_stage_flush(c);
+    buf_reset(&c->in);
+    c->announce = false;
+    if (client) {
+        SSL_set_connect_state(c->ssl);
+        net_defer(c);
+    } else {
+        SSL_set_accept_state(c->ssl);
+    }
+    c->tls = NET_TLS_HANDSHAKE;
     net_update_read(c);
     return 0;
+}
+
+/* net_starttls - server side. */
+int
+net_starttls(struct net_conn *c, SSL_CTX *tls)
+{
+    return net_tls_switch(c, tls, false, NULL);
+}
+
+/* net_starttls_client - client side: SNI and the name to verify. */
+int
+net_starttls_client(struct net_conn *c, SSL_CTX *tls, const char *sni_host)
+{
+    return net_tls_switch(c, tls, true, sni_host);
 }
 
 /* net_is_tls - the handshake is done and TLS carries the session. */
@@ -237,6 +296,25 @@ bool
 net_is_tls(const struct net_conn *c)
 {
     return c->tls == NET_TLS_ON;
+}
+
+/* net_tls_verified - the peer's chain verified and matched the host (name or address)
+ * net_starttls_client was given; false when it was given none. */
+bool
+net_tls_verified(const struct net_conn *c)
+{
+    X509_VERIFY_PARAM *vp;
+    char *ip;
+    bool named;
+
+    if (c->tls != NET_TLS_ON || SSL_get0_peer_certificate(c->ssl) == NULL ||
+        SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return false;
+    vp = SSL_get0_param(c->ssl);
+    ip = X509_VERIFY_PARAM_get1_ip_asc(vp);
+    named = X509_VERIFY_PARAM_get0_host(vp, 0) != NULL || ip != NULL;
+    OPENSSL_free(ip);
+    return named;
 }
 
 /* net_tls_desc - protocol and cipher, "" without TLS. */

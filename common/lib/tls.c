@@ -1,5 +1,5 @@
 /*
- * tls - OpenSSL server contexts (the contract is in tls.h).
+ * tls - OpenSSL server and client contexts (the contract is in tls.h).
  */
 #include "tls.h"
 
@@ -58,6 +58,36 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
     return ctx;
 
 fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* tls_client_ctx - a client context: TLS 1.2 and 1.3 only, no compression, no
+ * renegotiation, the system's CA store, verification recorded but not enforced. */
+SSL_CTX *
+tls_client_ctx(char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    const char *why;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    why = "cannot create a TLS context";
+    if (ctx == NULL)
+        goto fail;
+    why = "cannot set the minimum TLS version";
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        goto fail;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    why = "cannot load the system's CA store";
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+        goto fail;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+
+fail:
+    tls_fail(err, errlen, "TLS client", "context", why);
     SSL_CTX_free(ctx);
     return NULL;
 }

@@ -322,6 +322,8 @@ sess_event(struct net_conn *c, enum net_event ev, void *arg)
     case NET_EV_CLOSED:
         sess_destroy(s);
         break;
+    case NET_EV_CONNECTED: /* outbound connections only */
+        break;
     }
 }
 
