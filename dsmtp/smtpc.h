@@ -1,0 +1,121 @@
+/*
+ * smtpc - dsmtp's SMTP client: one connection to a remote server (an MX, a smarthost,
+ * a gateway) over net, carrying one or more transactions (RFC 5321 client side).
+ *
+ * Contract:
+ * - Owns: struct smtpc and its net connection. Runs on the loop; blocks on nothing.
+ * - Life: smtpc_open connects to one numeric address and does greeting, EHLO (HELO when
+ *   EHLO is refused with 5xx), STARTTLS when offered (policy: see enum smtpc_tls), AUTH
+ *   when a user is given (PLAIN, else LOGIN; only over TLS), and calls ready exactly once
+ *   (from the loop, never from inside smtpc_open) with the session-level result. Then
+ *   smtpc_send runs a transaction and calls done exactly once; the connection can carry
+ *   the next transaction (after RSET when the last one did not end with the DATA reply)
+ *   until smtpc_close sends QUIT and frees it. After a failure in ready or a broken
+ *   connection in done, only smtpc_close is allowed. No callback comes after
+ *   smtpc_close.
+ * - Transactions: MAIL FROM:<sender> with SIZE= when the server announced SIZE (and a
+ *   message larger than its limit fails at once with 5.3.4, nothing sent), BODY=8BITMIME
+ *   when m->eightbit and the server has 8BITMIME (else 8-bit text goes out as it is, as
+ *   Postfix does), SMTPUTF8 when m->smtputf8 (a server without it: every recipient fails
+ *   5.6.7 before MAIL); RET=/ENVID= and per recipient NOTIFY=/ORCPT= only when the server
+ *   announced DSN. RCPT for each recipient; with PIPELINING, MAIL, every RCPT and DATA go
+ *   in one write (RFC 2920). DATA only if a recipient was accepted. The text (local form,
+ *   LF line ends) is sent with CRLF line ends, dot-stuffed, lines longer than 998 octets
+ *   folded (RFC 5322 2.1.1), ended by CRLF.CRLF.
+ * - Results: every recipient gets a reply: its RCPT reply when that was not 2xx, else the
+ *   reply to the end of DATA. A reply is code, enhanced status (from the text, else made
+ *   from the code: 2.0.0/4.0.0/5.0.0) and text (multi-line joined by "; ", bounded, never
+ *   holding CR/LF). A connection lost or a timeout gives 4.4.2 to every recipient not
+ *   answered yet.
+ * - Timeouts (RFC 5321 4.5.3.2, shortened): o->timeout_ms for each reply, and
+ *   o->data_timeout_ms for the reply to the final dot.
+ */
+#ifndef DSMTP_SMTPC_H
+#define DSMTP_SMTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "net.h"
+
+#define SMTPC_TEXT_MAX 512 /* a reply's text kept */
+
+enum smtpc_tls {
+    SMTPC_TLS_NONE,    /* never STARTTLS */
+    SMTPC_TLS_MAY,     /* STARTTLS when offered; a failed handshake fails this session
+                        * (ready gets 4.7.5 "TLS handshake failed"): the caller may
+                        * retry in plaintext with SMTPC_TLS_NONE */
+    SMTPC_TLS_REQUIRE, /* no STARTTLS offered or a failed handshake: ready fails 4.7.4 */
+    SMTPC_TLS_VERIFY,  /* as REQUIRE, and the certificate must verify for o->tls_name */
+};
+
+struct smtpc_opts {
+    const char *helo;     /* our name for EHLO/HELO */
+    SSL_CTX *tls;         /* a client context (tls_client_ctx); NULL: no STARTTLS */
+    enum smtpc_tls tls_policy;
+    const char *tls_name; /* the server's name for SNI and verification, or NULL */
+    const char *auth_user; /* NULL: no AUTH */
+    const char *auth_pass;
+    uint64_t timeout_ms;      /* each reply (and the connect) */
+    uint64_t data_timeout_ms; /* the reply to the final dot */
+};
+
+/* A server's reply (or one made up for a local failure). */
+struct smtpc_reply {
+    int code;        /* 250, 451, 550...; 0 before any */
+    char status[16]; /* enhanced status "5.1.1" */
+    char text[SMTPC_TEXT_MAX];
+};
+
+/* What the session learned (ready). */
+struct smtpc_info {
+    struct smtpc_reply reply; /* 2xx when ready; else why not */
+    const char *stage;        /* where it ended: "connect" "greeting" "ehlo" "starttls" "auth" */
+    bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking;
+    unsigned long long size_max; /* SIZE announced, 0: none or unlimited */
+    bool tls;                    /* STARTTLS done */
+    bool tls_verified;           /* ... and the certificate verified for tls_name */
+    char tls_desc[128];          /* net_tls_desc */
+};
+
+struct smtpc_rcpt {
+    const char *addr;   /* recipient */
+    const char *notify; /* DSN NOTIFY value ("SUCCESS,FAILURE"), or NULL */
+    const char *orcpt;  /* DSN ORCPT ("rfc822;a@b" as xtext), or NULL */
+    struct smtpc_reply reply; /* out */
+};
+
+struct smtpc_msg {
+    const char *sender; /* "" for <> */
+    const char *envid;  /* DSN ENVID (xtext), or NULL */
+    const char *ret;    /* DSN RET ("FULL"/"HDRS"), or NULL */
+    bool eightbit, smtputf8;
+    struct smtpc_rcpt *rcpt;
+    size_t nrcpt;
+    const char *text; /* headers + body, LF line ends */
+    size_t len;
+};
+
+struct smtpc;
+
+typedef void (*smtpc_ready_cb)(struct smtpc *c, void *arg, const struct smtpc_info *info);
+/* done - the transaction ended; m->rcpt[i].reply filled for every i. broken: the
+ * connection cannot carry another transaction. */
+typedef void (*smtpc_done_cb)(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken);
+
+/* smtpc_open - connect to ip:port and set up the session; NULL with err when the
+ * connection cannot even start (bad address). */
+struct smtpc *smtpc_open(struct net_server *net, const char *ip, int port,
+                         const struct smtpc_opts *o, smtpc_ready_cb ready, void *arg, char *err,
+                         size_t errlen);
+/* smtpc_send - one transaction on a ready session; m stays the caller's and must live
+ * until done. -1 when the session is not ready for one (busy, failed, closed). */
+int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg);
+/* smtpc_close - QUIT (when the session is usable) and free; no callback afterwards. */
+void smtpc_close(struct smtpc *c);
+/* smtpc_peer - "ip:port" of the server. */
+const char *smtpc_peer(const struct smtpc *c);
+
+#endif
