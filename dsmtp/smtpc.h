@@ -29,6 +29,35 @@
  *   answered yet.
  * - Timeouts (RFC 5321 4.5.3.2, shortened): o->timeout_ms for each reply, and
  *   o->data_timeout_ms for the reply to the final dot.
+ *
+ * Details (what the implementation makes precise):
+ * - Replies made here: 421 4.4.1 the connect failed; 421 4.4.2 the connection was lost
+ *   or a timeout struck; 421 4.5.0 a malformed reply (the session ends); 421 4.7.4 /
+ *   4.7.5 the TLS policy (below); 454 4.7.0 AUTH impossible (no TLS, or neither PLAIN
+ *   nor LOGIN offered); 552 5.3.4 SIZE; 553 5.6.7 SMTPUTF8; 501 5.1.3 (5.1.7) a
+ *   recipient (the sender) or its DSN parameters holding a control character, never
+ *   sent. A 421 from the server at any point ends the session like a lost connection
+ *   (its reply goes to whoever has none yet).
+ * - TLS: STARTTLS refused under MAY goes on in plaintext; a certificate that does not
+ *   verify under VERIFY fails 4.7.5 (without tls_name nothing verifies). After the
+ *   handshake EHLO is sent again and what the first EHLO announced is forgotten. A
+ *   policy failure sends QUIT.
+ * - ready's reply on success is the EHLO/HELO reply, or AUTH's 235.
+ * - MAIL refused: every recipient gets MAIL's reply. Pipelined, DATA goes even when every
+ *   RCPT was refused; its refusal is nobody's (a 354 then gets a lone dot). RSET precedes
+ *   the next MAIL (in the same write when pipelining) after a transaction that did not
+ *   end with the reply to the final dot.
+ * - SIZE= declares the text's length with CRLF line ends (dot-stuffing not counted). A
+ *   line is broken at 998 octets with CRLF SP (the rest reads as a continuation, as
+ *   Postfix's smtp_line_length_limit); a CRLF in the text counts as a line end.
+ * - The text is produced in 64 KiB pieces while less than 256 KiB wait in net's queue;
+ *   while it goes out, each NET_EV_DRAIN re-arms timeout_ms. data_timeout_ms starts once
+ *   the whole text including the dot has left. A timeout of 0 waits for ever;
+ *   data_timeout_ms 0 is timeout_ms.
+ * - smtpc_close QUITs only an idle session; one in the middle of anything is aborted.
+ *   The struct goes from the loop shortly after (a timer handle closes): the loop must
+ *   run on.
+ * - Credentials are never logged; commands and replies are, at debug level.
  */
 #ifndef DSMTP_SMTPC_H
 #define DSMTP_SMTPC_H
@@ -52,10 +81,10 @@ enum smtpc_tls {
 };
 
 struct smtpc_opts {
-    const char *helo;     /* our name for EHLO/HELO */
-    SSL_CTX *tls;         /* a client context (tls_client_ctx); NULL: no STARTTLS */
+    const char *helo; /* our name for EHLO/HELO */
+    SSL_CTX *tls;     /* a client context (tls_client_ctx); NULL: no STARTTLS */
     enum smtpc_tls tls_policy;
-    const char *tls_name; /* the server's name for SNI and verification, or NULL */
+    const char *tls_name;  /* the server's name for SNI and verification, or NULL */
     const char *auth_user; /* NULL: no AUTH */
     const char *auth_pass;
     uint64_t timeout_ms;      /* each reply (and the connect) */
@@ -81,9 +110,9 @@ struct smtpc_info {
 };
 
 struct smtpc_rcpt {
-    const char *addr;   /* recipient */
-    const char *notify; /* DSN NOTIFY value ("SUCCESS,FAILURE"), or NULL */
-    const char *orcpt;  /* DSN ORCPT ("rfc822;a@b" as xtext), or NULL */
+    const char *addr;         /* recipient */
+    const char *notify;       /* DSN NOTIFY value ("SUCCESS,FAILURE"), or NULL */
+    const char *orcpt;        /* DSN ORCPT ("rfc822;a@b" as xtext), or NULL */
     struct smtpc_reply reply; /* out */
 };
 
@@ -115,7 +144,7 @@ struct smtpc *smtpc_open(struct net_server *net, const char *ip, int port,
 int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg);
 /* smtpc_close - QUIT (when the session is usable) and free; no callback afterwards. */
 void smtpc_close(struct smtpc *c);
-/* smtpc_peer - "ip:port" of the server. */
+/* smtpc_peer - "ip:port" of the server ("[ip]:port" for IPv6). */
 const char *smtpc_peer(const struct smtpc *c);
 
 #endif
