@@ -18,6 +18,8 @@ bench/ imports this module without it. Only the Python standard library is used.
 import base64
 import ctypes
 import ctypes.util
+import email
+import email.policy
 import mailbox
 import os
 import pwd
@@ -310,6 +312,49 @@ def client_form(text, status=None):
                 out.append(status.encode())
         out.append(ln + b"\r\n")
     return b"".join(out)
+
+
+def qfile_bytes(qid, rcpts, text, sender="x@remote.example", arrival=None, flags=0,
+                origin="test", attempts=1, next_try=0, error="451 4.2.0 mailbox busy"):
+    """A queue file (man/dmail-queue.5) with every recipient pending."""
+    body = text if isinstance(text, bytes) else text.encode()
+    hdr = ["DMQ 1", "id " + qid, "arrival %d" % int(time.time() if arrival is None else arrival),
+           "sender <%s>" % sender, "origin " + origin, "flags %d" % flags, "rcpts %d" % len(rcpts)]
+    hdr += ["rcpt pending %d %d <%s> %s" % (attempts, next_try, r, error) for r in rcpts]
+    hdr.append("size %d" % len(body))
+    return ("\n".join(hdr) + "\n\n").encode() + body + b"end\n"
+
+
+def sendmail(site, args, data, prefix=(), **kw):
+    """bin/sendmail ARGS with data on stdin under site's dmail.conf; must exit 0."""
+    env = dict(os.environ, DMAIL_CONF=site.conf_path, LC_ALL="C")
+    p = subprocess.run([*prefix, os.path.join(BIN, "sendmail"), *args], input=data,
+                       capture_output=True, env=env, timeout=30, **kw)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return p
+
+
+def dsn_reports(site, user):
+    """The delivery status notifications (multipart/report) in user's mailbox, parsed by
+    Python's email package."""
+    out = []
+    for raw, _ in site.messages(user):
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        if msg.get_content_type() == "multipart/report":
+            out.append(msg)
+    return out
+
+
+def dsn_fields(report):
+    """(per-message fields, [per-recipient fields], parts) of a report, checking its
+    RFC 3464 shape: text/plain, then message/delivery-status."""
+    assert report.get_param("report-type") == "delivery-status"
+    parts = list(report.iter_parts())
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    blocks = parts[1].get_payload()
+    assert len(blocks) >= 2, blocks
+    return blocks[0], blocks[1:], parts
 
 
 def body_of(raw):
@@ -818,6 +863,8 @@ class Site:
             "error_hard_limit": 100,
             "lock_timeout": 5,
             "queue_retry": 2,
+            # no resolver answers here: mail for other domains never leaves loopback
+            "dns_host": "127.0.0.1:9",
         }
         if tls:
             self.base["tls_cert"] = self.cert
@@ -983,6 +1030,20 @@ class Site:
         path = self.mbox_path(user)
         write_maildir(path, files)
         self.chown()
+        return path
+
+    def put_qfile(self, data):
+        """Put queue file bytes (qfile_bytes) into the queue as dsmtp would: written in
+        spool/tmp, then renamed in. Returns its path."""
+        qid = data.split(b"\n", 2)[1][3:].decode()
+        tmp = os.path.join(self.spool, "tmp", qid)
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        self.chown()
+        path = os.path.join(self.spool, "queue", qid)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.rename(tmp, path)
         return path
 
     def queue_files(self):

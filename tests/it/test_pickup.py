@@ -12,20 +12,13 @@ import time
 
 import pytest
 
-from dmail_site import ALIAS_DOMAIN, BIN, DOMAIN, headers_of, is_root, new_msgid, wait_for
+from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, headers_of, is_root, new_msgid, sendmail,
+                        wait_for)
 
 SENDMAIL = os.path.join(BIN, "sendmail")
 ME = pwd.getpwuid(os.getuid()).pw_name
 
 pytestmark = pytest.mark.skipif(not os.access(SENDMAIL, os.X_OK), reason="no bin/sendmail")
-
-
-def sendmail(srv, args, data, prefix=(), **kw):
-    env = dict(os.environ, DMAIL_CONF=srv.conf_path, LC_ALL="C")
-    p = subprocess.run([*prefix, SENDMAIL, *args], input=data, capture_output=True, env=env,
-                       timeout=30, **kw)
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
-    return p
 
 
 def maildrop(srv):

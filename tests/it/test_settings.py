@@ -22,6 +22,7 @@ from dmail_site import (
     RawSMTP,
     hold_dotlock,
     make_message,
+    qfile_bytes,
     run_as_user,
     wait_for,
 )
@@ -189,10 +190,8 @@ def test_lock_id_names_the_node(dsmtp_factory):
 
 
 def queue_file(qid, arrival, rcpt, text):
-    body = text.encode()
-    return (b"DMQ 1\nid %s\narrival %d\nsender <q@remote.example>\norigin smtp 192.0.2.1\n"
-            b"flags 0\nrcpts 1\nrcpt pending 1 0 <%s> 451 4.2.0 earlier failure\nsize %d\n\n"
-            % (qid.encode(), arrival, rcpt.encode(), len(body)) + body + b"end\n")
+    return qfile_bytes(qid, [rcpt], text, sender="q@remote.example", arrival=arrival,
+                       origin="smtp 192.0.2.1", error="451 4.2.0 earlier failure")
 
 
 def test_queue_lifetime_gives_up(dsmtp_factory):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, RawSMTP, is_root, make_message, to_wire
+from dmail_site import BIN, DOMAIN, RawSMTP, is_root, make_message, qfile_bytes, to_wire
 
 EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
 
@@ -392,18 +392,8 @@ def test_reload_big_config_is_fast(dsmtp):
 # -- queue ----------------------------------------------------------------------------------
 
 def write_qfile(srv, qid, rcpts, held=True):
-    text = b"From: x@remote.example\nSubject: queued\n\nHello.\n"
-    hdr = ["DMQ 1", "id " + qid, "arrival %d" % int(time.time()), "sender <x@remote.example>",
-           "origin test", "flags %d" % (1 if held else 0), "rcpts %d" % len(rcpts)]
-    hdr += ["rcpt pending 1 %d <%s> 451 4.2.0 mailbox busy" % (int(time.time()) + 3600, r)
-            for r in rcpts]
-    hdr.append("size %d" % len(text))
-    data = ("\n".join(hdr) + "\n\n").encode() + text + b"end\n"
-    tmp = os.path.join(srv.spool, "tmp", qid)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    srv.chown()
-    os.rename(tmp, os.path.join(srv.spool, "queue", qid))
+    srv.put_qfile(qfile_bytes(qid, rcpts, b"From: x@remote.example\nSubject: queued\n\nHello.\n",
+                              flags=1 if held else 0, next_try=int(time.time()) + 3600))
 
 
 def test_queue_commands(dsmtp):
