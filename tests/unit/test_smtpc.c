@@ -460,7 +460,6 @@ test_size_limit(void **state)
     check_reply(&rc[0].reply, 552, "5.3.4", "exceeds");
     check_reply(&rc[1].reply, 552, "5.3.4", "exceeds");
     assert_int_equal(log_count(p, "MAIL"), 0);
-    m.len = 100;
     m.text = "short\n";
     m.len = 6;
     run_send(&r, &m);
@@ -687,6 +686,26 @@ big_text(size_t n)
     return t;
 }
 
+/* a 12 MB message streams under back-pressure (never copied whole) and arrives whole */
+static void
+test_large_message(void **state)
+{
+    struct run r;
+    struct smtpc_rcpt rc[] = {RCPT("a@x.test")};
+    size_t len = 12u << 20;
+    char *text = big_text(len);
+    struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 1, .text = text, .len = len};
+
+    (void)state;
+    struct peer *p = run_peer(&r, "pipe");
+    run_send(&r, &m);
+    assert_false(r.broken);
+    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    assert_true(uu_size(p->log) > (long long)smtpc_wire_size(text, len));
+    free(text);
+    run_end(&r, p);
+}
+
 /* the server drops the connection in the middle of a 4 MB message: 4.4.2 for all,
  * broken, and no more transactions */
 static void
@@ -879,6 +898,7 @@ main(void)
         cmocka_unit_test(test_dsn_params),
         cmocka_unit_test(test_starttls),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_large_message),
         cmocka_unit_test(test_drop_mid_data),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_connect_refused),
