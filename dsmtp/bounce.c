@@ -24,6 +24,23 @@ bounce_is_report(const char *origin)
             strncmp(origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0);
 }
 
+/* bounce_queue - compose and queue one report; dbl: to sysadmin (ok says why). */
+static int bounce_queue(const struct conf *cf, const struct bounce_msg *m,
+                        const struct bounce_rcpt *r, size_t n, enum dsn_action action,
+                        time_t retry_until, bool dbl, enum dsn_bounce ok);
+
+/* bounce_delay - the delay notice. */
+int
+bounce_delay(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+             size_t n, time_t retry_until)
+{
+    enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
+
+    if (n == 0 || ok != DSN_BOUNCE_OK)
+        return 0;
+    return bounce_queue(cf, m, r, n, DSN_DELAYED, retry_until, false, ok);
+}
+
 /* bounce_send - compose and queue the report. */
 int
 bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
@@ -31,35 +48,44 @@ bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct boun
 {
     enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
     bool dbl = ok != DSN_BOUNCE_OK;
+    char eq[300];
+
+    if (m->origin != NULL &&
+        strncmp(m->origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0) {
+        log_error("bounce id=%s result=dropped reason=double-bounce-failed to=<%s> error=%s", m->id,
+                  r[0].addr, logq_text(eq, sizeof(eq), r[0].diag, strlen(r[0].diag), 200));
+        return 0;
+    }
+    if (dbl && (cf->sysadmin == NULL || cf->sysadmin[0] == '\0')) {
+        log_error("bounce id=%s result=dropped reason=\"%s, and sysadmin is not set\" rcpts=%zu",
+                  m->id, dsn_bounce_text(ok), n);
+        return 0;
+    }
+    return bounce_queue(cf, m, r, n, DSN_FAILED, 0, dbl, ok);
+}
+
+/* bounce_queue - compose and queue. */
+static int
+bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+             size_t n, enum dsn_action action, time_t retry_until, bool dbl, enum dsn_bounce ok)
+{
     struct dsn_rcpt *dr = xcalloc(n, sizeof(*dr));
-    char host[256], pm[300], origin[200], err[200], eq[300], qid[96];
+    char host[256], pm[300], origin[200], err[200], qid[96];
     struct dsn_msg dm = {0};
     struct dsn_out out = {0};
     struct deliver_qrcpt to;
     time_t now = time(NULL);
     int rc = 1;
 
-    if (m->origin != NULL &&
-        strncmp(m->origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0) {
-        log_error("bounce id=%s result=dropped reason=double-bounce-failed to=<%s> error=%s", m->id,
-                  r[0].addr, logq_text(eq, sizeof(eq), r[0].diag, strlen(r[0].diag), 200));
-        free(dr);
-        return 0;
-    }
-    if (dbl && (cf->sysadmin == NULL || cf->sysadmin[0] == '\0')) {
-        log_error("bounce id=%s result=dropped reason=\"%s, and sysadmin is not set\" rcpts=%zu",
-                  m->id, dsn_bounce_text(ok), n);
-        free(dr);
-        return 0;
-    }
     server_hostname(cf, host, sizeof(host));
     snprintf(pm, sizeof(pm), "MAILER-DAEMON@%s", host);
     for (size_t i = 0; i < n; i++) {
         dr[i].final_rcpt = r[i].addr;
-        dr[i].action = DSN_FAILED;
+        dr[i].action = action;
         dr[i].status = r[i].status;
         dr[i].diagnostic = r[i].diag;
         dr[i].last_attempt = now;
+        dr[i].retry_until = retry_until;
     }
     qfile_new_id(qid, sizeof(qid), host);
     dm.hostname = host;
@@ -88,8 +114,9 @@ bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct boun
         log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);
         rc = -1;
     } else {
-        log_info("bounce id=%s report=%s to=<%s> rcpts=%zu%s%s", m->id, qid, dm.to, n,
-                 dbl ? " double-bounce=" : "", dbl ? dsn_bounce_text(ok) : "");
+        log_info("bounce id=%s report=%s action=%s to=<%s> rcpts=%zu%s%s", m->id, qid,
+                 dsn_action_name(action), dm.to, n, dbl ? " double-bounce=" : "",
+                 dbl ? dsn_bounce_text(ok) : "");
     }
     dsn_out_free(&out);
     free(dr);

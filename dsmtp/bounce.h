@@ -13,7 +13,8 @@
  *   "bounce ID" / "double-bounce ID" (ID the original's queue id) and the sender <>; the
  *   queue runner delivers them like any other message.
  * - Statuses (RFC 3463) callers use: 5.1.1 user unknown, 5.1.3 bad address, 5.4.6
- *   forwarding loop, 5.2.0 mailbox failure, 4.4.7 queue lifetime over.
+ *   forwarding loop, 5.2.0 mailbox failure, 4.4.7 queue lifetime over; a remote server's
+ *   own. bounce_delay sends the delay notice of queue_warn (no double bounce for it).
  */
 #ifndef DSMTP_BOUNCE_H
 #define DSMTP_BOUNCE_H
@@ -29,7 +30,7 @@
 #define BOUNCE_ORIGIN "bounce "
 #define BOUNCE_ORIGIN_DOUBLE "double-bounce "
 
-/* One failed recipient. */
+/* One failed (or, for a delay notice, delayed) recipient. */
 struct bounce_rcpt {
     const char *addr;   /* the recipient as given */
     const char *status; /* "5.1.1" */
@@ -52,6 +53,12 @@ struct bounce_msg {
  * double bounce), -1 when composing or writing failed (logged; errno set). */
 int bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
                 size_t n);
+
+/* bounce_delay - queue a delay notice (RFC 3464 Action: delayed) on n recipients of m
+ * still pending, retried until retry_until, to the sender only: a message that must not
+ * be bounced gets none (nor a double bounce). 1 queued, 0 none due, -1 failed (logged). */
+int bounce_delay(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+                 size_t n, time_t retry_until);
 
 /* bounce_is_report - the origin is that of a report bounce_send queued. */
 bool bounce_is_report(const char *origin);

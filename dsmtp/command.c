@@ -12,6 +12,7 @@
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
+#include "queue.h"
 #include "logq.h"
 #include "smtp_auth.h"
 #include "xmem.h"
@@ -330,6 +331,14 @@ command_rcpt(struct smtp_session *s, const char *args)
         command_rcpt_finish(s, addr, v, &dr);
 }
 
+/* command_may_relay - an authenticated client, or one of forward_from_ip (relay_allow),
+ * may send to other domains (DESIGN invariant 4: nobody else). */
+static bool
+command_may_relay(const struct smtp_session *s)
+{
+    return s->auth_user != NULL || conf_ip_match(&s->base.cf->forward_from_ip, s->base.ip);
+}
+
 /* command_rcpt_finish - the recipient resolved: log, reply, and add its mailboxes. */
 static void
 command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
@@ -337,7 +346,12 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
 {
     struct smtp_tx *tx = &s->tx;
     bool queued = false;
+    bool relay = v == DV_REMOTE && dr->fwd == ROUTE_NONE && command_may_relay(s);
 
+    if (relay) {
+        deliver_route_relay(dr);
+        v = DV_OK;
+    }
     switch (v) {
     case DV_REMOTE:
         command_rcpt_log(s, addr, dr, "relay-denied");
@@ -362,7 +376,7 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     }
     for (size_t i = 0; i < dr->n; i++)
         queued |= dr->dest[i].mailbox == NULL;
-    command_rcpt_log(s, addr, dr, queued ? "ok-postmaster-queued" : "ok");
+    command_rcpt_log(s, addr, dr, relay ? "ok-relay" : queued ? "ok-postmaster-queued" : "ok");
     for (size_t i = 0; i < dr->n; i++) {
         tx->rcpt[tx->nrcpt].addr = dr->dest[i].addr; /* taken over */
         tx->rcpt[tx->nrcpt].mailbox = dr->dest[i].mailbox;
@@ -408,7 +422,7 @@ command_data(struct smtp_session *s, const char *args)
                       tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
-    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_MAX_LINE, received);
+    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
     tx->rx_active = true;
     sess_enter_state(&s->base, SS_DATA);
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
@@ -441,6 +455,8 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
+        if (o->queued > 0 && s->d->queue != NULL)
+            queue_kick(s->d->queue); /* relayed recipients go out now */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
@@ -453,13 +469,16 @@ command_data_refuse(struct smtp_session *s, int errors)
 {
     const char *why;
 
-    if (errors & DATA_ERR_SIZE) {
+    if (errors & DATA_ERR_HOPS) {
+        why = "too-many-hops";
+        session_reply(s, 554, "5.4.6", "Error: too many hops (mail loop?)");
+    } else if (errors & DATA_ERR_SIZE) {
         why = "too-big";
         session_reply(s, 552, "5.3.4", "Error: message size exceeds fixed maximum");
     } else if (errors & DATA_ERR_LONG) {
         why = "line-too-long";
         session_reply(s, 500, "5.5.2", "Error: line too long (over %d octets with CRLF)",
-                      DATA_MAX_LINE + 2);
+                      DATA_LINE_LIMIT + 2);
     } else if (errors & DATA_ERR_NUL) {
         why = "nul-byte";
         session_reply(s, 554, "5.6.0", "Error: NUL bytes are not allowed");
@@ -482,6 +501,8 @@ command_data_end(struct smtp_session *s)
     size_t len;
 
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
+    if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
+        tx->rx.errors = DATA_ERR_HOPS; /* a mail loop: refused, not bounced */
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
         return;

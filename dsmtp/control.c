@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "deliver.h"
 #include "file.h"
 #include "log.h"
 #include "qfile.h"
@@ -100,6 +101,17 @@ control_stats(struct server *srv, struct ctl_req *r, bool prom)
              "Recipients put into the queue.", NULL, st->queued);
     ctl_stat(r, prom, "dsmtp", "failed_recipients_total", "counter",
              "Recipients refused for good after DATA.", NULL, st->failed);
+    ctl_stat(r, prom, "dsmtp", "outbound_recipients_total", "counter",
+             "Recipients handled by outbound delivery, by result.", "result=\"sent\"",
+             st->out_sent);
+    ctl_stat(r, prom, "dsmtp", "outbound_recipients_total", "counter", NULL, "result=\"deferred\"",
+             st->out_deferred);
+    ctl_stat(r, prom, "dsmtp", "outbound_recipients_total", "counter", NULL, "result=\"bounced\"",
+             st->out_bounced);
+    ctl_stat(r, prom, "dsmtp", "outbound_sessions_total", "counter",
+             "Outbound SMTP sessions opened.", NULL, st->out_conns);
+    ctl_stat(r, prom, "dsmtp", "outbound_tls_sessions_total", "counter",
+             "Outbound SMTP sessions that used STARTTLS.", NULL, st->out_tls);
     for (int i = 0; i < st->nrejects; i++) {
         char labels[128];
         snprintf(labels, sizeof(labels), "reason=\"%s\",code=\"%d\",status=\"%s\"",
@@ -229,14 +241,11 @@ control_qlist(struct control_qjob *j)
 static int
 control_qrewrite(struct control_qjob *j, struct qfile *q)
 {
-    char *dir = xasprintf("%s/queue", j->spool);
-    char *tmp = xasprintf("%s/tmp", j->spool);
-    int rc = qfile_write(dir, tmp, q, 0600);
+    int rc = deliver_queue_save(j->spool, q);
 
     if (rc < 0)
-        snprintf(j->err, sizeof(j->err), "cannot rewrite %s/%s: %s", dir, q->id, strerror(errno));
-    free(dir);
-    free(tmp);
+        snprintf(j->err, sizeof(j->err), "cannot rewrite %s/queue/%s: %s", j->spool, q->id,
+                 strerror(errno));
     return rc;
 }
 

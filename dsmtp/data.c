@@ -161,6 +161,24 @@ data_rx_feed(struct data_rx *rx, const char *p, size_t n)
     return i;
 }
 
+/* data_hops - count Received: fields in the header. */
+int
+data_hops(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    int n = 0;
+
+    while (p < end && *p != '\n') {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if ((size_t)(end - p) >= 9 && strncasecmp(p, "Received:", 9) == 0)
+            n++;
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    return n;
+}
+
 /* data_rx_take - give the buffer away. */
 char *
 data_rx_take(struct data_rx *rx, size_t *len)

@@ -15,8 +15,10 @@
  *   is a line end; the line after it is taken literally (no dot-unstuffing), so only a
  *   real <CRLF>.<CRLF> ends the message.
  * - Dot-unstuffing: a line that begins (after CRLF) with "." loses that first dot.
- * - Limits: a text line over max_line octets (CRLF not counted; DATA_MAX_LINE = 998, so
- *   1000 with CRLF as RFC 5321 4.5.3.1.6 says) is DATA_ERR_LONG; more
+ * - Limits: a text line over max_line octets (CRLF not counted) is DATA_ERR_LONG. dsmtp
+ *   gives DATA_LINE_LIMIT (64 KiB), far above RFC 5321's 1000 with CRLF (DATA_MAX_LINE),
+ *   as Postfix's line_length_limit lets real-world mail through; outbound delivery folds
+ *   lines longer than DATA_MAX_LINE (RFC 5322 2.1.1); more
  *   than max_size octets received is DATA_ERR_SIZE; a NUL byte is DATA_ERR_NUL. After the
  *   first error nothing more is stored (memory stays bounded by max_size + prefix), but
  *   the scanner keeps consuming until the terminator so the session stays in sync.
@@ -33,10 +35,13 @@ enum {
     DATA_ERR_NUL = 2,
     DATA_ERR_LONG = 4,
     DATA_ERR_SIZE = 8,
+    DATA_ERR_HOPS = 16, /* more Received: fields than hopcount_limit (command.c) */
 };
 
 /* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including its CRLF */
 #define DATA_MAX_LINE 998
+/* what dsmtp accepts in a line (CRLF not counted) before it refuses the message */
+#define DATA_LINE_LIMIT 65536
 
 struct data_rx {
     bool normalize;
@@ -63,6 +68,9 @@ void data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_siz
  * seen, rx->done is set and the bytes after it are not consumed (they are the next
  * command, pipelined). */
 size_t data_rx_feed(struct data_rx *rx, const char *p, size_t n);
+/* data_hops - the Received: fields in the header of text (LF line ends, the header ends
+ * at the first empty line): the hops the message has made (RFC 5321 6.3). */
+int data_hops(const char *text, size_t len);
 /* data_rx_take - hand over the message buffer (*len gets its length); rx is then empty. */
 char *data_rx_take(struct data_rx *rx, size_t *len);
 void data_rx_free(struct data_rx *rx);

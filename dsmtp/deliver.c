@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "file.h"
 #include "log.h"
 #include "logq.h"
 #include "mboxq.h"
@@ -115,6 +116,22 @@ deliver_route_add(struct deliver_route *r, const char *addr, const struct delive
     r->dest[r->n].addr = xstrdup(addr);
     r->dest[r->n].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
     r->n++;
+}
+
+/* deliver_route_relay - a DV_REMOTE recipient the client may relay to: it becomes r's
+ * one destination, without a mailbox (it goes to the queue, and outbound delivery). */
+void
+deliver_route_relay(struct deliver_route *r)
+{
+    const struct deliver_target t = {.kind = DK_REMOTE};
+
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->dest[i].addr);
+        free(r->dest[i].mailbox);
+    }
+    r->n = 0;
+    r->verdict = DV_OK;
+    deliver_route_add(r, r->why, &t);
 }
 
 /* deliver_route_mode - forwards first, then every final address resolved (miss: see
@@ -279,7 +296,6 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
                     size_t len)
 {
     struct qfile q;
-    char *dir, *tmp;
     int rc, saved;
     time_t now = time(NULL);
 
@@ -296,17 +312,45 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
     }
     q.text = (char *)text; /* borrowed: cleared before qfile_free */
     q.text_len = len;
-    dir = xasprintf("%s/queue", cf->spool_dir);
-    tmp = xasprintf("%s/tmp", cf->spool_dir);
-    rc = qfile_write(dir, tmp, &q, 0600);
+    rc = deliver_queue_save(cf->spool_dir, &q);
     saved = errno;
     q.text = NULL;
     q.text_len = 0;
     qfile_free(&q);
+    errno = saved;
+    return rc;
+}
+
+/* deliver_queue_save - q into spool/queue through spool/tmp. */
+int
+deliver_queue_save(const char *spool, struct qfile *q)
+{
+    char *dir = xasprintf("%s/queue", spool), *tmp = xasprintf("%s/tmp", spool);
+    int rc = qfile_write(dir, tmp, q, 0600), saved = errno;
+
     free(dir);
     free(tmp);
     errno = saved;
     return rc;
+}
+
+/* deliver_queue_settle - remove a file with nothing pending, else rewrite it if changed. */
+void
+deliver_queue_settle(const char *spool, struct qfile *q, const char *path, bool changed)
+{
+    bool pending = false;
+
+    for (size_t i = 0; i < q->nrcpt && !pending; i++)
+        pending = q->rcpt[i].state == QR_PENDING;
+    if (!pending) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_errore("queue: cannot remove %s", path);
+        else
+            file_fsync_dir(path);
+        log_info("queue id=%s result=done", q->id);
+    } else if (changed && deliver_queue_save(spool, q) < 0) {
+        log_errore("queue: cannot rewrite %s", path);
+    }
 }
 
 /* One recipient of a batch. */

@@ -47,6 +47,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "drop.h"
+#include "qfile.h"
 #include "route.h"
 
 enum deliver_kind {
@@ -89,6 +90,10 @@ struct deliver_route {
     char why[400]; /* DV_UNKNOWN/DV_REMOTE of a destination: its address; DV_LOOP: the chain */
 };
 
+/* deliver_route_relay - turn a DV_REMOTE route (r->why: the address) into a relay: one
+ * destination without a mailbox, verdict DV_OK. */
+void deliver_route_relay(struct deliver_route *r);
+
 /* deliver_route - expand the recipient a through the forwards of cf, then classify every
  * final address (deliver_resolve). Fills r (free it with deliver_route_free) and returns
  * r->verdict. Only reads memory. */
@@ -130,6 +135,14 @@ struct deliver_qrcpt {
 int deliver_queue_write(const struct conf *cf, const char *id, const char *sender,
                         const char *origin, time_t arrival, const struct deliver_qrcpt *r, size_t n,
                         const char *text, size_t len);
+
+/* deliver_queue_save - blocking: write q (atomically, fsynced) into spool/queue through
+ * spool/tmp. 0 or -1 with errno. */
+int deliver_queue_save(const char *spool, struct qfile *q);
+/* deliver_queue_settle - blocking, after a pass over the queue file at path: removed
+ * (its directory fsynced) when no recipient is pending any more, else rewritten when
+ * changed; failures logged. */
+void deliver_queue_settle(const char *spool, struct qfile *q, const char *path, bool changed);
 
 /* deliver_next_try - when to try again after attempts failures: queue_retry doubled per
  * attempt, at most max(1 hour, queue_retry). */

@@ -35,7 +35,7 @@ struct maildrop {
     struct conf *cf;
     struct auth_db *db;
     char hostname[256];
-    int bounced; /* reports the running scan queued: the queue runner is kicked after it */
+    int bounced; /* reports or queued recipients of the running scan: kick the runner after */
 };
 
 /* maildrop_field_end - the end of the header field starting at p (continuations
@@ -375,6 +375,8 @@ maildrop_file(struct maildrop *m, struct qfile *q)
         log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
         ok = false;
+    } else if (acc.nq > 0) {
+        m->bounced++; /* kick the queue runner: remote recipients go out at once */
     }
     if (ok && acc.nfail > 0) {
         struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, text, len};

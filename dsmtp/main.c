@@ -1,6 +1,7 @@
 /*
  * dsmtp - dmail's ESMTP server: its listeners and what it runs beside the sessions (the
- * queue runner and the maildrop pickup), on the server core (common/server/server.h).
+ * queue runner, outbound delivery and the maildrop pickup), on the server core
+ * (common/server/server.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
+#include "outq.h"
 #include "queue.h"
 #include "server.h"
 #include "session.h"
@@ -64,6 +66,7 @@ main_start(struct server *srv)
     struct smtpd *d = smtpd_of(srv);
 
     main_dirs(srv->cf);
+    d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
 }
@@ -76,6 +79,14 @@ main_stop(struct server *srv)
 
     queue_stop(&d->queue);
     maildrop_stop(&d->maildrop);
+    outq_stop(d->outq);
+}
+
+/* main_cleanup - after the loop: no scan runs any more. */
+static void
+main_cleanup(struct server *srv)
+{
+    outq_free(&smtpd_of(srv)->outq);
 }
 
 static const struct server_proto main_proto = {
@@ -94,6 +105,7 @@ static const struct server_proto main_proto = {
     .status = control_status,
     .stats = control_stats,
     .stop = main_stop,
+    .cleanup = main_cleanup,
 };
 
 /* main - dsmtp. */

@@ -17,6 +17,7 @@
 #include "file.h"
 #include "log.h"
 #include "logq.h"
+#include "outq.h"
 #include "qfile.h"
 #include "queue.h"
 #include "xmem.h"
@@ -89,7 +90,7 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
  * recipient that fails for good gets its RFC 3463 status in *status. */
 static void
 queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q, size_t i,
-               time_t now, const char **status)
+               time_t now, const char **status, bool *remote)
 {
     char err[200] = "", eq[300];
     struct deliver_route dr;
@@ -128,7 +129,12 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             *status = "5.1.1";
             res = DROP_PERM;
             break;
-        case DV_REMOTE: /* kept until outbound delivery sends it or queue_lifetime ends */
+        case DV_REMOTE:
+            if (remote != NULL) { /* outbound delivery's: the file is not changed for it */
+                *remote = true;
+                deliver_route_free(&dr);
+                return;
+            }
             snprintf(err, sizeof(err), "%s", DELIVER_NOT_LOCAL);
             break;
         case DV_LOOP:
@@ -193,17 +199,56 @@ queue_report(const struct conf *cf, struct qfile *q, const struct bounce_rcpt *f
     return back;
 }
 
+/* queue_warn - queue_warn has passed since arrival and recipients are still pending:
+ * one delay notice to the sender (RFC 3464 Action: delayed), then QF_WARNED. true when
+ * the flag was set. */
+static bool
+queue_warn(const struct conf *cf, struct qfile *q, time_t now)
+{
+    struct bounce_rcpt *r;
+    char(*st)[16];
+    size_t n = 0;
+    int rc = 0;
+
+    if ((q->flags & QF_WARNED) || cf->queue_warn <= 0 || now - q->arrival < cf->queue_warn)
+        return false;
+    r = xcalloc(q->nrcpt + 1, sizeof(*r));
+    st = xcalloc(q->nrcpt + 1, sizeof(*st));
+    for (size_t i = 0; i < q->nrcpt; i++) {
+        const struct qfile_rcpt *x = &q->rcpt[i];
+        const char *e = x->last_error ? x->last_error : "";
+        if (x->state != QR_PENDING)
+            continue;
+        /* the enhanced status of a last error "451 4.4.3 text", else 4.0.0 */
+        if (sscanf(e, "%*3d %15[0-9.]", st[n]) != 1 || st[n][0] != '4')
+            snprintf(st[n], sizeof(st[n]), "4.0.0");
+        r[n] = (struct bounce_rcpt){x->addr, st[n], e[0] ? e : "not delivered yet", x->attempts};
+        n++;
+    }
+    if (n > 0) {
+        struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+        rc = bounce_delay(cf, &bm, r, n, q->arrival + cf->queue_lifetime);
+    }
+    free(st);
+    free(r);
+    if (rc < 0 || n == 0)
+        return false;      /* tried again at the next scan (or nothing pending) */
+    q->flags |= QF_WARNED; /* sent, or not due for this message (a bounce, an auto-reply) */
+    return true;
+}
+
 /* queue_process_file - retry what is due in one file; report what failed; rewrite or
  * remove it. */
 int
-queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path, time_t now)
+queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path, time_t now,
+                   struct outq *oq)
 {
     struct qfile q;
     char err[200];
     bool changed = false, expired;
     int pending = 0;
     struct bounce_rcpt *fail = NULL;
-    size_t nfail = 0;
+    size_t nfail = 0, *remote = NULL, nremote = 0;
 
     memset(&q, 0, sizeof(q));
     if (qfile_read(path, &q, err, sizeof(err)) < 0) {
@@ -231,7 +276,15 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
             continue;
         }
-        queue_try_rcpt(cf, db, &q, i, now, &status); /* may add recipients: r is stale */
+        bool is_remote = false;
+        queue_try_rcpt(cf, db, &q, i, now, &status, oq != NULL ? &is_remote : NULL);
+        /* r is stale: forwards may have added recipients */
+        if (is_remote) {
+            remote = xrealloc(remote, (nremote + 1) * sizeof(*remote));
+            remote[nremote++] = i;
+            pending++;
+            continue;
+        }
         changed = true;
         if (q.rcpt[i].state == QR_PENDING)
             pending++;
@@ -240,20 +293,13 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     }
     pending += queue_report(cf, &q, fail, nfail, now);
     free(fail);
-    if (pending == 0) {
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_errore("queue: cannot remove %s", path);
-        else
-            file_fsync_dir(path);
-        log_info("queue id=%s result=done", q.id);
-    } else if (changed) {
-        char *dir = xasprintf("%s/queue", cf->spool_dir);
-        char *tmp = xasprintf("%s/tmp", cf->spool_dir);
-        if (qfile_write(dir, tmp, &q, 0600) < 0)
-            log_errore("queue: cannot rewrite %s", path);
-        free(dir);
-        free(tmp);
-    }
+    if (queue_warn(cf, &q, now))
+        changed = true;
+    /* local results are written first: outbound delivery reads the file again */
+    deliver_queue_settle(cf->spool_dir, &q, path, changed);
+    if (nremote > 0)
+        outq_take(oq, path, &q, remote, nremote); /* not taken: the next scan offers again */
+    free(remote);
     qfile_free(&q);
     return pending;
 }
@@ -279,8 +325,12 @@ queue_scan(uv_work_t *w)
         if (de->d_name[0] == '.')
             continue;
         path = xasprintf("%s/%s", dir, de->d_name);
+        if (q->d->outq != NULL && outq_claimed(q->d->outq, de->d_name)) {
+            free(path); /* outbound delivery works on it */
+            continue;
+        }
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-            queue_process_file(q->cf, q->db, path, now) < 0)
+            queue_process_file(q->cf, q->db, path, now, q->d->outq) < 0)
             queue_quarantine(q->cf, path, de->d_name);
         free(path);
     }
@@ -309,6 +359,8 @@ queue_scanned(uv_work_t *w, int status)
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);
+    if (!q->stopping)
+        outq_kick(q->d->outq); /* what the scan handed to outbound delivery */
     if (q->job != NULL) {
         queue_job_go(q); /* a waiting control job first; the next scan after it */
         return;

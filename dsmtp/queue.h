@@ -31,9 +31,12 @@ int queue_job(struct queue *q, uv_work_t *w, uv_work_cb work, uv_after_work_cb d
 /* queue_stop - no more scans; freed when the running one ends. *q becomes NULL. */
 void queue_stop(struct queue **q);
 
-/* queue_process_file - blocking: one queue file (path) against cf/db at time now.
- * Returns the recipients still pending (0: the file was removed), -1 if unreadable. */
+/* queue_process_file - blocking: one queue file (path) against cf/db at time now. The
+ * recipients of other domains that are due go to oq (outq_take, the file unchanged for
+ * them); with oq NULL they are deferred. Returns the recipients still pending (0: the
+ * file was removed), -1 if unreadable. */
+struct outq;
 int queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path,
-                       time_t now);
+                       time_t now, struct outq *oq);
 
 #endif

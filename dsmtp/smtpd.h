@@ -23,6 +23,7 @@
 struct smtp_session;
 struct queue;
 struct maildrop;
+struct outq;
 struct ctl_server;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
@@ -35,6 +36,8 @@ struct smtpd_stats {
     unsigned long long delivered; /* mailboxes written at once */
     unsigned long long queued;    /* recipients queued */
     unsigned long long failed;    /* recipients refused for good after DATA */
+    unsigned long long out_sent, out_deferred, out_bounced; /* outbound results (outq.c) */
+    unsigned long long out_conns, out_tls;                  /* sessions opened, with TLS */
     struct {
         int code;
         char ecode[12];
@@ -51,6 +54,7 @@ struct smtpd {
     struct server srv; /* first: the core (loop, snapshots, listeners, sessions, control) */
     struct queue *queue;
     struct maildrop *maildrop;
+    struct outq *outq; /* outbound delivery (lives until after the loop) */
     struct smtpd_stats stats;
 };
 

@@ -99,6 +99,10 @@ struct net_limits {
 
 struct net_server *net_server_new(uv_loop_t *loop, const struct net_limits *lim);
 void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
+/* net_server_set_trusted - addresses for which trusted(arg, ip) is true are never
+ * refused for max_per_ip (they still count toward max_connections). NULL: nobody. */
+void net_server_set_trusted(struct net_server *s, bool (*trusted)(void *arg, const char *ip),
+                            void *arg);
 /* net_server_set_tls - the context the implicit-TLS listeners (net_listen with tls) give
  * the connections they accept from now on (a renewed certificate after a reload);
  * connections already open keep theirs. NULL changes nothing: a listener that serves TLS

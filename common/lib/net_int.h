@@ -29,6 +29,8 @@ struct net_ipent {
 struct net_server {
     uv_loop_t *loop;
     struct net_limits lim;
+    bool (*trusted)(void *arg, const char *ip); /* exempt from max_per_ip */
+    void *trusted_arg;
     struct net_listener *listeners; /* in net_listen order */
     struct net_conn *conns;         /* linked by net.c */
     long now, peak, total;

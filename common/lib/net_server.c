@@ -198,6 +198,14 @@ net_server_set_limits(struct net_server *s, const struct net_limits *lim)
     s->lim = *lim;
 }
 
+/* net_server_set_trusted - who is exempt from max_per_ip. */
+void
+net_server_set_trusted(struct net_server *s, bool (*trusted)(void *arg, const char *ip), void *arg)
+{
+    s->trusted = trusted;
+    s->trusted_arg = arg;
+}
+
 /* net_server_set_tls - a new context for the implicit-TLS listeners, see net.h. */
 void
 net_server_set_tls(struct net_server *s, SSL_CTX *tls)
@@ -361,7 +369,8 @@ net_accept_fd(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
         return;
     }
     if (s->lim.max_per_ip > 0 && (e = net_ip_lookup(s, ip)) != NULL && e->n >= s->lim.max_per_ip &&
-        net_conn_recount_ip(e) >= s->lim.max_per_ip) {
+        net_conn_recount_ip(e) >= s->lim.max_per_ip &&
+        (s->trusted == NULL || !s->trusted(s->trusted_arg, ip))) {
         net_refuse(l, fd, ip, "max_per_ip reached");
         return;
     }

@@ -49,7 +49,11 @@ struct qfile {
     size_t text_len;
 };
 
-enum { QF_HOLD = 1, QF_RCPT_FROM_HEADERS = 2 /* sendmail -t: take To/Cc/Bcc at pickup */ };
+enum {
+    QF_HOLD = 1,
+    QF_RCPT_FROM_HEADERS = 2, /* sendmail -t: take To/Cc/Bcc at pickup */
+    QF_WARNED = 4,            /* the delay notice (queue_warn) went to the sender */
+};
 
 /* qfile_add_rcpt - append a pending recipient (copies addr). */
 void qfile_add_rcpt(struct qfile *q, const char *addr);

@@ -93,6 +93,16 @@ server_users(struct server *srv)
     log_info("users file %s: %zu users", cf->users_file, auth_db_count(srv->db));
 }
 
+/* server_trusted - forward_from_ip (relay_allow) of the config in force: exempt from
+ * max_per_ip, as Postfix exempts $mynetworks. */
+static bool
+server_trusted(void *arg, const char *ip)
+{
+    const struct server *srv = arg;
+
+    return conf_ip_match(&srv->cf->forward_from_ip, ip);
+}
+
 /* server_close_cb - nothing to free: the handles live in struct server. */
 static void
 server_close_cb(uv_handle_t *h)
@@ -211,6 +221,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     lim.max_connections = srv->cf->max_connections;
     lim.max_per_ip = srv->cf->max_per_ip;
     srv->net = net_server_new(srv->loop, &lim);
+    net_server_set_trusted(srv->net, server_trusted, srv);
     server_listen(srv);
 
     /* privileged part done */

@@ -4,45 +4,19 @@ with Python's email package; a report that cannot be bounced goes to sysadmin (d
 bounce) and a failed double bounce ends in the log, never in a loop; mail for another
 domain stays in the queue for outbound delivery until queue_lifetime, then is reported."""
 
-import email
-import email.policy
 import os
 import subprocess
 import time
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, new_msgid, wait_for
+from dmail_site import (BIN, DOMAIN, dsn_fields, dsn_reports, new_msgid, qfile_bytes, sendmail,
+                        wait_for)
 
-SENDMAIL = os.path.join(BIN, "sendmail")
-pytestmark = pytest.mark.skipif(not os.access(SENDMAIL, os.X_OK), reason="no bin/sendmail")
-
-
-def sendmail(srv, args, data):
-    env = dict(os.environ, DMAIL_CONF=srv.conf_path, LC_ALL="C")
-    p = subprocess.run([SENDMAIL, *args], input=data, capture_output=True, env=env, timeout=30)
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
-
-
-def reports(srv, user):
-    """The delivery-status reports in user's mailbox, parsed."""
-    out = []
-    for raw, _ in srv.messages(user):
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        if msg.get_content_type() == "multipart/report":
-            out.append(msg)
-    return out
-
-
-def status_fields(report):
-    """(per-message fields, [per-recipient fields]) of the message/delivery-status part."""
-    assert report.get_param("report-type") == "delivery-status"
-    parts = list(report.iter_parts())
-    assert parts[0].get_content_type() == "text/plain"
-    assert parts[1].get_content_type() == "message/delivery-status"
-    blocks = parts[1].get_payload()
-    assert len(blocks) >= 2, blocks
-    return blocks[0], blocks[1:], parts
+pytestmark = pytest.mark.skipif(not os.access(os.path.join(BIN, "sendmail"), os.X_OK),
+                                reason="no bin/sendmail")
+reports = dsn_reports
+status_fields = dsn_fields
 
 
 def test_unknown_local_user_bounced_to_sender(dsmtp):
@@ -80,40 +54,27 @@ def test_partial_failure_delivers_the_rest_and_reports_one(dsmtp):
     assert finals == ["rfc822;ghost1@" + DOMAIN, "rfc822;ghost2@" + DOMAIN]
 
 
-def test_remote_recipient_kept_in_queue_not_dropped(dsmtp):
+def test_remote_recipient_deferred_not_dropped(dsmtp):
+    """No resolver answers here (dns_host 127.0.0.1:9): the remote recipient stays in the
+    queue, deferred, and nothing is reported or dropped."""
     sendmail(dsmtp, ["-i", "-f", "alice@" + DOMAIN, "someone@remote.example"],
              b"Subject: to the world\n\nhello\n")
-    qdir = os.path.join(dsmtp.spool, "queue")
-
-    def queued():
-        for name in os.listdir(qdir):
-            data = open(os.path.join(qdir, name), "rb").read()
-            if b"<someone@remote.example>" in data:
-                return data
-        return None
-    assert wait_for(queued, 15), dsmtp.log()
-    data = queued()
-    assert b"rcpt pending" in data and b"kept for outbound delivery" in data, data[:600]
+    assert wait_for(lambda: "to=<someone@remote.example> relay=none" in dsmtp.log() and
+                    "status=deferred" in dsmtp.log(), 15), dsmtp.log()
+    files = dsmtp.queue_files()
+    assert len(files) == 1
+    data = open(files[0], "rb").read()
+    assert b"rcpt pending" in data and b"<someone@remote.example>" in data, data[:600]
+    assert b"4.4.3" in data, data[:600]  # the DNS failure is the last error
     assert reports(dsmtp, "alice") == []
     assert "result=dropped" not in dsmtp.log()
 
 
-def write_old_qfile(srv, qid, sender, rcpt, age):
-    text = b"From: x@" + DOMAIN.encode() + b"\nSubject: old\nMessage-ID: <old@x>\n\nHello.\n"
-    hdr = ["DMQ 1", "id " + qid, "arrival %d" % int(time.time() - age), "sender <%s>" % sender,
-           "origin test", "flags 0", "rcpts 1",
-           "rcpt pending 3 0 <%s> 451 4.4.1 connection timed out" % rcpt, "size %d" % len(text)]
-    data = ("\n".join(hdr) + "\n\n").encode() + text + b"end\n"
-    tmp = os.path.join(srv.spool, "tmp", qid)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    srv.chown()
-    os.rename(tmp, os.path.join(srv.spool, "queue", qid))
-
-
 def test_queue_lifetime_ends_in_a_report(dsmtp):
-    write_old_qfile(dsmtp, "1700000000.1_1_lt.test", "alice@" + DOMAIN, "far@remote.example",
-                    6 * 86400)
+    text = b"From: x@" + DOMAIN.encode() + b"\nSubject: old\nMessage-ID: <old@x>\n\nHello.\n"
+    dsmtp.put_qfile(qfile_bytes("1700000000.1_1_lt.test", ["far@remote.example"], text,
+                                sender="alice@" + DOMAIN, arrival=time.time() - 6 * 86400,
+                                attempts=3, error="451 4.4.1 connection timed out"))
     ctl = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", dsmtp.conf_path, "flush"],
                          capture_output=True, text=True, timeout=20)
     assert ctl.returncode == 0, ctl.stderr
@@ -141,3 +102,27 @@ def test_double_bounce_without_sysadmin_is_logged_not_looped(dsmtp_factory):
     assert wait_for(lambda: "sysadmin is not set" in srv.log(), 15), srv.log()
     time.sleep(0.5)
     assert os.listdir(os.path.join(srv.spool, "queue")) == []
+
+
+def test_queue_warn_delay_notice_once(dsmtp):
+    """A message still pending after queue_warn (4 h) gets one delay notice, and keeps
+    waiting; the next scans send no second one."""
+    text = b"From: x@" + DOMAIN.encode() + b"\nSubject: slow\nMessage-ID: <slow@x>\n\nHello.\n"
+    path = dsmtp.put_qfile(qfile_bytes("1700000000.1_1_wn.test", ["far@remote.example"], text,
+                                       sender="alice@" + DOMAIN, arrival=time.time() - 5 * 3600,
+                                       error="451 4.4.1 connection refused"))
+    ctl = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", dsmtp.conf_path, "flush"],
+                         capture_output=True, text=True, timeout=20)
+    assert ctl.returncode == 0, ctl.stderr
+    assert wait_for(lambda: reports(dsmtp, "alice"), 15), dsmtp.log()
+    r = reports(dsmtp, "alice")[0]
+    assert r["Subject"] == "Delayed Mail (still being retried)"
+    _, per_rcpt, parts = status_fields(r)
+    assert per_rcpt[0]["Action"] == "delayed" and per_rcpt[0]["Status"].startswith("4.")
+    assert per_rcpt[0]["Will-Retry-Until"]
+    assert b"<slow@x>" in parts[2].as_bytes()
+    # still queued, flagged as warned; a few more scans (queue_retry 2 s) send nothing more
+    assert wait_for(lambda: b"\nflags 4\n" in open(path, "rb").read(), 10)
+    time.sleep(5)
+    assert len(reports(dsmtp, "alice")) == 1
+    assert os.path.exists(path)

@@ -1,10 +1,12 @@
 """dsmtp limits: message size, line lengths, NUL bytes, error budget, timeouts,
 connection caps."""
 
+import os
 import socket
+import subprocess
 import time
 
-from dmail_site import DOMAIN, RawSMTP, make_message, to_wire
+from dmail_site import BIN, DOMAIN, RawSMTP, make_message, to_wire
 
 SENDER = "sender@remote.example"
 
@@ -113,14 +115,18 @@ def test_very_long_command_line_stays_in_sync(dsmtp):
         c.expect("RCPT TO:<alice@%s>" % DOMAIN, 503)
 
 
-def test_text_line_1000_accepted_1001_refused(dsmtp):
-    line998 = "a" * 998  # 998 + CRLF = 1000 octets: the limit
-    msgid, text = make_message(body="start\n" + line998 + "\nend\n")
+def test_long_lines_accepted_up_to_64k(dsmtp):
+    """RFC 5321 says 1000 octets; real mail has longer lines, so up to 64 KiB (+CRLF) is
+    taken as Postfix does, and stored unchanged; one octet more refuses the message."""
+    line998 = "a" * 998  # 998 + CRLF = 1000 octets: RFC 5321's limit
+    long2000 = "2000: " + "c" * 1994
+    msgid, text = make_message(body="start\n" + line998 + "\n" + long2000 + "\n" +
+                               "d" * 65536 + "\nend\n")
     with RawSMTP(dsmtp.smtp_port) as c:
         open_data(c)
         c.send(to_wire(text) + b".\r\n")
         assert c.reply()[0] == 250
-        bad_id, bad = make_message(body="start\n" + "b" * 999 + "\nend\n")  # 1001 octets
+        bad_id, bad = make_message(body="start\n" + "b" * 65537 + "\nend\n")
         c.expect("MAIL FROM:<%s>" % SENDER, 250)
         c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
         c.expect("DATA", 354)
@@ -131,7 +137,7 @@ def test_text_line_1000_accepted_1001_refused(dsmtp):
         assert c.pending(0.3) == b""
     msgs = dsmtp.messages("alice")
     assert [m["Message-ID"] for _, m in msgs] == [msgid]
-    assert ("\n" + line998 + "\n").encode() in msgs[0][0]
+    assert ("\n" + line998 + "\n" + long2000 + "\n" + "d" * 65536 + "\n").encode() in msgs[0][0]
 
 
 def test_nul_bytes_in_data_refused(dsmtp):
@@ -255,3 +261,45 @@ def test_max_per_ip(dsmtp_factory):
             pass
         assert time.monotonic() < deadline, "slot never freed"
         time.sleep(0.2)
+
+
+def test_mail_loop_refused_by_hop_count(dsmtp_factory):
+    srv = dsmtp_factory(hopcount_limit=5)
+    four = "".join("Received: from hop%d.example by x; Mon, 1 Jan 2024 00:00:00 +0000\n" % i
+                   for i in range(4))
+    msgid, ok = make_message(body="x\n")
+    with RawSMTP(srv.smtp_port) as c:
+        open_data(c)
+        c.send(to_wire(four + ok) + b".\r\n")  # 4 + ours = 5: the limit
+        assert c.reply()[0] == 250
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        _, loop = make_message(body="x\n")
+        c.send(to_wire(four + "Received: one more\n" + loop) + b".\r\n")
+        code, lines = c.reply()
+        assert code == 554 and lines[-1].startswith("5.4.6"), (code, lines)
+    assert [m["Message-ID"] for _, m in srv.messages("alice")] == [msgid]
+    assert "reason=too-many-hops" in srv.log()
+
+
+def test_trusted_network_exempt_from_max_per_ip(dsmtp_factory):
+    """forward_from_ip (relay_allow) is exempt from max_per_ip, as Postfix's $mynetworks;
+    a reload that drops it puts the cap back."""
+    srv = dsmtp_factory(max_per_ip=1, forward_from_ip="127.0.0.0/8")
+    time.sleep(0.5)
+    held = [RawSMTP(srv.smtp_port) for _ in range(3)]
+    try:
+        assert [c.greeting[0] for c in held] == [220, 220, 220]
+        srv.write_conf({"forward_from_ip": None})
+        rc = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", srv.conf_path, "reload"],
+                            capture_output=True, text=True, timeout=20)
+        assert rc.returncode == 0, rc.stderr
+        try:
+            with RawSMTP(srv.smtp_port, timeout=5) as c:
+                assert c.greeting[0] == 421, c.greeting
+        except (EOFError, ConnectionResetError):
+            pass
+    finally:
+        for c in held:
+            c.close()

@@ -101,10 +101,12 @@ def test_session_lines_are_sid_and_key_value(dsmtp_factory):
         c.ehlo()
         c.starttls()
         c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<x@relay.example>", 554)  # not authenticated yet
+        c.expect("RSET", 250)
         c.expect("AUTH PLAIN " + b64("\0alice\0nope"), 535)
         c.expect("AUTH PLAIN " + b64("\0alice\0" + srv.passwords["alice"]), 235)
         c.expect('MAIL FROM:<"wé ird\\"x"@remote.example> SMTPUTF8', 250)
-        c.expect("RCPT TO:<x@relay.example>", 554)
         c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
         c.expect("RCPT TO:<bob@%s>" % DOMAIN, 250)
         c.expect("RCPT TO:<carol@%s>" % DOMAIN, 452)

@@ -280,13 +280,30 @@ test_received(void **state)
     }
 }
 
+/* data_hops: Received: fields of the header only, any case, folded lines not counted */
+static void
+test_hops(void **state)
+{
+    static const char t1[] = "Received: a\n\tb\nreceived: c\nSubject: x\nRECEIVED: d\n"
+                             "\nReceived: in the body\n";
+    static const char t2[] = "Subject: none\n\nReceived: body\n";
+    static const char t3[] = "Received: no body, no newline";
+
+    (void)state;
+    assert_int_equal(data_hops(t1, strlen(t1)), 3);
+    assert_int_equal(data_hops(t2, strlen(t2)), 0);
+    assert_int_equal(data_hops(t3, strlen(t3)), 1);
+    assert_int_equal(data_hops("", 0), 0);
+    assert_int_equal(data_hops("Received", 8), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),      cmocka_unit_test(test_line_length),
         cmocka_unit_test(test_size_limit), cmocka_unit_test(test_big_message),
-        cmocka_unit_test(test_received),
+        cmocka_unit_test(test_received),   cmocka_unit_test(test_hops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
