@@ -15,6 +15,8 @@ the directory.
         pop = dpop_factory(auth_plaintext=True); c = pop.raw(); c.login("alice")
     def test_w(dwatch_factory):         # dwatch starting dsmtp and dpop
         dw = dwatch_factory(); dw.status()
+    def test_v(pair):                   # (ours, theirs): ours relays to REMOTE by MX
+        ours, theirs = pair             # through dnsmasq (the dns fixture) to theirs
 
 Settings given as keyword arguments override the defaults; None removes a setting; a
 list is written as repeated lines. Passing DMAIL_IT_KEEP=1 in the environment keeps the
@@ -25,6 +27,7 @@ import os
 import select
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +35,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dmail_site import Dpop, Dwatch, Site, free_ports, make_assets, start_run_sh  # noqa: E402
+from dmail_site import (REMOTE, Dpop, Dwatch, Site, free_ports, make_assets,  # noqa: E402
+                        start_run_sh)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +176,33 @@ def run_sh():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def dns():
+    """dnsmasq on a free loopback port: remote.test MX -> 127.0.0.1, nullmx.test with a
+    null MX, dead.test MX -> 127.0.0.2 (nobody listens there); stopped afterwards."""
+    if not shutil.which("dnsmasq"):
+        pytest.skip("dnsmasq not installed")
+    port = free_ports(1)[0]
+    p = subprocess.Popen(
+        ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts",
+         "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+         "--pid-file=", "--log-facility=-", "--port=%d" % port, "--local=/test/",
+         "--mx-host=%s,mx.%s,10" % (REMOTE, REMOTE), "--host-record=mx.%s,127.0.0.1" % REMOTE,
+         "--dns-rr=nullmx.test,15,000000",
+         "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield "127.0.0.1:%d" % port
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+
+
+@pytest.fixture
+def pair(dsmtp_factory, dns):
+    """(ours, theirs): theirs serves remote.test; ours relays to it through DNS."""
+    theirs = dsmtp_factory(host_domain=REMOTE, hostname="mx." + REMOTE)
+    ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port)
+    return ours, theirs

@@ -38,6 +38,8 @@ BIN = os.environ.get("DMAIL_BIN") or os.path.join(REPO, "bin")
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
 ALIAS_DOMAIN = "example.net"
+# The remote domain of the outbound tests (conftest.py: the dns and pair fixtures).
+REMOTE = "remote.test"
 START_TIMEOUT = 10.0
 SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "SUMMARY: UndefinedBehaviorSanitizer")

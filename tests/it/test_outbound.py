@@ -11,44 +11,15 @@ import subprocess
 
 import pytest
 
-from dmail_site import (BIN, DOMAIN, HOST, PASSWORDS, dsn_fields, dsn_reports, free_ports,
+from dmail_site import (BIN, DOMAIN, HOST, PASSWORDS, REMOTE, dsn_fields, dsn_reports,
                         sendmail, tls_client_context, wait_for)
 
-REMOTE = "remote.test"
 pytestmark = pytest.mark.skipif(not shutil.which("dnsmasq"), reason="dnsmasq not installed")
 reports = dsn_reports
 
 
 def rcpt_status(report):
     return dsn_fields(report)[1]
-
-
-@pytest.fixture
-def dns():
-    """dnsmasq on a free loopback port: remote.test MX -> 127.0.0.1, nullmx.test with a
-    null MX, dead.test MX -> 127.0.0.2 (nobody listens there); stopped afterwards."""
-    port = free_ports(1)[0]
-    p = subprocess.Popen(
-        ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts",
-         "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
-         "--pid-file=", "--log-facility=-", "--port=%d" % port, "--local=/test/",
-         "--mx-host=%s,mx.%s,10" % (REMOTE, REMOTE), "--host-record=mx.%s,127.0.0.1" % REMOTE,
-         "--dns-rr=nullmx.test,15,000000",
-         "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield "127.0.0.1:%d" % port
-    finally:
-        p.kill()
-        p.wait(timeout=10)
-
-
-@pytest.fixture
-def pair(dsmtp_factory, dns):
-    """(ours, theirs): theirs serves remote.test; ours relays to it through DNS."""
-    theirs = dsmtp_factory(host_domain=REMOTE, hostname="mx." + REMOTE)
-    ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port)
-    return ours, theirs
 
 
 def queue_empty(site):
