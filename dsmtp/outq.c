@@ -23,13 +23,14 @@
 #include "dns.h"
 #include "log.h"
 #include "logq.h"
+#include "queue.h"
 #include "smtpc.h"
 #include "tls.h"
 #include "xmem.h"
 
-#define OUTQ_HELD_MAX 1000   /* files held at once */
-#define OUTQ_REPLY_MS 300000 /* RFC 5321 4.5.3.2: 5 minutes for a reply */
-#define OUTQ_DATA_MS 600000  /* 10 minutes after the final dot */
+#define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
+#define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
+#define OUTQ_DATA_MS 600000         /* 10 minutes after the final dot */
 #define OUTQ_DNS_TRIES 2
 
 struct outq_file {
@@ -101,6 +102,9 @@ struct outq {
     struct dns *dns;
     SSL_CTX *tls;
     long conns;
+    size_t max;        /* queue_active_max, for the scans (mu) */
+    size_t held_bytes; /* text of the files held (mu) */
+    bool refused;      /* a scan was turned away for want of room (mu) */
     bool stopping;
 };
 
@@ -137,18 +141,31 @@ outq_claimed(struct outq *oq, const char *id)
     return found;
 }
 
-/* outq_release - the file's results are written (loop). */
+/* outq_release - the file's results are written (loop). When a scan was turned away
+ * for want of room and half the room is free again, a scan comes now rather than at the
+ * next queue_retry. */
 static void
-outq_release(struct outq *oq, const char *id)
+outq_release(struct outq *oq, const char *id, size_t len)
 {
+    bool rescan = false;
+    size_t max = (size_t)oq->d->srv.cf->queue_active_max;
+
     uv_mutex_lock(&oq->mu);
     for (size_t i = 0; i < oq->nclaims; i++)
         if (strcmp(oq->claims[i], id) == 0) {
             memmove(oq->claims[i], oq->claims[oq->nclaims - 1], sizeof(oq->claims[0]));
             oq->nclaims--;
+            oq->held_bytes -= len;
             break;
         }
+    if (oq->refused && !oq->stopping && oq->nclaims <= max / 2 &&
+        oq->held_bytes <= OUTQ_HELD_BYTES / 2) {
+        oq->refused = false;
+        rescan = true;
+    }
     uv_mutex_unlock(&oq->mu);
+    if (rescan && oq->d->queue != NULL)
+        queue_kick(oq->d->queue);
 }
 
 /* outq_take - a scan hands remote recipients over. */
@@ -158,10 +175,13 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     struct outq_file *f;
 
     uv_mutex_lock(&oq->mu);
-    if (oq->stopping || oq->nclaims >= OUTQ_HELD_MAX) {
+    if (oq->stopping || oq->nclaims >= oq->max ||
+        (oq->nclaims > 0 && oq->held_bytes + q->text_len > OUTQ_HELD_BYTES)) {
+        oq->refused = !oq->stopping;
         uv_mutex_unlock(&oq->mu);
         return false;
     }
+    oq->held_bytes += q->text_len;
     if (oq->nclaims == oq->aclaims) {
         oq->aclaims = oq->aclaims ? oq->aclaims * 2 : 64;
         oq->claims = xrealloc(oq->claims, oq->aclaims * sizeof(oq->claims[0]));
@@ -285,7 +305,7 @@ outq_record_done(uv_work_t *w, int status)
     struct outq_file *f = w->data;
     struct outq *oq = f->oq;
 
-    outq_release(oq, f->id);
+    outq_release(oq, f->id, f->len);
     oq->d->srv.jobs--;
     oq->d->stats.out_sent += (unsigned long long)f->sent;
     oq->d->stats.out_deferred += (unsigned long long)f->deferred;
@@ -302,7 +322,7 @@ outq_file_dest_done(struct outq_file *f)
     if (--f->dests > 0)
         return;
     if (oq->stopping) { /* the recipients stay pending in the file */
-        outq_release(oq, f->id);
+        outq_release(oq, f->id, f->len);
         outq_file_free(f);
         return;
     }
@@ -310,7 +330,7 @@ outq_file_dest_done(struct outq_file *f)
     oq->d->srv.jobs++;
     if (uv_queue_work(oq->d->srv.loop, &f->w, outq_record_work, outq_record_done) < 0) {
         oq->d->srv.jobs--;
-        outq_release(oq, f->id);
+        outq_release(oq, f->id, f->len);
         outq_file_free(f);
     }
 }
@@ -758,6 +778,7 @@ outq_kick(struct outq *oq)
     uv_mutex_lock(&oq->mu);
     f = oq->incoming;
     oq->incoming = NULL;
+    oq->max = (size_t)oq->d->srv.cf->queue_active_max; /* after a reload */
     uv_mutex_unlock(&oq->mu);
     for (; f != NULL; f = next) {
         next = f->next;
@@ -775,6 +796,7 @@ outq_new(struct smtpd *d)
     char err[300], *servers = xstrdup("");
 
     oq->d = d;
+    oq->max = (size_t)cf->queue_active_max;
     uv_mutex_init(&oq->mu);
     for (size_t i = 0; i < cf->dns_host.n; i++) {
         char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);

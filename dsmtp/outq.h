@@ -51,7 +51,8 @@ void outq_free(struct outq **oq);
 bool outq_claimed(struct outq *oq, const char *id);
 /* outq_take - thread-safe, from the scan: the recipients idx[0..n) of q (read from path)
  * are due and remote: outq takes a copy and claims the file. false (nothing taken) when
- * outq has as much waiting as it holds (the scan then leaves them for the next one). */
+ * outq holds queue_active_max files or 64 MiB of text already (the scan then leaves them;
+ * a scan is kicked once half the room is free again). */
 bool outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t *idx,
                size_t n);
 /* outq_kick - loop: start what outq_take gave. */

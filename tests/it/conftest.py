@@ -206,3 +206,38 @@ def pair(dsmtp_factory, dns):
     theirs = dsmtp_factory(host_domain=REMOTE, hostname="mx." + REMOTE)
     ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port)
     return ours, theirs
+
+
+class SinkHandler:
+    """aiosmtpd handler of the sink fixture: keeps every envelope; delay seconds before
+    each reply to DATA; reply() decides the DATA reply."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.delay = 0.0
+        self.reply = None
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        r = self.reply(envelope) if self.reply else None
+        if r is None:
+            self.envelopes.append(envelope)
+            return "250 2.0.0 kept"
+        return r
+
+
+@pytest.fixture
+def sink():
+    """An aiosmtpd server on a free loopback port keeping what it gets (handler.envelopes);
+    yields (port, handler); stopped afterwards."""
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    handler = SinkHandler()
+    port = free_ports(1)[0]
+    c = aiosmtpd.Controller(handler, hostname="127.0.0.1", port=port)
+    c.start()
+    try:
+        yield port, handler
+    finally:
+        c.stop()
