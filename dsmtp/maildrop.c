@@ -336,8 +336,8 @@ maildrop_rcpt(struct maildrop *m, const struct qfile *q, struct maildrop_acc *ac
         maildrop_fail(acc, ra, "5.1.1", "user unknown");
         break;
     case DV_REMOTE:
-        /* kept until outbound delivery sends it or queue_lifetime bounces it */
-        log_warn("maildrop id=%s to=<%s> result=queued reason=not-local", q->id, ra);
+        /* outbound delivery sends it (or it is reported to the sender) */
+        log_info("maildrop id=%s to=<%s> result=queued reason=remote", q->id, ra);
         maildrop_queue_later(acc, ra, 0, DELIVER_NOT_LOCAL);
         break;
     case DV_LOOP:

@@ -82,6 +82,10 @@ struct outq_dest {
     bool answered;          /* some address gave a session */
     struct smtpc_reply err; /* why the last try failed */
     char relay[300];
+    time_t since;             /* started (for showsend) */
+    unsigned long long bytes; /* message text sent over the session */
+    int carried;              /* transactions the session has carried */
+    char tls[128];            /* its TLS, "" for none */
 };
 
 struct outq_dead {
@@ -105,6 +109,7 @@ struct outq {
     size_t max;        /* queue_active_max, for the scans (mu) */
     size_t held_bytes; /* text of the files held (mu) */
     bool refused;      /* a scan was turned away for want of room (mu) */
+    bool suspended;    /* tellsmtp suspend: nothing new starts (mu) */
     bool stopping;
 };
 
@@ -175,9 +180,9 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     struct outq_file *f;
 
     uv_mutex_lock(&oq->mu);
-    if (oq->stopping || oq->nclaims >= oq->max ||
+    if (oq->stopping || oq->suspended || oq->nclaims >= oq->max ||
         (oq->nclaims > 0 && oq->held_bytes + q->text_len > OUTQ_HELD_BYTES)) {
-        oq->refused = !oq->stopping;
+        oq->refused = !oq->stopping && !oq->suspended;
         uv_mutex_unlock(&oq->mu);
         return false;
     }
@@ -457,11 +462,19 @@ static void
 outq_dest_send(struct outq_dest *t)
 {
     struct outq_msg *m = t->msgs;
+    struct smtpc_reply none = {0};
 
     if (m == NULL) {
         outq_dest_done(t);
         return;
     }
+    if (t->oq->suspended) { /* the rest waits in the queue, untouched */
+        outq_dest_all(t, &none);
+        return;
+    }
+    if (t->carried++ > 0)
+        t->oq->d->stats.out_reused++;
+    t->bytes += m->m.len;
     t->msgs = m->next;
     if (t->msgs == NULL)
         t->last = NULL;
@@ -484,6 +497,7 @@ outq_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         t->answered = true;
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
+        snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
         if (info->tls)
             log_debug("outq %s: TLS %s%s", t->relay, info->tls_desc,
                       info->tls_verified ? " verified" : "");
@@ -674,6 +688,7 @@ outq_dest_start(struct outq_dest *t)
     const struct smtpc_reply *dead = outq_dead_find(oq, t->key, time(NULL));
 
     t->running = true;
+    t->since = time(NULL);
     if (dead != NULL) {
         struct smtpc_reply r = *dead;
         outq_dest_all(t, &r);
@@ -694,7 +709,7 @@ outq_start_dests(struct outq *oq)
 {
     for (struct outq_dest *t = oq->dests, *next; t != NULL; t = next) {
         next = t->next;
-        if (oq->conns >= oq->d->srv.cf->smtp_out_max)
+        if (oq->conns >= oq->d->srv.cf->smtp_out_max || oq->suspended)
             return;
         if (!t->running && t->msgs != NULL)
             outq_dest_start(t);
@@ -782,9 +797,74 @@ outq_kick(struct outq *oq)
     uv_mutex_unlock(&oq->mu);
     for (; f != NULL; f = next) {
         next = f->next;
+        if (oq->suspended) { /* taken just before suspend: back to the queue as it is */
+            outq_release(oq, f->id, f->len);
+            outq_file_free(f);
+            continue;
+        }
         outq_add_file(oq, f);
     }
     outq_start_dests(oq);
+}
+
+/* outq_suspend - stop or restart taking work. */
+void
+outq_suspend(struct outq *oq, bool on)
+{
+    struct smtpc_reply none = {0};
+
+    uv_mutex_lock(&oq->mu);
+    oq->suspended = on;
+    oq->refused = false;
+    uv_mutex_unlock(&oq->mu);
+    if (on) { /* destinations not started give their messages back */
+        for (struct outq_dest *t = oq->dests, *next; t != NULL; t = next) {
+            next = t->next;
+            if (!t->running)
+                outq_dest_all(t, &none);
+        }
+        return;
+    }
+    while (oq->dead != NULL) { /* resume: every destination is worth a try again */
+        struct outq_dead *x = oq->dead;
+        oq->dead = x->next;
+        free(x->key);
+        free(x);
+    }
+    if (oq->d->queue != NULL)
+        queue_kick(oq->d->queue);
+}
+
+/* outq_suspended - tellsmtp suspend is in force. */
+bool
+outq_suspended(struct outq *oq)
+{
+    return oq->suspended;
+}
+
+/* outq_show - each running destination, for showsend. */
+void
+outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), void *arg)
+{
+    time_t now = time(NULL);
+
+    for (const struct outq_dest *t = oq->dests; t != NULL; t = t->next) {
+        struct outq_view v = {0};
+        size_t waiting = 0;
+        if (!t->running)
+            continue;
+        for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
+            waiting++;
+        v.dest = t->key[0] ? t->key : "smarthost";
+        v.relay = t->c != NULL ? t->relay : NULL;
+        v.state = t->q != NULL ? "resolving" : t->c == NULL ? "connecting" : "sending";
+        v.tls = t->tls;
+        v.age = (long)(now - t->since);
+        v.bytes = t->bytes;
+        v.messages = t->carried;
+        v.waiting = waiting;
+        fn(arg, &v);
+    }
 }
 
 /* outq_new - the delivery side. */

@@ -58,4 +58,25 @@ bool outq_take(struct outq *oq, const char *path, const struct qfile *q, const s
 /* outq_kick - loop: start what outq_take gave. */
 void outq_kick(struct outq *oq);
 
+/* outq_suspend - loop: on (tellsmtp suspend): nothing new is taken or started; each
+ * running session finishes its transaction, and what waited goes back to the queue
+ * untouched (no attempt counted). off (resume): dead marks are forgotten and a scan is
+ * made now. Lasts until resume or a restart. */
+void outq_suspend(struct outq *oq, bool on);
+bool outq_suspended(struct outq *oq);
+
+/* A delivery in progress (showsend). */
+struct outq_view {
+    const char *dest;         /* the domain, or "smarthost" */
+    const char *relay;        /* HOST[IP]:PORT connected to, or NULL */
+    const char *state;        /* "resolving" "connecting" "sending" */
+    const char *tls;          /* the session's TLS ("" none) */
+    long age;                 /* seconds since the destination started */
+    unsigned long long bytes; /* message text sent or being sent */
+    int messages;             /* transactions started on the session */
+    size_t waiting;           /* messages waiting behind */
+};
+/* outq_show - loop: fn for each running destination. */
+void outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), void *arg);
+
 #endif

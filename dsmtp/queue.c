@@ -27,6 +27,8 @@ struct queue {
     uv_timer_t timer;
     uv_work_t work;
     bool running, again, stopping, timer_closed;
+    long files;    /* the scan's count of queue files */
+    time_t oldest; /* and the oldest arrival among them (by name) */
     struct conf *cf;
     struct auth_db *db;
     /* one job of the control socket (queue_job), run while no scan runs */
@@ -314,6 +316,8 @@ queue_scan(uv_work_t *w)
     struct dirent *de;
     time_t now = time(NULL);
 
+    q->files = 0;
+    q->oldest = 0;
     if (dp == NULL) {
         log_errore("queue: cannot open %s", dir);
         free(dir);
@@ -322,8 +326,14 @@ queue_scan(uv_work_t *w)
     while ((de = readdir(dp)) != NULL) {
         char *path;
         struct stat st;
+        long long t;
         if (de->d_name[0] == '.')
             continue;
+        /* a queue id starts with its arrival time (file_unique_name) */
+        t = strtoll(de->d_name, NULL, 10);
+        q->files++;
+        if (t > 0 && (q->oldest == 0 || t < q->oldest))
+            q->oldest = (time_t)t;
         path = xasprintf("%s/%s", dir, de->d_name);
         if (q->d->outq != NULL && outq_claimed(q->d->outq, de->d_name)) {
             free(path); /* outbound delivery works on it */
@@ -356,6 +366,8 @@ queue_scanned(uv_work_t *w, int status)
     struct queue *q = w->data;
 
     q->running = false;
+    q->d->stats.queue_messages = q->files;
+    q->d->stats.queue_oldest = q->oldest;
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);

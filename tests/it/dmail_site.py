@@ -926,6 +926,15 @@ class Site:
         """The control socket of program name."""
         return os.path.join(self.work, name + ".ctl")
 
+    def tellsmtp(self, *args, timeout=30):
+        """tellsmtp -c this site's dmail.conf ARGS once the control socket exists:
+        (exit code, stdout, stderr)."""
+        wait_for(lambda: os.path.exists(self.ctl_path("dsmtp")) or not self.alive(), 5)
+        p = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", self.conf_path] +
+                           [str(a) for a in args], capture_output=True, text=True,
+                           timeout=timeout, env=self.env())
+        return p.returncode, p.stdout, p.stderr
+
     def add_user(self, name, password, options=None):
         line = "%s:%s%s\n" % (name, sha512_crypt(password), ":" + options if options else "")
         with open(self.users_file, "a") as f:

@@ -17,3 +17,91 @@ def test_queue_active_max_takes_the_rest_when_room_frees(dsmtp_factory, sink):
     assert sorted(e.rcpt_tos[0] for e in handler.envelopes) == sorted(
         "r%d@far.example" % i for i in range(10))
     assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
+
+
+def stat_value(site, name):
+    rc, out, err = site.tellsmtp("stats", "-p")
+    assert rc == 0, err
+    for line in out.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("%s not in %s" % (name, out))
+
+
+def test_suspend_holds_outbound_and_resume_sends(dsmtp_factory, sink):
+    port, handler = sink
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port)
+    rc, out, err = ours.tellsmtp("suspend")
+    assert rc == 0 and "suspended" in out, (out, err)
+    assert "outbound suspended" in ours.tellsmtp("status")[1]
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"], b"Subject: s\n\nx\n")
+    # local mail still goes while outbound waits
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "bob@" + DOMAIN], b"Subject: l\n\nx\n")
+    assert wait_for(lambda: ours.messages("bob"), 10)
+    assert not wait_for(lambda: handler.envelopes, 2)
+    assert len(ours.queue_files()) == 1
+    assert ours.tellsmtp("flush")[0] == 0
+    assert wait_for(lambda: stat_value(ours, "dsmtp_queue_messages") == 1, 10)
+    assert not wait_for(lambda: handler.envelopes, 1)
+    rc, out, err = ours.tellsmtp("resume")
+    assert rc == 0 and "resumed" in out, (out, err)
+    assert "outbound running" in ours.tellsmtp("status")[1]
+    assert wait_for(lambda: len(handler.envelopes) == 1, 20), ours.log()[-2000:]
+    assert wait_for(lambda: not ours.queue_files(), 10)
+    assert "outbound delivery suspended by the control socket" in ours.log()
+
+
+def test_resume_forgets_dead_destinations(dsmtp_factory):
+    from aiosmtpd.controller import Controller
+    from conftest import SinkHandler
+    from dmail_site import free_ports
+    port = free_ports(1)[0]
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, queue_retry=3600)
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"], b"Subject: d\n\nx\n")
+    assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()
+    handler = SinkHandler()
+    c = Controller(handler, hostname="127.0.0.1", port=port)
+    c.start()
+    try:
+        # still dead: a flush defers it again without a connection
+        assert ours.tellsmtp("flush")[0] == 0
+        assert wait_for(lambda: ours.log().count("status=deferred") == 2, 20), ours.log()
+        assert handler.envelopes == []
+        assert ours.tellsmtp("resume")[0] == 0
+        assert ours.tellsmtp("flush")[0] == 0
+        assert wait_for(lambda: len(handler.envelopes) == 1, 20), ours.log()[-2000:]
+    finally:
+        c.stop()
+
+
+def test_showsend_and_reuse_counters(dsmtp_factory, sink):
+    port, handler = sink
+    handler.delay = 1.5
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port)
+    rc, out, _ = ours.tellsmtp("showsend")
+    assert rc == 0 and "0 deliveries in progress" in out, out
+    for i in range(3):
+        sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "r%d@far.example" % i],
+                 b"Subject: m\n\n" + b"y" * 1000 + b"\n")
+
+    seen = []
+
+    def sending():
+        seen.append(ours.tellsmtp("showsend")[1])
+        return "state=sending" in seen[-1]
+
+    assert wait_for(sending, 10), ours.log()[-2000:]
+    out = seen[-1]
+    line = [ln for ln in out.splitlines() if ln.startswith("smarthost ")][0]
+    assert "relay=127.0.0.1[127.0.0.1]:%d" % port in line, line
+    assert " tls=" in line and " age=" in line and "bytes=" in line, line
+    assert int(line.split("bytes=")[1].split()[0]) >= 1000, line
+    assert "1 deliveries in progress" in out, out
+    assert wait_for(lambda: len(handler.envelopes) == 3, 30), ours.log()[-2000:]
+    assert wait_for(lambda: "0 deliveries" in ours.tellsmtp("showsend")[1], 10)
+    sessions = stat_value(ours, "dsmtp_outbound_sessions_total")
+    reused = stat_value(ours, "dsmtp_outbound_reused_total")
+    assert sessions + reused == 3 and reused >= 1, (sessions, reused)
+    ours.tellsmtp("flush")
+    assert wait_for(lambda: stat_value(ours, "dsmtp_queue_messages") == 0, 10)
+    assert stat_value(ours, "dsmtp_queue_oldest_seconds") == 0
