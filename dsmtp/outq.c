@@ -24,6 +24,7 @@
 #include "log.h"
 #include "logq.h"
 #include "queue.h"
+#include "smtp_parse.h"
 #include "smtpc.h"
 #include "tls.h"
 #include "xmem.h"
@@ -767,6 +768,11 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         }
         m->m.sender = f->sender;
         m->m.eightbit = f->eightbit;
+        /* a UTF-8 address needs SMTPUTF8 from the next hop (RFC 6531), as Postfix's
+         * smtputf8_autodetect: without it the recipients fail 5.6.7 */
+        m->m.smtputf8 = smtp_parse_is_8bit(f->sender);
+        for (size_t k = 0; k < m->n && !m->m.smtputf8; k++)
+            m->m.smtputf8 = smtp_parse_is_8bit(m->rc[k].addr);
         m->m.rcpt = m->rc;
         m->m.nrcpt = m->n;
         m->m.text = f->text;

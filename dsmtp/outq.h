@@ -23,6 +23,8 @@
  *   other over it (connection reuse), several recipients per transaction; at most
  *   smtp_out_max connections in all. A destination none of whose addresses answered is
  *   dead for queue_retry: what comes for it meanwhile is deferred without a connect.
+ * - A message with a UTF-8 sender or recipient asks for SMTPUTF8; a next hop without it
+ *   fails those recipients 5.6.7 (smtpc.h), reported to the sender.
  * - Results: 2xx done; 5xx failed and reported (bounce.h); anything else deferred with
  *   the reply as last error and the usual back-off (deliver_next_try). One log line per
  *   recipient: "outq id=ID to=<a> relay=HOST[IP]:PORT delay=S dsn=X.Y.Z

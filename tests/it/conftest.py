@@ -229,15 +229,27 @@ class SinkHandler:
 
 
 @pytest.fixture
-def sink():
-    """An aiosmtpd server on a free loopback port keeping what it gets (handler.envelopes);
-    yields (port, handler); stopped afterwards."""
-    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
-    handler = SinkHandler()
-    port = free_ports(1)[0]
-    c = aiosmtpd.Controller(handler, hostname="127.0.0.1", port=port)
-    c.start()
-    try:
-        yield port, handler
-    finally:
+def sink_factory():
+    """make(port=None, **controller_kw) -> (port, handler): an aiosmtpd server on a
+    (free) loopback port keeping what it gets (handler.envelopes); controller_kw go to its Controller
+    (enable_SMTPUTF8=True, ...). Every one is stopped afterwards."""
+    controller = pytest.importorskip("aiosmtpd.controller")
+    made = []
+
+    def make(port=None, **kw):
+        handler = SinkHandler()
+        port = port or free_ports(1)[0]
+        c = controller.Controller(handler, hostname="127.0.0.1", port=port, **kw)
+        c.start()
+        made.append(c)
+        return port, handler
+
+    yield make
+    for c in made:
         c.stop()
+
+
+@pytest.fixture
+def sink(sink_factory):
+    """sink_factory() with aiosmtpd's defaults."""
+    return sink_factory()

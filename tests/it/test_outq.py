@@ -1,7 +1,9 @@
 """The outbound scheduler's own bounds: queue_active_max messages in delivery at once,
 the rest taken as room frees up (not at the next queue_retry)."""
 
-from dmail_site import DOMAIN, sendmail, wait_for
+import smtplib
+
+from dmail_site import DOMAIN, HOST, dsn_fields, dsn_reports, free_ports, sendmail, wait_for
 
 
 def test_queue_active_max_takes_the_rest_when_room_frees(dsmtp_factory, sink):
@@ -51,27 +53,39 @@ def test_suspend_holds_outbound_and_resume_sends(dsmtp_factory, sink):
     assert "outbound delivery suspended by the control socket" in ours.log()
 
 
-def test_resume_forgets_dead_destinations(dsmtp_factory):
-    from aiosmtpd.controller import Controller
-    from conftest import SinkHandler
-    from dmail_site import free_ports
+def test_resume_forgets_dead_destinations(dsmtp_factory, sink_factory):
     port = free_ports(1)[0]
     ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, queue_retry=3600)
     sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"], b"Subject: d\n\nx\n")
     assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()
-    handler = SinkHandler()
-    c = Controller(handler, hostname="127.0.0.1", port=port)
-    c.start()
-    try:
-        # still dead: a flush defers it again without a connection
-        assert ours.tellsmtp("flush")[0] == 0
-        assert wait_for(lambda: ours.log().count("status=deferred") == 2, 20), ours.log()
-        assert handler.envelopes == []
-        assert ours.tellsmtp("resume")[0] == 0
-        assert ours.tellsmtp("flush")[0] == 0
-        assert wait_for(lambda: len(handler.envelopes) == 1, 20), ours.log()[-2000:]
-    finally:
-        c.stop()
+    _, handler = sink_factory(port=port)
+    # still dead: a flush defers it again without a connection
+    assert ours.tellsmtp("flush")[0] == 0
+    assert wait_for(lambda: ours.log().count("status=deferred") == 2, 20), ours.log()
+    assert handler.envelopes == []
+    assert ours.tellsmtp("resume")[0] == 0
+    assert ours.tellsmtp("flush")[0] == 0
+    assert wait_for(lambda: len(handler.envelopes) == 1, 20), ours.log()[-2000:]
+
+
+def test_utf8_address_needs_smtputf8_from_the_next_hop(dsmtp_factory, sink_factory):
+    for utf8 in (True, False):
+        port, handler = sink_factory(enable_SMTPUTF8=utf8)
+        ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, forward_from_ip="127.0.0.0/8")
+        with smtplib.SMTP(HOST, ours.smtp_port, timeout=20) as s:
+            s.ehlo()
+            refused = s.sendmail("alice@" + DOMAIN, ["j\u00fcrgen@far.example"],
+                                 b"Subject: u\r\n\r\nx\r\n", mail_options=["SMTPUTF8"])
+            assert refused == {}
+        if utf8:
+            assert wait_for(lambda: len(handler.envelopes) == 1, 20), ours.log()[-2000:]
+            assert handler.envelopes[0].rcpt_tos == ["j\u00fcrgen@far.example"]
+            assert "SMTPUTF8" in handler.envelopes[0].mail_options
+        else:
+            assert wait_for(lambda: dsn_reports(ours, "alice"), 20), ours.log()[-2000:]
+            st = dsn_fields(dsn_reports(ours, "alice")[0])[1]
+            assert st[0]["Status"] == "5.6.7", st
+            assert handler.envelopes == []
 
 
 def test_showsend_and_reuse_counters(dsmtp_factory, sink):
