@@ -744,6 +744,8 @@ outq_add_file(struct outq *oq, struct outq_file *f)
     f->cf = conf_ref(oq->d->srv.cf);
     f->started = time(NULL);
     f->dests = 1; /* held while grouping */
+    size_t max = (size_t)cf->smtp_out_rcpt_max;
+
     for (size_t i = 0; i < f->n; i++) {
         const char *at = strrchr(f->addr[i], '@');
         const char *key = cf->smarthost[0] ? "" : at != NULL ? at + 1 : "";
@@ -754,9 +756,9 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         t = outq_dest_get(oq, key);
         m = xcalloc(1, sizeof(*m));
         m->f = f;
-        m->idx = xcalloc(f->n, sizeof(*m->idx));
-        m->rc = xcalloc(f->n, sizeof(*m->rc));
-        for (size_t j = i; j < f->n; j++) {
+        m->idx = xcalloc(f->n - i < max ? f->n - i : max, sizeof(*m->idx));
+        m->rc = xcalloc(f->n - i < max ? f->n - i : max, sizeof(*m->rc));
+        for (size_t j = i; j < f->n && m->n < max; j++) {
             const char *at2 = strrchr(f->addr[j], '@');
             const char *key2 = cf->smarthost[0] ? "" : at2 != NULL ? at2 + 1 : "";
             if (done[j] || strcasecmp(key, key2) != 0)

@@ -20,7 +20,8 @@
  *   ready session; an opportunistic STARTTLS that fails is retried once in plaintext on
  *   the same address.
  * - Delivery: one connection per destination at a time, its messages sent one after the
- *   other over it (connection reuse), several recipients per transaction; at most
+ *   other over it (connection reuse), up to smtp_out_rcpt_max recipients per
+ *   transaction (a message for more goes in several); at most
  *   smtp_out_max connections in all. A destination none of whose addresses answered is
  *   dead for queue_retry: what comes for it meanwhile is deferred without a connect.
  * - A message with a UTF-8 sender or recipient asks for SMTPUTF8; a next hop without it

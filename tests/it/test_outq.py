@@ -119,3 +119,18 @@ def test_showsend_and_reuse_counters(dsmtp_factory, sink):
     ours.tellsmtp("flush")
     assert wait_for(lambda: stat_value(ours, "dsmtp_queue_messages") == 0, 10)
     assert stat_value(ours, "dsmtp_queue_oldest_seconds") == 0
+
+
+def test_many_recipients_split_by_smtp_out_rcpt_max_over_one_session(dsmtp_factory, sink):
+    port, handler = sink
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smtp_out_rcpt_max=50,
+                         max_rcpts=1000)
+    rcpts = ["u%03d@far.example" % i for i in range(120)]
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN] + rcpts, b"Subject: many\n\nx\n")
+    assert wait_for(lambda: sum(len(e.rcpt_tos) for e in handler.envelopes) == 120, 30), \
+        ours.log()[-2000:]
+    assert sorted(len(e.rcpt_tos) for e in handler.envelopes) == [20, 50, 50]
+    assert sorted(r for e in handler.envelopes for r in e.rcpt_tos) == rcpts
+    assert stat_value(ours, "dsmtp_outbound_sessions_total") == 1
+    assert stat_value(ours, "dsmtp_outbound_reused_total") == 2
+    assert wait_for(lambda: not ours.queue_files(), 10)
