@@ -164,3 +164,23 @@ def test_kill9_with_a_thousand_relayed_in_flight(dsmtp_factory, sink):
     dups = len(subjects()) - n
     print("kill -9 with %d of %d delivered: %d delivered twice" % (at_kill, n, dups))
     assert dups <= 20, dups
+
+
+def test_4xx_then_2xx_delivered_once(dsmtp_factory, sink):
+    port, handler = sink
+    tries = []
+
+    def reply(envelope):
+        tries.append(envelope.rcpt_tos)
+        return "451 4.3.0 try again later" if len(tries) == 1 else None
+
+    handler.reply = reply
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, queue_retry=1)
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"], b"Subject: t\n\nx\n")
+    assert wait_for(lambda: len(handler.envelopes) == 1, 30), ours.log()[-2000:]
+    assert wait_for(lambda: not ours.queue_files(), 10)
+    assert len(tries) == 2
+    log = ours.log()
+    assert 'dsn=4.3.0 status=deferred reply="451 4.3.0 try again later"' in log, log[-2000:]
+    assert log.count("status=sent") == 1
+    assert dsn_reports(ours, "alice") == []
