@@ -428,7 +428,11 @@ outq_dead_find(struct outq *oq, const char *key, time_t now)
 static void
 outq_dead_mark(struct outq *oq, const char *key, const struct smtpc_reply *why)
 {
-    struct outq_dead *x = xcalloc(1, sizeof(*x));
+    struct outq_dead *x;
+
+    if (outq_dead_find(oq, key, time(NULL)) != NULL)
+        return; /* another session to it found it first */
+    x = xcalloc(1, sizeof(*x));
 
     x->key = xstrdup(key);
     x->until = time(NULL) + oq->d->srv.cf->queue_retry;
@@ -717,15 +721,33 @@ outq_start_dests(struct outq *oq)
     }
 }
 
-/* outq_dest_get - the destination of key, made if new. */
+/* outq_dest_get - where a message for key waits: a destination of key not started
+ * yet; else a new one while key has fewer than smtp_out_per_domain (each is one
+ * session); else the running one with the fewest waiting (its session carries it
+ * next: reuse). */
 static struct outq_dest *
 outq_dest_get(struct outq *oq, const char *key)
 {
-    struct outq_dest *t;
+    struct outq_dest *t, *best = NULL;
+    size_t best_n = 0;
+    long n = 0;
 
-    for (t = oq->dests; t != NULL; t = t->next) /* a running one takes it too: reuse */
-        if (strcasecmp(t->key, key) == 0)
+    for (t = oq->dests; t != NULL; t = t->next) {
+        size_t waiting = 0;
+        if (strcasecmp(t->key, key) != 0)
+            continue;
+        if (!t->running)
             return t;
+        n++;
+        for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
+            waiting++;
+        if (best == NULL || waiting < best_n) {
+            best = t;
+            best_n = waiting;
+        }
+    }
+    if (best != NULL && n >= oq->d->srv.cf->smtp_out_per_domain)
+        return best;
     t = xcalloc(1, sizeof(*t));
     t->oq = oq;
     t->key = xstrdup(key);

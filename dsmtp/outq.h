@@ -19,8 +19,10 @@
  *   5.1.2; a DNS failure defers (4.4.3). Each address is tried in turn until one gives a
  *   ready session; an opportunistic STARTTLS that fails is retried once in plaintext on
  *   the same address.
- * - Delivery: one connection per destination at a time, its messages sent one after the
- *   other over it (connection reuse), up to smtp_out_rcpt_max recipients per
+ * - Delivery: up to smtp_out_per_domain connections per destination (domain or
+ *   smarthost), each carrying its messages one after the other (connection reuse; a
+ *   message joins a connection not started yet, else opens one while the destination has
+ *   fewer, else waits behind the least busy one), up to smtp_out_rcpt_max recipients per
  *   transaction (a message for more goes in several); at most
  *   smtp_out_max connections in all. A destination none of whose addresses answered is
  *   dead for queue_retry: what comes for it meanwhile is deferred without a connect.

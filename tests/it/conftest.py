@@ -210,17 +210,24 @@ def pair(dsmtp_factory, dns):
 
 class SinkHandler:
     """aiosmtpd handler of the sink fixture: keeps every envelope; delay seconds before
-    each reply to DATA; reply() decides the DATA reply."""
+    each reply to DATA; reply() decides the DATA reply; max_inflight is the most DATA
+    replies it was working on at once (concurrent sessions)."""
 
     def __init__(self):
         self.envelopes = []
         self.delay = 0.0
         self.reply = None
+        self.inflight = self.max_inflight = 0
 
     async def handle_DATA(self, server, session, envelope):
         import asyncio
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.inflight -= 1
         r = self.reply(envelope) if self.reply else None
         if r is None:
             self.envelopes.append(envelope)

@@ -91,7 +91,7 @@ def test_utf8_address_needs_smtputf8_from_the_next_hop(dsmtp_factory, sink_facto
 def test_showsend_and_reuse_counters(dsmtp_factory, sink):
     port, handler = sink
     handler.delay = 1.5
-    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port)
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smtp_out_per_domain=1)
     rc, out, _ = ours.tellsmtp("showsend")
     assert rc == 0 and "0 deliveries in progress" in out, out
     for i in range(3):
@@ -184,3 +184,15 @@ def test_4xx_then_2xx_delivered_once(dsmtp_factory, sink):
     assert 'dsn=4.3.0 status=deferred reply="451 4.3.0 try again later"' in log, log[-2000:]
     assert log.count("status=sent") == 1
     assert dsn_reports(ours, "alice") == []
+
+
+def test_smtp_out_per_domain_bounds_parallel_sessions(dsmtp_factory, sink):
+    port, handler = sink
+    handler.delay = 0.5
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smtp_out_per_domain=3)
+    for i in range(9):
+        sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "r%d@far.example" % i],
+                 b"Subject: p\n\nx\n")
+    assert wait_for(lambda: len(handler.envelopes) == 9, 30), ours.log()[-2000:]
+    assert handler.max_inflight == 3, handler.max_inflight
+    assert stat_value(ours, "dsmtp_outbound_sessions_total") <= 9
