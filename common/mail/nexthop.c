@@ -97,7 +97,8 @@ nexthop_parse(const char *spec, struct nexthop *nh, char *reason, size_t len)
         for (char *p = nh->host; *p; p++)
             *p = (char)tolower((unsigned char)*p);
     } else {
-        snprintf(reason, len, "'%.200s': '%.200s' is not a host name or IP address", spec, nh->host);
+        snprintf(reason, len, "'%.200s': '%.200s' is not a host name or IP address", spec,
+                 nh->host);
         return -1;
     }
     if (port != NULL && (nh->port = nexthop_port(port)) == 0) {
@@ -142,8 +143,7 @@ nexthop_route(const struct conf *cf, const char *domain)
     if (domain != NULL && *domain != '\0' && cf->gateway.n > 0) {
         spec = nexthop_entry(cf, domain, strlen(domain));
         /* ".parent" entries, nearest first: for a.b.c try ".b.c", then ".c" */
-        for (const char *p = strchr(domain, '.'); spec == NULL && p != NULL;
-             p = strchr(p + 1, '.'))
+        for (const char *p = strchr(domain, '.'); spec == NULL && p != NULL; p = strchr(p + 1, '.'))
             spec = nexthop_entry(cf, p, strlen(p));
     }
     if (spec == NULL && cf->smarthost != NULL && cf->smarthost[0] != '\0')

@@ -136,10 +136,10 @@ test_settings_load(void **state)
 static void
 test_settings_refused(void **state)
 {
-    uu_conf_errs("smarthost relay:99999\n",
-                 (const char *const[]){
-                     "t.conf:1: smarthost: 'relay:99999': '99999' is not a port (1 to 65535)",
-                     NULL});
+    uu_conf_errs(
+        "smarthost relay:99999\n",
+        (const char *const[]){
+            "t.conf:1: smarthost: 'relay:99999': '99999' is not a port (1 to 65535)", NULL});
     uu_conf_errs(
         "gateway example.org\n"
         "gateway example.org relay extra\n"
@@ -222,8 +222,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),          cmocka_unit_test(test_parse_lengths),
-        cmocka_unit_test(test_settings_load),  cmocka_unit_test(test_settings_refused),
+        cmocka_unit_test(test_parse),         cmocka_unit_test(test_parse_lengths),
+        cmocka_unit_test(test_settings_load), cmocka_unit_test(test_settings_refused),
         cmocka_unit_test(test_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
