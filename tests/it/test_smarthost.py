@@ -32,7 +32,7 @@ class Relay:
     """An aiosmtpd relay on 127.0.0.1 that keeps what it got: messages (sender,
     recipients, content, whether TLS was on) and logins (mechanism, user, password)."""
 
-    def __init__(self, certs=None, auth=False):
+    def __init__(self, certs=None, auth=False, only=None):
         self.messages, self.logins = [], []
         self.lock = threading.Lock()
         self.port = free_ports(1)[0]
@@ -44,6 +44,8 @@ class Relay:
         if auth:
             kw["authenticator"] = self.authenticator
             kw["auth_require_tls"] = True
+        if only is not None:  # offer only this AUTH mechanism
+            kw["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN") if m != only]
         self.ctl = Controller(self, hostname=HOST, port=self.port, **kw)
         self.ctl.start()
 
@@ -172,8 +174,9 @@ def test_gateway_wins_over_smarthost(dsmtp_factory, relay_factory):
     assert [m[1] for m in relay.messages] == [["x@other.example"]]
 
 
-def test_smarthost_auth_over_starttls(dsmtp_factory, relay_factory, it_assets):
-    relay = relay_factory(certs=it_assets, auth=True)
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_smarthost_auth_over_starttls(dsmtp_factory, relay_factory, it_assets, mech):
+    relay = relay_factory(certs=it_assets, auth=True, only=mech)
     ours, pw = with_password(dsmtp_factory, PASSWORD + "\n", tls=False,
                              smarthost="[127.0.0.1]:%d" % relay.port, smarthost_tls="require")
     send(ours, "bob@far.example", "carol@far.example", subject="auth")
@@ -182,12 +185,13 @@ def test_smarthost_auth_over_starttls(dsmtp_factory, relay_factory, it_assets):
     assert sender == "alice@" + DOMAIN and sorted(rcpts) == ["bob@far.example",
                                                              "carol@far.example"]
     assert tls and b"Message-ID: <auth@x>" in content
-    assert [(m, u) for m, u, _ in relay.logins] == [("PLAIN", USER)]
+    assert [(m, u) for m, u, _ in relay.logins] == [(mech, USER)]
     assert relay.logins[0][2] == PASSWORD  # the first line, its newline not included
     assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
     log = ours.log()
     assert "relay=127.0.0.1[127.0.0.1]:%d" % relay.port in log and "status=sent" in log
-    assert "AUTH PLAIN ********" in log  # debug level shows the command, masked
+    # debug level shows the commands, the credentials masked
+    assert ("AUTH PLAIN ********" if mech == "PLAIN" else "> ********") in log
     outputs = [log]
     for args in (["status"], ["stats"], ["stats", "-p"], ["config", "smarthost_auth"]):
         rc, out, err = tellsmtp(ours, *args)
