@@ -5,12 +5,15 @@
  * A file taken from a scan becomes a struct outq_file (its remote recipients and their
  * results); its recipients are grouped by destination into struct outq_msg (one
  * transaction each) waiting on a struct outq_dest. A destination resolves its route
- * (MX or smarthost, then addresses), opens one SMTP session and sends its messages in
- * turn. When every destination of a file is done, its results are written on the pool.
+ * (MX, or the smarthost or a gateway, then addresses), opens one SMTP session and sends
+ * its messages in turn. When every destination of a file is done, its results are written
+ * on the pool. A smarthost or gateway with smarthost_auth first reads the password file on
+ * the pool (struct outq_pass).
  */
 #include "outq.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +24,10 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dns.h"
+#include "file.h"
 #include "log.h"
 #include "logq.h"
+#include "nexthop.h"
 #include "queue.h"
 #include "smtp_parse.h"
 #include "smtpc.h"
@@ -33,6 +38,8 @@
 #define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
 #define OUTQ_DATA_MS 600000         /* 10 minutes after the final dot */
 #define OUTQ_DNS_TRIES 2
+#define OUTQ_PASS_MAX 4096  /* the password file read at most */
+#define OUTQ_RELAY "relay " /* a destination key's prefix: a smarthost or gateway spec */
 
 struct outq_file {
     struct outq_file *next;
@@ -64,10 +71,16 @@ struct outq_msg {
     struct smtpc_msg m;
 };
 
+struct outq_pass;
+
 struct outq_dest {
     struct outq_dest *next;
     struct outq *oq;
-    char *key; /* the domain, or "" for the smarthost */
+    char *key;            /* the domain (by MX), or OUTQ_RELAY then the spec */
+    const char *spec;     /* a smarthost or gateway spec (in key), or NULL: by MX */
+    bool require;         /* smarthost_tls require: never in plaintext */
+    char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
+    struct outq_pass *pj; /* the password file being read */
     struct outq_msg *msgs, *last;
     bool running;
     char **hosts;
@@ -87,6 +100,16 @@ struct outq_dest {
     unsigned long long bytes; /* message text sent over the session */
     int carried;              /* transactions the session has carried */
     char tls[128];            /* its TLS, "" for none */
+};
+
+/* A password file read on the pool for a destination (which may end meanwhile: t NULL). */
+struct outq_pass {
+    struct outq *oq;
+    struct outq_dest *t;
+    char *path;
+    char *pass;
+    char err[200];
+    uv_work_t w;
 };
 
 struct outq_dead {
@@ -376,10 +399,17 @@ outq_dest_done(struct outq_dest *t)
         }
     if (t->q != NULL)
         dns_cancel(t->q);
+    if (t->pj != NULL)
+        t->pj->t = NULL; /* the read ends on its own */
     if (t->c != NULL) {
         smtpc_close(t->c);
         oq->conns--;
     }
+    if (t->pass != NULL) {
+        explicit_bzero(t->pass, strlen(t->pass));
+        free(t->pass);
+    }
+    free(t->user);
     for (size_t i = 0; i < t->nhosts; i++)
         free(t->hosts[i]);
     for (size_t i = 0; i < t->naddrs; i++)
@@ -510,14 +540,21 @@ outq_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         return;
     }
     t->err = info->reply;
-    snprintf(t->err.text, sizeof(t->err.text), "%.200s: %.20s: %.250s", t->relay, info->stage,
-             info->reply.text);
+    if (info->reply.code / 100 == 5) { /* a server refusing the session: retried later, */
+        t->err.code = 451;             /* its own reply kept in the text */
+        t->err.status[0] = '4';
+        snprintf(t->err.text, sizeof(t->err.text), "%.200s: %.20s: %d %.15s %.250s", t->relay,
+                 info->stage, info->reply.code, info->reply.status, info->reply.text);
+    } else {
+        snprintf(t->err.text, sizeof(t->err.text), "%.200s: %.20s: %.250s", t->relay, info->stage,
+                 info->reply.text);
+    }
     smtpc_close(c);
     t->c = NULL;
     oq->conns--;
     if (strcmp(info->stage, "connect") != 0)
         t->answered = true;
-    if (strcmp(info->stage, "starttls") == 0 && !t->plain) {
+    if (strcmp(info->stage, "starttls") == 0 && !t->plain && !t->require) {
         t->plain = true; /* opportunistic TLS failed: once more in plaintext */
         t->ai--;
     }
@@ -542,7 +579,11 @@ outq_dest_next_addr(struct outq_dest *t)
     o.helo = oq->d->srv.hostname;
     o.tls = t->plain ? NULL : oq->tls;
     o.tls_policy = t->plain || oq->tls == NULL ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
+    if (t->require) /* no client context: smtpc fails 4.7.4, nothing goes in plaintext */
+        o.tls_policy = SMTPC_TLS_REQUIRE;
     o.tls_name = t->host;
+    o.auth_user = t->pass != NULL ? t->user : NULL;
+    o.auth_pass = t->pass;
     o.timeout_ms = OUTQ_REPLY_MS;
     o.data_timeout_ms = OUTQ_DATA_MS;
     t->c = smtpc_open(oq->d->srv.net, ip, t->port, &o, outq_ready, t, err, sizeof(err));
@@ -596,7 +637,7 @@ outq_dest_next_host(struct outq_dest *t)
     if (t->hi >= t->nhosts) {
         if (t->err.code == 0)
             outq_reply_set(&t->err, 451, "4.4.1", "no host of %s answered",
-                           t->key[0] ? t->key : "smarthost");
+                           t->spec != NULL ? t->spec : t->key);
         if (t->err.code / 100 != 4 && t->err.code / 100 != 5)
             t->err.code = 451;
         if (t->err.code / 100 == 5) { /* a server refused the session itself */
@@ -641,6 +682,16 @@ outq_mx_result(struct dns_result *r, void *arg)
         dns_result_free(&r);
         outq_dest_next_host(t);
         return;
+    default:
+        if (t->spec == NULL)
+            break;
+        /* a smarthost or gateway that does not resolve is the admin's to fix: retried */
+        outq_reply_set(&e, 451, "4.4.3", "%s: MX of the relay host: %s", t->spec, r->why);
+        dns_result_free(&r);
+        outq_dest_all(t, &e);
+        return;
+    }
+    switch (r->status) {
     case DNS_NULLMX:
         outq_reply_set(&e, 556, "5.1.10", "%s does not accept mail (null MX)", t->key);
         break;
@@ -656,32 +707,118 @@ outq_mx_result(struct dns_result *r, void *arg)
     outq_dest_all(t, &e);
 }
 
-/* outq_smarthost - "host[:port]" or "[host]:port" into t (one host, no MX). */
+/* outq_relay_route - a smarthost or gateway: its MX (bare name) or the host itself. */
 static void
-outq_smarthost(struct outq_dest *t, const char *spec)
+outq_relay_route(struct outq_dest *t)
 {
-    char host[256];
-    const char *p = spec, *colon;
-    size_t n;
+    struct outq *oq = t->oq;
+    struct nexthop nh;
+    char why[300];
 
-    t->port = (int)t->oq->d->srv.cf->remote_smtp_port;
-    if (*p == '[') {
-        const char *end = strchr(p, ']');
-        n = end != NULL ? (size_t)(end - p - 1) : strlen(p + 1);
-        snprintf(host, sizeof(host), "%.*s", (int)n, p + 1);
-        colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
-    } else {
-        colon = strrchr(p, ':');
-        if (colon != NULL && strchr(p, ':') != colon)
-            colon = NULL; /* a bare IPv6 address */
-        n = colon != NULL ? (size_t)(colon - p) : strlen(p);
-        snprintf(host, sizeof(host), "%.*s", (int)n, p);
+    if (nexthop_parse(t->spec, &nh, why, sizeof(why)) < 0) { /* checked at load */
+        struct smtpc_reply e;
+        outq_reply_set(&e, 451, "4.3.5", "relay host %s", why);
+        outq_dest_all(t, &e);
+        return;
     }
-    if (colon != NULL && atoi(colon + 1) > 0)
-        t->port = atoi(colon + 1);
+    if (nh.port > 0)
+        t->port = nh.port;
+    if (nh.mx) {
+        t->q = dns_mx(oq->dns, nh.host, outq_mx_result, t);
+        return;
+    }
     t->hosts = xcalloc(1, sizeof(*t->hosts));
-    t->hosts[0] = xstrdup(host);
+    t->hosts[0] = xstrdup(nh.host);
     t->nhosts = 1;
+    outq_dest_next_host(t);
+}
+
+/* outq_pass_work - pool: the first line of the password file. */
+static void
+outq_pass_work(uv_work_t *w)
+{
+    struct outq_pass *pj = w->data;
+    char *text = NULL;
+    size_t len = 0, n;
+
+    if (file_read_all(pj->path, OUTQ_PASS_MAX, &text, &len) < 0) {
+        snprintf(pj->err, sizeof(pj->err), "%s",
+                 errno == EFBIG ? "larger than 4096 bytes" : strerror(errno));
+        return;
+    }
+    n = strcspn(text, "\r\n");
+    if (n == 0)
+        snprintf(pj->err, sizeof(pj->err), "its first line is empty");
+    else
+        pj->pass = xstrndup(text, n);
+    explicit_bzero(text, len);
+    free(text);
+}
+
+/* outq_pass_done - loop: the destination goes on with the password, or is deferred. */
+static void
+outq_pass_done(uv_work_t *w, int status)
+{
+    struct outq_pass *pj = w->data;
+    struct outq_dest *t = pj->t;
+
+    pj->oq->d->srv.jobs--;
+    if (t != NULL) {
+        t->pj = NULL;
+        if (pj->pass != NULL) {
+            t->pass = pj->pass;
+            pj->pass = NULL;
+            outq_relay_route(t);
+        } else {
+            struct smtpc_reply e;
+            if (pj->err[0] == '\0')
+                snprintf(pj->err, sizeof(pj->err), "%s", uv_strerror(status));
+            log_error("outq: smarthost_auth: cannot read the password file %s: %s", pj->path,
+                      pj->err);
+            outq_reply_set(&e, 451, "4.3.5", "smarthost_auth: cannot read the password file %s: %s",
+                           pj->path, pj->err);
+            outq_dest_all(t, &e);
+        }
+    }
+    if (pj->pass != NULL) {
+        explicit_bzero(pj->pass, strlen(pj->pass));
+        free(pj->pass);
+    }
+    free(pj->path);
+    free(pj);
+}
+
+/* outq_relay_start - a smarthost or gateway: its policies, the password, the route. */
+static void
+outq_relay_start(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+    const struct conf *cf = oq->d->srv.cf;
+    const char *auth = cf->smarthost_auth, *sp = strchr(auth, ' ');
+    struct outq_pass *pj;
+
+    t->require = cf->smarthost_tls == SMARTHOST_TLS_REQUIRE;
+    if (auth[0] == '\0' || sp == NULL) {
+        outq_relay_route(t);
+        return;
+    }
+    t->user = xstrndup(auth, (size_t)(sp - auth));
+    pj = xcalloc(1, sizeof(*pj));
+    pj->oq = oq;
+    pj->t = t;
+    pj->path = xstrdup(sp + 1);
+    pj->w.data = pj;
+    oq->d->srv.jobs++;
+    if (uv_queue_work(oq->d->srv.loop, &pj->w, outq_pass_work, outq_pass_done) < 0) {
+        struct smtpc_reply e;
+        oq->d->srv.jobs--;
+        free(pj->path);
+        free(pj);
+        outq_reply_set(&e, 451, "4.3.0", "smarthost_auth: cannot start reading the password");
+        outq_dest_all(t, &e);
+        return;
+    }
+    t->pj = pj;
 }
 
 /* outq_dest_start - resolve and connect. */
@@ -699,12 +836,11 @@ outq_dest_start(struct outq_dest *t)
         outq_dest_all(t, &r);
         return;
     }
-    if (t->key[0] == '\0') {
-        outq_smarthost(t, cf->smarthost);
-        outq_dest_next_host(t);
+    t->port = (int)cf->remote_smtp_port;
+    if (t->spec != NULL) {
+        outq_relay_start(t);
         return;
     }
-    t->port = (int)cf->remote_smtp_port;
     t->q = dns_mx(oq->dns, t->key, outq_mx_result, t);
 }
 
@@ -751,9 +887,23 @@ outq_dest_get(struct outq *oq, const char *key)
     t = xcalloc(1, sizeof(*t));
     t->oq = oq;
     t->key = xstrdup(key);
+    if (strncmp(key, OUTQ_RELAY, strlen(OUTQ_RELAY)) == 0)
+        t->spec = t->key + strlen(OUTQ_RELAY);
     t->next = oq->dests;
     oq->dests = t;
     return t;
+}
+
+/* outq_key - the destination of a recipient: its domain (by MX), or OUTQ_RELAY and the
+ * spec of its gateway or of the smarthost (nexthop.h). */
+static char *
+outq_key(const struct conf *cf, const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    const char *domain = at != NULL ? at + 1 : "";
+    const char *spec = nexthop_route(cf, domain);
+
+    return spec != NULL ? xasprintf("%s%s", OUTQ_RELAY, spec) : xstrdup(domain);
 }
 
 /* outq_add_file - group f's recipients by destination into messages. */
@@ -762,15 +912,17 @@ outq_add_file(struct outq *oq, struct outq_file *f)
 {
     const struct conf *cf = oq->d->srv.cf;
     bool *done = xcalloc(f->n, sizeof(*done));
+    char **keys = xcalloc(f->n, sizeof(*keys));
 
     f->cf = conf_ref(oq->d->srv.cf);
     f->started = time(NULL);
     f->dests = 1; /* held while grouping */
     size_t max = (size_t)cf->smtp_out_rcpt_max;
 
+    for (size_t i = 0; i < f->n; i++)
+        keys[i] = outq_key(cf, f->addr[i]);
     for (size_t i = 0; i < f->n; i++) {
-        const char *at = strrchr(f->addr[i], '@');
-        const char *key = cf->smarthost[0] ? "" : at != NULL ? at + 1 : "";
+        const char *key = keys[i];
         struct outq_dest *t;
         struct outq_msg *m;
         if (done[i])
@@ -781,9 +933,7 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         m->idx = xcalloc(f->n - i < max ? f->n - i : max, sizeof(*m->idx));
         m->rc = xcalloc(f->n - i < max ? f->n - i : max, sizeof(*m->rc));
         for (size_t j = i; j < f->n && m->n < max; j++) {
-            const char *at2 = strrchr(f->addr[j], '@');
-            const char *key2 = cf->smarthost[0] ? "" : at2 != NULL ? at2 + 1 : "";
-            if (done[j] || strcasecmp(key, key2) != 0)
+            if (done[j] || strcasecmp(key, keys[j]) != 0)
                 continue;
             done[j] = true;
             m->idx[m->n] = j;
@@ -808,6 +958,9 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         t->last = m;
         f->dests++;
     }
+    for (size_t i = 0; i < f->n; i++)
+        free(keys[i]);
+    free(keys);
     free(done);
     outq_file_dest_done(f); /* the grouping's hold */
 }
@@ -885,7 +1038,7 @@ outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), voi
             continue;
         for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
             waiting++;
-        v.dest = t->key[0] ? t->key : "smarthost";
+        v.dest = t->spec != NULL ? t->spec : t->key;
         v.relay = t->c != NULL ? t->relay : NULL;
         v.state = t->q != NULL ? "resolving" : t->c == NULL ? "connecting" : "sending";
         v.tls = t->tls;

@@ -4,21 +4,33 @@
  * delivery.
  *
  * Contract:
- * - Owns: struct outq, its destinations (one per recipient domain, or one for the
- *   smarthost), their DNS lookups and SMTP client connections (smtpc.h), and the set of
- *   queue files it is working on ("claimed"). Runs on the loop; reading and rewriting
- *   queue files, and writing bounces, run on the thread pool.
+ * - Owns: struct outq, its destinations (one per recipient domain going by MX, one per
+ *   smarthost or gateway spec), their DNS lookups, password reads and SMTP client
+ *   connections (smtpc.h), and the set of queue files it is working on ("claimed"). Runs
+ *   on the loop; reading and rewriting queue files, writing bounces and reading the
+ *   smarthost_auth password file run on the thread pool.
  * - Hand-over: the queue runner's scan (pool) asks outq_claimed before it touches a
  *   file, and hands each file with remote recipients due to outq_take (thread-safe: a
  *   mutex guards the claims); the scan's end calls outq_kick on the loop, which starts
  *   the destinations. A claimed file is not touched by the scan until outq has written
  *   its results back and released it.
- * - Route: smarthost HOST[:PORT] (a [HOST] skips the MX lookup) for every domain, else
- *   MX in preference order (dns.h: equal preferences shuffled, implicit MX) at
- *   remote_smtp_port. Null MX (RFC 7505) fails 5.1.10, a domain that does not exist
- *   5.1.2; a DNS failure defers (4.4.3). Each address is tried in turn until one gives a
- *   ready session; an opportunistic STARTTLS that fails is retried once in plaintext on
- *   the same address.
+ * - Route (nexthop.h): the recipient domain's gateway line, else the smarthost, else
+ *   the domain's MX in preference order (dns.h: equal preferences shuffled, implicit MX)
+ *   at remote_smtp_port. Recipients whose routes name the same spec share a destination.
+ *   A smarthost/gateway HOST is looked up as MX, [HOST] as addresses only; any DNS
+ *   failure of it defers (4.4.3). By MX, null MX (RFC 7505) fails 5.1.10, a domain that
+ *   does not exist 5.1.2, a DNS failure defers (4.4.3). Each address is tried in turn
+ *   until one gives a ready session; an opportunistic STARTTLS that fails is retried once
+ *   in plaintext on the same address.
+ * - Smarthost/gateway sessions: smarthost_tls require is SMTPC_TLS_REQUIRE (no STARTTLS
+ *   or a failed handshake: 4.7.4, no plaintext retry; the certificate is not verified);
+ *   may as by MX. smarthost_auth USER FILE: FILE's first line (CR/LF excluded, at most
+ *   4096 bytes read) is read on the pool each time such a destination starts; a file
+ *   that cannot be read (or an empty first line) defers its recipients 4.3.5 and logs an
+ *   error naming the file. The password lives only in the destination and smtpc (zeroed
+ *   when freed), never in a log line or reply text.
+ * - A server refusing the session with 5xx (greeting, EHLO, AUTH: 535) defers with 451
+ *   and its status in class 4 (5.7.8 -> 4.7.8), its own reply kept in the text.
  * - Delivery: up to smtp_out_per_domain connections per destination (domain or
  *   smarthost), each carrying its messages one after the other (connection reuse; a
  *   message joins a connection not started yet, else opens one while the destination has
@@ -72,7 +84,7 @@ bool outq_suspended(struct outq *oq);
 
 /* A delivery in progress (showsend). */
 struct outq_view {
-    const char *dest;         /* the domain, or "smarthost" */
+    const char *dest;         /* the domain, or the smarthost/gateway spec */
     const char *relay;        /* HOST[IP]:PORT connected to, or NULL */
     const char *state;        /* "resolving" "connecting" "sending" */
     const char *tls;          /* the session's TLS ("" none) */

@@ -106,7 +106,7 @@ def test_showsend_and_reuse_counters(dsmtp_factory, sink):
 
     assert wait_for(sending, 10), ours.log()[-2000:]
     out = seen[-1]
-    line = [ln for ln in out.splitlines() if ln.startswith("smarthost ")][0]
+    line = [ln for ln in out.splitlines() if ln.startswith("[127.0.0.1]:%d " % port)][0]
     assert "relay=127.0.0.1[127.0.0.1]:%d" % port in line, line
     assert " tls=" in line and " age=" in line and "bytes=" in line, line
     assert int(line.split("bytes=")[1].split()[0]) >= 1000, line
