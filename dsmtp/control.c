@@ -483,34 +483,34 @@ control_cmd_release(struct ctl_req *r, int argc, char **argv, void *arg)
     control_queue_op(r, smtpd_of(arg), QOP_RELEASE, argv[1]);
 }
 
-/* control_cmd_suspend - no new outbound delivery until resume. */
+/* control_outbound - suspend (on) or resume outbound delivery. */
 static void
-control_cmd_suspend(struct ctl_req *r, int argc, char **argv, void *arg)
+control_outbound(struct ctl_req *r, void *arg, bool on)
 {
     struct smtpd *d = smtpd_of(arg);
+    const char *what = on ? "suspended" : "resumed";
 
     if (d->outq == NULL) {
         ctl_err(r, "dsmtp is stopping");
         return;
     }
-    outq_suspend(d->outq, true);
-    log_info("outbound delivery suspended by the control socket");
-    ctl_ok(r, "outbound delivery suspended");
+    outq_suspend(d->outq, on);
+    log_info("outbound delivery %s by the control socket", what);
+    ctl_ok(r, "outbound delivery %s", what);
+}
+
+/* control_cmd_suspend - no new outbound delivery until resume. */
+static void
+control_cmd_suspend(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_outbound(r, arg, true);
 }
 
 /* control_cmd_resume - restart outbound delivery (DMail's resume). */
 static void
 control_cmd_resume(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    struct smtpd *d = smtpd_of(arg);
-
-    if (d->outq == NULL) {
-        ctl_err(r, "dsmtp is stopping");
-        return;
-    }
-    outq_suspend(d->outq, false);
-    log_info("outbound delivery resumed by the control socket");
-    ctl_ok(r, "outbound delivery resumed");
+    control_outbound(r, arg, false);
 }
 
 struct control_show {
