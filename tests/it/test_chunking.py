@@ -6,7 +6,9 @@ leaves; a relayed message sent by BDAT goes out through the queue."""
 import os
 import re
 import shutil
+import signal
 import smtplib
+import time
 
 import pytest
 
@@ -342,3 +344,48 @@ def test_relayed_by_bdat_goes_through_the_queue(pair):
     assert msg["Message-ID"] == msgid
     assert raw.endswith(b"\n\nrelayed\n.\n..in chunks\n"), raw[-80:]
     assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
+
+
+def test_shutdown_lets_bdat_transactions_finish(dsmtp):
+    """SIGTERM: a session between two chunks and one inside a chunk both finish their
+    message (250, in the mailbox), then get 421 4.3.2."""
+    _, text1 = make_message(body="between chunks\n")
+    _, text2 = make_message(body="inside a chunk\n")
+    w1, w2 = crlf(text1), crlf(text2)
+    a, b = RawSMTP(dsmtp.smtp_port), RawSMTP(dsmtp.smtp_port)
+    try:
+        for c in (a, b):
+            c.ehlo()
+            begin(c)
+        expect_reply(a.bdat(w1[:30]), 250, "2.0.0")
+        b.send(b"BDAT %d LAST\r\n" % len(w2) + w2[:30])
+        time.sleep(0.2)
+        dsmtp.proc.send_signal(signal.SIGTERM)
+        assert b"421" not in a.pending(0.5) + b.pending(0.1)
+        expect_reply(a.bdat(w1[30:], last=True), 250, "2.0.0")
+        b.send(w2[30:])
+        expect_reply(b.reply(), 250, "2.0.0")
+        for c in (a, b):
+            expect_reply(c.cmd("NOOP"), 421, "4.3.2")
+            assert c.wait_closed(3)
+        assert dsmtp.proc.wait(10) == 0
+    finally:
+        a.close()
+        b.close()
+    dsmtp._reap()
+    assert sorted(body_of(r) for r, _ in dsmtp.messages("alice")) == [b"between chunks\n",
+                                                                      b"inside a chunk\n"]
+
+
+def test_stalled_chunk_times_out(dsmtp_factory):
+    srv = dsmtp_factory(data_timeout=1)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        begin(c)
+        c.send(b"BDAT 100 LAST\r\nSubject: stalled\r\n")
+        t0 = time.monotonic()
+        expect_reply(c.reply(), 421, "4.4.2")
+        assert time.monotonic() - t0 < 5
+        assert c.wait_closed(3)
+    assert srv.messages("alice") == []
+    assert "timeout state=BDAT" in srv.log()
