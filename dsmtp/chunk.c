@@ -53,8 +53,9 @@ chunk_check(struct smtp_session *s, const char *args)
         session_reply(s, 503, "5.5.1", "Error: need MAIL command");
         return -1;
     }
-    if (tx->bdat_failed) {
+    if (tx->bdat_failed) { /* the refusal was counted: its echoes are not */
         session_reply(s, 551, "5.0.0", "Discarded %llu octets after earlier error", size);
+        s->uncounted = true;
         return -1;
     }
     if (size == 0 && !last) {

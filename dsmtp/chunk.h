@@ -15,8 +15,10 @@
  *   chunk the delivery reply of DATA; before MAIL 503 5.5.1; without recipients 554 5.5.1;
  *   an empty chunk that is not LAST 551 5.7.1; past max_msg_size 552 5.3.4; bad content
  *   (bare CR/LF, NUL, line too long) as after DATA. After a refused chunk the transaction
- *   is failed: its later chunks are read and dropped (551 5.0.0) up to LAST, which ends
- *   it; RSET, EHLO or QUIT end it too. MAIL, RCPT and DATA between chunks are 503 5.5.1.
+ *   is failed: its later chunks are read and dropped (551 5.0.0, not counted in the error
+ *   budget: a pipelining client may have sent them before it saw the refusal) up to LAST,
+ *   which ends it; RSET, EHLO or QUIT end it too. MAIL, RCPT and DATA between chunks are
+ *   503 5.5.1.
  * - The message lives in memory (bounded by max_msg_size) until LAST: a client that goes
  *   away mid-transaction leaves nothing behind.
  */

@@ -77,7 +77,9 @@ session_cmd_done(struct sess *b)
 
     if (b->reply.len == 0)
         return;
-    if (code >= 400 && code != 421 && b->state != SS_QUIT) {
+    if (s->uncounted) /* an echo of an error already counted (a failed BDAT's chunks) */
+        s->uncounted = false;
+    else if (code >= 400 && code != 421 && b->state != SS_QUIT) {
         b->errors++;
         if (b->errors >= b->cf->error_hard_limit) {
             log_sess(LOGLVL_INFO, b->sid, "too-many-errors errors=%d", b->errors);

@@ -93,6 +93,7 @@ struct smtp_session {
     bool esmtp;      /* EHLO (not HELO) */
     char helo[256];  /* printable ASCII only */
     bool normalize;  /* bare_newline normalize applies to this client */
+    bool uncounted;  /* the pending error reply stays out of the error budget */
     unsigned nmsgs;  /* transactions delivered */
     unsigned ntx;    /* transactions begun (DATA), for message ids */
     char *auth_user; /* after a successful AUTH */

@@ -389,3 +389,24 @@ def test_stalled_chunk_times_out(dsmtp_factory):
         assert c.wait_closed(3)
     assert srv.messages("alice") == []
     assert "timeout state=BDAT" in srv.log()
+
+
+def test_dropped_chunks_of_a_failed_transaction_are_not_errors(dsmtp_factory):
+    """A pipelining client may have sent many chunks before it sees the refusal of the
+    first: their 551 replies come at once and do not spend the error budget."""
+    srv = dsmtp_factory(max_msg_size="10K", error_soft_limit=1, error_delay=5,
+                        error_hard_limit=5)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        begin(c)
+        blob = b"BDAT 20000\r\n" + b"y" * 20000
+        blob += b"".join(b"BDAT 6\r\nNOOP\r\n" for _ in range(30)) + b"BDAT 6 LAST\r\nNOOP\r\n"
+        t0 = time.monotonic()
+        c.send(blob)
+        got = [c.reply() for _ in range(32)]
+        assert [g[0] for g in got] == [552] + [551] * 31, got
+        assert time.monotonic() - t0 < 4
+        _, text = make_message(body="fine afterwards\n")
+        begin(c)
+        expect_reply(c.bdat(crlf(text), last=True), 250, "2.0.0")
+    assert [body_of(r) for r, _ in srv.messages("alice")] == [b"fine afterwards\n"]
