@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "chunk.h"
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
@@ -74,7 +75,7 @@ command_ehlo(struct smtp_session *s, const char *args)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8%s%s",
+                  "SMTPUTF8\nCHUNKING%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
@@ -98,6 +99,10 @@ command_check_mail(struct smtp_session *s, const char *args)
 
     if (s->base.state == SS_CONNECTED) {
         session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return -1;
+    }
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: MAIL after BDAT");
         return -1;
     }
     if (s->base.state != SS_READY) {
@@ -146,6 +151,10 @@ command_check_rcpt(struct smtp_session *s, const char *args)
 {
     struct smtp_perr e;
 
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: RCPT after BDAT");
+        return -1;
+    }
     if (s->base.state != SS_MAIL && s->base.state != SS_RCPT) {
         session_reply(s, 503, "5.5.1", "Error: need MAIL command");
         return -1;
@@ -390,10 +399,15 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     session_reply(s, 250, "2.1.5", "Ok");
 }
 
-/* command_check_data - DATA needs recipients. */
+/* command_check_data - DATA needs recipients, and no BDAT before it (RFC 3030 2: the
+ * transaction stays as it is). */
 static int
 command_check_data(struct smtp_session *s, const char *args)
 {
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+        return -1;
+    }
     if (s->base.state == SS_MAIL) {
         session_reply(s, 554, "5.5.1", "Error: no valid recipients");
         return -1;
@@ -405,9 +419,10 @@ command_check_data(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_data - 354, and the session reads the message. */
-static void
-command_data(struct smtp_session *s, const char *args)
+/* command_data_begin - a message starts (DATA, or the first BDAT chunk): its id, the
+ * Received: header and the scanner. */
+void
+command_data_begin(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
     char proto[16], received[2048];
@@ -424,6 +439,13 @@ command_data(struct smtp_session *s, const char *args)
                       tx->id, "", NULL, time(NULL));
     data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
     tx->rx_active = true;
+}
+
+/* command_data - 354, and the session reads the message. */
+static void
+command_data(struct smtp_session *s, const char *args)
+{
+    command_data_begin(s);
     sess_enter_state(&s->base, SS_DATA);
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
     session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -463,8 +485,9 @@ command_delivered(void *arg, const struct deliver_outcome *o)
     sess_resume(&s->base);
 }
 
-/* command_data_refuse - the message came but is not acceptable. */
-static void
+/* command_data_refuse - the message (or a BDAT chunk of it) came but is not acceptable:
+ * the reply and the log line; the caller ends the transaction. */
+void
 command_data_refuse(struct smtp_session *s, int errors)
 {
     const char *why;
@@ -488,11 +511,11 @@ command_data_refuse(struct smtp_session *s, int errors)
     }
     log_sess(LOGLVL_INFO, s->base.sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
              why);
-    session_tx_reset(s);
 }
 
-/* command_data_end - the terminator arrived: refuse, or deliver. */
-static void
+/* command_data_end - the terminator (or the last BDAT chunk) arrived: refuse, or
+ * deliver. */
+void
 command_data_end(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
@@ -505,6 +528,7 @@ command_data_end(struct smtp_session *s)
         tx->rx.errors = DATA_ERR_HOPS; /* a mail loop: refused, not bounced */
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
+        session_tx_reset(s);
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
@@ -557,7 +581,7 @@ static void
 command_help(struct smtp_session *s, const char *args)
 {
     session_reply(s, 214, "2.0.0",
-                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY%s%s\n"
+                  "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY%s%s\n"
                   "See RFC 5321; this is dmail's dsmtp",
                   s->d->srv.tls != NULL ? " STARTTLS" : "", " AUTH");
 }
@@ -676,7 +700,7 @@ static const struct command command_table[SMTP_V_COUNT] = {
     [SMTP_V_EXPN] = {0, NULL, command_unimplemented},
     [SMTP_V_STARTTLS] = {CMD_NOARGS, command_check_starttls, command_starttls},
     [SMTP_V_AUTH] = {CMD_SECRET, smtp_auth_check, smtp_auth_proceed},
-    [SMTP_V_BDAT] = {0, NULL, command_unimplemented},
+    [SMTP_V_BDAT] = {0, chunk_check, chunk_proceed},
     [SMTP_V_ETRN] = {0, NULL, command_unimplemented},
     [SMTP_V_TURN] = {0, NULL, command_unimplemented},
     [SMTP_V_SEND] = {0, NULL, command_unimplemented},

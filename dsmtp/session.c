@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk.h"
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
@@ -26,8 +27,9 @@ static const char *const session_state_names[] = {
 
 /* What each state means to the core. */
 static const unsigned char session_phases[] = {
-    [SS_TLS_WAIT] = SP_TLS, [SS_CONNECTED] = SP_CMD, [SS_READY] = SP_CMD, [SS_MAIL] = SP_CMD,
-    [SS_RCPT] = SP_CMD,     [SS_DATA] = SP_CMD,      [SS_AUTH] = SP_CMD,  [SS_QUIT] = SP_CLOSE,
+    [SS_TLS_WAIT] = SP_TLS, [SS_CONNECTED] = SP_CMD, [SS_READY] = SP_CMD,
+    [SS_MAIL] = SP_CMD,     [SS_RCPT] = SP_CMD,      [SS_DATA] = SP_CMD,
+    [SS_BDAT] = SP_CMD,     [SS_AUTH] = SP_CMD,      [SS_QUIT] = SP_CLOSE,
 };
 
 /* session_reply - format one reply (maybe multi-line) into s->base.reply. */
@@ -75,7 +77,9 @@ session_cmd_done(struct sess *b)
 
     if (b->reply.len == 0)
         return;
-    if (code >= 400 && code != 421 && b->state != SS_QUIT) {
+    if (s->uncounted) /* an echo of an error already counted (a failed BDAT's chunks) */
+        s->uncounted = false;
+    else if (code >= 400 && code != 421 && b->state != SS_QUIT) {
         b->errors++;
         if (b->errors >= b->cf->error_hard_limit) {
             log_sess(LOGLVL_INFO, b->sid, "too-many-errors errors=%d", b->errors);
@@ -106,7 +110,8 @@ session_tx_reset(struct smtp_session *s)
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));
-    if (s->base.state == SS_MAIL || s->base.state == SS_RCPT || s->base.state == SS_DATA)
+    if (s->base.state == SS_MAIL || s->base.state == SS_RCPT || s->base.state == SS_DATA ||
+        s->base.state == SS_BDAT)
         sess_enter_state(&s->base, SS_READY);
 }
 
@@ -125,7 +130,7 @@ session_reset(struct smtp_session *s)
     sess_enter_state(&s->base, SS_CONNECTED);
 }
 
-/* session_input - one command line, or the DATA bytes there are. */
+/* session_input - one command line, or the DATA bytes there are, or a BDAT chunk's. */
 static enum sess_in
 session_input(struct sess *b)
 {
@@ -136,6 +141,8 @@ session_input(struct sess *b)
     char *line;
     size_t len;
 
+    if (s->chunk.active)
+        return chunk_input(s);
     if (b->state == SS_DATA) {
         if (in->len == 0)
             return SI_NONE;
@@ -166,14 +173,16 @@ session_input(struct sess *b)
     s->in_bare = false;
     s->bare_len = 0;
     command_dispatch(s, line, len, &info);
+    if (s->chunk.pending) /* BDAT: its octets come next, then its reply */
+        return chunk_begin(s);
     return SI_CMD;
 }
 
-/* session_may_stop - a graceful stop lets a transaction's DATA finish. */
+/* session_may_stop - a graceful stop lets a transaction's DATA or BDAT chunks finish. */
 static bool
 session_may_stop(struct sess *b, bool idle)
 {
-    return b->state != SS_DATA;
+    return b->state != SS_DATA && b->state != SS_BDAT && !smtp_session_of(b)->chunk.active;
 }
 
 /* session_bye - the 421 of a graceful stop or an idle timeout. */
@@ -206,6 +215,8 @@ session_greet(struct sess *b)
 static const char *
 session_eof_reason(struct sess *b)
 {
+    if (smtp_session_of(b)->chunk.active || b->state == SS_BDAT)
+        return "eof-in-bdat";
     return b->state == SS_DATA ? "eof-in-data" : "eof";
 }
 
@@ -223,6 +234,9 @@ session_gone(struct sess *b)
         s->batch = NULL;
     } else if (b->state == SS_DATA) {
         log_sess(LOGLVL_INFO, b->sid, "discarded reason=eof-in-data");
+    } else if (b->state == SS_BDAT) {
+        log_sess(LOGLVL_INFO, b->sid, "discarded id=%s size=%llu reason=eof-in-bdat", s->tx.id,
+                 s->tx.rx.wire);
     }
     session_tx_reset(s);
     log_sess(LOGLVL_INFO, b->sid, "disconnect reason=%s msgs=%u errors=%d",

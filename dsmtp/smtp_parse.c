@@ -287,6 +287,29 @@ smtp_parse_helo(const char *args, char *out, size_t outlen, struct smtp_perr *e)
     return 0;
 }
 
+/* smtp_parse_bdat - "count [LAST]". */
+int
+smtp_parse_bdat(const char *args, unsigned long long *size, bool *last, struct smtp_perr *e)
+{
+    size_t n = 0;
+    const char *s;
+
+    while (isdigit((unsigned char)args[n]))
+        n++;
+    if (n == 0 || n > 19 || (args[n] != ' ' && args[n] != '\0') ||
+        smtp_parse_size(args, n, size) < 0)
+        return smtp_parse_err(e, 521, "5.5.4", "Syntax: BDAT count [LAST]");
+    s = args + n;
+    while (*s == ' ')
+        s++;
+    *last = strncasecmp(s, "LAST", 4) == 0 && (s[4] == ' ' || s[4] == '\0');
+    if (*last)
+        s += 4;
+    if (smtp_parse_has_arg(s))
+        return smtp_parse_err(e, 521, "5.5.4", "Syntax: BDAT count [LAST]");
+    return 0;
+}
+
 /* smtp_parse_auth - "MECH [initial-response]". */
 int
 smtp_parse_auth(const char *args, char *mech, size_t mechlen, const char **initial,

@@ -99,6 +99,11 @@ int smtp_parse_rcpt(const char *args, bool esmtp, struct smtp_rcpt *r, struct sm
  * domain or an address literal) of at most 255 octets, copied into out. 0 or -1. */
 int smtp_parse_helo(const char *args, char *out, size_t outlen, struct smtp_perr *e);
 
+/* smtp_parse_bdat - the arguments of BDAT (RFC 3030): "count [LAST]", count 1 to 19
+ * digits. A syntax error is 521 5.5.4: the octets that follow cannot be found, so the
+ * caller closes the session (as Postfix does). 0 or -1 with e filled. */
+int smtp_parse_bdat(const char *args, unsigned long long *size, bool *last, struct smtp_perr *e);
+
 /* smtp_parse_auth - "MECH [initial-response]" into mech (upper-cased, at most 20
  * characters) and *initial (NULL if absent; points into args). 0 or -1. */
 int smtp_parse_auth(const char *args, char *mech, size_t mechlen, const char **initial,

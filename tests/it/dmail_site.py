@@ -577,6 +577,14 @@ class RawSMTP(LineClient):
                                  % (line, enhanced, c, lines))
         return c, lines
 
+    def bdat(self, data, last=False, read=True):
+        """BDAT len(data) [LAST] and the octets in one write (RFC 3030); returns the reply
+        (read=False: only sends)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.send(b"BDAT %d%s\r\n" % (len(data), b" LAST" if last else b"") + data)
+        return self.reply() if read else None
+
     def ehlo(self, name="client.example"):
         c, lines = self.cmd("EHLO " + name)
         if c != 250:

@@ -204,6 +204,42 @@ test_rcpt(void **state)
 }
 
 static void
+test_bdat(void **state)
+{
+    struct smtp_perr e;
+    unsigned long long n;
+    bool last;
+
+    (void)state;
+    assert_int_equal(smtp_parse_bdat("10", &n, &last, &e), 0);
+    assert_true(n == 10 && !last);
+    assert_int_equal(smtp_parse_bdat("0 LAST", &n, &last, &e), 0);
+    assert_true(n == 0 && last);
+    assert_int_equal(smtp_parse_bdat("007  last  ", &n, &last, &e), 0);
+    assert_true(n == 7 && last);
+    assert_int_equal(smtp_parse_bdat("9999999999999999999", &n, &last, &e), 0);
+    assert_true(n == 9999999999999999999ULL);
+    static const char *const bad[] = {"",
+                                      "LAST",
+                                      "x",
+                                      "-1",
+                                      "+5",
+                                      "1x",
+                                      "1 FIRST",
+                                      "1 LASTX",
+                                      "1 LAST x",
+                                      "1 2",
+                                      "10000000000000000000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (smtp_parse_bdat(bad[i], &n, &last, &e) != -1)
+            fail_msg("\"%s\" parsed", bad[i]);
+        assert_int_equal(e.code, 521);
+        assert_string_equal(e.ecode, "5.5.4");
+        assert_string_equal(e.text, "Syntax: BDAT count [LAST]");
+    }
+}
+
+static void
 test_helo(void **state)
 {
     char out[300];
@@ -344,10 +380,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verbs),     cmocka_unit_test(test_mail),
-        cmocka_unit_test(test_rcpt),      cmocka_unit_test(test_helo),
-        cmocka_unit_test(test_auth_args), cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_plain),     cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_verbs),  cmocka_unit_test(test_mail),
+        cmocka_unit_test(test_rcpt),   cmocka_unit_test(test_helo),
+        cmocka_unit_test(test_bdat),   cmocka_unit_test(test_auth_args),
+        cmocka_unit_test(test_base64), cmocka_unit_test(test_plain),
+        cmocka_unit_test(test_misc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
