@@ -124,13 +124,17 @@ def volume_run(ctx, srv, sk, n, conc):
     try:
         t_acc = t_rel = None
         last_mem = 0.0
+        seen, t_seen = 0, t0  # the sink's count and when it last moved
         while True:
             now = time.monotonic()
+            got = sk.count() - base
+            if got != seen:
+                seen, t_seen = got, now
             if t_acc is None and p.poll() is not None:
                 t_acc = now - t0
                 if p.returncode != 0:
                     break
-            if t_rel is None and sk.count() - base >= n:
+            if t_rel is None and got >= n:
                 t_rel = now - t0
             if t_acc is not None and t_rel is not None:
                 break
@@ -139,9 +143,9 @@ def volume_run(ctx, srv, sk, n, conc):
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 last_mem = now
             if now - t0 > limit:
-                raise RuntimeError("run did not finish within %.0f s: %d of %d at the sink, "
-                                   "%d queue files, smtp-source %s"
-                                   % (limit, sk.count() - base, n, queue_count(srv),
+                raise RuntimeError("run did not finish within %.0f s: %d of %d at the sink "
+                                   "(none for the last %.0f s), %d queue files, smtp-source %s"
+                                   % (limit, got, n, now - t_seen, queue_count(srv),
                                       "done" if t_acc is not None else "running"))
             time.sleep(0.01)
     finally:
