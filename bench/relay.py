@@ -32,6 +32,7 @@ SIDES = ("dmail", "peer")
 DOMAIN = "relay.test"
 MB = 1024.0
 DRAIN_SECS = 60.0
+STALL_SECS = 30.0  # a volume run fails when the sink gets nothing this long after the end
 IO_TIMEOUT = 30.0
 
 
@@ -142,6 +143,12 @@ def volume_run(ctx, srv, sk, n, conc):
                 _, rss, pss = srv.mem()
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 last_mem = now
+            if t_acc is not None and now - t_seen > STALL_SECS:
+                msg = ("%s stalled: %d of %d at the sink, none for the last %.0f s (smtp-source "
+                       "has ended), %d queue files waiting" % (srv.label, got, n, now - t_seen,
+                                                               queue_count(srv)))
+                ctx.res.note("7: " + msg)
+                raise RuntimeError(msg)
             if now - t0 > limit:
                 raise RuntimeError("run did not finish within %.0f s: %d of %d at the sink "
                                    "(none for the last %.0f s), %d queue files, smtp-source %s"
