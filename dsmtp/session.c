@@ -100,6 +100,7 @@ session_tx_reset(struct smtp_session *s)
     for (size_t i = 0; i < tx->nrcpt; i++) {
         free(tx->rcpt[i].addr);
         free(tx->rcpt[i].mailbox);
+        free(tx->rcpt[i].orcpt);
     }
     free(tx->rcpt);
     free(tx->first);
