@@ -11,7 +11,9 @@
  *   at most max(1 hour, queue_retry). A queue file is rewritten (atomically, qfile_write)
  *   with the new states, and removed when no recipient is pending. After queue_lifetime a
  *   pending recipient is given up and logged (bounces arrive with outbound delivery).
- *   Unreadable files are moved to spool_dir/corrupt/.
+ *   Unreadable files are moved to spool_dir/corrupt/. Failures, delay notices and, for
+ *   NOTIFY=SUCCESS, local deliveries are reported as the recipients' DSN NOTIFY asks
+ *   (bounce.h); a forward's destinations inherit NOTIFY and ORCPT.
  */
 #ifndef DSMTP_QUEUE_H
 #define DSMTP_QUEUE_H
