@@ -143,6 +143,24 @@ def test_notify_success_local_delivery_reported(dsmtp):
     assert dsn_reports(dsmtp, "alice") == []
 
 
+def test_forward_keeps_notify_and_names_the_original(dsmtp_factory):
+    """A RCPT forwarded to another mailbox: NOTIFY goes along, and without an ORCPT the
+    address the client gave is the report's Original-Recipient."""
+    srv = dsmtp_factory(forward=["info@%s carol@%s" % (DOMAIN, DOMAIN)])
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<bob@%s>" % DOMAIN, 250)
+        c.expect("RCPT TO:<info@%s> NOTIFY=SUCCESS" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: fwd\r\n\r\nx\r\n.\r\n")
+        assert c.reply()[0] == 250
+    assert wait_for(lambda: dsn_reports(srv, "bob"), 15), srv.log()
+    _, per_rcpt, _ = fields(dsn_reports(srv, "bob")[0])
+    assert nospace(per_rcpt[0]["Final-Recipient"]) == "rfc822;carol@" + DOMAIN
+    assert nospace(per_rcpt[0]["Original-Recipient"]) == "rfc822;info@" + DOMAIN
+    assert per_rcpt[0]["Action"] == "delivered"
+
+
 def test_notify_never_on_local_failure_sendmail(dsmtp):
     """sendmail -N never to an unknown user: no report; the default still bounces."""
     sendmail(dsmtp, ["-i", "-N", "never", "-f", "alice@" + DOMAIN, "ghost"],
@@ -173,6 +191,26 @@ def test_sendmail_dsn_options(dsmtp):
 
 
 # ------------------------------------------------------------------------- the queue
+
+
+def test_queue_retry_delivered_reports_success(dsmtp):
+    """A queued local recipient with NOTIFY=SUCCESS (its notify line) delivered by the
+    queue runner: the sender gets Action: delivered with its ORCPT."""
+    text = b"From: bob@" + DOMAIN.encode() + b"\nSubject: later\nMessage-ID: <later@x>\n\nx\n"
+    data = qfile_bytes("1700000000.1_1_ok.test", ["alice@" + DOMAIN], text,
+                       sender="bob@" + DOMAIN, arrival=time.time() - 60)
+    data = data.replace(b"\nsize ", b"\nnotify success rfc822;a+2Bq@x\nsize ", 1)
+    dsmtp.put_qfile(data)
+    ctl = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", dsmtp.conf_path, "flush"],
+                         capture_output=True, text=True, timeout=20)
+    assert ctl.returncode == 0, ctl.stderr
+    assert wait_for(lambda: dsn_reports(dsmtp, "bob"), 15), dsmtp.log()
+    assert dsmtp.msgids("alice") == ["<later@x>"]
+    _, per_rcpt, _ = fields(dsn_reports(dsmtp, "bob")[0])
+    assert per_rcpt[0]["Action"] == "delivered"
+    assert nospace(per_rcpt[0]["Original-Recipient"]) == "rfc822;a+q@x"
+    assert wait_for(lambda: not dsmtp.queue_files(), 10), dsmtp.queue_files()
+
 
 
 @needs_dns
