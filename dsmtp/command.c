@@ -75,7 +75,7 @@ command_ehlo(struct smtp_session *s, const char *args)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8\nCHUNKING%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
@@ -140,7 +140,10 @@ command_mail(struct smtp_session *s, const char *args)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu", esc, tx->params.size);
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s", esc, tx->params.size,
+             tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
+             tx->params.ret != DSN_RET_UNSET ? dsnparam_ret_name(tx->params.ret, false) : "",
+             tx->params.envid[0] ? " envid=" : "", tx->params.envid);
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -387,8 +390,17 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
         queued |= dr->dest[i].mailbox == NULL;
     command_rcpt_log(s, addr, dr, relay ? "ok-relay" : queued ? "ok-postmaster-queued" : "ok");
     for (size_t i = 0; i < dr->n; i++) {
-        tx->rcpt[tx->nrcpt].addr = dr->dest[i].addr; /* taken over */
-        tx->rcpt[tx->nrcpt].mailbox = dr->dest[i].mailbox;
+        struct smtp_rcpt_entry *e = &tx->rcpt[tx->nrcpt];
+        char x[DSNPARAM_ORCPT_MAX + 1];
+        e->addr = dr->dest[i].addr; /* taken over */
+        e->mailbox = dr->dest[i].mailbox;
+        e->notify = s->arg.rcpt.notify;
+        e->orcpt = NULL;
+        if (s->arg.rcpt.orcpt[0] != '\0')
+            e->orcpt = xstrdup(s->arg.rcpt.orcpt);
+        else if (strcasecmp(e->addr, addr) != 0 && /* a forward: the address as given */
+                 dsnparam_xtext_encode(addr, x + 7, sizeof(x) - 7) == 0)
+            e->orcpt = xasprintf("rfc822;%s", x + 7);
         dr->dest[i].addr = dr->dest[i].mailbox = NULL;
         tx->nrcpt++;
     }
@@ -520,6 +532,7 @@ command_data_end(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
     struct deliver_batch *b;
+    struct deliver_dsn dsn;
     char origin[200], *text;
     size_t len;
 
@@ -533,10 +546,13 @@ command_data_end(struct smtp_session *s)
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
     text = data_rx_take(&tx->rx, &len);
-    b = deliver_new(s->base.cf, tx->id, tx->sender, origin, text, len);
+    dsn.ret = tx->params.ret;
+    dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
+    b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
-                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)");
+                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)",
+                    tx->rcpt[i].notify, tx->rcpt[i].orcpt);
     s->batch = b;
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);

@@ -24,6 +24,7 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dns.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
@@ -56,6 +57,11 @@ struct outq_file {
     char **addr;             /* the remote recipients taken */
     struct smtpc_reply *res; /* their results (code 0: none) */
     char **relay;            /* who answered each */
+    bool *dsn_on;            /* ... and whether it offered DSN (NOTIFY went on) */
+    enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
+    char *envid;
+    char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
+    char **orcpt;
     time_t started;
     int dests;                   /* destinations still to finish */
     int sent, deferred, bounced; /* the results written (for the counters) */
@@ -94,6 +100,7 @@ struct outq_dest {
     struct dns_query *q;
     struct smtpc *c;
     bool answered;          /* some address gave a session */
+    bool dsn;               /* the session's server offered DSN */
     struct smtpc_reply err; /* why the last try failed */
     char relay[300];
     time_t since;             /* started (for showsend) */
@@ -234,8 +241,17 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->addr = xcalloc(n, sizeof(*f->addr));
     f->res = xcalloc(n, sizeof(*f->res));
     f->relay = xcalloc(n, sizeof(*f->relay));
-    for (size_t i = 0; i < n; i++)
-        f->addr[i] = xstrdup(q->rcpt[idx[i]].addr);
+    f->dsn_on = xcalloc(n, sizeof(*f->dsn_on));
+    f->ret = q->ret;
+    f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
+    f->notify = xcalloc(n, sizeof(*f->notify));
+    f->orcpt = xcalloc(n, sizeof(*f->orcpt));
+    for (size_t i = 0; i < n; i++) {
+        const struct qfile_rcpt *r = &q->rcpt[idx[i]];
+        f->addr[i] = xstrdup(r->addr);
+        dsnparam_notify_format(r->notify, false, f->notify[i], sizeof(f->notify[i]));
+        f->orcpt[i] = r->orcpt != NULL ? xstrdup(r->orcpt) : NULL;
+    }
     uv_mutex_lock(&oq->mu);
     f->next = oq->incoming;
     oq->incoming = f;
@@ -250,9 +266,14 @@ outq_file_free(struct outq_file *f)
     for (size_t i = 0; i < f->n; i++) {
         free(f->addr[i]);
         free(f->relay[i]);
+        free(f->orcpt[i]);
     }
     free(f->addr);
     free(f->relay);
+    free(f->dsn_on);
+    free(f->envid);
+    free(f->notify);
+    free(f->orcpt);
     free(f->res);
     free(f->path);
     free(f->sender);
@@ -267,8 +288,9 @@ static void
 outq_record_work(uv_work_t *w)
 {
     struct outq_file *f = w->data;
-    struct bounce_rcpt *fail = xcalloc(f->n, sizeof(*fail));
-    size_t nfail = 0;
+    struct bounce_rcpt *fail = xcalloc(f->n, sizeof(*fail)), *succ = xcalloc(f->n, sizeof(*succ));
+    size_t nfail = 0, nsucc = 0;
+    char(*mta)[256] = xcalloc(f->n, sizeof(*mta));
     struct qfile q;
     char err[200], eq[700];
     time_t now = time(NULL);
@@ -277,6 +299,8 @@ outq_record_work(uv_work_t *w)
     if (qfile_read(f->path, &q, err, sizeof(err)) < 0) {
         log_error("outq id=%s: %s: results not written: %s", f->id, f->path, err);
         free(fail);
+        free(succ);
+        free(mta);
         qfile_free(&q);
         return;
     }
@@ -294,13 +318,21 @@ outq_record_work(uv_work_t *w)
         rc->attempts++;
         free(rc->last_error);
         rc->last_error = xstrdup(line);
+        /* Remote-MTA: the host name of "host[ip]:port" */
+        snprintf(mta[k], sizeof(mta[k]), "%.*s", (int)strcspn(f->relay[k] ? f->relay[k] : "", "["),
+                 f->relay[k] ? f->relay[k] : "");
+        struct bounce_rcpt br = {rc->addr,   r->status, rc->last_error,           rc->attempts,
+                                 rc->notify, rc->orcpt, mta[k][0] ? mta[k] : NULL};
         if (r->code / 100 == 2) {
             rc->state = QR_DONE;
             st = "sent";
             f->sent++;
+            /* RFC 3461 6.2: NOTIFY went on to a server with DSN; else "relayed" is ours */
+            if (!f->dsn_on[k] && dsnparam_wants(rc->notify, DSN_NOTIFY_SUCCESS))
+                succ[nsucc++] = br;
         } else if (r->code / 100 == 5) {
             rc->state = QR_FAILED;
-            fail[nfail++] = (struct bounce_rcpt){rc->addr, r->status, rc->last_error, rc->attempts};
+            fail[nfail++] = br;
             st = "bounced";
             f->bounced++;
         } else {
@@ -312,8 +344,11 @@ outq_record_work(uv_work_t *w)
                  rc->addr, f->relay[k] ? f->relay[k] : "none", (long)(now - q.arrival), r->status,
                  st, logq_text(eq, sizeof(eq), line, strlen(line), 600));
     }
+    struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
+                            q.text, q.text_len, q.ret,    q.envid};
+    if (nsucc > 0)
+        bounce_success(f->cf, &bm, succ, nsucc, DSN_RELAYED); /* a failure is logged */
     if (nfail > 0) {
-        struct bounce_msg bm = {q.id, q.sender, q.origin, q.arrival, q.text, q.text_len};
         if (bounce_send(f->cf, &bm, fail, nfail) < 0)
             for (size_t k = 0; k < nfail; k++)
                 for (size_t i = 0; i < q.nrcpt; i++)
@@ -323,6 +358,8 @@ outq_record_work(uv_work_t *w)
                     }
     }
     free(fail);
+    free(succ);
+    free(mta);
     deliver_queue_settle(f->cf->spool_dir, &q, f->path, true);
     qfile_free(&q);
 }
@@ -365,9 +402,9 @@ outq_file_dest_done(struct outq_file *f)
 }
 
 /* outq_msg_finish - the message's recipients have their results (r: the same for all
- * that have none yet, or NULL). */
+ * that have none yet, or NULL); dsn: the server that answered offered DSN. */
 static void
-outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *relay)
+outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *relay, bool dsn)
 {
     struct outq_file *f = m->f;
 
@@ -379,6 +416,7 @@ outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *rel
         f->res[i] = *x;
         free(f->relay[i]);
         f->relay[i] = relay != NULL && relay[0] ? xstrdup(relay) : NULL;
+        f->dsn_on[i] = dsn;
     }
     free(m->idx);
     free(m->rc);
@@ -430,7 +468,7 @@ outq_dest_all(struct outq_dest *t, const struct smtpc_reply *r)
 
     while ((m = t->msgs) != NULL) {
         t->msgs = m->next;
-        outq_msg_finish(m, r, t->relay);
+        outq_msg_finish(m, r, t->relay, false);
     }
     t->last = NULL;
     outq_dest_done(t);
@@ -480,7 +518,7 @@ outq_send_done(struct smtpc *c, void *arg, struct smtpc_msg *sm, bool broken)
 
     for (t = m->f->oq->dests; t != NULL && t->c != c; t = t->next)
         ;
-    outq_msg_finish(m, NULL, t != NULL ? t->relay : NULL);
+    outq_msg_finish(m, NULL, t != NULL ? t->relay : NULL, t != NULL && t->dsn);
     if (t == NULL)
         return;
     if (broken) {
@@ -516,7 +554,7 @@ outq_dest_send(struct outq_dest *t)
     if (smtpc_send(t->c, &m->m, outq_send_done, m) < 0) {
         struct smtpc_reply r;
         outq_reply_set(&r, 451, "4.4.2", "%s: session not usable", t->relay);
-        outq_msg_finish(m, &r, t->relay);
+        outq_msg_finish(m, &r, t->relay, false);
         outq_dest_all(t, &r);
     }
 }
@@ -530,6 +568,7 @@ outq_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
 
     if (info->reply.code / 100 == 2) {
         t->answered = true;
+        t->dsn = info->dsn;
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
         snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
@@ -938,9 +977,13 @@ outq_add_file(struct outq *oq, struct outq_file *f)
             done[j] = true;
             m->idx[m->n] = j;
             m->rc[m->n].addr = f->addr[j];
+            m->rc[m->n].notify = f->notify[j][0] ? f->notify[j] : NULL;
+            m->rc[m->n].orcpt = f->orcpt[j];
             m->n++;
         }
         m->m.sender = f->sender;
+        m->m.envid = f->envid;
+        m->m.ret = dsnparam_ret_name(f->ret, false);
         m->m.eightbit = f->eightbit;
         /* a UTF-8 address needs SMTPUTF8 from the next hop (RFC 6531), as Postfix's
          * smtputf8_autodetect: without it the recipients fail 5.6.7 */

@@ -44,6 +44,11 @@
  *   the reply as last error and the usual back-off (deliver_next_try). One log line per
  *   recipient: "outq id=ID to=<a> relay=HOST[IP]:PORT delay=S dsn=X.Y.Z
  *   status=sent|deferred|bounced reply=\"...\"".
+ * - DSN (RFC 3461): the queue file's RET and ENVID and each recipient's NOTIFY and ORCPT
+ *   go to smtpc, which sends them when the server offers DSN. A recipient accepted (2xx)
+ *   whose NOTIFY asks for SUCCESS gets a "relayed" report from us only when that server
+ *   did not offer DSN (else the report is the next hop's); reports name the server as
+ *   Remote-MTA.
  */
 #ifndef DSMTP_OUTQ_H
 #define DSMTP_OUTQ_H

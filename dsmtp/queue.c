@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "bounce.h"
 #include "deliver.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
@@ -72,8 +73,15 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
         bool known = false;
         for (size_t j = 0; j < q->nrcpt && !known; j++)
             known = strcasecmp(q->rcpt[j].addr, dr->dest[k].addr) == 0;
-        if (!known)
+        if (!known) { /* the DSN parameters go along; ORCPT: the address forwarded */
+            char x[DSNPARAM_ORCPT_MAX + 1];
             qfile_add_rcpt(q, dr->dest[k].addr);
+            q->rcpt[q->nrcpt - 1].notify = q->rcpt[i].notify;
+            if (q->rcpt[i].orcpt != NULL)
+                q->rcpt[q->nrcpt - 1].orcpt = xstrdup(q->rcpt[i].orcpt);
+            else if (dsnparam_xtext_encode(q->rcpt[i].addr, x, sizeof(x) - 7) == 0)
+                q->rcpt[q->nrcpt - 1].orcpt = xasprintf("rfc822;%s", x);
+        }
         if (o < sizeof(list)) {
             int n = snprintf(list + o, sizeof(list) - o, "%s<%s>", k ? "," : "", dr->dest[k].addr);
             o += n > 0 ? (size_t)n : 0;
@@ -154,6 +162,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     switch (res) {
     case DROP_OK:
         r->state = QR_DONE;
+        *status = "2.0.0"; /* delivered into the mailbox */
         log_info("queue id=%s to=<%s> result=delivered attempts=%d", q->id, r->addr, r->attempts);
         break;
     case DROP_TEMP:
@@ -176,7 +185,8 @@ queue_fail(struct bounce_rcpt **f, size_t *n, const struct qfile_rcpt *r, const 
 {
     *f = xrealloc(*f, (*n + 1) * sizeof(**f));
     (*f)[(*n)++] = (struct bounce_rcpt){
-        r->addr, status, r->last_error ? r->last_error : "not delivered", r->attempts};
+        r->addr,  status, r->last_error ? r->last_error : "not delivered", r->attempts, r->notify,
+        r->orcpt, NULL};
 }
 
 /* queue_report - report this pass's failures; when the report cannot be queued, the
@@ -186,7 +196,8 @@ static int
 queue_report(const struct conf *cf, struct qfile *q, const struct bounce_rcpt *f, size_t n,
              time_t now)
 {
-    struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+    struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
+                            q->text, q->text_len, q->ret,    q->envid};
     int back = 0;
 
     if (n == 0 || bounce_send(cf, &bm, f, n) >= 0)
@@ -224,11 +235,13 @@ queue_warn(const struct conf *cf, struct qfile *q, time_t now)
         /* the enhanced status of a last error "451 4.4.3 text", else 4.0.0 */
         if (sscanf(e, "%*3d %15[0-9.]", st[n]) != 1 || st[n][0] != '4')
             snprintf(st[n], sizeof(st[n]), "4.0.0");
-        r[n] = (struct bounce_rcpt){x->addr, st[n], e[0] ? e : "not delivered yet", x->attempts};
+        r[n] = (struct bounce_rcpt){
+            x->addr, st[n], e[0] ? e : "not delivered yet", x->attempts, x->notify, x->orcpt, NULL};
         n++;
     }
     if (n > 0) {
-        struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+        struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
+                                q->text, q->text_len, q->ret,    q->envid};
         rc = bounce_delay(cf, &bm, r, n, q->arrival + cf->queue_lifetime);
     }
     free(st);
@@ -249,8 +262,8 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     char err[200];
     bool changed = false, expired;
     int pending = 0;
-    struct bounce_rcpt *fail = NULL;
-    size_t nfail = 0, *remote = NULL, nremote = 0;
+    struct bounce_rcpt *fail = NULL, *succ = NULL;
+    size_t nfail = 0, nsucc = 0, *remote = NULL, nremote = 0;
 
     memset(&q, 0, sizeof(q));
     if (qfile_read(path, &q, err, sizeof(err)) < 0) {
@@ -292,9 +305,19 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
         else if (q.rcpt[i].state == QR_FAILED)
             queue_fail(&fail, &nfail, &q.rcpt[i], status);
+        else if (status[0] == '2' && dsnparam_wants(q.rcpt[i].notify, DSN_NOTIFY_SUCCESS))
+            queue_fail(&succ, &nsucc, &q.rcpt[i], status); /* delivered: NOTIFY=SUCCESS */
     }
     pending += queue_report(cf, &q, fail, nfail, now);
     free(fail);
+    if (nsucc > 0) {
+        struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
+                                q.text, q.text_len, q.ret,    q.envid};
+        for (size_t k = 0; k < nsucc; k++)
+            succ[k].diag = "delivered to the mailbox";
+        bounce_success(cf, &bm, succ, nsucc, DSN_DELIVERED);
+        free(succ);
+    }
     if (queue_warn(cf, &q, now))
         changed = true;
     /* local results are written first: outbound delivery reads the file again */

@@ -12,7 +12,9 @@
  *   with the new states, and removed when no recipient is pending. After queue_lifetime a
  *   pending recipient is given up and reported to the sender (bounce.h); queue_warn
  *   after arrival one delay notice goes. Remote recipients that are due go to outq.
- *   Unreadable files are moved to spool_dir/corrupt/.
+ *   Unreadable files are moved to spool_dir/corrupt/. Failures, delay notices and, for
+ *   NOTIFY=SUCCESS, local deliveries are reported as the recipients' DSN NOTIFY asks
+ *   (bounce.h); a forward's destinations inherit NOTIFY and ORCPT.
  */
 #ifndef DSMTP_QUEUE_H
 #define DSMTP_QUEUE_H

@@ -16,7 +16,10 @@
 #include "smtp_auth.h"
 #include "xmem.h"
 
-#define SESSION_CMD_LIMIT 512   /* RFC 5321 4.5.3.1.4, CRLF included */
+#define SESSION_CMD_LIMIT 512 /* RFC 5321 4.5.3.1.4, CRLF included */
+/* MAIL and RCPT with parameters may be longer (RFC 1869 6; RFC 3461 4: RET and ENVID add
+ * 113 octets, NOTIFY and ORCPT 544): as Postfix's line_length_limit. */
+#define SESSION_PARAM_LIMIT 2048
 #define SESSION_REPLY_CAP 16384 /* one command's reply */
 
 static const char *const session_state_names[] = {
@@ -104,6 +107,7 @@ session_tx_reset(struct smtp_session *s)
     for (size_t i = 0; i < tx->nrcpt; i++) {
         free(tx->rcpt[i].addr);
         free(tx->rcpt[i].mailbox);
+        free(tx->rcpt[i].orcpt);
     }
     free(tx->rcpt);
     free(tx->first);
@@ -124,10 +128,22 @@ session_reset(struct smtp_session *s)
     s->helo[0] = '\0';
     free(s->auth_user);
     s->auth_user = NULL;
-    linereader_init(&s->base.reader, SESSION_CMD_LIMIT);
+    linereader_init(&s->base.reader, SESSION_PARAM_LIMIT);
     s->in_bare = false;
     s->bare_len = 0;
     sess_enter_state(&s->base, SS_CONNECTED);
+}
+
+/* session_may_be_long - a line over SESSION_CMD_LIMIT is allowed: MAIL or RCPT. */
+static bool
+session_may_be_long(const struct smtp_session *s, const char *line)
+{
+    struct smtp_cmdline cl;
+
+    if (s->base.state == SS_AUTH)
+        return false;
+    smtp_parse_line(line, &cl);
+    return cl.verb == SMTP_V_MAIL || cl.verb == SMTP_V_RCPT;
 }
 
 /* session_input - one command line, or the DATA bytes there are, or a BDAT chunk's. */
@@ -152,6 +168,10 @@ session_input(struct sess *b)
     r = buf_getline(in, &b->reader, &line, &len, &info);
     if (r == BUF_NONE)
         return SI_NONE;
+    if (r == BUF_LINE && len + 2 > SESSION_CMD_LIMIT && !session_may_be_long(s, line)) {
+        explicit_bzero(line, len); /* might be SASL data */
+        r = BUF_TOOLONG;
+    }
     if (r == BUF_TOOLONG) {
         log_sess(LOGLVL_INFO, b->sid, "command-refused reason=line-too-long");
         s->bare_len = 0;
@@ -264,7 +284,7 @@ session_open(struct sess *b)
 
 const struct sess_ops session_ops = {
     .size = sizeof(struct smtp_session),
-    .cmd_limit = SESSION_CMD_LIMIT,
+    .cmd_limit = SESSION_PARAM_LIMIT,
     .reply_cap = SESSION_REPLY_CAP,
     .state_names = session_state_names,
     .phase = session_phases,
