@@ -1,0 +1,532 @@
+/*
+ * outq_dest - one destination of outbound delivery: its route (MX through c-ares, or a
+ * smarthost/gateway spec, nexthop.h), the password file of smarthost_auth (read on the
+ * pool), the addresses tried in turn, one SMTP client session (smtpc.h) carrying its
+ * messages one after the other, and the dead marks of destinations none of whose
+ * addresses answered. See outq.h and outq_int.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "file.h"
+#include "log.h"
+#include "nexthop.h"
+#include "outq_int.h"
+#include "xmem.h"
+
+static void outq_dest_next_host(struct outq_dest *t);
+static void outq_dest_next_addr(struct outq_dest *t);
+static void outq_dest_send(struct outq_dest *t);
+
+/* outq_dest_done - the destination is done: unlink, free, start others. */
+static void
+outq_dest_done(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+
+    for (struct outq_dest **pp = &oq->dests; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    if (t->q != NULL)
+        dns_cancel(t->q);
+    if (t->pj != NULL)
+        t->pj->t = NULL; /* the read ends on its own */
+    if (t->c != NULL) {
+        smtpc_close(t->c);
+        oq->conns--;
+    }
+    if (t->pass != NULL) {
+        explicit_bzero(t->pass, strlen(t->pass));
+        free(t->pass);
+    }
+    free(t->user);
+    for (size_t i = 0; i < t->nhosts; i++)
+        free(t->hosts[i]);
+    for (size_t i = 0; i < t->naddrs; i++)
+        free(t->addrs[i]);
+    free(t->hosts);
+    free(t->addrs);
+    free(t->key);
+    free(t);
+    if (!oq->stopping)
+        outq_start_dests(oq);
+}
+
+/* outq_dest_all - every waiting message gets r; the destination ends. */
+void
+outq_dest_all(struct outq_dest *t, const struct smtpc_reply *r)
+{
+    struct outq_msg *m;
+
+    while ((m = t->msgs) != NULL) {
+        t->msgs = m->next;
+        outq_msg_finish(m, r, t->relay, false);
+    }
+    t->last = NULL;
+    outq_dest_done(t);
+}
+
+/* outq_dest_dead_find - the destination is marked dead now; its reason. */
+static const struct smtpc_reply *
+outq_dest_dead_find(struct outq *oq, const char *key, time_t now)
+{
+    for (struct outq_dead **pp = &oq->dead, *x; (x = *pp) != NULL;) {
+        if (x->until <= now) {
+            *pp = x->next;
+            free(x->key);
+            free(x);
+            continue;
+        }
+        if (strcasecmp(x->key, key) == 0)
+            return &x->why;
+        pp = &x->next;
+    }
+    return NULL;
+}
+
+/* outq_dest_dead_mark - no address of the destination answered: dead for queue_retry. */
+static void
+outq_dest_dead_mark(struct outq *oq, const char *key, const struct smtpc_reply *why)
+{
+    struct outq_dead *x;
+
+    if (outq_dest_dead_find(oq, key, time(NULL)) != NULL)
+        return; /* another session to it found it first */
+    x = xcalloc(1, sizeof(*x));
+
+    x->key = xstrdup(key);
+    x->until = time(NULL) + oq->d->srv.cf->queue_retry;
+    x->why = *why;
+    x->next = oq->dead;
+    oq->dead = x;
+}
+
+/* outq_dest_sent - a transaction ended. */
+static void
+outq_dest_sent(struct smtpc *c, void *arg, struct smtpc_msg *sm, bool broken)
+{
+    struct outq_msg *m = arg;
+    struct outq_dest *t = NULL;
+
+    for (t = m->f->oq->dests; t != NULL && t->c != c; t = t->next)
+        ;
+    outq_msg_finish(m, NULL, t != NULL ? t->relay : NULL, t != NULL && t->dsn);
+    if (t == NULL)
+        return;
+    if (broken) {
+        struct smtpc_reply r;
+        outq_reply_set(&r, 451, "4.4.2", "%s: connection lost before this message", t->relay);
+        outq_dest_all(t, &r);
+        return;
+    }
+    outq_dest_send(t);
+}
+
+/* outq_dest_send - the next message over the open session, or the end. */
+static void
+outq_dest_send(struct outq_dest *t)
+{
+    struct outq_msg *m = t->msgs;
+    struct smtpc_reply none = {0};
+
+    if (m == NULL) {
+        outq_dest_done(t);
+        return;
+    }
+    if (t->oq->suspended) { /* the rest waits in the queue, untouched */
+        outq_dest_all(t, &none);
+        return;
+    }
+    if (t->carried++ > 0)
+        t->oq->d->stats.out_reused++;
+    t->bytes += m->m.len;
+    t->msgs = m->next;
+    if (t->msgs == NULL)
+        t->last = NULL;
+    if (smtpc_send(t->c, &m->m, outq_dest_sent, m) < 0) {
+        struct smtpc_reply r;
+        outq_reply_set(&r, 451, "4.4.2", "%s: session not usable", t->relay);
+        outq_msg_finish(m, &r, t->relay, false);
+        outq_dest_all(t, &r);
+    }
+}
+
+/* outq_dest_ready - the session is up, or failed. */
+static void
+outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
+{
+    struct outq_dest *t = arg;
+    struct outq *oq = t->oq;
+
+    if (info->reply.code / 100 == 2) {
+        t->answered = true;
+        t->dsn = info->dsn;
+        oq->d->stats.out_conns++;
+        oq->d->stats.out_tls += info->tls;
+        snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
+        if (info->tls)
+            log_debug("outq %s: TLS %s%s", t->relay, info->tls_desc,
+                      info->tls_verified ? " verified" : "");
+        outq_dest_send(t);
+        return;
+    }
+    t->err = info->reply;
+    if (info->reply.code / 100 == 5) { /* a server refusing the session: retried later, */
+        t->err.code = 451;             /* its own reply kept in the text */
+        t->err.status[0] = '4';
+        snprintf(t->err.text, sizeof(t->err.text), "%.200s: %.20s: %d %.15s %.250s", t->relay,
+                 info->stage, info->reply.code, info->reply.status, info->reply.text);
+    } else {
+        snprintf(t->err.text, sizeof(t->err.text), "%.200s: %.20s: %.250s", t->relay, info->stage,
+                 info->reply.text);
+    }
+    smtpc_close(c);
+    t->c = NULL;
+    oq->conns--;
+    if (strcmp(info->stage, "connect") != 0)
+        t->answered = true;
+    if (strcmp(info->stage, "starttls") == 0 && !t->plain && !t->require) {
+        t->plain = true; /* opportunistic TLS failed: once more in plaintext */
+        t->ai--;
+    }
+    outq_dest_next_addr(t);
+}
+
+/* outq_dest_next_addr - try the next address of the current host. */
+static void
+outq_dest_next_addr(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+    struct smtpc_opts o = {0};
+    char err[200];
+    const char *ip;
+
+    if (t->ai >= t->naddrs) {
+        outq_dest_next_host(t);
+        return;
+    }
+    ip = t->addrs[t->ai++];
+    snprintf(t->relay, sizeof(t->relay), "%s[%s]:%d", t->host, ip, t->port);
+    o.helo = oq->d->srv.hostname;
+    o.tls = t->plain ? NULL : oq->tls;
+    o.tls_policy = t->plain || oq->tls == NULL ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
+    if (t->require) /* no client context: smtpc fails 4.7.4, nothing goes in plaintext */
+        o.tls_policy = SMTPC_TLS_REQUIRE;
+    o.tls_name = t->host;
+    o.auth_user = t->pass != NULL ? t->user : NULL;
+    o.auth_pass = t->pass;
+    o.timeout_ms = OUTQ_REPLY_MS;
+    o.data_timeout_ms = OUTQ_DATA_MS;
+    t->c = smtpc_open(oq->d->srv.net, ip, t->port, &o, outq_dest_ready, t, err, sizeof(err));
+    if (t->c == NULL) {
+        outq_reply_set(&t->err, 451, "4.4.1", "%s: %s", t->relay, err);
+        outq_dest_next_addr(t);
+        return;
+    }
+    oq->conns++;
+}
+
+/* outq_dest_addr_result - the addresses of the current host. */
+static void
+outq_dest_addr_result(struct dns_result *r, void *arg)
+{
+    struct outq_dest *t = arg;
+
+    t->q = NULL;
+    for (size_t i = 0; i < t->naddrs; i++)
+        free(t->addrs[i]);
+    free(t->addrs);
+    t->addrs = NULL;
+    t->naddrs = t->ai = 0;
+    if (r->status == DNS_OK && r->n > 0) {
+        t->addrs = xcalloc(r->n, sizeof(*t->addrs));
+        for (size_t i = 0; i < r->n; i++)
+            t->addrs[t->naddrs++] = xstrdup(r->addr[i].text);
+    } else {
+        outq_reply_set(&t->err, 451, "4.4.3", "host %s: %s", t->host, r->why);
+    }
+    dns_result_free(&r);
+    t->plain = false;
+    outq_dest_next_addr(t);
+}
+
+/* outq_dest_is_ip - a numeric address. */
+static bool
+outq_dest_is_ip(const char *s)
+{
+    unsigned char b[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* outq_dest_next_host - the next host of the route, or the end of it. */
+static void
+outq_dest_next_host(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+
+    if (t->hi >= t->nhosts) {
+        if (t->err.code == 0)
+            outq_reply_set(&t->err, 451, "4.4.1", "no host of %s answered",
+                           t->spec != NULL ? t->spec : t->key);
+        if (t->err.code / 100 != 4 && t->err.code / 100 != 5)
+            t->err.code = 451;
+        if (t->err.code / 100 == 5) { /* a server refused the session itself */
+            t->err.code = 451;
+            snprintf(t->err.status, sizeof(t->err.status), "4.4.1");
+        }
+        if (!t->answered)
+            outq_dest_dead_mark(oq, t->key, &t->err);
+        outq_dest_all(t, &t->err);
+        return;
+    }
+    snprintf(t->host, sizeof(t->host), "%s", t->hosts[t->hi++]);
+    if (outq_dest_is_ip(t->host)) {
+        for (size_t i = 0; i < t->naddrs; i++)
+            free(t->addrs[i]);
+        free(t->addrs);
+        t->addrs = xcalloc(1, sizeof(*t->addrs));
+        t->addrs[0] = xstrdup(t->host);
+        t->naddrs = 1;
+        t->ai = 0;
+        t->plain = false;
+        outq_dest_next_addr(t);
+        return;
+    }
+    t->q = dns_addr(oq->dns, t->host, outq_dest_addr_result, t);
+}
+
+/* outq_dest_mx_result - the domain's exchangers. */
+static void
+outq_dest_mx_result(struct dns_result *r, void *arg)
+{
+    struct outq_dest *t = arg;
+    struct smtpc_reply e;
+
+    t->q = NULL;
+    switch (r->status) {
+    case DNS_OK:
+    case DNS_IMPLICIT:
+        t->hosts = xcalloc(r->n, sizeof(*t->hosts));
+        for (size_t i = 0; i < r->n; i++)
+            t->hosts[t->nhosts++] = xstrdup(r->mx[i].host);
+        dns_result_free(&r);
+        outq_dest_next_host(t);
+        return;
+    default:
+        if (t->spec == NULL)
+            break;
+        /* a smarthost or gateway that does not resolve is the admin's to fix: retried */
+        outq_reply_set(&e, 451, "4.4.3", "%s: MX of the relay host: %s", t->spec, r->why);
+        dns_result_free(&r);
+        outq_dest_all(t, &e);
+        return;
+    }
+    switch (r->status) {
+    case DNS_NULLMX:
+        outq_reply_set(&e, 556, "5.1.10", "%s does not accept mail (null MX)", t->key);
+        break;
+    case DNS_NXDOMAIN:
+    case DNS_NODATA:
+        outq_reply_set(&e, 550, "5.1.2", "domain %s: %s", t->key, r->why);
+        break;
+    default:
+        outq_reply_set(&e, 451, "4.4.3", "domain %s: DNS %s", t->key, r->why);
+        break;
+    }
+    dns_result_free(&r);
+    outq_dest_all(t, &e);
+}
+
+/* outq_dest_relay_route - a smarthost or gateway: its MX (bare name) or the host itself. */
+static void
+outq_dest_relay_route(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+    struct nexthop nh;
+    char why[300];
+
+    if (nexthop_parse(t->spec, &nh, why, sizeof(why)) < 0) { /* checked at load */
+        struct smtpc_reply e;
+        outq_reply_set(&e, 451, "4.3.5", "relay host %s", why);
+        outq_dest_all(t, &e);
+        return;
+    }
+    if (nh.port > 0)
+        t->port = nh.port;
+    if (nh.mx) {
+        t->q = dns_mx(oq->dns, nh.host, outq_dest_mx_result, t);
+        return;
+    }
+    t->hosts = xcalloc(1, sizeof(*t->hosts));
+    t->hosts[0] = xstrdup(nh.host);
+    t->nhosts = 1;
+    outq_dest_next_host(t);
+}
+
+/* outq_dest_pass_work - pool: the first line of the password file. */
+static void
+outq_dest_pass_work(uv_work_t *w)
+{
+    struct outq_pass *pj = w->data;
+    char *text = NULL;
+    size_t len = 0, n;
+
+    if (file_read_all(pj->path, OUTQ_PASS_MAX, &text, &len) < 0) {
+        snprintf(pj->err, sizeof(pj->err), "%s",
+                 errno == EFBIG ? "larger than 4096 bytes" : strerror(errno));
+        return;
+    }
+    n = strcspn(text, "\r\n");
+    if (n == 0)
+        snprintf(pj->err, sizeof(pj->err), "its first line is empty");
+    else
+        pj->pass = xstrndup(text, n);
+    explicit_bzero(text, len);
+    free(text);
+}
+
+/* outq_dest_pass_done - loop: the destination goes on with the password, or is deferred. */
+static void
+outq_dest_pass_done(uv_work_t *w, int status)
+{
+    struct outq_pass *pj = w->data;
+    struct outq_dest *t = pj->t;
+
+    pj->oq->d->srv.jobs--;
+    if (t != NULL) {
+        t->pj = NULL;
+        if (pj->pass != NULL) {
+            t->pass = pj->pass;
+            pj->pass = NULL;
+            outq_dest_relay_route(t);
+        } else {
+            struct smtpc_reply e;
+            if (pj->err[0] == '\0')
+                snprintf(pj->err, sizeof(pj->err), "%s", uv_strerror(status));
+            log_error("outq: smarthost_auth: cannot read the password file %s: %s", pj->path,
+                      pj->err);
+            outq_reply_set(&e, 451, "4.3.5", "smarthost_auth: cannot read the password file %s: %s",
+                           pj->path, pj->err);
+            outq_dest_all(t, &e);
+        }
+    }
+    if (pj->pass != NULL) {
+        explicit_bzero(pj->pass, strlen(pj->pass));
+        free(pj->pass);
+    }
+    free(pj->path);
+    free(pj);
+}
+
+/* outq_dest_relay_start - a smarthost or gateway: its policies, the password, the route. */
+static void
+outq_dest_relay_start(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+    const struct conf *cf = oq->d->srv.cf;
+    const char *auth = cf->smarthost_auth, *sp = strchr(auth, ' ');
+    struct outq_pass *pj;
+
+    t->require = cf->smarthost_tls == SMARTHOST_TLS_REQUIRE;
+    if (auth[0] == '\0' || sp == NULL) {
+        outq_dest_relay_route(t);
+        return;
+    }
+    t->user = xstrndup(auth, (size_t)(sp - auth));
+    pj = xcalloc(1, sizeof(*pj));
+    pj->oq = oq;
+    pj->t = t;
+    pj->path = xstrdup(sp + 1);
+    pj->w.data = pj;
+    oq->d->srv.jobs++;
+    if (uv_queue_work(oq->d->srv.loop, &pj->w, outq_dest_pass_work, outq_dest_pass_done) < 0) {
+        struct smtpc_reply e;
+        oq->d->srv.jobs--;
+        free(pj->path);
+        free(pj);
+        outq_reply_set(&e, 451, "4.3.0", "smarthost_auth: cannot start reading the password");
+        outq_dest_all(t, &e);
+        return;
+    }
+    t->pj = pj;
+}
+
+/* outq_dest_start - resolve and connect. */
+void
+outq_dest_start(struct outq_dest *t)
+{
+    struct outq *oq = t->oq;
+    const struct conf *cf = oq->d->srv.cf;
+    const struct smtpc_reply *dead = outq_dest_dead_find(oq, t->key, time(NULL));
+
+    t->running = true;
+    t->since = time(NULL);
+    if (dead != NULL) {
+        struct smtpc_reply r = *dead;
+        outq_dest_all(t, &r);
+        return;
+    }
+    t->port = (int)cf->remote_smtp_port;
+    if (t->spec != NULL) {
+        outq_dest_relay_start(t);
+        return;
+    }
+    t->q = dns_mx(oq->dns, t->key, outq_dest_mx_result, t);
+}
+
+/* outq_dest_get - where a message for key waits: a destination of key not started
+ * yet; else a new one while key has fewer than smtp_out_per_domain (each is one
+ * session); else the running one with the fewest waiting (its session carries it
+ * next: reuse). */
+struct outq_dest *
+outq_dest_get(struct outq *oq, const char *key)
+{
+    struct outq_dest *t, *best = NULL;
+    size_t best_n = 0;
+    long n = 0;
+
+    for (t = oq->dests; t != NULL; t = t->next) {
+        size_t waiting = 0;
+        if (strcasecmp(t->key, key) != 0)
+            continue;
+        if (!t->running)
+            return t;
+        n++;
+        for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
+            waiting++;
+        if (best == NULL || waiting < best_n) {
+            best = t;
+            best_n = waiting;
+        }
+    }
+    if (best != NULL && n >= oq->d->srv.cf->smtp_out_per_domain)
+        return best;
+    t = xcalloc(1, sizeof(*t));
+    t->oq = oq;
+    t->key = xstrdup(key);
+    if (strncmp(key, OUTQ_RELAY, strlen(OUTQ_RELAY)) == 0)
+        t->spec = t->key + strlen(OUTQ_RELAY);
+    t->next = oq->dests;
+    oq->dests = t;
+    return t;
+}
+
+/* outq_dest_dead_clear - resume: every destination is worth a try again. */
+void
+outq_dest_dead_clear(struct outq *oq)
+{
+    while (oq->dead != NULL) {
+        struct outq_dead *x = oq->dead;
+        oq->dead = x->next;
+        free(x->key);
+        free(x);
+    }
+}

@@ -1,0 +1,150 @@
+/*
+ * outq_int - what outq.c (files, claims, results, scheduling) and outq_dest.c (a
+ * destination: its route, session and transactions) share. Not for other files.
+ *
+ * Contract: every function here runs on the loop. A struct outq_dest is one SMTP
+ * session's worth of work for one destination key (a domain by MX, or OUTQ_RELAY and a
+ * smarthost/gateway spec); several may exist per key (smtp_out_per_domain). It lives
+ * from outq_dest_get until outq_dest_done, which frees it and lets waiting ones start.
+ */
+#ifndef DSMTP_OUTQ_INT_H
+#define DSMTP_OUTQ_INT_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "dns.h"
+#include "dsnparam.h"
+#include "outq.h"
+#include "smtpc.h"
+#include "tls.h"
+
+#define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
+#define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
+#define OUTQ_DATA_MS 600000         /* 10 minutes after the final dot */
+#define OUTQ_DNS_TRIES 2
+#define OUTQ_PASS_MAX 4096  /* the password file read at most */
+#define OUTQ_RELAY "relay " /* a destination key's prefix: a smarthost or gateway spec */
+
+struct outq_file {
+    struct outq_file *next;
+    struct outq *oq;
+    struct conf *cf;
+    char id[96];
+    char *path;
+    char *sender;
+    time_t arrival;
+    char *text;
+    size_t len;
+    bool eightbit;
+    size_t n;
+    char **addr;             /* the remote recipients taken */
+    struct smtpc_reply *res; /* their results (code 0: none) */
+    char **relay;            /* who answered each */
+    bool *dsn_on;            /* ... and whether it offered DSN (NOTIFY went on) */
+    enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
+    char *envid;
+    char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
+    char **orcpt;
+    time_t started;
+    int dests;                   /* destinations still to finish */
+    int sent, deferred, bounced; /* the results written (for the counters) */
+    uv_work_t w;
+};
+
+struct outq_msg {
+    struct outq_msg *next;
+    struct outq_file *f;
+    size_t *idx; /* into f->addr */
+    size_t n;
+    struct smtpc_rcpt *rc;
+    struct smtpc_msg m;
+};
+
+struct outq_pass;
+
+struct outq_dest {
+    struct outq_dest *next;
+    struct outq *oq;
+    char *key;            /* the domain (by MX), or OUTQ_RELAY then the spec */
+    const char *spec;     /* a smarthost or gateway spec (in key), or NULL: by MX */
+    bool require;         /* smarthost_tls require: never in plaintext */
+    char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
+    struct outq_pass *pj; /* the password file being read */
+    struct outq_msg *msgs, *last;
+    bool running;
+    char **hosts;
+    size_t nhosts, hi;
+    bool mx; /* hosts came from MX (or are to) */
+    int port;
+    char **addrs;
+    size_t naddrs, ai;
+    char host[256]; /* the host being tried */
+    bool plain;     /* the retry without STARTTLS */
+    struct dns_query *q;
+    struct smtpc *c;
+    bool answered;          /* some address gave a session */
+    bool dsn;               /* the session's server offered DSN */
+    struct smtpc_reply err; /* why the last try failed */
+    char relay[300];
+    time_t since;             /* started (for showsend) */
+    unsigned long long bytes; /* message text sent over the session */
+    int carried;              /* transactions the session has carried */
+    char tls[128];            /* its TLS, "" for none */
+};
+
+/* A password file read on the pool for a destination (which may end meanwhile: t NULL). */
+struct outq_pass {
+    struct outq *oq;
+    struct outq_dest *t;
+    char *path;
+    char *pass;
+    char err[200];
+    uv_work_t w;
+};
+
+struct outq_dead {
+    struct outq_dead *next;
+    char *key;
+    time_t until;
+    struct smtpc_reply why;
+};
+
+struct outq {
+    struct smtpd *d;
+    uv_mutex_t mu;
+    struct outq_file *incoming; /* taken, not started (mu) */
+    char (*claims)[96];         /* ids of the files held (mu) */
+    size_t nclaims, aclaims;
+    struct outq_dest *dests;
+    struct outq_dead *dead;
+    struct dns *dns;
+    SSL_CTX *tls;
+    long conns;
+    size_t max;        /* queue_active_max, for the scans (mu) */
+    size_t held_bytes; /* text of the files held (mu) */
+    bool refused;      /* a scan was turned away for want of room (mu) */
+    bool suspended;    /* tellsmtp suspend: nothing new starts (mu) */
+    bool stopping;
+};
+
+/* outq.c */
+void outq_reply_set(struct smtpc_reply *r, int code, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* outq_msg_finish - m's recipients have their results (r: the same for every one that has
+ * none yet, or NULL: each its own); dsn: the server offered DSN. Frees m. */
+void outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *relay, bool dsn);
+/* outq_start_dests - start waiting destinations while connections are free. */
+void outq_start_dests(struct outq *oq);
+
+/* outq_dest.c */
+/* outq_dest_get - the destination a message for key joins (made if needed). */
+struct outq_dest *outq_dest_get(struct outq *oq, const char *key);
+/* outq_dest_start - resolve, connect, send what waits. */
+void outq_dest_start(struct outq_dest *t);
+/* outq_dest_all - every waiting message gets r (code 0: no result); t ends. */
+void outq_dest_all(struct outq_dest *t, const struct smtpc_reply *r);
+/* outq_dest_dead_clear - forget every dead destination. */
+void outq_dest_dead_clear(struct outq *oq);
+
+#endif
