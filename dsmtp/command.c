@@ -161,7 +161,8 @@ command_check_rcpt(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_rcpt_log - one line per recipient with its result (and where forwards led). */
+/* command_rcpt_log - one line per recipient with its result (and where forwards, or a
+ * role address's sysadmin of another domain, led). */
 static void
 command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_route *r,
                  const char *result)
@@ -170,7 +171,8 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
     size_t o = 0;
 
     log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
-    if (r == NULL || r->fwd == ROUTE_NONE) {
+    if (r == NULL || (r->fwd == ROUTE_NONE && (r->verdict != DV_OK || r->n != 1 ||
+                                               strcasecmp(r->dest[0].addr, addr) == 0))) {
         log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> result=%s", esc, result);
         return;
     }
@@ -331,12 +333,25 @@ command_rcpt(struct smtp_session *s, const char *args)
         command_rcpt_finish(s, addr, v, &dr);
 }
 
-/* command_may_relay - an authenticated client, or one of forward_from_ip (relay_allow),
- * may send to other domains (DESIGN invariant 4: nobody else). */
-static bool
-command_may_relay(const struct smtp_session *s)
+/* command_may_relay - why the session may send to addr of another domain: an
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a
+ * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
+ * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
+static const char *
+command_may_relay(const struct smtp_session *s, const char *addr)
 {
-    return s->auth_user != NULL || conf_ip_match(&s->base.cf->forward_from_ip, s->base.ip);
+    const struct conf *cf = s->base.cf;
+    const char *at = strrchr(addr, '@');
+
+    if (s->auth_user != NULL)
+        return "auth";
+    if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
+        return "ip";
+    if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))
+        return "relay_to";
+    if (s->tx.sender[0] != '\0' && conf_domain_in(&cf->forward_from, s->tx.from.domain))
+        return "forward_from";
+    return NULL;
 }
 
 /* command_rcpt_finish - the recipient resolved: log, reply, and add its mailboxes. */
@@ -345,10 +360,11 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
                     struct deliver_route *dr)
 {
     struct smtp_tx *tx = &s->tx;
-    bool queued = false;
-    bool relay = v == DV_REMOTE && dr->fwd == ROUTE_NONE && command_may_relay(s);
+    bool queued = false, relayed = false;
+    const char *why = v == DV_REMOTE && dr->fwd == ROUTE_NONE ? command_may_relay(s, addr) : NULL;
+    char result[40];
 
-    if (relay) {
+    if (why != NULL) {
         deliver_route_relay(dr);
         v = DV_OK;
     }
@@ -374,12 +390,18 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
             tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
-    for (size_t i = 0; i < dr->n; i++)
-        queued |= dr->dest[i].mailbox == NULL;
-    command_rcpt_log(s, addr, dr, relay ? "ok-relay" : queued ? "ok-postmaster-queued" : "ok");
+    for (size_t i = 0; i < dr->n; i++) {
+        relayed |= dr->dest[i].relay;
+        queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay;
+    }
+    snprintf(result, sizeof(result), "%s%s%s",
+             queued ? "ok-postmaster-queued" : relayed ? "ok-relay" : "ok",
+             why ? " relay=" : "", why ? why : "");
+    command_rcpt_log(s, addr, dr, result);
     for (size_t i = 0; i < dr->n; i++) {
         tx->rcpt[tx->nrcpt].addr = dr->dest[i].addr; /* taken over */
         tx->rcpt[tx->nrcpt].mailbox = dr->dest[i].mailbox;
+        tx->rcpt[tx->nrcpt].relay = dr->dest[i].relay;
         dr->dest[i].addr = dr->dest[i].mailbox = NULL;
         tx->nrcpt++;
     }
@@ -455,8 +477,8 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
-        if (o->queued > 0 && s->d->queue != NULL)
-            queue_kick(s->d->queue); /* relayed recipients go out now */
+        if ((o->queued > 0 || o->bounced > 0) && s->d->queue != NULL)
+            queue_kick(s->d->queue); /* relayed recipients and reports go out now */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
@@ -512,7 +534,9 @@ command_data_end(struct smtp_session *s)
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
-                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)");
+                    tx->rcpt[i].mailbox ? NULL
+                    : tx->rcpt[i].relay ? DELIVER_NOT_LOCAL
+                                        : DELIVER_NO_ROLE_MAILBOX);
     s->batch = b;
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);

@@ -50,7 +50,8 @@ enum session_state {
 
 struct smtp_rcpt_entry {
     char *addr;    /* as it goes into the queue file and the log */
-    char *mailbox; /* NULL: postmaster without a mailbox (queued) */
+    char *mailbox; /* NULL: queued (relayed, or a role address without a mailbox) */
+    bool relay;    /* of another domain: queued for outbound delivery */
 };
 
 /* The mail transaction (MAIL .. end of DATA). */
