@@ -395,7 +395,9 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
         queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay;
     }
     snprintf(result, sizeof(result), "%s%s%s",
-             queued ? "ok-postmaster-queued" : relayed ? "ok-relay" : "ok",
+             queued    ? "ok-postmaster-queued"
+             : relayed ? "ok-relay"
+                       : "ok",
              why ? " relay=" : "", why ? why : "");
     command_rcpt_log(s, addr, dr, result);
     for (size_t i = 0; i < dr->n; i++) {

@@ -291,12 +291,9 @@ conf_value_dnshost(char **item, char *reason, size_t len)
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
 static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
-    [CONF_host_domain] = conf_value_domain,
-    [CONF_listen] = conf_value_ipaddr,
-    [CONF_forward_from_ip] = conf_value_ippattern,
-    [CONF_forward_from] = conf_value_domain,
-    [CONF_relay_to] = conf_value_domain,
-    [CONF_dns_host] = conf_value_dnshost,
+    [CONF_host_domain] = conf_value_domain,        [CONF_listen] = conf_value_ipaddr,
+    [CONF_forward_from_ip] = conf_value_ippattern, [CONF_forward_from] = conf_value_domain,
+    [CONF_relay_to] = conf_value_domain,           [CONF_dns_host] = conf_value_dnshost,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

@@ -15,11 +15,11 @@
  *   to an address of that domain that has no forward of its own and is not a user (nor
  *   postmaster) there. "*@domain" is refused with a hint, since '*' is a valid local part.
  * - Destinations are full addresses of any domain (one of another domain is relayed by
- *   dsmtp), at most ROUTE_EXPAND_MAX per line, kept in canonical written form (addr_format). A destination that is itself an alias is expanded again,
- *   at most ROUTE_DEPTH_MAX aliases deep; a destination equal to the alias it belongs to
- *   is final (the alias's own mailbox: "keep a copy"). An alias met again on the same
- *   chain is a forwarding loop. One recipient expands to at most ROUTE_EXPAND_MAX
- *   distinct addresses.
+ *   dsmtp), at most ROUTE_EXPAND_MAX per line, kept in canonical written form (addr_format). A
+ * destination that is itself an alias is expanded again, at most ROUTE_DEPTH_MAX aliases deep; a
+ * destination equal to the alias it belongs to is final (the alias's own mailbox: "keep a copy").
+ * An alias met again on the same chain is a forwarding loop. One recipient expands to at most
+ * ROUTE_EXPAND_MAX distinct addresses.
  * - route_add reports a bad line in reason. route_finish reports into diag, each with its
  *   file:line, an alias given twice (naming the earlier line); at most 20 one by one.
  * - Memory: the strings of all lines in an arena, destination lists stored once per

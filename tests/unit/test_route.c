@@ -96,9 +96,9 @@ test_parse_errors(void **state)
                  "forward bad\n"
                  "forward c@example.org bob@example.org\n"
                  "forward A@example.org carol@example.org\n" DOMS,
-                 (const char *[]){"t.conf:3: forward: 'bad' is not a full address (missing @domain)",
-                                  "t.conf:5: forward: a@example.org is already forwarded at t.conf:1",
-                                  NULL});
+                 (const char *[]){
+                     "t.conf:3: forward: 'bad' is not a full address (missing @domain)",
+                     "t.conf:5: forward: a@example.org is already forwarded at t.conf:1", NULL});
     struct conf *r = uu_conf_ok(DOMS "forward a@example.org bob@example.org,x@remote.test\n");
     conf_unref(&r);
     /* without host_domain, localhost is the local domain */
@@ -121,10 +121,9 @@ test_include_file_line(void **state)
     char dir[] = "/tmp/test_route.XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *main_conf = xasprintf("%s/dmail.conf", dir), *inc = xasprintf("%s/fwd.conf", dir);
-    const char *fwd =
-        "# aliases\nforward a@example.org bob@example.org\n"
-        "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n"
-        "forward Z@example.org z@example.org\n";
+    const char *fwd = "# aliases\nforward a@example.org bob@example.org\n"
+                      "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n"
+                      "forward Z@example.org z@example.org\n";
     assert_int_equal(file_write_atomic(inc, fwd, strlen(fwd), 0644), 0);
     char *text = xasprintf(DOMS "#include fwd.conf\n");
     assert_int_equal(file_write_atomic(main_conf, text, strlen(text), 0644), 0);
