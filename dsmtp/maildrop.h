@@ -12,8 +12,11 @@
  *   go into one queue file in spool_dir/queue; then the maildrop file is removed. If even
  *   that queue file cannot be written the maildrop file stays and is tried again (local
  *   recipients already delivered may then get a second copy).
- * - Not yet: unknown local users and non-local recipients are logged as errors and
- *   dropped (bounces and outbound delivery come later).
+ * - Nothing is dropped: unknown local users, bad addresses, forwarding loops and
+ *   mailboxes that refuse for good are reported to the sender (bounce.h); recipients of
+ *   other domains (given, reached through a forward, or a role address's sysadmin) go
+ *   into the queue file for outbound delivery. sendmail itself cannot tell an unknown
+ *   user (it does not read the users file), so it never exits 67 for one.
  */
 #ifndef DSMTP_MAILDROP_H
 #define DSMTP_MAILDROP_H

@@ -15,7 +15,9 @@
  *   its results back and released it.
  * - Route: smarthost HOST[:PORT] (a [HOST] skips the MX lookup) for every domain, else
  *   MX in preference order (dns.h: equal preferences shuffled, implicit MX) at
- *   remote_smtp_port. Null MX (RFC 7505) fails 5.1.10, a domain that does not exist
+ *   remote_smtp_port. An MX named like our hostname is dropped with every MX not better
+ *   than it (a backup MX, a relay_to domain); when that leaves none the recipients fail
+ *   5.4.6 "loops back to myself". Null MX (RFC 7505) fails 5.1.10, a domain that does not exist
  *   5.1.2; a DNS failure defers (4.4.3). Each address is tried in turn until one gives a
  *   ready session; an opportunistic STARTTLS that fails is retried once in plaintext on
  *   the same address.

@@ -10,7 +10,7 @@
  *   is retried when its next_try has come: back-off doubles from queue_retry per attempt,
  *   at most max(1 hour, queue_retry). A queue file is rewritten (atomically, qfile_write)
  *   with the new states, and removed when no recipient is pending. After queue_lifetime a
- *   pending recipient is given up and logged (bounces arrive with outbound delivery).
+ *   pending recipient is given up, logged and reported to the sender (bounce.h).
  *   Unreadable files are moved to spool_dir/corrupt/.
  */
 #ifndef DSMTP_QUEUE_H

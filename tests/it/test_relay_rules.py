@@ -71,6 +71,25 @@ def test_relay_to_parks_a_domain(pair):
     assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
 
 
+@needs_dns
+def test_relay_to_as_backup_mx_never_loops_back(dsmtp_factory, dns):
+    """backup.test has MX mx.remote.test 10 and this host (mx.example.test) 20: mail goes
+    to the better one only. selfmx.test names this host as its best MX: reported 5.4.6
+    without a connection (the address of mx.example.test leads to theirs here, which
+    would refuse to relay with 5.7.1)."""
+    theirs = dsmtp_factory(host_domain=[REMOTE, "backup.test"], hostname="mx." + REMOTE)
+    ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port,
+                         relay_to=["backup.test", "selfmx.test"])
+    msgid = send(ours, "x@elsewhere.example", ["bob@backup.test"])
+    assert wait_for(lambda: theirs.msgids("bob") == [msgid], 20), ours.log()
+    send(ours, "alice@" + DOMAIN, ["x@selfmx.test"])
+    assert wait_for(lambda: dsn_reports(ours, "alice"), 20), ours.log()[-3000:]
+    _, per_rcpt, _ = dsn_fields(dsn_reports(ours, "alice")[0])
+    assert per_rcpt[0]["Status"] == "5.4.6", per_rcpt[0]
+    assert "loops back to myself" in per_rcpt[0]["Diagnostic-Code"]
+    assert "relay=mx.example.test" not in ours.log()
+
+
 def test_relay_to_that_is_local_is_a_warning(dsmtp_factory):
     srv = dsmtp_factory(start=False, relay_to=[ALIAS_DOMAIN, "parked.example"])
     rc, out = conf_check(srv)
