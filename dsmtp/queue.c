@@ -119,7 +119,8 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             if (d->mailbox != NULL)
                 res =
                     deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
-            else if (d->relay && remote != NULL) { /* an alias of another domain kept for itself */
+            else if (d->relay && remote != NULL &&
+                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* kept for itself */
                 *remote = true;
                 deliver_route_free(&dr);
                 return;

@@ -229,6 +229,19 @@ def test_remote_sysadmin_gets_role_mail_relayed(pair):
     assert wait_for(lambda: len(theirs.messages("carol")) == 2, 20), ours.log()[-3000:]
 
 
+@needs_dns
+def test_queued_role_mail_follows_a_sysadmin_of_another_domain_set_later(pair):
+    ours, theirs = pair
+    ours.restart(sysadmin=None)
+    msgid = send(ours, "x@elsewhere.example", ["abuse@" + DOMAIN])
+    assert len(ours.queue_files()) == 1
+    ours.restart(sysadmin="carol@" + REMOTE)
+    assert wait_for(lambda: theirs.msgids("carol") == [msgid], 20), ours.log()[-3000:]
+    assert re.search(r"queue id=\S+ to=<abuse@example\.test> result=forwarded "
+                     r"forward=\"?<carol@remote\.test>", ours.log()), ours.log()[-3000:]
+    assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
+
+
 # ---------------------------------------------------- permanent failures after DATA
 
 
