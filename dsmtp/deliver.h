@@ -11,9 +11,10 @@
  *   where a user not found before costs a getpwnam_r (NSS: maybe the network), so the
  *   loop uses deliver_route_cached and on a miss runs deliver_route on the pool (SMTP
  *   RCPT/VRFY; the queue runner and the pickup already run it there). deliver_one and
- * deliver_queue_write block (file I/O, fsync): thread pool only. deliver_run hands each mailbox
- * delivery to mboxq_submit (which runs it with uv_queue_work), queues the temporary failures with
- *   uv_queue_work and calls cb on the loop.
+ *   deliver_queue_write block (file I/O, fsync): thread pool only. deliver_run hands each
+ *   mailbox delivery to mboxq_submit (which runs it with uv_queue_work), queues the
+ *   temporary failures and reports the permanent ones (bounce_send) with uv_queue_work
+ *   and calls cb on the loop.
  * - Group commit: a delivery to a mailbox that already has one running in this dsmtp waits
  *   in memory and goes, with the others that waited meanwhile, in the next batch for that
  *   mailbox: one lock, each message appended as deliver_one would, one fsync (see mboxq.h,

@@ -120,7 +120,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                 res =
                     deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
             else if (d->relay && remote != NULL &&
-                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* kept for itself */
+                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
                 *remote = true;
                 deliver_route_free(&dr);
                 return;
