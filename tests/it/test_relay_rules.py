@@ -90,12 +90,17 @@ def test_relay_to_as_backup_mx_never_loops_back(dsmtp_factory, dns):
     assert "relay=mx.example.test" not in ours.log()
 
 
-def test_relay_to_that_is_local_is_a_warning(dsmtp_factory):
+def test_relay_to_that_is_local_and_forward_from_are_warnings(dsmtp_factory):
     srv = dsmtp_factory(start=False, relay_to=[ALIAS_DOMAIN, "parked.example"])
     rc, out = conf_check(srv)
     assert rc == 0, out
     assert ("warning: relay_to %s is also a host_domain: its mail is delivered here"
             % ALIAS_DOMAIN) in out, out
+    assert "forward_from" not in out
+    srv.write_conf({"forward_from": "trusted.example"})
+    rc, out = conf_check(srv)
+    assert rc == 0 and "warning: forward_from: anyone who writes such an envelope sender " \
+        "may relay through this server (it is forgeable" in out, out
     srv.write_conf({"relay_to": "not a domain!"})
     rc, out = conf_check(srv)
     assert rc == 78 and "is not a valid domain" in out, (rc, out)
