@@ -69,7 +69,7 @@ deliver_role(const struct conf *cf, const struct auth_db *db, const char *domain
         return t->kind = DK_POSTMASTER;
     }
     if (addr_parse_mailbox(sa, cf->main_domain, &a, err, sizeof(err)) < 0)
-        return t->kind = DK_POSTMASTER; /* dsmtp -t does not check it: queued, logged */
+        return t->kind = DK_POSTMASTER; /* not an address: queued, as for a missing user */
     if (!conf_is_local_domain(cf, a.domain)) {
         addr_format(&a, t->addr, sizeof(t->addr));
         return t->kind = DK_RELAY;
