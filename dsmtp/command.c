@@ -173,7 +173,8 @@ command_check_rcpt(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_rcpt_log - one line per recipient with its result (and where forwards led). */
+/* command_rcpt_log - one line per recipient with its result (and where forwards, or a
+ * role address's sysadmin of another domain, led). */
 static void
 command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_route *r,
                  const char *result)
@@ -182,7 +183,8 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
     size_t o = 0;
 
     log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
-    if (r == NULL || r->fwd == ROUTE_NONE) {
+    if (r == NULL || (r->fwd == ROUTE_NONE && (r->verdict != DV_OK || r->n != 1 ||
+                                               strcasecmp(r->dest[0].addr, addr) == 0))) {
         log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> result=%s", esc, result);
         return;
     }
@@ -343,12 +345,25 @@ command_rcpt(struct smtp_session *s, const char *args)
         command_rcpt_finish(s, addr, v, &dr);
 }
 
-/* command_may_relay - an authenticated client, or one of forward_from_ip (relay_allow),
- * may send to other domains (DESIGN invariant 4: nobody else). */
-static bool
-command_may_relay(const struct smtp_session *s)
+/* command_may_relay - why the session may send to addr of another domain: an
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a
+ * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
+ * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
+static const char *
+command_may_relay(const struct smtp_session *s, const char *addr)
 {
-    return s->auth_user != NULL || conf_ip_match(&s->base.cf->forward_from_ip, s->base.ip);
+    const struct conf *cf = s->base.cf;
+    const char *at = strrchr(addr, '@');
+
+    if (s->auth_user != NULL)
+        return "auth";
+    if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
+        return "ip";
+    if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))
+        return "relay_to";
+    if (s->tx.sender[0] != '\0' && conf_domain_in(&cf->forward_from, s->tx.from.domain))
+        return "forward_from";
+    return NULL;
 }
 
 /* command_rcpt_finish - the recipient resolved: log, reply, and add its mailboxes. */
@@ -357,10 +372,11 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
                     struct deliver_route *dr)
 {
     struct smtp_tx *tx = &s->tx;
-    bool queued = false;
-    bool relay = v == DV_REMOTE && dr->fwd == ROUTE_NONE && command_may_relay(s);
+    bool queued = false, relayed = false;
+    const char *why = v == DV_REMOTE && dr->fwd == ROUTE_NONE ? command_may_relay(s, addr) : NULL;
+    char result[40];
 
-    if (relay) {
+    if (why != NULL) {
         deliver_route_relay(dr);
         v = DV_OK;
     }
@@ -386,14 +402,22 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
             tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
-    for (size_t i = 0; i < dr->n; i++)
-        queued |= dr->dest[i].mailbox == NULL;
-    command_rcpt_log(s, addr, dr, relay ? "ok-relay" : queued ? "ok-postmaster-queued" : "ok");
+    for (size_t i = 0; i < dr->n; i++) {
+        relayed |= dr->dest[i].relay;
+        queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay;
+    }
+    snprintf(result, sizeof(result), "%s%s%s",
+             queued    ? "ok-postmaster-queued"
+             : relayed ? "ok-relay"
+                       : "ok",
+             why ? " relay=" : "", why ? why : "");
+    command_rcpt_log(s, addr, dr, result);
     for (size_t i = 0; i < dr->n; i++) {
         struct smtp_rcpt_entry *e = &tx->rcpt[tx->nrcpt];
         char x[DSNPARAM_ORCPT_MAX + 1];
         e->addr = dr->dest[i].addr; /* taken over */
         e->mailbox = dr->dest[i].mailbox;
+        e->relay = dr->dest[i].relay;
         e->notify = s->arg.rcpt.notify;
         e->orcpt = NULL;
         if (s->arg.rcpt.orcpt[0] != '\0')
@@ -489,8 +513,8 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
-        if (o->queued > 0 && s->d->queue != NULL)
-            queue_kick(s->d->queue); /* relayed recipients go out now */
+        if ((o->queued > 0 || o->bounced > 0) && s->d->queue != NULL)
+            queue_kick(s->d->queue); /* relayed recipients and reports go out now */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
@@ -551,7 +575,9 @@ command_data_end(struct smtp_session *s)
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
-                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)",
+                    tx->rcpt[i].mailbox ? NULL
+                    : tx->rcpt[i].relay ? DELIVER_NOT_LOCAL
+                                        : DELIVER_NO_ROLE_MAILBOX,
                     tx->rcpt[i].notify, tx->rcpt[i].orcpt);
     s->batch = b;
     sess_go_async(&s->base);

@@ -42,33 +42,46 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
     return true;
 }
 
-/* deliver_postmaster - where postmaster's mail goes: sysadmin, else user postmaster. */
+/* deliver_is_role - the role addresses a local domain always accepts (RFC 2142, 5321). */
+bool
+deliver_is_role(const char *local)
+{
+    static const char *const roles[] = {"postmaster", "root", "mailer-daemon", "abuse"};
+
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        if (strcasecmp(local, roles[i]) == 0)
+            return true;
+    return false;
+}
+
+/* deliver_role - where a role address without a user of its name goes: sysadmin (a local
+ * user, or relayed to another domain), else the user postmaster, else the queue. */
 static enum deliver_kind
-deliver_postmaster(const struct conf *cf, const struct auth_db *db, const char *domain,
-                   struct deliver_target *t, bool *miss)
+deliver_role(const struct conf *cf, const struct auth_db *db, const char *domain,
+             struct deliver_target *t, bool *miss)
 {
     const char *sa = cf->sysadmin;
+    char local[ADDR_LOCAL_MAX * 2 + 3], err[100];
+    struct addr a;
 
-    if (sa != NULL && sa[0] != '\0') {
-        char local[256], dom[256];
-        const char *at = strrchr(sa, '@');
-        if (at != NULL) {
-            snprintf(local, sizeof(local), "%.*s", (int)(at - sa), sa);
-            snprintf(dom, sizeof(dom), "%s", at + 1);
-        } else {
-            snprintf(local, sizeof(local), "%s", sa);
-            snprintf(dom, sizeof(dom), "%s", cf->main_domain);
-        }
-        if (conf_is_local_domain(cf, dom) && deliver_local_user(cf, db, local, dom, t, miss))
+    if (sa == NULL || sa[0] == '\0') {
+        if (deliver_local_user(cf, db, "postmaster", domain, t, miss))
             return t->kind = DK_LOCAL;
         return t->kind = DK_POSTMASTER;
     }
-    if (deliver_local_user(cf, db, "postmaster", domain, t, miss))
+    if (addr_parse_mailbox(sa, cf->main_domain, &a, err, sizeof(err)) < 0)
+        return t->kind = DK_POSTMASTER; /* not an address: queued, as for a missing user */
+    if (!conf_is_local_domain(cf, a.domain)) {
+        addr_format(&a, t->addr, sizeof(t->addr));
+        return t->kind = DK_RELAY;
+    }
+    addr_local_unquoted(&a, false, local, sizeof(local));
+    if (deliver_local_user(cf, db, local, a.domain, t, miss))
         return t->kind = DK_LOCAL;
     return t->kind = DK_POSTMASTER;
 }
 
-/* deliver_resolve_mode - local user, postmaster, unknown or remote (miss: see
+/* deliver_resolve_mode - local user, role address, unknown or remote (miss: see
  * deliver_local_user). */
 static enum deliver_kind
 deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char *local,
@@ -77,14 +90,14 @@ deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char
     memset(t, 0, sizeof(*t));
     if (!conf_is_local_domain(cf, domain))
         return t->kind = DK_REMOTE;
-    if (strcasecmp(local, "postmaster") == 0)
-        return deliver_postmaster(cf, db, domain, t, miss);
     if (deliver_local_user(cf, db, local, domain, t, miss))
         return t->kind = DK_LOCAL;
+    if (deliver_is_role(local))
+        return deliver_role(cf, db, domain, t, miss);
     return t->kind = DK_UNKNOWN;
 }
 
-/* deliver_resolve - local user, postmaster, unknown or remote. */
+/* deliver_resolve - local user, role address, unknown or remote. */
 enum deliver_kind
 deliver_resolve(const struct conf *cf, const struct auth_db *db, const char *local,
                 const char *domain, struct deliver_target *t)
@@ -100,28 +113,30 @@ struct deliver_ask {
     struct deliver_target t;
 };
 
-/* deliver_is_user - route_expand's question: local@domain is a user or postmaster. */
+/* deliver_is_user - route_expand's question: local@domain is a user or a role address. */
 static bool
 deliver_is_user(void *arg, const char *local, const char *domain)
 {
     struct deliver_ask *q = arg;
     enum deliver_kind k = deliver_resolve_mode(q->cf, q->db, local, domain, &q->t, q->miss);
 
-    return k == DK_LOCAL || k == DK_POSTMASTER;
+    return k == DK_LOCAL || k == DK_POSTMASTER || k == DK_RELAY;
 }
 
-/* deliver_route_add - one final address and its mailbox into r. */
+/* deliver_route_add - one final address and its mailbox into r (a role address going to
+ * a sysadmin of another domain: that address instead). */
 static void
 deliver_route_add(struct deliver_route *r, const char *addr, const struct deliver_target *t)
 {
     r->dest = xrealloc(r->dest, (r->n + 1) * sizeof(*r->dest));
-    r->dest[r->n].addr = xstrdup(addr);
+    r->dest[r->n].addr = xstrdup(t->kind == DK_RELAY ? t->addr : addr);
     r->dest[r->n].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
+    r->dest[r->n].relay = t->kind == DK_RELAY || t->kind == DK_REMOTE;
     r->n++;
 }
 
 /* deliver_route_relay - a DV_REMOTE recipient the client may relay to: it becomes r's
- * one destination, without a mailbox (it goes to the queue, and outbound delivery). */
+ * one destination, to be relayed (it goes to the queue, and outbound delivery). */
 void
 deliver_route_relay(struct deliver_route *r)
 {
@@ -159,6 +174,7 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
         switch (deliver_resolve_mode(cf, db, local, a->domain, &q->t, miss)) {
         case DK_LOCAL:
         case DK_POSTMASTER:
+        case DK_RELAY:
             deliver_route_add(r, addr, &q->t);
             break;
         case DK_UNKNOWN:
@@ -181,14 +197,12 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
             switch (deliver_resolve_mode(cf, db, local, d.domain, &q->t, miss)) {
             case DK_LOCAL:
             case DK_POSTMASTER:
+            case DK_RELAY:
+            case DK_REMOTE: /* a forward to another domain: relayed */
                 deliver_route_add(r, x->dest[i], &q->t);
                 break;
             case DK_UNKNOWN:
                 r->verdict = DV_UNKNOWN;
-                snprintf(r->why, sizeof(r->why), "%s", x->dest[i]);
-                break;
-            case DK_REMOTE:
-                r->verdict = DV_REMOTE;
                 snprintf(r->why, sizeof(r->why), "%s", x->dest[i]);
                 break;
             }
@@ -394,6 +408,7 @@ struct deliver_batch {
     uv_loop_t *loop;
     uv_work_t qwork;
     int qrc, qerrno;
+    bool report; /* recipients failed for good while others were taken: bounce them */
     long *counter;
     deliver_cb cb;
     void *arg;
@@ -517,7 +532,36 @@ deliver_success(struct deliver_batch *b)
     free(s);
 }
 
-/* deliver_qwork - pool: queue the temporary failures, report the successes asked for. */
+/* deliver_report - pool: the report on the recipients that failed for good; false when
+ * it could not be queued (they go into the queue file then, *nq more). */
+static bool
+deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
+{
+    struct bounce_rcpt *f = xcalloc(b->n, sizeof(*f));
+    struct bounce_msg bm = {b->id,   b->sender, b->origin, b->arrival,
+                            b->text, b->len,    b->ret,    b->envid};
+    size_t nf = 0;
+    bool ok;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct deliver_rcpt *r = &b->r[i];
+        if (r->dup_of < 0 && r->result == DROP_PERM)
+            f[nf++] = (struct bounce_rcpt){.addr = r->addr,
+                                           .status = "5.2.0",
+                                           .diag = r->err,
+                                           .attempts = 1,
+                                           .notify = r->notify,
+                                           .orcpt = r->orcpt};
+    }
+    ok = bounce_send(b->cf, &bm, f, nf) >= 0;
+    for (size_t k = 0; !ok && k < nf; k++) /* the queue runner tries and reports again */
+        q[(*nq)++] = (struct deliver_qrcpt){f[k].addr, 1, f[k].diag, f[k].notify, f[k].orcpt};
+    free(f);
+    return ok;
+}
+
+/* deliver_qwork - pool: report the permanent failures, queue the temporary ones, report
+ * the successes asked for. */
 static void
 deliver_qwork(uv_work_t *w)
 {
@@ -536,6 +580,12 @@ deliver_qwork(uv_work_t *w)
         q[nq].notify = r->notify;
         q[nq].orcpt = r->orcpt;
         nq++;
+    }
+    if (b->report) {
+        size_t before = nq;
+        if (deliver_report(b, q, &nq))
+            b->out.bounced = b->out.failed;
+        b->out.queued += (int)(nq - before);
     }
     b->qrc = 0;
     if (nq > 0) {
@@ -566,7 +616,8 @@ deliver_qdone(uv_work_t *w, int status)
 }
 
 /* deliver_alldone - every mailbox job ended: count, then queue what failed for now and
- * report the successes asked for. */
+ * report what failed for good (unless nothing was taken: the client is told) and the
+ * successes asked for. */
 static void
 deliver_alldone(struct deliver_batch *b)
 {
@@ -584,7 +635,8 @@ deliver_alldone(struct deliver_batch *b)
         else
             b->out.failed++;
     }
-    if (b->out.queued == 0 && b->nsuccess == 0) {
+    b->report = b->out.failed > 0 && (b->out.delivered > 0 || b->out.queued > 0);
+    if (b->out.queued == 0 && !b->report && b->nsuccess == 0) {
         deliver_finish(b);
         return;
     }

@@ -11,34 +11,42 @@
  *   where a user not found before costs a getpwnam_r (NSS: maybe the network), so the
  *   loop uses deliver_route_cached and on a miss runs deliver_route on the pool (SMTP
  *   RCPT/VRFY; the queue runner and the pickup already run it there). deliver_one and
- * deliver_queue_write block (file I/O, fsync): thread pool only. deliver_run hands each mailbox
- * delivery to mboxq_submit (which runs it with uv_queue_work), queues the temporary failures with
- *   uv_queue_work and calls cb on the loop.
+ *   deliver_queue_write block (file I/O, fsync): thread pool only. deliver_run hands each
+ *   mailbox delivery to mboxq_submit (which runs it with uv_queue_work), queues the
+ *   temporary failures and reports the permanent ones (bounce_send) with uv_queue_work
+ *   and calls cb on the loop.
  * - Group commit: a delivery to a mailbox that already has one running in this dsmtp waits
  *   in memory and goes, with the others that waited meanwhile, in the next batch for that
  *   mailbox: one lock, each message appended as deliver_one would, one fsync (see mboxq.h,
  *   drop_deliver_many). Each recipient still gets its own result: a message that does not
  *   fit (mailbox full, EFBIG, ...) fails alone and is queued; the others of its batch stay.
  *   cb runs only after the fsync of every batch that holds one of the message's copies.
- * - Recipient kinds: a host_domain address whose user is in the users file is local;
- *   postmaster@ any local domain (and <postmaster>) is always accepted and goes to the
- *   mailbox of `sysadmin` (a users-file user, "user" or "user@localdomain"), or when
- *   sysadmin is unset to the users-file user "postmaster"; if neither exists the message
- *   is queued for postmaster with an error and retried (a config fix or a new user
- *   makes it deliverable) until queue_lifetime. Other local addresses are unknown; any
- *   other domain is remote (refused until outbound delivery exists).
+ * - Recipient kinds: a host_domain address whose user is in the users file is local.
+ *   The role addresses postmaster, root, MAILER-DAEMON and abuse (any case) @ any local
+ *   domain (and <postmaster>) are always accepted: a user of that name has them; else
+ *   they go to `sysadmin` -- a users-file user ("user" or "user@localdomain"), or an
+ *   address of another domain, relayed (DK_RELAY, t->addr) -- or when sysadmin is unset
+ *   to the users-file user "postmaster"; if none of these exists the message is queued
+ *   for the role address with an error and retried (a config fix or a new user makes it
+ *   deliverable) until queue_lifetime. Other local addresses are unknown; any other
+ *   domain is remote: relayed when the client may relay (command.c), else refused.
  * - Forwards (dmail.conf `forward`, common/route.h) come first: deliver_route expands a
- *   recipient through them and resolves every final address with deliver_resolve. The
- *   SMTP RCPT, the sendmail pickup and the queue runner all go through it.
+ *   recipient through them and resolves every final address with deliver_resolve; a
+ *   destination of another domain is relayed (a destination with relay set). The SMTP
+ *   RCPT, the sendmail pickup and the queue runner all go through it.
  * - Identical mailboxes among the recipients of one message are delivered once.
+ * - Outcome: every recipient is in its mailbox (fsynced), in the queue file (fsynced),
+ *   or -- a mailbox that refused for good (DROP_PERM) while another recipient was taken --
+ *   in a report to the sender (bounce.h; when that report cannot be queued, the recipient
+ *   is queued instead and the queue runner reports it) when cb reports ok. When every
+ *   recipient failed for good nothing is reported: the caller refuses the message.
+ *   qfile_failed means the temporary failures could not even be queued (the caller
+ *   answers 452 4.3.1: recipients already delivered keep their copy, so a retry by the
+ *   client can duplicate them -- accepted, as in sendmail).
  * - DSN (RFC 3461): the message's RET/ENVID and each recipient's NOTIFY/ORCPT go into the
  *   queue file with the recipients queued; recipients delivered into their mailbox that
  *   asked for NOTIFY=SUCCESS get a success report (bounce_success) queued on the pool
  *   before cb runs (a report that cannot be queued is logged; the delivery stands).
- * - Outcome: every recipient is either in its mailbox (fsynced) or in the queue file
- *   (fsynced) when cb reports ok; qfile_failed means the temporary failures could not
- *   even be queued (the caller answers 452 4.3.1: recipients already delivered keep
- *   their copy, so a retry by the client can duplicate them -- accepted, as in sendmail).
  */
 #ifndef DSMTP_DELIVER_H
 #define DSMTP_DELIVER_H
@@ -56,16 +64,24 @@
 
 enum deliver_kind {
     DK_LOCAL,      /* mailbox set */
-    DK_POSTMASTER, /* postmaster with no mailbox now: queue it */
+    DK_POSTMASTER, /* a role address with no mailbox now: queue it */
+    DK_RELAY,      /* a role address, sysadmin of another domain: relay to addr */
     DK_UNKNOWN,    /* local domain, no such user */
     DK_REMOTE,     /* not one of our domains */
 };
 
+#define DELIVER_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
+
 struct deliver_target {
     enum deliver_kind kind;
-    char mailbox[4096]; /* the dropfile path (DK_LOCAL) */
-    char user[300];     /* "user" or "user@domain" of the users file (DK_LOCAL) */
+    char mailbox[4096];              /* the dropfile path (DK_LOCAL) */
+    char user[300];                  /* "user" or "user@domain" of the users file (DK_LOCAL) */
+    char addr[DELIVER_ADDR_MAX + 1]; /* DK_RELAY: the sysadmin address */
 };
+
+/* deliver_is_role - local is one of the role addresses (postmaster, root, MAILER-DAEMON,
+ * abuse; any case) that a local domain always accepts. */
+bool deliver_is_role(const char *local);
 
 /* deliver_resolve - classify local@domain (domain already an A-label, any case; local
  * unquoted). db may be NULL (no users). */
@@ -76,14 +92,15 @@ enum deliver_kind deliver_resolve(const struct conf *cf, const struct auth_db *d
 enum deliver_verdict {
     DV_OK,      /* every final address resolved: dest[0..n) */
     DV_UNKNOWN, /* a local address without a user: the recipient, or a destination (why) */
-    DV_REMOTE,  /* not a local domain and not forwarded (or, misconfigured, a destination) */
+    DV_REMOTE,  /* not a local domain and not forwarded: relayed only if the client may */
     DV_LOOP,    /* the forwards loop, nest too deep or expand too wide (fwd says which) */
 };
 
 /* One mailbox a recipient goes to. */
 struct deliver_dest {
-    char *addr;    /* the recipient itself, or a forward's destination (canonical) */
-    char *mailbox; /* the dropfile; NULL: postmaster without a mailbox (queue it) */
+    char *addr;    /* the recipient itself, a forward's destination (canonical), or sysadmin */
+    char *mailbox; /* the dropfile; NULL: queue it (relay, or a role address without one) */
+    bool relay;    /* of another domain: queued for outbound delivery */
 };
 
 struct deliver_route {
@@ -91,11 +108,12 @@ struct deliver_route {
     enum route_status fwd; /* ROUTE_NONE: no forward applied */
     size_t n;
     struct deliver_dest *dest;
-    char why[400]; /* DV_UNKNOWN/DV_REMOTE of a destination: its address; DV_LOOP: the chain */
+    char why[400]; /* DV_UNKNOWN: the (destination's) address; DV_REMOTE: the recipient's;
+                      DV_LOOP: the chain */
 };
 
 /* deliver_route_relay - turn a DV_REMOTE route (r->why: the address) into a relay: one
- * destination without a mailbox, verdict DV_OK. */
+ * destination with relay set, verdict DV_OK. */
 void deliver_route_relay(struct deliver_route *r);
 
 /* deliver_route - expand the recipient a through the forwards of cf, then classify every
@@ -160,10 +178,14 @@ void deliver_queue_settle(const char *spool, struct qfile *q, const char *path, 
  * attempt, at most max(1 hour, queue_retry). */
 time_t deliver_next_try(const struct conf *cf, time_t now, int attempts);
 
+/* Why a role address waits in the queue (deliver_add's why for a mailbox-less one). */
+#define DELIVER_NO_ROLE_MAILBOX "no mailbox for postmaster (set sysadmin)"
+
 struct deliver_outcome {
     int delivered;     /* distinct mailboxes written */
     int queued;        /* recipients put into the queue */
     int failed;        /* recipients refused for good (DROP_PERM) */
+    int bounced;       /* of those, reported to the sender (a report queued) */
     bool qfile_failed; /* the queue file could not be written */
     const char *id;
 };

@@ -321,7 +321,10 @@ maildrop_dest(const struct conf *cf, const struct qfile *q, struct maildrop_acc 
     if (strcmp(ra, d->addr) != 0)
         snprintf(fwd, sizeof(fwd), " forward=<%s>", d->addr);
     if (d->mailbox == NULL) {
-        maildrop_queue_later(acc, d->addr, 0, "no mailbox for postmaster (set sysadmin)");
+        if (d->relay)
+            log_info("maildrop id=%s to=<%s>%s result=queued reason=relay", q->id, ra, fwd);
+        maildrop_queue_later(acc, d->addr, 0,
+                             d->relay ? DELIVER_NOT_LOCAL : DELIVER_NO_ROLE_MAILBOX);
         return;
     }
     for (size_t k = 0; k < acc->nseen; k++)

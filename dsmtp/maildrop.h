@@ -12,10 +12,13 @@
  *   go into one queue file in spool_dir/queue; then the maildrop file is removed. If even
  *   that queue file cannot be written the maildrop file stays and is tried again (local
  *   recipients already delivered may then get a second copy).
- * - Unknown local users and other failures are reported to the sender (bounce.h);
- *   recipients of other domains go into the queue file for outbound delivery. The file's
- *   DSN parameters (sendmail -N, -R, -V) go along: into the queue file, into the
- *   reports, and a success report for a local delivery that asked for one
+ * - Nothing is dropped: unknown local users, bad addresses, forwarding loops and
+ *   mailboxes that refuse for good are reported to the sender (bounce.h); recipients of
+ *   other domains (given, reached through a forward, or a role address's sysadmin) go
+ *   into the queue file for outbound delivery. sendmail itself cannot tell an unknown
+ *   user (it does not read the users file), so it never exits 67 for one.
+ * - The file's DSN parameters (sendmail -N, -R, -V) go along: into the queue file, into
+ *   the reports, and a success report for a local delivery that asked for one
  *   (QF_RCPT_FROM_HEADERS recipients take the file's default NOTIFY).
  */
 #ifndef DSMTP_MAILDROP_H

@@ -19,7 +19,9 @@
  *   at remote_smtp_port. Recipients whose routes name the same spec share a destination.
  *   A smarthost/gateway HOST is looked up as MX, [HOST] as addresses only; any DNS
  *   failure of it defers (4.4.3). By MX, null MX (RFC 7505) fails 5.1.10, a domain that
- *   does not exist 5.1.2, a DNS failure defers (4.4.3). Each address is tried in turn
+ *   does not exist 5.1.2, a DNS failure defers (4.4.3). An MX named like our hostname is
+ *   dropped with every MX not better than it (a backup MX, a relay_to domain); when that
+ *   leaves none the recipients fail 5.4.6 "loops back to myself". Each address is tried in turn
  *   until one gives a ready session; an opportunistic STARTTLS that fails is retried once
  *   in plaintext on the same address.
  * - Smarthost/gateway sessions: smarthost_tls require is SMTPC_TLS_REQUIRE (no STARTTLS

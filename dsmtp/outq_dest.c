@@ -303,6 +303,23 @@ outq_dest_next_host(struct outq_dest *t)
     t->q = dns_addr(oq->dns, t->host, outq_dest_addr_result, t);
 }
 
+/* outq_dest_mx_before_self - how many of the exchangers (in preference order) come
+ * before this host: an MX named like our hostname (a backup MX, a relay_to domain) and
+ * every one not better than it are dropped, as Postfix does, so that mail does not loop
+ * back here. */
+static size_t
+outq_dest_mx_before_self(const struct outq *oq, const struct dns_result *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strcasecmp(r->mx[i].host, oq->d->srv.hostname) != 0)
+            continue;
+        while (i > 0 && r->mx[i - 1].pref >= r->mx[i].pref)
+            i--;
+        return i;
+    }
+    return r->n;
+}
+
 /* outq_dest_mx_result - the domain's exchangers. */
 static void
 outq_dest_mx_result(struct dns_result *r, void *arg)
@@ -313,13 +330,22 @@ outq_dest_mx_result(struct dns_result *r, void *arg)
     t->q = NULL;
     switch (r->status) {
     case DNS_OK:
-    case DNS_IMPLICIT:
-        t->hosts = xcalloc(r->n, sizeof(*t->hosts));
-        for (size_t i = 0; i < r->n; i++)
+    case DNS_IMPLICIT: {
+        size_t n = r->status == DNS_OK ? outq_dest_mx_before_self(t->oq, r) : r->n;
+        if (n == 0) {
+            outq_reply_set(&e, 554, "5.4.6", "mail for %s loops back to myself (%s is its best MX)",
+                           t->spec != NULL ? t->spec : t->key, t->oq->d->srv.hostname);
+            dns_result_free(&r);
+            outq_dest_all(t, &e);
+            return;
+        }
+        t->hosts = xcalloc(n, sizeof(*t->hosts));
+        for (size_t i = 0; i < n; i++)
             t->hosts[t->nhosts++] = xstrdup(r->mx[i].host);
         dns_result_free(&r);
         outq_dest_next_host(t);
         return;
+    }
     default:
         if (t->spec == NULL)
             break;

@@ -55,16 +55,18 @@ queue_quarantine(const struct conf *cf, const char *path, const char *name)
 }
 
 /* queue_forward - a queued address that forwards now (a forward added since it was
- * queued) is replaced by its destinations, which are tried in the same pass. An address
- * that is among its own destinations is final: its other destinations had their copies
- * when the message came in. true when replaced. */
+ * queued), or a role address whose sysadmin is now of another domain, is replaced by its
+ * destinations, which are tried in the same pass. An address that is among its own
+ * destinations is final: its other destinations had their copies when the message came
+ * in. true when replaced. */
 static bool
 queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
 {
     char list[600] = "", eq[700];
     size_t o = 0;
+    bool role = dr->fwd == ROUTE_NONE && dr->n == 1 && dr->dest[0].relay;
 
-    if (dr->fwd != ROUTE_FORWARDED)
+    if (dr->fwd != ROUTE_FORWARDED && !role)
         return false;
     for (size_t k = 0; k < dr->n; k++)
         if (strcasecmp(dr->dest[k].addr, q->rcpt[i].addr) == 0)
@@ -127,8 +129,14 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             if (d->mailbox != NULL)
                 res =
                     deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
-            else
-                snprintf(err, sizeof(err), "no mailbox for postmaster (set sysadmin)");
+            else if (d->relay && remote != NULL &&
+                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
+                *remote = true;
+                deliver_route_free(&dr);
+                return;
+            } else
+                snprintf(err, sizeof(err), "%s",
+                         d->relay ? DELIVER_NOT_LOCAL : DELIVER_NO_ROLE_MAILBOX);
             break;
         }
         case DV_UNKNOWN:

@@ -461,7 +461,16 @@ conf_finish(struct conf_parser *p, int errors_before)
         free(c->hostname);
         c->hostname = xstrdup(host);
     }
-    route_finish(c->forward, c, p->diag); /* needs host_domain and main_domain */
+    route_finish(c->forward, p->diag);
+    for (size_t i = 0; i < c->relay_to.n; i++)
+        if (conf_is_local_domain(c, c->relay_to.v[i]))
+            conf_diag_add(p->diag, true, c->origin[CONF_relay_to], 0,
+                          "relay_to %s is also a host_domain: its mail is delivered here",
+                          c->relay_to.v[i]);
+    if (c->forward_from.n > 0)
+        conf_diag_add(p->diag, true, c->origin[CONF_forward_from], 0,
+                      "forward_from: anyone who writes such an envelope sender may relay "
+                      "through this server (it is forgeable; prefer forward_from_ip or AUTH)");
     if (c->error_soft_limit > c->error_hard_limit && c->origin[CONF_error_soft_limit] != NULL)
         conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
                       "error_soft_limit %ld is above error_hard_limit %ld and never applies",

@@ -136,6 +136,11 @@ bool conf_list_has(const struct conf_list *l, const char *s);
  * the one local domain. */
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 
+/* conf_domain_in - domain (A-label or U-label, any case, a final dot allowed) is one of
+ * the domains of a domain-list setting such as relay_to or forward_from: exact names, no
+ * subdomains, no wildcards. */
+bool conf_domain_in(const struct conf_list *l, const char *domain);
+
 /* conf_ip_match - DMail wildcard list match for an address string: "1.2.3.*" prefix
  * match, "*" everything, a leading "!" negates (first matching entry wins), and CIDR
  * "10.0.0.0/8" or "::1/128" as a modern extension. */

@@ -2,7 +2,7 @@
  * conf_value - single values of dmail.conf settings (contract in conf.h): text to value
  * for the loader in conf.c (numbers, sizes, times, booleans, choices, bounds, the checks
  * of list items), value to text (conf_format), and the matches of a value against a list
- * (conf_list_has, conf_is_local_domain, conf_ip_match).
+ * (conf_list_has, conf_is_local_domain, conf_domain_in, conf_ip_match).
  */
 #include "conf.h"
 
@@ -376,6 +376,8 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_host_domain] = conf_value_domain,
     [CONF_listen] = conf_value_ipaddr,
     [CONF_forward_from_ip] = conf_value_ippattern,
+    [CONF_forward_from] = conf_value_domain,
+    [CONF_relay_to] = conf_value_domain,
     [CONF_dns_host] = conf_value_dnshost,
     [CONF_smarthost] = conf_value_smarthost,
     [CONF_gateway] = conf_value_gateway,
@@ -492,25 +494,41 @@ conf_list_has(const struct conf_list *l, const char *s)
     return false;
 }
 
-/* conf_is_local_domain - domain (A-label or U-label, any case, final dot allowed) is local. */
-bool
-conf_is_local_domain(const struct conf *c, const char *domain)
+/* conf_domain_listed - domain, normalised as a host_domain entry, is in l (or, with
+ * main_domain not NULL and l empty, equal to it). */
+static bool
+conf_domain_listed(const struct conf_list *l, const char *domain, const char *main_domain)
 {
     char *d;
     char reason[CONF_REASON_MAX];
-    bool local;
+    bool listed;
 
-    if (c == NULL || domain == NULL || *domain == '\0')
+    if (domain == NULL || *domain == '\0')
         return false;
     d = xstrdup(domain);
     if (conf_value_domain(&d, reason, sizeof(reason)) < 0) {
         free(d);
         return false;
     }
-    local = conf_list_has(&c->host_domain, d) ||
-            (c->host_domain.n == 0 && strcasecmp(d, c->main_domain) == 0);
+    listed = conf_list_has(l, d) ||
+             (main_domain != NULL && l->n == 0 && strcasecmp(d, main_domain) == 0);
     free(d);
-    return local;
+    return listed;
+}
+
+/* conf_is_local_domain - domain (A-label or U-label, any case, final dot allowed) is local. */
+bool
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+    return c != NULL && conf_domain_listed(&c->host_domain, domain, c->main_domain);
+}
+
+/* conf_domain_in - domain (as for conf_is_local_domain) is one of the domains of list
+ * setting l (relay_to, forward_from). */
+bool
+conf_domain_in(const struct conf_list *l, const char *domain)
+{
+    return l != NULL && conf_domain_listed(l, domain, NULL);
 }
 
 /* conf_value_glob - '*' matches any run of characters; everything else itself, any case. */

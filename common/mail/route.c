@@ -3,9 +3,9 @@
  *
  * Layout: every string lives in an arena of 256 KB blocks (a string never spans two, so
  * nothing is ever copied to grow it). An alias is its key ("local@domain", local part
- * unquoted and lower-cased; "@domain" for a catch-all). A destination list is a status
- * byte (checked against host_domain yet? local? remote?) followed by the canonical
- * addresses, each NUL-terminated, and an empty string; identical lists are stored once.
+ * unquoted and lower-cased; "@domain" for a catch-all). A destination list is the
+ * canonical addresses, each NUL-terminated, and an empty string; identical lists are
+ * stored once.
  * Entries (key offset, list offset) sit in an array in file order. route_finish builds,
  * in one go once the number is known, an open-addressing index of entry numbers at most
  * half full (a word-at-a-time multiplicative hash, linear probing), finding repeated
@@ -32,11 +32,9 @@
 #define ROUTE_CHUNK ((size_t)1 << ROUTE_CHUNK_BITS) /* entries per chunk */
 #define ROUTE_LIST_MAX (ROUTE_EXPAND_MAX * (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8) + 2)
 
-enum { RD_UNCHECKED, RD_LOCAL, RD_REMOTE }; /* a destination list's status byte */
-
 struct route_entry {
     uint32_t key;   /* arena offset of the key */
-    uint32_t dests; /* arena offset of the list's status byte */
+    uint32_t dests; /* arena offset of the destination list */
 };
 
 struct route_origin {
@@ -156,12 +154,12 @@ route_arena_add(struct route *rt, const void *p, size_t n)
     return (long)off;
 }
 
-/* route_dests_intern - the arena offset of a destination list equal to list (len bytes,
- * status byte first), storing it if new; -1 when the arena is full. */
+/* route_dests_intern - the arena offset of a destination list equal to list (len bytes),
+ * storing it if new; -1 when the arena is full. */
 static long
 route_dests_intern(struct route *rt, const char *list, size_t len)
 {
-    uint64_t h = route_hash(ROUTE_SEED, list + 1, len - 1);
+    uint64_t h = route_hash(ROUTE_SEED, list, len);
     size_t mask, i;
     long off;
 
@@ -171,7 +169,7 @@ route_dests_intern(struct route *rt, const char *list, size_t len)
         for (size_t k = 0; k < rt->ndslots; k++) {
             if (rt->dslots[k] == 0)
                 continue;
-            const char *l = route_str(rt, rt->dslots[k] - 1) + 1;
+            const char *l = route_str(rt, rt->dslots[k] - 1);
             size_t j = (size_t)route_hash(ROUTE_SEED, l, route_list_len(l)) & (n - 1);
             while (slots[j] != 0)
                 j = (j + 1) & (n - 1);
@@ -183,8 +181,8 @@ route_dests_intern(struct route *rt, const char *list, size_t len)
     }
     mask = rt->ndslots - 1;
     for (i = (size_t)h & mask; rt->dslots[i] != 0; i = (i + 1) & mask) {
-        const char *l = route_str(rt, rt->dslots[i] - 1) + 1;
-        if (route_list_len(l) == len - 1 && memcmp(l, list + 1, len - 1) == 0)
+        const char *l = route_str(rt, rt->dslots[i] - 1);
+        if (route_list_len(l) == len && memcmp(l, list, len) == 0)
             return (long)(rt->dslots[i] - 1);
     }
     if ((off = route_arena_add(rt, list, len)) < 0)
@@ -259,15 +257,15 @@ route_parse_alias(const char *tok, char *key, size_t keylen, char *reason, size_
 }
 
 /* route_parse_dests - the destinations after the alias (separated by commas and/or
- * blanks) into list (status byte, addresses, final ""); its length, or 0 with reason. */
+ * blanks) into list (addresses, final ""); its length, or 0 with reason. A destination
+ * may be of any domain: one of another domain is relayed. */
 static size_t
 route_parse_dests(const char *s, char *list, size_t cap, char *reason, size_t len)
 {
     char tok[1100], err[100];
-    size_t o = 1, count = 0;
+    size_t o = 0, count = 0;
     struct addr a;
 
-    list[0] = RD_UNCHECKED;
     for (;;) {
         const char *start;
         s += strspn(s, ", \t");
@@ -366,28 +364,8 @@ route_add(struct route **rtp, const char *file, int line, const char *value, cha
     *route_org(rt, rt->n) = (struct route_origin){(uint32_t)(rt->nfiles - 1), (uint32_t)line};
     rt->n++;
     rt->digest = route_hash(rt->digest, key, strlen(key) + 1);
-    rt->digest = route_hash(rt->digest, list + 1, listlen - 1);
+    rt->digest = route_hash(rt->digest, list, listlen);
     return 0;
-}
-
-/* route_strcmp - qsort order of C strings. */
-static int
-route_strcmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* route_remote_dest - the first destination of list whose domain is not among the
- * sorted local domains, or NULL. */
-static const char *
-route_remote_dest(const char *list, const char **doms, size_t ndoms)
-{
-    for (const char *d = list; *d != '\0'; d += strlen(d) + 1) {
-        const char *dom = strrchr(d, '@') + 1;
-        if (bsearch(&dom, doms, ndoms, sizeof(*doms), route_strcmp) == NULL)
-            return d;
-    }
-    return NULL;
 }
 
 /* route_index_build - the index of every entry; a repeated alias is an error. */
@@ -419,43 +397,15 @@ route_index_build(struct route *rt, struct conf_diag *diag)
     return errors;
 }
 
-/* route_finish - index the aliases, check destinations against host_domain, free the
- * building aids. */
+/* route_finish - index the aliases, free the building aids. */
 int
-route_finish(struct route *rt, const struct conf *c, struct conf_diag *diag)
+route_finish(struct route *rt, struct conf_diag *diag)
 {
-    const char **doms;
-    size_t ndoms = c->host_domain.n > 0 ? c->host_domain.n : 1;
-    int errors, remote = 0;
+    int errors;
 
     if (rt == NULL)
         return 0;
     errors = route_index_build(rt, diag);
-    doms = xcalloc(ndoms, sizeof(*doms));
-    for (size_t i = 0; i < ndoms; i++)
-        doms[i] = c->host_domain.n > 0 ? c->host_domain.v[i] : c->main_domain;
-    qsort(doms, ndoms, sizeof(*doms), route_strcmp);
-    for (size_t k = 0; k < rt->n; k++) {
-        char *st = route_str(rt, route_ent(rt, k)->dests);
-        const char *bad = NULL;
-        if (*st == RD_UNCHECKED) {
-            bad = route_remote_dest(st + 1, doms, ndoms);
-            *st = bad ? RD_REMOTE : RD_LOCAL;
-        }
-        if (*st != RD_REMOTE || remote++ >= ROUTE_DIAG_MAX)
-            continue;
-        if (bad == NULL)
-            bad = route_remote_dest(st + 1, doms, ndoms);
-        conf_diag_add(diag, false, rt->files[route_org(rt, k)->file], (int)route_org(rt, k)->line,
-                      "forward: forward to a remote address needs outbound delivery (%s is not "
-                      "in a host_domain)",
-                      bad);
-    }
-    if (remote > ROUTE_DIAG_MAX)
-        conf_diag_add(diag, false, rt->files[0], 0,
-                      "forward: %d more lines forward to remote addresses",
-                      remote - ROUTE_DIAG_MAX);
-    free(doms);
     for (size_t i = 0; i < rt->nfiles; i++)
         free(rt->files[i]);
     free(rt->files);
@@ -478,7 +428,7 @@ route_finish(struct route *rt, const struct conf *c, struct conf_diag *diag)
         rt->blocks[rt->nblocks - 1] = xrealloc(rt->blocks[rt->nblocks - 1], rt->bused);
         rt->lastcap = rt->bused;
     }
-    return errors + remote;
+    return errors;
 }
 
 /* route_free - the table and everything in it. */
@@ -558,7 +508,7 @@ route_lookup(const struct route *rt, const char *local, const char *domain)
     route_key(local, domain, key, sizeof(key));
     if ((k = route_find(rt, key)) < 0)
         return NULL;
-    return route_str(rt, route_ent(rt, k)->dests) + 1;
+    return route_str(rt, route_ent(rt, k)->dests);
 }
 
 /* One expansion in progress. */
@@ -581,7 +531,7 @@ route_match(struct route_walk *w, const char *key, const char *local, const char
     const char *catchall;
 
     if (k >= 0)
-        return route_str(w->rt, route_ent(w->rt, k)->dests) + 1;
+        return route_str(w->rt, route_ent(w->rt, k)->dests);
     if ((catchall = route_lookup(w->rt, "", domain)) == NULL)
         return NULL;
     if (w->is_user != NULL && w->is_user(w->arg, local, domain))

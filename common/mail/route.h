@@ -14,15 +14,14 @@
  *   domain as a lower-case A-label. "@domain" is the catch-all of the domain: it applies
  *   to an address of that domain that has no forward of its own and is not a user (nor
  *   postmaster) there. "*@domain" is refused with a hint, since '*' is a valid local part.
- * - Destinations are full addresses, at most ROUTE_EXPAND_MAX per line, kept in canonical
- *   written form (addr_format). A destination that is itself an alias is expanded again,
- *   at most ROUTE_DEPTH_MAX aliases deep; a destination equal to the alias it belongs to
- *   is final (the alias's own mailbox: "keep a copy"). An alias met again on the same
- *   chain is a forwarding loop. One recipient expands to at most ROUTE_EXPAND_MAX
- *   distinct addresses.
+ * - Destinations are full addresses of any domain (one of another domain is relayed by
+ *   dsmtp), at most ROUTE_EXPAND_MAX per line, kept in canonical written form (addr_format). A
+ * destination that is itself an alias is expanded again, at most ROUTE_DEPTH_MAX aliases deep; a
+ * destination equal to the alias it belongs to is final (the alias's own mailbox: "keep a copy").
+ * An alias met again on the same chain is a forwarding loop. One recipient expands to at most
+ * ROUTE_EXPAND_MAX distinct addresses.
  * - route_add reports a bad line in reason. route_finish reports into diag, each with its
- *   file:line: an alias given twice (naming the earlier line), and a line whose destination
- *   is not in a host_domain (no outbound delivery yet); at most 20 of each kind one by one.
+ *   file:line, an alias given twice (naming the earlier line); at most 20 one by one.
  * - Memory: the strings of all lines in an arena, destination lists stored once per
  *   distinct list, an 8-byte entry per alias and a 4-byte slot index at most half full:
  *   about 4 MB for 100,000 lines of the form aliasN@domain user@domain. While building,
@@ -39,7 +38,6 @@
 #define ROUTE_KEY_MAX (64 + 1 + 255 + 1)
 
 struct route;
-struct conf;
 struct conf_diag;
 
 /* route_add - one forward line's value ("ALIAS DEST[,DEST...]") from file:line into *rt
@@ -47,10 +45,10 @@ struct conf_diag;
 int route_add(struct route **rt, const char *file, int line, const char *value, char *reason,
               size_t len);
 
-/* route_finish - the table is complete: check destinations against c's host_domain list
- * (errors into diag with file:line), drop what only building needed. Returns the number
- * of errors. rt may be NULL. */
-int route_finish(struct route *rt, const struct conf *c, struct conf_diag *diag);
+/* route_finish - the table is complete: index it (repeated aliases are errors, into diag
+ * with file:line), drop what only building needed. Returns the number of errors. rt may
+ * be NULL. */
+int route_finish(struct route *rt, struct conf_diag *diag);
 
 /* route_free - free the table; sets *rt to NULL. */
 void route_free(struct route **rt);

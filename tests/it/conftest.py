@@ -181,7 +181,9 @@ def run_sh():
 @pytest.fixture
 def dns():
     """dnsmasq on a free loopback port: remote.test MX -> 127.0.0.1, nullmx.test with a
-    null MX, dead.test MX -> 127.0.0.2 (nobody listens there); stopped afterwards."""
+    null MX, dead.test MX -> 127.0.0.2 (nobody listens there), backup.test MX
+    mx.remote.test 10 and mx.example.test 20 (a site's own hostname: its backup MX),
+    selfmx.test MX mx.example.test only; stopped afterwards."""
     if not shutil.which("dnsmasq"):
         pytest.skip("dnsmasq not installed")
     port = free_ports(1)[0]
@@ -191,7 +193,9 @@ def dns():
          "--pid-file=", "--log-facility=-", "--port=%d" % port, "--local=/test/",
          "--mx-host=%s,mx.%s,10" % (REMOTE, REMOTE), "--host-record=mx.%s,127.0.0.1" % REMOTE,
          "--dns-rr=nullmx.test,15,000000",
-         "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.2"],
+         "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.2",
+         "--mx-host=backup.test,mx.%s,10" % REMOTE, "--mx-host=backup.test,mx.example.test,20",
+         "--mx-host=selfmx.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield "127.0.0.1:%d" % port

@@ -290,7 +290,9 @@ def test_greeting_220_and_quit_221(dsmtp, port_kind):
 
 def test_mailbox_refusing_for_good_554(dsmtp):
     """Every mailbox refuses permanently (here: not a regular file): 554 5.2.0, nothing
-    queued; with another, good recipient the message is accepted for that one."""
+    queued; with another, good recipient the message is accepted for that one and the
+    refusing one is reported to the sender (the report waits in the queue: the sender's
+    domain has no reachable MX here)."""
     os.makedirs(dsmtp.mbox_path("alice"))
     with CheckedSMTP(dsmtp.smtp_port) as c:
         c.ehlo()
@@ -304,5 +306,9 @@ def test_mailbox_refusing_for_good_554(dsmtp):
         c.send(to_wire(text) + b".\r\n")
         code, lines = c.reply()
         assert code == 250 and lines[-1].startswith("2.0.0"), (code, lines)
-    assert dsmtp.queue_files() == []
     assert dsmtp.msgids("bob") == [msgid]
+    (qf,) = dsmtp.queue_files()
+    with open(qf, "rb") as f:
+        data = f.read()
+    assert b"\nsender <>\norigin bounce " in data, data[:400]
+    assert b"<%s>" % SENDER.encode() in data and b"Status: 5.2.0" in data, data[:2000]

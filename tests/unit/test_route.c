@@ -89,19 +89,18 @@ test_parse_errors(void **state)
         (const char *[]){"t.conf:4: forward: bob.smith@example.org is already "
                          "forwarded at t.conf:2",
                          "t.conf:6: forward: @example.net is already forwarded at t.conf:5", NULL});
-    /* every problem of the file in one run, remote destinations checked at the end (so a
-     * host_domain line after the forwards counts) */
-    uu_conf_errs(
-        "forward a@example.org bob@example.org,x@remote.test\n"
-        "forward b@example.org bob@[192.0.2.1]\n"
-        "forward bad\n"
-        "forward c@example.org bob@example.org\n" DOMS,
-        (const char *[]){"t.conf:3: forward: 'bad' is not a full address (missing @domain)",
-                         "t.conf:1: forward: forward to a remote address needs outbound "
-                         "delivery (x@remote.test is not in a host_domain)",
-                         "t.conf:2: forward: forward to a remote address needs outbound "
-                         "delivery (bob@[192.0.2.1] is not in a host_domain)",
-                         NULL});
+    /* every problem of the file in one run; destinations of other domains are fine (they
+     * are relayed) */
+    uu_conf_errs("forward a@example.org bob@example.org,x@remote.test\n"
+                 "forward b@example.org bob@[192.0.2.1]\n"
+                 "forward bad\n"
+                 "forward c@example.org bob@example.org\n"
+                 "forward A@example.org carol@example.org\n" DOMS,
+                 (const char *[]){
+                     "t.conf:3: forward: 'bad' is not a full address (missing @domain)",
+                     "t.conf:5: forward: a@example.org is already forwarded at t.conf:1", NULL});
+    struct conf *r = uu_conf_ok(DOMS "forward a@example.org bob@example.org,x@remote.test\n");
+    conf_unref(&r);
     /* without host_domain, localhost is the local domain */
     struct conf *c = uu_conf_ok("forward a@example.org bob@localhost\n");
     conf_unref(&c);
@@ -122,9 +121,9 @@ test_include_file_line(void **state)
     char dir[] = "/tmp/test_route.XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *main_conf = xasprintf("%s/dmail.conf", dir), *inc = xasprintf("%s/fwd.conf", dir);
-    const char *fwd =
-        "# aliases\nforward a@example.org bob@example.org\n"
-        "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n";
+    const char *fwd = "# aliases\nforward a@example.org bob@example.org\n"
+                      "forward A@example.org carol@example.org\nforward z@example.org z@else.test\n"
+                      "forward Z@example.org z@example.org\n";
     assert_int_equal(file_write_atomic(inc, fwd, strlen(fwd), 0644), 0);
     char *text = xasprintf(DOMS "#include fwd.conf\n");
     assert_int_equal(file_write_atomic(main_conf, text, strlen(text), 0644), 0);
@@ -133,9 +132,7 @@ test_include_file_line(void **state)
     uu_diag_print(&d);
     assert_int_equal(d.n, 2);
     char *w0 = xasprintf("%s:3: forward: a@example.org is already forwarded at %s:2", inc, inc);
-    char *w1 = xasprintf("%s:4: forward: forward to a remote address needs outbound delivery "
-                         "(z@else.test is not in a host_domain)",
-                         inc);
+    char *w1 = xasprintf("%s:5: forward: z@example.org is already forwarded at %s:4", inc, inc);
     assert_string_equal(d.msgs[0], w0);
     assert_string_equal(d.msgs[1], w1);
     conf_diag_free(&d);
@@ -403,7 +400,10 @@ test_deliver_route(void **state)
                                 "forward l1@example.org l2@example.org\n"
                                 "forward l2@example.org l1@example.org\n"
                                 "forward @example.net carol@example.org\n"
-                                "forward pm@example.org postmaster@example.org\n",
+                                "forward pm@example.org postmaster@example.org\n"
+                                "forward out@example.org bob@example.org, Far@Remote.TEST\n"
+                                "forward r1@example.org r2@example.org\n"
+                                "forward r2@example.org x@remote.test, r1@example.org\n",
                            tmp_users);
     struct conf *c = uu_conf_ok(text);
     struct deliver_route r;
@@ -455,6 +455,25 @@ test_deliver_route(void **state)
     assert_int_equal(deliver_route(c, db, &a, &r), DV_OK);
     assert_int_equal(r.n, 1);
     assert_null(r.dest[0].mailbox);
+    assert_false(r.dest[0].relay);
+    deliver_route_free(&r);
+    /* a destination of another domain is relayed: no mailbox, relay set */
+    assert_int_equal(addr_parse_mailbox("out@example.org", NULL, &a, err, sizeof(err)), 0);
+    assert_int_equal(deliver_route(c, db, &a, &r), DV_OK);
+    assert_int_equal(r.fwd, ROUTE_FORWARDED);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.dest[0].addr, "bob@example.org");
+    assert_non_null(r.dest[0].mailbox);
+    assert_false(r.dest[0].relay);
+    assert_string_equal(r.dest[1].addr, "Far@remote.test");
+    assert_null(r.dest[1].mailbox);
+    assert_true(r.dest[1].relay);
+    deliver_route_free(&r);
+    /* a loop through a remote destination is still a loop */
+    assert_int_equal(addr_parse_mailbox("r1@example.org", NULL, &a, err, sizeof(err)), 0);
+    assert_int_equal(deliver_route(c, db, &a, &r), DV_LOOP);
+    assert_string_equal(r.why, "r1@example.org -> r2@example.org -> r1@example.org");
+    assert_int_equal(r.n, 0);
     deliver_route_free(&r);
     conf_unref(&c);
     auth_db_unref(&db);

@@ -63,6 +63,11 @@ static const struct resolve_case resolve_cases[] = {
     {"nobody", "example.org", DK_UNKNOWN, NULL},
     {"postmaster", "example.org", DK_LOCAL, "admin"},
     {"PostMaster", "example.net", DK_LOCAL, "admin"},
+    {"root", "example.org", DK_LOCAL, "admin"},
+    {"MAILER-DAEMON", "example.org", DK_LOCAL, "admin"},
+    {"Abuse", "example.net", DK_LOCAL, "admin"},
+    {"root", "example.com", DK_REMOTE, NULL},
+    {"hostmaster", "example.org", DK_UNKNOWN, NULL},
     {"bob", "example.com", DK_REMOTE, NULL},
     {"postmaster", "example.com", DK_REMOTE, NULL},
 };
@@ -190,13 +195,41 @@ test_postmaster(void **state)
     assert_string_equal(t.user, "alice@example.net");
     auth_db_unref(&db);
     conf_unref(&cf);
-    /* sysadmin remote or unknown: queued, never relayed */
-    cf = load("sysadmin root@elsewhere.example\n", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
+    /* a user of the role's name has it, before sysadmin */
+    cf = load("sysadmin admin\n", true, &db);
+    assert_int_equal(deliver_resolve(cf, db, "Postmaster", "example.org", &t), DK_LOCAL);
+    assert_string_equal(t.user, "postmaster");
+    assert_int_equal(deliver_resolve(cf, db, "abuse", "example.org", &t), DK_LOCAL);
+    assert_string_equal(t.user, "admin");
     auth_db_unref(&db);
     conf_unref(&cf);
-    cf = load("sysadmin ghost\n", true, &db);
+    /* sysadmin unset: every role to the user postmaster */
+    cf = load("", true, &db);
+    assert_int_equal(deliver_resolve(cf, db, "ROOT", "example.org", &t), DK_LOCAL);
+    assert_string_equal(t.user, "postmaster");
+    auth_db_unref(&db);
+    conf_unref(&cf);
+    /* sysadmin of another domain: relayed there */
+    cf = load("sysadmin Root@Elsewhere.Example\n", true, &db);
+    assert_int_equal(deliver_resolve(cf, db, "root", "example.org", &t), DK_RELAY);
+    assert_string_equal(t.addr, "Root@elsewhere.example");
+    struct deliver_route r;
+    struct addr a;
+    char err[100];
+    assert_int_equal(addr_parse_mailbox("mailer-daemon@example.net", NULL, &a, err, sizeof(err)),
+                     0);
+    assert_int_equal(deliver_route(cf, db, &a, &r), DV_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.dest[0].addr, "Root@elsewhere.example");
+    assert_null(r.dest[0].mailbox);
+    assert_true(r.dest[0].relay);
+    deliver_route_free(&r);
+    auth_db_unref(&db);
+    conf_unref(&cf);
+    /* sysadmin a local address without a user: queued */
+    cf = load("sysadmin ghost\n", false, &db);
     assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
+    assert_int_equal(deliver_resolve(cf, db, "abuse", "example.org", &t), DK_POSTMASTER);
     auth_db_unref(&db);
     conf_unref(&cf);
 }
