@@ -170,7 +170,7 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
     }
     snprintf(origin, sizeof(origin), "%s%s", dbl ? BOUNCE_ORIGIN_DOUBLE : BOUNCE_ORIGIN, m->id);
     to = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL};
-    if (deliver_queue_write(cf, qid, "", origin, NULL, now, &to, 1, out.text, out.len) < 0) {
+    if (deliver_queue_write(cf, qid, "", origin, NULL, now, &to, 1, out.text, out.len, NULL) < 0) {
         const char *e = strerror(errno);
         log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);
         rc = -1;

@@ -513,8 +513,9 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
-        if ((o->queued > 0 || o->bounced > 0) && s->d->queue != NULL)
-            queue_kick(s->d->queue); /* relayed recipients and reports go out now */
+        /* an offered queue file is outbound delivery's already (outq_offer) */
+        if (((o->queued > 0 && !o->offered) || o->bounced > 0) && s->d->queue != NULL)
+            queue_kick(s->d->queue); /* queued local recipients and reports */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     session_tx_reset(s);
@@ -580,6 +581,7 @@ command_data_end(struct smtp_session *s)
                                         : DELIVER_NO_ROLE_MAILBOX,
                     tx->rcpt[i].notify, tx->rcpt[i].orcpt);
     s->batch = b;
+    deliver_offer_to(b, s->d->outq);
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "logq.h"
 #include "mboxq.h"
+#include "outq.h"
 #include "qfile.h"
 #include "xmem.h"
 
@@ -309,7 +310,7 @@ deliver_next_try(const struct conf *cf, time_t now, int attempts)
 int
 deliver_queue_write(const struct conf *cf, const char *id, const char *sender, const char *origin,
                     const struct deliver_dsn *dsn, time_t arrival, const struct deliver_qrcpt *r,
-                    size_t n, const char *text, size_t len)
+                    size_t n, const char *text, size_t len, struct outq *oq)
 {
     struct qfile q;
     int rc, saved;
@@ -336,6 +337,11 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
     q.text_len = len;
     rc = deliver_queue_save(cf->spool_dir, &q);
     saved = errno;
+    if (rc == 0 && oq != NULL) {
+        char *path = xasprintf("%s/queue/%s", cf->spool_dir, q.id);
+        rc = outq_offer(oq, cf, path, &q) ? 1 : 0;
+        free(path);
+    }
     q.text = NULL;
     q.text_len = 0;
     qfile_free(&q);
@@ -408,7 +414,8 @@ struct deliver_batch {
     uv_loop_t *loop;
     uv_work_t qwork;
     int qrc, qerrno;
-    bool report; /* recipients failed for good while others were taken: bounce them */
+    bool report;     /* recipients failed for good while others were taken: bounce them */
+    struct outq *oq; /* the queue file goes to it (deliver_offer_to) */
     long *counter;
     deliver_cb cb;
     void *arg;
@@ -590,8 +597,9 @@ deliver_qwork(uv_work_t *w)
     b->qrc = 0;
     if (nq > 0) {
         b->qrc = deliver_queue_write(b->cf, b->id, b->sender, b->origin, &dsn, b->arrival, q, nq,
-                                     b->text, b->len);
+                                     b->text, b->len, b->oq);
         b->qerrno = errno;
+        b->out.offered = b->qrc == 1;
     }
     free(q);
     if (b->nsuccess > 0)
@@ -702,6 +710,13 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
     }
     if (--b->running == 0)
         deliver_alldone(b);
+}
+
+/* deliver_offer_to - the queue file goes to oq. */
+void
+deliver_offer_to(struct deliver_batch *b, struct outq *oq)
+{
+    b->oq = oq;
 }
 
 /* deliver_detach - the waiter is gone. */

@@ -161,10 +161,14 @@ struct deliver_dsn {
 
 /* deliver_queue_write - blocking: write a queue file with id (may be "" for a fresh
  * one), sender, origin, DSN parameters (NULL: none), the given pending recipients (next
- * try after queue_retry) and the text into spool_dir/queue. 0 or -1 with errno. */
+ * try after queue_retry) and the text into spool_dir/queue. With oq, a file whose due
+ * recipients are all remote is offered to outbound delivery at once (outq_offer), with
+ * no queue scan. 0 written, 1 written and offered, or -1 with errno. */
+struct outq;
 int deliver_queue_write(const struct conf *cf, const char *id, const char *sender,
                         const char *origin, const struct deliver_dsn *dsn, time_t arrival,
-                        const struct deliver_qrcpt *r, size_t n, const char *text, size_t len);
+                        const struct deliver_qrcpt *r, size_t n, const char *text, size_t len,
+                        struct outq *oq);
 
 /* deliver_queue_save - blocking: write q (atomically, fsynced) into spool/queue through
  * spool/tmp. 0 or -1 with errno. */
@@ -187,6 +191,7 @@ struct deliver_outcome {
     int failed;        /* recipients refused for good (DROP_PERM) */
     int bounced;       /* of those, reported to the sender (a report queued) */
     bool qfile_failed; /* the queue file could not be written */
+    bool offered;      /* the queue file went to outbound delivery (outq_offer) */
     const char *id;
 };
 
@@ -206,6 +211,8 @@ void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox,
 /* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
  * (may be NULL) is incremented now and decremented when the batch is freed. */
 void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);
+/* deliver_offer_to - before deliver_run: the queue file (if any) is offered to oq. */
+void deliver_offer_to(struct deliver_batch *b, struct outq *oq);
 /* deliver_detach - nobody waits any more: cb is not called; the work finishes. */
 void deliver_detach(struct deliver_batch *b);
 

@@ -415,14 +415,17 @@ maildrop_file(struct maildrop *m, struct qfile *q)
         acc.cur = &q->rcpt[i];
         maildrop_rcpt(m, q, &acc, q->rcpt[i].addr, text, len);
     }
-    if (acc.nq > 0 && deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
-                                          &dsn, q->arrival, acc.q, acc.nq, text, len) < 0) {
+    int qrc = acc.nq == 0
+                  ? 0
+                  : deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
+                                        &dsn, q->arrival, acc.q, acc.nq, text, len, m->d->outq);
+    if (qrc < 0) {
         const char *e = strerror(errno);
         log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
         ok = false;
-    } else if (acc.nq > 0) {
-        m->bounced++; /* kick the queue runner: remote recipients go out at once */
+    } else if (acc.nq > 0 && qrc == 0) {
+        m->bounced++; /* kick the queue runner: queued recipients go out at once */
     }
     if (ok && acc.nfail > 0) {
         if (bounce_send(cf, &bm, acc.fail, acc.nfail) < 0)

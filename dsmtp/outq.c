@@ -50,15 +50,24 @@ outq_reply_set(struct smtpc_reply *r, int code, const char *status, const char *
     va_end(ap);
 }
 
+/* outq_claim_find - the file is claimed (mu held). */
+static bool
+outq_claim_find(const struct outq *oq, const char *id)
+{
+    for (size_t i = 0; i < oq->nclaims; i++)
+        if (strcmp(oq->claims[i], id) == 0)
+            return true;
+    return false;
+}
+
 /* outq_claimed - a scan asks. */
 bool
 outq_claimed(struct outq *oq, const char *id)
 {
-    bool found = false;
+    bool found;
 
     uv_mutex_lock(&oq->mu);
-    for (size_t i = 0; i < oq->nclaims && !found; i++)
-        found = strcmp(oq->claims[i], id) == 0;
+    found = outq_claim_find(oq, id);
     uv_mutex_unlock(&oq->mu);
     return found;
 }
@@ -97,6 +106,10 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     struct outq_file *f;
 
     uv_mutex_lock(&oq->mu);
+    if (outq_claim_find(oq, q->id)) { /* a scan and outq_offer both came: one is enough */
+        uv_mutex_unlock(&oq->mu);
+        return false;
+    }
     if (oq->stopping || oq->suspended || oq->nclaims >= oq->max ||
         (oq->nclaims > 0 && oq->held_bytes + q->text_len > OUTQ_HELD_BYTES)) {
         oq->refused = !oq->stopping && !oq->suspended;
@@ -141,8 +154,34 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     uv_mutex_lock(&oq->mu);
     f->next = oq->incoming;
     oq->incoming = f;
+    if (!oq->stopping)
+        uv_async_send(&oq->wake); /* a scan's end kicks anyway; outq_offer needs this */
     uv_mutex_unlock(&oq->mu);
     return true;
+}
+
+/* outq_offer - a queue file just written: when every due recipient is remote, the lot
+ * goes to outq_take (taken, or left for the scan outq_release asks for). */
+bool
+outq_offer(struct outq *oq, const struct conf *cf, const char *path, const struct qfile *q)
+{
+    size_t *idx, n = 0;
+    time_t now = time(NULL);
+    bool remote = (q->flags & QF_HOLD) == 0;
+
+    idx = xcalloc(q->nrcpt + 1, sizeof(*idx));
+    for (size_t i = 0; i < q->nrcpt && remote; i++) {
+        const struct qfile_rcpt *r = &q->rcpt[i];
+        const char *at = strrchr(r->addr, '@');
+        if (r->state != QR_PENDING || r->next_try > now)
+            continue;
+        remote = at != NULL && !conf_is_local_domain(cf, at + 1);
+        idx[n++] = i;
+    }
+    if (remote && n > 0 && outq_take(oq, path, q, idx, n))
+        log_debug("outq id=%s taken as written rcpts=%zu", q->id, n);
+    free(idx);
+    return remote && n > 0;
 }
 
 /* outq_file_free - everything of f. */
@@ -478,6 +517,13 @@ outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), voi
     }
 }
 
+/* outq_wake - loop: outq_take was called off a scan. */
+static void
+outq_wake(uv_async_t *a)
+{
+    outq_kick(a->data);
+}
+
 /* outq_new - the delivery side. */
 struct outq *
 outq_new(struct smtpd *d)
@@ -489,6 +535,8 @@ outq_new(struct smtpd *d)
     oq->d = d;
     oq->max = (size_t)cf->queue_active_max;
     uv_mutex_init(&oq->mu);
+    uv_async_init(d->srv.loop, &oq->wake, outq_wake);
+    oq->wake.data = oq;
     for (size_t i = 0; i < cf->dns_host.n; i++) {
         char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);
         free(servers);
@@ -511,7 +559,10 @@ outq_stop(struct outq *oq)
 {
     if (oq == NULL || oq->stopping)
         return;
-    oq->stopping = true;
+    uv_mutex_lock(&oq->mu);
+    oq->stopping = true; /* no uv_async_send after this */
+    uv_close((uv_handle_t *)&oq->wake, NULL);
+    uv_mutex_unlock(&oq->mu);
     while (oq->dests != NULL) {
         struct outq_dest *t = oq->dests;
         struct smtpc_reply r;

@@ -79,6 +79,15 @@ bool outq_claimed(struct outq *oq, const char *id);
  * a scan is kicked once half the room is free again). */
 bool outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t *idx,
                size_t n);
+/* outq_offer - thread-safe, from whoever just wrote the queue file at path (q as written,
+ * cf its configuration): when q is not held and every recipient that is due is of
+ * another domain, they go to outq_take now rather than at the next scan. true when so
+ * offered (outq_kick on the loop then starts them; a file outq had no room for is taken
+ * by the scan made when room frees up); false when the scan is needed (a local recipient
+ * due, or nothing due). A file already claimed is not taken twice. */
+struct conf;
+bool outq_offer(struct outq *oq, const struct conf *cf, const char *path, const struct qfile *q);
+
 /* outq_kick - loop: start what outq_take gave. */
 void outq_kick(struct outq *oq);
 

@@ -125,7 +125,8 @@ struct outq {
     size_t held_bytes; /* text of the files held (mu) */
     bool refused;      /* a scan was turned away for want of room (mu) */
     bool suspended;    /* tellsmtp suspend: nothing new starts (mu) */
-    bool stopping;
+    bool stopping;     /* set with mu held */
+    uv_async_t wake;   /* outq_take from outq_offer: outq_kick on the loop */
 };
 
 /* outq.c */

@@ -196,3 +196,17 @@ def test_smtp_out_per_domain_bounds_parallel_sessions(dsmtp_factory, sink):
     assert wait_for(lambda: len(handler.envelopes) == 9, 30), ours.log()[-2000:]
     assert handler.max_inflight == 3, handler.max_inflight
     assert stat_value(ours, "dsmtp_outbound_sessions_total") <= 9
+
+
+def test_relayed_message_goes_out_without_a_queue_scan(dsmtp_factory, sink):
+    """A queue file whose recipients are all remote goes to outbound delivery as it is
+    written (outq_offer), from SMTP and from sendmail alike."""
+    port, handler = sink
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, forward_from_ip="127.0.0.0/8",
+                         queue_retry=3600)
+    with smtplib.SMTP(HOST, ours.smtp_port, timeout=20) as s:
+        assert s.sendmail("alice@" + DOMAIN, ["a@far.example"], "Subject: o\r\n\r\nx\r\n") == {}
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "b@far.example"], b"Subject: p\n\nx\n")
+    assert wait_for(lambda: len(handler.envelopes) == 2, 20), ours.log()[-2000:]
+    assert ours.log().count("taken as written rcpts=1") == 2, ours.log()[-3000:]
+    assert wait_for(lambda: not ours.queue_files(), 10)

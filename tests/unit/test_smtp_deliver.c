@@ -284,7 +284,7 @@ test_one_and_queue(void **state)
     free(text);
 
     assert_int_equal(deliver_queue_write(cf, "qid.1", "a@b.example", "smtp 127.0.0.1 sid=1", &dsn,
-                                         42, r, 2, msg, strlen(msg)),
+                                         42, r, 2, msg, strlen(msg), NULL),
                      0);
     snprintf(path, sizeof(path), "%s/spool/queue/qid.1", tmpdir);
     memset(&q, 0, sizeof(q));
@@ -311,7 +311,7 @@ test_one_and_queue(void **state)
     qfile_free(&q);
     /* no id given: the queue file gets a fresh one */
     assert_int_equal(
-        deliver_queue_write(cf, "", "a@b.example", "x", NULL, 42, r, 1, msg, strlen(msg)), 0);
+        deliver_queue_write(cf, "", "a@b.example", "x", NULL, 42, r, 1, msg, strlen(msg), NULL), 0);
     auth_db_unref(&db);
     conf_unref(&cf);
 }
