@@ -12,7 +12,6 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dsnparam.h"
-#include "file.h"
 #include "log.h"
 #include "logq.h"
 #include "mboxq.h"
@@ -371,10 +370,10 @@ deliver_queue_settle(const char *spool, struct qfile *q, const char *path, bool 
     for (size_t i = 0; i < q->nrcpt && !pending; i++)
         pending = q->rcpt[i].state == QR_PENDING;
     if (!pending) {
+        /* no fsync of the directory: a removal lost in a crash only sends again what was
+         * done (at least once), as Postfix; it loses nothing */
         if (unlink(path) < 0 && errno != ENOENT)
             log_errore("queue: cannot remove %s", path);
-        else
-            file_fsync_dir(path);
         log_info("queue id=%s result=done", q->id);
     } else if (changed && deliver_queue_save(spool, q) < 0) {
         log_errore("queue: cannot rewrite %s", path);
