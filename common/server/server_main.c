@@ -2,6 +2,7 @@
  * server_main - a daemon's life: start-up in order, listeners, the user directory,
  * signals, graceful stop and finish. See server.h.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,9 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
         log_fatale("cannot open log %s", srv->cf->log_file);
     snprintf(threads, sizeof(threads), "%ld", srv->cf->io_threads);
     setenv("UV_THREADPOOL_SIZE", threads, 1); /* before the first uv_queue_work */
+    /* the pool threads only hold short-lived buffers: glibc's arena per thread (up to
+     * 8 per core) would cost megabytes of resident memory for nothing */
+    mallopt(M_ARENA_MAX, 2);
     signal(SIGPIPE, SIG_IGN);
 
     srv->loop = uv_default_loop();
