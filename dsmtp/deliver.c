@@ -291,11 +291,11 @@ deliver_one(const struct conf *cf, const char *mailbox, const char *sender, cons
                         err, errlen);
 }
 
-/* deliver_next_try - exponential back-off from queue_retry. */
+/* deliver_next_try - exponential back-off from queue_retry up to queue_retry_max. */
 time_t
 deliver_next_try(const struct conf *cf, time_t now, int attempts)
 {
-    long cap = cf->queue_retry > 3600 ? cf->queue_retry : 3600;
+    long cap = cf->queue_retry > cf->queue_retry_max ? cf->queue_retry : cf->queue_retry_max;
     long d = cf->queue_retry;
 
     for (int i = 1; i < attempts && d < cap; i++)

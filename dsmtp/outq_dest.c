@@ -171,9 +171,9 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
         snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
-        if (info->tls)
-            log_debug("outq %s: TLS %s%s", t->relay, info->tls_desc,
-                      info->tls_verified ? " verified" : "");
+        if (info->tls) /* as Postfix's "TLS connection established" */
+            log_info("outq relay=%s tls=\"%s\"%s", t->relay, info->tls_desc,
+                     info->tls_verified ? " verified" : "");
         outq_dest_send(t);
         return;
     }

@@ -8,7 +8,7 @@
  *   at a time.
  * - Scans run at start-up and every queue_retry seconds (and on queue_kick). A recipient
  *   is retried when its next_try has come: back-off doubles from queue_retry per attempt,
- *   at most max(1 hour, queue_retry). A queue file is rewritten (atomically, qfile_write)
+ *   at most max(queue_retry_max, queue_retry). A queue file is rewritten (atomically, qfile_write)
  *   with the new states, and removed when no recipient is pending. After queue_lifetime a
  *   pending recipient is given up and reported to the sender (bounce.h); queue_warn
  *   after arrival one delay notice goes. Remote recipients that are due go to outq.

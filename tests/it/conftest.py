@@ -261,6 +261,28 @@ def sink_factory():
 
 
 @pytest.fixture
+def peer_factory(tmp_path):
+    """make(scenario) -> (port, log): tests/unit/smtp_peer.py SCENARIO (a scripted SMTP
+    server: drop mid-DATA, broken TLS, silence...; see its docstring) on a free loopback
+    port, every byte it got appended to log; killed afterwards."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "unit", "smtp_peer.py")
+    procs = []
+
+    def make(scenario):
+        log = str(tmp_path / ("peer-%s-%d.log" % (scenario, len(procs))))
+        p = subprocess.Popen([sys.executable, script, scenario, log], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+        procs.append(p)
+        return int(p.stdout.readline()), log
+
+    yield make
+    for p in procs:
+        p.kill()
+        p.wait(10)
+
+
+@pytest.fixture
 def sink(sink_factory):
     """sink_factory() with aiosmtpd's defaults."""
     return sink_factory()

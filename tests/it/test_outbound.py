@@ -40,6 +40,8 @@ def test_sendmail_to_remote_domain_delivered_by_mx(pair):
     assert 'status=sent reply="250 ' in ours.log()
     # opportunistic STARTTLS was used: the remote side logged a TLS session
     assert "tls version=TLS" in theirs.log()
+    # and ours logged the session's TLS at info level
+    assert 'outq relay=mx.%s[127.0.0.1]:%d tls="TLSv1.' % (REMOTE, theirs.smtp_port) in ours.log()
     stats = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", ours.conf_path, "stats", "-p"],
                            capture_output=True, text=True, timeout=20).stdout
     assert 'dsmtp_outbound_recipients_total{result="sent"} 1\n' in stats, stats

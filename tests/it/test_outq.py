@@ -210,3 +210,25 @@ def test_relayed_message_goes_out_without_a_queue_scan(dsmtp_factory, sink):
     assert wait_for(lambda: len(handler.envelopes) == 2, 20), ours.log()[-2000:]
     assert ours.log().count("taken as written rcpts=1") == 2, ours.log()[-3000:]
     assert wait_for(lambda: not ours.queue_files(), 10)
+
+
+def test_connection_dropped_mid_data_deferred_then_delivered(dsmtp_factory, peer_factory,
+                                                              sink_factory):
+    """The next hop drops the connection in the middle of the message: deferred 4.4.2,
+    no report, the file kept; the retry (to a server that takes it) delivers once."""
+    port, log = peer_factory("drop")
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, queue_retry=1)
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"],
+             b"Subject: d\n\n" + (b"z" * 80 + b"\n") * 60)
+    assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()[-2000:]
+    line = [ln for ln in ours.log().splitlines() if "status=deferred" in ln][0]
+    assert "dsn=4.4.2" in line, line
+    assert b"DATA" in open(log, "rb").read()
+    assert len(ours.queue_files()) == 1
+    ours.stop()
+    _, handler = sink_factory()
+    ours.restart(smarthost="[127.0.0.1]:%d" % _)
+    assert wait_for(lambda: len(handler.envelopes) == 1, 30), ours.log()[-2000:]
+    assert handler.envelopes[0].content.endswith((b"z" * 80 + b"\r\n") * 60)
+    assert dsn_reports(ours, "alice") == []
+    assert wait_for(lambda: not ours.queue_files(), 10)

@@ -10,8 +10,6 @@ import os
 import shutil
 import smtplib
 import ssl
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -22,8 +20,6 @@ from dmail_site import (DOMAIN, HOST, PASSWORDS, REMOTE, chown_like_dsmtp, dsn_r
                         free_ports, sendmail, tls_client_context, wait_for)
 from test_tell import tellsmtp
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMTP_PEER = os.path.join(REPO, "tests", "unit", "smtp_peer.py")
 needs_dns = pytest.mark.skipif(not shutil.which("dnsmasq"), reason="dnsmasq not installed")
 USER, PASSWORD = "relay-user", "s3cret-Pa55word-xyzzy"
 
@@ -226,34 +222,22 @@ def test_may_without_starttls_delivered(dsmtp_factory, relay_factory):
     assert wait_for(lambda: not ours.queue_files(), 10), ours.queue_files()
 
 
-def peer(scenario, log):
-    """tests/unit/smtp_peer.py SCENARIO on a free port: (process, port)."""
-    p = subprocess.Popen([sys.executable, SMTP_PEER, scenario, log], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE)
-    return p, int(p.stdout.readline())
-
-
 @pytest.mark.parametrize("policy", ["require", "may"])
-def test_broken_handshake(dsmtp_factory, tmp_path, policy):
+def test_broken_handshake(dsmtp_factory, peer_factory, policy):
     """A server that offers STARTTLS and breaks the handshake: require defers without a
     word in plaintext; may retries once in plaintext and delivers."""
-    log = str(tmp_path / "peer.log")
-    p, port = peer("badtls", log)
-    try:
-        ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smarthost_tls=policy)
-        send(ours, "bob@far.example", subject="hs")
-        if policy == "require":
-            assert wait_for(lambda: deferred(ours), 20), ours.log()
-            line = [ln for ln in ours.log().splitlines() if "status=deferred" in ln][0]
-            assert "dsn=4.7.4" in line and "handshake" in line, line
-            assert b"MAIL FROM" not in open(log, "rb").read()
-            one_pending(ours, "bob@far.example")
-        else:
-            assert wait_for(lambda: "status=sent" in ours.log(), 20), ours.log()
-            assert b"MAIL FROM" in open(log, "rb").read()
-    finally:
-        p.kill()
-        p.wait(10)
+    port, log = peer_factory("badtls")
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smarthost_tls=policy)
+    send(ours, "bob@far.example", subject="hs")
+    if policy == "require":
+        assert wait_for(lambda: deferred(ours), 20), ours.log()
+        line = [ln for ln in ours.log().splitlines() if "status=deferred" in ln][0]
+        assert "dsn=4.7.4" in line and "handshake" in line, line
+        assert b"MAIL FROM" not in open(log, "rb").read()
+        one_pending(ours, "bob@far.example")
+    else:
+        assert wait_for(lambda: "status=sent" in ours.log(), 20), ours.log()
+        assert b"MAIL FROM" in open(log, "rb").read()
 
 
 def test_auth_without_tls_deferred(dsmtp_factory, relay_factory):

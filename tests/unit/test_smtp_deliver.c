@@ -252,6 +252,13 @@ test_next_try(void **state)
     assert_int_equal(deliver_next_try(cf, 0, 5), 7200);
     auth_db_unref(&db);
     conf_unref(&cf);
+    cf = load("queue_retry 60\nqueue_retry_max 5m\n", false, &db);
+    assert_int_equal(deliver_next_try(cf, 0, 1), 60);
+    assert_int_equal(deliver_next_try(cf, 0, 3), 240);
+    assert_int_equal(deliver_next_try(cf, 0, 4), 300);
+    assert_int_equal(deliver_next_try(cf, 0, 40), 300);
+    auth_db_unref(&db);
+    conf_unref(&cf);
 }
 
 static void
