@@ -67,6 +67,9 @@ bool uu_diag_has(const struct conf_diag *d, const char *s, bool sub);
 struct conf *uu_conf(const char *name, const char *text);
 /* uu_conf_ok - a snapshot of text under "t.conf"; it must load without any message. */
 struct conf *uu_conf_ok(const char *text);
+/* uu_conf_warns - a snapshot of text under "t.conf": it must load with exactly the
+ * warnings want (NULL-ended), in order, and no other message. */
+struct conf *uu_conf_warns(const char *text, const char *const *want);
 /* uu_conf_errs - text under "t.conf" must fail with exactly the errors want (NULL-ended),
  * in order, and no other message. */
 void uu_conf_errs(const char *text, const char *const *want);
