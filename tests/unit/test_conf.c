@@ -808,33 +808,33 @@ test_man_page(void **state)
 /* ---- one bad line each: the error it gives, alone (a test case each, from main) ---- */
 
 struct bad {
-    const char *text, *want;
+    const char *want, *text; /* want: the test's name too */
 };
 #define WHY_SIZE "is not a size (a number with an optional K, M or G suffix)"
 #define BAD_SIZE(v)                                                                                \
     {                                                                                              \
-        "max_msg_size " v "\n", "t.conf:1: max_msg_size: '" v "' " WHY_SIZE                        \
+        "t.conf:1: max_msg_size: '" v "' " WHY_SIZE, "max_msg_size " v "\n"                        \
     }
 #define WHY_TIME "is not a time (a number with an optional s, m, h or d suffix)"
 #define BAD_TIME(v)                                                                                \
     {                                                                                              \
-        "data_timeout " v "\n", "t.conf:1: data_timeout: '" v "' " WHY_TIME                        \
+        "t.conf:1: data_timeout: '" v "' " WHY_TIME, "data_timeout " v "\n"                        \
     }
 #define WHY_IP "is not an IP address, wildcard or CIDR range"
 
 static const struct bad bad_values[] = {
     /* booleans */
-    {"vrfy maybe\n", "t.conf:1: vrfy: 'maybe' is not a boolean (true or false)"},
-    {"vrfy 2\n", "t.conf:1: vrfy: '2' is not a boolean (true or false)"},
+    {"t.conf:1: vrfy: 'maybe' is not a boolean (true or false)", "vrfy maybe\n"},
+    {"t.conf:1: vrfy: '2' is not a boolean (true or false)", "vrfy 2\n"},
     /* numbers */
-    {"max_rcpts 12x\n", "t.conf:1: max_rcpts: '12x' is not a whole number"},
-    {"max_rcpts ten\n", "t.conf:1: max_rcpts: 'ten' is not a whole number"},
-    {"max_rcpts 99999999999999999999999\n",
-     "t.conf:1: max_rcpts: '99999999999999999999999' is not a whole number"},
-    {"max_rcpts 0\n", "t.conf:1: max_rcpts: '0' is out of range (1 to 100000)"},
-    {"max_rcpts -3\n", "t.conf:1: max_rcpts: '-3' is out of range (1 to 100000)"},
-    {"hash_spool 3\n", "t.conf:1: hash_spool: '3' is out of range (0 to 2)"},
-    {"smtp_port 65536\n", "t.conf:1: smtp_port: '65536' is out of range (0 to 65535)"},
+    {"t.conf:1: max_rcpts: '12x' is not a whole number", "max_rcpts 12x\n"},
+    {"t.conf:1: max_rcpts: 'ten' is not a whole number", "max_rcpts ten\n"},
+    {"t.conf:1: max_rcpts: '99999999999999999999999' is not a whole number",
+     "max_rcpts 99999999999999999999999\n"},
+    {"t.conf:1: max_rcpts: '0' is out of range (1 to 100000)", "max_rcpts 0\n"},
+    {"t.conf:1: max_rcpts: '-3' is out of range (1 to 100000)", "max_rcpts -3\n"},
+    {"t.conf:1: hash_spool: '3' is out of range (0 to 2)", "hash_spool 3\n"},
+    {"t.conf:1: smtp_port: '65536' is out of range (0 to 65535)", "smtp_port 65536\n"},
     /* sizes */
     BAD_SIZE("10X"),
     BAD_SIZE("M"),
@@ -842,46 +842,45 @@ static const struct bad bad_values[] = {
     BAD_SIZE("-5"),
     BAD_SIZE("1.5M"),
     BAD_SIZE("99999999999999999999G"),
-    {"max_msg_size 100\n",
-     "t.conf:1: max_msg_size: '100' is out of range (1024 to 2147483647 bytes)"},
-    {"max_msg_size 2G\n",
-     "t.conf:1: max_msg_size: '2G' is out of range (1024 to 2147483647 bytes)"},
-    {"drop_max 20000000000000000G\n", "t.conf:1: drop_max: '20000000000000000G' " WHY_SIZE},
+    {"t.conf:1: max_msg_size: '100' is out of range (1024 to 2147483647 bytes)",
+     "max_msg_size 100\n"},
+    {"t.conf:1: max_msg_size: '2G' is out of range (1024 to 2147483647 bytes)",
+     "max_msg_size 2G\n"},
+    {"t.conf:1: drop_max: '20000000000000000G' " WHY_SIZE, "drop_max 20000000000000000G\n"},
     /* times */
     BAD_TIME("5x"),
     BAD_TIME("-1"),
     BAD_TIME("m"),
     BAD_TIME("1w"),
     BAD_TIME("2.5h"),
-    {"queue_lifetime 30s\n",
-     "t.conf:1: queue_lifetime: '30s' is out of range (60 to 3153600 seconds)"},
-    {"smtp_timeout 0\n", "t.conf:1: smtp_timeout: '0' is out of range (1 to 86400 seconds)"},
-    {"smtp_timeout 2d\n", "t.conf:1: smtp_timeout: '2d' is out of range (1 to 86400 seconds)"},
+    {"t.conf:1: queue_lifetime: '30s' is out of range (60 to 3153600 seconds)",
+     "queue_lifetime 30s\n"},
+    {"t.conf:1: smtp_timeout: '0' is out of range (1 to 86400 seconds)", "smtp_timeout 0\n"},
+    {"t.conf:1: smtp_timeout: '2d' is out of range (1 to 86400 seconds)", "smtp_timeout 2d\n"},
     /* enumerations */
-    {"mailbox_format mh\n", "t.conf:1: mailbox_format: 'mh' is not one of mbox|maildir"},
-    {"log_level verbose\n", "t.conf:1: log_level: 'verbose' is not one of error|warn|info|debug"},
-    {"authent_method nt_user\n",
-     "t.conf:1: authent_method: 'nt_user' (Windows accounts) is not supported on this "
-     "system; use users_file, unix_user or external"},
+    {"t.conf:1: mailbox_format: 'mh' is not one of mbox|maildir", "mailbox_format mh\n"},
+    {"t.conf:1: log_level: 'verbose' is not one of error|warn|info|debug", "log_level verbose\n"},
+    {"t.conf:1: authent_method: 'nt_user' (Windows accounts) is not supported on this "
+     "system; use users_file, unix_user or external",
+     "authent_method nt_user\n"},
     /* lists */
-    {"listen 127.0.0.1,1.2.3\n", "t.conf:1: listen: '1.2.3' is not an IPv4 or IPv6 address"},
-    {"forward_from_ip 10.0.0.0/33\n", "t.conf:1: forward_from_ip: '10.0.0.0/33' " WHY_IP},
-    {"forward_from_ip host.example\n", "t.conf:1: forward_from_ip: 'host.example' " WHY_IP},
-    {"host_domain bad!domain\n", "t.conf:1: host_domain: 'bad!domain' is not a valid domain"},
-    {"host_domain a..b\n", "t.conf:1: host_domain: 'a..b' is not a valid domain"},
-    {"host_domain xn--bcher-kva.example,b\xc3\xbc\xff.example\n",
-     "t.conf:1: host_domain: 'b\xc3\xbc\xff.example' is not a valid domain (string "
-     "encoding error)"},
-    {"dns_host resolver.example\n",
-     "t.conf:1: dns_host: 'resolver.example' is not an IP address with an optional port"},
-    {"dns_host 192.0.2.53:0\n",
-     "t.conf:1: dns_host: '192.0.2.53:0' is not an IP address with an optional port"},
+    {"t.conf:1: listen: '1.2.3' is not an IPv4 or IPv6 address", "listen 127.0.0.1,1.2.3\n"},
+    {"t.conf:1: forward_from_ip: '10.0.0.0/33' " WHY_IP, "forward_from_ip 10.0.0.0/33\n"},
+    {"t.conf:1: forward_from_ip: 'host.example' " WHY_IP, "forward_from_ip host.example\n"},
+    {"t.conf:1: host_domain: 'bad!domain' is not a valid domain", "host_domain bad!domain\n"},
+    {"t.conf:1: host_domain: 'a..b' is not a valid domain", "host_domain a..b\n"},
+    {"t.conf:1: host_domain: 'b\xc3\xbc\xff.example' is not a valid domain (string "
+     "encoding error)",
+     "host_domain xn--bcher-kva.example,b\xc3\xbc\xff.example\n"},
+    {"t.conf:1: dns_host: 'resolver.example' is not an IP address with an optional port",
+     "dns_host resolver.example\n"},
+    {"t.conf:1: dns_host: '192.0.2.53:0' is not an IP address with an optional port",
+     "dns_host 192.0.2.53:0\n"},
     /* missing values */
-    {"max_rcpts\n", "t.conf:1: max_rcpts: missing value"},
-    {"drop_path   \t\n", "t.conf:1: drop_path: missing value"},
-    {"vrfy\r\n", "t.conf:1: vrfy: missing value"},
+    {"t.conf:1: max_rcpts: missing value", "max_rcpts\n"},
+    {"t.conf:1: drop_path: missing value", "drop_path   \t\n"},
+    {"t.conf:1: vrfy: missing value", "vrfy\r\n"},
 };
-#define NBAD (sizeof(bad_values) / sizeof(bad_values[0]))
 
 static void
 test_bad_value(void **state)
@@ -920,14 +919,5 @@ main(void)
         cmocka_unit_test(test_sample_file),
         cmocka_unit_test(test_man_page),
     };
-    struct CMUnitTest tests[sizeof(fixed) / sizeof(fixed[0]) + NBAD];
-    size_t n = 0;
-
-    for (; n < sizeof(fixed) / sizeof(fixed[0]); n++)
-        tests[n] = fixed[n];
-    for (size_t i = 0; i < NBAD; i++, n++)
-        tests[n] = (struct CMUnitTest){.name = bad_values[i].want,
-                                       .test_func = test_bad_value,
-                                       .initial_state = (void *)&bad_values[i]};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return UU_RUN_CASES(fixed, test_bad_value, bad_values);
 }

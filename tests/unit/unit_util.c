@@ -277,3 +277,23 @@ uu_conf_errs(const char *text, const char *const *want)
 {
     conf_exactly(text, want, false);
 }
+
+int
+uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(void **),
+             const void *cases, size_t size, size_t n, int (*setup)(void **),
+             int (*teardown)(void **))
+{
+    struct CMUnitTest *tests = calloc(nfixed + n, sizeof(*tests));
+
+    if (tests == NULL)
+        return -1;
+    memcpy(tests, fixed, nfixed * sizeof(*tests));
+    for (size_t i = 0; i < n; i++) {
+        const void *c = (const char *)cases + i * size;
+        tests[nfixed + i] = (struct CMUnitTest){
+            .name = *(const char *const *)c, .test_func = func, .initial_state = (void *)c};
+    }
+    int rc = _cmocka_run_group_tests("tests", tests, nfixed + n, setup, teardown);
+    free(tests);
+    return rc;
+}

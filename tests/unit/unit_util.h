@@ -74,4 +74,16 @@ struct conf *uu_conf_warns(const char *text, const char *const *want);
  * in order, and no other message. */
 void uu_conf_errs(const char *text, const char *const *want);
 
+/* uu_run_cases - run the tests fixed[0..nfixed), then one test of func per element of
+ * cases (n elements of size bytes, each beginning with its name, a const char *) with the
+ * element as its state, as one cmocka group with this setup and teardown (either may be
+ * NULL); cmocka's result. UU_RUN_CASES - the same for two arrays, without group setup. */
+struct CMUnitTest;
+int uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(void **),
+                 const void *cases, size_t size, size_t n, int (*setup)(void **),
+                 int (*teardown)(void **));
+#define UU_RUN_CASES(fixed, func, cases)                                                           \
+    uu_run_cases(fixed, sizeof(fixed) / sizeof((fixed)[0]), func, cases, sizeof((cases)[0]),       \
+                 sizeof(cases) / sizeof((cases)[0]), NULL, NULL)
+
 #endif
