@@ -29,22 +29,15 @@
 
 struct fixture {
     char dir[UU_DIR_MAX];
-    char box[300];
-    char ref[300]; /* a second mbox filled by single deliveries */
+    char box[UU_PATH_MAX]; /* DIR/box */
+    char ref[UU_PATH_MAX]; /* DIR/ref: a second mbox filled by single deliveries */
 };
 
 /* setup - a fresh temporary directory per test. */
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_drop_many") < 0)
-        return -1;
-    f = *state;
-    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    snprintf(f->ref, sizeof f->ref, "%s/ref", f->dir);
-    return 0;
+    return uu_setup_paths(state, sizeof(struct fixture), "test_drop_many", "box", "ref", NULL);
 }
 
 /* normalize - in place: the date of every "From " line and every X-UIDL value go, so two

@@ -31,21 +31,14 @@
 
 struct fixture {
     char dir[UU_DIR_MAX];
-    char box[300]; /* DIR/box */
-    char idx[300]; /* DIR/idx */
+    char box[UU_PATH_MAX]; /* DIR/box */
+    char idx[UU_PATH_MAX]; /* DIR/idx */
 };
 
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_dropview") < 0)
-        return -1;
-    f = *state;
-    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    snprintf(f->idx, sizeof f->idx, "%s/idx", f->dir);
-    return 0;
+    return uu_setup_paths(state, sizeof(struct fixture), "test_dropview", "box", "idx", NULL);
 }
 
 /* ---- conversion ---- */

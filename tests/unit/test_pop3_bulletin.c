@@ -20,22 +20,16 @@
 #include "unit_util.h"
 
 struct fixture {
-    char dir[UU_DIR_MAX], bull[300], state[300], box[300];
+    char dir[UU_DIR_MAX], bull[UU_PATH_MAX], state[UU_PATH_MAX], box[UU_PATH_MAX];
 };
 
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_bulletin") < 0)
+    if (uu_setup_paths(state, sizeof(struct fixture), "test_bulletin", "bull", "state",
+                       "drop/alice", NULL) < 0)
         return -1;
-    f = *state;
-    snprintf(f->bull, sizeof f->bull, "%s/bull", f->dir);
-    snprintf(f->state, sizeof f->state, "%s/state", f->dir);
-    snprintf(f->box, sizeof f->box, "%s/drop/alice", f->dir);
-    mkdir(f->bull, 0700);
-    return 0;
+    return mkdir(((struct fixture *)*state)->bull, 0700);
 }
 
 /* put - write a bulletin file. */

@@ -77,6 +77,25 @@ uu_setup_dir(void **state, size_t size, const char *tag)
 }
 
 int
+uu_setup_paths(void **state, size_t size, const char *tag, ...)
+{
+    va_list ap;
+    int rc = 0;
+
+    if (uu_setup_dir(state, size, tag) < 0)
+        return -1;
+    char *dir = *state, *p = dir + UU_DIR_MAX;
+    va_start(ap, tag);
+    for (const char *name; rc == 0 && (name = va_arg(ap, const char *)) != NULL; p += UU_PATH_MAX) {
+        if (p + UU_PATH_MAX > dir + size ||
+            snprintf(p, UU_PATH_MAX, "%s/%s", dir, name) >= UU_PATH_MAX)
+            rc = -1;
+    }
+    va_end(ap);
+    return rc;
+}
+
+int
 uu_teardown_dir(void **state)
 {
     uu_rmtree(*state);

@@ -38,6 +38,11 @@ void uu_tmpdir_free(char *dir);
 #define UU_DIR_MAX 256
 int uu_setup_dir(void **state, size_t size, const char *tag);
 int uu_teardown_dir(void **state);
+/* uu_setup_paths - uu_setup_dir, and the fixture's next members, char arrays of
+ * UU_PATH_MAX right after dir, hold "DIR/NAME" for each name given (a NULL ends them) in
+ * order, e.g. struct { char dir[UU_DIR_MAX]; char box[UU_PATH_MAX]; }; 0 or -1. */
+#define UU_PATH_MAX 300
+int uu_setup_paths(void **state, size_t size, const char *tag, ...);
 
 /* uu_path - "DIR/NAME", malloc'd. */
 char *uu_path(const char *dir, const char *name);
