@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "addr.h"
+#include "unit_util.h"
 
 struct pathcase {
     const char *in;
@@ -359,17 +360,7 @@ test_random_input(void **state)
     assert_true(ok > 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_long_values),
-        cmocka_unit_test(test_failure_leaves_out),
-        cmocka_unit_test(test_mailbox),
-        cmocka_unit_test(test_normalize),
-        cmocka_unit_test(test_format),
-        cmocka_unit_test(test_random_input),
-    };
-    return cmocka_run_group_tests(tests, build_long, NULL);
-}
+UU_MAIN(build_long, NULL, cmocka_unit_test(test_paths), cmocka_unit_test(test_long_values),
+        cmocka_unit_test(test_failure_leaves_out), cmocka_unit_test(test_mailbox),
+        cmocka_unit_test(test_normalize), cmocka_unit_test(test_format),
+        cmocka_unit_test(test_random_input))

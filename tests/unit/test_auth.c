@@ -695,15 +695,8 @@ test_unix_verify(void **state)
 /* the verify tests, each with the vfx fixture */
 #define VERIFY_TEST(t) cmocka_unit_test_setup_teardown(t, verify_setup, verify_teardown)
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load),   cmocka_unit_test(test_load_files),
-        cmocka_unit_test(test_lookup), cmocka_unit_test(test_check_hash),
-        VERIFY_TEST(test_verify),      VERIFY_TEST(test_cache_limits),
-        VERIFY_TEST(test_cancel),      cmocka_unit_test(test_unix_lookup),
-        VERIFY_TEST(test_unix_verify), cmocka_unit_test(test_unix_cached),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+UU_MAIN(setup, teardown, cmocka_unit_test(test_load), cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_lookup), cmocka_unit_test(test_check_hash), VERIFY_TEST(test_verify),
+        VERIFY_TEST(test_cache_limits), VERIFY_TEST(test_cancel),
+        cmocka_unit_test(test_unix_lookup), VERIFY_TEST(test_unix_verify),
+        cmocka_unit_test(test_unix_cached))

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "unit_util.h"
 
 #define MAXEV 8
 
@@ -349,14 +350,7 @@ test_compaction_model(void **state)
     buf_free(&b);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lines_whole),      cmocka_unit_test(test_lines_bytewise),
-        cmocka_unit_test(test_lines_chunks),     cmocka_unit_test(test_toolong_once),
-        cmocka_unit_test(test_append_cap),       cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_compaction_model),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_lines_whole), cmocka_unit_test(test_lines_bytewise),
+        cmocka_unit_test(test_lines_chunks), cmocka_unit_test(test_toolong_once),
+        cmocka_unit_test(test_append_cap), cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_compaction_model))

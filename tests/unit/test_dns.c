@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "dns.h"
+#include "unit_util.h"
 
 #define WAIT 5000 /* ms: the longest any lookup may take here */
 
@@ -657,22 +658,7 @@ test_new(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new),
-        cmocka_unit_test_setup_teardown(test_mx_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_cname, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_implicit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_nxdomain_nodata, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_addr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_txt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dead_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
+        UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
+        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_dead_server),
+        UU_FX(test_cancel), UU_FX(test_cancel_from_callback), UU_FX(test_free_pending))

@@ -383,17 +383,6 @@ test_many_maildir(void **state)
     free(big);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_many_same_as_single, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_drop_max_one, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_efbig_middle, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_bad_item, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_crash_mid_batch, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_maildir, setup, uu_teardown_dir),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_DIR(test_many_same_as_single), UU_DIR(test_many_drop_max_one),
+        UU_DIR(test_many_efbig_middle), UU_DIR(test_many_bad_item),
+        UU_DIR(test_many_crash_mid_batch), UU_DIR(test_many_maildir))

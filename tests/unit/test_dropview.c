@@ -1057,27 +1057,10 @@ test_maildir_names(void **state)
     assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),
-        cmocka_unit_test(test_conv_count),
-        cmocka_unit_test_setup_teardown(test_mbox_basic, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_missing_and_bad, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_incremental, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_invalidated, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_bad_index, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_corrupt_tail, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_uid_stability, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_locked, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_read_msgs, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir_names, setup, uu_teardown_dir),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_count),
+        UU_DIR(test_mbox_basic), UU_DIR(test_mbox_missing_and_bad), UU_DIR(test_mbox_incremental),
+        UU_DIR(test_mbox_invalidated), UU_DIR(test_mbox_bad_index), UU_DIR(test_mbox_corrupt_tail),
+        UU_DIR(test_mbox_uid_stability), UU_DIR(test_mbox_compaction),
+        UU_DIR(test_mbox_compaction_preamble), UU_DIR(test_mbox_locked),
+        UU_DIR(test_mbox_read_stale), UU_DIR(test_read_msgs),
+        UU_DIR(test_mbox_compaction_concurrent), UU_DIR(test_maildir), UU_DIR(test_maildir_names))

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../dwatch/dwatch.h"
+#include "unit_util.h"
 
 static void
 test_backoff(void **state)
@@ -103,15 +104,5 @@ test_state_names(void **state)
     assert_string_equal(dw_state_name(DW_BACKOFF), "backoff");
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_death_window),
-        cmocka_unit_test(test_ring),
-        cmocka_unit_test(test_state_names),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff), cmocka_unit_test(test_death_window),
+        cmocka_unit_test(test_ring), cmocka_unit_test(test_state_names))

@@ -208,14 +208,5 @@ test_write_all_and_names(void **state)
     assert_int_equal(strlen(a), 7);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_all_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_all_and_names, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_FX(test_write_atomic), UU_FX(test_read_all_limits), UU_FX(test_mkdirs),
+        UU_FX(test_write_all_and_names))

@@ -613,30 +613,13 @@ static const struct harness_opts starttls = {.starttls = true};
 #define FX(test, opts)                                                                             \
     cmocka_unit_test_prestate_setup_teardown(test, harness_setup, harness_teardown, (void *)(opts))
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        FX(test_echo_quit, NULL),
-        FX(test_eof_closed_once, NULL),
-        FX(test_abort_in_callback, NULL),
-        FX(test_backpressure_drain, NULL),
-        FX(test_close_flushes, NULL),
-        FX(test_close_linger_bounded, NULL),
-        FX(test_input_cap_pause, &cap1000),
-        FX(test_idle_timeout, &idle150),
-        FX(test_max_per_ip, &per_ip2),
-        FX(test_per_ip_quick_reconnect, &per_ip1),
-        FX(test_max_connections, &max_conn1),
-        FX(test_implicit_tls, &tls),
-        FX(test_tls_backpressure, &tls_cap1000),
-        FX(test_starttls_discards_injection, &starttls),
-        cmocka_unit_test(test_tls_failures),
-        cmocka_unit_test(test_tls_ctx),
-        FX(test_listen_errors, NULL),
-        cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_emfile_pause),
-    };
-
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+UU_MAIN(group_setup, group_teardown, FX(test_echo_quit, NULL), FX(test_eof_closed_once, NULL),
+        FX(test_abort_in_callback, NULL), FX(test_backpressure_drain, NULL),
+        FX(test_close_flushes, NULL), FX(test_close_linger_bounded, NULL),
+        FX(test_input_cap_pause, &cap1000), FX(test_idle_timeout, &idle150),
+        FX(test_max_per_ip, &per_ip2), FX(test_per_ip_quick_reconnect, &per_ip1),
+        FX(test_max_connections, &max_conn1), FX(test_implicit_tls, &tls),
+        FX(test_tls_backpressure, &tls_cap1000), FX(test_starttls_discards_injection, &starttls),
+        cmocka_unit_test(test_tls_failures), cmocka_unit_test(test_tls_ctx),
+        FX(test_listen_errors, NULL), cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_emfile_pause))

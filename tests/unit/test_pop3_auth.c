@@ -14,6 +14,7 @@
 
 #include "../../dpop/penalty.h"
 #include "../../dpop/pop_auth.h"
+#include "unit_util.h"
 
 static void
 test_b64(void **state)
@@ -145,16 +146,6 @@ test_penalty_bounded(void **state)
     penalty_free(&p);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_apop_digest),
-        cmocka_unit_test(test_apop_secret),
-        cmocka_unit_test(test_penalty_doubling),
-        cmocka_unit_test(test_penalty_forget),
-        cmocka_unit_test(test_penalty_bounded),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_b64), cmocka_unit_test(test_apop_digest),
+        cmocka_unit_test(test_apop_secret), cmocka_unit_test(test_penalty_doubling),
+        cmocka_unit_test(test_penalty_forget), cmocka_unit_test(test_penalty_bounded))

@@ -183,14 +183,5 @@ test_compose_from_and_nothing_to_do(void **state)
     assert_int_equal(bulletin_deliver(&p, err, sizeof err), 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_deliver_once_in_order, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_hide_old_for_new_users, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_compose_from_and_nothing_to_do, setup,
-                                        uu_teardown_dir),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_DIR(test_deliver_once_in_order), UU_DIR(test_hide_old_for_new_users),
+        UU_DIR(test_compose_from_and_nothing_to_do))

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "../../dpop/pop3_parse.h"
+#include "unit_util.h"
 
 #define MAXCMD 4
 
@@ -351,13 +352,6 @@ test_uid_ok(void **state)
     assert_false(pop3_parse_uid_ok("\xc3\xa9", 2));
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases_whole),  cmocka_unit_test(test_cases_bytewise),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases_whole), cmocka_unit_test(test_cases_bytewise),
         cmocka_unit_test(test_cases_chunks), cmocka_unit_test(test_line_limit),
-        cmocka_unit_test(test_verb_names),   cmocka_unit_test(test_uid_ok),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_verb_names), cmocka_unit_test(test_uid_ok))

@@ -560,19 +560,7 @@ test_state_names(void **state)
     assert_non_null(strstr(a, "node_x_y_z_w"));
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_sender_and_escapes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_recipients, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_binary_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_injection_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rewrite_atomic, setup, teardown),
-        cmocka_unit_test(test_state_names),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_null_sender_and_escapes),
+        UU_FX(test_many_recipients), UU_FX(test_binary_text), UU_FX(test_torn_file),
+        UU_FX(test_bad_header), UU_FX(test_injection_refused), UU_FX(test_rewrite_atomic),
+        cmocka_unit_test(test_state_names))

@@ -463,15 +463,8 @@ test_deliver_route(void **state)
     free(users);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_include_file_line),
-        cmocka_unit_test(test_exact_and_case),    cmocka_unit_test(test_catch_all),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_include_file_line),
+        cmocka_unit_test(test_exact_and_case), cmocka_unit_test(test_catch_all),
         cmocka_unit_test(test_chains_and_copies), cmocka_unit_test(test_loop),
-        cmocka_unit_test(test_depth_and_width),   cmocka_unit_test(test_100000_entries),
-        cmocka_unit_test(test_deliver_route),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_depth_and_width), cmocka_unit_test(test_100000_entries),
+        cmocka_unit_test(test_deliver_route))

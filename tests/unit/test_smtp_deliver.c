@@ -353,13 +353,6 @@ setup(void **state)
     return file_mkdirs(path, 0700);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolve),  cmocka_unit_test(test_postmaster),
+UU_MAIN(setup, uu_teardown_dir, cmocka_unit_test(test_resolve), cmocka_unit_test(test_postmaster),
         cmocka_unit_test(test_next_try), cmocka_unit_test(test_one_and_queue),
-        cmocka_unit_test(test_batch),    cmocka_unit_test(test_route_cached),
-    };
-    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
-}
+        cmocka_unit_test(test_batch), cmocka_unit_test(test_route_cached))

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/smtp_parse.h"
+#include "unit_util.h"
 
 struct verb_case {
     const char *line;
@@ -340,14 +341,6 @@ test_misc(void **state)
     assert_true(smtp_parse_has_arg(" x "));
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verbs),     cmocka_unit_test(test_mail),
-        cmocka_unit_test(test_rcpt),      cmocka_unit_test(test_helo),
-        cmocka_unit_test(test_auth_args), cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_plain),     cmocka_unit_test(test_misc),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_verbs), cmocka_unit_test(test_mail),
+        cmocka_unit_test(test_rcpt), cmocka_unit_test(test_helo), cmocka_unit_test(test_auth_args),
+        cmocka_unit_test(test_base64), cmocka_unit_test(test_plain), cmocka_unit_test(test_misc))

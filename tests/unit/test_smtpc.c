@@ -883,27 +883,12 @@ group_down(void **state)
     return uu_rmtree(sdir);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_rcpt_replies),
-        cmocka_unit_test(test_data_refused),
-        cmocka_unit_test(test_helo_fallback),
-        cmocka_unit_test(test_no_pipelining),
-        cmocka_unit_test(test_size_limit),
-        cmocka_unit_test(test_8bitmime),
-        cmocka_unit_test(test_smtputf8),
-        cmocka_unit_test(test_dsn_params),
-        cmocka_unit_test(test_starttls),
-        cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_large_message),
-        cmocka_unit_test(test_drop_mid_data),
-        cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_close_in_flight),
-        cmocka_unit_test(test_bad_input),
-    };
-    return cmocka_run_group_tests(tests, group_up, group_down);
-}
+UU_MAIN(group_up, group_down, cmocka_unit_test(test_pipelined), cmocka_unit_test(test_rcpt_replies),
+        cmocka_unit_test(test_data_refused), cmocka_unit_test(test_helo_fallback),
+        cmocka_unit_test(test_no_pipelining), cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_8bitmime), cmocka_unit_test(test_smtputf8),
+        cmocka_unit_test(test_dsn_params), cmocka_unit_test(test_starttls),
+        cmocka_unit_test(test_auth), cmocka_unit_test(test_large_message),
+        cmocka_unit_test(test_drop_mid_data), cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_close_in_flight),
+        cmocka_unit_test(test_bad_input))

@@ -91,4 +91,17 @@ int uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(voi
     uu_run_cases(fixed, sizeof(fixed) / sizeof((fixed)[0]), func, cases, sizeof((cases)[0]),       \
                  sizeof(cases) / sizeof((cases)[0]), NULL, NULL)
 
+/* UU_MAIN(group_setup, group_teardown, tests...) - a test file's main(): the cmocka tests
+ * given run as one group (cmocka.h comes first). In the list, UU_FX(t) is test t with the
+ * file's own per-test fixture, its static setup and teardown; UU_DIR(t), with its setup and
+ * uu_teardown_dir. */
+#define UU_MAIN(group_setup, group_teardown, ...)                                                  \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        const struct CMUnitTest uu_tests[] = {__VA_ARGS__};                                        \
+        return cmocka_run_group_tests_name("tests", uu_tests, group_setup, group_teardown);        \
+    }
+#define UU_FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+#define UU_DIR(t) cmocka_unit_test_setup_teardown(t, setup, uu_teardown_dir)
+
 #endif
