@@ -108,31 +108,22 @@ run_conv(const struct ccase *c, size_t step)
     assert_int_equal(cv.has_body, c->has_body);
 }
 
+/* test_conv - one case of the table (a test each): converted whole, byte by byte and in
+ * pieces of 3; counting (out == NULL) gives the same length as converting. */
 static void
 test_conv(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
-        run_conv(&ccases[i], 0);
-        run_conv(&ccases[i], 1);
-        run_conv(&ccases[i], 3);
-    }
-}
+    const struct ccase *c = *state;
+    struct dropview_conv cv;
 
-/* Counting (out == NULL) gives the same length as converting. */
-static void
-test_conv_count(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
-        const struct ccase *c = &ccases[i];
-        struct dropview_conv cv;
-        dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
-        for (size_t j = 0; c->in[j] != '\0'; j++)
-            dropview_conv_feed(&cv, c->in + j, 1, NULL);
-        dropview_conv_finish(&cv, NULL);
-        assert_int_equal(cv.out, strlen(c->out));
-    }
+    run_conv(c, 0);
+    run_conv(c, 1);
+    run_conv(c, 3);
+    dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
+    for (size_t j = 0; c->in[j] != '\0'; j++)
+        dropview_conv_feed(&cv, c->in + j, 1, NULL);
+    dropview_conv_finish(&cv, NULL);
+    assert_int_equal(cv.out, strlen(c->out));
 }
 
 /* ---- helpers ---- */
@@ -1057,10 +1048,24 @@ test_maildir_names(void **state)
     assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
 }
 
-UU_MAIN(NULL, NULL, cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_count),
-        UU_DIR(test_mbox_basic), UU_DIR(test_mbox_missing_and_bad), UU_DIR(test_mbox_incremental),
-        UU_DIR(test_mbox_invalidated), UU_DIR(test_mbox_bad_index), UU_DIR(test_mbox_corrupt_tail),
-        UU_DIR(test_mbox_uid_stability), UU_DIR(test_mbox_compaction),
-        UU_DIR(test_mbox_compaction_preamble), UU_DIR(test_mbox_locked),
-        UU_DIR(test_mbox_read_stale), UU_DIR(test_read_msgs),
-        UU_DIR(test_mbox_compaction_concurrent), UU_DIR(test_maildir), UU_DIR(test_maildir_names))
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {UU_DIR(test_mbox_basic),
+                                       UU_DIR(test_mbox_missing_and_bad),
+                                       UU_DIR(test_mbox_incremental),
+                                       UU_DIR(test_mbox_invalidated),
+                                       UU_DIR(test_mbox_bad_index),
+                                       UU_DIR(test_mbox_corrupt_tail),
+                                       UU_DIR(test_mbox_uid_stability),
+                                       UU_DIR(test_mbox_compaction),
+                                       UU_DIR(test_mbox_compaction_preamble),
+                                       UU_DIR(test_mbox_locked),
+                                       UU_DIR(test_mbox_read_stale),
+                                       UU_DIR(test_read_msgs),
+                                       UU_DIR(test_mbox_compaction_concurrent),
+                                       UU_DIR(test_maildir),
+                                       UU_DIR(test_maildir_names)};
+
+    return UU_RUN_CASES(tests, test_conv, ccases);
+}

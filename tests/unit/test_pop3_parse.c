@@ -224,28 +224,15 @@ run_case(const struct pcase *pc, size_t step)
     buf_free(&b);
 }
 
+/* test_case - one case of the table (a test each), fed whole, byte by byte and in chunks
+ * of 7 bytes. */
 static void
-test_cases_whole(void **state)
+test_case(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 0);
-}
+    static const size_t steps[] = {0, 1, 7};
 
-static void
-test_cases_bytewise(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 1);
-}
-
-static void
-test_cases_chunks(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 7);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        run_case(*state, steps[i]);
 }
 
 /* mkline - "USER " + n-5 'a' characters + term, into a malloc'd string. */
@@ -352,6 +339,12 @@ test_uid_ok(void **state)
     assert_false(pop3_parse_uid_ok("\xc3\xa9", 2));
 }
 
-UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases_whole), cmocka_unit_test(test_cases_bytewise),
-        cmocka_unit_test(test_cases_chunks), cmocka_unit_test(test_line_limit),
-        cmocka_unit_test(test_verb_names), cmocka_unit_test(test_uid_ok))
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_line_limit),
+                                       cmocka_unit_test(test_verb_names),
+                                       cmocka_unit_test(test_uid_ok)};
+
+    return UU_RUN_CASES(tests, test_case, cases);
+}
