@@ -167,37 +167,36 @@ test_route_cached(void **state)
 static void
 test_postmaster(void **state)
 {
-    struct auth_db *db;
-    struct conf *cf;
-    struct deliver_target t;
+    static const struct {
+        const char *conf;
+        bool with_pm; /* the users file has postmaster */
+        const char *domain;
+        int kind;
+        const char *user; /* DK_LOCAL: t.user */
+    } cases[] = {
+        /* sysadmin unset: the users-file user postmaster */
+        {"", true, "example.net", DK_LOCAL, "postmaster"},
+        /* neither: queued */
+        {"", false, "example.org", DK_POSTMASTER, NULL},
+        /* sysadmin at a local domain with domain given */
+        {"sysadmin alice@example.net\n", false, "example.org", DK_LOCAL, "alice@example.net"},
+        /* sysadmin remote or unknown: queued, never relayed */
+        {"sysadmin root@elsewhere.example\n", true, "example.org", DK_POSTMASTER, NULL},
+        {"sysadmin ghost\n", true, "example.org", DK_POSTMASTER, NULL},
+    };
 
     (void)state;
-    /* sysadmin unset: the users-file user postmaster */
-    cf = load("", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.net", &t), DK_LOCAL);
-    assert_string_equal(t.user, "postmaster");
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* neither: queued */
-    cf = load("", false, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* sysadmin at a local domain with domain given */
-    cf = load("sysadmin alice@example.net\n", false, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_LOCAL);
-    assert_string_equal(t.user, "alice@example.net");
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* sysadmin remote or unknown: queued, never relayed */
-    cf = load("sysadmin root@elsewhere.example\n", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    cf = load("sysadmin ghost\n", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
-    auth_db_unref(&db);
-    conf_unref(&cf);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct auth_db *db;
+        struct deliver_target t;
+        struct conf *cf = load(cases[i].conf, cases[i].with_pm, &db);
+
+        assert_int_equal(deliver_resolve(cf, db, "postmaster", cases[i].domain, &t), cases[i].kind);
+        if (cases[i].user != NULL)
+            assert_string_equal(t.user, cases[i].user);
+        auth_db_unref(&db);
+        conf_unref(&cf);
+    }
 }
 
 static void
