@@ -590,9 +590,32 @@ class RawSMTP(LineClient):
         self._upgrade()
         return c, lines
 
+    def data(self, text):
+        """DATA, then text: a str is sent as a message (to_wire) with the final dot, bytes as
+        they are. Returns the reply at the end of the data."""
+        self.expect("DATA", 354)
+        self.send(to_wire(text) + b".\r\n" if isinstance(text, str) else text)
+        return self.reply()
+
+    def secure(self, name="client.example"):
+        """EHLO, STARTTLS, and EHLO again over TLS: returns the keywords of the second."""
+        self.ehlo(name)
+        self.starttls()
+        return self.ehlo(name)
+
     def auth_plain(self, user, password):
         tok = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
         return self.cmd("AUTH PLAIN " + tok)
+
+
+def noop_session_seconds(port):
+    """How long a fresh SMTP session on port takes to connect, EHLO and NOOP: the
+    server's loop is not held up elsewhere when this is short."""
+    t0 = time.monotonic()
+    with RawSMTP(port) as c:
+        c.ehlo()
+        c.expect("NOOP", 250)
+    return time.monotonic() - t0
 
 
 class RawPOP(LineClient):
