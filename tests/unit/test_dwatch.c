@@ -98,10 +98,14 @@ test_ring(void **state)
 static void
 test_state_names(void **state)
 {
-    assert_string_equal(dw_state_name(DW_STOPPED), "stopped");
-    assert_string_equal(dw_state_name(DW_RUNNING), "running");
-    assert_string_equal(dw_state_name(DW_FAILED), "failed");
-    assert_string_equal(dw_state_name(DW_BACKOFF), "backoff");
+    static const char *const names[] = {
+        [DW_STOPPED] = "stopped",   [DW_STARTING] = "starting", [DW_RUNNING] = "running",
+        [DW_STOPPING] = "stopping", [DW_BACKOFF] = "backoff",   [DW_FAILED] = "failed",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        assert_non_null(names[i]); /* every state named here */
+        assert_string_equal(dw_state_name((enum dw_state)i), names[i]);
+    }
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff), cmocka_unit_test(test_death_window),

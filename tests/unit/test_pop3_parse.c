@@ -149,6 +149,19 @@ case_len(const struct pcase *pc)
     return strlen(pc->in);
 }
 
+/* check_arg - an argument as parsed (arg, len) is want (NULL: none) */
+static void
+check_arg(const char *arg, size_t len, const char *want)
+{
+    if (want == NULL) {
+        assert_null(arg);
+        return;
+    }
+    assert_non_null(arg);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(arg, want, len);
+}
+
 /* check_one - compare a parse result with the expectation. */
 static void
 check_one(const char *name, size_t i, int rc, const struct pop3_cmd *c, const struct want *w)
@@ -159,20 +172,8 @@ check_one(const char *name, size_t i, int rc, const struct pop3_cmd *c, const st
                  w->err);
     if (w->rc != 0)
         return;
-    if (w->arg1 != NULL) {
-        assert_non_null(c->arg1);
-        assert_int_equal(c->arg1_len, strlen(w->arg1));
-        assert_memory_equal(c->arg1, w->arg1, c->arg1_len);
-    } else {
-        assert_null(c->arg1);
-    }
-    if (w->arg2 != NULL) {
-        assert_non_null(c->arg2);
-        assert_int_equal(c->arg2_len, strlen(w->arg2));
-        assert_memory_equal(c->arg2, w->arg2, c->arg2_len);
-    } else {
-        assert_null(c->arg2);
-    }
+    check_arg(c->arg1, c->arg1_len, w->arg1);
+    check_arg(c->arg2, c->arg2_len, w->arg2);
     assert_int_equal(c->has_num, w->has_num);
     assert_int_equal(c->num, w->num);
     assert_int_equal(c->num2, w->num2);
