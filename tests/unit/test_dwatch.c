@@ -102,10 +102,7 @@ test_state_names(void **state)
         [DW_STOPPED] = "stopped",   [DW_STARTING] = "starting", [DW_RUNNING] = "running",
         [DW_STOPPING] = "stopping", [DW_BACKOFF] = "backoff",   [DW_FAILED] = "failed",
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        assert_non_null(names[i]); /* every state named here */
-        assert_string_equal(dw_state_name((enum dw_state)i), names[i]);
-    }
+    UU_NAMES_ARE(dw_state_name, enum dw_state, names); /* every state named here */
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff), cmocka_unit_test(test_death_window),

@@ -83,8 +83,7 @@ test_levels(void **state)
         [LOGLVL_INFO] = "info",
         [LOGLVL_DEBUG] = "debug",
     };
-    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-        assert_string_equal(log_level_name(i), names[i]);
+    UU_NAMES_ARE(log_level_name, int, names);
     assert_null(log_level_name(-1));
     assert_null(log_level_name(4));
     log_set_level(LOGLVL_DEBUG);

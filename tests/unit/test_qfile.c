@@ -548,10 +548,7 @@ test_state_names(void **state)
         [QR_DONE] = "done",
         [QR_FAILED] = "failed",
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        assert_non_null(names[i]); /* every state named here */
-        assert_string_equal(qfile_state_name((enum qfile_rstate)i), names[i]);
-    }
+    UU_NAMES_ARE(qfile_state_name, enum qfile_rstate, names); /* every state named here */
     assert_null(qfile_state_name((enum qfile_rstate)17));
     assert_true(qfile_id_valid("1700000000.123_1_abcdef.host-1.example"));
     assert_false(qfile_id_valid(""));

@@ -91,6 +91,14 @@ int uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(voi
     uu_run_cases(fixed, sizeof(fixed) / sizeof((fixed)[0]), func, cases, sizeof((cases)[0]),       \
                  sizeof(cases) / sizeof((cases)[0]), NULL, NULL)
 
+/* UU_NAMES_ARE(name_of, type, names) - for every index i of the array names (none left
+ * NULL), name_of((type)i) is names[i]: an enum's names, written as [VALUE] = "name". */
+#define UU_NAMES_ARE(name_of, type, names)                                                         \
+    for (size_t uu_i = 0; uu_i < sizeof(names) / sizeof((names)[0]); uu_i++) {                     \
+        assert_non_null((names)[uu_i]);                                                            \
+        assert_string_equal(name_of((type)uu_i), (names)[uu_i]);                                   \
+    }
+
 /* UU_MAIN(group_setup, group_teardown, tests...) - a test file's main(): the cmocka tests
  * given run as one group (cmocka.h comes first). In the list, UU_FX(t) is test t with the
  * file's own per-test fixture, its static setup and teardown; UU_DIR(t), with its setup and
