@@ -6,7 +6,9 @@
  * certificate in a temp directory (group_setup). Every wait is bounded. Outbound
  * connections (net_connect) run the same session code as a client: an "outbound"
  * session records what it gets and answers nothing, but for the server's "GO" to STARTTLS
- * (net_starttls_client with its cli_tls and sni).
+ * (net_starttls_client with its cli_tls and sni). harness_setup/harness_teardown make a
+ * per-test fixture of a harness, its listener and a client; cli_expect, cli_open,
+ * cli_quit, sess_closed and SESS_EVENTS state the usual steps and checks in one line.
  */
 #ifndef DMAIL_NET_HARNESS_H
 #define DMAIL_NET_HARNESS_H

@@ -1,6 +1,8 @@
 /*
- * unit_util - the unit tests' toolkit: temporary directories, whole files, dmail.conf
- * snapshots from strings. Compiled once and linked into every tests/unit/test_* binary.
+ * unit_util - the unit tests' toolkit: temporary directories and per-test directory
+ * fixtures, whole files, dmail.conf snapshots from strings, and the frame of a test file
+ * (UU_MAIN, a table's cases as tests: uu_run_cases, enum names: UU_NAMES_ARE). Compiled
+ * once and linked into every tests/unit/test_* binary.
  *
  * Contract:
  * - Call only from cmocka tests, setups and teardowns. The uu_* functions that can fail
@@ -13,6 +15,7 @@
  * - Configuration snapshots come from conf_load_string (common/mail/conf.h) under the name
  *   given, so diagnostics read "NAME:LINE: reason"; every diagnostic is printed (cmocka's
  *   print_message) before any assertion on it. The caller conf_unref()s the snapshot.
+ * - UU_MAIN and UU_NAMES_ARE expand cmocka calls: cmocka.h comes before this header.
  */
 #ifndef DMAIL_UNIT_UTIL_H
 #define DMAIL_UNIT_UTIL_H
