@@ -4,6 +4,8 @@
     Postfix           a private instance: its own main.cf/master.cf, queue and mail
                       spool (postfix -c DIR), never the system's /etc/postfix
     Dovecot           a private instance: its own dovecot.conf (dovecot -c FILE)
+    SmtpSink          Postfix's smtp-sink: accepts every message and discards it,
+                      counting them (the relay workload's far end)
 
 Every server has start(), stop(), pids() (the whole process tree, for memory), and a
 record() for state.json, so a later run can stop what a killed run left behind.
@@ -246,6 +248,8 @@ local     unix  -       n       n       -       -       local
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
 """
 
 POSTFIX_MAIN = """\
@@ -277,8 +281,9 @@ class Postfix(Server):
     label = "Postfix"
     QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
-    def __init__(self, run_dir, smtpd_max=100):
-        super().__init__(run_dir, "postfix")
+    def __init__(self, run_dir, smtpd_max=100, name="postfix", main_extra=()):
+        super().__init__(run_dir, name)
+        self.main_extra = list(main_extra)  # lines after POSTFIX_MAIN (e.g. relayhost)
         self.etc = os.path.join(self.dir, "etc")
         self.spool = os.path.join(self.dir, "mail")
         self.log_path = os.path.join(self.dir, "maillog")
@@ -302,7 +307,8 @@ class Postfix(Server):
 
     def write_conf(self):
         write(os.path.join(self.etc, "main.cf"),
-              POSTFIX_MAIN.format(dir=self.dir, addr=HOST, version=self.version))
+              POSTFIX_MAIN.format(dir=self.dir, addr=HOST, version=self.version)
+              + "".join(ln + "\n" for ln in self.main_extra))
         write(os.path.join(self.etc, "master.cf"),
               POSTFIX_MASTER.format(addr=HOST, port=self.port, smtpd_max=self.smtpd_max))
 
@@ -495,6 +501,77 @@ class Dovecot(Server):
         return [ln for ln in self.log_tail(200000).splitlines()
                 if ("Warning" in ln or "Error" in ln or "Fatal" in ln)
                 and not any(s in ln for s in skip)]
+
+
+# --------------------------------------------------------------------------- smtp-sink
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+class SmtpSink(Server):
+    """Postfix's smtp-sink on a port of its own: 250 to everything, the text discarded,
+    nothing written to disk. -c makes it print its counters ("sess=N quit=N mesg=N")
+    after every event; count() reads the last mesg= from what was appended since."""
+
+    kind = "smtp-sink"
+    label = "smtp-sink"
+
+    def __init__(self, run_dir, name="sink", backlog=1024):
+        super().__init__(run_dir, name)
+        self.port = procs.free_ports(1)[0]
+        self.backlog = backlog
+        self.log_path = os.path.join(self.dir, "counters.out")
+        self.proc = None
+        self._out = None
+        self._offset = 0
+        self._rest = b""
+        self.mesg = 0
+
+    def start(self):
+        self._out = open(self.log_path, "wb")
+        self._offset, self._rest, self.mesg = 0, b"", 0
+        self.proc = subprocess.Popen(
+            [SMTP_SINK, "-c", "-u", mail_user()[0], "-h", "sink.relay.test",
+             "%s:%d" % (HOST, self.port), str(self.backlog)],
+            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._out,
+            start_new_session=True, preexec_fn=procs.raise_nofile)
+        self.pid = self.proc.pid
+        self.started = procs.start_time(self.pid)
+        self._wait_port("smtp-sink")
+
+    def count(self):
+        """Messages (transactions) smtp-sink has answered 250 since it started."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return self.mesg
+        self._offset += len(data)
+        data = self._rest + data
+        end = data.rfind(b"\r")
+        if end < 0:
+            self._rest = data[-4096:]
+            return self.mesg
+        self._rest = data[end + 1:][-4096:]
+        i = data.rfind(b"mesg=", 0, end)
+        if i >= 0:
+            digits = data[i + 5:end].split()[0] if data[i + 5:end].split() else b""
+            if digits.isdigit():
+                self.mesg = int(digits)
+        return self.mesg
+
+    def stop(self):
+        super().stop()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        if self._out:
+            self._out.close()
+            self._out = None
 
 
 # --------------------------------------------------------------------------- leftovers

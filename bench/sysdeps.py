@@ -1,8 +1,9 @@
 """The Debian packages the benchmark needs, installed with apt-get when missing.
 
 postfix       the SMTP peer; its package also brings smtp-source, the load generator
-              used against both sides. Preseeded "No configuration": the harness writes
-              its own loopback-only instance and never touches /etc/postfix/main.cf.
+              used against both sides, and smtp-sink, the relay workload's far end.
+              Preseeded "No configuration": the harness writes its own loopback-only
+              instances and never touches /etc/postfix/main.cf.
 dovecot-core, dovecot-pop3d
               the POP3 peer, run from the harness's own dovecot.conf.
 gnuplot-nox   draws bench/results/LATEST.png.
@@ -21,7 +22,7 @@ import time
 PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "gnuplot-nox"]
 # what each package must provide for the harness to run
 PROVIDES = {
-    "postfix": ["/usr/sbin/postfix", "/usr/sbin/smtp-source"],
+    "postfix": ["/usr/sbin/postfix", "/usr/sbin/smtp-source", "/usr/sbin/smtp-sink"],
     "dovecot-core": ["/usr/sbin/dovecot", "/usr/bin/doveconf"],
     "dovecot-pop3d": ["/usr/lib/dovecot/pop3"],
     "gnuplot-nox": ["/usr/bin/gnuplot"],

@@ -7,6 +7,8 @@ dmail, peer, dmail, peer, ... (--pairs pairs), in the same run.
 4  pop-retr  POP3 RETR of every message of a 1,000-message mailbox in one session
 5  pop-idle  POP3 authenticated sessions held open: memory per session
 6  reload    dmail alone: config reload with many domains and forward lines
+7  relay     relaying to a sink on 127.0.0.1: msg/s, memory, latency, 1,000 recipients
+             (bench/relay.py)
 """
 
 import os
@@ -16,6 +18,7 @@ import time
 
 import clients
 import servers
+from relay import relay
 
 SIDES = ("dmail", "peer")
 MB = 1024.0
@@ -410,4 +413,5 @@ WORKLOADS = [
     ("pop-retr", pop_retr),
     ("pop-idle", pop_idle),
     ("reload", reload),
+    ("relay", relay),
 ]

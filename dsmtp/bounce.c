@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "dsnparam.h"
 #include "log.h"
 #include "logq.h"
 #include "qfile.h"
@@ -29,16 +30,61 @@ static int bounce_queue(const struct conf *cf, const struct bounce_msg *m,
                         const struct bounce_rcpt *r, size_t n, enum dsn_action action,
                         time_t retry_until, bool dbl, enum dsn_bounce ok);
 
+/* bounce_pick - the recipients of r whose NOTIFY asks for kind, into a new array (*out,
+ * free it); those left out are logged. Returns how many were picked. */
+static size_t
+bounce_pick(const struct bounce_msg *m, const struct bounce_rcpt *r, size_t n, int kind,
+            const char *what, struct bounce_rcpt **out)
+{
+    size_t k = 0;
+    char nt[DSNPARAM_NOTIFY_TEXT];
+
+    *out = xcalloc(n + 1, sizeof(**out));
+    for (size_t i = 0; i < n; i++) {
+        if (dsnparam_wants(r[i].notify, kind))
+            (*out)[k++] = r[i];
+        else if (kind != DSN_NOTIFY_SUCCESS)
+            log_info("bounce id=%s to=<%s> result=no-%s reason=notify notify=%s", m->id, r[i].addr,
+                     what, dsnparam_notify_format(r[i].notify, false, nt, sizeof(nt)));
+    }
+    return k;
+}
+
 /* bounce_delay - the delay notice. */
 int
 bounce_delay(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
              size_t n, time_t retry_until)
 {
     enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
+    struct bounce_rcpt *p;
+    int rc = 0;
 
     if (n == 0 || ok != DSN_BOUNCE_OK)
         return 0;
-    return bounce_queue(cf, m, r, n, DSN_DELAYED, retry_until, false, ok);
+    n = bounce_pick(m, r, n, DSN_NOTIFY_DELAY, "delay-notice", &p);
+    if (n > 0)
+        rc = bounce_queue(cf, m, p, n, DSN_DELAYED, retry_until, false, ok);
+    free(p);
+    return rc;
+}
+
+/* bounce_success - the success report (delivered or relayed). */
+int
+bounce_success(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+               size_t n, enum dsn_action action)
+{
+    enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
+    struct bounce_rcpt *p;
+    int rc = 0;
+
+    n = bounce_pick(m, r, n, DSN_NOTIFY_SUCCESS, "success-report", &p);
+    if (n > 0 && ok != DSN_BOUNCE_OK)
+        log_info("bounce id=%s result=no-success-report reason=\"%s\" rcpts=%zu", m->id,
+                 dsn_bounce_text(ok), n);
+    else if (n > 0)
+        rc = bounce_queue(cf, m, p, n, action, 0, false, ok);
+    free(p);
+    return rc;
 }
 
 /* bounce_send - compose and queue the report. */
@@ -48,20 +94,32 @@ bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct boun
 {
     enum dsn_bounce ok = dsn_bounceable(m->sender, m->text, m->len);
     bool dbl = ok != DSN_BOUNCE_OK;
+    struct bounce_rcpt *p;
     char eq[300];
+    int rc;
 
+    if (n == 0)
+        return 0;
     if (m->origin != NULL &&
         strncmp(m->origin, BOUNCE_ORIGIN_DOUBLE, strlen(BOUNCE_ORIGIN_DOUBLE)) == 0) {
         log_error("bounce id=%s result=dropped reason=double-bounce-failed to=<%s> error=%s", m->id,
                   r[0].addr, logq_text(eq, sizeof(eq), r[0].diag, strlen(r[0].diag), 200));
         return 0;
     }
+    n = bounce_pick(m, r, n, DSN_NOTIFY_FAILURE, "failure-report", &p);
+    if (n == 0) {
+        free(p);
+        return 0;
+    }
     if (dbl && (cf->sysadmin == NULL || cf->sysadmin[0] == '\0')) {
         log_error("bounce id=%s result=dropped reason=\"%s, and sysadmin is not set\" rcpts=%zu",
                   m->id, dsn_bounce_text(ok), n);
+        free(p);
         return 0;
     }
-    return bounce_queue(cf, m, r, n, DSN_FAILED, 0, dbl, ok);
+    rc = bounce_queue(cf, m, p, n, DSN_FAILED, 0, dbl, ok);
+    free(p);
+    return rc;
 }
 
 /* bounce_queue - compose and queue. */
@@ -84,6 +142,8 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
         dr[i].action = action;
         dr[i].status = r[i].status;
         dr[i].diagnostic = r[i].diag;
+        dr[i].orcpt = r[i].orcpt;
+        dr[i].remote_mta = r[i].remote;
         dr[i].last_attempt = now;
         dr[i].retry_until = retry_until;
     }
@@ -92,7 +152,8 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
     dm.postmaster = pm;
     dm.to = dbl ? cf->sysadmin : m->sender;
     dm.orig_sender = dbl ? m->sender : NULL;
-    dm.ret = DSN_RET_UNSET;
+    dm.ret = m->ret;
+    dm.envid = m->envid;
     dm.bounce_body = false;
     dm.arrival = m->arrival;
     dm.now = now;
@@ -108,8 +169,8 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
         return -1;
     }
     snprintf(origin, sizeof(origin), "%s%s", dbl ? BOUNCE_ORIGIN_DOUBLE : BOUNCE_ORIGIN, m->id);
-    to = (struct deliver_qrcpt){dm.to, 0, NULL};
-    if (deliver_queue_write(cf, qid, "", origin, now, &to, 1, out.text, out.len) < 0) {
+    to = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL};
+    if (deliver_queue_write(cf, qid, "", origin, NULL, now, &to, 1, out.text, out.len) < 0) {
         const char *e = strerror(errno);
         log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);
         rc = -1;

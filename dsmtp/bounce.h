@@ -15,6 +15,15 @@
  * - Statuses (RFC 3463) callers use: 5.1.1 user unknown, 5.1.3 bad address, 5.4.6
  *   forwarding loop, 5.2.0 mailbox failure, 4.4.7 queue lifetime over; a remote server's
  *   own. bounce_delay sends the delay notice of queue_warn (no double bounce for it).
+ * - DSN (RFC 3461): a recipient is in a report only when its NOTIFY asks for that kind
+ *   (dsnparam_wants: no NOTIFY means FAILURE,DELAY): NOTIFY=NEVER, or a NOTIFY without
+ *   FAILURE, leaves it out of the failure report and of the double bounce (logged); without
+ *   DELAY, out of the delay notice. bounce_success reports recipients that asked for
+ *   SUCCESS: delivered into a mailbox, or relayed to a server that does not offer DSN
+ *   (when it does, NOTIFY went on with the message and the report is its business). The
+ *   message's RET decides what a failure report returns (overriding bounce_body), its
+ *   ENVID is the report's Original-Envelope-Id, a recipient's ORCPT its
+ *   Original-Recipient.
  */
 #ifndef DSMTP_BOUNCE_H
 #define DSMTP_BOUNCE_H
@@ -36,6 +45,9 @@ struct bounce_rcpt {
     const char *status; /* "5.1.1" */
     const char *diag;   /* why, for a person and the Diagnostic-Code ("user unknown") */
     int attempts;
+    int notify;         /* its DSN NOTIFY (dsnparam.h), 0: not given */
+    const char *orcpt;  /* its DSN ORCPT (xtext), or NULL */
+    const char *remote; /* the server that answered (Remote-MTA), or NULL */
 };
 
 /* The message the recipients belong to. */
@@ -46,6 +58,8 @@ struct bounce_msg {
     time_t arrival;
     const char *text; /* headers + body, LF line ends */
     size_t len;
+    enum dsn_ret ret;  /* its DSN RET */
+    const char *envid; /* its DSN ENVID (xtext), or NULL */
 };
 
 /* bounce_send - queue the report on n failed recipients of m. Returns 1 when a report
@@ -59,6 +73,13 @@ int bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct 
  * be bounced gets none (nor a double bounce). 1 queued, 0 none due, -1 failed (logged). */
 int bounce_delay(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
                  size_t n, time_t retry_until);
+
+/* bounce_success - queue a success report (action DSN_DELIVERED or DSN_RELAYED, status
+ * 2.0.0) on those of the n recipients that asked for one; only to the sender, never a
+ * double bounce (a message that must not be bounced gets none). 1 queued, 0 none due,
+ * -1 failed (logged). */
+int bounce_success(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+                   size_t n, enum dsn_action action);
 
 /* bounce_is_report - the origin is that of a report bounce_send queued. */
 bool bounce_is_report(const char *origin);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "chunk.h"
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
@@ -74,7 +75,7 @@ command_ehlo(struct smtp_session *s, const char *args)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
@@ -98,6 +99,10 @@ command_check_mail(struct smtp_session *s, const char *args)
 
     if (s->base.state == SS_CONNECTED) {
         session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return -1;
+    }
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: MAIL after BDAT");
         return -1;
     }
     if (s->base.state != SS_READY) {
@@ -135,7 +140,10 @@ command_mail(struct smtp_session *s, const char *args)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu", esc, tx->params.size);
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s", esc, tx->params.size,
+             tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
+             tx->params.ret != DSN_RET_UNSET ? dsnparam_ret_name(tx->params.ret, false) : "",
+             tx->params.envid[0] ? " envid=" : "", tx->params.envid);
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -146,6 +154,10 @@ command_check_rcpt(struct smtp_session *s, const char *args)
 {
     struct smtp_perr e;
 
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: RCPT after BDAT");
+        return -1;
+    }
     if (s->base.state != SS_MAIL && s->base.state != SS_RCPT) {
         session_reply(s, 503, "5.5.1", "Error: need MAIL command");
         return -1;
@@ -378,8 +390,17 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
         queued |= dr->dest[i].mailbox == NULL;
     command_rcpt_log(s, addr, dr, relay ? "ok-relay" : queued ? "ok-postmaster-queued" : "ok");
     for (size_t i = 0; i < dr->n; i++) {
-        tx->rcpt[tx->nrcpt].addr = dr->dest[i].addr; /* taken over */
-        tx->rcpt[tx->nrcpt].mailbox = dr->dest[i].mailbox;
+        struct smtp_rcpt_entry *e = &tx->rcpt[tx->nrcpt];
+        char x[DSNPARAM_ORCPT_MAX + 1];
+        e->addr = dr->dest[i].addr; /* taken over */
+        e->mailbox = dr->dest[i].mailbox;
+        e->notify = s->arg.rcpt.notify;
+        e->orcpt = NULL;
+        if (s->arg.rcpt.orcpt[0] != '\0')
+            e->orcpt = xstrdup(s->arg.rcpt.orcpt);
+        else if (strcasecmp(e->addr, addr) != 0 && /* a forward: the address as given */
+                 dsnparam_xtext_encode(addr, x + 7, sizeof(x) - 7) == 0)
+            e->orcpt = xasprintf("rfc822;%s", x + 7);
         dr->dest[i].addr = dr->dest[i].mailbox = NULL;
         tx->nrcpt++;
     }
@@ -390,10 +411,15 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     session_reply(s, 250, "2.1.5", "Ok");
 }
 
-/* command_check_data - DATA needs recipients. */
+/* command_check_data - DATA needs recipients, and no BDAT before it (RFC 3030 2: the
+ * transaction stays as it is). */
 static int
 command_check_data(struct smtp_session *s, const char *args)
 {
+    if (s->base.state == SS_BDAT) {
+        session_reply(s, 503, "5.5.1", "Error: DATA after BDAT");
+        return -1;
+    }
     if (s->base.state == SS_MAIL) {
         session_reply(s, 554, "5.5.1", "Error: no valid recipients");
         return -1;
@@ -405,9 +431,10 @@ command_check_data(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_data - 354, and the session reads the message. */
-static void
-command_data(struct smtp_session *s, const char *args)
+/* command_data_begin - a message starts (DATA, or the first BDAT chunk): its id, the
+ * Received: header and the scanner. */
+void
+command_data_begin(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
     char proto[16], received[2048];
@@ -424,6 +451,13 @@ command_data(struct smtp_session *s, const char *args)
                       tx->id, "", NULL, time(NULL));
     data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
     tx->rx_active = true;
+}
+
+/* command_data - 354, and the session reads the message. */
+static void
+command_data(struct smtp_session *s, const char *args)
+{
+    command_data_begin(s);
     sess_enter_state(&s->base, SS_DATA);
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
     session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -463,8 +497,9 @@ command_delivered(void *arg, const struct deliver_outcome *o)
     sess_resume(&s->base);
 }
 
-/* command_data_refuse - the message came but is not acceptable. */
-static void
+/* command_data_refuse - the message (or a BDAT chunk of it) came but is not acceptable:
+ * the reply and the log line; the caller ends the transaction. */
+void
 command_data_refuse(struct smtp_session *s, int errors)
 {
     const char *why;
@@ -488,15 +523,16 @@ command_data_refuse(struct smtp_session *s, int errors)
     }
     log_sess(LOGLVL_INFO, s->base.sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
              why);
-    session_tx_reset(s);
 }
 
-/* command_data_end - the terminator arrived: refuse, or deliver. */
-static void
+/* command_data_end - the terminator (or the last BDAT chunk) arrived: refuse, or
+ * deliver. */
+void
 command_data_end(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
     struct deliver_batch *b;
+    struct deliver_dsn dsn;
     char origin[200], *text;
     size_t len;
 
@@ -505,14 +541,18 @@ command_data_end(struct smtp_session *s)
         tx->rx.errors = DATA_ERR_HOPS; /* a mail loop: refused, not bounced */
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
+        session_tx_reset(s);
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
     text = data_rx_take(&tx->rx, &len);
-    b = deliver_new(s->base.cf, tx->id, tx->sender, origin, text, len);
+    dsn.ret = tx->params.ret;
+    dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
+    b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
-                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)");
+                    tx->rcpt[i].mailbox ? NULL : "no mailbox for postmaster (set sysadmin)",
+                    tx->rcpt[i].notify, tx->rcpt[i].orcpt);
     s->batch = b;
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
@@ -557,7 +597,7 @@ static void
 command_help(struct smtp_session *s, const char *args)
 {
     session_reply(s, 214, "2.0.0",
-                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY%s%s\n"
+                  "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY%s%s\n"
                   "See RFC 5321; this is dmail's dsmtp",
                   s->d->srv.tls != NULL ? " STARTTLS" : "", " AUTH");
 }
@@ -676,7 +716,7 @@ static const struct command command_table[SMTP_V_COUNT] = {
     [SMTP_V_EXPN] = {0, NULL, command_unimplemented},
     [SMTP_V_STARTTLS] = {CMD_NOARGS, command_check_starttls, command_starttls},
     [SMTP_V_AUTH] = {CMD_SECRET, smtp_auth_check, smtp_auth_proceed},
-    [SMTP_V_BDAT] = {0, NULL, command_unimplemented},
+    [SMTP_V_BDAT] = {0, chunk_check, chunk_proceed},
     [SMTP_V_ETRN] = {0, NULL, command_unimplemented},
     [SMTP_V_TURN] = {0, NULL, command_unimplemented},
     [SMTP_V_SEND] = {0, NULL, command_unimplemented},

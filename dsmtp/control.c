@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "file.h"
 #include "log.h"
+#include "outq.h"
 #include "qfile.h"
 #include "queue.h"
 #include "session.h"
@@ -80,7 +81,11 @@ control_reason(int code, const char *ecode)
 void
 control_status(struct server *srv, struct ctl_req *r)
 {
+    struct smtpd *d = smtpd_of(srv);
+
     ctl_line(r, "deliveries_running %ld", srv->jobs);
+    ctl_line(r, "outbound %s",
+             d->outq != NULL && outq_suspended(d->outq) ? "suspended" : "running");
 }
 
 /* control_stats - dsmtp's counters of "stats". */
@@ -112,6 +117,17 @@ control_stats(struct server *srv, struct ctl_req *r, bool prom)
              "Outbound SMTP sessions opened.", NULL, st->out_conns);
     ctl_stat(r, prom, "dsmtp", "outbound_tls_sessions_total", "counter",
              "Outbound SMTP sessions that used STARTTLS.", NULL, st->out_tls);
+    ctl_stat(r, prom, "dsmtp", "outbound_reused_total", "counter",
+             "Outbound transactions on a session that had carried one already.", NULL,
+             st->out_reused);
+    ctl_stat(r, prom, "dsmtp", "queue_messages", "gauge",
+             "Messages in the queue at the last queue scan.", NULL,
+             (unsigned long long)st->queue_messages);
+    ctl_stat(r, prom, "dsmtp", "queue_oldest_seconds", "gauge",
+             "Age of the oldest message in the queue at the last queue scan.", NULL,
+             st->queue_oldest > 0 && time(NULL) > st->queue_oldest
+                 ? (unsigned long long)(time(NULL) - st->queue_oldest)
+                 : 0);
     for (int i = 0; i < st->nrejects; i++) {
         char labels[128];
         snprintf(labels, sizeof(labels), "reason=\"%s\",code=\"%d\",status=\"%s\"",
@@ -467,10 +483,72 @@ control_cmd_release(struct ctl_req *r, int argc, char **argv, void *arg)
     control_queue_op(r, smtpd_of(arg), QOP_RELEASE, argv[1]);
 }
 
+/* control_outbound - suspend (on) or resume outbound delivery. */
+static void
+control_outbound(struct ctl_req *r, void *arg, bool on)
+{
+    struct smtpd *d = smtpd_of(arg);
+    const char *what = on ? "suspended" : "resumed";
+
+    if (d->outq == NULL) {
+        ctl_err(r, "dsmtp is stopping");
+        return;
+    }
+    outq_suspend(d->outq, on);
+    log_info("outbound delivery %s by the control socket", what);
+    ctl_ok(r, "outbound delivery %s", what);
+}
+
+/* control_cmd_suspend - no new outbound delivery until resume. */
+static void
+control_cmd_suspend(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_outbound(r, arg, true);
+}
+
+/* control_cmd_resume - restart outbound delivery (DMail's resume). */
+static void
+control_cmd_resume(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    control_outbound(r, arg, false);
+}
+
+struct control_show {
+    struct ctl_req *r;
+    int n;
+};
+
+/* control_show_one - one showsend line. */
+static void
+control_show_one(void *arg, const struct outq_view *v)
+{
+    struct control_show *sh = arg;
+
+    ctl_line(sh->r, "%s relay=%s state=%s tls=%s age=%lds bytes=%llu messages=%d waiting=%zu",
+             v->dest, v->relay ? v->relay : "-", v->state, v->tls[0] ? v->tls : "none", v->age,
+             v->bytes, v->messages, v->waiting);
+    sh->n++;
+}
+
+/* control_cmd_showsend - the deliveries in progress (DMail's showsend). */
+static void
+control_cmd_showsend(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = smtpd_of(arg);
+    struct control_show sh = {r, 0};
+
+    if (d->outq != NULL)
+        outq_show(d->outq, control_show_one, &sh);
+    ctl_ok(r, "%d deliveries in progress", sh.n);
+}
+
 const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
     {"queue", "", 0, 0, control_cmd_queue, "list the queue"},
     {"flush", "[DOMAIN]", 0, 1, control_cmd_flush, "try queued mail now"},
     {"delete", "ID", 1, 1, control_cmd_delete, "remove a queued message"},
     {"hold", "ID", 1, 1, control_cmd_hold, "keep a queued message from delivery"},
     {"release", "ID", 1, 1, control_cmd_release, "undo hold"},
+    {"suspend", "", 0, 0, control_cmd_suspend, "start no outbound delivery until resume"},
+    {"resume", "", 0, 0, control_cmd_resume, "restart outbound delivery, retry dead destinations"},
+    {"showsend", "", 0, 0, control_cmd_showsend, "list outbound deliveries in progress"},
 };

@@ -133,7 +133,7 @@ data_rx_feed(struct data_rx *rx, const char *p, size_t n)
             i++;
             continue;
         }
-        if (rx->bol && !rx->dot && c == '.') {
+        if (rx->bol && !rx->dot && c == '.' && !rx->chunked) {
             rx->dot = true; /* the line starts with a dot; wait for what follows */
             data_rx_linebyte(rx, 1);
             i++;
@@ -159,6 +159,26 @@ data_rx_feed(struct data_rx *rx, const char *p, size_t n)
     if (rx->wire > rx->max_size)
         rx->errors |= DATA_ERR_SIZE;
     return i;
+}
+
+/* data_rx_chunked - BDAT: the octet count ends the message, not a dot line. */
+void
+data_rx_chunked(struct data_rx *rx)
+{
+    rx->chunked = true;
+}
+
+/* data_rx_finish - end of the last chunk. */
+void
+data_rx_finish(struct data_rx *rx)
+{
+    if (rx->cr) {
+        rx->cr = false;
+        data_rx_bare(rx);
+    }
+    if (rx->len > rx->prefix_len && rx->text[rx->len - 1] != '\n' && rx->errors == 0)
+        data_rx_put(rx, "\n", 1);
+    rx->done = true;
 }
 
 /* data_hops - count Received: fields in the header. */

@@ -15,6 +15,11 @@
  *   is a line end; the line after it is taken literally (no dot-unstuffing), so only a
  *   real <CRLF>.<CRLF> ends the message.
  * - Dot-unstuffing: a line that begins (after CRLF) with "." loses that first dot.
+ * - Chunked mode (BDAT, RFC 3030; data_rx_chunked after data_rx_init): no terminator and no
+ *   dot-unstuffing, the caller counts the octets; line ends, bare CR/LF, NUL and the limits
+ *   are as above, so a message stores the same by BDAT as by DATA. A CRLF may be split
+ *   between chunks. data_rx_finish ends the message: a CR still waiting for its LF is bare,
+ *   and a last line without a line end gets one (the local form ends every line with LF).
  * - Limits: a text line over max_line octets (CRLF not counted) is DATA_ERR_LONG. dsmtp
  *   gives DATA_LINE_LIMIT (64 KiB), far above RFC 5321's 1000 with CRLF (DATA_MAX_LINE),
  *   as Postfix's line_length_limit lets real-world mail through; outbound delivery folds
@@ -52,7 +57,8 @@ struct data_rx {
     size_t prefix_len;
     unsigned long long wire; /* octets consumed so far */
     int errors;              /* DATA_ERR_* */
-    bool done;               /* the terminator was seen */
+    bool done;               /* the terminator was seen (chunked: data_rx_finish) */
+    bool chunked;            /* BDAT: no terminator, no dot-unstuffing */
     /* scanner state */
     bool bol;       /* at the start of a line that followed a CRLF */
     bool cr;        /* the last byte was a CR; its LF has not come yet */
@@ -68,6 +74,11 @@ void data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_siz
  * seen, rx->done is set and the bytes after it are not consumed (they are the next
  * command, pipelined). */
 size_t data_rx_feed(struct data_rx *rx, const char *p, size_t n);
+/* data_rx_chunked - switch a freshly initialized scanner to chunked mode (BDAT). */
+void data_rx_chunked(struct data_rx *rx);
+/* data_rx_finish - the last chunk is in: settle a pending CR, end an open last line and
+ * set rx->done. */
+void data_rx_finish(struct data_rx *rx);
 /* data_hops - the Received: fields in the header of text (LF line ends, the header ends
  * at the first empty line): the hops the message has made (RFC 5321 6.3). */
 int data_hops(const char *text, size_t len);

@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "deliver.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
@@ -292,8 +294,8 @@ deliver_next_try(const struct conf *cf, time_t now, int attempts)
 /* deliver_queue_write - one queue file with the pending recipients (blocking). */
 int
 deliver_queue_write(const struct conf *cf, const char *id, const char *sender, const char *origin,
-                    time_t arrival, const struct deliver_qrcpt *r, size_t n, const char *text,
-                    size_t len)
+                    const struct deliver_dsn *dsn, time_t arrival, const struct deliver_qrcpt *r,
+                    size_t n, const char *text, size_t len)
 {
     struct qfile q;
     int rc, saved;
@@ -304,8 +306,14 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
     q.arrival = arrival;
     q.sender = xstrdup(sender);
     q.origin = xstrdup(origin);
+    if (dsn != NULL) {
+        q.ret = dsn->ret;
+        q.envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         qfile_add_rcpt(&q, r[i].addr);
+        q.rcpt[i].notify = r[i].notify;
+        q.rcpt[i].orcpt = r[i].orcpt != NULL ? xstrdup(r[i].orcpt) : NULL;
         q.rcpt[i].attempts = r[i].attempts;
         q.rcpt[i].next_try = r[i].attempts > 0 ? deliver_next_try(cf, now, r[i].attempts) : 0;
         q.rcpt[i].last_error = r[i].last_error ? xstrdup(r[i].last_error) : NULL;
@@ -357,7 +365,9 @@ deliver_queue_settle(const char *spool, struct qfile *q, const char *path, bool 
 struct deliver_rcpt {
     char *addr;
     char *mailbox; /* NULL: straight to the queue */
-    int dup_of;    /* index of the first entry with the same mailbox, or -1 */
+    int notify;    /* DSN */
+    char *orcpt;
+    int dup_of; /* index of the first entry with the same mailbox, or -1 */
     enum drop_result result;
     char err[200];
 };
@@ -375,6 +385,9 @@ struct deliver_batch {
     char *text;
     size_t len;
     time_t arrival;
+    enum dsn_ret ret; /* DSN */
+    char *envid;
+    size_t nsuccess; /* delivered recipients that asked for a success report */
     struct deliver_rcpt *r;
     size_t n, alloc;
     size_t running;
@@ -389,11 +402,15 @@ struct deliver_batch {
 
 /* deliver_new - an empty batch owning text. */
 struct deliver_batch *
-deliver_new(struct conf *cf, const char *id, const char *sender, const char *origin, char *text,
-            size_t len)
+deliver_new(struct conf *cf, const char *id, const char *sender, const char *origin,
+            const struct deliver_dsn *dsn, char *text, size_t len)
 {
     struct deliver_batch *b = xcalloc(1, sizeof(*b));
 
+    if (dsn != NULL) {
+        b->ret = dsn->ret;
+        b->envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+    }
     b->cf = conf_ref(cf);
     b->id = xstrdup(id);
     b->sender = xstrdup(sender);
@@ -406,7 +423,8 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
 
 /* deliver_add - one recipient; a mailbox already in the batch is written once. */
 void
-deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why)
+deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why,
+            int notify, const char *orcpt)
 {
     struct deliver_rcpt *r;
 
@@ -418,6 +436,8 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
     memset(r, 0, sizeof(*r));
     r->addr = xstrdup(addr);
     r->mailbox = mailbox ? xstrdup(mailbox) : NULL;
+    r->notify = notify;
+    r->orcpt = orcpt != NULL ? xstrdup(orcpt) : NULL;
     r->dup_of = -1;
     r->result = mailbox ? DROP_OK : DROP_TEMP;
     if (why != NULL)
@@ -442,8 +462,10 @@ deliver_free(struct deliver_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         free(b->r[i].addr);
         free(b->r[i].mailbox);
+        free(b->r[i].orcpt);
     }
     free(b->r);
+    free(b->envid);
     free(b->text);
     free(b->id);
     free(b->sender);
@@ -462,12 +484,46 @@ deliver_finish(struct deliver_batch *b)
     deliver_free(b);
 }
 
-/* deliver_qwork - pool: queue the temporary failures. */
+/* deliver_result - what recipient i came to (a duplicate shares its first's result). */
+static enum drop_result
+deliver_result(const struct deliver_batch *b, size_t i)
+{
+    return b->r[i].dup_of >= 0 ? b->r[b->r[i].dup_of].result : b->r[i].result;
+}
+
+/* deliver_success - pool: the success report for the recipients delivered that asked for
+ * one (NOTIFY=SUCCESS); a failure is logged by bounce.c, the deliveries stand. */
+static void
+deliver_success(struct deliver_batch *b)
+{
+    struct bounce_rcpt *s = xcalloc(b->n, sizeof(*s));
+    struct bounce_msg bm = {b->id,   b->sender, b->origin, b->arrival,
+                            b->text, b->len,    b->ret,    b->envid};
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const struct deliver_rcpt *r = &b->r[i];
+        if (r->mailbox == NULL || deliver_result(b, i) != DROP_OK ||
+            !dsnparam_wants(r->notify, DSN_NOTIFY_SUCCESS))
+            continue;
+        s[n++] = (struct bounce_rcpt){.addr = r->addr,
+                                      .status = "2.0.0",
+                                      .diag = "delivered to the mailbox",
+                                      .attempts = 1,
+                                      .notify = r->notify,
+                                      .orcpt = r->orcpt};
+    }
+    bounce_success(b->cf, &bm, s, n, DSN_DELIVERED);
+    free(s);
+}
+
+/* deliver_qwork - pool: queue the temporary failures, report the successes asked for. */
 static void
 deliver_qwork(uv_work_t *w)
 {
     struct deliver_batch *b = w->data;
     struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q));
+    struct deliver_dsn dsn = {b->ret, b->envid};
     size_t nq = 0;
 
     for (size_t i = 0; i < b->n; i++) {
@@ -477,12 +533,19 @@ deliver_qwork(uv_work_t *w)
         q[nq].addr = r->addr;
         q[nq].attempts = r->mailbox ? 1 : 0;
         q[nq].last_error = r->err[0] ? r->err : NULL;
+        q[nq].notify = r->notify;
+        q[nq].orcpt = r->orcpt;
         nq++;
     }
-    b->qrc =
-        deliver_queue_write(b->cf, b->id, b->sender, b->origin, b->arrival, q, nq, b->text, b->len);
-    b->qerrno = errno;
+    b->qrc = 0;
+    if (nq > 0) {
+        b->qrc = deliver_queue_write(b->cf, b->id, b->sender, b->origin, &dsn, b->arrival, q, nq,
+                                     b->text, b->len);
+        b->qerrno = errno;
+    }
     free(q);
+    if (b->nsuccess > 0)
+        deliver_success(b);
 }
 
 /* deliver_qdone - loop: the queue file is written (or not). */
@@ -495,19 +558,23 @@ deliver_qdone(uv_work_t *w, int status)
         char q[300], *e = strerror(status < 0 ? ECANCELED : b->qerrno);
         log_error("deliver id=%s result=queue-write-failed error=%s", b->id,
                   logq_text(q, sizeof(q), e, strlen(e), 200));
-        b->out.qfile_failed = true;
-    } else {
+        b->out.qfile_failed = b->out.queued > 0;
+    } else if (b->out.queued > 0) {
         log_info("deliver id=%s result=queued rcpts=%d", b->id, b->out.queued);
     }
     deliver_finish(b);
 }
 
-/* deliver_alldone - every mailbox job ended: count, then queue what failed for now. */
+/* deliver_alldone - every mailbox job ended: count, then queue what failed for now and
+ * report the successes asked for. */
 static void
 deliver_alldone(struct deliver_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct deliver_rcpt *r = &b->r[i];
+        if (r->mailbox != NULL && deliver_result(b, i) == DROP_OK &&
+            dsnparam_wants(r->notify, DSN_NOTIFY_SUCCESS))
+            b->nsuccess++;
         if (r->dup_of >= 0)
             continue;
         if (r->result == DROP_OK)
@@ -517,13 +584,13 @@ deliver_alldone(struct deliver_batch *b)
         else
             b->out.failed++;
     }
-    if (b->out.queued == 0) {
+    if (b->out.queued == 0 && b->nsuccess == 0) {
         deliver_finish(b);
         return;
     }
     b->qwork.data = b;
     if (uv_queue_work(b->loop, &b->qwork, deliver_qwork, deliver_qdone) < 0) {
-        b->out.qfile_failed = true;
+        b->out.qfile_failed = b->out.queued > 0;
         deliver_finish(b);
     }
 }

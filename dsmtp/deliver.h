@@ -31,6 +31,10 @@
  *   recipient through them and resolves every final address with deliver_resolve. The
  *   SMTP RCPT, the sendmail pickup and the queue runner all go through it.
  * - Identical mailboxes among the recipients of one message are delivered once.
+ * - DSN (RFC 3461): the message's RET/ENVID and each recipient's NOTIFY/ORCPT go into the
+ *   queue file with the recipients queued; recipients delivered into their mailbox that
+ *   asked for NOTIFY=SUCCESS get a success report (bounce_success) queued on the pool
+ *   before cb runs (a report that cannot be queued is logged; the delivery stands).
  * - Outcome: every recipient is either in its mailbox (fsynced) or in the queue file
  *   (fsynced) when cb reports ok; qfile_failed means the temporary failures could not
  *   even be queued (the caller answers 452 4.3.1: recipients already delivered keep
@@ -127,14 +131,22 @@ struct deliver_qrcpt {
     const char *addr;
     int attempts;
     const char *last_error;
+    int notify;        /* DSN NOTIFY, 0: not given */
+    const char *orcpt; /* DSN ORCPT (xtext), or NULL */
+};
+
+/* A message's DSN parameters (RFC 3461) that go into its queue file. */
+struct deliver_dsn {
+    enum dsn_ret ret;
+    const char *envid; /* xtext, or NULL */
 };
 
 /* deliver_queue_write - blocking: write a queue file with id (may be "" for a fresh
- * one), sender, origin, the given pending recipients (next try after queue_retry) and
- * the text into spool_dir/queue. 0 or -1 with errno. */
+ * one), sender, origin, DSN parameters (NULL: none), the given pending recipients (next
+ * try after queue_retry) and the text into spool_dir/queue. 0 or -1 with errno. */
 int deliver_queue_write(const struct conf *cf, const char *id, const char *sender,
-                        const char *origin, time_t arrival, const struct deliver_qrcpt *r, size_t n,
-                        const char *text, size_t len);
+                        const char *origin, const struct deliver_dsn *dsn, time_t arrival,
+                        const struct deliver_qrcpt *r, size_t n, const char *text, size_t len);
 
 /* deliver_queue_save - blocking: write q (atomically, fsynced) into spool/queue through
  * spool/tmp. 0 or -1 with errno. */
@@ -160,12 +172,15 @@ struct deliver_batch;
 typedef void (*deliver_cb)(void *arg, const struct deliver_outcome *o);
 
 /* deliver_new - a batch for one message. text (malloc'd) is taken over. cf is
- * referenced. */
+ * referenced. dsn (copied) may be NULL. */
 struct deliver_batch *deliver_new(struct conf *cf, const char *id, const char *sender,
-                                  const char *origin, char *text, size_t len);
+                                  const char *origin, const struct deliver_dsn *dsn, char *text,
+                                  size_t len);
 /* deliver_add - a recipient: addr as it goes into the queue file, mailbox NULL when it
- * cannot be delivered now (queued straight away with reason why). */
-void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why);
+ * cannot be delivered now (queued straight away with reason why); its DSN NOTIFY and
+ * ORCPT (NULL: none; copied). */
+void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why,
+                 int notify, const char *orcpt);
 /* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
  * (may be NULL) is incremented now and decremented when the batch is freed. */
 void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);

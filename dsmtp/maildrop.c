@@ -15,6 +15,7 @@
 #include "data.h"
 #include "bounce.h"
 #include "deliver.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
@@ -221,7 +222,10 @@ maildrop_strip_bcc(char *text, size_t len)
 static void
 maildrop_add_rcpt(void *arg, const char *addr)
 {
-    qfile_add_rcpt(arg, addr);
+    struct qfile *q = arg;
+
+    qfile_add_rcpt(q, addr);
+    q->rcpt[q->nrcpt - 1].notify = q->notify; /* sendmail -t -N */
 }
 
 /* maildrop_received - the trace header for a locally submitted message. */
@@ -245,31 +249,66 @@ maildrop_received(const char *host, const struct qfile *q)
 struct maildrop_acc {
     char **seen; /* mailboxes written, each once */
     size_t nseen;
-    char **qaddr, **qerr; /* recipients to queue and why (owned) */
-    int *qattempts;
+    struct deliver_qrcpt *q; /* recipients to queue and why (addr, error, orcpt owned) */
     size_t nq;
-    struct bounce_rcpt *fail; /* recipients to report (addr and diag owned) */
+    struct bounce_rcpt *fail; /* recipients to report (addr, diag and orcpt owned) */
     size_t nfail;
+    struct bounce_rcpt *succ; /* delivered, NOTIFY=SUCCESS (the same) */
+    size_t nsucc;
+    const struct qfile_rcpt *cur; /* the file's recipient being delivered (its DSN) */
 };
+
+/* maildrop_orcpt - the ORCPT of addr, a final address of acc->cur (malloc'd or NULL): its
+ * own, else the address forwarded when addr is another. */
+static char *
+maildrop_orcpt(const struct maildrop_acc *acc, const char *addr)
+{
+    char x[DSNPARAM_ORCPT_MAX + 1];
+
+    if (acc->cur->orcpt != NULL)
+        return xstrdup(acc->cur->orcpt);
+    if (strcasecmp(addr, acc->cur->addr) != 0 &&
+        dsnparam_xtext_encode(acc->cur->addr, x, sizeof(x) - 7) == 0)
+        return xasprintf("rfc822;%s", x);
+    return NULL;
+}
 
 /* maildrop_queue_later - addr goes into the queue file. */
 static void
 maildrop_queue_later(struct maildrop_acc *acc, const char *addr, int attempts, const char *why)
 {
-    acc->qaddr = xrealloc(acc->qaddr, (acc->nq + 1) * sizeof(*acc->qaddr));
-    acc->qerr = xrealloc(acc->qerr, (acc->nq + 1) * sizeof(*acc->qerr));
-    acc->qattempts = xrealloc(acc->qattempts, (acc->nq + 1) * sizeof(*acc->qattempts));
-    acc->qaddr[acc->nq] = xstrdup(addr);
-    acc->qerr[acc->nq] = xstrdup(why);
-    acc->qattempts[acc->nq++] = attempts;
+    acc->q = xrealloc(acc->q, (acc->nq + 1) * sizeof(*acc->q));
+    acc->q[acc->nq++] = (struct deliver_qrcpt){xstrdup(addr), attempts, xstrdup(why),
+                                               acc->cur->notify, maildrop_orcpt(acc, addr)};
+}
+
+/* maildrop_report - addr into a report list (fail or succ). */
+static void
+maildrop_report(const struct maildrop_acc *acc, struct bounce_rcpt **list, size_t *n,
+                const char *addr, const char *status, const char *diag)
+{
+    *list = xrealloc(*list, (*n + 1) * sizeof(**list));
+    (*list)[(*n)++] = (struct bounce_rcpt){
+        xstrdup(addr), status, xstrdup(diag), 1, acc->cur->notify, maildrop_orcpt(acc, addr), NULL};
 }
 
 /* maildrop_fail - addr failed for good: it goes into the bounce. */
 static void
 maildrop_fail(struct maildrop_acc *acc, const char *addr, const char *status, const char *diag)
 {
-    acc->fail = xrealloc(acc->fail, (acc->nfail + 1) * sizeof(*acc->fail));
-    acc->fail[acc->nfail++] = (struct bounce_rcpt){xstrdup(addr), status, xstrdup(diag), 1};
+    maildrop_report(acc, &acc->fail, &acc->nfail, addr, status, diag);
+}
+
+/* maildrop_report_free - a report list's strings and the list. */
+static void
+maildrop_report_free(struct bounce_rcpt *list, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free((char *)list[k].addr);
+        free((char *)list[k].diag);
+        free((char *)list[k].orcpt);
+    }
+    free(list);
 }
 
 /* maildrop_dest - pool: one final address of recipient ra (after forwards). */
@@ -293,6 +332,9 @@ maildrop_dest(const struct conf *cf, const struct qfile *q, struct maildrop_acc 
     switch (deliver_one(cf, d->mailbox, q->sender, text, len, err, sizeof(err))) {
     case DROP_OK:
         log_info("maildrop id=%s to=<%s>%s mailbox=%s result=ok", q->id, ra, fwd, d->mailbox);
+        if (dsnparam_wants(acc->cur->notify, DSN_NOTIFY_SUCCESS))
+            maildrop_report(acc, &acc->succ, &acc->nsucc, d->addr, "2.0.0",
+                            "delivered to the mailbox");
         break;
     case DROP_TEMP:
         log_warn("maildrop id=%s to=<%s>%s result=deferred error=%s", q->id, ra, fwd,
@@ -336,8 +378,8 @@ maildrop_rcpt(struct maildrop *m, const struct qfile *q, struct maildrop_acc *ac
         maildrop_fail(acc, ra, "5.1.1", "user unknown");
         break;
     case DV_REMOTE:
-        /* kept until outbound delivery sends it or queue_lifetime bounces it */
-        log_warn("maildrop id=%s to=<%s> result=queued reason=not-local", q->id, ra);
+        /* outbound delivery sends it (or it is reported to the sender) */
+        log_info("maildrop id=%s to=<%s> result=queued reason=remote", q->id, ra);
         maildrop_queue_later(acc, ra, 0, DELIVER_NOT_LOCAL);
         break;
     case DV_LOOP:
@@ -356,21 +398,22 @@ maildrop_file(struct maildrop *m, struct qfile *q)
 {
     const struct conf *cf = m->cf;
     struct maildrop_acc acc = {0};
-    struct deliver_qrcpt *ql;
+    struct deliver_dsn dsn = {q->ret, q->envid};
     char *rcv = maildrop_received(m->hostname, q), *text, eq[300];
     size_t rlen = strlen(rcv), len = rlen + q->text_len;
+    struct bounce_msg bm;
     bool ok = true;
 
     text = xmalloc(len + 1);
     memcpy(text, rcv, rlen);
     memcpy(text + rlen, q->text, q->text_len);
-    for (size_t i = 0; i < q->nrcpt; i++)
+    bm = (struct bounce_msg){q->id, q->sender, q->origin, q->arrival, text, len, q->ret, q->envid};
+    for (size_t i = 0; i < q->nrcpt; i++) {
+        acc.cur = &q->rcpt[i];
         maildrop_rcpt(m, q, &acc, q->rcpt[i].addr, text, len);
-    ql = xcalloc(acc.nq + 1, sizeof(*ql));
-    for (size_t k = 0; k < acc.nq; k++)
-        ql[k] = (struct deliver_qrcpt){acc.qaddr[k], acc.qattempts[k], acc.qerr[k]};
+    }
     if (acc.nq > 0 && deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
-                                          q->arrival, ql, acc.nq, text, len) < 0) {
+                                          &dsn, q->arrival, acc.q, acc.nq, text, len) < 0) {
         const char *e = strerror(errno);
         log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
@@ -379,28 +422,24 @@ maildrop_file(struct maildrop *m, struct qfile *q)
         m->bounced++; /* kick the queue runner: remote recipients go out at once */
     }
     if (ok && acc.nfail > 0) {
-        struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, text, len};
         if (bounce_send(cf, &bm, acc.fail, acc.nfail) < 0)
             ok = false; /* the file stays: tried again with the next scan */
         else
             m->bounced++;
     }
-    for (size_t k = 0; k < acc.nfail; k++) {
-        free((char *)acc.fail[k].addr);
-        free((char *)acc.fail[k].diag);
-    }
-    free(acc.fail);
+    if (ok && acc.nsucc > 0 && bounce_success(cf, &bm, acc.succ, acc.nsucc, DSN_DELIVERED) > 0)
+        m->bounced++; /* a report failing to queue is logged: the deliveries stand */
+    maildrop_report_free(acc.fail, acc.nfail);
+    maildrop_report_free(acc.succ, acc.nsucc);
     for (size_t k = 0; k < acc.nseen; k++)
         free(acc.seen[k]);
     for (size_t k = 0; k < acc.nq; k++) {
-        free(acc.qaddr[k]);
-        free(acc.qerr[k]);
+        free((char *)acc.q[k].addr);
+        free((char *)acc.q[k].last_error);
+        free((char *)acc.q[k].orcpt);
     }
     free(acc.seen);
-    free(acc.qaddr);
-    free(acc.qerr);
-    free(acc.qattempts);
-    free(ql);
+    free(acc.q);
     free(text);
     free(rcv);
     return ok;

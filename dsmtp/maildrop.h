@@ -12,8 +12,11 @@
  *   go into one queue file in spool_dir/queue; then the maildrop file is removed. If even
  *   that queue file cannot be written the maildrop file stays and is tried again (local
  *   recipients already delivered may then get a second copy).
- * - Not yet: unknown local users and non-local recipients are logged as errors and
- *   dropped (bounces and outbound delivery come later).
+ * - Unknown local users and other failures are reported to the sender (bounce.h);
+ *   recipients of other domains go into the queue file for outbound delivery. The file's
+ *   DSN parameters (sendmail -N, -R, -V) go along: into the queue file, into the
+ *   reports, and a success report for a local delivery that asked for one
+ *   (QF_RCPT_FROM_HEADERS recipients take the file's default NOTIFY).
  */
 #ifndef DSMTP_MAILDROP_H
 #define DSMTP_MAILDROP_H

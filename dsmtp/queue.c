@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "bounce.h"
 #include "deliver.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "log.h"
 #include "logq.h"
@@ -27,6 +28,8 @@ struct queue {
     uv_timer_t timer;
     uv_work_t work;
     bool running, again, stopping, timer_closed;
+    long files;    /* the scan's count of queue files */
+    time_t oldest; /* and the oldest arrival among them (by name) */
     struct conf *cf;
     struct auth_db *db;
     /* one job of the control socket (queue_job), run while no scan runs */
@@ -70,8 +73,15 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
         bool known = false;
         for (size_t j = 0; j < q->nrcpt && !known; j++)
             known = strcasecmp(q->rcpt[j].addr, dr->dest[k].addr) == 0;
-        if (!known)
+        if (!known) { /* the DSN parameters go along; ORCPT: the address forwarded */
+            char x[DSNPARAM_ORCPT_MAX + 1];
             qfile_add_rcpt(q, dr->dest[k].addr);
+            q->rcpt[q->nrcpt - 1].notify = q->rcpt[i].notify;
+            if (q->rcpt[i].orcpt != NULL)
+                q->rcpt[q->nrcpt - 1].orcpt = xstrdup(q->rcpt[i].orcpt);
+            else if (dsnparam_xtext_encode(q->rcpt[i].addr, x, sizeof(x) - 7) == 0)
+                q->rcpt[q->nrcpt - 1].orcpt = xasprintf("rfc822;%s", x);
+        }
         if (o < sizeof(list)) {
             int n = snprintf(list + o, sizeof(list) - o, "%s<%s>", k ? "," : "", dr->dest[k].addr);
             o += n > 0 ? (size_t)n : 0;
@@ -152,6 +162,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     switch (res) {
     case DROP_OK:
         r->state = QR_DONE;
+        *status = "2.0.0"; /* delivered into the mailbox */
         log_info("queue id=%s to=<%s> result=delivered attempts=%d", q->id, r->addr, r->attempts);
         break;
     case DROP_TEMP:
@@ -174,7 +185,8 @@ queue_fail(struct bounce_rcpt **f, size_t *n, const struct qfile_rcpt *r, const 
 {
     *f = xrealloc(*f, (*n + 1) * sizeof(**f));
     (*f)[(*n)++] = (struct bounce_rcpt){
-        r->addr, status, r->last_error ? r->last_error : "not delivered", r->attempts};
+        r->addr,  status, r->last_error ? r->last_error : "not delivered", r->attempts, r->notify,
+        r->orcpt, NULL};
 }
 
 /* queue_report - report this pass's failures; when the report cannot be queued, the
@@ -184,7 +196,8 @@ static int
 queue_report(const struct conf *cf, struct qfile *q, const struct bounce_rcpt *f, size_t n,
              time_t now)
 {
-    struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+    struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
+                            q->text, q->text_len, q->ret,    q->envid};
     int back = 0;
 
     if (n == 0 || bounce_send(cf, &bm, f, n) >= 0)
@@ -222,11 +235,13 @@ queue_warn(const struct conf *cf, struct qfile *q, time_t now)
         /* the enhanced status of a last error "451 4.4.3 text", else 4.0.0 */
         if (sscanf(e, "%*3d %15[0-9.]", st[n]) != 1 || st[n][0] != '4')
             snprintf(st[n], sizeof(st[n]), "4.0.0");
-        r[n] = (struct bounce_rcpt){x->addr, st[n], e[0] ? e : "not delivered yet", x->attempts};
+        r[n] = (struct bounce_rcpt){
+            x->addr, st[n], e[0] ? e : "not delivered yet", x->attempts, x->notify, x->orcpt, NULL};
         n++;
     }
     if (n > 0) {
-        struct bounce_msg bm = {q->id, q->sender, q->origin, q->arrival, q->text, q->text_len};
+        struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
+                                q->text, q->text_len, q->ret,    q->envid};
         rc = bounce_delay(cf, &bm, r, n, q->arrival + cf->queue_lifetime);
     }
     free(st);
@@ -247,8 +262,8 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     char err[200];
     bool changed = false, expired;
     int pending = 0;
-    struct bounce_rcpt *fail = NULL;
-    size_t nfail = 0, *remote = NULL, nremote = 0;
+    struct bounce_rcpt *fail = NULL, *succ = NULL;
+    size_t nfail = 0, nsucc = 0, *remote = NULL, nremote = 0;
 
     memset(&q, 0, sizeof(q));
     if (qfile_read(path, &q, err, sizeof(err)) < 0) {
@@ -290,9 +305,19 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
         else if (q.rcpt[i].state == QR_FAILED)
             queue_fail(&fail, &nfail, &q.rcpt[i], status);
+        else if (status[0] == '2' && dsnparam_wants(q.rcpt[i].notify, DSN_NOTIFY_SUCCESS))
+            queue_fail(&succ, &nsucc, &q.rcpt[i], status); /* delivered: NOTIFY=SUCCESS */
     }
     pending += queue_report(cf, &q, fail, nfail, now);
     free(fail);
+    if (nsucc > 0) {
+        struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
+                                q.text, q.text_len, q.ret,    q.envid};
+        for (size_t k = 0; k < nsucc; k++)
+            succ[k].diag = "delivered to the mailbox";
+        bounce_success(cf, &bm, succ, nsucc, DSN_DELIVERED);
+        free(succ);
+    }
     if (queue_warn(cf, &q, now))
         changed = true;
     /* local results are written first: outbound delivery reads the file again */
@@ -314,6 +339,8 @@ queue_scan(uv_work_t *w)
     struct dirent *de;
     time_t now = time(NULL);
 
+    q->files = 0;
+    q->oldest = 0;
     if (dp == NULL) {
         log_errore("queue: cannot open %s", dir);
         free(dir);
@@ -322,8 +349,14 @@ queue_scan(uv_work_t *w)
     while ((de = readdir(dp)) != NULL) {
         char *path;
         struct stat st;
+        long long t;
         if (de->d_name[0] == '.')
             continue;
+        /* a queue id starts with its arrival time (file_unique_name) */
+        t = strtoll(de->d_name, NULL, 10);
+        q->files++;
+        if (t > 0 && (q->oldest == 0 || t < q->oldest))
+            q->oldest = (time_t)t;
         path = xasprintf("%s/%s", dir, de->d_name);
         if (q->d->outq != NULL && outq_claimed(q->d->outq, de->d_name)) {
             free(path); /* outbound delivery works on it */
@@ -356,6 +389,8 @@ queue_scanned(uv_work_t *w, int status)
     struct queue *q = w->data;
 
     q->running = false;
+    q->d->stats.queue_messages = q->files;
+    q->d->stats.queue_oldest = q->oldest;
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);

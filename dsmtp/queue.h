@@ -10,8 +10,11 @@
  *   is retried when its next_try has come: back-off doubles from queue_retry per attempt,
  *   at most max(1 hour, queue_retry). A queue file is rewritten (atomically, qfile_write)
  *   with the new states, and removed when no recipient is pending. After queue_lifetime a
- *   pending recipient is given up and logged (bounces arrive with outbound delivery).
- *   Unreadable files are moved to spool_dir/corrupt/.
+ *   pending recipient is given up and reported to the sender (bounce.h); queue_warn
+ *   after arrival one delay notice goes. Remote recipients that are due go to outq.
+ *   Unreadable files are moved to spool_dir/corrupt/. Failures, delay notices and, for
+ *   NOTIFY=SUCCESS, local deliveries are reported as the recipients' DSN NOTIFY asks
+ *   (bounce.h); a forward's destinations inherit NOTIFY and ORCPT.
  */
 #ifndef DSMTP_QUEUE_H
 #define DSMTP_QUEUE_H

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk.h"
 #include "command.h"
 #include "deliver.h"
 #include "log.h"
@@ -15,7 +16,10 @@
 #include "smtp_auth.h"
 #include "xmem.h"
 
-#define SESSION_CMD_LIMIT 512   /* RFC 5321 4.5.3.1.4, CRLF included */
+#define SESSION_CMD_LIMIT 512 /* RFC 5321 4.5.3.1.4, CRLF included */
+/* MAIL and RCPT with parameters may be longer (RFC 1869 6; RFC 3461 4: RET and ENVID add
+ * 113 octets, NOTIFY and ORCPT 544): as Postfix's line_length_limit. */
+#define SESSION_PARAM_LIMIT 2048
 #define SESSION_REPLY_CAP 16384 /* one command's reply */
 
 static const char *const session_state_names[] = {
@@ -26,8 +30,9 @@ static const char *const session_state_names[] = {
 
 /* What each state means to the core. */
 static const unsigned char session_phases[] = {
-    [SS_TLS_WAIT] = SP_TLS, [SS_CONNECTED] = SP_CMD, [SS_READY] = SP_CMD, [SS_MAIL] = SP_CMD,
-    [SS_RCPT] = SP_CMD,     [SS_DATA] = SP_CMD,      [SS_AUTH] = SP_CMD,  [SS_QUIT] = SP_CLOSE,
+    [SS_TLS_WAIT] = SP_TLS, [SS_CONNECTED] = SP_CMD, [SS_READY] = SP_CMD,
+    [SS_MAIL] = SP_CMD,     [SS_RCPT] = SP_CMD,      [SS_DATA] = SP_CMD,
+    [SS_BDAT] = SP_CMD,     [SS_AUTH] = SP_CMD,      [SS_QUIT] = SP_CLOSE,
 };
 
 /* session_reply - format one reply (maybe multi-line) into s->base.reply. */
@@ -75,7 +80,9 @@ session_cmd_done(struct sess *b)
 
     if (b->reply.len == 0)
         return;
-    if (code >= 400 && code != 421 && b->state != SS_QUIT) {
+    if (s->uncounted) /* an echo of an error already counted (a failed BDAT's chunks) */
+        s->uncounted = false;
+    else if (code >= 400 && code != 421 && b->state != SS_QUIT) {
         b->errors++;
         if (b->errors >= b->cf->error_hard_limit) {
             log_sess(LOGLVL_INFO, b->sid, "too-many-errors errors=%d", b->errors);
@@ -100,13 +107,15 @@ session_tx_reset(struct smtp_session *s)
     for (size_t i = 0; i < tx->nrcpt; i++) {
         free(tx->rcpt[i].addr);
         free(tx->rcpt[i].mailbox);
+        free(tx->rcpt[i].orcpt);
     }
     free(tx->rcpt);
     free(tx->first);
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));
-    if (s->base.state == SS_MAIL || s->base.state == SS_RCPT || s->base.state == SS_DATA)
+    if (s->base.state == SS_MAIL || s->base.state == SS_RCPT || s->base.state == SS_DATA ||
+        s->base.state == SS_BDAT)
         sess_enter_state(&s->base, SS_READY);
 }
 
@@ -119,13 +128,25 @@ session_reset(struct smtp_session *s)
     s->helo[0] = '\0';
     free(s->auth_user);
     s->auth_user = NULL;
-    linereader_init(&s->base.reader, SESSION_CMD_LIMIT);
+    linereader_init(&s->base.reader, SESSION_PARAM_LIMIT);
     s->in_bare = false;
     s->bare_len = 0;
     sess_enter_state(&s->base, SS_CONNECTED);
 }
 
-/* session_input - one command line, or the DATA bytes there are. */
+/* session_may_be_long - a line over SESSION_CMD_LIMIT is allowed: MAIL or RCPT. */
+static bool
+session_may_be_long(const struct smtp_session *s, const char *line)
+{
+    struct smtp_cmdline cl;
+
+    if (s->base.state == SS_AUTH)
+        return false;
+    smtp_parse_line(line, &cl);
+    return cl.verb == SMTP_V_MAIL || cl.verb == SMTP_V_RCPT;
+}
+
+/* session_input - one command line, or the DATA bytes there are, or a BDAT chunk's. */
 static enum sess_in
 session_input(struct sess *b)
 {
@@ -136,6 +157,8 @@ session_input(struct sess *b)
     char *line;
     size_t len;
 
+    if (s->chunk.active)
+        return chunk_input(s);
     if (b->state == SS_DATA) {
         if (in->len == 0)
             return SI_NONE;
@@ -145,6 +168,10 @@ session_input(struct sess *b)
     r = buf_getline(in, &b->reader, &line, &len, &info);
     if (r == BUF_NONE)
         return SI_NONE;
+    if (r == BUF_LINE && len + 2 > SESSION_CMD_LIMIT && !session_may_be_long(s, line)) {
+        explicit_bzero(line, len); /* might be SASL data */
+        r = BUF_TOOLONG;
+    }
     if (r == BUF_TOOLONG) {
         log_sess(LOGLVL_INFO, b->sid, "command-refused reason=line-too-long");
         s->bare_len = 0;
@@ -166,14 +193,16 @@ session_input(struct sess *b)
     s->in_bare = false;
     s->bare_len = 0;
     command_dispatch(s, line, len, &info);
+    if (s->chunk.pending) /* BDAT: its octets come next, then its reply */
+        return chunk_begin(s);
     return SI_CMD;
 }
 
-/* session_may_stop - a graceful stop lets a transaction's DATA finish. */
+/* session_may_stop - a graceful stop lets a transaction's DATA or BDAT chunks finish. */
 static bool
 session_may_stop(struct sess *b, bool idle)
 {
-    return b->state != SS_DATA;
+    return b->state != SS_DATA && b->state != SS_BDAT && !smtp_session_of(b)->chunk.active;
 }
 
 /* session_bye - the 421 of a graceful stop or an idle timeout. */
@@ -206,6 +235,8 @@ session_greet(struct sess *b)
 static const char *
 session_eof_reason(struct sess *b)
 {
+    if (smtp_session_of(b)->chunk.active || b->state == SS_BDAT)
+        return "eof-in-bdat";
     return b->state == SS_DATA ? "eof-in-data" : "eof";
 }
 
@@ -223,6 +254,9 @@ session_gone(struct sess *b)
         s->batch = NULL;
     } else if (b->state == SS_DATA) {
         log_sess(LOGLVL_INFO, b->sid, "discarded reason=eof-in-data");
+    } else if (b->state == SS_BDAT) {
+        log_sess(LOGLVL_INFO, b->sid, "discarded id=%s size=%llu reason=eof-in-bdat", s->tx.id,
+                 s->tx.rx.wire);
     }
     session_tx_reset(s);
     log_sess(LOGLVL_INFO, b->sid, "disconnect reason=%s msgs=%u errors=%d",
@@ -250,7 +284,7 @@ session_open(struct sess *b)
 
 const struct sess_ops session_ops = {
     .size = sizeof(struct smtp_session),
-    .cmd_limit = SESSION_CMD_LIMIT,
+    .cmd_limit = SESSION_PARAM_LIMIT,
     .reply_cap = SESSION_REPLY_CAP,
     .state_names = session_state_names,
     .phase = session_phases,

@@ -15,7 +15,9 @@
  *   session_ops.cmd_done, which delays them once the error budget's soft limit is passed. After
  * EHLO every 2xx/4xx/5xx reply carries an RFC 3463 code (RFC 2034: not the greeting, not the
  * EHLO/HELO answer, not 3xx).
- * - Commands are handled in command.c (table) and smtp_auth.c (AUTH).
+ * - Commands are handled in command.c (table), smtp_auth.c (AUTH) and chunk.c (BDAT: while
+ *   a chunk's octets are read, s->chunk.active, the input goes to chunk.c, not to the
+ *   line reader, and the BDAT reply waits for the chunk's last octet).
  */
 #ifndef DSMTP_SESSION_H
 #define DSMTP_SESSION_H
@@ -39,6 +41,7 @@
     X(MAIL)      /* MAIL accepted, no recipient yet */                                             \
     X(RCPT)      /* at least one recipient */                                                      \
     X(DATA)      /* receiving the message */                                                       \
+    X(BDAT)      /* a BDAT transaction between chunks (RFC 3030) */                                \
     X(AUTH)      /* inside a SASL exchange */                                                      \
     X(QUIT)      /* closing */
 
@@ -51,6 +54,9 @@ enum session_state {
 struct smtp_rcpt_entry {
     char *addr;    /* as it goes into the queue file and the log */
     char *mailbox; /* NULL: postmaster without a mailbox (queued) */
+    int notify;    /* its RCPT's DSN NOTIFY */
+    char *orcpt;   /* its RCPT's DSN ORCPT; for a forward's destination without one, the
+                    * address the client gave (rfc822;xtext); NULL: none */
 };
 
 /* The mail transaction (MAIL .. end of DATA). */
@@ -65,6 +71,17 @@ struct smtp_tx {
     char *first;      /* the first accepted RCPT as given, for Received: "for" */
     struct data_rx rx;
     bool rx_active;
+    bool bdat_failed; /* a chunk was refused: the rest up to LAST is discarded */
+};
+
+/* The BDAT chunk being read (chunk.c): its octets come raw, not as command lines. */
+struct smtp_chunk {
+    bool pending;            /* a BDAT command was parsed: start reading its octets */
+    bool active;             /* reading them */
+    bool keep;               /* they go into the message (else dropped, the reply is set) */
+    bool last;               /* BDAT ... LAST */
+    unsigned long long size; /* the chunk's octets */
+    unsigned long long left; /* still to come */
 };
 
 struct smtp_auth_state; /* smtp_auth.c */
@@ -79,6 +96,7 @@ struct smtp_session {
     bool esmtp;      /* EHLO (not HELO) */
     char helo[256];  /* printable ASCII only */
     bool normalize;  /* bare_newline normalize applies to this client */
+    bool uncounted;  /* the pending error reply stays out of the error budget */
     unsigned nmsgs;  /* transactions delivered */
     unsigned ntx;    /* transactions begun (DATA), for message ids */
     char *auth_user; /* after a successful AUTH */
@@ -86,6 +104,7 @@ struct smtp_session {
     struct deliver_batch *batch;
     struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
     struct smtp_tx tx;
+    struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */
         struct smtp_mail mail;
         struct smtp_rcpt rcpt;

@@ -98,17 +98,23 @@ smtp_parse_prefix(const char *args, const char *word, const char **rest)
     return true;
 }
 
-/* Parameter keywords (RFC 5321 esmtp-keyword) of MAIL. */
-enum smtp_param { SP_SIZE, SP_BODY, SP_SMTPUTF8, SP_AUTH, SP_COUNT };
+/* Parameter keywords (RFC 5321 esmtp-keyword) of MAIL and RCPT. */
+enum smtp_param { SP_SIZE, SP_BODY, SP_SMTPUTF8, SP_AUTH, SP_RET, SP_ENVID, SP_NOTIFY, SP_ORCPT };
+#define SP_COUNT (SP_ORCPT + 1)
 
 static const struct {
     const char *name;
     bool value; /* needs "=value" */
+    bool rcpt;  /* a RCPT parameter (else MAIL) */
 } smtp_parse_params[SP_COUNT] = {
-    [SP_SIZE] = {"SIZE", true},
-    [SP_BODY] = {"BODY", true},
-    [SP_SMTPUTF8] = {"SMTPUTF8", false},
-    [SP_AUTH] = {"AUTH", true},
+    [SP_SIZE] = {"SIZE", true, false},
+    [SP_BODY] = {"BODY", true, false},
+    [SP_SMTPUTF8] = {"SMTPUTF8", false, false},
+    [SP_AUTH] = {"AUTH", true, false},
+    [SP_RET] = {"RET", true, false},
+    [SP_ENVID] = {"ENVID", true, false},
+    [SP_NOTIFY] = {"NOTIFY", true, true},
+    [SP_ORCPT] = {"ORCPT", true, true},
 };
 
 /* smtp_parse_size - a SIZE value: 1 to 20 digits (RFC 1870); larger than an unsigned long
@@ -133,20 +139,23 @@ smtp_parse_size(const char *v, size_t n, unsigned long long *out)
     return 0;
 }
 
-/* smtp_parse_one_param - apply "KEY[=VALUE]" (k of klen, v of vlen or NULL) to m. */
+/* smtp_parse_one_param - apply "KEY[=VALUE]" (k of klen, v of vlen or NULL) to m (MAIL)
+ * or r (RCPT). */
 static int
-smtp_parse_one_param(struct smtp_mail *m, const char *k, size_t klen, const char *v, size_t vlen,
-                     unsigned *seen, struct smtp_perr *e)
+smtp_parse_one_param(struct smtp_mail *m, struct smtp_rcpt *r, const char *k, size_t klen,
+                     const char *v, size_t vlen, unsigned *seen, struct smtp_perr *e)
 {
+    const char *why;
     int p;
 
     for (p = 0; p < SP_COUNT; p++)
         if (strlen(smtp_parse_params[p].name) == klen &&
-            strncasecmp(k, smtp_parse_params[p].name, klen) == 0)
+            strncasecmp(k, smtp_parse_params[p].name, klen) == 0 &&
+            smtp_parse_params[p].rcpt == (r != NULL))
             break;
     if (p == SP_COUNT)
-        return smtp_parse_err(e, 555, "5.5.4", "Unsupported parameter %.*s",
-                              (int)(klen > 40 ? 40 : klen), k);
+        return smtp_parse_err(e, 555, "5.5.4", "Unsupported %s parameter %.*s",
+                              r != NULL ? "RCPT" : "MAIL", (int)(klen > 40 ? 40 : klen), k);
     if (*seen & (1u << p))
         return smtp_parse_err(e, 501, "5.5.4", "Duplicate %s parameter", smtp_parse_params[p].name);
     *seen |= 1u << p;
@@ -173,13 +182,36 @@ smtp_parse_one_param(struct smtp_mail *m, const char *k, size_t klen, const char
         break;
     case SP_AUTH: /* RFC 4954 5: accepted, and we trust nobody's claim: ignored */
         break;
+    case SP_RET:
+        m->ret = dsnparam_ret_parse(v, vlen);
+        if (m->ret == DSN_RET_UNSET)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad RET value: FULL or HDRS");
+        break;
+    case SP_ENVID:
+        if (dsnparam_envid_check(v, vlen, &why) < 0)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad ENVID: %s", why);
+        memcpy(m->envid, v, vlen);
+        m->envid[vlen] = '\0';
+        break;
+    case SP_NOTIFY:
+        if (dsnparam_notify_parse(v, vlen, &r->notify, &why) < 0)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad NOTIFY: %s", why);
+        break;
+    case SP_ORCPT:
+        if (dsnparam_orcpt_check(v, vlen, &why) < 0)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad ORCPT: %s", why);
+        memcpy(r->orcpt, v, vlen);
+        r->orcpt[vlen] = '\0';
+        break;
     }
     return 0;
 }
 
-/* smtp_parse_params_list - the space-separated parameters after the path. */
+/* smtp_parse_params_list - the space-separated parameters after the path, of MAIL (m) or
+ * RCPT (r). */
 static int
-smtp_parse_params_list(const char *s, bool esmtp, struct smtp_mail *m, struct smtp_perr *e)
+smtp_parse_params_list(const char *s, bool esmtp, struct smtp_mail *m, struct smtp_rcpt *r,
+                       struct smtp_perr *e)
 {
     unsigned seen = 0;
 
@@ -207,7 +239,7 @@ smtp_parse_params_list(const char *s, bool esmtp, struct smtp_mail *m, struct sm
         }
         if (klen == 0)
             return smtp_parse_err(e, 501, "5.5.4", "Empty parameter name");
-        if (smtp_parse_one_param(m, k, klen, v, vlen, &seen, e) < 0)
+        if (smtp_parse_one_param(m, r, k, klen, v, vlen, &seen, e) < 0)
             return -1;
         while (*s == ' ')
             s++;
@@ -229,7 +261,7 @@ smtp_parse_mail(const char *args, bool esmtp, struct smtp_mail *m, struct smtp_p
         return smtp_parse_err(e, 501, "5.1.7", "Bad sender address syntax: %s", why);
     if (*end != '\0' && *end != ' ')
         return smtp_parse_err(e, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
-    if (smtp_parse_params_list(end, esmtp, m, e) < 0)
+    if (smtp_parse_params_list(end, esmtp, m, NULL, e) < 0)
         return -1;
     return 0;
 }
@@ -254,13 +286,8 @@ smtp_parse_rcpt(const char *args, bool esmtp, struct smtp_rcpt *r, struct smtp_p
     }
     if (*end != '\0' && *end != ' ')
         return smtp_parse_err(e, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-    while (*end == ' ')
-        end++;
-    if (*end != '\0') {
-        if (!esmtp)
-            return smtp_parse_err(e, 555, "5.5.4", "Parameters need EHLO");
-        return smtp_parse_err(e, 555, "5.5.4", "Unsupported RCPT parameter");
-    }
+    if (smtp_parse_params_list(end, esmtp, NULL, r, e) < 0)
+        return -1;
     return 0;
 }
 
@@ -284,6 +311,29 @@ smtp_parse_helo(const char *args, char *out, size_t outlen, struct smtp_perr *e)
         return smtp_parse_err(e, 501, "5.5.4", "Syntax: EHLO hostname");
     memcpy(out, args, n);
     out[n] = '\0';
+    return 0;
+}
+
+/* smtp_parse_bdat - "count [LAST]". */
+int
+smtp_parse_bdat(const char *args, unsigned long long *size, bool *last, struct smtp_perr *e)
+{
+    size_t n = 0;
+    const char *s;
+
+    while (isdigit((unsigned char)args[n]))
+        n++;
+    if (n == 0 || n > 19 || (args[n] != ' ' && args[n] != '\0') ||
+        smtp_parse_size(args, n, size) < 0)
+        return smtp_parse_err(e, 521, "5.5.4", "Syntax: BDAT count [LAST]");
+    s = args + n;
+    while (*s == ' ')
+        s++;
+    *last = strncasecmp(s, "LAST", 4) == 0 && (s[4] == ' ' || s[4] == '\0');
+    if (*last)
+        s += 4;
+    if (smtp_parse_has_arg(s))
+        return smtp_parse_err(e, 521, "5.5.4", "Syntax: BDAT count [LAST]");
     return 0;
 }
 

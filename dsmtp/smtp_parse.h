@@ -8,6 +8,9 @@
  * - Verbs are whole tokens matched case-insensitively (never prefixes).
  * - On a syntax error the parse functions fill struct smtp_perr with the full reply to
  *   send (code, RFC 3463 enhanced code, text) and return -1.
+ * - DSN (RFC 3461, dsnparam.h): MAIL's RET=FULL|HDRS and ENVID=xtext, RCPT's
+ *   NOTIFY=NEVER|SUCCESS,FAILURE,DELAY and ORCPT=addr-type;xtext. A bad value or a
+ *   parameter given twice is 501 5.5.4 with the reason; ENVID and ORCPT are kept as sent.
  * - Leniency: spaces between "FROM:"/"TO:" and the path are accepted (as Postfix does);
  *   `RCPT TO:<postmaster>` without a domain is accepted (RFC 5321 4.5.1).
  */
@@ -18,6 +21,7 @@
 #include <stddef.h>
 
 #include "addr.h"
+#include "dsnparam.h"
 
 /* Every verb we recognise; those we do not implement still get their own 502. */
 #define SMTP_VERBS(X)                                                                              \
@@ -70,15 +74,19 @@ enum smtp_body { SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 struct smtp_mail {
     struct addr from;
     bool size_set;
-    unsigned long long size; /* SIZE= */
-    enum smtp_body body;     /* BODY= */
-    bool smtputf8;           /* SMTPUTF8 */
+    unsigned long long size;            /* SIZE= */
+    enum smtp_body body;                /* BODY= */
+    bool smtputf8;                      /* SMTPUTF8 */
+    enum dsn_ret ret;                   /* RET= */
+    char envid[DSNPARAM_ENVID_MAX + 1]; /* ENVID= as sent (xtext), "" if none */
 };
 
-/* RCPT TO:<path> */
+/* RCPT TO:<path> [NOTIFY=...] [ORCPT=...] */
 struct smtp_rcpt {
     struct addr to;
-    bool bare_postmaster; /* <postmaster> without a domain: to.domain is "" */
+    bool bare_postmaster;               /* <postmaster> without a domain: to.domain is "" */
+    int notify;                         /* DSN_NOTIFY_* bits, 0 if not given */
+    char orcpt[DSNPARAM_ORCPT_MAX + 1]; /* ORCPT= as sent, "" if none */
 };
 
 /* smtp_parse_line - split a command line (NUL-terminated, no CRLF) into verb and args. */
@@ -91,13 +99,18 @@ const char *smtp_parse_verb_name(enum smtp_verb v);
  * allowed (the session began with EHLO). 0 or -1 with e filled. */
 int smtp_parse_mail(const char *args, bool esmtp, struct smtp_mail *m, struct smtp_perr *e);
 
-/* smtp_parse_rcpt - the arguments of RCPT ("TO:<a>"). No RCPT parameters are supported
- * (DSN comes later): any is 555. 0 or -1 with e filled. */
+/* smtp_parse_rcpt - the arguments of RCPT ("TO:<a> NOTIFY=NEVER"): NOTIFY and ORCPT;
+ * any other parameter is 555. 0 or -1 with e filled. */
 int smtp_parse_rcpt(const char *args, bool esmtp, struct smtp_rcpt *r, struct smtp_perr *e);
 
 /* smtp_parse_helo - the domain argument of HELO/EHLO: one token of printable ASCII (a
  * domain or an address literal) of at most 255 octets, copied into out. 0 or -1. */
 int smtp_parse_helo(const char *args, char *out, size_t outlen, struct smtp_perr *e);
+
+/* smtp_parse_bdat - the arguments of BDAT (RFC 3030): "count [LAST]", count 1 to 19
+ * digits. A syntax error is 521 5.5.4: the octets that follow cannot be found, so the
+ * caller closes the session (as Postfix does). 0 or -1 with e filled. */
+int smtp_parse_bdat(const char *args, unsigned long long *size, bool *last, struct smtp_perr *e);
 
 /* smtp_parse_auth - "MECH [initial-response]" into mech (upper-cased, at most 20
  * characters) and *initial (NULL if absent; points into args). 0 or -1. */

@@ -38,6 +38,9 @@ struct smtpd_stats {
     unsigned long long failed;    /* recipients refused for good after DATA */
     unsigned long long out_sent, out_deferred, out_bounced; /* outbound results (outq.c) */
     unsigned long long out_conns, out_tls;                  /* sessions opened, with TLS */
+    unsigned long long out_reused; /* transactions on a session that had carried one */
+    long queue_messages;           /* queue files at the last scan's end */
+    time_t queue_oldest;           /* the oldest one's arrival then (0: none) */
     struct {
         int code;
         char ecode[12];

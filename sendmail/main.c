@@ -39,11 +39,13 @@ usage(FILE *f)
             "  -i, -oi    a line with a single \".\" does not end the message\n"
             "  -f SENDER  envelope sender (default: your login at the main domain)\n"
             "  -F NAME    full name for the From: header added when there is none\n"
+            "  -N NOTIFY  DSN: never, or success,failure,delay (default failure,delay)\n"
+            "  -R full|hdrs  DSN: what a failure report returns; -V ENVID its envelope id\n"
             "  -C FILE    dmail.conf to read (default $DMAIL_CONF, /etc/dmail/dmail.conf)\n"
             "  -bp        list the queue (mailq); -bi rebuild aliases (newaliases)\n"
             "  -bs        speak SMTP on standard input and output\n"
             "  -q         ask for a queue run; -v verbose\n"
-            "Historic sendmail options (-oem, -odb, -U, -h N, -N DSN, ...) are ignored.\n"
+            "Historic sendmail options (-oem, -odb, -U, -h N, -B TYPE, ...) are ignored.\n"
             "Exit status follows sysexits.h. See sendmail(8).\n",
             prog, prog);
 }
@@ -195,6 +197,9 @@ main(int argc, char **argv)
         goto done;
     }
     smsubmit_init(&s, cf, &d, o.verbose);
+    s.notify = o.notify;
+    s.ret = o.ret;
+    s.envid = o.envid[0] ? o.envid : NULL;
     switch (o.mode) {
     case SMOPT_MAILQ:
         rc = smq_list(&d, cf->spool_dir, stdout, stderr);

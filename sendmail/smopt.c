@@ -3,6 +3,8 @@
  */
 #include "smopt.h"
 
+#include "dsnparam.h"
+
 #include "xmem.h"
 
 #include <stdio.h>
@@ -59,6 +61,51 @@ static int
 smopt_F(struct smopt *o, const char *val, char *err, size_t errlen)
 {
     o->fullname = val;
+    return 0;
+}
+
+/* smopt_N - -N never|success,failure,delay: the DSN NOTIFY of every recipient. */
+static int
+smopt_N(struct smopt *o, const char *val, char *err, size_t errlen)
+{
+    const char *why;
+
+    if (dsnparam_notify_parse(val, strlen(val), &o->notify, &why) < 0) {
+        snprintf(err, errlen, "-N %s: %s", val, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* smopt_R - -R full|hdrs: what a failure report returns. */
+static int
+smopt_R(struct smopt *o, const char *val, char *err, size_t errlen)
+{
+    o->ret = (int)dsnparam_ret_parse(val, strlen(val));
+    if (o->ret == DSN_RET_UNSET) {
+        snprintf(err, errlen, "-R takes full or hdrs, not \"%s\"", val);
+        return -1;
+    }
+    return 0;
+}
+
+/* smopt_V - -V ENVID: the DSN envelope id, printable ASCII, kept in xtext. */
+static int
+smopt_V(struct smopt *o, const char *val, char *err, size_t errlen)
+{
+    const char *why = "";
+
+    for (const char *p = val; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+            snprintf(err, errlen, "-V: the envelope id must be printable ASCII");
+            return -1;
+        }
+    if (dsnparam_xtext_encode(val, o->envid, sizeof o->envid) < 0 ||
+        dsnparam_envid_check(o->envid, strlen(o->envid), &why) < 0) {
+        o->envid[0] = '\0';
+        snprintf(err, errlen, "-V: %s", why[0] ? why : "the envelope id is too long (100 octets)");
+        return -1;
+    }
     return 0;
 }
 
@@ -145,9 +192,9 @@ static const struct smopt_def smopt_table[128] = {
     ['f'] = {OA_REQ, smopt_f},  ['r'] = {OA_REQ, smopt_f},  ['F'] = {OA_REQ, smopt_F},
     ['C'] = {OA_REQ, smopt_C},  ['h'] = {OA_REQ, NULL}, /* hop count */
     ['B'] = {OA_REQ, NULL},                             /* body type */
-    ['N'] = {OA_REQ, NULL},                             /* DSN notify */
-    ['R'] = {OA_REQ, NULL},                             /* DSN return */
-    ['V'] = {OA_REQ, NULL},                             /* DSN envelope id */
+    ['N'] = {OA_REQ, smopt_N},                          /* DSN notify */
+    ['R'] = {OA_REQ, smopt_R},                          /* DSN return */
+    ['V'] = {OA_REQ, smopt_V},                          /* DSN envelope id */
     ['X'] = {OA_REQ, NULL},                             /* traffic log file */
     ['L'] = {OA_REQ, NULL},                             /* syslog label */
     ['O'] = {OA_REQ, NULL},                             /* Option=value */

@@ -5,6 +5,9 @@
  * Contract:
  * - Owns: nothing; strings in struct smopt point into argv.
  * - Blocks on: nothing.
+ * - DSN, as Postfix's sendmail: -N never|success,failure,delay (any case), -R full|hdrs,
+ *   -V envid (printable ASCII, written in xtext: at most 100 octets so). A bad value is a
+ *   usage error.
  * - Options may be clustered (-ti), take their argument attached or as the next word
  *   (-fbob / -f bob), and may follow recipients (GNU getopt order); "--" ends them.
  */
@@ -32,6 +35,9 @@ struct smopt {
     const char *sender;   /* -f / -r */
     const char *fullname; /* -F */
     const char *config;   /* -C */
+    int notify;           /* -N (DSN_NOTIFY_* of dsnparam.h), 0: not given */
+    int ret;              /* -R (enum dsn_ret), 0: not given */
+    char envid[101];      /* -V in xtext, "" if not given */
     size_t nrcpt;
     char **rcpt; /* malloc'd array of pointers into argv */
 };

@@ -253,9 +253,13 @@ smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,
     q.origin = (char *)s->origin;
     q.text = m->text;
     q.text_len = m->len;
+    q.ret = (enum dsn_ret)s->ret;
+    q.envid = (char *)s->envid;
     q.rcpt = xcalloc(rcpts->n, sizeof *q.rcpt);
-    for (size_t i = 0; i < rcpts->n; i++)
+    for (size_t i = 0; i < rcpts->n; i++) {
         q.rcpt[i].addr = rcpts->v[i];
+        q.rcpt[i].notify = s->notify;
+    }
     q.nrcpt = rcpts->n;
     rc = smdrop_write(s->drop, s->cf->spool_dir, &q, err, errlen);
     if (rc < 0)

@@ -30,6 +30,9 @@ struct smsubmit {
     char gecos[128];  /* full name from the password file, may be "" */
     char origin[160]; /* "sendmail uid=N user=NAME" */
     bool verbose;
+    int notify;        /* DSN NOTIFY for every recipient (-N), 0: none */
+    int ret;           /* DSN RET (-R, enum dsn_ret), 0: none */
+    const char *envid; /* DSN ENVID in xtext (-V), NULL: none */
 };
 
 /* smsubmit_init - the invoking user's identity; cf gives the main domain. */
@@ -48,8 +51,8 @@ int smsubmit_add_rcpts(const struct smsubmit *s, const char *text, size_t len, c
                        struct smaddr_list *rcpts, char *err, size_t errlen);
 /* smsubmit_message - finish m (index its headers; with extract take To/Cc/Bcc
  * recipients and remove Bcc; add From:, Date:, Message-ID: when missing, From: with
- * fullname or the user's full name) and write it with sender and rcpts into the
- * maildrop. The queue id goes into id (size >= 96). */
+ * fullname or the user's full name) and write it with sender and rcpts (and the DSN
+ * parameters of s) into the maildrop. The queue id goes into id (size >= 96). */
 int smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,
                      struct smaddr_list *rcpts, bool extract, const char *fullname, char *id,
                      char *err, size_t errlen);

@@ -181,6 +181,34 @@ conf_set_list(struct conf_parser *p, int id, const char *v, char *reason, size_t
     return rc;
 }
 
+/* conf_set_table - one "KEY VALUE" line of a CF_TABLE list; 0 or -1 (reason set). */
+static int
+conf_set_table(struct conf_parser *p, int id, const char *v, char *reason, size_t len)
+{
+    struct conf_list *l = conf_field(p->c, id);
+    char *item = xmalloc(strlen(v) + 1), *o = item;
+    size_t klen;
+
+    for (; *v != '\0'; v++) /* runs of blanks become one space */
+        if ((*v != ' ' && *v != '\t') || (o > item && o[-1] != ' '))
+            *o++ = *v == '\t' ? ' ' : *v;
+    *o = '\0';
+    if (conf_value_item(id, &item, reason, len) < 0) {
+        free(item);
+        return -1;
+    }
+    klen = strcspn(item, " ");
+    for (size_t i = 0; i < l->n; i++)
+        if (strncasecmp(l->v[i], item, klen) == 0 && l->v[i][klen] == ' ') {
+            snprintf(reason, len, "%.*s is given twice (first: %.*s)", (int)klen, item, 300,
+                     l->v[i]);
+            free(item);
+            return -1;
+        }
+    conf_list_add(l, item);
+    return 0;
+}
+
 /* conf_set_value - parse v for setting id and store it; 0 or -1 with reason. */
 static int
 conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_t len)
@@ -216,11 +244,19 @@ conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_
             return -1;
         *(long *)field = l;
         return 0;
-    case CT_STR:
+    case CT_STR: {
+        char *s = xstrdup(v);
+        if (conf_value_item(id, &s, reason, len) < 0) {
+            free(s);
+            return -1;
+        }
         free(*(char **)field);
-        *(char **)field = xstrdup(v);
+        *(char **)field = s;
         return 0;
+    }
     case CT_LIST:
+        if (row->flags & CF_TABLE)
+            return *v != '\0' ? conf_set_table(p, id, v, reason, len) : 0;
         return conf_set_list(p, id, v, reason, len);
     case CT_ROUTE:
         return route_add(field, p->file, p->line, v, reason, len);

@@ -19,6 +19,11 @@
  * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
  *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
  *   digest HEX") for comparing snapshots, not a value to write back.
+ * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
+ *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
+ * - Checked while loading (nexthop.h): the smarthost spec, each gateway line (a domain or
+ *   ".domain" and a spec), smarthost_auth as `USER FILE` with FILE an absolute path. The
+ *   password file itself is not read here (dsmtp reads it; other programs need not).
  */
 #ifndef DMAIL_CONF_H
 #define DMAIL_CONF_H
@@ -35,13 +40,14 @@ struct conf_list {
 };
 
 enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE };
-enum { CF_RELOAD = 1, CF_RESTART = 2 };
+enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
 enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
 /* log_level: LOGLVL_* of log.h, in the same order */
 enum { AUTHENT_USERS_FILE, AUTHENT_UNIX_USER, AUTHENT_EXTERNAL };
 enum { BARE_NL_REJECT, BARE_NL_NORMALIZE };
+enum { SMARTHOST_TLS_MAY, SMARTHOST_TLS_REQUIRE };
 
 #define CTYPE_CT_BOOL bool
 #define CTYPE_CT_INT long

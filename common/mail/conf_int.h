@@ -32,7 +32,8 @@ int conf_value_enum(const struct conf_setting *row, const char *v, int *out, cha
  * text is the value as written, for the reason. */
 int conf_value_bounds(const struct conf_setting *row, long long v, unsigned long long u,
                       bool isunsigned, const char *text, char *reason, size_t len);
-/* conf_value_item - check one list item of setting id, normalising it in place (*item may
+/* conf_value_item - check one list item (or string value) of setting id, normalising it
+ * in place (*item may
  * be replaced: host_domain entries become lower-case A-labels). */
 int conf_value_item(int id, char **item, char *reason, size_t len);
 

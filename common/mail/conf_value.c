@@ -17,6 +17,7 @@
 
 #include "conf_int.h"
 #include "dns.h"
+#include "nexthop.h"
 #include "route.h"
 #include "xmem.h"
 
@@ -287,7 +288,88 @@ conf_value_dnshost(char **item, char *reason, size_t len)
     return dns_servers_check(*item, reason, len);
 }
 
-/* Checks and normalisation of single list items, by setting. */
+/* conf_value_spec - a smarthost or gateway spec (nexthop.h) in canonical form. */
+static int
+conf_value_spec(char **item, char *reason, size_t len)
+{
+    struct nexthop nh;
+    char buf[NEXTHOP_HOST_MAX + 16];
+
+    if (nexthop_parse(*item, &nh, reason, len) < 0 || nexthop_format(&nh, buf, sizeof(buf)) < 0)
+        return -1;
+    free(*item);
+    *item = xstrdup(buf);
+    return 0;
+}
+
+/* conf_value_smarthost - empty (every domain by MX), or a spec. */
+static int
+conf_value_smarthost(char **item, char *reason, size_t len)
+{
+    return **item == '\0' ? 0 : conf_value_spec(item, reason, len);
+}
+
+/* conf_value_gateway - "DOMAIN SPEC" or ".DOMAIN SPEC" (conf.c made the blanks one space):
+ * the domain as a lower-case A-label, the spec canonical. */
+static int
+conf_value_gateway(char **item, char *reason, size_t len)
+{
+    char *sp = strchr(*item, ' '), *dom, *spec;
+    bool dot = **item == '.';
+    int rc;
+
+    if (sp == NULL || strchr(sp + 1, ' ') != NULL) {
+        snprintf(reason, len, "'%s' is not DOMAIN HOST[:PORT] (or .DOMAIN, [HOST])", *item);
+        return -1;
+    }
+    dom = xstrndup(*item + dot, (size_t)(sp - *item) - dot);
+    spec = xstrdup(sp + 1);
+    rc = dom[0] == '.' ? -1 : conf_value_domain(&dom, reason, len);
+    if (dom[0] == '.')
+        snprintf(reason, len, "'%s' is not a valid domain", dom);
+    if (rc == 0)
+        rc = conf_value_spec(&spec, reason, len);
+    if (rc == 0) {
+        free(*item);
+        *item = xasprintf("%s%s %s", dot ? "." : "", dom, spec);
+    }
+    free(dom);
+    free(spec);
+    return rc;
+}
+
+/* conf_value_smarthost_auth - empty, or "USER FILE": a user without controls and the
+ * absolute path of the file holding the password. */
+static int
+conf_value_smarthost_auth(char **item, char *reason, size_t len)
+{
+    char *v = *item, *sp;
+    size_t ulen;
+
+    if (*v == '\0')
+        return 0;
+    sp = v + strcspn(v, " \t");
+    ulen = (size_t)(sp - v);
+    sp += strspn(sp, " \t");
+    if (*sp == '\0' || sp[strcspn(sp, " \t")] != '\0') {
+        snprintf(reason, len, "'%s' is not USER FILE (the user, then the password file)", v);
+        return -1;
+    }
+    for (size_t i = 0; i < ulen; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+            snprintf(reason, len, "the user holds a control character");
+            return -1;
+        }
+    if (*sp != '/') {
+        snprintf(reason, len, "the password file '%s' is not an absolute path", sp);
+        return -1;
+    }
+    *item = xasprintf("%.*s %s", (int)ulen, v, sp);
+    free(v);
+    return 0;
+}
+
+/* Checks and normalisation of single list items (and strings), by setting. */
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
 static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
@@ -295,6 +377,9 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_listen] = conf_value_ipaddr,
     [CONF_forward_from_ip] = conf_value_ippattern,
     [CONF_dns_host] = conf_value_dnshost,
+    [CONF_smarthost] = conf_value_smarthost,
+    [CONF_gateway] = conf_value_gateway,
+    [CONF_smarthost_auth] = conf_value_smarthost_auth,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

@@ -11,8 +11,10 @@
  *   sender <ADDR>
  *   origin TEXT
  *   flags N
+ *   dsn RET ENVID NOTIFY                                  (optional)
  *   rcpts N
- *   rcpt STATE ATTEMPTS NEXT-TRY <ADDR> [ERROR TEXT]      (N times)
+ *   rcpt STATE ATTEMPTS NEXT-TRY <ADDR> [ERROR TEXT]      (N times, each maybe followed by)
+ *   notify NOTIFY ORCPT                                   (optional)
  *   size N
  *   (blank line)
  *   N bytes of text, then "\n" if the text does not end with one
@@ -21,9 +23,12 @@
  * Addresses are written with bytes <= 0x20, 0x7f, '+', '<' and '>' as "+XX" (hex), so an
  * address is one space-free token. Free text (origin, error) is written as is; CR, LF and
  * NUL are refused there and in addresses, so no value can start a line of its own.
+ * DSN values are single tokens ("-" for none): RET "full"/"hdrs", NOTIFY "never" or a
+ * comma list of "success", "failure", "delay", ENVID and ORCPT in xtext (no spaces).
  */
 #include "qfile.h"
 
+#include "dsnparam.h"
 #include "file.h"
 #include "xmem.h"
 
@@ -149,6 +154,19 @@ qfile_add_rcpt(struct qfile *q, const char *addr)
     q->nrcpt++;
 }
 
+/* qfile_dsn_ok - DSN values that can be written and read back: a known RET, NOTIFY
+ * dsnparam_notify_valid, ENVID and ORCPT (NULL: none) as dsnparam checks them. */
+static bool
+qfile_dsn_ok(enum dsn_ret ret, const char *envid, int notify, const char *orcpt)
+{
+    const char *why;
+
+    return (ret == DSN_RET_UNSET || ret == DSN_RET_HDRS || ret == DSN_RET_FULL) &&
+           dsnparam_notify_valid(notify) &&
+           (envid == NULL || dsnparam_envid_check(envid, strlen(envid), &why) == 0) &&
+           (orcpt == NULL || dsnparam_orcpt_check(orcpt, strlen(orcpt), &why) == 0);
+}
+
 /* qfile_format_header - the header block (through the blank line) into a malloc'd
  * buffer; -1 with errno EINVAL if a value cannot be written safely. */
 static int
@@ -159,21 +177,30 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
 
     if (!qfile_id_valid(q->id) || q->arrival < 0 || q->flags < 0 || !qfile_text_ok(q->sender) ||
         (q->origin != NULL && !qfile_text_ok(q->origin)) || (q->text == NULL && q->text_len) ||
-        (q->nrcpt == 0 && !(q->flags & QF_RCPT_FROM_HEADERS)) || q->nrcpt > QFILE_RCPT_MAX)
+        (q->nrcpt == 0 && !(q->flags & QF_RCPT_FROM_HEADERS)) || q->nrcpt > QFILE_RCPT_MAX ||
+        !qfile_dsn_ok(q->ret, q->envid, q->notify, NULL))
         goto inval;
     for (size_t i = 0; i < q->nrcpt; i++) {
         const struct qfile_rcpt *r = &q->rcpt[i];
         if (r->addr == NULL || r->addr[0] == '\0' || !qfile_text_ok(r->addr) ||
             qfile_state_name(r->state) == NULL || r->attempts < 0 || r->next_try < 0 ||
-            (r->last_error != NULL && !qfile_text_ok(r->last_error)))
+            (r->last_error != NULL && !qfile_text_ok(r->last_error)) ||
+            !qfile_dsn_ok(DSN_RET_UNSET, NULL, r->notify, r->orcpt))
             goto inval;
     }
     buf = xmalloc(cap);
     qfile_put(&buf, &len, &cap, "%s %d\nid %s\narrival %lld\nsender ", QFILE_MAGIC, QFILE_VERSION,
               q->id, (long long)q->arrival);
     qfile_put_addr(&buf, &len, &cap, q->sender);
-    qfile_put(&buf, &len, &cap, "\norigin %s\nflags %d\nrcpts %zu\n", q->origin ? q->origin : "",
-              q->flags, q->nrcpt);
+    qfile_put(&buf, &len, &cap, "\norigin %s\nflags %d\n", q->origin ? q->origin : "", q->flags);
+    if (q->ret != DSN_RET_UNSET || q->envid != NULL || q->notify != 0) {
+        char nt[DSNPARAM_NOTIFY_TEXT];
+        qfile_put(&buf, &len, &cap, "dsn %s %s %s\n",
+                  q->ret != DSN_RET_UNSET ? dsnparam_ret_name(q->ret, true) : "-",
+                  q->envid != NULL ? q->envid : "-",
+                  q->notify ? dsnparam_notify_format(q->notify, true, nt, sizeof(nt)) : "-");
+    }
+    qfile_put(&buf, &len, &cap, "rcpts %zu\n", q->nrcpt);
     for (size_t i = 0; i < q->nrcpt; i++) {
         const struct qfile_rcpt *r = &q->rcpt[i];
         qfile_put(&buf, &len, &cap, "rcpt %s %d %lld ", qfile_state_name(r->state), r->attempts,
@@ -182,6 +209,12 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
         if (r->last_error != NULL && r->last_error[0] != '\0')
             qfile_put(&buf, &len, &cap, " %s", r->last_error);
         qfile_put(&buf, &len, &cap, "\n");
+        if (r->notify != 0 || r->orcpt != NULL) {
+            char nt[DSNPARAM_NOTIFY_TEXT];
+            qfile_put(&buf, &len, &cap, "notify %s %s\n",
+                      r->notify ? dsnparam_notify_format(r->notify, true, nt, sizeof(nt)) : "-",
+                      r->orcpt != NULL ? r->orcpt : "-");
+        }
     }
     qfile_put(&buf, &len, &cap, "size %zu\n\n", q->text_len);
     for (const char *l = buf, *nl; (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
@@ -301,6 +334,15 @@ qfile_rd_line(struct qfile_rd *rd, char *buf, size_t buflen)
     buf[n] = '\0';
     rd->p = nl + 1;
     return 0;
+}
+
+/* qfile_rd_peek - the next line starts with "KEY " (nothing is consumed). */
+static bool
+qfile_rd_peek(const struct qfile_rd *rd, const char *key)
+{
+    size_t k = strlen(key);
+
+    return (size_t)(rd->end - rd->p) > k && memcmp(rd->p, key, k) == 0 && rd->p[k] == ' ';
 }
 
 /* qfile_rd_key - the next line must be "KEY VALUE"; *val points at VALUE inside buf. */
@@ -433,6 +475,54 @@ qfile_parse_rcpt(struct qfile_rd *rd, char *val, struct qfile_rcpt *r)
     return 0;
 }
 
+/* qfile_split - val into up to n space-separated tokens; the count must be n. */
+static bool
+qfile_split(char *val, char **tok, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tok[i] = val;
+        val = strchr(val, ' ');
+        if (val == NULL)
+            return i + 1 == n && tok[i][0] != '\0';
+        *val++ = '\0';
+        if (tok[i][0] == '\0')
+            return false;
+    }
+    return false;
+}
+
+/* qfile_parse_dsn - the values of "dsn RET ENVID NOTIFY" (ret and envid NULL: of a
+ * "notify NOTIFY ORCPT" line, where orcpt is not NULL) into the pointers given. */
+static int
+qfile_parse_dsn(struct qfile_rd *rd, char *val, enum dsn_ret *ret, char **envid, int *notify,
+                char **orcpt)
+{
+    char *tok[3];
+    const char *why = "", *nt;
+    size_t n = ret != NULL ? 3 : 2;
+
+    if (!qfile_split(val, tok, n))
+        return qfile_rd_fail(rd, "bad %s line", ret != NULL ? "dsn" : "notify");
+    nt = tok[ret != NULL ? 2 : 0];
+    if (ret != NULL) {
+        if (strcmp(tok[0], "-") != 0 &&
+            (*ret = dsnparam_ret_parse(tok[0], strlen(tok[0]))) == DSN_RET_UNSET)
+            return qfile_rd_fail(rd, "bad dsn ret \"%s\"", tok[0]);
+        if (strcmp(tok[1], "-") != 0) {
+            if (dsnparam_envid_check(tok[1], strlen(tok[1]), &why) < 0)
+                return qfile_rd_fail(rd, "bad dsn envid: %s", why);
+            *envid = xstrdup(tok[1]);
+        }
+    } else if (strcmp(tok[1], "-") != 0) {
+        if (dsnparam_orcpt_check(tok[1], strlen(tok[1]), &why) < 0)
+            return qfile_rd_fail(rd, "bad orcpt: %s", why);
+        *orcpt = xstrdup(tok[1]);
+    }
+    if (strcmp(nt, "-") != 0 && dsnparam_notify_parse(nt, strlen(nt), notify, &why) < 0)
+        return qfile_rd_fail(rd, "bad notify: %s", why);
+    return 0;
+}
+
 /* qfile_parse - the whole file image into q (already zeroed). */
 static int
 qfile_parse(struct qfile_rd *rd, struct qfile *q)
@@ -464,6 +554,11 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
     if (qfile_rd_num(rd, "flags", INT_MAX, &n) < 0)
         return -1;
     q->flags = (int)n;
+    if (qfile_rd_peek(rd, "dsn")) {
+        if (qfile_rd_key(rd, line, sizeof line, "dsn", &val) < 0 ||
+            qfile_parse_dsn(rd, val, &q->ret, &q->envid, &q->notify, NULL) < 0)
+            return -1;
+    }
     if (qfile_rd_num(rd, "rcpts", QFILE_RCPT_MAX, &nrcpt) < 0)
         return -1;
     if (nrcpt == 0 && !(q->flags & QF_RCPT_FROM_HEADERS))
@@ -475,6 +570,10 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
             return -1;
         q->nrcpt++;
         if (qfile_parse_rcpt(rd, val, &q->rcpt[i]) < 0)
+            return -1;
+        if (qfile_rd_peek(rd, "notify") &&
+            (qfile_rd_key(rd, line, sizeof line, "notify", &val) < 0 ||
+             qfile_parse_dsn(rd, val, NULL, NULL, &q->rcpt[i].notify, &q->rcpt[i].orcpt) < 0))
             return -1;
     }
     if (qfile_rd_num(rd, "size", LLONG_MAX, &size) < 0)
@@ -532,8 +631,10 @@ qfile_free(struct qfile *q)
     for (size_t i = 0; i < q->nrcpt; i++) {
         free(q->rcpt[i].addr);
         free(q->rcpt[i].last_error);
+        free(q->rcpt[i].orcpt);
     }
     free(q->rcpt);
+    free(q->envid);
     free(q->sender);
     free(q->origin);
     free(q->text);

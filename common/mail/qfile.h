@@ -12,8 +12,12 @@
  *   replaces it the same way. One writer per ID at a time: a temporary file of that ID is
  *   taken to be a crash's leftover and replaced. Values that could break the line format
  *   (CR or LF in sender, origin, an address or an error text; a bad id; a header line
- *   over 4096 bytes; no recipients without QF_RCPT_FROM_HEADERS) make it fail with
- *   EINVAL before anything is written.
+ *   over 4096 bytes; no recipients without QF_RCPT_FROM_HEADERS; DSN values that
+ *   dsnparam.h would refuse) make it fail with EINVAL before anything is written.
+ * - DSN (RFC 3461): the message's RET, ENVID and default NOTIFY go into an optional "dsn"
+ *   line, each recipient's NOTIFY and ORCPT into an optional "notify" line after its rcpt
+ *   line; both are written only when something is set, so a file without DSN parameters
+ *   is the same as before them, and files written before them read as "nothing set".
  * - qfile_read refuses anything the format does not allow (wrong version, keywords out of
  *   order, rcpt lines not matching "rcpts", text shorter or longer than "size", the "end"
  *   trailer missing or followed by anything) with "line N: reason" in err.
@@ -27,6 +31,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "dsn.h"
+
 enum qfile_rstate { QR_PENDING, QR_DONE, QR_FAILED };
 
 struct qfile_rcpt {
@@ -35,14 +41,19 @@ struct qfile_rcpt {
     int attempts;
     time_t next_try;  /* 0: as soon as possible */
     char *last_error; /* may be NULL */
+    int notify;       /* DSN NOTIFY (DSN_NOTIFY_* of dsnparam.h), 0: not given */
+    char *orcpt;      /* DSN ORCPT as received (xtext), or NULL */
 };
 
 struct qfile {
     char id[96]; /* unique name (file_unique_name); set by qfile_write if empty */
     time_t arrival;
-    char *sender; /* envelope sender, "" for <> */
-    char *origin; /* "smtp 192.0.2.1 sid=..." or "sendmail uid=1000 user=bob" */
-    int flags;    /* QF_* */
+    char *sender;     /* envelope sender, "" for <> */
+    char *origin;     /* "smtp 192.0.2.1 sid=..." or "sendmail uid=1000 user=bob" */
+    int flags;        /* QF_* */
+    enum dsn_ret ret; /* DSN RET */
+    char *envid;      /* DSN ENVID as received (xtext), or NULL */
+    int notify;       /* NOTIFY for recipients taken from the headers (sendmail -t -N) */
     size_t nrcpt;
     struct qfile_rcpt *rcpt;
     char *text; /* headers + body, LF line ends */
@@ -55,7 +66,7 @@ enum {
     QF_WARNED = 4,            /* the delay notice (queue_warn) went to the sender */
 };
 
-/* qfile_add_rcpt - append a pending recipient (copies addr). */
+/* qfile_add_rcpt - append a pending recipient (copies addr), no DSN parameters. */
 void qfile_add_rcpt(struct qfile *q, const char *addr);
 /* qfile_write - into dir (spool_dir/queue or spool_dir/maildrop); tmpdir is the temp
  * directory on the same file system. mode for the file. 0 or -1 with errno. */

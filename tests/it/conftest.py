@@ -206,3 +206,57 @@ def pair(dsmtp_factory, dns):
     theirs = dsmtp_factory(host_domain=REMOTE, hostname="mx." + REMOTE)
     ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port)
     return ours, theirs
+
+
+class SinkHandler:
+    """aiosmtpd handler of the sink fixture: keeps every envelope; delay seconds before
+    each reply to DATA; reply() decides the DATA reply; max_inflight is the most DATA
+    replies it was working on at once (concurrent sessions)."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.delay = 0.0
+        self.reply = None
+        self.inflight = self.max_inflight = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.inflight -= 1
+        r = self.reply(envelope) if self.reply else None
+        if r is None:
+            self.envelopes.append(envelope)
+            return "250 2.0.0 kept"
+        return r
+
+
+@pytest.fixture
+def sink_factory():
+    """make(port=None, **controller_kw) -> (port, handler): an aiosmtpd server on a
+    (free) loopback port keeping what it gets (handler.envelopes); controller_kw go to its Controller
+    (enable_SMTPUTF8=True, ...). Every one is stopped afterwards."""
+    controller = pytest.importorskip("aiosmtpd.controller")
+    made = []
+
+    def make(port=None, **kw):
+        handler = SinkHandler()
+        port = port or free_ports(1)[0]
+        c = controller.Controller(handler, hostname="127.0.0.1", port=port, **kw)
+        c.start()
+        made.append(c)
+        return port, handler
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def sink(sink_factory):
+    """sink_factory() with aiosmtpd's defaults."""
+    return sink_factory()

@@ -577,6 +577,14 @@ class RawSMTP(LineClient):
                                  % (line, enhanced, c, lines))
         return c, lines
 
+    def bdat(self, data, last=False, read=True):
+        """BDAT len(data) [LAST] and the octets in one write (RFC 3030); returns the reply
+        (read=False: only sends)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.send(b"BDAT %d%s\r\n" % (len(data), b" LAST" if last else b"") + data)
+        return self.reply() if read else None
+
     def ehlo(self, name="client.example"):
         c, lines = self.cmd("EHLO " + name)
         if c != 250:
@@ -948,6 +956,15 @@ class Site:
     def ctl_path(self, name):
         """The control socket of program name."""
         return os.path.join(self.work, name + ".ctl")
+
+    def tellsmtp(self, *args, timeout=30):
+        """tellsmtp -c this site's dmail.conf ARGS once the control socket exists:
+        (exit code, stdout, stderr)."""
+        wait_for(lambda: os.path.exists(self.ctl_path("dsmtp")) or not self.alive(), 5)
+        p = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", self.conf_path] +
+                           [str(a) for a in args], capture_output=True, text=True,
+                           timeout=timeout, env=self.env())
+        return p.returncode, p.stdout, p.stderr
 
     def add_user(self, name, password, options=None):
         line = "%s:%s%s\n" % (name, sha512_crypt(password), ":" + options if options else "")

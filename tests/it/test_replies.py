@@ -85,7 +85,7 @@ def test_command_replies_plain_session(dsmtp_factory):
         assert len(lines) >= 2, "HELP is expected to be multi-line: %r" % lines
         c.check("VRFY alice", 252, "2.")
         c.check("VRFY", 501, "5.5.4")
-        for verb in ("EXPN staff", "ETRN example.test", "TURN", "BDAT 10 LAST", "SEND FROM:<a@b>",
+        for verb in ("EXPN staff", "ETRN example.test", "TURN", "SEND FROM:<a@b>",
                      "SOML FROM:<a@b>", "SAML FROM:<a@b>"):
             c.check(verb, 502, "5.5.1")
         c.check("FROBNICATE", 500, "5.5.2")

@@ -71,12 +71,22 @@ def parse_qfile(path):
             raise QfileError("expected %s, got %r" % (name, text))
         return text[len(name) + 1 :]
 
+    def optional(name, nfields):
+        """An optional "NAME V1 V2..." line (the DSN lines): its values or None."""
+        if not data.startswith(name.encode() + b" ", pos):
+            return None
+        vals = key(name).split(" ")
+        if len(vals) != nfields or "" in vals:
+            raise QfileError("bad %s line %r" % (name, vals))
+        return vals
+
     if line() != "DMQ 1":
         raise QfileError("bad magic")
     q = {"id": key("id"), "arrival": int(key("arrival"))}
     q["sender"] = unescape_addr(key("sender"))
     q["origin"] = key("origin")
     q["flags"] = int(key("flags"))
+    q["dsn"] = optional("dsn", 3)  # RET ENVID NOTIFY
     n = int(key("rcpts"))
     q["rcpts"] = []
     for _ in range(n):
@@ -89,6 +99,7 @@ def parse_qfile(path):
                 "next_try": int(next_try),
                 "addr": unescape_addr(addr),
                 "error": error or None,
+                "notify": optional("notify", 2),  # NOTIFY ORCPT
             }
         )
     size = int(key("size"))
@@ -363,10 +374,23 @@ def test_mbox_from_line_dropped(site):
     assert header(q["text"], "Subject") == ["x"]
 
 
+def test_dsn_flags_into_the_maildrop_file(site):
+    """-N, -R and -V (RFC 3461, as Postfix's sendmail) go into the maildrop file: the
+    message's RET and ENVID (in xtext) on the dsn line, NOTIFY after each recipient."""
+    site.run(["-N", "success,FAILURE", "-R", "full", "-V", "id 1+x", "alice", "bob"], MSG)
+    q = site.only()
+    assert q["dsn"] == ["full", "id+201+2Bx", "-"]
+    assert [r["notify"] for r in q["rcpts"]] == [["success,failure", "-"]] * 2
+    site.clear()
+    site.run(["-N", "never", "alice"], MSG)
+    q = site.only()
+    assert q["dsn"] is None and q["rcpts"][0]["notify"] == ["never", "-"]
+
+
 def test_historic_flags_accepted(site):
     args = [
         "-oem", "-om", "-oee", "-oep", "-oeq", "-oew", "-odb", "-odi", "-odq", "-U",
-        "-h", "5", "-n", "-B", "8BITMIME", "-N", "never", "-R", "hdrs", "-V", "envid",
+        "-h", "5", "-n", "-B", "8BITMIME",
         "-X", "/dev/null", "-L", "label", "-O", "DeliveryMode=b", "-oQ/tmp", "-G",
         "-d0.1", "-Am", "-v", "--", "alice",
     ]  # fmt: skip
@@ -374,6 +398,7 @@ def test_historic_flags_accepted(site):
     q = site.only()
     assert [r["addr"] for r in q["rcpts"]] == ["alice@example.test"]
     assert q["id"].encode() in p.stderr  # -v says what it queued
+    assert q["dsn"] is None and q["rcpts"][0]["notify"] is None
     # options after the recipients (GNU order) and clustered flags
     site.clear()
     site.run(["bob", "-ti", "-oi"], b"To: carol\n\n.\nx\n")

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dsnparam.h"
 #include "qfile.h"
 #include "unit_util.h"
 
@@ -161,6 +162,148 @@ test_round_trip(void **state)
     qfile_free(&q);
     qfile_free(&r);
     assert_null(q.rcpt);
+}
+
+/* test_dsn_round_trip - RET, ENVID, the default NOTIFY and each recipient's NOTIFY and
+ * ORCPT survive a write and a read, in the documented lines; a file written before them
+ * (no dsn or notify line) reads as nothing set; bad DSN lines and values are refused. */
+static void
+test_dsn_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct qfile q, r;
+    char path[PATH_MAX], err[256], *expect, got[4096];
+    const char *text = "Subject: dsn\n\nbody\n";
+
+    sample(&q, text);
+    q.ret = DSN_RET_FULL;
+    q.envid = strdup("QQ+2B314159");
+    q.notify = DSN_NOTIFY_DELAY;
+    q.rcpt[0].notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE;
+    q.rcpt[0].orcpt = strdup("rfc822;Alice+2Bx@example.test");
+    q.rcpt[1].notify = DSN_NOTIFY_NEVER;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
+    assert_same(&q, &r);
+    assert_int_equal(r.ret, DSN_RET_FULL);
+    assert_string_equal(r.envid, "QQ+2B314159");
+    assert_int_equal(r.notify, DSN_NOTIFY_DELAY);
+    assert_int_equal(r.rcpt[0].notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+    assert_string_equal(r.rcpt[0].orcpt, "rfc822;Alice+2Bx@example.test");
+    assert_int_equal(r.rcpt[1].notify, DSN_NOTIFY_NEVER);
+    assert_null(r.rcpt[1].orcpt);
+    assert_int_equal(r.rcpt[2].notify, 0);
+    assert_null(r.rcpt[2].orcpt);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, got, sizeof got - 1);
+    close(fd);
+    assert_true(n > 0);
+    got[n] = '\0';
+    assert_true(asprintf(&expect,
+                         "flags 1\ndsn full QQ+2B314159 delay\nrcpts 3\n"
+                         "rcpt pending 0 0 <alice@example.test>\n"
+                         "notify success,failure rfc822;Alice+2Bx@example.test\n"
+                         "rcpt failed 3 1700003600 <carol@example.org> 550 5.1.1 "
+                         "<carol@example.org>: user unknown\n"
+                         "notify never -\n"
+                         "rcpt done 1 0 <dave@example.net>\n"
+                         "size %zu\n",
+                         strlen(text)) > 0);
+    if (strstr(got, expect) == NULL)
+        fail_msg("layout:\n%s\nwant inside:\n%s", got, expect);
+    free(expect);
+    qfile_free(&r);
+
+    /* only RET: the other values are "-" */
+    free(q.envid);
+    q.envid = NULL;
+    q.notify = 0;
+    q.ret = DSN_RET_HDRS;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path, &r, err, sizeof err);
+    assert_int_equal(r.ret, DSN_RET_HDRS);
+    assert_null(r.envid);
+    assert_int_equal(r.notify, 0);
+    qfile_free(&r);
+
+    /* values the format cannot hold are refused before anything is written */
+    const char *bad_envid[] = {"two words", "a=b", "", "x+0Ay"};
+    for (size_t i = 0; i < sizeof bad_envid / sizeof bad_envid[0]; i++) {
+        q.envid = strdup(bad_envid[i]);
+        errno = 0;
+        assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+        assert_int_equal(errno, EINVAL);
+        free(q.envid);
+        q.envid = NULL;
+    }
+    free(q.rcpt[0].orcpt);
+    q.rcpt[0].orcpt = strdup("alice@example.test");
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+    free(q.rcpt[0].orcpt);
+    q.rcpt[0].orcpt = NULL;
+    q.rcpt[0].notify = DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+    q.rcpt[0].notify = 0;
+    q.ret = (enum dsn_ret)7;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+    q.ret = DSN_RET_UNSET;
+    qfile_free(&q);
+
+    /* an old file without the lines; bad lines */
+    static const struct {
+        const char *lines, *reason;
+    } cases[] = {
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\n", NULL},
+        {"flags 0\ndsn - - -\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify - -\n", NULL},
+        {"flags 0\ndsn hdrs E never\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify delay x;y\n", NULL},
+        {"flags 0\ndsn body - -\nrcpts 1\nrcpt done 0 0 <x@y>\n", "bad dsn ret"},
+        {"flags 0\ndsn full a=b -\nrcpts 1\nrcpt done 0 0 <x@y>\n", "bad dsn envid"},
+        {"flags 0\ndsn full - often\nrcpts 1\nrcpt done 0 0 <x@y>\n", "bad notify"},
+        {"flags 0\ndsn full -\nrcpts 1\nrcpt done 0 0 <x@y>\n", "bad dsn line"},
+        {"flags 0\ndsn full - - -\nrcpts 1\nrcpt done 0 0 <x@y>\n", "bad dsn line"},
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify never\n", "bad notify line"},
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify never,delay -\n", "bad notify"},
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify - rfc822\n", "bad orcpt"},
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\nnotify - -\nnotify - -\n", "expected \"size\""},
+        {"flags 0\nrcpts 1\nnotify - -\nrcpt done 0 0 <x@y>\n", "expected \"rcpt\""},
+        {"dsn - - -\nflags 0\nrcpts 1\nrcpt done 0 0 <x@y>\n", "expected \"flags\""},
+        {"flags 0\nrcpts 1\nrcpt done 0 0 <x@y>\ndsn - - -\n", "expected \"size\""},
+    };
+    snprintf(path, sizeof path, "%s/old", f->dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *file;
+        assert_true(asprintf(&file,
+                             "DMQ 1\nid a\narrival 1\nsender <>\norigin \n%ssize 4\n\nabc\nend\n",
+                             cases[i].lines) > 0);
+        uu_write_bytes(path, file, strlen(file));
+        free(file);
+        err[0] = '\0';
+        int rc = qfile_read(path, &r, err, sizeof err);
+        if (cases[i].reason == NULL) {
+            if (rc != 0)
+                fail_msg("case %zu: %s", i, err);
+            assert_int_equal(r.nrcpt, 1);
+            assert_string_equal(r.text, "abc\n");
+            if (i == 2) {
+                assert_int_equal(r.ret, DSN_RET_HDRS);
+                assert_string_equal(r.envid, "E");
+                assert_int_equal(r.notify, DSN_NOTIFY_NEVER);
+                assert_int_equal(r.rcpt[0].notify, DSN_NOTIFY_DELAY);
+                assert_string_equal(r.rcpt[0].orcpt, "x;y");
+            } else {
+                assert_int_equal(r.ret, DSN_RET_UNSET);
+                assert_null(r.envid);
+                assert_int_equal(r.notify, 0);
+                assert_int_equal(r.rcpt[0].notify, 0);
+                assert_null(r.rcpt[0].orcpt);
+            }
+            qfile_free(&r);
+        } else if (rc != -1 || strstr(err, cases[i].reason) == NULL) {
+            fail_msg("case %zu: got %d \"%s\", want \"%s\"", i, rc, err, cases[i].reason);
+        }
+    }
+    unlink(path);
 }
 
 /* test_null_sender_and_escapes - <> and addresses with spaces, '+', '<', '>' survive. */
@@ -563,7 +706,7 @@ test_state_names(void **state)
     assert_non_null(strstr(a, "node_x_y_z_w"));
 }
 
-UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_null_sender_and_escapes),
-        UU_FX(test_many_recipients), UU_FX(test_binary_text), UU_FX(test_torn_file),
-        UU_FX(test_bad_header), UU_FX(test_injection_refused), UU_FX(test_rewrite_atomic),
-        cmocka_unit_test(test_state_names))
+UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
+        UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
+        UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
+        UU_FX(test_rewrite_atomic), cmocka_unit_test(test_state_names))

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dsnparam.h"
 #include "../../sendmail/smaddr.h"
 #include "../../sendmail/smmsg.h"
 #include "../../sendmail/smopt.h"
@@ -142,6 +143,37 @@ test_options(void **state)
     assert_string_equal(o.rcpt[0], "x");
     assert_true(o.ignore_dots);
     assert_false(o.extract);
+    /* -N, -R, -V are DSN's (RFC 3461), as in Postfix */
+    assert_int_equal(o.notify, DSN_NOTIFY_NEVER);
+    assert_int_equal(o.ret, DSN_RET_FULL);
+    assert_string_equal(o.envid, "id");
+    smopt_free(&o);
+    assert_int_equal(parse(&o, err, sizeof err, "sendmail", "-N", "Success,delay", "-Rhdrs", "-V",
+                           "a+b c=d", "x", NULL),
+                     0);
+    assert_int_equal(o.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+    assert_int_equal(o.ret, DSN_RET_HDRS);
+    assert_string_equal(o.envid, "a+2Bb+20c+3Dd");
+    smopt_free(&o);
+    static const char *const bad_dsn[][2] = {
+        {"-N", "never,success"}, {"-N", "sometimes"}, {"-N", ""}, {"-R", "body"}, {"-V", ""},
+        {"-V", "tab\there"},     {"-V", "\xc3\xa9"},
+    };
+    for (size_t i = 0; i < sizeof bad_dsn / sizeof bad_dsn[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(
+            parse(&o, err, sizeof err, "sendmail", bad_dsn[i][0], bad_dsn[i][1], "x", NULL), -1);
+        assert_non_null(strstr(err, bad_dsn[i][0]));
+        smopt_free(&o);
+    }
+    char longid[80];
+    memset(longid, '+', 40); /* 40 x "+2B": 120 octets of xtext */
+    longid[40] = '\0';
+    assert_int_equal(parse(&o, err, sizeof err, "sendmail", "-V", longid, "x", NULL), -1);
+    smopt_free(&o);
+    longid[33] = '\0'; /* 99 */
+    assert_int_equal(parse(&o, err, sizeof err, "sendmail", "-V", longid, "x", NULL), 0);
+    assert_int_equal(strlen(o.envid), 99);
     smopt_free(&o);
 
     /* clustered, GNU order, -- ends options, -r spelling */

@@ -281,6 +281,83 @@ test_received(void **state)
     }
 }
 
+/* Chunked mode (BDAT): the same local form as DATA without dot-unstuffing or terminator;
+ * each case fed in every split into two chunks, and byte by byte. */
+static const struct data_case chunk_cases[] = {
+    {"crlf", S("Subject: hi\r\n\r\nbody\r\n"), false, true, "", 0, "Subject: hi\n\nbody\n"},
+    {"dots kept", S("..x\r\n.\r\n.\r\nafter\r\n"), false, true, "", 0, "..x\n.\n.\nafter\n"},
+    {"no final line end", S("a\r\nb"), false, true, "", 0, "a\nb\n"},
+    {"empty", S(""), false, true, "", 0, ""},
+    {"8bit", S("\x80\xff\x7f\x01\r\n"), false, true, "", 0, "\x80\xff\x7f\x01\n"},
+    {"bare LF", S("a\nb\r\n"), false, true, "", DATA_ERR_BARE, NULL},
+    {"bare CR", S("a\rb\r\n"), false, true, "", DATA_ERR_BARE, NULL},
+    {"CR at the end", S("a\r\nb\r"), false, true, "", DATA_ERR_BARE, NULL},
+    {"normalize LF", S("a\nb\r\n"), true, true, "", 0, "a\nb\n"},
+    {"normalize CR at the end", S("a\r\nb\r"), true, true, "", 0, "a\nb\n"},
+    {"normalize dot after LF", S("a\n.\nb"), true, true, "", 0, "a\n.\nb\n"},
+    {"NUL", S("a\0b\r\n"), false, true, "", DATA_ERR_NUL, NULL},
+};
+
+/* run_chunked - feed c->in as a chunk of split bytes and the rest, then finish. */
+static void
+run_chunked(const struct data_case *c, size_t split, size_t step)
+{
+    struct data_rx rx;
+
+    data_rx_init(&rx, c->normalize, 100000, DATA_MAX_LINE, NULL);
+    data_rx_chunked(&rx);
+    for (size_t off = 0; off < c->inlen;) {
+        size_t end = off < split ? split : c->inlen;
+        size_t n = end - off < step ? end - off : step;
+        assert_int_equal(data_rx_feed(&rx, c->in + off, n), n); /* all taken, no end */
+        assert_false(rx.done);
+        off += n;
+    }
+    data_rx_finish(&rx);
+    assert_true(rx.done);
+    assert_int_equal(rx.wire, c->inlen);
+    if (rx.errors != c->errors)
+        fail_msg("%s (split %zu): errors %d want %d", c->name, split, rx.errors, c->errors);
+    if (c->text != NULL && (rx.len != strlen(c->text) || memcmp(rx.text, c->text, rx.len) != 0))
+        fail_msg("%s (split %zu): text \"%.*s\"", c->name, split, (int)rx.len, rx.text);
+    data_rx_free(&rx);
+}
+
+static void
+test_chunked(void **state)
+{
+    struct data_rx rx;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(chunk_cases) / sizeof(chunk_cases[0]); i++) {
+        for (size_t split = 0; split <= chunk_cases[i].inlen; split++)
+            run_chunked(&chunk_cases[i], split, chunk_cases[i].inlen + 1);
+        run_chunked(&chunk_cases[i], 0, 1);
+    }
+    /* the prefix stays in front; a message of the prefix alone gets no extra line end */
+    data_rx_init(&rx, false, 100, DATA_MAX_LINE, "R: 1\n");
+    data_rx_chunked(&rx);
+    data_rx_finish(&rx);
+    assert_int_equal(rx.len, 5);
+    data_rx_free(&rx);
+    /* lines are limited as in DATA */
+    data_rx_init(&rx, false, 100000, 10, NULL);
+    data_rx_chunked(&rx);
+    data_rx_feed(&rx, S("0123456789x\r\n"));
+    data_rx_finish(&rx);
+    assert_int_equal(rx.errors, DATA_ERR_LONG);
+    data_rx_free(&rx);
+    /* a message of exactly max_size octets without a final line end still fits */
+    data_rx_init(&rx, false, 3, DATA_MAX_LINE, NULL);
+    data_rx_chunked(&rx);
+    data_rx_feed(&rx, S("abc"));
+    data_rx_finish(&rx);
+    assert_int_equal(rx.errors, 0);
+    assert_int_equal(rx.len, 4);
+    assert_memory_equal(rx.text, "abc\n", 4);
+    data_rx_free(&rx);
+}
+
 /* data_hops: Received: fields of the header only, any case, folded lines not counted */
 static void
 test_hops(void **state)
@@ -300,4 +377,5 @@ test_hops(void **state)
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases), cmocka_unit_test(test_line_length),
         cmocka_unit_test(test_size_limit), cmocka_unit_test(test_big_message),
-        cmocka_unit_test(test_received), cmocka_unit_test(test_hops))
+        cmocka_unit_test(test_received), cmocka_unit_test(test_hops),
+        cmocka_unit_test(test_chunked))

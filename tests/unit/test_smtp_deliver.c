@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/deliver.h"
+#include "dsnparam.h"
 #include "file.h"
 #include "qfile.h"
 #include "unit_util.h"
@@ -228,8 +229,10 @@ test_one_and_queue(void **state)
     size_t len;
     struct qfile q;
     const char *msg = "Subject: hi\n\nFrom the start\n";
-    struct deliver_qrcpt r[2] = {{"bob@example.org", 1, "mailbox locked"},
-                                 {"postmaster@example.org", 0, NULL}};
+    struct deliver_qrcpt r[2] = {
+        {"bob@example.org", 1, "mailbox locked", DSN_NOTIFY_SUCCESS, "rfc822;b+2Bx@example.org"},
+        {"postmaster@example.org", 0, NULL, 0, NULL}};
+    struct deliver_dsn dsn = {DSN_RET_HDRS, "ENV+2B1"};
 
     (void)state;
     snprintf(path, sizeof(path), "%s/drop/one", tmpdir);
@@ -246,8 +249,8 @@ test_one_and_queue(void **state)
     assert_non_null(strstr(text, "\n>From the start\n"));
     free(text);
 
-    assert_int_equal(deliver_queue_write(cf, "qid.1", "a@b.example", "smtp 127.0.0.1 sid=1", 42, r,
-                                         2, msg, strlen(msg)),
+    assert_int_equal(deliver_queue_write(cf, "qid.1", "a@b.example", "smtp 127.0.0.1 sid=1", &dsn,
+                                         42, r, 2, msg, strlen(msg)),
                      0);
     snprintf(path, sizeof(path), "%s/spool/queue/qid.1", tmpdir);
     memset(&q, 0, sizeof(q));
@@ -262,12 +265,19 @@ test_one_and_queue(void **state)
     assert_string_equal(q.rcpt[0].last_error, "mailbox locked");
     assert_int_equal(q.rcpt[1].attempts, 0);
     assert_int_equal(q.rcpt[1].next_try, 0);
+    /* the DSN parameters went into the file */
+    assert_int_equal(q.ret, DSN_RET_HDRS);
+    assert_string_equal(q.envid, "ENV+2B1");
+    assert_int_equal(q.rcpt[0].notify, DSN_NOTIFY_SUCCESS);
+    assert_string_equal(q.rcpt[0].orcpt, "rfc822;b+2Bx@example.org");
+    assert_int_equal(q.rcpt[1].notify, 0);
+    assert_null(q.rcpt[1].orcpt);
     assert_int_equal(q.text_len, strlen(msg));
     assert_memory_equal(q.text, msg, strlen(msg));
     qfile_free(&q);
     /* no id given: the queue file gets a fresh one */
-    assert_int_equal(deliver_queue_write(cf, "", "a@b.example", "x", 42, r, 1, msg, strlen(msg)),
-                     0);
+    assert_int_equal(
+        deliver_queue_write(cf, "", "a@b.example", "x", NULL, 42, r, 1, msg, strlen(msg)), 0);
     auth_db_unref(&db);
     conf_unref(&cf);
 }
@@ -303,11 +313,11 @@ test_batch(void **state)
     snprintf(m1, sizeof(m1), "%s/drop/b1", tmpdir);
     snprintf(m2, sizeof(m2), "%s/drop/b2", tmpdir);
     snprintf(bad, sizeof(bad), "%s/drop", tmpdir); /* a directory: permanent failure */
-    b = deliver_new(cf, "bid.1", "s@x.example", "test", strdup("Subject: b\n\nx\n"), 15);
-    deliver_add(b, "one@example.org", m1, NULL);
-    deliver_add(b, "two@example.org", m2, NULL);
-    deliver_add(b, "one-again@example.org", m1, NULL); /* same mailbox: once */
-    deliver_add(b, "dir@example.org", bad, NULL);
+    b = deliver_new(cf, "bid.1", "s@x.example", "test", NULL, strdup("Subject: b\n\nx\n"), 15);
+    deliver_add(b, "one@example.org", m1, NULL, 0, NULL);
+    deliver_add(b, "two@example.org", m2, NULL, 0, NULL);
+    deliver_add(b, "one-again@example.org", m1, NULL, 0, NULL); /* same mailbox: once */
+    deliver_add(b, "dir@example.org", bad, NULL, 0, NULL);
     deliver_run(&loop, b, &counter, batch_cb, &res);
     assert_int_equal(counter, 1);
     assert_int_equal(res.calls, 0); /* never before the loop runs */
@@ -321,9 +331,9 @@ test_batch(void **state)
 
     /* a recipient without a mailbox is queued; a detached batch still finishes */
     memset(&res, 0, sizeof(res));
-    b = deliver_new(cf, "bid.2", "s@x.example", "test", strdup("x\n"), 2);
-    deliver_add(b, "postmaster@example.org", NULL, "no mailbox");
-    deliver_add(b, "one@example.org", m1, NULL);
+    b = deliver_new(cf, "bid.2", "s@x.example", "test", NULL, strdup("x\n"), 2);
+    deliver_add(b, "postmaster@example.org", NULL, "no mailbox", 0, NULL);
+    deliver_add(b, "one@example.org", m1, NULL, 0, NULL);
     deliver_run(&loop, b, &counter, batch_cb, &res);
     deliver_detach(b);
     uv_run(&loop, UV_RUN_DEFAULT);

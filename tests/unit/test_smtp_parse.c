@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -113,7 +114,7 @@ static const struct mail_case mail_cases[] = {
     {"FROM:<a@example.org> SMTPUTF8=yes", true, 501, "5.5.4", NULL, 0, 0, false},
     {"FROM:<a@example.org> =x", true, 501, "5.5.4", NULL, 0, 0, false},
     {"FROM:<a@example.org> BODY=BINARYMIME", true, 555, "5.5.4", NULL, 0, 0, false},
-    {"FROM:<a@example.org> RET=HDRS", true, 555, "5.5.4", NULL, 0, 0, false},
+    {"FROM:<a@example.org> NOTIFY=NEVER", true, 555, "5.5.4", NULL, 0, 0, false},
     {"FROM:<a@example.org> XFOO", true, 555, "5.5.4", NULL, 0, 0, false},
     /* parameters after HELO */
     {"FROM:<a@example.org> SIZE=10", false, 555, "5.5.4", NULL, 0, 0, false},
@@ -183,7 +184,8 @@ static const struct rcpt_case rcpt_cases[] = {
     {"", true, 501, "5.5.4", NULL, false},
     {"TO:<bob@example.org>x", true, 501, "5.5.4", NULL, false},
     {"TO:<postmaster>x", true, 501, "5.5.4", NULL, false},
-    {"TO:<bob@example.org> NOTIFY=NEVER", true, 555, "5.5.4", NULL, false},
+    {"TO:<bob@example.org> RET=FULL", true, 555, "5.5.4", NULL, false},
+    {"TO:<bob@example.org> XFOO=1", true, 555, "5.5.4", NULL, false},
     {"TO:<bob@example.org> ORCPT=rfc822;bob@example.org", false, 555, "5.5.4", NULL, false},
     {"TO:<bob@example.org>   ", true, 0, NULL, "bob@example.org", false},
 };
@@ -206,6 +208,196 @@ test_rcpt(void **state)
             addr_format(&r.to, buf, sizeof(buf));
         if (strcmp(buf, c->to) != 0 || r.bare_postmaster != c->bare_postmaster)
             fail_msg("case %zu \"%s\": to <%s> pm %d", i, c->args, buf, r.bare_postmaster);
+    }
+}
+
+/* DSN parameters (RFC 3461): accepted values, kept as sent; every syntax error a 501. */
+struct dsn_case {
+    bool rcpt; /* a RCPT (else MAIL) argument string */
+    const char *args;
+    int code;         /* 0: accepted */
+    const char *text; /* part of the error text, or (accepted) the ENVID/ORCPT kept */
+    enum dsn_ret ret;
+    int notify;
+};
+
+static const struct dsn_case dsn_cases[] = {
+    {false, "FROM:<a@x.example> RET=FULL", 0, "", DSN_RET_FULL, 0},
+    {false, "FROM:<a@x.example> ret=hdrs", 0, "", DSN_RET_HDRS, 0},
+    {false, "FROM:<a@x.example> RET=HDRS ENVID=QQ314159", 0, "QQ314159", DSN_RET_HDRS, 0},
+    {false, "FROM:<a@x.example> ENVID=a+2Bb+3Dc+20d", 0, "a+2Bb+3Dc+20d", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+2bb", 0, "a+2bb", 0, 0},
+    {false, "FROM:<a@x.example> RET=", 501, "Bad RET value", 0, 0},
+    {false, "FROM:<a@x.example> RET", 501, "RET needs a value", 0, 0},
+    {false, "FROM:<a@x.example> RET=BODY", 501, "Bad RET value", 0, 0},
+    {false, "FROM:<a@x.example> RET=FULL RET=HDRS", 501, "Duplicate RET", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=", 501, "ENVID needs a value", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a ENVID=b", 501, "Duplicate ENVID", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+2", 501, "two hexadecimal", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+", 501, "two hexadecimal", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+GG", 501, "two hexadecimal", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a=b", 501, "not allowed in xtext", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+0Ab", 501, "control character", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=a+C3+A9", 501, "control character", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=@101", 501, "longer than 100", 0, 0},
+    {false, "FROM:<a@x.example> ENVID=@100", 0, "@100", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=NEVER", 0, "", 0, DSN_NOTIFY_NEVER},
+    {true, "TO:<b@x.example> NOTIFY=success,Failure,DELAY", 0, "", 0,
+     DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY},
+    {true, "TO:<b@x.example> NOTIFY=DELAY", 0, "", 0, DSN_NOTIFY_DELAY},
+    {true, "TO:<b@x.example> ORCPT=rfc822;b+2Bx@y.example NOTIFY=SUCCESS", 0,
+     "rfc822;b+2Bx@y.example", 0, DSN_NOTIFY_SUCCESS},
+    {true, "TO:<b@x.example> ORCPT=utf-8;b+C3+A9@y.example", 0, "utf-8;b+C3+A9@y.example", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=", 501, "NOTIFY needs a value", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY", 501, "NOTIFY needs a value", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=NEVER,SUCCESS", 501, "cannot be combined", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=SUCCESS,SUCCESS", 501, "twice", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=SOMETIMES", 501, "NOTIFY takes", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=SUCCESS,", 501, "NOTIFY takes", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=,DELAY", 501, "NOTIFY takes", 0, 0},
+    {true, "TO:<b@x.example> NOTIFY=NEVER NOTIFY=NEVER", 501, "Duplicate NOTIFY", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=", 501, "ORCPT needs a value", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=b@x.example", 501, "addr-type;address", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=;b@x.example", 501, "addr-type;address", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;", 501, "no address", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;b+@x", 501, "two hexadecimal", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;b+0D+0A@x", 501, "control character", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;@501", 501, "longer than 500", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;@500", 0, "@500", 0, 0},
+    {true, "TO:<b@x.example> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", 501, "Duplicate ORCPT", 0, 0},
+};
+
+/* dsn_args - c->args with "@N" at its end replaced by a value making the whole parameter
+ * value N octets (the rest after "=" or "rfc822;"). */
+static void
+dsn_args(const char *args, char *out, size_t len)
+{
+    const char *at = strrchr(args, '@');
+    size_t pre, want;
+    char *v;
+
+    snprintf(out, len, "%s", args);
+    if (at == NULL || at[1] == '\0' || strspn(at + 1, "0123456789") != strlen(at + 1))
+        return;
+    want = (size_t)atoi(at + 1);
+    pre = (size_t)(at - args);
+    v = strrchr(out, '=') + 1;
+    want -= (size_t)(out + pre - v); /* "rfc822;" counts */
+    assert_true(pre + want + 1 < len);
+    memset(out + pre, 'x', want);
+    out[pre + want] = '\0';
+}
+
+static void
+test_dsn_params(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(dsn_cases) / sizeof(dsn_cases[0]); i++) {
+        const struct dsn_case *c = &dsn_cases[i];
+        char args[1200], want[1200];
+        struct smtp_mail m;
+        struct smtp_rcpt r;
+        struct smtp_perr e = {0};
+        int rc;
+
+        dsn_args(c->args, args, sizeof(args));
+        snprintf(want, sizeof(want), "%s", c->text);
+        if (c->text[0] == '@') /* the kept value is the whole generated one */
+            snprintf(want, sizeof(want), "%s", strrchr(args, '=') + 1);
+        rc = c->rcpt ? smtp_parse_rcpt(args, true, &r, &e) : smtp_parse_mail(args, true, &m, &e);
+        if (c->code != 0) {
+            if (rc != -1 || e.code != c->code || strcmp(e.ecode, "5.5.4") != 0 ||
+                strstr(e.text, c->text) == NULL)
+                fail_msg("case %zu \"%s\": rc %d: %d %s %s (want %d ... %s)", i, c->args, rc,
+                         e.code, e.ecode ? e.ecode : "-", e.text, c->code, c->text);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("case %zu \"%s\": refused %d %s", i, c->args, e.code, e.text);
+        if (c->rcpt) {
+            if (r.notify != c->notify || strcmp(r.orcpt, want) != 0)
+                fail_msg("case %zu \"%s\": notify %d orcpt \"%s\"", i, c->args, r.notify, r.orcpt);
+        } else if (m.ret != c->ret || strcmp(m.envid, want) != 0) {
+            fail_msg("case %zu \"%s\": ret %d envid \"%s\"", i, c->args, m.ret, m.envid);
+        }
+    }
+    /* after HELO no parameter at all */
+    struct smtp_rcpt r;
+    struct smtp_perr e = {0};
+    assert_int_equal(smtp_parse_rcpt("TO:<b@x.example> NOTIFY=NEVER", false, &r, &e), -1);
+    assert_int_equal(e.code, 555);
+}
+
+/* test_dsnparam - the helpers behind the parser, the queue file and sendmail. */
+static void
+test_dsnparam(void **state)
+{
+    char buf[64];
+    int n;
+    const char *why;
+
+    (void)state;
+    assert_string_equal(
+        dsnparam_notify_format(DSN_NOTIFY_DELAY | DSN_NOTIFY_SUCCESS, false, buf, sizeof(buf)),
+        "SUCCESS,DELAY");
+    assert_string_equal(dsnparam_notify_format(DSN_NOTIFY_NEVER, true, buf, sizeof(buf)), "never");
+    assert_string_equal(dsnparam_notify_format(0, true, buf, sizeof(buf)), "");
+    assert_int_equal(dsnparam_notify_parse("never", 5, &n, &why), 0);
+    assert_int_equal(n, DSN_NOTIFY_NEVER);
+    assert_true(dsnparam_notify_valid(0));
+    assert_true(dsnparam_notify_valid(DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY));
+    assert_false(dsnparam_notify_valid(DSN_NOTIFY_NEVER | DSN_NOTIFY_DELAY));
+    assert_false(dsnparam_notify_valid(64));
+    assert_true(dsnparam_wants(0, DSN_NOTIFY_FAILURE));
+    assert_true(dsnparam_wants(0, DSN_NOTIFY_DELAY));
+    assert_false(dsnparam_wants(0, DSN_NOTIFY_SUCCESS));
+    assert_false(dsnparam_wants(DSN_NOTIFY_NEVER, DSN_NOTIFY_FAILURE));
+    assert_false(dsnparam_wants(DSN_NOTIFY_SUCCESS, DSN_NOTIFY_DELAY));
+    assert_true(dsnparam_wants(DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, DSN_NOTIFY_FAILURE));
+    assert_int_equal(dsnparam_xtext_encode("a+b=c d", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "a+2Bb+3Dc+20d");
+    assert_int_equal(dsnparam_envid_check(buf, strlen(buf), &why), 0);
+    assert_int_equal(dsnparam_xtext_encode("a\nb", buf, sizeof(buf)), -1);
+    assert_int_equal(dsnparam_xtext_encode("abcdef", buf, 4), -1);
+    assert_int_equal(dsnparam_xtext_encode("a+", buf, 4), -1);
+    assert_int_equal(dsnparam_xtext_encode("a+", buf, 5), 0);
+    assert_null(dsnparam_ret_name(DSN_RET_UNSET, false));
+    assert_string_equal(dsnparam_ret_name(DSN_RET_FULL, true), "full");
+}
+
+static void
+test_bdat(void **state)
+{
+    struct smtp_perr e;
+    unsigned long long n;
+    bool last;
+
+    (void)state;
+    assert_int_equal(smtp_parse_bdat("10", &n, &last, &e), 0);
+    assert_true(n == 10 && !last);
+    assert_int_equal(smtp_parse_bdat("0 LAST", &n, &last, &e), 0);
+    assert_true(n == 0 && last);
+    assert_int_equal(smtp_parse_bdat("007  last  ", &n, &last, &e), 0);
+    assert_true(n == 7 && last);
+    assert_int_equal(smtp_parse_bdat("9999999999999999999", &n, &last, &e), 0);
+    assert_true(n == 9999999999999999999ULL);
+    static const char *const bad[] = {"",
+                                      "LAST",
+                                      "x",
+                                      "-1",
+                                      "+5",
+                                      "1x",
+                                      "1 FIRST",
+                                      "1 LASTX",
+                                      "1 LAST x",
+                                      "1 2",
+                                      "10000000000000000000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (smtp_parse_bdat(bad[i], &n, &last, &e) != -1)
+            fail_msg("\"%s\" parsed", bad[i]);
+        assert_int_equal(e.code, 521);
+        assert_string_equal(e.ecode, "5.5.4");
+        assert_string_equal(e.text, "Syntax: BDAT count [LAST]");
     }
 }
 
@@ -347,5 +539,7 @@ test_misc(void **state)
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_verbs), cmocka_unit_test(test_mail),
-        cmocka_unit_test(test_rcpt), cmocka_unit_test(test_helo), cmocka_unit_test(test_auth_args),
-        cmocka_unit_test(test_base64), cmocka_unit_test(test_plain), cmocka_unit_test(test_misc))
+        cmocka_unit_test(test_rcpt), cmocka_unit_test(test_dsn_params),
+        cmocka_unit_test(test_dsnparam), cmocka_unit_test(test_helo), cmocka_unit_test(test_bdat),
+        cmocka_unit_test(test_auth_args), cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_plain), cmocka_unit_test(test_misc))
