@@ -137,13 +137,7 @@ test_round_trip(void **state)
     assert_same(&q, &r);
 
     /* The documented layout, byte for byte. */
-    char *expect, got[4096];
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, got, sizeof got - 1);
-    close(fd);
-    assert_true(n > 0);
-    got[n] = '\0';
+    char *expect, *got = uu_read(path, NULL);
     assert_true(asprintf(&expect,
                          "DMQ 1\nid %s\narrival 1700000000\nsender <bob@example.test>\n"
                          "origin smtp 192.0.2.1 sid=00000000deadbeef helo=<client.example>\n"
@@ -155,6 +149,7 @@ test_round_trip(void **state)
                          "size %zu\n\n%send\n",
                          q.id, strlen(text), text) > 0);
     assert_string_equal(got, expect);
+    free(got);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
@@ -172,7 +167,7 @@ test_dsn_round_trip(void **state)
 {
     struct fixture *f = *state;
     struct qfile q, r;
-    char path[PATH_MAX], err[256], *expect, got[4096];
+    char path[PATH_MAX], err[256], *expect;
     const char *text = "Subject: dsn\n\nbody\n";
 
     sample(&q, text);
@@ -194,12 +189,7 @@ test_dsn_round_trip(void **state)
     assert_null(r.rcpt[1].orcpt);
     assert_int_equal(r.rcpt[2].notify, 0);
     assert_null(r.rcpt[2].orcpt);
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, got, sizeof got - 1);
-    close(fd);
-    assert_true(n > 0);
-    got[n] = '\0';
+    char *got = uu_read(path, NULL);
     assert_true(asprintf(&expect,
                          "flags 1\ndsn full QQ+2B314159 delay\nrcpts 3\n"
                          "rcpt pending 0 0 <alice@example.test>\n"
@@ -212,6 +202,7 @@ test_dsn_round_trip(void **state)
                          strlen(text)) > 0);
     if (strstr(got, expect) == NULL)
         fail_msg("layout:\n%s\nwant inside:\n%s", got, expect);
+    free(got);
     free(expect);
     qfile_free(&r);
 
