@@ -118,15 +118,27 @@ def yescrypt(password):
     return h
 
 
+_PORTS_GIVEN = set()
+
+
 def free_ports(n, host=HOST):
-    """n distinct free TCP ports on host (bound and released: good enough on loopback)."""
-    socks = []
+    """n distinct free TCP ports on host (bound and released: good enough on loopback),
+    none of them given out before by this process: a port chosen for a server not
+    started yet is never chosen again for another."""
+    socks, ports = [], []
     try:
-        for _ in range(n):
+        for _ in range(n + 64):
+            if len(ports) == n:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((host, 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            port = s.getsockname()[1]
+            if port not in _PORTS_GIVEN:
+                ports.append(port)
+        assert len(ports) == n, "no %d fresh free ports" % n
+        _PORTS_GIVEN.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -598,9 +610,32 @@ class RawSMTP(LineClient):
         self._upgrade()
         return c, lines
 
+    def data(self, text):
+        """DATA, then text: a str is sent as a message (to_wire) with the final dot, bytes as
+        they are. Returns the reply at the end of the data."""
+        self.expect("DATA", 354)
+        self.send(to_wire(text) + b".\r\n" if isinstance(text, str) else text)
+        return self.reply()
+
+    def secure(self, name="client.example"):
+        """EHLO, STARTTLS, and EHLO again over TLS: returns the keywords of the second."""
+        self.ehlo(name)
+        self.starttls()
+        return self.ehlo(name)
+
     def auth_plain(self, user, password):
         tok = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
         return self.cmd("AUTH PLAIN " + tok)
+
+
+def noop_session_seconds(port):
+    """How long a fresh SMTP session on port takes to connect, EHLO and NOOP: the
+    server's loop is not held up elsewhere when this is short."""
+    t0 = time.monotonic()
+    with RawSMTP(port) as c:
+        c.ehlo()
+        c.expect("NOOP", 250)
+    return time.monotonic() - t0
 
 
 class RawPOP(LineClient):

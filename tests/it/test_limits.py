@@ -23,9 +23,7 @@ def send_ok(c, rcpt="alice@" + DOMAIN):
     msgid, text = make_message()
     c.expect("MAIL FROM:<%s>" % SENDER, 250)
     c.expect("RCPT TO:<%s>" % rcpt, 250)
-    c.expect("DATA", 354)
-    c.send(to_wire(text) + b".\r\n")
-    code, lines = c.reply()
+    code, lines = c.data(text)
     assert code == 250, (code, lines)
     return msgid
 
@@ -129,9 +127,7 @@ def test_long_lines_accepted_up_to_64k(dsmtp):
         bad_id, bad = make_message(body="start\n" + "b" * 65537 + "\nend\n")
         c.expect("MAIL FROM:<%s>" % SENDER, 250)
         c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-        c.expect("DATA", 354)
-        c.send(to_wire(bad) + b".\r\n")
-        code, lines = c.reply()
+        code, lines = c.data(bad)
         assert 500 <= code < 600, (code, lines)
         c.expect("NOOP", 250)
         assert c.pending(0.3) == b""

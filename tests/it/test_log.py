@@ -43,9 +43,7 @@ def test_auth_data_never_logged(dsmtp_factory):
     pw = {u: srv.passwords[u] for u in ("alice", "bob", "carol")}
     secrets = []
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         blob = b64("\0alice\0" + pw["alice"])
         secrets.append(blob)
         c.expect("AUTH PLAIN " + blob, 235)
@@ -98,9 +96,7 @@ def test_session_lines_are_sid_and_key_value(dsmtp_factory):
     with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
         s.sendmail(SENDER, ["alice@" + DOMAIN, "nobody@" + DOMAIN], make_message()[1])
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         c.expect("MAIL FROM:<%s>" % SENDER, 250)
         c.expect("RCPT TO:<x@relay.example>", 554)  # not authenticated yet
         c.expect("RSET", 250)

@@ -144,10 +144,16 @@ def test_poplib_every_command(pop):
     p.quit()
 
 
-def test_quit_without_dele_changes_nothing(pop):
+def alice_session(pop):
+    """alice's mbox as it is now, and a session logged in as alice after STLS."""
     before = pop.raw_mbox("alice")
     c = pop.raw("stls")
     c.login("alice")
+    return before, c
+
+
+def test_quit_without_dele_changes_nothing(pop):
+    before, c = alice_session(pop)
     c.multi("RETR 1")
     c.ok("QUIT")
     c.close()
@@ -155,9 +161,7 @@ def test_quit_without_dele_changes_nothing(pop):
 
 
 def test_no_quit_means_no_update(pop):
-    before = pop.raw_mbox("alice")
-    c = pop.raw("stls")
-    c.login("alice")
+    before, c = alice_session(pop)
     c.ok("DELE 1")
     c.ok("DELE 2")
     c.close()  # gone without QUIT

@@ -86,9 +86,7 @@ def test_queue_unwritable_gets_tempfail(dsmtp_factory):
             c.ehlo()
             c.expect("MAIL FROM:<s@remote.example>", 250)
             c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-            c.expect("DATA", 354)
-            c.send(to_wire(text) + b".\r\n")
-            code, lines = c.reply()
+            code, lines = c.data(text)
             assert 400 <= code < 500, "not a temporary failure: %d %s" % (code, lines)
             assert code == 452 and lines[-1].startswith("4.3.1"), (code, lines)
             c.expect("NOOP", 250)
@@ -156,9 +154,7 @@ def test_full_disk_gets_452_and_leaves_nothing(dsmtp_factory):
                 c.ehlo()
                 c.expect("MAIL FROM:<s@remote.example>", 250)
                 c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-                c.expect("DATA", 354)
-                c.send(to_wire(text) + b".\r\n")
-                code, lines = c.reply()
+                code, lines = c.data(text)
                 assert code == 452 and lines[-1].startswith("4.3.1"), (room, code, lines)
                 c.expect("NOOP", 250)
             assert os.path.getsize(mbox) == size, "a partial message was left in the mbox"
@@ -171,9 +167,7 @@ def test_full_disk_gets_452_and_leaves_nothing(dsmtp_factory):
             os.unlink(filler)
             c.expect("MAIL FROM:<s@remote.example>", 250)
             c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-            c.expect("DATA", 354)
-            c.send(to_wire(text) + b".\r\n")
-            code, lines = c.reply()
+            code, lines = c.data(text)
             assert code == 250, (code, lines)
         assert [m["Message-ID"] for _, m in read_mbox(mbox)] == [first_id, msgid]
     finally:

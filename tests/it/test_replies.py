@@ -61,9 +61,15 @@ def data_reply(c, payload):
     """MAIL, RCPT alice, DATA, payload (raw bytes up to and with the final dot)."""
     c.check("MAIL FROM:<%s>" % SENDER, 250, "2.1.0")
     c.check("RCPT TO:<alice@%s>" % DOMAIN, 250, "2.1.5")
-    c.expect("DATA", 354)
-    c.send(payload)
-    return c.reply()
+    return c.data(payload)
+
+
+def data_ok(c):
+    """A fresh message as DATA, taken with 250 2.0.0; its Message-ID."""
+    msgid, text = make_message()
+    code, lines = c.data(text)
+    assert code == 250 and lines[-1].startswith("2.0.0"), (code, lines)
+    return msgid
 
 
 def test_command_replies_plain_session(dsmtp_factory):
@@ -107,11 +113,7 @@ def test_command_replies_plain_session(dsmtp_factory):
         c.check("RCPT TO:<alice@%s>" % DOMAIN, 250, "2.1.5")
         c.check("RCPT TO:<bob@%s>" % DOMAIN, 250, "2.1.5")
         c.check("RCPT TO:<carol@%s>" % DOMAIN, 452, "4.5.3")
-        c.expect("DATA", 354)
-        msgid, text = make_message()
-        c.send(to_wire(text) + b".\r\n")
-        code, lines = c.reply()
-        assert code == 250 and lines[-1].startswith("2.0.0"), (code, lines)
+        msgid = data_ok(c)
         # the message refusals at the end of DATA
         _, big = make_message(body=("z" * 70 + "\n") * 1000)
         code, lines = data_reply(c, to_wire(big) + b".\r\n")
@@ -301,11 +303,7 @@ def test_mailbox_refusing_for_good_554(dsmtp):
         c.check("MAIL FROM:<%s>" % SENDER, 250, "2.1.0")
         c.check("RCPT TO:<alice@%s>" % DOMAIN, 250, "2.1.5")
         c.check("RCPT TO:<bob@%s>" % DOMAIN, 250, "2.1.5")
-        c.expect("DATA", 354)
-        msgid, text = make_message()
-        c.send(to_wire(text) + b".\r\n")
-        code, lines = c.reply()
-        assert code == 250 and lines[-1].startswith("2.0.0"), (code, lines)
+        msgid = data_ok(c)
     assert dsmtp.msgids("bob") == [msgid]
     (qf,) = dsmtp.queue_files()
     with open(qf, "rb") as f:

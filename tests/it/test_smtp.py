@@ -138,9 +138,7 @@ def test_helo_works_without_enhanced_codes(dsmtp):
             code, lines = c.cmd(line)
             assert code == want, (line, code, lines)
             assert not ENHANCED_RE.match(lines[0]), "enhanced code without EHLO: %r" % lines
-        c.expect("DATA", 354)
-        c.send(to_wire(text) + b".\r\n")
-        code, lines = c.reply()
+        code, lines = c.data(text)
         assert code == 250 and not ENHANCED_RE.match(lines[0]), lines
         c.expect("QUIT", 221)
     msgs = dsmtp.messages("alice")
@@ -164,9 +162,7 @@ def test_every_reply_after_ehlo_has_enhanced_code(dsmtp):
             code, lines = c.cmd(line)
             assert code == want, (line, code, lines)
             assert_enhanced(code, lines, line)
-        c.expect("DATA", 354)
-        c.send(to_wire(text) + b".\r\n")
-        code, lines = c.reply()
+        code, lines = c.data(text)
         assert code == 250
         assert_enhanced(code, lines, "end of data")
         code, lines = c.cmd("QUIT")

@@ -45,6 +45,16 @@ def tellsmtp(srv, *args, **kw):
     return tell("tellsmtp", srv, *args, **kw)
 
 
+def expect_tell(srv, args, rc, err_has=None, out_has=None, **kw):
+    """tellsmtp ARGS exits with rc, its stderr holding err_has and its stdout out_has (when
+    given); returns (out, err)."""
+    got, out, err = tellsmtp(srv, *args, **kw)
+    assert got == rc, (args, got, out, err)
+    assert err_has is None or err_has in err, (args, err)
+    assert out_has is None or out_has in out, (args, out)
+    return out, err
+
+
 PROM_LINE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
                        r'(?P<labels>\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
                        r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*\})? '
@@ -83,10 +93,8 @@ def send_one(srv, rcpt="alice@" + DOMAIN):
         c.ehlo()
         c.expect("MAIL FROM:<x@remote.example>", 250)
         c.expect("RCPT TO:<%s>" % rcpt, 250)
-        c.expect("DATA", 354)
         _, msg = make_message(to=rcpt)
-        c.send(to_wire(msg) + b".\r\n")
-        code, _ = c.reply()
+        code, _ = c.data(msg)
         assert code == 250
         c.cmd("QUIT")
 
@@ -114,15 +122,11 @@ def test_status_stats_config_debug(dsmtp):
     assert rc == EX_OK
     assert "smtp_port %d" % dsmtp.smtp_port in out
     assert re.search(r"from %s:\d+" % re.escape(dsmtp.conf_path), out)
-    rc, _, err = tellsmtp(dsmtp, "config", "no_such_setting")
-    assert rc == EX_REFUSED and "unknown setting" in err
+    expect_tell(dsmtp, ("config", "no_such_setting"), EX_REFUSED, err_has="unknown setting")
 
-    rc, out, _ = tellsmtp(dsmtp, "debug", "warn")
-    assert rc == EX_OK and "log level warn" in out
-    rc, out, _ = tellsmtp(dsmtp, "log_level", "info")
-    assert rc == EX_OK and "log level info (was warn)" in out
-    rc, _, err = tellsmtp(dsmtp, "debug", "loud")
-    assert rc == EX_REFUSED and "unknown level" in err
+    expect_tell(dsmtp, ("debug", "warn"), EX_OK, out_has="log level warn")
+    expect_tell(dsmtp, ("log_level", "info"), EX_OK, out_has="log level info (was warn)")
+    expect_tell(dsmtp, ("debug", "loud"), EX_REFUSED, err_has="unknown level")
 
 
 def test_usage_and_help(dsmtp):
@@ -149,27 +153,23 @@ def test_usage_and_help(dsmtp):
     # DMail's -i and -n/-p
     rc, out, _ = tell("tellsmtp", dsmtp, "-i", dsmtp.conf_path, "status", conf=False)
     assert rc == EX_OK and "dsmtp running" in out
-    rc, _, err = tellsmtp(dsmtp, "-n", "127.0.0.1", "-p", "25", "status")
-    assert rc == EX_OK and "ignored" in err
-    rc, _, err = tellsmtp(dsmtp, "-n", "192.0.2.7", "status")
-    assert rc == EX_USAGE and "remote control is not available" in err
+    expect_tell(dsmtp, ("-n", "127.0.0.1", "-p", "25", "status"), EX_OK, err_has="ignored")
+    expect_tell(dsmtp, ("-n", "192.0.2.7", "status"), EX_USAGE,
+                err_has="remote control is not available")
 
 
 def test_unreachable(dsmtp):
     # dwatch is not running: restart/start/stop cannot be carried out
-    rc, _, err = tellsmtp(dsmtp, "restart")
-    assert rc == EX_UNREACHABLE and "dwatch not reachable" in err
+    expect_tell(dsmtp, ("restart",), EX_UNREACHABLE, err_has="dwatch not reachable")
     dsmtp.stop()
-    rc, _, err = tellsmtp(dsmtp, "status")
-    assert rc == EX_UNREACHABLE and "dsmtp not reachable" in err
+    expect_tell(dsmtp, ("status",), EX_UNREACHABLE, err_has="dsmtp not reachable")
     assert not os.path.exists(ctl_path(dsmtp))  # removed at a clean stop
 
 
 def test_shutdown(dsmtp):
     with RawSMTP(dsmtp.smtp_port) as c:
         c.ehlo()
-        rc, out, _ = tellsmtp(dsmtp, "shutdown")
-        assert rc == EX_OK and "stopping" in out
+        expect_tell(dsmtp, ("shutdown",), EX_OK, out_has="stopping")
         assert c.wait_closed(5)
     assert dsmtp.proc.wait(10) == 0
     dsmtp._reap()
@@ -212,12 +212,10 @@ def test_control_socket_refuses_other_uid(dsmtp):
     if shutil.which("setpriv") is None:
         pytest.skip("no setpriv")
     # the file mode keeps it out
-    rc, _, err = tellsmtp(dsmtp, "status", prefix=other)
-    assert rc == EX_UNREACHABLE and "permission denied" in err
+    expect_tell(dsmtp, ("status",), EX_UNREACHABLE, err_has="permission denied", prefix=other)
     # with the mode opened, SO_PEERCRED still does
     os.chmod(path, 0o666)
-    rc, _, err = tellsmtp(dsmtp, "status", prefix=other)
-    assert rc == EX_REFUSED and "permission denied" in err
+    expect_tell(dsmtp, ("status",), EX_REFUSED, err_has="permission denied", prefix=other)
     rc, _, err = tellsmtp(dsmtp, "shutdown", prefix=other)
     assert rc == EX_REFUSED
     assert dsmtp.alive()
@@ -237,8 +235,7 @@ def test_connections_per_uid_capped(dsmtp):
             s.connect(ctl_path(dsmtp))
             socks.append(s)
         time.sleep(0.2)
-        rc, _, err = tellsmtp(dsmtp, "status")
-        assert rc == EX_REFUSED and "too many control connections" in err
+        expect_tell(dsmtp, ("status",), EX_REFUSED, err_has="too many control connections")
     finally:
         for s in socks:
             s.close()
@@ -397,8 +394,7 @@ def write_qfile(srv, qid, rcpts, held=True):
 
 
 def test_queue_commands(dsmtp):
-    rc, out, _ = tellsmtp(dsmtp, "queue")
-    assert rc == EX_OK and "0 messages in the queue" in out
+    expect_tell(dsmtp, ("queue",), EX_OK, out_has="0 messages in the queue")
     write_qfile(dsmtp, "1700000000.1_1_aa.test", ["alice@" + DOMAIN])
     write_qfile(dsmtp, "1700000001.1_1_bb.test", ["bob@" + DOMAIN, "carol@" + DOMAIN])
     rc, out, _ = tellsmtp(dsmtp, "queue")
@@ -410,14 +406,11 @@ def test_queue_commands(dsmtp):
 
     assert tellsmtp(dsmtp, "hold", "1700000000.1_1_aa.test")[1].strip().endswith(
         "was already held")
-    rc, _, err = tellsmtp(dsmtp, "hold", "nope")
-    assert rc == EX_REFUSED and "no message nope" in err
-    rc, _, err = tellsmtp(dsmtp, "delete", "../etc")
-    assert rc == EX_REFUSED and "not a queue id" in err
+    expect_tell(dsmtp, ("hold", "nope"), EX_REFUSED, err_has="no message nope")
+    expect_tell(dsmtp, ("delete", "../etc"), EX_REFUSED, err_has="not a queue id")
 
     # release + flush: the runner delivers it
-    rc, out, _ = tellsmtp(dsmtp, "release", "1700000000.1_1_aa.test")
-    assert rc == EX_OK and "released" in out
+    expect_tell(dsmtp, ("release", "1700000000.1_1_aa.test"), EX_OK, out_has="released")
     rc, out, _ = tellsmtp(dsmtp, "flush", DOMAIN)
     assert rc == EX_OK, out
     deadline = time.monotonic() + 10
@@ -425,8 +418,8 @@ def test_queue_commands(dsmtp):
         time.sleep(0.1)
     assert len(dsmtp.messages("alice")) == 1
     # delete the other
-    rc, out, _ = tellsmtp(dsmtp, "delete", "1700000001.1_1_bb.test")
-    assert rc == EX_OK and "2 recipients not delivered" in out
+    expect_tell(dsmtp, ("delete", "1700000001.1_1_bb.test"), EX_OK,
+                out_has="2 recipients not delivered")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and "0 messages" not in tellsmtp(dsmtp, "queue")[1]:
         time.sleep(0.1)
@@ -458,9 +451,7 @@ def test_tellpop_users_with_server_down(dsmtp_factory):
     srv.start()
     wait_ctl(ctl_path(srv))
     with RawSMTP(srv.submission_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         assert c.auth_plain("erin", "erin-pass-1")[0] == 235
 
 
@@ -470,18 +461,14 @@ def test_tellpop_adduser_reloads_running_dsmtp(dsmtp):
     assert rc == EX_OK, err
     assert "dsmtp reloaded" in out
     with RawSMTP(dsmtp.submission_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         assert c.auth_plain("frank", "frank pw:1")[0] == 235
     rc, out, err = tell("tellpop", dsmtp, "passwd", "frank", input=b"new-one\n")
     assert rc == EX_OK, err
     rc, out, err = tell("tellpop", dsmtp, "deluser", "frank")
     assert rc == EX_OK, err
     with RawSMTP(dsmtp.submission_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         assert c.auth_plain("frank", "new-one")[0] == 535
 
 
@@ -610,9 +597,7 @@ def test_reload_keeps_unix_accounts(accounts, dpop_factory):
     with pop.raw("stls") as c:
         assert c.login(user, UNIX_PASSWORD).startswith("+OK")
     with RawSMTP(srv.submission_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         assert c.auth_plain(user, UNIX_PASSWORD)[0] == 235
     rc, _, err = tellpop(pop, "adduser", "someone", input=b"pw\n")
     assert rc == EX_REFUSED and "unix_user" in err

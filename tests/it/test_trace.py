@@ -63,9 +63,7 @@ def transaction(c, rcpts, text=None, sender=SENDER):
     c.expect("MAIL FROM:<%s>" % sender, 250)
     for r in rcpts:
         c.expect("RCPT TO:<%s>" % r, 250)
-    c.expect("DATA", 354)
-    c.send(to_wire(text) + b".\r\n")
-    code, lines = c.reply()
+    code, lines = c.data(text)
     assert code == 250, (code, lines)
     return lines[-1].rsplit(" ", 1)[1]  # "... queued as ID"
 
@@ -120,9 +118,7 @@ def test_received_odd_helo_keeps_the_grammar(dsmtp, helo):
 def test_received_esmtpsa(dsmtp):
     pw = dsmtp.passwords["alice"]
     with RawSMTP(dsmtp.submission_port) as c:
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
+        c.secure()
         c.expect("AUTH PLAIN " + base64.b64encode(b"\0alice\0" + pw.encode()).decode(), 235)
         transaction(c, ["bob@" + DOMAIN], sender="alice@" + DOMAIN)
     with RawSMTP(dsmtp.smtps_port, tls=True) as c:

@@ -519,6 +519,77 @@ count_lines(const struct sess *s, const char *line)
     return n;
 }
 
+void
+cli_expect(struct harness *h, struct cli *cl, const char *s, const char *want)
+{
+    cli_send(h, cl, s);
+    if (!cli_wait(h, cl, want))
+        fail_msg("sent \"%s\": no \"%s\" in \"%s\"", s, want, cl->buf);
+}
+
+void
+cli_open(struct harness *h, struct cli *cl, const char *s, const char *want)
+{
+    cli_connect(cl, h->port);
+    cli_expect(h, cl, s, want);
+}
+
+void
+cli_quit(struct harness *h, struct cli *cl)
+{
+    cli_expect(h, cl, "QUIT\r\n", "BYE\r\n");
+    assert_true(cli_wait_eof(h, cl));
+}
+
+void
+sess_closed(struct harness *h, struct sess *s, uint64_t ms)
+{
+    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, ms);
+    assert_int_equal(s->n[NET_EV_CLOSED], 1);
+}
+
+void
+sess_events_are(const struct sess *s, const enum net_event *want, int n)
+{
+    assert_int_equal(s->nev, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(s->ev[i], want[i]);
+}
+
+/* ---- the per-test fixture ---- */
+
+int
+harness_setup(void **state)
+{
+    static const struct harness_opts none;
+    const struct harness_opts *o = *state != NULL ? *state : &none;
+    struct harness *h = harness_new(o->max_conn, o->max_ip);
+
+    if (o->tls || o->starttls)
+        h->tls = server_ctx();
+    h->inbuf_cap = o->inbuf_cap;
+    h->timeout_ms = o->timeout_ms;
+    h->port = listen_on(h, "127.0.0.1", 0, o->tls ? h->tls : NULL, o->refuse);
+    assert_true(h->port > 0);
+    for (size_t i = 0; i < sizeof(h->more) / sizeof(h->more[0]); i++)
+        h->more[i].fd = -1;
+    cli_connect(&h->cl, h->port);
+    *state = h;
+    return 0;
+}
+
+int
+harness_teardown(void **state)
+{
+    struct harness *h = *state;
+
+    cli_close(&h->cl);
+    for (size_t i = 0; i < sizeof(h->more) / sizeof(h->more[0]); i++)
+        cli_close(&h->more[i]);
+    harness_free(h);
+    return 0;
+}
+
 /* ---- certificates ---- */
 
 static EVP_PKEY *

@@ -6,7 +6,9 @@
  * certificate in a temp directory (group_setup). Every wait is bounded. Outbound
  * connections (net_connect) run the same session code as a client: an "outbound"
  * session records what it gets and answers nothing, but for the server's "GO" to STARTTLS
- * (net_starttls_client with its cli_tls and sni).
+ * (net_starttls_client with its cli_tls and sni). harness_setup/harness_teardown make a
+ * per-test fixture of a harness, its listener and a client; cli_expect, cli_open,
+ * cli_quit, sess_closed and SESS_EVENTS state the usual steps and checks in one line.
  */
 #ifndef DMAIL_NET_HARNESS_H
 #define DMAIL_NET_HARNESS_H
@@ -49,6 +51,16 @@ struct sess {
     const char *sni;  /* and this host */
 };
 
+/* one client connection */
+struct cli {
+    int fd;
+    SSL *ssl;
+    char buf[8192];
+    size_t len;
+    size_t count; /* bytes read in counting mode */
+    bool eof;
+};
+
 struct harness {
     uv_loop_t loop;
     uv_timer_t tick;
@@ -60,16 +72,10 @@ struct harness {
     int nout;
     uint64_t timeout_ms; /* given to every accepted connection */
     size_t inbuf_cap;    /* likewise, when not 0 */
-};
-
-/* one client connection */
-struct cli {
-    int fd;
-    SSL *ssl;
-    char buf[8192];
-    size_t len;
-    size_t count; /* bytes read in counting mode */
-    bool eof;
+    /* harness_setup's listener and clients */
+    int port;
+    struct cli cl;
+    struct cli more[3];
 };
 
 extern char tmpdir[64];
@@ -121,6 +127,38 @@ int raw_listen(int backlog, int *port);
 int raw_accept(struct harness *h, int lfd);
 /* count_lines - how many times a session got line */
 int count_lines(const struct sess *s, const char *line);
+/* cli_expect - send s; the replies read so far come to hold want (fails the test if not);
+ * cli_quit - QUIT, then BYE and EOF */
+void cli_expect(struct harness *h, struct cli *cl, const char *s, const char *want);
+void cli_quit(struct harness *h, struct cli *cl);
+/* cli_open - connect cl to harness_setup's listener (h->port), then cli_expect s, want */
+void cli_open(struct harness *h, struct cli *cl, const char *s, const char *want);
+/* sess_closed - run until s got CLOSED (ms at most): it got it exactly once.
+ * sess_events - s got exactly these events (DRAIN left out), in this order */
+void sess_closed(struct harness *h, struct sess *s, uint64_t ms);
+void sess_events_are(const struct sess *s, const enum net_event *want, int n);
+#define SESS_EVENTS(s, ...)                                                                        \
+    sess_events_are(s, (const enum net_event[]){__VA_ARGS__},                                      \
+                    (int)(sizeof((const enum net_event[]){__VA_ARGS__}) / sizeof(enum net_event)))
+
+/* A per-test fixture, harness_setup/harness_teardown as cmocka setup and teardown: *state
+ * is a harness (harness_new(max_conn, max_ip)) with one listener on 127.0.0.1 port 0 (its
+ * port in port, checked > 0) and a client cl connected to it (not yet accepted: the loop
+ * has not run), and room for more clients (more[], fd -1 until connected). The prestate,
+ * a struct harness_opts (NULL: all zero), says what differs; inbuf_cap and timeout_ms are
+ * set before the client connects. harness_teardown closes every client (a no-op for those
+ * the test closed) and frees the harness with harness_free's checks. */
+struct harness_opts {
+    long max_conn, max_ip;
+    bool tls;           /* h->tls = server_ctx(), and the listener speaks implicit TLS */
+    bool starttls;      /* h->tls = server_ctx(), for STARTTLS on the plain listener */
+    const char *refuse; /* the listener's refusal line */
+    size_t inbuf_cap;
+    uint64_t timeout_ms;
+};
+int harness_setup(void **state);
+int harness_teardown(void **state);
+
 /* group_setup/group_teardown - the certificate and keys (cert_path, key_path, key2_path)
  * and client_ctx; server_ctx - tls_server_ctx for them */
 int group_setup(void **state);

@@ -353,177 +353,180 @@ verify_db(const char *name, const char *bob_hash)
     return db;
 }
 
+/* The fixture of the verify tests: a loop, a cache, verify_db("v1", sha_hash) and a
+ * configuration caching 100 logins for 300 s; the last answer in r. */
+struct vfx {
+    uv_loop_t loop;
+    struct auth_cache *c;
+    struct auth_db *db;
+    const struct conf *cf;
+    struct result r;
+};
+
+static int
+verify_setup(void **state)
+{
+    struct vfx *v = calloc(1, sizeof(*v));
+
+    assert_non_null(v);
+    assert_int_equal(uv_loop_init(&v->loop), 0);
+    v->c = auth_cache_new();
+    assert_non_null(v->c);
+    v->db = verify_db("v1", sha_hash);
+    v->cf = conf_init(100, 300);
+    *state = v;
+    return 0;
+}
+
+static int
+verify_teardown(void **state)
+{
+    struct vfx *v = *state;
+
+    auth_cache_free(&v->c);
+    assert_null(v->c);
+    auth_db_unref(&v->db);
+    assert_int_equal(uv_loop_close(&v->loop), 0);
+    free(v);
+    return 0;
+}
+
+/* check - verify login and pw with the fixture: the answer is ok, and the cache has had
+ * hits hits so far (hits < 0: not looked at); the elapsed seconds. */
+static double
+check(struct vfx *v, const char *login, const char *pw, bool ok, long hits)
+{
+    double t = verify_once(&v->loop, v->c, v->db, v->cf, login, pw, &v->r);
+
+    assert_int_equal(v->r.ok, ok);
+    if (hits >= 0)
+        assert_int_equal(auth_cache_hits(v->c), hits);
+    return t;
+}
+
 /* test_verify - success, cache hit, wrong password, unknown user. */
 static void
 test_verify(void **state)
 {
-    (void)state;
-    uv_loop_t loop;
-    struct result r;
-    struct auth_cache *c = auth_cache_new();
-    struct auth_db *db = verify_db("v1", sha_hash);
-    const struct conf *cf = conf_init(100, 300);
+    struct vfx *v = *state;
 
-    assert_non_null(c);
-    assert_int_equal(uv_loop_init(&loop), 0);
-
-    double t_known = verify_once(&loop, c, db, cf, "alice", "s3cret", &r);
-    assert_true(r.ok);
-    assert_non_null(r.user);
-    assert_string_equal(r.user->name, "alice");
-    assert_int_equal(auth_cache_count(c), 1);
-    assert_int_equal(auth_cache_hits(c), 0);
+    double t_known = check(v, "alice", "s3cret", true, 0);
+    assert_non_null(v->r.user);
+    assert_string_equal(v->r.user->name, "alice");
+    assert_int_equal(auth_cache_count(v->c), 1);
 
     /* the same again comes from the cache, also through another spelling of the login */
-    verify_once(&loop, c, db, cf, "alice", "s3cret", &r);
-    assert_true(r.ok);
-    assert_string_equal(r.user->name, "alice");
-    assert_int_equal(auth_cache_hits(c), 1);
-    verify_once(&loop, c, db, cf, "ALICE@example.org", "s3cret", &r);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_hits(c), 2);
+    check(v, "alice", "s3cret", true, 1);
+    assert_string_equal(v->r.user->name, "alice");
+    check(v, "ALICE@example.org", "s3cret", true, 2);
 
     /* a wrong password is not a hit and is not cached */
-    double t_wrong = verify_once(&loop, c, db, cf, "alice", "s3cret!", &r);
-    assert_false(r.ok);
-    assert_null(r.user);
-    assert_int_equal(auth_cache_hits(c), 2);
-    assert_int_equal(auth_cache_count(c), 1);
-    verify_once(&loop, c, db, cf, "alice", "s3cret!", &r);
-    assert_false(r.ok);
-    assert_int_equal(auth_cache_hits(c), 2);
+    double t_wrong = check(v, "alice", "s3cret!", false, 2);
+    assert_null(v->r.user);
+    assert_int_equal(auth_cache_count(v->c), 1);
+    check(v, "alice", "s3cret!", false, 2);
 
     /* an unknown user fails and costs a real crypt */
-    double t_unknown = verify_once(&loop, c, db, cf, "mallory", "s3cret", &r);
-    assert_false(r.ok);
-    assert_null(r.user);
+    double t_unknown = check(v, "mallory", "s3cret", false, -1);
+    assert_null(v->r.user);
     print_message("known %.4fs wrong %.4fs unknown %.4fs\n", t_known, t_wrong, t_unknown);
     assert_true(t_unknown > t_wrong * 0.1);
     /* a user of another domain is unknown */
-    verify_once(&loop, c, db, cf, "alice@other.example", "s3cret", &r);
-    assert_false(r.ok);
+    check(v, "alice@other.example", "s3cret", false, -1);
 
     /* the password is copied: the caller's buffer may change at once */
     char pw[32] = "hunter2";
-    memset(&r, 0, sizeof r);
-    auth_verify(&loop, c, db, cf, "bob", pw, on_auth, &r);
+    memset(&v->r, 0, sizeof v->r);
+    auth_verify(&v->loop, v->c, v->db, v->cf, "bob", pw, on_auth, &v->r);
     memset(pw, 'x', sizeof pw - 1);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(r.calls, 1);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_count(c), 2);
+    uv_run(&v->loop, UV_RUN_DEFAULT);
+    assert_int_equal(v->r.calls, 1);
+    assert_true(v->r.ok);
+    assert_int_equal(auth_cache_count(v->c), 2);
 
     /* no cache at all */
-    verify_once(&loop, NULL, db, cf, "bob", "hunter2", &r);
-    assert_true(r.ok);
+    verify_once(&v->loop, NULL, v->db, v->cf, "bob", "hunter2", &v->r);
+    assert_true(v->r.ok);
     /* no db at all */
-    verify_once(&loop, c, NULL, cf, "bob", "hunter2", &r);
-    assert_false(r.ok);
+    verify_once(&v->loop, v->c, NULL, v->cf, "bob", "hunter2", &v->r);
+    assert_false(v->r.ok);
 
     /* a changed password: the old one must not come from the cache */
     char newhash[CRYPT_OUTPUT_SIZE];
     make_hash("$6$", 1000, "n3w", newhash);
-    struct auth_db *db2 = verify_db("v2", newhash);
-    unsigned long hits = auth_cache_hits(c);
-    verify_once(&loop, c, db2, cf, "bob", "hunter2", &r);
-    assert_false(r.ok);
-    assert_int_equal(auth_cache_hits(c), hits);
-    verify_once(&loop, c, db2, cf, "bob", "n3w", &r);
-    assert_true(r.ok);
-    auth_db_unref(&db2);
-
-    auth_cache_free(&c);
-    assert_null(c);
-    auth_db_unref(&db);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    struct auth_db *db1 = v->db;
+    v->db = verify_db("v2", newhash);
+    long hits = (long)auth_cache_hits(v->c);
+    check(v, "bob", "hunter2", false, hits);
+    check(v, "bob", "n3w", true, -1);
+    auth_db_unref(&v->db);
+    v->db = db1;
 }
 
 /* test_cache_limits - size cap, turning off, expiry. */
 static void
 test_cache_limits(void **state)
 {
-    (void)state;
-    uv_loop_t loop;
-    struct result r;
-    struct auth_cache *c = auth_cache_new();
-    struct auth_db *db = verify_db("v3", sha_hash);
+    struct vfx *v = *state;
 
-    assert_int_equal(uv_loop_init(&loop), 0);
     /* at most 2 entries */
-    const struct conf *cf = conf_init(2, 300);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    verify_once(&loop, c, db, cf, "carl", "hunter2", &r);
-    verify_once(&loop, c, db, cf, "dora", "hunter2", &r);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_count(c), 2);
+    v->cf = conf_init(2, 300);
+    check(v, "bob", "hunter2", true, -1);
+    check(v, "carl", "hunter2", true, -1);
+    check(v, "dora", "hunter2", true, -1);
+    assert_int_equal(auth_cache_count(v->c), 2);
     /* the oldest (bob) went */
-    verify_once(&loop, c, db, cf, "dora", "hunter2", &r);
-    assert_int_equal(auth_cache_hits(c), 1);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_hits(c), 1);
+    check(v, "dora", "hunter2", true, 1);
+    check(v, "bob", "hunter2", true, 1);
 
     /* authent_cache 0: nothing cached, nothing hit */
-    auth_cache_free(&c);
-    c = auth_cache_new();
-    cf = conf_init(0, 300);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_count(c), 0);
-    assert_int_equal(auth_cache_hits(c), 0);
+    auth_cache_free(&v->c);
+    v->c = auth_cache_new();
+    v->cf = conf_init(0, 300);
+    check(v, "bob", "hunter2", true, -1);
+    check(v, "bob", "hunter2", true, 0);
+    assert_int_equal(auth_cache_count(v->c), 0);
 
     /* ttl 1 s: a hit at once, a miss after it expired */
-    cf = conf_init(10, 1);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    assert_int_equal(auth_cache_hits(c), 1);
+    v->cf = conf_init(10, 1);
+    check(v, "bob", "hunter2", true, -1);
+    check(v, "bob", "hunter2", true, 1);
     uv_sleep(1100);
-    uv_update_time(&loop);
-    verify_once(&loop, c, db, cf, "bob", "hunter2", &r);
-    assert_true(r.ok);
-    assert_int_equal(auth_cache_hits(c), 1);
-    assert_int_equal(auth_cache_count(c), 1);
-
-    auth_cache_free(&c);
-    auth_db_unref(&db);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    uv_update_time(&v->loop);
+    check(v, "bob", "hunter2", true, 1);
+    assert_int_equal(auth_cache_count(v->c), 1);
 }
 
 /* test_cancel - cancelled requests never call back and free themselves. */
 static void
 test_cancel(void **state)
 {
-    (void)state;
-    uv_loop_t loop;
+    struct vfx *v = *state;
+    uv_loop_t *loop = &v->loop;
     struct result r = {0}, r2 = {0};
-    struct auth_cache *c = auth_cache_new();
-    struct auth_db *db = verify_db("v4", sha_hash);
-    const struct conf *cf = conf_init(10, 300);
+    const struct conf *cf = v->cf = conf_init(10, 300);
 
-    assert_int_equal(uv_loop_init(&loop), 0);
     /* cancel a request on the pool */
-    struct auth_req *req = auth_verify(&loop, c, db, cf, "bob", "hunter2", on_auth, &r);
+    struct auth_req *req = auth_verify(loop, v->c, v->db, cf, "bob", "hunter2", on_auth, &r);
     auth_cancel(req);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 0);
 
     /* cancel a cache hit */
-    verify_once(&loop, c, db, cf, "carl", "hunter2", &r);
-    assert_true(r.ok);
+    check(v, "carl", "hunter2", true, -1);
     memset(&r, 0, sizeof r);
-    req = auth_verify(&loop, c, db, cf, "carl", "hunter2", on_auth, &r);
+    req = auth_verify(loop, v->c, v->db, cf, "carl", "hunter2", on_auth, &r);
     auth_cancel(req);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 0);
     auth_cancel(NULL);
 
     /* one of two cancelled: the other still answers */
     memset(&r, 0, sizeof r);
-    req = auth_verify(&loop, c, db, cf, "dora", "hunter2", on_auth, &r);
-    auth_verify(&loop, c, db, cf, "alice", "s3cret", on_auth, &r2);
+    req = auth_verify(loop, v->c, v->db, cf, "dora", "hunter2", on_auth, &r);
+    auth_verify(loop, v->c, v->db, cf, "alice", "s3cret", on_auth, &r2);
     auth_cancel(req);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 0);
     assert_int_equal(r2.calls, 1);
     assert_true(r2.ok);
@@ -534,10 +537,10 @@ test_cancel(void **state)
     memset(many, 0, sizeof many);
     for (int i = 0; i < 8; i++)
         reqs[i] =
-            auth_verify(&loop, c, db, cf, "alice", i % 2 ? "s3cret" : "no", on_auth, &many[i]);
+            auth_verify(loop, v->c, v->db, cf, "alice", i % 2 ? "s3cret" : "no", on_auth, &many[i]);
     for (int i = 4; i < 8; i++)
         auth_cancel(reqs[i]);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
     for (int i = 0; i < 8; i++) {
         assert_int_equal(many[i].calls, i < 4 ? 1 : 0);
         if (i < 4)
@@ -546,13 +549,12 @@ test_cancel(void **state)
 
     /* the caller drops db and the cache while the work is pending */
     memset(&r, 0, sizeof r);
-    auth_verify(&loop, c, db, cf, "alice", "s3cret", on_auth, &r);
-    auth_db_unref(&db);
-    auth_cache_free(&c);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    auth_verify(loop, v->c, v->db, cf, "alice", "s3cret", on_auth, &r);
+    auth_db_unref(&v->db);
+    auth_cache_free(&v->c);
+    uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 1);
     assert_true(r.ok); /* r.user was checked inside the callback; db is gone now */
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* test_unix_lookup - unix_user: accounts by name, any local domain, mailbox in spool. */
@@ -659,52 +661,42 @@ test_unix_cached(void **state)
 static void
 test_unix_verify(void **state)
 {
-    (void)state;
-    uv_loop_t loop;
-    struct result r;
-    const struct conf *cf = conf_init(10, 300);
-    struct auth_db *db = auth_db_unix(NULL);
-    struct auth_cache *c = auth_cache_new();
+    struct vfx *v = *state;
     const char *logins[] = {
         "root", "root@example.org", "root@remote.example", "nosuchaccount-dmail", "../root", ""};
 
-    assert_int_equal(uv_loop_init(&loop), 0);
+    auth_db_unref(&v->db);
+    v->db = auth_db_unix(NULL);
+    v->cf = conf_init(10, 300);
     for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
-        verify_once(&loop, c, db, cf, logins[i], "not-the-password", &r);
-        assert_false(r.ok);
-        assert_null(r.user);
+        check(v, logins[i], "not-the-password", false, 0);
+        assert_null(v->r.user);
     }
-    verify_once(&loop, NULL, db, cf, "root", "", &r);
-    assert_false(r.ok);
-    assert_int_equal(auth_cache_count(c), 0);
-    assert_int_equal(auth_cache_hits(c), 0);
+    verify_once(&v->loop, NULL, v->db, v->cf, "root", "", &v->r);
+    assert_false(v->r.ok);
+    assert_int_equal(auth_cache_count(v->c), 0);
+    assert_int_equal(auth_cache_hits(v->c), 0);
 
-    memset(&r, 0, sizeof r);
-    struct auth_req *req = auth_verify(&loop, c, db, cf, "root", "x", on_auth, &r);
+    memset(&v->r, 0, sizeof v->r);
+    struct auth_req *req = auth_verify(&v->loop, v->c, v->db, v->cf, "root", "x", on_auth, &v->r);
     auth_cancel(req);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(r.calls, 0);
+    uv_run(&v->loop, UV_RUN_DEFAULT);
+    assert_int_equal(v->r.calls, 0);
 
     /* db and cache dropped while the lookup is pending */
-    memset(&r, 0, sizeof r);
-    auth_verify(&loop, c, db, cf, "root", "x", on_auth, &r);
-    auth_db_unref(&db);
-    auth_cache_free(&c);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(r.calls, 1);
-    assert_false(r.ok);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    auth_verify(&v->loop, v->c, v->db, v->cf, "root", "x", on_auth, &v->r);
+    auth_db_unref(&v->db);
+    auth_cache_free(&v->c);
+    uv_run(&v->loop, UV_RUN_DEFAULT);
+    assert_int_equal(v->r.calls, 1);
+    assert_false(v->r.ok);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load),        cmocka_unit_test(test_load_files),
-        cmocka_unit_test(test_lookup),      cmocka_unit_test(test_check_hash),
-        cmocka_unit_test(test_verify),      cmocka_unit_test(test_cache_limits),
-        cmocka_unit_test(test_cancel),      cmocka_unit_test(test_unix_lookup),
-        cmocka_unit_test(test_unix_verify), cmocka_unit_test(test_unix_cached),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+/* the verify tests, each with the vfx fixture */
+#define VERIFY_TEST(t) cmocka_unit_test_setup_teardown(t, verify_setup, verify_teardown)
+
+UU_MAIN(setup, teardown, cmocka_unit_test(test_load), cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_lookup), cmocka_unit_test(test_check_hash), VERIFY_TEST(test_verify),
+        VERIFY_TEST(test_cache_limits), VERIFY_TEST(test_cancel),
+        cmocka_unit_test(test_unix_lookup), VERIFY_TEST(test_unix_verify),
+        cmocka_unit_test(test_unix_cached))

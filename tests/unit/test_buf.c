@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "unit_util.h"
 
 #define MAXEV 8
 
@@ -193,34 +194,15 @@ check_case(const struct linecase *c, size_t step)
     buf_free(&b);
 }
 
-/* test_lines_whole - every case appended in one piece. */
+/* test_line_case - one case of the table (a test each), appended in one piece, one byte
+ * at a time, and in chunks of 2, 3 and 5 bytes. */
 static void
-test_lines_whole(void **state)
+test_line_case(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_case(&cases[i], 0);
-}
+    static const size_t steps[] = {0, 1, 2, 3, 5};
 
-/* test_lines_bytewise - every case appended one byte at a time. */
-static void
-test_lines_bytewise(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_case(&cases[i], 1);
-}
-
-/* test_lines_chunks - every case in chunks of 2, 3 and 5 bytes. */
-static void
-test_lines_chunks(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        check_case(&cases[i], 2);
-        check_case(&cases[i], 3);
-        check_case(&cases[i], 5);
-    }
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        check_case(*state, steps[i]);
 }
 
 /* test_toolong_once - a huge line reported once, however it arrives. */
@@ -353,10 +335,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lines_whole),      cmocka_unit_test(test_lines_bytewise),
-        cmocka_unit_test(test_lines_chunks),     cmocka_unit_test(test_toolong_once),
-        cmocka_unit_test(test_append_cap),       cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_compaction_model),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+        cmocka_unit_test(test_toolong_once), cmocka_unit_test(test_append_cap),
+        cmocka_unit_test(test_printf), cmocka_unit_test(test_compaction_model)};
+
+    return UU_RUN_CASES(tests, test_line_case, cases);
 }

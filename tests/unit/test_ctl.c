@@ -768,30 +768,21 @@ test_tell_name(void **state)
     assert_int_equal(tell_users_name_ok("alice", out, 3), -1);
 }
 
-int
-main(void)
+/* quiet_log - the group's setup: only errors are logged, to stderr */
+static int
+quiet_log(void **state)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split),
-        cmocka_unit_test(test_tell_users_edit),
-        cmocka_unit_test(test_tell_hash),
-        cmocka_unit_test(test_tell_name),
-        cmocka_unit_test_setup_teardown(test_ok_err_and_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_several_requests_and_async_answers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_half_close_gets_its_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_line_too_long, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_uid_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_and_foreign_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_gone_then_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_async_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_while_answering, setup, teardown),
-    };
-
+    (void)state;
     log_init("test_ctl", 1);
     log_set_level(LOGLVL_ERROR);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return 0;
 }
+
+UU_MAIN(quiet_log, NULL, cmocka_unit_test(test_split), cmocka_unit_test(test_tell_users_edit),
+        cmocka_unit_test(test_tell_hash), cmocka_unit_test(test_tell_name),
+        UU_FX(test_ok_err_and_escaping), UU_FX(test_usage_errors),
+        UU_FX(test_several_requests_and_async_answers), UU_FX(test_half_close_gets_its_answer),
+        UU_FX(test_line_too_long), UU_FX(test_idle_timeout), UU_FX(test_per_uid_cap),
+        UU_FX(test_other_uid_refused), UU_FX(test_stale_and_foreign_files), UU_FX(test_unreachable),
+        UU_FX(test_client_gone_then_answer), UU_FX(test_async_client),
+        UU_FX(test_close_while_answering))

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "dns.h"
+#include "unit_util.h"
 
 #define WAIT 5000 /* ms: the longest any lookup may take here */
 
@@ -268,15 +269,24 @@ lookup(struct t *t, int kind, const char *name)
     return g.r;
 }
 
-/* expect - a lookup that ends with status and no records. */
-static void
-expect(struct t *t, int kind, const char *name, enum dns_status status)
+/* look - a lookup that ends with status and n records; the result (free it). */
+static struct dns_result *
+look(struct t *t, int kind, const char *name, enum dns_status status, size_t n)
 {
     struct dns_result *r = lookup(t, kind, name);
 
     if (r->status != status)
         fail_msg("%s: %s, not %s", name, dns_status_name(r->status), dns_status_name(status));
-    assert_int_equal(r->n, 0);
+    assert_int_equal(r->n, n);
+    return r;
+}
+
+/* expect - a lookup that ends with status and no records. */
+static void
+expect(struct t *t, int kind, const char *name, enum dns_status status)
+{
+    struct dns_result *r = look(t, kind, name, status, 0);
+
     dns_result_free(&r);
 }
 
@@ -320,53 +330,39 @@ test_mx_order(void **state)
 static void
 test_mx_cname(void **state)
 {
-    struct t *t = *state;
-    struct dns_result *r = lookup(t, MX, "mxalias.test");
+    struct dns_result *r = look(*state, MX, "mxalias.test", DNS_OK, 4);
 
-    assert_int_equal(r->status, DNS_OK);
-    assert_int_equal(r->n, 4);
     assert_string_equal(r->mx[0].host, "mx1.mx.test");
     assert_string_equal(r->mx[3].host, "mx4.mx.test");
     dns_result_free(&r);
 }
 
+/* No MX: the host itself, at preference 0 (a final dot goes; CNAMEs are followed) */
 static void
 test_mx_implicit(void **state)
 {
-    struct t *t = *state;
-    struct dns_result *r = lookup(t, MX, "plain.test");
-
-    assert_int_equal(r->status, DNS_IMPLICIT);
-    assert_int_equal(r->n, 1);
-    assert_string_equal(r->mx[0].host, "plain.test");
-    assert_int_equal(r->mx[0].pref, 0);
-    dns_result_free(&r);
-
-    r = lookup(t, MX, "plain.test."); /* a final dot: the host has none */
-    assert_int_equal(r->status, DNS_IMPLICIT);
-    assert_string_equal(r->mx[0].host, "plain.test");
-    dns_result_free(&r);
-
-    r = lookup(t, MX, "v4only.test");
-    assert_int_equal(r->status, DNS_IMPLICIT);
-    assert_string_equal(r->mx[0].host, "v4only.test");
-    dns_result_free(&r);
-
-    r = lookup(t, MX, "alias.test"); /* a CNAME to a host without MX */
-    assert_int_equal(r->status, DNS_IMPLICIT);
-    assert_string_equal(r->mx[0].host, "alias.test");
-    dns_result_free(&r);
+    static const struct {
+        const char *name, *host;
+    } cases[] = {
+        {"plain.test", "plain.test"},
+        {"plain.test.", "plain.test"},
+        {"v4only.test", "v4only.test"},
+        {"alias.test", "alias.test"}, /* a CNAME to a host without MX */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct dns_result *r = look(*state, MX, cases[i].name, DNS_IMPLICIT, 1);
+        assert_string_equal(r->mx[0].host, cases[i].host);
+        assert_int_equal(r->mx[0].pref, 0);
+        dns_result_free(&r);
+    }
 }
 
 static void
 test_mx_null(void **state)
 {
-    struct t *t = *state;
-    struct dns_result *r = lookup(t, MX, "nullmx.test");
+    struct dns_result *r = look(*state, MX, "nullmx.test", DNS_NULLMX, 0);
 
-    assert_int_equal(r->status, DNS_NULLMX);
     assert_string_equal(r->why, "null MX");
-    assert_int_equal(r->n, 0);
     assert_string_equal(dns_status_name(r->status), "null MX");
     dns_result_free(&r);
 }
@@ -375,17 +371,14 @@ static void
 test_mx_nxdomain_nodata(void **state)
 {
     struct t *t = *state;
-    struct dns_result *r = lookup(t, MX, "nosuch.test");
+    struct dns_result *r = look(t, MX, "nosuch.test", DNS_NXDOMAIN, 0);
 
-    assert_int_equal(r->status, DNS_NXDOMAIN);
     assert_string_equal(r->why, "NXDOMAIN");
-    assert_int_equal(r->n, 0);
     dns_result_free(&r);
 
     expect(t, MX, "txt.test", DNS_NODATA); /* exists, with neither MX nor an address */
 
-    r = lookup(t, MX, "bad..name"); /* c-ares refuses it at once: still from the loop */
-    assert_int_equal(r->status, DNS_NXDOMAIN);
+    r = look(t, MX, "bad..name", DNS_NXDOMAIN, 0); /* c-ares refuses it at once: from the loop */
     assert_string_equal(r->why, "bad name");
     dns_result_free(&r);
 }
@@ -396,11 +389,9 @@ static void
 test_addr(void **state)
 {
     struct t *t = *state;
-    struct dns_result *r = lookup(t, ADDR, "plain.test");
+    struct dns_result *r = look(t, ADDR, "plain.test", DNS_OK, 2);
 
     assert_int_equal(r->kind, DNS_ADDR);
-    assert_int_equal(r->status, DNS_OK);
-    assert_int_equal(r->n, 2);
     assert_int_equal(r->addr[0].family, AF_INET6); /* IPv6 first */
     assert_string_equal(r->addr[0].text, "::1");
     assert_int_equal(r->addr[0].sa.ss_family, AF_INET6);
@@ -412,15 +403,11 @@ test_addr(void **state)
     assert_int_equal(sin->sin_port, 0);
     dns_result_free(&r);
 
-    r = lookup(t, ADDR, "v4only.test"); /* AAAA: no data; A is enough */
-    assert_int_equal(r->status, DNS_OK);
-    assert_int_equal(r->n, 1);
+    r = look(t, ADDR, "v4only.test", DNS_OK, 1); /* AAAA: no data; A is enough */
     assert_string_equal(r->addr[0].text, "5.6.7.8");
     dns_result_free(&r);
 
-    r = lookup(t, ADDR, "alias.test"); /* CNAME followed */
-    assert_int_equal(r->status, DNS_OK);
-    assert_int_equal(r->n, 2);
+    r = look(t, ADDR, "alias.test", DNS_OK, 2); /* CNAME followed */
     assert_string_equal(r->addr[0].text, "::1");
     assert_string_equal(r->addr[1].text, "1.2.3.4");
     dns_result_free(&r);
@@ -440,11 +427,9 @@ static void
 test_txt(void **state)
 {
     struct t *t = *state;
-    struct dns_result *r = lookup(t, TXT, "txt.test");
+    struct dns_result *r = look(t, TXT, "txt.test", DNS_OK, 2);
 
     assert_int_equal(r->kind, DNS_TXT);
-    assert_int_equal(r->status, DNS_OK);
-    assert_int_equal(r->n, 2);
     qsort(r->txt, r->n, sizeof(*r->txt), str_cmp); /* records come in any order */
     assert_string_equal(r->txt[0], "part one/part two");
     assert_string_equal(r->txt[1], "v=spf1 -all");
@@ -657,22 +642,7 @@ test_new(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new),
-        cmocka_unit_test_setup_teardown(test_mx_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_cname, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_implicit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mx_nxdomain_nodata, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_addr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_txt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dead_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_free_pending, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
+        UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
+        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_dead_server),
+        UU_FX(test_cancel), UU_FX(test_cancel_from_callback), UU_FX(test_free_pending))

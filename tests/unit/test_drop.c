@@ -30,20 +30,14 @@
 
 struct fixture {
     char dir[UU_DIR_MAX];
-    char box[300]; /* DIR/box */
+    char box[UU_PATH_MAX]; /* DIR/box */
 };
 
 /* setup - a fresh temporary directory per test. */
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_drop") < 0)
-        return -1;
-    f = *state;
-    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    return 0;
+    return uu_setup_paths(state, sizeof(struct fixture), "test_drop", "box", NULL);
 }
 
 /* now_s - monotonic seconds. */
@@ -70,6 +64,25 @@ deliver(const char *path, int fmt, const char *sender, const char *headers, cons
     };
 
     return drop_deliver(path, fmt, &m, timeout, max, NODE, uidl, err, 256);
+}
+
+/* deliver_x - deliver "x\n" from a@b to the fixture's mbox, waiting 1 s for locks */
+static enum drop_result
+deliver_x(const struct fixture *f, char *uidl, char *err)
+{
+    return deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err);
+}
+
+/* expect_locked - deliver_x fails with "mailbox locked" after waiting out its second */
+static void
+expect_locked(const struct fixture *f, char *uidl, char *err)
+{
+    double t = now_s();
+
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
+    t = now_s() - t;
+    assert_non_null(strstr(err, "mailbox locked"));
+    assert_true(t >= 0.95 && t < 3.0);
 }
 
 /* ---- drop_path_for ---- */
@@ -380,17 +393,11 @@ test_mbox_dotlock_busy(void **state)
     struct fixture *f = *state;
     char lock[320], err[256], uidl[80], *got;
     size_t len;
-    double t;
 
     lock_path(f, lock, sizeof lock);
     uu_write(f->box, "");
     uu_write(lock, "1 elsewhere\n");
-    t = now_s();
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
-    t = now_s() - t;
-    assert_non_null(strstr(err, "mailbox locked"));
-    assert_true(t >= 0.95 && t < 3.0);
+    expect_locked(f, uidl, err);
     assert_string_equal(uidl, "");
     assert_int_equal(uu_size(f->box), 0);
     got = uu_read(lock, &len); /* someone else's lock is left alone */
@@ -432,8 +439,7 @@ test_mbox_dotlock_empty(void **state)
 
     lock_path(f, lock, sizeof lock);
     uu_write(lock, "");
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
     gettimeofday(&tv[0], NULL);
     tv[0].tv_sec -= 30;
     tv[1] = tv[0];
@@ -504,8 +510,7 @@ test_mbox_dotlock_dead_owner(void **state)
     /* a dead process of another node is not ours to judge: the lock holds */
     snprintf(buf, sizeof buf, "%ld othernode\n", (long)pid);
     uu_write(lock, buf);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
     /* a dead process of this node: broken at once */
     snprintf(buf, sizeof buf, "%ld " NODE "\n", (long)pid);
     uu_write(lock, buf);
@@ -516,8 +521,7 @@ test_mbox_dotlock_dead_owner(void **state)
     /* a live process of this node (us) holds it */
     snprintf(buf, sizeof buf, "%ld " NODE "\n", (long)getpid());
     uu_write(lock, buf);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
 }
 
 /* child_lock - fork a child that takes a classic fcntl write lock on path and holds it
@@ -561,22 +565,16 @@ test_mbox_fcntl_busy(void **state)
     char lock[320], err[256], uidl[80];
     int release, status;
     pid_t pid;
-    double t;
 
     lock_path(f, lock, sizeof lock);
     pid = child_lock(f->box, &release);
-    t = now_s();
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
-    t = now_s() - t;
-    assert_non_null(strstr(err, "mailbox locked"));
-    assert_true(t >= 0.95 && t < 3.0);
+    expect_locked(f, uidl, err);
     assert_int_equal(uu_size(f->box), 0);
     assert_int_equal(access(lock, F_OK), -1); /* our dotlock was not left behind */
     close(release);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err), DROP_OK);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_OK);
 }
 
 #ifdef F_OFD_SETLK
@@ -594,15 +592,13 @@ test_mbox_same_process_locks(void **state)
     assert_true(fd >= 0);
     /* an open-file-description lock (what drop takes) */
     assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
     assert_non_null(strstr(err, "mailbox locked"));
     close(fd);
     /* a classic process lock taken by this very process */
     fd = open(f->box, O_RDWR);
     assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_TEMP);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_TEMP);
     close(fd);
     /* drop_lock's lock survives the close of another descriptor of the file */
     fd = open(f->box, O_RDWR);
@@ -619,7 +615,14 @@ test_mbox_same_process_locks(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     drop_unlock(f->box, fd);
     close(fd);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err), DROP_OK);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_OK);
+}
+#else
+static void
+test_mbox_same_process_locks(void **state)
+{
+    (void)state;
+    skip(); /* no open-file-description locks here */
 }
 #endif
 
@@ -853,8 +856,7 @@ test_mbox_not_regular(void **state)
     snprintf(real, sizeof real, "%s/real", f->dir);
     uu_write(real, "precious\n");
     assert_int_equal(symlink(real, f->box), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_PERM);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_PERM);
     assert_non_null(strstr(err, "symbolic link"));
     got = uu_read(real, &len);
     assert_string_equal(got, "precious\n");
@@ -862,24 +864,20 @@ test_mbox_not_regular(void **state)
     unlink(f->box);
     /* a dangling symlink is not followed to create a file either */
     assert_int_equal(symlink("nowhere", f->box), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_PERM);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_PERM);
     unlink(f->box);
     /* a directory, a FIFO (must not hang) */
     assert_int_equal(mkdir(f->box, 0700), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_PERM);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_PERM);
     rmdir(f->box);
     assert_int_equal(mkfifo(f->box, 0600), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_PERM);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_PERM);
     assert_non_null(strstr(err, "not a regular file"));
     unlink(f->box);
     /* a hard link to someone else's file */
     snprintf(link2, sizeof link2, "%s/box", f->dir);
     assert_int_equal(link(real, link2), 0);
-    assert_int_equal(deliver(f->box, MBOX_FORMAT_MBOX, "a@b", "", "x\n", 1, 0, uidl, err),
-                     DROP_PERM);
+    assert_int_equal(deliver_x(f, uidl, err), DROP_PERM);
     assert_non_null(strstr(err, "hard links"));
     got = uu_read(real, &len);
     assert_string_equal(got, "precious\n");
@@ -1122,36 +1120,13 @@ test_maildir_failures(void **state)
     free(text);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_for),
-        cmocka_unit_test_setup_teardown(test_mboxrd_quote, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_round_trip, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_separation, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_uidl_unique, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_busy, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_stale, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_empty, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_torn_append_recovered, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_dotlock_dead_owner, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_fcntl_busy, setup, uu_teardown_dir),
-#ifdef F_OFD_SETLK
-        cmocka_unit_test_setup_teardown(test_mbox_same_process_locks, setup, uu_teardown_dir),
-#endif
-        cmocka_unit_test_setup_teardown(test_drop_lock_unlock, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_replaced_while_waiting, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_failure_truncates, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_drop_max, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_drop_max_exact, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_not_regular, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_creates_parents, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_big, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_concurrent, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir_failures, setup, uu_teardown_dir),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_path_for), UU_DIR(test_mboxrd_quote),
+        UU_DIR(test_mbox_round_trip), UU_DIR(test_mbox_separation), UU_DIR(test_mbox_uidl_unique),
+        UU_DIR(test_mbox_dotlock_busy), UU_DIR(test_mbox_dotlock_stale),
+        UU_DIR(test_mbox_dotlock_empty), UU_DIR(test_mbox_torn_append_recovered),
+        UU_DIR(test_mbox_dotlock_dead_owner), UU_DIR(test_mbox_fcntl_busy),
+        UU_DIR(test_mbox_same_process_locks), UU_DIR(test_drop_lock_unlock),
+        UU_DIR(test_mbox_replaced_while_waiting), UU_DIR(test_mbox_failure_truncates),
+        UU_DIR(test_mbox_drop_max), UU_DIR(test_mbox_drop_max_exact), UU_DIR(test_mbox_not_regular),
+        UU_DIR(test_mbox_creates_parents), UU_DIR(test_mbox_big), UU_DIR(test_mbox_concurrent),
+        UU_DIR(test_maildir), UU_DIR(test_maildir_failures))

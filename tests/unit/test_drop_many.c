@@ -29,22 +29,15 @@
 
 struct fixture {
     char dir[UU_DIR_MAX];
-    char box[300];
-    char ref[300]; /* a second mbox filled by single deliveries */
+    char box[UU_PATH_MAX]; /* DIR/box */
+    char ref[UU_PATH_MAX]; /* DIR/ref: a second mbox filled by single deliveries */
 };
 
 /* setup - a fresh temporary directory per test. */
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_drop_many") < 0)
-        return -1;
-    f = *state;
-    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    snprintf(f->ref, sizeof f->ref, "%s/ref", f->dir);
-    return 0;
+    return uu_setup_paths(state, sizeof(struct fixture), "test_drop_many", "box", "ref", NULL);
 }
 
 /* normalize - in place: the date of every "From " line and every X-UIDL value go, so two
@@ -390,17 +383,6 @@ test_many_maildir(void **state)
     free(big);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_many_same_as_single, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_drop_max_one, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_efbig_middle, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_bad_item, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_crash_mid_batch, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_many_maildir, setup, uu_teardown_dir),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_DIR(test_many_same_as_single), UU_DIR(test_many_drop_max_one),
+        UU_DIR(test_many_efbig_middle), UU_DIR(test_many_bad_item),
+        UU_DIR(test_many_crash_mid_batch), UU_DIR(test_many_maildir))

@@ -31,21 +31,14 @@
 
 struct fixture {
     char dir[UU_DIR_MAX];
-    char box[300]; /* DIR/box */
-    char idx[300]; /* DIR/idx */
+    char box[UU_PATH_MAX]; /* DIR/box */
+    char idx[UU_PATH_MAX]; /* DIR/idx */
 };
 
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_dropview") < 0)
-        return -1;
-    f = *state;
-    snprintf(f->box, sizeof f->box, "%s/box", f->dir);
-    snprintf(f->idx, sizeof f->idx, "%s/idx", f->dir);
-    return 0;
+    return uu_setup_paths(state, sizeof(struct fixture), "test_dropview", "box", "idx", NULL);
 }
 
 /* ---- conversion ---- */
@@ -115,31 +108,22 @@ run_conv(const struct ccase *c, size_t step)
     assert_int_equal(cv.has_body, c->has_body);
 }
 
+/* test_conv - one case of the table (a test each): converted whole, byte by byte and in
+ * pieces of 3; counting (out == NULL) gives the same length as converting. */
 static void
 test_conv(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
-        run_conv(&ccases[i], 0);
-        run_conv(&ccases[i], 1);
-        run_conv(&ccases[i], 3);
-    }
-}
+    const struct ccase *c = *state;
+    struct dropview_conv cv;
 
-/* Counting (out == NULL) gives the same length as converting. */
-static void
-test_conv_count(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
-        const struct ccase *c = &ccases[i];
-        struct dropview_conv cv;
-        dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
-        for (size_t j = 0; c->in[j] != '\0'; j++)
-            dropview_conv_feed(&cv, c->in + j, 1, NULL);
-        dropview_conv_finish(&cv, NULL);
-        assert_int_equal(cv.out, strlen(c->out));
-    }
+    run_conv(c, 0);
+    run_conv(c, 1);
+    run_conv(c, 3);
+    dropview_conv_init(&cv, c->mboxrd, c->dotstuff, c->status, c->top);
+    for (size_t j = 0; c->in[j] != '\0'; j++)
+        dropview_conv_feed(&cv, c->in + j, 1, NULL);
+    dropview_conv_finish(&cv, NULL);
+    assert_int_equal(cv.out, strlen(c->out));
 }
 
 /* ---- helpers ---- */
@@ -166,6 +150,33 @@ view(const struct fixture *f, int fmt, bool index)
     if (dropview_open(&p, &v, err, sizeof err) != DROP_OK)
         fail_msg("dropview_open: %s", err);
     return v;
+}
+
+/* put - deliver text from a@x to the fixture's mbox (its UID into uid, unless NULL). */
+static void
+put(const struct fixture *f, const char *text, char *uid)
+{
+    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", text, uid);
+}
+
+/* view_n - the fixture's mbox viewed (with its index, when index) holds n messages. */
+static struct dropview *
+view_n(const struct fixture *f, bool index, size_t n)
+{
+    struct dropview *v = view(f, MBOX_FORMAT_MBOX, index);
+
+    assert_int_equal(dropview_count(v), n);
+    return v;
+}
+
+/* indexed - view the fixture's mbox once with its index (which writes the index): it
+ * holds n messages. */
+static void
+indexed(const struct fixture *f, size_t n)
+{
+    struct dropview *v = view_n(f, true, n);
+
+    dropview_free(&v);
 }
 
 /* served - message i as the client gets it (RETR: dot-stuffed, without the final dot),
@@ -227,11 +238,10 @@ test_mbox_basic(void **state)
     char u1[80], u2[80], u3[80];
     struct dropview *v;
 
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: one\n\nhello\n", u1);
+    put(f, "Subject: one\n\nhello\n", u1);
     deliver(f->box, MBOX_FORMAT_MBOX, "", "Subject: two\n\nFrom me\n>From you\n.\n", u2);
     deliver(f->box, MBOX_FORMAT_MBOX, "c@x", "Subject: three\n\nno newline", u3);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 3);
+    v = view_n(f, true, 3);
     assert_string_equal(dropview_uid(v, 0), u1);
     assert_string_equal(dropview_uid(v, 1), u2);
     assert_string_equal(dropview_uid(v, 2), u3);
@@ -264,8 +274,7 @@ test_mbox_missing_and_bad(void **state)
     struct dropview *v;
     char err[256];
 
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 0);
+    v = view_n(f, true, 0);
     commit(v, NULL, NULL);
     dropview_free(&v);
     assert_int_equal(symlink("/etc/passwd", f->box), 0);
@@ -318,31 +327,26 @@ test_mbox_incremental(void **state)
     memset(filler, 'x', sizeof filler - 2);
     filler[sizeof filler - 2] = '\n';
     filler[sizeof filler - 1] = '\0';
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: early\n\nearly body\n", u[0]);
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", filler, u[1]);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 2);
-    dropview_free(&v);
+    put(f, "Subject: early\n\nearly body\n", u[0]);
+    put(f, filler, u[1]);
+    indexed(f, 2);
     /* change the early message's UID in place (same length), then deliver more */
     poke(f->box, u[0], "Q");
     deliver(f->box, MBOX_FORMAT_MBOX, "b@x", "Subject: late\n\nlate\n", u[2]);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 3);
+    v = view_n(f, true, 3);
     assert_string_equal(dropview_uid(v, 2), u[2]);
     check_msg(v, 2, "Subject: late\r\n\r\nlate\r\n");
     /* the early message was not rescanned: its cached UID is the old one */
     assert_string_equal(dropview_uid(v, 0), u[0]);
     dropview_free(&v);
     /* without an index everything is scanned and the change shows */
-    v = view(f, MBOX_FORMAT_MBOX, false);
-    assert_int_equal(dropview_count(v), 3);
+    v = view_n(f, false, 3);
     assert_int_equal(dropview_uid(v, 0)[0], 'Q');
     assert_memory_equal(dropview_uid(v, 0) + 1, u[0] + 1, strlen(u[0]) - 1);
     check_msg(v, 0, "Subject: early\r\n\r\nearly body\r\n");
     dropview_free(&v);
     /* unchanged file: the index is taken as it is */
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 3);
+    v = view_n(f, true, 3);
     assert_string_equal(dropview_uid(v, 0), u[0]);
     assert_string_equal(dropview_uid(v, 1), u[1]);
     dropview_free(&v);
@@ -355,19 +359,14 @@ test_mbox_invalidated(void **state)
     struct fixture *f = *state;
     char u1[80], u2[80];
     struct dropview *v;
-    size_t len;
-    char *s;
 
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\naaaa\n", u1);
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nbbbb\n", u2);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 2);
-    dropview_free(&v);
+    put(f, "Subject: a\n\naaaa\n", u1);
+    put(f, "Subject: b\n\nbbbb\n", u2);
+    indexed(f, 2);
     /* rewrite the first UID in place and append: the tail digest no longer matches */
     poke(f->box, u1, "Z");
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: c\n\ncccc\n", NULL);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 3);
+    put(f, "Subject: c\n\ncccc\n", NULL);
+    v = view_n(f, true, 3);
     assert_int_equal(dropview_uid(v, 0)[0], 'Z');
     dropview_free(&v);
     /* same size, new mtime, text changed: rebuilt */
@@ -377,14 +376,14 @@ test_mbox_invalidated(void **state)
     check_msg(v, 1, "Subject: b\r\n\r\nBBBB\r\n");
     dropview_free(&v);
     /* replaced by a shorter file (another program rewrote it) */
-    s = uu_read(f->box, &len);
+    size_t len;
+    char *s = uu_read(f->box, &len);
     char *second = strstr(s + 1, "\nFrom ");
     assert_non_null(second);
     unlink(f->box);
     uu_write_bytes(f->box, s, (size_t)(second - s) + 1);
     free(s);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 1);
+    v = view_n(f, true, 1);
     check_msg(v, 0, "Subject: a\r\n\r\naaaa\r\n");
     dropview_free(&v);
 }
@@ -396,28 +395,23 @@ test_mbox_bad_index(void **state)
     struct fixture *f = *state;
     char ipath[600], u1[80];
     struct dropview *v;
-    size_t len;
-    char *s;
 
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\naaaa\n", u1);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    dropview_free(&v);
+    put(f, "Subject: a\n\naaaa\n", u1);
+    indexed(f, 1);
     assert_int_equal(dropview_index_path(f->idx, f->box, ipath, sizeof ipath), 0);
-    s = uu_read(ipath, &len);
+    size_t len;
+    char *s = uu_read(ipath, &len);
     assert_non_null(s);
     assert_non_null(strstr(s, u1));
     assert_non_null(strstr(s, "\nend 1\n"));
     uu_write_bytes(ipath, s, len - 6); /* no end line */
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nbbbb\n", NULL);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 2);
+    put(f, "Subject: b\n\nbbbb\n", NULL);
+    v = view_n(f, true, 2);
     assert_string_equal(dropview_uid(v, 0), u1);
     dropview_free(&v);
     /* garbage in a record */
     uu_write_bytes(ipath, "dpopidx 1 mbox\npath /x\nend 0\n", 29);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 2);
-    dropview_free(&v);
+    indexed(f, 2);
     free(s);
 }
 
@@ -433,8 +427,7 @@ test_mbox_corrupt_tail(void **state)
     char u[80];
 
     uu_write_bytes(f->box, text, strlen(text));
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 2);
+    v = view_n(f, true, 2);
     check_msg(v, 0, "Subject: a\r\n\r\nbody\r\n");
     check_msg(v, 1, "Subject: half\r\n\r\npart\r\n");
     assert_int_equal(dropview_uid(v, 0)[0], 'h');
@@ -442,22 +435,19 @@ test_mbox_corrupt_tail(void **state)
     assert_string_not_equal(dropview_uid(v, 0), dropview_uid(v, 1));
     dropview_free(&v);
     deliver(f->box, MBOX_FORMAT_MBOX, "c@x", "Subject: c\n\nc\n", u);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 3);
+    v = view_n(f, true, 3);
     check_msg(v, 1, "Subject: half\r\n\r\npart\r\n");
     check_msg(v, 2, "Subject: c\r\n\r\nc\r\n");
     assert_string_equal(dropview_uid(v, 2), u);
     dropview_free(&v);
     /* a file ending inside a From line */
     uu_write_bytes(f->box, "From x", 6);
-    v = view(f, MBOX_FORMAT_MBOX, false);
-    assert_int_equal(dropview_count(v), 1);
+    v = view_n(f, false, 1);
     assert_int_equal(dropview_msg(v, 0)->size, 0);
     dropview_free(&v);
     /* no "From " at all: no messages */
     uu_write_bytes(f->box, "not a mailbox\n", 14);
-    v = view(f, MBOX_FORMAT_MBOX, false);
-    assert_int_equal(dropview_count(v), 0);
+    v = view_n(f, false, 0);
     dropview_free(&v);
 }
 
@@ -479,8 +469,7 @@ test_mbox_uid_stability(void **state)
     struct dropview *v;
 
     uu_write_bytes(f->box, text, strlen(text));
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 6);
+    v = view_n(f, true, 6);
     for (size_t i = 0; i < 6; i++)
         snprintf(uids[i], sizeof uids[i], "%s", dropview_uid(v, i));
     assert_string_not_equal(uids[1], "forged");
@@ -497,8 +486,7 @@ test_mbox_uid_stability(void **state)
     del[0] = 1;
     commit(v, del, NULL);
     dropview_free(&v);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 5);
+    v = view_n(f, true, 5);
     for (size_t i = 0; i < 5; i++)
         assert_string_equal(dropview_uid(v, i), uids[i + 1]);
     dropview_free(&v);
@@ -544,11 +532,10 @@ test_mbox_compaction(void **state)
     for (int i = 0; i < 5; i++) {
         char text[64];
         snprintf(text, sizeof text, "Subject: m%d\n\nFrom body %d\n\n", i, i);
-        deliver(f->box, MBOX_FORMAT_MBOX, "a@x", text, u[i]);
+        put(f, text, u[i]);
     }
     assert_int_equal(chmod(f->box, 0640), 0);
-    v = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(v), 5);
+    v = view_n(f, true, 5);
     /* mail arrives during the session */
     deliver(f->box, MBOX_FORMAT_MBOX, "late@x", "Subject: late\n\nlate\n", late);
     assert_int_equal(stat(f->box, &st1), 0);
@@ -558,8 +545,7 @@ test_mbox_compaction(void **state)
     assert_true(st1.st_ino != st2.st_ino);
     assert_int_equal(st2.st_mode & 07777, 0640);
     no_temp_files(f);
-    w = view(f, MBOX_FORMAT_MBOX, true);
-    assert_int_equal(dropview_count(w), 3);
+    w = view_n(f, true, 3);
     assert_string_equal(dropview_uid(w, 0), u[1]);
     assert_string_equal(dropview_uid(w, 1), u[3]);
     assert_string_equal(dropview_uid(w, 2), late);
@@ -630,7 +616,7 @@ test_mbox_locked(void **state)
     char err[256], lock[320];
     int fd;
 
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\na\n", NULL);
+    put(f, "Subject: a\n\na\n", NULL);
     snprintf(lock, sizeof lock, "%s.lock", f->box);
     fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0644);
     assert_true(fd >= 0);
@@ -661,12 +647,12 @@ test_mbox_read_stale(void **state)
     struct dropview *v;
     char buf[64];
 
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: a\n\na\n", NULL);
+    put(f, "Subject: a\n\na\n", NULL);
     char old[400];
     v = view(f, MBOX_FORMAT_MBOX, false);
     snprintf(old, sizeof old, "%s.old", f->box); /* keep the inode alive: no reuse */
     assert_int_equal(rename(f->box, old), 0);
-    deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: b\n\nb\n", NULL);
+    put(f, "Subject: b\n\nb\n", NULL);
     errno = 0;
     assert_int_equal(dropview_read(v, 0, 0, buf, sizeof buf), -1);
     assert_int_equal(errno, ESTALE);
@@ -814,7 +800,7 @@ test_read_msgs(void **state)
         if (fmts[t] == MBOX_FORMAT_MBOX) {
             snprintf(path, sizeof path, "%s.old", f->box); /* keeps the inode: no reuse */
             assert_int_equal(rename(f->box, path), 0);
-            deliver(f->box, MBOX_FORMAT_MBOX, "a@x", "Subject: new\n\nnew\n", NULL);
+            put(f, "Subject: new\n\nnew\n", NULL);
             errno = 0;
             assert_int_equal(dropview_read_msgs(v, 0, buf, sizeof buf, span, 4), -1);
             assert_int_equal(errno, ESTALE);
@@ -1067,24 +1053,21 @@ test_maildir_names(void **state)
 int
 main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),
-        cmocka_unit_test(test_conv_count),
-        cmocka_unit_test_setup_teardown(test_mbox_basic, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_missing_and_bad, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_incremental, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_invalidated, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_bad_index, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_corrupt_tail, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_uid_stability, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_preamble, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_locked, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_read_stale, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_read_msgs, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_mbox_compaction_concurrent, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_maildir_names, setup, uu_teardown_dir),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest tests[] = {UU_DIR(test_mbox_basic),
+                                       UU_DIR(test_mbox_missing_and_bad),
+                                       UU_DIR(test_mbox_incremental),
+                                       UU_DIR(test_mbox_invalidated),
+                                       UU_DIR(test_mbox_bad_index),
+                                       UU_DIR(test_mbox_corrupt_tail),
+                                       UU_DIR(test_mbox_uid_stability),
+                                       UU_DIR(test_mbox_compaction),
+                                       UU_DIR(test_mbox_compaction_preamble),
+                                       UU_DIR(test_mbox_locked),
+                                       UU_DIR(test_mbox_read_stale),
+                                       UU_DIR(test_read_msgs),
+                                       UU_DIR(test_mbox_compaction_concurrent),
+                                       UU_DIR(test_maildir),
+                                       UU_DIR(test_maildir_names)};
+
+    return UU_RUN_CASES(tests, test_conv, ccases);
 }

@@ -11,6 +11,7 @@
 
 #include "dsn.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -662,17 +663,10 @@ test_bounceable(void **state)
     dsn_out_free(&out);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_failed),          cmocka_unit_test(test_returned),
-        cmocka_unit_test(test_delayed),         cmocka_unit_test(test_success),
-        cmocka_unit_test(test_several),         cmocka_unit_test(test_envid_orcpt),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_failed), cmocka_unit_test(test_returned),
+        cmocka_unit_test(test_delayed), cmocka_unit_test(test_success),
+        cmocka_unit_test(test_several), cmocka_unit_test(test_envid_orcpt),
         cmocka_unit_test(test_long_diagnostic), cmocka_unit_test(test_injection),
-        cmocka_unit_test(test_eightbit),        cmocka_unit_test(test_boundary),
-        cmocka_unit_test(test_original_lines),  cmocka_unit_test(test_double_bounce),
-        cmocka_unit_test(test_refused),         cmocka_unit_test(test_bounceable),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_eightbit), cmocka_unit_test(test_boundary),
+        cmocka_unit_test(test_original_lines), cmocka_unit_test(test_double_bounce),
+        cmocka_unit_test(test_refused), cmocka_unit_test(test_bounceable))

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../dwatch/dwatch.h"
+#include "unit_util.h"
 
 static void
 test_backoff(void **state)
@@ -97,21 +98,12 @@ test_ring(void **state)
 static void
 test_state_names(void **state)
 {
-    assert_string_equal(dw_state_name(DW_STOPPED), "stopped");
-    assert_string_equal(dw_state_name(DW_RUNNING), "running");
-    assert_string_equal(dw_state_name(DW_FAILED), "failed");
-    assert_string_equal(dw_state_name(DW_BACKOFF), "backoff");
-}
-
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_death_window),
-        cmocka_unit_test(test_ring),
-        cmocka_unit_test(test_state_names),
+    static const char *const names[] = {
+        [DW_STOPPED] = "stopped",   [DW_STARTING] = "starting", [DW_RUNNING] = "running",
+        [DW_STOPPING] = "stopping", [DW_BACKOFF] = "backoff",   [DW_FAILED] = "failed",
     };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    UU_NAMES_ARE(dw_state_name, enum dw_state, names); /* every state named here */
 }
+
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff), cmocka_unit_test(test_death_window),
+        cmocka_unit_test(test_ring), cmocka_unit_test(test_state_names))

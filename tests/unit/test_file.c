@@ -83,52 +83,59 @@ test_write_atomic(void **state)
     free(path);
 }
 
+/* read_back - path written with n bytes of data reads back whole (under max): the same
+ * bytes, NUL-terminated. */
+static void
+read_back(const char *path, const char *data, size_t n, size_t max)
+{
+    char *text = (char *)1;
+    size_t len = n + 1;
+
+    assert_int_equal(file_write_atomic(path, data, n, 0600), 0);
+    assert_int_equal(file_read_all(path, max, &text, &len), 0);
+    assert_int_equal(len, n);
+    assert_int_equal(text[n], '\0');
+    assert_memory_equal(text, data, n);
+    free(text);
+}
+
+/* read_fails - file_read_all of path (under max) fails with errno err and no text. */
+static void
+read_fails(const char *path, size_t max, int err)
+{
+    char *text = (char *)1;
+    size_t len = 0;
+
+    errno = 0;
+    assert_int_equal(file_read_all(path, max, &text, &len), -1);
+    assert_int_equal(errno, err);
+    assert_null(text);
+}
+
 static void
 test_read_all_limits(void **state)
 {
     const char *dir = *state;
     char *path = xasprintf("%s/data", dir);
-    char *big = xmalloc(300000), *text = (char *)1;
-    size_t len = 0;
+    char *big = xmalloc(300000), *text;
 
     for (size_t i = 0; i < 300000; i++)
         big[i] = (char)('a' + i % 26);
-    assert_int_equal(file_write_atomic(path, big, 100, 0600), 0);
-    assert_int_equal(file_read_all(path, 100, &text, &len), 0); /* exactly max */
-    assert_int_equal(len, 100);
-    assert_int_equal(text[100], '\0');
-    assert_memory_equal(text, big, 100);
-    free(text);
-
-    errno = 0;
-    assert_int_equal(file_read_all(path, 99, &text, &len), -1);
-    assert_int_equal(errno, EFBIG);
-    assert_null(text);
+    read_back(path, big, 100, 100); /* exactly max */
+    read_fails(path, 99, EFBIG);
 
     /* bigger than the first buffer */
-    assert_int_equal(file_write_atomic(path, big, 300000, 0600), 0);
-    assert_int_equal(file_read_all(path, 1 << 20, &text, NULL), 0);
-    assert_memory_equal(text, big, 300000);
+    read_back(path, big, 300000, 1 << 20);
+    read_fails(path, 299999, EFBIG);
+    assert_int_equal(file_read_all(path, 1 << 20, &text, NULL), 0); /* len may be NULL */
     free(text);
-    assert_int_equal(file_read_all(path, 299999, &text, &len), -1);
-    assert_int_equal(errno, EFBIG);
 
     /* empty file, and a file with NUL bytes keeps its length */
-    assert_int_equal(file_write_atomic(path, "a\0b", 3, 0600), 0);
-    assert_int_equal(file_read_all(path, 10, &text, &len), 0);
-    assert_int_equal(len, 3);
-    assert_memory_equal(text, "a\0b", 4);
-    free(text);
-    assert_int_equal(file_write_atomic(path, "", 0, 0600), 0);
-    assert_int_equal(file_read_all(path, 0, &text, &len), 0);
-    assert_int_equal(len, 0);
-    assert_string_equal(text, "");
-    free(text);
+    read_back(path, "a\0b", 3, 10);
+    read_back(path, "", 0, 0);
 
     char *missing = xasprintf("%s/missing", dir);
-    assert_int_equal(file_read_all(missing, 10, &text, &len), -1);
-    assert_int_equal(errno, ENOENT);
-    assert_null(text);
+    read_fails(missing, 10, ENOENT);
     free(missing);
     free(big);
     free(path);
@@ -208,14 +215,5 @@ test_write_all_and_names(void **state)
     assert_int_equal(strlen(a), 7);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_all_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_all_and_names, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_FX(test_write_atomic), UU_FX(test_read_all_limits), UU_FX(test_mkdirs),
+        UU_FX(test_write_all_and_names))

@@ -36,85 +36,66 @@
 static void
 test_echo_quit(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
     long now, peak, total;
 
-    (void)state;
-    assert_true(port > 0);
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "hello\r\nworld\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO hello\r\nECHO world\r\n"));
+    cli_expect(h, &h->cl, "hello\r\nworld\r\n", "ECHO hello\r\nECHO world\r\n");
     assert_int_equal(h->nsess, 1);
     struct sess *s = h->sess[0];
     assert_string_equal(s->peer, "127.0.0.1");
     assert_string_equal(s->local, "127.0.0.1");
-    assert_int_equal(s->local_port, port);
+    assert_int_equal(s->local_port, h->port);
     assert_true(s->peer_port > 0);
     net_server_counts(h->srv, &now, &peak, &total);
     assert_int_equal(now, 1);
     assert_int_equal(total, 1);
 
-    cli_send(h, &cl, "QUIT\r\n");
-    assert_true(cli_wait(h, &cl, "BYE\r\n"));
-    assert_true(cli_wait_eof(h, &cl));
-    cli_close(&cl);
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
-    assert_int_equal(s->n[NET_EV_CLOSED], 1);
+    cli_quit(h, &h->cl);
+    cli_close(&h->cl);
+    sess_closed(h, s, WAIT);
     assert_int_equal(s->ev[s->nev - 1], NET_EV_CLOSED);
     assert_int_equal(s->n[NET_EV_ERROR], 0);
     assert_int_equal(s->n[NET_EV_EOF], 0); /* we closed first: no events after net_close */
     net_server_counts(h->srv, &now, &peak, &total);
     assert_int_equal(now, 0);
     assert_int_equal(peak, 1);
-    harness_free(h);
 }
 
 /* the peer closes: EOF, then CLOSED exactly once, and nothing after */
 static void
 test_eof_closed_once(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
     long now;
 
-    (void)state;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "last words\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO last words\r\n"));
+    cli_expect(h, &h->cl, "last words\r\n", "ECHO last words\r\n");
     assert_int_equal(h->nsess, 1);
-    cli_close(&cl);
+    cli_close(&h->cl);
     struct sess *s = h->sess[0];
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
+    sess_closed(h, s, WAIT);
     pump(h, 50);
     assert_int_equal(s->n[NET_EV_DATA], 1);
     assert_int_equal(s->n[NET_EV_EOF], 1);
     assert_int_equal(s->n[NET_EV_CLOSED], 1);
-    assert_int_equal(s->nev, 3);
-    assert_int_equal(s->ev[0], NET_EV_DATA);
-    assert_int_equal(s->ev[1], NET_EV_EOF);
-    assert_int_equal(s->ev[2], NET_EV_CLOSED);
+    SESS_EVENTS(s, NET_EV_DATA, NET_EV_EOF, NET_EV_CLOSED);
     assert_string_equal(s->lines[0], "last words");
     net_server_counts(h->srv, &now, NULL, NULL);
     assert_int_equal(now, 0);
 
     /* closing with our reply unread makes a reset: ERROR, then CLOSED once */
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "unread\r\n");
+    cli_connect(&h->cl, h->port);
+    cli_send(h, &h->cl, "unread\r\n");
     RUN_UNTIL(h, h->nsess == 2 && h->sess[1]->nlines == 1, WAIT);
     pump(h, 20);
-    cli_close(&cl);
+    cli_close(&h->cl);
     s = h->sess[1];
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
+    sess_closed(h, s, WAIT);
     pump(h, 50);
     assert_int_equal(s->n[NET_EV_ERROR] + s->n[NET_EV_EOF], 1);
     assert_int_equal(s->n[NET_EV_CLOSED], 1);
     assert_int_equal(s->ev[s->nev - 1], NET_EV_CLOSED);
     if (s->n[NET_EV_ERROR] == 1)
         assert_non_null(strstr(s->error, "read: "));
-    harness_free(h);
 }
 
 /* net_abort inside the DATA callback: the rest of the input is not processed, only
@@ -122,23 +103,15 @@ test_eof_closed_once(void **state)
 static void
 test_abort_in_callback(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "ABORT\r\nnever\r\n");
+    cli_send(h, &h->cl, "ABORT\r\nnever\r\n");
     RUN_UNTIL(h, h->nsess == 1 && h->sess[0]->n[NET_EV_CLOSED] == 1, WAIT);
     struct sess *s = h->sess[0];
     assert_int_equal(s->n[NET_EV_CLOSED], 1);
-    assert_int_equal(s->nev, 2);
-    assert_int_equal(s->ev[0], NET_EV_DATA);
-    assert_int_equal(s->ev[1], NET_EV_CLOSED);
+    SESS_EVENTS(s, NET_EV_DATA, NET_EV_CLOSED);
     assert_int_equal(count_lines(s, "never"), 0);
-    assert_true(cli_wait_eof(h, &cl));
-    cli_close(&cl);
-    harness_free(h);
+    assert_true(cli_wait_eof(h, &h->cl));
 }
 
 /* output back-pressure: a big write stays pending while the client does not read, and
@@ -146,74 +119,54 @@ test_abort_in_callback(void **state)
 static void
 test_backpressure_drain(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
     char cmd[64];
 
-    (void)state;
-    cli_connect(&cl, port);
     snprintf(cmd, sizeof(cmd), "BIG %u\r\n", BIGN);
-    cli_send(h, &cl, cmd);
+    cli_send(h, &h->cl, cmd);
     RUN_UNTIL(h, h->nsess == 1 && h->sess[0]->nlines == 1, WAIT);
     struct sess *s = h->sess[0];
     assert_int_equal(s->pend_big, BIGN + 2);
     pump(h, 200);
     assert_int_equal(s->n[NET_EV_DRAIN], 0);
     assert_true(net_pending(s->c) > 0);
-    assert_int_equal(cli_count(h, &cl, BIGN + 2), BIGN + 2);
+    assert_int_equal(cli_count(h, &h->cl, BIGN + 2), BIGN + 2);
     RUN_UNTIL(h, s->n[NET_EV_DRAIN] == 1, WAIT);
     assert_int_equal(s->n[NET_EV_DRAIN], 1);
     assert_int_equal(net_pending(s->c), 0);
 
     /* cork: writes are held and counted, then go out together */
-    cl.len = 0;
-    cli_send(h, &cl, "CORK\r\n");
-    assert_true(cli_wait(h, &cl, "A\r\nB\r\n"));
+    h->cl.len = 0;
+    cli_expect(h, &h->cl, "CORK\r\n", "A\r\nB\r\n");
     assert_int_equal(s->pend_cork, 6);
-    cli_close(&cl);
-    harness_free(h);
 }
 
 /* net_close flushes a big queue before closing */
 static void
 test_close_flushes(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "BIGQUIT 4000000\r\n");
-    assert_int_equal(cli_count(h, &cl, 4000002 + 1), 4000002); /* all of it, then EOF */
-    assert_true(cl.eof);
-    cli_close(&cl);
+    cli_send(h, &h->cl, "BIGQUIT 4000000\r\n");
+    assert_int_equal(cli_count(h, &h->cl, 4000002 + 1), 4000002); /* all of it, then EOF */
+    assert_true(h->cl.eof);
+    cli_close(&h->cl);
     RUN_UNTIL(h, h->nsess == 1 && h->sess[0]->n[NET_EV_CLOSED] == 1, 1000);
     assert_int_equal(h->sess[0]->n[NET_EV_CLOSED], 1);
     assert_int_equal(h->sess[0]->n[NET_EV_ERROR], 0);
-    harness_free(h);
 }
 
-/* input back-pressure: a protocol that takes nothing gets no more than the buffer's cap;
- * a paused one gets nothing, and resuming announces what is buffered */
-static void
-test_input_cap_pause(void **state)
+/* HOLD, then a line longer than the input cap and one more: the session's buffer fills to
+ * the cap and stays there; once the protocol takes input again and resumes reading, the
+ * long line counts as too long and the next comes through (echoed as ECHO[ tls] after) */
+static struct sess *
+hold_overflow_resume(struct harness *h, char *junk, size_t size, const char *after)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
-    static char junk[100001];
-
-    (void)state;
-    h->inbuf_cap = 1000;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "HOLD\r\n");
-    assert_true(cli_wait(h, &cl, "HOLDING\r\n"));
-    memset(junk, 'y', sizeof(junk) - 3);
-    memcpy(junk + sizeof(junk) - 3, "\r\n", 3);
-    cli_send(h, &cl, junk);
-    cli_send(h, &cl, "after\r\n");
+    cli_expect(h, &h->cl, "HOLD\r\n", "HOLDING\r\n");
+    memset(junk, 'y', size - 3);
+    memcpy(junk + size - 3, "\r\n", 3);
+    cli_send(h, &h->cl, junk);
+    cli_send(h, &h->cl, "after\r\n");
     pump(h, 150);
     struct sess *s = h->sess[0];
     assert_int_equal(net_inbuf(s->c)->len, 1000);
@@ -226,89 +179,88 @@ test_input_cap_pause(void **state)
     s->hold = false;
     sess_input(s);
     net_resume_read(s->c);
-    assert_true(cli_wait(h, &cl, "ECHO after\r\n"));
+    assert_true(cli_wait(h, &h->cl, after));
     assert_int_equal(s->toolong, 1);
     assert_int_equal(count_lines(s, "after"), 1);
+    return s;
+}
 
-    /* paused with a line still buffered: nothing until the resume announces it */
-    cl.len = 0;
-    cli_send(h, &cl, "PAUSE\r\nqueued\r\n");
-    assert_true(cli_wait(h, &cl, "PAUSED\r\n"));
+/* PAUSE with a line still buffered: nothing until the resume announces it (from the loop,
+ * not from inside net_resume_read) */
+static void
+pause_resume(struct harness *h, struct sess *s, const char *queued)
+{
+    h->cl.len = 0;
+    cli_expect(h, &h->cl, "PAUSE\r\nqueued\r\n", "PAUSED\r\n");
     pump(h, 100);
     assert_int_equal(count_lines(s, "queued"), 0);
-    datas = s->n[NET_EV_DATA];
+    int datas = s->n[NET_EV_DATA];
     net_resume_read(s->c);
-    assert_int_equal(s->n[NET_EV_DATA], datas); /* from the loop, not from inside the call */
-    assert_true(cli_wait(h, &cl, "ECHO queued\r\n"));
+    assert_int_equal(s->n[NET_EV_DATA], datas);
+    assert_true(cli_wait(h, &h->cl, queued));
     assert_int_equal(count_lines(s, "queued"), 1);
-    cli_close(&cl);
-    harness_free(h);
+}
+
+/* input back-pressure: a protocol that takes nothing gets no more than the buffer's cap;
+ * a paused one gets nothing, and resuming announces what is buffered */
+static void
+test_input_cap_pause(void **state)
+{
+    struct harness *h = *state;
+    static char junk[100001];
+
+    struct sess *s = hold_overflow_resume(h, junk, sizeof(junk), "ECHO after\r\n");
+    pause_resume(h, s, "ECHO queued\r\n");
 }
 
 /* idle timeout: fires after the configured quiet time, input restarts it */
 static void
 test_idle_timeout(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    h->timeout_ms = 150;
-    cli_connect(&cl, port);
     for (int i = 0; i < 3; i++) {
         pump(h, 80);
-        cli_send(h, &cl, "tick\r\n");
+        cli_send(h, &h->cl, "tick\r\n");
     }
     RUN_UNTIL(h, h->nsess == 1 && h->sess[0]->nlines == 3, WAIT);
     struct sess *s = h->sess[0];
     assert_int_equal(s->n[NET_EV_TIMEOUT], 0); /* 240 ms in, but never 150 ms quiet */
     uint64_t t0 = now_ms();
-    assert_true(cli_wait(h, &cl, "TIMEOUT\r\n"));
+    assert_true(cli_wait(h, &h->cl, "TIMEOUT\r\n"));
     uint64_t dt = now_ms() - t0;
     assert_true(dt >= 100 && dt < 1000);
-    assert_true(cli_wait_eof(h, &cl));
-    cli_close(&cl);
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, 1000);
+    assert_true(cli_wait_eof(h, &h->cl));
+    cli_close(&h->cl);
+    sess_closed(h, s, 1000);
     assert_int_equal(s->n[NET_EV_TIMEOUT], 1);
-    assert_int_equal(s->n[NET_EV_CLOSED], 1);
-    harness_free(h);
 }
 
 /* max_per_ip: the third client from one address gets the refusal line */
 static void
 test_max_per_ip(void **state)
 {
-    struct harness *h = harness_new(0, 2);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, "421 busy\r\n");
-    struct cli a, b, c, d;
+    struct harness *h = *state;
+    struct cli *b = &h->more[0], *c = &h->more[1], *d = &h->more[2];
     long now, total;
 
-    (void)state;
-    cli_connect(&a, port);
-    cli_connect(&b, port);
+    cli_connect(b, h->port);
     RUN_UNTIL(h, h->nsess == 2, WAIT);
     assert_int_equal(h->nsess, 2);
-    cli_connect(&c, port);
-    assert_true(cli_wait(h, &c, "421 busy\r\n"));
-    assert_true(cli_wait_eof(h, &c));
-    assert_string_equal(c.buf, "421 busy\r\n");
+    cli_connect(c, h->port);
+    assert_true(cli_wait(h, c, "421 busy\r\n"));
+    assert_true(cli_wait_eof(h, c));
+    assert_string_equal(c->buf, "421 busy\r\n");
     assert_int_equal(h->nsess, 2);
     net_server_counts(h->srv, &now, NULL, &total);
     assert_int_equal(now, 2);
     assert_int_equal(total, 2);
 
     /* one leaves: room again */
-    cli_close(&a);
+    cli_close(&h->cl);
     RUN_UNTIL(h, h->sess[0]->n[NET_EV_CLOSED] == 1, WAIT);
-    cli_connect(&d, port);
-    cli_send(h, &d, "in\r\n");
-    assert_true(cli_wait(h, &d, "ECHO in\r\n"));
+    cli_open(h, d, "in\r\n", "ECHO in\r\n");
     assert_int_equal(h->nsess, 3);
-    cli_close(&b);
-    cli_close(&c);
-    cli_close(&d);
-    harness_free(h);
 }
 
 /* a client that leaves and comes straight back gets its slot: the slot is free as soon
@@ -316,92 +268,64 @@ test_max_per_ip(void **state)
 static void
 test_per_ip_quick_reconnect(void **state)
 {
-    struct harness *h = harness_new(0, 1);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, "421 busy\r\n");
-    struct cli a, b;
+    struct harness *h = *state;
+    struct cli *a = &h->cl, *b = &h->more[0];
 
-    (void)state;
     for (int round = 0; round < 5; round++) {
-        cli_connect(&a, port);
-        cli_send(h, &a, "x\r\n");
-        assert_true(cli_wait(h, &a, "ECHO x\r\n"));
-        cli_close(&a);
-        cli_connect(&b, port); /* before the loop has seen a's FIN */
-        cli_send(h, &b, "y\r\n");
-        assert_true(cli_wait(h, &b, "ECHO y\r\n"));
-        cli_close(&b);
+        if (round > 0)
+            cli_connect(a, h->port);
+        cli_expect(h, a, "x\r\n", "ECHO x\r\n");
+        cli_close(a);
+        cli_open(h, b, "y\r\n", "ECHO y\r\n"); /* before the loop has seen a's FIN */
+        cli_close(b);
         RUN_UNTIL(h, h->nsess == 2 * (round + 1) && h->sess[h->nsess - 1]->n[NET_EV_CLOSED], WAIT);
     }
     assert_int_equal(h->nsess, 10);
 
     /* closed before the server even accepted it: its FIN is found by peeking */
-    cli_connect(&a, port);
-    cli_close(&a);
-    cli_connect(&b, port);
-    cli_send(h, &b, "z\r\n");
-    assert_true(cli_wait(h, &b, "ECHO z\r\n"));
+    cli_connect(a, h->port);
+    cli_close(a);
+    cli_open(h, b, "z\r\n", "ECHO z\r\n");
     assert_int_equal(h->nsess, 12);
-    cli_close(&b);
-    harness_free(h);
 }
 
 /* max_connections: over the cap, the refusal line; limits can change live */
 static void
 test_max_connections(void **state)
 {
-    struct harness *h = harness_new(1, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, "421 full\r\n");
-    struct cli a, b, c;
+    struct harness *h = *state;
+    struct cli *b = &h->more[0], *c = &h->more[1];
     struct net_limits lim = {2, 0};
 
-    (void)state;
-    cli_connect(&a, port);
     RUN_UNTIL(h, h->nsess == 1, WAIT);
-    cli_connect(&b, port);
-    assert_true(cli_wait(h, &b, "421 full\r\n"));
-    assert_true(cli_wait_eof(h, &b));
+    cli_connect(b, h->port);
+    assert_true(cli_wait(h, b, "421 full\r\n"));
+    assert_true(cli_wait_eof(h, b));
     assert_int_equal(h->nsess, 1);
 
     net_server_set_limits(h->srv, &lim);
-    cli_connect(&c, port);
-    cli_send(h, &c, "ok\r\n");
-    assert_true(cli_wait(h, &c, "ECHO ok\r\n"));
+    cli_open(h, c, "ok\r\n", "ECHO ok\r\n");
     assert_int_equal(h->nsess, 2);
-    cli_close(&a);
-    cli_close(&b);
-    cli_close(&c);
-    harness_free(h);
 }
 
 /* implicit TLS: TLS_READY before any DATA, the description, echo over TLS, QUIT */
 static void
 test_implicit_tls(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    h->tls = server_ctx();
-    int port = listen_on(h, "127.0.0.1", 0, h->tls, "421 plain refusal\r\n");
-    assert_true(port > 0);
-    cli_connect(&cl, port);
-    assert_true(cli_tls(h, &cl, client_ctx));
-    cli_send(h, &cl, "secret\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO tls secret\r\n"));
+    assert_true(cli_tls(h, &h->cl, client_ctx));
+    cli_expect(h, &h->cl, "secret\r\n", "ECHO tls secret\r\n");
     struct sess *s = h->sess[0];
     assert_int_equal(s->ev[0], NET_EV_TLS_READY);
     assert_int_equal(s->n[NET_EV_TLS_READY], 1);
     assert_true(strncmp(s->tls_desc, "TLSv1.3 cipher=", 15) == 0);
-    assert_string_equal(s->tls_desc + 15, SSL_get_cipher_name(cl.ssl));
-    cli_send(h, &cl, "QUIT\r\n");
-    assert_true(cli_wait(h, &cl, "BYE\r\n"));
-    assert_true(cli_wait_eof(h, &cl));
-    assert_int_equal(SSL_get_shutdown(cl.ssl) & SSL_RECEIVED_SHUTDOWN, SSL_RECEIVED_SHUTDOWN);
-    cli_close(&cl); /* the server lingers for our FIN */
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, 1000);
-    assert_int_equal(s->n[NET_EV_CLOSED], 1);
+    assert_string_equal(s->tls_desc + 15, SSL_get_cipher_name(h->cl.ssl));
+    cli_quit(h, &h->cl);
+    assert_int_equal(SSL_get_shutdown(h->cl.ssl) & SSL_RECEIVED_SHUTDOWN, SSL_RECEIVED_SHUTDOWN);
+    cli_close(&h->cl); /* the server lingers for our FIN */
+    sess_closed(h, s, 1000);
     assert_int_equal(s->n[NET_EV_ERROR], 0);
-    harness_free(h);
 }
 
 /* TLS with a small input buffer: the TLS layer keeps what does not fit and hands it over
@@ -409,98 +333,54 @@ test_implicit_tls(void **state)
 static void
 test_tls_backpressure(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    struct cli cl;
+    struct harness *h = *state;
     static char junk[200001];
 
-    (void)state;
-    h->tls = server_ctx();
-    h->inbuf_cap = 1000;
-    int port = listen_on(h, "127.0.0.1", 0, h->tls, NULL);
-    cli_connect(&cl, port);
-    assert_true(cli_tls(h, &cl, client_ctx));
-    cli_send(h, &cl, "HOLD\r\n");
-    assert_true(cli_wait(h, &cl, "HOLDING\r\n"));
-    memset(junk, 'z', sizeof(junk) - 3);
-    memcpy(junk + sizeof(junk) - 3, "\r\n", 3);
-    cli_send(h, &cl, junk);
-    cli_send(h, &cl, "after\r\n");
-    pump(h, 150);
-    struct sess *s = h->sess[0];
-    assert_int_equal(net_inbuf(s->c)->len, 1000);
-    s->hold = false;
-    sess_input(s);
-    net_resume_read(s->c);
-    assert_true(cli_wait(h, &cl, "ECHO tls after\r\n"));
-    assert_int_equal(s->toolong, 1);
+    assert_true(cli_tls(h, &h->cl, client_ctx));
+    struct sess *s = hold_overflow_resume(h, junk, sizeof(junk), "ECHO tls after\r\n");
+    pause_resume(h, s, "ECHO tls queued\r\n");
 
-    cl.len = 0;
-    cli_send(h, &cl, "PAUSE\r\nqueued\r\n");
-    assert_true(cli_wait(h, &cl, "PAUSED\r\n"));
-    pump(h, 50);
-    assert_int_equal(count_lines(s, "queued"), 0);
-    net_resume_read(s->c);
-    assert_true(cli_wait(h, &cl, "ECHO tls queued\r\n"));
-
-    cli_send(h, &cl, "BIG 3000000\r\n");
-    cl.count = 0;
-    assert_int_equal(cli_count(h, &cl, 3000002), 3000002);
+    cli_send(h, &h->cl, "BIG 3000000\r\n");
+    h->cl.count = 0;
+    assert_int_equal(cli_count(h, &h->cl, 3000002), 3000002);
     RUN_UNTIL(h, s->n[NET_EV_DRAIN] > 0 && net_pending(s->c) == 0, WAIT);
     assert_int_equal(net_pending(s->c), 0);
-    cli_close(&cl);
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
+    cli_close(&h->cl);
+    sess_closed(h, s, WAIT);
     assert_int_equal(s->n[NET_EV_EOF] + s->n[NET_EV_ERROR], 1);
-    harness_free(h);
 }
 
 /* net_close towards a client that never closes: given up after the linger time */
 static void
 test_close_linger_bounded(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "QUIT\r\n");
-    assert_true(cli_wait(h, &cl, "BYE\r\n"));
-    assert_true(cli_wait_eof(h, &cl));
+    cli_quit(h, &h->cl);
     struct sess *s = h->sess[0];
     uint64_t t0 = now_ms();
     assert_non_null(s->c);          /* lingering for our FIN */
     net_write(s->c, "late\r\n", 6); /* after net_close: ignored */
     assert_int_equal(net_pending(s->c), 0);
-    RUN_UNTIL(h, s->n[NET_EV_CLOSED] == 1, WAIT);
-    assert_int_equal(s->n[NET_EV_CLOSED], 1);
+    sess_closed(h, s, WAIT);
     assert_true(now_ms() - t0 >= 1500); /* it waited, but not for ever */
     assert_int_equal(s->nev, 2);        /* DATA, CLOSED: no EOF after net_close */
-    cli_close(&cl);
-    harness_free(h);
 }
 
 /* STARTTLS: the plaintext sent behind the command never reaches the protocol */
 static void
 test_starttls_discards_injection(void **state)
 {
-    struct harness *h = harness_new(0, 0);
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    struct cli cl;
+    struct harness *h = *state;
 
-    (void)state;
-    h->tls = server_ctx();
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "plain\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO plain\r\n"));
+    cli_expect(h, &h->cl, "plain\r\n", "ECHO plain\r\n");
     /* one segment: the server reads command and injection together */
-    cli_send(h, &cl, "STARTTLS\r\nINJECTED\r\n");
-    assert_true(cli_wait(h, &cl, "GO\r\n"));
-    assert_string_equal(cl.buf, "ECHO plain\r\nGO\r\n");
-    assert_true(cli_tls(h, &cl, client_ctx));
-    cl.len = 0;
-    cli_send(h, &cl, "after\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO tls after\r\n"));
-    assert_string_equal(cl.buf, "ECHO tls after\r\n");
+    cli_expect(h, &h->cl, "STARTTLS\r\nINJECTED\r\n", "GO\r\n");
+    assert_string_equal(h->cl.buf, "ECHO plain\r\nGO\r\n");
+    assert_true(cli_tls(h, &h->cl, client_ctx));
+    h->cl.len = 0;
+    cli_expect(h, &h->cl, "after\r\n", "ECHO tls after\r\n");
+    assert_string_equal(h->cl.buf, "ECHO tls after\r\n");
     struct sess *s = h->sess[0];
     assert_int_equal(s->n[NET_EV_TLS_READY], 1);
     assert_int_equal(count_lines(s, "INJECTED"), 0);
@@ -508,8 +388,6 @@ test_starttls_discards_injection(void **state)
     assert_string_equal(s->lines[0], "plain");
     assert_string_equal(s->lines[1], "STARTTLS");
     assert_string_equal(s->lines[2], "after");
-    cli_close(&cl);
-    harness_free(h);
 }
 
 /* TLS failures: plaintext to the TLS port, plaintext after STARTTLS, a TLS 1.1 client */
@@ -613,13 +491,11 @@ test_tls_ctx(void **state)
 static void
 test_listen_errors(void **state)
 {
-    struct harness *h = harness_new(0, 0);
+    struct harness *h = *state;
+    int port = h->port;
     char err[256];
     int rc;
 
-    (void)state;
-    int port = listen_on(h, "127.0.0.1", 0, NULL, NULL);
-    assert_true(port > 0);
     rc = net_listen(h->srv, "not-an-address", 25, NULL, NULL, on_accept, h, err, sizeof(err));
     assert_int_equal(rc, UV_EINVAL);
     assert_non_null(strstr(err, "not-an-address"));
@@ -631,25 +507,18 @@ test_listen_errors(void **state)
     assert_int_equal(net_listener_port(h->srv, -1), -1);
 
     /* graceful stop: listeners go, the open connection keeps working */
-    struct cli cl;
-    cli_connect(&cl, port);
-    cli_send(h, &cl, "one\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO one\r\n"));
+    cli_expect(h, &h->cl, "one\r\n", "ECHO one\r\n");
     net_server_stop_listening(h->srv);
     pump(h, 20);
     assert_int_equal(net_listener_port(h->srv, 0), -1);
-    cli_send(h, &cl, "two\r\n");
-    assert_true(cli_wait(h, &cl, "ECHO two\r\n"));
-    struct cli late;
-    memset(&late, 0, sizeof(late));
-    late.fd = socket(AF_INET, SOCK_STREAM, 0);
+    cli_expect(h, &h->cl, "two\r\n", "ECHO two\r\n");
+    int late = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(late.fd, (struct sockaddr *)&sin, sizeof(sin)), -1);
+    assert_int_equal(connect(late, (struct sockaddr *)&sin, sizeof(sin)), -1);
     assert_int_equal(errno, ECONNREFUSED);
-    close(late.fd);
-    cli_close(&cl);
-    harness_free(h); /* aborts the open connection: CLOSED once (checked there) */
+    close(late);
+    /* harness_teardown aborts the open connection: CLOSED once (checked there) */
 }
 
 /* IPv6 ::1, next to 127.0.0.1 on the same port; skipped without IPv6 */
@@ -731,30 +600,26 @@ test_emfile_pause(void **state)
     harness_free(h);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_quit),
-        cmocka_unit_test(test_eof_closed_once),
-        cmocka_unit_test(test_abort_in_callback),
-        cmocka_unit_test(test_backpressure_drain),
-        cmocka_unit_test(test_close_flushes),
-        cmocka_unit_test(test_close_linger_bounded),
-        cmocka_unit_test(test_input_cap_pause),
-        cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_max_per_ip),
-        cmocka_unit_test(test_per_ip_quick_reconnect),
-        cmocka_unit_test(test_max_connections),
-        cmocka_unit_test(test_implicit_tls),
-        cmocka_unit_test(test_tls_backpressure),
-        cmocka_unit_test(test_starttls_discards_injection),
-        cmocka_unit_test(test_tls_failures),
-        cmocka_unit_test(test_tls_ctx),
-        cmocka_unit_test(test_listen_errors),
-        cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_emfile_pause),
-    };
+/* what differs between the tests' fixtures (harness_setup) */
+static const struct harness_opts per_ip2 = {.max_ip = 2, .refuse = "421 busy\r\n"};
+static const struct harness_opts per_ip1 = {.max_ip = 1, .refuse = "421 busy\r\n"};
+static const struct harness_opts max_conn1 = {.max_conn = 1, .refuse = "421 full\r\n"};
+static const struct harness_opts cap1000 = {.inbuf_cap = 1000};
+static const struct harness_opts idle150 = {.timeout_ms = 150};
+static const struct harness_opts tls = {.tls = true, .refuse = "421 plain refusal\r\n"};
+static const struct harness_opts tls_cap1000 = {.tls = true, .inbuf_cap = 1000};
+static const struct harness_opts starttls = {.starttls = true};
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+#define FX(test, opts)                                                                             \
+    cmocka_unit_test_prestate_setup_teardown(test, harness_setup, harness_teardown, (void *)(opts))
+
+UU_MAIN(group_setup, group_teardown, FX(test_echo_quit, NULL), FX(test_eof_closed_once, NULL),
+        FX(test_abort_in_callback, NULL), FX(test_backpressure_drain, NULL),
+        FX(test_close_flushes, NULL), FX(test_close_linger_bounded, NULL),
+        FX(test_input_cap_pause, &cap1000), FX(test_idle_timeout, &idle150),
+        FX(test_max_per_ip, &per_ip2), FX(test_per_ip_quick_reconnect, &per_ip1),
+        FX(test_max_connections, &max_conn1), FX(test_implicit_tls, &tls),
+        FX(test_tls_backpressure, &tls_cap1000), FX(test_starttls_discards_injection, &starttls),
+        cmocka_unit_test(test_tls_failures), cmocka_unit_test(test_tls_ctx),
+        FX(test_listen_errors, NULL), cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_emfile_pause))

@@ -21,6 +21,7 @@
 
 #include "net_harness.h"
 #include "tls.h"
+#include "unit_util.h"
 
 /* net_connect to a listener on the same loop: output held until connected goes first,
  * lines both ways, addresses, EOF and CLOSED; outbound connections are not counted */
@@ -306,15 +307,7 @@ test_client_tls_garbage(void **state)
     harness_free(h);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_echo),        cmocka_unit_test(test_connect_ipv6_errors),
-        cmocka_unit_test(test_connect_refused),     cmocka_unit_test(test_connect_timeout),
-        cmocka_unit_test(test_connect_not_counted), cmocka_unit_test(test_client_starttls),
-        cmocka_unit_test(test_client_tls_garbage),
-    };
-
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_connect_echo),
+        cmocka_unit_test(test_connect_ipv6_errors), cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_timeout), cmocka_unit_test(test_connect_not_counted),
+        cmocka_unit_test(test_client_starttls), cmocka_unit_test(test_client_tls_garbage))

@@ -14,6 +14,7 @@
 
 #include "../../dpop/penalty.h"
 #include "../../dpop/pop_auth.h"
+#include "unit_util.h"
 
 static void
 test_b64(void **state)
@@ -64,13 +65,19 @@ test_apop_secret(void **state)
     char s[32];
 
     (void)state;
-    assert_int_equal(pop_auth_apop_secret("apop=abc", s, sizeof s), 0);
-    assert_string_equal(s, "abc");
-    assert_int_equal(pop_auth_apop_secret("quota=1,APOP=x y,z=2", s, sizeof s), 0);
-    assert_string_equal(s, "x y");
-    assert_int_equal(pop_auth_apop_secret("notapop=abc", s, sizeof s), -1);
-    assert_int_equal(pop_auth_apop_secret("apop=", s, sizeof s), -1);
-    assert_int_equal(pop_auth_apop_secret(NULL, s, sizeof s), -1);
+    static const struct {
+        const char *options, *secret; /* secret NULL: none */
+    } cases[] = {
+        {"apop=abc", "abc"},   {"quota=1,APOP=x y,z=2", "x y"},
+        {"notapop=abc", NULL}, {"apop=", NULL},
+        {NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = pop_auth_apop_secret(cases[i].options, s, sizeof s);
+        assert_int_equal(rc, cases[i].secret != NULL ? 0 : -1);
+        if (cases[i].secret != NULL)
+            assert_string_equal(s, cases[i].secret);
+    }
     assert_int_equal(pop_auth_apop_secret("apop=0123456789", s, 5), -1); /* too long */
 }
 
@@ -145,16 +152,6 @@ test_penalty_bounded(void **state)
     penalty_free(&p);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_apop_digest),
-        cmocka_unit_test(test_apop_secret),
-        cmocka_unit_test(test_penalty_doubling),
-        cmocka_unit_test(test_penalty_forget),
-        cmocka_unit_test(test_penalty_bounded),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_b64), cmocka_unit_test(test_apop_digest),
+        cmocka_unit_test(test_apop_secret), cmocka_unit_test(test_penalty_doubling),
+        cmocka_unit_test(test_penalty_forget), cmocka_unit_test(test_penalty_bounded))

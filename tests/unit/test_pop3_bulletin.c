@@ -20,22 +20,16 @@
 #include "unit_util.h"
 
 struct fixture {
-    char dir[UU_DIR_MAX], bull[300], state[300], box[300];
+    char dir[UU_DIR_MAX], bull[UU_PATH_MAX], state[UU_PATH_MAX], box[UU_PATH_MAX];
 };
 
 static int
 setup(void **state)
 {
-    struct fixture *f;
-
-    if (uu_setup_dir(state, sizeof *f, "test_bulletin") < 0)
+    if (uu_setup_paths(state, sizeof(struct fixture), "test_bulletin", "bull", "state",
+                       "drop/alice", NULL) < 0)
         return -1;
-    f = *state;
-    snprintf(f->bull, sizeof f->bull, "%s/bull", f->dir);
-    snprintf(f->state, sizeof f->state, "%s/state", f->dir);
-    snprintf(f->box, sizeof f->box, "%s/drop/alice", f->dir);
-    mkdir(f->bull, 0700);
-    return 0;
+    return mkdir(((struct fixture *)*state)->bull, 0700);
 }
 
 /* put - write a bulletin file. */
@@ -189,14 +183,5 @@ test_compose_from_and_nothing_to_do(void **state)
     assert_int_equal(bulletin_deliver(&p, err, sizeof err), 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_deliver_once_in_order, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_hide_old_for_new_users, setup, uu_teardown_dir),
-        cmocka_unit_test_setup_teardown(test_compose_from_and_nothing_to_do, setup,
-                                        uu_teardown_dir),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_DIR(test_deliver_once_in_order), UU_DIR(test_hide_old_for_new_users),
+        UU_DIR(test_compose_from_and_nothing_to_do))

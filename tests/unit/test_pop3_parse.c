@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "../../dpop/pop3_parse.h"
+#include "unit_util.h"
 
 #define MAXCMD 4
 
@@ -148,6 +149,19 @@ case_len(const struct pcase *pc)
     return strlen(pc->in);
 }
 
+/* check_arg - an argument as parsed (arg, len) is want (NULL: none) */
+static void
+check_arg(const char *arg, size_t len, const char *want)
+{
+    if (want == NULL) {
+        assert_null(arg);
+        return;
+    }
+    assert_non_null(arg);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(arg, want, len);
+}
+
 /* check_one - compare a parse result with the expectation. */
 static void
 check_one(const char *name, size_t i, int rc, const struct pop3_cmd *c, const struct want *w)
@@ -158,20 +172,8 @@ check_one(const char *name, size_t i, int rc, const struct pop3_cmd *c, const st
                  w->err);
     if (w->rc != 0)
         return;
-    if (w->arg1 != NULL) {
-        assert_non_null(c->arg1);
-        assert_int_equal(c->arg1_len, strlen(w->arg1));
-        assert_memory_equal(c->arg1, w->arg1, c->arg1_len);
-    } else {
-        assert_null(c->arg1);
-    }
-    if (w->arg2 != NULL) {
-        assert_non_null(c->arg2);
-        assert_int_equal(c->arg2_len, strlen(w->arg2));
-        assert_memory_equal(c->arg2, w->arg2, c->arg2_len);
-    } else {
-        assert_null(c->arg2);
-    }
+    check_arg(c->arg1, c->arg1_len, w->arg1);
+    check_arg(c->arg2, c->arg2_len, w->arg2);
     assert_int_equal(c->has_num, w->has_num);
     assert_int_equal(c->num, w->num);
     assert_int_equal(c->num2, w->num2);
@@ -223,28 +225,15 @@ run_case(const struct pcase *pc, size_t step)
     buf_free(&b);
 }
 
+/* test_case - one case of the table (a test each), fed whole, byte by byte and in chunks
+ * of 7 bytes. */
 static void
-test_cases_whole(void **state)
+test_case(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 0);
-}
+    static const size_t steps[] = {0, 1, 7};
 
-static void
-test_cases_bytewise(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 1);
-}
-
-static void
-test_cases_chunks(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i], 7);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        run_case(*state, steps[i]);
 }
 
 /* mkline - "USER " + n-5 'a' characters + term, into a malloc'd string. */
@@ -354,10 +343,9 @@ test_uid_ok(void **state)
 int
 main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases_whole),  cmocka_unit_test(test_cases_bytewise),
-        cmocka_unit_test(test_cases_chunks), cmocka_unit_test(test_line_limit),
-        cmocka_unit_test(test_verb_names),   cmocka_unit_test(test_uid_ok),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_line_limit),
+                                       cmocka_unit_test(test_verb_names),
+                                       cmocka_unit_test(test_uid_ok)};
+
+    return UU_RUN_CASES(tests, test_case, cases);
 }

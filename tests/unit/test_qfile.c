@@ -137,13 +137,7 @@ test_round_trip(void **state)
     assert_same(&q, &r);
 
     /* The documented layout, byte for byte. */
-    char *expect, got[4096];
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, got, sizeof got - 1);
-    close(fd);
-    assert_true(n > 0);
-    got[n] = '\0';
+    char *expect, *got = uu_read(path, NULL);
     assert_true(asprintf(&expect,
                          "DMQ 1\nid %s\narrival 1700000000\nsender <bob@example.test>\n"
                          "origin smtp 192.0.2.1 sid=00000000deadbeef helo=<client.example>\n"
@@ -155,6 +149,7 @@ test_round_trip(void **state)
                          "size %zu\n\n%send\n",
                          q.id, strlen(text), text) > 0);
     assert_string_equal(got, expect);
+    free(got);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
@@ -172,7 +167,7 @@ test_dsn_round_trip(void **state)
 {
     struct fixture *f = *state;
     struct qfile q, r;
-    char path[PATH_MAX], err[256], *expect, got[4096];
+    char path[PATH_MAX], err[256], *expect;
     const char *text = "Subject: dsn\n\nbody\n";
 
     sample(&q, text);
@@ -194,12 +189,7 @@ test_dsn_round_trip(void **state)
     assert_null(r.rcpt[1].orcpt);
     assert_int_equal(r.rcpt[2].notify, 0);
     assert_null(r.rcpt[2].orcpt);
-    int fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    ssize_t n = read(fd, got, sizeof got - 1);
-    close(fd);
-    assert_true(n > 0);
-    got[n] = '\0';
+    char *got = uu_read(path, NULL);
     assert_true(asprintf(&expect,
                          "flags 1\ndsn full QQ+2B314159 delay\nrcpts 3\n"
                          "rcpt pending 0 0 <alice@example.test>\n"
@@ -212,6 +202,7 @@ test_dsn_round_trip(void **state)
                          strlen(text)) > 0);
     if (strstr(got, expect) == NULL)
         fail_msg("layout:\n%s\nwant inside:\n%s", got, expect);
+    free(got);
     free(expect);
     qfile_free(&r);
 
@@ -686,9 +677,12 @@ test_rewrite_atomic(void **state)
 static void
 test_state_names(void **state)
 {
-    assert_string_equal(qfile_state_name(QR_PENDING), "pending");
-    assert_string_equal(qfile_state_name(QR_DONE), "done");
-    assert_string_equal(qfile_state_name(QR_FAILED), "failed");
+    static const char *const names[] = {
+        [QR_PENDING] = "pending",
+        [QR_DONE] = "done",
+        [QR_FAILED] = "failed",
+    };
+    UU_NAMES_ARE(qfile_state_name, enum qfile_rstate, names); /* every state named here */
     assert_null(qfile_state_name((enum qfile_rstate)17));
     assert_true(qfile_id_valid("1700000000.123_1_abcdef.host-1.example"));
     assert_false(qfile_id_valid(""));
@@ -703,20 +697,7 @@ test_state_names(void **state)
     assert_non_null(strstr(a, "node_x_y_z_w"));
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dsn_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_sender_and_escapes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_recipients, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_binary_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_injection_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rewrite_atomic, setup, teardown),
-        cmocka_unit_test(test_state_names),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
+        UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
+        UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
+        UU_FX(test_rewrite_atomic), cmocka_unit_test(test_state_names))

@@ -47,6 +47,20 @@ dests(const struct route_expansion *x)
     return buf;
 }
 
+/* route_is - addr expands (with the user check is_user) to status and, when want is not
+ * NULL, to the destinations want (joined with ","). */
+static void
+route_is(const struct conf *c, const char *addr, route_user_fn is_user, int status,
+         const char *want)
+{
+    struct route_expansion x;
+
+    expand(c, addr, is_user, &x);
+    if ((int)x.status != status || (want != NULL && strcmp(dests(&x), want) != 0))
+        fail_msg("%s: status %d to \"%s\", want %d to \"%s\"", addr, (int)x.status, dests(&x),
+                 status, want != NULL ? want : "(any)");
+}
+
 /* users_bob_carol - is_user: bob and carol of any local domain, and postmaster. */
 static bool
 users_bob_carol(void *arg, const char *local, const char *domain)
@@ -195,39 +209,29 @@ test_exact_and_case(void **state)
 static void
 test_catch_all(void **state)
 {
-    struct route_expansion x;
     struct conf *c = uu_conf_ok(DOMS "forward @example.org carol@example.org\n"
                                      "forward sales@example.org bob@example.org\n"
                                      "forward @example.net catchall@example.net\n");
+    route_user_fn bc = users_bob_carol;
 
     /* an unknown address of the domain goes to the catch-all */
-    expand(c, "nobody@example.org", users_bob_carol, &x);
-    assert_int_equal(x.status, ROUTE_FORWARDED);
-    assert_string_equal(dests(&x), "carol@example.org");
+    route_is(c, "nobody@example.org", bc, ROUTE_FORWARDED, "carol@example.org");
     /* users and postmaster keep their own mail; an exact alias wins */
-    expand(c, "Bob@example.org", users_bob_carol, &x);
-    assert_int_equal(x.status, ROUTE_NONE);
-    expand(c, "postmaster@example.org", users_bob_carol, &x);
-    assert_int_equal(x.status, ROUTE_NONE);
-    expand(c, "sales@example.org", users_bob_carol, &x);
-    assert_string_equal(dests(&x), "bob@example.org");
+    route_is(c, "Bob@example.org", bc, ROUTE_NONE, NULL);
+    route_is(c, "postmaster@example.org", bc, ROUTE_NONE, NULL);
+    route_is(c, "sales@example.org", bc, ROUTE_FORWARDED, "bob@example.org");
     /* other domains are not caught */
-    expand(c, "nobody@example.com", users_bob_carol, &x);
-    assert_int_equal(x.status, ROUTE_NONE);
+    route_is(c, "nobody@example.com", bc, ROUTE_NONE, NULL);
     /* a catch-all to a non-user of its own domain is final there, not a loop */
-    expand(c, "zed@example.net", users_bob_carol, &x);
-    assert_int_equal(x.status, ROUTE_FORWARDED);
-    assert_string_equal(dests(&x), "catchall@example.net");
+    route_is(c, "zed@example.net", bc, ROUTE_FORWARDED, "catchall@example.net");
     /* without a user check, the catch-all takes everything without its own alias */
-    expand(c, "bob@example.org", NULL, &x);
-    assert_string_equal(dests(&x), "carol@example.org");
+    route_is(c, "bob@example.org", NULL, ROUTE_FORWARDED, "carol@example.org");
     conf_unref(&c);
 }
 
 static void
 test_chains_and_copies(void **state)
 {
-    struct route_expansion x;
     struct conf *c = uu_conf_ok(DOMS "forward a@example.org b@example.org,c@example.org\n"
                                      "forward b@example.org d@example.org,bob@example.org\n"
                                      "forward c@example.org d@example.org\n"
@@ -235,11 +239,8 @@ test_chains_and_copies(void **state)
                                      "forward bob@example.org bob@example.org,carol@example.org\n");
 
     /* b and c both end at d (once), and bob keeps a copy beside carol */
-    expand(c, "a@example.org", NULL, &x);
-    assert_int_equal(x.status, ROUTE_FORWARDED);
-    assert_string_equal(dests(&x), "carol@example.org,bob@example.org");
-    expand(c, "bob@example.org", NULL, &x);
-    assert_string_equal(dests(&x), "bob@example.org,carol@example.org");
+    route_is(c, "a@example.org", NULL, ROUTE_FORWARDED, "carol@example.org,bob@example.org");
+    route_is(c, "bob@example.org", NULL, ROUTE_FORWARDED, "bob@example.org,carol@example.org");
     conf_unref(&c);
 }
 
@@ -482,15 +483,8 @@ test_deliver_route(void **state)
     free(users);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),      cmocka_unit_test(test_include_file_line),
-        cmocka_unit_test(test_exact_and_case),    cmocka_unit_test(test_catch_all),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_include_file_line),
+        cmocka_unit_test(test_exact_and_case), cmocka_unit_test(test_catch_all),
         cmocka_unit_test(test_chains_and_copies), cmocka_unit_test(test_loop),
-        cmocka_unit_test(test_depth_and_width),   cmocka_unit_test(test_100000_entries),
-        cmocka_unit_test(test_deliver_route),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_depth_and_width), cmocka_unit_test(test_100000_entries),
+        cmocka_unit_test(test_deliver_route))

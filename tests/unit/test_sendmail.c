@@ -12,6 +12,7 @@
 #include "../../sendmail/smaddr.h"
 #include "../../sendmail/smmsg.h"
 #include "../../sendmail/smopt.h"
+#include "unit_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,14 +365,7 @@ test_headers(void **state)
     free(out);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_lists), cmocka_unit_test(test_addr_append),
-        cmocka_unit_test(test_options),    cmocka_unit_test(test_option_errors),
-        cmocka_unit_test(test_read),       cmocka_unit_test(test_read_limit),
-        cmocka_unit_test(test_headers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_addr_lists), cmocka_unit_test(test_addr_append),
+        cmocka_unit_test(test_options), cmocka_unit_test(test_option_errors),
+        cmocka_unit_test(test_read), cmocka_unit_test(test_read_limit),
+        cmocka_unit_test(test_headers))

@@ -252,13 +252,6 @@ test_pidfile(void **state)
     assert_int_equal(server_pidfile("/nonexistent-dir/x.pid"), -1);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_args),        cmocka_unit_test(test_args_bad),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_args), cmocka_unit_test(test_args_bad),
         cmocka_unit_test(test_load_config), cmocka_unit_test(test_drop_privileges),
-        cmocka_unit_test(test_pidfile),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_pidfile))

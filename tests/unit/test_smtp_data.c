@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/data.h"
+#include "unit_util.h"
 
 #define S(x) x, sizeof(x) - 1
 
@@ -374,14 +375,7 @@ test_hops(void **state)
     assert_int_equal(data_hops("Received", 8), 0);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),      cmocka_unit_test(test_line_length),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases), cmocka_unit_test(test_line_length),
         cmocka_unit_test(test_size_limit), cmocka_unit_test(test_big_message),
-        cmocka_unit_test(test_received),   cmocka_unit_test(test_hops),
-        cmocka_unit_test(test_chunked),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_received), cmocka_unit_test(test_hops),
+        cmocka_unit_test(test_chunked))

@@ -173,49 +173,49 @@ test_route_cached(void **state)
 static void
 test_postmaster(void **state)
 {
+    static const struct {
+        const char *conf;
+        bool with_pm; /* the users file has postmaster */
+        const char *local, *domain;
+        int kind;
+        const char *user; /* DK_LOCAL: t.user */
+    } cases[] = {
+        /* sysadmin unset: the users-file user postmaster, for every role */
+        {"", true, "postmaster", "example.net", DK_LOCAL, "postmaster"},
+        {"", true, "ROOT", "example.org", DK_LOCAL, "postmaster"},
+        /* neither: queued */
+        {"", false, "postmaster", "example.org", DK_POSTMASTER, NULL},
+        /* sysadmin at a local domain with domain given */
+        {"sysadmin alice@example.net\n", false, "postmaster", "example.org", DK_LOCAL,
+         "alice@example.net"},
+        /* a user of the role's name has it, before sysadmin */
+        {"sysadmin admin\n", true, "Postmaster", "example.org", DK_LOCAL, "postmaster"},
+        {"sysadmin admin\n", true, "abuse", "example.org", DK_LOCAL, "admin"},
+        /* sysadmin a local address without a user: queued */
+        {"sysadmin ghost\n", false, "postmaster", "example.org", DK_POSTMASTER, NULL},
+        {"sysadmin ghost\n", false, "abuse", "example.org", DK_POSTMASTER, NULL},
+    };
     struct auth_db *db;
-    struct conf *cf;
     struct deliver_target t;
+    struct conf *cf;
+    struct deliver_route r;
+    struct addr a;
+    char err[100];
 
     (void)state;
-    /* sysadmin unset: the users-file user postmaster */
-    cf = load("", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.net", &t), DK_LOCAL);
-    assert_string_equal(t.user, "postmaster");
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* neither: queued */
-    cf = load("", false, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* sysadmin at a local domain with domain given */
-    cf = load("sysadmin alice@example.net\n", false, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_LOCAL);
-    assert_string_equal(t.user, "alice@example.net");
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* a user of the role's name has it, before sysadmin */
-    cf = load("sysadmin admin\n", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "Postmaster", "example.org", &t), DK_LOCAL);
-    assert_string_equal(t.user, "postmaster");
-    assert_int_equal(deliver_resolve(cf, db, "abuse", "example.org", &t), DK_LOCAL);
-    assert_string_equal(t.user, "admin");
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* sysadmin unset: every role to the user postmaster */
-    cf = load("", true, &db);
-    assert_int_equal(deliver_resolve(cf, db, "ROOT", "example.org", &t), DK_LOCAL);
-    assert_string_equal(t.user, "postmaster");
-    auth_db_unref(&db);
-    conf_unref(&cf);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cf = load(cases[i].conf, cases[i].with_pm, &db);
+        assert_int_equal(deliver_resolve(cf, db, cases[i].local, cases[i].domain, &t),
+                         cases[i].kind);
+        if (cases[i].user != NULL)
+            assert_string_equal(t.user, cases[i].user);
+        auth_db_unref(&db);
+        conf_unref(&cf);
+    }
     /* sysadmin of another domain: relayed there */
     cf = load("sysadmin Root@Elsewhere.Example\n", true, &db);
     assert_int_equal(deliver_resolve(cf, db, "root", "example.org", &t), DK_RELAY);
     assert_string_equal(t.addr, "Root@elsewhere.example");
-    struct deliver_route r;
-    struct addr a;
-    char err[100];
     assert_int_equal(addr_parse_mailbox("mailer-daemon@example.net", NULL, &a, err, sizeof(err)),
                      0);
     assert_int_equal(deliver_route(cf, db, &a, &r), DV_OK);
@@ -224,12 +224,6 @@ test_postmaster(void **state)
     assert_null(r.dest[0].mailbox);
     assert_true(r.dest[0].relay);
     deliver_route_free(&r);
-    auth_db_unref(&db);
-    conf_unref(&cf);
-    /* sysadmin a local address without a user: queued */
-    cf = load("sysadmin ghost\n", false, &db);
-    assert_int_equal(deliver_resolve(cf, db, "postmaster", "example.org", &t), DK_POSTMASTER);
-    assert_int_equal(deliver_resolve(cf, db, "abuse", "example.org", &t), DK_POSTMASTER);
     auth_db_unref(&db);
     conf_unref(&cf);
 }
@@ -403,13 +397,6 @@ setup(void **state)
     return file_mkdirs(path, 0700);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolve),  cmocka_unit_test(test_postmaster),
+UU_MAIN(setup, uu_teardown_dir, cmocka_unit_test(test_resolve), cmocka_unit_test(test_postmaster),
         cmocka_unit_test(test_next_try), cmocka_unit_test(test_one_and_queue),
-        cmocka_unit_test(test_batch),    cmocka_unit_test(test_route_cached),
-    };
-    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
-}
+        cmocka_unit_test(test_batch), cmocka_unit_test(test_route_cached))

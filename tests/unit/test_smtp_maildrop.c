@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/maildrop.h"
+#include "unit_util.h"
 
 struct collect {
     char out[1024];
@@ -98,12 +99,4 @@ test_strip_bcc(void **state)
     }
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_rcpts),
-        cmocka_unit_test(test_strip_bcc),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_header_rcpts), cmocka_unit_test(test_strip_bcc))

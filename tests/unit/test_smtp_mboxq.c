@@ -256,14 +256,5 @@ setup(void **state)
     return 0;
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group),
-        cmocka_unit_test(test_bounded),
-        cmocka_unit_test(test_one_fails),
-        cmocka_unit_test(test_resubmit_and_perm),
-    };
-    return cmocka_run_group_tests(tests, setup, uu_teardown_dir);
-}
+UU_MAIN(setup, uu_teardown_dir, cmocka_unit_test(test_group), cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_one_fails), cmocka_unit_test(test_resubmit_and_perm))

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/smtp_parse.h"
+#include "unit_util.h"
 
 struct verb_case {
     const char *line;
@@ -120,6 +121,23 @@ static const struct mail_case mail_cases[] = {
     {"FROM:<a@example.org>", false, 0, NULL, "a@example.org", 0, SMTP_BODY_NONE, false},
 };
 
+/* parsed - case i ("args") went as wanted: accepted (code 0, and then true is returned for
+ * the caller to check what it parsed) or refused with code, ecode and a text */
+static bool
+parsed(size_t i, const char *args, int rc, const struct smtp_perr *e, int code, const char *ecode)
+{
+    if (code == 0) {
+        if (rc != 0)
+            fail_msg("case %zu \"%s\": refused %d %s %s", i, args, e->code, e->ecode, e->text);
+        return true;
+    }
+    if (rc != -1 || e->code != code || e->ecode == NULL || strcmp(e->ecode, ecode) != 0)
+        fail_msg("case %zu \"%s\": rc %d code %d %s (want %d %s)", i, args, rc, e->code,
+                 e->ecode ? e->ecode : "-", code, ecode);
+    assert_true(e->text[0] != '\0');
+    return false;
+}
+
 static void
 test_mail(void **state)
 {
@@ -130,21 +148,14 @@ test_mail(void **state)
         struct smtp_perr e = {0};
         char buf[300];
         int rc = smtp_parse_mail(c->args, c->esmtp, &m, &e);
-        if (c->code == 0) {
-            if (rc != 0)
-                fail_msg("case %zu \"%s\": refused %d %s %s", i, c->args, e.code, e.ecode, e.text);
-            addr_format(&m.from, buf, sizeof(buf));
-            if (strcmp(buf, c->from) != 0 || m.size != c->size || m.body != c->body ||
-                m.smtputf8 != c->utf8 ||
-                m.size_set != (strstr(c->args, "SIZE") != NULL || strstr(c->args, "size") != NULL))
-                fail_msg("case %zu \"%s\": from <%s> size %llu body %d utf8 %d", i, c->args, buf,
-                         m.size, m.body, m.smtputf8);
-        } else {
-            if (rc != -1 || e.code != c->code || strcmp(e.ecode, c->ecode) != 0)
-                fail_msg("case %zu \"%s\": rc %d code %d %s (want %d %s)", i, c->args, rc, e.code,
-                         e.ecode ? e.ecode : "-", c->code, c->ecode);
-            assert_true(e.text[0] != '\0');
-        }
+        if (!parsed(i, c->args, rc, &e, c->code, c->ecode))
+            continue;
+        addr_format(&m.from, buf, sizeof(buf));
+        if (strcmp(buf, c->from) != 0 || m.size != c->size || m.body != c->body ||
+            m.smtputf8 != c->utf8 ||
+            m.size_set != (strstr(c->args, "SIZE") != NULL || strstr(c->args, "size") != NULL))
+            fail_msg("case %zu \"%s\": from <%s> size %llu body %d utf8 %d", i, c->args, buf,
+                     m.size, m.body, m.smtputf8);
     }
 }
 
@@ -189,19 +200,14 @@ test_rcpt(void **state)
         struct smtp_perr e = {0};
         char buf[300];
         int rc = smtp_parse_rcpt(c->args, c->esmtp, &r, &e);
-        if (c->code == 0) {
-            if (rc != 0)
-                fail_msg("case %zu \"%s\": refused %d %s", i, c->args, e.code, e.text);
-            if (r.bare_postmaster)
-                snprintf(buf, sizeof(buf), "%s", r.to.local);
-            else
-                addr_format(&r.to, buf, sizeof(buf));
-            if (strcmp(buf, c->to) != 0 || r.bare_postmaster != c->bare_postmaster)
-                fail_msg("case %zu \"%s\": to <%s> pm %d", i, c->args, buf, r.bare_postmaster);
-        } else if (rc != -1 || e.code != c->code || strcmp(e.ecode, c->ecode) != 0) {
-            fail_msg("case %zu \"%s\": rc %d code %d (want %d %s)", i, c->args, rc, e.code, c->code,
-                     c->ecode);
-        }
+        if (!parsed(i, c->args, rc, &e, c->code, c->ecode))
+            continue;
+        if (r.bare_postmaster)
+            snprintf(buf, sizeof(buf), "%s", r.to.local);
+        else
+            addr_format(&r.to, buf, sizeof(buf));
+        if (strcmp(buf, c->to) != 0 || r.bare_postmaster != c->bare_postmaster)
+            fail_msg("case %zu \"%s\": to <%s> pm %d", i, c->args, buf, r.bare_postmaster);
     }
 }
 
@@ -532,16 +538,8 @@ test_misc(void **state)
     assert_true(smtp_parse_has_arg(" x "));
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verbs),    cmocka_unit_test(test_mail),
-        cmocka_unit_test(test_rcpt),     cmocka_unit_test(test_dsn_params),
-        cmocka_unit_test(test_dsnparam), cmocka_unit_test(test_helo),
-        cmocka_unit_test(test_bdat),     cmocka_unit_test(test_auth_args),
-        cmocka_unit_test(test_base64),   cmocka_unit_test(test_plain),
-        cmocka_unit_test(test_misc),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_verbs), cmocka_unit_test(test_mail),
+        cmocka_unit_test(test_rcpt), cmocka_unit_test(test_dsn_params),
+        cmocka_unit_test(test_dsnparam), cmocka_unit_test(test_helo), cmocka_unit_test(test_bdat),
+        cmocka_unit_test(test_auth_args), cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_plain), cmocka_unit_test(test_misc))

@@ -175,6 +175,8 @@ struct run {
     int nready, ndone;
     struct smtpc_info info;
     bool broken;
+    struct peer *peer; /* peer_setup's */
+    const char *scen;  /* and its scenario */
 };
 
 static void
@@ -258,6 +260,39 @@ run_end(struct run *r, struct peer *p)
         peer_stop(p);
 }
 
+/* peer_setup/peer_teardown - the per-test fixture of most tests: a peer for the scenario
+ * given as prestate and a client ready on it (run_peer), then run_end. */
+static int
+peer_setup(void **state)
+{
+    const char *scen = *state;
+    struct run *r = malloc(sizeof(*r));
+
+    assert_non_null(r);
+    struct peer *p = run_peer(r, scen);
+    r->peer = p;
+    r->scen = scen;
+    *state = r;
+    return 0;
+}
+
+static int
+peer_teardown(void **state)
+{
+    struct run *r = *state;
+
+    run_end(r, r->peer);
+    free(r);
+    return 0;
+}
+
+/* PEER_TEST - test t with the fixture on scenario scen (a string literal); named after both */
+#define PEER_TEST(t, scen)                                                                         \
+    {                                                                                              \
+        .name = #t " (" scen ")", .test_func = t, .setup_func = peer_setup,                        \
+        .teardown_func = peer_teardown, .initial_state = (void *)(scen)                            \
+    }
+
 static void
 check_reply(const struct smtpc_reply *r, int code, const char *status, const char *text)
 {
@@ -282,13 +317,13 @@ check_reply(const struct smtpc_reply *r, int code, const char *status, const cha
 static void
 test_pipelined(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {{.addr = "a@x.test", .notify = "SUCCESS"}, RCPT("b@x.test")};
     char text[3000], want[3100];
     int n = snprintf(text, sizeof(text), "Subject: t\n\n.dot line\nline2\n");
     int w = snprintf(want, sizeof(want), "Subject: t\r\n\r\n..dot line\r\nline2\r\n");
 
-    (void)state;
     memset(text + n, 'y', 2000);
     n += 2000;
     n += snprintf(text + n, sizeof(text) - (size_t)n, "\n..two\nend");
@@ -306,16 +341,15 @@ test_pipelined(void **state)
                           .text = text,
                           .len = (size_t)n};
 
-    struct peer *p = run_peer(&r, "pipe");
-    check_reply(&r.info.reply, 250, "2.0.0", "peer.test");
-    assert_true(r.info.esmtp && r.info.pipelining && r.info.eightbitmime);
-    assert_false(r.info.dsn || r.info.smtputf8 || r.info.tls);
-    assert_int_equal(r.info.size_max, 33554432);
+    check_reply(&r->info.reply, 250, "2.0.0", "peer.test");
+    assert_true(r->info.esmtp && r->info.pipelining && r->info.eightbitmime);
+    assert_false(r->info.dsn || r->info.smtputf8 || r->info.tls);
+    assert_int_equal(r->info.size_max, 33554432);
     char peer[40];
     snprintf(peer, sizeof(peer), "127.0.0.1:%d", p->port);
-    assert_string_equal(smtpc_peer(r.c), peer);
-    run_send(&r, &m);
-    assert_false(r.broken);
+    assert_string_equal(smtpc_peer(r->c), peer);
+    run_send(r, &m);
+    assert_false(r->broken);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued as 1234");
     check_reply(&rc[1].reply, 250, "2.0.0", "queued as 1234");
     char env[200];
@@ -329,7 +363,6 @@ test_pipelined(void **state)
     char *got = peer_log(p, "");
     assert_non_null(memmem(got, strlen(got), want, (size_t)w));
     free(got);
-    run_end(&r, p);
 }
 
 /* per-recipient replies at RCPT (one accepted: DATA goes, the refused keep theirs);
@@ -338,14 +371,13 @@ test_pipelined(void **state)
 static void
 test_rcpt_replies(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("ok@x.test"), RCPT("bad@x.test"), RCPT("busy@x.test")};
     struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 3, .text = "hi\n", .len = 3};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "pipe");
-    run_send(&r, &m);
-    assert_false(r.broken);
+    run_send(r, &m);
+    assert_false(r->broken);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
     check_reply(&rc[2].reply, 450, "4.2.1", "mailbox busy");
@@ -353,8 +385,8 @@ test_rcpt_replies(void **state)
 
     m.rcpt = rc + 1;
     m.nrcpt = 2;
-    run_send(&r, &m);
-    assert_false(r.broken);
+    run_send(r, &m);
+    assert_false(r->broken);
     check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
     check_reply(&rc[2].reply, 450, "4.2.1", "mailbox busy");
     assert_int_equal(log_count(p, "DATA\r\n"), 2); /* pipelined; refused with 503 */
@@ -363,82 +395,75 @@ test_rcpt_replies(void **state)
 
     m.rcpt = rc;
     m.nrcpt = 1;
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, ".chunks", "\nRSET MAIL RCPT DATA\n"));
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_int_equal(log_count(p, "RSET\r\n"), 1);
     assert_int_equal(log_count(p, "hi\r\n"), 3);
-    run_end(&r, p);
 }
 
 /* 5xx and 4xx at the end of DATA apply to every accepted recipient, not to the refused */
 static void
 test_data_refused(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test"), RCPT("busy@x.test"), RCPT("b@x.test")};
     struct smtpc_msg m = {.sender = "rej5@x.test", .rcpt = rc, .nrcpt = 3, .text = "t\n", .len = 2};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "pipe");
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 554, "5.7.1", "content rejected");
     check_reply(&rc[1].reply, 450, "4.2.1", "busy");
     check_reply(&rc[2].reply, 554, "5.7.1", "content rejected");
     m.sender = "rej4@x.test";
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 451, "4.3.0", "try again later");
     check_reply(&rc[2].reply, 451, "4.3.0", "try again later");
-    assert_false(r.broken);
+    assert_false(r->broken);
     assert_int_equal(log_count(p, "RSET\r\n"), 0); /* both ended with the final reply */
-    run_end(&r, p);
 }
 
 /* EHLO refused with 502: HELO, and plain SMTP (no SIZE=) */
 static void
 test_helo_fallback(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test")};
     struct smtpc_msg m = {.sender = "", .rcpt = rc, .nrcpt = 1, .text = "t\n", .len = 2};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "noehlo");
-    check_reply(&r.info.reply, 250, "2.0.0", "peer.test");
-    assert_false(r.info.esmtp || r.info.pipelining);
-    run_send(&r, &m);
+    check_reply(&r->info.reply, 250, "2.0.0", "peer.test");
+    assert_false(r->info.esmtp || r->info.pipelining);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<>\r\n"));
-    run_end(&r, p);
 }
 
 /* no PIPELINING: one command per write; none accepted: no DATA at all */
 static void
 test_no_pipelining(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test"), RCPT("bad@x.test")};
     struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 2, .text = "t\n", .len = 2};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "plain");
-    assert_false(r.info.pipelining);
-    run_send(&r, &m);
+    assert_false(r->info.pipelining);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
     assert_true(log_has(p, ".chunks", "\nMAIL\nRCPT\nRCPT\nDATA\n"));
     m.rcpt = rc + 1;
     m.nrcpt = 1;
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
     assert_int_equal(log_count(p, "DATA\r\n"), 1);
     m.rcpt = rc;
-    run_send(&r, &m); /* RSET first, alone */
+    run_send(r, &m); /* RSET first, alone */
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, ".chunks", "\nRSET\nMAIL\nRCPT\nDATA\n"));
-    run_end(&r, p);
 }
 
 /* a message larger than SIZE: 5.3.4 for all, nothing sent, the result from the loop; a
@@ -446,26 +471,24 @@ test_no_pipelining(void **state)
 static void
 test_size_limit(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test"), RCPT("b@x.test")};
     char big[2000];
     memset(big, 'z', sizeof(big));
     struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 2, .text = big, .len = 2000};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "small");
-    assert_int_equal(r.info.size_max, 1000);
-    run_send(&r, &m);
-    assert_false(r.broken);
+    assert_int_equal(r->info.size_max, 1000);
+    run_send(r, &m);
+    assert_false(r->broken);
     check_reply(&rc[0].reply, 552, "5.3.4", "exceeds");
     check_reply(&rc[1].reply, 552, "5.3.4", "exceeds");
     assert_int_equal(log_count(p, "MAIL"), 0);
     m.text = "short\n";
     m.len = 6;
-    run_send(&r, &m);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=7\r\n"));
-    run_end(&r, p);
 }
 
 /* BODY=8BITMIME only for 8-bit text to a server with 8BITMIME; without it the text goes
@@ -473,57 +496,45 @@ test_size_limit(void **state)
 static void
 test_8bitmime(void **state)
 {
-    struct run r;
-    const char *scen[] = {"pipe", "no8bit"};
+    struct run *r = *state;
+    struct peer *p = r->peer;
+    bool on = strcmp(r->scen, "no8bit") != 0;
+    struct smtpc_rcpt rc[] = {RCPT("a@x.test")};
+    struct smtpc_msg m = {.sender = "s@x.test",
+                          .eightbit = true,
+                          .rcpt = rc,
+                          .nrcpt = 1,
+                          .text = "caf\xc3\xa9\n",
+                          .len = 6};
 
-    (void)state;
-    for (int i = 0; i < 2; i++) {
-        struct smtpc_rcpt rc[] = {RCPT("a@x.test")};
-        struct smtpc_msg m = {.sender = "s@x.test",
-                              .eightbit = true,
-                              .rcpt = rc,
-                              .nrcpt = 1,
-                              .text = "caf\xc3\xa9\n",
-                              .len = 6};
-        struct peer *p = run_peer(&r, scen[i]);
-        assert_int_equal(r.info.eightbitmime, i == 0);
-        run_send(&r, &m);
-        check_reply(&rc[0].reply, 250, "2.0.0", "queued");
-        assert_int_equal(log_count(p, "SIZE=7 BODY=8BITMIME\r\n"), i == 0 ? 1 : 0);
-        assert_int_equal(log_count(p, "SIZE=7\r\n"), i == 0 ? 0 : 1);
-        assert_true(log_has(p, "", "caf\xc3\xa9\r\n.\r\n"));
-        run_end(&r, p);
-    }
+    assert_int_equal(r->info.eightbitmime, on);
+    run_send(r, &m);
+    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    assert_int_equal(log_count(p, "SIZE=7 BODY=8BITMIME\r\n"), on ? 1 : 0);
+    assert_int_equal(log_count(p, "SIZE=7\r\n"), on ? 0 : 1);
+    assert_true(log_has(p, "", "caf\xc3\xa9\r\n.\r\n"));
 }
 
 /* SMTPUTF8 needed: 5.6.7 before MAIL when the server lacks it; the parameter when not */
 static void
 test_smtputf8(void **state)
 {
-    struct run r;
-    const char *scen[] = {"pipe", "utf8"};
+    struct run *r = *state;
+    struct peer *p = r->peer;
+    bool on = strcmp(r->scen, "utf8") == 0;
+    struct smtpc_rcpt rc[] = {RCPT("j\xc3\xb6rg@x.test")};
+    struct smtpc_msg m = {
+        .sender = "s@x.test", .smtputf8 = true, .rcpt = rc, .nrcpt = 1, .text = "t\n", .len = 2};
 
-    (void)state;
-    for (int i = 0; i < 2; i++) {
-        struct smtpc_rcpt rc[] = {RCPT("j\xc3\xb6rg@x.test")};
-        struct smtpc_msg m = {.sender = "s@x.test",
-                              .smtputf8 = true,
-                              .rcpt = rc,
-                              .nrcpt = 1,
-                              .text = "t\n",
-                              .len = 2};
-        struct peer *p = run_peer(&r, scen[i]);
-        assert_int_equal(r.info.smtputf8, i == 1);
-        run_send(&r, &m);
-        assert_false(r.broken);
-        if (i == 0) {
-            check_reply(&rc[0].reply, 553, "5.6.7", "SMTPUTF8");
-            assert_int_equal(log_count(p, "MAIL"), 0);
-        } else {
-            check_reply(&rc[0].reply, 250, "2.0.0", "queued");
-            assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=3 SMTPUTF8\r\n"));
-        }
-        run_end(&r, p);
+    assert_int_equal(r->info.smtputf8, on);
+    run_send(r, &m);
+    assert_false(r->broken);
+    if (!on) {
+        check_reply(&rc[0].reply, 553, "5.6.7", "SMTPUTF8");
+        assert_int_equal(log_count(p, "MAIL"), 0);
+    } else {
+        check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+        assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=3 SMTPUTF8\r\n"));
     }
 }
 
@@ -531,7 +542,8 @@ test_smtputf8(void **state)
 static void
 test_dsn_params(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {
         {.addr = "a@x.test", .notify = "SUCCESS,FAILURE", .orcpt = "rfc822;a@x.test"},
         RCPT("b@x.test")};
@@ -543,16 +555,13 @@ test_dsn_params(void **state)
                           .text = "t\n",
                           .len = 2};
 
-    (void)state;
-    struct peer *p = run_peer(&r, "pipe-dsn");
-    assert_true(r.info.dsn);
-    run_send(&r, &m);
+    assert_true(r->info.dsn);
+    run_send(r, &m);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "",
                         "MAIL FROM:<s@x.test> SIZE=3 RET=HDRS ENVID=QQ123\r\n"
                         "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@x.test\r\n"
                         "RCPT TO:<b@x.test>\r\n"));
-    run_end(&r, p);
 }
 
 /* client_tls - a client context; trusting the peers' certificate when trust */
@@ -676,6 +685,17 @@ test_auth(void **state)
 }
 
 /* big_text - n octets of 72-octet lines */
+static char *big_text(size_t n);
+
+/* big_msg - a message of len generated bytes from s@x.test to these recipients (free its
+ * text) */
+static struct smtpc_msg
+big_msg(struct smtpc_rcpt *rc, size_t nrcpt, size_t len)
+{
+    return (struct smtpc_msg){
+        .sender = "s@x.test", .rcpt = rc, .nrcpt = nrcpt, .text = big_text(len), .len = len};
+}
+
 static char *
 big_text(size_t n)
 {
@@ -690,20 +710,16 @@ big_text(size_t n)
 static void
 test_large_message(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test")};
-    size_t len = 12u << 20;
-    char *text = big_text(len);
-    struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 1, .text = text, .len = len};
+    struct smtpc_msg m = big_msg(rc, 1, 12u << 20);
 
-    (void)state;
-    struct peer *p = run_peer(&r, "pipe");
-    run_send(&r, &m);
-    assert_false(r.broken);
+    run_send(r, &m);
+    assert_false(r->broken);
     check_reply(&rc[0].reply, 250, "2.0.0", "queued");
-    assert_true(uu_size(p->log) > (long long)smtpc_wire_size(text, len));
-    free(text);
-    run_end(&r, p);
+    assert_true(uu_size(p->log) > (long long)smtpc_wire_size(m.text, m.len));
+    free((char *)m.text);
 }
 
 /* the server drops the connection in the middle of a 4 MB message: 4.4.2 for all,
@@ -711,22 +727,18 @@ test_large_message(void **state)
 static void
 test_drop_mid_data(void **state)
 {
-    struct run r;
+    struct run *r = *state;
+    struct peer *p = r->peer;
     struct smtpc_rcpt rc[] = {RCPT("a@x.test"), RCPT("b@x.test")};
-    size_t len = 4u << 20;
-    char *text = big_text(len);
-    struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = 2, .text = text, .len = len};
+    struct smtpc_msg m = big_msg(rc, 2, 4u << 20);
 
-    (void)state;
-    struct peer *p = run_peer(&r, "drop");
-    run_send(&r, &m);
-    assert_true(r.broken);
+    run_send(r, &m);
+    assert_true(r->broken);
     check_reply(&rc[0].reply, 421, "4.4.2", "lost connection");
     check_reply(&rc[1].reply, 421, "4.4.2", "lost connection");
     assert_true(log_has(p, "", "(dropped)"));
-    assert_int_equal(smtpc_send(r.c, &m, on_done, &r), -1);
-    free(text);
-    run_end(&r, p);
+    assert_int_equal(smtpc_send(r->c, &m, on_done, r), -1);
+    free((char *)m.text);
 }
 
 /* a server that never speaks: the greeting times out (4.4.2, stage greeting) within the
@@ -883,27 +895,13 @@ group_down(void **state)
     return uu_rmtree(sdir);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_rcpt_replies),
-        cmocka_unit_test(test_data_refused),
-        cmocka_unit_test(test_helo_fallback),
-        cmocka_unit_test(test_no_pipelining),
-        cmocka_unit_test(test_size_limit),
-        cmocka_unit_test(test_8bitmime),
-        cmocka_unit_test(test_smtputf8),
-        cmocka_unit_test(test_dsn_params),
-        cmocka_unit_test(test_starttls),
-        cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_large_message),
-        cmocka_unit_test(test_drop_mid_data),
-        cmocka_unit_test(test_timeouts),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_close_in_flight),
-        cmocka_unit_test(test_bad_input),
-    };
-    return cmocka_run_group_tests(tests, group_up, group_down);
-}
+UU_MAIN(group_up, group_down, PEER_TEST(test_pipelined, "pipe"),
+        PEER_TEST(test_rcpt_replies, "pipe"), PEER_TEST(test_data_refused, "pipe"),
+        PEER_TEST(test_helo_fallback, "noehlo"), PEER_TEST(test_no_pipelining, "plain"),
+        PEER_TEST(test_size_limit, "small"), PEER_TEST(test_8bitmime, "pipe"),
+        PEER_TEST(test_8bitmime, "no8bit"), PEER_TEST(test_smtputf8, "pipe"),
+        PEER_TEST(test_smtputf8, "utf8"), PEER_TEST(test_dsn_params, "pipe-dsn"),
+        cmocka_unit_test(test_starttls), cmocka_unit_test(test_auth),
+        PEER_TEST(test_large_message, "pipe"), PEER_TEST(test_drop_mid_data, "drop"),
+        cmocka_unit_test(test_timeouts), cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_close_in_flight), cmocka_unit_test(test_bad_input))

@@ -15,6 +15,7 @@
 
 #include "../../dsmtp/smtpc_int.h"
 #include "xmem.h"
+#include "unit_util.h"
 
 /* expect - the reply is exactly code, status and text */
 static void
@@ -151,13 +152,5 @@ test_encode(void **state)
     assert_int_equal(smtpc_wire_size("a\n", 2), 3);
 }
 
-int
-main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reply_parse),
-        cmocka_unit_test(test_ehlo_keywords),
-        cmocka_unit_test(test_encode),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_reply_parse), cmocka_unit_test(test_ehlo_keywords),
+        cmocka_unit_test(test_encode))

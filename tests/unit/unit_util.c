@@ -77,6 +77,25 @@ uu_setup_dir(void **state, size_t size, const char *tag)
 }
 
 int
+uu_setup_paths(void **state, size_t size, const char *tag, ...)
+{
+    va_list ap;
+    int rc = 0;
+
+    if (uu_setup_dir(state, size, tag) < 0)
+        return -1;
+    char *dir = *state, *p = dir + UU_DIR_MAX;
+    va_start(ap, tag);
+    for (const char *name; rc == 0 && (name = va_arg(ap, const char *)) != NULL; p += UU_PATH_MAX) {
+        if (p + UU_PATH_MAX > dir + size ||
+            snprintf(p, UU_PATH_MAX, "%s/%s", dir, name) >= UU_PATH_MAX)
+            rc = -1;
+    }
+    va_end(ap);
+    return rc;
+}
+
+int
 uu_teardown_dir(void **state)
 {
     uu_rmtree(*state);
@@ -245,20 +264,55 @@ uu_conf_ok(const char *text)
     return c;
 }
 
-void
-uu_conf_errs(const char *text, const char *const *want)
+/* conf_exactly - text under "t.conf" loads (loads: with only warnings) or fails (with only
+ * errors), the messages being exactly want (NULL-ended), in order */
+static struct conf *
+conf_exactly(const char *text, const char *const *want, bool loads)
 {
     struct conf_diag d = {0};
     struct conf *c = conf_load_string("t.conf", text, &d);
     size_t n = 0;
 
     uu_diag_print(&d);
-    assert_null(c);
     for (; want[n] != NULL; n++) {
         assert_true(n < d.n);
         assert_string_equal(d.msgs[n], want[n]);
     }
     assert_int_equal(d.n, n);
-    assert_int_equal(d.errors, (int)n);
+    assert_int_equal(loads ? d.warnings : d.errors, (int)n);
+    assert_int_equal(c != NULL, loads);
     conf_diag_free(&d);
+    return c;
+}
+
+struct conf *
+uu_conf_warns(const char *text, const char *const *want)
+{
+    return conf_exactly(text, want, true);
+}
+
+void
+uu_conf_errs(const char *text, const char *const *want)
+{
+    conf_exactly(text, want, false);
+}
+
+int
+uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(void **),
+             const void *cases, size_t size, size_t n, int (*setup)(void **),
+             int (*teardown)(void **))
+{
+    struct CMUnitTest *tests = calloc(nfixed + n, sizeof(*tests));
+
+    if (tests == NULL)
+        return -1;
+    memcpy(tests, fixed, nfixed * sizeof(*tests));
+    for (size_t i = 0; i < n; i++) {
+        const void *c = (const char *)cases + i * size;
+        tests[nfixed + i] = (struct CMUnitTest){
+            .name = *(const char *const *)c, .test_func = func, .initial_state = (void *)c};
+    }
+    int rc = _cmocka_run_group_tests("tests", tests, nfixed + n, setup, teardown);
+    free(tests);
+    return rc;
 }

@@ -1,6 +1,8 @@
 /*
- * unit_util - the unit tests' toolkit: temporary directories, whole files, dmail.conf
- * snapshots from strings. Compiled once and linked into every tests/unit/test_* binary.
+ * unit_util - the unit tests' toolkit: temporary directories and per-test directory
+ * fixtures, whole files, dmail.conf snapshots from strings, and the frame of a test file
+ * (UU_MAIN, a table's cases as tests: uu_run_cases, enum names: UU_NAMES_ARE). Compiled
+ * once and linked into every tests/unit/test_* binary.
  *
  * Contract:
  * - Call only from cmocka tests, setups and teardowns. The uu_* functions that can fail
@@ -13,6 +15,7 @@
  * - Configuration snapshots come from conf_load_string (common/mail/conf.h) under the name
  *   given, so diagnostics read "NAME:LINE: reason"; every diagnostic is printed (cmocka's
  *   print_message) before any assertion on it. The caller conf_unref()s the snapshot.
+ * - UU_MAIN and UU_NAMES_ARE expand cmocka calls: cmocka.h comes before this header.
  */
 #ifndef DMAIL_UNIT_UTIL_H
 #define DMAIL_UNIT_UTIL_H
@@ -38,6 +41,11 @@ void uu_tmpdir_free(char *dir);
 #define UU_DIR_MAX 256
 int uu_setup_dir(void **state, size_t size, const char *tag);
 int uu_teardown_dir(void **state);
+/* uu_setup_paths - uu_setup_dir, and the fixture's next members, char arrays of
+ * UU_PATH_MAX right after dir, hold "DIR/NAME" for each name given (a NULL ends them) in
+ * order, e.g. struct { char dir[UU_DIR_MAX]; char box[UU_PATH_MAX]; }; 0 or -1. */
+#define UU_PATH_MAX 300
+int uu_setup_paths(void **state, size_t size, const char *tag, ...);
 
 /* uu_path - "DIR/NAME", malloc'd. */
 char *uu_path(const char *dir, const char *name);
@@ -67,8 +75,44 @@ bool uu_diag_has(const struct conf_diag *d, const char *s, bool sub);
 struct conf *uu_conf(const char *name, const char *text);
 /* uu_conf_ok - a snapshot of text under "t.conf"; it must load without any message. */
 struct conf *uu_conf_ok(const char *text);
+/* uu_conf_warns - a snapshot of text under "t.conf": it must load with exactly the
+ * warnings want (NULL-ended), in order, and no other message. */
+struct conf *uu_conf_warns(const char *text, const char *const *want);
 /* uu_conf_errs - text under "t.conf" must fail with exactly the errors want (NULL-ended),
  * in order, and no other message. */
 void uu_conf_errs(const char *text, const char *const *want);
+
+/* uu_run_cases - run the tests fixed[0..nfixed), then one test of func per element of
+ * cases (n elements of size bytes, each beginning with its name, a const char *) with the
+ * element as its state, as one cmocka group with this setup and teardown (either may be
+ * NULL); cmocka's result. UU_RUN_CASES - the same for two arrays, without group setup. */
+struct CMUnitTest;
+int uu_run_cases(const struct CMUnitTest *fixed, size_t nfixed, void (*func)(void **),
+                 const void *cases, size_t size, size_t n, int (*setup)(void **),
+                 int (*teardown)(void **));
+#define UU_RUN_CASES(fixed, func, cases)                                                           \
+    uu_run_cases(fixed, sizeof(fixed) / sizeof((fixed)[0]), func, cases, sizeof((cases)[0]),       \
+                 sizeof(cases) / sizeof((cases)[0]), NULL, NULL)
+
+/* UU_NAMES_ARE(name_of, type, names) - for every index i of the array names (none left
+ * NULL), name_of((type)i) is names[i]: an enum's names, written as [VALUE] = "name". */
+#define UU_NAMES_ARE(name_of, type, names)                                                         \
+    for (size_t uu_i = 0; uu_i < sizeof(names) / sizeof((names)[0]); uu_i++) {                     \
+        assert_non_null((names)[uu_i]);                                                            \
+        assert_string_equal(name_of((type)uu_i), (names)[uu_i]);                                   \
+    }
+
+/* UU_MAIN(group_setup, group_teardown, tests...) - a test file's main(): the cmocka tests
+ * given run as one group (cmocka.h comes first). In the list, UU_FX(t) is test t with the
+ * file's own per-test fixture, its static setup and teardown; UU_DIR(t), with its setup and
+ * uu_teardown_dir. */
+#define UU_MAIN(group_setup, group_teardown, ...)                                                  \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        const struct CMUnitTest uu_tests[] = {__VA_ARGS__};                                        \
+        return cmocka_run_group_tests_name("tests", uu_tests, group_setup, group_teardown);        \
+    }
+#define UU_FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+#define UU_DIR(t) cmocka_unit_test_setup_teardown(t, setup, uu_teardown_dir)
 
 #endif
