@@ -58,6 +58,8 @@ def test_resume_forgets_dead_destinations(dsmtp_factory, sink_factory):
     ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, queue_retry=3600)
     sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "x@far.example"], b"Subject: d\n\nx\n")
     assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()
+    # logged, then written back: the flush must find the file free again
+    assert wait_for(lambda: b"4.4.1" in open(ours.queue_files()[0], "rb").read(), 10)
     _, handler = sink_factory(port=port)
     # still dead: a flush defers it again without a connection
     assert ours.tellsmtp("flush")[0] == 0
