@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,13 +66,127 @@ file_dirname(const char *path, char *buf, size_t len)
     return 0;
 }
 
-/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). */
+/*
+ * Group commit of directory fsyncs. Thread-pool workers that each rename a file into the
+ * same directory (the queue, a maildir) would each fsync it; one fsync that starts after
+ * a change covers it, so a caller waits for the first fsync that began after it asked,
+ * and starts one itself only when none is running. A slot per directory by hash; an idle
+ * slot is taken over by the next directory, one busy with another falls back to a plain
+ * fsync.
+ */
+#define FILE_SYNC_SLOTS 16
+
+struct file_sync_slot {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char dir[PATH_MAX];
+    unsigned long started;  /* fsyncs begun */
+    unsigned long done;     /* the newest finished */
+    unsigned long fail_gen; /* the newest failed (0: none) */
+    int fail_errno;
+    int waiters; /* callers waiting for a running fsync */
+    bool running;
+};
+
+static struct file_sync_slot file_sync_slots[FILE_SYNC_SLOTS];
+static pthread_once_t file_sync_once = PTHREAD_ONCE_INIT;
+static atomic_ulong file_sync_count;
+void (*file_fsync_dir_hook)(void);
+
+/* file_sync_init - the slots' locks. */
+static void
+file_sync_init(void)
+{
+    for (int i = 0; i < FILE_SYNC_SLOTS; i++) {
+        pthread_mutex_init(&file_sync_slots[i].mu, NULL);
+        pthread_cond_init(&file_sync_slots[i].cv, NULL);
+    }
+}
+
+/* file_sync_now - one real fsync of dir. */
+static int
+file_sync_now(const char *dir)
+{
+    int fd, rc, saved;
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    atomic_fetch_add(&file_sync_count, 1);
+    if (file_fsync_dir_hook != NULL)
+        file_fsync_dir_hook();
+    rc = fsync(fd);
+    saved = errno;
+    close(fd);
+    if (rc != 0 && saved == EINVAL)
+        rc = 0; /* a file system that cannot fsync directories */
+    errno = saved;
+    return rc;
+}
+
+/* file_sync_group - fsync dir, or wait for an fsync of it that began after this call. */
+static int
+file_sync_group(const char *dir)
+{
+    unsigned long h = 5381, target;
+    struct file_sync_slot *s;
+    int rc;
+
+    for (const char *p = dir; *p != '\0'; p++)
+        h = h * 33 + (unsigned char)*p;
+    pthread_once(&file_sync_once, file_sync_init);
+    s = &file_sync_slots[h % FILE_SYNC_SLOTS];
+    pthread_mutex_lock(&s->mu);
+    if (strcmp(s->dir, dir) != 0) {
+        if (s->running || s->waiters > 0) { /* busy with another directory */
+            pthread_mutex_unlock(&s->mu);
+            return file_sync_now(dir);
+        }
+        snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    }
+    target = s->started + 1;
+    while (s->done < target) {
+        if (s->running) {
+            s->waiters++;
+            pthread_cond_wait(&s->cv, &s->mu);
+            s->waiters--;
+            continue;
+        }
+        unsigned long gen = ++s->started;
+        s->running = true;
+        pthread_mutex_unlock(&s->mu);
+        rc = file_sync_now(dir);
+        int saved = errno;
+        pthread_mutex_lock(&s->mu);
+        s->running = false;
+        s->done = gen;
+        if (rc != 0) {
+            s->fail_gen = gen;
+            s->fail_errno = saved;
+        }
+        pthread_cond_broadcast(&s->cv);
+    }
+    rc = s->fail_gen >= target ? -1 : 0;
+    if (rc != 0)
+        errno = s->fail_errno;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* file_fsync_dir_count - real directory fsyncs so far (group commit makes it <= calls). */
+unsigned long
+file_fsync_dir_count(void)
+{
+    return atomic_load(&file_sync_count);
+}
+
+/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir); callers
+ * in other threads asking for the same directory share one fsync (group commit). */
 int
 file_fsync_dir(const char *path)
 {
     char dir[PATH_MAX];
     struct stat st;
-    int fd, rc, saved;
 
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         if (strlen(path) >= sizeof(dir)) {
@@ -81,16 +197,7 @@ file_fsync_dir(const char *path)
     } else if (file_dirname(path, dir, sizeof(dir)) < 0) {
         return -1;
     }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    saved = errno;
-    close(fd);
-    if (rc != 0 && saved == EINVAL)
-        rc = 0; /* a file system that cannot fsync directories */
-    errno = saved;
-    return rc;
+    return file_sync_group(dir);
 }
 
 /* file_fsync_parent - fsync the directory that holds path, even when path is a directory. */

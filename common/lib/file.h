@@ -16,8 +16,14 @@
 
 /* file_write_all - write len bytes, retrying short writes and EINTR. */
 int file_write_all(int fd, const void *buf, size_t len);
-/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). */
+/* file_fsync_dir - fsync the directory that holds path (or path itself if a dir). Threads
+ * asking for the same directory at once share one fsync that began after each asked
+ * (group commit): on return 0 every change made in it before the call is durable. */
 int file_fsync_dir(const char *path);
+/* file_fsync_dir_count - how many real directory fsyncs have been done. */
+unsigned long file_fsync_dir_count(void);
+/* file_fsync_dir_hook - tests only: called before each real directory fsync. */
+extern void (*file_fsync_dir_hook)(void);
 /* file_dirname - the directory part of path ("." when none) into buf; 0 or -1. */
 int file_dirname(const char *path, char *buf, size_t len);
 /* file_fsync_parent - fsync the directory that holds path (also when path is a dir). */

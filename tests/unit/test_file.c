@@ -8,6 +8,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,5 +217,80 @@ test_write_all_and_names(void **state)
     assert_int_equal(strlen(a), 7);
 }
 
+#define SYNC_THREADS 8
+
+struct sync_arg {
+    const char *dir;
+    pthread_barrier_t *go;
+    int rc;
+    bool covered; /* returned after an fsync that began after the call */
+};
+
+/* slow_fsync - make each real directory fsync last long enough for callers to pile up. */
+static void
+slow_fsync(void)
+{
+    usleep(100000);
+}
+
+/* sync_thread - write a file into the directory, then ask for the directory's fsync. */
+static void *
+sync_thread(void *p)
+{
+    struct sync_arg *a = p;
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/f.%p", a->dir, p);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        a->rc = -1;
+        return NULL;
+    }
+    fclose(f);
+    pthread_barrier_wait(a->go);
+    unsigned long before = file_fsync_dir_count();
+    a->rc = file_fsync_dir(path);
+    a->covered = file_fsync_dir_count() > before;
+    return NULL;
+}
+
+/* Concurrent callers share fsyncs, and none returns before an fsync that began after it
+ * asked has finished. */
+static void
+test_fsync_dir_group(void **state)
+{
+    const char *dir = *state;
+    pthread_t t[SYNC_THREADS];
+    struct sync_arg a[SYNC_THREADS];
+    pthread_barrier_t go;
+
+    pthread_barrier_init(&go, NULL, SYNC_THREADS);
+    file_fsync_dir_hook = slow_fsync;
+    unsigned long before = file_fsync_dir_count();
+    for (int i = 0; i < SYNC_THREADS; i++) {
+        a[i] = (struct sync_arg){.dir = dir, .go = &go};
+        assert_int_equal(pthread_create(&t[i], NULL, sync_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < SYNC_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    file_fsync_dir_hook = NULL;
+    pthread_barrier_destroy(&go);
+    unsigned long real = file_fsync_dir_count() - before;
+    for (int i = 0; i < SYNC_THREADS; i++) {
+        assert_int_equal(a[i].rc, 0);
+        assert_true(a[i].covered);
+    }
+    /* 8 callers at once: the first fsync, then one for all who came while it ran (a
+     * caller held up by the scheduler may need another) */
+    assert_true(real >= 2);
+    assert_true(real <= 4);
+
+    errno = 0;
+    char *gone = xasprintf("%s/no/such/dir/file", dir);
+    assert_int_equal(file_fsync_dir(gone), -1);
+    assert_int_equal(errno, ENOENT);
+    free(gone);
+}
+
 UU_MAIN(NULL, NULL, UU_FX(test_write_atomic), UU_FX(test_read_all_limits), UU_FX(test_mkdirs),
-        UU_FX(test_write_all_and_names))
+        UU_FX(test_write_all_and_names), UU_FX(test_fsync_dir_group))
