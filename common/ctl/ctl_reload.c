@@ -273,7 +273,10 @@ ctl_reload_tls(struct ctl_reload *rl, void *arg)
     if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
         cf->tls_key[0] == '\0')
         return;
-    rl->extra = tls_server_ctx(cf->tls_cert, cf->tls_key, err, sizeof(err));
+    struct tls_policy pol;
+
+    conf_tls_policy(cf, &pol);
+    rl->extra = tls_server_ctx(cf->tls_cert, cf->tls_key, &pol, err, sizeof(err));
     if (rl->extra == NULL)
         snprintf(rl->error, sizeof(rl->error), "%s", err);
 }

@@ -19,10 +19,44 @@ tls_fail(char *err, size_t errlen, const char *setting, const char *path, const 
     ERR_clear_error();
 }
 
-/* tls_server_ctx - a context for cert (PEM chain) and key: TLS 1.2 and 1.3 only, the
- * server's cipher order, no compression, no renegotiation. */
+/* tls_set - v, or dflt when v is NULL or empty. */
+static const char *
+tls_set(const char *v, const char *dflt)
+{
+    return v != NULL && v[0] != '\0' ? v : dflt;
+}
+
+/* tls_server_policy - protocol floor and cipher lists of pol on ctx; -1 with err. */
+static int
+tls_server_policy(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen)
+{
+    const char *ciphers = tls_set(pol != NULL ? pol->ciphers : NULL, TLS_DEFAULT_CIPHERS);
+    const char *suites = tls_set(pol != NULL ? pol->ciphersuites : NULL, NULL);
+    bool v13 = pol != NULL && pol->tls13_only;
+
+    if (SSL_CTX_set_min_proto_version(ctx, v13 ? TLS1_3_VERSION : TLS1_2_VERSION) != 1) {
+        tls_fail(err, errlen, "tls_min_version", v13 ? "TLSv1.3" : "TLSv1.2",
+                 "cannot set the minimum TLS version");
+        return -1;
+    }
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        tls_fail(err, errlen, "tls_ciphers", ciphers, "no cipher matches");
+        return -1;
+    }
+    if (suites != NULL && SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+        tls_fail(err, errlen, "tls_ciphersuites", suites, "no cipher suite matches");
+        return -1;
+    }
+    SSL_CTX_set_dh_auto(ctx, 1); /* DHE suites get a safe group of the key's strength */
+    return 0;
+}
+
+/* tls_server_ctx - a context for cert (PEM chain) and key: TLS 1.2 and 1.3 only (or 1.3
+ * only), forward-secret AEAD ciphers unless pol says otherwise, the server's cipher order,
+ * no compression, no renegotiation. */
 SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
+tls_server_ctx(const char *cert, const char *key, const struct tls_policy *pol, char *err,
+               size_t errlen)
 {
     static const unsigned char sid_ctx[] = "dmail";
     SSL_CTX *ctx;
@@ -33,10 +67,8 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
         tls_fail(err, errlen, "tls_cert", cert, "cannot create a TLS context");
         return NULL;
     }
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        tls_fail(err, errlen, "tls_cert", cert, "cannot set the minimum TLS version");
+    if (tls_server_policy(ctx, pol, err, errlen) != 0)
         goto fail;
-    }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* idle connections give their read/write buffers back */

@@ -8,6 +8,7 @@
  * every problem as "file:line: reason" and going on, so one run shows them all.
  */
 #include "conf.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -562,4 +563,15 @@ conf_unref(struct conf **c)
     if (__atomic_sub_fetch(&(*c)->refs, 1, __ATOMIC_ACQ_REL) == 0)
         conf_free(*c);
     *c = NULL;
+}
+
+/* conf_tls_policy - the server TLS policy of c into *pol (see conf.h). */
+void
+conf_tls_policy(const struct conf *c, struct tls_policy *pol)
+{
+    *pol = (struct tls_policy){
+        .tls13_only = c->tls_min_version == TLS_MIN_13,
+        .ciphers = c->tls_ciphers,
+        .ciphersuites = c->tls_ciphersuites,
+    };
 }

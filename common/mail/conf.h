@@ -48,6 +48,7 @@ enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
 enum { AUTHENT_USERS_FILE, AUTHENT_UNIX_USER, AUTHENT_EXTERNAL };
 enum { BARE_NL_REJECT, BARE_NL_NORMALIZE };
 enum { SMARTHOST_TLS_MAY, SMARTHOST_TLS_REQUIRE };
+enum { TLS_MIN_12, TLS_MIN_13 };
 
 #define CTYPE_CT_BOOL bool
 #define CTYPE_CT_INT long
@@ -145,5 +146,9 @@ bool conf_domain_in(const struct conf_list *l, const char *domain);
  * match, "*" everything, a leading "!" negates (first matching entry wins), and CIDR
  * "10.0.0.0/8" or "::1/128" as a modern extension. */
 bool conf_ip_match(const struct conf_list *l, const char *ip);
+/* conf_tls_policy - the server TLS policy of c (tls_min_version, tls_ciphers,
+ * tls_ciphersuites) into *pol (tls.h); its strings point into c. */
+struct tls_policy;
+void conf_tls_policy(const struct conf *c, struct tls_policy *pol);
 
 #endif

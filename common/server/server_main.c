@@ -30,7 +30,10 @@ server_tls(struct server *srv)
         log_warn("tls_cert/tls_key not set: %s", srv->proto->no_tls);
         return;
     }
-    srv->tls = tls_server_ctx(cf->tls_cert, cf->tls_key, err, sizeof(err));
+    struct tls_policy pol;
+
+    conf_tls_policy(cf, &pol);
+    srv->tls = tls_server_ctx(cf->tls_cert, cf->tls_key, &pol, err, sizeof(err));
     if (srv->tls == NULL)
         log_fatal("%s", err);
 }

@@ -671,7 +671,7 @@ SSL_CTX *
 server_ctx(void)
 {
     char err[256];
-    SSL_CTX *ctx = tls_server_ctx(cert_path, key_path, err, sizeof(err));
+    SSL_CTX *ctx = tls_server_ctx(cert_path, key_path, NULL, err, sizeof(err));
     if (ctx == NULL)
         fail_msg("tls_server_ctx: %s", err);
     return ctx;

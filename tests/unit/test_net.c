@@ -450,13 +450,28 @@ test_tls_ctx(void **state)
     SSL_CTX *ctx;
 
     (void)state;
-    ctx = tls_server_ctx(cert_path, key_path, err, sizeof(err));
+    ctx = tls_server_ctx(cert_path, key_path, NULL, err, sizeof(err));
     assert_non_null(ctx);
     assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
     uint64_t want =
         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
     assert_int_equal(SSL_CTX_get_options(ctx) & want, want);
     SSL_CTX_free(ctx);
+
+    /* the policy: TLS 1.3 only; a chosen list; lists that match nothing */
+    struct tls_policy pol = {.tls13_only = true, .ciphers = "ECDHE-RSA-AES256-GCM-SHA384"};
+    ctx = tls_server_ctx(cert_path, key_path, &pol, err, sizeof(err));
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
+    SSL_CTX_free(ctx);
+    pol = (struct tls_policy){.ciphers = "NO-SUCH-CIPHER"};
+    ctx = tls_server_ctx(cert_path, key_path, &pol, err, sizeof(err));
+    assert_null(ctx);
+    assert_true(strncmp(err, "tls_ciphers NO-SUCH-CIPHER: ", 28) == 0);
+    pol = (struct tls_policy){.ciphersuites = "TLS_NO_SUCH"};
+    ctx = tls_server_ctx(cert_path, key_path, &pol, err, sizeof(err));
+    assert_null(ctx);
+    assert_true(strncmp(err, "tls_ciphersuites TLS_NO_SUCH: ", 30) == 0);
 
     ctx = tls_client_ctx(err, sizeof(err));
     assert_non_null(ctx);
@@ -466,20 +481,20 @@ test_tls_ctx(void **state)
     assert_int_equal(SSL_CTX_get_options(ctx) & want, want);
     SSL_CTX_free(ctx);
 
-    ctx = tls_server_ctx("/nonexistent/cert.pem", key_path, err, sizeof(err));
+    ctx = tls_server_ctx("/nonexistent/cert.pem", key_path, NULL, err, sizeof(err));
     assert_null(ctx);
     assert_true(strncmp(err, "tls_cert /nonexistent/cert.pem: ", 32) == 0);
     assert_true(strlen(err) > 32);
 
-    ctx = tls_server_ctx(key_path, key_path, err, sizeof(err)); /* a key is no certificate */
+    ctx = tls_server_ctx(key_path, key_path, NULL, err, sizeof(err)); /* a key is no certificate */
     assert_null(ctx);
     assert_true(strncmp(err, "tls_cert ", 9) == 0);
 
-    ctx = tls_server_ctx(cert_path, "/nonexistent/key.pem", err, sizeof(err));
+    ctx = tls_server_ctx(cert_path, "/nonexistent/key.pem", NULL, err, sizeof(err));
     assert_null(ctx);
     assert_true(strncmp(err, "tls_key /nonexistent/key.pem: ", 30) == 0);
 
-    ctx = tls_server_ctx(cert_path, key2_path, err, sizeof(err)); /* not the cert's key */
+    ctx = tls_server_ctx(cert_path, key2_path, NULL, err, sizeof(err)); /* not the cert's key */
     assert_null(ctx);
     char want2[256];
     snprintf(want2, sizeof(want2), "tls_key %s: ", key2_path);
