@@ -3,6 +3,7 @@ exchange, no CBC), the server's order, and the settings tls_min_version, tls_cip
 tls_ciphersuites, for SMTPS, STARTTLS and POP3S; a reload with a list that matches nothing
 is refused and the old policy stays."""
 
+import json
 import os
 import smtplib
 import socket
@@ -19,12 +20,17 @@ NON_FS = "AES128-SHA:AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA25
 CBC = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA256"
 
 
-def rsa_site(factory, **settings):
-    """A site whose certificate is RSA (static-RSA suites need one), started."""
-    srv = factory(start=False, **settings)
+def rsa_cert(site):
+    """Give site an RSA certificate (static-RSA suites need one)."""
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=mx.example.test", "-keyout", srv.key, "-out", srv.cert],
+                    "-subj", "/CN=mx.example.test", "-keyout", site.key, "-out", site.cert],
                    check=True, capture_output=True, timeout=60)
+
+
+def rsa_site(factory, **settings):
+    """A site (not started) whose certificate is RSA."""
+    srv = factory(start=False, **settings)
+    rsa_cert(srv)
     return srv
 
 
@@ -112,3 +118,39 @@ def test_unknown_min_version_is_a_config_error(dsmtp_factory):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 78
     assert "tls_min_version" in r.stderr and "TLSv1.1" in r.stderr, r.stderr
+
+
+TESTSSL = "/usr/bin/testssl"
+
+
+@pytest.mark.skipif(BIN.rstrip("/").endswith("asan"),
+                    reason="a minute of testssl; the sanitizer run covers the same code through "
+                    "the tests above")
+def test_testssl_finds_nothing(dsmtp_factory):
+    """testssl.sh (Debian) against SMTPS (POP3S has the same context: see above):
+    protocols, cipher categories, forward secrecy and the vulnerability checks; every
+    finding is OK, INFO or LOW."""
+    srv = rsa_site(dsmtp_factory)
+    srv.start()
+    out = os.path.join(srv.dir, "testssl.json")
+    r = subprocess.run([TESTSSL, "--quiet", "--color", "0", "--warnings", "off", "-p", "-s",
+                        "-f", "-U", "--ip", "one", "--jsonfile", out,
+                        "%s:%d" % (HOST, srv.smtps_port)],
+                       capture_output=True, text=True, timeout=600)
+    assert os.path.exists(out), r.stdout[-3000:] + r.stderr[-2000:]
+    with open(out) as f:
+        findings = json.load(f)
+    # "service": testssl cannot tell SMTPS from the banner on a port other than 465
+    bad = [f for f in findings
+           if f.get("severity") not in ("OK", "INFO", "LOW") and f["id"] != "service"]
+    assert bad == [], bad
+    ids = {f["id"]: f for f in findings}
+    assert ids["PFS"]["finding"] == "offered", ids["PFS"]
+    for weak in ("cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW",
+                 "cipherlist_3DES_IDEA", "cipherlist_AVERAGE", "TLS1", "TLS1_1"):
+        assert ids[weak]["finding"] == "not offered", ids[weak]
+    for vuln in ("LUCKY13", "ROBOT", "SWEET32", "BEAST", "heartbleed", "CCS", "RC4"):
+        assert ids[vuln]["finding"].startswith("not vulnerable"), ids[vuln]
+    # every suite offered is forward-secret
+    fs = set(ids["PFS_ciphers"]["finding"].split())
+    assert fs and all(c.startswith(("TLS_", "ECDHE-", "DHE-")) for c in fs), fs
