@@ -345,6 +345,12 @@ dv_mbox_open_locked(const char *path, long timeout, struct stat *st, enum drop_r
             close(fd);
             return -1;
         }
+        if (st->st_nlink != 1) { /* another name for someone else's file: as delivery */
+            *res = DROP_PERM;
+            drop_err(err, errlen, 0, "%s has %lu hard links", path, (unsigned long)st->st_nlink);
+            close(fd);
+            return -1;
+        }
         *res = drop_lock(path, fd, timeout, err, errlen);
         if (*res != DROP_OK) {
             close(fd);

@@ -542,7 +542,13 @@ def test_unusable_mailbox_is_sys_perm(dpop_factory):
     pop = dpop_factory()
     os.makedirs(pop.mbox_path("alice"))  # a directory where the mbox should be
     os.symlink("/etc/passwd", pop.mbox_path("bob"))
-    for user in ("alice", "bob"):
+    # a hard link to another file (someone else's mailbox): refused as delivery refuses it
+    other = os.path.join(pop.dir, "someone-elses-mail")
+    with open(other, "wb") as f:
+        f.write(b"From x@y Thu Jan  1 00:00:00 2026\nSubject: not yours\n\nsecret\n")
+    os.link(other, pop.mbox_path("carol"))
+    pop.srv.chown()
+    for user in ("alice", "bob", "carol"):
         c = pop.raw("stls")
         c.ok("USER " + user)
         c.err("PASS " + PASSWORDS[user], "SYS/PERM")

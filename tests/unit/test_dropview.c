@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "drop.h"
 #include "dropview.h"
+#include "xmem.h"
 #include "unit_util.h"
 
 #define NODE "testnode"
@@ -281,6 +282,17 @@ test_mbox_missing_and_bad(void **state)
     assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
     assert_null(v);
     unlink(f->box);
+    /* a second name for another file */
+    char *other = xasprintf("%s.other", f->box);
+    FILE *o = fopen(other, "w");
+    assert_non_null(o);
+    fclose(o);
+    assert_int_equal(link(other, f->box), 0);
+    assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
+    assert_non_null(strstr(err, "hard links"));
+    unlink(f->box);
+    unlink(other);
+    free(other);
     assert_int_equal(mkdir(f->box, 0700), 0);
     assert_int_equal(dropview_open(&p, &v, err, sizeof err), DROP_PERM);
     p.format = 7;
