@@ -760,7 +760,9 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
     struct smtp_cmdline cl;
     char esc[300];
 
-    if ((!info->crlf || info->bare_cr) && !s->normalize) {
+    /* normalize takes a bare LF as a command's end; a bare CR inside a command is refused
+     * in both modes (it would only reach the parser as junk in an argument) */
+    if ((!info->crlf && !s->normalize) || info->bare_cr) {
         log_sess(LOGLVL_INFO, s->base.sid, "command-refused reason=bare-newline");
         if (s->base.state == SS_AUTH) {
             explicit_bzero(line, len);

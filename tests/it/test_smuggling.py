@@ -113,6 +113,11 @@ def test_normalize_for_forward_from_ip_client_only(dsmtp_factory):
         c.send(message(ok_id))
         code, lines = c.reply()
         assert code == 250, (code, lines)
+        # a bare CR inside a command is refused as dsmtp(8) says, not parsed as an argument
+        c.send(b"HELO client\rexample\r\n")
+        code, lines = c.reply()
+        assert code == 500 and lines[-1].startswith("5.5.2"), (code, lines)
+        c.expect("NOOP", 250)
     with RawSMTP(srv.smtp_port, source="127.0.0.1") as c:
         start_data(c)
         c.send(message(bad_id))
