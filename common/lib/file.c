@@ -299,7 +299,7 @@ fail:
     return -1;
 }
 
-/* file_read_all - a whole file (at most max bytes) into a NUL-terminated buffer. */
+/* file_read_all - a whole regular file (at most max bytes) into a NUL-terminated buffer. */
 int
 file_read_all(const char *path, size_t max, char **out, size_t *lenp)
 {
@@ -308,9 +308,17 @@ file_read_all(const char *path, size_t max, char **out, size_t *lenp)
     int fd, saved;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* non-blocking open: a FIFO or a device must not hang the reader */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        saved = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
     buf = xmalloc(size);
     for (;;) {
         if (size - len < 2) {

@@ -33,8 +33,9 @@ int file_fsync_parent(const char *path);
 int file_mkdirs(const char *path, mode_t mode);
 /* file_write_atomic - as above; mode for the new file. */
 int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode);
-/* file_read_all - read a whole file (at most max bytes, else EFBIG) into a malloc'd,
- * NUL-terminated buffer; *lenp gets its length. */
+/* file_read_all - read a whole regular file (at most max bytes, else EFBIG) into a
+ * malloc'd, NUL-terminated buffer; *lenp gets its length. A directory is EISDIR, any other
+ * non-regular file (FIFO, device, socket) EINVAL, found without blocking. */
 int file_read_all(const char *path, size_t max, char **out, size_t *lenp);
 /* file_unique_name - a name unique on this host and across hosts with other lock_id:
  * "<time>.<pid>_<counter>_<random>.<lock_id or hostname>" into buf. */

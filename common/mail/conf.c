@@ -316,7 +316,8 @@ conf_include(struct conf_parser *p, const char *file, int line, char *arg)
     }
     canon = realpath(path, NULL);
     if (canon == NULL) {
-        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg, strerror(errno));
+        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg,
+                      errno == EINVAL ? "not a regular file" : strerror(errno));
         free(path);
         return;
     }
@@ -330,7 +331,8 @@ conf_include(struct conf_parser *p, const char *file, int line, char *arg)
         }
     }
     if (file_read_all(path, CONF_FILE_MAX, &text, &len) < 0) {
-        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg, strerror(errno));
+        conf_diag_add(p->diag, false, file, line, "#include %s: %s", arg,
+                      errno == EINVAL ? "not a regular file" : strerror(errno));
         free(canon);
         free(path);
         return;
@@ -512,7 +514,8 @@ conf_load(const char *path, struct conf_diag *diag)
     int before = diag->errors;
     conf_parse_start(&p, path, diag);
     if (file_read_all(path, CONF_FILE_MAX, &text, &len) < 0) {
-        conf_diag_add(diag, false, path, 0, "cannot read: %s", strerror(errno));
+        conf_diag_add(diag, false, path, 0, "cannot read: %s",
+                      errno == EINVAL ? "not a regular file" : strerror(errno));
     } else {
         conf_parse_text(&p, path, text, len);
         free(text);

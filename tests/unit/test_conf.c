@@ -471,6 +471,13 @@ test_include(void **state)
     /* a missing include is an error at the #include line; the rest is still read */
     char *bad = uu_put(dir, "bad.conf", "#include missing.conf\nmax_rcpts nope\n");
     file_err(bad, 2, true, "%s:1: #include missing.conf: No such file or directory", bad);
+    /* a FIFO is refused at once instead of blocking the loader */
+    char *fifo = xasprintf("%s/fifo.conf", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *withfifo = uu_put(dir, "withfifo.conf", "#include fifo.conf\n");
+    file_err(withfifo, 1, true, "%s:1: #include fifo.conf: not a regular file", withfifo);
+    free(withfifo);
+    free(fifo);
     free(bad);
     assert_int_equal(chdir(cwd), 0);
     free(top);

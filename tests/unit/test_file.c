@@ -139,6 +139,14 @@ test_read_all_limits(void **state)
     char *missing = xasprintf("%s/missing", dir);
     read_fails(missing, 10, ENOENT);
     free(missing);
+
+    /* not regular files: refused at once, a FIFO without a writer does not block */
+    char *fifo = xasprintf("%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    read_fails(fifo, 10, EINVAL);
+    free(fifo);
+    read_fails(dir, 10, EISDIR);
+    read_fails("/dev/null", 10, EINVAL);
     free(big);
     free(path);
 }
