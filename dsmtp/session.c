@@ -20,7 +20,8 @@
 /* MAIL and RCPT with parameters may be longer (RFC 1869 6; RFC 3461 4: RET and ENVID add
  * 113 octets, NOTIFY and ORCPT 544): as Postfix's line_length_limit. */
 #define SESSION_PARAM_LIMIT 2048
-#define SESSION_REPLY_CAP 16384 /* one command's reply */
+#define SESSION_AUTH_LIMIT 12288 /* RFC 4954 4: AUTH lines and SASL responses */
+#define SESSION_REPLY_CAP 16384  /* one command's reply */
 
 static const char *const session_state_names[] = {
 #define SESSION_STATE_NAME(n) #n,
@@ -128,22 +129,27 @@ session_reset(struct smtp_session *s)
     s->helo[0] = '\0';
     free(s->auth_user);
     s->auth_user = NULL;
-    linereader_init(&s->base.reader, SESSION_PARAM_LIMIT);
+    linereader_init(&s->base.reader, SESSION_AUTH_LIMIT);
     s->in_bare = false;
     s->bare_len = 0;
     sess_enter_state(&s->base, SS_CONNECTED);
 }
 
-/* session_may_be_long - a line over SESSION_CMD_LIMIT is allowed: MAIL or RCPT. */
-static bool
-session_may_be_long(const struct smtp_session *s, const char *line)
+/* session_line_limit - the longest line allowed for this one, CRLF included: SASL
+ * responses and AUTH 12,288 octets, MAIL and RCPT (with parameters) 2,048, others 512. */
+static size_t
+session_line_limit(const struct smtp_session *s, const char *line)
 {
     struct smtp_cmdline cl;
 
     if (s->base.state == SS_AUTH)
-        return false;
+        return SESSION_AUTH_LIMIT;
     smtp_parse_line(line, &cl);
-    return cl.verb == SMTP_V_MAIL || cl.verb == SMTP_V_RCPT;
+    if (cl.verb == SMTP_V_AUTH)
+        return SESSION_AUTH_LIMIT;
+    if (cl.verb == SMTP_V_MAIL || cl.verb == SMTP_V_RCPT)
+        return SESSION_PARAM_LIMIT;
+    return SESSION_CMD_LIMIT;
 }
 
 /* session_input - one command line, or the DATA bytes there are, or a BDAT chunk's. */
@@ -168,7 +174,7 @@ session_input(struct sess *b)
     r = buf_getline(in, &b->reader, &line, &len, &info);
     if (r == BUF_NONE)
         return SI_NONE;
-    if (r == BUF_LINE && len + 2 > SESSION_CMD_LIMIT && !session_may_be_long(s, line)) {
+    if (r == BUF_LINE && len + 2 > SESSION_CMD_LIMIT && len + 2 > session_line_limit(s, line)) {
         explicit_bzero(line, len); /* might be SASL data */
         r = BUF_TOOLONG;
     }
@@ -284,7 +290,7 @@ session_open(struct sess *b)
 
 const struct sess_ops session_ops = {
     .size = sizeof(struct smtp_session),
-    .cmd_limit = SESSION_PARAM_LIMIT,
+    .cmd_limit = SESSION_AUTH_LIMIT,
     .reply_cap = SESSION_REPLY_CAP,
     .state_names = session_state_names,
     .phase = session_phases,

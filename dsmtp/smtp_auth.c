@@ -10,7 +10,7 @@
 #include "smtp_parse.h"
 #include "xmem.h"
 
-#define SMTP_AUTH_BUF 1024
+#define SMTP_AUTH_BUF 9216 /* a 12,288-octet line of base64, decoded */
 
 enum smtp_auth_step { SA_PLAIN, SA_LOGIN_USER, SA_LOGIN_PASS, SA_VERIFY };
 

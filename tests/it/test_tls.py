@@ -113,6 +113,24 @@ def test_auth_cancel_and_bad_base64(dsmtp):
         c.expect("NOOP", 250)
 
 
+def test_auth_lines_up_to_rfc4954_limit(dsmtp_factory):
+    """AUTH lines and SASL responses may be 12,288 octets (RFC 4954 4); other commands
+    keep their limits."""
+    srv = dsmtp_factory(auth_fail_delay=0)
+    with RawSMTP(srv.smtp_port) as c:
+        c.secure()
+        long_pw = "x" * 6000
+        line = "AUTH PLAIN " + b64("\0alice\0" + long_pw)
+        assert 8000 < len(line) + 2 <= 12288
+        c.expect(line, 535, "5.7.8")
+        assert c.cmd("AUTH LOGIN")[0] == 334
+        assert c.cmd(b64("alice"))[0] == 334
+        c.expect(b64(long_pw), 535, "5.7.8")
+        c.expect("AUTH PLAIN " + "A" * 12300, 500, "5.5.2")  # beyond: line too long
+        c.expect("NOOP " + "x" * 600, 500, "5.5.2")
+        c.expect("AUTH PLAIN " + b64("\0alice\0" + srv.passwords["alice"]), 235)
+
+
 def test_wrong_password_delayed(dsmtp):
     with RawSMTP(dsmtp.smtp_port) as c:
         c.secure()
