@@ -57,6 +57,7 @@ struct auth_db {
     char *spool;          /* unix_user: the mbox directory (mail_spool) */
     pthread_mutex_t mu;   /* unix_user: guards accounts (lookups also run on the pool) */
     struct auth_unix *accounts;
+    const char *dummy; /* a hash of the most common method and cost (points into v) */
 };
 
 struct auth_req {
@@ -272,6 +273,58 @@ auth_entry_clear(struct auth_entry *e)
     free(e->u.options);
 }
 
+/* auth_hash_kind - length of the part of hash that sets its cost: method and parameters
+ * without the salt ("$6$", "$6$rounds=N$", "$y$j9T$", "$2b$12$"). */
+static size_t
+auth_hash_kind(const char *hash)
+{
+    const char *last = strrchr(hash, '$'), *p;
+
+    if (last == NULL || last == hash)
+        return 0;
+    if (hash[1] == '2') /* bcrypt: $2b$COST$ then salt and hash without a '$' */
+        return (size_t)(last - hash) + 1;
+    for (p = last - 1; p > hash && *p != '$'; p--)
+        ;
+    return (size_t)(p - hash) + 1; /* up to the '$' before the salt */
+}
+
+/* auth_db_dummy - the hash an unknown user is checked against: that of a user of the most
+ * common method and cost, so that a miss costs what a hit costs (no user enumeration by
+ * timing). NULL when the db has no usable hash (the default yescrypt dummy then). */
+static const char *
+auth_db_dummy(const struct auth_db *db)
+{
+    enum { KINDS = 8 };
+    struct {
+        const char *hash;
+        size_t len, count;
+    } k[KINDS];
+    size_t nk = 0, best = 0;
+
+    for (size_t i = 0; i < db->n; i++) {
+        const char *h = db->v[i].u.hash;
+        size_t len, j;
+        if (h == NULL || h[0] != '$' || (len = auth_hash_kind(h)) == 0)
+            continue;
+        for (j = 0; j < nk; j++)
+            if (k[j].len == len && strncmp(k[j].hash, h, len) == 0)
+                break;
+        if (j == nk) {
+            if (nk == KINDS)
+                continue;
+            k[nk].hash = h;
+            k[nk].len = len;
+            k[nk++].count = 0;
+        }
+        k[j].count++;
+    }
+    for (size_t j = 1; j < nk; j++)
+        if (k[j].count > k[best].count)
+            best = j;
+    return nk > 0 ? k[best].hash : NULL;
+}
+
 /* auth_db_finish - sort, then drop later duplicates with a warning. */
 static void
 auth_db_finish(struct auth_db *db, const char *path, struct conf_diag *diag)
@@ -293,6 +346,7 @@ auth_db_finish(struct auth_db *db, const char *path, struct conf_diag *diag)
         db->v[o++] = *e;
     }
     db->n = o;
+    db->dummy = auth_db_dummy(db);
 }
 
 /* auth_db_load - read the users file, see auth.h. */
@@ -796,6 +850,8 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
     }
     if (req->user) {
         req->hash = xstrdup(req->user->hash);
+    } else if (db != NULL && db->dummy != NULL) {
+        req->hash = xstrdup(db->dummy); /* never a success: req->user stays NULL */
     } else {
         pthread_once(&auth_dummy_once, auth_dummy_init);
         req->hash = xstrdup(auth_dummy);

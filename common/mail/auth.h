@@ -18,8 +18,10 @@
  *   -- never the password; the stored hash in the key makes a changed password miss at
  *   once -- and an entry lives authent_cache_ttl seconds; at most authent_cache entries
  *   (0 for either turns caching off). Only successes are cached.
- * - An unknown user is checked against a dummy yescrypt setting of the default cost, so
- *   the answer takes about as long as for a known user with a yescrypt hash.
+ * - An unknown user is checked against the hash of a user of the users file's most
+ *   common method and cost (never a success), so a miss takes as long as a hit for most
+ *   users; with no usable hash in the file (and for unix_user) against a yescrypt setting
+ *   of the default cost, the system's default method.
  */
 #ifndef DMAIL_AUTH_H
 #define DMAIL_AUTH_H

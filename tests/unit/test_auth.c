@@ -426,11 +426,14 @@ test_verify(void **state)
     assert_int_equal(auth_cache_count(v->c), 1);
     check(v, "alice", "s3cret!", false, 2);
 
-    /* an unknown user fails and costs a real crypt */
+    /* an unknown user fails and costs a real crypt of the file's most common kind
+     * (SHA-512, as bob's) */
     double t_unknown = check(v, "mallory", "s3cret", false, -1);
     assert_null(v->r.user);
-    print_message("known %.4fs wrong %.4fs unknown %.4fs\n", t_known, t_wrong, t_unknown);
-    assert_true(t_unknown > t_wrong * 0.1);
+    double t_sha = check(v, "bob", "wrong", false, -1);
+    print_message("known %.4fs wrong %.4fs unknown %.4fs sha-512 %.4fs\n", t_known, t_wrong,
+                  t_unknown, t_sha);
+    assert_true(t_unknown > t_sha * 0.1);
     /* a user of another domain is unknown */
     check(v, "alice@other.example", "s3cret", false, -1);
 
@@ -695,8 +698,38 @@ test_unix_verify(void **state)
 /* the verify tests, each with the vfx fixture */
 #define VERIFY_TEST(t) cmocka_unit_test_setup_teardown(t, verify_setup, verify_teardown)
 
+/* dcmp - qsort order of doubles. */
+static int
+dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* test_unknown_costs_as_known - no user enumeration by timing: in a users file of mostly
+ * SHA-512 hashes (one yescrypt) an unknown user costs a SHA-512 crypt like carl's, not a
+ * yescrypt one (over a hundred times more here); medians of 20 samples each. */
+static void
+test_unknown_costs_as_known(void **state)
+{
+    struct vfx *v = *state;
+    double known[20], unknown[20];
+
+    for (int i = 0; i < 20; i++) {
+        known[i] = check(v, "carl", "wrong", false, -1);
+        unknown[i] = check(v, "mallory", "wrong", false, -1);
+    }
+    qsort(known, 20, sizeof(double), dcmp);
+    qsort(unknown, 20, sizeof(double), dcmp);
+    double mk = (known[9] + known[10]) / 2, mu = (unknown[9] + unknown[10]) / 2;
+    print_message("median known-wrong %.5fs unknown %.5fs\n", mk, mu);
+    /* the same within scheduling noise (2 ms); a yescrypt dummy costs ~50 ms */
+    assert_true(mu < mk * 3 + 0.002);
+    assert_true(mk < mu * 3 + 0.002);
+}
+
 UU_MAIN(setup, teardown, cmocka_unit_test(test_load), cmocka_unit_test(test_load_files),
         cmocka_unit_test(test_lookup), cmocka_unit_test(test_check_hash), VERIFY_TEST(test_verify),
-        VERIFY_TEST(test_cache_limits), VERIFY_TEST(test_cancel),
-        cmocka_unit_test(test_unix_lookup), VERIFY_TEST(test_unix_verify),
+        VERIFY_TEST(test_unknown_costs_as_known), VERIFY_TEST(test_cache_limits),
+        VERIFY_TEST(test_cancel), cmocka_unit_test(test_unix_lookup), VERIFY_TEST(test_unix_verify),
         cmocka_unit_test(test_unix_cached))
