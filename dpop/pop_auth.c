@@ -159,12 +159,21 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
 {
     char key[POP_AUTH_NAME_MAX + 8];
     uint64_t now = uv_now(s->d->srv.loop), base = (uint64_t)s->base.cf->auth_fail_delay * 1000,
-             max = (uint64_t)s->base.cf->login_penalty_max * 1000, d1, d2;
+             max = (uint64_t)s->base.cf->login_penalty_max * 1000, d1;
 
     if (!pop_auth_name_ok(login, loginlen) || secretlen > POP_AUTH_SECRET_MAX ||
         memchr(secret, '\0', secretlen) != NULL) {
         s->user[0] = '\0';
         session_err(s, false, "AUTH", "Authentication failed");
+        return;
+    }
+    if (penalty_login_blocked(s->d->penalty, s->base.ip, now,
+                              (unsigned)s->base.cf->login_fail_max)) {
+        s->user[0] = '\0';
+        log_sess(LOGLVL_INFO, s->base.sid, "login refused reason=too-many-failures ip=%s",
+                 s->base.ip);
+        session_err(s, false, "SYS/TEMP", "Too many failed logins from your address, try later");
+        sess_close(&s->base, "login-cutoff");
         return;
     }
     pop_auth_clear_pending(s);
@@ -173,10 +182,7 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
     s->pending_secret = xstrndup(secret, secretlen);
     s->pending_apop = apop;
     pop_auth_user_key(s->pending_login, key, sizeof key);
-    d1 = penalty_delay(s->d->penalty, s->base.ip, now, base, max);
-    d2 = penalty_delay(s->d->penalty, key, now, base, max);
-    if (d2 > d1)
-        d1 = d2;
+    d1 = penalty_login_wait(s->d->penalty, s->base.ip, key, now, base, max);
     if (d1 > 0) {
         log_sess(LOGLVL_DEBUG, s->base.sid, "login penalty ms=%llu", (unsigned long long)d1);
         sess_delay(&s->base, d1, pop_auth_check);
@@ -235,8 +241,7 @@ pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
     pop_auth_clear_pending(s);
     if (!ok || u == NULL || auth_mailbox_path(s->base.db, s->base.cf, u, path, sizeof path) != 0) {
         s->d->stats.logins_failed++;
-        penalty_fail(s->d->penalty, s->base.ip, now);
-        penalty_fail(s->d->penalty, key, now);
+        penalty_login_fail(s->d->penalty, s->base.ip, key, now);
         log_sess(LOGLVL_INFO, s->base.sid, "login failed user=%s ip=%s", esc, s->base.ip);
         if (s->base.cf->auth_fail_delay > 0)
             sess_delay(&s->base, (uint64_t)s->base.cf->auth_fail_delay * 1000, pop_auth_fail_reply);
@@ -245,8 +250,7 @@ pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
         return;
     }
     s->d->stats.logins_ok++;
-    penalty_clear(s->d->penalty, s->base.ip);
-    penalty_clear(s->d->penalty, key);
+    penalty_login_ok(s->d->penalty, s->base.ip, key);
     if (!mailbox_claim(s->d, path)) {
         log_sess(LOGLVL_INFO, s->base.sid, "login in-use user=%s", esc);
         session_err(s, false, "IN-USE", "Mailbox is in use by another POP3 session");

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "outq.h"
+#include "penalty.h"
 #include "queue.h"
 #include "server.h"
 #include "session.h"
@@ -66,6 +67,7 @@ main_start(struct server *srv)
     struct smtpd *d = smtpd_of(srv);
 
     main_dirs(srv->cf);
+    d->penalty = penalty_new();
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -87,6 +89,7 @@ static void
 main_cleanup(struct server *srv)
 {
     outq_free(&smtpd_of(srv)->outq);
+    penalty_free(&smtpd_of(srv)->penalty);
 }
 
 static const struct server_proto main_proto = {

@@ -1,11 +1,13 @@
 /*
  * smtp_auth - SMTP AUTH PLAIN and LOGIN. See smtp_auth.h.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
 #include "log.h"
+#include "penalty.h"
 #include "smtp_auth.h"
 #include "smtp_parse.h"
 #include "xmem.h"
@@ -18,6 +20,8 @@ struct smtp_auth_state {
     enum smtp_auth_step step;
     char mech[24];
     char user[256];
+    char *pass; /* kept while the attempt waits out its penalty */
+    size_t passlen;
     struct auth_req *req;
 };
 
@@ -33,6 +37,10 @@ static void
 smtp_auth_end(struct smtp_session *s)
 {
     if (s->auth != NULL) {
+        if (s->auth->pass != NULL) {
+            explicit_bzero(s->auth->pass, s->auth->passlen);
+            free(s->auth->pass);
+        }
         explicit_bzero(s->auth, sizeof(*s->auth));
         free(s->auth);
         s->auth = NULL;
@@ -88,18 +96,30 @@ smtp_auth_fail_reply(struct sess *b)
     sess_resume(&s->base);
 }
 
+/* smtp_auth_acct - the penalty key of an account name. */
+static void
+smtp_auth_acct(const char *user, char *key, size_t len)
+{
+    size_t n = (size_t)snprintf(key, len, "user:%s", user);
+
+    for (size_t i = 5; i < n && i < len; i++)
+        key[i] = (char)tolower((unsigned char)key[i]);
+}
+
 /* smtp_auth_result - auth_verify answered (on the loop). */
 static void
 smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
 {
     struct smtp_session *s = arg;
-    char user[300], esc[200], mech[24];
+    char user[300], esc[200], mech[24], acct[300];
 
     snprintf(user, sizeof(user), "%s", s->auth->user);
     snprintf(mech, sizeof(mech), "%s", s->auth->mech);
+    smtp_auth_acct(user, acct, sizeof(acct));
     s->auth->req = NULL;
     smtp_auth_end(s);
     if (ok) {
+        penalty_login_ok(s->d->penalty, s->base.ip, acct);
         s->auth_user = xstrdup(user);
         log_escape(esc, sizeof(esc), user, strlen(user), 100);
         log_sess(LOGLVL_INFO, s->base.sid, "auth result=ok user=%s mech=%s", esc, mech);
@@ -107,6 +127,7 @@ smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
         sess_resume(&s->base);
         return;
     }
+    penalty_login_fail(s->d->penalty, s->base.ip, acct, uv_now(s->d->srv.loop));
     log_sess(LOGLVL_INFO, s->base.sid, "auth result=failed mech=%s", mech);
     explicit_bzero(user, sizeof(user));
     if (s->base.cf->auth_fail_delay > 0)
@@ -115,23 +136,59 @@ smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
         smtp_auth_fail_reply(&s->base);
 }
 
-/* smtp_auth_verify - hand user and password to the pool. */
+/* smtp_auth_check_now - hand user and password to the pool. */
 static void
-smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
+smtp_auth_check_now(struct smtp_session *s, const char *pass)
 {
     struct auth_req *req;
 
-    snprintf(s->auth->user, sizeof(s->auth->user), "%s", user);
-    s->auth->step = SA_VERIFY;
-    sess_go_async(&s->base);
     if (s->base.db == NULL) {
         smtp_auth_result(s, false, NULL);
         return;
     }
-    req = auth_verify(s->d->srv.loop, s->d->srv.cache, s->base.db, s->base.cf, user, pass,
+    req = auth_verify(s->d->srv.loop, s->d->srv.cache, s->base.db, s->base.cf, s->auth->user, pass,
                       smtp_auth_result, s);
     if (s->auth != NULL && s->auth->step == SA_VERIFY)
         s->auth->req = req; /* else the answer came at once */
+}
+
+/* smtp_auth_waited - the penalty is over: check the kept password. */
+static void
+smtp_auth_waited(struct sess *b)
+{
+    struct smtp_session *s = smtp_session_of(b);
+    char *pass = s->auth->pass;
+    size_t passlen = s->auth->passlen;
+
+    s->auth->pass = NULL;
+    sess_go_async(&s->base);
+    smtp_auth_check_now(s, pass);
+    explicit_bzero(pass, passlen);
+    free(pass);
+}
+
+/* smtp_auth_verify - wait out the login penalty of the address (and of the account, for
+ * an address that has failed), then hand user and password to the pool. */
+static void
+smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
+{
+    uint64_t base = (uint64_t)s->base.cf->auth_fail_delay * 1000,
+             max = (uint64_t)s->base.cf->login_penalty_max * 1000, wait;
+    char acct[300];
+
+    snprintf(s->auth->user, sizeof(s->auth->user), "%s", user);
+    s->auth->step = SA_VERIFY;
+    smtp_auth_acct(user, acct, sizeof(acct));
+    wait = penalty_login_wait(s->d->penalty, s->base.ip, acct, uv_now(s->d->srv.loop), base, max);
+    if (wait > 0) {
+        log_sess(LOGLVL_DEBUG, s->base.sid, "auth penalty ms=%llu", (unsigned long long)wait);
+        s->auth->passlen = strlen(pass);
+        s->auth->pass = xstrdup(pass);
+        sess_delay(&s->base, wait, smtp_auth_waited);
+        return;
+    }
+    sess_go_async(&s->base);
+    smtp_auth_check_now(s, pass);
 }
 
 /* smtp_auth_decode - base64 of a client response; on error the reply is written. */
@@ -214,6 +271,14 @@ smtp_auth_proceed(struct smtp_session *s, const char *args)
     struct smtp_perr e;
     const char *ir;
 
+    if (penalty_login_blocked(s->d->penalty, s->base.ip, uv_now(s->d->srv.loop),
+                              (unsigned)s->base.cf->login_fail_max)) {
+        log_sess(LOGLVL_INFO, s->base.sid, "auth refused reason=too-many-failures ip=%s",
+                 s->base.ip);
+        session_reply(s, 421, "4.7.0", "Too many failed logins from your address, try later");
+        sess_close(&s->base, "auth-cutoff");
+        return;
+    }
     s->auth = xcalloc(1, sizeof(*s->auth));
     smtp_parse_auth(args, s->auth->mech, sizeof(s->auth->mech), &ir, &e);
     if (strcmp(s->auth->mech, "PLAIN") == 0) {

@@ -25,6 +25,7 @@ struct queue;
 struct maildrop;
 struct outq;
 struct ctl_server;
+struct penalty;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -57,7 +58,8 @@ struct smtpd {
     struct server srv; /* first: the core (loop, snapshots, listeners, sessions, control) */
     struct queue *queue;
     struct maildrop *maildrop;
-    struct outq *outq; /* outbound delivery (lives until after the loop) */
+    struct outq *outq;       /* outbound delivery (lives until after the loop) */
+    struct penalty *penalty; /* failed AUTH per client address and per account */
     struct smtpd_stats stats;
 };
 

@@ -645,8 +645,8 @@ class RawPOP(LineClient):
     MAX_LINE = 1000000
     Error = POPError
 
-    def __init__(self, port, tls=False, timeout=10.0, greeting=True, host=HOST):
-        super().__init__(port, host=host, timeout=timeout, tls=tls)
+    def __init__(self, port, tls=False, timeout=10.0, greeting=True, host=HOST, source=None):
+        super().__init__(port, host=host, timeout=timeout, tls=tls, source=source)
         self.greeting = self.readline() if greeting else None
 
     def readline(self):

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "../../dpop/penalty.h"
+#include "penalty.h"
 #include "../../dpop/pop_auth.h"
 #include "unit_util.h"
 
@@ -152,6 +152,58 @@ test_penalty_bounded(void **state)
     penalty_free(&p);
 }
 
+/* Attempts on a key that has failed queue: each waits one delay after the one before. */
+static void
+test_penalty_reserve(void **state)
+{
+    struct penalty *p = penalty_new();
+    uint64_t t = 1000;
+
+    (void)state;
+    assert_int_equal(penalty_reserve(p, "k", t, 2000, 15000), 0); /* no failures */
+    penalty_fail(p, "k", t);
+    assert_int_equal(penalty_reserve(p, "k", t, 2000, 15000), 2000);
+    assert_int_equal(penalty_reserve(p, "k", t, 2000, 15000), 4000);
+    assert_int_equal(penalty_reserve(p, "k", t + 500, 2000, 15000), 5500);
+    /* after the queue has drained, a delay from now again */
+    assert_int_equal(penalty_reserve(p, "k", t + 60000, 2000, 15000), 2000);
+    assert_int_equal(penalty_reserve(p, "k", t, 0, 15000), 0); /* base 0: off */
+    penalty_free(&p);
+}
+
+/* The login guard: addresses (IPv6 by /64), the account's wait only for failed
+ * addresses, the cut-off. */
+static void
+test_penalty_login_guard(void **state)
+{
+    struct penalty *p = penalty_new();
+    char key[80];
+    uint64_t t = 1000;
+
+    (void)state;
+    penalty_ip_key("2001:db8:1:2:3:4:5:6", key, sizeof key);
+    assert_string_equal(key, "ip6:2001:db8:1:2::/64");
+    penalty_ip_key("192.0.2.7", key, sizeof key);
+    assert_string_equal(key, "192.0.2.7");
+
+    for (int i = 0; i < 3; i++)
+        penalty_login_fail(p, "2001:db8:1:2::99", "user:alice", t);
+    /* the same /64 waits; the account's failures add their wait there ... */
+    assert_int_equal(penalty_login_wait(p, "2001:db8:1:2::1", "user:alice", t, 1000, 15000), 4000);
+    /* ... but not for an address that never failed */
+    assert_int_equal(penalty_login_wait(p, "2001:db8:1:3::1", "user:alice", t, 1000, 15000), 0);
+    assert_int_equal(penalty_login_wait(p, "192.0.2.7", "user:alice", t, 1000, 15000), 0);
+    assert_false(penalty_login_blocked(p, "2001:db8:1:2::5", t, 4));
+    assert_true(penalty_login_blocked(p, "2001:db8:1:2::5", t, 3));
+    assert_false(penalty_login_blocked(p, "2001:db8:1:2::5", t, 0)); /* 0: never */
+    assert_false(penalty_login_blocked(p, "192.0.2.7", t, 3));
+    penalty_login_ok(p, "2001:db8:1:2::1", "user:alice");
+    assert_false(penalty_login_blocked(p, "2001:db8:1:2::5", t, 1));
+    assert_int_equal(penalty_count(p, "user:alice", t), 0);
+    penalty_free(&p);
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_b64), cmocka_unit_test(test_apop_digest),
         cmocka_unit_test(test_apop_secret), cmocka_unit_test(test_penalty_doubling),
-        cmocka_unit_test(test_penalty_forget), cmocka_unit_test(test_penalty_bounded))
+        cmocka_unit_test(test_penalty_forget), cmocka_unit_test(test_penalty_bounded),
+        cmocka_unit_test(test_penalty_reserve), cmocka_unit_test(test_penalty_login_guard))

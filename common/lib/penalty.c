@@ -5,6 +5,8 @@
 #include "hash.h"
 #include "penalty.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@ struct penalty_ent {
     char *key;
     unsigned fails;
     uint64_t last;                     /* ms of the last failure */
+    uint64_t next;                     /* ms: the earliest check of the next attempt */
     struct penalty_ent *hnext;         /* bucket chain */
     struct penalty_ent *older, *newer; /* order of last failure */
 };
@@ -102,20 +105,43 @@ penalty_free(struct penalty **pp)
     *pp = NULL;
 }
 
+/* penalty_ent_delay - base doubled per failure after the first, up to max. */
+static uint64_t
+penalty_ent_delay(const struct penalty_ent *e, uint64_t base_ms, uint64_t max_ms)
+{
+    uint64_t d = base_ms;
+
+    for (unsigned i = 1; i < e->fails && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
 /* penalty_delay - the wait before the next attempt for key. */
 uint64_t
 penalty_delay(struct penalty *p, const char *key, uint64_t now, uint64_t base_ms, uint64_t max_ms)
 {
     struct penalty_ent *e;
-    uint64_t d;
 
     penalty_expire(p, now);
     if (base_ms == 0 || (e = penalty_find(p, key)) == NULL || e->fails == 0)
         return 0;
-    d = base_ms;
-    for (unsigned i = 1; i < e->fails && d < max_ms; i++)
-        d *= 2;
-    return d < max_ms ? d : max_ms;
+    return penalty_ent_delay(e, base_ms, max_ms);
+}
+
+/* penalty_reserve - the wait of an attempt queued behind those already waiting. */
+uint64_t
+penalty_reserve(struct penalty *p, const char *key, uint64_t now, uint64_t base_ms, uint64_t max_ms)
+{
+    struct penalty_ent *e;
+
+    penalty_expire(p, now);
+    if (base_ms == 0 || (e = penalty_find(p, key)) == NULL || e->fails == 0)
+        return 0;
+    uint64_t d = penalty_ent_delay(e, base_ms, max_ms), slot = now + d;
+    if (e->next > slot)
+        slot = e->next;
+    e->next = slot + d;
+    return slot - now;
 }
 
 /* penalty_fail - count one more failure for key. */
@@ -175,4 +201,69 @@ size_t
 penalty_size(const struct penalty *p)
 {
     return p->n;
+}
+
+/* penalty_ip_key - an address, or an IPv6 address's /64. */
+void
+penalty_ip_key(const char *ip, char *buf, size_t len)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+
+    if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1) {
+        snprintf(buf, len, "%s", ip);
+        return;
+    }
+    memset(a + 8, 0, 8);
+    inet_ntop(AF_INET6, a, text, sizeof(text));
+    snprintf(buf, len, "ip6:%s/64", text);
+}
+
+/* penalty_login_wait - the guard's wait for an attempt from ip for acct. */
+uint64_t
+penalty_login_wait(struct penalty *p, const char *ip, const char *acct, uint64_t now,
+                   uint64_t base_ms, uint64_t max_ms)
+{
+    char key[80];
+
+    penalty_ip_key(ip, key, sizeof(key));
+    if (penalty_count(p, key, now) == 0)
+        return 0; /* a clean address: not even the account's failures slow it */
+    uint64_t w = penalty_reserve(p, key, now, base_ms, max_ms);
+    uint64_t a = acct != NULL ? penalty_delay(p, acct, now, base_ms, max_ms) : 0;
+    return a > w ? a : w;
+}
+
+/* penalty_login_blocked - ip is cut off. */
+bool
+penalty_login_blocked(struct penalty *p, const char *ip, uint64_t now, unsigned fail_max)
+{
+    char key[80];
+
+    penalty_ip_key(ip, key, sizeof(key));
+    return fail_max > 0 && penalty_count(p, key, now) >= fail_max;
+}
+
+/* penalty_login_fail - a failed attempt counts for the address and the account. */
+void
+penalty_login_fail(struct penalty *p, const char *ip, const char *acct, uint64_t now)
+{
+    char key[80];
+
+    penalty_ip_key(ip, key, sizeof(key));
+    penalty_fail(p, key, now);
+    if (acct != NULL)
+        penalty_fail(p, acct, now);
+}
+
+/* penalty_login_ok - a success clears the address and the account. */
+void
+penalty_login_ok(struct penalty *p, const char *ip, const char *acct)
+{
+    char key[80];
+
+    penalty_ip_key(ip, key, sizeof(key));
+    penalty_clear(p, key);
+    if (acct != NULL)
+        penalty_clear(p, acct);
 }
