@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "control.h"
+#include "dns.h"
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
@@ -18,6 +19,8 @@
 #include "session.h"
 #include "smtpd.h"
 #include "xmem.h"
+
+#define MAIN_DNS_TRIES 2 /* each server is asked twice within dns_timeout */
 
 static struct smtpd main_d;
 
@@ -60,7 +63,27 @@ main_dirs(const struct conf *cf)
     free(p);
 }
 
-/* main_start - the spool, the queue runner and the maildrop pickup. */
+/* main_dns - the resolver every lookup of this process shares (dns_host, dns_timeout). */
+static struct dns *
+main_dns(struct server *srv)
+{
+    const struct conf *cf = srv->cf;
+    char err[300], *servers = xstrdup("");
+    struct dns *dns;
+
+    for (size_t i = 0; i < cf->dns_host.n; i++) {
+        char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);
+        free(servers);
+        servers = s;
+    }
+    dns = dns_new(srv->loop, servers, cf->dns_timeout * 1000L, MAIN_DNS_TRIES, err, sizeof(err));
+    free(servers);
+    if (dns == NULL)
+        log_fatal("DNS: %s", err);
+    return dns;
+}
+
+/* main_start - the spool, the resolver, the queue runner and the maildrop pickup. */
 static void
 main_start(struct server *srv)
 {
@@ -68,6 +91,7 @@ main_start(struct server *srv)
 
     main_dirs(srv->cf);
     d->penalty = penalty_new();
+    d->dns = main_dns(srv);
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -82,6 +106,7 @@ main_stop(struct server *srv)
     queue_stop(&d->queue);
     maildrop_stop(&d->maildrop);
     outq_stop(d->outq);
+    dns_free(&d->dns);
 }
 
 /* main_cleanup - after the loop: no scan runs any more. */

@@ -530,23 +530,13 @@ outq_new(struct smtpd *d)
 {
     struct outq *oq = xcalloc(1, sizeof(*oq));
     const struct conf *cf = d->srv.cf;
-    char err[300], *servers = xstrdup("");
+    char err[300];
 
     oq->d = d;
     oq->max = (size_t)cf->queue_active_max;
     uv_mutex_init(&oq->mu);
     uv_async_init(d->srv.loop, &oq->wake, outq_wake);
     oq->wake.data = oq;
-    for (size_t i = 0; i < cf->dns_host.n; i++) {
-        char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);
-        free(servers);
-        servers = s;
-    }
-    oq->dns =
-        dns_new(d->srv.loop, servers, cf->dns_timeout * 1000L, OUTQ_DNS_TRIES, err, sizeof(err));
-    free(servers);
-    if (oq->dns == NULL)
-        log_fatal("outbound delivery: DNS: %s", err);
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
@@ -569,7 +559,6 @@ outq_stop(struct outq *oq)
         outq_reply_set(&r, 0, "4.3.2", "stopping");
         outq_dest_all(t, &r);
     }
-    dns_free(&oq->dns);
 }
 
 /* outq_free - after the loop. */

@@ -300,7 +300,7 @@ outq_dest_next_host(struct outq_dest *t)
         outq_dest_next_addr(t);
         return;
     }
-    t->q = dns_addr(oq->dns, t->host, outq_dest_addr_result, t);
+    t->q = dns_addr(oq->d->dns, t->host, outq_dest_addr_result, t);
 }
 
 /* outq_dest_mx_before_self - how many of the exchangers (in preference order) come
@@ -388,7 +388,7 @@ outq_dest_relay_route(struct outq_dest *t)
     if (nh.port > 0)
         t->port = nh.port;
     if (nh.mx) {
-        t->q = dns_mx(oq->dns, nh.host, outq_dest_mx_result, t);
+        t->q = dns_mx(oq->d->dns, nh.host, outq_dest_mx_result, t);
         return;
     }
     t->hosts = xcalloc(1, sizeof(*t->hosts));
@@ -505,7 +505,7 @@ outq_dest_start(struct outq_dest *t)
         outq_dest_relay_start(t);
         return;
     }
-    t->q = dns_mx(oq->dns, t->key, outq_dest_mx_result, t);
+    t->q = dns_mx(oq->d->dns, t->key, outq_dest_mx_result, t);
 }
 
 /* outq_dest_get - where a message for key waits: a destination of key not started

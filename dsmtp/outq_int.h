@@ -22,9 +22,8 @@
 #define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
 #define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
 #define OUTQ_DATA_MS 600000         /* 10 minutes after the final dot */
-#define OUTQ_DNS_TRIES 2
-#define OUTQ_PASS_MAX 4096  /* the password file read at most */
-#define OUTQ_RELAY "relay " /* a destination key's prefix: a smarthost or gateway spec */
+#define OUTQ_PASS_MAX 4096          /* the password file read at most */
+#define OUTQ_RELAY "relay "         /* a destination key's prefix: a smarthost or gateway spec */
 
 struct outq_file {
     struct outq_file *next;
@@ -118,7 +117,6 @@ struct outq {
     size_t nclaims, aclaims;
     struct outq_dest *dests;
     struct outq_dead *dead;
-    struct dns *dns;
     SSL_CTX *tls;
     long conns;
     size_t max;        /* queue_active_max, for the scans (mu) */

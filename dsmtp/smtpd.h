@@ -26,6 +26,7 @@ struct maildrop;
 struct outq;
 struct ctl_server;
 struct penalty;
+struct dns;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -60,6 +61,7 @@ struct smtpd {
     struct maildrop *maildrop;
     struct outq *outq;       /* outbound delivery (lives until after the loop) */
     struct penalty *penalty; /* failed AUTH per client address and per account */
+    struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
     struct smtpd_stats stats;
 };
 
