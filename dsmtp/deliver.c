@@ -353,7 +353,7 @@ int
 deliver_queue_save(const char *spool, struct qfile *q)
 {
     char *dir = xasprintf("%s/queue", spool), *tmp = xasprintf("%s/tmp", spool);
-    int rc = qfile_write(dir, tmp, q, 0600), saved = errno;
+    int rc = qfile_write(dir, tmp, q, 0640), saved = errno;
 
     free(dir);
     free(tmp);

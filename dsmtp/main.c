@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "dns.h"
@@ -39,7 +40,8 @@ main_refusal(struct server *srv, char *buf, size_t len)
 
 /* main_dirs - the spool directories (as run_as). maildrop/ is created with mode 3770
  * (setgid, sticky): sendmail(8), setgid to run_as's group, writes files there that dsmtp
- * reads and removes. */
+ * reads and removes. queue/ is 2750 in maildrop/'s group, its files 0640: mailq reads
+ * them with the same group. */
 static void
 main_dirs(const struct conf *cf)
 {
@@ -60,6 +62,14 @@ main_dirs(const struct conf *cf)
     } else if (!S_ISDIR(st.st_mode)) {
         log_fatal("%s is not a directory", p);
     }
+    if (stat(p, &st) < 0)
+        log_fatale("cannot stat %s", p);
+    free(p);
+    /* queue/ is readable by maildrop/'s group, so that mailq (set-group-ID to it) lists
+     * the queue for any local user, as Postfix's does; nobody else may look in. */
+    p = xasprintf("%s/queue", cf->spool_dir);
+    if (chown(p, (uid_t)-1, st.st_gid) < 0 || chmod(p, 02750) < 0)
+        log_fatale("cannot set the owner and mode of %s", p);
     free(p);
 }
 

@@ -263,7 +263,8 @@ qfile_write(const char *dir, const char *tmpdir, struct qfile *q, int mode)
             return -1;
         }
     }
-    if (file_write_all(fd, hdr, hdrlen) < 0 || file_write_all(fd, q->text, q->text_len) < 0 ||
+    if (fchmod(fd, mode & 07777) < 0 || /* whatever the umask */
+        file_write_all(fd, hdr, hdrlen) < 0 || file_write_all(fd, q->text, q->text_len) < 0 ||
         (q->text_len > 0 && q->text[q->text_len - 1] != '\n' && file_write_all(fd, "\n", 1) < 0) ||
         file_write_all(fd, "end\n", 4) < 0 || fsync(fd) < 0)
         goto fail;

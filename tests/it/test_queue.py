@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import smtplib
+import stat
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,10 @@ def test_dotlocked_mailbox_goes_through_queue(dsmtp_factory):
     assert srv.msgids("bob") == [msgid]
     assert srv.msgids("alice") == []
     assert len(srv.queue_files()) >= 1, "acknowledged but not in the queue"
+    # mailq reads the queue with maildrop/'s group: queue/ 2750 in that group, files 0640
+    qdir, drop = os.stat(os.path.join(srv.spool, "queue")), os.stat(os.path.join(srv.spool, "maildrop"))
+    assert stat.S_IMODE(qdir.st_mode) == 0o2750 and qdir.st_gid == drop.st_gid
+    assert all(stat.S_IMODE(os.stat(f).st_mode) == 0o640 for f in srv.queue_files())
     os.unlink(lock)
     assert wait_for(lambda: srv.msgids("alice") == [msgid], 15), "queue never delivered"
     assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()

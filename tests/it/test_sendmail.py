@@ -664,10 +664,22 @@ def test_unprivileged_user_setgid():
         st = os.stat(os.path.join(s.maildrop, q["id"]))
         assert st.st_uid == nobody.pw_uid and st.st_gid == group.gr_gid
         assert stat.S_IMODE(st.st_mode) == 0o640
-        # mailq as nobody lists it through the group; the queue (0700 root) is refused
+        # mailq as nobody lists it through the group; a queue closed to the group (0700
+        # root) is refused
         p = as_nobody(s, [os.path.join(s.root, "mailq"), "-C", s.conf])
         assert q["id"].encode() in p.stdout, p
         assert b"cannot read" in p.stderr and p.returncode == 77
+        # as dsmtp keeps it (queue/ 2750 in maildrop's group, files 0640), it is listed
+        queued = os.path.join(s.queue, "Q" + q["id"][1:])
+        shutil.copy(os.path.join(s.maildrop, q["id"]), queued)
+        os.chown(s.queue, 0, group.gr_gid)
+        os.chmod(s.queue, 0o2750)
+        os.chown(queued, 0, group.gr_gid)
+        os.chmod(queued, 0o640)
+        p = as_nobody(s, [os.path.join(s.root, "mailq"), "-C", s.conf])
+        assert p.returncode == 0 and p.stderr == b"", p
+        assert p.stdout.count(b"from nobody") == 0 and p.stdout.count(b"nobody@") == 2, p
+        os.unlink(queued)
         # a configuration nobody owns does not get the group: the write is refused
         own = os.path.join(s.root, "own.conf")
         shutil.copy(s.conf, own)
