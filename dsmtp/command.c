@@ -473,7 +473,9 @@ command_data_begin(struct smtp_session *s)
                       tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
-    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
+    s->d->budget.max = s->base.cf->data_memory_max; /* a reload applies to the next message */
+    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received,
+                 &s->d->budget);
     tx->rx_active = true;
 }
 
@@ -542,9 +544,13 @@ command_data_refuse(struct smtp_session *s, int errors)
     } else if (errors & DATA_ERR_NUL) {
         why = "nul-byte";
         session_reply(s, 554, "5.6.0", "Error: NUL bytes are not allowed");
-    } else {
+    } else if (errors & DATA_ERR_BARE) {
         why = "bare-newline";
         session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
+    } else { /* DATA_ERR_MEM: only when nothing permanent is wrong */
+        why = "memory-budget";
+        session_reply(s, 452, "4.3.1",
+                      "Insufficient system storage: too many messages in transit, try later");
     }
     log_sess(LOGLVL_INFO, s->base.sid, "refused id=%s size=%llu reason=%s", s->tx.id, s->tx.rx.wire,
              why);

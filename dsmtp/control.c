@@ -92,7 +92,8 @@ control_status(struct server *srv, struct ctl_req *r)
 void
 control_stats(struct server *srv, struct ctl_req *r, bool prom)
 {
-    struct smtpd_stats *st = &smtpd_of(srv)->stats;
+    struct smtpd *d = smtpd_of(srv);
+    struct smtpd_stats *st = &d->stats;
 
     ctl_stat(r, prom, "dsmtp", "messages_received_total", "counter",
              "Messages accepted (250 after DATA).", NULL, st->msgs_in);
@@ -120,6 +121,11 @@ control_stats(struct server *srv, struct ctl_req *r, bool prom)
     ctl_stat(r, prom, "dsmtp", "outbound_reused_total", "counter",
              "Outbound transactions on a session that had carried one already.", NULL,
              st->out_reused);
+    ctl_stat(r, prom, "dsmtp", "data_memory_bytes", "gauge",
+             "Octets the message buffers of sessions in DATA hold now.", NULL, d->budget.used);
+    ctl_stat(r, prom, "dsmtp", "data_memory_refused_total", "counter",
+             "Messages refused with 452 because data_memory_max was reached.", NULL,
+             d->budget.refused);
     ctl_stat(r, prom, "dsmtp", "queue_messages", "gauge",
              "Messages in the queue at the last queue scan.", NULL,
              (unsigned long long)st->queue_messages);

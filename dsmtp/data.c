@@ -11,10 +11,47 @@
 #include "data.h"
 #include "xmem.h"
 
+/* data_rx_charge - take more octets of the budget for the buffer; false if they are not
+ * there. */
+static bool
+data_rx_charge(struct data_rx *rx, size_t more)
+{
+    struct data_budget *b = rx->budget;
+
+    if (b == NULL)
+        return true;
+    if (b->max > 0 && b->used + more > b->max)
+        return false;
+    b->used += more;
+    rx->charged += more;
+    return true;
+}
+
+/* data_rx_release - free the buffer and return its charge. */
+static void
+data_rx_release(struct data_rx *rx)
+{
+    free(rx->text);
+    rx->text = NULL;
+    rx->len = rx->size = 0;
+    if (rx->budget != NULL)
+        rx->budget->used -= rx->charged;
+    rx->charged = 0;
+}
+
+/* data_rx_over - the budget is spent: the message is refused, its memory given back. */
+static void
+data_rx_over(struct data_rx *rx)
+{
+    rx->errors |= DATA_ERR_MEM;
+    rx->budget->refused++;
+    data_rx_release(rx);
+}
+
 /* data_rx_init - an empty scanner with the prefix stored. */
 void
 data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_size, size_t max_line,
-             const char *prefix)
+             const char *prefix, struct data_budget *budget)
 {
     size_t plen = prefix != NULL ? strlen(prefix) : 0;
 
@@ -22,13 +59,19 @@ data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_size, si
     rx->normalize = normalize;
     rx->max_size = max_size;
     rx->max_line = max_line;
+    rx->budget = budget;
+    rx->bol = true;
     rx->limit = plen + (size_t)max_size + 1;
     rx->size = plen + 4096 < rx->limit ? plen + 4096 : rx->limit;
+    if (!data_rx_charge(rx, rx->size)) {
+        rx->size = 0;
+        data_rx_over(rx);
+        return;
+    }
     rx->text = xmalloc(rx->size);
     if (plen > 0)
         memcpy(rx->text, prefix, plen);
     rx->len = rx->prefix_len = plen;
-    rx->bol = true;
 }
 
 /* data_rx_put - store n bytes unless an error already condemned the message. */
@@ -47,6 +90,10 @@ data_rx_put(struct data_rx *rx, const char *p, size_t n)
             sz *= 2;
         if (sz > rx->limit)
             sz = rx->limit;
+        if (!data_rx_charge(rx, sz - rx->size)) {
+            data_rx_over(rx);
+            return;
+        }
         rx->text = xrealloc(rx->text, sz);
         rx->size = sz;
     }
@@ -207,7 +254,7 @@ data_rx_take(struct data_rx *rx, size_t *len)
 
     *len = rx->len;
     rx->text = NULL;
-    rx->len = rx->size = 0;
+    data_rx_release(rx);
     return t;
 }
 
@@ -215,9 +262,7 @@ data_rx_take(struct data_rx *rx, size_t *len)
 void
 data_rx_free(struct data_rx *rx)
 {
-    free(rx->text);
-    rx->text = NULL;
-    rx->len = rx->size = 0;
+    data_rx_release(rx);
 }
 
 /* data_rfc5322_date - the date-time of RFC 5322 3.3 in local time. */

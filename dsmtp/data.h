@@ -41,6 +41,18 @@ enum {
     DATA_ERR_LONG = 4,
     DATA_ERR_SIZE = 8,
     DATA_ERR_HOPS = 16, /* more Received: fields than hopcount_limit (command.c) */
+    DATA_ERR_MEM = 32,  /* the buffer would take the budget past its max: try later */
+};
+
+/* data_budget - the octets all message buffers of a process hold together (dsmtp's
+ * data_memory_max). A buffer grows only while the sum stays within max; a message whose
+ * buffer cannot grow is DATA_ERR_MEM, its buffer is released at once and scanning goes
+ * on to the terminator (so the session stays in sync), storing nothing. A buffer's charge
+ * is returned when it is freed or handed over (data_rx_take). */
+struct data_budget {
+    unsigned long long max;     /* 0: no limit */
+    unsigned long long used;    /* octets charged now */
+    unsigned long long refused; /* messages refused with DATA_ERR_MEM */
 };
 
 /* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including its CRLF */
@@ -55,10 +67,12 @@ struct data_rx {
     char *text; /* prefix + message, LF line ends (not NUL-terminated) */
     size_t len, size, limit;
     size_t prefix_len;
-    unsigned long long wire; /* octets consumed so far */
-    int errors;              /* DATA_ERR_* */
-    bool done;               /* the terminator was seen (chunked: data_rx_finish) */
-    bool chunked;            /* BDAT: no terminator, no dot-unstuffing */
+    struct data_budget *budget; /* NULL: none */
+    size_t charged;             /* octets of budget this buffer holds */
+    unsigned long long wire;    /* octets consumed so far */
+    int errors;                 /* DATA_ERR_* */
+    bool done;                  /* the terminator was seen (chunked: data_rx_finish) */
+    bool chunked;               /* BDAT: no terminator, no dot-unstuffing */
     /* scanner state */
     bool bol;       /* at the start of a line that followed a CRLF */
     bool cr;        /* the last byte was a CR; its LF has not come yet */
@@ -67,9 +81,10 @@ struct data_rx {
 };
 
 /* data_rx_init - start a message; prefix (may be NULL) is stored first (the Received:
- * header) and not counted against max_size. */
+ * header) and not counted against max_size. budget (may be NULL) is charged for the
+ * buffer as it grows. */
 void data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_size, size_t max_line,
-                  const char *prefix);
+                  const char *prefix, struct data_budget *budget);
 /* data_rx_feed - scan n bytes; returns how many were consumed. When the terminator is
  * seen, rx->done is set and the bytes after it are not consumed (they are the next
  * command, pipelined). */
@@ -82,7 +97,8 @@ void data_rx_finish(struct data_rx *rx);
 /* data_hops - the Received: fields in the header of text (LF line ends, the header ends
  * at the first empty line): the hops the message has made (RFC 5321 6.3). */
 int data_hops(const char *text, size_t len);
-/* data_rx_take - hand over the message buffer (*len gets its length); rx is then empty. */
+/* data_rx_take - hand over the message buffer (*len gets its length); rx is then empty
+ * and the buffer no longer counts against the budget. */
 char *data_rx_take(struct data_rx *rx, size_t *len);
 void data_rx_free(struct data_rx *rx);
 

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "data.h"
 #include "net.h"
 #include "server.h"
 
@@ -63,6 +64,7 @@ struct smtpd {
     struct penalty *penalty; /* failed AUTH per client address and per account */
     struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
     struct smtpd_stats stats;
+    struct data_budget budget; /* message buffers of every session (data_memory_max) */
 };
 
 /* smtpd_of - dsmtp's state around its server core. */

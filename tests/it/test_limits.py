@@ -299,3 +299,94 @@ def test_trusted_network_exempt_from_max_per_ip(dsmtp_factory):
     finally:
         for c in held:
             c.close()
+
+
+# ---------------------------------------------------------------- memory in transit
+
+
+def stat_value(srv, name):
+    rc, out, err = srv.tellsmtp("stats")
+    assert rc == 0, err
+    for ln in out.splitlines():
+        if ln.split()[:1] == [name]:
+            return int(ln.split()[1])
+    raise AssertionError("no %s in stats:\n%s" % (name, out))
+
+
+def wait_for_stat(srv, name, ok, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ok(stat_value(srv, name)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_data_memory_max_refuses_with_452_and_loses_nothing(dsmtp_factory):
+    """Messages in transit share data_memory_max: one that would take the total past it
+    is read to its end and gets 452 4.3.1; the held one is accepted, and the refused one
+    goes through when retried."""
+    srv = dsmtp_factory(data_memory_max="300K", max_msg_size="1M")
+    line = b"z" * 78 + b"\r\n"
+    with RawSMTP(srv.smtp_port) as a, RawSMTP(srv.smtp_port) as b:
+        open_data(a)
+        a.send(line * 2500)  # ~200 KB held, no final dot yet
+        assert wait_for_stat(srv, "data_memory_bytes", lambda v: v >= 190000)
+        open_data(b, "bob@" + DOMAIN)
+        b.send(line * 2000 + b".\r\n")  # ~160 KB more: over the 300K budget
+        code, lines = b.reply()
+        assert code == 452 and lines[0].startswith("4.3.1"), (code, lines)
+        a.send(b".\r\n")
+        code, lines = a.reply()
+        assert code == 250, (code, lines)
+        assert stat_value(srv, "data_memory_refused_total") == 1
+        assert stat_value(srv, "data_memory_bytes") == 0
+        # the session goes on: the retry fits now
+        b.expect("MAIL FROM:<%s>" % SENDER, 250)
+        b.expect("RCPT TO:<bob@%s>" % DOMAIN, 250)
+        b.expect("DATA", 354)
+        b.send(line * 2000 + b".\r\n")
+        assert b.reply()[0] == 250
+    assert len(srv.messages("alice")) == 1 and len(srv.messages("bob")) == 1
+    assert "reason=memory-budget" in srv.log()
+    # a permanent fault wins over the budget: too big is 552, not 452
+    with RawSMTP(srv.smtp_port) as c:
+        open_data(c)
+        c.send(line * 15000 + b".\r\n")
+        assert c.reply()[0] == 552
+
+
+def test_many_large_messages_in_transit_stay_within_memory(dsmtp_factory):
+    """300 sessions each sending 9 MB without the final dot keep dsmtp under 100 MB RSS
+    (the default 64M budget); each then gets 250 or 452, and the server serves others."""
+    asan = BIN.rstrip("/").endswith("asan")
+    n = 60 if asan else 300  # ASan's shadow memory and quarantine make RSS meaningless
+    srv = dsmtp_factory(max_msg_size="10M", max_per_ip=400, max_connections=400)
+    line = b"w" * 78 + b"\r\n"
+    chunk = line * 118000  # 9.6 MB
+    clients = []
+    try:
+        for _ in range(n):
+            c = RawSMTP(srv.smtp_port, timeout=120)
+            clients.append(c)
+            open_data(c)
+            c.send(chunk)
+        # dsmtp has read them all: the budget refused some; what it holds is within it
+        assert wait_for_stat(srv, "data_memory_refused_total", lambda v: v >= n - 8, 120)
+        assert stat_value(srv, "data_memory_bytes") <= 64 * 1024 * 1024
+        if not asan:
+            rss = srv.dsmtp.rss_kb()
+            assert 0 < rss < 100 * 1024, "dsmtp RSS %d KB with %d messages in transit" % (rss, n)
+        with RawSMTP(srv.smtp_port) as c:  # another client is still served
+            c.ehlo()
+        codes = []
+        for c in clients:
+            c.send(b".\r\n")
+            codes.append(c.reply()[0])
+        assert set(codes) <= {250, 452}, codes
+        assert 250 in codes and 452 in codes, codes
+        assert len(srv.messages("alice")) == codes.count(250)
+        assert stat_value(srv, "data_memory_refused_total") == codes.count(452)
+    finally:
+        for c in clients:
+            c.close()

@@ -72,7 +72,7 @@ run_case(const struct data_case *c, size_t step)
     struct data_rx rx;
     size_t off = 0;
 
-    data_rx_init(&rx, c->normalize, 100000, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, c->normalize, 100000, DATA_MAX_LINE, NULL, NULL);
     while (off < c->inlen && !rx.done) {
         size_t n = c->inlen - off < step ? c->inlen - off : step;
         size_t used = data_rx_feed(&rx, c->in + off, n);
@@ -130,7 +130,7 @@ test_line_length(void **state)
     (void)state;
     /* 998 octets plus CRLF is fine */
     s = line_of(998, &len);
-    data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL, NULL);
     assert_int_equal(data_rx_feed(&rx, s, len), len);
     assert_true(rx.done);
     assert_int_equal(rx.errors, 0);
@@ -141,7 +141,7 @@ test_line_length(void **state)
     s = line_of(999, &len);
     for (size_t step = 1; step <= len; step += 499) {
         size_t off = 0;
-        data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL);
+        data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL, NULL);
         while (off < len && !rx.done)
             off += data_rx_feed(&rx, s + off, step < len - off ? step : len - off);
         assert_true(rx.done);
@@ -153,7 +153,7 @@ test_line_length(void **state)
     /* a stuffed dot counts: ".", then 998 more */
     s = line_of(999, &len);
     s[0] = '.';
-    data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, false, 100000, DATA_MAX_LINE, NULL, NULL);
     data_rx_feed(&rx, s, len);
     assert_true(rx.done);
     assert_int_equal(rx.errors, DATA_ERR_LONG);
@@ -171,7 +171,7 @@ test_size_limit(void **state)
     (void)state;
     memset(line, 'y', 100);
     memcpy(line + 100, "\r\n", 2);
-    data_rx_init(&rx, false, 2000, DATA_MAX_LINE, "Received: x\n");
+    data_rx_init(&rx, false, 2000, DATA_MAX_LINE, "Received: x\n", NULL);
     for (int i = 0; i < 100; i++) {
         assert_int_equal(data_rx_feed(&rx, line, sizeof(line)), sizeof(line));
         total += sizeof(line);
@@ -187,7 +187,7 @@ test_size_limit(void **state)
     data_rx_free(&rx);
 
     /* exactly at the limit is fine, and the prefix is kept in front */
-    data_rx_init(&rx, false, 102 + 3, DATA_MAX_LINE, "P: 1\n");
+    data_rx_init(&rx, false, 102 + 3, DATA_MAX_LINE, "P: 1\n", NULL);
     data_rx_feed(&rx, line, sizeof(line));
     data_rx_feed(&rx, S(".\r\n"));
     assert_true(rx.done);
@@ -209,7 +209,7 @@ test_big_message(void **state)
     for (size_t i = 0; i < n; i++)
         in[i] = (i % 80 == 78) ? '\r' : (i % 80 == 79) ? '\n' : (char)('a' + i % 26);
     memcpy(in + n, ".\r\n", 3);
-    data_rx_init(&rx, false, 10 * 1024 * 1024, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, false, 10 * 1024 * 1024, DATA_MAX_LINE, NULL, NULL);
     assert_int_equal(data_rx_feed(&rx, in, n + 3), n + 3);
     assert_true(rx.done);
     assert_int_equal(rx.errors, 0);
@@ -304,7 +304,7 @@ run_chunked(const struct data_case *c, size_t split, size_t step)
 {
     struct data_rx rx;
 
-    data_rx_init(&rx, c->normalize, 100000, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, c->normalize, 100000, DATA_MAX_LINE, NULL, NULL);
     data_rx_chunked(&rx);
     for (size_t off = 0; off < c->inlen;) {
         size_t end = off < split ? split : c->inlen;
@@ -335,20 +335,20 @@ test_chunked(void **state)
         run_chunked(&chunk_cases[i], 0, 1);
     }
     /* the prefix stays in front; a message of the prefix alone gets no extra line end */
-    data_rx_init(&rx, false, 100, DATA_MAX_LINE, "R: 1\n");
+    data_rx_init(&rx, false, 100, DATA_MAX_LINE, "R: 1\n", NULL);
     data_rx_chunked(&rx);
     data_rx_finish(&rx);
     assert_int_equal(rx.len, 5);
     data_rx_free(&rx);
     /* lines are limited as in DATA */
-    data_rx_init(&rx, false, 100000, 10, NULL);
+    data_rx_init(&rx, false, 100000, 10, NULL, NULL);
     data_rx_chunked(&rx);
     data_rx_feed(&rx, S("0123456789x\r\n"));
     data_rx_finish(&rx);
     assert_int_equal(rx.errors, DATA_ERR_LONG);
     data_rx_free(&rx);
     /* a message of exactly max_size octets without a final line end still fits */
-    data_rx_init(&rx, false, 3, DATA_MAX_LINE, NULL);
+    data_rx_init(&rx, false, 3, DATA_MAX_LINE, NULL, NULL);
     data_rx_chunked(&rx);
     data_rx_feed(&rx, S("abc"));
     data_rx_finish(&rx);
@@ -375,7 +375,66 @@ test_hops(void **state)
     assert_int_equal(data_hops("Received", 8), 0);
 }
 
-UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases), cmocka_unit_test(test_line_length),
-        cmocka_unit_test(test_size_limit), cmocka_unit_test(test_big_message),
-        cmocka_unit_test(test_received), cmocka_unit_test(test_hops),
-        cmocka_unit_test(test_chunked))
+/* feed - n octets of 'a' lines and the terminator, in pieces of 1000. */
+static void
+feed_lines(struct data_rx *rx, size_t n)
+{
+    char line[80];
+
+    memset(line, 'a', sizeof line);
+    line[78] = '\r';
+    line[79] = '\n';
+    for (size_t i = 0; i < n / sizeof line; i++)
+        assert_int_equal(data_rx_feed(rx, line, sizeof line), sizeof line);
+    assert_int_equal(data_rx_feed(rx, ".\r\n", 3), 3);
+    assert_true(rx->done);
+}
+
+static void
+test_budget(void **state)
+{
+    struct data_budget b = {.max = 100000};
+    struct data_rx r1, r2, r3;
+    size_t len;
+    char *t;
+
+    (void)state;
+    /* a message within the budget is charged for its buffer, and the charge comes back
+     * when the buffer is handed over */
+    data_rx_init(&r1, false, 1000000, DATA_MAX_LINE, "R: 1\n", &b);
+    assert_true(b.used > 0 && b.used <= 4096 + 6);
+    feed_lines(&r1, 40000);
+    assert_int_equal(r1.errors, 0);
+    assert_true(b.used >= 40000 && b.used <= 100000);
+    /* a second one cannot grow past the max: refused, its buffer released at once, the
+     * first one untouched; scanning still finds the terminator */
+    data_rx_init(&r2, false, 1000000, DATA_MAX_LINE, NULL, &b);
+    feed_lines(&r2, 80000);
+    assert_int_equal(r2.errors, DATA_ERR_MEM);
+    assert_null(r2.text);
+    assert_int_equal(r2.charged, 0);
+    assert_int_equal(b.refused, 1);
+    assert_int_equal(b.used, r1.charged);
+    data_rx_free(&r2);
+    t = data_rx_take(&r1, &len);
+    assert_int_equal(len, 5 + 40000 / 80 * 79);
+    assert_int_equal(b.used, 0);
+    free(t);
+    data_rx_free(&r1);
+    /* a spent budget refuses even the first buffer; no budget (NULL) never refuses */
+    b.used = b.max;
+    data_rx_init(&r3, false, 1000, DATA_MAX_LINE, NULL, &b);
+    assert_int_equal(r3.errors, DATA_ERR_MEM);
+    assert_int_equal(b.used, b.max);
+    data_rx_free(&r3);
+    assert_int_equal(b.used, b.max);
+    data_rx_init(&r3, false, 1000000, DATA_MAX_LINE, NULL, NULL);
+    feed_lines(&r3, 200000);
+    assert_int_equal(r3.errors, 0);
+    data_rx_free(&r3);
+}
+
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_cases), cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_line_length), cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_big_message), cmocka_unit_test(test_received),
+        cmocka_unit_test(test_hops), cmocka_unit_test(test_chunked))
