@@ -282,7 +282,7 @@ def test_spool_and_work_directories_created(dsmtp_factory):
     os.makedirs(os.path.join(srv.dir, "new"))
     srv.write_conf({"work_path": work, "spool_dir": spool})
     srv.start()
-    for d, mode in ((work, 0o700), (os.path.join(spool, "queue"), 0o700),
+    for d, mode in ((work, 0o700), (os.path.join(spool, "queue"), 0o2750),
                     (os.path.join(spool, "maildrop"), 0o3770)):
         st = os.stat(d)
         assert st.st_mode & 0o7777 == mode, (d, oct(st.st_mode))

@@ -140,9 +140,10 @@ def test_testssl_finds_nothing(dsmtp_factory):
     assert os.path.exists(out), r.stdout[-3000:] + r.stderr[-2000:]
     with open(out) as f:
         findings = json.load(f)
-    # "service": testssl cannot tell SMTPS from the banner on a port other than 465
-    bad = [f for f in findings
-           if f.get("severity") not in ("OK", "INFO", "LOW") and f["id"] != "service"]
+    # "service": testssl cannot tell SMTPS from the banner on a port other than 465;
+    # "engine_problem": the machine's openssl has no GOST engine (testssl's own client)
+    bad = [f for f in findings if f.get("severity") not in ("OK", "INFO", "LOW")
+           and f["id"] not in ("service", "engine_problem")]
     assert bad == [], bad
     ids = {f["id"]: f for f in findings}
     assert ids["PFS"]["finding"] == "offered", ids["PFS"]
