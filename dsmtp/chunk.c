@@ -144,6 +144,8 @@ chunk_input(struct smtp_session *s)
         return SI_NONE;
     if (c->keep)
         data_rx_feed(&s->tx.rx, buf_peek(in), n);
+    if (memchr(buf_peek(in), '\n', n) != NULL) /* progress: the deadline restarts */
+        sess_progress(&s->base);
     buf_consume(in, n);
     c->left -= n;
     if (c->left > 0)

@@ -21,6 +21,7 @@
 enum {
     CMD_NOARGS = 1, /* arguments are a syntax error */
     CMD_SECRET = 2, /* never log the arguments, wipe the line */
+    CMD_JUNK = 4,   /* moves no mail: counted against junk_command_limit */
 };
 
 struct command {
@@ -509,6 +510,7 @@ command_delivered(void *arg, const struct deliver_outcome *o)
                  tx->rx.wire, tx->naccepted, o->delivered, o->queued, o->failed);
         s->nmsgs++;
         s->base.errors = 0;
+        s->njunk = 0;
         s->d->stats.msgs_in++;
         s->d->stats.bytes_in += tx->rx.wire;
         s->d->stats.rcpts_in += tx->naccepted;
@@ -597,6 +599,9 @@ size_t
 command_data_input(struct smtp_session *s, const char *p, size_t n)
 {
     size_t used = data_rx_feed(&s->tx.rx, p, n);
+
+    if (memchr(p, '\n', used) != NULL) /* a message line is complete: its deadline restarts */
+        sess_progress(&s->base);
 
     if (s->tx.rx.done)
         command_data_end(s);
@@ -742,16 +747,16 @@ static const struct command command_table[SMTP_V_COUNT] = {
     [SMTP_V_MAIL] = {0, command_check_mail, command_mail},
     [SMTP_V_RCPT] = {0, command_check_rcpt, command_rcpt},
     [SMTP_V_DATA] = {CMD_NOARGS, command_check_data, command_data},
-    [SMTP_V_RSET] = {CMD_NOARGS, NULL, command_rset},
-    [SMTP_V_NOOP] = {0, NULL, command_noop},
+    [SMTP_V_RSET] = {CMD_NOARGS | CMD_JUNK, NULL, command_rset},
+    [SMTP_V_NOOP] = {CMD_JUNK, NULL, command_noop},
     [SMTP_V_QUIT] = {CMD_NOARGS, NULL, command_quit},
-    [SMTP_V_HELP] = {0, NULL, command_help},
-    [SMTP_V_VRFY] = {0, command_check_vrfy, command_vrfy},
+    [SMTP_V_HELP] = {CMD_JUNK, NULL, command_help},
+    [SMTP_V_VRFY] = {CMD_JUNK, command_check_vrfy, command_vrfy},
     [SMTP_V_EXPN] = {0, NULL, command_unimplemented},
     [SMTP_V_STARTTLS] = {CMD_NOARGS, command_check_starttls, command_starttls},
     [SMTP_V_AUTH] = {CMD_SECRET, smtp_auth_check, smtp_auth_proceed},
     [SMTP_V_BDAT] = {0, chunk_check, chunk_proceed},
-    [SMTP_V_ETRN] = {0, NULL, command_unimplemented},
+    [SMTP_V_ETRN] = {CMD_JUNK, NULL, command_unimplemented},
     [SMTP_V_TURN] = {0, NULL, command_unimplemented},
     [SMTP_V_SEND] = {0, NULL, command_unimplemented},
     [SMTP_V_SOML] = {0, NULL, command_unimplemented},
@@ -798,6 +803,8 @@ command_dispatch(struct smtp_session *s, char *line, size_t len, const struct bu
         session_reply(s, 500, "5.5.2", "Error: command not recognized");
         return;
     }
+    if (cmd->flags & CMD_JUNK)
+        s->junk = true;
     if ((cmd->flags & CMD_NOARGS) && smtp_parse_has_arg(cl.args))
         session_reply(s, 501, "5.5.4", "Syntax: %s", smtp_parse_verb_name(cl.verb));
     else if (cmd->check == NULL || cmd->check(s, cl.args) == 0)

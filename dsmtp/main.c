@@ -27,8 +27,8 @@ static struct smtpd main_d;
 
 static const struct server_port_def main_ports[] = {
     [SMTPD_PORT_SMTP] = {"smtp", offsetof(struct conf, smtp_port), false},
-    [SMTPD_PORT_SUBMISSION] = {"submission", offsetof(struct conf, submission_port), false},
-    [SMTPD_PORT_SMTPS] = {"smtps", offsetof(struct conf, smtps_port), true},
+    [SMTPD_PORT_SUBMISSION] = {"submission", offsetof(struct conf, submission_port), false, true},
+    [SMTPD_PORT_SMTPS] = {"smtps", offsetof(struct conf, smtps_port), true, true},
 };
 
 /* main_refusal - the line for a client over the connection caps. */

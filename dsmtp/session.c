@@ -78,9 +78,16 @@ session_cmd_done(struct sess *b)
 {
     struct smtp_session *s = smtp_session_of(b);
     int code = b->reply_code;
+    bool junk = s->junk;
 
     if (b->reply.len == 0)
         return;
+    s->junk = false;
+    /* past junk_command_limit, NOOP, RSET, VRFY, HELP count as errors (Postfix's
+     * smtpd_junk_command_limit): a client cannot hold a session by chatting */
+    if (junk && b->cf->junk_command_limit > 0 && ++s->njunk > (unsigned)b->cf->junk_command_limit &&
+        code < 400)
+        code = 400;
     if (s->uncounted) /* an echo of an error already counted (a failed BDAT's chunks) */
         s->uncounted = false;
     else if (code >= 400 && code != 421 && b->state != SS_QUIT) {

@@ -98,6 +98,8 @@ struct smtp_session {
     char helo[256];  /* printable ASCII only */
     bool normalize;  /* bare_newline normalize applies to this client */
     bool uncounted;  /* the pending error reply stays out of the error budget */
+    bool junk;       /* the pending reply answers a command that moves no mail */
+    unsigned njunk;  /* such commands since the last message delivered */
     unsigned nmsgs;  /* transactions delivered */
     unsigned ntx;    /* transactions begun (DATA), for message ids */
     char *auth_user; /* after a successful AUTH */

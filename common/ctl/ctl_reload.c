@@ -303,6 +303,7 @@ ctl_reload_apply(struct ctl_reload *rl, struct conf **cf, struct auth_db **db, S
     log_set_level((*cf)->log_level);
     lim.max_connections = (*cf)->max_connections;
     lim.max_per_ip = (*cf)->max_per_ip;
+    lim.reserved = (*cf)->reserved_connections;
     net_server_set_limits(net, &lim);
     if ((*cf)->authent_method != AUTHENT_UNIX_USER)
         log_info("reload: users file %s: %zu users", (*cf)->users_file,

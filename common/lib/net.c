@@ -320,6 +320,13 @@ net_timer_cb(uv_timer_t *t)
     }
 }
 
+/* net_get_timeout - see net.h. */
+uint64_t
+net_get_timeout(const struct net_conn *c)
+{
+    return c->timeout_ms;
+}
+
 /* net_set_timeout - idle timeout in ms, 0 for none; restarted by every input. While
  * connecting the timer is the connect timeout's: the idle one starts once connected. */
 void

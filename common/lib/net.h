@@ -22,8 +22,9 @@
  *   no NET_EV_DRAIN, so a protocol's high-water mark must be at least NET_DIRECT_MAX.
  * - net_close() flushes queued output, then closes; net_abort() closes at once.
  * - Caps: max_connections and max_per_ip are checked at accept; a refused client gets the
- *   listener's refusal line and is closed. EMFILE/ENFILE pauses accepting for a second
- *   instead of spinning.
+ *   listener's refusal line and is closed. The last `reserved` slots of max_connections
+ *   (at most a fifth of them) are for trusted addresses and reserved listeners only. EMFILE/ENFILE
+ * pauses accepting for a second instead of spinning.
  * - Outbound: net_connect() opens a connection to a numeric address (no DNS here) that
  *   is then like an accepted one, with the same API. Its first event is NET_EV_CONNECTED,
  *   or NET_EV_ERROR ("connect: connection refused", "connect: timed out") then
@@ -95,12 +96,14 @@ typedef void (*net_accept_cb)(struct net_conn *c, void *listener_arg);
 struct net_limits {
     long max_connections;
     long max_per_ip;
+    long reserved; /* of max_connections, only for trusted clients and reserved listeners */
 };
 
 struct net_server *net_server_new(uv_loop_t *loop, const struct net_limits *lim);
 void net_server_set_limits(struct net_server *s, const struct net_limits *lim);
 /* net_server_set_trusted - addresses for which trusted(arg, ip) is true are never
- * refused for max_per_ip (they still count toward max_connections). NULL: nobody. */
+ * refused for max_per_ip and may take the reserved slots (they still count toward
+ * max_connections). NULL: nobody. */
 void net_server_set_trusted(struct net_server *s, bool (*trusted)(void *arg, const char *ip),
                             void *arg);
 /* net_server_set_tls - the context the implicit-TLS listeners (net_listen with tls) give
@@ -118,6 +121,9 @@ int net_listen(struct net_server *s, const char *addr, int port, SSL_CTX *tls, c
  * as soon as the peer has gone or it is being closed, even if its socket lingers a moment
  * longer. */
 void net_server_counts(const struct net_server *s, long *now, long *peak, long *total);
+/* net_listener_set_reserved - the idx-th listener (net_listen order) may take the
+ * reserved slots of max_connections for anybody (submission, where clients log in). */
+void net_listener_set_reserved(struct net_server *s, int idx, bool on);
 /* net_listener_port - the port the idx-th listener (net_listen order, from 0) is bound to
  * (useful with port 0); -1 if there is no such listener. */
 int net_listener_port(const struct net_server *s, int idx);
@@ -144,6 +150,8 @@ void net_pause_read(struct net_conn *c);
 void net_resume_read(struct net_conn *c);
 /* net_set_timeout - idle timeout in ms (0 = none), restarted by every input. */
 void net_set_timeout(struct net_conn *c, uint64_t ms);
+/* net_get_timeout - the idle timeout in force (0 = none). */
+uint64_t net_get_timeout(const struct net_conn *c);
 
 void net_write(struct net_conn *c, const void *p, size_t n);
 void net_printf(struct net_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

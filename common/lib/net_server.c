@@ -38,6 +38,7 @@ struct net_listener {
     int handles;
     int port;
     bool closing;
+    bool reserved; /* may take the reserved slots */
     SSL_CTX *tls;
     char *refuse;
     net_accept_cb cb;
@@ -313,6 +314,18 @@ net_listener_port(const struct net_server *s, int idx)
     return l != NULL && idx == 0 ? l->port : -1;
 }
 
+/* net_listener_set_reserved - see net.h. */
+void
+net_listener_set_reserved(struct net_server *s, int idx, bool on)
+{
+    struct net_listener *l = s->listeners;
+
+    for (; l != NULL && idx > 0; idx--)
+        l = l->next;
+    if (l != NULL)
+        l->reserved = on;
+}
+
 static void net_listener_io(uv_poll_t *p, int status, int events);
 
 /* net_listener_retry - the accept pause is over: watch the socket again. */
@@ -366,6 +379,14 @@ net_accept_fd(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
     net_addr_format(ss, ip, sizeof(ip), &port);
     if (s->lim.max_connections > 0 && s->now >= s->lim.max_connections) {
         net_refuse(l, fd, ip, "max_connections reached");
+        return;
+    }
+    /* the last reserved slots (at most a fifth): trusted networks and reserved listeners */
+    long reserved =
+        s->lim.reserved < s->lim.max_connections / 5 ? s->lim.reserved : s->lim.max_connections / 5;
+    if (s->lim.max_connections > 0 && reserved > 0 && s->now >= s->lim.max_connections - reserved &&
+        !l->reserved && (s->trusted == NULL || !s->trusted(s->trusted_arg, ip))) {
+        net_refuse(l, fd, ip, "max_connections reached (the rest is reserved)");
         return;
     }
     if (s->lim.max_per_ip > 0 && (e = net_ip_lookup(s, ip)) != NULL && e->n >= s->lim.max_per_ip &&

@@ -21,6 +21,12 @@
  *   closes and the loop ends); proto->cleanup after the loop. SIGHUP -> server_reload.
  * - Control socket work_path/NAME.ctl: status, stats, reload, shutdown, debug,
  *   log_level, config, then the daemon's own commands (handlers get the struct server).
+ * - Slow clients: a timer sweeps the sessions each second (sess_sweep): a command line
+ *   or message line not complete within the session's timeout of its start, or a session
+ *   older than max_session_time, is ended as an idle one is. While the sessions exceed
+ *   stress_connections % of max_connections, stress_timeout replaces longer timeouts
+ *   (Postfix's ${stress}); the last reserved_connections slots are kept for trusted
+ *   networks and reserved listeners.
  * - Exit codes: 0 ok, 64 usage (EX_USAGE), 78 bad config (EX_CONFIG), 71 OS error.
  *
  * server.c holds the start-up pieces, server_main.c the run and stop, server_ctl.c the
@@ -51,6 +57,7 @@ struct server_port_def {
     const char *name;
     size_t conf_port; /* offsetof(struct conf, the port setting); 0 there = off */
     bool implicit_tls;
+    bool reserved; /* may take reserved_connections' slots (clients log in here) */
 };
 
 /* What a daemon fills in. */
@@ -107,6 +114,8 @@ struct server {
     bool reload_again; /* SIGHUP during a reload: once more after it */
     uv_signal_t sig[4];
     uv_timer_t grace;
+    uv_timer_t sweep; /* each second: deadlines and stress (sess_sweep) */
+    bool stressed;    /* sessions above stress_connections % of max_connections */
 };
 
 struct server_opts {

@@ -44,7 +44,7 @@ server_listen(struct server *srv)
 {
     const struct server_proto *p = srv->proto;
     char refuse[300], err[300];
-    int total = 0;
+    int total = 0, idx = 0; /* idx: net_listen order of the listeners opened */
 
     p->refusal(srv, refuse, sizeof(refuse));
     for (size_t i = 0; i < p->nports && i < SERVER_PORTS_MAX; i++) {
@@ -63,6 +63,7 @@ server_listen(struct server *srv)
                 log_warn("%s listener %s port %ld: %s", def->name, addr, port, err);
                 continue;
             }
+            net_listener_set_reserved(srv->net, idx++, def->reserved);
             log_info("%s listening on %s port %ld", def->name, addr, port);
             ok++;
         }
@@ -125,10 +126,35 @@ server_finish(struct server *srv)
     for (size_t i = 0; i < sizeof(srv->sig) / sizeof(srv->sig[0]); i++)
         uv_close((uv_handle_t *)&srv->sig[i], server_close_cb);
     uv_close((uv_handle_t *)&srv->grace, server_close_cb);
+    uv_close((uv_handle_t *)&srv->sweep, server_close_cb);
     if (srv->proto->stop != NULL)
         srv->proto->stop(srv);
     ctl_server_close(&srv->ctl);
     net_server_free(&srv->net);
+}
+
+/* server_sweep_cb - each second: stress on or off, then every session's deadlines. */
+static void
+server_sweep_cb(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    const struct conf *cf = srv->cf;
+    bool stressed = cf->stress_connections > 0 &&
+                    srv->nsessions * 100 >= cf->max_connections * cf->stress_connections;
+    uint64_t now = uv_now(srv->loop);
+
+    if (stressed != srv->stressed) {
+        srv->stressed = stressed;
+        if (stressed)
+            log_warn("stress: %ld sessions (max_connections %ld): timeouts shortened to %ld s",
+                     srv->nsessions, cf->max_connections, cf->stress_timeout);
+        else
+            log_info("stress over: %ld sessions", srv->nsessions);
+    }
+    for (struct sess *s = srv->sessions, *next; s != NULL; s = next) {
+        next = s->next;
+        sess_sweep(s, now, stressed ? (uint64_t)cf->stress_timeout * 1000 : 0);
+    }
 }
 
 /* server_grace_cb - sessions had their time. */
@@ -191,6 +217,10 @@ server_signals(struct server *srv)
     }
     uv_timer_init(srv->loop, &srv->grace);
     srv->grace.data = srv;
+    uv_timer_init(srv->loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, server_sweep_cb, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->sweep); /* never what keeps the loop alive */
 }
 
 /* server_main - a daemon, from the command line to the end of its loop. */
@@ -227,6 +257,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     server_tls(srv);
     lim.max_connections = srv->cf->max_connections;
     lim.max_per_ip = srv->cf->max_per_ip;
+    lim.reserved = srv->cf->reserved_connections;
     srv->net = net_server_new(srv->loop, &lim);
     net_server_set_trusted(srv->net, server_trusted, srv);
     server_listen(srv);

@@ -222,6 +222,8 @@ sess_process(struct sess *s)
         r = s->ops->input(s);
         if (r == SI_NONE)
             break;
+        if (r == SI_CMD)
+            sess_progress(s);
         if (r == SI_CMD && s->wait == SW_NONE && sess_phase(s) != SP_CLOSE)
             s->ops->cmd_done(s);
     }
@@ -256,6 +258,46 @@ sess_destroy(struct sess *s)
     sess_release(s);
     if (srv->stopping && srv->nsessions == 0)
         server_finish(srv);
+}
+
+/* sess_progress - see sess.h. */
+void
+sess_progress(struct sess *s)
+{
+    s->record_ms = uv_now(s->srv->loop);
+}
+
+/* sess_sweep - see sess.h. */
+void
+sess_sweep(struct sess *s, uint64_t now, uint64_t stress_ms)
+{
+    enum sess_phase ph = sess_phase(s);
+    uint64_t lim;
+    const char *why;
+
+    if (s->conn == NULL || ph == SP_CLOSE)
+        return;
+    if (s->wait != SW_NONE || ph == SP_BUSY) { /* we are the slow one: the client waits */
+        s->record_ms = now;
+        return;
+    }
+    lim = net_get_timeout(s->conn);
+    if (stress_ms > 0 && (lim == 0 || lim > stress_ms))
+        lim = stress_ms;
+    if (lim > 0 && now - s->record_ms > lim)
+        why = stress_ms > 0 ? "stress-deadline" : "deadline";
+    else if (s->cf->max_session_time > 0 &&
+             now - s->born_ms > (uint64_t)s->cf->max_session_time * 1000)
+        why = "session-time";
+    else
+        return;
+    log_sess(LOGLVL_INFO, s->sid, "timeout state=%s reason=%s", sess_state_name(s), why);
+    if (ph == SP_TLS) { /* no reply into a handshake */
+        s->close_reason = "tls-handshake-timeout";
+        net_abort(s->conn);
+        return;
+    }
+    sess_bye(s, SESS_BYE_TIMEOUT);
 }
 
 /* sess_timeout - no input for the idle timeout. */
@@ -344,6 +386,7 @@ sess_accept(struct net_conn *c, void *port_arg)
     s->cf = conf_ref(srv->cf);
     s->db = srv->db != NULL ? auth_db_ref(srv->db) : NULL;
     s->sid = log_new_sid();
+    s->born_ms = s->record_ms = uv_now(srv->loop);
     snprintf(s->ip, sizeof(s->ip), "%s", net_peer_ip(c));
     linereader_init(&s->reader, ops->cmd_limit);
     buf_init(&s->reply, ops->reply_cap);

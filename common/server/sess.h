@@ -27,7 +27,12 @@
  *   the writes of one pass over the input into one send.
  * - Timeouts: the idle timeout (s->timeout_ms) re-arms while the session is the slow
  *   one (waiting, or a busy phase); it aborts a handshake; otherwise ops->bye(SESS_BYE_
- *   TIMEOUT) and close.
+ *   TIMEOUT) and close. Deadlines (sess_sweep, from the server's timer): a record (a
+ *   command line; the protocol marks other records with sess_progress, e.g. message
+ *   lines) must be complete within the connection's idle timeout of the moment it began
+ *   to be awaited, so a client trickling a byte at a time gains nothing; a session ends
+ *   at cf->max_session_time. Both are ended as an idle timeout is, and only while the
+ *   client is the slow one.
  */
 #ifndef DMAIL_SESS_H
 #define DMAIL_SESS_H
@@ -129,11 +134,19 @@ struct sess {
     struct buf reply; /* the current command's reply, not sent yet */
     int reply_code;   /* the protocol's mark of the pending reply; 0 once sent */
     uint64_t timeout_ms;
+    uint64_t born_ms;   /* loop time of the accept */
+    uint64_t record_ms; /* loop time the current command or line began to be awaited */
     uv_timer_t timer;
     void (*timer_fn)(struct sess *s);
     int errors; /* the error budget's count */
     const char *close_reason;
 };
+
+/* sess_progress - a record (a message line, a chunk) is complete: its deadline restarts. */
+void sess_progress(struct sess *s);
+/* sess_sweep - the server's timer: end s if it is past a deadline (now: loop time);
+ * stress_ms > 0 caps the record deadline (the server is under stress). */
+void sess_sweep(struct sess *s, uint64_t now, uint64_t stress_ms);
 
 /* sess_accept - net_accept_cb of every listener of a server (arg: its port entry). */
 void sess_accept(struct net_conn *c, void *port_arg);

@@ -58,8 +58,9 @@ def test_pipelined_data_without_valid_rcpt(dsmtp):
     assert dsmtp.messages("alice") == []
 
 
-def test_many_pipelined_commands_in_order(dsmtp):
+def test_many_pipelined_commands_in_order(dsmtp_factory):
     n = 5000
+    dsmtp = dsmtp_factory(junk_command_limit=0)  # 5,000 NOOP/HELP: junk by default
     with RawSMTP(dsmtp.smtp_port, timeout=30) as c:
         c.ehlo()
         cmds = []

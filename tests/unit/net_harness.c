@@ -67,7 +67,7 @@ struct harness *
 harness_new(long max_conn, long max_ip)
 {
     struct harness *h = calloc(1, sizeof(*h));
-    struct net_limits lim = {max_conn, max_ip};
+    struct net_limits lim = {max_conn, max_ip, 0};
 
     assert_non_null(h);
     assert_int_equal(uv_loop_init(&h->loop), 0);

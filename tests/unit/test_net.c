@@ -295,7 +295,7 @@ test_max_connections(void **state)
 {
     struct harness *h = *state;
     struct cli *b = &h->more[0], *c = &h->more[1];
-    struct net_limits lim = {2, 0};
+    struct net_limits lim = {2, 0, 0};
 
     RUN_UNTIL(h, h->nsess == 1, WAIT);
     cli_connect(b, h->port);
