@@ -14,6 +14,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "queue.h"
+#include "rdns.h"
 #include "logq.h"
 #include "smtp_auth.h"
 #include "xmem.h"
@@ -128,9 +129,9 @@ command_check_mail(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_mail - start the transaction. */
+/* command_mail_accept - start the transaction. */
 static void
-command_mail(struct smtp_session *s, const char *args)
+command_mail_accept(struct smtp_session *s)
 {
     char esc[600];
     struct smtp_tx *tx = &s->tx;
@@ -146,6 +147,37 @@ command_mail(struct smtp_session *s, const char *args)
              tx->params.envid[0] ? " envid=" : "", tx->params.envid);
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
+}
+
+static void command_mail_resume(struct smtp_session *s);
+
+/* command_mail_step - the checks MAIL waits for (the client's reverse DNS), then
+ * the transaction or a refusal; true while a check runs (command_mail_resume follows). */
+static bool
+command_mail_step(struct smtp_session *s)
+{
+    if (rdns_wait(s, command_mail_resume))
+        return true;
+    if (rdns_refuse(s))
+        return false;
+    command_mail_accept(s);
+    return false;
+}
+
+/* command_mail_resume - a check MAIL waited for ended. */
+static void
+command_mail_resume(struct smtp_session *s)
+{
+    if (!command_mail_step(s))
+        sess_resume(&s->base);
+}
+
+/* command_mail - MAIL, after the checks. */
+static void
+command_mail(struct smtp_session *s, const char *args)
+{
+    if (command_mail_step(s))
+        sess_go_async(&s->base);
 }
 
 /* command_check_rcpt - RCPT is allowed now, and its syntax. */
@@ -468,9 +500,9 @@ command_data_begin(struct smtp_session *s)
     snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->base.sid, ++s->ntx);
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    if (data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
-                      tx->id, tls ? net_tls_desc(s->base.conn) : "",
-                      tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
+    if (data_received_ptr(received, sizeof(received), s->helo, s->base.ip, rdns_name(s),
+                          s->d->srv.hostname, proto, tx->id, tls ? net_tls_desc(s->base.conn) : "",
+                          tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
     data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
