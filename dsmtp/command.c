@@ -15,6 +15,7 @@
 #include "log.h"
 #include "queue.h"
 #include "rdns.h"
+#include "spf.h"
 #include "logq.h"
 #include "smtp_auth.h"
 #include "xmem.h"
@@ -151,7 +152,7 @@ command_mail_accept(struct smtp_session *s)
 
 static void command_mail_resume(struct smtp_session *s);
 
-/* command_mail_step - the checks MAIL waits for (the client's reverse DNS), then
+/* command_mail_step - the checks MAIL waits for (the client's reverse DNS, SPF), then
  * the transaction or a refusal; true while a check runs (command_mail_resume follows). */
 static bool
 command_mail_step(struct smtp_session *s)
@@ -159,6 +160,10 @@ command_mail_step(struct smtp_session *s)
     if (rdns_wait(s, command_mail_resume))
         return true;
     if (rdns_refuse(s))
+        return false;
+    if (spf_wait(s, command_mail_resume))
+        return true;
+    if (spf_refuse(s))
         return false;
     command_mail_accept(s);
     return false;
@@ -176,6 +181,7 @@ command_mail_resume(struct smtp_session *s)
 static void
 command_mail(struct smtp_session *s, const char *args)
 {
+    spf_free(s); /* the last transaction's */
     if (command_mail_step(s))
         sess_go_async(&s->base);
 }
@@ -493,8 +499,9 @@ void
 command_data_begin(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
-    char proto[16], received[2048];
+    char proto[16], received[2048], prefix[4096];
     bool tls = net_is_tls(s->base.conn);
+    size_t n;
 
     /* an RFC 5322 atom (no dots): it is the id of the Received: header, too */
     snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->base.sid, ++s->ntx);
@@ -505,7 +512,10 @@ command_data_begin(struct smtp_session *s)
                           tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
-    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received);
+    /* RFC 7208 9.1, RFC 8601 5: the check's fields above our Received: */
+    n = spf_headers(s, prefix, sizeof(prefix));
+    snprintf(prefix + n, sizeof(prefix) - n, "%s", received);
+    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, prefix);
     tx->rx_active = true;
 }
 
@@ -591,7 +601,7 @@ command_data_end(struct smtp_session *s)
     struct deliver_batch *b;
     struct deliver_dsn dsn;
     char origin[200], *text;
-    size_t len;
+    size_t len, prefix_len;
 
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
     if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
@@ -602,7 +612,9 @@ command_data_end(struct smtp_session *s)
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
+    prefix_len = tx->rx.prefix_len;
     text = data_rx_take(&tx->rx, &len);
+    len = spf_strip_authres(text, len, prefix_len, s->d->srv.hostname); /* RFC 8601 5 */
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);

@@ -22,9 +22,8 @@ struct rdns {
 };
 
 static const char *const rdns_status_names[] = {
-    [RDNS_PENDING] = "pending", [RDNS_CONFIRMED] = "confirmed",
-    [RDNS_UNCONFIRMED] = "unconfirmed", [RDNS_NONE] = "none",
-    [RDNS_TEMPFAIL] = "tempfail",
+    [RDNS_PENDING] = "pending", [RDNS_CONFIRMED] = "confirmed", [RDNS_UNCONFIRMED] = "unconfirmed",
+    [RDNS_NONE] = "none",       [RDNS_TEMPFAIL] = "tempfail",
 };
 
 /* rdns_hostname_ok - a plain host name: labels of letters, digits, '-' and '_'. */
@@ -119,7 +118,8 @@ rdns_timeout(uv_timer_t *t)
 {
     struct rdns *r = t->data;
 
-    dns_cancel(r->q);
+    if (r->s->d->dns != NULL) /* else dns_free dropped it already */
+        dns_cancel(r->q);
     r->q = NULL;
     rdns_end(r, RDNS_TEMPFAIL, "timeout");
 }
@@ -168,8 +168,7 @@ rdns_refuse(struct smtp_session *s)
     enum rdns_status st = rdns_status(s);
 
     if (!cf->require_fcrdns || s->base.port != SMTPD_PORT_SMTP || s->auth_user != NULL ||
-        conf_ip_match(&cf->forward_from_ip, s->base.ip) || st == RDNS_CONFIRMED ||
-        s->rdns == NULL)
+        conf_ip_match(&cf->forward_from_ip, s->base.ip) || st == RDNS_CONFIRMED || s->rdns == NULL)
         return false;
     log_sess(LOGLVL_INFO, s->base.sid, "refused ip=%s reason=fcrdns result=%s", s->base.ip,
              rdns_status_names[st]);
@@ -206,6 +205,7 @@ rdns_free(struct smtp_session *s)
     if (r == NULL)
         return;
     s->rdns = NULL;
-    dns_cancel(r->q);
+    if (r->s->d->dns != NULL) /* else dns_free dropped it already */
+        dns_cancel(r->q);
     uv_close((uv_handle_t *)&r->timer, rdns_closed);
 }

@@ -23,11 +23,11 @@ struct smtp_session;
 struct rdns;
 
 enum rdns_status {
-    RDNS_PENDING,   /* the lookups run */
-    RDNS_CONFIRMED, /* a PTR name whose addresses include the client's */
+    RDNS_PENDING,     /* the lookups run */
+    RDNS_CONFIRMED,   /* a PTR name whose addresses include the client's */
     RDNS_UNCONFIRMED, /* a PTR name, but its addresses do not include the client's */
-    RDNS_NONE,      /* no PTR record (or not a host name) */
-    RDNS_TEMPFAIL,  /* a lookup failed temporarily or took too long */
+    RDNS_NONE,        /* no PTR record (or not a host name) */
+    RDNS_TEMPFAIL,    /* a lookup failed temporarily or took too long */
 };
 
 /* rdns_start - start the lookups for s if lookup_names or require_fcrdns asks for them

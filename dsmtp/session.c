@@ -12,6 +12,7 @@
 #include "log.h"
 #include "logq.h"
 #include "rdns.h"
+#include "spf.h"
 #include "session.h"
 #include "control.h"
 #include "smtp_auth.h"
@@ -256,6 +257,7 @@ session_gone(struct sess *b)
     smtp_auth_cancel(s);
     command_lookup_cancel(s);
     rdns_free(s);
+    spf_free(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
