@@ -15,6 +15,7 @@
 #include "log.h"
 #include "queue.h"
 #include "rdns.h"
+#include "recentpop.h"
 #include "spf.h"
 #include "logq.h"
 #include "smtp_auth.h"
@@ -67,11 +68,14 @@ command_greet(struct smtp_session *s)
     sess_enter_state(&s->base, SS_READY);
 }
 
-/* command_ehlo - EHLO: the extensions. */
+/* command_ehlo_reply - EHLO: the extensions (AUTH not for a POP-before-SMTP client under
+ * hide_auth recentpop). */
 static void
-command_ehlo(struct smtp_session *s, const char *args)
+command_ehlo_reply(struct smtp_session *s)
 {
     bool tls = net_is_tls(s->base.conn);
+    bool auth = smtp_auth_offered(s) && s->auth_user == NULL &&
+                !(recentpop_hide_asked(s) && recentpop_allowed(s));
 
     command_greet(s);
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
@@ -80,8 +84,27 @@ command_ehlo(struct smtp_session *s, const char *args)
                   "SMTPUTF8\nCHUNKING\nDSN%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
-                  smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
+                  auth ? "\nAUTH PLAIN LOGIN" : "");
     s->esmtp = true;
+}
+
+/* command_ehlo_resume - the POP-before-SMTP answer EHLO waited for came. */
+static void
+command_ehlo_resume(struct smtp_session *s)
+{
+    command_ehlo_reply(s);
+    sess_resume(&s->base);
+}
+
+/* command_ehlo - EHLO, once it is known whether AUTH is hidden. */
+static void
+command_ehlo(struct smtp_session *s, const char *args)
+{
+    if (recentpop_hide_asked(s) && recentpop_wait(s, command_ehlo_resume)) {
+        sess_go_async(&s->base);
+        return;
+    }
+    command_ehlo_reply(s);
 }
 
 /* command_helo - HELO: plain SMTP, no enhanced codes. */
@@ -152,11 +175,14 @@ command_mail_accept(struct smtp_session *s)
 
 static void command_mail_resume(struct smtp_session *s);
 
-/* command_mail_step - the checks MAIL waits for (the client's reverse DNS, SPF), then
+/* command_mail_step - the checks MAIL waits for (POP-before-SMTP, the client's reverse
+ * DNS, SPF), then
  * the transaction or a refusal; true while a check runs (command_mail_resume follows). */
 static bool
 command_mail_step(struct smtp_session *s)
 {
+    if (recentpop_wait(s, command_mail_resume))
+        return true;
     if (rdns_wait(s, command_mail_resume))
         return true;
     if (rdns_refuse(s))
@@ -384,7 +410,8 @@ command_rcpt(struct smtp_session *s, const char *args)
 }
 
 /* command_may_relay - why the session may send to addr of another domain: an
- * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a client
+ * that logged in to dpop from its address within forward_user_window ("recentpop"), a
  * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
  * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
 static const char *
@@ -397,6 +424,8 @@ command_may_relay(const struct smtp_session *s, const char *addr)
         return "auth";
     if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
         return "ip";
+    if (recentpop_allowed(s))
+        return "recentpop";
     if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))
         return "relay_to";
     if (s->tx.sender[0] != '\0' && conf_domain_in(&cf->forward_from, s->tx.from.domain))

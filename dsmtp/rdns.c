@@ -9,6 +9,7 @@
 #include "dns.h"
 #include "log.h"
 #include "rdns.h"
+#include "recentpop.h"
 #include "session.h"
 #include "xmem.h"
 
@@ -168,7 +169,8 @@ rdns_refuse(struct smtp_session *s)
     enum rdns_status st = rdns_status(s);
 
     if (!cf->require_fcrdns || s->base.port != SMTPD_PORT_SMTP || s->auth_user != NULL ||
-        conf_ip_match(&cf->forward_from_ip, s->base.ip) || st == RDNS_CONFIRMED || s->rdns == NULL)
+        conf_ip_match(&cf->forward_from_ip, s->base.ip) || recentpop_allowed(s) ||
+        st == RDNS_CONFIRMED || s->rdns == NULL)
         return false;
     log_sess(LOGLVL_INFO, s->base.sid, "refused ip=%s reason=fcrdns result=%s", s->base.ip,
              rdns_status_names[st]);

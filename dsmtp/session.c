@@ -12,6 +12,7 @@
 #include "log.h"
 #include "logq.h"
 #include "rdns.h"
+#include "recentpop.h"
 #include "spf.h"
 #include "session.h"
 #include "control.h"
@@ -258,6 +259,7 @@ session_gone(struct sess *b)
     command_lookup_cancel(s);
     rdns_free(s);
     spf_free(s);
+    recentpop_free(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
@@ -291,6 +293,7 @@ session_open(struct sess *b)
     s->normalize =
         b->cf->bare_newline == BARE_NL_NORMALIZE && conf_ip_match(&b->cf->forward_from_ip, b->ip);
     rdns_start(s);
+    recentpop_start(s);
 }
 
 const struct sess_ops session_ops = {

@@ -14,13 +14,14 @@
 
 #include "dns.h"
 #include "log.h"
+#include "recentpop.h"
 #include "session.h"
 #include "spf.h"
 #include "xmem.h"
 
-#define SPF_WANT_MAX 16  /* records noted in one round */
+#define SPF_WANT_MAX 16   /* records noted in one round */
 #define SPF_ROUNDS_MAX 40 /* evaluations of one check */
-#define SPF_TEXT_MAX 1400/* Received-SPF: and comment text kept */
+#define SPF_TEXT_MAX 1400 /* Received-SPF: and comment text kept */
 
 struct spf_want {
     struct spf_check *c;
@@ -41,8 +42,8 @@ struct spf_check {
     uv_timer_t timer; /* dns_timeout for the whole check */
     void (*done_cb)(struct smtp_session *s);
     SPF_result_t result;
-    const char *why; /* why a temperror, for the log */
-    char domain[256];            /* checked: the sender's, or the HELO name */
+    const char *why;  /* why a temperror, for the log */
+    char domain[256]; /* checked: the sender's, or the HELO name */
     char from[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8]; /* local@domain, "" for <> */
     char received[SPF_TEXT_MAX]; /* "Received-SPF: ..." without the line end */
     char comment[SPF_TEXT_MAX];  /* libspf2's explanation, for the refusal */
@@ -153,8 +154,8 @@ spf_herrno(enum dns_status st)
 
 /* spf_zone_add - a record set (or its absence) into the zone. */
 static void
-spf_zone_add(struct spf_check *c, const char *name, ns_type type, enum dns_status st,
-             char **data, size_t n)
+spf_zone_add(struct spf_check *c, const char *name, ns_type type, enum dns_status st, char **data,
+             size_t n)
 {
     int h = spf_herrno(st);
 
@@ -241,8 +242,8 @@ spf_end(struct spf_check *c, SPF_result_t result, const char *why)
     if (c->received[0] == '\0') /* no evaluation finished: say so ourselves */
         snprintf(c->received, sizeof(c->received),
                  "Received-SPF: %s (%s: %s) client-ip=%s; envelope-from=%s; helo=%s;",
-                 spf_result_name(result), s->d->srv.hostname, why ? why : "no result",
-                 s->base.ip, c->from, s->helo);
+                 spf_result_name(result), s->d->srv.hostname, why ? why : "no result", s->base.ip,
+                 c->from, s->helo);
     spf_fold(c->received, sizeof(c->received));
     log_escape(dom, sizeof(dom), c->domain, strlen(c->domain), 256);
     log_sess(LOGLVL_INFO, s->base.sid, "spf result=%s domain=%s rounds=%d%s%s",
@@ -358,7 +359,8 @@ spf_applies(const struct smtp_session *s)
     const struct conf *cf = s->base.cf;
 
     return cf->spf_check && s->base.port == SMTPD_PORT_SMTP && s->auth_user == NULL &&
-           s->d->dns != NULL && !conf_ip_match(&cf->forward_from_ip, s->base.ip);
+           s->d->dns != NULL && !conf_ip_match(&cf->forward_from_ip, s->base.ip) &&
+           !recentpop_allowed(s);
 }
 
 bool
@@ -512,8 +514,7 @@ spf_authserv_is(const char *v, const char *end, const char *id)
             ;
         return k == n && strncasecmp(v, id, n) == 0;
     }
-    for (k = 0; v + k < end && !isspace((unsigned char)v[k]) && v[k] != ';' && v[k] != '(';
-         k++)
+    for (k = 0; v + k < end && !isspace((unsigned char)v[k]) && v[k] != ';' && v[k] != '('; k++)
         ;
     return k == n && strncasecmp(v, id, n) == 0;
 }
