@@ -175,21 +175,22 @@ command_mail_accept(struct smtp_session *s)
 
 static void command_mail_resume(struct smtp_session *s);
 
-/* command_mail_step - the checks MAIL waits for (POP-before-SMTP, the client's reverse
- * DNS, SPF), then
- * the transaction or a refusal; true while a check runs (command_mail_resume follows). */
+/* command_mail_step - the checks MAIL waits for, then the transaction or a refusal; true
+ * while a check runs (command_mail_resume follows each one's end). POP-before-SMTP comes
+ * first (it exempts from the others); the reverse DNS (started at connect) and SPF then
+ * run side by side, so MAIL waits at most dns_timeout for both. */
 static bool
 command_mail_step(struct smtp_session *s)
 {
+    bool spf_running, rdns_running;
+
     if (recentpop_wait(s, command_mail_resume))
         return true;
-    if (rdns_wait(s, command_mail_resume))
+    spf_running = spf_wait(s, command_mail_resume);
+    rdns_running = rdns_wait(s, command_mail_resume);
+    if (spf_running || rdns_running)
         return true;
-    if (rdns_refuse(s))
-        return false;
-    if (spf_wait(s, command_mail_resume))
-        return true;
-    if (spf_refuse(s))
+    if (rdns_refuse(s) || spf_refuse(s))
         return false;
     command_mail_accept(s);
     return false;
