@@ -26,6 +26,7 @@ from localdns import LocalDNS
 
 AUTHSERV = "mx." + DOMAIN  # the site's hostname
 CLIENT = "192.0.2.7"  # the client's address in the namespace
+CLIENT6 = "2001:db8::7"  # and its IPv6 one
 CLONE_NEWNET = 0x40000000
 
 
@@ -43,6 +44,8 @@ def netns():
             subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
             subprocess.run(["ip", "addr", "add", CLIENT + "/32", "dev", "lo"], check=True,
                            timeout=10)
+            subprocess.run(["ip", "-6", "addr", "add", CLIENT6 + "/128", "dev", "lo", "nodad"],
+                           check=True, timeout=10)
             yield
         finally:
             assert libc.setns(orig, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
@@ -64,6 +67,9 @@ def spf_dns(netns):
         "--host-record=helo.test," + CLIENT,
         "--host-record=none.test,192.0.2.9",  # exists, no TXT record
         "--server=/broken.test/127.0.0.1#9",  # nobody there: SERVFAIL
+        "--txt-record=v6.test,v=spf1 ip6:2001:db8::/64 -all",
+        "--txt-record=v6a.test,v=spf1 a:h6.test -all",
+        "--host-record=h6.test,192.0.2.99," + CLIENT6,
     ])
     yield d.server
     d.stop()
@@ -201,6 +207,19 @@ def test_temperror_dns_down_within_dns_timeout(dsmtp_factory, netns):
         assert "spf result=temperror domain=pass.test" in srv.log()
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize("domain,result", [("v6.test", "pass"), ("v6a.test", "pass"),
+                                           ("pass.test", "fail")])
+def test_ipv6_client(dsmtp_factory, spf_dns, domain, result):
+    srv = dsmtp_factory(dns_host=spf_dns, spf_check=True, spf_reject="none",
+                        listen="127.0.0.1,::1")
+    with smtplib.SMTP("::1", srv.smtp_port, local_hostname="client.example", timeout=30,
+                      source_address=(CLIENT6, 0)) as s:
+        assert s.sendmail("x@" + domain, ["alice@" + DOMAIN], make_message()[1]) == {}
+    msg = last_message(srv)
+    assert "spf=%s smtp.mailfrom=x@%s" % (result, domain) in msg
+    assert "client-ip=%s;" % CLIENT6 in msg
 
 
 def test_forged_authentication_results_removed(spf_srv):
