@@ -523,6 +523,22 @@ command_check_data(struct smtp_session *s, const char *args)
     return 0;
 }
 
+/* command_authres - the Authentication-Results: field (RFC 8601) of the session's checks
+ * (SPF, iprev) into buf, LF line ends; its length, 0 when no check ran. */
+static size_t
+command_authres(const struct smtp_session *s, char *buf, size_t len)
+{
+    char spf[1200], iprev[400];
+    size_t a = spf_authres(s, spf, sizeof(spf)), b = rdns_authres(s, iprev, sizeof(iprev));
+    int n;
+
+    if (a == 0 && b == 0)
+        return 0;
+    n = snprintf(buf, len, "Authentication-Results: %s;\n\t%s%s%s\n", s->d->srv.hostname,
+                 a ? spf : "", a && b ? ";\n\t" : "", b ? iprev : "");
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
 /* command_data_begin - a message starts (DATA, or the first BDAT chunk): its id, the
  * Received: header and the scanner. */
 void
@@ -543,7 +559,8 @@ command_data_begin(struct smtp_session *s)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
     /* RFC 7208 9.1, RFC 8601 5: the check's fields above our Received: */
-    n = spf_headers(s, prefix, sizeof(prefix));
+    n = command_authres(s, prefix, sizeof(prefix));
+    n += spf_received(s, prefix + n, sizeof(prefix) - n);
     snprintf(prefix + n, sizeof(prefix) - n, "%s", received);
     data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, prefix);
     tx->rx_active = true;

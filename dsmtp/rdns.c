@@ -193,6 +193,25 @@ rdns_name(const struct smtp_session *s)
                : NULL;
 }
 
+size_t
+rdns_authres(const struct smtp_session *s, char *buf, size_t len)
+{
+    static const char *const res[] = {
+        [RDNS_CONFIRMED] = "pass",
+        [RDNS_UNCONFIRMED] = "fail",
+        [RDNS_NONE] = "permerror",
+        [RDNS_TEMPFAIL] = "temperror",
+    };
+    const struct rdns *r = s->rdns;
+    int n;
+
+    if (r == NULL || r->status == RDNS_PENDING)
+        return 0;
+    n = snprintf(buf, len, "iprev=%s policy.iprev=%s%s%s%s", res[r->status], s->base.ip,
+                 r->name[0] ? " (" : "", r->name, r->name[0] ? ")" : "");
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
 enum rdns_status
 rdns_status(const struct smtp_session *s)
 {

@@ -18,6 +18,7 @@
 #define DSMTP_RDNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct smtp_session;
 struct rdns;
@@ -41,6 +42,10 @@ bool rdns_wait(struct smtp_session *s, void (*done)(struct smtp_session *s));
 bool rdns_refuse(struct smtp_session *s);
 /* rdns_name - the PTR name (confirmed or not) for Received:, or NULL. */
 const char *rdns_name(const struct smtp_session *s);
+/* rdns_authres - the lookups' result for Authentication-Results: (RFC 8601 2.7.3),
+ * "iprev=pass policy.iprev=192.0.2.7 (host.example)", into buf; the length, 0 when none
+ * were made (or it does not fit). */
+size_t rdns_authres(const struct smtp_session *s, char *buf, size_t len);
 /* rdns_status - where the lookups are (RDNS_NONE when none were asked). */
 enum rdns_status rdns_status(const struct smtp_session *s);
 /* rdns_free - the session goes: cancel, free; sets s->rdns to NULL. */

@@ -433,7 +433,7 @@ spf_refuse(struct smtp_session *s)
 }
 
 size_t
-spf_headers(const struct smtp_session *s, char *buf, size_t len)
+spf_authres(const struct smtp_session *s, char *buf, size_t len)
 {
     const struct spf_check *c = s->spf;
     int n;
@@ -441,11 +441,21 @@ spf_headers(const struct smtp_session *s, char *buf, size_t len)
     if (c == NULL || !c->done)
         return 0;
     if (s->tx.sender[0] != '\0')
-        n = snprintf(buf, len, "Authentication-Results: %s;\n\tspf=%s smtp.mailfrom=%s\n%s\n",
-                     s->d->srv.hostname, spf_result_name(c->result), s->tx.sender, c->received);
+        n = snprintf(buf, len, "spf=%s smtp.mailfrom=%s", spf_result_name(c->result), s->tx.sender);
     else
-        n = snprintf(buf, len, "Authentication-Results: %s;\n\tspf=%s smtp.helo=%s\n%s\n",
-                     s->d->srv.hostname, spf_result_name(c->result), s->helo, c->received);
+        n = snprintf(buf, len, "spf=%s smtp.helo=%s", spf_result_name(c->result), s->helo);
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+size_t
+spf_received(const struct smtp_session *s, char *buf, size_t len)
+{
+    const struct spf_check *c = s->spf;
+    int n;
+
+    if (c == NULL || !c->done)
+        return 0;
+    n = snprintf(buf, len, "%s\n", c->received);
     return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 

@@ -39,9 +39,13 @@ bool spf_wait(struct smtp_session *s, void (*done)(struct smtp_session *s));
 /* spf_refuse - whether spf_reject refuses the sender after the check; if so the reply
  * (550 5.7.23) and the log line are written. */
 bool spf_refuse(struct smtp_session *s);
-/* spf_headers - the Authentication-Results: and Received-SPF: fields of the check (LF
- * line ends) into buf; the length, 0 when there was no check (or they do not fit). */
-size_t spf_headers(const struct smtp_session *s, char *buf, size_t len);
+/* spf_authres - the check's result for Authentication-Results: (RFC 8601 2.7.2), "spf=pass
+ * smtp.mailfrom=user@example.org" (smtp.helo=NAME for <>), into buf; the length, 0 when
+ * there was no check (or it does not fit). */
+size_t spf_authres(const struct smtp_session *s, char *buf, size_t len);
+/* spf_received - the check's Received-SPF: field (folded, LF line ends) into buf; as
+ * spf_authres. */
+size_t spf_received(const struct smtp_session *s, char *buf, size_t len);
 /* spf_free - forget the check (a new MAIL, the session goes); sets s->spf to NULL. */
 void spf_free(struct smtp_session *s);
 

@@ -43,6 +43,8 @@ def test_lookup_names_puts_the_name_into_received(dsmtp_factory, rdns_dns):
     msgs = [raw.decode() for raw, _ in srv.messages("alice")]
     assert len(msgs) == 1
     assert "Received: from client.example (good.test [%s])" % GOOD in msgs[0]
+    assert ("Authentication-Results: mx.example.test;\n\tiprev=pass policy.iprev=%s (good.test)\n"
+            % GOOD) in msgs[0]
     assert wait_for(lambda: "name=good.test result=confirmed" in srv.log(), 5)
     # without a PTR record: no name, mail as usual
     with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=20,
@@ -50,6 +52,7 @@ def test_lookup_names_puts_the_name_into_received(dsmtp_factory, rdns_dns):
         assert s.sendmail("x@remote.example", ["alice@" + DOMAIN], text) == {}
     msgs = [raw.decode() for raw, _ in srv.messages("alice")]
     assert "Received: from client.example ([%s])" % NONE in msgs[1]
+    assert "\tiprev=permerror policy.iprev=%s\n" % NONE in msgs[1]
     assert "name=unknown result=none" in srv.log()
 
 

@@ -202,6 +202,8 @@ def test_temperror_dns_down_within_dns_timeout(dsmtp_factory, netns):
         assert 1.5 < took < 3.5, took
         assert "name=unknown result=tempfail why=timeout" in srv.log()
         msg = last_message(srv)
+        assert ar_fields(msg)[0].endswith("spf=temperror smtp.mailfrom=x@pass.test;\n"
+                                          "\tiprev=temperror policy.iprev=%s" % CLIENT)
         assert "spf=temperror smtp.mailfrom=x@pass.test" in msg
         assert "Received-SPF: temperror" in msg
         assert "spf result=temperror domain=pass.test" in srv.log()
