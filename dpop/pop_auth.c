@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "penalty.h"
+#include "popauth.h"
 #include "pop_auth.h"
 #include "xmem.h"
 
@@ -224,6 +225,7 @@ pop_auth_opened(struct pop_session *s, enum drop_result res, const char *err)
         octets += session_msg_size(s, i);
     }
     sess_enter_state(&s->base, SS_TRANS);
+    popauth_note(s->d->srv.loop, s->base.cf, s->base.ip); /* forward_user: POP-before-SMTP */
     log_sess(LOGLVL_INFO, s->base.sid, "login user=%s msgs=%lu octets=%llu tls=%s", s->login, n,
              octets, net_is_tls(s->base.conn) ? "yes" : "no");
     session_ok(s, "Logged in, maildrop has %lu messages (%llu octets)", n, octets);

@@ -10,7 +10,8 @@
  *   (auth_verify); a failure is answered "-ERR [AUTH]" after auth_fail_delay. The password
  *   is kept only until it has been checked, then wiped. Nothing here logs a secret.
  * - Success: the mailbox is claimed ([IN-USE] if another session has it) and opened on the
- *   pool (mailbox.c); "+OK" comes when the snapshot is ready.
+ *   pool (mailbox.c); "+OK" comes when the snapshot is ready. With forward_user on, the
+ *   client's address is then noted for POP-before-SMTP (popauth_note, on the pool).
  */
 #ifndef DPOP_POP_AUTH_H
 #define DPOP_POP_AUTH_H

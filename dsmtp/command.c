@@ -14,6 +14,9 @@
 #include "deliver.h"
 #include "log.h"
 #include "queue.h"
+#include "rdns.h"
+#include "recentpop.h"
+#include "spf.h"
 #include "logq.h"
 #include "smtp_auth.h"
 #include "xmem.h"
@@ -66,11 +69,14 @@ command_greet(struct smtp_session *s)
     sess_enter_state(&s->base, SS_READY);
 }
 
-/* command_ehlo - EHLO: the extensions. */
+/* command_ehlo_reply - EHLO: the extensions (AUTH not for a POP-before-SMTP client under
+ * hide_auth recentpop). */
 static void
-command_ehlo(struct smtp_session *s, const char *args)
+command_ehlo_reply(struct smtp_session *s)
 {
     bool tls = net_is_tls(s->base.conn);
+    bool auth = smtp_auth_offered(s) && s->auth_user == NULL &&
+                !(recentpop_hide_asked(s) && recentpop_allowed(s));
 
     command_greet(s);
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
@@ -79,8 +85,27 @@ command_ehlo(struct smtp_session *s, const char *args)
                   "SMTPUTF8\nCHUNKING\nDSN%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
-                  smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
+                  auth ? "\nAUTH PLAIN LOGIN" : "");
     s->esmtp = true;
+}
+
+/* command_ehlo_resume - the POP-before-SMTP answer EHLO waited for came. */
+static void
+command_ehlo_resume(struct smtp_session *s)
+{
+    command_ehlo_reply(s);
+    sess_resume(&s->base);
+}
+
+/* command_ehlo - EHLO, once it is known whether AUTH is hidden. */
+static void
+command_ehlo(struct smtp_session *s, const char *args)
+{
+    if (recentpop_hide_asked(s) && recentpop_wait(s, command_ehlo_resume)) {
+        sess_go_async(&s->base);
+        return;
+    }
+    command_ehlo_reply(s);
 }
 
 /* command_helo - HELO: plain SMTP, no enhanced codes. */
@@ -129,9 +154,9 @@ command_check_mail(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_mail - start the transaction. */
+/* command_mail_accept - start the transaction. */
 static void
-command_mail(struct smtp_session *s, const char *args)
+command_mail_accept(struct smtp_session *s)
 {
     char esc[600];
     struct smtp_tx *tx = &s->tx;
@@ -147,6 +172,46 @@ command_mail(struct smtp_session *s, const char *args)
              tx->params.envid[0] ? " envid=" : "", tx->params.envid);
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
+}
+
+static void command_mail_resume(struct smtp_session *s);
+
+/* command_mail_step - the checks MAIL waits for, then the transaction or a refusal; true
+ * while a check runs (command_mail_resume follows each one's end). POP-before-SMTP comes
+ * first (it exempts from the others); the reverse DNS (started at connect) and SPF then
+ * run side by side, so MAIL waits at most dns_timeout for both. */
+static bool
+command_mail_step(struct smtp_session *s)
+{
+    bool spf_running, rdns_running;
+
+    if (recentpop_wait(s, command_mail_resume))
+        return true;
+    spf_running = spf_wait(s, command_mail_resume);
+    rdns_running = rdns_wait(s, command_mail_resume);
+    if (spf_running || rdns_running)
+        return true;
+    if (rdns_refuse(s) || spf_refuse(s))
+        return false;
+    command_mail_accept(s);
+    return false;
+}
+
+/* command_mail_resume - a check MAIL waited for ended. */
+static void
+command_mail_resume(struct smtp_session *s)
+{
+    if (!command_mail_step(s))
+        sess_resume(&s->base);
+}
+
+/* command_mail - MAIL, after the checks. */
+static void
+command_mail(struct smtp_session *s, const char *args)
+{
+    spf_free(s); /* the last transaction's */
+    if (command_mail_step(s))
+        sess_go_async(&s->base);
 }
 
 /* command_check_rcpt - RCPT is allowed now, and its syntax. */
@@ -347,7 +412,8 @@ command_rcpt(struct smtp_session *s, const char *args)
 }
 
 /* command_may_relay - why the session may send to addr of another domain: an
- * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a client
+ * that logged in to dpop from its address within forward_user_window ("recentpop"), a
  * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
  * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
 static const char *
@@ -360,6 +426,8 @@ command_may_relay(const struct smtp_session *s, const char *addr)
         return "auth";
     if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
         return "ip";
+    if (recentpop_allowed(s))
+        return "recentpop";
     if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))
         return "relay_to";
     if (s->tx.sender[0] != '\0' && conf_domain_in(&cf->forward_from, s->tx.from.domain))
@@ -456,26 +524,47 @@ command_check_data(struct smtp_session *s, const char *args)
     return 0;
 }
 
+/* command_authres - the Authentication-Results: field (RFC 8601) of the session's checks
+ * (SPF, iprev) into buf, LF line ends; its length, 0 when no check ran. */
+static size_t
+command_authres(const struct smtp_session *s, char *buf, size_t len)
+{
+    char spf[1200], iprev[400];
+    size_t a = spf_authres(s, spf, sizeof(spf)), b = rdns_authres(s, iprev, sizeof(iprev));
+    int n;
+
+    if (a == 0 && b == 0)
+        return 0;
+    n = snprintf(buf, len, "Authentication-Results: %s;\n\t%s%s%s\n", s->d->srv.hostname,
+                 a ? spf : "", a && b ? ";\n\t" : "", b ? iprev : "");
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
 /* command_data_begin - a message starts (DATA, or the first BDAT chunk): its id, the
  * Received: header and the scanner. */
 void
 command_data_begin(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
-    char proto[16], received[2048];
+    char proto[16], received[2048], prefix[4096];
     bool tls = net_is_tls(s->base.conn);
+    size_t n;
 
     /* an RFC 5322 atom (no dots): it is the id of the Received: header, too */
     snprintf(tx->id, sizeof(tx->id), "%016" PRIx64 "-%u", s->base.sid, ++s->ntx);
     snprintf(proto, sizeof(proto), "%s%s%s", s->esmtp ? "ESMTP" : "SMTP",
              s->esmtp && tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    if (data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
-                      tx->id, tls ? net_tls_desc(s->base.conn) : "",
-                      tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
+    if (data_received_ptr(received, sizeof(received), s->helo, s->base.ip, rdns_name(s),
+                          s->d->srv.hostname, proto, tx->id, tls ? net_tls_desc(s->base.conn) : "",
+                          tx->naccepted == 1 ? tx->first : NULL, time(NULL)) < 0)
         data_received(received, sizeof(received), s->helo, s->base.ip, s->d->srv.hostname, proto,
                       tx->id, "", NULL, time(NULL));
+    /* RFC 7208 9.1, RFC 8601 5: the check's fields above our Received: */
+    n = command_authres(s, prefix, sizeof(prefix));
+    n += spf_received(s, prefix + n, sizeof(prefix) - n);
+    snprintf(prefix + n, sizeof(prefix) - n, "%s", received);
     s->d->budget.max = s->base.cf->data_memory_max; /* a reload applies to the next message */
-    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, received,
+    data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, prefix,
                  &s->d->budget);
     tx->rx_active = true;
 }
@@ -567,7 +656,7 @@ command_data_end(struct smtp_session *s)
     struct deliver_batch *b;
     struct deliver_dsn dsn;
     char origin[200], *text;
-    size_t len;
+    size_t len, prefix_len;
 
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
     if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
@@ -578,7 +667,9 @@ command_data_end(struct smtp_session *s)
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
+    prefix_len = tx->rx.prefix_len;
     text = data_rx_take(&tx->rx, &len);
+    len = spf_strip_authres(text, len, prefix_len, s->d->srv.hostname); /* RFC 8601 5 */
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);

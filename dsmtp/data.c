@@ -349,13 +349,22 @@ int
 data_received(char *buf, size_t len, const char *helo, const char *ip, const char *host,
               const char *proto, const char *id, const char *tls, const char *rcpt, time_t when)
 {
+    return data_received_ptr(buf, len, helo, ip, NULL, host, proto, id, tls, rcpt, when);
+}
+
+/* data_received_ptr - data_received with the client's PTR name (NULL: none). */
+int
+data_received_ptr(char *buf, size_t len, const char *helo, const char *ip, const char *ptr,
+                  const char *host, const char *proto, const char *id, const char *tls,
+                  const char *rcpt, time_t when)
+{
     char date[64], lit[80], from[400], tail[600];
     int n;
 
     data_rfc5322_date(date, sizeof(date), when);
     data_address_literal(lit, sizeof(lit), ip);
     if (data_is_domain(helo) || data_is_address_literal(helo)) {
-        snprintf(from, sizeof(from), "%s (%s)", helo, lit);
+        snprintf(from, sizeof(from), "%s (%s%s%s)", helo, ptr ? ptr : "", ptr ? " " : "", lit);
     } else {
         char odd[300];
         size_t i;
@@ -363,7 +372,8 @@ data_received(char *buf, size_t len, const char *helo, const char *ip, const cha
             odd[i] =
                 strchr("()\\", helo[i]) != NULL || helo[i] < 33 || helo[i] > 126 ? '?' : helo[i];
         odd[i] = '\0';
-        snprintf(from, sizeof(from), "%s\n\t(HELO %s)", lit, odd);
+        snprintf(from, sizeof(from), "%s\n\t(%s%sHELO %s)", lit, ptr ? ptr : "", ptr ? ", " : "",
+                 odd);
     }
     if (rcpt != NULL)
         snprintf(tail, sizeof(tail), "\n\tfor <%s>; %s", rcpt, date);

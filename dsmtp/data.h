@@ -115,6 +115,12 @@ int data_received(char *buf, size_t len, const char *helo, const char *ip, const
                   const char *proto, const char *id, const char *tls, const char *rcpt,
                   time_t when);
 
+/* data_received_ptr - the same with the client's PTR name (from rdns, a plain host name;
+ * NULL: none): "from HELO (PTR [IP])" (RFC 5321 4.4 TCP-info). */
+int data_received_ptr(char *buf, size_t len, const char *helo, const char *ip, const char *ptr,
+                      const char *host, const char *proto, const char *id, const char *tls,
+                      const char *rcpt, time_t when);
+
 /* data_rfc5322_date - "Tue, 25 Nov 2026 09:04:58 +0000" (local time) into buf. */
 char *data_rfc5322_date(char *buf, size_t len, time_t when);
 

@@ -11,6 +11,9 @@
 #include "deliver.h"
 #include "log.h"
 #include "logq.h"
+#include "rdns.h"
+#include "recentpop.h"
+#include "spf.h"
 #include "session.h"
 #include "control.h"
 #include "smtp_auth.h"
@@ -261,6 +264,9 @@ session_gone(struct sess *b)
 
     smtp_auth_cancel(s);
     command_lookup_cancel(s);
+    rdns_free(s);
+    spf_free(s);
+    recentpop_free(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
@@ -293,6 +299,8 @@ session_open(struct sess *b)
     b->timeout_ms = (uint64_t)b->cf->smtp_timeout * 1000;
     s->normalize =
         b->cf->bare_newline == BARE_NL_NORMALIZE && conf_ip_match(&b->cf->forward_from_ip, b->ip);
+    rdns_start(s);
+    recentpop_start(s);
 }
 
 const struct sess_ops session_ops = {

@@ -88,6 +88,9 @@ struct smtp_chunk {
 struct smtp_auth_state; /* smtp_auth.c */
 struct command_lookup;  /* command.c */
 struct deliver_batch;
+struct rdns;      /* rdns.c */
+struct spf_check; /* spf.c */
+struct recentpop; /* recentpop.c */
 
 struct smtp_session {
     struct sess base; /* first: the core's part (conn, cf, db, sid, ip, reply...) */
@@ -106,6 +109,9 @@ struct smtp_session {
     struct smtp_auth_state *auth;
     struct deliver_batch *batch;
     struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
+    struct rdns *rdns;             /* the client's PTR name (NULL: not looked up) */
+    struct spf_check *spf;         /* the SPF check of the last MAIL (NULL: none) */
+    struct recentpop *recentpop;   /* POP-before-SMTP (NULL: forward_user does not apply) */
     struct smtp_tx tx;
     struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */

@@ -2,7 +2,7 @@
 # Install the Debian packages dmail builds and tests with, if any is missing.
 # Run as root on a fresh Debian 12 machine; as another user it only reports.
 set -eu
-PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev
+PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
 libcrypt-dev libcmocka-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail"
 missing=""

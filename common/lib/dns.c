@@ -2,7 +2,7 @@
  * dns.c - c-ares driven by the libuv loop; see dns.h for the contract.
  *
  * A lookup (struct dns_query) runs one or two c-ares queries (struct dns_sub): MX, TXT,
- * AAAA+A, or MX then AAAA+A for an implicit MX. It is in one of three states: active (in
+ * PTR, AAAA+A, or MX then AAAA+A for an implicit MX. It is in one of three states: active (in
  * d->active, by deadline: every lookup has the same timeout, so the list is in start
  * order), done (in d->done, its result waiting for the idle handle to deliver it) or
  * detached (in no list: cancelled or delivered while c-ares still holds its subs; freed
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 #include "dns.h"
@@ -134,7 +136,11 @@ dns_result_clear(struct dns_result *r)
             free(r->mx[i].host);
         if (r->txt != NULL)
             free(r->txt[i]);
+        if (r->ptr != NULL)
+            free(r->ptr[i]);
     }
+    free(r->ptr);
+    r->ptr = NULL;
     free(r->mx);
     free(r->addr);
     free(r->txt);
@@ -283,6 +289,38 @@ dns_parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
     }
     ares_free_data(list);
     return n == 0 ? ARES_ENODATA : ARES_SUCCESS;
+}
+
+/* dns_parse_ptr - the names of a PTR answer, without final dots or duplicates. */
+static int
+dns_parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    struct hostent *h = NULL;
+    struct in_addr any = {0}; /* c-ares copies an address into the hostent */
+    int st = ares_parse_ptr_reply(abuf, alen, &any, sizeof(any), AF_INET, &h);
+
+    if (st != ARES_SUCCESS)
+        return st;
+    r->ptr = xcalloc(DNS_MAXPTR, sizeof(*r->ptr));
+    for (int i = -1; r->n < DNS_MAXPTR; i++) {
+        const char *name = i < 0 ? h->h_name : h->h_aliases ? h->h_aliases[i] : NULL;
+        size_t len, k;
+        if (name == NULL) {
+            if (i < 0)
+                continue;
+            break;
+        }
+        len = strlen(name);
+        if (len > 1 && name[len - 1] == '.')
+            len--;
+        for (k = 0; k < r->n; k++)
+            if (strlen(r->ptr[k]) == len && strncasecmp(r->ptr[k], name, len) == 0)
+                break;
+        if (len > 0 && k == r->n)
+            r->ptr[r->n++] = xstrndup(name, len);
+    }
+    ares_free_hostent(h);
+    return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
 }
 
 /* dns_parse_addr - the A or AAAA records of an answer into s. */
@@ -577,6 +615,8 @@ dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
             status = dns_parse_mx(q->r, abuf, alen);
         else if (status == ARES_SUCCESS && s->type == ns_t_txt)
             status = dns_parse_txt(q->r, abuf, alen);
+        else if (status == ARES_SUCCESS && s->type == ns_t_ptr)
+            status = dns_parse_ptr(q->r, abuf, alen);
         else if (status == ARES_SUCCESS)
             status = dns_parse_addr(s, abuf, alen);
         s->status = status;
@@ -610,7 +650,7 @@ dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *
         dns_ask(q, 0, ns_t_aaaa);
         dns_ask(q, 1, ns_t_a);
     } else {
-        dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : ns_t_txt);
+        dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : kind == DNS_PTR ? ns_t_ptr : ns_t_txt);
     }
     if (--q->refs == 0)
         dns_settle(q);
@@ -634,6 +674,41 @@ struct dns_query *
 dns_txt(struct dns *d, const char *name, dns_cb cb, void *arg)
 {
     return dns_start(d, DNS_TXT, name, cb, arg);
+}
+
+struct dns_query *
+dns_ptr(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_PTR, name, cb, arg);
+}
+
+int
+dns_reverse_name(const char *ip, char *buf, size_t len)
+{
+    unsigned char a[16];
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (len < DNS_REVERSE_MAX)
+        return -1;
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, a) != 1)
+        return -1;
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)) {
+        snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", a[15], a[14], a[13], a[12]);
+        return 0;
+    }
+    for (int i = 15; i >= 0; i--) {
+        buf[o++] = hex[a[i] & 15];
+        buf[o++] = '.';
+        buf[o++] = hex[a[i] >> 4];
+        buf[o++] = '.';
+    }
+    snprintf(buf + o, len - o, "ip6.arpa");
+    return 0;
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * dns - asynchronous DNS lookups on the libuv loop (c-ares): MX with the RFC 5321 rules,
- * addresses (A and AAAA), TXT.
+ * addresses (A and AAAA), TXT, PTR.
  *
  * Contract:
  * - Owns: struct dns, its c-ares channel, the uv handles that drive it (one uv_poll per
@@ -40,6 +40,8 @@
  *   wins over NODATA.
  * - TXT: one string per record, its character-strings joined (as SPF needs); a string is
  *   cut at a NUL byte in the record.
+ * - PTR: the names of the PTR records of a name (dns_reverse_name makes it from an
+ *   address), without final dots, duplicates left out, at most DNS_MAXPTR of them.
  */
 #ifndef DMAIL_DNS_H
 #define DMAIL_DNS_H
@@ -60,7 +62,10 @@ enum dns_status {
     DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, no server: try later */
 };
 
-enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT };
+enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR };
+
+#define DNS_MAXPTR 16      /* PTR names kept */
+#define DNS_REVERSE_MAX 80 /* dns_reverse_name's buffer, final NUL included */
 
 struct dns_mx {
     char *host; /* without a final dot */
@@ -82,6 +87,7 @@ struct dns_result {
     struct dns_mx *mx;
     struct dns_addr *addr;
     char **txt;
+    char **ptr; /* DNS_PTR */
 };
 
 typedef void (*dns_cb)(struct dns_result *r, void *arg);
@@ -104,6 +110,12 @@ void dns_free(struct dns **d);
 struct dns_query *dns_mx(struct dns *d, const char *domain, dns_cb cb, void *arg);
 struct dns_query *dns_addr(struct dns *d, const char *host, dns_cb cb, void *arg);
 struct dns_query *dns_txt(struct dns *d, const char *name, dns_cb cb, void *arg);
+/* dns_ptr - the PTR names of name ("7.2.0.192.in-addr.arpa"); as dns_txt. */
+struct dns_query *dns_ptr(struct dns *d, const char *name, dns_cb cb, void *arg);
+/* dns_reverse_name - the PTR name of an IPv4 or IPv6 address in text ("192.0.2.7" ->
+ * "7.2.0.192.in-addr.arpa"; an IPv4-mapped IPv6 address is taken as IPv4) into buf of
+ * at least DNS_REVERSE_MAX bytes; 0, or -1 if ip is not an address. */
+int dns_reverse_name(const char *ip, char *buf, size_t len);
 
 /* dns_cancel - forget a lookup whose callback has not run: it never will. The handle is
  * invalid afterwards. Calling it from the lookup's own callback is a mistake. */

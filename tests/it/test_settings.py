@@ -250,7 +250,9 @@ def test_log_file_and_log_level(dsmtp_factory):
 
 
 @pytest.mark.parametrize("bad", ["log_level chatty", "io_threads 0", "max_rcpts 0",
-                                 "smtp_port 70000", "mailbox_format mh", "bare_newline maybe"])
+                                 "smtp_port 70000", "mailbox_format mh", "bare_newline maybe",
+                                 "spf_reject always", "spf_check perhaps",
+                                 "forward_user_window 0", "lookup_names 2"])
 def test_bad_setting_values_refused(dsmtp_factory, bad):
     srv = dsmtp_factory(start=False)
     with open(srv.conf_path, "a") as f:

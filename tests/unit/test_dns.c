@@ -49,6 +49,10 @@ static const char *const records[] = {
     "--dns-rr=nullmx.test,15,000000",
     "--txt-record=txt.test,v=spf1 -all",
     "--txt-record=txt.test,part one/,part two", /* one record, two strings */
+    "--local=/in-addr.arpa/",
+    "--local=/ip6.arpa/",
+    "--ptr-record=9.9.9.9.in-addr.arpa,a.test",
+    "--ptr-record=9.9.9.9.in-addr.arpa,b.test",
 };
 
 /* ---- dnsmasq ---- */
@@ -245,7 +249,7 @@ run_until(struct t *t, const int *calls, int want, uint64_t ms)
     return uv_now(&t->loop) - start;
 }
 
-enum { MX, ADDR, TXT };
+enum { MX, ADDR, TXT, PTR };
 
 /* lookup - one lookup of kind to its end; the result (free it). */
 static struct dns_result *
@@ -258,6 +262,8 @@ lookup(struct t *t, int kind, const char *name)
         dns_mx(t->d, name, on_result, &g);
     else if (kind == ADDR)
         dns_addr(t->d, name, on_result, &g);
+    else if (kind == PTR)
+        dns_ptr(t->d, name, on_result, &g);
     else
         dns_txt(t->d, name, on_result, &g);
     in_call = false;
@@ -438,6 +444,52 @@ test_txt(void **state)
     expect(t, TXT, "plain.test", DNS_NODATA);
 
     expect(t, TXT, "nosuch.test", DNS_NXDOMAIN);
+}
+
+/* ---- PTR ---- */
+
+static void
+test_reverse_name(void **state)
+{
+    char b[DNS_REVERSE_MAX];
+
+    assert_int_equal(dns_reverse_name("192.0.2.7", b, sizeof(b)), 0);
+    assert_string_equal(b, "7.2.0.192.in-addr.arpa");
+    assert_int_equal(dns_reverse_name("::ffff:192.0.2.7", b, sizeof(b)), 0);
+    assert_string_equal(b, "7.2.0.192.in-addr.arpa");
+    assert_int_equal(dns_reverse_name("2001:db8::1", b, sizeof(b)), 0);
+    assert_string_equal(b,
+                        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+    assert_int_equal(strlen(b) + 1, 73);
+    assert_int_equal(dns_reverse_name("host.test", b, sizeof(b)), -1);
+    assert_int_equal(dns_reverse_name("192.0.2.7", b, 20), -1);
+}
+
+static void
+test_ptr(void **state)
+{
+    struct t *t = *state;
+    char name[DNS_REVERSE_MAX];
+    struct dns_result *r;
+
+    assert_int_equal(dns_reverse_name("1.2.3.4", name, sizeof(name)), 0);
+    r = look(t, PTR, name, DNS_OK, 1);
+    assert_int_equal(r->kind, DNS_PTR);
+    assert_string_equal(r->ptr[0], "plain.test");
+    dns_result_free(&r);
+
+    r = look(t, PTR, "9.9.9.9.in-addr.arpa", DNS_OK, 2);
+    qsort(r->ptr, r->n, sizeof(*r->ptr), str_cmp);
+    assert_string_equal(r->ptr[0], "a.test");
+    assert_string_equal(r->ptr[1], "b.test");
+    dns_result_free(&r);
+
+    assert_int_equal(dns_reverse_name("::1", name, sizeof(name)), 0);
+    r = look(t, PTR, name, DNS_OK, 1);
+    assert_string_equal(r->ptr[0], "plain.test");
+    dns_result_free(&r);
+
+    expect(t, PTR, "8.8.8.10.in-addr.arpa", DNS_NXDOMAIN);
 }
 
 /* ---- failures, cancel, free ---- */
@@ -644,5 +696,6 @@ test_new(void **state)
 
 UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
         UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
-        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_dead_server),
+        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt),
+        cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_dead_server),
         UU_FX(test_cancel), UU_FX(test_cancel_from_callback), UU_FX(test_free_pending))

@@ -245,6 +245,13 @@ test_received(void **state)
     assert_non_null(strstr(buf, "\n\t(TLSv1.3); "));
     assert_null(strstr(buf, "for <"));
     assert_int_equal(data_received(buf, 20, "c", "::1", "h", "ESMTP", "i", "", NULL, when), -1);
+    /* the client's PTR name (rdns) goes before the address */
+    data_received_ptr(buf, sizeof(buf), "c.example", "192.0.2.1", "ptr.example", "h", "ESMTP", "i",
+                      "", NULL, when);
+    assert_non_null(strstr(buf, "Received: from c.example (ptr.example [192.0.2.1])\n"));
+    data_received_ptr(buf, sizeof(buf), "odd helo", "192.0.2.1", "ptr.example", "h", "ESMTP", "i",
+                      "", NULL, when);
+    assert_non_null(strstr(buf, "Received: from [192.0.2.1]\n\t(ptr.example, HELO odd?helo)\n"));
     /* IPv4-mapped addresses are shown as IPv4 */
     data_received(buf, sizeof(buf), "c", "::ffff:192.0.2.7", "h", "ESMTP", "i", "", NULL, when);
     assert_non_null(strstr(buf, "from c ([192.0.2.7])\n"));
