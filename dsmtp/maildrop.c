@@ -245,210 +245,43 @@ maildrop_received(const char *host, const struct qfile *q)
                      host, q->id, date);
 }
 
-/* What one maildrop file's delivery has done so far. */
-struct maildrop_acc {
-    char **seen; /* mailboxes written, each once */
-    size_t nseen;
-    struct deliver_qrcpt *q; /* recipients to queue and why (addr, error, orcpt owned) */
-    size_t nq;
-    struct bounce_rcpt *fail; /* recipients to report (addr, diag and orcpt owned) */
-    size_t nfail;
-    struct bounce_rcpt *succ; /* delivered, NOTIFY=SUCCESS (the same) */
-    size_t nsucc;
-    const struct qfile_rcpt *cur; /* the file's recipient being delivered (its DSN) */
-};
-
-/* maildrop_orcpt - the ORCPT of addr, a final address of acc->cur (malloc'd or NULL): its
- * own, else the address forwarded when addr is another. */
-static char *
-maildrop_orcpt(const struct maildrop_acc *acc, const char *addr)
-{
-    char x[DSNPARAM_ORCPT_MAX + 1];
-
-    if (acc->cur->orcpt != NULL)
-        return xstrdup(acc->cur->orcpt);
-    if (strcasecmp(addr, acc->cur->addr) != 0 &&
-        dsnparam_xtext_encode(acc->cur->addr, x, sizeof(x) - 7) == 0)
-        return xasprintf("rfc822;%s", x);
-    return NULL;
-}
-
-/* maildrop_queue_later - addr goes into the queue file. */
-static void
-maildrop_queue_later(struct maildrop_acc *acc, const char *addr, int attempts, const char *why)
-{
-    acc->q = xrealloc(acc->q, (acc->nq + 1) * sizeof(*acc->q));
-    acc->q[acc->nq++] = (struct deliver_qrcpt){xstrdup(addr), attempts, xstrdup(why),
-                                               acc->cur->notify, maildrop_orcpt(acc, addr)};
-}
-
-/* maildrop_report - addr into a report list (fail or succ). */
-static void
-maildrop_report(const struct maildrop_acc *acc, struct bounce_rcpt **list, size_t *n,
-                const char *addr, const char *status, const char *diag)
-{
-    *list = xrealloc(*list, (*n + 1) * sizeof(**list));
-    (*list)[(*n)++] = (struct bounce_rcpt){
-        xstrdup(addr), status, xstrdup(diag), 1, acc->cur->notify, maildrop_orcpt(acc, addr), NULL};
-}
-
-/* maildrop_fail - addr failed for good: it goes into the bounce. */
-static void
-maildrop_fail(struct maildrop_acc *acc, const char *addr, const char *status, const char *diag)
-{
-    maildrop_report(acc, &acc->fail, &acc->nfail, addr, status, diag);
-}
-
-/* maildrop_report_free - a report list's strings and the list. */
-static void
-maildrop_report_free(struct bounce_rcpt *list, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        free((char *)list[k].addr);
-        free((char *)list[k].diag);
-        free((char *)list[k].orcpt);
-    }
-    free(list);
-}
-
-/* maildrop_dest - pool: one final address of recipient ra (after forwards). */
-static void
-maildrop_dest(const struct conf *cf, const struct qfile *q, struct maildrop_acc *acc,
-              const char *ra, const struct deliver_dest *d, const char *text, size_t len)
-{
-    char err[200] = "", eq[300], fwd[600] = "";
-
-    if (strcmp(ra, d->addr) != 0)
-        snprintf(fwd, sizeof(fwd), " forward=<%s>", d->addr);
-    if (d->mailbox == NULL) {
-        if (d->relay)
-            log_info("maildrop id=%s to=<%s>%s result=queued reason=relay", q->id, ra, fwd);
-        maildrop_queue_later(acc, d->addr, 0,
-                             d->relay ? DELIVER_NOT_LOCAL : DELIVER_NO_ROLE_MAILBOX);
-        return;
-    }
-    for (size_t k = 0; k < acc->nseen; k++)
-        if (strcmp(acc->seen[k], d->mailbox) == 0)
-            return;
-    acc->seen = xrealloc(acc->seen, (acc->nseen + 1) * sizeof(*acc->seen));
-    acc->seen[acc->nseen++] = xstrdup(d->mailbox);
-    switch (deliver_one(cf, d->mailbox, q->sender, text, len, err, sizeof(err))) {
-    case DROP_OK:
-        log_info("maildrop id=%s to=<%s>%s mailbox=%s result=ok", q->id, ra, fwd, d->mailbox);
-        if (dsnparam_wants(acc->cur->notify, DSN_NOTIFY_SUCCESS))
-            maildrop_report(acc, &acc->succ, &acc->nsucc, d->addr, "2.0.0",
-                            "delivered to the mailbox");
-        break;
-    case DROP_TEMP:
-        log_warn("maildrop id=%s to=<%s>%s result=deferred error=%s", q->id, ra, fwd,
-                 logq_text(eq, sizeof(eq), err, strlen(err), 200));
-        maildrop_queue_later(acc, d->addr, 1, err);
-        break;
-    case DROP_PERM:
-        log_error("maildrop id=%s to=<%s>%s result=failed error=%s", q->id, ra, fwd,
-                  logq_text(eq, sizeof(eq), err, strlen(err), 200));
-        maildrop_fail(acc, d->addr, "5.2.0", err);
-        break;
-    }
-}
-
-/* maildrop_rcpt - pool: one recipient of the file, through the forwards. */
-static void
-maildrop_rcpt(struct maildrop *m, const struct qfile *q, struct maildrop_acc *acc, const char *ra,
-              const char *text, size_t len)
-{
-    const struct conf *cf = m->cf;
-    char err[200], eq[600];
-    struct deliver_route dr;
-    struct addr a;
-
-    if (addr_parse_mailbox(ra, cf->main_domain, &a, err, sizeof(err)) < 0) {
-        log_error("maildrop id=%s to=<%s> result=failed reason=bad-address error=%s", q->id, ra,
-                  logq_text(eq, sizeof(eq), err, strlen(err), 200));
-        maildrop_fail(acc, ra, "5.1.3", err);
-        return;
-    }
-    switch (deliver_route(cf, m->db, &a, &dr)) {
-    case DV_OK:
-        for (size_t k = 0; k < dr.n; k++)
-            maildrop_dest(cf, q, acc, ra, &dr.dest[k], text, len);
-        break;
-    case DV_UNKNOWN:
-        log_error("maildrop id=%s to=<%s> result=failed reason=user-unknown%s%s", q->id, ra,
-                  dr.fwd == ROUTE_NONE ? "" : " forward-to=",
-                  dr.fwd == ROUTE_NONE ? ""
-                                       : logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 300));
-        maildrop_fail(acc, ra, "5.1.1", "user unknown");
-        break;
-    case DV_REMOTE:
-        /* outbound delivery sends it (or it is reported to the sender) */
-        log_info("maildrop id=%s to=<%s> result=queued reason=remote", q->id, ra);
-        maildrop_queue_later(acc, ra, 0, DELIVER_NOT_LOCAL);
-        break;
-    case DV_LOOP:
-        log_error("maildrop id=%s to=<%s> result=failed reason=\"%s\" chain=%s", q->id, ra,
-                  route_status_text(dr.fwd),
-                  logq_text(eq, sizeof(eq), dr.why, strlen(dr.why), 400));
-        maildrop_fail(acc, ra, "5.4.6", route_status_text(dr.fwd));
-        break;
-    }
-    deliver_route_free(&dr);
-}
-
-/* maildrop_file - pool: deliver one maildrop file; true when it may be removed. */
+/* maildrop_file - pool: the maildrop file becomes a queue file with every recipient
+ * pending and the Received: header added; the queue runner (kicked after the scan)
+ * delivers it like any queued message, recording each recipient's progress in the file,
+ * so no later failure makes a recipient get the message twice. true when the maildrop
+ * file may be removed. */
 static bool
 maildrop_file(struct maildrop *m, struct qfile *q)
 {
     const struct conf *cf = m->cf;
-    struct maildrop_acc acc = {0};
     struct deliver_dsn dsn = {q->ret, q->envid};
+    struct deliver_qrcpt *r = xcalloc(q->nrcpt, sizeof(*r));
     char *rcv = maildrop_received(m->hostname, q), *text, eq[300];
     size_t rlen = strlen(rcv), len = rlen + q->text_len;
-    struct bounce_msg bm;
-    bool ok = true;
+    int rc;
 
     text = xmalloc(len + 1);
     memcpy(text, rcv, rlen);
     memcpy(text + rlen, q->text, q->text_len);
-    bm = (struct bounce_msg){q->id, q->sender, q->origin, q->arrival, text, len, q->ret, q->envid};
-    for (size_t i = 0; i < q->nrcpt; i++) {
-        acc.cur = &q->rcpt[i];
-        maildrop_rcpt(m, q, &acc, q->rcpt[i].addr, text, len);
-    }
-    int qrc = acc.nq == 0
-                  ? 0
-                  : deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail",
-                                        &dsn, q->arrival, acc.q, acc.nq, text, len, m->d->outq);
-    if (qrc < 0) {
+    for (size_t i = 0; i < q->nrcpt; i++)
+        r[i] =
+            (struct deliver_qrcpt){q->rcpt[i].addr, 0, NULL, q->rcpt[i].notify, q->rcpt[i].orcpt};
+    rc = deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail", &dsn,
+                             q->arrival, r, q->nrcpt, text, len, m->d->outq);
+    if (rc < 0) {
         const char *e = strerror(errno);
         log_error("maildrop id=%s result=queue-write-failed retry=later error=%s", q->id,
                   logq_text(eq, sizeof(eq), e, strlen(e), 200));
-        ok = false;
-    } else if (acc.nq > 0 && qrc == 0) {
-        m->bounced++; /* kick the queue runner: queued recipients go out at once */
+    } else {
+        for (size_t i = 0; i < q->nrcpt; i++)
+            log_info("maildrop id=%s to=<%s> result=queued", q->id, q->rcpt[i].addr);
+        if (rc == 0)      /* 1: outbound delivery took it as written (outq_offer) */
+            m->bounced++; /* kick the queue runner: it delivers at once */
     }
-    if (ok && acc.nfail > 0) {
-        if (bounce_send(cf, &bm, acc.fail, acc.nfail) < 0)
-            ok = false; /* the file stays: tried again with the next scan */
-        else
-            m->bounced++;
-    }
-    if (ok && acc.nsucc > 0 && bounce_success(cf, &bm, acc.succ, acc.nsucc, DSN_DELIVERED) > 0)
-        m->bounced++; /* a report failing to queue is logged: the deliveries stand */
-    maildrop_report_free(acc.fail, acc.nfail);
-    maildrop_report_free(acc.succ, acc.nsucc);
-    for (size_t k = 0; k < acc.nseen; k++)
-        free(acc.seen[k]);
-    for (size_t k = 0; k < acc.nq; k++) {
-        free((char *)acc.q[k].addr);
-        free((char *)acc.q[k].last_error);
-        free((char *)acc.q[k].orcpt);
-    }
-    free(acc.seen);
-    free(acc.q);
+    free(r);
     free(text);
     free(rcv);
-    return ok;
+    return rc >= 0;
 }
 
 /* maildrop_one - pool: read, deliver and remove one maildrop file. */

@@ -8,15 +8,16 @@
  *   start-up, when the directory changes (uv_fs_event), and every minute as a safety net.
  * - Per file: recipients from the envelope, plus with QF_RCPT_FROM_HEADERS those of the
  *   To:, Cc: and Bcc: fields (Bcc: fields are then removed). A Received: header "from
- *   local (uid N)" is added. Local recipients are delivered at once; temporary failures
- *   go into one queue file in spool_dir/queue; then the maildrop file is removed. If even
- *   that queue file cannot be written the maildrop file stays and is tried again (local
- *   recipients already delivered may then get a second copy).
- * - Nothing is dropped: unknown local users, bad addresses, forwarding loops and
- *   mailboxes that refuse for good are reported to the sender (bounce.h); recipients of
- *   other domains (given, reached through a forward, or a role address's sysadmin) go
- *   into the queue file for outbound delivery. sendmail itself cannot tell an unknown
- *   user (it does not read the users file), so it never exits 67 for one.
+ *   local (uid N)" is added. The file becomes one queue file in spool_dir/queue with
+ *   every recipient pending (outbound delivery takes it as written when all are remote,
+ *   outq_offer), then the maildrop file is removed and the queue runner is kicked: it
+ *   delivers at once and records each recipient's progress in the queue file, as for any
+ *   queued message. If the queue file cannot be written nothing is delivered and the
+ *   maildrop file stays for the next scan: no recipient ever gets a second copy.
+ * - Nothing is dropped: the queue runner reports unknown local users, bad addresses,
+ *   forwarding loops and mailboxes that refuse for good to the sender (bounce.h) and
+ *   hands recipients of other domains to outbound delivery. sendmail itself cannot tell
+ *   an unknown user (it does not read the users file), so it never exits 67 for one.
  * - The file's DSN parameters (sendmail -N, -R, -V) go along: into the queue file, into
  *   the reports, and a success report for a local delivery that asked for one
  *   (QF_RCPT_FROM_HEADERS recipients take the file's default NOTIFY).

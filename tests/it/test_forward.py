@@ -167,7 +167,8 @@ def test_sendmail_pickup_honours_forwards(dsmtp_factory):
                     10), srv.log()[-3000:]
     assert srv.msgids("alice") == ["<pickup.fwd@it>"]
     assert srv.msgids("carol") == ["<pickup.fwd@it>"]
-    assert wait_for(lambda: "reason=\"forwarding loop\"" in srv.log(), 5), srv.log()[-2000:]
+    assert wait_for(lambda: re.search(r"to=<loop@example\.test> result=failed "
+                                      r"error=\"forwarding loop", srv.log()), 5), srv.log()[-2000:]
     assert not os.path.exists(srv.mbox_path("list"))
 
 

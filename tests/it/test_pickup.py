@@ -128,3 +128,38 @@ def test_ordinary_user_sendmail_delivered(dsmtp):
     raw, msg = one_message(dsmtp, "carol")
     assert msg["Subject"] == "from nobody"
     check_local_trace(raw, nobody.pw_uid)
+
+
+def test_queue_write_failure_delivers_nothing_twice(dsmtp_factory):
+    """The maildrop file becomes a queue file before anyone gets the message: when that
+    write fails nothing is delivered and the file stays; once the spool is writable again
+    every recipient gets exactly one copy (earlier, recipients delivered before a failed
+    queue write got a second copy on the retry)."""
+    from dmail_site import hold_dotlock
+
+    srv = dsmtp_factory(lock_timeout=1, queue_retry=1)
+    srv.stop()
+    msgid = new_msgid("twice")
+    sendmail(srv, ["-i", "alice", "bob", "carol"],
+             b"Subject: once\nMessage-ID: %s\n\nx\n" % msgid.encode())
+    lock = hold_dotlock(srv.mbox_path("carol"))  # carol's copy has to wait in the queue
+    dirs = [os.path.join(srv.spool, d) for d in ("queue", "tmp")]
+    for d in dirs:
+        os.chmod(d, 0o500)
+    try:
+        srv.start()
+        assert wait_for(lambda: "result=queue-write-failed" in srv.log(), 10), srv.log()[-2000:]
+        time.sleep(1)
+        assert srv.messages("alice") == [] and srv.messages("bob") == []
+        assert len(maildrop(srv)) == 1
+    finally:
+        for d in dirs:
+            os.chmod(d, 0o700)
+    os.unlink(lock)
+    srv.restart()  # a scan at start-up
+    for user in ("alice", "bob", "carol"):
+        assert wait_for(lambda: len(srv.messages(user)) >= 1, 10), (user, srv.log()[-2000:])
+    time.sleep(1.5)  # a queue retry period: no second copy anywhere
+    for user in ("alice", "bob", "carol"):
+        assert srv.msgids(user) == [msgid], user
+    assert maildrop(srv) == []
