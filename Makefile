@@ -19,7 +19,8 @@ FUZZ_SECS ?= 600
 ifeq ($(FUZZ),1)
 # libFuzzer targets (tests/fuzz/): every object instrumented, the fuzzers linked with
 # -fsanitize=fuzzer against the same archives the programs use
-CC      := clang
+FUZZ_CC ?= clang
+override CC := $(FUZZ_CC)
 BUILD   := $(O)/build/fuzz
 BIN     := $(O)/build/fuzz/bin
 SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
