@@ -5,15 +5,28 @@
 #   make check      install missing Debian packages, build both, run every test
 #   make run        build and start the suite on ./run/ (unprivileged ports)
 #   make format     clang-format every C file in place; make format-check only checks
+#   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECS seconds
 #
 # Several builds can share the tree: O=DIR puts build/ and bin/ under DIR.
 
 .DEFAULT_GOAL := all
 O       ?= .
 SAN     ?= 0
+FUZZ    ?= 0
 CC      ?= cc
+FUZZ_SECS ?= 600
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# libFuzzer targets (tests/fuzz/): every object instrumented, the fuzzers linked with
+# -fsanitize=fuzzer against the same archives the programs use
+FUZZ_CC ?= clang
+override CC := $(FUZZ_CC)
+BUILD   := $(O)/build/fuzz
+BIN     := $(O)/build/fuzz/bin
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+OPT     := -O1
+else ifeq ($(SAN),1)
 BUILD   := $(O)/build/asan
 BIN     := $(O)/bin/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -71,7 +84,7 @@ UNIT_HELP_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNIT_HELP    := $(BUILD)/libunithelp.a
 PROG_LIBS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(BUILD)/lib$(p).a))
 
-.PHONY: all asan check unit it run format format-check deps clean bench
+.PHONY: all asan check unit it run format format-check deps clean bench fuzz fuzz-build
 all: $(PROG_BINS) $(ALIASES) $(UNIT_BINS)
 
 $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
@@ -93,6 +106,12 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_HELP) $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
 
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/build/fuzz/%)
+$(O)/build/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(PROG_LIBS) $(LIBDMAIL)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 asan:
@@ -109,6 +128,17 @@ it: all
 deps:
 	@scripts/deps.sh
 
+# make fuzz [FUZZ_SECS=600]: every target over a scratch copy of tests/fuzz/corpus/NAME
+fuzz-build:
+ifeq ($(FUZZ),1)
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+else
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+endif
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(O)/build/fuzz $(FUZZ_SECS)
+
 check: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all
@@ -117,6 +147,7 @@ check: deps
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@$(MAKE) --no-print-directory it
 	@$(MAKE) --no-print-directory SAN=1 it
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=5
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory bench QUICK=1; \
 	else echo "check: make bench QUICK=1 skipped: it needs root (Postfix and Dovecot start as root)"; fi
 

@@ -57,7 +57,7 @@ session_release_mailbox(struct pop_session *s)
 }
 
 /* session_vreply - format one status line into s->base.reply. */
-static void
+__attribute__((format(printf, 3, 0))) static void
 session_vreply(struct pop_session *s, const char *head, const char *fmt, va_list ap)
 {
     char text[512];

@@ -3,7 +3,8 @@
 # Run as root on a fresh Debian 12 machine; as another user it only reports.
 set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
-libcrypt-dev libcmocka-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail mutt openssl procps
+libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail
+mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail"
 missing=""
 for p in $PKGS; do

@@ -217,7 +217,7 @@ ctl_put_line(struct ctl_conn *c, const char *prefix, char *text)
 }
 
 /* ctl_vformat - format into a malloc'd string. */
-static char *
+__attribute__((format(printf, 1, 0))) static char *
 ctl_vformat(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -247,7 +247,7 @@ ctl_line(struct ctl_req *r, const char *fmt, ...)
 }
 
 /* ctl_finish - the status line, then the next request (or the close). */
-static void
+__attribute__((format(printf, 3, 0))) static void
 ctl_finish(struct ctl_req *r, const char *status, const char *fmt, va_list ap)
 {
     struct ctl_conn *c = r->c;

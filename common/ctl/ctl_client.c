@@ -194,9 +194,13 @@ ctl_call(const char *path, const char *request, int timeout_ms, ctl_line_cb line
             close(fd);
             return CTL_R_UNREACHABLE;
         }
-        if (ctl_wait(fd, POLLOUT, deadline) <= 0 ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
-            ctl_connect_reason(path, soerr ? soerr : ETIMEDOUT, text, textlen);
+        /* the reason: a timeout, getsockopt's own failure or the connect's error */
+        soerr = ETIMEDOUT;
+        if (ctl_wait(fd, POLLOUT, deadline) > 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+            soerr = errno;
+        if (soerr != 0) {
+            ctl_connect_reason(path, soerr, text, textlen);
             close(fd);
             return CTL_R_UNREACHABLE;
         }

@@ -106,7 +106,7 @@ log_level_name(int level)
 }
 
 /* log_vline - format one line (with an optional errno text) and emit it in one write. */
-static void
+__attribute__((format(printf, 4, 0))) static void
 log_vline(int level, int err, const char *prefix, const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];

@@ -388,7 +388,10 @@ conf_parse_line(struct conf_parser *p, const char *file, int line, char *s)
     p->line = line;
     if (conf_set_value(p, id, value, reason, sizeof(reason)) < 0) {
         conf_diag_add(p->diag, false, file, line, "%s: %s", name, reason);
-        return;
+        /* a list keeps the good items of a line with a bad one: they come from here too
+         * (the checks after parsing name their origin) */
+        if (row->type != CT_LIST)
+            return;
     }
     p->set[id] = true;
     free(p->c->origin[id]);

@@ -362,6 +362,25 @@ test_missing_value(void **state)
 }
 
 /* Every problem in the file is reported, in order, not just the first. */
+/* a list line with a bad item keeps its good ones, and the checks made after parsing
+ * name that line: found by tests/fuzz/fuzz_conf_line (the warning named a NULL file) */
+static void
+test_list_partly_bad(void **state)
+{
+    struct conf_diag d = {0};
+
+    (void)state;
+    struct conf *c = conf_load_string("p.conf", "forward_from\t\t_&p 38.7\n", &d);
+    uu_diag_print(&d);
+    assert_null(c);
+    assert_int_equal(d.errors, 1);
+    assert_int_equal(d.warnings, 1);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.msgs[0], "p.conf:1: forward_from: '_&p' is not a valid domain");
+    assert_true(strncmp(d.msgs[1], "p.conf:1: warning: forward_from: anyone", 39) == 0);
+    conf_diag_free(&d);
+}
+
 static void
 test_many_errors(void **state)
 {
@@ -915,6 +934,7 @@ main(void)
         cmocka_unit_test(test_unknown_and_duplicate),
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_list_partly_bad),
         cmocka_unit_test(test_file_and_crlf),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_include_loop),
