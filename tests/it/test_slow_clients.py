@@ -161,10 +161,11 @@ def test_stress_shortens_timeouts(dsmtp_factory):
             c = RawSMTP(srv.smtp_port)
             c.ehlo()
             held.append(c)
-        assert all(c.wait_closed(6) for c in held)
-        assert "stress: 11 sessions" in srv.log() or "stress: 1" in srv.log()
-        assert "reason=stress-deadline" in srv.log()
-        assert wait_for(lambda: "stress over" in srv.log(), 5)
+        # idle ones are cut after stress_timeout until the load is under the mark again
+        assert wait_for(lambda: "stress over" in srv.log(), 10), srv.log()[-2000:]
+        assert "stress: 1" in srv.log() and "reason=stress-deadline" in srv.log()
+        closed = [c for c in held if c.wait_closed(0.3)]
+        assert 2 <= len(closed) <= 11, len(closed)
     finally:
         for c in held:
             c.close()
