@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bans.h"
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
@@ -40,6 +41,8 @@ command_greeting(struct smtp_session *s)
         sess_close(&s->base, "shutdown");
         return;
     }
+    if (bans_connect(s))
+        return;
     session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
 }
 
@@ -132,9 +135,12 @@ command_check_mail(struct smtp_session *s, const char *args)
 static void
 command_mail(struct smtp_session *s, const char *args)
 {
-    char esc[600];
+    char esc[600], sender[sizeof(s->tx.sender)];
     struct smtp_tx *tx = &s->tx;
 
+    addr_format(&s->arg.mail.from, sender, sizeof(sender));
+    if (bans_mail(s, sender))
+        return;
     session_tx_reset(s);
     tx->from = s->arg.mail.from;
     tx->params = s->arg.mail;
@@ -336,6 +342,8 @@ command_rcpt(struct smtp_session *s, const char *args)
     if (r->bare_postmaster)
         snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->base.cf->main_domain);
     addr_format(&r->to, addr, sizeof(addr));
+    if (bans_rcpt(s, addr))
+        return;
     if (tx->naccepted >= (size_t)s->base.cf->max_rcpts) {
         command_rcpt_log(s, addr, NULL, "too-many");
         session_reply(s, 452, "4.5.3", "Error: too many recipients");

@@ -146,6 +146,14 @@ bool conf_domain_in(const struct conf_list *l, const char *domain);
  * match, "*" everything, a leading "!" negates (first matching entry wins), and CIDR
  * "10.0.0.0/8" or "::1/128" as a modern extension. */
 bool conf_ip_match(const struct conf_list *l, const char *ip);
+/* conf_ip_rule - the same, returning the entry that matched (for the log), or NULL when
+ * none did or a "!" entry matched first. */
+const char *conf_ip_rule(const struct conf_list *l, const char *ip);
+/* conf_addr_rule - address wildcard list match for ban_mailfrom / ban_rcptto style lists:
+ * '*' matches any run of characters, the rest itself in any case, against the whole
+ * address ("user@domain"; "" for the null sender); a leading "!" negates; first matching
+ * entry wins. Returns the entry that matched, or NULL. */
+const char *conf_addr_rule(const struct conf_list *l, const char *addr);
 /* conf_tls_policy - the server TLS policy of c (tls_min_version, tls_ciphers,
  * tls_ciphersuites) into *pol (tls.h); its strings point into c. */
 struct tls_policy;
