@@ -30,8 +30,7 @@ bans_connect(struct smtp_session *s)
     if (rule == NULL)
         return false;
     if (conf_ip_match(&cf->ban_ip_except, s->base.ip)) {
-        log_sess(LOGLVL_DEBUG, s->base.sid, "ban-exempt ip=%s setting=ban_ip_except",
-                 s->base.ip);
+        log_sess(LOGLVL_DEBUG, s->base.sid, "ban-exempt ip=%s setting=ban_ip_except", s->base.ip);
         return false;
     }
     bans_log(s, "connect", "ip", s->base.ip, "ban_ip", rule);
