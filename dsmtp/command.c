@@ -16,6 +16,7 @@
 #include "log.h"
 #include "queue.h"
 #include "logq.h"
+#include "rbl.h"
 #include "smtp_auth.h"
 #include "xmem.h"
 
@@ -41,8 +42,15 @@ command_greeting(struct smtp_session *s)
         sess_close(&s->base, "shutdown");
         return;
     }
-    if (bans_connect(s))
+    if (bans_connect(s) || rbl_connect(s))
         return;
+    command_banner(s);
+}
+
+/* command_banner - the 220 (after the checks of the connect stage). */
+void
+command_banner(struct smtp_session *s)
+{
     session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
 }
 
@@ -342,7 +350,7 @@ command_rcpt(struct smtp_session *s, const char *args)
     if (r->bare_postmaster)
         snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->base.cf->main_domain);
     addr_format(&r->to, addr, sizeof(addr));
-    if (bans_rcpt(s, addr))
+    if (bans_rcpt(s, addr) || rbl_rcpt(s, addr))
         return;
     if (tx->naccepted >= (size_t)s->base.cf->max_rcpts) {
         command_rcpt_log(s, addr, NULL, "too-many");

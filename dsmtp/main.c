@@ -9,6 +9,7 @@
 
 #include "control.h"
 #include "dns.h"
+#include "rbl.h"
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
@@ -92,6 +93,7 @@ main_start(struct server *srv)
     main_dirs(srv->cf);
     d->penalty = penalty_new();
     d->dns = main_dns(srv);
+    d->rbl = rbl_new();
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -115,6 +117,7 @@ main_cleanup(struct server *srv)
 {
     outq_free(&smtpd_of(srv)->outq);
     penalty_free(&smtpd_of(srv)->penalty);
+    rbl_free(&smtpd_of(srv)->rbl);
 }
 
 static const struct server_proto main_proto = {

@@ -11,6 +11,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "logq.h"
+#include "rbl.h"
 #include "session.h"
 #include "control.h"
 #include "smtp_auth.h"
@@ -254,6 +255,7 @@ session_gone(struct sess *b)
 
     smtp_auth_cancel(s);
     command_lookup_cancel(s);
+    rbl_session_end(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
@@ -274,6 +276,7 @@ static void
 session_free(struct sess *b)
 {
     free(smtp_session_of(b)->auth_user);
+    rbl_session_free(smtp_session_of(b));
 }
 
 /* session_open - a new connection. */

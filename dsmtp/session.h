@@ -86,6 +86,7 @@ struct smtp_chunk {
 };
 
 struct smtp_auth_state; /* smtp_auth.c */
+struct rbl_session;     /* rbl.c */
 struct command_lookup;  /* command.c */
 struct deliver_batch;
 
@@ -104,6 +105,7 @@ struct smtp_session {
     struct smtp_auth_state *auth;
     struct deliver_batch *batch;
     struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
+    struct rbl_session *rbl;       /* DNSBL lookups and results (rbl.c); NULL: none */
     struct smtp_tx tx;
     struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */

@@ -27,6 +27,7 @@ struct outq;
 struct ctl_server;
 struct penalty;
 struct dns;
+struct rbl;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -62,6 +63,7 @@ struct smtpd {
     struct outq *outq;       /* outbound delivery (lives until after the loop) */
     struct penalty *penalty; /* failed AUTH per client address and per account */
     struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
+    struct rbl *rbl;         /* DNSBL result cache (rbl.c) */
     struct smtpd_stats stats;
 };
 

@@ -19,6 +19,7 @@
  * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
  *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
  *   digest HEX") for comparing snapshots, not a value to write back.
+ * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
  * - Checked while loading (nexthop.h): the smarthost spec, each gateway line (a domain or
@@ -40,7 +41,7 @@ struct conf_list {
 };
 
 enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE };
-enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4 };
+enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4, CF_PAIRS = 8 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
 enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };

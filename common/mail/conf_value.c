@@ -297,6 +297,48 @@ conf_value_addrpattern(char **item, char *reason, size_t len)
     return -1;
 }
 
+/* conf_value_rbl_pair - "ZONE ENTRY" of an rbl_except_* line: ZONE a DNSBL zone (as
+ * rbl_ban writes it) or "*" for every zone, ENTRY checked by check. */
+static int
+conf_value_rbl_pair(char **item, char *reason, size_t len, int (*check)(char **, char *, size_t))
+{
+    char *v = *item, *sp = strchr(v, ' ');
+    char *zone, *entry;
+    int rc = 0;
+
+    if (sp == NULL || strchr(sp + 1, ' ') != NULL) {
+        snprintf(reason, len, "'%s' is not ZONE ENTRY (a DNSBL zone or *, then one entry)", v);
+        return -1;
+    }
+    zone = xstrndup(v, (size_t)(sp - v));
+    entry = xstrdup(sp + 1);
+    if (strcmp(zone, "*") != 0)
+        rc = conf_value_domain(&zone, reason, len);
+    if (rc == 0)
+        rc = check(&entry, reason, len);
+    if (rc == 0) {
+        free(*item);
+        *item = xasprintf("%s %s", zone, entry);
+    }
+    free(zone);
+    free(entry);
+    return rc;
+}
+
+/* conf_value_rbl_ip - rbl_except_ip: ZONE IP-ENTRY. */
+static int
+conf_value_rbl_ip(char **item, char *reason, size_t len)
+{
+    return conf_value_rbl_pair(item, reason, len, conf_value_ippattern);
+}
+
+/* conf_value_rbl_addr - rbl_except_mail, rbl_except_rcpt: ZONE ADDRESS-PATTERN. */
+static int
+conf_value_rbl_addr(char **item, char *reason, size_t len)
+{
+    return conf_value_rbl_pair(item, reason, len, conf_value_addrpattern);
+}
+
 /* conf_value_dnshost - a DNS server: an IP address with an optional port (dns.h). */
 static int
 conf_value_dnshost(char **item, char *reason, size_t len)
@@ -397,6 +439,12 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_ban_ip_except] = conf_value_ippattern,
     [CONF_ban_mailfrom] = conf_value_addrpattern,
     [CONF_ban_rcptto] = conf_value_addrpattern,
+    [CONF_rbl_ban] = conf_value_domain,
+    [CONF_rbl_reject] = conf_value_domain,
+    [CONF_rbl_vanish] = conf_value_domain,
+    [CONF_rbl_except_ip] = conf_value_rbl_ip,
+    [CONF_rbl_except_mail] = conf_value_rbl_addr,
+    [CONF_rbl_except_rcpt] = conf_value_rbl_addr,
     [CONF_relay_to] = conf_value_domain,
     [CONF_dns_host] = conf_value_dnshost,
     [CONF_smarthost] = conf_value_smarthost,

@@ -650,6 +650,22 @@ test_ban_rules(void **state)
     assert_null(conf_load_string("t.conf", "ban_mailfrom <x@y>\nban_ip not-an-ip\n", &d));
     assert_int_equal(d.errors, 2);
     conf_diag_free(&d);
+
+    /* rbl_except_*: "ZONE ENTRY" pairs, a zone on several lines, normalised */
+    c = uu_conf_ok("rbl_except_ip  BL.Example.   192.0.2.*\n"
+                   "rbl_except_ip bl.example 10.0.0.0/8\n"
+                   "rbl_except_rcpt * postmaster@*\n");
+    assert_int_equal(c->rbl_except_ip.n, 2);
+    assert_string_equal(c->rbl_except_ip.v[0], "bl.example 192.0.2.*");
+    assert_string_equal(c->rbl_except_rcpt.v[0], "* postmaster@*");
+    conf_unref(&c);
+    memset(&d, 0, sizeof(d));
+    assert_null(conf_load_string("t.conf",
+                                 "rbl_except_ip bl.example\nrbl_except_ip a b c\n"
+                                 "rbl_except_mail bl.example <x>\nrbl_ban bad..zone\n",
+                                 &d));
+    assert_int_equal(d.errors, 4);
+    conf_diag_free(&d);
 }
 
 static void
