@@ -13,6 +13,7 @@
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
+#include "fromip.h"
 #include "log.h"
 #include "queue.h"
 #include "logq.h"
@@ -147,7 +148,7 @@ command_mail(struct smtp_session *s, const char *args)
     struct smtp_tx *tx = &s->tx;
 
     addr_format(&s->arg.mail.from, sender, sizeof(sender));
-    if (bans_mail(s, sender))
+    if (bans_mail(s, sender) || fromip_mail(s))
         return;
     session_tx_reset(s);
     tx->from = s->arg.mail.from;

@@ -9,6 +9,7 @@
 
 #include "control.h"
 #include "dns.h"
+#include "fromip.h"
 #include "rbl.h"
 #include "file.h"
 #include "log.h"
@@ -94,6 +95,7 @@ main_start(struct server *srv)
     d->penalty = penalty_new();
     d->dns = main_dns(srv);
     d->rbl = rbl_new();
+    d->fromip = fromip_new();
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -118,6 +120,7 @@ main_cleanup(struct server *srv)
     outq_free(&smtpd_of(srv)->outq);
     penalty_free(&smtpd_of(srv)->penalty);
     rbl_free(&smtpd_of(srv)->rbl);
+    fromip_free(&smtpd_of(srv)->fromip);
 }
 
 static const struct server_proto main_proto = {

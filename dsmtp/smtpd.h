@@ -28,6 +28,7 @@ struct ctl_server;
 struct penalty;
 struct dns;
 struct rbl;
+struct fromip;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -64,6 +65,7 @@ struct smtpd {
     struct penalty *penalty; /* failed AUTH per client address and per account */
     struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
     struct rbl *rbl;         /* DNSBL result cache (rbl.c) */
+    struct fromip *fromip;   /* messages per client address (fromip.c) */
     struct smtpd_stats stats;
 };
 

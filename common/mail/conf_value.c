@@ -439,6 +439,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_ban_ip_except] = conf_value_ippattern,
     [CONF_ban_mailfrom] = conf_value_addrpattern,
     [CONF_ban_rcptto] = conf_value_addrpattern,
+    [CONF_fromip_nolimit] = conf_value_ippattern,
     [CONF_rbl_ban] = conf_value_domain,
     [CONF_rbl_reject] = conf_value_domain,
     [CONF_rbl_vanish] = conf_value_domain,
