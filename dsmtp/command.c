@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bans.h"
+#include "bombs.h"
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
@@ -584,6 +585,11 @@ command_data_end(struct smtp_session *s)
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
         session_tx_reset(s);
+        return;
+    }
+    if (bombs_check(s)) {
+        text = data_rx_take(&tx->rx, &len);
+        bombs_hold(s, text, len);
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);

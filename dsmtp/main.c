@@ -9,6 +9,7 @@
 
 #include "control.h"
 #include "dns.h"
+#include "bombs.h"
 #include "fromip.h"
 #include "rbl.h"
 #include "file.h"
@@ -96,6 +97,7 @@ main_start(struct server *srv)
     d->dns = main_dns(srv);
     d->rbl = rbl_new();
     d->fromip = fromip_new();
+    d->bombs = bombs_new((size_t)srv->cf->bomb_entries);
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -121,6 +123,7 @@ main_cleanup(struct server *srv)
     penalty_free(&smtpd_of(srv)->penalty);
     rbl_free(&smtpd_of(srv)->rbl);
     fromip_free(&smtpd_of(srv)->fromip);
+    bombs_free(&smtpd_of(srv)->bombs);
 }
 
 static const struct server_proto main_proto = {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bombs.h"
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
@@ -256,6 +257,7 @@ session_gone(struct sess *b)
     smtp_auth_cancel(s);
     command_lookup_cancel(s);
     rbl_session_end(s);
+    bombs_cancel(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);

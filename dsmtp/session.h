@@ -87,6 +87,7 @@ struct smtp_chunk {
 
 struct smtp_auth_state; /* smtp_auth.c */
 struct rbl_session;     /* rbl.c */
+struct bombs_job;       /* bombs.c */
 struct command_lookup;  /* command.c */
 struct deliver_batch;
 
@@ -106,6 +107,7 @@ struct smtp_session {
     struct deliver_batch *batch;
     struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
     struct rbl_session *rbl;       /* DNSBL lookups and results (rbl.c); NULL: none */
+    struct bombs_job *bomb_job;    /* a suspected bomb being held (bombs.c) */
     struct smtp_tx tx;
     struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */

@@ -29,6 +29,7 @@ struct penalty;
 struct dns;
 struct rbl;
 struct fromip;
+struct bombs;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -66,6 +67,7 @@ struct smtpd {
     struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
     struct rbl *rbl;         /* DNSBL result cache (rbl.c) */
     struct fromip *fromip;   /* messages per client address (fromip.c) */
+    struct bombs *bombs;     /* mail-bomb counters (bombs.c) */
     struct smtpd_stats stats;
 };
 
