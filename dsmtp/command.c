@@ -9,15 +9,19 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bans.h"
+#include "bombs.h"
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
+#include "fromip.h"
 #include "log.h"
 #include "queue.h"
 #include "rdns.h"
 #include "recentpop.h"
 #include "spf.h"
 #include "logq.h"
+#include "rbl.h"
 #include "smtp_auth.h"
 #include "xmem.h"
 
@@ -44,6 +48,15 @@ command_greeting(struct smtp_session *s)
         sess_close(&s->base, "shutdown");
         return;
     }
+    if (bans_connect(s) || rbl_connect(s))
+        return;
+    command_banner(s);
+}
+
+/* command_banner - the 220 (after the checks of the connect stage). */
+void
+command_banner(struct smtp_session *s)
+{
     session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
 }
 
@@ -158,9 +171,12 @@ command_check_mail(struct smtp_session *s, const char *args)
 static void
 command_mail_accept(struct smtp_session *s)
 {
-    char esc[600];
+    char esc[600], sender[sizeof(s->tx.sender)];
     struct smtp_tx *tx = &s->tx;
 
+    addr_format(&s->arg.mail.from, sender, sizeof(sender));
+    if (bans_mail(s, sender) || fromip_mail(s))
+        return;
     session_tx_reset(s);
     tx->from = s->arg.mail.from;
     tx->params = s->arg.mail;
@@ -402,6 +418,8 @@ command_rcpt(struct smtp_session *s, const char *args)
     if (r->bare_postmaster)
         snprintf(r->to.domain, sizeof(r->to.domain), "%s", s->base.cf->main_domain);
     addr_format(&r->to, addr, sizeof(addr));
+    if (bans_rcpt(s, addr) || rbl_rcpt(s, addr))
+        return;
     if (tx->naccepted >= (size_t)s->base.cf->max_rcpts) {
         command_rcpt_log(s, addr, NULL, "too-many");
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
@@ -664,6 +682,11 @@ command_data_end(struct smtp_session *s)
     if (tx->rx.errors != 0) {
         command_data_refuse(s, tx->rx.errors);
         session_tx_reset(s);
+        return;
+    }
+    if (bombs_check(s)) {
+        text = data_rx_take(&tx->rx, &len);
+        bombs_hold(s, text, len);
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);

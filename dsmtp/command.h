@@ -20,6 +20,8 @@
 
 /* command_greeting - the 220 banner (or 421 when shutting down). */
 void command_greeting(struct smtp_session *s);
+/* command_banner - the 220 alone (rbl.c, once the DNSBL answers are in). */
+void command_banner(struct smtp_session *s);
 /* command_dispatch - one command line (terminator removed, NUL-terminated). */
 void command_dispatch(struct smtp_session *s, char *line, size_t len,
                       const struct buf_lineinfo *info);

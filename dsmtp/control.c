@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bombs.h"
 #include "control.h"
 #include "deliver.h"
 #include "file.h"
@@ -557,4 +558,7 @@ const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
     {"suspend", "", 0, 0, control_cmd_suspend, "start no outbound delivery until resume"},
     {"resume", "", 0, 0, control_cmd_resume, "restart outbound delivery, retry dead destinations"},
     {"showsend", "", 0, 0, control_cmd_showsend, "list outbound deliveries in progress"},
+    {"bombs", "", 0, 0, bombs_ctl_list, "list the messages held as suspected mail bombs"},
+    {"bomb-release", "ID", 1, 1, bombs_ctl_release, "let a held message be delivered"},
+    {"bomb-delete", "ID", 1, 1, bombs_ctl_delete, "remove a held message (no bounce)"},
 };

@@ -15,7 +15,7 @@
 #include "smtpd.h"
 
 /* control_cmds - queue, flush, delete, hold, release. */
-#define CONTROL_NCMDS 8
+#define CONTROL_NCMDS 11
 extern const struct ctl_cmd control_cmds[CONTROL_NCMDS];
 /* control_status / control_stats - dsmtp's lines of "status" and "stats". */
 void control_status(struct server *srv, struct ctl_req *r);

@@ -10,6 +10,9 @@
 
 #include "control.h"
 #include "dns.h"
+#include "bombs.h"
+#include "fromip.h"
+#include "rbl.h"
 #include "file.h"
 #include "log.h"
 #include "maildrop.h"
@@ -102,6 +105,9 @@ main_start(struct server *srv)
     main_dirs(srv->cf);
     d->penalty = penalty_new();
     d->dns = main_dns(srv);
+    d->rbl = rbl_new();
+    d->fromip = fromip_new();
+    d->bombs = bombs_new((size_t)srv->cf->bomb_entries);
     d->outq = outq_new(d);
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
@@ -125,6 +131,9 @@ main_cleanup(struct server *srv)
 {
     outq_free(&smtpd_of(srv)->outq);
     penalty_free(&smtpd_of(srv)->penalty);
+    rbl_free(&smtpd_of(srv)->rbl);
+    fromip_free(&smtpd_of(srv)->fromip);
+    bombs_free(&smtpd_of(srv)->bombs);
 }
 
 static const struct server_proto main_proto = {

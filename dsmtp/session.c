@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bombs.h"
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
@@ -14,6 +15,7 @@
 #include "rdns.h"
 #include "recentpop.h"
 #include "spf.h"
+#include "rbl.h"
 #include "session.h"
 #include "control.h"
 #include "smtp_auth.h"
@@ -267,6 +269,8 @@ session_gone(struct sess *b)
     rdns_free(s);
     spf_free(s);
     recentpop_free(s);
+    rbl_session_end(s);
+    bombs_cancel(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);
@@ -287,6 +291,7 @@ static void
 session_free(struct sess *b)
 {
     free(smtp_session_of(b)->auth_user);
+    rbl_session_free(smtp_session_of(b));
 }
 
 /* session_open - a new connection. */

@@ -86,6 +86,8 @@ struct smtp_chunk {
 };
 
 struct smtp_auth_state; /* smtp_auth.c */
+struct rbl_session;     /* rbl.c */
+struct bombs_job;       /* bombs.c */
 struct command_lookup;  /* command.c */
 struct deliver_batch;
 struct rdns;      /* rdns.c */
@@ -112,6 +114,8 @@ struct smtp_session {
     struct rdns *rdns;             /* the client's PTR name (NULL: not looked up) */
     struct spf_check *spf;         /* the SPF check of the last MAIL (NULL: none) */
     struct recentpop *recentpop;   /* POP-before-SMTP (NULL: forward_user does not apply) */
+    struct rbl_session *rbl;       /* DNSBL lookups and results (rbl.c); NULL: none */
+    struct bombs_job *bomb_job;    /* a suspected bomb being held (bombs.c) */
     struct smtp_tx tx;
     struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */

@@ -28,6 +28,9 @@ struct outq;
 struct ctl_server;
 struct penalty;
 struct dns;
+struct rbl;
+struct fromip;
+struct bombs;
 
 #define SMTPD_REJECT_KINDS 48 /* distinct (code, enhanced code) pairs counted */
 
@@ -63,6 +66,9 @@ struct smtpd {
     struct outq *outq;       /* outbound delivery (lives until after the loop) */
     struct penalty *penalty; /* failed AUTH per client address and per account */
     struct dns *dns;         /* the resolver (c-ares on the loop): MX, DNSBL, SPF, PTR */
+    struct rbl *rbl;         /* DNSBL result cache (rbl.c) */
+    struct fromip *fromip;   /* messages per client address (fromip.c) */
+    struct bombs *bombs;     /* mail-bomb counters (bombs.c) */
     struct smtpd_stats stats;
     struct data_budget budget; /* message buffers of every session (data_memory_max) */
 };

@@ -204,6 +204,8 @@ spf_answer(struct dns_result *r, void *arg)
     case DNS_PTR:
         spf_zone_add(c, r->name, ns_t_ptr, r->status, r->ptr, r->n);
         break;
+    case DNS_A: /* never asked here (dns_addr gives both families) */
+        break;
     case DNS_MX: {
         char *hosts[64];
         size_t n = 0;

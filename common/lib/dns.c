@@ -44,6 +44,7 @@ struct dns_sub {
     int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a */
     int status; /* ARES_* when answered */
     size_t n;   /* addresses parsed (AAAA/A) */
+    long ttl;   /* their least TTL */
     struct dns_addr *addr;
 };
 
@@ -349,6 +350,8 @@ dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
             sin->sin_addr = a4[i].ipaddr;
             inet_ntop(AF_INET, &sin->sin_addr, s->addr[i].text, sizeof(s->addr[i].text));
             s->addr[i].family = AF_INET;
+            if (i == 0 || a4[i].ttl < s->ttl)
+                s->ttl = a4[i].ttl;
         }
     }
     if (st == ARES_SUCCESS && n == 0)
@@ -596,7 +599,15 @@ dns_settle(struct dns_query *q)
             dns_settle(q);
         return;
     }
-    if (r->kind == DNS_ADDR || q->implicit)
+    if (r->kind == DNS_A) {
+        r->status = dns_class(st, &r->why);
+        if (r->status == DNS_OK && q->sub[0].n > 0) {
+            r->addr = q->sub[0].addr;
+            r->n = q->sub[0].n;
+            r->ttl = q->sub[0].ttl < 0 ? 0 : q->sub[0].ttl;
+            q->sub[0].addr = NULL;
+        }
+    } else if (r->kind == DNS_ADDR || q->implicit)
         dns_settle_addr(q);
     else if (r->status != DNS_NULLMX)
         r->status = dns_class(st, &r->why);
@@ -649,6 +660,8 @@ dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *
     if (kind == DNS_ADDR) {
         dns_ask(q, 0, ns_t_aaaa);
         dns_ask(q, 1, ns_t_a);
+    } else if (kind == DNS_A) {
+        dns_ask(q, 0, ns_t_a);
     } else {
         dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : kind == DNS_PTR ? ns_t_ptr : ns_t_txt);
     }
@@ -709,6 +722,12 @@ dns_reverse_name(const char *ip, char *buf, size_t len)
     }
     snprintf(buf + o, len - o, "ip6.arpa");
     return 0;
+}
+
+struct dns_query *
+dns_a(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_A, name, cb, arg);
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * dns - asynchronous DNS lookups on the libuv loop (c-ares): MX with the RFC 5321 rules,
- * addresses (A and AAAA), TXT, PTR.
+ * addresses (A and AAAA), A alone with its TTL (DNSBL), TXT, PTR.
  *
  * Contract:
  * - Owns: struct dns, its c-ares channel, the uv handles that drive it (one uv_poll per
@@ -38,6 +38,8 @@
  *   family in the server's order. One family answering is enough for DNS_OK (the other's
  *   failure is ignored); otherwise a temporary failure of either wins over NXDOMAIN, which
  *   wins over NODATA.
+ * - A (dns_a): IPv4 addresses only, and the least TTL of the records (a DNSBL's listing
+ *   codes and how long they may be cached); NXDOMAIN / NODATA as above.
  * - TXT: one string per record, its character-strings joined (as SPF needs); a string is
  *   cut at a NUL byte in the record.
  * - PTR: the names of the PTR records of a name (dns_reverse_name makes it from an
@@ -62,7 +64,7 @@ enum dns_status {
     DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, no server: try later */
 };
 
-enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR };
+enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR, DNS_A };
 
 #define DNS_MAXPTR 16      /* PTR names kept */
 #define DNS_REVERSE_MAX 80 /* dns_reverse_name's buffer, final NUL included */
@@ -88,6 +90,7 @@ struct dns_result {
     struct dns_addr *addr;
     char **txt;
     char **ptr; /* DNS_PTR */
+    long ttl;   /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
 };
 
 typedef void (*dns_cb)(struct dns_result *r, void *arg);
@@ -116,6 +119,9 @@ struct dns_query *dns_ptr(struct dns *d, const char *name, dns_cb cb, void *arg)
  * "7.2.0.192.in-addr.arpa"; an IPv4-mapped IPv6 address is taken as IPv4) into buf of
  * at least DNS_REVERSE_MAX bytes; 0, or -1 if ip is not an address. */
 int dns_reverse_name(const char *ip, char *buf, size_t len);
+/* dns_a - A records only (no AAAA asked), with their TTL (r->ttl): DNSBL queries. The
+ * addresses come in r->addr, in the server's order. */
+struct dns_query *dns_a(struct dns *d, const char *name, dns_cb cb, void *arg);
 
 /* dns_cancel - forget a lookup whose callback has not run: it never will. The handle is
  * invalid afterwards. Calling it from the lookup's own callback is a mistake. */

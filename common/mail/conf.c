@@ -199,7 +199,7 @@ conf_set_table(struct conf_parser *p, int id, const char *v, char *reason, size_
         return -1;
     }
     klen = strcspn(item, " ");
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; !(conf_settings[id].flags & CF_PAIRS) && i < l->n; i++)
         if (strncasecmp(l->v[i], item, klen) == 0 && l->v[i][klen] == ' ') {
             snprintf(reason, len, "%.*s is given twice (first: %.*s)", (int)klen, item, 300,
                      l->v[i]);
@@ -256,7 +256,7 @@ conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_
         return 0;
     }
     case CT_LIST:
-        if (row->flags & CF_TABLE)
+        if (row->flags & (CF_TABLE | CF_PAIRS))
             return *v != '\0' ? conf_set_table(p, id, v, reason, len) : 0;
         return conf_set_list(p, id, v, reason, len);
     case CT_ROUTE:
@@ -477,6 +477,10 @@ conf_finish(struct conf_parser *p, int errors_before)
         conf_diag_add(p->diag, true, c->origin[CONF_forward_from], 0,
                       "forward_from: anyone who writes such an envelope sender may relay "
                       "through this server (it is forgeable; prefer forward_from_ip or AUTH)");
+    if (c->rbl_vanish.n > 0)
+        conf_diag_add(p->diag, true, c->origin[CONF_rbl_vanish], 0,
+                      "rbl_vanish: mail from listed clients is refused as with rbl_reject, "
+                      "never accepted and discarded");
     if (c->error_soft_limit > c->error_hard_limit && c->origin[CONF_error_soft_limit] != NULL)
         conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
                       "error_soft_limit %ld is above error_hard_limit %ld and never applies",

@@ -19,6 +19,7 @@
  * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
  *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
  *   digest HEX") for comparing snapshots, not a value to write back.
+ * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
  * - Checked while loading (nexthop.h): the smarthost spec, each gateway line (a domain or
@@ -40,7 +41,7 @@ struct conf_list {
 };
 
 enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE };
-enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4 };
+enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4, CF_PAIRS = 8 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
 enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
@@ -146,6 +147,14 @@ bool conf_domain_in(const struct conf_list *l, const char *domain);
  * match, "*" everything, a leading "!" negates (first matching entry wins), and CIDR
  * "10.0.0.0/8" or "::1/128" as a modern extension. */
 bool conf_ip_match(const struct conf_list *l, const char *ip);
+/* conf_ip_rule - the same, returning the entry that matched (for the log), or NULL when
+ * none did or a "!" entry matched first. */
+const char *conf_ip_rule(const struct conf_list *l, const char *ip);
+/* conf_addr_rule - address wildcard list match for ban_mailfrom / ban_rcptto style lists:
+ * '*' matches any run of characters, the rest itself in any case, against the whole
+ * address ("user@domain"; "" for the null sender); a leading "!" negates; first matching
+ * entry wins. Returns the entry that matched, or NULL. */
+const char *conf_addr_rule(const struct conf_list *l, const char *addr);
 /* conf_tls_policy - the server TLS policy of c (tls_min_version, tls_ciphers,
  * tls_ciphersuites) into *pol (tls.h); its strings point into c. */
 struct tls_policy;

@@ -281,6 +281,64 @@ conf_value_ippattern(char **item, char *reason, size_t len)
     return -1;
 }
 
+/* conf_value_addrpattern - "!"? then an address wildcard ("*@spam.example",
+ * "*.example.org", "user@*"): printable, no blanks, not empty. */
+static int
+conf_value_addrpattern(char **item, char *reason, size_t len)
+{
+    const char *p = *item + (**item == '!');
+    bool ok = *p != '\0';
+
+    for (const char *q = p; ok && *q; q++)
+        ok = (unsigned char)*q > 0x20 && *q != 0x7f && *q != '<' && *q != '>';
+    if (ok)
+        return 0;
+    snprintf(reason, len, "'%s' is not an address or address wildcard", *item);
+    return -1;
+}
+
+/* conf_value_rbl_pair - "ZONE ENTRY" of an rbl_except_* line: ZONE a DNSBL zone (as
+ * rbl_ban writes it) or "*" for every zone, ENTRY checked by check. */
+static int
+conf_value_rbl_pair(char **item, char *reason, size_t len, int (*check)(char **, char *, size_t))
+{
+    char *v = *item, *sp = strchr(v, ' ');
+    char *zone, *entry;
+    int rc = 0;
+
+    if (sp == NULL || strchr(sp + 1, ' ') != NULL) {
+        snprintf(reason, len, "'%s' is not ZONE ENTRY (a DNSBL zone or *, then one entry)", v);
+        return -1;
+    }
+    zone = xstrndup(v, (size_t)(sp - v));
+    entry = xstrdup(sp + 1);
+    if (strcmp(zone, "*") != 0)
+        rc = conf_value_domain(&zone, reason, len);
+    if (rc == 0)
+        rc = check(&entry, reason, len);
+    if (rc == 0) {
+        free(*item);
+        *item = xasprintf("%s %s", zone, entry);
+    }
+    free(zone);
+    free(entry);
+    return rc;
+}
+
+/* conf_value_rbl_ip - rbl_except_ip: ZONE IP-ENTRY. */
+static int
+conf_value_rbl_ip(char **item, char *reason, size_t len)
+{
+    return conf_value_rbl_pair(item, reason, len, conf_value_ippattern);
+}
+
+/* conf_value_rbl_addr - rbl_except_mail, rbl_except_rcpt: ZONE ADDRESS-PATTERN. */
+static int
+conf_value_rbl_addr(char **item, char *reason, size_t len)
+{
+    return conf_value_rbl_pair(item, reason, len, conf_value_addrpattern);
+}
+
 /* conf_value_dnshost - a DNS server: an IP address with an optional port (dns.h). */
 static int
 conf_value_dnshost(char **item, char *reason, size_t len)
@@ -377,6 +435,20 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_listen] = conf_value_ipaddr,
     [CONF_forward_from_ip] = conf_value_ippattern,
     [CONF_forward_from] = conf_value_domain,
+    [CONF_ban_ip] = conf_value_ippattern,
+    [CONF_ban_ip_except] = conf_value_ippattern,
+    [CONF_ban_mailfrom] = conf_value_addrpattern,
+    [CONF_ban_rcptto] = conf_value_addrpattern,
+    [CONF_fromip_nolimit] = conf_value_ippattern,
+    [CONF_bomb_exception_ip] = conf_value_ippattern,
+    [CONF_bomb_exception_from] = conf_value_addrpattern,
+    [CONF_bomb_exception_to] = conf_value_addrpattern,
+    [CONF_rbl_ban] = conf_value_domain,
+    [CONF_rbl_reject] = conf_value_domain,
+    [CONF_rbl_vanish] = conf_value_domain,
+    [CONF_rbl_except_ip] = conf_value_rbl_ip,
+    [CONF_rbl_except_mail] = conf_value_rbl_addr,
+    [CONF_rbl_except_rcpt] = conf_value_rbl_addr,
     [CONF_relay_to] = conf_value_domain,
     [CONF_dns_host] = conf_value_dnshost,
     [CONF_smarthost] = conf_value_smarthost,
@@ -583,15 +655,16 @@ conf_value_ip_entry(const char *pat, const char *ip, int family, const unsigned 
     return strcasecmp(pat, ip) == 0;
 }
 
-/* conf_ip_match - DMail wildcard list match; "!" negates; first matching entry wins. */
-bool
-conf_ip_match(const struct conf_list *l, const char *ip)
+/* conf_ip_rule - DMail wildcard list match; "!" negates; first matching entry wins: the
+ * entry that matched positively, or NULL. */
+const char *
+conf_ip_rule(const struct conf_list *l, const char *ip)
 {
     unsigned char bin[16];
     int family = 0;
 
     if (l == NULL || ip == NULL)
-        return false;
+        return NULL;
     /* an IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d */
     if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL &&
         inet_pton(AF_INET, ip + 7, bin) == 1)
@@ -604,7 +677,30 @@ conf_ip_match(const struct conf_list *l, const char *ip)
         const char *pat = l->v[i];
         bool neg = *pat == '!';
         if (conf_value_ip_entry(pat + neg, ip, family, bin))
-            return !neg;
+            return neg ? NULL : pat;
     }
-    return false;
+    return NULL;
+}
+
+/* conf_ip_match - conf_ip_rule found a positive entry. */
+bool
+conf_ip_match(const struct conf_list *l, const char *ip)
+{
+    return conf_ip_rule(l, ip) != NULL;
+}
+
+/* conf_addr_rule - address wildcard list match ('*' any run, any case; "!" negates; first
+ * matching entry wins): the entry that matched positively, or NULL. */
+const char *
+conf_addr_rule(const struct conf_list *l, const char *addr)
+{
+    if (l == NULL || addr == NULL)
+        return NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        const char *pat = l->v[i];
+        bool neg = *pat == '!';
+        if (conf_value_glob(pat + neg, addr))
+            return neg ? NULL : pat;
+    }
+    return NULL;
 }

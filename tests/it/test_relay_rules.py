@@ -194,7 +194,7 @@ def test_sendmail_root_reaches_sysadmin(dsmtp):
     sendmail(dsmtp, ["-i", "root"], b"Subject: cron output\n\nroot's mail\n")
     assert wait_for(lambda: dsmtp.messages("bob"), 15), dsmtp.log()[-2000:]
     assert dsmtp.messages("bob")[0][1]["Subject"] == "cron output"
-    assert dsmtp.queue_files() == []
+    assert wait_for(lambda: dsmtp.queue_files() == [], 5), dsmtp.queue_files()
 
 
 def test_role_user_and_forward_come_before_sysadmin(dsmtp_factory):

@@ -642,6 +642,51 @@ test_ip_match(void **state)
     assert_false(conf_ip_match(NULL, "127.0.0.1"));
 }
 
+/* ban lists: the rule that matched (for the log), address wildcards, "!" exemptions. */
+static void
+test_ban_rules(void **state)
+{
+    struct conf *c = uu_conf_ok("ban_ip 192.0.2.*,2001:db8::/32\n"
+                                "ban_ip_except 192.0.2.7\n"
+                                "ban_mailfrom !ok@spam.example,*@spam.example\n"
+                                "ban_mailfrom offers-*@*\n"
+                                "ban_rcptto Victim@Example.ORG\n");
+    assert_string_equal(conf_ip_rule(&c->ban_ip, "192.0.2.9"), "192.0.2.*");
+    assert_string_equal(conf_ip_rule(&c->ban_ip, "2001:db8::5"), "2001:db8::/32");
+    assert_null(conf_ip_rule(&c->ban_ip, "198.51.100.1"));
+    assert_true(conf_ip_match(&c->ban_ip_except, "192.0.2.7"));
+    assert_string_equal(conf_addr_rule(&c->ban_mailfrom, "X@SPAM.example"), "*@spam.example");
+    assert_null(conf_addr_rule(&c->ban_mailfrom, "ok@spam.example"));
+    assert_string_equal(conf_addr_rule(&c->ban_mailfrom, "offers-42@shop.example"), "offers-*@*");
+    assert_null(conf_addr_rule(&c->ban_mailfrom, "offers@shop.example"));
+    assert_null(conf_addr_rule(&c->ban_mailfrom, ""));
+    assert_non_null(conf_addr_rule(&c->ban_rcptto, "victim@example.org"));
+    assert_null(conf_addr_rule(&c->ban_rcptto, "victim@example.org.evil"));
+    assert_null(conf_addr_rule(NULL, "a@b"));
+    conf_unref(&c);
+
+    struct conf_diag d = {0};
+    assert_null(conf_load_string("t.conf", "ban_mailfrom <x@y>\nban_ip not-an-ip\n", &d));
+    assert_int_equal(d.errors, 2);
+    conf_diag_free(&d);
+
+    /* rbl_except_*: "ZONE ENTRY" pairs, a zone on several lines, normalised */
+    c = uu_conf_ok("rbl_except_ip  BL.Example.   192.0.2.*\n"
+                   "rbl_except_ip bl.example 10.0.0.0/8\n"
+                   "rbl_except_rcpt * postmaster@*\n");
+    assert_int_equal(c->rbl_except_ip.n, 2);
+    assert_string_equal(c->rbl_except_ip.v[0], "bl.example 192.0.2.*");
+    assert_string_equal(c->rbl_except_rcpt.v[0], "* postmaster@*");
+    conf_unref(&c);
+    memset(&d, 0, sizeof(d));
+    assert_null(conf_load_string("t.conf",
+                                 "rbl_except_ip bl.example\nrbl_except_ip a b c\n"
+                                 "rbl_except_mail bl.example <x>\nrbl_ban bad..zone\n",
+                                 &d));
+    assert_int_equal(d.errors, 4);
+    conf_diag_free(&d);
+}
+
 static void
 test_local_domain_idn(void **state)
 {
@@ -941,6 +986,30 @@ main(void)
         cmocka_unit_test(test_include_depth),
         cmocka_unit_test(test_refs),
         cmocka_unit_test(test_ip_match),
+        cmocka_unit_test(test_local_domain_idn),
+        cmocka_unit_test(test_default_path),
+        cmocka_unit_test(test_sample_file),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_format_roundtrip),
+        cmocka_unit_test(test_format_values),
+        cmocka_unit_test(test_bool),
+        cmocka_unit_test(test_int),
+        cmocka_unit_test(test_size),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_enum),
+        cmocka_unit_test(test_string),
+        cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_synonyms),
+        cmocka_unit_test(test_unknown_and_duplicate),
+        cmocka_unit_test(test_missing_value),
+        cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_file_and_crlf),
+        cmocka_unit_test(test_include),
+        cmocka_unit_test(test_include_loop),
+        cmocka_unit_test(test_include_depth),
+        cmocka_unit_test(test_refs),
+        cmocka_unit_test(test_ip_match),
+        cmocka_unit_test(test_ban_rules),
         cmocka_unit_test(test_local_domain_idn),
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_sample_file),

@@ -47,6 +47,10 @@ static const char *const records[] = {
     "--cname=alias.test,plain.test",
     "--cname=mxalias.test,mx.test",
     "--dns-rr=nullmx.test,15,000000",
+    "--host-record=2.0.0.127.bl.test,127.0.0.2,300",
+    "--host-record=multi.bl.test,127.0.0.4,120",
+    "--host-record=multi.bl.test,127.0.0.10,60",
+    "--host-record=v6only.test,2001:db8::1",
     "--txt-record=txt.test,v=spf1 -all",
     "--txt-record=txt.test,part one/,part two", /* one record, two strings */
     "--local=/in-addr.arpa/",
@@ -249,7 +253,7 @@ run_until(struct t *t, const int *calls, int want, uint64_t ms)
     return uv_now(&t->loop) - start;
 }
 
-enum { MX, ADDR, TXT, PTR };
+enum { MX, ADDR, TXT, PTR, A };
 
 /* lookup - one lookup of kind to its end; the result (free it). */
 static struct dns_result *
@@ -264,6 +268,8 @@ lookup(struct t *t, int kind, const char *name)
         dns_addr(t->d, name, on_result, &g);
     else if (kind == PTR)
         dns_ptr(t->d, name, on_result, &g);
+    else if (kind == A)
+        dns_a(t->d, name, on_result, &g);
     else
         dns_txt(t->d, name, on_result, &g);
     in_call = false;
@@ -492,6 +498,33 @@ test_ptr(void **state)
     expect(t, PTR, "8.8.8.10.in-addr.arpa", DNS_NXDOMAIN);
 }
 
+/* dns_a: A records only, with the least TTL (a DNSBL's answer). */
+static void
+test_a_ttl(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = look(t, A, "2.0.0.127.bl.test", DNS_OK, 1);
+
+    assert_int_equal(r->kind, DNS_A);
+    assert_string_equal(r->addr[0].text, "127.0.0.2");
+    assert_int_equal(r->addr[0].family, AF_INET);
+    assert_true(r->ttl > 0 && r->ttl <= 300);
+    dns_result_free(&r);
+
+    r = look(t, A, "multi.bl.test", DNS_OK, 2);
+    assert_true(r->ttl > 0 && r->ttl <= 60); /* the least of 120 and 60 */
+    dns_result_free(&r);
+
+    r = look(t, A, "plain.test", DNS_OK, 1); /* the AAAA record is not asked for */
+    assert_string_equal(r->addr[0].text, "1.2.3.4");
+    dns_result_free(&r);
+
+    r = look(t, A, "3.0.0.127.bl.test", DNS_NXDOMAIN, 0);
+    assert_int_equal(r->ttl, 0);
+    dns_result_free(&r);
+    expect(t, A, "v6only.test", DNS_NODATA);
+}
+
 /* ---- failures, cancel, free ---- */
 
 /* dead_or_silent - lookups through a server that refuses (nothing on the port) or never
@@ -696,6 +729,6 @@ test_new(void **state)
 
 UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
         UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
-        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt),
+        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_a_ttl),
         cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_dead_server),
         UU_FX(test_cancel), UU_FX(test_cancel_from_callback), UU_FX(test_free_pending))
