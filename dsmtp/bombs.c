@@ -178,40 +178,26 @@ bombs_out(struct bombs_job *j, const char *fmt, ...)
     j->out[j->outlen] = '\0';
 }
 
-/* bombs_names_cmp - file names in order. */
-static int
-bombs_names_cmp(const void *a, const void *b)
+/* bombs_name_ok - a held message's file. */
+static bool
+bombs_name_ok(const char *name)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return name[0] != '.' && qfile_id_valid(name);
 }
 
 /* bombs_list - every held message (pool). */
 static void
 bombs_list(struct bombs_job *j)
 {
-    DIR *dp = opendir(j->dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n;
+    char **names = file_dir_names(j->dir, bombs_name_ok, &n);
     time_t now = time(NULL);
 
-    if (dp == NULL) {
+    if (names == NULL) {
         if (errno != ENOENT)
             snprintf(j->err, sizeof(j->err), "cannot open %s: %s", j->dir, strerror(errno));
         return;
     }
-    while ((de = readdir(dp)) != NULL) {
-        if (de->d_name[0] == '.' || !qfile_id_valid(de->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = xrealloc(names, cap * sizeof(*names));
-        }
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(dp);
-    if (n > 1)
-        qsort(names, n, sizeof(*names), bombs_names_cmp);
     for (size_t i = 0; i < n; i++) {
         struct qfile q;
         char err[200], *path = xasprintf("%s/%s", j->dir, names[i]);

@@ -189,41 +189,20 @@ control_qout(struct control_qjob *j, const char *fmt, ...)
     free(s);
 }
 
-/* control_qnames_cmp - qsort by name (names start with the arrival time). */
-static int
-control_qnames_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* control_qlist - every message: id, size, age, sender, recipients. */
 static void
 control_qlist(struct control_qjob *j)
 {
     char *dir = xasprintf("%s/queue", j->spool);
-    DIR *dp = opendir(dir);
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n;
+    char **names = file_dir_names(dir, NULL, &n); /* by name: by arrival time */
     time_t now = time(NULL);
 
-    if (dp == NULL) {
+    if (names == NULL) {
         snprintf(j->err, sizeof(j->err), "cannot open %s: %s", dir, strerror(errno));
         free(dir);
         return;
     }
-    while ((de = readdir(dp)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            names = xrealloc(names, cap * sizeof(*names));
-        }
-        names[n++] = xstrdup(de->d_name);
-    }
-    closedir(dp);
-    if (n > 1)
-        qsort(names, n, sizeof(*names), control_qnames_cmp);
     for (size_t i = 0; i < n; i++) {
         struct qfile q;
         char err[200], *path = xasprintf("%s/%s", dir, names[i]);

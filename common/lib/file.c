@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -378,4 +379,39 @@ file_unique_name(char *buf, size_t len, const char *node)
         rnd = (unsigned int)clock() ^ (unsigned int)getpid();
     snprintf(buf, len, "%lld.%ld_%lu_%08x.%s", (long long)time(NULL), (long)getpid(),
              atomic_fetch_add(&counter, 1) + 1, rnd, clean);
+}
+
+/* file_names_cmp - qsort by name. */
+static int
+file_names_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* file_dir_names - see file.h. */
+char **
+file_dir_names(const char *dir, bool (*keep)(const char *name), size_t *n)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    char **names;
+    size_t cap = 16;
+
+    *n = 0;
+    if (dp == NULL)
+        return NULL;
+    names = xmalloc(cap * sizeof(*names));
+    while ((de = readdir(dp)) != NULL) {
+        if (keep != NULL ? !keep(de->d_name) : de->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            cap *= 2;
+            names = xrealloc(names, cap * sizeof(*names));
+        }
+        names[(*n)++] = xstrdup(de->d_name);
+    }
+    closedir(dp);
+    if (*n > 1)
+        qsort(names, *n, sizeof(*names), file_names_cmp);
+    return names;
 }

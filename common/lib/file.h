@@ -11,6 +11,7 @@
 #ifndef DMAIL_FILE_H
 #define DMAIL_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -37,6 +38,10 @@ int file_write_atomic(const char *path, const void *buf, size_t len, mode_t mode
  * malloc'd, NUL-terminated buffer; *lenp gets its length. A directory is EISDIR, any other
  * non-regular file (FIFO, device, socket) EINVAL, found without blocking. */
 int file_read_all(const char *path, size_t max, char **out, size_t *lenp);
+/* file_dir_names - the names in dir that keep(name) accepts (NULL: all but dot-files),
+ * sorted with strcmp, malloc'd (each name and the array; free both); *n gets their
+ * number. NULL with errno set if dir cannot be opened (an empty dir: a 0-long array). */
+char **file_dir_names(const char *dir, bool (*keep)(const char *name), size_t *n);
 /* file_unique_name - a name unique on this host and across hosts with other lock_id:
  * "<time>.<pid>_<counter>_<random>.<lock_id or hostname>" into buf. */
 void file_unique_name(char *buf, size_t len, const char *node);

@@ -300,5 +300,53 @@ test_fsync_dir_group(void **state)
     free(gone);
 }
 
-UU_MAIN(NULL, NULL, UU_FX(test_write_atomic), UU_FX(test_read_all_limits), UU_FX(test_mkdirs),
-        UU_FX(test_write_all_and_names), UU_FX(test_fsync_dir_group))
+static bool
+not_b(const char *name)
+{
+    return name[0] != 'b' && name[0] != '.';
+}
+
+/* file_dir_names: sorted, dot-files or what keep refuses left out, errno for a missing
+ * directory. */
+static void
+test_dir_names(void **state)
+{
+    const char *dir = *state;
+    static const char *const files[] = {"c2", "a1", ".hidden", "b9", "a0"};
+    char **v, *sub = uu_path(dir, "none");
+    size_t n = 99;
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *p = uu_path(dir, files[i]);
+        assert_int_equal(file_write_atomic(p, "x", 1, 0600), 0);
+        free(p);
+    }
+    v = file_dir_names(dir, NULL, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 4);
+    assert_string_equal(v[0], "a0");
+    assert_string_equal(v[1], "a1");
+    assert_string_equal(v[2], "b9");
+    assert_string_equal(v[3], "c2");
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    v = file_dir_names(dir, not_b, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[2], "c2");
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    assert_null(file_dir_names(sub, NULL, &n));
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(n, 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    v = file_dir_names(sub, NULL, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    free(v);
+    free(sub);
+}
+
+UU_MAIN(NULL, NULL, UU_FX(test_dir_names), UU_FX(test_write_atomic), UU_FX(test_read_all_limits),
+        UU_FX(test_mkdirs), UU_FX(test_write_all_and_names), UU_FX(test_fsync_dir_group))
