@@ -65,31 +65,22 @@ rbl_free(struct rbl **rp)
     free(r);
 }
 
-/* rbl_name - the reversed address under zone. */
+/* rbl_name - the reversed address under zone: dns_reverse_name's labels without their
+ * in-addr.arpa / ip6.arpa. */
 int
 rbl_name(const char *ip, const char *zone, char *buf, size_t len)
 {
-    unsigned char b[16];
-    size_t o = 0;
+    char rev[DNS_REVERSE_MAX];
+    const char *end;
     int n;
 
-    if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
-        ip += 7;
-    if (inet_pton(AF_INET, ip, b) == 1) {
-        n = snprintf(buf, len, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], zone);
-        return n < 0 || (size_t)n >= len ? -1 : 0;
-    }
-    if (inet_pton(AF_INET6, ip, b) != 1 || len < 64 + strlen(zone) + 1)
+    if (dns_reverse_name(ip, rev, sizeof(rev)) < 0)
         return -1;
-    for (int i = 15; i >= 0; i--) {
-        static const char hex[] = "0123456789abcdef";
-        buf[o++] = hex[b[i] & 0xf];
-        buf[o++] = '.';
-        buf[o++] = hex[b[i] >> 4];
-        buf[o++] = '.';
-    }
-    snprintf(buf + o, len - o, "%s", zone);
-    return 0;
+    end = strstr(rev, ".in-addr.arpa");
+    if (end == NULL)
+        end = strstr(rev, ".ip6.arpa");
+    n = snprintf(buf, len, "%.*s.%s", (int)(end - rev), rev, zone);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 /* rbl_pair_match - an rbl_except_* list has a "ZONE ENTRY" line (ZONE this zone or "*")
