@@ -10,8 +10,9 @@
  *   context, net server, control socket and signal handles. Sessions (sess.h) link into
  *   srv->sessions.
  * - Order (STYLE 9.10), all in server_main: server_args -> server_load_config -> log ->
- *   TLS keys and listeners (still root) -> server_drop_privileges -> work_path, control
- *   socket, users, signals -> proto->start (as run_as: directories, the daemon's
+ *   the open files limit raised to max_connections + SERVER_FD_SPARE (or the hard limit;
+ *   a warning when short) -> TLS keys and listeners (still root) -> server_drop_privileges ->
+ * work_path, control socket, users, signals -> proto->start (as run_as: directories, the daemon's
  *   runners) -> the loop.
  * - Blocks on: file reads and writes at start-up only; on the loop nothing (the reload
  *   parses on the pool, ctl_reload.c).
@@ -47,6 +48,7 @@
 
 #define SERVER_GRACE_MS 30000 /* graceful stop: then sessions are cut */
 #define SERVER_PORTS_MAX 4
+#define SERVER_FD_SPARE 64 /* descriptors besides the sessions' (listeners, files, DNS) */
 
 struct server;
 struct auth_db;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "auth.h"
@@ -157,6 +158,34 @@ server_sweep_cb(uv_timer_t *t)
     }
 }
 
+/* server_nofile - raise the descriptor limit to its hard limit (root may raise the hard
+ * one up to max_connections' need), as Postfix's master and Dovecot do; warn when
+ * max_connections cannot be reached with it. Each session costs one descriptor, plus the
+ * listeners, the control socket, the log, the resolver and the pool's files. */
+static void
+server_nofile(const struct conf *cf)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cf->max_connections + SERVER_FD_SPARE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        struct rlimit up = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) /* root */
+            rl = up;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warn("open files limit %llu is below max_connections %ld + %d: clients beyond it "
+                 "wait until a descriptor is free (raise LimitNOFILE / ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, cf->max_connections, SERVER_FD_SPARE);
+}
+
 /* server_grace_cb - sessions had their time. */
 static void
 server_grace_cb(uv_timer_t *t)
@@ -254,6 +283,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     srv->loop = uv_default_loop();
     srv->started = time(NULL);
     server_hostname(srv->cf, srv->hostname, sizeof(srv->hostname));
+    server_nofile(srv->cf);
     server_tls(srv);
     lim.max_connections = srv->cf->max_connections;
     lim.max_per_ip = srv->cf->max_per_ip;

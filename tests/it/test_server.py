@@ -133,3 +133,35 @@ def test_max_connections(dsmtp_factory):
     finally:
         for c in held:
             c.close()
+
+
+def open_files_limit(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for ln in f:
+            if ln.startswith("Max open files"):
+                return int(ln.split()[3]), int(ln.split()[4])
+    raise AssertionError("no open files line")
+
+
+def test_open_files_limit_raised_for_max_connections(dsmtp_factory):
+    """A server raises its descriptor limit to the hard limit; when max_connections needs
+    more than the hard limit allows, it raises that too if it may, else it warns."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 2000:
+        pytest.skip("hard open files limit %s" % hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the soft one only
+        srv = dsmtp_factory(max_connections=1000)
+        assert open_files_limit(srv.proc.pid) == (hard, hard)
+        assert "open files limit" not in srv.log()
+        srv.stop_all()
+        if hard > 1000000:
+            return
+        srv = dsmtp_factory(max_connections=hard)
+        got = open_files_limit(srv.proc.pid)
+        assert got == (hard + 64, hard + 64) or (
+            got == (hard, hard) and "open files limit %d is below max_connections" % hard
+            in srv.log()), (got, srv.log()[-1000:])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
