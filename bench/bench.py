@@ -40,12 +40,12 @@ FULL = dict(pairs=3, pairs_big=1, smtp_messages=5000, smtp_conc="1,10,50", smtp_
             pop_clients=20, pop_mailbox=1000, pop_login_secs=10.0, pop_idle="1000,10000",
             hold=2.0, idle_open_secs=360.0, reload_domains=500, reload_forwards=100000,
             relay_messages=5000, relay_conc=50, relay_latency=200, relay_rcpts=1000,
-            filters_messages=5000, filters_conc=50, max_minutes=29.0)
+            filters_messages=5000, filters_conc=50, max_minutes=45.0)
 QUICK = dict(pairs=1, pairs_big=1, smtp_messages=100, smtp_conc="1,10,50", smtp_idle=20,
              pop_clients=5, pop_mailbox=50, pop_login_secs=1.0, pop_idle="20,40",
              hold=0.5, idle_open_secs=60.0, reload_domains=20, reload_forwards=1000,
              relay_messages=200, relay_conc=10, relay_latency=20, relay_rcpts=1000,
-             filters_messages=100, filters_conc=50, max_minutes=4.0)
+             filters_messages=60, filters_conc=50, max_minutes=4.0)
 
 
 def ints(text):
@@ -92,7 +92,7 @@ def parse_args(argv):
     p.add_argument("--filters-messages", type=int,
                    help="messages per run of the filters workload (5000)")
     p.add_argument("--filters-conc", type=int, help="smtp-source sessions for filters (50)")
-    p.add_argument("--max-minutes", type=float, help="time budget of the run (29)")
+    p.add_argument("--max-minutes", type=float, help="time budget of the run (45)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
     a = p.parse_args(argv)
