@@ -40,12 +40,12 @@ FULL = dict(pairs=3, pairs_big=1, smtp_messages=5000, smtp_conc="1,10,50", smtp_
             pop_clients=20, pop_mailbox=1000, pop_login_secs=10.0, pop_idle="1000,10000",
             hold=2.0, idle_open_secs=360.0, reload_domains=500, reload_forwards=100000,
             relay_messages=5000, relay_conc=50, relay_latency=200, relay_rcpts=1000,
-            max_minutes=29.0)
+            filters_messages=5000, filters_conc=50, max_minutes=45.0)
 QUICK = dict(pairs=1, pairs_big=1, smtp_messages=100, smtp_conc="1,10,50", smtp_idle=20,
              pop_clients=5, pop_mailbox=50, pop_login_secs=1.0, pop_idle="20,40",
              hold=0.5, idle_open_secs=60.0, reload_domains=20, reload_forwards=1000,
              relay_messages=200, relay_conc=10, relay_latency=20, relay_rcpts=1000,
-             max_minutes=4.0)
+             filters_messages=60, filters_conc=50, max_minutes=4.0)
 
 
 def ints(text):
@@ -89,7 +89,10 @@ def parse_args(argv):
                    help="recipients of the relay's many-recipient message (1000)")
     p.add_argument("--relay-queue-retry",
                    help="dsmtp's queue_retry in the relay runs (default: dsmtp's own)")
-    p.add_argument("--max-minutes", type=float, help="time budget of the run (29)")
+    p.add_argument("--filters-messages", type=int,
+                   help="messages per run of the filters workload (5000)")
+    p.add_argument("--filters-conc", type=int, help="smtp-source sessions for filters (50)")
+    p.add_argument("--max-minutes", type=float, help="time budget of the run (45)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
     a = p.parse_args(argv)
@@ -107,7 +110,7 @@ def parse_args(argv):
         p.error("unknown workload(s) %s; known: %s" % (",".join(bad), ",".join(NAMES)))
     if (a.pairs < 1 or a.pairs_big < 1 or a.smtp_messages < 1 or not a.smtp_conc
             or a.relay_messages < 1 or a.relay_conc < 1 or a.relay_latency < 1
-            or a.relay_rcpts < 1):
+            or a.relay_rcpts < 1 or a.filters_messages < 1 or a.filters_conc < 1):
         p.error("pairs, messages and concurrencies must be at least 1")
     return a
 
@@ -337,17 +340,18 @@ def main(argv):
     if interrupted is not None:
         logf.close()
         return 130
-    pf = ctx.servers.get("postfix") or ctx.servers.get("postfix-relay")
+    pf = (ctx.servers.get("postfix") or ctx.servers.get("postfix-relay")
+          or ctx.servers.get("postfix-filters"))
     dv = ctx.servers.get("dovecot")
     info += [("peers", "Postfix %s, Dovecot %s" % (pf.version if pf else "-",
                                                    dv.version if dv else "-")),
              ("sizes", "pairs %d; SMTP %d x %d B at c=%s, %d idle; POP3 %d clients on %d "
               "msgs, %g s per login run, idle %s; relay %d at c=%d, latency x%d, 1 msg x%d "
-              "rcpts" % (
+              "rcpts; filters %d at c=%d" % (
                   a.pairs, a.smtp_messages, a.smtp_size, ",".join(map(str, a.smtp_conc)),
                   a.smtp_idle, a.pop_clients, a.pop_mailbox, a.pop_login_secs,
                   ",".join(map(str, a.pop_idle)), a.relay_messages, a.relay_conc,
-                  a.relay_latency, a.relay_rcpts)),
+                  a.relay_latency, a.relay_rcpts, a.filters_messages, a.filters_conc)),
              ("duration", "%.0f s" % (time.monotonic() - t_start))]
     header = ["dmail vs Postfix/Dovecot on 127.0.0.1 (medians of alternating runs)"]
     header += ["  %-8s %s" % kv for kv in info]

@@ -296,6 +296,7 @@ class Postfix(Server):
         self.version = self._postconf("mail_version")
         self.master_exe = os.path.join(self._postconf("daemon_directory"), "master")
         self.started_once = False
+        self.wrap = []  # a command the master is started under (e.g. unshare ...)
 
     def _postconf(self, name):
         r = subprocess.run(["postconf", "-d", "-h", name], capture_output=True, text=True,
@@ -333,10 +334,11 @@ class Postfix(Server):
         self.write_conf()
         try:
             if not self.started_once:
-                r = self._cmd("start")
+                cmd = ["postfix", "-c", self.etc, "start"]
             else:
-                r = subprocess.run([self.master_exe, "-w"], capture_output=True, text=True,
-                                   timeout=60, env=dict(os.environ, MAIL_CONFIG=self.etc))
+                cmd = [self.master_exe, "-w"]
+            r = subprocess.run(self.wrap + cmd, capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, MAIL_CONFIG=self.etc))
             err = "exit %d: %s" % (r.returncode, r.stderr.strip())
         except subprocess.TimeoutExpired:
             err = "postfix start timed out"

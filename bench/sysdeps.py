@@ -7,8 +7,10 @@ postfix       the SMTP peer; its package also brings smtp-source, the load gener
 dovecot-core, dovecot-pop3d
               the POP3 peer, run from the harness's own dovecot.conf.
 gnuplot-nox   draws bench/results/LATEST.png.
+dnsmasq-base  the filters workload's DNSBL zones (a private dnsmasq on a loopback address).
+rspamd        the filters workload's milter (run from the harness's own configuration).
 
-Package scripts must not start the system's Postfix or Dovecot (they would listen on
+Package scripts must not start the system's Postfix, Dovecot or rspamd (they would listen on
 every address): while installing, a policy-rc.d that forbids starting services is put
 in place unless one already exists, and removed again afterwards.
 """
@@ -19,13 +21,16 @@ import subprocess
 import sys
 import time
 
-PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "gnuplot-nox"]
+PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "gnuplot-nox", "dnsmasq-base",
+            "rspamd"]
 # what each package must provide for the harness to run
 PROVIDES = {
     "postfix": ["/usr/sbin/postfix", "/usr/sbin/smtp-source", "/usr/sbin/smtp-sink"],
     "dovecot-core": ["/usr/sbin/dovecot", "/usr/bin/doveconf"],
     "dovecot-pop3d": ["/usr/lib/dovecot/pop3"],
     "gnuplot-nox": ["/usr/bin/gnuplot"],
+    "dnsmasq-base": ["/usr/sbin/dnsmasq"],
+    "rspamd": ["/usr/bin/rspamd"],
 }
 POLICY = "/usr/sbin/policy-rc.d"
 APT_TIMEOUT = 900

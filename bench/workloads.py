@@ -9,6 +9,8 @@ dmail, peer, dmail, peer, ... (--pairs pairs), in the same run.
 6  reload    dmail alone: config reload with many domains and forward lines
 7  relay     relaying to a sink on 127.0.0.1: msg/s, memory, latency, 1,000 recipients
              (bench/relay.py)
+8  filters   the c=50 delivery of 1 plain, with 2 DNSBL zones (dnsmasq) and with rspamd
+             as a milter (bench/filters.py)
 """
 
 import os
@@ -22,6 +24,12 @@ from relay import relay
 
 SIDES = ("dmail", "peer")
 MB = 1024.0
+
+
+def filters_workload(ctx):
+    import filters  # bench/filters.py uses smtp_run from here
+
+    filters.filters(ctx)
 
 
 def percentile(sorted_vals, q):
@@ -414,4 +422,5 @@ WORKLOADS = [
     ("pop-idle", pop_idle),
     ("reload", reload),
     ("relay", relay),
+    ("filters", filters_workload),
 ]
