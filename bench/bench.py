@@ -216,8 +216,10 @@ def git_rev():
 def setup_smtp(ctx):
     a = ctx.args
     limit = max(1000, a.smtp_idle + 100, max(a.smtp_conc) + 100)
+    # stress_connections 0: the idle workload holds most of max_connections on purpose
     ds = servers.Dsmtp(ctx.run_dir, "dsmtp", ctx.bindir,
-                       [("max_connections", limit), ("max_per_ip", limit)])
+                       [("max_connections", limit), ("max_per_ip", limit),
+                        ("stress_connections", 0)])
     with open(ds.users_file, "w") as f:
         f.write("bench:%s\n" % clients.yescrypt("bench-smtp-unused"))
     ctx.track("dsmtp", ds)
@@ -231,7 +233,8 @@ def setup_pop(ctx):
     nidle = max(a.pop_idle) if need_idle and a.pop_idle else 0
     limit = max(1000, nidle + 100)
     dp = servers.Dpop(ctx.run_dir, "dpop", ctx.bindir,
-                      [("max_connections", limit), ("max_per_ip", limit)])
+                      [("max_connections", limit), ("max_per_ip", limit),
+                       ("stress_connections", 0)])
     dv = servers.Dovecot(ctx.run_dir, max_sessions=max(1000, nidle))
     ctx.pop_login_users = ["login%02d" % i for i in range(1, a.pop_clients + 1)]
     ctx.pop_idle_users = ["idle%05d" % i for i in range(1, nidle + 1)]
