@@ -88,26 +88,32 @@ def junk_lines(rng, n):
     return out
 
 
+def spray_junk(port, rng):
+    """One connection: the greeting, 30 junk lines, QUIT, read to the end (whatever the
+    server does with the junk, it must not hang or crash)."""
+    with socket.create_connection((HOST, port), timeout=10) as s:
+        s.settimeout(5)
+        s.recv(4096)
+        for line in junk_lines(rng, 30):
+            try:
+                s.sendall(line + b"\r\n")
+            except OSError:
+                break
+        try:
+            s.sendall(b"QUIT\r\n")
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
 def test_smtp_junk_keeps_serving(dsmtp_factory):
     """300 junk lines over 10 connections (random bytes, oversized, NUL, bare CR/LF,
     address syntax soup): the server never crashes, and then delivers a clean message."""
     srv = dsmtp_factory(error_hard_limit=1000, error_soft_limit=1000)
     rng = random.Random(SEED)
     for _ in range(10):
-        with socket.create_connection((HOST, srv.smtp_port), timeout=10) as s:
-            s.settimeout(5)
-            s.recv(4096)
-            for line in junk_lines(rng, 30):
-                try:
-                    s.sendall(line + b"\r\n")
-                except OSError:
-                    break
-            try:
-                s.sendall(b"QUIT\r\n")
-                while s.recv(65536):
-                    pass
-            except OSError:
-                pass
+        spray_junk(srv.smtp_port, rng)
         assert srv.alive(), srv.log()[-2000:]
     msgid, text = make_message()
     with RawSMTP(srv.smtp_port) as c:
@@ -123,20 +129,7 @@ def test_pop3_junk_keeps_serving(dpop_factory):
     site = pop.site
     rng = random.Random(SEED + 1)
     for _ in range(10):
-        with socket.create_connection((HOST, pop.pop_port), timeout=10) as s:
-            s.settimeout(5)
-            s.recv(4096)
-            for line in junk_lines(rng, 30):
-                try:
-                    s.sendall(line + b"\r\n")
-                except OSError:
-                    break
-            try:
-                s.sendall(b"QUIT\r\n")
-                while s.recv(65536):
-                    pass
-            except OSError:
-                pass
+        spray_junk(pop.pop_port, rng)
         assert pop.alive()
     with RawPOP(pop.pop_port) as c:
         c.login("alice", site.passwords["alice"])
