@@ -1,0 +1,123 @@
+/*
+ * test_milter_pkt - milter protocol packets: framing (whole, partial, bad lengths), option
+ * negotiation and the decoders of the filter's replies, malformed ones included.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../dsmtp/milter_pkt.h"
+#include "unit_util.h"
+
+/* A packet struct over a literal (len octets, NULs included). */
+static struct milter_pkt pkt(uint8_t cmd, const char *data, size_t len)
+{
+    return (struct milter_pkt){.cmd = cmd, .data = (const uint8_t *)data, .len = len};
+}
+
+static void test_framing(void **state)
+{
+    (void)state;
+    uint8_t buf[32];
+    milter_pkt_head(buf, SMFIC_OPTNEG, 12);
+    assert_memory_equal(buf, "\0\0\0\x0dO", 5);
+    milter_pkt_optneg(buf + 5, MILTER_VERSION, MILTER_ACTIONS, MILTER_PROTOCOL);
+    assert_memory_equal(buf + 5, "\0\0\0\x06\0\0\0\x3f\0\x1f\xff\xff", 12);
+
+    struct milter_pkt p;
+    for (size_t i = 0; i < 17; i++)
+        assert_int_equal(milter_pkt_take(buf, i, MILTER_LEN_MAX, &p), 0);
+    memcpy(buf + 17, "\0\0\0\x01", 4); /* a second packet follows */
+    assert_int_equal(milter_pkt_take(buf, 21, MILTER_LEN_MAX, &p), 17);
+    assert_int_equal(p.cmd, SMFIC_OPTNEG);
+    assert_int_equal(p.len, 12);
+    assert_ptr_equal(p.data, buf + 5);
+    uint32_t v, a, pr;
+    assert_true(milter_pkt_optneg_parse(&p, &v, &a, &pr));
+    assert_int_equal(v, 6);
+    assert_int_equal(a, MILTER_ACTIONS);
+    assert_int_equal(pr, MILTER_PROTOCOL);
+    p.len = 11;
+    assert_false(milter_pkt_optneg_parse(&p, &v, &a, &pr));
+
+    /* bad lengths: 0, above the limit */
+    assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\0c", 5, 100, &p), -1);
+    assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\x65", 4, 100, &p), -1);
+    assert_int_equal(milter_pkt_take((const uint8_t *)"\xff\xff\xff\xff", 4, 100, &p), -1);
+    /* a one-octet packet: command only */
+    assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\x01" "c", 5, 100, &p), 5);
+    assert_int_equal(p.cmd, SMFIR_CONTINUE);
+    assert_int_equal(p.len, 0);
+}
+
+static void test_replycode(void **state)
+{
+    (void)state;
+    int code;
+    const char *text;
+    struct milter_pkt p = pkt(SMFIR_REPLYCODE, "550 5.7.1 Go away\0", 18);
+    assert_true(milter_pkt_replycode(&p, &code, &text));
+    assert_int_equal(code, 550);
+    assert_string_equal(text, "5.7.1 Go away");
+    p = pkt(SMFIR_REPLYCODE, "451\0", 4);
+    assert_true(milter_pkt_replycode(&p, &code, &text));
+    assert_int_equal(code, 451);
+    assert_string_equal(text, "");
+    p = pkt(SMFIR_REPLYCODE, "550 no nul", 10);
+    assert_false(milter_pkt_replycode(&p, &code, &text));
+    p = pkt(SMFIR_REPLYCODE, "250 ok\0", 7);
+    assert_false(milter_pkt_replycode(&p, &code, &text));
+    p = pkt(SMFIR_REPLYCODE, "55\0", 3);
+    assert_false(milter_pkt_replycode(&p, &code, &text));
+    p = pkt(SMFIR_REPLYCODE, "5x0 a\0", 6);
+    assert_false(milter_pkt_replycode(&p, &code, &text));
+    p = pkt(SMFIR_REPLYCODE, "", 0);
+    assert_false(milter_pkt_replycode(&p, &code, &text));
+}
+
+static void test_header(void **state)
+{
+    (void)state;
+    struct milter_hdr h;
+    struct milter_pkt p = pkt(SMFIR_ADDHEADER, "X-Spam\0yes\0", 11);
+    assert_true(milter_pkt_header(&p, &h));
+    assert_int_equal(h.index, 0);
+    assert_string_equal(h.name, "X-Spam");
+    assert_string_equal(h.value, "yes");
+    p = pkt(SMFIR_CHGHEADER, "\0\0\0\x02Subject\0\0", 13);
+    assert_true(milter_pkt_header(&p, &h));
+    assert_int_equal(h.index, 2);
+    assert_string_equal(h.name, "Subject");
+    assert_string_equal(h.value, "");
+    p = pkt(SMFIR_INSHEADER, "\0\0\0\0A\0 b\0", 9);
+    assert_true(milter_pkt_header(&p, &h));
+    assert_int_equal(h.index, 0);
+    assert_string_equal(h.value, " b");
+    /* malformed: no value, no NUL, empty name, short index, wrong command */
+    p = pkt(SMFIR_ADDHEADER, "X-Spam\0", 7);
+    assert_false(milter_pkt_header(&p, &h));
+    p = pkt(SMFIR_ADDHEADER, "X-Spam\0yes", 10);
+    assert_false(milter_pkt_header(&p, &h));
+    p = pkt(SMFIR_ADDHEADER, "\0yes\0", 5);
+    assert_false(milter_pkt_header(&p, &h));
+    p = pkt(SMFIR_CHGHEADER, "\0\0\0", 3);
+    assert_false(milter_pkt_header(&p, &h));
+    p = pkt(SMFIR_REPLBODY, "a\0b\0", 4);
+    assert_false(milter_pkt_header(&p, &h));
+
+    const char *s;
+    p = pkt(SMFIR_ADDRCPT, "<a@b>\0", 6);
+    assert_true(milter_pkt_str(&p, &s));
+    assert_string_equal(s, "<a@b>");
+    p = pkt(SMFIR_QUARANTINE, "why", 3);
+    assert_false(milter_pkt_str(&p, &s));
+}
+
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_framing), cmocka_unit_test(test_replycode),
+        cmocka_unit_test(test_header))
