@@ -1,6 +1,7 @@
 /*
  * test_milter_pkt - milter protocol packets: framing (whole, partial, bad lengths), option
- * negotiation and the decoders of the filter's replies, malformed ones included.
+ * negotiation and the decoders of the filter's replies, malformed ones included; the
+ * filter addresses of the milters setting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,16 +13,19 @@
 
 #include <cmocka.h>
 
+#include "../../dsmtp/milter_addr.h"
 #include "../../dsmtp/milter_pkt.h"
 #include "unit_util.h"
 
 /* A packet struct over a literal (len octets, NULs included). */
-static struct milter_pkt pkt(uint8_t cmd, const char *data, size_t len)
+static struct milter_pkt
+pkt(uint8_t cmd, const char *data, size_t len)
 {
     return (struct milter_pkt){.cmd = cmd, .data = (const uint8_t *)data, .len = len};
 }
 
-static void test_framing(void **state)
+static void
+test_framing(void **state)
 {
     (void)state;
     uint8_t buf[32];
@@ -51,12 +55,16 @@ static void test_framing(void **state)
     assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\x65", 4, 100, &p), -1);
     assert_int_equal(milter_pkt_take((const uint8_t *)"\xff\xff\xff\xff", 4, 100, &p), -1);
     /* a one-octet packet: command only */
-    assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\x01" "c", 5, 100, &p), 5);
+    assert_int_equal(milter_pkt_take((const uint8_t *)"\0\0\0\x01"
+                                                      "c",
+                                     5, 100, &p),
+                     5);
     assert_int_equal(p.cmd, SMFIR_CONTINUE);
     assert_int_equal(p.len, 0);
 }
 
-static void test_replycode(void **state)
+static void
+test_replycode(void **state)
 {
     (void)state;
     int code;
@@ -81,7 +89,8 @@ static void test_replycode(void **state)
     assert_false(milter_pkt_replycode(&p, &code, &text));
 }
 
-static void test_header(void **state)
+static void
+test_header(void **state)
 {
     (void)state;
     struct milter_hdr h;
@@ -119,5 +128,37 @@ static void test_header(void **state)
     assert_false(milter_pkt_str(&p, &s));
 }
 
+static void
+test_addr(void **state)
+{
+    (void)state;
+    struct milter_addr a;
+    const char *why;
+    assert_true(milter_addr_parse("unix:/run/rspamd/milter.sock", &a, &why));
+    assert_true(a.unix_sock);
+    assert_string_equal(a.where, "/run/rspamd/milter.sock");
+    assert_true(milter_addr_parse("inet:127.0.0.1:11332", &a, &why));
+    assert_false(a.unix_sock);
+    assert_string_equal(a.where, "127.0.0.1");
+    assert_int_equal(a.port, 11332);
+    assert_true(milter_addr_parse("inet:[::1]:8891", &a, &why));
+    assert_string_equal(a.where, "::1");
+    assert_int_equal(a.port, 8891);
+    assert_true(milter_addr_parse("inet:localhost:1", &a, &why));
+    assert_string_equal(a.where, "localhost");
+    const char *bad[] = {"",         "unix:",        "unix:rel/path", "tcp:h:1",   "inet:h",
+                         "inet::25", "inet:h:0",     "inet:h:65536",  "inet:h:-1", "inet:h:25x",
+                         "inet:h:",  "inet:[::1:25", "inet:[::1]25"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        assert_false(milter_addr_parse(bad[i], &a, &why));
+        assert_non_null(why);
+    }
+    char longp[200] = "unix:/";
+    memset(longp + 6, 'x', 150);
+    longp[156] = '\0';
+    assert_false(milter_addr_parse(longp, &a, &why));
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_framing), cmocka_unit_test(test_replycode),
-        cmocka_unit_test(test_header))
+        cmocka_unit_test(test_header), cmocka_unit_test(test_addr))
