@@ -21,7 +21,7 @@
 
 #define MILTER_VERSION 6
 #define MILTER_LEN_MAX (1u << 20) /* largest packet we take from a filter */
-#define MILTER_CHUNK 65535u        /* largest body chunk we send (MILTER_CHUNK_SIZE) */
+#define MILTER_CHUNK 65535u       /* largest body chunk we send (MILTER_CHUNK_SIZE) */
 
 /* Commands (MTA to filter). */
 enum {
@@ -151,5 +151,27 @@ bool milter_pkt_header(const struct milter_pkt *p, struct milter_hdr *h);
 /* milter_pkt_str - the first NUL-terminated string of the data (ADDRCPT, DELRCPT,
  * QUARANTINE). False when none. */
 bool milter_pkt_str(const struct milter_pkt *p, const char **s);
+
+/* A packet being built in a caller's buffer: cap octets at buf, len used so far, and
+ * overflow set (and nothing more written) once a field did not fit. */
+struct milter_out {
+    uint8_t *buf;
+    size_t cap, len;
+    bool overflow;
+};
+
+/* milter_out_begin - starts a packet with command cmd (the length is set by _end). */
+void milter_out_begin(struct milter_out *o, uint8_t *buf, size_t cap, uint8_t cmd);
+/* milter_out_str - appends s and its NUL. */
+void milter_out_str(struct milter_out *o, const char *s);
+/* milter_out_bytes - appends n raw octets. */
+void milter_out_bytes(struct milter_out *o, const void *p, size_t n);
+/* milter_out_end - writes the length; returns the packet's size, 0 on overflow. */
+size_t milter_out_end(struct milter_out *o);
+
+/* milter_pkt_connect - SMFIC_CONNECT: host name, family ('4', '6', 'L' or 'U'), port and
+ * address, as Postfix sends them. Returns the size, 0 when cap is too small. */
+size_t milter_pkt_connect(uint8_t *buf, size_t cap, const char *name, char family, uint16_t port,
+                          const char *addr);
 
 #endif

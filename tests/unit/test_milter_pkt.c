@@ -160,5 +160,43 @@ test_addr(void **state)
     assert_false(milter_addr_parse(longp, &a, &why));
 }
 
+static void
+test_out(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    size_t n = milter_pkt_connect(buf, sizeof(buf), "mx.example", '4', 2525, "192.0.2.1");
+    assert_int_equal(n, 5 + 11 + 1 + 2 + 10);
+    assert_memory_equal(buf,
+                        "\0\0\0\x19"
+                        "Cmx.example\0"
+                        "4\x09\xdd"
+                        "192.0.2.1\0",
+                        n);
+    struct milter_pkt p;
+    assert_int_equal(milter_pkt_take(buf, n, MILTER_LEN_MAX, &p), (long)n);
+    assert_int_equal(p.cmd, SMFIC_CONNECT);
+    for (size_t cap = 0; cap < n; cap++)
+        assert_int_equal(milter_pkt_connect(buf, cap, "mx.example", '4', 2525, "192.0.2.1"), 0);
+    n = milter_pkt_connect(buf, sizeof(buf), "localhost", 'U', 0, "");
+    assert_memory_equal(buf,
+                        "\0\0\0\x0c"
+                        "Clocalhost\0U",
+                        n);
+
+    /* macros for MAIL: the command octet, then name/value pairs */
+    struct milter_out o;
+    milter_out_begin(&o, buf, sizeof(buf), SMFIC_MACRO);
+    milter_out_bytes(&o, "M", 1);
+    milter_out_str(&o, "{mail_addr}");
+    milter_out_str(&o, "a@b");
+    n = milter_out_end(&o);
+    assert_int_equal(n, 5 + 1 + 12 + 4);
+    assert_memory_equal(buf,
+                        "\0\0\0\x12"
+                        "DM{mail_addr}\0a@b\0",
+                        n);
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_framing), cmocka_unit_test(test_replycode),
-        cmocka_unit_test(test_header), cmocka_unit_test(test_addr))
+        cmocka_unit_test(test_header), cmocka_unit_test(test_addr), cmocka_unit_test(test_out))
