@@ -6,13 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fail(const char **why, const char *reason)
+static bool
+fail(const char **why, const char *reason)
 {
     *why = reason;
     return false;
 }
 
-bool milter_addr_parse(const char *s, struct milter_addr *a, const char **why)
+bool
+milter_addr_parse(const char *s, struct milter_addr *a, const char **why)
 {
     memset(a, 0, sizeof(*a));
     if (strncmp(s, "unix:", 5) == 0) {
