@@ -44,7 +44,8 @@ struct bombs_job {
     struct ctl_req *r;      /* the others */
     uint64_t sid;
     char *dir, *spool;
-    struct qfile q; /* BOP_HOLD: the message */
+    struct qfile q;  /* BOP_HOLD: the message */
+    const char *why; /* BOP_HOLD: "bomb", or "quarantine" (a content filter asked) */
     char id[96];
     char err[300];
     char *out; /* BOP_LIST: the lines */
@@ -302,8 +303,8 @@ bombs_hold_done(struct bombs_job *j, int status)
     if (j->err[0] != '\0')
         log_sess(LOGLVL_ERROR, j->sid, "bomb-hold-failed id=%s why=%s", j->q.id, j->err);
     else
-        log_sess(LOGLVL_WARN, j->sid, "held id=%s reason=bomb dir=%s rcpts=%zu size=%zu", j->q.id,
-                 j->dir, j->q.nrcpt, j->q.text_len);
+        log_sess(LOGLVL_WARN, j->sid, "held id=%s reason=%s dir=%s rcpts=%zu size=%zu", j->q.id,
+                 j->why, j->dir, j->q.nrcpt, j->q.text_len);
     if (s == NULL)
         return;
     s->bomb_job = NULL;
@@ -368,12 +369,13 @@ bombs_start(struct bombs_job *j)
 }
 
 void
-bombs_hold(struct smtp_session *s, char *text, size_t len)
+bombs_hold(struct smtp_session *s, char *text, size_t len, const char *why)
 {
     struct bombs_job *j = xcalloc(1, sizeof(*j));
     struct smtp_tx *tx = &s->tx;
 
     j->op = BOP_HOLD;
+    j->why = why;
     j->d = s->d;
     j->s = s;
     j->sid = s->base.sid;

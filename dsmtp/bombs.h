@@ -33,9 +33,10 @@ void bombs_free(struct bombs **b);
 /* bombs_check - at the end of DATA: count the message for each of its (sender,
  * recipient) pairs; true when it is a suspected bomb and must be held. */
 bool bombs_check(struct smtp_session *s);
-/* bombs_hold - hold the message (text, len: taken over) in bomb_dir; the session waits
+/* bombs_hold - hold the message (text, len: taken over) in bomb_dir, why ("bomb",
+ * "quarantine": a content filter's SMFIR_QUARANTINE) logged; the session waits
  * (sess_go_async) and gets 250 (or 452 when it could not be written) afterwards. */
-void bombs_hold(struct smtp_session *s, char *text, size_t len);
+void bombs_hold(struct smtp_session *s, char *text, size_t len, const char *why);
 /* bombs_cancel - the session is gone: a hold still running finishes without it. */
 void bombs_cancel(struct smtp_session *s);
 

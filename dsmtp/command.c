@@ -16,6 +16,7 @@
 #include "deliver.h"
 #include "fromip.h"
 #include "log.h"
+#include "milter.h"
 #include "queue.h"
 #include "rdns.h"
 #include "recentpop.h"
@@ -53,11 +54,34 @@ command_greeting(struct smtp_session *s)
     command_banner(s);
 }
 
-/* command_banner - the 220 (after the checks of the connect stage). */
-void
+/* command_banner_reply - the 220, unless a content filter refused the connection. */
+static void
+command_banner_reply(struct smtp_session *s)
+{
+    if (milter_refuse(s))
+        return;
+    session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
+}
+
+/* command_banner_resume - the filters answered the connect stage. */
+static void
+command_banner_resume(struct smtp_session *s)
+{
+    command_banner_reply(s);
+    sess_resume(&s->base);
+}
+
+/* command_banner - the filters' connect stage, then the 220 (after the checks of the
+ * connect stage); true when the session waits for the filters. */
+bool
 command_banner(struct smtp_session *s)
 {
-    session_reply(s, 220, NULL, "%s ESMTP dmail", s->d->srv.hostname);
+    if (milter_connect(s, command_banner_resume)) {
+        sess_go_async(&s->base);
+        return true;
+    }
+    command_banner_reply(s);
+    return false;
 }
 
 /* command_check_helo - the HELO/EHLO argument. */
@@ -102,32 +126,74 @@ command_ehlo_reply(struct smtp_session *s)
     s->esmtp = true;
 }
 
+/* command_ehlo_filtered - the filters answered EHLO. */
+static void
+command_ehlo_filtered(struct smtp_session *s)
+{
+    if (!milter_refuse(s))
+        command_ehlo_reply(s);
+}
+
+/* command_ehlo_milter_done - the filters' answer came later. */
+static void
+command_ehlo_milter_done(struct smtp_session *s)
+{
+    command_ehlo_filtered(s);
+    sess_resume(&s->base);
+}
+
 /* command_ehlo_resume - the POP-before-SMTP answer EHLO waited for came. */
 static void
 command_ehlo_resume(struct smtp_session *s)
 {
-    command_ehlo_reply(s);
+    if (milter_helo(s, command_ehlo_milter_done))
+        return;
+    command_ehlo_filtered(s);
     sess_resume(&s->base);
 }
 
-/* command_ehlo - EHLO, once it is known whether AUTH is hidden. */
+/* command_ehlo - EHLO, once it is known whether AUTH is hidden and the filters let it. */
 static void
 command_ehlo(struct smtp_session *s, const char *args)
 {
-    if (recentpop_hide_asked(s) && recentpop_wait(s, command_ehlo_resume)) {
+    milter_abort(s); /* a transaction in progress ends */
+    if ((recentpop_hide_asked(s) && recentpop_wait(s, command_ehlo_resume)) ||
+        milter_helo(s, command_ehlo_milter_done)) {
         sess_go_async(&s->base);
         return;
     }
-    command_ehlo_reply(s);
+    command_ehlo_filtered(s);
 }
 
-/* command_helo - HELO: plain SMTP, no enhanced codes. */
+/* command_helo_filtered - HELO: plain SMTP, no enhanced codes. */
 static void
-command_helo(struct smtp_session *s, const char *args)
+command_helo_filtered(struct smtp_session *s)
 {
+    if (milter_refuse(s))
+        return;
     command_greet(s);
     s->esmtp = false;
     session_reply(s, 250, NULL, "%s", s->d->srv.hostname);
+}
+
+/* command_helo_milter_done - the filters' answer came later. */
+static void
+command_helo_milter_done(struct smtp_session *s)
+{
+    command_helo_filtered(s);
+    sess_resume(&s->base);
+}
+
+/* command_helo - HELO, once the filters let it. */
+static void
+command_helo(struct smtp_session *s, const char *args)
+{
+    milter_abort(s);
+    if (milter_helo(s, command_helo_milter_done)) {
+        sess_go_async(&s->base);
+        return;
+    }
+    command_helo_filtered(s);
 }
 
 /* command_check_mail - MAIL is allowed now, and its syntax. */
@@ -167,17 +233,15 @@ command_check_mail(struct smtp_session *s, const char *args)
     return 0;
 }
 
-/* command_mail_accept - start the transaction. */
+/* command_mail_begin - the filters let MAIL go: start the transaction. */
 static void
-command_mail_accept(struct smtp_session *s)
+command_mail_begin(struct smtp_session *s)
 {
-    char esc[600], sender[sizeof(s->tx.sender)];
+    char esc[600];
     struct smtp_tx *tx = &s->tx;
 
-    addr_format(&s->arg.mail.from, sender, sizeof(sender));
-    if (bans_mail(s, sender) || fromip_mail(s))
+    if (milter_refuse(s))
         return;
-    session_tx_reset(s);
     tx->from = s->arg.mail.from;
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
@@ -188,6 +252,31 @@ command_mail_accept(struct smtp_session *s)
              tx->params.envid[0] ? " envid=" : "", tx->params.envid);
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* command_mail_milter_done - the filters answered MAIL later. */
+static void
+command_mail_milter_done(struct smtp_session *s)
+{
+    command_mail_begin(s);
+    sess_resume(&s->base);
+}
+
+/* command_mail_accept - the bans and limits of MAIL, then the filters; true when the
+ * session waits for them. */
+static bool
+command_mail_accept(struct smtp_session *s)
+{
+    char sender[sizeof(s->tx.sender)];
+
+    addr_format(&s->arg.mail.from, sender, sizeof(sender));
+    if (bans_mail(s, sender) || fromip_mail(s))
+        return false;
+    session_tx_reset(s); /* before the filters see MAIL: nothing of an older one stays */
+    if (milter_mail(s, command_mail_milter_done))
+        return true;
+    command_mail_begin(s);
+    return false;
 }
 
 static void command_mail_resume(struct smtp_session *s);
@@ -209,8 +298,7 @@ command_mail_step(struct smtp_session *s)
         return true;
     if (rdns_refuse(s) || spf_refuse(s))
         return false;
-    command_mail_accept(s);
-    return false;
+    return command_mail_accept(s);
 }
 
 /* command_mail_resume - a check MAIL waited for ended. */
@@ -285,8 +373,6 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
              fesc, result);
 }
 
-#define COMMAND_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
-
 /* A RCPT or VRFY whose resolution needs a Unix account lookup (authent_method unix_user,
  * an account not found before): deliver_route runs on the pool, the reply follows. */
 struct command_lookup {
@@ -302,7 +388,7 @@ struct command_lookup {
     enum deliver_verdict verdict;
 };
 
-static void command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+static bool command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
                                 struct deliver_route *dr);
 static void command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
                                 struct deliver_route *dr);
@@ -333,6 +419,7 @@ command_lookup_done(uv_work_t *w, int status)
 {
     struct command_lookup *l = w->data;
     struct smtp_session *s = l->s;
+    bool waits = false;
 
     if (s == NULL) {
         log_sess(LOGLVL_DEBUG, l->sid, "%s lookup=pool result=dropped reason=client-gone",
@@ -344,11 +431,12 @@ command_lookup_done(uv_work_t *w, int status)
     if (status != 0) /* cannot happen (no uv_cancel): resolve here */
         l->verdict = deliver_route(l->cf, l->db, &l->to, &l->dr);
     if (l->verb == SMTP_V_RCPT)
-        command_rcpt_finish(s, l->addr, l->verdict, &l->dr);
+        waits = command_rcpt_finish(s, l->addr, l->verdict, &l->dr);
     else
         command_vrfy_finish(s, l->addr, l->verdict, &l->dr);
     command_lookup_free(l);
-    sess_resume(&s->base);
+    if (!waits)
+        sess_resume(&s->base);
 }
 
 /* command_resolve - deliver_route for the command now, or false when it went to the pool
@@ -453,42 +541,53 @@ command_may_relay(const struct smtp_session *s, const char *addr)
     return NULL;
 }
 
-/* command_rcpt_finish - the recipient resolved: log, reply, and add its mailboxes. */
-static void
-command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
-                    struct deliver_route *dr)
+/* command_tx_add - the mailboxes of a recipient (route dr, its destinations taken over)
+ * into the transaction. */
+void
+command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *dr, int notify,
+               const char *orcpt)
 {
     struct smtp_tx *tx = &s->tx;
-    bool queued = false, relayed = false;
-    const char *why = v == DV_REMOTE && dr->fwd == ROUTE_NONE ? command_may_relay(s, addr) : NULL;
-    char result[40];
 
-    if (why != NULL) {
-        deliver_route_relay(dr);
-        v = DV_OK;
-    }
-    switch (v) {
-    case DV_REMOTE:
-        command_rcpt_log(s, addr, dr, "relay-denied");
-        session_reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
-        return;
-    case DV_UNKNOWN:
-        command_rcpt_log(s, addr, dr, "unknown");
-        session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
-        return;
-    case DV_LOOP:
-        command_rcpt_log(s, addr, dr, "forward-error");
-        session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
-                      route_status_text(dr->fwd));
-        return;
-    case DV_OK:
-        break;
-    }
     if (tx->nrcpt + dr->n > tx->arcpt) {
         while (tx->nrcpt + dr->n > tx->arcpt)
             tx->arcpt = tx->arcpt ? tx->arcpt * 2 : 4;
         tx->rcpt = xrealloc(tx->rcpt, tx->arcpt * sizeof(*tx->rcpt));
     }
+    for (size_t i = 0; i < dr->n; i++) {
+        struct smtp_rcpt_entry *e = &tx->rcpt[tx->nrcpt];
+        char x[DSNPARAM_ORCPT_MAX + 1];
+        e->addr = dr->dest[i].addr; /* taken over */
+        e->mailbox = dr->dest[i].mailbox;
+        e->relay = dr->dest[i].relay;
+        e->notify = notify;
+        e->orcpt = NULL;
+        if (orcpt != NULL && orcpt[0] != '\0')
+            e->orcpt = xstrdup(orcpt);
+        else if (strcasecmp(e->addr, addr) != 0 && /* a forward: the address as given */
+                 dsnparam_xtext_encode(addr, x + 7, sizeof(x) - 7) == 0)
+            e->orcpt = xasprintf("rfc822;%s", x + 7);
+        dr->dest[i].addr = dr->dest[i].mailbox = NULL;
+        tx->nrcpt++;
+    }
+}
+
+/* A recipient the filters are asked about (RCPT waits for them). */
+struct command_rcpt_wait {
+    char addr[COMMAND_ADDR_MAX];
+    struct deliver_route dr;
+    const char *why; /* command_may_relay's answer */
+};
+
+/* command_rcpt_add - log, reply, and add the recipient's mailboxes (dr taken over). */
+static void
+command_rcpt_add(struct smtp_session *s, const char *addr, struct deliver_route *dr,
+                 const char *why)
+{
+    struct smtp_tx *tx = &s->tx;
+    bool queued = false, relayed = false;
+    char result[40];
+
     for (size_t i = 0; i < dr->n; i++) {
         relayed |= dr->dest[i].relay;
         queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay;
@@ -499,27 +598,98 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
                        : "ok",
              why ? " relay=" : "", why ? why : "");
     command_rcpt_log(s, addr, dr, result);
-    for (size_t i = 0; i < dr->n; i++) {
-        struct smtp_rcpt_entry *e = &tx->rcpt[tx->nrcpt];
-        char x[DSNPARAM_ORCPT_MAX + 1];
-        e->addr = dr->dest[i].addr; /* taken over */
-        e->mailbox = dr->dest[i].mailbox;
-        e->relay = dr->dest[i].relay;
-        e->notify = s->arg.rcpt.notify;
-        e->orcpt = NULL;
-        if (s->arg.rcpt.orcpt[0] != '\0')
-            e->orcpt = xstrdup(s->arg.rcpt.orcpt);
-        else if (strcasecmp(e->addr, addr) != 0 && /* a forward: the address as given */
-                 dsnparam_xtext_encode(addr, x + 7, sizeof(x) - 7) == 0)
-            e->orcpt = xasprintf("rfc822;%s", x + 7);
-        dr->dest[i].addr = dr->dest[i].mailbox = NULL;
-        tx->nrcpt++;
-    }
+    command_tx_add(s, addr, dr, s->arg.rcpt.notify, s->arg.rcpt.orcpt);
     if (tx->naccepted++ == 0)
         tx->first = xstrdup(addr);
     deliver_route_free(dr);
     sess_enter_state(&s->base, SS_RCPT);
     session_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* command_rcpt_filtered - the filters answered the RCPT that waited. */
+static void
+command_rcpt_filtered(struct smtp_session *s)
+{
+    struct command_rcpt_wait *w = s->rcpt_wait;
+
+    s->rcpt_wait = NULL;
+    if (milter_refuse(s)) {
+        command_rcpt_log(s, w->addr, &w->dr, "refused-by-filter");
+        deliver_route_free(&w->dr);
+    } else {
+        command_rcpt_add(s, w->addr, &w->dr, w->why);
+    }
+    free(w);
+}
+
+/* command_rcpt_milter_done - the filters' answer came later. */
+static void
+command_rcpt_milter_done(struct smtp_session *s)
+{
+    command_rcpt_filtered(s);
+    sess_resume(&s->base);
+}
+
+/* command_rcpt_wait_free - the session is gone while RCPT waited for the filters. */
+void
+command_rcpt_wait_free(struct smtp_session *s)
+{
+    if (s->rcpt_wait != NULL) {
+        deliver_route_free(&s->rcpt_wait->dr);
+        free(s->rcpt_wait);
+        s->rcpt_wait = NULL;
+    }
+}
+
+/* command_rcpt_finish - the recipient resolved: refuse it, or ask the filters and add
+ * it; true when the session waits for the filters. */
+static bool
+command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdict v,
+                    struct deliver_route *dr)
+{
+    const char *why = v == DV_REMOTE && dr->fwd == ROUTE_NONE ? command_may_relay(s, addr) : NULL;
+    struct command_rcpt_wait *w;
+
+    if (why != NULL) {
+        deliver_route_relay(dr);
+        v = DV_OK;
+    }
+    switch (v) {
+    case DV_REMOTE:
+        command_rcpt_log(s, addr, dr, "relay-denied");
+        session_reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
+        deliver_route_free(dr);
+        return false;
+    case DV_UNKNOWN:
+        command_rcpt_log(s, addr, dr, "unknown");
+        session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr);
+        deliver_route_free(dr);
+        return false;
+    case DV_LOOP:
+        command_rcpt_log(s, addr, dr, "forward-error");
+        session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
+                      route_status_text(dr->fwd));
+        deliver_route_free(dr);
+        return false;
+    case DV_OK:
+        break;
+    }
+    if (s->milter == NULL) {
+        command_rcpt_add(s, addr, dr, why);
+        return false;
+    }
+    w = xcalloc(1, sizeof(*w));
+    snprintf(w->addr, sizeof(w->addr), "%s", addr);
+    w->dr = *dr; /* taken over */
+    memset(dr, 0, sizeof(*dr));
+    w->why = why;
+    s->rcpt_wait = w;
+    if (milter_rcpt(s, addr, command_rcpt_milter_done)) {
+        sess_go_async(&s->base);
+        return true;
+    }
+    command_rcpt_filtered(s);
+    return false;
 }
 
 /* command_check_data - DATA needs recipients, and no BDAT before it (RFC 3030 2: the
@@ -587,14 +757,37 @@ command_data_begin(struct smtp_session *s)
     tx->rx_active = true;
 }
 
-/* command_data - 354, and the session reads the message. */
+/* command_data_go - the filters let DATA go: 354, and the session reads the message. */
+static void
+command_data_go(struct smtp_session *s)
+{
+    if (milter_refuse(s)) {
+        session_tx_reset(s);
+        return;
+    }
+    sess_enter_state(&s->base, SS_DATA);
+    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
+    session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* command_data_milter_go - the filters answered DATA later. */
+static void
+command_data_milter_go(struct smtp_session *s)
+{
+    command_data_go(s);
+    sess_resume(&s->base);
+}
+
+/* command_data - DATA: the message begins once the filters let it. */
 static void
 command_data(struct smtp_session *s, const char *args)
 {
     command_data_begin(s);
-    sess_enter_state(&s->base, SS_DATA);
-    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->data_timeout * 1000);
-    session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+    if (milter_data(s, command_data_milter_go)) {
+        sess_go_async(&s->base);
+        return;
+    }
+    command_data_go(s);
 }
 
 /* command_delivered - deliver.c answered for the message. */
@@ -665,34 +858,21 @@ command_data_refuse(struct smtp_session *s, int errors)
              why);
 }
 
-/* command_data_end - the terminator (or the last BDAT chunk) arrived: refuse, or
- * deliver. */
-void
-command_data_end(struct smtp_session *s)
+/* command_data_deliver - the message as it stays: held as a suspected bomb, or
+ * delivered; the session waits for either (the answer resumes it). */
+static void
+command_data_deliver(struct smtp_session *s, char *text, size_t len)
 {
     struct smtp_tx *tx = &s->tx;
     struct deliver_batch *b;
     struct deliver_dsn dsn;
-    char origin[200], *text;
-    size_t len, prefix_len;
+    char origin[200];
 
-    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
-    if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
-        tx->rx.errors = DATA_ERR_HOPS; /* a mail loop: refused, not bounced */
-    if (tx->rx.errors != 0) {
-        command_data_refuse(s, tx->rx.errors);
-        session_tx_reset(s);
-        return;
-    }
     if (bombs_check(s)) {
-        text = data_rx_take(&tx->rx, &len);
-        bombs_hold(s, text, len);
+        bombs_hold(s, text, len, "bomb");
         return;
     }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
-    prefix_len = tx->rx.prefix_len;
-    text = data_rx_take(&tx->rx, &len);
-    len = spf_strip_authres(text, len, prefix_len, s->d->srv.hostname); /* RFC 8601 5 */
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
@@ -706,6 +886,82 @@ command_data_end(struct smtp_session *s)
     deliver_offer_to(b, s->d->outq);
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
+}
+
+/* command_data_filtered - the filters answered the end of the message: refused,
+ * discarded, quarantined (held as bombs are), or on to delivery; true when the session
+ * waits (for the hold or the delivery). */
+static bool
+command_data_filtered(struct smtp_session *s)
+{
+    struct smtp_tx *tx = &s->tx;
+    size_t len;
+    char *text;
+
+    switch (milter_eom_result(s, &text, &len)) {
+    case MILTER_REFUSED:
+        log_sess(LOGLVL_INFO, s->base.sid, "refused id=%s size=%llu reason=content-filter", tx->id,
+                 tx->rx.wire);
+        session_tx_reset(s);
+        return false;
+    case MILTER_DISCARD:
+        log_sess(LOGLVL_INFO, s->base.sid,
+                 "message id=%s size=%llu result=discarded reason=content-filter", tx->id,
+                 tx->rx.wire);
+        free(text);
+        session_reply(s, 250, "2.0.0", "Ok: queued as %s", tx->id);
+        session_tx_reset(s);
+        return false;
+    case MILTER_QUARANTINE:
+        log_sess(LOGLVL_INFO, s->base.sid,
+                 "message id=%s size=%llu result=quarantined reason=content-filter", tx->id,
+                 tx->rx.wire);
+        bombs_hold(s, text, len, "quarantine");
+        return true;
+    case MILTER_DELIVER:
+        break;
+    }
+    command_data_deliver(s, text, len);
+    return true;
+}
+
+/* command_data_milter_done - the filters' answer came later. */
+static void
+command_data_milter_done(struct smtp_session *s)
+{
+    if (!command_data_filtered(s))
+        sess_resume(&s->base);
+}
+
+/* command_data_end - the terminator (or the last BDAT chunk) arrived: refuse, or
+ * filter and deliver. */
+void
+command_data_end(struct smtp_session *s)
+{
+    struct smtp_tx *tx = &s->tx;
+    char *text;
+    size_t len, prefix_len;
+
+    net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
+    if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
+        tx->rx.errors = DATA_ERR_HOPS; /* a mail loop: refused, not bounced */
+    if (tx->rx.errors != 0) {
+        command_data_refuse(s, tx->rx.errors);
+        session_tx_reset(s);
+        return;
+    }
+    prefix_len = tx->rx.prefix_len;
+    text = data_rx_take(&tx->rx, &len);
+    len = spf_strip_authres(text, len, prefix_len, s->d->srv.hostname); /* RFC 8601 5 */
+    if (s->milter == NULL) {
+        command_data_deliver(s, text, len);
+        return;
+    }
+    if (milter_eom(s, text, len, command_data_milter_done)) {
+        sess_go_async(&s->base);
+        return;
+    }
+    command_data_filtered(s);
 }
 
 /* command_data_input - message bytes. */

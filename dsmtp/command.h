@@ -4,8 +4,9 @@
  *
  * Contract:
  * - Owns: nothing; works on the struct smtp_session it is given.
- * - Blocks on: nothing. The end of DATA hands the message to deliver.c and the session
- *   waits for its answer.
+ * - Blocks on: nothing. The end of DATA hands the message to the content filters
+ *   (milter.h) and then to deliver.c, and the session waits for their answers; the
+ *   connect, HELO/EHLO, MAIL, RCPT and DATA stages wait for the filters too.
  * - Every command writes exactly one reply (maybe multi-line) with session_reply, either
  *   before returning or, when it went async (session_go_async), before
  *   session_async_done.
@@ -13,21 +14,32 @@
 #ifndef DSMTP_COMMAND_H
 #define DSMTP_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
 #include "session.h"
 
+#define COMMAND_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
+
 /* command_greeting - the 220 banner (or 421 when shutting down). */
 void command_greeting(struct smtp_session *s);
-/* command_banner - the 220 alone (rbl.c, once the DNSBL answers are in). */
-void command_banner(struct smtp_session *s);
+/* command_banner - the filters' connect stage (milter.h), then the 220 (rbl.c calls it
+ * once the DNSBL answers are in); true when the session waits for the filters. */
+bool command_banner(struct smtp_session *s);
 /* command_dispatch - one command line (terminator removed, NUL-terminated). */
 void command_dispatch(struct smtp_session *s, char *line, size_t len,
                       const struct buf_lineinfo *info);
 /* command_lookup_cancel - the session goes away: a RCPT/VRFY lookup still running on the
  * pool (authent_method unix_user) will not answer into it. */
 void command_lookup_cancel(struct smtp_session *s);
+/* command_rcpt_wait_free - the session is gone while a RCPT waited for the filters. */
+void command_rcpt_wait_free(struct smtp_session *s);
+/* command_tx_add - the destinations of route dr (taken over) into the transaction, with
+ * DSN NOTIFY and ORCPT (NULL: none; a forward's destination gets addr as its ORCPT). */
+struct deliver_route;
+void command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *dr, int notify,
+                    const char *orcpt);
 /* command_data_begin - a message starts (DATA or the first BDAT chunk): tx->id, the
  * Received: header, the scanner (tx->rx). */
 void command_data_begin(struct smtp_session *s);

@@ -135,8 +135,9 @@ rbl_log_result(const struct smtp_session *s, const struct rbl_lookup *l, const c
 }
 
 /* rbl_decide - every answer is in: a listing of an rbl_ban zone refuses the session (554,
- * closed); otherwise the greeting. */
-static void
+ * closed); otherwise the greeting. True when the session waits again (for the content
+ * filters' connect stage). */
+static bool
 rbl_decide(struct smtp_session *s)
 {
     struct rbl_session *rs = s->rbl;
@@ -151,9 +152,9 @@ rbl_decide(struct smtp_session *s)
         session_reply(s, 554, "5.7.1", "5.7.1 %s Service unavailable; client [%s] blocked using %s",
                       s->d->srv.hostname, s->base.ip, l->zone);
         sess_close(&s->base, "rbl");
-        return;
+        return false;
     }
-    command_banner(s);
+    return command_banner(s);
 }
 
 /* rbl_answer - one zone answered (or failed): cache, and when it was the last, decide. */
@@ -190,8 +191,8 @@ rbl_answer(struct dns_result *r, void *arg)
     dns_result_free(&r);
     if (--rs->pending > 0)
         return;
-    rbl_decide(s);
-    sess_resume(&s->base);
+    if (!rbl_decide(s))
+        sess_resume(&s->base);
 }
 
 /* rbl_add - one zone of setting kind, unless an rbl_except_ip line exempts the client. */

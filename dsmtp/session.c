@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "logq.h"
+#include "milter.h"
 #include "rdns.h"
 #include "recentpop.h"
 #include "spf.h"
@@ -124,6 +125,7 @@ session_tx_reset(struct smtp_session *s)
     }
     free(tx->rcpt);
     free(tx->first);
+    milter_abort(s);
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));
@@ -271,6 +273,8 @@ session_gone(struct sess *b)
     recentpop_free(s);
     rbl_session_end(s);
     bombs_cancel(s);
+    milter_end(s);
+    command_rcpt_wait_free(s);
     if (s->batch != NULL) {
         log_sess(LOGLVL_INFO, b->sid, "client-gone state=delivering");
         deliver_detach(s->batch);

@@ -90,32 +90,37 @@ struct rbl_session;     /* rbl.c */
 struct bombs_job;       /* bombs.c */
 struct command_lookup;  /* command.c */
 struct deliver_batch;
-struct rdns;      /* rdns.c */
-struct spf_check; /* spf.c */
-struct recentpop; /* recentpop.c */
+struct rdns;              /* rdns.c */
+struct spf_check;         /* spf.c */
+struct milter_sess;       /* milter.c */
+struct command_rcpt_wait; /* command.c */
+struct recentpop;         /* recentpop.c */
 
 struct smtp_session {
     struct sess base; /* first: the core's part (conn, cf, db, sid, ip, reply...) */
     struct smtpd *d;
-    bool in_bare;    /* inside a command line that had a bare LF */
-    size_t bare_len; /* its length so far */
-    bool esmtp;      /* EHLO (not HELO) */
-    char helo[256];  /* printable ASCII only */
-    bool normalize;  /* bare_newline normalize applies to this client */
-    bool uncounted;  /* the pending error reply stays out of the error budget */
-    bool junk;       /* the pending reply answers a command that moves no mail */
-    unsigned njunk;  /* such commands since the last message delivered */
-    unsigned nmsgs;  /* transactions delivered */
-    unsigned ntx;    /* transactions begun (DATA), for message ids */
-    char *auth_user; /* after a successful AUTH */
+    bool in_bare;       /* inside a command line that had a bare LF */
+    size_t bare_len;    /* its length so far */
+    bool esmtp;         /* EHLO (not HELO) */
+    char helo[256];     /* printable ASCII only */
+    bool normalize;     /* bare_newline normalize applies to this client */
+    bool uncounted;     /* the pending error reply stays out of the error budget */
+    bool junk;          /* the pending reply answers a command that moves no mail */
+    unsigned njunk;     /* such commands since the last message delivered */
+    unsigned nmsgs;     /* transactions delivered */
+    unsigned ntx;       /* transactions begun (DATA), for message ids */
+    char *auth_user;    /* after a successful AUTH */
+    char auth_mech[24]; /* its mechanism */
     struct smtp_auth_state *auth;
     struct deliver_batch *batch;
-    struct command_lookup *lookup; /* a RCPT/VRFY resolving on the pool (unix_user) */
-    struct rdns *rdns;             /* the client's PTR name (NULL: not looked up) */
-    struct spf_check *spf;         /* the SPF check of the last MAIL (NULL: none) */
-    struct recentpop *recentpop;   /* POP-before-SMTP (NULL: forward_user does not apply) */
-    struct rbl_session *rbl;       /* DNSBL lookups and results (rbl.c); NULL: none */
-    struct bombs_job *bomb_job;    /* a suspected bomb being held (bombs.c) */
+    struct command_lookup *lookup;       /* a RCPT/VRFY resolving on the pool (unix_user) */
+    struct rdns *rdns;                   /* the client's PTR name (NULL: not looked up) */
+    struct spf_check *spf;               /* the SPF check of the last MAIL (NULL: none) */
+    struct recentpop *recentpop;         /* POP-before-SMTP (NULL: forward_user does not apply) */
+    struct rbl_session *rbl;             /* DNSBL lookups and results (rbl.c); NULL: none */
+    struct bombs_job *bomb_job;          /* a suspected bomb being held (bombs.c) */
+    struct milter_sess *milter;          /* the content filters (milter.c); NULL: none */
+    struct command_rcpt_wait *rcpt_wait; /* a RCPT waiting for the filters */
     struct smtp_tx tx;
     struct smtp_chunk chunk;
     union { /* what a command's check step parsed for its proceed step */

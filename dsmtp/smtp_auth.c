@@ -121,6 +121,7 @@ smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
     if (ok) {
         penalty_login_ok(s->d->penalty, s->base.ip, acct);
         s->auth_user = xstrdup(user);
+        snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
         log_escape(esc, sizeof(esc), user, strlen(user), 100);
         log_sess(LOGLVL_INFO, s->base.sid, "auth result=ok user=%s mech=%s", esc, mech);
         session_reply(s, 235, "2.7.0", "Authentication successful");

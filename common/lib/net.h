@@ -143,6 +143,13 @@ struct net_conn *net_connect(struct net_server *s, const char *ip, int port, con
                              uint64_t timeout_ms, net_event_cb cb, void *arg, char *err,
                              size_t errlen);
 
+/* net_connect_unix - connect to the Unix stream socket at path. The connect completes (or
+ * fails) at once, so a failure returns NULL with err filled ("connect PATH: no such file
+ * or directory") and no event; otherwise the connection is like net_connect's, its first
+ * event NET_EV_CONNECTED from the loop, net_peer_ip "unix" and port 0. */
+struct net_conn *net_connect_unix(struct net_server *s, const char *path, net_event_cb cb,
+                                  void *arg, char *err, size_t errlen);
+
 void net_set_cb(struct net_conn *c, net_event_cb cb, void *arg);
 struct buf *net_inbuf(struct net_conn *c);
 void net_set_inbuf_cap(struct net_conn *c, size_t cap);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "net_int.h"
@@ -135,5 +136,61 @@ net_connect(struct net_server *s, const char *ip, int port, const char *bind_ip,
         uv_update_time(s->loop); /* from now, not from the start of this loop turn */
         uv_timer_start(&c->timer, net_client_timeout, timeout_ms, 0);
     }
+    return c;
+}
+
+/* net_client_unix_ready - a Unix socket connected at once: NET_EV_CONNECTED from the
+ * loop, never from inside net_connect_unix. */
+static void
+net_client_unix_ready(uv_timer_t *t)
+{
+    struct net_conn *c = t->data;
+
+    if (c->state != NET_CS_OPEN || !c->connecting)
+        return;
+    c->refs++;
+    c->connecting = false;
+    net_set_timeout(c, c->timeout_ms);
+    if (c->cork == 0)
+        net_stage_flush(c);
+    net_emit(c, NET_EV_CONNECTED);
+    net_update_read(c);
+    net_unref(c);
+}
+
+/* net_connect_unix - connect to a Unix stream socket (see net.h). */
+struct net_conn *
+net_connect_unix(struct net_server *s, const char *path, net_event_cb cb, void *arg, char *err,
+                 size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct net_conn *c;
+    int fd;
+
+    memset(&sun, 0, sizeof(sun));
+    if (s->freeing || cb == NULL || path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "connect %s: invalid request", path);
+        return NULL;
+    }
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", uv_strerror(uv_translate_sys_error(errno)));
+        return NULL;
+    }
+    /* a local connect completes or fails at once; EAGAIN is a full backlog */
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        snprintf(err, errlen, "connect %s: %s", path, uv_strerror(uv_translate_sys_error(errno)));
+        close(fd);
+        return NULL;
+    }
+    c = net_conn_new(s, fd, "unix", 0, err, errlen);
+    if (c == NULL)
+        return NULL;
+    snprintf(c->local_ip, sizeof(c->local_ip), "unix");
+    c->connecting = true;
+    net_set_cb(c, cb, arg);
+    uv_timer_start(&c->timer, net_client_unix_ready, 0, 0);
     return c;
 }

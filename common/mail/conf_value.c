@@ -17,6 +17,7 @@
 
 #include "conf_int.h"
 #include "dns.h"
+#include "milter_addr.h"
 #include "nexthop.h"
 #include "route.h"
 #include "xmem.h"
@@ -427,6 +428,29 @@ conf_value_smarthost_auth(char **item, char *reason, size_t len)
     return 0;
 }
 
+/* conf_value_milter - a milter address (milter_addr.h). */
+static int
+conf_value_milter(char **item, char *reason, size_t len)
+{
+    struct milter_addr a;
+    const char *why;
+
+    if (milter_addr_parse(*item, &a, &why))
+        return 0;
+    snprintf(reason, len, "milter address '%s': %s", *item, why);
+    return -1;
+}
+
+/* conf_value_milter_options - "ADDRESS key=value ..." (milter_addr.h). */
+static int
+conf_value_milter_options(char **item, char *reason, size_t len)
+{
+    struct milter_opts o;
+    char addr[MILTER_ADDR_MAX + 8];
+
+    return milter_opts_parse(*item, addr, sizeof(addr), &o, reason, len) ? 0 : -1;
+}
+
 /* Checks and normalisation of single list items (and strings), by setting. */
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
@@ -454,6 +478,8 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_smarthost] = conf_value_smarthost,
     [CONF_gateway] = conf_value_gateway,
     [CONF_smarthost_auth] = conf_value_smarthost_auth,
+    [CONF_milters] = conf_value_milter,
+    [CONF_milter_options] = conf_value_milter_options,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

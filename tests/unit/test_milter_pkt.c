@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../dsmtp/milter_addr.h"
+#include "milter_addr.h"
 #include "../../dsmtp/milter_pkt.h"
 #include "unit_util.h"
 
@@ -145,10 +145,11 @@ test_addr(void **state)
     assert_string_equal(a.where, "::1");
     assert_int_equal(a.port, 8891);
     assert_true(milter_addr_parse("inet:localhost:1", &a, &why));
-    assert_string_equal(a.where, "localhost");
-    const char *bad[] = {"",         "unix:",        "unix:rel/path", "tcp:h:1",   "inet:h",
-                         "inet::25", "inet:h:0",     "inet:h:65536",  "inet:h:-1", "inet:h:25x",
-                         "inet:h:",  "inet:[::1:25", "inet:[::1]25"};
+    assert_string_equal(a.where, "127.0.0.1");
+    const char *bad[] = {
+        "",         "unix:",          "unix:rel/path",      "tcp:h:1",           "inet:h",
+        "inet::25", "inet:1.2.3.4:0", "inet:1.2.3.4:65536", "inet:h:-1",         "inet:h:25x",
+        "inet:h:",  "inet:[::1:25",   "inet:[::1]25",       "inet:mx.example:25"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why = NULL;
         assert_false(milter_addr_parse(bad[i], &a, &why));
@@ -158,6 +159,36 @@ test_addr(void **state)
     memset(longp + 6, 'x', 150);
     longp[156] = '\0';
     assert_false(milter_addr_parse(longp, &a, &why));
+}
+
+static void
+test_opts(void **state)
+{
+    (void)state;
+    struct milter_opts o;
+    char addr[MILTER_ADDR_MAX + 8], why[200];
+    assert_true(milter_opts_parse("unix:/run/m.sock default_action=accept command_timeout=5s "
+                                  "content_timeout=2m connect_timeout=1",
+                                  addr, sizeof(addr), &o, why, sizeof(why)));
+    assert_string_equal(addr, "unix:/run/m.sock");
+    assert_int_equal(o.default_action, MILTER_ACCEPT);
+    assert_int_equal(o.command_timeout, 5);
+    assert_int_equal(o.content_timeout, 120);
+    assert_int_equal(o.connect_timeout, 1);
+    assert_true(milter_opts_parse("inet:127.0.0.1:9", addr, sizeof(addr), &o, why, sizeof(why)));
+    assert_int_equal(o.default_action, -1);
+    assert_int_equal(o.command_timeout, -1);
+    const char *bad[] = {"unix:rel x=1",
+                         "inet:127.0.0.1:9 default_action=maybe",
+                         "inet:127.0.0.1:9 command_timeout=0",
+                         "inet:127.0.0.1:9 command_timeout=2h",
+                         "inet:127.0.0.1:9 colour=blue",
+                         "inet:127.0.0.1:9 novalue"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_false(milter_opts_parse(bad[i], addr, sizeof(addr), &o, why, sizeof(why)));
+        assert_true(why[0] != '\0');
+    }
 }
 
 static void
@@ -199,4 +230,5 @@ test_out(void **state)
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_framing), cmocka_unit_test(test_replycode),
-        cmocka_unit_test(test_header), cmocka_unit_test(test_addr), cmocka_unit_test(test_out))
+        cmocka_unit_test(test_header), cmocka_unit_test(test_addr), cmocka_unit_test(test_opts),
+        cmocka_unit_test(test_out))
