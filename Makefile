@@ -121,7 +121,8 @@ asan:
 unit: all
 	@scripts/run-unit.sh $(BUILD)/unit
 
-# Integration tests of one build (SAN=0 or 1).
+# Integration tests of one build (SAN=0 or 1); make check runs both builds' side by side
+# (scripts/it-both.sh).
 it: all
 	@scripts/run-it.sh $(BIN)
 
@@ -145,8 +146,7 @@ check: deps
 	@$(MAKE) --no-print-directory SAN=1 all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory SAN=1 unit
-	@$(MAKE) --no-print-directory it
-	@$(MAKE) --no-print-directory SAN=1 it
+	@scripts/it-both.sh
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=5
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory bench QUICK=1; \
 	else echo "check: make bench QUICK=1 skipped: it needs root (Postfix and Dovecot start as root)"; fi

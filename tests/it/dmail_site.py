@@ -26,6 +26,7 @@ import pwd
 import re
 import shutil
 import signal
+import random
 import socket
 import ssl
 import subprocess
@@ -121,17 +122,34 @@ def yescrypt(password):
 _PORTS_GIVEN = set()
 
 
+def _port_range():
+    """The ports free_ports may hand out: DMAIL_IT_PORTS "LOW-HIGH" (make check gives the
+    normal and the ASan run halves of 10000-32767, below Linux's ephemeral ports, so that
+    the two runs side by side never pick the same port and no outgoing connection takes
+    one); unset: the kernel's choice (bind to port 0)."""
+    r = os.environ.get("DMAIL_IT_PORTS", "")
+    if not r:
+        return None
+    low, high = (int(x) for x in r.split("-"))
+    return low, high
+
+
 def free_ports(n, host=HOST):
     """n distinct free TCP ports on host (bound and released: good enough on loopback),
     none of them given out before by this process: a port chosen for a server not
     started yet is never chosen again for another."""
     socks, ports = [], []
+    rng = _port_range()
     try:
-        for _ in range(n + 64):
+        for _ in range(n + 64 if rng is None else 20 * n + 200):
             if len(ports) == n:
                 break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
+            try:
+                s.bind((host, 0 if rng is None else random.randint(*rng)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
             port = s.getsockname()[1]
             if port not in _PORTS_GIVEN:
