@@ -497,8 +497,8 @@ milter_eom_apply(struct milter_sess *ms, struct milter_conn *mc)
 {
     if (milter_edits_any(&mc->ed)) {
         size_t n;
-        char *t = milter_edit_apply(ms->text, ms->len, &mc->ed,
-                                    (mc->proto & SMFIP_HDR_LEADSPC) != 0, &n);
+        char *t =
+            milter_edit_apply(ms->text, ms->len, &mc->ed, (mc->proto & SMFIP_HDR_LEADSPC) != 0, &n);
         log_sess(LOGLVL_INFO, ms->s->base.sid,
                  "milter=%s changed headers=%zu body=%s size=%zu->%zu", mc->name, mc->ed.n,
                  mc->ed.body_set ? "replaced" : "kept", ms->len, n);
@@ -711,8 +711,8 @@ milter_answer(struct milter_conn *mc, const struct milter_pkt *p)
             ms->discard = true;
             mc->skip_tx = true;
             ms->step = 99;
-            log_sess(LOGLVL_INFO, ms->s->base.sid, "milter=%s stage=%s result=discard",
-                     mc->name, milter_stage_name[ms->stage]);
+            log_sess(LOGLVL_INFO, ms->s->base.sid, "milter=%s stage=%s result=discard", mc->name,
+                     milter_stage_name[ms->stage]);
         } else {
             milter_set_verdict(ms, mc, MV_REJECT);
         }
@@ -885,23 +885,23 @@ milter_connect(struct smtp_session *s, milter_done done)
         snprintf(mc->name, sizeof(mc->name), "%s", cf->milters.v[i]);
         milter_opts_of(cf, mc->name, &o);
         mc->action = o.default_action >= 0 ? o.default_action : cf->milter_default_action;
-        mc->connect_ms = (uint64_t)(o.connect_timeout > 0 ? o.connect_timeout
-                                                           : cf->milter_connect_timeout) *
-                         1000;
-        mc->command_ms = (uint64_t)(o.command_timeout > 0 ? o.command_timeout
-                                                           : cf->milter_command_timeout) *
-                         1000;
-        mc->content_ms = (uint64_t)(o.content_timeout > 0 ? o.content_timeout
-                                                           : cf->milter_content_timeout) *
-                         1000;
+        mc->connect_ms =
+            (uint64_t)(o.connect_timeout > 0 ? o.connect_timeout : cf->milter_connect_timeout) *
+            1000;
+        mc->command_ms =
+            (uint64_t)(o.command_timeout > 0 ? o.command_timeout : cf->milter_command_timeout) *
+            1000;
+        mc->content_ms =
+            (uint64_t)(o.content_timeout > 0 ? o.content_timeout : cf->milter_content_timeout) *
+            1000;
         mc->st = MC_CONNECTING;
         if (!milter_addr_parse(mc->name, &mc->addr, &why)) { /* checked at load */
             milter_fail(mc, why);
             continue;
         }
         if (mc->addr.unix_sock)
-            mc->conn = net_connect_unix(s->d->srv.net, mc->addr.where, milter_event, mc, err,
-                                        sizeof(err));
+            mc->conn =
+                net_connect_unix(s->d->srv.net, mc->addr.where, milter_event, mc, err, sizeof(err));
         else
             mc->conn = net_connect(s->d->srv.net, mc->addr.where, mc->addr.port, NULL,
                                    mc->connect_ms, milter_event, mc, err, sizeof(err));

@@ -71,7 +71,7 @@ test_headers(void **state)
 
     milter_edits_header(&m, ME_ADD, 0, "X-Added", "yes");
     milter_edits_header(&m, ME_INSERT, 0, "X-Top", "first\r\n\tfolded");
-    milter_edits_header(&m, ME_CHANGE, 2, "X-SPAM", "");  /* deletes "x-spam: 2" */
+    milter_edits_header(&m, ME_CHANGE, 2, "X-SPAM", "");     /* deletes "x-spam: 2" */
     milter_edits_header(&m, ME_CHANGE, 1, "subject", "new"); /* in place */
     milter_edits_header(&m, ME_CHANGE, 1, "X-Missing", "added");
     milter_edits_header(&m, ME_CHANGE, 3, "X-Spam", ""); /* no third: nothing */
