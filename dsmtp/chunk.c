@@ -8,6 +8,7 @@
 #include "command.h"
 #include "log.h"
 #include "logq.h"
+#include "spill.h"
 
 /* chunk_fail - the transaction's message is refused: drop what it holds, read and drop
  * its later chunks up to LAST. */
@@ -140,7 +141,11 @@ chunk_input(struct smtp_session *s)
     struct buf *in = net_inbuf(s->base.conn);
     size_t n = in->len < c->left ? in->len : (size_t)c->left;
 
-    if (n == 0)
+    if (c->keep && spill_maybe(s)) /* a large message: its middle to the spill file */
+        return SI_NONE;
+    if (c->keep && n > data_rx_feed_room(&s->tx.rx))
+        n = data_rx_feed_room(&s->tx.rx);
+    if (n == 0 && c->left > 0)
         return SI_NONE;
     if (c->keep)
         data_rx_feed(&s->tx.rx, buf_peek(in), n);
@@ -148,7 +153,9 @@ chunk_input(struct smtp_session *s)
         sess_progress(&s->base);
     buf_consume(in, n);
     c->left -= n;
-    if (c->left > 0)
+    if (c->keep && c->left > 0 && spill_maybe(s))
         return SI_NONE;
+    if (c->left > 0) /* input left over (a large message feeds in steps): go on with it */
+        return n > 0 && in->len > 0 ? SI_SKIP : SI_NONE;
     return chunk_end(s);
 }

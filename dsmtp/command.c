@@ -24,6 +24,7 @@
 #include "logq.h"
 #include "rbl.h"
 #include "smtp_auth.h"
+#include "spill.h"
 #include "xmem.h"
 
 enum {
@@ -849,6 +850,9 @@ command_data_refuse(struct smtp_session *s, int errors)
     } else if (errors & DATA_ERR_BARE) {
         why = "bare-newline";
         session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> not allowed, use <CR><LF>");
+    } else if (errors & DATA_ERR_DISK) {
+        why = "spill-failed";
+        session_reply(s, 452, "4.3.1", "Insufficient system storage");
     } else { /* DATA_ERR_MEM: only when nothing permanent is wrong */
         why = "memory-budget";
         session_reply(s, 452, "4.3.1",
@@ -933,14 +937,48 @@ command_data_milter_done(struct smtp_session *s)
         sess_resume(&s->base);
 }
 
+/* command_data_message - the whole message: filter and deliver; true when the session
+ * waits (for the filters, a hold or the delivery). */
+static bool
+command_data_message(struct smtp_session *s, char *text, size_t len)
+{
+    len = spf_strip_authres(text, len, s->tx.rx.prefix_len, s->d->srv.hostname); /* RFC 8601 */
+    if (s->milter == NULL) {
+        command_data_deliver(s, text, len);
+        return true;
+    }
+    if (milter_eom(s, text, len, command_data_milter_done)) {
+        sess_go_async(&s->base);
+        return true;
+    }
+    return command_data_filtered(s);
+}
+
+/* command_data_loaded - the spilled part of the message is back (text NULL: it could not
+ * be read). */
+static void
+command_data_loaded(struct smtp_session *s, char *text, size_t len)
+{
+    if (text == NULL) {
+        log_sess(LOGLVL_WARN, s->base.sid, "refused id=%s size=%llu reason=spill-failed", s->tx.id,
+                 s->tx.rx.wire);
+        session_reply(s, 452, "4.3.1", "Insufficient system storage");
+        session_tx_reset(s);
+        sess_resume(&s->base);
+        return;
+    }
+    if (!command_data_message(s, text, len))
+        sess_resume(&s->base);
+}
+
 /* command_data_end - the terminator (or the last BDAT chunk) arrived: refuse, or
- * filter and deliver. */
+ * filter and deliver (a large message's spilled part read back first). */
 void
 command_data_end(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
     char *text;
-    size_t len, prefix_len;
+    size_t len;
 
     net_set_timeout(s->base.conn, (uint64_t)s->base.cf->smtp_timeout * 1000);
     if (tx->rx.errors == 0 && data_hops(tx->rx.text, tx->rx.len) > s->base.cf->hopcount_limit)
@@ -950,31 +988,31 @@ command_data_end(struct smtp_session *s)
         session_tx_reset(s);
         return;
     }
-    prefix_len = tx->rx.prefix_len;
     text = data_rx_take(&tx->rx, &len);
-    len = spf_strip_authres(text, len, prefix_len, s->d->srv.hostname); /* RFC 8601 5 */
-    if (s->milter == NULL) {
-        command_data_deliver(s, text, len);
-        return;
-    }
-    if (milter_eom(s, text, len, command_data_milter_done)) {
+    if (tx->rx.spilled > 0) {
         sess_go_async(&s->base);
+        spill_load(s, text, len, command_data_loaded);
         return;
     }
-    command_data_filtered(s);
+    command_data_message(s, text, len);
 }
 
 /* command_data_input - message bytes. */
 size_t
 command_data_input(struct smtp_session *s, const char *p, size_t n)
 {
-    size_t used = data_rx_feed(&s->tx.rx, p, n);
+    size_t room = data_rx_feed_room(&s->tx.rx), used;
 
+    if (spill_maybe(s))
+        return 0;
+    used = data_rx_feed(&s->tx.rx, p, n < room ? n : room);
     if (memchr(p, '\n', used) != NULL) /* a message line is complete: its deadline restarts */
         sess_progress(&s->base);
 
     if (s->tx.rx.done)
         command_data_end(s);
+    else
+        spill_maybe(s); /* a large message: its middle to the spill file */
     return used;
 }
 

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,7 @@ data_rx_put(struct data_rx *rx, const char *p, size_t n)
 {
     if (rx->errors != 0)
         return;
-    if (rx->len + n > rx->limit) {
+    if (rx->len + rx->spilled + n > rx->limit) {
         rx->errors |= DATA_ERR_SIZE;
         return;
     }
@@ -244,6 +245,48 @@ data_hops(const char *text, size_t len)
         p = nl + 1;
     }
     return n;
+}
+
+size_t
+data_rx_feed_room(const struct data_rx *rx)
+{
+    /* a fed octet stores at most one octet, but a pending CR or dot may add one; after an
+     * error nothing is stored any more */
+    if (rx->errors != 0)
+        return SIZE_MAX;
+    return rx->len + 2 >= DATA_SPILL_AT ? 0 : DATA_SPILL_AT - rx->len - 2;
+}
+
+bool
+data_rx_spill_due(const struct data_rx *rx)
+{
+    return rx->errors == 0 && rx->len + 2 >= DATA_SPILL_AT;
+}
+
+const char *
+data_rx_spill_part(const struct data_rx *rx, size_t *n)
+{
+    *n = rx->len - DATA_SPILL_KEEP;
+    return rx->text + DATA_SPILL_KEEP;
+}
+
+void
+data_rx_spilled(struct data_rx *rx)
+{
+    rx->spilled += rx->len - DATA_SPILL_KEEP;
+    rx->len = DATA_SPILL_KEEP;
+}
+
+char *
+data_rx_unspill(const char *head, size_t head_len, const char *mid, size_t mid_len, size_t *len)
+{
+    char *t = xmalloc(head_len + mid_len + 1);
+
+    memcpy(t, head, DATA_SPILL_KEEP);
+    memcpy(t + DATA_SPILL_KEEP, mid, mid_len);
+    memcpy(t + DATA_SPILL_KEEP + mid_len, head + DATA_SPILL_KEEP, head_len - DATA_SPILL_KEEP);
+    *len = head_len + mid_len;
+    return t;
 }
 
 /* data_rx_take - give the buffer away. */

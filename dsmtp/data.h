@@ -20,6 +20,12 @@
  *   are as above, so a message stores the same by BDAT as by DATA. A CRLF may be split
  *   between chunks. data_rx_finish ends the message: a CR still waiting for its LF is bare,
  *   and a last line without a line end gets one (the local form ends every line with LF).
+ * - Spilling (large messages, so that a session holds tens of KB whatever the message's
+ *   size): once the stored octets reach DATA_SPILL_AT, the caller moves everything after
+ *   the first DATA_SPILL_KEEP octets (prefix and header, normally) to a spill file
+ *   (data_rx_spill_part, then data_rx_spilled) and feeds no more than
+ *   data_rx_feed_room allows meanwhile; at the end the message is the kept head, the
+ *   spill file and what came after (data_rx_unspill). max_size counts the spilled octets.
  * - Limits: a text line over max_line octets (CRLF not counted) is DATA_ERR_LONG. dsmtp
  *   gives DATA_LINE_LIMIT (64 KiB), far above RFC 5321's 1000 with CRLF (DATA_MAX_LINE),
  *   as Postfix's line_length_limit lets real-world mail through; outbound delivery folds
@@ -42,7 +48,11 @@ enum {
     DATA_ERR_SIZE = 8,
     DATA_ERR_HOPS = 16, /* more Received: fields than hopcount_limit (command.c) */
     DATA_ERR_MEM = 32,  /* the buffer would take the budget past its max: try later */
+    DATA_ERR_DISK = 64, /* the spill file could not be written: try later */
 };
+
+#define DATA_SPILL_KEEP 16384 /* octets of a large message that stay in memory */
+#define DATA_SPILL_AT 49152   /* stored octets from which the rest goes to the spill file */
 
 /* data_budget - the octets all message buffers of a process hold together (dsmtp's
  * data_memory_max). A buffer grows only while the sum stays within max; a message whose
@@ -67,6 +77,7 @@ struct data_rx {
     char *text; /* prefix + message, LF line ends (not NUL-terminated) */
     size_t len, size, limit;
     size_t prefix_len;
+    unsigned long long spilled; /* octets moved to the spill file (after DATA_SPILL_KEEP) */
     struct data_budget *budget; /* NULL: none */
     size_t charged;             /* octets of budget this buffer holds */
     unsigned long long wire;    /* octets consumed so far */
@@ -89,6 +100,20 @@ void data_rx_init(struct data_rx *rx, bool normalize, unsigned long long max_siz
  * seen, rx->done is set and the bytes after it are not consumed (they are the next
  * command, pipelined). */
 size_t data_rx_feed(struct data_rx *rx, const char *p, size_t n);
+/* data_rx_feed_room - how many more octets the caller may feed before it must spill
+ * (stored octets never pass DATA_SPILL_AT + 1 line end). */
+size_t data_rx_feed_room(const struct data_rx *rx);
+/* data_rx_spill_due - the stored octets reached DATA_SPILL_AT (and nothing is wrong). */
+bool data_rx_spill_due(const struct data_rx *rx);
+/* data_rx_spill_part - the octets to spill now: text + DATA_SPILL_KEEP, *n of them. */
+const char *data_rx_spill_part(const struct data_rx *rx, size_t *n);
+/* data_rx_spilled - they are copied away: forget them (rx->spilled grows). */
+void data_rx_spilled(struct data_rx *rx);
+/* data_rx_unspill - the whole message from head (the taken buffer of a scanner that
+ * spilled: head_len >= DATA_SPILL_KEEP) and the spill file's octets mid (mid_len): a new
+ * buffer (malloc'd), *len its length. */
+char *data_rx_unspill(const char *head, size_t head_len, const char *mid, size_t mid_len,
+                      size_t *len);
 /* data_rx_chunked - switch a freshly initialized scanner to chunked mode (BDAT). */
 void data_rx_chunked(struct data_rx *rx);
 /* data_rx_finish - the last chunk is in: settle a pending CR, end an open last line and

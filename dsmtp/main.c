@@ -22,6 +22,7 @@
 #include "server.h"
 #include "session.h"
 #include "smtpd.h"
+#include "spill.h"
 #include "xmem.h"
 
 #define MAIN_DNS_TRIES 2 /* each server is asked twice within dns_timeout */
@@ -58,6 +59,7 @@ main_dirs(const struct conf *cf)
             log_fatale("cannot create %s", p);
         free(p);
     }
+    spill_clean(cf->spool_dir);
     p = xasprintf("%s/maildrop", cf->spool_dir);
     if (stat(p, &st) < 0) {
         if (file_mkdirs(p, 0700) < 0 || chmod(p, 03770) < 0)

@@ -16,6 +16,7 @@
 #include "rdns.h"
 #include "recentpop.h"
 #include "spf.h"
+#include "spill.h"
 #include "rbl.h"
 #include "session.h"
 #include "control.h"
@@ -126,6 +127,7 @@ session_tx_reset(struct smtp_session *s)
     free(tx->rcpt);
     free(tx->first);
     milter_abort(s);
+    spill_drop(s);
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));
@@ -180,10 +182,15 @@ session_input(struct sess *b)
     if (s->chunk.active)
         return chunk_input(s);
     if (b->state == SS_DATA) {
+        size_t used;
         if (in->len == 0)
             return SI_NONE;
-        buf_consume(in, command_data_input(s, buf_peek(in), in->len));
-        return b->state == SS_DATA ? SI_NONE : SI_CMD;
+        used = command_data_input(s, buf_peek(in), in->len);
+        buf_consume(in, used);
+        if (b->state != SS_DATA)
+            return SI_CMD;
+        /* input left over (a large message feeds in steps): go on with it */
+        return used > 0 && in->len > 0 ? SI_SKIP : SI_NONE;
     }
     r = buf_getline(in, &b->reader, &line, &len, &info);
     if (r == BUF_NONE)
@@ -273,6 +280,7 @@ session_gone(struct sess *b)
     recentpop_free(s);
     rbl_session_end(s);
     bombs_cancel(s);
+    spill_cancel(s);
     milter_end(s);
     command_rcpt_wait_free(s);
     if (s->batch != NULL) {

@@ -93,6 +93,7 @@ struct deliver_batch;
 struct rdns;              /* rdns.c */
 struct spf_check;         /* spf.c */
 struct milter_sess;       /* milter.c */
+struct spill_job;         /* spill.c */
 struct command_rcpt_wait; /* command.c */
 struct recentpop;         /* recentpop.c */
 
@@ -119,6 +120,7 @@ struct smtp_session {
     struct recentpop *recentpop;         /* POP-before-SMTP (NULL: forward_user does not apply) */
     struct rbl_session *rbl;             /* DNSBL lookups and results (rbl.c); NULL: none */
     struct bombs_job *bomb_job;          /* a suspected bomb being held (bombs.c) */
+    struct spill_job *spill;             /* a spill file write or read in flight (spill.c) */
     struct milter_sess *milter;          /* the content filters (milter.c); NULL: none */
     struct command_rcpt_wait *rcpt_wait; /* a RCPT waiting for the filters */
     struct smtp_tx tx;

@@ -428,9 +428,16 @@ test_verify(void **state)
 
     /* an unknown user fails and costs a real crypt of the file's most common kind
      * (SHA-512, as bob's) */
-    double t_unknown = check(v, "mallory", "s3cret", false, -1);
-    assert_null(v->r.user);
-    double t_sha = check(v, "bob", "wrong", false, -1);
+    /* the fastest of five runs each: a load spike on the machine makes one run slow, never
+     * one fast */
+    double t_unknown = 1e9, t_sha = 1e9;
+    for (int i = 0; i < 5; i++) {
+        double t = check(v, "mallory", "s3cret", false, -1);
+        assert_null(v->r.user);
+        t_unknown = t < t_unknown ? t : t_unknown;
+        t = check(v, "bob", "wrong", false, -1);
+        t_sha = t < t_sha ? t : t_sha;
+    }
     print_message("known %.4fs wrong %.4fs unknown %.4fs sha-512 %.4fs\n", t_known, t_wrong,
                   t_unknown, t_sha);
     assert_true(t_unknown > t_sha * 0.1);

@@ -1,0 +1,97 @@
+"""Large messages on their way in (dsmtp/spill.c): past about 48 KB a message's middle
+goes to a spill file in spool_dir/spill while it arrives, so a session holds tens of KB
+whatever the size; the message comes back whole at its end, by DATA and by BDAT. A client
+that vanishes leaves no file; files left by a crash are removed at start."""
+
+import os
+
+from dmail_site import DOMAIN, RawSMTP, wait_for
+
+SENDER = "sender@remote.example"
+
+
+def big_body(n_lines):
+    """Lines of varied length, some starting with a dot (stuffed on the wire)."""
+    return "".join(("." if i % 97 == 0 else "") + ("line %d " % i) + "x" * (i % 120) + "\n"
+                   for i in range(n_lines))
+
+
+def message(body):
+    return ("From: a@remote.example\nTo: alice@%s\nSubject: big\nMessage-ID: <big@x>\n\n%s"
+            % (DOMAIN, body))
+
+
+def wire(text):
+    out = []
+    for ln in text.split("\n")[:-1]:
+        out.append(("." + ln) if ln.startswith(".") else ln)
+    return ("\r\n".join(out) + "\r\n").encode()
+
+
+def spill_dir(srv):
+    return os.path.join(srv.spool, "spill")
+
+
+def body_of(srv):
+    msgs = srv.messages("alice")
+    assert len(msgs) == 1, len(msgs)
+    raw = msgs[0][0].decode()
+    return raw[raw.index("\n\n") + 2:]
+
+
+def test_large_message_by_data_arrives_whole(dsmtp_factory):
+    srv = dsmtp_factory(max_msg_size="10M")
+    body = big_body(40000)  # about 3 MB
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        c.send(wire(message(body)) + b".\r\n")
+        code, lines = c.reply()
+        assert code == 250, (code, lines)
+    assert body_of(srv) == body
+    assert os.listdir(spill_dir(srv)) == []
+
+
+def test_large_message_by_bdat_arrives_whole(dsmtp_factory):
+    srv = dsmtp_factory(max_msg_size="10M")
+    body = big_body(30000)
+    data = message(body).replace("\n", "\r\n").encode()  # BDAT: no dot-stuffing
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        half = len(data) // 2
+        assert c.bdat(data[:half])[0] == 250
+        code, lines = c.bdat(data[half:], last=True)
+        assert code == 250, (code, lines)
+    assert body_of(srv) == body
+    assert os.listdir(spill_dir(srv)) == []
+
+
+def test_vanishing_client_leaves_no_spill_file(dsmtp_factory):
+    srv = dsmtp_factory(max_msg_size="10M")
+    c = RawSMTP(srv.smtp_port)
+    c.ehlo()
+    c.expect("MAIL FROM:<%s>" % SENDER, 250)
+    c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+    c.expect("DATA", 354)
+    c.send(wire(message(big_body(20000))))
+    assert wait_for(lambda: os.listdir(spill_dir(srv)) != [], 10)
+    c.close()
+    assert wait_for(lambda: os.listdir(spill_dir(srv)) == [], 10), os.listdir(spill_dir(srv))
+    assert "reason=eof-in-data" in srv.log()
+    assert srv.messages("alice") == []
+    with RawSMTP(srv.smtp_port) as d:  # still serving
+        d.ehlo()
+
+
+def test_spill_files_of_a_crash_are_removed_at_start(dsmtp_factory):
+    srv = dsmtp_factory()
+    left = os.path.join(spill_dir(srv), "0123-1")
+    with open(left, "w") as f:
+        f.write("half a message")
+    srv.restart()
+    assert not os.path.exists(left)
+    assert "spill: removed 1 file" in srv.log()
