@@ -141,7 +141,9 @@ spill_after(uv_work_t *w, int status)
         j->err = ECANCELED;
     if (j->err != 0)
         log_sess(LOGLVL_WARN, j->sid, "spill file=%s op=%s result=failed why=\"%s\"", j->path,
-                 j->op == SPILL_WRITE ? "write" : j->op == SPILL_LOAD ? "read" : "unlink",
+                 j->op == SPILL_WRITE  ? "write"
+                 : j->op == SPILL_LOAD ? "read"
+                                       : "unlink",
                  strerror(j->err));
     switch (j->op) {
     case SPILL_WRITE:
