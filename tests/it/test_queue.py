@@ -149,24 +149,29 @@ def test_full_disk_gets_452_and_leaves_nothing(dsmtp_factory):
             assert e.errno == errno.ENOSPC, e
         finally:
             os.close(fd)
-        msgid, text = make_message(body="full disk\n" + ("x" * 70 + "\n") * 900)  # 64 KB
+        # 36 KB: more than the room below, less than what would go to a spill file
+        msgid, text = make_message(body="full disk\n" + ("x" * 70 + "\n") * 500)
         # no room at all (not even for the dotlock), then a little room: the append
-        # starts and fails half-way
-        for room in (0, 16384):
+        # starts and fails half-way; a larger message cannot even be spilled
+        big_id, big = make_message(body=("y" * 70 + "\n") * 3000)  # 213 KB
+        for room, data in ((0, text), (16384, text), (16384, big)):
             if room:
                 os.truncate(filler, os.path.getsize(filler) - room)
             with RawSMTP(srv.smtp_port, timeout=30) as c:
                 c.ehlo()
                 c.expect("MAIL FROM:<s@remote.example>", 250)
                 c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-                code, lines = c.data(text)
+                code, lines = c.data(data)
                 assert code == 452 and lines[-1].startswith("4.3.1"), (room, code, lines)
                 c.expect("NOOP", 250)
             assert os.path.getsize(mbox) == size, "a partial message was left in the mbox"
             assert srv.queue_files() == []
             assert os.listdir(os.path.join(spool, "tmp")) == []
+            assert os.listdir(os.path.join(spool, "spill")) == []
             assert not os.path.exists(mbox + ".lock")
         assert re.search(r"result=deferred error=\"write .*No space left on device", srv.log())
+        assert re.search(r"spill file=\S+ op=write result=failed why=\"No space left", srv.log())
+        assert "reason=spill-failed" in srv.log()
         with RawSMTP(srv.smtp_port, timeout=30) as c:
             c.ehlo()
             os.unlink(filler)
