@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import clients  # noqa: E402
+import limits  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
@@ -276,6 +277,9 @@ def start_pop(ctx):
 
 def run(ctx):
     a = ctx.args
+    if any(w in a.only for w in ("smtp", "relay", "filters")):
+        ctx.log("== disk limits")
+        limits.workload(ctx)
     if "smtp" in a.only or "smtp-idle" in a.only:
         setup_smtp(ctx)
     if any(w.startswith("pop-") for w in a.only):

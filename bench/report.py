@@ -27,23 +27,29 @@ def _ratio(r):
     return "%.*f" % (max(0, 2 - int(math.floor(math.log10(abs(r))))), r)
 
 
+def _share(res, m):
+    s = res.share(m)
+    return "" if s is None else "%.0f%%" % (100 * s)
+
+
 def rows(res):
     out = []
     for m in res.metrics:
         r = m.ratio()
         out.append([m.workload, m.name, m.unit, _side(m, "dmail"),
-                    _side(m, "peer") if m.peer else "", m.peer or "(dmail only)",
-                    "" if r is None else _ratio(r),
+                    _side(m, "peer") if m.peer else "",
+                    m.peer or ("(machine)" if m.key.startswith("limit.") else "(dmail only)"),
+                    "" if r is None else _ratio(r), _share(res, m),
                     m.goal_text(), _met(m)])
     return out
 
 
 def table(res, header_lines=()):
     head = ["workload", "metric", "unit", "dmail", "peer", "peer is", "dmail/peer",
-            "goal", "met"]
+            "of limit", "goal", "met"]
     body = rows(res)
     widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
-    right = {3, 4, 6}
+    right = {3, 4, 6, 7}
 
     def line(r):
         return "  ".join((str(c).rjust(widths[i]) if i in right else str(c).ljust(widths[i]))
@@ -69,6 +75,10 @@ def table(res, header_lines=()):
                 notes.append("%s %s %s: %d of %d runs failed (see the log above)"
                              % (side, m.workload, m.name, m.failures[side],
                                 m.failures[side] + len(m.values[side])))
+    if res.bounds and any(k.startswith("limit.") for k in res.by_key):
+        notes.append("of limit: dmail's figure as a share of what the run directory's disk "
+                      "allows (workload 0: serial appends+fsync for c=1, 16 parallel ones "
+                      "for c=10, c=50 and relay)")
     if notes or res.lines:
         out.append("")
     out.extend("note: " + n for n in notes + res.lines)
@@ -82,7 +92,8 @@ def write_csv(res, path, run_info):
             w.writerow(["#", k, v])
         w.writerow(["workload", "metric", "unit", "better", "peer", "dmail_median",
                     "peer_median", "dmail_over_peer", "goal", "goal_met", "dmail_values",
-                    "peer_values", "dmail_failed_runs", "peer_failed_runs", "note"])
+                    "peer_values", "dmail_failed_runs", "peer_failed_runs", "note",
+                    "dmail_share_of_limit"])
         for m in res.metrics:
             r = m.ratio()
             met = m.goal_met()
@@ -93,7 +104,8 @@ def write_csv(res, path, run_info):
                         m.goal_text(), "" if met is None else ("yes" if met else "no"),
                         " ".join(_num(x) for x in m.values["dmail"]),
                         " ".join(_num(x) for x in m.values["peer"]),
-                        m.failures["dmail"], m.failures["peer"], note])
+                        m.failures["dmail"], m.failures["peer"], note,
+                        _num(res.share(m))])
 
 
 def _num(v):

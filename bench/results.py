@@ -89,6 +89,7 @@ class Results:
         self.metrics = []
         self.by_key = {}
         self.lines = []  # free-text notes printed under the table
+        self.bounds = {}  # metric key -> key of the disk limit that bounds it (limits.py)
 
     def metric(self, key, *a, **kw):
         if key not in self.by_key:
@@ -99,6 +100,17 @@ class Results:
 
     def add(self, key, side, value):
         self.by_key[key].add(side, value)
+
+    def bound(self, key, limit_key):
+        self.bounds[key] = limit_key
+
+    def share(self, m):
+        """dmail's median as a share of the limit bounding m (0.37), or None."""
+        lim = self.by_key.get(self.bounds.get(m.key, ""))
+        d = m.median("dmail")
+        if lim is None or d is None or not lim.median("dmail"):
+            return None
+        return d / lim.median("dmail")
 
     def note(self, text):
         if text not in self.lines:

@@ -1,0 +1,110 @@
+"""What the run directory's disk allows (issue 17 item 1), measured in the same run as
+the servers, so that each dmail figure can be printed as a share of the limit that
+bounds it: a message acknowledged with 250 is on disk and fsynced, so no MTA can accept
+(or deliver) more messages per second than the disk completes durable appends.
+
+  serial    one file, append 2 KB then fsync, one after the other: what SMTP c=1 at best
+            gets (one message acknowledged at a time)
+  parallel  16 threads, each its own file, append 2 KB then fsync: the ceiling of
+            concurrent deliveries into different mailboxes (dsmtp's thread pool is 16)
+  dsync     one preallocated file opened O_DSYNC, 2 KB writes in place: a write-ahead
+            log's rate (issue 17 item 2 asks whether it beats fsync of an append)
+  fdatasync one preallocated file, 2 KB pwrite then fdatasync
+
+Each runs for SECS seconds (a fraction of a second in QUICK mode); files are removed.
+"""
+
+import os
+import threading
+import time
+
+BLOCK = b"x" * 2047 + b"\n"
+PREALLOC = 64 * 1024 * 1024
+
+
+def _append_fsync(path, secs, counter, idx):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        end = time.monotonic() + secs
+        n = 0
+        while time.monotonic() < end:
+            os.write(fd, BLOCK)
+            os.fsync(fd)
+            n += 1
+        counter[idx] = n
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def _rate(d, name, threads, secs):
+    counter = [0] * threads
+    ts = [threading.Thread(target=_append_fsync,
+                           args=(os.path.join(d, "%s.%d" % (name, i)), secs, counter, i))
+          for i in range(threads)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counter) / (time.monotonic() - t0)
+
+
+def _prealloc(d, name, secs, dsync):
+    path = os.path.join(d, name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, PREALLOC)
+        os.fsync(fd)
+        if dsync:
+            os.close(fd)
+            fd = os.open(path, os.O_RDWR | os.O_DSYNC)
+        end = time.monotonic() + secs
+        n, off, t0 = 0, 0, time.monotonic()
+        while time.monotonic() < end:
+            os.pwrite(fd, BLOCK, off)
+            if not dsync:
+                os.fdatasync(fd)
+            off = (off + len(BLOCK)) % PREALLOC
+            n += 1
+        return n / (time.monotonic() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def measure(d, secs):
+    """{"serial", "parallel", "dsync", "fdatasync"}: durable 2 KB writes per second."""
+    os.makedirs(d, exist_ok=True)
+    return {"serial": _rate(d, "serial", 1, secs),
+            "parallel": _rate(d, "parallel", 16, secs),
+            "dsync": _prealloc(d, "dsync", secs, True),
+            "fdatasync": _prealloc(d, "fdatasync", secs, False)}
+
+
+# the figures each limit bounds (metric keys)
+BOUNDS = {"smtp.c1.deliver": "serial", "smtp.c1.accept": "serial",
+          "smtp.c10.deliver": "parallel", "smtp.c10.accept": "parallel",
+          "smtp.c50.deliver": "parallel", "smtp.c50.accept": "parallel",
+          "relay.rate": "parallel", "relay.accept": "parallel"}
+
+NAMES = {"serial": "append 2 KB + fsync, 1 file",
+         "parallel": "append 2 KB + fsync, 16 files",
+         "dsync": "O_DSYNC 2 KB write, prealloc",
+         "fdatasync": "pwrite 2 KB + fdatasync, prealloc"}
+
+
+def workload(ctx):
+    """The limits as rows of their own (machine figures: the dmail column holds them)."""
+    a, res = ctx.args, ctx.res
+    w = "0 disk limits (run dir)"
+    for k in ("serial", "parallel", "dsync", "fdatasync"):
+        res.metric("limit." + k, w, NAMES[k], "1/s", "higher", None, None)
+    for i in range(a.pairs):
+        r = measure(os.path.join(ctx.run_dir, "limits"), 0.3 if a.quick else 3.0)
+        for k, v in r.items():
+            res.add("limit." + k, "dmail", v)
+        ctx.log("  disk limits %d/%d: %s" % (i + 1, a.pairs, ", ".join(
+            "%s %.0f/s" % (k, v) for k, v in r.items())))
+    for key, lim in BOUNDS.items():
+        res.bound(key, "limit." + lim)
