@@ -50,7 +50,7 @@ def _skip_reason():
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+needs_deb = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
 
 
 def build_deb():
@@ -150,6 +150,62 @@ def comm_of(pid):
         return ""
 
 
+def test_make_install_destdir(tmp_path):
+    """make install DESTDIR=... PREFIX=/usr: Debian's layout, the service files pointing
+    at the installed programs, nothing run (no dmail-setup into the real system)."""
+    dest = str(tmp_path / "dest")
+    r = subprocess.run(["make", "--no-print-directory", "install", "DESTDIR=" + dest,
+                        "PREFIX=/usr"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "now run (as root) /usr/sbin/dmail-setup" in r.stdout
+    for prog in ("dsmtp", "dpop", "dwatch", "tellsmtp", "tellpop", "sendmail", "dmail-setup"):
+        assert os.access(dest + "/usr/sbin/" + prog, os.X_OK), prog
+    for link in ("/usr/bin/mailq", "/usr/bin/newaliases", "/usr/lib/sendmail"):
+        assert os.readlink(dest + link) == "../sbin/sendmail", link
+    for page in ("man8/dsmtp.8", "man8/dmail-setup.8", "man8/mailq.8", "man5/dmail.conf.5"):
+        assert os.path.exists(dest + "/usr/share/man/" + page), page
+    conf = dest + "/etc/dmail/dmail.conf"
+    assert os.stat(conf).st_mode & 0o777 == 0o640
+    assert open(conf).read() == open(os.path.join(REPO, "conf", "dmail.conf.sample")).read()
+    unit = open(dest + "/lib/systemd/system/dmail.service").read()
+    assert "ExecStart=/usr/sbin/dwatch -f -c /etc/dmail/dmail.conf" in unit
+    init = dest + "/etc/init.d/dmail"
+    assert os.access(init, os.X_OK) and "DWATCH=/usr/sbin/dwatch" in open(init).read()
+
+    # again, under /usr/local: an edited dmail.conf stays; the unit names /usr/local/sbin
+    with open(conf, "a") as f:
+        f.write("host_domain mine.example\n")
+    r = subprocess.run(["make", "--no-print-directory", "install", "DESTDIR=" + dest],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert open(conf).read().endswith("host_domain mine.example\n")
+    assert os.readlink(dest + "/usr/local/bin/mailq") == "../sbin/sendmail"
+    unit = open(dest + "/etc/systemd/system/dmail.service").read()
+    assert "ExecStart=/usr/local/sbin/dwatch -f" in unit
+    assert not os.path.exists(dest + "/usr/local/lib/sendmail")
+
+
+def test_dmail_setup_dry_run(tmp_path):
+    """dmail-setup -n shows the directories and modes a configuration asks for."""
+    conf = tmp_path / "dmail.conf"
+    conf.write_text("spool_dir %s/spool\nwork_dir %s/work\ndrop_path %s/drop\n"
+                    "run_as nobody\n" % (tmp_path, tmp_path, tmp_path))
+    r = subprocess.run(["sh", os.path.join(REPO, "scripts", "dmail-setup.sh"), "-n", "-c",
+                        str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for want in ("chmod 3770 %s/spool/maildrop" % tmp_path, "chmod 2750 %s/spool/queue" % tmp_path,
+                 "chmod 0750 %s/drop" % tmp_path, "chmod 0750 %s/work" % tmp_path):
+        assert want in r.stdout, r.stdout
+    assert not os.path.exists(tmp_path / "spool")
+    conf.write_text("run_as root\n")
+    r = subprocess.run(["sh", os.path.join(REPO, "scripts", "dmail-setup.sh"), "-n", "-c",
+                        str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78 and "never run as root" in r.stderr
+
+
+@needs_deb
 def test_deb_installs_delivers_and_purges():
     deb = build_deb()
     smtp_port, pop_port = free_ports(2)
@@ -189,6 +245,12 @@ def test_deb_installs_delivers_and_purges():
         ov.run("dwatch -t -c /etc/dmail/dmail.conf")
         ov.run("tellpop adduser %s" % USER, input=PASSWORD + "\n", check=False)
         assert USER + ":" in ov.run("cat /etc/dmail/users").stdout
+        # installing again (an upgrade's maintainer scripts) keeps all that
+        ov.run("dpkg -i /tmp/dmail.deb", timeout=120)
+        r = ov.run("grep -c '^host_domain %s' /etc/dmail/dmail.conf; grep -c '^%s:' "
+                   "/etc/dmail/users; dpkg-statoverride --list | grep -c sendmail"
+                   % (DOMAIN, USER))
+        assert r.stdout.split() == ["1", "1", "1"], r.stdout
 
         dwatch = subprocess.Popen(ov.argv("/usr/sbin/dwatch", "-f", "-c", "/etc/dmail/dmail.conf"),
                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
