@@ -181,7 +181,8 @@ clean:
 # Debian's and Postfix's layout: the servers and tools in sbin, sendmail in sbin with
 # mailq and newaliases in bin (and /usr/lib/sendmail when PREFIX is /usr). sendmail is
 # set-group-ID to the run_as group (sendmail(8)); dmail-setup sets that when it can, and
-# the Debian package does it with dpkg-statoverride.
+# the Debian package does it with dpkg-statoverride. The programs look for
+# /etc/dmail/dmail.conf by default: with another sysconfdir, set DMAIL_CONF or use -c.
 PREFIX     ?= /usr/local
 sysconfdir ?= /etc
 SBINDIR    := $(PREFIX)/sbin
