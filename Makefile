@@ -6,6 +6,10 @@
 #   make run        build and start the suite on ./run/ (unprivileged ports)
 #   make format     clang-format every C file in place; make format-check only checks
 #   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECS seconds
+#   make install    the programs, man pages, dmail.conf and the service files under PREFIX
+#                   (default /usr/local; DESTDIR honoured); as root without DESTDIR it also
+#                   runs scripts/dmail-setup.sh (the dmail user, the spool and its modes)
+#   make deb        the Debian package (debhelper) into build/deb/, from a copy of the tree
 #
 # Several builds can share the tree: O=DIR puts build/ and bin/ under DIR.
 
@@ -84,15 +88,18 @@ UNIT_HELP_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 UNIT_HELP    := $(BUILD)/libunithelp.a
 PROG_LIBS    := $(foreach p,$(PROGS),$(if $(wildcard $(p)/*.c),$(BUILD)/lib$(p).a))
 
-.PHONY: all asan check unit it run format format-check deps clean bench fuzz fuzz-build
+.PHONY: all progs asan check unit it run format format-check deps clean bench fuzz fuzz-build \
+        install deb
 all: $(PROG_BINS) $(ALIASES) $(UNIT_BINS)
+# the programs alone (what make install and the Debian package need: no cmocka)
+progs: $(PROG_BINS) $(ALIASES)
 
 $(BIN)/mailq $(BIN)/newaliases: $(BIN)/sendmail
 	ln -sf sendmail $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIBDMAIL): $(COMMON_OBJ)
 	@mkdir -p $(@D)
@@ -169,4 +176,64 @@ format-check:
 
 clean:
 	rm -rf $(O)/build $(O)/bin
+
+# --- make install [PREFIX=/usr/local] [DESTDIR=] -------------------------------------
+# Debian's and Postfix's layout: the servers and tools in sbin, sendmail in sbin with
+# mailq and newaliases in bin (and /usr/lib/sendmail when PREFIX is /usr). sendmail is
+# set-group-ID to the run_as group (sendmail(8)); dmail-setup sets that when it can, and
+# the Debian package does it with dpkg-statoverride. The programs look for
+# /etc/dmail/dmail.conf by default: with another sysconfdir, set DMAIL_CONF or use -c.
+PREFIX     ?= /usr/local
+sysconfdir ?= /etc
+SBINDIR    := $(PREFIX)/sbin
+BINDIR     := $(PREFIX)/bin
+MANDIR     := $(PREFIX)/share/man
+DATADIR    := $(PREFIX)/share/dmail
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(sysconfdir)/systemd/system)
+INITDIR    ?= $(sysconfdir)/init.d
+INSTALL    ?= install
+SERVERS    := dsmtp dpop dwatch tellsmtp tellpop
+# the paths the service files name, for this PREFIX and sysconfdir
+FIXPATHS   := sed -e 's,/usr/sbin/,$(SBINDIR)/,g' -e 's,/etc/dmail/,$(sysconfdir)/dmail/,g'
+
+install: progs
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) $(DESTDIR)$(sysconfdir)/dmail \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(INITDIR)
+	$(INSTALL) -m 0755 $(SERVERS:%=$(BIN)/%) $(BIN)/sendmail $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 0755 scripts/dmail-setup.sh $(DESTDIR)$(SBINDIR)/dmail-setup
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/mailq
+	ln -sf ../sbin/sendmail $(DESTDIR)$(BINDIR)/newaliases
+	@# /usr/lib/sendmail, where old programs look, only for the system's own MTA
+	if [ "$(PREFIX)" = /usr ]; then $(INSTALL) -d $(DESTDIR)/usr/lib && \
+	    ln -sf ../sbin/sendmail $(DESTDIR)/usr/lib/sendmail; fi
+	$(INSTALL) -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/mailq.8
+	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/newaliases.8
+	$(INSTALL) -m 0644 conf/dmail.conf.sample $(DESTDIR)$(DATADIR)/
+	@# an existing dmail.conf is the administrator's: never overwritten
+	@if [ -e $(DESTDIR)$(sysconfdir)/dmail/dmail.conf ]; then \
+	    echo "install: $(DESTDIR)$(sysconfdir)/dmail/dmail.conf exists, left alone"; \
+	else $(INSTALL) -m 0640 conf/dmail.conf.sample $(DESTDIR)$(sysconfdir)/dmail/dmail.conf; fi
+	$(FIXPATHS) conf/dmail.service > $(DESTDIR)$(UNITDIR)/dmail.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/dmail.service
+	$(FIXPATHS) conf/dmail.init > $(DESTDIR)$(INITDIR)/dmail
+	chmod 0755 $(DESTDIR)$(INITDIR)/dmail
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	    echo "install: $(SBINDIR)/dmail-setup -c $(sysconfdir)/dmail/dmail.conf -s $(SBINDIR)/sendmail"; \
+	    $(SBINDIR)/dmail-setup -c $(sysconfdir)/dmail/dmail.conf -s $(SBINDIR)/sendmail; \
+	else echo "install: now run (as root) $(SBINDIR)/dmail-setup -s $(SBINDIR)/sendmail"; fi
+
+# --- make deb: dpkg-buildpackage on a copy of the tree, so the checkout stays clean ----
+DEBDIR := $(O)/build/deb
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
+	    { echo "deb: needs dpkg-dev and debhelper (make deps as root)" >&2; exit 1; }
+	rm -rf $(DEBDIR) && mkdir -p $(DEBDIR)/dmail-$(VERSION)
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./bin --exclude=./run \
+	    --exclude=__pycache__ --exclude=.pytest_cache . | tar -C $(DEBDIR)/dmail-$(VERSION) -xf -
+	cd $(DEBDIR)/dmail-$(VERSION) && dpkg-buildpackage -b -us -uc
+	@ls $(DEBDIR)/*.deb
+	@if command -v lintian >/dev/null; then lintian $(DEBDIR)/*.deb; fi
 .SECONDARY:
