@@ -40,7 +40,8 @@ A stage's script is a list of steps, the last one usually the verdict:
 
 A script is given per stage name (connect helo mail rcpt data header eoh body eom
 unknown) as steps or as a callable (session, packet) -> steps; a stage without a script
-answers CONTINUE. Everything runs in threads of the test process; stop() is clean.
+answers CONTINUE. FakeMilter(optneg=HANG) (or CLOSE, GARBAGE) breaks the negotiation.
+Everything runs in threads of the test process; stop() is clean.
 """
 
 import os
@@ -232,8 +233,9 @@ class FakeMilter:
     """The fake milter server; see the module docstring."""
 
     def __init__(self, path=None, host="127.0.0.1", port=0, actions=ALL_ACTIONS, protocol=0,
-                 version=6, symlists=None):
+                 version=6, symlists=None, optneg=None):
         self.path = path
+        self.optneg = optneg  # steps instead of the OPTNEG answer (HANG, CLOSE, GARBAGE)
         self.actions = actions
         self.protocol = protocol  # SMFIP_* flags asked for (stages not wanted, ...)
         self.version = version
@@ -365,7 +367,10 @@ class FakeMilter:
                 elif cmd in STAGES:
                     pkt.macros = pending_macros.pop(pkt.cmd, {})
                 sess.packets.append(pkt)
-                if cmd == b"O":
+                if cmd == b"O" and self.optneg is not None:
+                    if not self._play(sess, _steps(self.optneg)):
+                        return
+                elif cmd == b"O":
                     self._optneg(sess, pkt)
                 elif cmd in (b"Q",):
                     sess.end = "quit"
@@ -417,8 +422,11 @@ class FakeMilter:
         self._send(sess, "O", data)
 
     def _run(self, sess, pkt):
-        """Play the stage's steps. False when the session is over (closed by script)."""
-        for step in self.steps_for(sess, pkt):
+        return self._play(sess, self.steps_for(sess, pkt))
+
+    def _play(self, sess, steps):
+        """Play steps. False when the session is over (closed by script, hung)."""
+        for step in steps:
             if isinstance(step, str):
                 if step in VERDICTS:
                     self._send(sess, step)
@@ -477,7 +485,7 @@ class FakeMilter:
             except socket.timeout:
                 continue
             except OSError:
-                break
+                chunk = b""
             if not chunk:
                 sess.end = "hung, then closed by the MTA"
                 sess.closed_at = time.monotonic()
