@@ -44,6 +44,7 @@ answers CONTINUE. FakeMilter(optneg=HANG) (or CLOSE, GARBAGE) breaks the negotia
 Everything runs in threads of the test process; stop() is clean.
 """
 
+import contextlib
 import os
 import socket
 import struct
@@ -556,3 +557,31 @@ class MilterClient:
         except OSError:
             pass
         self.sock.close()
+
+
+# ----------------------------------------------------------------- a real MTA to compare
+
+
+@contextlib.contextmanager
+def private_postfix(milters, *extra):
+    """A private Postfix instance (bench/servers.py's: 127.0.0.1 only, local delivery to
+    the mbox mail/USER of its directory for USER@bench.test) with smtpd_milters = milters,
+    milter_default_action tempfail and extra main.cf lines; root only. Its directory is
+    under /var/tmp: Postfix's maillog_file must match maillog_file_prefixes (/var, ...)."""
+    import shutil
+    import sys
+    import tempfile
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                    "bench"))
+    import servers
+    d = tempfile.mkdtemp(prefix="dmail-it-postfix-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    pf = servers.Postfix(d, smtpd_max=5, main_extra=[
+        "smtpd_milters = " + ", ".join(milters), "milter_default_action = tempfail",
+        "milter_command_timeout = 10s", *extra])
+    try:
+        pf.start()
+        yield pf
+    finally:
+        pf.stop()
+        shutil.rmtree(d, ignore_errors=True)

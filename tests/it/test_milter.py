@@ -728,3 +728,4 @@ def test_config_test_accepts_milter_settings(dsmtp_factory):
     r = subprocess.run([os.path.join(BIN, "dsmtp"), "-t", "-c", srv.conf_path],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "unknown setting" not in r.stdout + r.stderr, (r.stdout, r.stderr)

@@ -9,13 +9,11 @@ import shutil
 import smtplib
 import socket
 import struct
-import sys
-import tempfile
 
 import pytest
 
 import milter_fake as mf
-from dmail_site import REPO, wait_for
+from dmail_site import wait_for
 
 CLEAN_BODY = "Hello from the fake milter test.\n"
 
@@ -119,23 +117,11 @@ def test_unix_socket_and_stop(tmp_path):
 
 @pytest.fixture
 def postfix(milter):
-    """A private Postfix (bench/servers.py) with smtpd_milters = the fake milter."""
+    """A private Postfix with smtpd_milters = the fake milter."""
     if os.geteuid() != 0 or not shutil.which("postconf"):
         pytest.skip("Postfix (installed, started as root) needed")
-    sys.path.insert(0, os.path.join(REPO, "bench"))
-    import servers
-    # under /var: Postfix's maillog_file must match maillog_file_prefixes (/var, ...)
-    d = tempfile.mkdtemp(prefix="dmail-it-postfix-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    pf = servers.Postfix(d, smtpd_max=5, main_extra=[
-        "smtpd_milters = " + milter.address, "milter_default_action = tempfail",
-        "milter_command_timeout = 5s", "smtpd_authorized_xclient_hosts ="])
-    try:
-        pf.start()
+    with mf.private_postfix([milter.address], "milter_command_timeout = 5s") as pf:
         yield pf
-    finally:
-        pf.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_postfix_talks_to_the_fake(milter, postfix):
