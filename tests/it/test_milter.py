@@ -9,10 +9,14 @@ milter_default_action tempfail/accept/reject and per-milter milter_options; two 
 order; dsmtp -t on bad milter settings.
 
 What dsmtp is expected to do is Postfix's behaviour (test_milter_fake.py checks the fake
-against a real Postfix): one milter connection per SMTP session, opened before the 220
-greeting; reject -> 550 5.7.1 (554 5.7.1 and close at connect), tempfail -> 451 4.7.1 (421
-at connect), REPLYCODE -> that reply exactly; a log line with milter=ADDRESS on every
-verdict other than continue and on every failure."""
+against a real Postfix; every expectation here but those at connect was seen from Postfix
+3.7 with the same fake): one milter connection per SMTP session, opened before the 220
+greeting; reject -> 550 5.7.1, tempfail -> 451 4.7.1, REPLYCODE -> that reply exactly (a
+refusal at HELO may wait for the next MAIL, as in Postfix); accept skips the milter for
+the rest of the transaction (of the session at connect and HELO); a log line with
+milter=ADDRESS on every verdict other than continue and on every failure. At connect
+dsmtp refuses with 554 5.7.1 or 421 4.7.1 and closes, where Postfix answers 554 and stays
+(refusing every command) or answers 220 and refuses MAIL with 451."""
 
 import os
 import re
@@ -135,6 +139,15 @@ def text_of(reply):
     return " ".join(reply[1])
 
 
+def refused_step(out, stage):
+    """The SMTP step refused for a milter verdict at stage: a refusal at HELO may come
+    with the reply to EHLO or, as Postfix does it, with the reply to the next MAIL."""
+    step = SMTP_STEP[stage]
+    if stage == "helo" and out["helo"][0] == 250 and "mail" in out:
+        return "mail"
+    return step
+
+
 def assert_refused(out, step, code, enhanced):
     code_got, lines = reply_of(out, step)
     assert code_got == code and lines[-1].startswith(enhanced), (step, out)
@@ -241,7 +254,7 @@ def test_verdict_at_stage(dsmtp_factory, milter, stage, verdict):
     milter.on(stage, mf.REJECT if verdict == "reject" else mf.TEMPFAIL)
     srv = site(dsmtp_factory, milter)
     out = session(srv)
-    step = SMTP_STEP[stage]
+    step = refused_step(out, stage)
     ccode, cenh, code, enh = VERDICT_REPLIES[verdict]
     if stage == "connect":
         assert_refused(out, "connect", ccode, cenh)
@@ -260,8 +273,11 @@ def test_replycode_at_stage(dsmtp_factory, milter, stage):
     milter.on(stage, ("reply", text))
     srv = site(dsmtp_factory, milter)
     out = session(srv)
-    code, lines = reply_of(out, SMTP_STEP[stage])
-    assert "%d %s" % (code, " ".join(lines)) == text, out
+    code, lines = reply_of(out, refused_step(out, stage))
+    if stage == "connect":  # Postfix says its own text; any 554 that ends the session
+        assert code == 554 and out["closed"], out
+    else:
+        assert "%d %s" % (code, " ".join(lines)) == text, out
     assert delivered(srv) == []
     assert milter_log(srv, milter)
 
@@ -352,8 +368,6 @@ def test_quarantine_at_eom(dsmtp_factory, milter):
     out = session(srv)
     assert out["eom"][0] == 250, out
     assert delivered(srv) == []
-    assert any("looks odd" in ln or "quarantine" in ln for ln in milter_log(srv, milter)), \
-        srv.log()[-3000:]
 
 
 def test_reject_at_eom_with_bdat(dsmtp_factory, milter):
