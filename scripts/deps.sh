@@ -1,15 +1,15 @@
 #!/bin/sh
 # Install the Debian packages dmail builds and tests with, if any is missing.
 # Run as root on a fresh Debian 12 machine; as another user it only reports.
-# rspamd and opendkim are milters the integration tests start with configurations of their
-# own (tests/it/test_milter_filters.py): a policy-rc.d keeps their package scripts from
-# starting the system's daemons while installing.
+# rspamd, opendkim and clamav-milter (with clamd) are milters the integration tests start
+# with configurations of their own (tests/it/test_milter_filters.py): a policy-rc.d keeps
+# their package scripts from starting the system's daemons while installing.
 set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
 libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail
 mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail
-rspamd opendkim opendkim-tools python3-dkim"
+rspamd opendkim opendkim-tools python3-dkim clamav-daemon clamav-milter"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

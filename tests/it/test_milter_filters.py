@@ -10,10 +10,14 @@ configuration of its own in a temporary directory, once per module:
               opendkim-genkey read from a TestPublicKeys file (no DNS); a message signed
               here with python3-dkim arrives with Authentication-Results: ...; dkim=pass,
               one whose body was changed after signing with dkim=fail.
+    ClamAV    clamav-milter on 127.0.0.1 in front of a clamd on a Unix socket whose only
+              database is one signature written here (ClamAV's own cannot be had
+              offline): a message carrying the marker is refused with the REPLYCODE of
+              RejectMsg, a clean one gets X-Virus-Status: Clean. Skipped when clamav-daemon
+              or clamav-milter is not installed.
 
 Every test runs against dsmtp and, to show that the filters' set-up is right, against a
-private Postfix (bench/servers.py's) with the same milters in smtpd_milters. clamav-milter
-is left out: its signature database cannot be had offline."""
+private Postfix (bench/servers.py's) with the same milters in smtpd_milters."""
 
 import os
 import re
@@ -35,6 +39,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the filters start as 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SIGNER, SELECTOR = "signer.test", "sel"
 AUTHSERV = "mx.filters.test"
+VIRUS_MARK = "DMAIL-CLAMAV-TEST-SIGNATURE-7f3a9c"
 START_TIMEOUT = 30.0
 
 RSPAMD_LOCAL = {
@@ -166,13 +171,70 @@ def opendkim():
         f.write(OPENDKIM_CONF.format(dir=d, authserv=AUTHSERV))
     chown_nobody(d)
     sock = os.path.join(d, "opendkim.sock")
-    # grace 0.5: opendkim takes 4 s to act on SIGTERM, and has nothing to save here
+    # grace 0.5: opendkim (libmilter) takes 4 s to act on SIGTERM, and has nothing to save
     p = Daemon("opendkim", ["opendkim", "-f", "-x", conf], d, lambda: os.path.exists(sock),
                os.path.join(d, "opendkim.out"), grace=0.5)
     try:
         yield "unix:" + sock, os.path.join(d, SELECTOR + ".private")
     finally:
         p.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+CLAMD_CONF = """\
+LocalSocket {dir}/clamd.sock
+LocalSocketMode 666
+Foreground yes
+DatabaseDirectory {dir}/db
+User nobody
+LogFile {dir}/clamd.log
+TemporaryDirectory {dir}/tmp
+"""
+
+CLAMAV_MILTER_CONF = """\
+MilterSocket inet:{port}@127.0.0.1
+ClamdSocket unix:{dir}/clamd.sock
+Foreground yes
+User nobody
+OnInfected Reject
+RejectMsg "Virus found: %v"
+AddHeader Replace
+LogFile {dir}/milter.log
+TemporaryDirectory {dir}/tmp
+"""
+
+
+@pytest.fixture(scope="module")
+def clamav():
+    """clamav-milter and its clamd: the milter's address, or None when not installed."""
+    if not shutil.which("clamd", path="/usr/sbin:/usr/bin") or \
+            not shutil.which("clamav-milter", path="/usr/sbin:/usr/bin"):
+        yield None
+        return
+    d = workdir("clamav")
+    for sub in ("db", "tmp"):
+        os.makedirs(os.path.join(d, sub))
+    with open(os.path.join(d, "db", "dmailtest.ndb"), "w") as f:
+        f.write("Dmail.Test.Sig:0:*:%s\n" % VIRUS_MARK.encode().hex())
+    port = free_ports(1)[0]
+    with open(os.path.join(d, "clamd.conf"), "w") as f:
+        f.write(CLAMD_CONF.format(dir=d))
+    with open(os.path.join(d, "milter.conf"), "w") as f:
+        f.write(CLAMAV_MILTER_CONF.format(dir=d, port=port))
+    chown_nobody(d)
+    sock = os.path.join(d, "clamd.sock")
+    clamd = Daemon("clamd", ["clamd", "-c", os.path.join(d, "clamd.conf")], d,
+                   lambda: os.path.exists(sock), os.path.join(d, "clamd.log"))
+    try:
+        # grace 0.5: like opendkim (libmilter), it takes seconds to act on SIGTERM
+        milter = Daemon("clamav-milter", ["clamav-milter", "-c", os.path.join(d, "milter.conf")],
+                        d, lambda: port_open(port), os.path.join(d, "milter.log"), grace=0.5)
+        try:
+            yield "inet:127.0.0.1:%d" % port
+        finally:
+            milter.stop()
+    finally:
+        clamd.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -194,8 +256,8 @@ class MTA:
 
 
 @pytest.fixture(scope="module", params=["dsmtp", "postfix"])
-def mta(request, it_assets, rspamd, opendkim):
-    milters = [rspamd, opendkim[0]]
+def mta(request, it_assets, rspamd, opendkim, clamav):
+    milters = [rspamd, opendkim[0]] + ([clamav] if clamav else [])
     if request.param == "postfix":
         if not shutil.which("postconf"):
             pytest.skip("Postfix not installed")
@@ -289,3 +351,23 @@ def test_opendkim_fails_a_changed_body(mta, opendkim):
     ar = authentication_results(got[1])
     assert any("dkim=fail" in a or "dkim=neutral" in a for a in ar), (mta.name, ar)
     assert not any("dkim=pass" in a for a in ar), (mta.name, ar)
+
+
+def test_clamav_refuses_the_signature(mta, clamav):
+    if not clamav:
+        pytest.skip("clamav-daemon / clamav-milter not installed")
+    _, data = message(mta, "Carrying %s in the body.\n" % VIRUS_MARK)
+    code, lines = send(mta, data)
+    assert code == 550 and "Virus found: Dmail.Test.Sig" in " ".join(lines), \
+        (mta.name, code, lines)
+
+
+def test_clamav_marks_clean_mail(mta, clamav):
+    if not clamav:
+        pytest.skip("clamav-daemon / clamav-milter not installed")
+    msgid, data = message(mta, "Nothing to see here.\n")
+    assert send(mta, data)[0] == 250
+    got = mta.delivered(msgid)
+    assert got, "%s: %s not delivered" % (mta.name, msgid)
+    assert got[1]["X-Virus-Status"] == "Clean", got[0][:2000]
+    assert got[1]["X-Virus-Scanned"], got[0][:2000]
