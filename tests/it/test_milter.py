@@ -16,7 +16,10 @@ refusal at HELO may wait for the next MAIL, as in Postfix); accept skips the mil
 the rest of the transaction (of the session at connect and HELO); a log line with
 milter=ADDRESS on every verdict other than continue and on every failure. At connect
 dsmtp refuses with 554 5.7.1 or 421 4.7.1 and closes, where Postfix answers 554 and stays
-(refusing every command) or answers 220 and refuses MAIL with 451."""
+(refusing every command) or answers 220 and refuses MAIL with 451.
+
+The same tests run against Postfix with the plugin milter_postfix.py (root only):
+PYTHONPATH=tests/it scripts/run-it.sh bin -p milter_postfix -k test_milter.py"""
 
 import os
 import re
