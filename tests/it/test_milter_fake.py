@@ -32,7 +32,8 @@ def full_session(c, rcpts=("<alice@example.test>",)):
     out["connect"] = c.connect("client.example", "127.0.0.1", 4321,
                                {"j": "mx.example.test", "{client_addr}": "127.0.0.1"})
     out["helo"] = c.stage("H", b"client.example\0")
-    out["mail"] = c.stage("M", b"<s@remote.example>\0SIZE=100\0", {"{mail_addr}": "s@remote.example"})
+    out["mail"] = c.stage("M", b"<s@remote.example>\0SIZE=100\0",
+                          {"{mail_addr}": "s@remote.example"})
     out["rcpt"] = [c.stage("R", mf.cstr(r), {"{rcpt_addr}": r.strip("<>")}) for r in rcpts]
     out["data"] = c.stage("T")
     out["header"] = c.stage("L", b"Subject\0 hi\0")

@@ -30,8 +30,8 @@ import time
 import pytest
 
 import milter_fake as mf
-from dmail_site import DOMAIN, RawSMTP, Site, free_ports, new_msgid, port_open, read_mbox, \
-    wait_for
+from dmail_site import (DOMAIN, RawSMTP, Site, free_ports, new_msgid, port_open,
+                        read_mbox, wait_for)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the filters start as root and "
                                 "switch to nobody")
