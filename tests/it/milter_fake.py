@@ -319,6 +319,22 @@ class FakeMilter:
                              % (len(self.sessions), [s.cmds() for s in self.sessions],
                                 timeout, n, " ended" if ended else ""))
 
+    def forget_sessions(self, quiet=0.3, timeout=5.0):
+        """Wait until every session so far has ended and none came for quiet seconds,
+        then forget them: the connections a server's start-up checks made (a port probe
+        is an SMTP session, and so a milter session, to the MTA)."""
+        deadline = time.monotonic() + timeout
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            got = list(self.sessions)
+            if len(got) != seen:
+                seen, since = len(got), time.monotonic()
+            elif time.monotonic() - since >= quiet and all(x.ended.is_set() for x in got):
+                break
+            time.sleep(0.02)
+        with self._lock:
+            del self.sessions[:seen]
+
     def wait_session_with(self, letter, timeout=10.0):
         """The first session that received a packet with command letter."""
         deadline = time.monotonic() + timeout

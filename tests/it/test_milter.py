@@ -84,7 +84,12 @@ def site(dsmtp_factory, *milters, **kw):
             "milter_connect_timeout": "5s", "milter_command_timeout": "5s",
             "milter_content_timeout": "10s"}
     conf.update(kw)
-    return dsmtp_factory(**conf)
+    srv = dsmtp_factory(**conf)
+    # the start-up check connects to every port: milter sessions of their own
+    for m in milters:
+        if not isinstance(m, str):
+            m.forget_sessions()
+    return srv
 
 
 def session(srv, rcpts=(ALICE,), text=None, sender=SENDER, port=None, tls=False, auth=None,
