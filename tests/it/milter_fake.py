@@ -40,7 +40,9 @@ A stage's script is a list of steps, the last one usually the verdict:
 
 A script is given per stage name (connect helo mail rcpt data header eoh body eom
 unknown) as steps or as a callable (session, packet) -> steps; a stage without a script
-answers CONTINUE. FakeMilter(optneg=HANG) (or CLOSE, GARBAGE) breaks the negotiation.
+answers CONTINUE. FakeMilter(optneg=HANG) (or CLOSE, GARBAGE) breaks the negotiation;
+FakeMilter(protocol=SMFIP_...) asks for stages to be left out (SMFIP_NO*) or sent
+without an answer (SMFIP_NR_*: the fake then answers nothing there).
 Everything runs in threads of the test process; stop() is clean.
 """
 
@@ -67,7 +69,13 @@ SMFIF_CHGHDRS, SMFIF_QUARANTINE, SMFIF_CHGFROM, SMFIF_ADDRCPT_PAR = 0x10, 0x20, 
 SMFIF_SETSYMLIST = 0x100
 ALL_ACTIONS = 0x1FF
 SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NOMAIL, SMFIP_NORCPT = 0x1, 0x2, 0x4, 0x8
-SMFIP_NOBODY, SMFIP_NOHDRS, SMFIP_NOEOH = 0x10, 0x20, 0x40
+SMFIP_NOBODY, SMFIP_NOHDRS, SMFIP_NOEOH, SMFIP_NR_HDR = 0x10, 0x20, 0x40, 0x80
+SMFIP_NODATA, SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL = 0x200, 0x1000, 0x2000, 0x4000
+SMFIP_NR_RCPT, SMFIP_NR_DATA, SMFIP_NR_EOH, SMFIP_NR_BODY = 0x8000, 0x10000, 0x40000, 0x80000
+# the stages a milter may ask to get without answering (SMFIP_NR_*)
+NO_REPLY_FLAG = {"connect": SMFIP_NR_CONN, "helo": SMFIP_NR_HELO, "mail": SMFIP_NR_MAIL,
+                 "rcpt": SMFIP_NR_RCPT, "data": SMFIP_NR_DATA, "header": SMFIP_NR_HDR,
+                 "eoh": SMFIP_NR_EOH, "body": SMFIP_NR_BODY}
 MAX_PACKET = 1 << 24
 GARBAGE_BYTES = b"\xff\xff\xff\xf0this is not a milter packet\r\n"
 
@@ -178,6 +186,7 @@ class Session:
         self.end = None
         self.sent = []  # (letter, data) of every packet the fake sent
         self.closed_at = None  # when the MTA closed a hung session (monotonic)
+        self.protocol = 0  # the SMFIP_* flags negotiated
         self.lock = threading.Lock()
 
     def cmds(self):
@@ -432,13 +441,15 @@ class FakeMilter:
         f = pkt.fields
         if "error" in f:
             raise ProtocolError(f["error"])
-        data = struct.pack(">III", self.version, self.actions & f["actions"],
-                           self.protocol & f["protocol"] if self.protocol else 0)
+        sess.protocol = self.protocol & f["protocol"]
+        data = struct.pack(">III", self.version, self.actions & f["actions"], sess.protocol)
         for idx, names in sorted(self.symlists.items()):
             data += struct.pack(">I", idx) + cstr(names)
         self._send(sess, "O", data)
 
     def _run(self, sess, pkt):
+        if sess.protocol & NO_REPLY_FLAG.get(pkt.stage, 0):
+            return True  # negotiated: this stage gets no answer
         return self._play(sess, self.steps_for(sess, pkt))
 
     def _play(self, sess, steps):

@@ -247,6 +247,36 @@ def test_two_transactions_one_milter_connection(dsmtp_factory, milter):
     assert [m["Subject"] for _, m in delivered(srv)] == ["n0", "n1"]
 
 
+def test_stages_the_milter_does_not_want(dsmtp_factory, milter_factory):
+    """SMFIP_NO* flags in the milter's OPTNEG answer: those stages are not sent."""
+    m = milter_factory(protocol=mf.SMFIP_NOHELO | mf.SMFIP_NODATA | mf.SMFIP_NOHDRS
+                       | mf.SMFIP_NOEOH | mf.SMFIP_NOBODY)
+    srv = site(dsmtp_factory, m)
+    assert session(srv)["eom"][0] == 250
+    s = m.wait_sessions(1, ended=True)[0]
+    offered = s.first("optneg").fields["protocol"]
+    assert offered & m.protocol == m.protocol, hex(offered)
+    assert re.fullmatch(r"OCMRE(A*)Q?", s.cmds()), s.cmds()
+    assert len(delivered(srv)) == 1
+
+
+def test_stages_without_reply(dsmtp_factory, milter_factory):
+    """SMFIP_NR_* flags: dsmtp sends those stages and does not wait for an answer."""
+    flags = (mf.SMFIP_NR_CONN | mf.SMFIP_NR_HELO | mf.SMFIP_NR_MAIL | mf.SMFIP_NR_RCPT
+             | mf.SMFIP_NR_DATA | mf.SMFIP_NR_HDR | mf.SMFIP_NR_EOH | mf.SMFIP_NR_BODY)
+    m = milter_factory(protocol=flags)
+    m.on("eom", ("addheader", "X-Answered", "eom only"), mf.CONTINUE)
+    srv = site(dsmtp_factory, m, milter_command_timeout="2s", milter_content_timeout="2s")
+    t0 = time.monotonic()
+    out = session(srv)
+    assert out["eom"][0] == 250 and time.monotonic() - t0 < 1.5, out
+    s = m.wait_sessions(1, ended=True)[0]
+    assert s.protocol == flags, hex(s.protocol)  # all of them offered and taken
+    assert re.fullmatch(r"OCHMRTL+NB+EA*Q?", s.cmds()), s.cmds()
+    (_, msg), = delivered(srv)
+    assert msg["X-Answered"] == "eom only"
+
+
 # ------------------------------------------------------------------ verdicts
 
 
