@@ -269,10 +269,11 @@ def mta(request, it_assets, rspamd, opendkim, clamav):
     try:
         site.start()
         yield MTA("dsmtp", site.smtp_port, "alice@" + DOMAIN, site.mbox_path("alice"))
+        site.stop_all()
+        problems = site.dsmtp.problems()  # a sanitizer report, an exit on its own
+        assert not problems, problems
     finally:
         site.cleanup()
-    problems = site.dsmtp.problems()
-    assert not problems, problems
 
 
 def message(mta, body, subject="filters", msgid=None):
