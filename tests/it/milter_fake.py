@@ -2,7 +2,8 @@
 in plain Python, for the integration tests of dsmtp's milter client; and MilterClient, a
 minimal MTA side of the same protocol that tests the fake itself.
 
-    m = FakeMilter()                    # 127.0.0.1:free port; FakeMilter(path=...) a Unix socket
+    m = FakeMilter()                    # 127.0.0.1:free port (host="::1": inet:[::1]:port);
+                                        # FakeMilter(path=...): a Unix socket
     m.on("rcpt", REJECT)                # every RCPT rejected
     m.on("eom", ("addheader", "X-A", "1"), ("replbody", b"new\\r\\n"), CONTINUE)
     m.on("mail", lambda sess, pkt: [TEMPFAIL] if "bad" in pkt.args[0] else [CONTINUE])
@@ -52,6 +53,7 @@ import socket
 import struct
 import threading
 import time
+import traceback
 
 # command letters the MTA sends, and the stage names the scripts use
 STAGES = {b"C": "connect", b"H": "helo", b"M": "mail", b"R": "rcpt", b"T": "data",
@@ -264,19 +266,24 @@ class FakeMilter:
             os.chmod(path, 0o777)  # dsmtp runs as nobody
             self.address = "unix:" + path
         else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            v6 = ":" in host
+            self.sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                                      socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, port))
             self.port = self.sock.getsockname()[1]
-            self.address = "inet:%s:%d" % (host, self.port)
+            self.address = ("inet:[%s]:%d" if v6 else "inet:%s:%d") % (host, self.port)
         self.sock.listen(64)
 
     # -- scripting
     def on(self, stage, *steps):
-        """The script of stage: steps, or one callable (session, packet) -> steps."""
+        """The script of stage: steps (or one list of them), or one callable (session,
+        packet) -> steps."""
         assert stage in STAGE_LETTER, stage
         if len(steps) == 1 and callable(steps[0]):
             self.scripts[stage] = steps[0]
+        elif len(steps) == 1 and isinstance(steps[0], list):
+            self.scripts[stage] = list(steps[0])
         else:
             self.scripts[stage] = list(steps)
         return self
@@ -411,6 +418,9 @@ class FakeMilter:
             sess.end = sess.end or "error: %s" % e
             if not self._stop.is_set() and not isinstance(e, OSError):
                 self.errors.append(str(e))
+        except Exception:  # a script's own bug: shown by the test's teardown
+            sess.end = "script error"
+            self.errors.append(traceback.format_exc())
         finally:
             if self._stop.is_set():
                 sess.end = sess.end or "stopped"

@@ -33,7 +33,8 @@ import time
 import pytest
 
 import milter_fake as mf
-from dmail_site import BIN, DOMAIN, RawSMTP, free_ports, make_message, to_wire, wait_for
+from dmail_site import (BIN, DOMAIN, RawSMTP, free_ports, ipv6_loopback, make_message, to_wire,
+                        wait_for)
 
 SENDER = "sender@remote.example"
 ALICE, BOB = "alice@" + DOMAIN, "bob@" + DOMAIN
@@ -227,6 +228,64 @@ def test_unix_socket_milter(dsmtp_factory, milter_factory):
     raw, msg = delivered(srv)[0]
     assert msg["X-Unix-Milter"] == "seen"
     assert m.wait_sessions(1)[0].first("connect").fields["addr"] == "127.0.0.1"
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no ::1 here")
+def test_ipv6_milter(dsmtp_factory, milter_factory):
+    m = milter_factory(host="::1")
+    assert m.address.startswith("inet:[::1]:")
+    srv = site(dsmtp_factory, m)
+    assert session(srv)["eom"][0] == 250
+    assert "E" in m.wait_sessions(1, ended=True)[0].cmds()
+
+
+def test_mail_and_rcpt_parameters_passed(dsmtp_factory, milter):
+    srv = site(dsmtp_factory, milter)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s> SIZE=400 BODY=8BITMIME" % SENDER, 250)
+        c.expect("RCPT TO:<%s> NOTIFY=NEVER" % ALICE, 250)
+        c.expect("RSET", 250)
+    s = milter.wait_sessions(1, ended=True)[0]
+    assert s.first("mail").args == ["<%s>" % SENDER, "SIZE=400", "BODY=8BITMIME"]
+    assert s.first("rcpt").args == ["<%s>" % ALICE, "NOTIFY=NEVER"]
+
+
+def test_pipelined_commands_answered_in_order(dsmtp_factory, milter):
+    """PIPELINING with a slow milter: the replies come in the commands' order."""
+    milter.on("mail", ("sleep", 0.3), mf.CONTINUE)
+    milter.on("rcpt", lambda sess, p: [("sleep", 0.2), mf.REJECT if "bob" in p.args[0]
+                                       else mf.CONTINUE])
+    srv = site(dsmtp_factory, milter)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+               % (SENDER, BOB, ALICE, BOB))
+        codes = [c.reply()[0] for _ in range(5)]
+        assert codes == [250, 550, 250, 550, 354], codes
+        c.send(to_wire(make_message()[1]) + b".\r\n")
+        assert c.reply()[0] == 250
+    assert len(delivered(srv)) == 1 and delivered(srv, "bob") == []
+
+
+@pytest.mark.parametrize("late", [mf.HANG, [("sleep", 1.0), mf.CONTINUE]],
+                         ids=["milter-hangs", "milter-answers-late"])
+def test_client_gone_while_the_milter_thinks(dsmtp_factory, milter, late):
+    """The client hangs up while dsmtp waits for the milter at MAIL: the milter's late
+    answer, or its timeout, finds the session gone; the milter connection is closed by
+    then, and dsmtp goes on (and its ASan build finds nothing)."""
+    milter.on("mail", late)
+    srv = site(dsmtp_factory, milter, milter_command_timeout="2s")
+    c = RawSMTP(srv.smtp_port)
+    c.ehlo()
+    c.send("MAIL FROM:<%s>\r\n" % SENDER)
+    s = milter.wait_sessions(1)[0]
+    assert s.wait_cmd("M")
+    c.close()
+    assert s.ended.wait(6), "milter connection still open 6 s after the client left"
+    milter.on("mail", mf.CONTINUE)
+    assert session(srv)["eom"][0] == 250 and srv.alive()
+    assert len(delivered(srv)) == 1
 
 
 def test_two_transactions_one_milter_connection(dsmtp_factory, milter):
@@ -667,12 +726,12 @@ def test_default_action_is_tempfail(dsmtp_factory):
 
 
 @pytest.mark.parametrize("step,stage", [(mf.CLOSE, "rcpt"), (mf.GARBAGE, "mail"),
-                                        (mf.CLOSE, "eom")])
+                                        (mf.CLOSE, "eom"), (("raw", "z", b""), "helo")])
 def test_broken_milter_mid_session(dsmtp_factory, milter, step, stage):
     milter.on(stage, step)
     srv = site(dsmtp_factory, milter)
     out = session(srv)
-    assert_refused(out, SMTP_STEP[stage], 451, "4.7.1")
+    assert_refused(out, refused_step(out, stage), 451, "4.7.1")
     assert delivered(srv) == []
     assert milter_log(srv, milter)
     # the server is fine, and the next session talks to the milter again
