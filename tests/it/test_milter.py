@@ -728,7 +728,8 @@ def test_default_action_is_tempfail(dsmtp_factory):
 
 
 @pytest.mark.parametrize("step,stage", [(mf.CLOSE, "rcpt"), (mf.GARBAGE, "mail"),
-                                        (mf.CLOSE, "eom"), (("raw", "z", b""), "helo")])
+                                        (mf.CLOSE, "eom"), (("raw", "z", b""), "helo")],
+                         ids=["close-rcpt", "garbage-mail", "close-eom", "unknown-reply-helo"])
 def test_broken_milter_mid_session(dsmtp_factory, milter, step, stage):
     milter.on(stage, step)
     srv = site(dsmtp_factory, milter)
