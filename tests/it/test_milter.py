@@ -338,6 +338,35 @@ def test_stages_without_reply(dsmtp_factory, milter_factory):
     assert msg["X-Answered"] == "eom only"
 
 
+def test_skip_the_rest_of_the_body(dsmtp_factory, milter_factory):
+    """SMFIR_SKIP (negotiated with SMFIP_SKIP) to a body chunk: no more chunks, then the
+    end of the message as usual."""
+    m = milter_factory(protocol=mf.SMFIP_SKIP)
+    m.on("body", ("raw", "s", b""))
+    m.on("eom", ("addheader", "X-Skipped", "yes"), mf.CONTINUE)
+    srv = site(dsmtp_factory, m)
+    body = "".join("%06d %s\n" % (i, "z" * 70) for i in range(3000))  # several chunks
+    assert session(srv, text=make_message(body=body)[1])["eom"][0] == 250
+    s = m.wait_sessions(1, ended=True)[0]
+    assert s.cmds().count("B") == 1 and "E" in s.cmds(), s.cmds()
+    (raw, msg), = delivered(srv)
+    assert msg["X-Skipped"] == "yes" and raw.endswith(body.encode())
+
+
+def test_header_leading_space(dsmtp_factory, milter_factory):
+    """SMFIP_HDR_LEADSPC: header values go with the space after the colon, and a changed
+    value is taken as it is (its own leading space included)."""
+    m = milter_factory(protocol=mf.SMFIP_HDR_LEADSPC)
+    m.on("eom", ("chgheader", 1, "Subject", "  two spaces"), mf.CONTINUE)
+    srv = site(dsmtp_factory, m)
+    _, text = make_message(subject="spaced", extra_headers=("X-Tight:tight",))
+    assert session(srv, text=text)["eom"][0] == 250
+    hdrs = m.wait_sessions(1, ended=True)[0].headers()
+    assert ("Subject", " spaced") in hdrs and ("X-Tight", "tight") in hdrs, hdrs
+    (raw, _), = delivered(srv)
+    assert b"\nSubject:  two spaces\n" in raw, raw
+
+
 # ------------------------------------------------------------------ verdicts
 
 
