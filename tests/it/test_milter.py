@@ -678,6 +678,25 @@ def test_timeout_delays_no_other_session(dsmtp_factory, milter):
     assert 3.8 <= result["took"] < 7.0, result
 
 
+def test_sessions_filtered_in_parallel(dsmtp_factory, milter):
+    """Ten sessions at once, the milter taking 0.5 s over each message: about 0.5 s in
+    all, not 5 (one milter connection each, none waiting for another)."""
+    milter.on("eom", ("sleep", 0.5), ("addheader", "X-Slow", "1"), mf.CONTINUE)
+    srv = site(dsmtp_factory, milter)
+    outs = []
+    threads = [threading.Thread(target=lambda: outs.append(session(srv))) for _ in range(10)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    took = time.monotonic() - t0
+    assert [o["eom"][0] for o in outs] == [250] * 10, outs
+    assert took < 3.0, took
+    assert len(milter.sessions) == 10
+    assert [m["X-Slow"] for _, m in delivered(srv)] == ["1"] * 10
+
+
 def test_content_timeout(dsmtp_factory, milter):
     milter.on("body", mf.HANG)
     srv = site(dsmtp_factory, milter, milter_content_timeout="1s", milter_command_timeout="30s")
