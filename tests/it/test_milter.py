@@ -1,22 +1,24 @@
 """dsmtp's milter client against the fake milter of milter_fake.py (a real socket on
-127.0.0.1 or a Unix socket; the fake records every packet): each verdict at each stage
-(continue, accept, reject, tempfail, REPLYCODE, discard, quarantine), the modifications
-at end of message (headers added, inserted, changed and deleted, the body replaced,
-recipients added and removed) as they land in the mailbox, the packets and macros sent,
-and failure handling: a milter that hangs (milter_command_timeout, milter_content_timeout,
-milter_connect_timeout, SMFIR_PROGRESS), is not there, closes or talks garbage, with
-milter_default_action tempfail/accept/reject and per-milter milter_options; two milters in
-order; dsmtp -t on bad milter settings.
+127.0.0.1 or ::1, or a Unix socket; the fake records every packet): each verdict at each
+stage (continue, accept, reject, tempfail, REPLYCODE, discard, quarantine), the
+modifications at end of message (headers added, inserted, changed and deleted, the body
+replaced, recipients added and removed) as they land in the mailbox, the packets and
+macros sent, the protocol flags a milter may ask for (stages left out, stages without an
+answer, SMFIR_SKIP, leading spaces), and failure handling: a milter that hangs
+(milter_command_timeout, milter_content_timeout, milter_connect_timeout, SMFIR_PROGRESS),
+is not there, closes or talks garbage, with milter_default_action tempfail/accept/reject
+and per-milter milter_options; a client that leaves while the milter thinks; sessions in
+parallel; two milters in order; dsmtp -t on bad milter settings.
 
 What dsmtp is expected to do is Postfix's behaviour (test_milter_fake.py checks the fake
-against a real Postfix; every expectation here but those at connect was seen from Postfix
-3.7 with the same fake): one milter connection per SMTP session, opened before the 220
-greeting; reject -> 550 5.7.1, tempfail -> 451 4.7.1, REPLYCODE -> that reply exactly (a
-refusal at HELO may wait for the next MAIL, as in Postfix); accept skips the milter for
-the rest of the transaction (of the session at connect and HELO); a log line with
-milter=ADDRESS on every verdict other than continue and on every failure. At connect
-dsmtp refuses with 554 5.7.1 or 421 4.7.1 and closes, where Postfix answers 554 and stays
-(refusing every command) or answers 220 and refuses MAIL with 451.
+against a real Postfix, and milter_postfix.py runs this module against Postfix 3.7; what
+differs there is listed in its docstring): one milter connection per SMTP session, opened
+before the 220 greeting; reject -> 550 5.7.1, tempfail -> 451 4.7.1, REPLYCODE -> that
+reply exactly (a refusal at HELO may wait for the next MAIL, as in Postfix); accept skips
+the milter for the rest of the transaction (of the session at connect and HELO); a log
+line with milter=ADDRESS on every verdict other than continue and on every failure. At
+connect dsmtp refuses with 554 5.7.1 or 421 4.7.1 and closes, where Postfix answers 554
+and stays (refusing every command) or answers 220 and refuses MAIL with 451.
 
 The same tests run against Postfix with the plugin milter_postfix.py (root only):
 PYTHONPATH=tests/it scripts/run-it.sh bin -p milter_postfix -k test_milter.py"""
