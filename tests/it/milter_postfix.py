@@ -8,8 +8,10 @@ takes mail for alice@ and bob@example.test into mbox files (virtual(8)), with th
 milter settings in Postfix's names (milter_options lines become Postfix's per-milter
 "{ address, default_action=..., command_timeout=... }" form). What only dsmtp has is left
 out: the log lines (milter_log is not checked), dsmtp -t, reload, AUTH and STARTTLS, the
-dsmtp defaults, quarantine (Postfix holds in its hold queue, dsmtp in bomb_dir). Expected to fail here, as of Postfix 3.7: the refusals at connect (Postfix
-answers 554 and stays, or delays a tempfail to MAIL: test_milter.py's docstring), the
+dsmtp defaults, quarantine (Postfix holds in its hold queue, dsmtp in bomb_dir).
+
+Expected to fail here, as of Postfix 3.7: the refusals at connect (Postfix answers 554
+and stays, or delays a tempfail to MAIL: test_milter.py's docstring), the
 macros of connect ({client_addr} and the like are not in Postfix's defaults), the 5.7.1 of
 milter_default_action reject (Postfix says 5.5.0), dsmtp's log line of a discarded
 message, the queue file of a recipient added for elsewhere (Postfix's queue differs) and
