@@ -83,6 +83,10 @@ def test_vanishing_client_leaves_no_spill_file(dsmtp_factory):
     assert wait_for(lambda: os.listdir(spill_dir(srv)) == [], 10), os.listdir(spill_dir(srv))
     assert "reason=eof-in-data" in srv.log()
     assert srv.messages("alice") == []
+    # the buffer's share of data_memory_max came back with the session
+    rc, out, err = srv.tellsmtp("stats")
+    assert rc == 0, err
+    assert "data_memory_bytes 0" in out.splitlines(), out
     with RawSMTP(srv.smtp_port) as d:  # still serving
         d.ehlo()
 
