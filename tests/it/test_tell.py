@@ -14,7 +14,7 @@ import pytest
 
 from dmail_site import BIN, DOMAIN, RawSMTP, is_root, make_message, qfile_bytes, to_wire
 
-EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
+EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE, EX_CONFIG = 0, 1, 2, 3, 78
 
 
 def tell(prog, srv, *args, input=None, prefix=(), conf=True, timeout=30):
@@ -164,6 +164,24 @@ def test_unreachable(dsmtp):
     dsmtp.stop()
     expect_tell(dsmtp, ("status",), EX_UNREACHABLE, err_has="dsmtp not reachable")
     assert not os.path.exists(ctl_path(dsmtp))  # removed at a clean stop
+
+
+def test_missing_config_named(dsmtp):
+    # the config is what says where the socket is: a missing one is named, not taken for a
+    # server that is down
+    missing = os.path.join(dsmtp.dir, "missing.conf")
+    for prog in ("tellsmtp", "tellpop"):
+        for cmd in (("status",), ("reload",), ("restart",)):
+            rc, out, err = tell(prog, dsmtp, "-c", missing, *cmd, conf=False)
+            assert rc == EX_CONFIG, (prog, cmd, rc, out, err)
+            assert "%s: %s: No such file or directory" % (prog, missing) in err, err
+            assert "not reachable" not in err, err
+    rc, out, err = tell("tellpop", dsmtp, "-c", missing, "users", conf=False)
+    assert rc == EX_CONFIG and "No such file or directory" in err, (rc, err)
+    rc, out, _ = tell("tellsmtp", dsmtp, "-c", missing, "help", conf=False)
+    assert rc == EX_OK and "78" in out
+    # the server is up all along
+    assert tellsmtp(dsmtp, "status")[0] == EX_OK
 
 
 def test_shutdown(dsmtp):
