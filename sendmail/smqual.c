@@ -55,7 +55,8 @@ smqual_end(const char *val, struct smqual_elem *e)
     if (e->angle) {
         if (!e->angle_odd && smqual_dot_atom(val + e->lt + 1, e->gt - e->lt - 1))
             at = e->gt;
-    } else if (e->words == 1 && !e->quoted && smqual_dot_atom(val + e->word, e->wordend - e->word)) {
+    } else if (e->words == 1 && !e->quoted &&
+               smqual_dot_atom(val + e->word, e->wordend - e->word)) {
         at = e->wordend;
     }
     *e = (struct smqual_elem){.sep = true};
