@@ -56,6 +56,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"log_level", "LEVEL", 1, 1, TP_BOTH, TT_SERVER, "the same as debug (DMail's name)"},
     {"config", "SETTING", 1, 1, TP_BOTH, TT_SERVER,
      "the value of SETTING in force and where it came from"},
+    {"reopen", "", 0, 0, TP_BOTH, TT_SERVER,
+     "reopen log_file after logrotate moved it (also SIGUSR1)"},
     {"restart", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to restart the server"},
     {"start", "", 0, 0, TP_BOTH, TT_DWATCH,
      "ask dwatch to start the server (after stop or failure)"},

@@ -30,6 +30,7 @@ static const char *log_prog = "dmail";
 static int log_foreground = 1;
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_fd = -1;
+static char log_file_path[4096]; /* the file of LOG_DEST_FILE */
 static atomic_int log_level = LOGLVL_INFO;
 
 static const char *const log_names[] = {
@@ -71,11 +72,41 @@ log_open(const char *file)
             close(log_fd);
         log_fd = fd;
         log_dest = LOG_DEST_FILE;
+        snprintf(log_file_path, sizeof(log_file_path), "%s", file);
         return 0;
     }
     openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
     log_dest = LOG_DEST_SYSLOG;
     return 0;
+}
+
+/* log_reopen - the log file's name opened again, in place of the old descriptor. */
+int
+log_reopen(void)
+{
+    int fd;
+
+    if (log_dest != LOG_DEST_FILE || log_fd < 0)
+        return 0;
+    fd = open(log_file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return -1;
+    if (fd != log_fd && dup3(fd, log_fd, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (fd != log_fd)
+        close(fd);
+    return 1;
+}
+
+/* log_path - the log file's name, "" when not logging to a file. */
+const char *
+log_path(void)
+{
+    return log_dest == LOG_DEST_FILE ? log_file_path : "";
 }
 
 /* log_set_level - one of LOGLVL_*; others are clamped. */

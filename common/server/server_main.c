@@ -211,7 +211,8 @@ server_shutdown(struct server *srv)
         uv_timer_start(&srv->grace, server_grace_cb, SERVER_GRACE_MS, 0);
 }
 
-/* server_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload. */
+/* server_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload;
+ * SIGUSR1: reopen log_file. */
 static void
 server_signal(uv_signal_t *h, int sig)
 {
@@ -224,6 +225,10 @@ server_signal(uv_signal_t *h, int sig)
     }
     if (sig == SIGPIPE)
         return;
+    if (sig == SIGUSR1) {
+        server_reopen_log(srv, NULL);
+        return;
+    }
     if (srv->stopping) {
         log_info("signal %d again: stopping now", sig);
         server_finish(srv);
@@ -237,7 +242,7 @@ server_signal(uv_signal_t *h, int sig)
 static void
 server_signals(struct server *srv)
 {
-    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE};
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1};
 
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         uv_signal_init(srv->loop, &srv->sig[i]);
