@@ -306,6 +306,52 @@ def test_prometheus_output_parses(dsmtp):
     assert rc == EX_REFUSED
 
 
+def test_stats_count_pickup_and_queue_runner(dsmtp):
+    def prom():
+        rc, out, err = tellsmtp(dsmtp, "stats", "-p")
+        assert rc == EX_OK, err
+        return parse_prometheus(out)
+
+    def count(name):
+        return prom().get(("dsmtp_" + name, ""))
+
+    # sendmail: picked up from the maildrop, written into the mailboxes by the queue runner
+    env = dict(os.environ, DMAIL_CONF=dsmtp.conf_path, LC_ALL="C")
+    p = subprocess.run([os.path.join(BIN, "sendmail"), "-i", "alice", "bob"],
+                       input=b"Subject: via sendmail\n\nhello\n", capture_output=True, env=env,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert wait_for_value(lambda: count("queue_mailbox_deliveries_total"), 2), prom()
+    m = prom()
+    assert m[("dsmtp_pickup_messages_total", "")] == 1
+    assert m[("dsmtp_pickup_recipients_total", "")] == 2
+    assert m[("dsmtp_mailbox_deliveries_total", "")] == 2
+    assert m[("dsmtp_messages_received_total", "")] == 0  # none over SMTP
+    # a retry due now: one delivered, one user unknown (given up, bounced)
+    dsmtp.put_qfile(qfile_bytes("1700000000.2_1_cc.test", ["carol@" + DOMAIN,
+                                                            "nobody-here@" + DOMAIN],
+                                b"From: x@remote.example\nSubject: retry\n\nHello.\n"))
+    tellsmtp(dsmtp, "flush")
+    assert wait_for_value(lambda: count("queue_failed_recipients_total"), 1), prom()
+    assert wait_for_value(lambda: count("queue_mailbox_deliveries_total"), 3), prom()
+    # and SMTP still counts as before, into the same total
+    send_one(dsmtp)
+    m = prom()
+    assert m[("dsmtp_mailbox_deliveries_total", "")] == 4
+    assert m[("dsmtp_messages_received_total", "")] == 1
+    rc, out, _ = tellsmtp(dsmtp, "stats")
+    assert re.search(r"^pickup_messages_total 1$", out, re.M), out
+
+
+def wait_for_value(get, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if get() == want:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 # -- reload ---------------------------------------------------------------------------------
 
 def test_reload_broken_file_keeps_old(dsmtp):
