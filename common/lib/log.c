@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
@@ -56,7 +58,25 @@ log_init(const char *prog, int foreground)
     log_dest = LOG_DEST_STDERR;
 }
 
-/* log_open - the log file if one is named, else syslog; stderr stays in the foreground. */
+/* log_syslog_listens - whether something takes datagrams on syslog's socket (glibc's
+ * syslog(3) drops every line silently when nothing does). */
+static bool
+log_syslog_listens(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    if (fd < 0)
+        return true; /* cannot tell: leave it to syslog(3) */
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", _PATH_LOG);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* log_open - the log file if one is named, else syslog (standard error, after one warning
+ * there, when no syslog daemon listens); stderr stays in the foreground. */
 int
 log_open(const char *file)
 {
@@ -73,6 +93,18 @@ log_open(const char *file)
         log_fd = fd;
         log_dest = LOG_DEST_FILE;
         snprintf(log_file_path, sizeof(log_file_path), "%s", file);
+        return 0;
+    }
+    if (!log_syslog_listens()) {
+        char msg[512];
+        int n = snprintf(msg, sizeof(msg),
+                         "%s: warning: no syslog daemon listens on %s: logging to standard "
+                         "error instead (set log_file, or start syslog)\n",
+                         log_prog, _PATH_LOG);
+        if (n > 0)
+            (void)file_write_all(STDERR_FILENO, msg,
+                                 (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+        log_dest = LOG_DEST_STDERR;
         return 0;
     }
     openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);

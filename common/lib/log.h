@@ -26,8 +26,9 @@ enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
 
 /* log_init - name the program; foreground = 1 logs to stderr. */
 void log_init(const char *prog, int foreground);
-/* log_open - file != NULL/"": append to that file; else syslog (unless foreground).
- * Returns 0 or -1 with errno set. */
+/* log_open - file != NULL/"": append to that file; else syslog (unless foreground). When
+ * no syslog daemon listens on _PATH_LOG (/dev/log), one warning goes to stderr and the lines
+ * follow it there instead of being dropped. Returns 0 or -1 with errno set. */
 int log_open(const char *file);
 /* log_reopen - after logrotate moved the log file: open log_open's file name again
  * (created when missing, mode 0640, as the user the process runs as now) and put it in

@@ -33,11 +33,16 @@ server_usage(FILE *f, const char *prog, const char *summary)
             "%s%s"
             "  -c FILE    read FILE instead of $DMAIL_CONF, /etc/dmail/dmail.conf or\n"
             "             /etc/dmail.conf (-i FILE is the same, as in DMail)\n"
-            "  -f         stay in the foreground and log to stderr\n"
+            "%s"
             "  -t         check the configuration, print every problem, exit 0 or 78\n"
             "  --help     show this text\n"
             "  --version  show the version\n",
-            prog, summary ? summary : "", summary && *summary ? "\n" : "");
+            prog, summary ? summary : "", summary && *summary ? "\n" : "",
+            strcmp(prog, "dwatch") == 0
+                ? "  -f         stay in the foreground and log to stderr (without it dwatch\n"
+                  "             forks, starts a new session and writes its pid file)\n"
+                : "  -f         log to stderr (the server never forks: it stays in the\n"
+                  "             foreground either way)\n");
 }
 
 /* server_bad_usage - complain about the command line and exit 64. */
