@@ -325,6 +325,10 @@ dw_shutdown_answer(void *arg, int result, const char *text)
     }
     if (result == CTL_R_UNREACHABLE)
         log_info("%s: no control socket yet (still starting); SIGTERM", s->name);
+    else if (s->answered)
+        log_info("%s: no answer to shutdown (%s): finishing already, or hung; SIGTERM (a "
+                 "finishing server ignores it)",
+                 s->name, text);
     else
         log_info("%s: no answer to shutdown (%s); SIGTERM", s->name, text);
     uv_process_kill(s->proc, SIGTERM);

@@ -19,7 +19,9 @@
  * - Stop: SIGTERM/SIGINT or "shutdown" -> server_shutdown (no new connections, idle
  *   sessions told, busy ones finish, SERVER_GRACE_MS at most); a second signal, the last
  *   session's end or the grace's end -> server_finish (proto->stop, then every handle
- *   closes and the loop ends); proto->cleanup after the loop. SIGHUP -> server_reload.
+ *   closes and the loop ends; SIGTERM, SIGINT, SIGHUP and SIGUSR1 are ignored from then
+ *   on, so no signal cuts the running jobs short); proto->cleanup after the loop.
+ *   SIGHUP -> server_reload.
  * - Control socket work_path/NAME.ctl: status, stats, reload, shutdown, debug,
  *   log_level, config, reopen, then the daemon's own commands (handlers get the struct
  *   server). SIGUSR1 and "reopen" reopen log_file (server_reopen_log) for logrotate.

@@ -126,6 +126,13 @@ server_finish(struct server *srv)
     log_info("stopping: sessions=%ld jobs running=%ld", srv->nsessions, srv->jobs);
     for (size_t i = 0; i < sizeof(srv->sig) / sizeof(srv->sig[0]); i++)
         uv_close((uv_handle_t *)&srv->sig[i], server_close_cb);
+    /* closing the handles gave the signals their default action back, which would kill
+     * the process before its running jobs end (dwatch's SIGTERM after a Ctrl-C that
+     * reached both, logrotate's SIGUSR1): from here the finish is not interrupted */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     uv_close((uv_handle_t *)&srv->grace, server_close_cb);
     uv_close((uv_handle_t *)&srv->sweep, server_close_cb);
     if (srv->proto->stop != NULL)

@@ -3,13 +3,17 @@ on IPv4 and IPv6, connection caps."""
 
 import os
 import pwd
+import signal
+import smtplib
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
-from dmail_site import (BIN, DOMAIN, RawSMTP, free_ports, ipv6_loopback, listening_sockets,
-                        make_message, run_as_user, wait_for)
+from dmail_site import (BIN, DOMAIN, RawSMTP, free_ports, hold_dotlock, ipv6_loopback,
+                        listening_sockets, make_message, run_as_user, wait_for)
 
 DSMTP = os.path.join(BIN, "dsmtp")
 
@@ -217,3 +221,40 @@ def test_without_f_no_fork_and_no_syslog_said_once(dsmtp_factory, tmp_path, prog
     assert err.startswith("%s: warning: no syslog daemon listens on /dev/log: logging to "
                           "standard error instead" % prog), err
     assert "%s stopped" % prog in err
+
+
+def test_signals_ignored_while_finishing(dsmtp_factory):
+    # a delivery job waits for alice's dotlock (lock_timeout); two SIGTERMs stop the server
+    # at once, so it finishes while the job runs: a third signal (dwatch's SIGTERM after a
+    # Ctrl-C, logrotate's SIGUSR1) must not kill it before the job ends
+    srv = dsmtp_factory(lock_timeout=3)
+    lock = hold_dotlock(srv.mbox_path("alice"))
+    _, text = make_message()
+
+    def client():
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=20) as s:
+                s.sendmail("sender@remote.example", ["alice@" + DOMAIN], text)
+        except (smtplib.SMTPException, OSError):
+            pass  # the session is cut by the stop
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        assert wait_for(lambda: "rcpt to=<alice@" in srv.log(), 10), srv.log()
+        time.sleep(0.3)  # the delivery job is on the pool, waiting for the lock
+        p = srv.dsmtp.proc
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "stopping gracefully" in srv.log(), 5)
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "jobs running=1" in srv.log(), 5), srv.log()[-2000:]
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+            p.send_signal(sig)
+        time.sleep(0.3)
+        assert p.poll() is None, "killed while finishing: %s" % p.returncode
+        assert p.wait(15) == 0
+        srv.dsmtp._reap()  # stopped by the test, not on its own
+        assert "dsmtp stopped" in srv.log()
+    finally:
+        os.unlink(lock)
+        t.join(30)
