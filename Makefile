@@ -3,7 +3,7 @@
 #   make            build every program into bin/ (objects in build/)
 #   make asan       the same with AddressSanitizer + UBSan into bin/asan/
 #   make check      install missing Debian packages, build both, run every test
-#   make run        build and start the suite on ./run/ (unprivileged ports)
+#   make run        build and start the suite on ./run/ (unprivileged ports); RESET=1 starts over
 #   make format     clang-format every C file in place; make format-check only checks
 #   make fuzz       build the libFuzzer targets (clang) and run each FUZZ_SECS seconds
 #   make install    the programs, man pages, dmail.conf and the service files under PREFIX
@@ -159,7 +159,7 @@ check: deps
 	else echo "check: make bench QUICK=1 skipped: it needs root (Postfix and Dovecot start as root)"; fi
 
 run: all
-	@scripts/run.sh $(BIN)
+	@RESET=$(RESET) scripts/run.sh $(BIN)
 
 # make bench [QUICK=1] [BENCH_ARGS="--only smtp --pairs 5"]: see bench/README.md
 bench: all

@@ -103,11 +103,23 @@ control_stats(struct server *srv, struct ctl_req *r, bool prom)
     ctl_stat(r, prom, "dsmtp", "recipients_received_total", "counter",
              "Recipients of accepted messages.", NULL, st->rcpts_in);
     ctl_stat(r, prom, "dsmtp", "mailbox_deliveries_total", "counter",
-             "Mailboxes written at once (messages out).", NULL, st->delivered);
+             "Mailboxes written: at once after DATA, and by the queue runner (sendmail's "
+             "messages, retries).",
+             NULL, st->delivered + st->queue_delivered);
+    ctl_stat(r, prom, "dsmtp", "queue_mailbox_deliveries_total", "counter",
+             "Mailboxes written by the queue runner (part of mailbox_deliveries_total).", NULL,
+             st->queue_delivered);
     ctl_stat(r, prom, "dsmtp", "queued_recipients_total", "counter",
              "Recipients put into the queue.", NULL, st->queued);
     ctl_stat(r, prom, "dsmtp", "failed_recipients_total", "counter",
              "Recipients refused for good after DATA.", NULL, st->failed);
+    ctl_stat(r, prom, "dsmtp", "queue_failed_recipients_total", "counter",
+             "Recipients the queue runner gave up on (bounced to the sender).", NULL,
+             st->queue_failed);
+    ctl_stat(r, prom, "dsmtp", "pickup_messages_total", "counter",
+             "Messages taken from sendmail's maildrop into the queue.", NULL, st->picked_up);
+    ctl_stat(r, prom, "dsmtp", "pickup_recipients_total", "counter", "Their recipients.", NULL,
+             st->picked_rcpts);
     ctl_stat(r, prom, "dsmtp", "outbound_recipients_total", "counter",
              "Recipients handled by outbound delivery, by result.", "result=\"sent\"",
              st->out_sent);

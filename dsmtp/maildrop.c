@@ -37,6 +37,7 @@ struct maildrop {
     struct auth_db *db;
     char hostname[256];
     int bounced; /* reports or queued recipients of the running scan: kick the runner after */
+    unsigned long picked, picked_rcpts; /* files taken by the running scan, for stats */
 };
 
 /* maildrop_field_end - the end of the header field starting at p (continuations
@@ -275,6 +276,8 @@ maildrop_file(struct maildrop *m, struct qfile *q)
     } else {
         for (size_t i = 0; i < q->nrcpt; i++)
             log_info("maildrop id=%s to=<%s> result=queued", q->id, q->rcpt[i].addr);
+        m->picked++;
+        m->picked_rcpts += q->nrcpt;
         if (rc == 0)      /* 1: outbound delivery took it as written (outq_offer) */
             m->bounced++; /* kick the queue runner: it delivers at once */
     }
@@ -368,6 +371,9 @@ maildrop_scanned(uv_work_t *w, int status)
     struct maildrop *m = w->data;
 
     m->running = false;
+    m->d->stats.picked_up += m->picked;
+    m->d->stats.picked_rcpts += m->picked_rcpts;
+    m->picked = m->picked_rcpts = 0;
     conf_unref(&m->cf);
     if (m->db != NULL)
         auth_db_unref(&m->db);

@@ -28,8 +28,9 @@ struct queue {
     uv_timer_t timer;
     uv_work_t work;
     bool running, again, stopping, timer_closed;
-    long files;    /* the scan's count of queue files */
-    time_t oldest; /* and the oldest arrival among them (by name) */
+    long files;                 /* the scan's count of queue files */
+    struct queue_counts counts; /* the scan's deliveries, for stats (queue_scanned) */
+    time_t oldest;              /* and the oldest arrival among them (by name) */
     struct conf *cf;
     struct auth_db *db;
     /* one job of the control socket (queue_job), run while no scan runs */
@@ -264,7 +265,7 @@ queue_warn(const struct conf *cf, struct qfile *q, time_t now)
  * remove it. */
 int
 queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path, time_t now,
-                   struct outq *oq)
+                   struct outq *oq, struct queue_counts *n)
 {
     struct qfile q;
     char err[200];
@@ -293,6 +294,8 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             log_warn("queue id=%s to=<%s> result=given-up age=%lds error=%s", q.id, r->addr,
                      (long)(now - q.arrival), logq_text(eq, sizeof(eq), why, strlen(why), 200));
             queue_fail(&fail, &nfail, r, "4.4.7");
+            if (n != NULL)
+                n->failed++;
             continue;
         }
         if ((q.flags & QF_HOLD) || r->next_try > now) {
@@ -313,7 +316,13 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
         else if (q.rcpt[i].state == QR_FAILED)
             queue_fail(&fail, &nfail, &q.rcpt[i], status);
-        else if (status[0] == '2' && dsnparam_wants(q.rcpt[i].notify, DSN_NOTIFY_SUCCESS))
+        if (n != NULL && q.rcpt[i].state == QR_FAILED)
+            n->failed++;
+        if (q.rcpt[i].state != QR_DONE || status[0] != '2')
+            continue; /* status "2.0.0": written into the mailbox (not forwarded) */
+        if (n != NULL)
+            n->delivered++;
+        if (dsnparam_wants(q.rcpt[i].notify, DSN_NOTIFY_SUCCESS))
             queue_fail(&succ, &nsucc, &q.rcpt[i], status); /* delivered: NOTIFY=SUCCESS */
     }
     pending += queue_report(cf, &q, fail, nfail, now);
@@ -371,7 +380,7 @@ queue_scan(uv_work_t *w)
             continue;
         }
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-            queue_process_file(q->cf, q->db, path, now, q->d->outq) < 0)
+            queue_process_file(q->cf, q->db, path, now, q->d->outq, &q->counts) < 0)
             queue_quarantine(q->cf, path, de->d_name);
         free(path);
     }
@@ -399,6 +408,9 @@ queue_scanned(uv_work_t *w, int status)
     q->running = false;
     q->d->stats.queue_messages = q->files;
     q->d->stats.queue_oldest = q->oldest;
+    q->d->stats.queue_delivered += q->counts.delivered;
+    q->d->stats.queue_failed += q->counts.failed;
+    q->counts = (struct queue_counts){0};
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);

@@ -34,12 +34,18 @@ int queue_job(struct queue *q, uv_work_t *w, uv_work_cb work, uv_after_work_cb d
 /* queue_stop - no more scans; freed when the running one ends. *q becomes NULL. */
 void queue_stop(struct queue **q);
 
+/* What queue_process_file did to the recipients it tried, added to these (for stats). */
+struct queue_counts {
+    unsigned long delivered; /* written into their mailboxes */
+    unsigned long failed;    /* failed for good (reported to the sender) */
+};
+
 /* queue_process_file - blocking: one queue file (path) against cf/db at time now. The
  * recipients of other domains that are due go to oq (outq_take, the file unchanged for
- * them); with oq NULL they are deferred. Returns the recipients still pending (0: the
- * file was removed), -1 if unreadable. */
+ * them); with oq NULL they are deferred. Results are added to n (may be NULL). Returns
+ * the recipients still pending (0: the file was removed), -1 if unreadable. */
 struct outq;
 int queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path,
-                       time_t now, struct outq *oq);
+                       time_t now, struct outq *oq, struct queue_counts *n);
 
 #endif

@@ -36,12 +36,15 @@ struct bombs;
 
 /* Counters since start (control.c reports them: tellsmtp stats). */
 struct smtpd_stats {
-    unsigned long long msgs_in;   /* messages accepted (250 after DATA) */
-    unsigned long long bytes_in;  /* their size as received */
-    unsigned long long rcpts_in;  /* their recipients */
-    unsigned long long delivered; /* mailboxes written at once */
-    unsigned long long queued;    /* recipients queued */
-    unsigned long long failed;    /* recipients refused for good after DATA */
+    unsigned long long msgs_in;                 /* messages accepted (250 after DATA) */
+    unsigned long long bytes_in;                /* their size as received */
+    unsigned long long rcpts_in;                /* their recipients */
+    unsigned long long delivered;               /* mailboxes written at once (SMTP) */
+    unsigned long long queued;                  /* recipients queued */
+    unsigned long long failed;                  /* recipients refused for good after DATA */
+    unsigned long long picked_up, picked_rcpts; /* sendmail's maildrop files taken (maildrop.c) */
+    unsigned long long queue_delivered;         /* mailboxes written by the queue runner */
+    unsigned long long queue_failed;            /* its recipients failed for good */
     unsigned long long out_sent, out_deferred, out_bounced; /* outbound results (outq.c) */
     unsigned long long out_conns, out_tls;                  /* sessions opened, with TLS */
     unsigned long long out_reused; /* transactions on a session that had carried one */

@@ -305,7 +305,11 @@ dw_reload(struct dwatch *dw, struct ctl_req *r)
     }
 }
 
-/* dw_shutdown_answer - a server answered "shutdown"; without an OK it gets SIGTERM. */
+/* dw_shutdown_answer - a server answered "shutdown"; without an OK it gets SIGTERM,
+ * unless its control socket is closed after it had answered pings: then it is stopping
+ * already (Ctrl-C on a terminal signals dwatch and its servers alike; a server closes the
+ * socket as it finishes), and a SIGTERM would cut its finish short. dw_final_cb is the
+ * guard if it never exits. */
 static void
 dw_shutdown_answer(void *arg, int result, const char *text)
 {
@@ -314,7 +318,19 @@ dw_shutdown_answer(void *arg, int result, const char *text)
     s->ping = NULL;
     if (result == CTL_R_OK || s->proc == NULL)
         return;
-    log_info("%s: shutdown by control socket failed (%s); SIGTERM", s->name, text);
+    if (result == CTL_R_UNREACHABLE && s->answered) {
+        log_info("%s: stopping already (its control socket is closed); waiting for pid %ld",
+                 s->name, (long)s->pid);
+        return;
+    }
+    if (result == CTL_R_UNREACHABLE)
+        log_info("%s: no control socket yet (still starting); SIGTERM", s->name);
+    else if (s->answered)
+        log_info("%s: no answer to shutdown (%s): finishing already, or hung; SIGTERM (a "
+                 "finishing server ignores it)",
+                 s->name, text);
+    else
+        log_info("%s: no answer to shutdown (%s); SIGTERM", s->name, text);
     uv_process_kill(s->proc, SIGTERM);
 }
 

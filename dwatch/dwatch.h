@@ -93,7 +93,7 @@ struct dwatch {
     uv_timer_t health;   /* every dwatch_interval */
     uv_timer_t watchdog; /* systemd WATCHDOG=1 */
     uv_timer_t final;    /* shutdown deadline */
-    uv_signal_t sigs[4];
+    uv_signal_t sigs[5];
     uint64_t watchdog_usec;
     int handles_to_close;
 };

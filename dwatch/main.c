@@ -26,12 +26,21 @@
 
 static struct dwatch main_dw;
 
-/* main_signal - SIGHUP: reload; SIGTERM/SIGINT: shutdown (twice: SIGKILL the servers). */
+/* main_signal - SIGHUP: reload; SIGUSR1: reopen log_file (the servers' lines go through
+ * dwatch's log); SIGTERM/SIGINT: shutdown (twice: SIGKILL the servers). */
 static void
 main_signal(uv_signal_t *h, int sig)
 {
     struct dwatch *dw = h->data;
 
+    if (sig == SIGUSR1) {
+        int rc = log_reopen();
+        if (rc > 0)
+            log_info("log file %s reopened (SIGUSR1)", log_path());
+        else if (rc < 0)
+            log_warne("cannot reopen log file %s; still writing to the old one", log_path());
+        return;
+    }
     if (sig == SIGHUP) {
         log_info("SIGHUP: reloading dwatch and every server");
         dw_reload(dw, NULL);
@@ -123,7 +132,7 @@ main_daemonise(void)
 int
 main(int argc, char **argv)
 {
-    static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT};
+    static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
     struct dwatch *dw = &main_dw;
     struct server_opts o;
     char err[512], *pidfile = NULL;

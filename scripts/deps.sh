@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
 libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail
 mutt openssl procps
-iproute2 util-linux libnet-ssleay-perl fetchmail
+iproute2 util-linux libnet-ssleay-perl fetchmail logrotate
 dpkg-dev debhelper fakeroot lintian
 rspamd opendkim opendkim-tools python3-dkim clamav-daemon clamav-milter"
 missing=""

@@ -3,10 +3,13 @@
 # with conf/dev.conf (make run).
 #
 # Creates run/ (mailboxes, spool, work directory, a self-signed certificate, a users
-# file with the demo user), writes run/dmail.conf from conf/dev.conf with absolute
-# paths, prints how to send and read a message and how to control the servers with
-# tellsmtp/tellpop, and runs BINDIR/dwatch -f until Ctrl-C (without a dwatch binary:
-# dsmtp and dpop directly).
+# file with the demo user) and run/dmail.conf from conf/dev.conf with absolute paths,
+# each only when missing: users added with `tellpop adduser` and edits of run/dmail.conf
+# stay from one start to the next (RESET=1, `make run RESET=1`, removes them all and
+# starts over). Refuses to start when the suite already runs there. Prints how to send
+# and read a message and how to control the servers with tellsmtp/tellpop (the ports from
+# run/dmail.conf), and runs BINDIR/dwatch -f until Ctrl-C (without a dwatch binary: dsmtp
+# and dpop directly).
 # Works as root (dsmtp drops to nobody, which then owns run/'s mail directories) and as
 # an ordinary user. Overrides for tests: DMAIL_RUN_DIR, DMAIL_SMTP_PORT,
 # DMAIL_SUBMISSION_PORT, DMAIL_SMTPS_PORT.
@@ -27,6 +30,18 @@ die() { echo "run: $*" >&2; exit 1; }
 [ -x "$bindir/dsmtp" ] || die "no $bindir/dsmtp; build it first (make)"
 command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
 
+# Already running there? Its dsmtp answers on the control socket.
+if [ -f "$run/dmail.conf" ] && [ -x "$bindir/tellsmtp" ] &&
+    "$bindir/tellsmtp" -c "$run/dmail.conf" -w 3 status >/dev/null 2>&1; then
+    die "the suite already runs on $run (its dsmtp answers); stop it first (Ctrl-C where it runs)"
+fi
+
+if [ "${RESET:-}" = 1 ]; then
+    echo "run: RESET=1: starting over (mailboxes, queue, users, certificate and dmail.conf of $run removed)"
+    rm -rf "$run/drop" "$run/spool" "$run/work" "$run/tls" "$run/users" "$run/dmail.conf" \
+        "$run/demo-password"
+fi
+
 mkdir -p "$run" "$run/drop" "$run/spool" "$run/work" "$run/tls"
 run=$(cd "$run" && pwd)
 
@@ -45,24 +60,36 @@ if [ ! -s "$run/tls/cert.pem" ] || [ ! -s "$run/tls/key.pem" ]; then
     chmod 600 "$run/tls/key.pem"
 fi
 
-# The demo user: a random password, kept in run/demo-password so it stays the same
-# from one start to the next (delete the file for a new one).
+# The users file with the demo user, once: a random password, kept in run/demo-password
+# (tellpop adduser/passwd change the users file; RESET=1 makes a new one).
 umask 077
-if [ ! -s "$run/demo-password" ]; then
+if [ ! -s "$run/users" ]; then
     openssl rand -base64 12 | tr -d '/+=\n' | cut -c1-12 >"$run/demo-password"
+    password=$(cat "$run/demo-password")
+    hash=$(printf '%s' "$password" | openssl passwd -6 -stdin) || die "openssl passwd failed"
+    printf '# made by scripts/run.sh\ndemo:%s\n' "$hash" >"$run/users"
 fi
-password=$(cat "$run/demo-password")
-hash=$(printf '%s' "$password" | openssl passwd -6 -stdin) || die "openssl passwd failed"
-printf '# made by scripts/run.sh\ndemo:%s\n' "$hash" >"$run/users"
+password=$(cat "$run/demo-password" 2>/dev/null) || password="(unknown: $run/demo-password is gone)"
 umask 022
 
 servers=dsmtp
 [ -x "$bindir/dpop" ] && servers=dsmtp,dpop
-sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
-    -e "s|@DWATCH_SERVERS@|$servers|g" \
-    -e "s|@SUBMISSION_PORT@|$sub_port|g" -e "s|@SMTPS_PORT@|$smtps_port|g" \
-    -e "s|@POP_PORT@|$pop_port|g" -e "s|@POP3S_PORT@|$pop3s_port|g" \
-    "$top/conf/dev.conf" >"$run/dmail.conf"
+if [ ! -s "$run/dmail.conf" ]; then
+    sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
+        -e "s|@DWATCH_SERVERS@|$servers|g" \
+        -e "s|@SUBMISSION_PORT@|$sub_port|g" -e "s|@SMTPS_PORT@|$smtps_port|g" \
+        -e "s|@POP_PORT@|$pop_port|g" -e "s|@POP3S_PORT@|$pop3s_port|g" \
+        "$top/conf/dev.conf" >"$run/dmail.conf"
+else
+    # kept: what it says is what the servers will do
+    conf_get() { awk -v k="$1" '$1 == k { v = $2 } END { print v }' "$run/dmail.conf"; }
+    smtp_port=$(conf_get smtp_port)
+    sub_port=$(conf_get submission_port)
+    smtps_port=$(conf_get smtps_port)
+    pop_port=$(conf_get pop_port)
+    pop3s_port=$(conf_get pop3s_port)
+    echo "run: keeping $run/dmail.conf and its users (make run RESET=1 starts over)"
+fi
 
 if [ "$(id -u)" = 0 ]; then
     # dsmtp reads its config and keys as root, then works as nobody.
@@ -100,7 +127,8 @@ if [ -x "$bindir/dpop" ]; then
     cat <<MSG
   Read your mail (POP3 $pop_port with STLS, POP3S $pop3s_port):
     python3 -c "import poplib,ssl; p=poplib.POP3('127.0.0.1',$pop_port); p.stls(ssl._create_unverified_context()); p.user('demo'); p.pass_('$password'); print(p.stat()); print(b'\\n'.join(p.retr(1)[1]).decode())"
-    fetchmail --ssl --sslcertck no -p POP3 -P $pop3s_port -u demo -k 127.0.0.1   (keeps the mail)
+    fetchmail --ssl --nosslcertck -p POP3 -P $pop3s_port -u demo -k --mda 'cat >>$rel/fetched' 127.0.0.1
+      (asks for the password, keeps the mail on the server, appends it to $rel/fetched)
 
 MSG
 fi

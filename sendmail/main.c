@@ -28,10 +28,28 @@
 
 static const char *prog = "sendmail";
 
-/* usage - the --help text. */
+/* usage - the --help text of the name we were called by (mailq, newaliases, sendmail). */
 static void
 usage(FILE *f)
 {
+    if (strcmp(prog, "mailq") == 0) {
+        fprintf(f,
+                "usage: mailq [-C FILE] [-v]\n"
+                "List the messages in dsmtp's queue and maildrop: id, size, arrival, sender and\n"
+                "each recipient with its state and last reply (the same as sendmail -bp).\n"
+                "  -C FILE    dmail.conf to read (default $DMAIL_CONF, /etc/dmail/dmail.conf)\n"
+                "  -v         verbose\n"
+                "Exit status follows sysexits.h. See sendmail(8).\n");
+        return;
+    }
+    if (strcmp(prog, "newaliases") == 0) {
+        fprintf(f, "usage: newaliases\n"
+                   "Kept for programs that run it after editing aliases: dmail reads its aliases\n"
+                   "(the forward setting of dmail.conf) directly, so there is nothing to rebuild;\n"
+                   "after an edit run 'tellsmtp reload'. The same as sendmail -bi. See "
+                   "sendmail(8).\n");
+        return;
+    }
     fprintf(f,
             "usage: %s [-t] [-i] [-oi] [-f SENDER] [-F NAME] [-C FILE] [-v] [--] RCPT...\n"
             "       %s -bp | -bi | -bs | -q\n"

@@ -127,6 +127,8 @@ smmsg_parse_headers(struct smmsg *m)
 {
     size_t pos = 0;
 
+    for (size_t i = 0; i < m->nhdr; i++)
+        free(m->hdr[i].repl);
     free(m->hdr);
     m->hdr = NULL;
     m->nhdr = 0;
@@ -189,6 +191,14 @@ smmsg_value(const struct smmsg *m, const struct smmsg_hdr *h, size_t *len)
     return colon + 1;
 }
 
+/* smmsg_set_value - the header's name and colon, then val, as its new field. */
+void
+smmsg_set_value(struct smmsg *m, struct smmsg_hdr *h, const char *val)
+{
+    free(h->repl);
+    h->repl = xasprintf("%.*s:%s", (int)h->namelen, m->text + h->off, val);
+}
+
 /* smmsg_finish - rebuild the text with removed headers left out and added ones appended
  * to the header block. */
 void
@@ -199,10 +209,12 @@ smmsg_finish(struct smmsg *m, char *const *added)
     smmsg_add(&out, "", 0);
     for (size_t i = 0; i < m->nhdr; i++) {
         const struct smmsg_hdr *h = &m->hdr[i];
+        const char *f = h->repl != NULL ? h->repl : m->text + h->off;
+        size_t n = h->repl != NULL ? strlen(h->repl) : h->len;
         if (h->removed)
             continue;
-        smmsg_add(&out, m->text + h->off, h->len);
-        if (m->text[h->off + h->len - 1] != '\n')
+        smmsg_add(&out, f, n);
+        if (n == 0 || f[n - 1] != '\n')
             smmsg_add(&out, "\n", 1);
     }
     for (size_t i = 0; added != NULL && added[i] != NULL; i++) {
@@ -225,6 +237,8 @@ smmsg_finish(struct smmsg *m, char *const *added)
 void
 smmsg_free(struct smmsg *m)
 {
+    for (size_t i = 0; i < m->nhdr; i++)
+        free(m->hdr[i].repl);
     free(m->text);
     free(m->hdr);
     memset(m, 0, sizeof *m);

@@ -22,6 +22,7 @@ struct smmsg_hdr {
     size_t off, len; /* the whole field in text, continuation lines and final LF included */
     size_t namelen;  /* the field name is text[off .. off+namelen) */
     bool removed;
+    char *repl; /* malloc'd replacement of the whole field (smmsg_set_value), or NULL */
 };
 
 struct smmsg {
@@ -48,6 +49,10 @@ struct smmsg_hdr *smmsg_find(struct smmsg *m, const char *name);
 const char *smmsg_value(const struct smmsg *m, const struct smmsg_hdr *h, size_t *len);
 /* smmsg_name_is - the header is called name (case-insensitive). */
 bool smmsg_name_is(const struct smmsg *m, const struct smmsg_hdr *h, const char *name);
+/* smmsg_set_value - replace the header's value (what follows the colon, line end
+ * included) by val; smmsg_finish writes the name as it was and val instead of the old
+ * value. smmsg_value still returns the old one. */
+void smmsg_set_value(struct smmsg *m, struct smmsg_hdr *h, const char *val);
 /* smmsg_finish - rebuild the text: headers not removed, then each of the NULL-terminated
  * added header lines (each a complete "Name: value" without line end; CR, LF and other
  * control characters in them become spaces), the empty line if one was missing, the body.

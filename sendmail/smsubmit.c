@@ -8,6 +8,7 @@
 #include "qfile.h"
 #include "smdrop.h"
 #include "smmsg.h"
+#include "smqual.h"
 #include "xmem.h"
 
 #include <errno.h>
@@ -195,6 +196,31 @@ smsubmit_extract(const struct smsubmit *s, struct smmsg *m, struct smaddr_list *
     return 0;
 }
 
+/* smsubmit_qualify - bare addresses in the address headers get the main domain, as
+ * sendmail qualifies them (To: demo -> To: demo@main_domain). */
+static void
+smsubmit_qualify(const struct smsubmit *s, struct smmsg *m)
+{
+    static const char *const fields[] = {"To", "Cc", "Bcc", "From", "Sender", "Reply-To"};
+
+    for (size_t i = 0; i < m->nhdr; i++) {
+        struct smmsg_hdr *h = &m->hdr[i];
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+            const char *val;
+            size_t len;
+            char *q;
+
+            if (h->removed || !smmsg_name_is(m, h, fields[f]))
+                continue;
+            val = smmsg_value(m, h, &len);
+            q = smqual_value(val, len, s->cf->main_domain);
+            if (q != NULL)
+                smmsg_set_value(m, h, q);
+            free(q);
+        }
+    }
+}
+
 /* smsubmit_message - finish m and write it with its envelope into the maildrop. */
 int
 smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,
@@ -217,6 +243,7 @@ smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,
                          : "no recipients given");
         return EX_DATAERR;
     }
+    smsubmit_qualify(s, m);
     qfile_new_id(q.id, sizeof q.id, s->cf->lock_id && s->cf->lock_id[0] ? s->cf->lock_id : NULL);
     if (smmsg_find(m, "From") == NULL) {
         const char *name = fullname ? fullname : s->gecos;

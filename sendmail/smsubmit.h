@@ -50,7 +50,8 @@ int smsubmit_sender(const struct smsubmit *s, const char *arg, char *buf, size_t
 int smsubmit_add_rcpts(const struct smsubmit *s, const char *text, size_t len, const char *what,
                        struct smaddr_list *rcpts, char *err, size_t errlen);
 /* smsubmit_message - finish m (index its headers; with extract take To/Cc/Bcc
- * recipients and remove Bcc; add From:, Date:, Message-ID: when missing, From: with
+ * recipients and remove Bcc; give bare addresses in To, Cc, Bcc, From, Sender and Reply-To
+ * the main domain (smqual.h); add From:, Date:, Message-ID: when missing, From: with
  * fullname or the user's full name) and write it with sender and rcpts (and the DSN
  * parameters of s) into the maildrop. The queue id goes into id (size >= 96). */
 int smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,

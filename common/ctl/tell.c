@@ -4,6 +4,7 @@
 #include "tell.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"log_level", "LEVEL", 1, 1, TP_BOTH, TT_SERVER, "the same as debug (DMail's name)"},
     {"config", "SETTING", 1, 1, TP_BOTH, TT_SERVER,
      "the value of SETTING in force and where it came from"},
+    {"reopen", "", 0, 0, TP_BOTH, TT_SERVER,
+     "reopen log_file after logrotate moved it (also SIGUSR1)"},
     {"restart", "", 0, 0, TP_BOTH, TT_DWATCH, "ask dwatch to restart the server"},
     {"start", "", 0, 0, TP_BOTH, TT_DWATCH,
      "ask dwatch to start the server (after stop or failure)"},
@@ -118,7 +121,10 @@ tell_usage(FILE *f, const char *prog, const char *server)
         snprintf(left, sizeof(left), "%s%s%s", c->name, c->usage[0] ? " " : "", c->usage);
         fprintf(f, "  %-26s %s\n", left, c->help);
     }
-    fprintf(f, "exit status: 0 done, 1 refused, 2 usage, 3 %s not reachable\n", server);
+    fprintf(f,
+            "exit status: 0 done, 1 refused, 2 usage, 3 %s not reachable, 78 dmail.conf cannot "
+            "be read\n",
+            server);
 }
 
 /* tell_find - the table row for name in this tool. */
@@ -211,6 +217,21 @@ tell_load(struct tell_ctx *ctx)
         ctx->users_file = xstrdup(tell_setting_default("users_file"));
     if (ctx->run_as == NULL)
         ctx->run_as = xstrdup(tell_setting_default("run_as"));
+}
+
+/* tell_conf_readable - whether the config file opens; else "PROG: FILE: reason" on stderr
+ * (without it work_path is a guess, and "not reachable" would hide the real cause). */
+static bool
+tell_conf_readable(const struct tell_ctx *ctx)
+{
+    int fd = open(ctx->conf, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s: %s\n", ctx->prog, ctx->conf, strerror(errno));
+        return false;
+    }
+    close(fd);
+    return true;
 }
 
 /* tell_print_line - a data line of the answer. */
@@ -391,6 +412,8 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
             return tell_bad_usage(prog, server,
                                   "arguments cannot be empty or hold spaces:", argv[k]);
     ctx.conf = conf_default_path(cli);
+    if (cmd->target != TT_HELP && !tell_conf_readable(&ctx))
+        return TELL_EX_CONFIG;
     tell_load(&ctx);
     rc = tell_run(&ctx, cmd, argc - i, argv + i);
     free(ctx.work_path);

@@ -11,7 +11,9 @@
  *   and `help` print it. Server commands go to work_path/SERVER.ctl, restart/start/stop to
  *   work_path/dwatch.ctl, the users commands work on the users file directly.
  * - Exit codes: TELL_EX_OK 0 done, TELL_EX_REFUSED 1 the server (or the users file)
- *   refused, TELL_EX_USAGE 2 usage, TELL_EX_UNREACHABLE 3 the server is not reachable.
+ *   refused, TELL_EX_USAGE 2 usage, TELL_EX_UNREACHABLE 3 the server is not reachable,
+ *   TELL_EX_CONFIG 78 (EX_CONFIG, as the servers' -t) dmail.conf cannot be opened: the
+ *   message is "PROG: FILE: strerror" (every command but help needs the file).
  * - A dmail.conf with errors is still read for work_path, users_file and run_as with a
  *   plain line scan, so `reload` can report the errors of a broken file.
  */
@@ -25,6 +27,7 @@ enum {
     TELL_EX_REFUSED = 1,
     TELL_EX_USAGE = 2,
     TELL_EX_UNREACHABLE = 3,
+    TELL_EX_CONFIG = 78,
 };
 
 /* tell_main - the whole tool: prog "tellsmtp", server "dsmtp". Returns the exit code. */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
@@ -30,6 +32,7 @@ static const char *log_prog = "dmail";
 static int log_foreground = 1;
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_fd = -1;
+static char log_file_path[4096]; /* the file of LOG_DEST_FILE */
 static atomic_int log_level = LOGLVL_INFO;
 
 static const char *const log_names[] = {
@@ -55,7 +58,25 @@ log_init(const char *prog, int foreground)
     log_dest = LOG_DEST_STDERR;
 }
 
-/* log_open - the log file if one is named, else syslog; stderr stays in the foreground. */
+/* log_syslog_listens - whether something takes datagrams on syslog's socket (glibc's
+ * syslog(3) drops every line silently when nothing does). */
+static bool
+log_syslog_listens(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    if (fd < 0)
+        return true; /* cannot tell: leave it to syslog(3) */
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", _PATH_LOG);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* log_open - the log file if one is named, else syslog (standard error, after one warning
+ * there, when no syslog daemon listens); stderr stays in the foreground. */
 int
 log_open(const char *file)
 {
@@ -71,11 +92,53 @@ log_open(const char *file)
             close(log_fd);
         log_fd = fd;
         log_dest = LOG_DEST_FILE;
+        snprintf(log_file_path, sizeof(log_file_path), "%s", file);
+        return 0;
+    }
+    if (!log_syslog_listens()) {
+        char msg[512];
+        int n = snprintf(msg, sizeof(msg),
+                         "%s: warning: no syslog daemon listens on %s: logging to standard "
+                         "error instead (set log_file, or start syslog)\n",
+                         log_prog, _PATH_LOG);
+        if (n > 0)
+            (void)file_write_all(STDERR_FILENO, msg,
+                                 (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+        log_dest = LOG_DEST_STDERR;
         return 0;
     }
     openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
     log_dest = LOG_DEST_SYSLOG;
     return 0;
+}
+
+/* log_reopen - the log file's name opened again, in place of the old descriptor. */
+int
+log_reopen(void)
+{
+    int fd;
+
+    if (log_dest != LOG_DEST_FILE || log_fd < 0)
+        return 0;
+    fd = open(log_file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return -1;
+    if (fd != log_fd && dup3(fd, log_fd, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (fd != log_fd)
+        close(fd);
+    return 1;
+}
+
+/* log_path - the log file's name, "" when not logging to a file. */
+const char *
+log_path(void)
+{
+    return log_dest == LOG_DEST_FILE ? log_file_path : "";
 }
 
 /* log_set_level - one of LOGLVL_*; others are clamped. */

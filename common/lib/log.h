@@ -4,7 +4,8 @@
  * Contract:
  * - Owns: the process-wide log destination and level. Every line is one write(2), so
  *   lines from thread-pool workers never interleave mid-line; errno is preserved.
- * - Blocks on: the write to the log file or syslog (short, append-only).
+ * - Blocks on: the write to the log file or syslog (short, append-only); log_reopen's
+ *   open(2) of the file (on the loop, as short as a line's write).
  * - Families: log_X() writes the text; log_Xe() also appends ": strerror(errno)".
  *   log_fatal*() log at error level and exit(1).
  * - Session lines: log_sess(level, sid, fmt, ...) starts with the 16-hex-digit session id
@@ -25,9 +26,17 @@ enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
 
 /* log_init - name the program; foreground = 1 logs to stderr. */
 void log_init(const char *prog, int foreground);
-/* log_open - file != NULL/"": append to that file; else syslog (unless foreground).
- * Returns 0 or -1 with errno set. */
+/* log_open - file != NULL/"": append to that file; else syslog (unless foreground). When
+ * no syslog daemon listens on _PATH_LOG (/dev/log), one warning goes to stderr and the lines
+ * follow it there instead of being dropped. Returns 0 or -1 with errno set. */
 int log_open(const char *file);
+/* log_reopen - after logrotate moved the log file: open log_open's file name again
+ * (created when missing, mode 0640, as the user the process runs as now) and put it in
+ * place of the old descriptor with dup2, so threads writing meanwhile go to one or the
+ * other, whole lines. Returns 1 done, 0 nothing to do (logging to stderr or syslog), -1
+ * with errno (the old file stays in use). log_path() names the file ("" if none). */
+int log_reopen(void);
+const char *log_path(void);
 /* log_set_level - one of LOGLVL_*. */
 void log_set_level(int level);
 int log_get_level(void);

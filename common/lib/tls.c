@@ -3,7 +3,11 @@
  */
 #include "tls.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -17,6 +21,25 @@ tls_fail(char *err, size_t errlen, const char *setting, const char *path, const 
 
     snprintf(err, errlen, "%s %s: %s", setting, path, why != NULL ? why : dflt);
     ERR_clear_error();
+}
+
+/* tls_readable - 0 when path opens for reading; else -1 with err "SETTING PATH: strerror"
+ * (OpenSSL's own message for a file it cannot open hides the OS reason). */
+static int
+tls_readable(const char *setting, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    char c;
+
+    if (fd < 0 || read(fd, &c, 1) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "%s %s: %s", setting, path, strerror(e));
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 /* tls_set - v, or dflt when v is NULL or empty. */
@@ -61,6 +84,9 @@ tls_server_ctx(const char *cert, const char *key, const struct tls_policy *pol, 
     static const unsigned char sid_ctx[] = "dmail";
     SSL_CTX *ctx;
 
+    if (tls_readable("tls_cert", cert, err, errlen) < 0 ||
+        tls_readable("tls_key", key, err, errlen) < 0)
+        return NULL;
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {

@@ -37,7 +37,8 @@ struct tls_policy {
 
 /* tls_server_ctx - a context for cert/key (PEM; the cert file may hold the chain) under
  * policy pol (NULL: the defaults). Returns NULL with err filled ("tls_cert /path: reason",
- * "tls_ciphers 'LIST': reason"). */
+ * "tls_ciphers 'LIST': reason"); a file that cannot be opened or read gives the OS reason
+ * ("tls_key /path: Permission denied"). */
 SSL_CTX *tls_server_ctx(const char *cert, const char *key, const struct tls_policy *pol, char *err,
                         size_t errlen);
 /* tls_client_ctx - a context for net_starttls_client (see above). Returns NULL with err

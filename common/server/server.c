@@ -15,6 +15,7 @@
 
 #include "file.h"
 #include "log.h"
+#include "tls.h"
 #include "xmem.h"
 
 #ifndef DMAIL_VERSION
@@ -32,11 +33,16 @@ server_usage(FILE *f, const char *prog, const char *summary)
             "%s%s"
             "  -c FILE    read FILE instead of $DMAIL_CONF, /etc/dmail/dmail.conf or\n"
             "             /etc/dmail.conf (-i FILE is the same, as in DMail)\n"
-            "  -f         stay in the foreground and log to stderr\n"
+            "%s"
             "  -t         check the configuration, print every problem, exit 0 or 78\n"
             "  --help     show this text\n"
             "  --version  show the version\n",
-            prog, summary ? summary : "", summary && *summary ? "\n" : "");
+            prog, summary ? summary : "", summary && *summary ? "\n" : "",
+            strcmp(prog, "dwatch") == 0
+                ? "  -f         stay in the foreground and log to stderr (without it dwatch\n"
+                  "             forks, starts a new session and writes its pid file)\n"
+                : "  -f         log to stderr (the server never forks: it stays in the\n"
+                  "             foreground either way)\n");
 }
 
 /* server_bad_usage - complain about the command line and exit 64. */
@@ -110,6 +116,39 @@ server_args(int argc, char **argv, const char *prog, const char *summary, struct
     log_init(prog, o->foreground);
 }
 
+/* server_test_tls - for -t: load tls_cert and tls_key as start-up will (the files are
+ * read as root before the privileges are dropped, so -t is run as the same user), and
+ * print a failure as "file:line: reason" at the setting's line. Returns 0 or -1. */
+static int
+server_test_tls(const struct conf *c, const char *prog)
+{
+    struct tls_policy pol;
+    char err[300];
+    SSL_CTX *ctx;
+
+    if (c->tls_cert == NULL || c->tls_cert[0] == '\0' || c->tls_key == NULL ||
+        c->tls_key[0] == '\0')
+        return 0;
+    conf_tls_policy(c, &pol);
+    ctx = tls_server_ctx(c->tls_cert, c->tls_key, &pol, err, sizeof(err));
+    if (ctx != NULL) {
+        SSL_CTX_free(ctx);
+        return 0;
+    }
+    /* err begins with the setting at fault: "tls_key /path: reason" */
+    char name[64];
+    const struct conf_setting *row;
+    const char *where = NULL;
+
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(err, " "), err);
+    row = conf_lookup(name);
+    if (row != NULL)
+        where = c->origin[row - conf_settings];
+    fprintf(stderr, "%s: %s\n", where != NULL ? where : c->path, err);
+    fprintf(stderr, "%s: %s: 1 error\n", prog, c->path);
+    return -1;
+}
+
 /* server_load_config - load, print every diagnostic, and act on -t. */
 struct conf *
 server_load_config(const struct server_opts *o)
@@ -125,7 +164,7 @@ server_load_config(const struct server_opts *o)
     fflush(stderr);
     conf_diag_free(&d);
     if (o->test_only) {
-        int rc = c != NULL ? 0 : SERVER_EX_CONFIG;
+        int rc = c != NULL && server_test_tls(c, o->prog) == 0 ? 0 : SERVER_EX_CONFIG;
         conf_unref(&c);
         exit(rc);
     }

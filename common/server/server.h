@@ -19,9 +19,12 @@
  * - Stop: SIGTERM/SIGINT or "shutdown" -> server_shutdown (no new connections, idle
  *   sessions told, busy ones finish, SERVER_GRACE_MS at most); a second signal, the last
  *   session's end or the grace's end -> server_finish (proto->stop, then every handle
- *   closes and the loop ends); proto->cleanup after the loop. SIGHUP -> server_reload.
+ *   closes and the loop ends; SIGTERM, SIGINT, SIGHUP and SIGUSR1 are ignored from then
+ *   on, so no signal cuts the running jobs short); proto->cleanup after the loop.
+ *   SIGHUP -> server_reload.
  * - Control socket work_path/NAME.ctl: status, stats, reload, shutdown, debug,
- *   log_level, config, then the daemon's own commands (handlers get the struct server).
+ *   log_level, config, reopen, then the daemon's own commands (handlers get the struct
+ *   server). SIGUSR1 and "reopen" reopen log_file (server_reopen_log) for logrotate.
  * - Slow clients: a timer sweeps the sessions each second (sess_sweep): a command line
  *   or message line not complete within the session's timeout of its start, or a session
  *   older than max_session_time, is ended as an idle one is. While the sessions exceed
@@ -114,7 +117,7 @@ struct server {
     bool stopping, finished;
     bool reloading;    /* a reload job runs */
     bool reload_again; /* SIGHUP during a reload: once more after it */
-    uv_signal_t sig[4];
+    uv_signal_t sig[5];
     uv_timer_t grace;
     uv_timer_t sweep; /* each second: deadlines and stress (sess_sweep) */
     bool stressed;    /* sessions above stress_connections % of max_connections */
@@ -159,6 +162,9 @@ int server_main(struct server *srv, const struct server_proto *proto, int argc, 
 void server_shutdown(struct server *srv);
 /* server_finish - stop now: proto->stop, then close every handle (once). */
 void server_finish(struct server *srv);
+/* server_reopen_log - SIGUSR1 (r NULL) or "reopen": log_file opened again (log_reopen) and
+ * the outcome logged, and answered on r. Logging to stderr (-f) or syslog: nothing to do. */
+void server_reopen_log(struct server *srv, struct ctl_req *r);
 /* server_reload - reload dmail.conf and the users on the pool and put them in force if
  * clean; r is the asking control client or NULL (SIGHUP: a reload asked while one runs
  * is done once more after it). */

@@ -3,6 +3,7 @@
  * stats, reload, shutdown, debug, log_level, config) followed by the daemon's own, and
  * the live reload. See server.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,37 @@ server_ctl_shutdown(struct ctl_req *r, int argc, char **argv, void *arg)
     server_shutdown(srv);
 }
 
+/* server_reopen_log - log_file opened again, for logrotate's postrotate. */
+void
+server_reopen_log(struct server *srv, struct ctl_req *r)
+{
+    int rc = log_reopen();
+    int e = errno;
+
+    (void)srv;
+    if (rc > 0) {
+        log_info("log file %s reopened%s", log_path(), r != NULL ? "" : " (SIGUSR1)");
+        if (r != NULL)
+            ctl_ok(r, "log file %s reopened", log_path());
+    } else if (rc == 0) {
+        log_info("reopen: no log file in use (logging to stderr or syslog)");
+        if (r != NULL)
+            ctl_ok(r, "no log file to reopen (logging to stderr or syslog)");
+    } else {
+        log_warn("cannot reopen log file %s: %s; still writing to the old one", log_path(),
+                 strerror(e));
+        if (r != NULL)
+            ctl_err(r, "cannot reopen log file %s: %s", log_path(), strerror(e));
+    }
+}
+
+/* server_ctl_reopen - reopen log_file. */
+static void
+server_ctl_reopen(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    server_reopen_log(arg, r);
+}
+
 static const struct ctl_cmd server_ctl_cmds[] = {
     {"status", "", 0, 0, server_ctl_status, "pid, uptime, config, connections now/peak"},
     {"stats", "[-p]", 0, 1, server_ctl_stats, "counters since start (-p: Prometheus format)"},
@@ -116,6 +148,7 @@ static const struct ctl_cmd server_ctl_cmds[] = {
     {"debug", "LEVEL", 1, 1, server_ctl_debug, "log level: error warn info debug"},
     {"log_level", "LEVEL", 1, 1, server_ctl_debug, "the same as debug"},
     {"config", "SETTING", 1, 1, server_ctl_config, "a setting's value and origin"},
+    {"reopen", "", 0, 0, server_ctl_reopen, "reopen log_file (logrotate's postrotate)"},
 };
 
 #define SERVER_CTL_NCMDS (sizeof(server_ctl_cmds) / sizeof(server_ctl_cmds[0]))

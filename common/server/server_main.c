@@ -126,6 +126,13 @@ server_finish(struct server *srv)
     log_info("stopping: sessions=%ld jobs running=%ld", srv->nsessions, srv->jobs);
     for (size_t i = 0; i < sizeof(srv->sig) / sizeof(srv->sig[0]); i++)
         uv_close((uv_handle_t *)&srv->sig[i], server_close_cb);
+    /* closing the handles gave the signals their default action back, which would kill
+     * the process before its running jobs end (dwatch's SIGTERM after a Ctrl-C that
+     * reached both, logrotate's SIGUSR1): from here the finish is not interrupted */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     uv_close((uv_handle_t *)&srv->grace, server_close_cb);
     uv_close((uv_handle_t *)&srv->sweep, server_close_cb);
     if (srv->proto->stop != NULL)
@@ -211,7 +218,8 @@ server_shutdown(struct server *srv)
         uv_timer_start(&srv->grace, server_grace_cb, SERVER_GRACE_MS, 0);
 }
 
-/* server_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload. */
+/* server_signal - SIGTERM/SIGINT: graceful stop (twice: at once); SIGHUP: reload;
+ * SIGUSR1: reopen log_file. */
 static void
 server_signal(uv_signal_t *h, int sig)
 {
@@ -224,6 +232,10 @@ server_signal(uv_signal_t *h, int sig)
     }
     if (sig == SIGPIPE)
         return;
+    if (sig == SIGUSR1) {
+        server_reopen_log(srv, NULL);
+        return;
+    }
     if (srv->stopping) {
         log_info("signal %d again: stopping now", sig);
         server_finish(srv);
@@ -237,7 +249,7 @@ server_signal(uv_signal_t *h, int sig)
 static void
 server_signals(struct server *srv)
 {
-    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE};
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1};
 
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         uv_signal_init(srv->loop, &srv->sig[i]);

@@ -1247,10 +1247,13 @@ class Dwatch(Program):
         return left
 
 
-def start_run_sh(cwd, ports):
+def start_run_sh(cwd, ports, **extra_env):
     """scripts/run.sh (make run) started in cwd on ports (smtp, submission, smtps, pop,
-    pop3s) in a session of its own, its output on a pipe."""
-    env = dict(os.environ, DMAIL_RUN_DIR=os.path.join(cwd, "run"),
+    pop3s) in a session of its own, its output on a pipe; extra_env (RESET="1") added."""
+    env = dict(os.environ)
+    env.pop("RESET", None)
+    env.update(extra_env)
+    env.update(DMAIL_RUN_DIR=os.path.join(cwd, "run"),
                DMAIL_SMTP_PORT=str(ports[0]), DMAIL_SUBMISSION_PORT=str(ports[1]),
                DMAIL_SMTPS_PORT=str(ports[2]), DMAIL_POP_PORT=str(ports[3]),
                DMAIL_POP3S_PORT=str(ports[4]))

@@ -44,3 +44,17 @@ def test_queue_format_example_parses():
         os.unlink(path)
     assert re.fullmatch(r"[A-Za-z0-9_-]+", q["id"]), "the example id is not an atom"
     assert len(q["rcpts"]) == 2 and q["text"].endswith("At noon?\n")
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man not installed")
+def test_io_threads_default_explained():
+    # 16 threads on a 2-core box looks like a mistake unless the page says why
+    env = dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8", MANPAGER="cat", PAGER="cat")
+    r = subprocess.run(["man", "-l", os.path.join(MAN, "dmail.conf.5")], capture_output=True,
+                       text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    text = re.sub(r"\s+", " ", r.stdout.replace("\u2010 ", "").replace("-\n", ""))
+    entry = text.split(" io_threads number ", 1)[1].split(" sysadmin address ", 1)[0]
+    assert "2-core" in entry and "fsync" in entry and "not on the CPU" in entry, entry
+    assert "different mailboxes" in entry, entry
+    sample = open(os.path.join(REPO, "conf", "dmail.conf.sample")).read()
+    assert re.search(r"#\s*16 even on 2 cores: the threads wait on the disk", sample)

@@ -293,7 +293,7 @@ def test_t_with_to_cc_bcc(site):
     assert header(q["text"], "Bcc") == []
     assert "secret@example.org" not in q["text"].split("\n\n")[0]
     assert len(header(q["text"], "To")) == 1
-    assert header(q["text"], "Cc") == ["team: carol@example.test, dave;"]
+    assert header(q["text"], "Cc") == ["team: carol@example.test, dave@example.test;"]
     assert body(q["text"]) == "Bcc: this line is in the body and stays\n"
 
 
@@ -497,6 +497,55 @@ def test_newaliases(site):
     for argv in ([SENDMAIL, "-bi"], [SENDMAIL, "-I"], [os.path.join(BIN, "newaliases")]):
         p = site.run(argv[1:], prog=argv[0])
         assert b"dmail reads aliases directly; nothing to rebuild" in p.stdout
+
+
+def test_bare_header_addresses_qualified(site):
+    # as sendmail: a bare name in an address header gets the local (main) domain
+    msg = (
+        b"From: Demo User <demo>\n"
+        b"Sender: demo\n"
+        b"Reply-To: demo (the demo)\n"
+        b"To: demo, \"Doe, John\" <jd>,\n  ext@example.org\n"
+        b"Cc: team: a, B <b>;, undisclosed-recipients:;\n"
+        b"Bcc: hidden\n"
+        b"X-Other: demo\n"
+        b"Subject: demo\n"
+        b"\n"
+        b"To: demo stays in the body\n"
+    )
+    site.run(["-t", "-i"], msg)
+    q = site.only()
+    h = q["text"].split("\n\n")[0]
+    assert header(q["text"], "From") == ["Demo User <demo@example.test>"]
+    assert header(q["text"], "Sender") == ["demo@example.test"]
+    assert header(q["text"], "Reply-To") == ["demo@example.test (the demo)"]
+    assert "To: demo@example.test, \"Doe, John\" <jd@example.test>,\n  ext@example.org\n" in h
+    assert header(q["text"], "Cc") == ["team: a@example.test, B <b@example.test>;, "
+                                       "undisclosed-recipients:;"]
+    assert header(q["text"], "Bcc") == []
+    assert header(q["text"], "X-Other") == ["demo"]
+    assert header(q["text"], "Subject") == ["demo"]
+    assert body(q["text"]) == "To: demo stays in the body\n"
+    assert sorted(r["addr"] for r in q["rcpts"]) == sorted(
+        ["demo@example.test", "jd@example.test", "ext@example.org", "a@example.test",
+         "b@example.test", "hidden@example.test"])
+    # without -t too; qualified addresses are left as they were
+    site.clear()
+    site.run(["alice"], b"To: alice, Bob <bob@example.org>\nSubject: x\n\nhi\n")
+    q = site.only()
+    assert header(q["text"], "To") == ["alice@example.test, Bob <bob@example.org>"]
+
+
+def test_mailq_newaliases_own_usage(site):
+    mailq, newaliases = os.path.join(BIN, "mailq"), os.path.join(BIN, "newaliases")
+    out = site.run(["--help"], prog=mailq).stdout.decode()
+    assert out.startswith("usage: mailq ") and "-bs" not in out and "RCPT" not in out, out
+    out = site.run(["--help"], prog=newaliases).stdout.decode()
+    assert out.startswith("usage: newaliases") and "-bs" not in out and "RCPT" not in out, out
+    out = site.run(["--help"]).stdout.decode()
+    assert out.startswith("usage: sendmail ") and "RCPT" in out
+    err = site.run(["-x"], prog=mailq, expect=EX_USAGE).stderr.decode()
+    assert "usage: mailq " in err
 
 
 def test_q(site):

@@ -3,12 +3,17 @@ on IPv4 and IPv6, connection caps."""
 
 import os
 import pwd
+import signal
+import smtplib
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, RawSMTP, ipv6_loopback, make_message, run_as_user
+from dmail_site import (BIN, DOMAIN, RawSMTP, free_ports, hold_dotlock, ipv6_loopback,
+                        listening_sockets, make_message, run_as_user, wait_for)
 
 DSMTP = os.path.join(BIN, "dsmtp")
 
@@ -165,3 +170,91 @@ def test_open_files_limit_raised_for_max_connections(dsmtp_factory):
             in srv.log()), (got, srv.log()[-1000:])
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def no_syslog_argv(argv, tmp):
+    """argv run where nothing listens on /dev/log: as it is when this machine has no
+    syslog daemon, else (as root) in a mount namespace of its own with a plain file bound
+    over /dev/log. None when neither can be had."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect("/dev/log")
+        listening = True
+    except OSError:
+        listening = False
+    finally:
+        probe.close()
+    if not listening:
+        return argv
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/unshare"):
+        return None
+    blank = os.path.join(tmp, "not-a-socket")
+    open(blank, "w").close()
+    return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /dev/log && exec "$@"', blank,
+            *argv]
+
+
+@pytest.mark.parametrize("prog", ["dsmtp", "dpop"])
+def test_without_f_no_fork_and_no_syslog_said_once(dsmtp_factory, tmp_path, prog):
+    # without -f and without log_file the lines go to syslog; with no syslog daemon they
+    # would vanish: one warning on stderr, then the lines there; the server does not fork
+    srv = dsmtp_factory(start=False, log_level="info")
+    pop_ports = free_ports(2)
+    srv.write_conf({"pop_port": pop_ports[0], "pop3s_port": pop_ports[1]})
+    argv = no_syslog_argv([os.path.join(BIN, prog), "-c", srv.conf_path], str(tmp_path))
+    if argv is None:
+        pytest.skip("syslog listens on /dev/log and no private mount namespace is possible")
+    errf = open(tmp_path / "stderr", "w+")
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf,
+                         stdin=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: " started as " in open(tmp_path / "stderr").read(), 10), \
+            open(tmp_path / "stderr").read()
+        assert p.poll() is None  # still the process we started: it did not fork away
+        port = srv.smtp_port if prog == "dsmtp" else pop_ports[0]
+        assert port in [pt for _, pt in listening_sockets(p.pid)]
+    finally:
+        p.terminate()
+        p.wait(15)
+    err = open(tmp_path / "stderr").read()
+    assert err.count("no syslog daemon listens on /dev/log") == 1, err
+    assert err.startswith("%s: warning: no syslog daemon listens on /dev/log: logging to "
+                          "standard error instead" % prog), err
+    assert "%s stopped" % prog in err
+
+
+def test_signals_ignored_while_finishing(dsmtp_factory):
+    # a delivery job waits for alice's dotlock (lock_timeout); two SIGTERMs stop the server
+    # at once, so it finishes while the job runs: a third signal (dwatch's SIGTERM after a
+    # Ctrl-C, logrotate's SIGUSR1) must not kill it before the job ends
+    srv = dsmtp_factory(lock_timeout=3)
+    lock = hold_dotlock(srv.mbox_path("alice"))
+    _, text = make_message()
+
+    def client():
+        try:
+            with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=20) as s:
+                s.sendmail("sender@remote.example", ["alice@" + DOMAIN], text)
+        except (smtplib.SMTPException, OSError):
+            pass  # the session is cut by the stop
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        assert wait_for(lambda: "rcpt to=<alice@" in srv.log(), 10), srv.log()
+        time.sleep(0.3)  # the delivery job is on the pool, waiting for the lock
+        p = srv.dsmtp.proc
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "stopping gracefully" in srv.log(), 5)
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "jobs running=1" in srv.log(), 5), srv.log()[-2000:]
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+            p.send_signal(sig)
+        time.sleep(0.3)
+        assert p.poll() is None, "killed while finishing: %s" % p.returncode
+        assert p.wait(15) == 0
+        srv.dsmtp._reap()  # stopped by the test, not on its own
+        assert "dsmtp stopped" in srv.log()
+    finally:
+        os.unlink(lock)
+        t.join(30)

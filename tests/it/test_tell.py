@@ -14,7 +14,7 @@ import pytest
 
 from dmail_site import BIN, DOMAIN, RawSMTP, is_root, make_message, qfile_bytes, to_wire
 
-EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
+EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE, EX_CONFIG = 0, 1, 2, 3, 78
 
 
 def tell(prog, srv, *args, input=None, prefix=(), conf=True, timeout=30):
@@ -166,6 +166,24 @@ def test_unreachable(dsmtp):
     assert not os.path.exists(ctl_path(dsmtp))  # removed at a clean stop
 
 
+def test_missing_config_named(dsmtp):
+    # the config is what says where the socket is: a missing one is named, not taken for a
+    # server that is down
+    missing = os.path.join(dsmtp.dir, "missing.conf")
+    for prog in ("tellsmtp", "tellpop"):
+        for cmd in (("status",), ("reload",), ("restart",)):
+            rc, out, err = tell(prog, dsmtp, "-c", missing, *cmd, conf=False)
+            assert rc == EX_CONFIG, (prog, cmd, rc, out, err)
+            assert "%s: %s: No such file or directory" % (prog, missing) in err, err
+            assert "not reachable" not in err, err
+    rc, out, err = tell("tellpop", dsmtp, "-c", missing, "users", conf=False)
+    assert rc == EX_CONFIG and "No such file or directory" in err, (rc, err)
+    rc, out, _ = tell("tellsmtp", dsmtp, "-c", missing, "help", conf=False)
+    assert rc == EX_OK and "78" in out
+    # the server is up all along
+    assert tellsmtp(dsmtp, "status")[0] == EX_OK
+
+
 def test_shutdown(dsmtp):
     with RawSMTP(dsmtp.smtp_port) as c:
         c.ehlo()
@@ -286,6 +304,52 @@ def test_prometheus_output_parses(dsmtp):
     assert rejects['{reason="relay_denied",code="554",status="5.7.1"}'] == 1
     rc, _, _ = tellsmtp(dsmtp, "stats", "-q")
     assert rc == EX_REFUSED
+
+
+def test_stats_count_pickup_and_queue_runner(dsmtp):
+    def prom():
+        rc, out, err = tellsmtp(dsmtp, "stats", "-p")
+        assert rc == EX_OK, err
+        return parse_prometheus(out)
+
+    def count(name):
+        return prom().get(("dsmtp_" + name, ""))
+
+    # sendmail: picked up from the maildrop, written into the mailboxes by the queue runner
+    env = dict(os.environ, DMAIL_CONF=dsmtp.conf_path, LC_ALL="C")
+    p = subprocess.run([os.path.join(BIN, "sendmail"), "-i", "alice", "bob"],
+                       input=b"Subject: via sendmail\n\nhello\n", capture_output=True, env=env,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert wait_for_value(lambda: count("queue_mailbox_deliveries_total"), 2), prom()
+    m = prom()
+    assert m[("dsmtp_pickup_messages_total", "")] == 1
+    assert m[("dsmtp_pickup_recipients_total", "")] == 2
+    assert m[("dsmtp_mailbox_deliveries_total", "")] == 2
+    assert m[("dsmtp_messages_received_total", "")] == 0  # none over SMTP
+    # a retry due now: one delivered, one user unknown (given up, bounced)
+    dsmtp.put_qfile(qfile_bytes("1700000000.2_1_cc.test", ["carol@" + DOMAIN,
+                                                            "nobody-here@" + DOMAIN],
+                                b"From: x@remote.example\nSubject: retry\n\nHello.\n"))
+    tellsmtp(dsmtp, "flush")
+    assert wait_for_value(lambda: count("queue_failed_recipients_total"), 1), prom()
+    assert wait_for_value(lambda: count("queue_mailbox_deliveries_total"), 3), prom()
+    # and SMTP still counts as before, into the same total
+    send_one(dsmtp)
+    m = prom()
+    assert m[("dsmtp_mailbox_deliveries_total", "")] == 4
+    assert m[("dsmtp_messages_received_total", "")] == 1
+    rc, out, _ = tellsmtp(dsmtp, "stats")
+    assert re.search(r"^pickup_messages_total 1$", out, re.M), out
+
+
+def wait_for_value(get, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if get() == want:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # -- reload ---------------------------------------------------------------------------------

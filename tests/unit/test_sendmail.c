@@ -1,6 +1,6 @@
 /*
  * test_sendmail - sendmail's pure parts: address lists of headers, the command line, the
- * input reader and the header fix-ups.
+ * input reader, the header fix-ups and the qualification of bare header addresses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include "../../sendmail/smaddr.h"
 #include "../../sendmail/smmsg.h"
 #include "../../sendmail/smopt.h"
+#include "../../sendmail/smqual.h"
 #include "unit_util.h"
 
 #include <stdio.h>
@@ -365,7 +366,81 @@ test_headers(void **state)
     free(out);
 }
 
+/* Header values and what smqual_value makes of them with domain example.test; NULL: left
+ * as it is. */
+static const struct {
+    const char *in, *out;
+} qual_cases[] = {
+    {" demo\n", " demo@example.test\n"},
+    {"demo", "demo@example.test"},
+    {" demo, bob@other.example, first.last\n",
+     " demo@example.test, bob@other.example, first.last@example.test\n"},
+    {" Demo User <demo>\n", " Demo User <demo@example.test>\n"},
+    {" \"Doe, John\" <jd>, x\n", " \"Doe, John\" <jd@example.test>, x@example.test\n"},
+    {" demo (Demo User)\n", " demo@example.test (Demo User)\n"},
+    {" (c) demo\n", " (c) demo@example.test\n"},
+    {" team: a, B <b>;, c\n", " team: a@example.test, B <b@example.test>;, c@example.test\n"},
+    {" First\n Second <folded>,\n\tnext\n",
+     " First\n Second <folded@example.test>,\n\tnext@example.test\n"},
+    {" a@b.example\n", NULL},
+    {" Alice <alice@example.org>\n", NULL},
+    {" undisclosed-recipients:;\n", NULL},
+    {" <>\n", NULL},
+    {" \"quoted\"\n", NULL},
+    {" \"quoted local\"@x.example, <\"q\">\n", NULL},
+    {" John Smith\n", NULL},           /* a phrase without an address */
+    {" <demo (c)>\n", NULL},           /* comment in the angle address */
+    {" <@relay:demo>\n", NULL},        /* source route */
+    {" .demo, de..mo, demo.\n", NULL}, /* not dot-atoms */
+    {" demo;\n", NULL},
+    {" \"unterminated\n", NULL},
+    {" (unterminated demo\n", NULL},
+    {" <demo\n", NULL},
+    {" <a> <b>\n", NULL},
+    {" =?UTF-8?Q?D=C3=A9mo?= <demo>\n", " =?UTF-8?Q?D=C3=A9mo?= <demo@example.test>\n"},
+    {"", NULL},
+};
+
+/* test_qualify - bare addresses get the domain; the rest is kept byte for byte. */
+static void
+test_qualify(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof qual_cases / sizeof qual_cases[0]; i++) {
+        const char *in = qual_cases[i].in;
+        char *out = smqual_value(in, strlen(in), "example.test");
+        if (qual_cases[i].out == NULL) {
+            if (out != NULL)
+                fail_msg("case %zu \"%s\": got \"%s\"", i, in, out);
+        } else {
+            if (out == NULL)
+                fail_msg("case %zu \"%s\": left alone", i, in);
+            assert_string_equal(out, qual_cases[i].out);
+        }
+        free(out);
+    }
+}
+
+/* test_set_value - a replaced value is written in place, with the field's own name. */
+static void
+test_set_value(void **state)
+{
+    struct smmsg m;
+    const char *text = "Subject: s\nTO: demo\nCc: x\n y\n\nbody\n";
+
+    (void)state;
+    smmsg_set_text(&m, text, strlen(text));
+    smmsg_parse_headers(&m);
+    smmsg_set_value(&m, smmsg_find(&m, "To"), " demo@example.test\n");
+    smmsg_set_value(&m, smmsg_find(&m, "Cc"), " x@a.example,\n y@a.example"); /* no LF */
+    smmsg_finish(&m, NULL);
+    assert_string_equal(m.text, "Subject: s\nTO: demo@example.test\nCc: x@a.example,\n "
+                                "y@a.example\n\nbody\n");
+    smmsg_free(&m);
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_addr_lists), cmocka_unit_test(test_addr_append),
         cmocka_unit_test(test_options), cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_read), cmocka_unit_test(test_read_limit),
-        cmocka_unit_test(test_headers))
+        cmocka_unit_test(test_headers), cmocka_unit_test(test_qualify),
+        cmocka_unit_test(test_set_value))
