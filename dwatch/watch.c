@@ -202,13 +202,14 @@ dw_server_find(struct dwatch *dw, const char *name)
     return NULL;
 }
 
-/* dw_relay - a line the server wrote to stderr: ours in the foreground, else the log. */
+/* dw_relay - a line the server wrote to stderr: ours in the foreground (as it is, or
+ * with its level as a journal priority when our stderr is the journal), else the log. */
 static void
 dw_relay(void *arg, const char *line)
 {
     struct dw_server *s = arg;
 
-    if (s->dw->foreground) {
+    if (s->dw->foreground && !log_journal()) {
         char *l = xasprintf("%s\n", line);
         (void)file_write_all(STDERR_FILENO, l, strlen(l));
         free(l);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/time.h>
 #include <syslog.h>
@@ -32,6 +33,7 @@ static const char *log_prog = "dmail";
 static int log_foreground = 1;
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_fd = -1;
+static bool log_to_journal;      /* stderr is systemd's journal stream (JOURNAL_STREAM) */
 static char log_file_path[4096]; /* the file of LOG_DEST_FILE */
 static atomic_int log_level = LOGLVL_INFO;
 
@@ -49,6 +51,21 @@ static const int log_syslog_pri[] = {
     [LOGLVL_DEBUG] = LOG_DEBUG,
 };
 
+/* log_stderr_is_journal - systemd connected stderr to the journal: JOURNAL_STREAM names
+ * the device and inode of that stream (systemd.exec(5)); a pipe or file put there since
+ * (a child of dwatch, a redirection) does not match. */
+static bool
+log_stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (v == NULL || sscanf(v, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 /* log_init - name the program; foreground = 1 logs to stderr. */
 void
 log_init(const char *prog, int foreground)
@@ -56,6 +73,14 @@ log_init(const char *prog, int foreground)
     log_prog = prog ? prog : "dmail";
     log_foreground = foreground;
     log_dest = LOG_DEST_STDERR;
+    log_to_journal = log_stderr_is_journal();
+}
+
+/* log_journal - stderr is the journal: lines carry "<N>" priorities, no time. */
+int
+log_journal(void)
+{
+    return log_to_journal;
 }
 
 /* log_syslog_listens - whether something takes datagrams on syslog's socket (glibc's
@@ -180,7 +205,11 @@ log_vline(int level, int err, const char *prefix, const char *fmt, va_list ap)
 
     if (level > atomic_load(&log_level))
         goto out;
-    if (log_dest != LOG_DEST_SYSLOG) {
+    if (log_dest == LOG_DEST_STDERR && log_to_journal) {
+        /* sd-daemon(3) priority prefix; the journal has its own time */
+        n = snprintf(line, room, "<%d>%s[%ld]: %s: ", log_syslog_pri[level], log_prog,
+                     (long)getpid(), log_names[level]);
+    } else if (log_dest != LOG_DEST_SYSLOG) {
         struct timeval tv;
         struct tm tm;
         gettimeofday(&tv, NULL);

@@ -24,8 +24,12 @@
 /* The levels, in the order of the log_level setting's choices (settings.def). */
 enum { LOGLVL_ERROR, LOGLVL_WARN, LOGLVL_INFO, LOGLVL_DEBUG };
 
-/* log_init - name the program; foreground = 1 logs to stderr. */
+/* log_init - name the program; foreground = 1 logs to stderr. When stderr is systemd's
+ * journal (JOURNAL_STREAM matches it), its lines start with the syslog priority "<N>"
+ * (sd-daemon(3)) instead of the time, so journalctl -p filters them. */
 void log_init(const char *prog, int foreground);
+/* log_journal - whether lines to stderr go to the journal that way. */
+int log_journal(void);
 /* log_open - file != NULL/"": append to that file; else syslog (unless foreground). When
  * no syslog daemon listens on _PATH_LOG (/dev/log), one warning goes to stderr and the lines
  * follow it there instead of being dropped. Returns 0 or -1 with errno set. */

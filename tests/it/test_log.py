@@ -3,11 +3,12 @@ session starts with the session id and goes on as key=value fields; client text 
 escaped."""
 
 import base64
+import os
 import re
 import smtplib
 import time
 
-from dmail_site import DOMAIN, HOST, RawSMTP, make_message, to_wire
+from dmail_site import DOMAIN, HOST, RawSMTP, make_message, to_wire, wait_for
 
 SENDER = "sender@remote.example"
 LINE_RE = re.compile(r"^\S+ dsmtp\[\d+\]: (error|warn|info|debug): (.*)$")
@@ -140,3 +141,51 @@ def test_session_lines_are_sid_and_key_value(dsmtp_factory):
     # the per-message lines of the delivery carry the message id, which names the session
     for m in re.finditer(r"deliver id=([0-9a-f]{16})-\d+ ", log):
         assert m.group(1) in sids
+
+
+def _journal_env(path):
+    """JOURNAL_STREAM naming the file that will be the program's stderr (created now)."""
+    open(path, "ab").close()
+    st = os.stat(path)
+    return {"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)}
+
+
+def test_journal_stream_lines_carry_priorities(dsmtp_factory):
+    """Under systemd (stderr is the journal, JOURNAL_STREAM says so) each line starts with
+    its syslog priority instead of the time; a JOURNAL_STREAM of another file changes
+    nothing (a child whose stderr is a pipe)."""
+    srv = dsmtp_factory(start=False)
+    ds = srv.dsmtp
+    ds.extra_env = _journal_env(ds.stderr_path)
+    ds.start()
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+    lines = open(ds.stderr_path).read().splitlines()
+    assert lines
+    bad = [ln for ln in lines
+           if not re.match(r"<[0-7]>dsmtp\[\d+\]: (error|warn|info|debug): ", ln)]
+    assert bad == [], bad[:5]
+    assert any(ln.startswith("<6>") and " started as " in ln for ln in lines), lines[:5]
+
+
+def test_journal_stream_of_another_file_changes_nothing(dsmtp_factory):
+    srv = dsmtp_factory(start=False)
+    ds = srv.dsmtp
+    other = os.path.join(srv.dir, "elsewhere")
+    ds.extra_env = _journal_env(other)
+    ds.start()
+    lines = open(ds.stderr_path).read().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\dT", ln) for ln in lines), lines[:5]
+
+
+def test_dwatch_passes_server_levels_to_the_journal(dwatch_factory):
+    """dwatch under systemd: the servers' lines (read from their stderr pipes) reach the
+    journal with their own level as the priority."""
+    dw = dwatch_factory(start=False)
+    dw.extra_env = _journal_env(dw.stderr_path)
+    dw.start()
+    assert wait_for(lambda: re.search(r"^<6>dwatch\[\d+\]: info: dsmtp\[\d+\]: .* started as ",
+                                      open(dw.stderr_path).read(), re.M), 10), \
+        open(dw.stderr_path).read()[-3000:]
+    text = open(dw.stderr_path).read()
+    assert not re.search(r"^\d{4}-\d\d-\d\dT", text, re.M), text[-2000:]
