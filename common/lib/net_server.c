@@ -38,7 +38,9 @@ struct net_listener {
     int handles;
     int port;
     bool closing;
-    bool reserved; /* may take the reserved slots */
+    bool reserved;      /* may take the reserved slots */
+    int paused;         /* the errno accepting paused on (logged once), 0: accepting */
+    uint64_t paused_ms; /* loop time of the first pause */
     SSL_CTX *tls;
     char *refuse;
     net_accept_cb cb;
@@ -338,12 +340,19 @@ net_listener_retry(uv_timer_t *t)
         uv_poll_start(&l->poll, UV_READABLE, net_listener_io);
 }
 
-/* net_listener_pause - stop accepting for NET_RETRY_MS after err (EMFILE...). */
+/* net_listener_pause - stop accepting for NET_RETRY_MS after err (EMFILE...); logged
+ * once, not at every retry that meets it again. */
 static void
 net_listener_pause(struct net_listener *l, int err)
 {
-    log_warn("accept on %s: %s; pausing new connections for %d ms", l->name, strerror(err),
-             NET_RETRY_MS);
+    if (l->paused != err) {
+        log_warn("accept on %s: %s; new connections wait in the backlog (retried every %d ms; "
+                 "the sessions open are served)",
+                 l->name, strerror(err), NET_RETRY_MS);
+        if (l->paused == 0)
+            l->paused_ms = uv_now(l->srv->loop);
+        l->paused = err;
+    }
     uv_poll_stop(&l->poll);
     uv_timer_start(&l->retry, net_listener_retry, NET_RETRY_MS, 0);
 }
@@ -415,6 +424,11 @@ net_listener_io(uv_poll_t *p, int status, int events)
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
+            if (l->paused != 0) {
+                log_info("accept on %s: accepting again after %.1f s", l->name,
+                         (double)(uv_now(l->srv->loop) - l->paused_ms) / 1000);
+                l->paused = 0;
+            }
             net_accept_fd(l, fd, &ss);
             continue;
         }

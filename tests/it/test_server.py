@@ -3,6 +3,7 @@ on IPv4 and IPv6, connection caps."""
 
 import os
 import pwd
+import shutil
 import signal
 import smtplib
 import socket
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from dmail_site import (BIN, DOMAIN, RawSMTP, free_ports, hold_dotlock, ipv6_loopback,
+from dmail_site import (BIN, DOMAIN, HOST, RawSMTP, free_ports, hold_dotlock, ipv6_loopback,
                         listening_sockets, make_message, run_as_user, wait_for)
 
 DSMTP = os.path.join(BIN, "dsmtp")
@@ -258,3 +259,46 @@ def test_signals_ignored_while_finishing(dsmtp_factory):
     finally:
         os.unlink(lock)
         t.join(30)
+
+
+def test_emfile_pauses_accepting_once_and_serves_open_sessions(dsmtp_factory):
+    """At its descriptor limit a server stops accepting (new clients wait in the backlog),
+    says so once however long it lasts, serves the sessions it has, and accepts again
+    when descriptors come free. dsmtp runs under prlimit with 64 descriptors."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("no prlimit")
+    srv = dsmtp_factory(start=False, max_connections=1000, max_per_ip=1000)
+    srv.chown()
+    err_path = os.path.join(srv.dir, "emfile.stderr")
+    held = []
+    with open(err_path, "ab") as err:
+        proc = subprocess.Popen(["prlimit", "--nofile=64:64", "--",
+                                 os.path.join(BIN, "dsmtp"), "-f", "-c", srv.conf_path],
+                                cwd=srv.dir, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                env=srv.env())
+
+    def log():
+        with open(err_path) as f:
+            return f.read()
+    try:
+        assert wait_for(lambda: " started as " in log(), 10), log()[-2000:]
+        with RawSMTP(srv.smtp_port) as first:
+            first.ehlo()
+            for _ in range(80):
+                held.append(socket.create_connection((HOST, srv.smtp_port), timeout=5))
+            said = "new connections wait in the backlog"
+            assert wait_for(lambda: said in log(), 10), log()[-2000:]
+            time.sleep(2.5)  # two more retries meet the limit again
+            assert log().count(said) == 1, log()[-3000:]
+            first.expect("NOOP", 250)  # the open session is served
+            for s in held[:40]:  # the first ones were accepted: their descriptors come free
+                s.close()
+            del held[:40]
+            assert wait_for(lambda: "accepting again after" in log(), 10), log()[-2000:]
+        with RawSMTP(srv.smtp_port) as c:
+            c.ehlo()
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        proc.wait(10)
