@@ -20,6 +20,7 @@
 
 #include "command.h"
 #include "deliver.h"
+#include "dsnparam.h"
 #include "log.h"
 #include "milter_addr.h"
 #include "milter_edit.h"
@@ -226,19 +227,38 @@ milter_cmd_packet(struct milter_sess *ms, struct milter_conn *mc)
     case MS_HELO:
         milter_send_strs(mc, SMFIC_HELO, 0, (const char *[]){s->arg.helo}, 1);
         break;
-    case MS_MAIL: {
-        char sender[COMMAND_ADDR_MAX];
-        addr_format(&s->arg.mail.from, sender, sizeof(sender));
+    case MS_MAIL: { /* the ESMTP parameters as Postfix passes them */
+        const struct smtp_mail *m = &s->arg.mail;
+        char sender[COMMAND_ADDR_MAX], envid[DSNPARAM_ENVID_MAX + 8];
+        addr_format(&m->from, sender, sizeof(sender));
         snprintf(addr, sizeof(addr), "<%s>", sender);
-        snprintf(size, sizeof(size), "SIZE=%llu", s->arg.mail.size);
+        snprintf(size, sizeof(size), "SIZE=%llu", m->size);
+        snprintf(envid, sizeof(envid), "ENVID=%s", m->envid);
         milter_send_strs(mc, SMFIC_MAIL, 0,
-                         (const char *[]){addr, s->arg.mail.size_set ? size : NULL}, 2);
+                         (const char *[]){addr, m->size_set ? size : NULL,
+                                          m->body == SMTP_BODY_8BITMIME ? "BODY=8BITMIME"
+                                          : m->body == SMTP_BODY_7BIT   ? "BODY=7BIT"
+                                                                        : NULL,
+                                          m->smtputf8 ? "SMTPUTF8" : NULL,
+                                          m->ret == DSN_RET_FULL   ? "RET=FULL"
+                                          : m->ret == DSN_RET_HDRS ? "RET=HDRS"
+                                                                   : NULL,
+                                          m->envid[0] ? envid : NULL},
+                         6);
         break;
     }
-    case MS_RCPT:
+    case MS_RCPT: {
+        const struct smtp_rcpt *r = &s->arg.rcpt;
+        char notify[64] = "NOTIFY=", orcpt[DSNPARAM_ORCPT_MAX + 8];
         snprintf(addr, sizeof(addr), "<%s>", ms->rcpt);
-        milter_send_strs(mc, SMFIC_RCPT, 0, (const char *[]){addr}, 1);
+        if (r->notify != 0)
+            dsnparam_notify_format(r->notify, false, notify + 7, sizeof(notify) - 7);
+        snprintf(orcpt, sizeof(orcpt), "ORCPT=%s", r->orcpt);
+        milter_send_strs(
+            mc, SMFIC_RCPT, 0,
+            (const char *[]){addr, r->notify ? notify : NULL, r->orcpt[0] ? orcpt : NULL}, 3);
         break;
+    }
     case MS_DATA:
     case MS_EOM:
         milter_send(mc, SMFIC_DATA, NULL, 0);

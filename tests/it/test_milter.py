@@ -241,18 +241,19 @@ def test_ipv6_milter(dsmtp_factory, milter_factory):
     assert "E" in m.wait_sessions(1, ended=True)[0].cmds()
 
 
-def test_mail_size_parameter_passed(dsmtp_factory, milter):
+def test_mail_and_rcpt_parameters_passed(dsmtp_factory, milter):
+    """The ESMTP parameters of MAIL and RCPT reach the milters, as under Postfix."""
     srv = site(dsmtp_factory, milter)
     with RawSMTP(srv.smtp_port) as c:
         c.ehlo()
-        c.expect("MAIL FROM:<%s> SIZE=400 BODY=8BITMIME" % SENDER, 250)
-        c.expect("RCPT TO:<%s> NOTIFY=NEVER" % ALICE, 250)
+        c.expect("MAIL FROM:<%s> SIZE=400 BODY=8BITMIME RET=HDRS ENVID=abc" % SENDER, 250)
+        c.expect("RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@y.example" % ALICE, 250)
         c.expect("RSET", 250)
     s = milter.wait_sessions(1, ended=True)[0]
-    # Postfix passes every parameter as the client gave it (BODY=8BITMIME, NOTIFY=NEVER
-    # too); SIZE is the one milters use
-    assert s.first("mail").args[0] == "<%s>" % SENDER and "SIZE=400" in s.first("mail").args
-    assert s.first("rcpt").args[0] == "<%s>" % ALICE
+    assert s.first("mail").args == ["<%s>" % SENDER, "SIZE=400", "BODY=8BITMIME", "RET=HDRS",
+                                    "ENVID=abc"], s.first("mail").args
+    assert s.first("rcpt").args == ["<%s>" % ALICE, "NOTIFY=SUCCESS,FAILURE",
+                                    "ORCPT=rfc822;x@y.example"], s.first("rcpt").args
 
 
 def test_pipelined_commands_answered_in_order(dsmtp_factory, milter):
