@@ -98,6 +98,8 @@ struct milter_sess {
     char *text;
     size_t len, hoff, boff, body;
     bool quarantine;
+    size_t rc_next; /* the next recipient change of the filter at end of message */
+    bool looking;   /* a recipient it added is being looked up on the pool */
     /* the stage's verdict */
     enum milter_verdict verdict;
     int code;
@@ -443,18 +445,116 @@ milter_default(struct milter_sess *ms, struct milter_conn *mc)
     milter_set_verdict(ms, mc, mc->action == MILTER_REJECT ? MV_REJECT : MV_TEMPFAIL);
 }
 
-/* milter_rcpt_apply - the recipients a filter added and deleted. */
+/* A recipient a filter added that only the pool may look up (a Unix account not seen
+ * yet: NSS can block), as command_resolve does for RCPT. */
+struct milter_lookup {
+    uv_work_t w;
+    struct milter_sess *ms;
+    struct conf *cf;
+    struct auth_db *db;
+    struct addr a;
+    char addr[COMMAND_ADDR_MAX];
+    enum deliver_verdict v;
+    struct deliver_route dr;
+};
+
+static bool milter_eom_rcpts(struct milter_sess *ms, struct milter_conn *mc);
+static void milter_sess_maybe_free(struct milter_sess *ms);
+
+/* milter_rcpt_added - the verdict on a recipient mc added: into the transaction if ok. */
 static void
+milter_rcpt_added(struct milter_sess *ms, struct milter_conn *mc, const char *addr,
+                  enum deliver_verdict v, struct deliver_route *dr)
+{
+    char esc[600];
+
+    if (v == DV_REMOTE) {
+        deliver_route_relay(dr);
+        v = DV_OK;
+    }
+    log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
+    log_sess(v == DV_OK ? LOGLVL_INFO : LOGLVL_WARN, ms->s->base.sid,
+             "milter=%s rcpt-add to=<%s> result=%s", mc->name, esc, v == DV_OK ? "ok" : "unknown");
+    if (v == DV_OK)
+        command_tx_add(ms->s, addr, dr, 0, NULL);
+}
+
+/* milter_lookup_work - on the pool: the lookup that may block. */
+static void
+milter_lookup_work(uv_work_t *w)
+{
+    struct milter_lookup *l = w->data;
+
+    l->v = deliver_route(l->cf, l->db, &l->a, &l->dr);
+}
+
+/* milter_lookup_done - back on the loop: the recipient, then the filter's other changes
+ * and the next filter (unless the session went away meanwhile). */
+static void
+milter_lookup_done(uv_work_t *w, int status)
+{
+    struct milter_lookup *l = w->data;
+    struct milter_sess *ms = l->ms;
+
+    ms->looking = false;
+    if (ms->s != NULL) {
+        struct milter_conn *mc = &ms->m[ms->cur];
+        if (status != 0) /* cannot happen (no uv_cancel) */
+            l->v = deliver_route(l->cf, l->db, &l->a, &l->dr);
+        milter_rcpt_added(ms, mc, l->addr, l->v, &l->dr);
+        deliver_route_free(&l->dr);
+        if (!milter_eom_rcpts(ms, mc)) {
+            milter_next(ms);
+            milter_go(ms);
+        }
+    } else {
+        deliver_route_free(&l->dr);
+    }
+    conf_unref(&l->cf);
+    auth_db_unref(&l->db);
+    free(l);
+    milter_sess_maybe_free(ms);
+}
+
+/* milter_lookup_start - look a up on the pool; false if the pool refused (never). */
+static bool
+milter_lookup_start(struct milter_sess *ms, const struct addr *a, const char *addr)
+{
+    struct smtp_session *s = ms->s;
+    struct milter_lookup *l = xcalloc(1, sizeof(*l));
+
+    l->w.data = l;
+    l->ms = ms;
+    l->cf = conf_ref(s->base.cf);
+    l->db = auth_db_ref(s->base.db);
+    l->a = *a;
+    snprintf(l->addr, sizeof(l->addr), "%s", addr);
+    if (uv_queue_work(s->d->srv.loop, &l->w, milter_lookup_work, milter_lookup_done) != 0) {
+        conf_unref(&l->cf);
+        auth_db_unref(&l->db);
+        free(l);
+        return false;
+    }
+    log_sess(LOGLVL_DEBUG, s->base.sid, "milter rcpt-add lookup=pool");
+    ms->looking = true;
+    return true;
+}
+
+/* milter_rcpt_apply - the recipients a filter added and deleted, from ms->rc_next on;
+ * true when one waits for a lookup on the pool (milter_lookup_done goes on from there). */
+static bool
 milter_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
 {
     struct smtp_session *s = ms->s;
     struct smtp_tx *tx = &s->tx;
 
-    for (size_t i = 0; i < mc->nrc; i++) {
+    while (ms->rc_next < mc->nrc) {
+        size_t i = ms->rc_next++;
         char buf[COMMAND_ADDR_MAX], why[100], esc[600];
         struct deliver_route dr;
         enum deliver_verdict v;
         struct addr a;
+        bool miss = false;
         size_t l;
         snprintf(buf, sizeof(buf), "%s", mc->rc[i].addr);
         l = strlen(buf);
@@ -484,18 +584,21 @@ milter_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
                      mc->name, esc);
             continue;
         }
-        v = deliver_route(s->base.cf, s->base.db, &a, &dr);
-        if (v == DV_REMOTE) {
-            deliver_route_relay(&dr);
-            v = DV_OK;
+        if (auth_db_is_unix(s->base.db)) {
+            v = deliver_route_cached(s->base.cf, s->base.db, &a, &dr, &miss);
+            if (miss) {
+                deliver_route_free(&dr);
+                if (milter_lookup_start(ms, &a, buf))
+                    return true;
+                v = deliver_route(s->base.cf, s->base.db, &a, &dr); /* cannot happen */
+            }
+        } else {
+            v = deliver_route(s->base.cf, s->base.db, &a, &dr);
         }
-        log_sess(v == DV_OK ? LOGLVL_INFO : LOGLVL_WARN, s->base.sid,
-                 "milter=%s rcpt-add to=<%s> result=%s", mc->name, esc,
-                 v == DV_OK ? "ok" : "unknown");
-        if (v == DV_OK)
-            command_tx_add(s, buf, &dr, 0, NULL);
+        milter_rcpt_added(ms, mc, buf, v, &dr);
         deliver_route_free(&dr);
     }
+    return false;
 }
 
 /* milter_changes_clear - forget what mc asked to change. */
@@ -511,8 +614,21 @@ milter_changes_clear(struct milter_conn *mc)
     mc->quarantine = false;
 }
 
-/* milter_eom_apply - mc let the message go on: its changes. */
-static void
+/* milter_eom_rcpts - mc's recipient changes from ms->rc_next on, then the rest; true
+ * while one waits for the pool. */
+static bool
+milter_eom_rcpts(struct milter_sess *ms, struct milter_conn *mc)
+{
+    if (milter_rcpt_apply(ms, mc))
+        return true;
+    ms->quarantine |= mc->quarantine;
+    milter_changes_clear(mc);
+    return false;
+}
+
+/* milter_eom_apply - mc let the message go on: its changes; true while a recipient it
+ * added is looked up on the pool. */
+static bool
 milter_eom_apply(struct milter_sess *ms, struct milter_conn *mc)
 {
     if (milter_edits_any(&mc->ed)) {
@@ -526,9 +642,8 @@ milter_eom_apply(struct milter_sess *ms, struct milter_conn *mc)
         ms->text = t;
         ms->len = n;
     }
-    milter_rcpt_apply(ms, mc);
-    ms->quarantine |= mc->quarantine;
-    milter_changes_clear(mc);
+    ms->rc_next = 0;
+    return milter_eom_rcpts(ms, mc);
 }
 
 /* milter_go - run the stage on as far as it goes without waiting. */
@@ -538,7 +653,7 @@ milter_go(struct milter_sess *ms)
     if (ms->in_go)
         return;
     ms->in_go = true;
-    while (ms->running) {
+    while (ms->running && !ms->looking) {
         struct milter_conn *mc;
         enum milter_stepr r;
         if (ms->verdict != MV_GO || ms->cur >= ms->n || (ms->discard && ms->stage >= MS_MAIL)) {
@@ -563,7 +678,8 @@ milter_go(struct milter_sess *ms)
         if (r == STEP_DONE) {
             if (ms->stage == MS_EOM) {
                 mc->in_tx = false;
-                milter_eom_apply(ms, mc);
+                if (milter_eom_apply(ms, mc))
+                    break; /* milter_lookup_done goes on */
             }
             milter_next(ms);
         }
@@ -797,7 +913,7 @@ milter_input(struct milter_conn *mc)
 static void
 milter_sess_maybe_free(struct milter_sess *ms)
 {
-    if (ms->s != NULL || ms->live > 0)
+    if (ms->s != NULL || ms->live > 0 || ms->looking)
         return;
     for (size_t i = 0; i < ms->n; i++)
         milter_changes_clear(&ms->m[i]);

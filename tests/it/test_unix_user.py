@@ -259,3 +259,34 @@ def test_unix_user_rcpt_and_vrfy_served_from_cache(accounts, dpop_factory):
     log = srv.log()
     assert log.count("vrfy lookup=pool to=<%s@%s>" % (locked, DOMAIN)) == 1
     assert "rcpt lookup=pool to=<%s@%s>" % (locked, DOMAIN) not in log
+
+
+def test_unix_user_recipients_added_by_milter_looked_up_on_pool(accounts, dpop_factory):
+    """Recipients a milter adds at end of message that are Unix accounts not seen yet are
+    looked up on the thread pool (NSS may block), not on the loop: each added account gets
+    the message, an unknown one is skipped, and the message still reaches the original
+    recipient."""
+    import milter_fake as mf
+    user, run_as, locked, spool = accounts
+    milter = mf.FakeMilter().start()
+    try:
+        unknown = "nosuch%s" % user
+        milter.on("eom", ("addrcpt", "<%s@%s>" % (user, DOMAIN)),
+                  ("addrcpt", "<%s@%s>" % (unknown, DOMAIN)), mf.CONTINUE)
+        srv, pop = _serve(dpop_factory, accounts, log_level="debug", milters=milter.address,
+                          milter_content_timeout="10s")
+        text = "From: %s\r\nSubject: added\r\n\r\nadded by the milter\r\n" % SENDER
+        with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example",
+                          timeout=15) as s:
+            assert s.sendmail(SENDER, ["%s@%s" % (locked, DOMAIN)], text) == {}
+        for name in (user, locked):
+            with open(os.path.join(spool, name), "rb") as f:
+                assert b"added by the milter" in f.read(), name
+        assert not os.path.exists(os.path.join(spool, unknown))
+        log = srv.log()
+        assert log.count("milter rcpt-add lookup=pool") == 2, log
+        assert "rcpt-add to=<%s@%s> result=ok" % (user, DOMAIN) in log
+        assert "rcpt-add to=<%s@%s> result=unknown" % (unknown, DOMAIN) in log
+    finally:
+        milter.stop()
+    assert not milter.errors, milter.errors
