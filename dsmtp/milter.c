@@ -825,6 +825,14 @@ milter_answer(struct milter_conn *mc, const struct milter_pkt *p)
         milter_fail(mc, why);
         return;
     }
+    if (mc->eom &&
+        (p->cmd == SMFIR_REPLBODY || p->cmd == SMFIR_ADDHEADER || p->cmd == SMFIR_INSHEADER ||
+         p->cmd == SMFIR_CHGHEADER) &&
+        milter_edits_bytes(&mc->ed) + p->len > (size_t)ms->s->base.cf->max_msg_size) {
+        /* bounded like the message itself: a filter cannot make dsmtp hold more */
+        milter_fail(mc, "changes larger than max_msg_size");
+        return;
+    }
     if (mc->eom && milter_change(mc, p))
         return;
     switch (p->cmd) {

@@ -57,6 +57,7 @@ milter_edits_header(struct milter_edits *m, enum milter_edit_kind kind, uint32_t
         m->e = xrealloc(m->e, m->cap * sizeof(*m->e));
     }
     m->e[m->n++] = (struct milter_edit){kind, index, xstrdup(name), xstrdup(value)};
+    m->bytes += strlen(name) + strlen(value) + 4;
 }
 
 void
@@ -67,6 +68,13 @@ milter_edits_body(struct milter_edits *m, const char *p, size_t n)
         if (!(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n'))
             m->body[m->body_len++] = p[i];
     m->body_set = true;
+    m->bytes += n;
+}
+
+size_t
+milter_edits_bytes(const struct milter_edits *m)
+{
+    return m->bytes;
 }
 
 bool

@@ -52,6 +52,7 @@ struct milter_edits {
     bool body_set; /* SMFIR_REPLBODY came: body replaces the message's body */
     char *body;    /* CRLF already turned into LF */
     size_t body_len;
+    size_t bytes; /* what all the changes hold: header names and values, the body */
 };
 
 /* milter_edits_header - record a header change (name and value are copied). */
@@ -59,6 +60,9 @@ void milter_edits_header(struct milter_edits *m, enum milter_edit_kind kind, uin
                          const char *name, const char *value);
 /* milter_edits_body - append a body chunk (CRLF into LF). */
 void milter_edits_body(struct milter_edits *m, const char *p, size_t n);
+/* milter_edits_bytes - the bytes the changes recorded so far hold (a filter may not make
+ * the message grow past the size limit). */
+size_t milter_edits_bytes(const struct milter_edits *m);
 /* milter_edits_any - anything to apply? */
 bool milter_edits_any(const struct milter_edits *m);
 void milter_edits_clear(struct milter_edits *m);

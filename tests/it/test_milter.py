@@ -794,6 +794,39 @@ def test_broken_milter_mid_session(dsmtp_factory, milter, step, stage):
     assert len(delivered(srv)) == 1 and len(milter.sessions) == 2
 
 
+@pytest.mark.parametrize("action", ["tempfail", "accept"])
+def test_oversized_changes_fail_the_milter(dsmtp_factory, milter, action):
+    """A filter whose changes at end of message (here a replacement body in 1 KB packets)
+    come to more than max_msg_size is dropped like a broken one: its default action
+    applies and dsmtp holds no more than the limit for it; a packet longer than the
+    1 MB packet limit likewise."""
+    milter.on("eom", *[("replbody", b"y" * 1022 + b"\r\n")] * 40, mf.CONTINUE)
+    srv = site(dsmtp_factory, milter, max_msg_size="32K", milter_default_action=action)
+    msgid, text = make_message()
+    out = session(srv, text=text)
+    log = srv.log()
+    assert "changes larger than max_msg_size" in log, log[-3000:]
+    if action == "tempfail":
+        assert_refused(out, "eom", 451, "4.7.1")
+        assert delivered(srv) == []
+    else:
+        assert out["eom"][0] == 250, out
+        (raw, msg), = delivered(srv)
+        assert msg["Message-ID"] == msgid and b"yyyy" not in raw  # the original body
+    # a packet over the 1 MB limit
+    milter.on("eom", ("raw", "b", b"z" * ((1 << 20) + 16)), mf.CONTINUE)
+    out = session(srv)
+    if action == "tempfail":
+        assert_refused(out, "eom", 451, "4.7.1")
+    else:
+        assert out["eom"][0] == 250, out
+        assert all(b"zzzz" not in raw for raw, _ in delivered(srv))
+    # within the limit the same filter's changes are made
+    milter.on("eom", ("replbody", b"small\r\n"), mf.CONTINUE)
+    assert session(srv)["eom"][0] == 250
+    assert any(raw.endswith(b"\n\nsmall\n") for raw, _ in delivered(srv))
+
+
 def test_broken_milter_skipped_with_accept(dsmtp_factory, milter):
     milter.on("rcpt", mf.CLOSE)
     milter.on("eom", ("addheader", "X-Should-Not", "be here"), mf.CONTINUE)
