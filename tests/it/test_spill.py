@@ -4,6 +4,10 @@ whatever the size; the message comes back whole at its end, by DATA and by BDAT.
 that vanishes leaves no file; files left by a crash are removed at start."""
 
 import os
+import socket
+import struct
+
+import pytest
 
 from dmail_site import DOMAIN, RawSMTP, wait_for
 
@@ -99,3 +103,82 @@ def test_spill_files_of_a_crash_are_removed_at_start(dsmtp_factory):
     srv.restart()
     assert not os.path.exists(left)
     assert "spill: removed 1 file" in srv.log()
+
+
+def _bdat_message(srv, data, cuts):
+    """Send data in BDAT chunks that end at the offsets cuts (the last one LAST)."""
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        start = 0
+        for end in list(cuts) + [len(data)]:
+            last = end == len(data)
+            code, lines = c.bdat(data[start:end], last=last)
+            assert code == 250, (start, end, code, lines)
+            start = end
+
+
+SPILL_AT, SPILL_KEEP = 49152, 16384  # dsmtp/data.h
+
+
+@pytest.mark.parametrize("cut", [SPILL_KEEP, SPILL_AT - 1, SPILL_AT, SPILL_AT + 1,
+                                 2 * SPILL_AT])
+def test_bdat_chunk_ending_at_the_spill_threshold(dsmtp_factory, cut):
+    """A BDAT chunk that ends exactly at (or one octet around) the point where a message
+    starts to spill, then a 1-octet chunk, then the rest: the message arrives whole."""
+    srv = dsmtp_factory(max_msg_size="10M")
+    body = big_body(6000)  # about 400 KB
+    data = message(body).replace("\n", "\r\n").encode()
+    _bdat_message(srv, data, [cut, cut + 1])
+    assert body_of(srv) == body
+    assert os.listdir(spill_dir(srv)) == []
+
+
+def test_bdat_many_small_chunks_across_spills(dsmtp_factory):
+    """A large message in 4,000-octet chunks crosses the spill point many times."""
+    srv = dsmtp_factory(max_msg_size="10M")
+    body = big_body(4000)
+    data = message(body).replace("\n", "\r\n").encode()
+    _bdat_message(srv, data, range(4000, len(data), 4000))
+    assert body_of(srv) == body
+    assert os.listdir(spill_dir(srv)) == []
+
+
+def test_clients_vanishing_while_spill_writes_run(dsmtp_factory):
+    """Clients that reset the connection right after pouring a large message in (spill
+    writes in flight on the pool) leave no spill file and no message; the server goes
+    on serving and a whole message still arrives."""
+    srv = dsmtp_factory(max_msg_size="10M")
+    payload = wire(message(big_body(8000)))
+    for _ in range(3):
+        clients = []
+        for _ in range(8):
+            c = RawSMTP(srv.smtp_port)
+            c.ehlo()
+            c.expect("MAIL FROM:<%s>" % SENDER, 250)
+            c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+            c.expect("DATA", 354)
+            clients.append(c)
+        for c in clients:
+            c.sock.setblocking(False)
+            try:
+                c.sock.send(payload)
+            except BlockingIOError:
+                pass
+        for c in clients:  # RST, not FIN: the session ends at once
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+    assert wait_for(lambda: os.listdir(spill_dir(srv)) == [], 15), os.listdir(spill_dir(srv))
+    assert srv.messages("alice") == []
+    assert wait_for(lambda: srv.log().count("discarded reason=eof-in-data") == 24, 10)
+    assert wait_for(lambda: "data_memory_bytes 0" in srv.tellsmtp("stats")[1].splitlines(), 10)
+    body = big_body(8000)
+    with RawSMTP(srv.smtp_port) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.expect("DATA", 354)
+        c.send(wire(message(body)) + b".\r\n")
+        assert c.reply()[0] == 250
+    assert body_of(srv) == body
