@@ -1,6 +1,7 @@
 /*
  * milter - the milter client of an SMTP session. See milter.h; the packets are in
- * milter_pkt.h, the message changes in milter_edit.h.
+ * milter_pkt.h, what the parts share in milter_int.h, the changes a filter asks at the end
+ * of the message in milter_change.c (made to the text by milter_edit.h).
  *
  * Each filter of a session has a struct milter_conn: its connection, what it negotiated,
  * whether it is skipped, and what it asked to change. A stage runs the filters in order
@@ -22,14 +23,11 @@
 #include "deliver.h"
 #include "dsnparam.h"
 #include "log.h"
-#include "milter_addr.h"
-#include "milter_edit.h"
-#include "milter_pkt.h"
+#include "milter_int.h"
 #include "rdns.h"
 #include "session.h"
 #include "xmem.h"
 
-enum milter_stage { MS_CONNECT, MS_HELO, MS_MAIL, MS_RCPT, MS_DATA, MS_EOM };
 static const char *const milter_stage_name[] = {"connect", "helo", "mail", "rcpt", "data", "eom"};
 
 /* The commands of the stages before the message: the macro stage letter, the flag that
@@ -45,70 +43,6 @@ static const struct {
     [MS_RCPT] = {SMFIC_RCPT, 'R', SMFIP_NORCPT, SMFIP_NR_RCPT},
     [MS_DATA] = {SMFIC_DATA, 'T', SMFIP_NODATA, SMFIP_NR_DATA},
 };
-
-enum mc_state { MC_CONNECTING, MC_NEGOTIATING, MC_READY, MC_DEAD };
-enum milter_verdict { MV_GO, MV_REJECT, MV_TEMPFAIL, MV_REPLY, MV_CLOSE };
-enum milter_stepr { STEP_NEXT, STEP_WAIT, STEP_DONE };
-
-/* a recipient change asked at the end of the message */
-struct milter_rchange {
-    bool add;
-    char *addr;
-};
-
-struct milter_sess;
-
-struct milter_conn {
-    struct milter_sess *ms;
-    struct net_conn *conn; /* NULL once closed */
-    char name[MILTER_ADDR_MAX + 8];
-    struct milter_addr addr;
-    int action; /* enum milter_action, when it fails */
-    uint64_t connect_ms, command_ms, content_ms;
-    enum mc_state st;
-    bool skip;      /* accepted (connect, HELO) or failed with accept: not asked again */
-    bool skip_tx;   /* accepted or discarded this transaction */
-    bool in_tx;     /* MAIL went to it, no end of message or abort since */
-    bool waiting;   /* for its answer */
-    bool eom;       /* that answer is the end of message's: changes may come first */
-    bool body_skip; /* SMFIR_SKIP: no more body */
-    uint64_t wait_ms;
-    uint32_t actions, proto; /* negotiated */
-    struct milter_edits ed;
-    struct milter_rchange *rc;
-    size_t nrc;
-    bool quarantine;
-};
-
-struct milter_sess {
-    struct smtp_session *s; /* NULL: the session is gone */
-    struct milter_conn *m;
-    size_t n, live; /* filters; connections not closed yet */
-    bool in_go;
-    /* the stage being run */
-    enum milter_stage stage;
-    bool running, async;
-    size_t cur; /* the filter asked now */
-    int step;   /* its next step */
-    milter_done done;
-    char rcpt[COMMAND_ADDR_MAX];
-    bool tx_data; /* the DATA stage ran for this transaction */
-    bool discard; /* a filter discarded the transaction */
-    /* the message at the end of it */
-    char *text;
-    size_t len, hoff, boff, body;
-    bool quarantine;
-    size_t rc_next; /* the next recipient change of the filter at end of message */
-    bool looking;   /* a recipient it added is being looked up on the pool */
-    /* the stage's verdict */
-    enum milter_verdict verdict;
-    int code;
-    char ecode[16];
-    char reply[1024];
-    const char *by;
-};
-
-static void milter_go(struct milter_sess *ms);
 
 /* milter_send - one packet: cmd and n octets of data. */
 static void
@@ -407,7 +341,7 @@ milter_step(struct milter_sess *ms, struct milter_conn *mc)
 }
 
 /* milter_next - on to the next filter. */
-static void
+void
 milter_next(struct milter_sess *ms)
 {
     ms->cur++;
@@ -445,209 +379,8 @@ milter_default(struct milter_sess *ms, struct milter_conn *mc)
     milter_set_verdict(ms, mc, mc->action == MILTER_REJECT ? MV_REJECT : MV_TEMPFAIL);
 }
 
-/* A recipient a filter added that only the pool may look up (a Unix account not seen
- * yet: NSS can block), as command_resolve does for RCPT. */
-struct milter_lookup {
-    uv_work_t w;
-    struct milter_sess *ms;
-    struct conf *cf;
-    struct auth_db *db;
-    struct addr a;
-    char addr[COMMAND_ADDR_MAX];
-    enum deliver_verdict v;
-    struct deliver_route dr;
-};
-
-static bool milter_eom_rcpts(struct milter_sess *ms, struct milter_conn *mc);
-static void milter_sess_maybe_free(struct milter_sess *ms);
-
-/* milter_rcpt_added - the verdict on a recipient mc added: into the transaction if ok. */
-static void
-milter_rcpt_added(struct milter_sess *ms, struct milter_conn *mc, const char *addr,
-                  enum deliver_verdict v, struct deliver_route *dr)
-{
-    char esc[600];
-
-    if (v == DV_REMOTE) {
-        deliver_route_relay(dr);
-        v = DV_OK;
-    }
-    log_escape(esc, sizeof(esc), addr, strlen(addr), 300);
-    log_sess(v == DV_OK ? LOGLVL_INFO : LOGLVL_WARN, ms->s->base.sid,
-             "milter=%s rcpt-add to=<%s> result=%s", mc->name, esc, v == DV_OK ? "ok" : "unknown");
-    if (v == DV_OK)
-        command_tx_add(ms->s, addr, dr, 0, NULL);
-}
-
-/* milter_lookup_work - on the pool: the lookup that may block. */
-static void
-milter_lookup_work(uv_work_t *w)
-{
-    struct milter_lookup *l = w->data;
-
-    l->v = deliver_route(l->cf, l->db, &l->a, &l->dr);
-}
-
-/* milter_lookup_done - back on the loop: the recipient, then the filter's other changes
- * and the next filter (unless the session went away meanwhile). */
-static void
-milter_lookup_done(uv_work_t *w, int status)
-{
-    struct milter_lookup *l = w->data;
-    struct milter_sess *ms = l->ms;
-
-    ms->looking = false;
-    if (ms->s != NULL) {
-        struct milter_conn *mc = &ms->m[ms->cur];
-        if (status != 0) /* cannot happen (no uv_cancel) */
-            l->v = deliver_route(l->cf, l->db, &l->a, &l->dr);
-        milter_rcpt_added(ms, mc, l->addr, l->v, &l->dr);
-        deliver_route_free(&l->dr);
-        if (!milter_eom_rcpts(ms, mc)) {
-            milter_next(ms);
-            milter_go(ms);
-        }
-    } else {
-        deliver_route_free(&l->dr);
-    }
-    conf_unref(&l->cf);
-    auth_db_unref(&l->db);
-    free(l);
-    milter_sess_maybe_free(ms);
-}
-
-/* milter_lookup_start - look a up on the pool; false if the pool refused (never). */
-static bool
-milter_lookup_start(struct milter_sess *ms, const struct addr *a, const char *addr)
-{
-    struct smtp_session *s = ms->s;
-    struct milter_lookup *l = xcalloc(1, sizeof(*l));
-
-    l->w.data = l;
-    l->ms = ms;
-    l->cf = conf_ref(s->base.cf);
-    l->db = auth_db_ref(s->base.db);
-    l->a = *a;
-    snprintf(l->addr, sizeof(l->addr), "%s", addr);
-    if (uv_queue_work(s->d->srv.loop, &l->w, milter_lookup_work, milter_lookup_done) != 0) {
-        conf_unref(&l->cf);
-        auth_db_unref(&l->db);
-        free(l);
-        return false;
-    }
-    log_sess(LOGLVL_DEBUG, s->base.sid, "milter rcpt-add lookup=pool");
-    ms->looking = true;
-    return true;
-}
-
-/* milter_rcpt_apply - the recipients a filter added and deleted, from ms->rc_next on;
- * true when one waits for a lookup on the pool (milter_lookup_done goes on from there). */
-static bool
-milter_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
-{
-    struct smtp_session *s = ms->s;
-    struct smtp_tx *tx = &s->tx;
-
-    while (ms->rc_next < mc->nrc) {
-        size_t i = ms->rc_next++;
-        char buf[COMMAND_ADDR_MAX], why[100], esc[600];
-        struct deliver_route dr;
-        enum deliver_verdict v;
-        struct addr a;
-        bool miss = false;
-        size_t l;
-        snprintf(buf, sizeof(buf), "%s", mc->rc[i].addr);
-        l = strlen(buf);
-        if (l >= 2 && buf[0] == '<' && buf[l - 1] == '>') {
-            buf[l - 1] = '\0';
-            memmove(buf, buf + 1, l - 1);
-        }
-        log_escape(esc, sizeof(esc), buf, strlen(buf), 300);
-        if (!mc->rc[i].add) {
-            size_t k = 0;
-            for (size_t j = 0; j < tx->nrcpt; j++) {
-                if (strcasecmp(tx->rcpt[j].addr, buf) == 0) {
-                    free(tx->rcpt[j].addr);
-                    free(tx->rcpt[j].mailbox);
-                    free(tx->rcpt[j].orcpt);
-                    continue;
-                }
-                tx->rcpt[k++] = tx->rcpt[j];
-            }
-            log_sess(LOGLVL_INFO, s->base.sid, "milter=%s rcpt-delete to=<%s> removed=%zu",
-                     mc->name, esc, tx->nrcpt - k);
-            tx->nrcpt = k;
-            continue;
-        }
-        if (addr_parse_mailbox(buf, s->base.cf->main_domain, &a, why, sizeof(why)) < 0) {
-            log_sess(LOGLVL_WARN, s->base.sid, "milter=%s rcpt-add to=<%s> result=bad-address",
-                     mc->name, esc);
-            continue;
-        }
-        if (auth_db_is_unix(s->base.db)) {
-            v = deliver_route_cached(s->base.cf, s->base.db, &a, &dr, &miss);
-            if (miss) {
-                deliver_route_free(&dr);
-                if (milter_lookup_start(ms, &a, buf))
-                    return true;
-                v = deliver_route(s->base.cf, s->base.db, &a, &dr); /* cannot happen */
-            }
-        } else {
-            v = deliver_route(s->base.cf, s->base.db, &a, &dr);
-        }
-        milter_rcpt_added(ms, mc, buf, v, &dr);
-        deliver_route_free(&dr);
-    }
-    return false;
-}
-
-/* milter_changes_clear - forget what mc asked to change. */
-static void
-milter_changes_clear(struct milter_conn *mc)
-{
-    milter_edits_clear(&mc->ed);
-    for (size_t i = 0; i < mc->nrc; i++)
-        free(mc->rc[i].addr);
-    free(mc->rc);
-    mc->rc = NULL;
-    mc->nrc = 0;
-    mc->quarantine = false;
-}
-
-/* milter_eom_rcpts - mc's recipient changes from ms->rc_next on, then the rest; true
- * while one waits for the pool. */
-static bool
-milter_eom_rcpts(struct milter_sess *ms, struct milter_conn *mc)
-{
-    if (milter_rcpt_apply(ms, mc))
-        return true;
-    ms->quarantine |= mc->quarantine;
-    milter_changes_clear(mc);
-    return false;
-}
-
-/* milter_eom_apply - mc let the message go on: its changes; true while a recipient it
- * added is looked up on the pool. */
-static bool
-milter_eom_apply(struct milter_sess *ms, struct milter_conn *mc)
-{
-    if (milter_edits_any(&mc->ed)) {
-        size_t n;
-        char *t =
-            milter_edit_apply(ms->text, ms->len, &mc->ed, (mc->proto & SMFIP_HDR_LEADSPC) != 0, &n);
-        log_sess(LOGLVL_INFO, ms->s->base.sid,
-                 "milter=%s changed headers=%zu body=%s size=%zu->%zu", mc->name, mc->ed.n,
-                 mc->ed.body_set ? "replaced" : "kept", ms->len, n);
-        free(ms->text);
-        ms->text = t;
-        ms->len = n;
-    }
-    ms->rc_next = 0;
-    return milter_eom_rcpts(ms, mc);
-}
-
 /* milter_go - run the stage on as far as it goes without waiting. */
-static void
+void
 milter_go(struct milter_sess *ms)
 {
     if (ms->in_go)
@@ -678,8 +411,8 @@ milter_go(struct milter_sess *ms)
         if (r == STEP_DONE) {
             if (ms->stage == MS_EOM) {
                 mc->in_tx = false;
-                if (milter_eom_apply(ms, mc))
-                    break; /* milter_lookup_done goes on */
+                if (milter_change_apply(ms, mc))
+                    break; /* milter_change_lookup_done goes on */
             }
             milter_next(ms);
         }
@@ -688,7 +421,7 @@ milter_go(struct milter_sess *ms)
 }
 
 /* milter_fail - mc failed: dropped for the session, its default action applies. */
-static void
+void
 milter_fail(struct milter_conn *mc, const char *why)
 {
     static const char *const act[] = {"tempfail", "accept", "reject"};
@@ -701,7 +434,7 @@ milter_fail(struct milter_conn *mc, const char *why)
              milter_stage_name[ms->stage], why, act[mc->action]);
     mc->st = MC_DEAD;
     mc->waiting = false;
-    milter_changes_clear(mc);
+    milter_change_clear(mc);
     if (mc->conn != NULL)
         net_abort(mc->conn);
     if (ms->running && ms->s != NULL)
@@ -747,53 +480,6 @@ milter_replycode(struct milter_sess *ms, const struct milter_pkt *p)
     return true;
 }
 
-/* milter_change - a change asked at the end of the message; false when malformed or not
- * granted at negotiation. */
-static bool
-milter_change(struct milter_conn *mc, const struct milter_pkt *p)
-{
-    struct milter_hdr h;
-    const char *str;
-    char why[300];
-
-    switch (p->cmd) {
-    case SMFIR_ADDHEADER:
-    case SMFIR_INSHEADER:
-    case SMFIR_CHGHEADER:
-        if (!milter_pkt_header(p, &h) ||
-            !(mc->actions & (p->cmd == SMFIR_CHGHEADER ? SMFIF_CHGHDRS : SMFIF_ADDHDRS)))
-            return false;
-        milter_edits_header(&mc->ed,
-                            p->cmd == SMFIR_ADDHEADER   ? ME_ADD
-                            : p->cmd == SMFIR_INSHEADER ? ME_INSERT
-                                                        : ME_CHANGE,
-                            h.index, h.name, h.value);
-        return true;
-    case SMFIR_REPLBODY:
-        if (!(mc->actions & SMFIF_CHGBODY))
-            return false;
-        milter_edits_body(&mc->ed, (const char *)p->data, p->len);
-        return true;
-    case SMFIR_ADDRCPT:
-    case SMFIR_DELRCPT:
-        if (!milter_pkt_str(p, &str) ||
-            !(mc->actions & (p->cmd == SMFIR_ADDRCPT ? SMFIF_ADDRCPT : SMFIF_DELRCPT)))
-            return false;
-        mc->rc = xrealloc(mc->rc, (mc->nrc + 1) * sizeof(*mc->rc));
-        mc->rc[mc->nrc++] = (struct milter_rchange){p->cmd == SMFIR_ADDRCPT, xstrdup(str)};
-        return true;
-    case SMFIR_QUARANTINE:
-        if (!(mc->actions & SMFIF_QUARANTINE) || !milter_pkt_str(p, &str))
-            return false;
-        mc->quarantine = true;
-        log_escape(why, sizeof(why), str, strlen(str), 200);
-        log_sess(LOGLVL_INFO, mc->ms->s->base.sid, "milter=%s stage=eom result=quarantine why=%s",
-                 mc->name, why);
-        return true;
-    }
-    return false;
-}
-
 /* milter_answer - a packet from mc while its answer is awaited. */
 static void
 milter_answer(struct milter_conn *mc, const struct milter_pkt *p)
@@ -833,7 +519,7 @@ milter_answer(struct milter_conn *mc, const struct milter_pkt *p)
         milter_fail(mc, "changes larger than max_msg_size");
         return;
     }
-    if (mc->eom && milter_change(mc, p))
+    if (mc->eom && milter_change_take(mc, p))
         return;
     switch (p->cmd) {
     case SMFIR_CONTINUE:
@@ -889,7 +575,7 @@ milter_answer(struct milter_conn *mc, const struct milter_pkt *p)
         mc->eom = false;
         mc->in_tx = false;
         if (ms->verdict != MV_GO || p->cmd == SMFIR_DISCARD)
-            milter_changes_clear(mc);
+            milter_change_clear(mc);
     }
     if (ms->verdict != MV_GO && ms->stage == MS_EOM)
         mc->in_tx = false; /* the filter's transaction ended with its verdict */
@@ -918,13 +604,13 @@ milter_input(struct milter_conn *mc)
 }
 
 /* milter_sess_maybe_free - the session and every connection are gone. */
-static void
+void
 milter_sess_maybe_free(struct milter_sess *ms)
 {
     if (ms->s != NULL || ms->live > 0 || ms->looking)
         return;
     for (size_t i = 0; i < ms->n; i++)
-        milter_changes_clear(&ms->m[i]);
+        milter_change_clear(&ms->m[i]);
     free(ms->text);
     free(ms->m);
     free(ms);
@@ -1191,7 +877,7 @@ milter_abort(struct smtp_session *s)
         if (mc->in_tx && mc->st == MC_READY && !mc->waiting)
             milter_send(mc, SMFIC_ABORT, NULL, 0);
         mc->in_tx = mc->skip_tx = mc->body_skip = false;
-        milter_changes_clear(mc);
+        milter_change_clear(mc);
     }
 }
 
