@@ -96,6 +96,9 @@ def parse_args(argv):
     p.add_argument("--max-minutes", type=float, help="time budget of the run (45)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
+    p.add_argument("--no-peers", action="store_true",
+                   help="idle workloads: dmail only (19,000 sessions of a peer that forks "
+                        "per session would not fit the machine)")
     a = p.parse_args(argv)
     defaults = QUICK if a.quick else FULL
     if a.pairs_big is None and a.pairs is not None:

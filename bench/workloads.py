@@ -158,14 +158,20 @@ def smtp_idle(ctx):
     a, res = ctx.args, ctx.res
     k = a.smtp_idle
     w = "2 SMTP idle x%d" % k
-    res.metric("smtpidle.held", w, "connections held", "", "higher", None, "Postfix")
-    res.metric("smtpidle.pss", w, "PSS per connection", "KB", "lower", None, "Postfix")
+    big = k >= 10000
+    res.metric("smtpidle.held", w, "connections held", "", "higher",
+               ("abs>=", k) if big else None, "Postfix")
+    res.metric("smtpidle.pss", w, "PSS per connection", "KB", "lower",
+               ("abs<=", 10) if big else None, "Postfix")
     res.metric("smtpidle.rss", w, "RSS per connection", "KB", "lower", None, "Postfix")
+    peers_skipped(ctx, ("smtpidle.held", "smtpidle.pss", "smtpidle.rss"))
     ds, pf = ctx.servers["dsmtp"], ctx.servers["postfix"]
     res.note("2: Postfix runs one smtpd process per connection; its smtpd process limit "
              "(master.cf maxproc) is set to %d." % pf.smtpd_max)
     for i in range(a.pairs):
-        for side, srv in zip(SIDES, (ds, pf)):
+        for side, srv in zip(SIDES, (ds, None if a.no_peers else pf)):
+            if srv is None:
+                continue
             ctx.deadline.check("SMTP idle")
             ctx.log("  SMTP idle x%d pair %d/%d %s ..." % (k, i + 1, a.pairs, srv.label))
             try:
@@ -188,7 +194,14 @@ def pop_servers(ctx):
     """[(side, server or None)]: dpop is None until it is built."""
     dp = ctx.servers.get("dpop")
     return [("dmail", dp if dp is not None and dp.available() else None),
-            ("peer", ctx.servers["dovecot"])]
+            ("peer", None if ctx.args.no_peers else ctx.servers["dovecot"])]
+
+
+def peers_skipped(ctx, keys):
+    """--no-peers: the peer side of these metrics is not measured, on purpose."""
+    if ctx.args.no_peers:
+        for k in keys:
+            ctx.res.by_key[k].note["peer"] = "not run (--no-peers)"
 
 
 def dpop_missing(ctx, keys):
@@ -293,8 +306,9 @@ def pop_idle(ctx):
         res.metric("popidle%d.held" % k, w, "sessions held", "", "higher",
                    ("abs>=", k) if big else None, "Dovecot")
         res.metric("popidle%d.pss" % k, w, "PSS per session", "KB", "lower",
-                   ("abs<=", 32) if big else None, "Dovecot")
+                   ("abs<=", 10) if big else None, "Dovecot")
         res.metric("popidle%d.rss" % k, w, "RSS per session", "KB", "lower", None, "Dovecot")
+        peers_skipped(ctx, ("popidle%d.held" % k, "popidle%d.pss" % k, "popidle%d.rss" % k))
         if servers[0][1] is None:
             dpop_missing(ctx, ("popidle%d.held" % k, "popidle%d.pss" % k,
                                "popidle%d.rss" % k))

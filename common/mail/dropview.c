@@ -121,7 +121,7 @@ dv_pool_add(struct dropview *v, const char *s)
     unsigned off;
 
     if (v->plen + n > v->pcap) {
-        size_t cap = v->pcap ? v->pcap * 2 : 4096;
+        size_t cap = v->pcap ? v->pcap * 2 : 256; /* small: idle sessions keep their view */
         while (cap < v->plen + n)
             cap *= 2;
         char *p = realloc(v->pool, cap);
@@ -158,7 +158,7 @@ dv_set_put(struct dropview *v, size_t i)
 static void
 dv_set_grow(struct dropview *v)
 {
-    size_t cap = v->setcap ? v->setcap : 64;
+    size_t cap = v->setcap ? v->setcap : 8;
 
     if (v->setcap != 0 && (v->n + 1) * 2 <= v->setcap)
         return;
@@ -206,7 +206,7 @@ dv_add(struct dropview *v, const struct dropview_msg *m, const char *uid, const 
         snprintf(u, sizeof u, "%.*s%s", (int)keep, uid, sfx);
     }
     if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
+        size_t cap = v->cap ? v->cap * 2 : 4;
         struct dropview_msg *p = realloc(v->m, cap * sizeof *p);
         if (p == NULL)
             abort();
