@@ -233,7 +233,7 @@ class Rspamd(servers.Server):
                                      start_new_session=True)
         self.pid = self.proc.pid
         self.started = procs.start_time(self.pid)
-        self._wait_port("rspamd")
+        self._wait_port("rspamd", 90)  # it compiles its rules first: slow on a loaded machine
 
     def stop(self):
         super().stop()

@@ -71,8 +71,8 @@ class Server:
     def record(self):
         return {"kind": self.kind, "pid": self.pid, "started": self.started, "dir": self.dir}
 
-    def _wait_port(self, what):
-        deadline = time.monotonic() + START_TIMEOUT
+    def _wait_port(self, what, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid and not procs.alive(self.pid, self.started):
                 raise RuntimeError("%s exited at start-up:\n%s" % (what, self.log_tail()))
@@ -80,7 +80,7 @@ class Server:
                 return
             time.sleep(0.05)
         raise RuntimeError("%s did not listen on %s:%d within %d s:\n%s"
-                           % (what, HOST, self.port, START_TIMEOUT, self.log_tail()))
+                           % (what, HOST, self.port, timeout, self.log_tail()))
 
     def owns(self, pid):
         """True if pid is this server's master (a pid file may outlive its process)."""
