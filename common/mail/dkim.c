@@ -147,12 +147,13 @@ dkim_is_domain(const char *s)
 }
 
 int
-dkim_keys_add(struct dkim_keys **ks, const char *value, char *reason, size_t len)
+dkim_keys_add(struct dkim_keys **ks, const char *file, const char *value, char *reason, size_t len)
 {
-    char dom[256], sel[64], path[1024], extra[2];
+    char dom[256], sel[64], name[1024], path[2048], extra[2];
+    const char *slash = file != NULL ? strrchr(file, '/') : NULL;
     struct dkim_key k = {0};
 
-    if (sscanf(value, "%255s %63s %1023s %1s", dom, sel, path, extra) != 3) {
+    if (sscanf(value, "%255s %63s %1023s %1s", dom, sel, name, extra) != 3) {
         snprintf(reason, len, "expected DOMAIN SELECTOR KEYFILE");
         return -1;
     }
@@ -166,6 +167,10 @@ dkim_keys_add(struct dkim_keys **ks, const char *value, char *reason, size_t len
     }
     for (char *p = dom; *p; p++)
         *p = (char)tolower((unsigned char)*p);
+    if (name[0] == '/' || slash == NULL)
+        snprintf(path, sizeof(path), "%s", name);
+    else
+        snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - file), file, name);
     if (*ks != NULL)
         for (size_t i = 0; i < (*ks)->n; i++)
             if (strcmp((*ks)->v[i].domain, dom) == 0 &&

@@ -32,9 +32,11 @@
 
 struct dkim_keys;
 
-/* dkim_keys_add - one dkim_sign line's value "DOMAIN SELECTOR KEYFILE" into *ks (made on
- * first use): the key file is read and checked now. 0, or -1 with reason. */
-int dkim_keys_add(struct dkim_keys **ks, const char *value, char *reason, size_t len);
+/* dkim_keys_add - one dkim_sign line's value "DOMAIN SELECTOR KEYFILE" of file (a relative
+ * KEYFILE is in file's directory; file may be NULL) into *ks (made on first use): the key
+ * file is read and checked now. 0, or -1 with reason. */
+int dkim_keys_add(struct dkim_keys **ks, const char *file, const char *value, char *reason,
+                  size_t len);
 /* dkim_keys_free - free the table; *ks becomes NULL. */
 void dkim_keys_free(struct dkim_keys **ks);
 /* dkim_keys_count - the lines in the table (NULL: 0). */

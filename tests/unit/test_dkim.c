@@ -125,7 +125,7 @@ add(struct dkim_keys **ks, const char *dom, const char *sel, const char *path, c
 
     snprintf(line, sizeof(line), "%s %s %s", dom, sel, path);
     reason[0] = '\0';
-    rc = dkim_keys_add(ks, line, reason, 300);
+    rc = dkim_keys_add(ks, NULL, line, reason, 300);
     if (rc < 0)
         print_message("%s\n", reason);
     return rc;
@@ -154,7 +154,7 @@ test_key_files(void **state)
     chmod(junk, 0600);
     assert_int_equal(add(&ks, "ex.org", "s2", junk, reason), -1);
     assert_non_null(strstr(reason, "not a PEM private key"));
-    assert_int_equal(dkim_keys_add(&ks, "ex.org s2", reason, sizeof(reason)), -1);
+    assert_int_equal(dkim_keys_add(&ks, NULL, "ex.org s2", reason, sizeof(reason)), -1);
     assert_string_equal(reason, "expected DOMAIN SELECTOR KEYFILE");
     assert_int_equal(add(&ks, "ex..org", "s2", f->key, reason), -1);
     assert_int_equal(dkim_keys_count(ks), 1);
