@@ -65,6 +65,8 @@ static const char *const dkim_header_names[] = {
 };
 
 #define DKIM_NAMES (sizeof(dkim_header_names) / sizeof(dkim_header_names[0]))
+/* header fields looked at: far more than hopcount_limit lets a message carry */
+#define DKIM_FIELDS_MAX 2000
 
 /* ---- the key table ---- */
 
@@ -428,10 +430,11 @@ dkim_canon_header(struct dkim_str *s, const char *name, size_t nlen, const char 
 bool
 dkim_from_domain(const char *text, size_t len, char *buf, size_t blen)
 {
-    struct dkim_field f[256];
-    size_t n = dkim_fields(text, len, f, 256);
+    struct dkim_field *f = xmalloc(DKIM_FIELDS_MAX * sizeof(*f));
+    size_t n = dkim_fields(text, len, f, DKIM_FIELDS_MAX);
+    bool found = false;
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !found; i++) {
         const char *v = f[i].value, *ve = v + f[i].vlen, *lt = NULL, *at;
         size_t k = 0;
         if (f[i].nlen != 4 || strncasecmp(f[i].name, "from", 4) != 0)
@@ -441,16 +444,19 @@ dkim_from_domain(const char *text, size_t len, char *buf, size_t blen)
                 lt = q;
         if (lt != NULL)
             v = lt + 1;
+        found = true; /* the first From: field decides */
         at = memchr(v, '@', (size_t)(ve - v));
         if (at == NULL)
-            return false;
+            break;
         for (at++; at < ve && k + 1 < blen &&
                    (isalnum((unsigned char)*at) || *at == '-' || *at == '.' || *at == '_');
              at++)
             buf[k++] = (char)tolower((unsigned char)*at);
         buf[k] = '\0';
+        free(f);
         return k > 0;
     }
+    free(f);
     return false;
 }
 
@@ -495,7 +501,7 @@ dkim_sign_one(const struct dkim_key *k, const struct dkim_field *f, size_t nf, c
               time_t now, struct dkim_str *out)
 {
     struct dkim_str h = {0}, data = {0};
-    bool used[256] = {false};
+    bool *used = xcalloc(nf > 0 ? nf : 1, sizeof(bool));
     size_t col;
     char *b, *head;
 
@@ -545,6 +551,7 @@ dkim_sign_one(const struct dkim_key *k, const struct dkim_field *f, size_t nf, c
     b = dkim_sign_data(k, data.p, data.n);
     free(data.p);
     free(h.p);
+    free(used);
     if (b == NULL) {
         free(field.p);
         return false;
@@ -565,9 +572,9 @@ char *
 dkim_sign(const struct dkim_keys *ks, const char *domain, const char *text, size_t len,
           const unsigned char bh[DKIM_HASH_LEN], time_t now, char *err, size_t elen)
 {
-    struct dkim_field f[256];
+    struct dkim_field *f = xmalloc(DKIM_FIELDS_MAX * sizeof(*f));
     struct dkim_str out = {0};
-    size_t nf = dkim_fields(text, len, f, 256);
+    size_t nf = dkim_fields(text, len, f, DKIM_FIELDS_MAX);
     char *bh64 = dkim_b64(bh, DKIM_HASH_LEN);
 
     for (size_t i = 0; ks != NULL && i < ks->n; i++) {
@@ -577,10 +584,12 @@ dkim_sign(const struct dkim_keys *ks, const char *domain, const char *text, size
             snprintf(err, elen, "signing with %s/%s failed", ks->v[i].domain, ks->v[i].selector);
             free(out.p);
             free(bh64);
+            free(f);
             return NULL;
         }
     }
     free(bh64);
+    free(f);
     if (out.p == NULL)
         snprintf(err, elen, "no key for %s", domain);
     return out.p;

@@ -274,3 +274,42 @@ def test_dkim_bad_key_files_refused(dsmtp_factory):
     srv.write_conf({"dkim_sign": ["%s s1 %s" % (DOMAIN, key)]})
     r = dsmtp_t(srv)
     assert r.returncode == 0, r.stderr
+
+
+def keygen(srv, *args):
+    p = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", srv.conf_path, "dkim-keygen",
+                        *args], capture_output=True, text=True, timeout=60, cwd=srv.dir,
+                       env=srv.env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_dkim_keygen_keys_sign_and_verify(dsmtp_factory):
+    """tellsmtp dkim-keygen makes the keys (0600) and prints the dkim_sign line and the TXT
+    record; mail signed with them verifies against those records."""
+    srv = dsmtp_factory(start=False, auth_plaintext=True)
+    records, lines = {}, []
+    for sel, alg in (("kr", []), ("ke", ["ed25519"])):
+        rc, out, err = keygen(srv, DOMAIN, sel, *alg)
+        assert rc == 0, (out, err)
+        path = os.path.join(srv.dir, "%s.%s.pem" % (DOMAIN, sel))
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert "dkim_sign %s %s %s\n" % (DOMAIN, sel, path) in out, out
+        m = re.search(r"(?m)^(%s\._domainkey\.%s\.) IN TXT \((.*)\)$" % (sel, re.escape(DOMAIN)),
+                      out)
+        assert m, out
+        records[m.group(1)] = "".join(re.findall(r'"([^"]*)"', m.group(2)))
+        assert records[m.group(1)].startswith("v=DKIM1; k=%s; p=" % (alg or ["rsa"])[0])
+        lines.append("%s %s %s" % (DOMAIN, sel, path))
+    # an existing file is never replaced; a bad algorithm is a usage error
+    rc, out, err = keygen(srv, DOMAIN, "kr")
+    assert rc == 1 and "File exists" in err, (rc, out, err)
+    rc, out, err = keygen(srv, DOMAIN, "kx", "dsa")
+    assert rc == 2 and "rsa or ed25519" in err, (rc, out, err)
+    rc, out, err = keygen(srv, "bad domain!", "kx")
+    assert rc == 2, (rc, out, err)
+    srv.write_conf({"dkim_sign": lines})
+    srv.start()
+    msgid = new_msgid("dk")
+    assert submit(srv, message(msgid, "Keys made by tellsmtp.\n")) == 250
+    raw = delivered(srv, msgid)
+    assert verify_python(raw, records) == ["ed25519-sha256", "rsa-sha256"]

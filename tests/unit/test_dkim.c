@@ -103,6 +103,15 @@ test_from_domain(void **state)
     assert_true(dkim_from_domain(m2, strlen(m2), d, sizeof(d)));
     assert_string_equal(d, "ex.org");
     assert_false(dkim_from_domain(m3, strlen(m3), d, sizeof(d))); /* in the body */
+    /* far down a long header */
+    char *big = xmalloc(400 * 20 + sizeof(rfc_msg));
+    size_t n = 0;
+    for (int i = 0; i < 400; i++)
+        n += (size_t)sprintf(big + n, "Received: hop %03d\n", i);
+    memcpy(big + n, rfc_msg, sizeof(rfc_msg));
+    assert_true(dkim_from_domain(big, strlen(big), d, sizeof(d)));
+    assert_string_equal(d, "football.example.com");
+    free(big);
 }
 
 struct fx {
