@@ -313,3 +313,49 @@ def test_dkim_keygen_keys_sign_and_verify(dsmtp_factory):
     assert submit(srv, message(msgid, "Keys made by tellsmtp.\n")) == 250
     raw = delivered(srv, msgid)
     assert verify_python(raw, records) == ["ed25519-sha256", "rsa-sha256"]
+
+
+def test_dkim_reload_with_a_bad_key_keeps_the_old_keys(signer):
+    """A reload naming a key file others can read is refused (file:line); the old keys go
+    on signing. A good reload adds a key: tellsmtp config dkim_sign shows it."""
+    conf = signer.settings["dkim_sign"]
+    rc, out, err = signer.tellsmtp("config", "dkim_sign")
+    assert rc == 0 and "%s/%s/rsa %s/%s/ed25519" % (DOMAIN, RSA_SEL, DOMAIN, ED_SEL) in out, out
+    open_key, _ = make_key(signer.dir, "open.pem", "ed25519")
+    signer.write_conf({"dkim_sign": conf + ["%s open %s" % (DOMAIN, open_key)]})
+    os.chmod(open_key, 0o604)
+    rc, out, err = signer.tellsmtp("reload")
+    assert rc == 1, (rc, out, err)
+    assert re.search(r"dmail\.conf:\d+: dkim_sign: key file \S+open\.pem: readable or writable "
+                     r"by others", out + err), out + err
+    msgid = new_msgid("dk")
+    assert submit(signer, message(msgid, "Still signed after a bad reload.\n")) == 250
+    assert verify_python(delivered(signer, msgid), signer.records) == ["ed25519-sha256",
+                                                                        "rsa-sha256"]
+    os.chmod(open_key, 0o600)
+    rc, out, err = signer.tellsmtp("reload")
+    assert rc == 0, (rc, out, err)
+    rc, out, err = signer.tellsmtp("config", "dkim_sign")
+    assert "%s/open/ed25519" % DOMAIN in out, out
+
+
+def test_dkim_signs_what_a_content_filter_left(dsmtp_factory):
+    """A milter replaces the body and adds a field: the signature covers the final
+    message (the body hash is taken again), and verifies."""
+    import milter_fake as mf
+    m = mf.FakeMilter().start()
+    try:
+        m.on("eom", ("addheader", "X-Filtered", "yes"),
+             ("replbody", b"Rewritten by the filter.\r\n\r\n"), mf.CONTINUE)
+        srv = dsmtp_factory(start=False, auth_plaintext=True, milters=m.address)
+        rsa, rsa_txt = make_key(srv.dir, "rsa.pem", "rsa")
+        srv.write_conf({"dkim_sign": ["%s %s %s" % (DOMAIN, RSA_SEL, rsa)]})
+        srv.start()
+        msgid = new_msgid("dk")
+        assert submit(srv, message(msgid, "The original body.\n")) == 250
+        raw = delivered(srv, msgid)
+        assert b"Rewritten by the filter." in raw and b"original" not in raw, raw[-500:]
+        records = {"%s._domainkey.%s." % (RSA_SEL, DOMAIN): rsa_txt}
+        assert verify_python(raw, records) == ["rsa-sha256"]
+    finally:
+        m.stop()
