@@ -89,7 +89,7 @@ static const struct tell_cmd tell_cmds[] = {
      "set USER's password; no PASSWORD or - reads it from stdin"},
     {"users", "", 0, 0, TP_POP, TT_USERS, "list the names in the users file"},
     {"dkim-keygen", "DOMAIN SELECTOR [rsa|ed25519] [FILE]", 2, 4, TP_SMTP, TT_DKIM,
-     "make a DKIM key (default rsa, in DOMAIN.SELECTOR.pem) and print its TXT record"},
+     "a new DKIM key file and its DNS TXT record"},
     {"help", "", 0, 0, TP_BOTH, TT_HELP, "this list"},
 };
 
