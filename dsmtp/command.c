@@ -14,6 +14,7 @@
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
+#include "dkim_sign.h"
 #include "fromip.h"
 #include "log.h"
 #include "milter.h"
@@ -756,6 +757,7 @@ command_data_begin(struct smtp_session *s)
     data_rx_init(&tx->rx, s->normalize, s->base.cf->max_msg_size, DATA_LINE_LIMIT, prefix,
                  &s->d->budget);
     tx->rx_active = true;
+    dkim_sign_begin(s);
 }
 
 /* command_data_go - the filters let DATA go: 354, and the session reads the message. */
@@ -862,20 +864,16 @@ command_data_refuse(struct smtp_session *s, int errors)
              why);
 }
 
-/* command_data_deliver - the message as it stays: held as a suspected bomb, or
- * delivered; the session waits for either (the answer resumes it). */
+/* command_data_signed - the message as it goes out (DKIM-signed if it is to be):
+ * delivered; the session waits (the answer resumes it). */
 static void
-command_data_deliver(struct smtp_session *s, char *text, size_t len)
+command_data_signed(struct smtp_session *s, char *text, size_t len)
 {
     struct smtp_tx *tx = &s->tx;
     struct deliver_batch *b;
     struct deliver_dsn dsn;
     char origin[200];
 
-    if (bombs_check(s)) {
-        bombs_hold(s, text, len, "bomb");
-        return;
-    }
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
@@ -890,6 +888,19 @@ command_data_deliver(struct smtp_session *s, char *text, size_t len)
     deliver_offer_to(b, s->d->outq);
     sess_go_async(&s->base);
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
+}
+
+/* command_data_deliver - the message as it stays: held as a suspected bomb, or signed
+ * and delivered; the session waits for either (the answer resumes it). */
+static void
+command_data_deliver(struct smtp_session *s, char *text, size_t len)
+{
+    if (bombs_check(s)) {
+        bombs_hold(s, text, len, "bomb");
+        return;
+    }
+    if (!dkim_sign_session(s, text, len, command_data_signed))
+        command_data_signed(s, text, len);
 }
 
 /* command_data_filtered - the filters answered the end of the message: refused,

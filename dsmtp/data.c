@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "data.h"
+#include "dkim.h"
 #include "xmem.h"
 
 /* data_rx_charge - take more octets of the budget for the buffer; false if they are not
@@ -100,6 +101,8 @@ data_rx_put(struct data_rx *rx, const char *p, size_t n)
     }
     memcpy(rx->text + rx->len, p, n);
     rx->len += n;
+    if (rx->dkim != NULL)
+        dkim_body_feed(rx->dkim, p, n);
 }
 
 /* data_rx_linebyte - count one octet of the current line against max_line. */

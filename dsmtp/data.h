@@ -84,6 +84,7 @@ struct data_rx {
     int errors;                 /* DATA_ERR_* */
     bool done;                  /* the terminator was seen (chunked: data_rx_finish) */
     bool chunked;               /* BDAT: no terminator, no dot-unstuffing */
+    struct dkim_body *dkim;     /* NULL, or fed every octet stored (not owned; dkim_sign.h) */
     /* scanner state */
     bool bol;       /* at the start of a line that followed a CRLF */
     bool cr;        /* the last byte was a CR; its LF has not come yet */

@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "dsnparam.h"
 #include "file.h"
+#include "dkim_sign.h"
 #include "log.h"
 #include "logq.h"
 #include "maildrop.h"
@@ -246,6 +247,19 @@ maildrop_received(const char *host, const struct qfile *q)
                      host, q->id, date);
 }
 
+/* maildrop_dkim - pool: the DKIM signatures of the message's From: domain, if it has a
+ * key (dkim_sign.h); a failure is logged and the message goes unsigned. */
+static void
+maildrop_dkim(const struct conf *cf, const char *id, char **text, size_t *len)
+{
+    char dom[256], err[200];
+
+    if (dkim_sign_text(cf, text, len, dom, sizeof(dom), err, sizeof(err)) < 0)
+        log_warn("dkim id=%s domain=%s result=unsigned why=\"%s\"", id, dom, err);
+    else if (dom[0] != '\0')
+        log_info("dkim id=%s domain=%s result=signed", id, dom);
+}
+
 /* maildrop_file - pool: the maildrop file becomes a queue file with every recipient
  * pending and the Received: header added; the queue runner (kicked after the scan)
  * delivers it like any queued message, recording each recipient's progress in the file,
@@ -264,6 +278,7 @@ maildrop_file(struct maildrop *m, struct qfile *q)
     text = xmalloc(len + 1);
     memcpy(text, rcv, rlen);
     memcpy(text + rlen, q->text, q->text_len);
+    maildrop_dkim(cf, q->id, &text, &len);
     for (size_t i = 0; i < q->nrcpt; i++)
         r[i] =
             (struct deliver_qrcpt){q->rcpt[i].addr, 0, NULL, q->rcpt[i].notify, q->rcpt[i].orcpt};

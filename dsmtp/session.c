@@ -10,6 +10,7 @@
 #include "chunk.h"
 #include "command.h"
 #include "deliver.h"
+#include "dkim_sign.h"
 #include "log.h"
 #include "logq.h"
 #include "milter.h"
@@ -128,6 +129,7 @@ session_tx_reset(struct smtp_session *s)
     free(tx->first);
     milter_abort(s);
     spill_drop(s);
+    dkim_sign_tx_end(s);
     if (tx->rx_active)
         data_rx_free(&tx->rx);
     memset(tx, 0, sizeof(*tx));
@@ -281,6 +283,7 @@ session_gone(struct sess *b)
     rbl_session_end(s);
     bombs_cancel(s);
     spill_cancel(s);
+    dkim_sign_cancel(s);
     milter_end(s);
     command_rcpt_wait_free(s);
     if (s->batch != NULL) {

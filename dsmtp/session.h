@@ -72,7 +72,8 @@ struct smtp_tx {
     char *first;      /* the first accepted RCPT as given, for Received: "for" */
     struct data_rx rx;
     bool rx_active;
-    bool bdat_failed; /* a chunk was refused: the rest up to LAST is discarded */
+    bool bdat_failed;       /* a chunk was refused: the rest up to LAST is discarded */
+    struct dkim_body *dkim; /* the running DKIM body hash (dkim_sign.c); NULL: not signed */
 };
 
 /* The BDAT chunk being read (chunk.c): its octets come raw, not as command lines. */
@@ -96,6 +97,7 @@ struct milter_sess;       /* milter.c */
 struct spill_job;         /* spill.c */
 struct command_rcpt_wait; /* command.c */
 struct recentpop;         /* recentpop.c */
+struct dkim_job;          /* dkim_sign.c */
 
 struct smtp_session {
     struct sess base; /* first: the core's part (conn, cf, db, sid, ip, reply...) */
@@ -121,6 +123,7 @@ struct smtp_session {
     struct rbl_session *rbl;             /* DNSBL lookups and results (rbl.c); NULL: none */
     struct bombs_job *bomb_job;          /* a suspected bomb being held (bombs.c) */
     struct spill_job *spill;             /* a spill file write or read in flight (spill.c) */
+    struct dkim_job *dkim_job;           /* a DKIM signature being made (dkim_sign.c) */
     struct milter_sess *milter;          /* the content filters (milter.c); NULL: none */
     struct command_rcpt_wait *rcpt_wait; /* a RCPT waiting for the filters */
     struct smtp_tx tx;

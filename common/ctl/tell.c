@@ -29,6 +29,7 @@ enum tell_target {
     TT_DWATCH, /* dwatch's control socket, with the server's name */
     TT_USERS,  /* the users file, then reload */
     TT_HELP,   /* this table */
+    TT_DKIM,   /* a DKIM key made here (tell_dkim.c) */
 };
 
 /* Which tools offer a command. */
@@ -87,6 +88,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"passwd", "USER [PASSWORD|-]", 1, 2, TP_POP, TT_USERS,
      "set USER's password; no PASSWORD or - reads it from stdin"},
     {"users", "", 0, 0, TP_POP, TT_USERS, "list the names in the users file"},
+    {"dkim-keygen", "DOMAIN SELECTOR [rsa|ed25519] [FILE]", 2, 4, TP_SMTP, TT_DKIM,
+     "a new DKIM key file and its DNS TXT record"},
     {"help", "", 0, 0, TP_BOTH, TT_HELP, "this list"},
 };
 
@@ -319,6 +322,8 @@ tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv
         return TELL_EX_OK;
     case TT_USERS:
         return tell_users_cmd(ctx, argc, argv);
+    case TT_DKIM:
+        return tell_dkim_keygen(ctx, argc, argv);
     case TT_DWATCH:
         snprintf(req, sizeof(req), "%s %s", cmd->name, ctx->server);
         return tell_send(ctx, "dwatch", req);
@@ -412,7 +417,7 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
             return tell_bad_usage(prog, server,
                                   "arguments cannot be empty or hold spaces:", argv[k]);
     ctx.conf = conf_default_path(cli);
-    if (cmd->target != TT_HELP && !tell_conf_readable(&ctx))
+    if (cmd->target != TT_HELP && cmd->target != TT_DKIM && !tell_conf_readable(&ctx))
         return TELL_EX_CONFIG;
     tell_load(&ctx);
     rc = tell_run(&ctx, cmd, argc - i, argv + i);

@@ -60,6 +60,12 @@ int tell_users_cmd(const struct tell_ctx *ctx, int argc, char **argv);
 char *tell_users_edit(const char *old, const char *cmd, const char *user, const char *hash,
                       char *err, size_t errlen);
 
+/* tell_dkim_keygen - dkim-keygen DOMAIN SELECTOR [rsa|ed25519] [FILE] (argv[0] is the
+ * command): a new key in FILE (default DOMAIN.SELECTOR.pem here; mode 0600, given to
+ * run_as when run by root; an existing file is not replaced), then the dkim_sign line
+ * and the DNS TXT record on stdout. Returns the exit code. */
+int tell_dkim_keygen(const struct tell_ctx *ctx, int argc, char **argv);
+
 /* tell_hash - a yescrypt hash of password into out; 0 or -1. */
 int tell_hash(const char *password, char *out, size_t outlen);
 

@@ -22,6 +22,7 @@
 
 #include "conf_int.h"
 #include "file.h"
+#include "dkim.h"
 #include "route.h"
 #include "xmem.h"
 
@@ -261,6 +262,8 @@ conf_set_value(struct conf_parser *p, int id, const char *v, char *reason, size_
         return conf_set_list(p, id, v, reason, len);
     case CT_ROUTE:
         return route_add(field, p->file, p->line, v, reason, len);
+    case CT_DKIM:
+        return dkim_keys_add(field, p->file, v, reason, len);
     case CT_ENUM:
         if (conf_value_enum(row, v, &e, reason, len) < 0)
             return -1;
@@ -380,7 +383,8 @@ conf_parse_line(struct conf_parser *p, const char *file, int line, char *s)
     if (row->type == CT_LIST && !p->set[id]) {
         conf_list_free(conf_field(p->c, id)); /* the file's lines replace the default */
         p->set[id] = true;
-    } else if (row->type != CT_LIST && row->type != CT_ROUTE && p->set[id]) {
+    } else if (row->type != CT_LIST && row->type != CT_ROUTE && row->type != CT_DKIM &&
+               p->set[id]) {
         conf_diag_add(p->diag, true, file, line, "%s is already set at %s; this value wins", name,
                       p->c->origin[id]);
     }
@@ -445,6 +449,8 @@ conf_free(struct conf *c)
             conf_list_free(conf_field(c, id));
         else if (conf_settings[id].type == CT_ROUTE)
             route_free(conf_field(c, id));
+        else if (conf_settings[id].type == CT_DKIM)
+            dkim_keys_free(conf_field(c, id));
         free(c->origin[id]);
     }
     free(c->path);

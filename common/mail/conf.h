@@ -19,6 +19,9 @@
  * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
  *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
  *   digest HEX") for comparing snapshots, not a value to write back.
+ * - CT_DKIM (`dkim_sign`): one `DOMAIN SELECTOR KEYFILE` per line (KEYFILE relative to the
+ *   file's directory); the private key is read and checked while loading (dkim.h), so a
+ *   bad key is `file:line: reason` at -t and on reload; conf_format lists DOMAIN/SELECTOR/ALG.
  * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
@@ -40,7 +43,7 @@ struct conf_list {
     char **v;
 };
 
-enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE };
+enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE, CT_DKIM };
 enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4, CF_PAIRS = 8 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
@@ -58,9 +61,11 @@ enum { TLS_MIN_12, TLS_MIN_13 };
 #define CTYPE_CT_STR char *
 #define CTYPE_CT_LIST struct conf_list
 #define CTYPE_CT_ENUM int
-#define CTYPE_CT_ROUTE struct route * /* common/route.h: built while loading, owned */
+#define CTYPE_CT_ROUTE struct route *    /* common/route.h: built while loading, owned */
+#define CTYPE_CT_DKIM struct dkim_keys * /* common/dkim.h: keys read while loading, owned */
 
 struct route;
+struct dkim_keys;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,

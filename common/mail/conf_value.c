@@ -19,6 +19,7 @@
 #include "dns.h"
 #include "milter_addr.h"
 #include "nexthop.h"
+#include "dkim.h"
 #include "route.h"
 #include "xmem.h"
 
@@ -566,6 +567,8 @@ conf_format(const struct conf *c, enum conf_setting_id id, char *buf, size_t len
     }
     case CT_ROUTE:
         return route_format(*(struct route *const *)field, buf, len);
+    case CT_DKIM:
+        return dkim_keys_format(*(struct dkim_keys *const *)field, buf, len);
     case CT_ENUM: {
         const char *p = row->choices;
         int want = *(const int *)field;

@@ -758,6 +758,8 @@ test_sample_file(void **state)
             fail_msg("sample names unknown setting '%s'", name);
         assert_string_equal(row->name, name); /* the main name, not a synonym */
         seen[row - conf_settings]++;
+        if (row->type == CT_DKIM)
+            continue; /* its key file is not here: it is read while loading */
         char *t = xasprintf("%s%s\n", active, line + 1);
         free(active);
         active = t;
@@ -813,7 +815,7 @@ test_man_page(void **state)
     static const char *const types[] = {
         [CT_BOOL] = "Boolean;",     [CT_INT] = "Number;",  [CT_SIZE] = "Size;",
         [CT_TIME] = "Time;",        [CT_STR] = "String;",  [CT_LIST] = "List;",
-        [CT_ENUM] = "Enumeration;", [CT_ROUTE] = "Table;",
+        [CT_ENUM] = "Enumeration;", [CT_ROUTE] = "Table;", [CT_DKIM] = "Table;",
     };
     static const char *const syn[][2] = {
 #define SETTING(name, type, def, min, max, flags)
