@@ -46,6 +46,7 @@ def dmail_settings(site):
         ("dns_timeout", "5"),
         ("drop_max", "10000"),
         ("forward", "info@%s alice@%s" % (DOMAIN, DOMAIN)),
+        ("add_footer", "/usr/local/dmail/footer.txt %s,%s" % (DOMAIN, "example.net")),
         ("archive_batch", "/usr/local/dmail/archive.sh"),
         ("bounce_body", "true"),
         ("forward_from_ip", "127.0.0.1,10.0.0.*"),
@@ -102,7 +103,7 @@ def dmail_settings(site):
 
 
 # The settings accepted without effect: -t names each with what dmail does instead.
-NO_EFFECT = ("dwatch_path", "dsmtp_path", "archive_batch", "allow_ip", "msg_filter",
+NO_EFFECT = ("add_footer", "dwatch_path", "dsmtp_path", "archive_batch", "allow_ip", "msg_filter",
              "mail_filter", "filter_file", "dpop_path", "bin_path", "hash_bindir", "bin_pfull",
              "stats_path", "dlist_path", "dlist_domain", "dlist_loglvl", "dlist_rotate",
              "dlist_smtp_host")
