@@ -13,6 +13,7 @@
 #include "mailbox.h"
 #include "pop_auth.h"
 #include "retr.h"
+#include "space.h"
 
 #define COMMAND_LIST_BATCH 256 /* LIST/UIDL lines written per turn */
 
@@ -38,7 +39,21 @@ command_plaintext_ok(const struct pop_session *s)
 void
 command_greeting(struct pop_session *s)
 {
-    if (s->base.cf->apop_enable) {
+    const struct conf *cf = s->base.cf;
+
+    if (cf->user_ip_address.n > 0 && !conf_ip_match(&cf->user_ip_address, s->base.ip)) {
+        log_sess(LOGLVL_INFO, s->base.sid, "refused ip=%s reason=user_ip_address", s->base.ip);
+        session_err(s, false, NULL, "Your address may not use this POP3 server");
+        sess_close(&s->base, "user_ip_address");
+        return;
+    }
+    if (space_low(&s->d->srv)) {
+        log_sess(LOGLVL_INFO, s->base.sid, "refused reason=min_space");
+        session_err(s, false, "SYS/TEMP", "Not enough free disk space, try again later");
+        sess_close(&s->base, "min_space");
+        return;
+    }
+    if (cf->apop_enable) {
         unsigned r = 0;
         if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
             r = (unsigned)s->base.sid;

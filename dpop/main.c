@@ -63,6 +63,7 @@ static const struct server_proto main_proto = {
     .protocol = "POP3",
     .no_tls = "no STLS, no POP3S listener",
     .ports = main_ports,
+    .conf_host = offsetof(struct conf, dpop_host),
     .nports = sizeof(main_ports) / sizeof(main_ports[0]),
     .refusal = main_refusal,
     .sess = &session_ops,

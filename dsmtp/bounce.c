@@ -154,7 +154,7 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
     dm.orig_sender = dbl ? m->sender : NULL;
     dm.ret = m->ret;
     dm.envid = m->envid;
-    dm.bounce_body = false;
+    dm.bounce_body = cf->bounce_body;
     dm.arrival = m->arrival;
     dm.now = now;
     dm.id = qid;

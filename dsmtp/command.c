@@ -21,6 +21,7 @@
 #include "queue.h"
 #include "rdns.h"
 #include "recentpop.h"
+#include "space.h"
 #include "spf.h"
 #include "logq.h"
 #include "rbl.h"
@@ -274,6 +275,11 @@ command_mail_accept(struct smtp_session *s)
     addr_format(&s->arg.mail.from, sender, sizeof(sender));
     if (bans_mail(s, sender) || fromip_mail(s))
         return false;
+    if (space_low(&s->d->srv)) {
+        log_sess(LOGLVL_INFO, s->base.sid, "mail result=refused reason=min_space");
+        session_reply(s, 452, "4.3.1", "Insufficient system storage");
+        return false;
+    }
     session_tx_reset(s); /* before the filters see MAIL: nothing of an older one stays */
     if (milter_mail(s, command_mail_milter_done))
         return true;

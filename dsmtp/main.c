@@ -144,6 +144,7 @@ static const struct server_proto main_proto = {
     .protocol = "SMTP",
     .no_tls = "no STARTTLS, no SMTPS listener",
     .ports = main_ports,
+    .conf_host = offsetof(struct conf, dsmtp_host),
     .nports = sizeof(main_ports) / sizeof(main_ports[0]),
     .ports_optional = true, /* the maildrop pickup still runs */
     .refusal = main_refusal,

@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,11 +54,19 @@ static const struct conf_synonym {
 #include "settings.def"
 };
 
+static const char *const conf_notes[CONF_NSETTINGS] = {
+#define SETTING(name, type, def, min, max, flags)
+#define SYNONYM(alias, name)
+#define NOTE(name, text) [CONF_##name] = text,
+#include "settings.def"
+};
+
 /* One parse: the snapshot being built and what is known about each setting so far. */
 struct conf_parser {
     struct conf *c;
     struct conf_diag *diag;
-    bool set[CONF_NSETTINGS]; /* given in the file (a list's first line replaces the default) */
+    bool set[CONF_NSETTINGS];   /* given in the file (a list's first line replaces the default) */
+    bool noted[CONF_NSETTINGS]; /* its NOTE warning was given */
     char *stack[CONF_INCLUDE_DEPTH + 2]; /* canonical names of the files being read */
     int depth;
     const char *file; /* the line being parsed, for CT_ROUTE entries */
@@ -133,6 +142,13 @@ conf_lookup(const char *name)
         if (strcasecmp(conf_synonyms[i].alias, name) == 0)
             return &conf_settings[conf_synonyms[i].id];
     return NULL;
+}
+
+/* conf_note - the NOTE text of setting id, or NULL. */
+const char *
+conf_note(enum conf_setting_id id)
+{
+    return (unsigned)id < CONF_NSETTINGS ? conf_notes[id] : NULL;
 }
 
 /* conf_list_free - free every item of a list. */
@@ -388,6 +404,12 @@ conf_parse_line(struct conf_parser *p, const char *file, int line, char *s)
         conf_diag_add(p->diag, true, file, line, "%s is already set at %s; this value wins", name,
                       p->c->origin[id]);
     }
+    if (conf_notes[id] != NULL && !p->noted[id] && strcasecmp(value, row->def) != 0) {
+        p->noted[id] = true;
+        conf_diag_add(p->diag, true, file, line, "%s%s: %s", row->name,
+                      row->flags & CF_NOEFFECT ? " is accepted but has no effect" : "",
+                      conf_notes[id]);
+    }
     p->file = file;
     p->line = line;
     if (conf_set_value(p, id, value, reason, sizeof(reason)) < 0) {
@@ -458,6 +480,24 @@ conf_free(struct conf *c)
     free(c);
 }
 
+/* conf_check_host - dsmtp_host / dpop_host: an IP address replaces listen for that server;
+ * a host name (DMail's default was the machine's name) is kept out with a warning. */
+static void
+conf_check_host(struct conf_parser *p, int id, const char *prog)
+{
+    char **host = conf_field(p->c, id);
+    unsigned char bin[sizeof(struct in6_addr)];
+
+    if (*host == NULL || **host == '\0' || inet_pton(AF_INET, *host, bin) == 1 ||
+        inet_pton(AF_INET6, *host, bin) == 1)
+        return;
+    conf_diag_add(p->diag, true, p->c->origin[id], 0,
+                  "%s %s is not an IP address; %s listens on the listen addresses",
+                  conf_settings[id].name, *host, prog);
+    free(*host);
+    *host = xstrdup("");
+}
+
 /* conf_finish - derived fields; returns the snapshot, or NULL (freed) after errors. */
 static struct conf *
 conf_finish(struct conf_parser *p, int errors_before)
@@ -487,6 +527,12 @@ conf_finish(struct conf_parser *p, int errors_before)
         conf_diag_add(p->diag, true, c->origin[CONF_rbl_vanish], 0,
                       "rbl_vanish: mail from listed clients is refused as with rbl_reject, "
                       "never accepted and discarded");
+    conf_check_host(p, CONF_dsmtp_host, "dsmtp");
+    conf_check_host(p, CONF_dpop_host, "dpop");
+    if (c->allow_dds)
+        conf_diag_add(p->diag, false, c->origin[CONF_allow_dds], 0,
+                      "allow_dds true is refused: user names with ../ would reach files outside "
+                      "drop_path (path traversal); remove it or write allow_dds false");
     if (c->error_soft_limit > c->error_hard_limit && c->origin[CONF_error_soft_limit] != NULL)
         conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
                       "error_soft_limit %ld is above error_hard_limit %ld and never applies",

@@ -22,6 +22,10 @@
  * - CT_DKIM (`dkim_sign`): one `DOMAIN SELECTOR KEYFILE` per line (KEYFILE relative to the
  *   file's directory); the private key is read and checked while loading (dkim.h), so a
  *   bad key is `file:line: reason` at -t and on reload; conf_format lists DOMAIN/SELECTOR/ALG.
+ * - A setting with a NOTE row in settings.def (DMail names dmail accepts with another meaning
+ *   or none, CF_NOEFFECT) gives one warning naming what dmail does instead when a file sets
+ *   it to another value than its default (as written: `dlist_rotate 50000` says nothing). allow_dds
+ * true is an error (user names with ../ are path traversal).
  * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
@@ -44,7 +48,7 @@ struct conf_list {
 };
 
 enum conf_type { CT_BOOL, CT_INT, CT_SIZE, CT_TIME, CT_STR, CT_LIST, CT_ENUM, CT_ROUTE, CT_DKIM };
-enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4, CF_PAIRS = 8 };
+enum { CF_RELOAD = 1, CF_RESTART = 2, CF_TABLE = 4, CF_PAIRS = 8, CF_NOEFFECT = 16 };
 
 /* The enum settings' values, in the order of their choices in settings.def. */
 enum { MBOX_FORMAT_MBOX, MBOX_FORMAT_MAILDIR };
@@ -128,6 +132,9 @@ void conf_unref(struct conf **c); /* sets *c to NULL */
 
 /* conf_lookup - the table row for a setting name or synonym; NULL if unknown. */
 const struct conf_setting *conf_lookup(const char *name);
+
+/* conf_note - the NOTE text of setting id (what dmail does instead), or NULL. */
+const char *conf_note(enum conf_setting_id id);
 
 /* conf_format - the value in force of one setting as it would be written, into buf:
  * sizes and times with the largest exact suffix ("10M", "5d"), lists joined with ",".

@@ -465,6 +465,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_ban_mailfrom] = conf_value_addrpattern,
     [CONF_ban_rcptto] = conf_value_addrpattern,
     [CONF_fromip_nolimit] = conf_value_ippattern,
+    [CONF_user_ip_address] = conf_value_ippattern,
     [CONF_bomb_exception_ip] = conf_value_ippattern,
     [CONF_bomb_exception_from] = conf_value_addrpattern,
     [CONF_bomb_exception_to] = conf_value_addrpattern,

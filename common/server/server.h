@@ -74,6 +74,9 @@ struct server_proto {
     const struct server_port_def *ports;
     size_t nports;
     bool ports_optional; /* no listener at all is allowed (dsmtp still picks up mail) */
+    /* offsetof(struct conf, the daemon's DMail host setting: dsmtp_host, dpop_host), 0 =
+     * none; when set to an address it replaces listen for this daemon */
+    size_t conf_host;
     /* refusal - the line sent when the connection caps are reached (CRLF included). */
     void (*refusal)(struct server *srv, char *buf, size_t len);
     const struct sess_ops *sess;
@@ -121,6 +124,9 @@ struct server {
     uv_timer_t grace;
     uv_timer_t sweep; /* each second: deadlines and stress (sess_sweep) */
     bool stressed;    /* sessions above stress_connections % of max_connections */
+    /* min_space (space.c): the last free-space check found too little; a check runs */
+    bool space_low, space_running;
+    uint64_t space_next_ms;
 };
 
 struct server_opts {

@@ -14,6 +14,7 @@
 #include "file.h"
 #include "log.h"
 #include "server.h"
+#include "space.h"
 #include "tls.h"
 #include "xmem.h"
 
@@ -39,13 +40,19 @@ server_tls(struct server *srv)
         log_fatal("%s", err);
 }
 
-/* server_listen - every listen address x every configured port of the daemon. */
+/* server_listen - every listen address (or the daemon's host setting) x every configured
+ * port of the daemon. */
 static void
 server_listen(struct server *srv)
 {
     const struct server_proto *p = srv->proto;
     char refuse[300], err[300];
     int total = 0, idx = 0; /* idx: net_listen order of the listeners opened */
+    struct conf_list addrs = srv->cf->listen;
+    char *host = p->conf_host ? *(char **)((char *)srv->cf + p->conf_host) : NULL;
+
+    if (host != NULL && *host != '\0')
+        addrs = (struct conf_list){1, &host};
 
     p->refusal(srv, refuse, sizeof(refuse));
     for (size_t i = 0; i < p->nports && i < SERVER_PORTS_MAX; i++) {
@@ -57,8 +64,8 @@ server_listen(struct server *srv)
         srv->ports[i].def = def;
         if (port == 0 || (def->implicit_tls && srv->tls == NULL))
             continue;
-        for (size_t a = 0; a < srv->cf->listen.n; a++) {
-            const char *addr = srv->cf->listen.v[a];
+        for (size_t a = 0; a < addrs.n; a++) {
+            const char *addr = addrs.v[a];
             if (net_listen(srv->net, addr, (int)port, def->implicit_tls ? srv->tls : NULL, refuse,
                            sess_accept, &srv->ports[i], err, sizeof(err)) < 0) {
                 log_warn("%s listener %s port %ld: %s", def->name, addr, port, err);
@@ -151,6 +158,7 @@ server_sweep_cb(uv_timer_t *t)
                     srv->nsessions * 100 >= cf->max_connections * cf->stress_connections;
     uint64_t now = uv_now(srv->loop);
 
+    space_tick(srv);
     if (stressed != srv->stressed) {
         srv->stressed = stressed;
         if (stressed)
@@ -317,6 +325,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     server_users(srv);
     srv->cache = auth_cache_new();
     server_signals(srv);
+    space_start(srv);
     if (proto->start != NULL)
         proto->start(srv);
     log_info("%s %s started as %s, config %s, io_threads %ld", proto->name, DMAIL_VERSION,

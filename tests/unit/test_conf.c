@@ -767,7 +767,14 @@ test_sample_file(void **state)
     for (int i = 0; i < CONF_NSETTINGS; i++)
         if (seen[i] != 1)
             fail_msg("sample shows %s %d times", conf_settings[i].name, seen[i]);
-    struct conf *c = uu_conf_ok(active);
+    /* the DMail names accepted without effect warn about their example values */
+    struct conf_diag dd = {0};
+    struct conf *c = conf_load_string("t.conf", active, &dd);
+    assert_non_null(c);
+    for (size_t i = 0; i < dd.n; i++)
+        if (strstr(dd.msgs[i], " is accepted but has no effect: ") == NULL)
+            fail_msg("sample: %s", dd.msgs[i]);
+    conf_diag_free(&dd);
     struct conf *d = uu_conf_ok("");
     for (int i = 0; i < CONF_NSETTINGS; i++) {
         if (conf_settings[i].def[0] == '\0')
@@ -781,6 +788,74 @@ test_sample_file(void **state)
     conf_unref(&d);
     free(active);
     free(text);
+}
+
+/* The DMail names of issue 12: a NOTE warning once per setting set to a value other than
+ * its default; allow_dds true refused at its line; a host setting must be an address. */
+static void
+test_dmail_compat(void **state)
+{
+    struct conf_diag d = {0};
+    struct conf *c;
+
+    c = conf_load_string("t.conf",
+                         "allow_ip 10.0.0.*\nallow_ip 10.1.0.*\ndlist_rotate 50000\n"
+                         "hash_bindir false\ndlist_rotate 60000\nmsg_filter a b c\n",
+                         &d);
+    assert_non_null(c);
+    uu_diag_print(&d);
+    assert_int_equal(d.errors, 0);
+    assert_true(uu_diag_has(&d,
+                            "t.conf:1: warning: allow_ip is accepted but has no effect: DMail "
+                            "never said what it did; dmail talks to every client not in ban_ip",
+                            false));
+    assert_true(
+        uu_diag_has(&d, "t.conf:5: warning: dlist_rotate is accepted but has no effect", true));
+    assert_true(
+        uu_diag_has(&d, "t.conf:6: warning: msg_filter is accepted but has no effect", true));
+    /* allow_ip once; dlist_rotate twice only by "already set"; hash_bindir false is default */
+    assert_int_equal(d.warnings, 4);
+    assert_true(uu_diag_has(&d, "dlist_rotate is already set at t.conf:3", true));
+    assert_int_equal(c->allow_ip.n, 2);
+    assert_int_equal(c->dlist_rotate, 60000);
+    assert_string_equal(c->msg_filter.v[0], "a b c");
+    conf_unref(&c);
+    conf_diag_free(&d);
+
+    assert_non_null(conf_note(CONF_dlist_path));
+    assert_null(conf_note(CONF_smtp_port));
+    assert_true(conf_settings[CONF_bin_path].flags & CF_NOEFFECT);
+    assert_false(conf_settings[CONF_min_space].flags & CF_NOEFFECT);
+
+    assert_null(conf_load_string("t.conf", "vrfy false\nallow_dds true\n", &d));
+    uu_diag_print(&d);
+    assert_int_equal(d.errors, 1);
+    assert_true(uu_diag_has(&d, "t.conf:2: allow_dds true is refused: user names with ../", true));
+    conf_diag_free(&d);
+    c = uu_conf_ok("allow_dds false\nbounce_body true\nmin_space 100\n"
+                   "user_ip_address 10.0.0.*,127.0.0.1\ndsmtp_host 192.0.2.1\ndpop_host ::1\n");
+    assert_false(c->allow_dds);
+    assert_true(c->bounce_body);
+    assert_int_equal(c->min_space, 100);
+    assert_true(conf_ip_match(&c->user_ip_address, "10.0.0.5"));
+    assert_false(conf_ip_match(&c->user_ip_address, "10.0.1.5"));
+    assert_string_equal(c->dsmtp_host, "192.0.2.1");
+    assert_string_equal(c->dpop_host, "::1");
+    conf_unref(&c);
+
+    c = conf_load_string("t.conf", "dpop_host pop.example.com\n", &d);
+    assert_non_null(c);
+    assert_true(uu_diag_has(&d,
+                            "t.conf:1: warning: dpop_host pop.example.com is not an IP address; "
+                            "dpop listens on the listen addresses",
+                            false));
+    assert_string_equal(c->dpop_host, "");
+    conf_unref(&c);
+    conf_diag_free(&d);
+
+    assert_null(conf_load_string("t.conf", "min_space -1\nuser_ip_address not-an-ip\n", &d));
+    assert_int_equal(d.errors, 2);
+    conf_diag_free(&d);
 }
 
 /* man_entry - the text of setting name's entry in the man page, or NULL. */
@@ -1016,6 +1091,7 @@ main(void)
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_sample_file),
         cmocka_unit_test(test_man_page),
+        cmocka_unit_test(test_dmail_compat),
     };
     return UU_RUN_CASES(fixed, test_bad_value, bad_values);
 }
