@@ -14,6 +14,7 @@
 #include "file.h"
 #include "log.h"
 #include "server.h"
+#include "server_mgr.h"
 #include "tls.h"
 #include "xmem.h"
 
@@ -137,6 +138,7 @@ server_finish(struct server *srv)
     uv_close((uv_handle_t *)&srv->sweep, server_close_cb);
     if (srv->proto->stop != NULL)
         srv->proto->stop(srv);
+    server_mgr_close(&srv->mgr);
     ctl_server_close(&srv->ctl);
     net_server_free(&srv->net);
 }
@@ -304,6 +306,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     srv->net = net_server_new(srv->loop, &lim);
     net_server_set_trusted(srv->net, server_trusted, srv);
     server_listen(srv);
+    srv->mgr = server_mgr_open(srv);
 
     /* privileged part done */
     if (server_drop_privileges(srv->cf->run_as, err, sizeof(err)) < 0)
