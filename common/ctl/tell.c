@@ -10,12 +10,14 @@
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "ctl.h"
 #include "file.h"
 #include "log.h"
+#include "tell_stats.h"
 #include "xmem.h"
 
 #ifndef DMAIL_VERSION
@@ -30,6 +32,7 @@ enum tell_target {
     TT_DWATCH, /* dwatch's control socket, with the server's name */
     TT_USERS,  /* the users file, then reload */
     TT_HELP,   /* this table */
+    TT_STATS,  /* the oneline_stats files (tell_stats.h) */
 };
 
 /* Which tools offer a command. */
@@ -95,6 +98,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"passwd", "USER [PASSWORD|-]", 1, 2, TP_POP, TT_USERS,
      "set USER's password; no PASSWORD or - reads it from stdin"},
     {"users", "", 0, 0, TP_POP, TT_USERS, "list the names in the users file"},
+    {"statistics", "[-d[N] | -u[N]] [-s | -r] [-sortby F] [TIMEFRAME]", 0, 8, TP_POP, TT_STATS,
+     "usage report from dsmtp's oneline_stats files (dmDDMM.log) in work_path"},
     {"help", "", 0, 0, TP_BOTH, TT_HELP, "this list"},
 };
 
@@ -363,6 +368,15 @@ tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv
     case TT_HELP:
         tell_usage(stdout, ctx->prog, ctx->server);
         return TELL_EX_OK;
+    case TT_STATS:
+        if (ctx->remote.host != NULL) {
+            fprintf(stderr,
+                    "%s: ERR statistics reads the local oneline_stats files only, not over the "
+                    "manager port; run it on the server's host\n",
+                    ctx->prog);
+            return TELL_EX_USAGE;
+        }
+        return tell_stats_cmd(ctx->prog, ctx->work_path, argc, argv, time(NULL));
     case TT_USERS:
         if (ctx->remote.host != NULL) {
             fprintf(stderr,
@@ -484,6 +498,8 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
             return tell_bad_usage(prog, server,
                                   "arguments cannot be empty or hold spaces:", argv[k]);
     ctx.conf = conf_default_path(cli);
+    if (ctx.remote.host != NULL && cmd->target != TT_SERVER && cmd->target != TT_HELP)
+        return tell_run(&ctx, cmd, argc - i, argv + i); /* local only: a clear ERR */
     if (ctx.remote.host != NULL && cmd->target == TT_SERVER) {
         /* remote: nothing local is needed but the password */
         char pw[CTL_LINE_MAX];

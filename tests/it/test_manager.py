@@ -1,14 +1,17 @@
 """The remote manager port (smtp_manager_port / pop_manager_port): the control protocol
 over implicit TLS with `openssl s_client` and the tell tools' -n/-p, AUTH with a crypt(3)
-manager_password, the address lists, login throttling, and the plaintext refusal."""
+manager_password, the address lists, login throttling, and the plaintext refusal; the
+tell commands showchans, suspend/resume accept, and oneline_stats with tellpop statistics."""
 
 import os
 import re
+import smtplib
 import socket
 import subprocess
 import time
 
-from dmail_site import BIN, RawPOP, RawSMTP, free_ports, sha512_crypt, wait_for
+from dmail_site import (BIN, DOMAIN, RawPOP, RawSMTP, free_ports, make_message, sha512_crypt,
+                        wait_for)
 from localdns import LocalDNS
 
 EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
@@ -295,3 +298,41 @@ def test_showchans_suspend_dpop(dpop_factory):
     assert waiting.recv(100).startswith(b"+OK")
     waiting.close()
     c.ok("QUIT")
+
+
+def test_oneline_stats_and_statistics(dsmtp_factory):
+    site = dsmtp_factory(oneline_stats=True)
+    with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as c:
+        c.sendmail("sender@remote.example", ["alice@" + DOMAIN, "bob@" + DOMAIN],
+                   make_message(subject="stats one")[1])
+        c.sendmail("", ["carol@" + DOMAIN], make_message(subject="stats two")[1])
+    day = time.strftime("dm%d%m.log")
+    path = os.path.join(site.work, day)
+    assert wait_for(lambda: os.path.exists(path) and open(path).read().count("\n") == 2, 5)
+    lines = open(path).read().splitlines()
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d id=\S+ ip=127\.0\.0\.1 size=\d+ "
+                    r"from=<sender@remote\.example> rcpts=2 to=alice@%s,bob@%s user=-$"
+                    % (re.escape(DOMAIN), re.escape(DOMAIN)), lines[0]), lines[0]
+    assert " from=<> rcpts=1 to=carol@" in lines[1], lines[1]
+    tp = lambda *a: subprocess.run([os.path.join(BIN, "tellpop"), "-c", site.conf_path] +
+                                   list(a), capture_output=True, text=True, timeout=30)
+    p = tp("statistics")
+    assert p.returncode == EX_OK, p.stderr
+    assert re.search(r"^%s sent=0 bsent=0 recv=3 brecv=\d+$" % re.escape(DOMAIN), p.stdout,
+                     re.M), p.stdout
+    assert re.search(r"^remote\.example sent=1 bsent=\d+ recv=0", p.stdout, re.M), p.stdout
+    assert "messages=2 " in p.stdout
+    p = tp("statistics", "-u", "-r", "day")
+    assert re.search(r"^alice@%s sent=0 bsent=0 recv=1 " % re.escape(DOMAIN), p.stdout,
+                     re.M), p.stdout
+    assert tp("statistics", "sometime").returncode == EX_USAGE
+    # off again at reload: no more lines
+    site.write_conf({"oneline_stats": False})
+    assert site.tellsmtp("reload")[0] == EX_OK
+    with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as c:
+        c.sendmail("x@remote.example", ["alice@" + DOMAIN], make_message(subject="three")[1])
+    time.sleep(0.5)
+    assert open(path).read().count("\n") == 2
+    # statistics is local only: over the manager port it is a clear ERR
+    rc, out, err = remote_tell(site, 1, "statistics", prog="tellpop")
+    assert rc == EX_USAGE and "ERR statistics" in err, err
