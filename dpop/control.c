@@ -105,7 +105,32 @@ control_cmd_kick(struct ctl_req *r, int argc, char **argv, void *arg)
            argv[1], updating ? "; one is committing its deletions and finishes" : "");
 }
 
+/* control_sess_user - the login of a session (showchans). */
+const char *
+control_sess_user(struct sess *b)
+{
+    return pop_session_of(b)->login;
+}
+
+/* control_cmd_suspend - take no new connections; open sessions go on. */
+static void
+control_cmd_suspend(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    server_suspend_accept(arg, true);
+    ctl_ok(r, "accepting suspended");
+}
+
+/* control_cmd_resume - take connections again. */
+static void
+control_cmd_resume(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    server_suspend_accept(arg, false);
+    ctl_ok(r, "accepting resumed");
+}
+
 const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
+    {"suspend", "", 0, 0, control_cmd_suspend, "take no new connections until resume"},
+    {"resume", "", 0, 0, control_cmd_resume, "take new connections again"},
     {"who", "", 0, 0, control_cmd_who, "live sessions"},
     {"kick", "USER", 1, 1, control_cmd_kick, "end USER's sessions (nothing is deleted)"},
 };

@@ -15,8 +15,11 @@
 #include "popd.h"
 
 /* control_cmds - who, kick. */
-#define CONTROL_NCMDS 2
+#define CONTROL_NCMDS 4
 extern const struct ctl_cmd control_cmds[CONTROL_NCMDS];
+/* control_sess_user - the user a session logged in as, or NULL (showchans). */
+struct sess;
+const char *control_sess_user(struct sess *b);
 /* control_stats - dpop's counters of "stats". */
 void control_stats(struct server *srv, struct ctl_req *r, bool prom);
 

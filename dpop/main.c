@@ -2,6 +2,7 @@
  * dpop - dmail's POP3 server: its listeners, directories and login throttling, on the
  * server core (common/server/server.h).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -65,10 +66,12 @@ static const struct server_proto main_proto = {
     .ports = main_ports,
     .conf_host = offsetof(struct conf, dpop_host),
     .nports = sizeof(main_ports) / sizeof(main_ports[0]),
+    .conf_mgr_port = offsetof(struct conf, pop_manager_port),
     .refusal = main_refusal,
     .sess = &session_ops,
     .cmds = control_cmds,
     .ncmds = CONTROL_NCMDS,
+    .sess_user = control_sess_user,
     .start = main_start,
     .stats = control_stats,
     .cleanup = main_cleanup,

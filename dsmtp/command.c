@@ -18,6 +18,7 @@
 #include "fromip.h"
 #include "log.h"
 #include "milter.h"
+#include "ostats.h"
 #include "queue.h"
 #include "rdns.h"
 #include "recentpop.h"
@@ -826,6 +827,7 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         s->d->stats.delivered += (unsigned long long)o->delivered;
         s->d->stats.queued += (unsigned long long)o->queued;
         s->d->stats.failed += (unsigned long long)o->failed;
+        ostats_message(s);
         /* an offered queue file is outbound delivery's already (outq_offer) */
         if (((o->queued > 0 && !o->offered) || o->bounced > 0) && s->d->queue != NULL)
             queue_kick(s->d->queue); /* queued local recipients and reports */

@@ -497,18 +497,48 @@ control_outbound(struct ctl_req *r, void *arg, bool on)
     ctl_ok(r, "outbound delivery %s", what);
 }
 
-/* control_cmd_suspend - no new outbound delivery until resume. */
+/* control_suspend_what - "suspend/resume [delivery|accept|all]": DMail's suspend and
+ * resume act on outbound delivery (the default); accept stops or restarts taking new
+ * connections (open sessions go on). */
+static void
+control_suspend_what(struct ctl_req *r, int argc, char **argv, void *arg, bool on)
+{
+    const char *what = argc > 1 ? argv[1] : "delivery";
+    bool acc = strcasecmp(what, "accept") == 0, all = strcasecmp(what, "all") == 0;
+
+    if (!acc && !all && strcasecmp(what, "delivery") != 0) {
+        ctl_err(r, "usage: %s [delivery|accept|all]", argv[0]);
+        return;
+    }
+    if (acc || all) {
+        server_suspend_accept(arg, on);
+        if (acc) {
+            ctl_ok(r, "accepting %s", on ? "suspended" : "resumed");
+            return;
+        }
+    }
+    control_outbound(r, arg, on);
+}
+
+/* control_sess_user - the AUTH user of a session (showchans). */
+const char *
+control_sess_user(struct sess *b)
+{
+    return smtp_session_of(b)->auth_user;
+}
+
+/* control_cmd_suspend - no new outbound delivery (or connections) until resume. */
 static void
 control_cmd_suspend(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_outbound(r, arg, true);
+    control_suspend_what(r, argc, argv, arg, true);
 }
 
-/* control_cmd_resume - restart outbound delivery (DMail's resume). */
+/* control_cmd_resume - restart outbound delivery (DMail's resume), or accepting. */
 static void
 control_cmd_resume(struct ctl_req *r, int argc, char **argv, void *arg)
 {
-    control_outbound(r, arg, false);
+    control_suspend_what(r, argc, argv, arg, false);
 }
 
 struct control_show {
@@ -546,8 +576,10 @@ const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
     {"delete", "ID", 1, 1, control_cmd_delete, "remove a queued message"},
     {"hold", "ID", 1, 1, control_cmd_hold, "keep a queued message from delivery"},
     {"release", "ID", 1, 1, control_cmd_release, "undo hold"},
-    {"suspend", "", 0, 0, control_cmd_suspend, "start no outbound delivery until resume"},
-    {"resume", "", 0, 0, control_cmd_resume, "restart outbound delivery, retry dead destinations"},
+    {"suspend", "[delivery|accept|all]", 0, 1, control_cmd_suspend,
+     "start no outbound delivery (accept: take no new connections) until resume"},
+    {"resume", "[delivery|accept|all]", 0, 1, control_cmd_resume,
+     "restart outbound delivery, retry dead destinations (accept: take connections)"},
     {"showsend", "", 0, 0, control_cmd_showsend, "list outbound deliveries in progress"},
     {"bombs", "", 0, 0, bombs_ctl_list, "list the messages held as suspected mail bombs"},
     {"bomb-release", "ID", 1, 1, bombs_ctl_release, "let a held message be delivered"},

@@ -17,6 +17,9 @@
 /* control_cmds - queue, flush, delete, hold, release. */
 #define CONTROL_NCMDS 11
 extern const struct ctl_cmd control_cmds[CONTROL_NCMDS];
+/* control_sess_user - the user a session logged in as, or NULL (showchans). */
+struct sess;
+const char *control_sess_user(struct sess *b);
 /* control_status / control_stats - dsmtp's lines of "status" and "stats". */
 void control_status(struct server *srv, struct ctl_req *r);
 void control_stats(struct server *srv, struct ctl_req *r, bool prom);

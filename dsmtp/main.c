@@ -3,6 +3,7 @@
  * queue runner, outbound delivery and the maildrop pickup), on the server core
  * (common/server/server.h).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -146,11 +147,13 @@ static const struct server_proto main_proto = {
     .ports = main_ports,
     .conf_host = offsetof(struct conf, dsmtp_host),
     .nports = sizeof(main_ports) / sizeof(main_ports[0]),
+    .conf_mgr_port = offsetof(struct conf, smtp_manager_port),
     .ports_optional = true, /* the maildrop pickup still runs */
     .refusal = main_refusal,
     .sess = &session_ops,
     .cmds = control_cmds,
     .ncmds = CONTROL_NCMDS,
+    .sess_user = control_sess_user,
     .start = main_start,
     .status = control_status,
     .stats = control_stats,

@@ -102,6 +102,22 @@ typedef void (*ctl_line_cb)(void *arg, const char *line);
 int ctl_call(const char *path, const char *request, int timeout_ms, ctl_line_cb line_cb, void *arg,
              char *text, size_t textlen);
 
+/* The manager port of a server (server_mgr.h), for ctl_call_remote. */
+struct ctl_remote {
+    const char *host;     /* name or address */
+    const char *port;     /* number or service */
+    const char *password; /* sent as "AUTH password" */
+    bool tls;             /* false: plaintext (manager_plaintext_loopback) */
+    bool verify;          /* check the certificate chain and the host name */
+    const char *cafile;   /* trust these CAs; NULL: the system store */
+};
+
+/* ctl_call_remote - ctl_call over the manager port: connect, TLS, "AUTH password", then
+ * the request; the same results. A refused login ("authentication failed", "too many
+ * failed logins") is CTL_R_UNREACHABLE with the server's text. */
+int ctl_call_remote(const struct ctl_remote *rm, const char *request, int timeout_ms,
+                    ctl_line_cb line_cb, void *arg, char *text, size_t textlen);
+
 /* ctl_async - the same on a loop. cb gets the result and the status text (or reason); it
  * is called exactly once, from the loop, never from inside ctl_call_async, unless
  * cancelled first. The struct is freed after cb returns. */

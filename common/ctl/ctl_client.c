@@ -4,7 +4,10 @@
  */
 #include "ctl.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509v3.h>
 
 #include "xmem.h"
 
@@ -432,4 +438,219 @@ ctl_async_cancel(struct ctl_async *a)
         return;
     a->cb = NULL;
     ctl_async_end(a, CTL_R_BROKEN, "cancelled");
+}
+
+/* The remote client (manager port): a blocking TCP connection, TLS unless plaintext. */
+struct ctl_rconn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+/* ctl_rconn_send - all of p; 0 or -1. */
+static int
+ctl_rconn_send(struct ctl_rconn *c, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = c->ssl != NULL ? SSL_write(c->ssl, p, (int)n) : send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (c->ssl == NULL && w < 0 && errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ctl_rconn_answer - read one answer (data lines, then the status line) into p. */
+static int
+ctl_rconn_answer(struct ctl_rconn *c, struct ctl_parse *p, const char *who, char *text,
+                 size_t textlen)
+{
+    while (p->result == CTL_PARSE_MORE) {
+        size_t room;
+        char *at = ctl_parse_room(p, &room);
+        ssize_t n = c->ssl != NULL ? SSL_read(c->ssl, at, (int)room) : recv(c->fd, at, room, 0);
+        if (n > 0) {
+            p->len += (size_t)n;
+            if (ctl_parse_lines(p) < 0) {
+                snprintf(text, textlen, "%s: answer line too long", who);
+                return CTL_R_BROKEN;
+            }
+            continue;
+        }
+        if (c->ssl == NULL && n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (c->ssl != NULL && SSL_get_error(c->ssl, (int)n) == SSL_ERROR_ZERO_RETURN))
+            snprintf(text, textlen, "%s: the server closed the connection before answering", who);
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            snprintf(text, textlen, "%s: no answer in time", who);
+        else
+            snprintf(text, textlen, "%s: connection lost", who);
+        return CTL_R_BROKEN;
+    }
+    snprintf(text, textlen, "%s", p->text);
+    return p->result;
+}
+
+/* ctl_rconn_open - connect (and handshake); CTL_R_OK or CTL_R_UNREACHABLE with text. */
+static int
+ctl_rconn_open(struct ctl_rconn *c, const struct ctl_remote *rm, int timeout_ms, const char *who,
+               char *text, size_t textlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL, *a;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    int gai, err = 0;
+
+    c->fd = -1;
+    gai = getaddrinfo(rm->host, rm->port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(text, textlen, "%s: %s", who, gai_strerror(gai));
+        return CTL_R_UNREACHABLE;
+    }
+    for (a = ai; a != NULL && c->fd < 0; a = a->ai_next) {
+        long long deadline = ctl_now_ms() + timeout_ms;
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int soerr = ETIMEDOUT;
+        socklen_t sl = sizeof(soerr);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+            if (errno != EINPROGRESS) {
+                err = errno;
+                close(fd);
+                continue;
+            }
+            if (ctl_wait(fd, POLLOUT, deadline) > 0 &&
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+                soerr = errno;
+            if (soerr != 0) {
+                err = soerr;
+                close(fd);
+                continue;
+            }
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        c->fd = fd;
+    }
+    freeaddrinfo(ai);
+    if (c->fd < 0) {
+        snprintf(text, textlen, "%s: %s", who, strerror(err ? err : ECONNREFUSED));
+        return CTL_R_UNREACHABLE;
+    }
+    if (!rm->tls)
+        return CTL_R_OK;
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL)
+        goto tls_fail;
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    if (rm->verify) {
+        if ((rm->cafile != NULL ? SSL_CTX_load_verify_locations(c->ctx, rm->cafile, NULL)
+                                : SSL_CTX_set_default_verify_paths(c->ctx)) != 1) {
+            snprintf(text, textlen, "%s: cannot load the CA file %s", who,
+                     rm->cafile ? rm->cafile : "(system store)");
+            return CTL_R_UNREACHABLE;
+        }
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    }
+    c->ssl = SSL_new(c->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+        goto tls_fail;
+    if (rm->verify) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        struct in6_addr ip;
+        bool literal =
+            inet_pton(AF_INET, rm->host, &ip) == 1 || inet_pton(AF_INET6, rm->host, &ip) == 1;
+        if (literal)
+            X509_VERIFY_PARAM_set1_ip_asc(vp, rm->host);
+        else {
+            SSL_set_tlsext_host_name(c->ssl, rm->host);
+            X509_VERIFY_PARAM_set1_host(vp, rm->host, 0);
+        }
+    }
+    if (SSL_connect(c->ssl) != 1) {
+        long v = SSL_get_verify_result(c->ssl);
+        if (rm->verify && v != X509_V_OK)
+            snprintf(text, textlen,
+                     "%s: the server's certificate does not verify: %s (-k skips "
+                     "the check, -C FILE names the CA)",
+                     who, X509_verify_cert_error_string(v));
+        else
+            snprintf(text, textlen, "%s: TLS handshake failed (is it the manager port?)", who);
+        return CTL_R_UNREACHABLE;
+    }
+    return CTL_R_OK;
+tls_fail:
+    snprintf(text, textlen, "%s: cannot set up TLS", who);
+    return CTL_R_UNREACHABLE;
+}
+
+/* ctl_rconn_close - shut TLS down and close. */
+static void
+ctl_rconn_close(struct ctl_rconn *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    if (c->ctx != NULL)
+        SSL_CTX_free(c->ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+}
+
+/* ctl_call_remote - see ctl.h. */
+int
+ctl_call_remote(const struct ctl_remote *rm, const char *request, int timeout_ms,
+                ctl_line_cb line_cb, void *arg, char *text, size_t textlen)
+{
+    struct ctl_rconn c = {.fd = -1};
+    struct ctl_parse p;
+    char who[300];
+    char *line;
+    int rc;
+
+    snprintf(who, sizeof(who), "%s port %s", rm->host, rm->port);
+    if (strlen(request) + 1 > CTL_LINE_MAX || strchr(request, '\n') != NULL ||
+        strlen(rm->password) + 6 > CTL_LINE_MAX || strpbrk(rm->password, "\r\n") != NULL) {
+        snprintf(text, textlen, "request or password too long or not one line");
+        return CTL_R_BROKEN;
+    }
+    rc = ctl_rconn_open(&c, rm, timeout_ms, who, text, textlen);
+    if (rc != CTL_R_OK) {
+        ctl_rconn_close(&c);
+        return rc;
+    }
+    line = xasprintf("AUTH %s\n", rm->password);
+    rc = ctl_rconn_send(&c, line, strlen(line));
+    OPENSSL_cleanse(line, strlen(line));
+    free(line);
+    ctl_parse_init(&p, NULL, NULL);
+    if (rc == 0)
+        rc = ctl_rconn_answer(&c, &p, who, text, textlen);
+    else
+        rc = CTL_R_BROKEN, snprintf(text, textlen, "%s: cannot send", who);
+    ctl_parse_free(&p);
+    if (rc == CTL_R_ERR)
+        rc = CTL_R_UNREACHABLE; /* "authentication failed", "too many failed logins" */
+    if (rc == CTL_R_OK) {
+        line = xasprintf("%s\n", request);
+        ctl_parse_init(&p, line_cb, arg);
+        if (ctl_rconn_send(&c, line, strlen(line)) == 0)
+            rc = ctl_rconn_answer(&c, &p, who, text, textlen);
+        else
+            rc = CTL_R_BROKEN, snprintf(text, textlen, "%s: cannot send the request", who);
+        ctl_parse_free(&p);
+        free(line);
+    }
+    ctl_rconn_close(&c);
+    return rc;
 }

@@ -200,6 +200,10 @@ ctl_answer_config(struct ctl_req *r, const struct conf *cf, const char *name)
     }
     int id = (int)(row - conf_settings);
     v = ctl_format_alloc(cf, (enum conf_setting_id)id);
+    if (id == CONF_manager_password && v[0] != '\0') { /* a secret: never shown */
+        free(v);
+        v = xstrdup("(set, hidden)");
+    }
     if (strcasecmp(name, row->name) != 0)
         ctl_line(r, "%s is a synonym of %s", name, row->name);
     ctl_line(r, "%s %s", row->name, v);

@@ -9,12 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "ctl.h"
 #include "file.h"
 #include "log.h"
+#include "tell_stats.h"
 #include "xmem.h"
 
 #ifndef DMAIL_VERSION
@@ -30,6 +33,7 @@ enum tell_target {
     TT_USERS,  /* the users file, then reload */
     TT_HELP,   /* this table */
     TT_DKIM,   /* a DKIM key made here (tell_dkim.c) */
+    TT_STATS,  /* the oneline_stats files (tell_stats.h) */
 };
 
 /* Which tools offer a command. */
@@ -69,10 +73,17 @@ static const struct tell_cmd tell_cmds[] = {
     {"delete", "ID", 1, 1, TP_SMTP, TT_SERVER, "remove a message from the queue (no bounce)"},
     {"hold", "ID", 1, 1, TP_SMTP, TT_SERVER, "keep a queued message from being delivered"},
     {"release", "ID", 1, 1, TP_SMTP, TT_SERVER, "let a held message be delivered again"},
-    {"suspend", "", 0, 0, TP_SMTP, TT_SERVER,
-     "start no outbound delivery (running ones finish) until resume"},
-    {"resume", "", 0, 0, TP_SMTP, TT_SERVER,
-     "restart outbound delivery; dead destinations are tried again now"},
+    {"suspend", "[delivery|accept|all]", 0, 1, TP_SMTP, TT_SERVER,
+     "start no outbound delivery (running ones finish) until resume; accept: take no new "
+     "connections (open sessions go on); all: both"},
+    {"resume", "[delivery|accept|all]", 0, 1, TP_SMTP, TT_SERVER,
+     "restart outbound delivery (dead destinations are tried again now); accept: take new "
+     "connections again; all: both"},
+    {"suspend", "", 0, 0, TP_POP, TT_SERVER,
+     "take no new connections until resume (they wait; open sessions go on)"},
+    {"resume", "", 0, 0, TP_POP, TT_SERVER, "take new connections again"},
+    {"showchans", "", 0, 0, TP_BOTH, TT_SERVER,
+     "sessions now: id, client address and port, listener, state, user, TLS, age"},
     {"showsend", "", 0, 0, TP_SMTP, TT_SERVER,
      "outbound deliveries in progress: destination, relay, TLS, bytes, age"},
     {"bombs", "", 0, 0, TP_SMTP, TT_SERVER,
@@ -90,6 +101,8 @@ static const struct tell_cmd tell_cmds[] = {
     {"users", "", 0, 0, TP_POP, TT_USERS, "list the names in the users file"},
     {"dkim-keygen", "DOMAIN SELECTOR [rsa|ed25519] [FILE]", 2, 4, TP_SMTP, TT_DKIM,
      "a new DKIM key file and its DNS TXT record"},
+    {"statistics", "[-d[N] | -u[N]] [-s | -r] [-sortby F] [TIMEFRAME]", 0, 8, TP_POP, TT_STATS,
+     "usage report from dsmtp's oneline_stats files (dmDDMM.log) in work_path"},
     {"help", "", 0, 0, TP_BOTH, TT_HELP, "this list"},
 };
 
@@ -112,8 +125,12 @@ tell_usage(FILE *f, const char *prog, const char *server)
             "  -c FILE     dmail.conf to read (default $DMAIL_CONF, /etc/dmail/dmail.conf,\n"
             "              /etc/dmail.conf); -i FILE is the same, as in DMail\n"
             "  -w SECONDS  wait at most this long for the answer (default %d)\n"
-            "  -n HOST, -p PORT  DMail's remote manager address: accepted for the local host\n"
-            "              only; remote control over TCP (manager_port) is not available yet\n"
+            "  -n HOST -p PORT  send the command to the manager port (smtp_manager_port,\n"
+            "              pop_manager_port) of HOST over TLS; the certificate is checked\n"
+            "              against the system's CAs and HOST\n"
+            "  -k          do not check the certificate; -C FILE: trust the CAs in FILE\n"
+            "  -T          plaintext (manager_plaintext_loopback, loopback only)\n"
+            "  -P PASSWORD the manager password (else $DMAIL_MANAGER_PASSWORD, else asked)\n"
             "commands:\n",
             prog, server, server, TELL_TIMEOUT_MS / 1000);
     for (size_t i = 0; i < sizeof(tell_cmds) / sizeof(tell_cmds[0]); i++) {
@@ -251,8 +268,13 @@ tell_send(const struct tell_ctx *ctx, const char *name, const char *request)
 {
     char *path = xasprintf("%s/%s.ctl", ctx->work_path, name);
     char text[1024];
-    int rc = ctl_call(path, request, ctx->timeout_ms, tell_print_line, NULL, text, sizeof(text));
+    int rc;
 
+    if (ctx->remote.host != NULL)
+        rc = ctl_call_remote(&ctx->remote, request, ctx->timeout_ms, tell_print_line, NULL, text,
+                             sizeof(text));
+    else
+        rc = ctl_call(path, request, ctx->timeout_ms, tell_print_line, NULL, text, sizeof(text));
     free(path);
     fflush(stdout);
     switch (rc) {
@@ -283,6 +305,35 @@ tell_is_local(const char *host)
         if (strcasecmp(host, me) == 0)
             return 1;
     }
+    return 0;
+}
+
+/* tell_read_password - the manager password from the terminal (no echo) or one line of
+ * stdin; 0 or -1 with a message. */
+static int
+tell_read_password(const char *prog, char *buf, size_t len)
+{
+    struct termios old, quiet;
+    bool tty = isatty(0) && tcgetattr(0, &old) == 0;
+    size_t n;
+
+    if (tty) {
+        fprintf(stderr, "manager password: ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(0, TCSAFLUSH, &quiet);
+    }
+    char *got = fgets(buf, (int)len, stdin);
+    if (tty) {
+        tcsetattr(0, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (got == NULL) {
+        fprintf(stderr, "%s: no manager password (-P, DMAIL_MANAGER_PASSWORD or stdin)\n", prog);
+        return -1;
+    }
+    n = strcspn(buf, "\r\n");
+    buf[n] = '\0';
     return 0;
 }
 
@@ -320,11 +371,39 @@ tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv
     case TT_HELP:
         tell_usage(stdout, ctx->prog, ctx->server);
         return TELL_EX_OK;
+    case TT_STATS:
+        if (ctx->remote.host != NULL) {
+            fprintf(stderr,
+                    "%s: ERR statistics reads the local oneline_stats files only, not over the "
+                    "manager port; run it on the server's host\n",
+                    ctx->prog);
+            return TELL_EX_USAGE;
+        }
+        return tell_stats_cmd(ctx->prog, ctx->work_path, argc, argv, time(NULL));
     case TT_USERS:
+        if (ctx->remote.host != NULL) {
+            fprintf(stderr,
+                    "%s: ERR %s works on the local users file only, not over the manager port; "
+                    "run it on the server's host\n",
+                    ctx->prog, cmd->name);
+            return TELL_EX_USAGE;
+        }
         return tell_users_cmd(ctx, argc, argv);
     case TT_DKIM:
+        if (ctx->remote.host != NULL) {
+            fprintf(stderr, "%s: ERR dkim-keygen writes a local key file; run it on the server's host\n",
+                    ctx->prog);
+            return TELL_EX_USAGE;
+        }
         return tell_dkim_keygen(ctx, argc, argv);
     case TT_DWATCH:
+        if (ctx->remote.host != NULL) {
+            fprintf(stderr,
+                    "%s: ERR %s goes to dwatch's local control socket, not over the manager "
+                    "port; run it on the server's host\n",
+                    ctx->prog, cmd->name);
+            return TELL_EX_USAGE;
+        }
         snprintf(req, sizeof(req), "%s %s", cmd->name, ctx->server);
         return tell_send(ctx, "dwatch", req);
     case TT_SERVER:
@@ -343,7 +422,10 @@ tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv
 int
 tell_main(int argc, char **argv, const char *prog, const char *server)
 {
-    struct tell_ctx ctx = {.prog = prog, .server = server, .timeout_ms = TELL_TIMEOUT_MS};
+    struct tell_ctx ctx = {.prog = prog,
+                           .server = server,
+                           .timeout_ms = TELL_TIMEOUT_MS,
+                           .remote = {.tls = true, .verify = true}};
     const char *cli = NULL, *host = NULL, *port = NULL;
     const struct tell_cmd *cmd;
     int i, rc;
@@ -365,7 +447,14 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
         }
         if (a[0] != '-' || a[1] == '\0')
             break;
-        if (strchr("cinpw", a[1]) == NULL)
+        if ((a[1] == 'k' || a[1] == 'T') && a[2] == '\0') {
+            if (a[1] == 'k')
+                ctx.remote.verify = false;
+            else
+                ctx.remote.tls = false;
+            continue;
+        }
+        if (strchr("cinpwCP", a[1]) == NULL)
             return tell_bad_usage(prog, server, "unknown option", a);
         if ((v = tell_option_arg(argc, argv, &i)) == NULL || v[0] == '\0')
             return tell_bad_usage(prog, server, "this option needs a value:", a);
@@ -376,6 +465,12 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
             break;
         case 'n':
             host = v;
+            break;
+        case 'C':
+            ctx.remote.cafile = v;
+            break;
+        case 'P':
+            ctx.remote.password = v;
             break;
         case 'p':
             port = v;
@@ -390,18 +485,14 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
         }
         }
     }
-    if (host != NULL && !tell_is_local(host)) {
-        fprintf(stderr,
-                "%s: -n %s: remote control is not available yet; dmail's tell tools talk to "
-                "the local control socket (work_path/%s.ctl). Run %s on that host.\n",
-                prog, host, server, prog);
+    if (host != NULL && port == NULL && !tell_is_local(host)) {
+        fprintf(stderr, "%s: -n %s: give the server's manager port with -p PORT\n", prog, host);
         return TELL_EX_USAGE;
     }
-    if (host != NULL || port != NULL)
-        fprintf(stderr,
-                "%s: note: -n/-p are DMail's manager address; dmail uses the local control "
-                "socket instead, so they are ignored\n",
-                prog);
+    if (port != NULL) {
+        ctx.remote.host = host != NULL ? host : "localhost";
+        ctx.remote.port = port;
+    }
     if (i >= argc)
         return tell_bad_usage(prog, server, "no command given", NULL);
     cmd = tell_find(argv[i], tell_mask(server));
@@ -417,7 +508,24 @@ tell_main(int argc, char **argv, const char *prog, const char *server)
             return tell_bad_usage(prog, server,
                                   "arguments cannot be empty or hold spaces:", argv[k]);
     ctx.conf = conf_default_path(cli);
-    if (cmd->target != TT_HELP && cmd->target != TT_DKIM && !tell_conf_readable(&ctx))
+    if (ctx.remote.host != NULL && cmd->target != TT_SERVER && cmd->target != TT_HELP)
+        return tell_run(&ctx, cmd, argc - i, argv + i); /* local only: a clear ERR */
+    if (ctx.remote.host != NULL && cmd->target == TT_SERVER) {
+        /* remote: nothing local is needed but the password */
+        char pw[CTL_LINE_MAX];
+        if (ctx.remote.password == NULL)
+            ctx.remote.password = getenv("DMAIL_MANAGER_PASSWORD");
+        if (ctx.remote.password == NULL) {
+            if (tell_read_password(prog, pw, sizeof(pw)) < 0)
+                return TELL_EX_USAGE;
+            ctx.remote.password = pw;
+        }
+        rc = tell_run(&ctx, cmd, argc - i, argv + i);
+        explicit_bzero(pw, sizeof(pw));
+        return rc;
+    }
+    if (cmd->target != TT_HELP && cmd->target != TT_DKIM && ctx.remote.host == NULL &&
+        !tell_conf_readable(&ctx))
         return TELL_EX_CONFIG;
     tell_load(&ctx);
     rc = tell_run(&ctx, cmd, argc - i, argv + i);

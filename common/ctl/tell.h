@@ -6,7 +6,9 @@
  * - Owns: nothing long-lived; tell_main runs one command and returns the exit code.
  * - Blocks on: everything (a command-line tool): reading dmail.conf, the control socket
  *   (ctl_call), the users file and its lock, crypt(3).
- * - Usage: PROG [-c FILE | -i FILE] [-n HOST] [-p PORT] [-w SECONDS] COMMAND [ARGS].
+ * - Usage: PROG [-c FILE | -i FILE] [-n HOST -p PORT [-k] [-C CAFILE] [-T] [-P PASSWORD]]
+ *   [-w SECONDS] COMMAND [ARGS]. With -p the server commands go over the manager port
+ *   (ctl_call_remote); the users and dwatch commands are refused there (local only).
  *   The commands come from one table (tell.c) with the programs each applies to; --help
  *   and `help` print it. Server commands go to work_path/SERVER.ctl, restart/start/stop to
  *   work_path/dwatch.ctl, the users commands work on the users file directly.
@@ -21,6 +23,8 @@
 #define DMAIL_TELL_H
 
 #include <stddef.h>
+
+#include "ctl.h"
 
 enum {
     TELL_EX_OK = 0,
@@ -43,6 +47,7 @@ struct tell_ctx {
     char *run_as;       /* malloc'd, may be "" */
     int authent_method; /* AUTHENT_* of the config (users_file when it cannot be read) */
     int timeout_ms;
+    struct ctl_remote remote; /* host != NULL: over the manager port (-n/-p) */
 };
 
 /* tell_users_cmd - adduser/deluser/passwd/users on ctx->users_file (argv[0] is the

@@ -129,6 +129,9 @@ void net_listener_set_reserved(struct net_server *s, int idx, bool on);
 int net_listener_port(const struct net_server *s, int idx);
 /* net_server_stop_listening - close the listeners (graceful shutdown). */
 void net_server_stop_listening(struct net_server *s);
+/* net_server_suspend - on: accept nothing more (the listeners stay open, so new clients
+ * wait in the kernel's backlog; open connections go on); off: accept again. */
+void net_server_suspend(struct net_server *s, bool on);
 /* net_server_free - close listeners and abort every connection; frees when all closed. */
 void net_server_free(struct net_server **s);
 

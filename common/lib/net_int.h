@@ -37,6 +37,7 @@ struct net_server {
     struct net_ipent **ipt;
     size_t ipt_size, ipt_count;
     bool freeing;
+    bool suspended;            /* net_server_suspend: the listeners are not watched */
     char rbuf[NET_READ_CHUNK]; /* socket reads land here; the loop is single-threaded */
 };
 

@@ -290,6 +290,27 @@ net_server_stop_listening(struct net_server *s)
     }
 }
 
+static void net_listener_io(uv_poll_t *p, int status, int events);
+
+/* net_server_suspend - stop or restart watching the listeners (see net.h). */
+void
+net_server_suspend(struct net_server *s, bool on)
+{
+    if (s->suspended == on)
+        return;
+    s->suspended = on;
+    for (struct net_listener *l = s->listeners; l != NULL; l = l->next) {
+        if (l->closing)
+            continue;
+        if (on) {
+            uv_poll_stop(&l->poll);
+            uv_timer_stop(&l->retry);
+        } else {
+            uv_poll_start(&l->poll, UV_READABLE, net_listener_io);
+        }
+    }
+}
+
 /* net_server_free - stop listening, abort every connection, free when all are closed. */
 void
 net_server_free(struct net_server **sp)
@@ -328,15 +349,13 @@ net_listener_set_reserved(struct net_server *s, int idx, bool on)
         l->reserved = on;
 }
 
-static void net_listener_io(uv_poll_t *p, int status, int events);
-
 /* net_listener_retry - the accept pause is over: watch the socket again. */
 static void
 net_listener_retry(uv_timer_t *t)
 {
     struct net_listener *l = t->data;
 
-    if (!l->closing)
+    if (!l->closing && !l->srv->suspended)
         uv_poll_start(&l->poll, UV_READABLE, net_listener_io);
 }
 

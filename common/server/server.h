@@ -23,7 +23,8 @@
  *   on, so no signal cuts the running jobs short); proto->cleanup after the loop.
  *   SIGHUP -> server_reload.
  * - Control socket work_path/NAME.ctl: status, stats, reload, shutdown, debug,
- *   log_level, config, reopen, then the daemon's own commands (handlers get the struct
+ *   log_level, config, reopen, showchans (the sessions: peer, listener, state, user,
+ *   age), then the daemon's own commands (handlers get the struct
  *   server). SIGUSR1 and "reopen" reopen log_file (server_reopen_log) for logrotate.
  * - Slow clients: a timer sweeps the sessions each second (sess_sweep): a command line
  *   or message line not complete within the session's timeout of its start, or a session
@@ -56,6 +57,7 @@
 struct server;
 struct auth_db;
 struct auth_cache;
+struct server_mgr;
 
 /* One kind of listener of a daemon ("smtp", "submission"...). */
 struct server_port_def {
@@ -77,6 +79,7 @@ struct server_proto {
     /* offsetof(struct conf, the daemon's DMail host setting: dsmtp_host, dpop_host), 0 =
      * none; when set to an address it replaces listen for this daemon */
     size_t conf_host;
+    size_t conf_mgr_port; /* offsetof(struct conf, the manager port setting); 0: none */
     /* refusal - the line sent when the connection caps are reached (CRLF included). */
     void (*refusal)(struct server *srv, char *buf, size_t len);
     const struct sess_ops *sess;
@@ -87,6 +90,8 @@ struct server_proto {
     /* status / stats - the daemon's own lines after the common ones (may be NULL). */
     void (*status)(struct server *srv, struct ctl_req *r);
     void (*stats)(struct server *srv, struct ctl_req *r, bool prom);
+    /* sess_user - the user a session has logged in as, or NULL (showchans; may be NULL). */
+    const char *(*sess_user)(struct sess *s);
     /* stop - server_finish: stop the daemon's runners (may be NULL). */
     void (*stop)(struct server *srv);
     /* cleanup - after the loop: free what start made (may be NULL). */
@@ -114,10 +119,12 @@ struct server {
     long jobs; /* thread-pool jobs that must end before the loop can (status, stop log) */
     unsigned long long bytes_out; /* reply and body bytes sent to clients */
     struct ctl_server *ctl;
-    struct ctl_cmd *cmds; /* the common commands and the daemon's */
+    struct server_mgr *mgr; /* the manager port (server_mgr.h), or NULL */
+    struct ctl_cmd *cmds;   /* the common commands and the daemon's */
     time_t started;
     long reloads;
     bool stopping, finished;
+    bool suspended;    /* server_suspend_accept: new connections wait in the backlog */
     bool reloading;    /* a reload job runs */
     bool reload_again; /* SIGHUP during a reload: once more after it */
     uv_signal_t sig[5];
@@ -175,6 +182,10 @@ void server_reopen_log(struct server *srv, struct ctl_req *r);
  * clean; r is the asking control client or NULL (SIGHUP: a reload asked while one runs
  * is done once more after it). */
 void server_reload(struct server *srv, struct ctl_req *r);
+/* server_suspend_accept - suspend (on) or resume accepting new connections on the
+ * daemon's listeners (not the manager port): open sessions go on, new clients wait in the
+ * kernel's backlog; logged, and shown by status and showchans. */
+void server_suspend_accept(struct server *srv, bool on);
 /* server_ctl_open - the control socket (after the privilege drop); 0 or -1 with err. */
 int server_ctl_open(struct server *srv, char *err, size_t errlen);
 

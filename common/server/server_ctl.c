@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "log.h"
 #include "server.h"
+#include "server_mgr.h"
 #include "xmem.h"
 
 /* server_ctl_status - who and how we are. */
@@ -39,7 +40,52 @@ server_ctl_status(struct ctl_req *r, int argc, char **argv, void *arg)
         srv->proto->status(srv, r);
     ctl_line(r, "users %zu", srv->db != NULL ? auth_db_count(srv->db) : (size_t)0);
     ctl_line(r, "log_level %s", log_level_name(log_get_level()));
-    ctl_ok(r, "%s %s", srv->proto->name, srv->stopping ? "stopping" : "running");
+    ctl_line(r, "accepting %s", srv->suspended ? "suspended" : "yes");
+    ctl_ok(r, "%s %s", srv->proto->name,
+           srv->stopping    ? "stopping"
+           : srv->suspended ? "running, accepting suspended"
+                            : "running");
+}
+
+/* server_suspend_accept - no new connections (or again). */
+void
+server_suspend_accept(struct server *srv, bool on)
+{
+    if (srv->suspended == on || srv->stopping)
+        return;
+    srv->suspended = on;
+    net_server_suspend(srv->net, on);
+    if (on)
+        log_info("accepting suspended: new connections wait, %ld session%s go on", srv->nsessions,
+                 srv->nsessions == 1 ? "" : "s");
+    else
+        log_info("accepting resumed");
+}
+
+/* server_ctl_showchans - DMail's showchans: every session now. */
+static void
+server_ctl_showchans(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct server *srv = arg;
+    uint64_t now = uv_now(srv->loop);
+    long n = 0;
+
+    for (struct sess *s = srv->sessions; s != NULL; s = s->next) {
+        const char *user = srv->proto->sess_user != NULL ? srv->proto->sess_user(s) : NULL;
+        const struct server_port *pt =
+            s->port >= 0 && s->port < SERVER_PORTS_MAX ? &srv->ports[s->port] : NULL;
+        char esc[128];
+        ctl_line(r, "%016llx %s port=%d listener=%s state=%s user=%s tls=%s age=%llus",
+                 (unsigned long long)s->sid, s->ip, s->conn != NULL ? net_peer_port(s->conn) : 0,
+                 pt != NULL && pt->def != NULL ? pt->def->name : "?", sess_state_name(s),
+                 user != NULL && user[0] ? log_escape(esc, sizeof(esc), user, strlen(user), 100)
+                                         : "-",
+                 s->conn != NULL && net_is_tls(s->conn) ? "yes" : "no",
+                 (unsigned long long)((now - s->born_ms) / 1000));
+        n++;
+    }
+    ctl_ok(r, "%ld session%s%s", n, n == 1 ? "" : "s",
+           srv->suspended ? " (accepting suspended)" : "");
 }
 
 /* server_ctl_stats - the counters, plain or Prometheus. */
@@ -149,6 +195,8 @@ static const struct ctl_cmd server_ctl_cmds[] = {
     {"log_level", "LEVEL", 1, 1, server_ctl_debug, "the same as debug"},
     {"config", "SETTING", 1, 1, server_ctl_config, "a setting's value and origin"},
     {"reopen", "", 0, 0, server_ctl_reopen, "reopen log_file (logrotate's postrotate)"},
+    {"showchans", "", 0, 0, server_ctl_showchans,
+     "sessions now: id, peer, listener, state, user, age"},
 };
 
 #define SERVER_CTL_NCMDS (sizeof(server_ctl_cmds) / sizeof(server_ctl_cmds[0]))
@@ -189,6 +237,7 @@ server_reload_done(struct ctl_reload *rl, void *arg)
     if (ctl_reload_ok(rl) && !srv->stopping) {
         ctl_reload_apply(rl, &srv->cf, &srv->db, &srv->tls, srv->net);
         server_hostname(srv->cf, srv->hostname, sizeof(srv->hostname));
+        server_mgr_reload(srv->mgr);
         srv->reloads++;
     }
     if (rl->extra != NULL)

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "space.h"
+#include "server_mgr.h"
 #include "tls.h"
 #include "xmem.h"
 
@@ -144,6 +145,7 @@ server_finish(struct server *srv)
     uv_close((uv_handle_t *)&srv->sweep, server_close_cb);
     if (srv->proto->stop != NULL)
         srv->proto->stop(srv);
+    server_mgr_close(&srv->mgr);
     ctl_server_close(&srv->ctl);
     net_server_free(&srv->net);
 }
@@ -312,6 +314,7 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     srv->net = net_server_new(srv->loop, &lim);
     net_server_set_trusted(srv->net, server_trusted, srv);
     server_listen(srv);
+    srv->mgr = server_mgr_open(srv);
 
     /* privileged part done */
     if (server_drop_privileges(srv->cf->run_as, err, sizeof(err)) < 0)

@@ -153,9 +153,10 @@ def test_usage_and_help(dsmtp):
     # DMail's -i and -n/-p
     rc, out, _ = tell("tellsmtp", dsmtp, "-i", dsmtp.conf_path, "status", conf=False)
     assert rc == EX_OK and "dsmtp running" in out
-    expect_tell(dsmtp, ("-n", "127.0.0.1", "-p", "25", "status"), EX_OK, err_has="ignored")
-    expect_tell(dsmtp, ("-n", "192.0.2.7", "status"), EX_USAGE,
-                err_has="remote control is not available")
+    expect_tell(dsmtp, ("-n", "127.0.0.1", "status"), EX_OK)  # the local socket
+    expect_tell(dsmtp, ("-n", "192.0.2.7", "status"), EX_USAGE, err_has="-p PORT")
+    # -p: the manager port (test_manager.py); nobody listens on this one
+    expect_tell(dsmtp, ("-n", "127.0.0.1", "-p", "1", "-P", "x", "status"), EX_UNREACHABLE)
 
 
 def test_unreachable(dsmtp):
