@@ -391,7 +391,8 @@ tell_run(struct tell_ctx *ctx, const struct tell_cmd *cmd, int argc, char **argv
         return tell_users_cmd(ctx, argc, argv);
     case TT_DKIM:
         if (ctx->remote.host != NULL) {
-            fprintf(stderr, "%s: ERR dkim-keygen writes a local key file; run it on the server's host\n",
+            fprintf(stderr,
+                    "%s: ERR dkim-keygen writes a local key file; run it on the server's host\n",
                     ctx->prog);
             return TELL_EX_USAGE;
         }

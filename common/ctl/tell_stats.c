@@ -21,10 +21,10 @@ struct ts_row {
 struct ts_report {
     struct ts_row *rows;
     size_t n, size;
-    int by_user;  /* -u: the whole address; else its domain */
-    int sides;    /* 1 senders, 2 recipients, 3 both */
-    int sortby;   /* 0 recv 1 sent 2 brecv 3 bsent */
-    long top;     /* -1: all */
+    int by_user; /* -u: the whole address; else its domain */
+    int sides;   /* 1 senders, 2 recipients, 3 both */
+    int sortby;  /* 0 recv 1 sent 2 brecv 3 bsent */
+    long top;    /* -1: all */
     unsigned long long msgs, bytes;
 };
 
@@ -244,7 +244,10 @@ tell_stats_cmd(const char *prog, const char *work_path, int argc, char **argv, t
             rp.sortby = k;
         } else if (strcmp(a, "hour") == 0 || strcmp(a, "day") == 0 || strcmp(a, "week") == 0 ||
                    strcmp(a, "month") == 0) {
-            long span = a[0] == 'h' ? 3600 : a[0] == 'd' ? 86400 : a[0] == 'w' ? 7 * 86400 : 30 * 86400;
+            long span = a[0] == 'h'   ? 3600
+                        : a[0] == 'd' ? 86400
+                        : a[0] == 'w' ? 7 * 86400
+                                      : 30 * 86400;
             from = now - span;
         } else if (strcmp(a, "so_far_today") == 0) {
             from = -1;

@@ -94,8 +94,7 @@ test_report(void **state)
     fclose(f);
     snprintf(path, sizeof(path), "%s/dm0312.log", dir);
     f = fopen(path, "w");
-    fputs("2026-12-03T09:00:00 id=0 ip=192.0.2.1 size=7 from=<> rcpts=1 to=z@w.test user=-\n",
-          f);
+    fputs("2026-12-03T09:00:00 id=0 ip=192.0.2.1 size=7 from=<> rcpts=1 to=z@w.test user=-\n", f);
     fclose(f);
 
     char *a1[] = {"statistics"};
