@@ -61,6 +61,7 @@ enum { TLS_MIN_12, TLS_MIN_13 };
 #define CTYPE_CT_ROUTE struct route * /* common/route.h: built while loading, owned */
 
 struct route;
+struct alias_set;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,
@@ -70,9 +71,10 @@ enum conf_setting_id {
 
 struct conf {
     int refs;
-    char *path;        /* the top-level file */
-    time_t loaded;     /* when conf_load finished */
-    char *main_domain; /* first host_domain, lower case, A-label; "localhost" if none */
+    char *path;                /* the top-level file */
+    time_t loaded;             /* when conf_load finished */
+    char *main_domain;         /* first host_domain, lower case, A-label; "localhost" if none */
+    struct alias_set *aliases; /* the alias files (alias.h); NULL if none */
     /* where each setting came from: "file:line", or NULL for the default */
     char *origin[CONF_NSETTINGS];
 #define SETTING(name, type, def, min, max, flags) CTYPE_##type name;
