@@ -224,7 +224,7 @@ test_precedence(void **state)
     expands(c, "root@example.net", ROUTE_FORWARDED, "bob@example.net"); /* no own file */
     conf_unref(&c);
     /* catch-all order: the domain file's "*" before the global one's; *@dom as forward */
-    uu_put(dir, "dom", "*: bob\n");
+    free(uu_put(dir, "dom", "*: bob\n"));
     c = uu_conf_ok(conf);
     expands(c, "zz@example.org", ROUTE_FORWARDED, "bob@example.org");
     conf_unref(&c);
@@ -297,7 +297,11 @@ test_100000_lines(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     print_message("100,000 alias lines loaded in %.3f s\n", secs);
+#ifdef __SANITIZE_ADDRESS__
+    assert_true(secs < 10.0); /* ASan's build: several times slower */
+#else
     assert_true(secs < 1.0);
+#endif
     assert_int_equal(alias_count(c->aliases), 100000);
     expands(c, "alias99999@example.org", ROUTE_FORWARDED,
             "user499@example.org,other99999@remote.test");
