@@ -19,6 +19,9 @@
  * - CT_ROUTE (`forward`): one `ALIAS DESTINATION,...` entry per line, built into the alias
  *   table of common/route.c while loading; conf_format gives a summary of it ("N forwards,
  *   digest HEX") for comparing snapshots, not a value to write back.
+ * - Alias files (alias.h): alias_file and alias_file_domain are read at the end of every
+ *   load into c->aliases; an unreadable or broken file is an error of the load, so a
+ *   reload that meets one keeps the old snapshot, aliases included.
  * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".

@@ -272,6 +272,19 @@ test_settings(void **state)
              "alias_file_domain %s EXAMPLE.org\n",
              g, g);
     refused(conf, "t.conf:3: alias_file_domain: example.org is given twice");
+    /* either order, stored as "domain file"; a domain that is not local is a warning */
+    snprintf(conf, sizeof(conf), "host_domain example.org\nalias_file_domain %s Example.ORG\n", g);
+    struct conf *c = uu_conf_ok(conf);
+    char buf[1024], want[1024];
+    assert_int_equal(conf_format(c, CONF_alias_file_domain, buf, sizeof(buf)), 0);
+    snprintf(want, sizeof(want), "example.org %s", g);
+    assert_string_equal(buf, want);
+    conf_unref(&c);
+    snprintf(conf, sizeof(conf), "host_domain example.org\nalias_file_domain other.org %s\n", g);
+    c = uu_conf_warns(conf, (const char *[]){"t.conf:2: warning: alias_file_domain other.org: not "
+                                             "a host_domain, its file is never used",
+                                             NULL});
+    conf_unref(&c);
     free(f);
     free(g);
     uu_rmtree(dir);
