@@ -378,7 +378,9 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
     }
     log_escape(fesc, sizeof(fesc), fwd, strlen(fwd), 1000);
     log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> %s=%s result=%s", esc,
-             r->verdict == DV_OK ? "forward" : (r->verdict == DV_LOOP ? "chain" : "forward-to"),
+             r->verdict == DV_OK
+                 ? "forward"
+                 : (r->verdict == DV_LOOP || r->verdict == DV_DEFER ? "chain" : "forward-to"),
              fesc, result);
 }
 
@@ -678,6 +680,12 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
         command_rcpt_log(s, addr, dr, "forward-error");
         session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
                       route_status_text(dr->fwd));
+        deliver_route_free(dr);
+        return false;
+    case DV_DEFER: /* an alias to a program or file: the client keeps the mail and retries */
+        command_rcpt_log(s, addr, dr, "program-delivery-not-available");
+        session_reply(s, 451, "4.3.0", "<%s>: program delivery not available, try again later",
+                      addr);
         deliver_route_free(dr);
         return false;
     case DV_OK:
@@ -1120,6 +1128,9 @@ command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     switch (v) {
     case DV_OK:
         session_reply(s, 250, "2.1.5", "<%s>", addr);
+        break;
+    case DV_DEFER:
+        session_reply(s, 252, "2.1.5", "<%s>: alias to a program, not verified", addr);
         break;
     case DV_UNKNOWN:
     case DV_LOOP:

@@ -166,7 +166,7 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
     q->db = db;
     q->miss = miss;
     addr_local_unquoted(a, false, local, sizeof(local));
-    route_expand(cf->forward, local, a->domain, deliver_is_user, q, x);
+    route_expand_aliases(cf->forward, cf->aliases, local, a->domain, deliver_is_user, q, x);
     r->fwd = x->status;
     switch (x->status) {
     case ROUTE_NONE:
@@ -212,6 +212,10 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
     case ROUTE_DEPTH:
     case ROUTE_TOO_MANY:
         r->verdict = DV_LOOP;
+        snprintf(r->why, sizeof(r->why), "%s", x->chain);
+        break;
+    case ROUTE_DEFER:
+        r->verdict = DV_DEFER;
         snprintf(r->why, sizeof(r->why), "%s", x->chain);
         break;
     }

@@ -94,6 +94,7 @@ enum deliver_verdict {
     DV_UNKNOWN, /* a local address without a user: the recipient, or a destination (why) */
     DV_REMOTE,  /* not a local domain and not forwarded: relayed only if the client may */
     DV_LOOP,    /* the forwards loop, nest too deep or expand too wide (fwd says which) */
+    DV_DEFER,   /* an alias leads to a program or file: not available yet, try later */
 };
 
 /* One mailbox a recipient goes to. */
@@ -109,7 +110,7 @@ struct deliver_route {
     size_t n;
     struct deliver_dest *dest;
     char why[400]; /* DV_UNKNOWN: the (destination's) address; DV_REMOTE: the recipient's;
-                      DV_LOOP: the chain */
+                      DV_LOOP, DV_DEFER: the chain */
 };
 
 /* deliver_route_relay - turn a DV_REMOTE route (r->why: the address) into a relay: one

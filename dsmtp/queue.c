@@ -161,6 +161,9 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             *status = "5.4.6";
             res = DROP_PERM;
             break;
+        case DV_DEFER: /* kept and retried */
+            snprintf(err, sizeof(err), "%s: %.150s", route_status_text(dr.fwd), dr.why);
+            break;
         }
     }
     deliver_route_free(&dr);

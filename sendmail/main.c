@@ -6,13 +6,16 @@
  * the real user, and raise the privilege only to write the maildrop file. See
  * man/sendmail.8 for the privilege model.
  */
+#include "alias.h"
 #include "conf.h"
+#include "ctl.h"
 #include "smdrop.h"
 #include "smmsg.h"
 #include "smopt.h"
 #include "smq.h"
 #include "smsmtp.h"
 #include "smsubmit.h"
+#include "xmem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -43,11 +46,13 @@ usage(FILE *f)
         return;
     }
     if (strcmp(prog, "newaliases") == 0) {
-        fprintf(f, "usage: newaliases\n"
-                   "Kept for programs that run it after editing aliases: dmail reads its aliases\n"
-                   "(the forward setting of dmail.conf) directly, so there is nothing to rebuild;\n"
-                   "after an edit run 'tellsmtp reload'. The same as sendmail -bi. See "
-                   "sendmail(8).\n");
+        fprintf(f,
+                "usage: newaliases [-C FILE]\n"
+                "Check dmail.conf and the alias files it names (alias_file, alias_file_domain),\n"
+                "print each problem as file:line: reason, and when there is none ask a running\n"
+                "dsmtp to reload them (as 'tellsmtp reload'). Exit status 0, or 78 (EX_CONFIG)\n"
+                "when a file has an error or dsmtp refused the reload. The same as sendmail -bi.\n"
+                "See sendmail(8).\n");
         return;
     }
     fprintf(f,
@@ -60,7 +65,7 @@ usage(FILE *f)
             "  -N NOTIFY  DSN: never, or success,failure,delay (default failure,delay)\n"
             "  -R full|hdrs  DSN: what a failure report returns; -V ENVID its envelope id\n"
             "  -C FILE    dmail.conf to read (default $DMAIL_CONF, /etc/dmail/dmail.conf)\n"
-            "  -bp        list the queue (mailq); -bi rebuild aliases (newaliases)\n"
+            "  -bp        list the queue (mailq); -bi check aliases, dsmtp reloads (newaliases)\n"
             "  -bs        speak SMTP on standard input and output\n"
             "  -q         ask for a queue run; -v verbose\n"
             "Historic sendmail options (-oem, -odb, -U, -h N, -B TYPE, ...) are ignored.\n"
@@ -114,10 +119,42 @@ main_load_config(struct smdrop *d, const struct smopt *o)
     }
     cf = conf_load(path, &diag);
     for (size_t i = 0; i < diag.n; i++)
-        if (cf == NULL || o->verbose)
+        if (cf == NULL || o->verbose || o->mode == SMOPT_NEWALIASES)
             fprintf(stderr, "%s: %s\n", prog, diag.msgs[i]);
     conf_diag_free(&diag);
     return cf;
+}
+
+/* main_line - a data line of dsmtp's answer (a reload's problems) to stderr. */
+static void
+main_line(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "%s: %s\n", prog, line);
+}
+
+/* main_newaliases - the alias files of cf were read without errors (main_load_config
+ * printed any problem): say so and ask a running dsmtp to reload them. */
+static int
+main_newaliases(const struct conf *cf)
+{
+    char *sock = xasprintf("%s/dsmtp.ctl", cf->work_path), text[1024];
+    int rc;
+
+    printf("%s: %s: %zu aliases\n", prog, cf->path, alias_count(cf->aliases));
+    rc = ctl_call(sock, "reload", 30000, main_line, NULL, text, sizeof(text));
+    free(sock);
+    switch (rc) {
+    case CTL_R_OK:
+        printf("%s: dsmtp reloaded: %s\n", prog, text);
+        return 0;
+    case CTL_R_ERR:
+        fprintf(stderr, "%s: dsmtp refused the reload: %s\n", prog, text);
+        return EX_CONFIG;
+    default:
+        printf("%s: dsmtp is not running (%s); it reads the aliases when it starts\n", prog, text);
+        return 0;
+    }
 }
 
 /* main_deliver - the default mode: read the message from stdin, drop it for dsmtp. */
@@ -198,9 +235,6 @@ main(int argc, char **argv)
     case SMOPT_VERSION:
         printf("%s (dmail) %s\n", prog, DMAIL_VERSION);
         goto done;
-    case SMOPT_NEWALIASES:
-        printf("%s: dmail reads aliases directly; nothing to rebuild\n", prog);
-        goto done;
     case SMOPT_QRUN:
         printf("%s: dsmtp runs its queue by itself and picks up the maildrop as soon as a "
                "file arrives; nothing to do\n",
@@ -221,6 +255,9 @@ main(int argc, char **argv)
     switch (o.mode) {
     case SMOPT_MAILQ:
         rc = smq_list(&d, cf->spool_dir, stdout, stderr);
+        break;
+    case SMOPT_NEWALIASES:
+        rc = main_newaliases(cf);
         break;
     case SMOPT_SMTP:
         rc = smsmtp_run(&s, stdin, stdout);

@@ -55,6 +55,8 @@ static const struct tell_cmd tell_cmds[] = {
      "counters since start; -p in the Prometheus text format"},
     {"reload", "", 0, 0, TP_BOTH, TT_SERVER,
      "re-read dmail.conf and the users file (a bad file keeps the old one)"},
+    {"clear_cache_all", "", 0, 0, TP_SMTP, TT_SERVER,
+     "DMail's: re-read the alias files and everything else, as reload"},
     {"shutdown", "", 0, 0, TP_BOTH, TT_SERVER,
      "graceful stop: no new connections, sessions finish or time out"},
     {"debug", "LEVEL", 1, 1, TP_BOTH, TT_SERVER, "set the log level live: error warn info debug"},

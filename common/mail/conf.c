@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alias.h"
 #include "conf_int.h"
 #include "file.h"
 #include "dkim.h"
@@ -475,6 +476,7 @@ conf_free(struct conf *c)
             dkim_keys_free(conf_field(c, id));
         free(c->origin[id]);
     }
+    alias_free(&c->aliases);
     free(c->path);
     free(c->main_domain);
     free(c);
@@ -514,6 +516,8 @@ conf_finish(struct conf_parser *p, int errors_before)
         c->hostname = xstrdup(host);
     }
     route_finish(c->forward, p->diag);
+    route_finish(c->alias, p->diag);
+    c->aliases = alias_build(c, p->diag);
     for (size_t i = 0; i < c->relay_to.n; i++)
         if (conf_is_local_domain(c, c->relay_to.v[i]))
             conf_diag_add(p->diag, true, c->origin[CONF_relay_to], 0,

@@ -26,6 +26,9 @@
  *   or none, CF_NOEFFECT) gives one warning naming what dmail does instead when a file sets
  *   it to another value than its default (as written: `dlist_rotate 50000` says nothing). allow_dds
  * true is an error (user names with ../ are path traversal).
+ * - Alias files (alias.h): alias_file and alias_file_domain are read at the end of every
+ *   load into c->aliases; an unreadable or broken file is an error of the load, so a
+ *   reload that meets one keeps the old snapshot, aliases included.
  * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
@@ -70,6 +73,7 @@ enum { TLS_MIN_12, TLS_MIN_13 };
 
 struct route;
 struct dkim_keys;
+struct alias_set;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,
@@ -79,9 +83,10 @@ enum conf_setting_id {
 
 struct conf {
     int refs;
-    char *path;        /* the top-level file */
-    time_t loaded;     /* when conf_load finished */
-    char *main_domain; /* first host_domain, lower case, A-label; "localhost" if none */
+    char *path;                /* the top-level file */
+    time_t loaded;             /* when conf_load finished */
+    char *main_domain;         /* first host_domain, lower case, A-label; "localhost" if none */
+    struct alias_set *aliases; /* the alias files (alias.h); NULL if none */
     /* where each setting came from: "file:line", or NULL for the default */
     char *origin[CONF_NSETTINGS];
 #define SETTING(name, type, def, min, max, flags) CTYPE_##type name;

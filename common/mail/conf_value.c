@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alias.h"
 #include "conf_int.h"
 #include "dns.h"
 #include "milter_addr.h"
@@ -452,6 +453,19 @@ conf_value_milter_options(char **item, char *reason, size_t len)
     return milter_opts_parse(*item, addr, sizeof(addr), &o, reason, len) ? 0 : -1;
 }
 
+/* conf_value_alias_domain - alias_file_domain "DOMAIN FILE", either order (alias.h). */
+static int
+conf_value_alias_domain(char **item, char *reason, size_t len)
+{
+    char *v = alias_file_arg(*item, reason, len);
+
+    if (v == NULL)
+        return -1;
+    free(*item);
+    *item = v;
+    return 0;
+}
+
 /* Checks and normalisation of single list items (and strings), by setting. */
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
@@ -482,6 +496,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_smarthost_auth] = conf_value_smarthost_auth,
     [CONF_milters] = conf_value_milter,
     [CONF_milter_options] = conf_value_milter_options,
+    [CONF_alias_file_domain] = conf_value_alias_domain,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "alias.h"
 #include "conf.h"
 #include "xmem.h"
 
@@ -49,6 +50,7 @@ struct route {
     uint32_t *slots;          /* entry number + 1; 0 is empty; NULL until route_finish */
     size_t nslots;            /* a power of two */
     uint64_t digest;
+    const char *what; /* "forward" or "alias", for messages */
     /* while building only (route_finish frees them) */
     struct route_origin **orig; /* chunks, like e */
     char **files;
@@ -235,12 +237,8 @@ route_parse_alias(const char *tok, char *key, size_t keylen, char *reason, size_
     char err[100], local[ADDR_LOCAL_MAX * 2 + 3], dom[ADDR_DOMAIN_MAX + 1];
     struct addr a;
 
-    if (strncmp(tok, "*@", 2) == 0) {
-        snprintf(reason, len, "write the catch-all of a domain as @%s, not %s", tok + 2, tok);
-        return -1;
-    }
-    if (tok[0] == '@') {
-        if (addr_domain_normalize(tok + 1, dom, sizeof(dom)) < 0) {
+    if (tok[0] == '@' || strncmp(tok, "*@", 2) == 0) { /* "*@domain": DMail's catch-all */
+        if (addr_domain_normalize(strchr(tok, '@') + 1, dom, sizeof(dom)) < 0) {
             snprintf(reason, len, "'%s' is not a catch-all (@domain)", tok);
             return -1;
         }
@@ -308,45 +306,16 @@ route_parse_dests(const char *s, char *list, size_t cap, char *reason, size_t le
     return o;
 }
 
-/* route_add - one forward line into the table. */
-int
-route_add(struct route **rtp, const char *file, int line, const char *value, char *reason,
-          size_t len)
+/* route_store - the entry key -> list (listlen bytes) from file:line into rt. */
+static int
+route_store(struct route *rt, const char *file, int line, const char *key, const char *list,
+            size_t listlen, char *reason, size_t len)
 {
-    char tok[1100], key[ROUTE_KEY_MAX];
-    const char *s = value, *start;
-    size_t n = route_token(&s, &start), listlen;
-    struct route *rt;
-    long koff, doff;
-    char *list;
+    long koff, doff = route_dests_intern(rt, list, listlen);
 
-    if (n == 0 || n >= sizeof(tok)) {
-        snprintf(reason, len,
-                 n == 0 ? "write forward ALIAS DESTINATION[,DESTINATION...]"
-                        : "the alias is too long");
-        return -1;
-    }
-    memcpy(tok, start, n);
-    tok[n] = '\0';
-    if (route_parse_alias(tok, key, sizeof(key), reason, len) < 0)
-        return -1;
-    s += strspn(s, " \t");
-    if (*s == '\0') {
-        snprintf(reason, len, "%s has no destination", tok);
-        return -1;
-    }
-    if (*rtp == NULL)
-        *rtp = xcalloc(1, sizeof(**rtp));
-    rt = *rtp;
-    if (rt->scratch == NULL)
-        rt->scratch = xmalloc(ROUTE_LIST_MAX);
-    list = rt->scratch;
-    if ((listlen = route_parse_dests(s, list, ROUTE_LIST_MAX, reason, len)) == 0)
-        return -1;
-    doff = route_dests_intern(rt, list, listlen);
     koff = doff < 0 ? -1 : route_arena_add(rt, key, strlen(key) + 1);
     if (koff < 0) {
-        snprintf(reason, len, "too many forwards");
+        snprintf(reason, len, "too many %ses", rt->what);
         return -1;
     }
     if (rt->nfiles == 0 || strcmp(rt->files[rt->nfiles - 1], file) != 0) {
@@ -366,6 +335,62 @@ route_add(struct route **rtp, const char *file, int line, const char *value, cha
     rt->digest = route_hash(rt->digest, key, strlen(key) + 1);
     rt->digest = route_hash(rt->digest, list, listlen);
     return 0;
+}
+
+/* route_new - *rtp, made on first use for the table named what. */
+static struct route *
+route_new(struct route **rtp, const char *what)
+{
+    if (*rtp == NULL) {
+        *rtp = xcalloc(1, sizeof(**rtp));
+        (*rtp)->what = what;
+    }
+    return *rtp;
+}
+
+/* route_add - one forward line into the table. */
+int
+route_add(struct route **rtp, const char *file, int line, const char *value, char *reason,
+          size_t len)
+{
+    char tok[1100], key[ROUTE_KEY_MAX];
+    const char *s = value, *start;
+    size_t n = route_token(&s, &start), listlen;
+    struct route *rt;
+
+    if (n == 0 || n >= sizeof(tok)) {
+        snprintf(reason, len,
+                 n == 0 ? "write forward ALIAS DESTINATION[,DESTINATION...]"
+                        : "the alias is too long");
+        return -1;
+    }
+    memcpy(tok, start, n);
+    tok[n] = '\0';
+    if (route_parse_alias(tok, key, sizeof(key), reason, len) < 0)
+        return -1;
+    s += strspn(s, " \t");
+    if (*s == '\0') {
+        snprintf(reason, len, "%s has no destination", tok);
+        return -1;
+    }
+    rt = route_new(rtp, "forward");
+    if (rt->scratch == NULL)
+        rt->scratch = xmalloc(ROUTE_LIST_MAX);
+    if ((listlen = route_parse_dests(s, rt->scratch, ROUTE_LIST_MAX, reason, len)) == 0)
+        return -1;
+    return route_store(rt, file, line, key, rt->scratch, listlen, reason, len);
+}
+
+/* route_add_list - an alias-file entry into the table. */
+int
+route_add_list(struct route **rtp, const char *file, int line, const char *local,
+               const char *domain, const char *list, size_t listlen, const char *what, char *reason,
+               size_t len)
+{
+    char key[ROUTE_KEY_MAX];
+
+    route_key(local, domain, key, sizeof(key));
+    return route_store(route_new(rtp, what), file, line, key, list, listlen, reason, len);
 }
 
 /* route_index_build - the index of every entry; a repeated alias is an error. */
@@ -388,11 +413,11 @@ route_index_build(struct route *rt, struct conf_diag *diag)
         const struct route_origin *o = route_org(rt, k), *p = route_org(rt, *slot - 1);
         if (errors++ < ROUTE_DIAG_MAX)
             conf_diag_add(diag, false, rt->files[o->file], (int)o->line,
-                          "forward: %s is already forwarded at %s:%" PRIu32, key,
+                          "%s: %s is already %sed at %s:%" PRIu32, rt->what, key, rt->what,
                           rt->files[p->file], p->line);
     }
     if (errors > ROUTE_DIAG_MAX)
-        conf_diag_add(diag, false, rt->files[0], 0, "forward: %d more aliases given twice",
+        conf_diag_add(diag, false, rt->files[0], 0, "%s: %d more aliases given twice", rt->what,
                       errors - ROUTE_DIAG_MAX);
     return errors;
 }
@@ -511,9 +536,58 @@ route_lookup(const struct route *rt, const char *local, const char *domain)
     return route_str(rt, route_ent(rt, k)->dests);
 }
 
+/* route_glob - the lower-case pattern [p, pe) ('*', '?') matches s in full (ASCII case
+ * folded). */
+static bool
+route_glob(const char *p, const char *pe, const char *s)
+{
+    const char *star = NULL, *back = NULL;
+
+    while (*s != '\0') {
+        char c = (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s;
+        if (p < pe && *p == '*') {
+            star = ++p;
+            back = s;
+        } else if (p < pe && (*p == '?' || *p == c)) {
+            p++;
+            s++;
+        } else if (star != NULL) {
+            p = star;
+            s = ++back;
+        } else {
+            return false;
+        }
+    }
+    while (p < pe && *p == '*')
+        p++;
+    return p == pe;
+}
+
+/* route_glob_lookup - the first pattern entry of domain matching local. */
+const char *
+route_glob_lookup(const struct route *rt, const char *local, const char *domain)
+{
+    char dom[ADDR_DOMAIN_MAX + 2];
+
+    if (rt == NULL || rt->n == 0)
+        return NULL;
+    route_key("", domain, dom, sizeof(dom)); /* "@domain" */
+    size_t dl = strlen(dom);
+    for (size_t k = 0; k < rt->n; k++) {
+        const char *key = route_str(rt, route_ent(rt, k)->key);
+        size_t kl = strlen(key);
+        if (kl <= dl || strcmp(key + kl - dl, dom) != 0 || memchr(key, '@', kl - dl) != NULL)
+            continue;
+        if (route_glob(key, key + kl - dl, local))
+            return route_str(rt, route_ent(rt, k)->dests);
+    }
+    return NULL;
+}
+
 /* One expansion in progress. */
 struct route_walk {
     const struct route *rt;
+    const struct alias_set *al;
     route_user_fn is_user;
     void *arg;
     struct route_expansion *x;
@@ -528,11 +602,16 @@ static const char *
 route_match(struct route_walk *w, const char *key, const char *local, const char *domain)
 {
     long k = route_find(w->rt, key);
-    const char *catchall;
+    const char *catchall, *l;
 
     if (k >= 0)
         return route_str(w->rt, route_ent(w->rt, k)->dests);
-    if ((catchall = route_lookup(w->rt, "", domain)) == NULL)
+    if (w->al != NULL && (l = alias_match(w->al, local, domain)) != NULL)
+        return l;
+    catchall = route_lookup(w->rt, "", domain);
+    if (catchall == NULL && w->al != NULL)
+        catchall = alias_catchall(w->al, domain);
+    if (catchall == NULL)
         return NULL;
     if (w->is_user != NULL && w->is_user(w->arg, local, domain))
         return NULL;
@@ -570,18 +649,44 @@ route_out(struct route_walk *w, const char *dest)
     x->dest[x->n++] = dest;
 }
 
+/* route_made - the address of the bare local part local in the domain of the alias being
+ * expanded, kept in the expansion; NULL (status ROUTE_TOO_MANY) when it has no more room. */
+static const char *
+route_made(struct route_walk *w, const char *local)
+{
+    struct route_expansion *x = w->x;
+    const char *dom = strrchr(w->chain[w->depth - 1], '@') + 1;
+    size_t room = sizeof(x->made) - x->made_len;
+    char *out = x->made + x->made_len;
+    int n = snprintf(out, room, "%s@%s", local, dom);
+
+    if (n < 0 || (size_t)n >= room) {
+        x->status = ROUTE_TOO_MANY;
+        return NULL;
+    }
+    x->made_len += (size_t)n + 1;
+    return out;
+}
+
 /* route_walk_list - expand every destination of list, the alias chain[depth-1]'s. */
 static void
 route_walk_list(struct route_walk *w, const char *list)
 {
-    for (const char *d = list; *d != '\0' && w->x->status == ROUTE_FORWARDED; d += strlen(d) + 1) {
+    for (const char *e = list; *e != '\0' && w->x->status == ROUTE_FORWARDED; e += strlen(e) + 1) {
         char local[ADDR_LOCAL_MAX * 2 + 3], key[ROUTE_KEY_MAX], err[100];
-        const char *sub;
+        const char *sub, *d = e;
         struct addr a;
         if (++w->visits > ROUTE_VISITS_MAX) {
             w->x->status = ROUTE_TOO_MANY;
             return;
         }
+        if (*e == ROUTE_D_PROGRAM || *e == ROUTE_D_FILE) {
+            route_chain_text(w, e + 1);
+            w->x->status = ROUTE_DEFER;
+            return;
+        }
+        if (*e == ROUTE_D_LOCAL && (d = route_made(w, e + 1)) == NULL)
+            return;
         if (addr_parse_mailbox(d, NULL, &a, err, sizeof(err)) < 0)
             continue; /* cannot happen: checked by route_add */
         addr_local_unquoted(&a, false, local, sizeof(local));
@@ -617,16 +722,27 @@ void
 route_expand(const struct route *rt, const char *local, const char *domain, route_user_fn is_user,
              void *arg, struct route_expansion *x)
 {
+    route_expand_aliases(rt, NULL, local, domain, is_user, arg, x);
+}
+
+/* route_expand_aliases - the final addresses of local@domain, alias files included. */
+void
+route_expand_aliases(const struct route *rt, const struct alias_set *al, const char *local,
+                     const char *domain, route_user_fn is_user, void *arg,
+                     struct route_expansion *x)
+{
     struct route_walk *w;
     const char *list;
 
     x->status = ROUTE_NONE;
     x->n = 0;
     x->chain[0] = '\0';
-    if (rt == NULL || rt->n == 0)
+    x->made_len = 0;
+    if ((rt == NULL || rt->n == 0) && (al == NULL || alias_count(al) == 0))
         return;
     w = xcalloc(1, sizeof(*w));
     w->rt = rt;
+    w->al = al;
     w->is_user = is_user;
     w->arg = arg;
     w->x = x;
@@ -656,6 +772,8 @@ route_status_text(enum route_status s)
         return "forwarding chain too long";
     case ROUTE_TOO_MANY:
         return "forwarding expands to too many addresses";
+    case ROUTE_DEFER:
+        return "program delivery not available";
     }
     return "?";
 }

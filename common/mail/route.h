@@ -13,7 +13,14 @@
  *   without regard to ASCII case ("Bob.Smith"@x = bob.smith@x), as user names are; the
  *   domain as a lower-case A-label. "@domain" is the catch-all of the domain: it applies
  *   to an address of that domain that has no forward of its own and is not a user (nor
- *   postmaster) there. "*@domain" is refused with a hint, since '*' is a valid local part.
+ *   postmaster) there. "*@domain" is the same catch-all, written as DMail did.
+ * - Alias files (alias.h) put their tables here too (route_add_list): keys "local@domain",
+ *   "local@" for the global file, "@domain" / "@" for their catch-all "*". Their
+ *   destination lists may hold, besides addresses, entries opening with a type byte:
+ *   ROUTE_D_LOCAL (a bare local part, in written form: that user of the recipient's domain),
+ *   ROUTE_D_PROGRAM ("|command") and ROUTE_D_FILE ("/path"). A recipient whose expansion
+ *   meets a program or file is ROUTE_DEFER (program delivery is not available yet: the
+ *   client is told to retry, so nothing is lost).
  * - Destinations are full addresses of any domain (one of another domain is relayed by
  *   dsmtp), at most ROUTE_EXPAND_MAX per line, kept in canonical written form (addr_format). A
  * destination that is itself an alias is expanded again, at most ROUTE_DEPTH_MAX aliases deep; a
@@ -37,13 +44,27 @@
 #define ROUTE_EXPAND_MAX 100 /* addresses one recipient (or one line) expands to */
 #define ROUTE_KEY_MAX (64 + 1 + 255 + 1)
 
+#define ROUTE_D_PROGRAM '\x01' /* "|command": run by a local delivery agent */
+#define ROUTE_D_FILE '\x02'    /* "/path": appended to by a local delivery agent */
+#define ROUTE_D_LOCAL '\x03'   /* a bare local part: that user of the recipient's domain */
+
 struct route;
 struct conf_diag;
+struct alias_set;
 
 /* route_add - one forward line's value ("ALIAS DEST[,DEST...]") from file:line into *rt
  * (made on first use). 0, or -1 with reason (nothing added). */
 int route_add(struct route **rt, const char *file, int line, const char *value, char *reason,
               size_t len);
+
+/* route_add_list - one entry whose key and destinations are already parsed: local
+ * (unquoted; "" the catch-all) at domain ("" for the global alias file), list the
+ * destinations (addresses in canonical form or type-byte entries, each NUL-terminated, then
+ * an empty string; listlen bytes in all). what names the table in messages ("alias"). 0,
+ * or -1 with reason. */
+int route_add_list(struct route **rt, const char *file, int line, const char *local,
+                   const char *domain, const char *list, size_t listlen, const char *what,
+                   char *reason, size_t len);
 
 /* route_finish - the table is complete: index it (repeated aliases are errors, into diag
  * with file:line), drop what only building needed. Returns the number of errors. rt may
@@ -68,12 +89,18 @@ int route_format(const struct route *rt, char *buf, size_t len);
  * of NUL-terminated canonical addresses ended by an empty string, or NULL. */
 const char *route_lookup(const struct route *rt, const char *local, const char *domain);
 
+/* route_glob_lookup - the destinations of the first key (in file order) whose domain is
+ * domain and whose local part, a pattern with '*' and '?', matches local (any case);
+ * catch-alls ("@domain") never match. NULL if none. Linear: for the few `alias` lines. */
+const char *route_glob_lookup(const struct route *rt, const char *local, const char *domain);
+
 enum route_status {
     ROUTE_NONE,      /* no forward applies: deliver to the address itself */
     ROUTE_FORWARDED, /* dest[0..n) are the final addresses */
     ROUTE_LOOP,      /* an alias leads back to itself */
     ROUTE_DEPTH,     /* more than ROUTE_DEPTH_MAX aliases on one chain */
     ROUTE_TOO_MANY,  /* more than ROUTE_EXPAND_MAX addresses */
+    ROUTE_DEFER,     /* a program or file destination: not available yet, try later */
 };
 
 /* route_expand's question: is local@domain (local unquoted) a user or postmaster here?
@@ -84,7 +111,10 @@ struct route_expansion {
     enum route_status status;
     size_t n;
     const char *dest[ROUTE_EXPAND_MAX]; /* canonical addresses, in the table's memory */
-    char chain[400];                    /* ROUTE_LOOP/DEPTH: "a@x -> b@x -> a@x" */
+    char chain[400];                    /* ROUTE_LOOP/DEPTH: "a@x -> b@x -> a@x";
+                                           ROUTE_DEFER: "a@x -> |command" */
+    size_t made_len;
+    char made[8192]; /* addresses made from ROUTE_D_LOCAL entries */
 };
 
 /* route_expand - where local@domain goes by the forwards (see the contract). is_user may
@@ -92,6 +122,14 @@ struct route_expansion {
  * dest pointers live as long as rt. */
 void route_expand(const struct route *rt, const char *local, const char *domain,
                   route_user_fn is_user, void *arg, struct route_expansion *x);
+
+/* route_expand_aliases - the same, with the alias files al (NULL: none) after the
+ * forwards: a forward of the address, else its domain's alias file, else (alias_fallthrough)
+ * the global one, else a wildcard `alias`, else (not a user) a catch-all: the forward's,
+ * the domain file's, the global file's, then `alias *@domain`. */
+void route_expand_aliases(const struct route *rt, const struct alias_set *al, const char *local,
+                          const char *domain, route_user_fn is_user, void *arg,
+                          struct route_expansion *x);
 
 /* route_status_text - "forwarding loop" etc., for replies and logs. */
 const char *route_status_text(enum route_status s);

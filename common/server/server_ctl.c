@@ -190,6 +190,7 @@ static const struct ctl_cmd server_ctl_cmds[] = {
     {"status", "", 0, 0, server_ctl_status, "pid, uptime, config, connections now/peak"},
     {"stats", "[-p]", 0, 1, server_ctl_stats, "counters since start (-p: Prometheus format)"},
     {"reload", "", 0, 0, server_ctl_reload, "re-read dmail.conf and the users file"},
+    {"clear_cache_all", "", 0, 0, server_ctl_reload, "the same as reload (DMail's name)"},
     {"shutdown", "", 0, 0, server_ctl_shutdown, "graceful stop"},
     {"debug", "LEVEL", 1, 1, server_ctl_debug, "log level: error warn info debug"},
     {"log_level", "LEVEL", 1, 1, server_ctl_debug, "the same as debug"},
