@@ -359,3 +359,13 @@ def test_dkim_signs_what_a_content_filter_left(dsmtp_factory):
         assert verify_python(raw, records) == ["rsa-sha256"]
     finally:
         m.stop()
+
+
+def test_dkim_from_domain_in_any_case_signed(signer):
+    msgid = new_msgid("dk")
+    text = message(msgid, "Upper case.\n").replace("alice@%s>" % DOMAIN,
+                                                     "Alice@%s>" % DOMAIN.upper(), 1)
+    assert submit(signer, text) == 250
+    raw = delivered(signer, msgid)
+    assert verify_python(raw, signer.records) == ["ed25519-sha256", "rsa-sha256"]
+    assert all(s["d"] == DOMAIN for s in signatures(raw))
