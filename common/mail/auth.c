@@ -33,6 +33,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "auth_cache.h"
+#include "auth_ext.h"
 #include "drop.h"
 #include "xmem.h"
 
@@ -57,7 +58,8 @@ struct auth_db {
     char *spool;          /* unix_user: the mbox directory (mail_spool) */
     pthread_mutex_t mu;   /* unix_user: guards accounts (lookups also run on the pool) */
     struct auth_unix *accounts;
-    const char *dummy; /* a hash of the most common method and cost (points into v) */
+    struct auth_ext_dir *ext; /* authent_method external: the helpers' answers */
+    const char *dummy;        /* a hash of the most common method and cost (points into v) */
 };
 
 struct auth_req {
@@ -235,6 +237,7 @@ auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lin
     e->u.domain = at ? xstrdup(domain) : NULL;
     e->u.hash = xstrdup(hash);
     e->u.options = options ? xstrdup(options) : NULL;
+    e->u.drop = e->u.fwd = NULL;
     e->line = lineno;
 }
 
@@ -412,6 +415,7 @@ auth_db_unref(struct auth_db **dbp)
     }
     if (db->unix_users)
         pthread_mutex_destroy(&db->mu);
+    auth_ext_free(db->ext);
     free(db->spool);
     for (size_t i = 0; i < db->n; i++)
         auth_entry_clear(&db->v[i]);
@@ -538,6 +542,52 @@ auth_db_unix(const char *spool)
     return db;
 }
 
+/* auth_db_external - the helpers' users, see auth.h. */
+struct auth_db *
+auth_db_external(void)
+{
+    struct auth_db *db = xcalloc(1, sizeof *db);
+
+    db->refs = 1;
+    db->ext = auth_ext_new();
+    return db;
+}
+
+bool
+auth_db_is_external(const struct auth_db *db)
+{
+    return db != NULL && db->ext != NULL;
+}
+
+void
+auth_db_ext_key(const struct conf *cf, const char *local, const char *domain, char *buf, size_t len)
+{
+    if (domain == NULL || *domain == '\0')
+        domain = cf->main_domain;
+    if (cf->authent_domain)
+        snprintf(buf, len, "%s@%s", local, domain);
+    else
+        snprintf(buf, len, "%s", local);
+    auth_lower(buf);
+}
+
+const char *
+auth_db_ext_missed(void)
+{
+    return auth_ext_missed();
+}
+
+void
+auth_db_ext_add(struct auth_db *db, const struct conf *cf, const char *key, const char *drop,
+                const char *fwd)
+{
+    uint64_t ttl =
+        cf->auth_nocache || cf->authent_cache == 0 ? 0 : (uint64_t)cf->authent_cache_ttl * 1000;
+
+    if (db != NULL && db->ext != NULL)
+        auth_ext_add(db->ext, key, drop, fwd, ttl);
+}
+
 /* auth_db_is_unix - db is the Unix accounts (authent_method unix_user). */
 bool
 auth_db_is_unix(const struct auth_db *db)
@@ -552,6 +602,10 @@ auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const struct 
 {
     if (db == NULL || u == NULL || buf == NULL || len == 0)
         return -1;
+    if (db->ext != NULL) {
+        int n = u->drop != NULL ? snprintf(buf, len, "%s", u->drop) : -1;
+        return n < 0 || (size_t)n >= len ? -1 : 0;
+    }
     if (!db->unix_users)
         return drop_path_for(cf, u->name, u->domain, buf, len);
     size_t rootlen = strlen(db->spool);
@@ -589,6 +643,17 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
         return NULL;
     if (domain == NULL || *domain == '\0')
         domain = cf ? cf->main_domain : NULL;
+    if (db->ext != NULL) {
+        char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+        bool found;
+        if (domain != NULL && !conf_is_local_domain(cf, domain))
+            return NULL;
+        auth_db_ext_key(cf, local, domain, key, sizeof key);
+        u = auth_ext_find(db->ext, key, &found);
+        if (!found && miss != NULL)
+            *miss = true;
+        return u;
+    }
     if (db->unix_users) {
         char name[AUTH_UNIX_NAME_MAX + 1];
         if ((domain != NULL && !conf_is_local_domain(cf, domain)) ||
@@ -825,7 +890,7 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
     req->db = auth_db_ref(db);
     req->pwlen = strlen(password);
     req->password = xmemdup(password, req->pwlen + 1);
-    if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0) {
+    if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0 && !cf->auth_nocache) {
         req->ttl_ms = (uint64_t)cf->authent_cache_ttl * 1000;
         req->max = (size_t)cf->authent_cache;
     }
