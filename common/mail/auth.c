@@ -34,7 +34,9 @@
 #include "auth.h"
 #include "auth_cache.h"
 #include "auth_ext.h"
+#include "extauth.h"
 #include "drop.h"
+#include "log.h"
 #include "xmem.h"
 
 #define AUTH_LINE_MAX 4096
@@ -59,7 +61,9 @@ struct auth_db {
     pthread_mutex_t mu;   /* unix_user: guards accounts (lookups also run on the pool) */
     struct auth_unix *accounts;
     struct auth_ext_dir *ext; /* authent_method external: the helpers' answers */
-    const char *dummy;        /* a hash of the most common method and cost (points into v) */
+    char **des_users;         /* users file names ("user[@domain]") refused for a DES hash */
+    size_t ndes;
+    const char *dummy; /* a hash of the most common method and cost (points into v) */
 };
 
 struct auth_req {
@@ -148,6 +152,14 @@ auth_options_ok(const char *s)
     return true;
 }
 
+/* auth_hash_des - a traditional DES crypt(3) hash: 13 characters of [./0-9A-Za-z]. */
+static bool
+auth_hash_des(const char *h)
+{
+    return strlen(h) == 13 && strspn(h, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "abcdefghijklmnopqrstuvwxyz") == 13;
+}
+
 /* auth_hash_ok - a crypt(3) hash string that libxcrypt supports; *legacy if weak. */
 static bool
 auth_hash_ok(const char *h, bool *legacy)
@@ -212,6 +224,16 @@ auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lin
         return;
     }
     bool legacy;
+    if (auth_hash_des(hash)) {
+        auth_diag(diag, false,
+                  "%s:%zu: %.*s has an old DES crypt hash, which dmail refuses: rehash it "
+                  "(tellpop passwd %.*s)",
+                  path, lineno, (int)nlen, line, (int)nlen, line);
+        db->des_users = xrealloc(db->des_users, (db->ndes + 1) * sizeof *db->des_users);
+        db->des_users[db->ndes] = xstrndup(line, strlen(line));
+        auth_lower(db->des_users[db->ndes++]);
+        return;
+    }
     if (!auth_hash_ok(hash, &legacy)) {
         auth_diag(diag, false, "%s:%zu: not a crypt(3) hash (want $y$, $6$, $5$, $2b$...)", path,
                   lineno);
@@ -416,6 +438,9 @@ auth_db_unref(struct auth_db **dbp)
     if (db->unix_users)
         pthread_mutex_destroy(&db->mu);
     auth_ext_free(db->ext);
+    for (size_t i = 0; i < db->ndes; i++)
+        free(db->des_users[i]);
+    free(db->des_users);
     free(db->spool);
     for (size_t i = 0; i < db->n; i++)
         auth_entry_clear(&db->v[i]);
@@ -632,6 +657,37 @@ auth_unix_cached(struct auth_db *db, const char *name, bool *miss)
     return a != NULL ? &a->u : NULL;
 }
 
+/* auth_ext_ask - external, off the loop: ask a helper of its own (extauth_lookup_sync),
+ * remember the answer and give the user it names (NULL: unknown, or no answer). */
+static const struct auth_user *
+auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key)
+{
+    struct extauth_answer *a = xmalloc(sizeof *a);
+    const struct auth_user *u = NULL;
+    bool found;
+
+    switch (extauth_lookup_sync(cf->authent_process, cf->authent_timeout, key, a)) {
+    case EA_OK:
+        if (!extauth_drop_allowed(cf, a->drop)) {
+            log_error("lookup %s: authent_process gave drop file %s outside drop_path and "
+                      "mail_spool",
+                      key, a->drop);
+            break;
+        }
+        auth_db_ext_add(db, cf, key, a->drop, a->fwd);
+        u = auth_ext_find(db->ext, key, &found);
+        break;
+    case EA_ERR:
+        auth_db_ext_add(db, cf, key, NULL, NULL);
+        break;
+    default:
+        log_warn("lookup %s: authent_process gave no answer", key);
+        break;
+    }
+    free(a);
+    return u;
+}
+
 /* auth_db_find_mode - auth_db_find, or with miss != NULL auth_db_find_cached. */
 static const struct auth_user *
 auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *local,
@@ -652,6 +708,8 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
         u = auth_ext_find(db->ext, key, &found);
         if (!found && miss != NULL)
             *miss = true;
+        else if (!found)
+            u = auth_ext_ask((struct auth_db *)db, cf, key);
         return u;
     }
     if (db->unix_users) {
@@ -876,6 +934,21 @@ auth_unix_login(const struct conf *cf, const char *login)
 }
 
 /* auth_verify - check password for login against db; see auth.h. */
+/* auth_des_note - a login for a user refused for its DES hash: say how to fix it. */
+static void
+auth_des_note(const struct auth_db *db, const char *login)
+{
+    for (size_t i = 0; i < db->ndes; i++)
+        if (strcasecmp(db->des_users[i], login) == 0) {
+            char esc[200];
+            log_escape(esc, sizeof esc, login, strlen(login), 100);
+            log_warn("login user=%s: its users file line has an old DES crypt hash, which is "
+                     "refused: rehash it (tellpop passwd %s)",
+                     esc, esc);
+            return;
+        }
+}
+
 struct auth_req *
 auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const struct conf *cf,
             const char *login, const char *password, auth_cb cb, void *arg)
@@ -901,6 +974,8 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
         return auth_verify_queue(req, cache);
     }
     req->user = db ? auth_db_find_login(db, cf, login) : NULL;
+    if (req->user == NULL && db != NULL)
+        auth_des_note(db, login);
     if (cache && req->user && req->max > 0 &&
         auth_cache_key(cache, req->user, req->user->hash, req->password, req->pwlen, req->key)) {
         req->keyed = true;

@@ -1,7 +1,14 @@
 /*
  * extauth - the pool of authent_process helpers. See extauth.h.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +76,8 @@ struct extauth_write {
 };
 
 static void extauth_spawn(struct extauth_helper *h);
+static pthread_t extauth_loop_thread;
+static bool extauth_loop_known;
 static void extauth_dispatch(struct extauth *x);
 
 /* extauth_maybe_free - the last handle of a stopped pool has closed. */
@@ -430,6 +439,8 @@ extauth_new(uv_loop_t *loop, const char *cmdline, int n, long timeout_s, char *e
         return NULL;
     }
     x->loop = loop;
+    extauth_loop_thread = pthread_self();
+    extauth_loop_known = true;
     x->n = n;
     x->timeout_ms = (uint64_t)timeout_s * 1000;
     x->h = xcalloc((size_t)n, sizeof *x->h);
@@ -576,4 +587,103 @@ extauth_drop_allowed(const struct conf *cf, const char *path)
         (n >= 2 && strcmp(path + n - 2, "/.") == 0))
         return false;
     return extauth_under(path, cf->drop_path) || extauth_under(path, cf->mail_spool);
+}
+
+bool
+extauth_on_loop(void)
+{
+    return extauth_loop_known && pthread_equal(pthread_self(), extauth_loop_thread);
+}
+
+/* extauth_sync_read - the final answer line from fd within deadline_ms (monotonic). */
+static enum extauth_kind
+extauth_sync_read(int fd, uint64_t deadline_ms, struct extauth_answer *a)
+{
+    char buf[EXTAUTH_LINE_MAX + 2];
+    size_t len = 0;
+
+    for (;;) {
+        char *nl;
+        while ((nl = memchr(buf, '\n', len)) != NULL) {
+            size_t n = (size_t)(nl - buf);
+            enum extauth_kind k = extauth_parse(buf, n > 0 && buf[n - 1] == '\r' ? n - 1 : n, a);
+            if (k != EA_DATA)
+                return k == EA_BAD ? EA_DEAD : k;
+            memmove(buf, nl + 1, len - n - 1);
+            len -= n + 1;
+        }
+        uint64_t now = uv_hrtime() / 1000000;
+        if (now >= deadline_ms || len >= sizeof buf)
+            return EA_DEAD;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)(deadline_ms - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return EA_DEAD;
+        ssize_t got = read(fd, buf + len, sizeof buf - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return EA_DEAD;
+        len += (size_t)got;
+    }
+}
+
+enum extauth_kind
+extauth_lookup_sync(const char *cmdline, long timeout_s, const char *user, struct extauth_answer *a)
+{
+    char line[EXTAUTH_WORD_MAX + 30], *cmd, *argv[EXTAUTH_ARGS_MAX + 1], *save = NULL;
+    int argc = 0, in[2], out[2], n;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    enum extauth_kind k = EA_DEAD;
+
+    memset(a, 0, sizeof *a);
+    a->kind = EA_DEAD;
+    n = extauth_format_lookup(line, sizeof line - 6, user);
+    if (n < 0)
+        return a->kind = EA_ERR;
+    memcpy(line + n, "exit\n", 5);
+    n += 5;
+    if (cmdline == NULL || extauth_on_loop())
+        return EA_DEAD;
+    cmd = xstrdup(cmdline);
+    for (char *w = strtok_r(cmd, " \t", &save); w != NULL && argc < EXTAUTH_ARGS_MAX;
+         w = strtok_r(NULL, " \t", &save))
+        argv[argc++] = w;
+    argv[argc] = NULL;
+    if (argc == 0 || pipe2(in, O_CLOEXEC) < 0) {
+        free(cmd);
+        return EA_DEAD;
+    }
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        close(in[0]);
+        close(in[1]);
+        free(cmd);
+        return EA_DEAD;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) == 0) {
+        close(in[0]);
+        close(out[1]);
+        if (write(in[1], line, (size_t)n) == n)
+            k = extauth_sync_read(out[0], uv_hrtime() / 1000000 + (uint64_t)timeout_s * 1000, a);
+        close(in[1]);
+        close(out[0]);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    } else {
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    free(cmd);
+    a->kind = k;
+    return k;
 }

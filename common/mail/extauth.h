@@ -54,6 +54,14 @@ void extauth_cancel(struct extauth_req *req);
 void extauth_stats(const struct extauth *x, int *running, unsigned long *answered,
                    unsigned long *restarts);
 
+/* extauth_lookup_sync - `lookup user` by a helper started for this one question, for
+ * the thread pool (the queue runner and the pickup resolve recipients there): blocks up
+ * to timeout_s, then kills it. EA_DEAD at once on the loop thread (the one that made the
+ * pool) -- never blocks the loop -- and on any failure. */
+enum extauth_kind extauth_lookup_sync(const char *cmdline, long timeout_s, const char *user,
+                                      struct extauth_answer *a);
+bool extauth_on_loop(void);
+
 /* extauth_drop_allowed - a drop file path a helper returned may be used: absolute, no
  * "." or ".." component, and under drop_path or mail_spool. */
 bool extauth_drop_allowed(const struct conf *cf, const char *path);

@@ -296,3 +296,32 @@ def test_smtp_auth_dead_is_454(ext_smtp):
         c.secure()
         assert c.auth_plain("dead1", "pw")[0] == 454
         assert c.auth_plain("alice", "pw")[0] == 235
+
+
+def test_des_hash_in_users_file_named_with_fix(dpop_factory):
+    """An old DES crypt hash (13 characters) in the users file: refused with the fix named,
+    at -t and in the log when that user tries to log in."""
+    pop = dpop_factory(tls=False, start=False, auth_plaintext=True)
+    with open(pop.site.users_file, "a") as f:
+        f.write("olddes:abJnggxhB/yWI\n")
+    r = subprocess.run([os.path.join(BIN, "dpop"), "-t", "-c", pop.site.conf_path],
+                       capture_output=True, text=True, timeout=30)
+    assert "olddes has an old DES crypt hash" in r.stdout + r.stderr, r
+    assert "tellpop passwd olddes" in r.stdout + r.stderr
+    pop.start()
+    c = pop.raw()
+    c.ok("USER olddes")
+    c.err("PASS whatever", "AUTH")
+    wait_for(lambda: "login user=olddes: its users file line has an old DES" in pop.log(), 5)
+
+
+def test_pickup_resolves_through_a_helper_off_the_loop(ext_smtp):
+    """sendmail's maildrop is resolved on the pool: a helper started for the question
+    (extauth_lookup_sync) answers for a user no RCPT looked up."""
+    from dmail_site import sendmail
+    h = sha512_crypt("x")
+    site = ext_smtp(["alice:" + h, "dan:%s::alice,$user" % h])
+    sendmail(site, ["-i", "dan@" + DOMAIN],
+             b"Subject: picked up\nMessage-ID: <p1@t>\n\nx\n")
+    wait_for(lambda: _ids(site, "dan") == ["<p1@t>"], 10)
+    wait_for(lambda: _ids(site, "alice") == ["<p1@t>"], 10)
