@@ -325,3 +325,17 @@ def test_pickup_resolves_through_a_helper_off_the_loop(ext_smtp):
              b"Subject: picked up\nMessage-ID: <p1@t>\n\nx\n")
     wait_for(lambda: _ids(site, "dan") == ["<p1@t>"], 10)
     wait_for(lambda: _ids(site, "alice") == ["<p1@t>"], 10)
+
+
+def test_reload_to_external_needs_restart(dsmtp_factory):
+    site = dsmtp_factory()
+    h = _helper(site, "authent-users.py")
+    site.write_conf({"authent_method": "external",
+                     "authent_process": "%s %s" % (h, site.users_file)})
+    rc, out, err = site.tellsmtp("reload")
+    assert rc != 0
+    assert "a change to or from external needs a restart" in out + err
+    with RawSMTP(site.smtp_port) as c:  # the users file still answers
+        c.ehlo()
+        c.expect("MAIL FROM:<a@remote.example>", 250)
+        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
