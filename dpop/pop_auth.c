@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "drop.h"
+#include "extauth.h"
 #include "log.h"
 #include "mailbox.h"
 #include "penalty.h"
@@ -231,17 +232,17 @@ pop_auth_opened(struct pop_session *s, enum drop_result res, const char *err)
     session_ok(s, "Logged in, maildrop has %lu messages (%llu octets)", n, octets);
 }
 
-/* pop_auth_result - the verdict on a login attempt. */
+/* pop_auth_done - the verdict: login is the account's name and path its dropfile when ok. */
 static void
-pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
+pop_auth_done(struct pop_session *s, bool ok, const char *login, const char *path)
 {
-    char key[POP_AUTH_NAME_MAX + 8], path[4096], esc[80];
+    char key[POP_AUTH_NAME_MAX + 8], esc[80];
     uint64_t now = uv_now(s->d->srv.loop);
 
     pop_auth_user_key(s->pending_login, key, sizeof key);
     log_escape(esc, sizeof esc, s->pending_login, strlen(s->pending_login), 64);
     pop_auth_clear_pending(s);
-    if (!ok || u == NULL || auth_mailbox_path(s->base.db, s->base.cf, u, path, sizeof path) != 0) {
+    if (!ok) {
         s->d->stats.logins_failed++;
         penalty_login_fail(s->d->penalty, s->base.ip, key, now);
         log_sess(LOGLVL_INFO, s->base.sid, "login failed user=%s ip=%s", esc, s->base.ip);
@@ -261,8 +262,71 @@ pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
     s->holds_mailbox = true;
     free(s->mailbox);
     s->mailbox = xstrdup(path);
-    s->login = u->domain != NULL ? xasprintf("%s@%s", u->name, u->domain) : xstrdup(u->name);
+    s->login = xstrdup(login);
     mailbox_open(s, pop_auth_opened);
+}
+
+/* pop_auth_result - the verdict on a login attempt against the users file. */
+static void
+pop_auth_result(struct pop_session *s, bool ok, const struct auth_user *u)
+{
+    char path[4096], login[600];
+
+    if (!ok || u == NULL || auth_mailbox_path(s->base.db, s->base.cf, u, path, sizeof path) != 0) {
+        pop_auth_done(s, false, NULL, NULL);
+        return;
+    }
+    if (u->domain != NULL)
+        snprintf(login, sizeof login, "%s@%s", u->name, u->domain);
+    else
+        snprintf(login, sizeof login, "%s", u->name);
+    pop_auth_done(s, true, login, path);
+}
+
+/* pop_auth_ext_answer - the authent_process helper answered `check` (on the loop): -ERR
+ * fails as a wrong password, -DEAD (or a timeout) is a temporary failure, and a drop
+ * file outside drop_path and mail_spool is refused. */
+static void
+pop_auth_ext_answer(void *arg, const struct extauth_answer *a)
+{
+    struct pop_session *s = arg;
+
+    s->xreq = NULL;
+    s->base.wait = SW_NONE;
+    if (s->base.conn == NULL) {
+        pop_auth_clear_pending(s);
+    } else if (a->kind == EA_DEAD) {
+        log_sess(LOGLVL_WARN, s->base.sid, "login temporary failure: authent_process: %s",
+                 a->reason[0] ? a->reason : "-DEAD");
+        pop_auth_clear_pending(s);
+        session_err(s, false, "SYS/TEMP", "Authentication is unavailable now, try later");
+    } else if (a->kind == EA_OK && !extauth_drop_allowed(s->base.cf, a->drop)) {
+        char esc[200];
+        log_escape(esc, sizeof esc, a->drop, strlen(a->drop), 150);
+        log_sess(LOGLVL_ERROR, s->base.sid,
+                 "login refused: authent_process gave drop file %s outside drop_path and "
+                 "mail_spool",
+                 esc);
+        pop_auth_clear_pending(s);
+        session_err(s, false, "SYS/PERM", "Mailbox location refused, tell the administrator");
+    } else {
+        pop_auth_done(s, a->kind == EA_OK, a->user, a->drop);
+    }
+    if (s->base.conn != NULL && s->base.wait == SW_NONE)
+        sess_resume(&s->base);
+    sess_release(&s->base); /* the request's reference */
+}
+
+/* pop_auth_ext_user - the name sent to the helper: user@main_domain under authent_domain. */
+static void
+pop_auth_ext_user(const struct pop_session *s, char *buf, size_t len)
+{
+    const char *l = s->pending_login;
+
+    if (s->base.cf->authent_domain && strchr(l, '@') == NULL)
+        snprintf(buf, len, "%s@%s", l, s->base.cf->main_domain);
+    else
+        snprintf(buf, len, "%s", l);
 }
 
 /* pop_auth_verified - auth_verify's answer (on the loop). */
@@ -308,6 +372,14 @@ pop_auth_check(struct sess *b)
     }
     sess_go_async(&s->base);
     sess_hold(&s->base);
+    if (s->d->srv.ext != NULL) {
+        char user[1100];
+        pop_auth_ext_user(s, user, sizeof user);
+        s->xreq = extauth_check(s->d->srv.ext, user, s->pending_secret, s->base.ip,
+                                pop_auth_ext_answer, s);
+        pop_auth_wipe(&s->pending_secret);
+        return;
+    }
     s->areq = auth_verify(s->d->srv.loop, s->d->srv.cache, s->base.db, s->base.cf, s->pending_login,
                           s->pending_secret, pop_auth_verified, s);
     pop_auth_wipe(&s->pending_secret); /* auth_verify took a copy */
@@ -320,6 +392,11 @@ pop_auth_cancel(struct pop_session *s)
     if (s->areq != NULL) {
         auth_cancel(s->areq);
         s->areq = NULL;
+        sess_release(&s->base); /* the request's reference */
+    }
+    if (s->xreq != NULL) {
+        extauth_cancel(s->xreq);
+        s->xreq = NULL;
         sess_release(&s->base); /* the request's reference */
     }
     pop_auth_clear_pending(s);

@@ -63,9 +63,10 @@ struct pop_session {
     char *pending_secret; /* password, or the APOP digest */
     bool pending_apop;
     struct auth_req *areq;
-    char *login;        /* after a successful login */
-    char *mailbox;      /* its path */
-    bool holds_mailbox; /* registered in d->inuse */
+    struct extauth_req *xreq; /* authent_method external: the helper's check */
+    char *login;              /* after a successful login */
+    char *mailbox;            /* its path */
+    bool holds_mailbox;       /* registered in d->inuse */
     /* TRANSACTION */
     struct dropview *view;
     unsigned char *del, *seen;

@@ -15,6 +15,7 @@
 #include "command.h"
 #include "deliver.h"
 #include "dkim_sign.h"
+#include "extlookup.h"
 #include "fromip.h"
 #include "log.h"
 #include "milter.h"
@@ -450,6 +451,27 @@ command_lookup_done(uv_work_t *w, int status)
         sess_resume(&s->base);
 }
 
+/* command_ext_done - the helpers answered a RCPT's or VRFY's lookups (extlookup.h). */
+static void
+command_ext_done(struct smtp_session *s, enum smtp_verb verb, const char *addr,
+                 enum deliver_verdict v, struct deliver_route *dr, const char *temp)
+{
+    bool waits = false;
+
+    if (temp != NULL) {
+        if (verb == SMTP_V_RCPT)
+            command_rcpt_log(s, addr, NULL, "tempfail");
+        session_reply(s, 451, "4.3.0", "<%s>: %s", addr, temp);
+        deliver_route_free(dr);
+    } else if (verb == SMTP_V_RCPT) {
+        waits = command_rcpt_finish(s, addr, v, dr);
+    } else {
+        command_vrfy_finish(s, addr, v, dr);
+    }
+    if (!waits)
+        sess_resume(&s->base);
+}
+
 /* command_resolve - deliver_route for the command now, or false when it went to the pool
  * (unix_user and an account not found before; the reply comes from the finish step). */
 static bool
@@ -460,6 +482,8 @@ command_resolve(struct smtp_session *s, enum smtp_verb verb, const struct addr *
     char esc[600];
     bool miss = false;
 
+    if (auth_db_is_external(s->base.db))
+        return extlookup_resolve(s, verb, to, addr, dr, v, command_ext_done);
     if (!auth_db_is_unix(s->base.db)) {
         *v = deliver_route(s->base.cf, s->base.db, to, dr);
         return true;
@@ -502,6 +526,7 @@ command_lookup_cancel(struct smtp_session *s)
         s->lookup->s = NULL;
         s->lookup = NULL;
     }
+    extlookup_cancel(s);
 }
 
 /* command_rcpt - forwards, then each address local, postmaster, unknown or remote. */

@@ -39,6 +39,7 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
         snprintf(t->user, sizeof(t->user), "%s@%s", u->name, u->domain);
     else
         snprintf(t->user, sizeof(t->user), "%s", u->name);
+    snprintf(t->fwd, sizeof(t->fwd), "%s", u->fwd != NULL ? u->fwd : "");
     return true;
 }
 
@@ -151,6 +152,51 @@ deliver_route_relay(struct deliver_route *r)
     deliver_route_add(r, r->why, &t);
 }
 
+/* deliver_route_user - a local user's mailbox, or (authent_method external) where its
+ * fwd="..." list sends it: each address resolved (their own fwd lists are not followed:
+ * no loops), "$user" the user's own mailbox; bad addresses are skipped, and a list that
+ * leaves nothing keeps the mail here. */
+static void
+deliver_route_user(const struct conf *cf, const struct auth_db *db, struct deliver_route *r,
+                   const char *addr, const struct deliver_target *user, bool *miss)
+{
+    char list[sizeof(user->fwd)], *save = NULL;
+    char local[ADDR_LOCAL_MAX * 2 + 3], canon[ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8];
+    struct deliver_target *t;
+    size_t before = r->n;
+
+    if (user->kind != DK_LOCAL || user->fwd[0] == '\0') {
+        deliver_route_add(r, addr, user);
+        return;
+    }
+    t = xmalloc(sizeof(*t));
+    snprintf(list, sizeof(list), "%s", user->fwd);
+    for (char *w = strtok_r(list, ", \t", &save); w != NULL && r->verdict == DV_OK;
+         w = strtok_r(NULL, ", \t", &save)) {
+        struct addr d;
+        char err[100];
+        if (r->n - before >= ROUTE_EXPAND_MAX)
+            break;
+        if (strcmp(w, "$user") == 0) {
+            deliver_route_add(r, addr, user);
+            continue;
+        }
+        if (addr_parse_mailbox(w, cf->main_domain, &d, err, sizeof(err)) < 0)
+            continue;
+        addr_format(&d, canon, sizeof(canon));
+        addr_local_unquoted(&d, false, local, sizeof(local));
+        if (deliver_resolve_mode(cf, db, local, d.domain, t, miss) == DK_UNKNOWN) {
+            r->verdict = DV_UNKNOWN;
+            snprintf(r->why, sizeof(r->why), "%s", canon);
+            break;
+        }
+        deliver_route_add(r, canon, t);
+    }
+    if (r->verdict == DV_OK && r->n == before)
+        deliver_route_add(r, addr, user);
+    free(t);
+}
+
 /* deliver_route_mode - forwards first, then every final address resolved (miss: see
  * deliver_local_user). */
 static enum deliver_verdict
@@ -175,7 +221,7 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
         case DK_LOCAL:
         case DK_POSTMASTER:
         case DK_RELAY:
-            deliver_route_add(r, addr, &q->t);
+            deliver_route_user(cf, db, r, addr, &q->t, miss);
             break;
         case DK_UNKNOWN:
             r->verdict = DV_UNKNOWN;
@@ -199,7 +245,7 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
             case DK_POSTMASTER:
             case DK_RELAY:
             case DK_REMOTE: /* a forward to another domain: relayed */
-                deliver_route_add(r, x->dest[i], &q->t);
+                deliver_route_user(cf, db, r, x->dest[i], &q->t, miss);
                 break;
             case DK_UNKNOWN:
                 r->verdict = DV_UNKNOWN;

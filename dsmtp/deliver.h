@@ -77,6 +77,7 @@ struct deliver_target {
     char mailbox[4096];              /* the dropfile path (DK_LOCAL) */
     char user[300];                  /* "user" or "user@domain" of the users file (DK_LOCAL) */
     char addr[DELIVER_ADDR_MAX + 1]; /* DK_RELAY: the sysadmin address */
+    char fwd[1024]; /* DK_LOCAL, authent_method external: the helper's fwd="..." list */
 };
 
 /* deliver_is_role - local is one of the role addresses (postmaster, root, MAILER-DAEMON,

@@ -90,6 +90,7 @@ struct smtp_auth_state; /* smtp_auth.c */
 struct rbl_session;     /* rbl.c */
 struct bombs_job;       /* bombs.c */
 struct command_lookup;  /* command.c */
+struct extlookup;       /* extlookup.c */
 struct deliver_batch;
 struct rdns;              /* rdns.c */
 struct spf_check;         /* spf.c */
@@ -117,6 +118,7 @@ struct smtp_session {
     struct smtp_auth_state *auth;
     struct deliver_batch *batch;
     struct command_lookup *lookup;       /* a RCPT/VRFY resolving on the pool (unix_user) */
+    struct extlookup *xlookup;           /* a RCPT/VRFY asking authent_process (external) */
     struct rdns *rdns;                   /* the client's PTR name (NULL: not looked up) */
     struct spf_check *spf;               /* the SPF check of the last MAIL (NULL: none) */
     struct recentpop *recentpop;         /* POP-before-SMTP (NULL: forward_user does not apply) */

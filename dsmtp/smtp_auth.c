@@ -2,10 +2,12 @@
  * smtp_auth - SMTP AUTH PLAIN and LOGIN. See smtp_auth.h.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "extauth.h"
 #include "log.h"
 #include "penalty.h"
 #include "smtp_auth.h"
@@ -23,6 +25,7 @@ struct smtp_auth_state {
     char *pass; /* kept while the attempt waits out its penalty */
     size_t passlen;
     struct auth_req *req;
+    struct extauth_req *xreq; /* authent_method external: the helper's check */
 };
 
 /* smtp_auth_offered - AUTH is advertised over TLS, or in the clear if allowed. */
@@ -137,12 +140,41 @@ smtp_auth_result(void *arg, bool ok, const struct auth_user *u)
         smtp_auth_fail_reply(&s->base);
 }
 
-/* smtp_auth_check_now - hand user and password to the pool. */
+/* smtp_auth_ext_answer - the authent_process helper answered `check` (on the loop):
+ * -DEAD or a timeout is a temporary failure (454), never a wrong password. */
+static void
+smtp_auth_ext_answer(void *arg, const struct extauth_answer *a)
+{
+    struct smtp_session *s = arg;
+
+    s->auth->xreq = NULL;
+    if (a->kind == EA_DEAD) {
+        log_sess(LOGLVL_WARN, s->base.sid, "auth result=tempfail mech=%s authent_process: %s",
+                 s->auth->mech, a->reason[0] ? a->reason : "-DEAD");
+        smtp_auth_end(s);
+        session_reply(s, 454, "4.7.0", "Temporary authentication failure");
+        sess_resume(&s->base);
+        return;
+    }
+    smtp_auth_result(s, a->kind == EA_OK, NULL);
+}
+
+/* smtp_auth_check_now - hand user and password to the pool (or the helpers). */
 static void
 smtp_auth_check_now(struct smtp_session *s, const char *pass)
 {
     struct auth_req *req;
 
+    if (s->d->srv.ext != NULL) {
+        char user[600];
+        if (s->base.cf->authent_domain && strchr(s->auth->user, '@') == NULL)
+            snprintf(user, sizeof(user), "%s@%s", s->auth->user, s->base.cf->main_domain);
+        else
+            snprintf(user, sizeof(user), "%s", s->auth->user);
+        s->auth->xreq =
+            extauth_check(s->d->srv.ext, user, pass, s->base.ip, smtp_auth_ext_answer, s);
+        return;
+    }
     if (s->base.db == NULL) {
         smtp_auth_result(s, false, NULL);
         return;
@@ -335,5 +367,7 @@ smtp_auth_cancel(struct smtp_session *s)
     if (s->auth->req != NULL)
         auth_cancel(s->auth->req);
     s->auth->req = NULL;
+    extauth_cancel(s->auth->xreq);
+    s->auth->xreq = NULL;
     smtp_auth_end(s);
 }

@@ -66,13 +66,20 @@ ctl_reload_work(uv_work_t *w)
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rl->cf = conf_load(rl->path, &rl->diag);
-    if (rl->cf != NULL && rl->want_db && rl->cf->authent_method == AUTHENT_UNIX_USER) {
+    if (rl->cf != NULL && rl->want_db && rl->cf->authent_method == AUTHENT_EXTERNAL) {
+        rl->db = auth_db_external(); /* the helpers' answers, asked again */
+    } else if (rl->cf != NULL && rl->want_db && rl->cf->authent_method == AUTHENT_UNIX_USER) {
         rl->db = auth_db_unix(rl->cf->mail_spool); /* the accounts, looked up when asked */
     } else if (rl->cf != NULL && rl->want_db) {
         rl->db = auth_db_load(rl->cf->users_file, &rl->dbdiag);
         if (rl->db == NULL)
             snprintf(rl->error, sizeof(rl->error), "cannot read users file %s", rl->cf->users_file);
     }
+    if (rl->cf != NULL && rl->old != NULL && rl->error[0] == '\0' &&
+        (rl->cf->authent_method == AUTHENT_EXTERNAL) !=
+            (rl->old->authent_method == AUTHENT_EXTERNAL))
+        snprintf(rl->error, sizeof(rl->error),
+                 "authent_method: a change to or from external needs a restart");
     if (rl->cf != NULL && rl->old != NULL)
         ctl_reload_compare(rl);
     if (rl->cf != NULL && rl->error[0] == '\0' && rl->extra_fn != NULL)
@@ -309,7 +316,7 @@ ctl_reload_apply(struct ctl_reload *rl, struct conf **cf, struct auth_db **db, S
     lim.max_per_ip = (*cf)->max_per_ip;
     lim.reserved = (*cf)->reserved_connections;
     net_server_set_limits(net, &lim);
-    if ((*cf)->authent_method != AUTHENT_UNIX_USER)
+    if ((*cf)->authent_method == AUTHENT_USERS_FILE)
         log_info("reload: users file %s: %zu users", (*cf)->users_file,
                  *db != NULL ? auth_db_count(*db) : (size_t)0);
 }

@@ -33,7 +33,10 @@
 #include "addr.h"
 #include "auth.h"
 #include "auth_cache.h"
+#include "auth_ext.h"
+#include "extauth.h"
 #include "drop.h"
+#include "log.h"
 #include "xmem.h"
 
 #define AUTH_LINE_MAX 4096
@@ -57,6 +60,9 @@ struct auth_db {
     char *spool;          /* unix_user: the mbox directory (mail_spool) */
     pthread_mutex_t mu;   /* unix_user: guards accounts (lookups also run on the pool) */
     struct auth_unix *accounts;
+    struct auth_ext_dir *ext; /* authent_method external: the helpers' answers */
+    char **des_users;         /* users file names ("user[@domain]") refused for a DES hash */
+    size_t ndes;
     const char *dummy; /* a hash of the most common method and cost (points into v) */
 };
 
@@ -146,6 +152,14 @@ auth_options_ok(const char *s)
     return true;
 }
 
+/* auth_hash_des - a traditional DES crypt(3) hash: 13 characters of [./0-9A-Za-z]. */
+static bool
+auth_hash_des(const char *h)
+{
+    return strlen(h) == 13 && strspn(h, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "abcdefghijklmnopqrstuvwxyz") == 13;
+}
+
 /* auth_hash_ok - a crypt(3) hash string that libxcrypt supports; *legacy if weak. */
 static bool
 auth_hash_ok(const char *h, bool *legacy)
@@ -210,6 +224,16 @@ auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lin
         return;
     }
     bool legacy;
+    if (auth_hash_des(hash)) {
+        auth_diag(diag, false,
+                  "%s:%zu: %.*s has an old DES crypt hash, which dmail refuses: rehash it "
+                  "(tellpop passwd %.*s)",
+                  path, lineno, (int)nlen, line, (int)nlen, line);
+        db->des_users = xrealloc(db->des_users, (db->ndes + 1) * sizeof *db->des_users);
+        db->des_users[db->ndes] = xstrndup(line, strlen(line));
+        auth_lower(db->des_users[db->ndes++]);
+        return;
+    }
     if (!auth_hash_ok(hash, &legacy)) {
         auth_diag(diag, false, "%s:%zu: not a crypt(3) hash (want $y$, $6$, $5$, $2b$...)", path,
                   lineno);
@@ -235,6 +259,7 @@ auth_db_parse_line(struct auth_db *db, size_t *cap, const char *path, size_t lin
     e->u.domain = at ? xstrdup(domain) : NULL;
     e->u.hash = xstrdup(hash);
     e->u.options = options ? xstrdup(options) : NULL;
+    e->u.drop = e->u.fwd = NULL;
     e->line = lineno;
 }
 
@@ -412,6 +437,10 @@ auth_db_unref(struct auth_db **dbp)
     }
     if (db->unix_users)
         pthread_mutex_destroy(&db->mu);
+    auth_ext_free(db->ext);
+    for (size_t i = 0; i < db->ndes; i++)
+        free(db->des_users[i]);
+    free(db->des_users);
     free(db->spool);
     for (size_t i = 0; i < db->n; i++)
         auth_entry_clear(&db->v[i]);
@@ -538,6 +567,52 @@ auth_db_unix(const char *spool)
     return db;
 }
 
+/* auth_db_external - the helpers' users, see auth.h. */
+struct auth_db *
+auth_db_external(void)
+{
+    struct auth_db *db = xcalloc(1, sizeof *db);
+
+    db->refs = 1;
+    db->ext = auth_ext_new();
+    return db;
+}
+
+bool
+auth_db_is_external(const struct auth_db *db)
+{
+    return db != NULL && db->ext != NULL;
+}
+
+void
+auth_db_ext_key(const struct conf *cf, const char *local, const char *domain, char *buf, size_t len)
+{
+    if (domain == NULL || *domain == '\0')
+        domain = cf->main_domain;
+    if (cf->authent_domain)
+        snprintf(buf, len, "%s@%s", local, domain);
+    else
+        snprintf(buf, len, "%s", local);
+    auth_lower(buf);
+}
+
+const char *
+auth_db_ext_missed(void)
+{
+    return auth_ext_missed();
+}
+
+void
+auth_db_ext_add(struct auth_db *db, const struct conf *cf, const char *key, const char *drop,
+                const char *fwd)
+{
+    uint64_t ttl =
+        cf->auth_nocache || cf->authent_cache == 0 ? 0 : (uint64_t)cf->authent_cache_ttl * 1000;
+
+    if (db != NULL && db->ext != NULL)
+        auth_ext_add(db->ext, key, drop, fwd, ttl);
+}
+
 /* auth_db_is_unix - db is the Unix accounts (authent_method unix_user). */
 bool
 auth_db_is_unix(const struct auth_db *db)
@@ -552,6 +627,10 @@ auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const struct 
 {
     if (db == NULL || u == NULL || buf == NULL || len == 0)
         return -1;
+    if (db->ext != NULL) {
+        int n = u->drop != NULL ? snprintf(buf, len, "%s", u->drop) : -1;
+        return n < 0 || (size_t)n >= len ? -1 : 0;
+    }
     if (!db->unix_users)
         return drop_path_for(cf, u->name, u->domain, buf, len);
     size_t rootlen = strlen(db->spool);
@@ -578,6 +657,37 @@ auth_unix_cached(struct auth_db *db, const char *name, bool *miss)
     return a != NULL ? &a->u : NULL;
 }
 
+/* auth_ext_ask - external, off the loop: ask a helper of its own (extauth_lookup_sync),
+ * remember the answer and give the user it names (NULL: unknown, or no answer). */
+static const struct auth_user *
+auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key)
+{
+    struct extauth_answer *a = xmalloc(sizeof *a);
+    const struct auth_user *u = NULL;
+    bool found;
+
+    switch (extauth_lookup_sync(cf->authent_process, cf->authent_timeout, key, a)) {
+    case EA_OK:
+        if (!extauth_drop_allowed(cf, a->drop)) {
+            log_error("lookup %s: authent_process gave drop file %s outside drop_path and "
+                      "mail_spool",
+                      key, a->drop);
+            break;
+        }
+        auth_db_ext_add(db, cf, key, a->drop, a->fwd);
+        u = auth_ext_find(db->ext, key, &found);
+        break;
+    case EA_ERR:
+        auth_db_ext_add(db, cf, key, NULL, NULL);
+        break;
+    default:
+        log_warn("lookup %s: authent_process gave no answer", key);
+        break;
+    }
+    free(a);
+    return u;
+}
+
 /* auth_db_find_mode - auth_db_find, or with miss != NULL auth_db_find_cached. */
 static const struct auth_user *
 auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *local,
@@ -589,6 +699,19 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
         return NULL;
     if (domain == NULL || *domain == '\0')
         domain = cf ? cf->main_domain : NULL;
+    if (db->ext != NULL) {
+        char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+        bool found;
+        if (domain != NULL && !conf_is_local_domain(cf, domain))
+            return NULL;
+        auth_db_ext_key(cf, local, domain, key, sizeof key);
+        u = auth_ext_find(db->ext, key, &found);
+        if (!found && miss != NULL)
+            *miss = true;
+        else if (!found)
+            u = auth_ext_ask((struct auth_db *)db, cf, key);
+        return u;
+    }
     if (db->unix_users) {
         char name[AUTH_UNIX_NAME_MAX + 1];
         if ((domain != NULL && !conf_is_local_domain(cf, domain)) ||
@@ -811,6 +934,21 @@ auth_unix_login(const struct conf *cf, const char *login)
 }
 
 /* auth_verify - check password for login against db; see auth.h. */
+/* auth_des_note - a login for a user refused for its DES hash: say how to fix it. */
+static void
+auth_des_note(const struct auth_db *db, const char *login)
+{
+    for (size_t i = 0; i < db->ndes; i++)
+        if (strcasecmp(db->des_users[i], login) == 0) {
+            char esc[200];
+            log_escape(esc, sizeof esc, login, strlen(login), 100);
+            log_warn("login user=%s: its users file line has an old DES crypt hash, which is "
+                     "refused: rehash it (tellpop passwd %s)",
+                     esc, esc);
+            return;
+        }
+}
+
 struct auth_req *
 auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const struct conf *cf,
             const char *login, const char *password, auth_cb cb, void *arg)
@@ -825,7 +963,7 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
     req->db = auth_db_ref(db);
     req->pwlen = strlen(password);
     req->password = xmemdup(password, req->pwlen + 1);
-    if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0) {
+    if (cf && cf->authent_cache > 0 && cf->authent_cache_ttl > 0 && !cf->auth_nocache) {
         req->ttl_ms = (uint64_t)cf->authent_cache_ttl * 1000;
         req->max = (size_t)cf->authent_cache;
     }
@@ -836,6 +974,8 @@ auth_verify(uv_loop_t *loop, struct auth_cache *cache, struct auth_db *db, const
         return auth_verify_queue(req, cache);
     }
     req->user = db ? auth_db_find_login(db, cf, login) : NULL;
+    if (req->user == NULL && db != NULL)
+        auth_des_note(db, login);
     if (cache && req->user && req->max > 0 &&
         auth_cache_key(cache, req->user, req->user->hash, req->password, req->pwlen, req->key)) {
         req->keyed = true;

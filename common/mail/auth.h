@@ -37,6 +37,8 @@ struct auth_user {
     char *domain; /* lower case A-label, or NULL: the main domain and its aliases */
     char *hash;
     char *options; /* may be NULL */
+    char *drop;    /* authent_method external: the helper's drop file, else NULL */
+    char *fwd;     /* external: its fwd="..." list, else NULL */
 };
 
 struct auth_db;
@@ -61,6 +63,24 @@ size_t auth_db_count(const struct auth_db *db);
 #define AUTH_UNIX_NAME_MAX 32
 struct auth_db *auth_db_unix(const char *spool);
 bool auth_db_is_unix(const struct auth_db *db);
+
+/* auth_db_external - authent_method external: no users of its own; lookups answer from
+ * the helpers' remembered answers (auth_ext.h). auth_db_find* find a user of a local
+ * domain by the name the helper is asked (auth_db_ext_key); auth_db_find_cached sets
+ * *miss when nothing is remembered, and auth_db_ext_missed names it (the caller asks the
+ * helpers and auth_db_ext_add's the answer); auth_db_find, which cannot ask, answers
+ * NULL then. auth_mailbox_path is the helper's drop file. The returned user is a
+ * thread-local copy valid until the next lookup on the same thread. */
+struct auth_db *auth_db_external(void);
+bool auth_db_is_external(const struct auth_db *db);
+/* auth_db_ext_key - the name the helpers are asked for local@domain (domain NULL: the main
+ * domain): lower case "local", or "local@domain" under authent_domain. */
+void auth_db_ext_key(const struct conf *cf, const char *local, const char *domain, char *buf,
+                     size_t len);
+const char *auth_db_ext_missed(void);
+/* auth_db_ext_add - remember an answer (drop NULL: no such user) for the cache time. */
+void auth_db_ext_add(struct auth_db *db, const struct conf *cf, const char *key, const char *drop,
+                     const char *fwd);
 
 /* auth_mailbox_path - the dropfile of u (from db): drop_path_for for the users file,
  * spool/NAME for unix_user. 0, or -1 if it does not fit or cannot be made. */

@@ -541,6 +541,22 @@ conf_finish(struct conf_parser *p, int errors_before)
         conf_diag_add(p->diag, true, c->origin[CONF_error_soft_limit], 0,
                       "error_soft_limit %ld is above error_hard_limit %ld and never applies",
                       c->error_soft_limit, c->error_hard_limit);
+    if (c->authent_method == AUTHENT_EXTERNAL) {
+        const char *ap = c->authent_process != NULL ? c->authent_process : "";
+        char prog[1024];
+        size_t n = strcspn(ap + strspn(ap, " \t"), " \t");
+        const char *org =
+            c->origin[CONF_authent_method] ? c->origin[CONF_authent_method] : p->c->path;
+        snprintf(prog, sizeof(prog), "%.*s", (int)n, ap + strspn(ap, " \t"));
+        if (prog[0] == '\0')
+            conf_diag_add(
+                p->diag, false, org, 0,
+                "authent_method external needs authent_process (the helper's command line)");
+        else if (prog[0] != '/' || access(prog, X_OK) != 0)
+            conf_diag_add(p->diag, false,
+                          c->origin[CONF_authent_process] ? c->origin[CONF_authent_process] : org,
+                          0, "authent_process: %s is not an executable absolute path", prog);
+    }
     c->loaded = time(NULL);
     c->refs = 1;
     if (p->diag->errors > errors_before) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "file.h"
 #include "log.h"
 #include "tls.h"
@@ -165,6 +166,15 @@ server_load_config(const struct server_opts *o)
     conf_diag_free(&d);
     if (o->test_only) {
         int rc = c != NULL && server_test_tls(c, o->prog) == 0 ? 0 : SERVER_EX_CONFIG;
+        if (c != NULL && c->authent_method == AUTHENT_USERS_FILE &&
+            access(c->users_file, R_OK) == 0) {
+            /* its problems skip lines (as at start), they do not stop the server */
+            struct auth_db *db = auth_db_load(c->users_file, &d);
+            for (size_t i = 0; i < d.n; i++)
+                fprintf(stderr, "%s\n", d.msgs[i]);
+            conf_diag_free(&d);
+            auth_db_unref(&db);
+        }
         conf_unref(&c);
         exit(rc);
     }

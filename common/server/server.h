@@ -58,6 +58,7 @@ struct server;
 struct auth_db;
 struct auth_cache;
 struct server_mgr;
+struct extauth;
 
 /* One kind of listener of a daemon ("smtp", "submission"...). */
 struct server_port_def {
@@ -110,7 +111,8 @@ struct server {
     struct conf *cf;    /* the snapshots new sessions and jobs take references from */
     struct auth_db *db; /* the user directory */
     struct auth_cache *cache;
-    SSL_CTX *tls; /* NULL: no STARTTLS/STLS, no implicit-TLS listener */
+    struct extauth *ext; /* authent_method external: the helpers (extauth.h), else NULL */
+    SSL_CTX *tls;        /* NULL: no STARTTLS/STLS, no implicit-TLS listener */
     struct net_server *net;
     struct server_port ports[SERVER_PORTS_MAX];
     char hostname[256];

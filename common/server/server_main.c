@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "extauth.h"
 #include "file.h"
 #include "log.h"
 #include "server.h"
@@ -93,6 +94,15 @@ server_users(struct server *srv)
     const struct conf *cf = srv->cf;
     struct conf_diag diag = {0};
 
+    if (cf->authent_method == AUTHENT_EXTERNAL) {
+        char err[200];
+        srv->db = auth_db_external(); /* no file users: the helpers answer */
+        srv->ext = extauth_new(srv->loop, cf->authent_process, (int)cf->authent_number,
+                               cf->authent_timeout, err, sizeof(err));
+        if (srv->ext == NULL)
+            log_fatal("authent_method external: %s", err);
+        return;
+    }
     if (cf->authent_method == AUTHENT_UNIX_USER) {
         srv->db = auth_db_unix(cf->mail_spool);
         log_info("users: Unix accounts, mailboxes in %s", cf->mail_spool);
@@ -146,6 +156,7 @@ server_finish(struct server *srv)
     if (srv->proto->stop != NULL)
         srv->proto->stop(srv);
     server_mgr_close(&srv->mgr);
+    extauth_stop(&srv->ext);
     ctl_server_close(&srv->ctl);
     net_server_free(&srv->net);
 }
@@ -285,12 +296,6 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     srv->proto = proto;
     server_args(argc, argv, proto->name, proto->summary, &o);
     srv->cf = server_load_config(&o);
-    if (srv->cf->authent_method == AUTHENT_EXTERNAL) {
-        /* a user directory we cannot consult must not quietly become another one */
-        fprintf(stderr, "%s: %s: authent_method external is not supported yet\n", proto->name,
-                srv->cf->path);
-        return SERVER_EX_CONFIG;
-    }
     log_init(proto->name, o.foreground);
     log_set_level(srv->cf->log_level);
     if (log_open(srv->cf->log_file) < 0)

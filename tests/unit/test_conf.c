@@ -251,7 +251,7 @@ static void
 test_enum(void **state)
 {
     struct conf *c = uu_conf_ok("mailbox_format maildir\nlog_level DEBUG\nauthent_method external\n"
-                                "bare_newline normalize\n");
+                                "authent_process /bin/true\nbare_newline normalize\n");
     assert_int_equal(c->mailbox_format, MBOX_FORMAT_MAILDIR);
     assert_int_equal(c->log_level, LOGLVL_DEBUG);
     assert_int_equal(c->authent_method, AUTHENT_EXTERNAL);
