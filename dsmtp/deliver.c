@@ -93,6 +93,8 @@ deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char
         return t->kind = DK_REMOTE;
     if (deliver_local_user(cf, db, local, domain, t, miss))
         return t->kind = DK_LOCAL;
+    if (miss == NULL && auth_db_unanswered()) /* the helper did not say: queued, retried */
+        return t->kind = DK_POSTMASTER;
     if (deliver_is_role(local))
         return deliver_role(cf, db, domain, t, miss);
     return t->kind = DK_UNKNOWN;

@@ -657,6 +657,17 @@ auth_unix_cached(struct auth_db *db, const char *name, bool *miss)
     return a != NULL ? &a->u : NULL;
 }
 
+static _Thread_local bool auth_ext_unanswered; /* see auth_db_unanswered */
+
+bool
+auth_db_unanswered(void)
+{
+    bool u = auth_ext_unanswered;
+
+    auth_ext_unanswered = false;
+    return u;
+}
+
 /* auth_ext_ask - external, off the loop: ask a helper of its own (extauth_lookup_sync),
  * remember the answer and give the user it names (NULL: unknown, or no answer). */
 static const struct auth_user *
@@ -682,6 +693,7 @@ auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key)
         break;
     default:
         log_warn("lookup %s: authent_process gave no answer", key);
+        auth_ext_unanswered = true;
         break;
     }
     free(a);
@@ -702,6 +714,7 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
     if (db->ext != NULL) {
         char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
         bool found;
+        auth_ext_unanswered = false;
         if (domain != NULL && !conf_is_local_domain(cf, domain))
             return NULL;
         auth_db_ext_key(cf, local, domain, key, sizeof key);

@@ -339,3 +339,17 @@ def test_reload_to_external_needs_restart(dsmtp_factory):
         c.ehlo()
         c.expect("MAIL FROM:<a@remote.example>", 250)
         c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+
+
+def test_pickup_without_an_answer_is_queued_not_bounced(ext_smtp):
+    """Off the loop (sendmail pickup, queue runner) a helper that answers -DEAD leaves the
+    recipient in the queue to be tried again, as the 451 of an SMTP RCPT does; it is
+    neither unknown nor bounced."""
+    from dmail_site import sendmail
+    site = ext_smtp(helper="extauth_fake.py")
+    sendmail(site, ["-i", "deadbob@" + DOMAIN], b"Subject: later\nMessage-ID: <d1@t>\n\nx\n")
+    assert wait_for(lambda: "authent_process gave no answer" in site.log(), 10), site.log()
+    assert wait_for(lambda: site.queue_files(), 10), site.log()[-2000:]
+    assert any(b"deadbob@" in open(q, "rb").read() for q in site.queue_files())
+    log = site.log()
+    assert "result=unknown" not in log and "bounce" not in log.lower(), log[-2000:]
