@@ -155,7 +155,7 @@ milter_change_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
                      mc->name, esc);
             continue;
         }
-        if (auth_db_is_unix(s->base.db)) {
+        if (auth_db_is_unix(s->base.db) || auth_db_is_external(s->base.db)) {
             v = deliver_route_cached(s->base.cf, s->base.db, &a, &dr, &miss);
             if (miss) {
                 deliver_route_free(&dr);
