@@ -99,6 +99,22 @@ def dmail_settings(site):
         ("dlist_loglvl", "debug"),
         ("dlist_rotate", "60000"),
         ("dlist_smtp_host", "127.0.0.1:25"),
+        # the DMail names of the other parts of issue 12
+        ("alias_file", "/dev/null"),
+        ("alias_file_domain", "%s /dev/null" % DOMAIN),
+        ("alias_fallthrough", "true"),
+        ("alias", "sales*@%s alice@%s" % (DOMAIN, DOMAIN)),
+        ("no_dotforward", "true"),
+        ("authent_process", "/usr/local/dmail/nwauth -path /usr/local/dmail"),
+        ("authent_number", "2"),
+        ("authent_timeout", "10"),
+        ("authent_domain", "false"),
+        ("auth_nocache", "false"),
+        ("manager_ip_address", "127.0.0.1,10.0.0.*"),
+        ("manager_ip_name", "admin.example"),
+        ("manager_password", "$6$salt$" + "x" * 86),
+        ("oneline_stats", "true"),
+        ("log_data", "true"),
     ]
 
 
@@ -106,7 +122,7 @@ def dmail_settings(site):
 NO_EFFECT = ("add_footer", "dwatch_path", "dsmtp_path", "archive_batch", "allow_ip", "msg_filter",
              "mail_filter", "filter_file", "dpop_path", "bin_path", "hash_bindir", "bin_pfull",
              "stats_path", "dlist_path", "dlist_domain", "dlist_loglvl", "dlist_rotate",
-             "dlist_smtp_host")
+             "dlist_smtp_host", "no_dotforward", "log_data")
 
 
 def _dmail_site(dpop_factory, **extra):
