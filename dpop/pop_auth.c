@@ -17,6 +17,7 @@
 #include "penalty.h"
 #include "popauth.h"
 #include "pop_auth.h"
+#include "vdomain.h"
 #include "xmem.h"
 
 #define POP_AUTH_SECRET_MAX 1024 /* longest password or SASL message accepted */
@@ -179,7 +180,15 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
         return;
     }
     pop_auth_clear_pending(s);
-    s->pending_login = xstrndup(login, loginlen); /* login may be s->user */
+    /* user@domain, user%domain, or bare user: the vdomain of the address connected to, or
+     * the main domain (vdomain.h) */
+    char *typed = xstrndup(login, loginlen), canon[POP_AUTH_NAME_MAX + 300], esc[80];
+    enum vdomain_form form =
+        vdomain_login(s->base.cf, typed, net_local_ip(s->base.conn), canon, sizeof canon);
+    log_escape(esc, sizeof esc, canon, strlen(canon), 64);
+    log_sess(LOGLVL_INFO, s->base.sid, "login name form=%s user=%s", vdomain_form_name(form), esc);
+    free(typed);
+    s->pending_login = xstrdup(canon); /* login may be s->user */
     s->user[0] = '\0';
     s->pending_secret = xstrndup(secret, secretlen);
     s->pending_apop = apop;

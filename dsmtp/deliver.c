@@ -494,7 +494,8 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
     return b;
 }
 
-/* deliver_add - one recipient; a mailbox already in the batch is written once. */
+/* deliver_add - one recipient; a mailbox already in the batch is written once for the
+ * same address, and once in all unless allowdup. */
 void
 deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why,
             int notify, const char *orcpt)
@@ -517,6 +518,12 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
         snprintf(r->err, sizeof(r->err), "%s", why);
     for (size_t i = 0; i < b->n; i++) {
         const struct deliver_rcpt *o = &b->r[i];
+        /* allowdup (DMail, default true): two recipients that end in one mailbox (two
+         * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy.
+         * One address given twice, one copy. */
+        if (mailbox && b->cf->allowdup &&
+            strcasecmp(o->orcpt ? o->orcpt : o->addr, r->orcpt ? r->orcpt : addr) != 0)
+            continue;
         if (o->dup_of < 0 && ((mailbox && o->mailbox && strcmp(o->mailbox, mailbox) == 0) ||
                               (!mailbox && !o->mailbox && strcasecmp(o->addr, addr) == 0))) {
             r->dup_of = (int)i;

@@ -12,6 +12,7 @@
 #include "penalty.h"
 #include "smtp_auth.h"
 #include "smtp_parse.h"
+#include "vdomain.h"
 #include "xmem.h"
 
 #define SMTP_AUTH_BUF 9216 /* a 12,288-octet line of base64, decoded */
@@ -209,7 +210,14 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
              max = (uint64_t)s->base.cf->login_penalty_max * 1000, wait;
     char acct[300];
 
-    snprintf(s->auth->user, sizeof(s->auth->user), "%s", user);
+    /* user@domain, user%domain, or bare user: the vdomain of the address connected to, or
+     * the main domain (vdomain.h) */
+    enum vdomain_form form = vdomain_login(s->base.cf, user, net_local_ip(s->base.conn),
+                                           s->auth->user, sizeof(s->auth->user));
+    char esc[200];
+    log_escape(esc, sizeof(esc), s->auth->user, strlen(s->auth->user), 100);
+    log_sess(LOGLVL_INFO, s->base.sid, "auth name form=%s user=%s", vdomain_form_name(form), esc);
+    user = s->auth->user;
     s->auth->step = SA_VERIFY;
     smtp_auth_acct(user, acct, sizeof(acct));
     wait = penalty_login_wait(s->d->penalty, s->base.ip, acct, uv_now(s->d->srv.loop), base, max);

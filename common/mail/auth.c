@@ -37,6 +37,7 @@
 #include "extauth.h"
 #include "drop.h"
 #include "log.h"
+#include "vdomain.h"
 #include "xmem.h"
 
 #define AUTH_LINE_MAX 4096
@@ -737,7 +738,8 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
     if (domain) {
         if ((u = auth_db_lookup(db, local, domain)) != NULL)
             return u;
-        if (!conf_is_local_domain(cf, domain))
+        /* a vdomain has its own users: no fallback to the main domain's */
+        if (!conf_is_local_domain(cf, domain) || vdomain_find(cf, domain, NULL))
             return NULL;
     }
     return auth_db_lookup(db, local, NULL);

@@ -8,7 +8,8 @@
  * - Blocks on: auth_db_load reads the users file (start-up or reload, never on the loop).
  *   auth_verify runs crypt(3) with uv_queue_work and answers on the loop.
  * - Users file lines: `user[@domain]:crypt-hash[:options]`; `#` comments and blank lines
- *   ignored. A name without @domain belongs to the main domain and its host_domain aliases.
+ *   ignored. A name without @domain belongs to the main domain and its host_domain aliases
+ *   only; a vdomain (vdomain.h) has just its own `user@vdomain` lines.
  *   Names are case-insensitive. Hashes must be crypt(3) strings ($y$ yescrypt, $6$ SHA-512,
  *   $5$, $2b$...); anything else is an error for that line ("file:line: reason"), and the
  *   line is skipped. Options are comma-separated `key=value` (e.g. apop=SECRET, reserved).
@@ -88,8 +89,8 @@ int auth_mailbox_path(const struct auth_db *db, const struct conf *cf, const str
                       char *buf, size_t len);
 
 /* auth_db_find - the entry for local@domain, given that domain is local under cf: an
- * entry with exactly that domain, else (for the main domain and its aliases) one without a
- * domain. local is compared case-insensitively. NULL if none. */
+ * entry with exactly that domain, else (for the main domain and its aliases, never a
+ * vdomain) one without a domain. local is compared case-insensitively. NULL if none. */
 const struct auth_user *auth_db_find(const struct auth_db *db, const struct conf *cf,
                                      const char *local, const char *domain);
 /* auth_db_find_cached - auth_db_find that never blocks: for unix_user only the accounts

@@ -26,6 +26,7 @@
 #include "file.h"
 #include "dkim.h"
 #include "route.h"
+#include "vdomain.h"
 #include "xmem.h"
 
 #define CONF_FILE_MAX (16u << 20) /* largest file conf_load reads */
@@ -500,6 +501,29 @@ conf_check_host(struct conf_parser *p, int id, const char *prog)
     *host = xstrdup("");
 }
 
+/* conf_finish_use_drop - DMail's use_drop: mbox/maildir set mailbox_format (unless it is
+ * given too); false asked DMail to keep mail in its bins, which dmail never does: say so. */
+static void
+conf_finish_use_drop(struct conf *c, struct conf_diag *d)
+{
+    const char *v = c->use_drop, *o = c->origin[CONF_use_drop];
+
+    if (v == NULL || v[0] == '\0')
+        return;
+    if (strcmp(v, "mbox") == 0 || strcmp(v, "maildir") == 0) {
+        if (c->origin[CONF_mailbox_format] == NULL) {
+            c->mailbox_format = v[1] == 'b' ? MBOX_FORMAT_MBOX : MBOX_FORMAT_MAILDIR;
+            c->origin[CONF_mailbox_format] = xstrdup(o);
+        }
+        return;
+    }
+    if (strcmp(v, "false") == 0)
+        conf_diag_add(d, true, o, 0,
+                      "use_drop false: DMail moved mail into its bins; dmail has none and always "
+                      "serves the dropfile in place (mailbox_format %s)",
+                      c->mailbox_format == MBOX_FORMAT_MAILDIR ? "maildir" : "mbox");
+}
+
 /* conf_finish - derived fields; returns the snapshot, or NULL (freed) after errors. */
 static struct conf *
 conf_finish(struct conf_parser *p, int errors_before)
@@ -557,6 +581,8 @@ conf_finish(struct conf_parser *p, int errors_before)
                           c->origin[CONF_authent_process] ? c->origin[CONF_authent_process] : org,
                           0, "authent_process: %s is not an executable absolute path", prog);
     }
+    vdomain_check(c, p->diag);
+    conf_finish_use_drop(c, p->diag);
     c->loaded = time(NULL);
     c->refs = 1;
     if (p->diag->errors > errors_before) {

@@ -22,6 +22,7 @@
 #include "nexthop.h"
 #include "dkim.h"
 #include "route.h"
+#include "vdomain.h"
 #include "xmem.h"
 
 /* conf_value_number - an unsigned decimal number at *s; moves *s past it. */
@@ -466,6 +467,30 @@ conf_value_alias_domain(char **item, char *reason, size_t len)
     return 0;
 }
 
+/* conf_value_use_drop - DMail's use_drop: true/false (and the boolean spellings) stored as
+ * "true"/"false"; mbox or maildir (this project's older meaning: mailbox_format) kept. */
+static int
+conf_value_use_drop(char **item, char *reason, size_t len)
+{
+    bool b;
+    char why[CONF_REASON_MAX];
+
+    if ((*item)[0] == '\0') /* unset */
+        return 0;
+    if (strcasecmp(*item, "mbox") == 0 || strcasecmp(*item, "maildir") == 0) {
+        for (char *p = *item; *p != '\0'; p++)
+            *p = (char)tolower((unsigned char)*p);
+        return 0;
+    }
+    if (conf_value_bool(*item, &b, why, sizeof why) < 0) {
+        snprintf(reason, len, "'%s' is not true, false, mbox or maildir", *item);
+        return -1;
+    }
+    free(*item);
+    *item = xstrdup(b ? "true" : "false");
+    return 0;
+}
+
 /* Checks and normalisation of single list items (and strings), by setting. */
 typedef int (*conf_value_fn)(char **item, char *reason, size_t len);
 
@@ -497,6 +522,10 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_milters] = conf_value_milter,
     [CONF_milter_options] = conf_value_milter_options,
     [CONF_alias_file_domain] = conf_value_alias_domain,
+    [CONF_vdomain] = vdomain_conf_item,
+    [CONF_alt_drop_path] = vdomain_conf_alt,
+    [CONF_vdomain_separator] = vdomain_conf_sep,
+    [CONF_use_drop] = conf_value_use_drop,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */
@@ -637,7 +666,8 @@ conf_domain_listed(const struct conf_list *l, const char *domain, const char *ma
 bool
 conf_is_local_domain(const struct conf *c, const char *domain)
 {
-    return c != NULL && conf_domain_listed(&c->host_domain, domain, c->main_domain);
+    return c != NULL && (conf_domain_listed(&c->host_domain, domain, c->main_domain) ||
+                         vdomain_find(c, domain, NULL));
 }
 
 /* conf_domain_in - domain (as for conf_is_local_domain) is one of the domains of list

@@ -9,6 +9,7 @@
 #include "drop_int.h"
 #include "file.h"
 #include "log.h"
+#include "vdomain.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -183,8 +184,9 @@ drop_hash_char(char c)
 int
 drop_path_for(const struct conf *cf, const char *user, const char *domain, char *buf, size_t len)
 {
-    char name[DROP_NAME_MAX], h1, h2;
-    const char *root;
+    char name[DROP_NAME_MAX], dir[DROP_NAME_MAX], h1, h2;
+    const char *root, *alt;
+    struct vdomain vd;
     size_t rootlen;
     int n;
 
@@ -193,7 +195,20 @@ drop_path_for(const struct conf *cf, const char *user, const char *domain, char 
     root = cf->drop_path;
     if (root == NULL || root[0] == '\0' || !drop_name_ok(user))
         return -1;
-    if (domain != NULL && domain[0] != '\0') {
+    dir[0] = '\0';
+    if (domain != NULL && domain[0] != '\0' && vdomain_find(cf, domain, &vd)) {
+        /* a vdomain user: alt_drop_path/user, DROP/prefix/user or DROP/prefix<sep>user */
+        if ((alt = vdomain_alt_path(cf, vd.domain)) != NULL) {
+            root = alt;
+            n = snprintf(name, sizeof name, "%s", user);
+        } else if (cf->drop_prefix) {
+            snprintf(dir, sizeof dir, "%s/", vd.prefix);
+            n = snprintf(name, sizeof name, "%s", user);
+        } else {
+            n = snprintf(name, sizeof name, "%s%s%s", vd.prefix,
+                         cf->vdomain_separator ? cf->vdomain_separator : "_", user);
+        }
+    } else if (domain != NULL && domain[0] != '\0') {
         if (!drop_name_ok(domain))
             return -1;
         n = snprintf(name, sizeof name, "%s@%s", user, domain);
@@ -212,13 +227,13 @@ drop_path_for(const struct conf *cf, const char *user, const char *domain, char 
     h2 = name[1] != '\0' ? drop_hash_char(name[1]) : '_';
     switch (cf->hash_spool) {
     case 0:
-        n = snprintf(buf, len, "%.*s/%s", (int)rootlen, root, name);
+        n = snprintf(buf, len, "%.*s/%s%s", (int)rootlen, root, dir, name);
         break;
     case 1:
-        n = snprintf(buf, len, "%.*s/%c/%s", (int)rootlen, root, h1, name);
+        n = snprintf(buf, len, "%.*s/%s%c/%s", (int)rootlen, root, dir, h1, name);
         break;
     case 2:
-        n = snprintf(buf, len, "%.*s/%c/%c%c/%s", (int)rootlen, root, h1, h1, h2, name);
+        n = snprintf(buf, len, "%.*s/%s%c/%c%c/%s", (int)rootlen, root, dir, h1, h1, h2, name);
         break;
     default:
         return -1;

@@ -70,7 +70,10 @@ struct drop_msg {
  * user is "user@domain" as file name). The hash directories use ASCII letters, digits and '-'
  * as they are, anything else as '_'; a one-letter name pads the second level with '_'
  * (DROP/a/a_/a). Returns 0, or -1 if it does not fit, hash_spool is not 0-2, or a name is
- * unsafe (empty, '/', leading '.' (so also ".."), control characters). */
+ * unsafe (empty, '/', leading '.' (so also ".."), control characters). A user of a vdomain
+ * (vdomain.h) is "PREFIX<vdomain_separator>user" instead, or PREFIX/ as a directory before
+ * the hash directories with drop_prefix, or has its domain's alt_drop_path as the root and
+ * "user" as name; the hash directories then come from that name. */
 int drop_path_for(const struct conf *cf, const char *user, const char *domain, char *buf,
                   size_t len);
 
