@@ -115,6 +115,11 @@ def dmail_settings(site):
         ("manager_password", "$6$salt$" + "x" * 86),
         ("oneline_stats", "true"),
         ("log_data", "true"),
+        ("vdomain", "example.org 192.0.2.10 org"),
+        ("vdomain_separator", "_"),
+        ("drop_prefix", "false"),
+        ("alt_drop_path", "example.org %s" % os.path.join(d, "org-drop")),
+        ("allowdup", "true"),
     ]
 
 
