@@ -518,7 +518,7 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
         snprintf(r->err, sizeof(r->err), "%s", why);
     for (size_t i = 0; i < b->n; i++) {
         const struct deliver_rcpt *o = &b->r[i];
-        /* allowdup (DMail, default true): two recipients that end in one mailbox (two
+        /* allowdup (DMail's, default false here): two recipients that end in one mailbox (two
          * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy.
          * One address given twice, one copy. */
         if (mailbox && b->cf->allowdup &&

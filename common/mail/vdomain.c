@@ -99,7 +99,7 @@ vdomain_conf_item(char **item, char *reason, size_t len)
             snprintf(reason, len, "%s: the domain is too long to be the prefix; give one", dom);
             goto out;
         }
-        snprintf(prefix, sizeof prefix, "%s", dom);
+        memcpy(prefix, dom, strlen(dom) + 1); /* checked above: it fits */
     }
     free(*item);
     *item = xasprintf("%s %s %s", dom, ip[0] ? ip : "*", prefix);

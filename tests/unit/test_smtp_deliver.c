@@ -351,7 +351,7 @@ test_batch(void **state)
     b = deliver_new(cf, "bid.1", "s@x.example", "test", NULL, strdup("Subject: b\n\nx\n"), 15);
     deliver_add(b, "one@example.org", m1, NULL, 0, NULL);
     deliver_add(b, "two@example.org", m2, NULL, 0, NULL);
-    deliver_add(b, "one@example.org", m1, NULL, 0, NULL); /* same address: once */
+    deliver_add(b, "one-again@example.org", m1, NULL, 0, NULL); /* same mailbox: once */
     deliver_add(b, "dir@example.org", bad, NULL, 0, NULL);
     deliver_run(&loop, b, &counter, batch_cb, &res);
     assert_int_equal(counter, 1);
