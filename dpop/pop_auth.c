@@ -186,7 +186,7 @@ pop_auth_start(struct pop_session *s, const char *login, size_t loginlen, const 
     enum vdomain_form form =
         vdomain_login(s->base.cf, typed, net_local_ip(s->base.conn), canon, sizeof canon);
     log_escape(esc, sizeof esc, canon, strlen(canon), 64);
-    log_sess(LOGLVL_INFO, s->base.sid, "login name form=%s user=%s", vdomain_form_name(form), esc);
+    log_sess(LOGLVL_INFO, s->base.sid, "login name_form=%s user=%s", vdomain_form_name(form), esc);
     free(typed);
     s->pending_login = xstrdup(canon); /* login may be s->user */
     s->user[0] = '\0';

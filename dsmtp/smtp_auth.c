@@ -216,7 +216,7 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
                                            s->auth->user, sizeof(s->auth->user));
     char esc[200];
     log_escape(esc, sizeof(esc), s->auth->user, strlen(s->auth->user), 100);
-    log_sess(LOGLVL_INFO, s->base.sid, "auth name form=%s user=%s", vdomain_form_name(form), esc);
+    log_sess(LOGLVL_INFO, s->base.sid, "auth name_form=%s user=%s", vdomain_form_name(form), esc);
     user = s->auth->user;
     s->auth->step = SA_VERIFY;
     smtp_auth_acct(user, acct, sizeof(acct));

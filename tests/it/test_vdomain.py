@@ -180,7 +180,7 @@ def test_pop_login_forms(dpop_factory):
         pop_subject(pop.pop_port, "bob@" + V1, PW2)
     log = pop.log()
     for form in ("address", "percent", "plain", "ip"):
-        assert "login name form=%s" % form in log, form
+        assert "login name_form=%s" % form in log, form
 
 
 def test_smtp_auth_bare_name_by_address(dsmtp_factory):
@@ -199,7 +199,7 @@ def test_smtp_auth_bare_name_by_address(dsmtp_factory):
             except smtplib.SMTPAuthenticationError as e:
                 got = e.smtp_code
             assert got == code, (host, user)
-    assert "auth name form=ip user=bob@v1.test" in srv.log()
+    assert "auth name_form=ip user=bob@v1.test" in srv.log()
 
 
 @pytest.mark.parametrize("value,rc,says", [
