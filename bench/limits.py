@@ -12,11 +12,24 @@ bounds it: a message acknowledged with 250 is on disk and fsynced, so no MTA can
   fdatasync one preallocated file, 2 KB pwrite then fdatasync
 
 Each runs for SECS seconds (a fraction of a second in QUICK mode); files are removed.
+
+What the client and the loopback allow, in the same run: smtp-source (one message per
+connection, HELO/MAIL/RCPT/DATA/QUIT) into Postfix's smtp-sink, which answers at once and
+writes nothing:
+
+  sink1     c=1: the round trips alone; no server can answer faster
+  sink50    c=50: the load generator's own ceiling on these 2 cores
+  c1        the c=1 bound: a message waits for its round trips AND its fsync, one after
+            the other, so 1 / (1/serial + 1/sink1) messages per second at most
 """
 
 import os
+import subprocess
 import threading
 import time
+
+import clients
+import servers
 
 BLOCK = b"x" * 2047 + b"\n"
 PREALLOC = 64 * 1024 * 1024
@@ -82,8 +95,31 @@ def measure(d, secs):
             "fdatasync": _prealloc(d, "fdatasync", secs, False)}
 
 
+def _sink_rate(ctx, sink, conc, n):
+    """Messages per second smtp-source gets through smtp-sink at concurrency conc."""
+    before = sink.count()
+    t0 = time.monotonic()
+    p = clients.smtp_source(sink.port, n, conc, ctx.args.smtp_size, "user@sink.test")
+    try:
+        out, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise RuntimeError("smtp-source into smtp-sink took over 120 s")
+    secs = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError("smtp-source exited %d: %s" % (p.returncode, out.strip()[-300:]))
+    deadline = time.monotonic() + 10
+    while sink.count() - before < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    got = sink.count() - before
+    if got < n:
+        raise RuntimeError("smtp-sink counted %d of %d messages" % (got, n))
+    return n / secs
+
+
 # the figures each limit bounds (metric keys)
-BOUNDS = {"smtp.c1.deliver": "serial", "smtp.c1.accept": "serial",
+BOUNDS = {"smtp.c1.deliver": "c1", "smtp.c1.accept": "c1",
           "smtp.c10.deliver": "parallel", "smtp.c10.accept": "parallel",
           "smtp.c50.deliver": "parallel", "smtp.c50.accept": "parallel",
           "relay.rate": "parallel", "relay.accept": "parallel"}
@@ -91,20 +127,33 @@ BOUNDS = {"smtp.c1.deliver": "serial", "smtp.c1.accept": "serial",
 NAMES = {"serial": "append 2 KB + fsync, 1 file",
          "parallel": "append 2 KB + fsync, 16 files",
          "dsync": "O_DSYNC 2 KB write, prealloc",
-         "fdatasync": "pwrite 2 KB + fdatasync, prealloc"}
+         "fdatasync": "pwrite 2 KB + fdatasync, prealloc",
+         "sink1": "SMTP into smtp-sink c=1 (no disk)",
+         "sink50": "SMTP into smtp-sink c=50 (no disk)",
+         "c1": "c=1 bound: fsync + round trips"}
 
 
 def workload(ctx):
     """The limits as rows of their own (machine figures: the dmail column holds them)."""
     a, res = ctx.args, ctx.res
-    w = "0 disk limits (run dir)"
-    for k in ("serial", "parallel", "dsync", "fdatasync"):
+    w = "0 limits (disk, client)"
+    for k in ("serial", "parallel", "dsync", "fdatasync", "sink1", "sink50", "c1"):
         res.metric("limit." + k, w, NAMES[k], "1/s", "higher", None, None)
-    for i in range(a.pairs):
-        r = measure(os.path.join(ctx.run_dir, "limits"), 0.3 if a.quick else 3.0)
-        for k, v in r.items():
-            res.add("limit." + k, "dmail", v)
-        ctx.log("  disk limits %d/%d: %s" % (i + 1, a.pairs, ", ".join(
-            "%s %.0f/s" % (k, v) for k, v in r.items())))
+    sink = servers.SmtpSink(ctx.run_dir, "limits-sink")
+    ctx.track("limits-sink", sink)
+    sink.start()
+    n = 200 if a.quick else 3000
+    try:
+        for i in range(a.pairs):
+            r = measure(os.path.join(ctx.run_dir, "limits"), 0.3 if a.quick else 3.0)
+            r["sink1"] = _sink_rate(ctx, sink, 1, n)
+            r["sink50"] = _sink_rate(ctx, sink, 50, n * 2)
+            r["c1"] = 1.0 / (1.0 / r["serial"] + 1.0 / r["sink1"])
+            for k, v in r.items():
+                res.add("limit." + k, "dmail", v)
+            ctx.log("  limits %d/%d: %s" % (i + 1, a.pairs, ", ".join(
+                "%s %.0f/s" % (k, v) for k, v in r.items())))
+    finally:
+        sink.stop()
     for key, lim in BOUNDS.items():
         res.bound(key, "limit." + lim)

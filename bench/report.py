@@ -76,9 +76,10 @@ def table(res, header_lines=()):
                              % (side, m.workload, m.name, m.failures[side],
                                 m.failures[side] + len(m.values[side])))
     if res.bounds and any(k.startswith("limit.") for k in res.by_key):
-        notes.append("of limit: dmail's figure as a share of what the run directory's disk "
-                      "allows (workload 0: serial appends+fsync for c=1, 16 parallel ones "
-                      "for c=10, c=50 and relay)")
+        notes.append("of limit: dmail's figure as a share of what the machine allows "
+                      "(workload 0: for c=1 the serial append+fsync and smtp-source's round "
+                      "trips into smtp-sink, one after the other; for c=10, c=50 and relay "
+                      "16 parallel appends+fsync)")
     if notes or res.lines:
         out.append("")
     out.extend("note: " + n for n in notes + res.lines)

@@ -12,6 +12,7 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dsnparam.h"
+#include "file.h"
 #include "log.h"
 #include "logq.h"
 #include "mboxq.h"
@@ -314,9 +315,7 @@ deliver_node(const struct conf *cf, char *buf, size_t len)
         snprintf(buf, len, "%s", cf->lock_id);
         return;
     }
-    if (gethostname(buf, len) < 0 || buf[0] == '\0')
-        snprintf(buf, len, "localhost");
-    buf[len - 1] = '\0';
+    file_hostname(buf, len);
 }
 
 /* deliver_one - Return-Path + text into one mailbox (blocking). */

@@ -354,6 +354,26 @@ fail:
     return -1;
 }
 
+static char file_host[256];
+static pthread_once_t file_host_once = PTHREAD_ONCE_INIT;
+
+/* file_host_read - read the host name once into file_host. */
+static void
+file_host_read(void)
+{
+    if (gethostname(file_host, sizeof(file_host)) < 0 || file_host[0] == '\0')
+        snprintf(file_host, sizeof(file_host), "localhost");
+    file_host[sizeof(file_host) - 1] = '\0';
+}
+
+/* file_hostname - see file.h. */
+void
+file_hostname(char *buf, size_t len)
+{
+    pthread_once(&file_host_once, file_host_read);
+    snprintf(buf, len, "%s", file_host);
+}
+
 /* file_unique_name - "<time>.<pid>_<counter>_<random>.<node>" into buf. */
 void
 file_unique_name(char *buf, size_t len, const char *node)
@@ -364,9 +384,7 @@ file_unique_name(char *buf, size_t len, const char *node)
     size_t i;
 
     if (node == NULL || *node == '\0') {
-        if (gethostname(host, sizeof(host)) < 0)
-            strcpy(host, "localhost");
-        host[sizeof(host) - 1] = '\0';
+        file_hostname(host, sizeof(host));
         node = host;
     }
     /* a name component: no '/', no ':' (maildir flags), nothing unprintable */

@@ -42,6 +42,9 @@ int file_read_all(const char *path, size_t max, char **out, size_t *lenp);
  * sorted with strcmp, malloc'd (each name and the array; free both); *n gets their
  * number. NULL with errno set if dir cannot be opened (an empty dir: a 0-long array). */
 char **file_dir_names(const char *dir, bool (*keep)(const char *name), size_t *n);
+/* file_hostname - this host's name (gethostname; "localhost" if it has none) into buf.
+ * Read once per process and kept: the mail path asks for it per message. */
+void file_hostname(char *buf, size_t len);
 /* file_unique_name - a name unique on this host and across hosts with other lock_id:
  * "<time>.<pid>_<counter>_<random>.<lock_id or hostname>" into buf. */
 void file_unique_name(char *buf, size_t len, const char *node);

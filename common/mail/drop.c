@@ -73,9 +73,7 @@ drop_node(const char *node, char *buf, size_t len)
 {
     if (node != NULL && node[0] != '\0')
         return node;
-    if (gethostname(buf, len) != 0 || buf[0] == '\0')
-        snprintf(buf, len, "localhost");
-    buf[len - 1] = '\0';
+    file_hostname(buf, len);
     return buf;
 }
 
