@@ -78,8 +78,9 @@ def table(res, header_lines=()):
     if res.bounds and any(k.startswith("limit.") for k in res.by_key):
         notes.append("of limit: dmail's figure as a share of what the machine allows "
                       "(workload 0: for c=1 the serial append+fsync and smtp-source's round "
-                      "trips into smtp-sink, one after the other; for c=10, c=50 and relay "
-                      "16 parallel appends+fsync)")
+                      "trips into smtp-sink, one after the other; for c=10 and c=50 the "
+                      "lower of 16 parallel appends+fsync and smtp-source's c=50 ceiling "
+                      "into smtp-sink; for relay the parallel appends)")
     if notes or res.lines:
         out.append("")
     out.extend("note: " + n for n in notes + res.lines)
