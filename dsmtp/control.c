@@ -134,6 +134,12 @@ control_stats(struct server *srv, struct ctl_req *r, bool prom)
     ctl_stat(r, prom, "dsmtp", "outbound_reused_total", "counter",
              "Outbound transactions on a session that had carried one already.", NULL,
              st->out_reused);
+    ctl_stat(r, prom, "dsmtp", "dkim_signed_total", "counter",
+             "Messages given DKIM signatures (dkim_sign).", NULL, st->dkim_signed);
+    ctl_stat(r, prom, "dsmtp", "dkim_sign_cpu_microseconds_total", "counter",
+             "CPU time the thread pool spent making them (header hashes and the private-key "
+             "operations; the body hash is taken while the message streams in).",
+             NULL, st->dkim_sign_ns / 1000);
     ctl_stat(r, prom, "dsmtp", "data_memory_bytes", "gauge",
              "Octets the message buffers of sessions in DATA hold now.", NULL, d->budget.used);
     ctl_stat(r, prom, "dsmtp", "data_memory_refused_total", "counter",

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "dkim.h"
 #include "log.h"
+#include "recentpop.h"
 #include "session.h"
 #include "xmem.h"
 
@@ -27,7 +28,8 @@ struct dkim_job {
     unsigned char bh[DKIM_HASH_LEN];
     char domain[256];
     time_t now;
-    char *sig; /* the fields made, or NULL */
+    char *sig;       /* the fields made, or NULL */
+    uint64_t cpu_ns; /* the pool thread's CPU time for the signature */
     char err[200];
     void (*done)(struct smtp_session *s, char *text, size_t len);
 };
@@ -39,7 +41,8 @@ dkim_sign_begin(struct smtp_session *s)
 
     if (dkim_keys_count(cf->dkim_sign) == 0 || s->tx.dkim != NULL)
         return;
-    if (s->auth_user == NULL && !conf_ip_match(&cf->forward_from_ip, s->base.ip))
+    if (s->auth_user == NULL && !conf_ip_match(&cf->forward_from_ip, s->base.ip) &&
+        !recentpop_allowed(s))
         return; /* mail from outside is never signed */
     s->tx.dkim = xmalloc(sizeof(*s->tx.dkim));
     dkim_body_init(s->tx.dkim, true);
@@ -75,9 +78,14 @@ static void
 dkim_sign_work(uv_work_t *w)
 {
     struct dkim_job *j = w->data;
+    struct timespec a, b;
 
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
     j->sig = dkim_sign(j->cf->dkim_sign, j->domain, j->text, j->len, j->bh, j->now, j->err,
                        sizeof(j->err));
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    j->cpu_ns =
+        (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
 }
 
 static void
@@ -90,8 +98,11 @@ dkim_sign_after(uv_work_t *w, int status)
     if (j->sig == NULL)
         log_sess(LOGLVL_WARN, j->sid, "dkim id=%s domain=%s result=unsigned why=\"%s\"", j->id,
                  j->domain, status < 0 ? "cancelled" : j->err);
-    else
+    else {
         log_sess(LOGLVL_INFO, j->sid, "dkim id=%s domain=%s result=signed", j->id, j->domain);
+        j->d->stats.dkim_signed++;
+        j->d->stats.dkim_sign_ns += j->cpu_ns;
+    }
     if (s != NULL) {
         s->dkim_job = NULL;
         if (j->sig != NULL)

@@ -47,9 +47,11 @@ struct smtpd_stats {
     unsigned long long queue_failed;            /* its recipients failed for good */
     unsigned long long out_sent, out_deferred, out_bounced; /* outbound results (outq.c) */
     unsigned long long out_conns, out_tls;                  /* sessions opened, with TLS */
-    unsigned long long out_reused; /* transactions on a session that had carried one */
-    long queue_messages;           /* queue files at the last scan's end */
-    time_t queue_oldest;           /* the oldest one's arrival then (0: none) */
+    unsigned long long out_reused;   /* transactions on a session that had carried one */
+    unsigned long long dkim_signed;  /* messages given DKIM signatures (dkim_sign.c) */
+    unsigned long long dkim_sign_ns; /* the pool's CPU time making them */
+    long queue_messages;             /* queue files at the last scan's end */
+    time_t queue_oldest;             /* the oldest one's arrival then (0: none) */
     struct {
         int code;
         char ecode[12];

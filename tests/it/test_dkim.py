@@ -10,13 +10,15 @@ one is refused at -t with file:line."""
 
 import base64
 import os
+import poplib
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, RawSMTP, new_msgid, sendmail, wait_for
+from dmail_site import (BIN, DOMAIN, HOST, Dpop, RawSMTP, free_ports, new_msgid, sendmail,
+                        wait_for)
 
 dkim = pytest.importorskip("dkim")
 
@@ -211,10 +213,48 @@ def verifies(raw, records):
         return False
 
 
+def stat(srv, name):
+    rc, out, err = srv.tellsmtp("stats")
+    assert rc == 0, err
+    for ln in out.splitlines():
+        if ln.split()[:1] == [name]:
+            return int(ln.split()[1])
+    raise AssertionError("no %s in stats:\n%s" % (name, out))
+
+
 def test_dkim_forward_from_ip_signed(signer):
+    """Signed, and counted in stats with the CPU time of its signatures."""
+    before = stat(signer, "dkim_signed_total"), stat(signer, "dkim_sign_cpu_microseconds_total")
     msgid = new_msgid("dk")
     assert submit(signer, message(msgid, "Sent from the trusted network.\n"), auth=False,
                   source="127.0.0.9") == 250
+    raw = delivered(signer, msgid)
+    assert verify_python(raw, signer.records) == ["ed25519-sha256", "rsa-sha256"]
+    assert stat(signer, "dkim_signed_total") == before[0] + 1
+    assert stat(signer, "dkim_sign_cpu_microseconds_total") > before[1]  # an RSA-2048 signature
+
+
+def test_dkim_pop_before_smtp_signed(signer):
+    """A client that logged in to dpop (forward_user: POP-before-SMTP) is one of ours: its
+    mail is signed; before the login the same client's mail is not."""
+    p1, p2 = free_ports(2)
+    signer.restart(forward_user=True, pop_port=p1, pop3s_port=0, auth_plaintext=True,
+                   auth_fail_delay=0)
+    pop = signer.program("dpop", cls=Dpop)
+    pop.start()
+    before = new_msgid("dk")
+    assert submit(signer, message(before, "Before the login.\n"), auth=False) == 250
+    assert signatures(delivered(signer, before)) == []
+    p = poplib.POP3(HOST, pop.pop_port, timeout=10)
+    try:
+        p.user("alice")
+        p.pass_(signer.passwords["alice"])
+        p.stat()
+    finally:
+        p.quit()
+    assert wait_for(lambda: os.path.exists(os.path.join(signer.work, "popauth")), 5)
+    msgid = new_msgid("dk")
+    assert submit(signer, message(msgid, "After the login.\n"), auth=False) == 250
     raw = delivered(signer, msgid)
     assert verify_python(raw, signer.records) == ["ed25519-sha256", "rsa-sha256"]
 
