@@ -58,7 +58,8 @@ def queue_count(srv):
 def point_at(srv, port):
     """Set srv's relay target to 127.0.0.1:port (written at its next start)."""
     if isinstance(srv, servers.Postfix):
-        srv.main_extra = ["relayhost = [%s]:%d" % (servers.HOST, port)]
+        srv.main_extra = (["relayhost = [%s]:%d" % (servers.HOST, port)]
+                          + getattr(srv, "milter_main", []))
     else:
         srv.settings = [kv for kv in srv.settings if kv[0] != "smarthost"]
         srv.settings.append(("smarthost", "[%s]:%d" % (servers.HOST, port)))
@@ -94,8 +95,8 @@ def drain(ctx, srv, what):
     return left
 
 
-def make_servers(ctx):
-    ds = servers.Dsmtp(ctx.run_dir, "dsmtp-relay", ctx.bindir, [
+def make_servers(ctx, name="relay"):
+    ds = servers.Dsmtp(ctx.run_dir, "dsmtp-" + name, ctx.bindir, [
         ("max_connections", 1000), ("max_per_ip", 1000), ("forward_from_ip", "127.0.0.0/8"),
         ("max_rcpts", 1000), ("dns_host", "127.0.0.1:9")])
     if ctx.args.relay_queue_retry:
@@ -103,11 +104,11 @@ def make_servers(ctx):
     with open(ds.users_file, "w") as f:
         f.write("bench:%s\n" % clients.yescrypt("bench-smtp-unused", cost=1))
     pf = servers.Postfix(ctx.run_dir, smtpd_max=max(100, ctx.args.relay_conc + 50),
-                         name="postfix-relay")
-    sk = servers.SmtpSink(ctx.run_dir, "smtp-sink")
-    ctx.track("dsmtp-relay", ds)
-    ctx.track("postfix-relay", pf)
-    ctx.track("smtp-sink", sk)
+                         name="postfix-" + name)
+    sk = servers.SmtpSink(ctx.run_dir, "smtp-sink-" + name)
+    ctx.track("dsmtp-" + name, ds)
+    ctx.track("postfix-" + name, pf)
+    ctx.track("smtp-sink-" + name, sk)
     return ds, pf, sk
 
 
@@ -215,11 +216,12 @@ async def submit(port, rcpts, subject, size):
         w.close()
 
 
-def with_sink(port, coro_fn):
-    """Run coro_fn(sink) with bench/sink.py listening on port."""
+def with_sink(port, coro_fn, keep=False):
+    """Run coro_fn(sink) with bench/sink.py listening on port (keep: it keeps each
+    message's text)."""
 
     async def run():
-        s = pysink.Sink(port)
+        s = pysink.Sink(port, keep=keep)
         await s.start()
         try:
             return await coro_fn(s)

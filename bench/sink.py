@@ -20,15 +20,17 @@ MAX_DATA = 50 << 20
 
 
 class Txn:
-    __slots__ = ("t", "rcpts", "conn", "subject")
+    __slots__ = ("t", "rcpts", "conn", "subject", "data")
 
-    def __init__(self, t, rcpts, conn, subject):
+    def __init__(self, t, rcpts, conn, subject, data=None):
         self.t, self.rcpts, self.conn, self.subject = t, rcpts, conn, subject
+        self.data = data  # the text (dot-unstuffed, CRLF), when the sink keeps it
 
 
 class Sink:
-    def __init__(self, port):
+    def __init__(self, port, keep=False):
         self.port = port
+        self.keep = keep
         self.txns = []
         self.conns = 0
         self.errors = []
@@ -97,10 +99,10 @@ class Sink:
                     w.write(b"503 5.5.1 RCPT first\r\n")
                     continue
                 w.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                subject = await self._data(r)
+                subject, data = await self._data(r)
                 t = time.monotonic()
                 w.write(b"250 2.0.0 Ok: queued\r\n")
-                txn = Txn(t, rcpts, conn, subject)
+                txn = Txn(t, rcpts, conn, subject, data)
                 self.txns.append(txn)
                 fut = self._waiters.pop(subject, None)
                 if fut is not None and not fut.done():
@@ -120,14 +122,18 @@ class Sink:
             await w.drain()
 
     async def _data(self, r):
-        """Read the text up to the final dot; returns its Subject ("" if none)."""
+        """Read the text up to the final dot; returns its Subject ("" if none) and the
+        text itself if the sink keeps it (else None)."""
         subject, in_header, size = "", True, 0
+        kept = [] if self.keep else None
         while True:
             line = await asyncio.wait_for(r.readline(), IO_TIMEOUT)
             if not line:
                 raise asyncio.IncompleteReadError(b"", None)
             if line == b".\r\n":
-                return subject
+                return subject, (b"".join(kept) if kept is not None else None)
+            if kept is not None:
+                kept.append(line[1:] if line.startswith(b"..") else line)
             size += len(line)
             if size > MAX_DATA:
                 raise ValueError("message larger than %d octets" % MAX_DATA)

@@ -9,8 +9,10 @@ dovecot-core, dovecot-pop3d
 gnuplot-nox   draws bench/results/LATEST.png.
 dnsmasq-base  the filters workload's DNSBL zones (a private dnsmasq on a loopback address).
 rspamd        the filters workload's milter (run from the harness's own configuration).
+opendkim      Postfix's DKIM signer in the relay-dkim workload (a milter, own configuration).
+python3-dkim  verifies a sample of each side's signed mail there.
 
-Package scripts must not start the system's Postfix, Dovecot or rspamd (they would listen on
+Package scripts must not start the system's Postfix, Dovecot, rspamd or OpenDKIM (they would listen on
 every address): while installing, a policy-rc.d that forbids starting services is put
 in place unless one already exists, and removed again afterwards.
 """
@@ -22,7 +24,7 @@ import sys
 import time
 
 PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "gnuplot-nox", "dnsmasq-base",
-            "rspamd"]
+            "rspamd", "opendkim", "python3-dkim"]
 # what each package must provide for the harness to run
 PROVIDES = {
     "postfix": ["/usr/sbin/postfix", "/usr/sbin/smtp-source", "/usr/sbin/smtp-sink"],
@@ -31,6 +33,8 @@ PROVIDES = {
     "gnuplot-nox": ["/usr/bin/gnuplot"],
     "dnsmasq-base": ["/usr/sbin/dnsmasq"],
     "rspamd": ["/usr/bin/rspamd"],
+    "opendkim": ["/usr/sbin/opendkim"],
+    "python3-dkim": ["/usr/lib/python3/dist-packages/dkim/__init__.py"],
 }
 POLICY = "/usr/sbin/policy-rc.d"
 APT_TIMEOUT = 900

@@ -11,6 +11,8 @@ dmail, peer, dmail, peer, ... (--pairs pairs), in the same run.
              (bench/relay.py)
 8  filters   the c=50 delivery of 1 plain, with 2 DNSBL zones (dnsmasq) and with rspamd
              as a milter (bench/filters.py)
+9  relay-dkim the volume run of 7 with DKIM signing: dsmtp's own against Postfix with
+             OpenDKIM as a milter (bench/relay_dkim.py)
 """
 
 import os
@@ -30,6 +32,12 @@ def filters_workload(ctx):
     import filters  # bench/filters.py uses smtp_run from here
 
     filters.filters(ctx)
+
+
+def relay_dkim_workload(ctx):
+    import relay_dkim
+
+    relay_dkim.relay_dkim(ctx)
 
 
 def percentile(sorted_vals, q):
@@ -437,4 +445,5 @@ WORKLOADS = [
     ("reload", reload),
     ("relay", relay),
     ("filters", filters_workload),
+    ("relay-dkim", relay_dkim_workload),
 ]
