@@ -539,6 +539,14 @@ conf_finish(struct conf_parser *p, int errors_before)
         free(c->hostname);
         c->hostname = xstrdup(host);
     }
+    if (c->mail_spool == NULL || c->mail_spool[0] == '\0') {
+        /* unix_user's mailboxes: DMail's drop_path when the file moved it, else /var/mail */
+        const char *def = conf_lookup("drop_path")->def;
+        const char *d =
+            c->drop_path != NULL && strcmp(c->drop_path, def) != 0 ? c->drop_path : "/var/mail";
+        free(c->mail_spool);
+        c->mail_spool = xstrdup(d);
+    }
     route_finish(c->forward, p->diag);
     route_finish(c->alias, p->diag);
     c->aliases = alias_build(c, p->diag);

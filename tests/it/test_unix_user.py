@@ -75,8 +75,10 @@ def _gid(group):
 
 def _serve(dpop_factory, accounts, **settings):
     user, run_as, locked, spool = accounts
+    conf = {"mail_spool": spool}
+    conf.update(settings)
     pop = dpop_factory(start=False, authent_method="unix_user", run_as=run_as,
-                       mail_spool=spool, sysadmin=None, **settings)
+                       sysadmin=None, **conf)
     srv = pop.srv
     srv.owner = run_as  # the test directory belongs to the temporary run_as account
     srv.start()
@@ -290,3 +292,20 @@ def test_unix_user_recipients_added_by_milter_looked_up_on_pool(accounts, dpop_f
     finally:
         milter.stop()
     assert not milter.errors, milter.errors
+
+
+def test_unix_user_mailboxes_in_drop_path_when_mail_spool_is_not_set(accounts, dpop_factory):
+    """DMail's meaning: without mail_spool, a drop_path set in the file holds the Unix
+    accounts' mailboxes (dsmtp writes there, dpop reads there)."""
+    user, run_as, locked, spool = accounts
+    srv, pop = _serve(dpop_factory, accounts, mail_spool=None, drop_path=spool)
+    text = "From: %s\r\nSubject: drop_path\r\n\r\nin drop_path\r\n" % SENDER
+    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
+        assert s.sendmail(SENDER, ["%s@%s" % (user, DOMAIN)], text) == {}
+    with open(os.path.join(spool, user), "rb") as f:
+        assert b"in drop_path" in f.read()
+    assert not os.path.exists(os.path.join("/var/mail", user))
+    c = RawPOP(pop.pop_port)
+    c.stls()
+    assert "1 messages" in c.login(user, PASSWORD)
+    c.ok("QUIT")
