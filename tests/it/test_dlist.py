@@ -1,0 +1,105 @@
+"""dlist (issue 13), first milestone: lists.dat read through dlist_path by every program,
+`dlist -t`, and a broken lists.dat refused at -t and on reload (the old lists kept)."""
+
+import os
+import subprocess
+
+from dmail_site import BIN, DOMAIN
+
+
+def write_lists(site, text):
+    d = os.path.join(site.dir, "dlist")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "lists.dat"), "w") as f:
+        f.write(text)
+    return d
+
+
+def check(site, prog="dlist"):
+    return subprocess.run([os.path.join(BIN, prog), "-t", "-c", site.conf_path],
+                          capture_output=True, text=True, timeout=30, env=site.env())
+
+
+LISTS = """# two lists, in DMail's style
+list talk
+ title The list for talkers
+ subject_prefix [talk]
+ access_post members
+ moderator talk.master@%s
+ max_size 40k
+list Juggle
+ title The list for jugglers
+""" % DOMAIN
+
+
+def test_dlist_t_names_the_lists(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    r = check(site)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "dlist: 2 lists at %s: talk juggle" % DOMAIN, r.stdout
+    assert r.stderr == "", r.stderr
+    site.write_conf({"dlist_path": d, "dlist_domain": "Lists." + DOMAIN.upper(),
+                     "dlist_smtp_host": "127.0.0.1:2525"})
+    r = check(site)
+    assert r.returncode == 0 and "at lists.%s:" % DOMAIN in r.stdout, (r.stdout, r.stderr)
+    # the DMail settings are no longer "accepted without effect"
+    assert "no effect" not in r.stderr, r.stderr
+    for prog in ("dsmtp", "dpop"):
+        r = check(site, prog)
+        assert r.returncode == 0 and "dlist" not in r.stderr, (prog, r.stderr)
+
+
+def test_dlist_t_without_lists(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    r = check(site)
+    assert r.returncode == 0 and "dlist_path is not set" in r.stdout, (r.stdout, r.stderr)
+    d = os.path.join(site.dir, "dlist")
+    os.makedirs(d)
+    site.write_conf({"dlist_path": d})
+    r = check(site)
+    assert r.returncode == 0 and "no lists.dat" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_dlist_t_errors_with_file_line(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS + " access_post friends\nlist talk\nlist x-request\n")
+    site.write_conf({"dlist_path": d})
+    path = os.path.join(d, "lists.dat")
+    want = ["%s:10: access_post friends: anyone, members, moderator or an address pattern "
+            "such as *@example.com" % path,
+            "%s:11: list talk is already defined at %s:2" % (path, path),
+            "%s:12: list x-request: a list name does not end in -request, -owner or "
+            "-bounces (the list's own addresses)" % path]
+    for prog in ("dlist", "dsmtp"):
+        r = check(site, prog)
+        assert r.returncode == 78, (prog, r.stdout, r.stderr)
+        for line in want:
+            assert line in r.stderr.splitlines(), (prog, r.stderr)
+        assert "3 errors" in r.stderr, r.stderr
+    site.write_conf({"dlist_path": d, "dlist_smtp_host": "localhost:smtp"})
+    write_lists(site, LISTS)
+    r = check(site)
+    assert r.returncode == 78 and "dlist_smtp_host localhost:smtp: HOST or HOST:PORT" in r.stderr
+
+
+def test_dlist_without_t_says_it_is_not_there_yet(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    r = subprocess.run([os.path.join(BIN, "dlist"), "-c", site.conf_path], capture_output=True,
+                       text=True, timeout=30, env=site.env())
+    assert r.returncode == 69 and "not part of this build yet" in r.stderr, r.stderr
+
+
+def test_broken_lists_dat_refused_on_reload(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    site.start()
+    write_lists(site, LISTS + " colour blue\n")
+    rc, out, err = site.tellsmtp("reload")
+    assert rc != 0 and "lists.dat:10: unknown list setting colour" in out + err, (rc, out, err)
+    assert site.alive()
+    write_lists(site, LISTS)
+    rc, out, err = site.tellsmtp("reload")
+    assert rc == 0, (rc, out, err)
