@@ -2,9 +2,11 @@
 `dlist -t`, and a broken lists.dat refused at -t and on reload (the old lists kept)."""
 
 import os
+import shutil
+import smtplib
 import subprocess
 
-from dmail_site import BIN, DOMAIN
+from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid
 
 
 def write_lists(site, text):
@@ -103,3 +105,62 @@ def test_broken_lists_dat_refused_on_reload(dsmtp_factory):
     write_lists(site, LISTS)
     rc, out, err = site.tellsmtp("reload")
     assert rc == 0, (rc, out, err)
+
+
+# ------------------------------------------------------------ dsmtp: the list spool
+
+def spool_files(site, lst, role):
+    d = os.path.join(site.spool, "dlist", lst, role, "new")
+    if not os.path.isdir(d):
+        return []
+    return [open(os.path.join(d, f), "rb").read().decode() for f in sorted(os.listdir(d))]
+
+
+def test_dsmtp_diverts_list_mail_into_the_spool(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    site.start()
+    rcpts = {"talk@" + DOMAIN: ("talk", "post"),
+             "Talk-Request@" + DOMAIN: ("talk", "request"),
+             "juggle-owner@" + DOMAIN: ("juggle", "owner"),
+             "talk-bounces+bob=example.net@" + DOMAIN: ("talk", "bounces")}
+    for rcpt, (lst, role) in rcpts.items():
+        msgid, text = make_message(msgid=new_msgid("dl"), to=rcpt)
+        with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+            c.sendmail("carol@remote.example", [rcpt], text)
+        files = spool_files(site, lst, role)  # there at the 250: nothing to wait for
+        assert len(files) == 1, (rcpt, files)
+        assert files[0].startswith("Return-Path: <carol@remote.example>\n"), files[0]
+        assert msgid in files[0]
+        shutil.rmtree(os.path.join(site.spool, "dlist", lst, role, "new"))
+        os.makedirs(os.path.join(site.spool, "dlist", lst, role, "new"))
+    # not a list, not a user: still refused; no mailbox appeared for list names
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("carol@remote.example")
+        assert c.rcpt("talker@" + DOMAIN)[0] == 550
+        assert c.rcpt("other-request@" + DOMAIN)[0] == 550
+    assert not os.path.exists(os.path.join(site.drop, "talk"))
+
+
+def test_lists_at_their_own_domain(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d, "dlist_domain": "lists.example.org"})
+    site.start()
+    _, text = make_message(to="talk@lists.example.org")
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.sendmail("carol@remote.example", ["talk@lists.example.org"], text)  # not a relay
+        c.mail("carol@remote.example")
+        assert c.rcpt("talk@" + DOMAIN)[0] == 550  # the lists are at dlist_domain only
+        c.rset()
+    assert len(spool_files(site, "talk", "post")) == 1
+    # a reload that removes the list stops the diversion
+    write_lists(site, "list other\n")
+    rc, out, err = site.tellsmtp("reload")
+    assert rc == 0, (rc, out, err)
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("carol@remote.example")
+        assert c.rcpt("talk@lists.example.org")[0] in (550, 554)
