@@ -1,8 +1,11 @@
 """dlist (issue 13), first milestone: lists.dat read through dlist_path by every program,
-`dlist -t`, and a broken lists.dat refused at -t and on reload (the old lists kept)."""
+`dlist -t`, a broken lists.dat refused at -t and on reload (the old lists kept), dsmtp's
+list spool, and the dlist daemon (supervised by dwatch) with its lists/who/add/remove
+commands."""
 
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 
@@ -86,13 +89,6 @@ def test_dlist_t_errors_with_file_line(dsmtp_factory):
     assert r.returncode == 78 and "dlist_smtp_host localhost:smtp: HOST or HOST:PORT" in r.stderr
 
 
-def test_dlist_without_t_says_it_is_not_there_yet(dsmtp_factory):
-    site = dsmtp_factory(start=False)
-    r = subprocess.run([os.path.join(BIN, "dlist"), "-c", site.conf_path], capture_output=True,
-                       text=True, timeout=30, env=site.env())
-    assert r.returncode == 69 and "not part of this build yet" in r.stderr, r.stderr
-
-
 def test_broken_lists_dat_refused_on_reload(dsmtp_factory):
     site = dsmtp_factory(start=False)
     d = write_lists(site, LISTS)
@@ -164,3 +160,78 @@ def test_lists_at_their_own_domain(dsmtp_factory):
         c.ehlo()
         c.mail("carol@remote.example")
         assert c.rcpt("talk@lists.example.org")[0] in (550, 554)
+
+
+# ------------------------------------------------------ the daemon and its commands
+
+def start_dlist(site):
+    dl = site.program("dlist", ready=lambda: os.path.exists(site.ctl_path("dlist")))
+    dl.start()
+    return dl
+
+
+def dlist_cmd(site, *args):
+    p = subprocess.run([os.path.join(BIN, "dlist"), "-c", site.conf_path] + list(args),
+                       capture_output=True, text=True, timeout=30, env=site.env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_dlist_admin_commands(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    rc, out, err = dlist_cmd(site, "lists")
+    assert rc == 3, (rc, out, err)  # not running: unreachable, as tellsmtp says
+    start_dlist(site)
+    rc, out, err = dlist_cmd(site, "lists")
+    assert rc == 0, (rc, out, err)
+    assert out.splitlines() == ["talk 0 The list for talkers", "juggle 0 The list for jugglers",
+                                "2 lists"], out
+    assert dlist_cmd(site, "add", "talk", "Bob@Example.NET")[:2] == (0, "added Bob@Example.NET\n")
+    assert dlist_cmd(site, "add", "talk", "carol@example.net")[0] == 0
+    rc, out, _ = dlist_cmd(site, "add", "TALK", "bob@example.net")
+    assert rc == 0 and "is a member already" in out, out
+    rc, out, err = dlist_cmd(site, "who", "talk")
+    assert rc == 0 and out.splitlines() == ["Bob@example.net", "carol@example.net",
+                                            "2 members"], out
+    members = os.path.join(site.work, "dlist", "talk", "members")
+    assert open(members).read() == "Bob@example.net\ncarol@example.net\n"
+    assert dlist_cmd(site, "remove", "talk", "BOB@example.net")[:2] == \
+        (0, "removed BOB@example.net\n")
+    rc, out, err = dlist_cmd(site, "remove", "talk", "bob@example.net")
+    assert rc == 1 and "is not a member" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "nolist", "x@example.net")
+    assert rc == 1 and "no list nolist" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "talk", "not-an-address")
+    assert rc == 1 and "missing @domain" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "talk")
+    assert rc == 2 and "usage" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "lists")
+    assert out.splitlines()[0] == "talk 1 The list for talkers", out
+    assert open(members).read() == "carol@example.net\n"
+    # a reload brings new lists in
+    write_lists(site, LISTS + "list new\n")
+    rc, out, err = dlist_cmd(site, "add", "new", "x@example.net")
+    assert rc == 1 and "no list new" in err  # not before the reload
+    rc, out, err = dlist_cmd(site, "reload")
+    assert rc == 0, (rc, out, err)
+    assert dlist_cmd(site, "add", "new", "x@example.net")[0] == 0
+    # a broken lists.dat: the reload is refused, the lists in force stay
+    write_lists(site, LISTS + " colour blue\n")
+    rc, out, err = dlist_cmd(site, "reload")
+    assert rc == 1 and "lists.dat:10: unknown list setting colour" in out + err, (rc, out, err)
+    assert dlist_cmd(site, "who", "new")[1].splitlines() == ["x@example.net", "1 member"]
+
+
+def test_dwatch_supervises_dlist(dwatch_factory):
+    dw = dwatch_factory(start=False, dwatch_servers="dsmtp,dpop,dlist")
+    site = dw.site
+    site.write_conf({"dlist_path": write_lists(site, LISTS)})
+    dw.start(wait=False)
+    st = dw.wait_running(names=("dsmtp", "dpop", "dlist"))
+    old = st["dlist"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    dw.wait_for(lambda s: s["dlist"]["state"] == "running" and s["dlist"]["pid"] != old, 10,
+                "dlist restarted")
+    assert dlist_cmd(site, "add", "talk", "bob@example.net")[0] == 0
+    # stopped by dwatch with the others: a clean exit (teardown checks it)
