@@ -212,6 +212,7 @@ install: progs
 	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/mailq.8
 	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/newaliases.8
 	$(INSTALL) -m 0644 conf/dmail.conf.sample $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 0644 conf/lists.dat.sample $(DESTDIR)$(DATADIR)/
 	$(INSTALL) -m 0644 conf/authent-users.py $(DESTDIR)$(DATADIR)/
 	@# an existing dmail.conf is the administrator's: never overwritten
 	@if [ -e $(DESTDIR)$(sysconfdir)/dmail/dmail.conf ]; then \

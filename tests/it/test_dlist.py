@@ -221,6 +221,9 @@ def test_dlist_admin_commands(dsmtp_factory):
     rc, out, err = dlist_cmd(site, "reload")
     assert rc == 1 and "lists.dat:10: unknown list setting colour" in out + err, (rc, out, err)
     assert dlist_cmd(site, "who", "new")[1].splitlines() == ["x@example.net", "1 member"]
+    # no listener, no TLS: nothing to warn about
+    log = open(os.path.join(site.dir, "dlist.stderr")).read()
+    assert "warn" not in log, log
 
 
 def test_dwatch_supervises_dlist(dwatch_factory):
