@@ -64,7 +64,7 @@ LIBDMAIL     := $(BUILD)/libdmail.a
 
 # Each program directory: main.c holds main(); everything else is also linked into
 # the unit tests through lib<prog>.a.
-PROGS        := dsmtp sendmail dpop tellsmtp tellpop dwatch
+PROGS        := dsmtp sendmail dpop tellsmtp tellpop dwatch dlist
 define prog_rules
 $(1)_SRC  := $$(wildcard $(1)/*.c)
 $(1)_LIBOBJ := $$(filter-out $$(BUILD)/$(1)/main.o,$$($(1)_SRC:%.c=$$(BUILD)/%.o))
@@ -192,7 +192,7 @@ DATADIR    := $(PREFIX)/share/dmail
 UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(sysconfdir)/systemd/system)
 INITDIR    ?= $(sysconfdir)/init.d
 INSTALL    ?= install
-SERVERS    := dsmtp dpop dwatch tellsmtp tellpop
+SERVERS    := dsmtp dpop dwatch dlist tellsmtp tellpop
 # the paths the service files name, for this PREFIX and sysconfdir
 FIXPATHS   := sed -e 's,/usr/sbin/,$(SBINDIR)/,g' -e 's,/etc/dmail/,$(sysconfdir)/dmail/,g'
 
@@ -212,6 +212,7 @@ install: progs
 	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/mailq.8
 	ln -sf sendmail.8 $(DESTDIR)$(MANDIR)/man8/newaliases.8
 	$(INSTALL) -m 0644 conf/dmail.conf.sample $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 0644 conf/lists.dat.sample $(DESTDIR)$(DATADIR)/
 	$(INSTALL) -m 0644 conf/authent-users.py $(DESTDIR)$(DATADIR)/
 	@# an existing dmail.conf is the administrator's: never overwritten
 	@if [ -e $(DESTDIR)$(sysconfdir)/dmail/dmail.conf ]; then \

@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "dsnparam.h"
 #include "file.h"
+#include "lists.h"
 #include "log.h"
 #include "logq.h"
 #include "mboxq.h"
@@ -83,6 +84,53 @@ deliver_role(const struct conf *cf, const struct auth_db *db, const char *domain
     return t->kind = DK_POSTMASTER;
 }
 
+/* deliver_list - local@domain is an address of a list of lists.dat: t is the list spool
+ * (DESIGN 4 "List spool"): the maildir spool_dir/dlist/LIST/ROLE, which dlist reads. */
+static bool
+deliver_list(const struct conf *cf, const char *local, const char *domain, struct deliver_target *t)
+{
+    static const char *const roles[] = {[LISTS_ROLE_POST] = "post",
+                                        [LISTS_ROLE_REQUEST] = "request",
+                                        [LISTS_ROLE_OWNER] = "owner",
+                                        [LISTS_ROLE_BOUNCES] = "bounces"};
+    const struct lists_def *def;
+    enum lists_role role;
+    int n;
+
+    if (cf->lists == NULL)
+        return false;
+    role = lists_role(cf->lists, local, domain, &def, NULL);
+    if (role == LISTS_NONE)
+        return false;
+    n = snprintf(t->mailbox, sizeof(t->mailbox), "%s/%s/%s/%s", cf->spool_dir, DELIVER_LIST_DIR,
+                 def->name, roles[role]);
+    snprintf(t->user, sizeof(t->user), "%s@%s", def->name, cf->lists->domain);
+    return n > 0 && (size_t)n < sizeof(t->mailbox);
+}
+
+/* deliver_is_list_spool - mailbox is in the list spool. */
+bool
+deliver_is_list_spool(const struct conf *cf, const char *mailbox)
+{
+    size_t n = strlen(cf->spool_dir);
+
+    return strncmp(mailbox, cf->spool_dir, n) == 0 && mailbox[n] == '/' &&
+           strncmp(mailbox + n + 1, DELIVER_LIST_DIR "/", sizeof(DELIVER_LIST_DIR)) == 0;
+}
+
+/* deliver_format - the format of mailbox: maildir for the list spool, else mailbox_format;
+ * *drop_max its limit (none for the list spool). */
+int
+deliver_format(const struct conf *cf, const char *mailbox, unsigned long long *drop_max)
+{
+    if (deliver_is_list_spool(cf, mailbox)) {
+        *drop_max = 0;
+        return MBOX_FORMAT_MAILDIR;
+    }
+    *drop_max = cf->drop_max;
+    return cf->mailbox_format;
+}
+
 /* deliver_resolve_mode - local user, role address, unknown or remote (miss: see
  * deliver_local_user). */
 static enum deliver_kind
@@ -90,6 +138,8 @@ deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char
                      const char *domain, struct deliver_target *t, bool *miss)
 {
     memset(t, 0, sizeof(*t));
+    if (deliver_list(cf, local, domain, t))
+        return t->kind = DK_LOCAL;
     if (!conf_is_local_domain(cf, domain))
         return t->kind = DK_REMOTE;
     if (deliver_local_user(cf, db, local, domain, t, miss))
@@ -325,6 +375,8 @@ deliver_one(const struct conf *cf, const char *mailbox, const char *sender, cons
 {
     char hdr[600], node[256];
     struct drop_msg m;
+    unsigned long long drop_max;
+    int fmt = deliver_format(cf, mailbox, &drop_max);
     int n;
 
     deliver_node(cf, node, sizeof(node));
@@ -338,8 +390,7 @@ deliver_one(const struct conf *cf, const char *mailbox, const char *sender, cons
     m.headers_len = (size_t)n;
     m.text = text;
     m.text_len = len;
-    return drop_deliver(mailbox, cf->mailbox_format, &m, cf->lock_timeout, cf->drop_max, node, NULL,
-                        err, errlen);
+    return drop_deliver(mailbox, fmt, &m, cf->lock_timeout, drop_max, node, NULL, err, errlen);
 }
 
 /* deliver_next_try - exponential back-off from queue_retry up to queue_retry_max. */

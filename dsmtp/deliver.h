@@ -30,6 +30,10 @@
  *   for the role address with an error and retried (a config fix or a new user makes it
  *   deliverable) until queue_lifetime. Other local addresses are unknown; any other
  *   domain is remote: relayed when the client may relay (command.c), else refused.
+ * - List addresses (lists.h: LIST, LIST-request, LIST-owner, LIST-bounces[+X] at
+ *   dlist_domain, a host_domain or not) are local, whatever users exist: their "mailbox" is
+ *   the maildir spool_dir/dlist/LIST/ROLE (file written, fsynced, linked into new/ before
+ *   the 250), which dlist picks up (DESIGN 4 "List spool"). Forwards still come first.
  * - Forwards (dmail.conf `forward`, common/route.h) come first: deliver_route expands a
  *   recipient through them and resolves every final address with deliver_resolve; a
  *   destination of another domain is relayed (a destination with relay set). The SMTP
@@ -79,6 +83,16 @@ struct deliver_target {
     char addr[DELIVER_ADDR_MAX + 1]; /* DK_RELAY: the sysadmin address */
     char fwd[1024]; /* DK_LOCAL, authent_method external: the helper's fwd="..." list */
 };
+
+/* The list spool, under spool_dir: LIST/ROLE maildirs (ROLE post, request, owner,
+ * bounces) of the lists of lists.dat (lists.h), written by dsmtp, read by dlist. */
+#define DELIVER_LIST_DIR "dlist"
+
+/* deliver_is_list_spool - mailbox is in the list spool. */
+bool deliver_is_list_spool(const struct conf *cf, const char *mailbox);
+/* deliver_format - the format of mailbox (MBOX_FORMAT_*): maildir for the list spool, else
+ * mailbox_format; *drop_max its limit (0: none, for the list spool). */
+int deliver_format(const struct conf *cf, const char *mailbox, unsigned long long *drop_max);
 
 /* deliver_is_role - local is one of the role addresses (postmaster, root, MAILER-DAEMON,
  * abuse; any case) that a local domain always accepts. */

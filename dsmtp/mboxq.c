@@ -93,6 +93,8 @@ static void
 mboxq_work(uv_work_t *w)
 {
     struct mboxq_job *j = w->data;
+    unsigned long long drop_max;
+    int fmt;
 
     deliver_node(j->cf, j->node, sizeof(j->node));
     for (size_t i = 0; i < j->n; i++) {
@@ -105,8 +107,8 @@ mboxq_work(uv_work_t *w)
         m->text = r->text;
         m->text_len = r->len;
     }
-    drop_deliver_many(j->box->path, j->cf->mailbox_format, j->items, j->n, j->cf->lock_timeout,
-                      j->cf->drop_max, j->node);
+    fmt = deliver_format(j->cf, j->box->path, &drop_max);
+    drop_deliver_many(j->box->path, fmt, j->items, j->n, j->cf->lock_timeout, drop_max, j->node);
     for (size_t i = 0; i < j->n; i++) {
         free(j->hdrs[i]);
         j->hdrs[i] = NULL;

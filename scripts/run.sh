@@ -42,8 +42,12 @@ if [ "${RESET:-}" = 1 ]; then
         "$run/demo-password"
 fi
 
-mkdir -p "$run" "$run/drop" "$run/spool" "$run/work" "$run/tls"
+mkdir -p "$run" "$run/drop" "$run/spool" "$run/work" "$run/tls" "$run/dlist"
 run=$(cd "$run" && pwd)
+# a demo mailing list for dlist (lists.dat(5)), once
+[ -s "$run/dlist/lists.dat" ] ||
+    printf '# made by scripts/run.sh: dlist -c run/dmail.conf who talk\nlist talk\n title The demo list\n' \
+        >"$run/dlist/lists.dat"
 
 if [ "$(id -u)" = 0 ]; then
     run_as=nobody
@@ -74,6 +78,7 @@ umask 022
 
 servers=dsmtp
 [ -x "$bindir/dpop" ] && servers=dsmtp,dpop
+[ -x "$bindir/dlist" ] && servers=$servers,dlist
 if [ ! -s "$run/dmail.conf" ]; then
     sed -e "s|@RUN@|$run|g" -e "s|@RUN_AS@|$run_as|g" -e "s|@SMTP_PORT@|$smtp_port|g" \
         -e "s|@DWATCH_SERVERS@|$servers|g" \
@@ -145,6 +150,12 @@ MSG
         cat <<MSG
     $bin/tellpop -c $rel/dmail.conf adduser alice    (asks for a password; dpop and dsmtp reload)
     $bin/tellpop -c $rel/dmail.conf who
+MSG
+    fi
+    if [ -x "$bindir/dlist" ]; then
+        cat <<MSG
+    $bin/dlist -c $rel/dmail.conf lists              (the lists of $rel/dlist/lists.dat)
+    $bin/dlist -c $rel/dmail.conf add talk demo@example.test
 MSG
     fi
     echo

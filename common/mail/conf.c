@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "alias.h"
+#include "lists.h"
 #include "conf_int.h"
 #include "file.h"
 #include "dkim.h"
@@ -478,6 +479,7 @@ conf_free(struct conf *c)
         free(c->origin[id]);
     }
     alias_free(&c->aliases);
+    lists_free(&c->lists);
     free(c->path);
     free(c->main_domain);
     free(c);
@@ -550,6 +552,7 @@ conf_finish(struct conf_parser *p, int errors_before)
     route_finish(c->forward, p->diag);
     route_finish(c->alias, p->diag);
     c->aliases = alias_build(c, p->diag);
+    c->lists = lists_build(c, p->diag);
     for (size_t i = 0; i < c->relay_to.n; i++)
         if (conf_is_local_domain(c, c->relay_to.v[i]))
             conf_diag_add(p->diag, true, c->origin[CONF_relay_to], 0,

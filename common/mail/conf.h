@@ -29,6 +29,8 @@
  * - Alias files (alias.h): alias_file and alias_file_domain are read at the end of every
  *   load into c->aliases; an unreadable or broken file is an error of the load, so a
  *   reload that meets one keeps the old snapshot, aliases included.
+ * - lists.dat (lists.h): read from dlist_path at the end of every load into c->lists, with
+ *   the same rule: a broken one fails the load.
  * - CF_PAIRS lists (`rbl_except_ip`): as CF_TABLE, but a KEY may come on several lines.
  * - CF_TABLE lists (`gateway`): one `KEY VALUE` item per line, blanks inside kept as one
  *   space, a KEY given twice an error naming the first; conf_format joins them with ",".
@@ -74,6 +76,7 @@ enum { TLS_MIN_12, TLS_MIN_13 };
 struct route;
 struct dkim_keys;
 struct alias_set;
+struct lists_set;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,
@@ -87,6 +90,7 @@ struct conf {
     time_t loaded;             /* when conf_load finished */
     char *main_domain;         /* first host_domain, lower case, A-label; "localhost" if none */
     struct alias_set *aliases; /* the alias files (alias.h); NULL if none */
+    struct lists_set *lists;   /* dlist_path/lists.dat (lists.h); NULL if none */
     /* where each setting came from: "file:line", or NULL for the default */
     char *origin[CONF_NSETTINGS];
 #define SETTING(name, type, def, min, max, flags) CTYPE_##type name;

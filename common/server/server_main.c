@@ -29,6 +29,8 @@ server_tls(struct server *srv)
     const struct conf *cf = srv->cf;
     char err[300];
 
+    if (srv->proto->nports == 0)
+        return; /* a daemon without listeners (dlist) serves no TLS */
     if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
         cf->tls_key[0] == '\0') {
         log_warn("tls_cert/tls_key not set: %s", srv->proto->no_tls);
@@ -81,10 +83,10 @@ server_listen(struct server *srv)
             log_fatal("%s: no listener on port %ld could be opened", def->name, port);
         total += ok;
     }
-    if (total == 0 && p->ports_optional)
-        log_warn("no listener configured (all ports 0)");
-    else if (total == 0)
+    if (total == 0 && !p->ports_optional)
         log_fatal("no listener configured (all ports 0)");
+    if (total == 0 && p->nports > 0) /* a daemon without listeners (dlist) has none to open */
+        log_warn("no listener configured (all ports 0)");
 }
 
 /* server_users - the user directory: the users file or the Unix accounts. */

@@ -126,8 +126,7 @@ def dmail_settings(site):
 # The settings accepted without effect: -t names each with what dmail does instead.
 NO_EFFECT = ("add_footer", "dwatch_path", "dsmtp_path", "archive_batch", "allow_ip", "msg_filter",
              "mail_filter", "filter_file", "dpop_path", "bin_path", "hash_bindir", "bin_pfull",
-             "stats_path", "dlist_path", "dlist_domain", "dlist_loglvl", "dlist_rotate",
-             "dlist_smtp_host", "no_dotforward", "log_data")
+             "stats_path", "dlist_loglvl", "dlist_rotate", "no_dotforward", "log_data")
 
 
 def _dmail_site(dpop_factory, **extra):
@@ -161,7 +160,7 @@ def test_every_dmail_setting_passes_t(dpop_factory, prog):
         m = re.search(r"dmail\.conf:\d+: warning: %s is accepted but has no effect: \S.*" % name,
                       r.stderr)
         assert m, "%s: no warning naming it:\n%s" % (name, r.stderr)
-    assert "DList (mailing lists) is not part of dmail yet" in r.stderr
+    assert "dlist logs at log_level" in r.stderr
     assert "milters" in r.stderr  # what replaces msg_filter & co
 
 

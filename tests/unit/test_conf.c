@@ -822,7 +822,7 @@ test_dmail_compat(void **state)
     conf_unref(&c);
     conf_diag_free(&d);
 
-    assert_non_null(conf_note(CONF_dlist_path));
+    assert_non_null(conf_note(CONF_dlist_rotate));
     assert_null(conf_note(CONF_smtp_port));
     assert_true(conf_settings[CONF_bin_path].flags & CF_NOEFFECT);
     assert_false(conf_settings[CONF_min_space].flags & CF_NOEFFECT);

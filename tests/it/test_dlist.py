@@ -1,0 +1,240 @@
+"""dlist (issue 13), first milestone: lists.dat read through dlist_path by every program,
+`dlist -t`, a broken lists.dat refused at -t and on reload (the old lists kept), dsmtp's
+list spool, and the dlist daemon (supervised by dwatch) with its lists/who/add/remove
+commands."""
+
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+
+from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid
+
+
+def write_lists(site, text):
+    d = os.path.join(site.dir, "dlist")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "lists.dat"), "w") as f:
+        f.write(text)
+    return d
+
+
+def check(site, prog="dlist"):
+    return subprocess.run([os.path.join(BIN, prog), "-t", "-c", site.conf_path],
+                          capture_output=True, text=True, timeout=30, env=site.env())
+
+
+LISTS = """# two lists, in DMail's style
+list talk
+ title The list for talkers
+ subject_prefix [talk]
+ access_post members
+ moderator talk.master@%s
+ max_size 40k
+list Juggle
+ title The list for jugglers
+""" % DOMAIN
+
+
+def test_dlist_t_names_the_lists(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    r = check(site)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "dlist: 2 lists at %s: talk juggle" % DOMAIN, r.stdout
+    assert r.stderr == "", r.stderr
+    site.write_conf({"dlist_path": d, "dlist_domain": "Lists." + DOMAIN.upper(),
+                     "dlist_smtp_host": "127.0.0.1:2525"})
+    r = check(site)
+    assert r.returncode == 0 and "at lists.%s:" % DOMAIN in r.stdout, (r.stdout, r.stderr)
+    # the DMail settings are no longer "accepted without effect"
+    assert "no effect" not in r.stderr, r.stderr
+    for prog in ("dsmtp", "dpop"):
+        r = check(site, prog)
+        assert r.returncode == 0 and "dlist" not in r.stderr, (prog, r.stderr)
+
+
+def test_dlist_t_without_lists(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    r = check(site)
+    assert r.returncode == 0 and "dlist_path is not set" in r.stdout, (r.stdout, r.stderr)
+    d = os.path.join(site.dir, "dlist")
+    os.makedirs(d)
+    site.write_conf({"dlist_path": d})
+    r = check(site)
+    assert r.returncode == 0 and "no lists.dat" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_dlist_t_errors_with_file_line(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS + " access_post friends\nlist talk\nlist x-request\n")
+    site.write_conf({"dlist_path": d})
+    path = os.path.join(d, "lists.dat")
+    want = ["%s:10: access_post friends: anyone, members, moderator or an address pattern "
+            "such as *@example.com" % path,
+            "%s:11: list talk is already defined at %s:2" % (path, path),
+            "%s:12: list x-request: a list name does not end in -request, -owner or "
+            "-bounces (the list's own addresses)" % path]
+    for prog in ("dlist", "dsmtp"):
+        r = check(site, prog)
+        assert r.returncode == 78, (prog, r.stdout, r.stderr)
+        for line in want:
+            assert line in r.stderr.splitlines(), (prog, r.stderr)
+        assert "3 errors" in r.stderr, r.stderr
+    site.write_conf({"dlist_path": d, "dlist_smtp_host": "localhost:smtp"})
+    write_lists(site, LISTS)
+    r = check(site)
+    assert r.returncode == 78 and "dlist_smtp_host localhost:smtp: HOST or HOST:PORT" in r.stderr
+
+
+def test_broken_lists_dat_refused_on_reload(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    site.start()
+    write_lists(site, LISTS + " colour blue\n")
+    rc, out, err = site.tellsmtp("reload")
+    assert rc != 0 and "lists.dat:10: unknown list setting colour" in out + err, (rc, out, err)
+    assert site.alive()
+    write_lists(site, LISTS)
+    rc, out, err = site.tellsmtp("reload")
+    assert rc == 0, (rc, out, err)
+
+
+# ------------------------------------------------------------ dsmtp: the list spool
+
+def spool_files(site, lst, role):
+    d = os.path.join(site.spool, "dlist", lst, role, "new")
+    if not os.path.isdir(d):
+        return []
+    return [open(os.path.join(d, f), "rb").read().decode() for f in sorted(os.listdir(d))]
+
+
+def test_dsmtp_diverts_list_mail_into_the_spool(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    site.start()
+    rcpts = {"talk@" + DOMAIN: ("talk", "post"),
+             "Talk-Request@" + DOMAIN: ("talk", "request"),
+             "juggle-owner@" + DOMAIN: ("juggle", "owner"),
+             "talk-bounces+bob=example.net@" + DOMAIN: ("talk", "bounces")}
+    for rcpt, (lst, role) in rcpts.items():
+        msgid, text = make_message(msgid=new_msgid("dl"), to=rcpt)
+        with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+            c.sendmail("carol@remote.example", [rcpt], text)
+        files = spool_files(site, lst, role)  # there at the 250: nothing to wait for
+        assert len(files) == 1, (rcpt, files)
+        assert files[0].startswith("Return-Path: <carol@remote.example>\n"), files[0]
+        assert msgid in files[0]
+        shutil.rmtree(os.path.join(site.spool, "dlist", lst, role, "new"))
+        os.makedirs(os.path.join(site.spool, "dlist", lst, role, "new"))
+    # not a list, not a user: still refused; no mailbox appeared for list names
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("carol@remote.example")
+        assert c.rcpt("talker@" + DOMAIN)[0] == 550
+        assert c.rcpt("other-request@" + DOMAIN)[0] == 550
+    assert not os.path.exists(os.path.join(site.drop, "talk"))
+
+
+def test_lists_at_their_own_domain(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d, "dlist_domain": "lists.example.org"})
+    site.start()
+    _, text = make_message(to="talk@lists.example.org")
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.sendmail("carol@remote.example", ["talk@lists.example.org"], text)  # not a relay
+        c.mail("carol@remote.example")
+        assert c.rcpt("talk@" + DOMAIN)[0] == 550  # the lists are at dlist_domain only
+        c.rset()
+    assert len(spool_files(site, "talk", "post")) == 1
+    # a reload that removes the list stops the diversion
+    write_lists(site, "list other\n")
+    rc, out, err = site.tellsmtp("reload")
+    assert rc == 0, (rc, out, err)
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("carol@remote.example")
+        assert c.rcpt("talk@lists.example.org")[0] in (550, 554)
+
+
+# ------------------------------------------------------ the daemon and its commands
+
+def start_dlist(site):
+    dl = site.program("dlist", ready=lambda: os.path.exists(site.ctl_path("dlist")))
+    dl.start()
+    return dl
+
+
+def dlist_cmd(site, *args):
+    p = subprocess.run([os.path.join(BIN, "dlist"), "-c", site.conf_path] + list(args),
+                       capture_output=True, text=True, timeout=30, env=site.env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_dlist_admin_commands(dsmtp_factory):
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    rc, out, err = dlist_cmd(site, "lists")
+    assert rc == 3, (rc, out, err)  # not running: unreachable, as tellsmtp says
+    start_dlist(site)
+    rc, out, err = dlist_cmd(site, "lists")
+    assert rc == 0, (rc, out, err)
+    assert out.splitlines() == ["talk 0 The list for talkers", "juggle 0 The list for jugglers",
+                                "2 lists"], out
+    assert dlist_cmd(site, "add", "talk", "Bob@Example.NET")[:2] == (0, "added Bob@Example.NET\n")
+    assert dlist_cmd(site, "add", "talk", "carol@example.net")[0] == 0
+    rc, out, _ = dlist_cmd(site, "add", "TALK", "bob@example.net")
+    assert rc == 0 and "is a member already" in out, out
+    rc, out, err = dlist_cmd(site, "who", "talk")
+    assert rc == 0 and out.splitlines() == ["Bob@example.net", "carol@example.net",
+                                            "2 members"], out
+    members = os.path.join(site.work, "dlist", "talk", "members")
+    assert open(members).read() == "Bob@example.net\ncarol@example.net\n"
+    assert dlist_cmd(site, "remove", "talk", "BOB@example.net")[:2] == \
+        (0, "removed BOB@example.net\n")
+    rc, out, err = dlist_cmd(site, "remove", "talk", "bob@example.net")
+    assert rc == 1 and "is not a member" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "nolist", "x@example.net")
+    assert rc == 1 and "no list nolist" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "talk", "not-an-address")
+    assert rc == 1 and "missing @domain" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "add", "talk")
+    assert rc == 2 and "usage" in err, (rc, out, err)
+    rc, out, err = dlist_cmd(site, "lists")
+    assert out.splitlines()[0] == "talk 1 The list for talkers", out
+    assert open(members).read() == "carol@example.net\n"
+    # a reload brings new lists in
+    write_lists(site, LISTS + "list new\n")
+    rc, out, err = dlist_cmd(site, "add", "new", "x@example.net")
+    assert rc == 1 and "no list new" in err  # not before the reload
+    rc, out, err = dlist_cmd(site, "reload")
+    assert rc == 0, (rc, out, err)
+    assert dlist_cmd(site, "add", "new", "x@example.net")[0] == 0
+    # a broken lists.dat: the reload is refused, the lists in force stay
+    write_lists(site, LISTS + " colour blue\n")
+    rc, out, err = dlist_cmd(site, "reload")
+    assert rc == 1 and "lists.dat:10: unknown list setting colour" in out + err, (rc, out, err)
+    assert dlist_cmd(site, "who", "new")[1].splitlines() == ["x@example.net", "1 member"]
+    # no listener, no TLS: nothing to warn about
+    log = open(os.path.join(site.dir, "dlist.stderr")).read()
+    assert "warn" not in log, log
+
+
+def test_dwatch_supervises_dlist(dwatch_factory):
+    dw = dwatch_factory(start=False, dwatch_servers="dsmtp,dpop,dlist")
+    site = dw.site
+    site.write_conf({"dlist_path": write_lists(site, LISTS)})
+    dw.start(wait=False)
+    st = dw.wait_running(names=("dsmtp", "dpop", "dlist"))
+    old = st["dlist"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    dw.wait_for(lambda s: s["dlist"]["state"] == "running" and s["dlist"]["pid"] != old, 10,
+                "dlist restarted")
+    assert dlist_cmd(site, "add", "talk", "bob@example.net")[0] == 0
+    # stopped by dwatch with the others: a clean exit (teardown checks it)
