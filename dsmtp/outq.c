@@ -540,6 +540,12 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    if (oq->tls != NULL && cf->mta_sts_ca[0] != '\0' &&
+        SSL_CTX_load_verify_locations(oq->tls, cf->mta_sts_ca, NULL) != 1)
+        log_warn("outbound delivery: mta_sts_ca %s: cannot load it", cf->mta_sts_ca);
+    if (d->dns != NULL)
+        oq->sts = mtasts_new(d->srv.loop, d->dns, &d->srv.jobs, (int)cf->mta_sts_port,
+                             cf->mta_sts_ca, OUTQ_STS_FETCH_MS);
     return oq;
 }
 
@@ -578,6 +584,7 @@ outq_free(struct outq **oqp)
     outq_dest_dead_clear(oq);
     if (oq->tls != NULL)
         SSL_CTX_free(oq->tls);
+    mtasts_free(&oq->sts);
     free(oq->claims);
     uv_mutex_destroy(&oq->mu);
     free(oq);

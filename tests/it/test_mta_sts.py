@@ -1,0 +1,259 @@
+"""MTA-STS (RFC 8461) for outbound delivery, on loopback: a dnsmasq answers the MX, the
+_mta-sts TXT record and mta-sts.remote.test; a local HTTPS server (python's http.server
+with a certificate of a test CA made by openssl) serves the policy on mta_sts_port; our
+dsmtp trusts the test CA through mta_sts_ca and relays to a second dsmtp serving
+remote.test (remote_smtp_port) whose certificate is of the same CA (or not)."""
+
+import http.server
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from dmail_site import DOMAIN, REMOTE, free_ports, sendmail, wait_for
+from localdns import LocalDNS
+
+pytestmark = pytest.mark.skipif(not shutil.which("dnsmasq"), reason="dnsmasq not installed")
+
+MX = "mx." + REMOTE
+POLICY = "version: STSv1\nmode: %s\nmx: %s\nmax_age: 86400\n"
+
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A test CA and certificates it signs: mta-sts.remote.test (the policy server),
+    mx.remote.test (the good MX) and, self-signed, a bad mx.remote.test."""
+    d = tmp_path_factory.mktemp("sts-pki")
+    p = {"dir": str(d), "ca": str(d / "ca.pem"), "cakey": str(d / "ca.key")}
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "2", "-subj", "/CN=dmail test CA", "-keyout", p["cakey"],
+             "-out", p["ca"])
+    for name in ("mta-sts." + REMOTE, MX):
+        key, csr, cert = (str(d / (name + x)) for x in (".key", ".csr", ".pem"))
+        ext = str(d / (name + ".ext"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % name)
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-subj", "/CN=" + name, "-keyout", key, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["cakey"],
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert)
+        p[name] = (cert, key)
+    key, cert = str(d / "bad.key"), str(d / "bad.pem")
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "2", "-subj", "/CN=" + MX, "-addext",
+             "subjectAltName=DNS:" + MX, "-keyout", key, "-out", cert)
+    p["bad"] = (cert, key)
+    # dsmtp reads mta_sts_ca as run_as (outbound starts after privileges drop)
+    pub = tempfile.mkdtemp(prefix="dmail-sts-ca-")
+    os.chmod(pub, 0o755)
+    shutil.copy(p["ca"], pub)
+    p["ca"] = os.path.join(pub, "ca.pem")
+    os.chmod(p["ca"], 0o644)
+    yield p
+    shutil.rmtree(pub, ignore_errors=True)
+
+
+class PolicyServer:
+    """HTTPS on a free loopback port serving .policy at /.well-known/mta-sts.txt;
+    .fetches counts the GETs of it."""
+
+    def __init__(self, pki):
+        self.policy = POLICY % ("enforce", MX)
+        self.ctype = "text/plain"
+        self.fetches = 0
+        srv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/.well-known/mta-sts.txt":
+                    self.send_error(404)
+                    return
+                srv.fetches += 1
+                body = srv.policy.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", srv.ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.port = free_ports(1)[0]
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*pki["mta-sts." + REMOTE])
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def policy_server(pki):
+    s = PolicyServer(pki)
+    yield s
+    s.stop()
+
+
+def make_dns(txt="v=STSv1; id=20261204a"):
+    recs = ["--mx-host=%s,%s,10" % (REMOTE, MX), "--host-record=%s,127.0.0.1" % MX,
+            "--host-record=mta-sts.%s,127.0.0.1" % REMOTE]
+    if txt is not None:
+        recs.append("--txt-record=_mta-sts.%s,%s" % (REMOTE, txt))
+    return LocalDNS(recs)
+
+
+@pytest.fixture
+def sts_site(dsmtp_factory, pki, policy_server):
+    """make(cert="good"|"bad", txt=...) -> (ours, theirs, dns)."""
+    dnss = []
+
+    def make(cert="good", txt="v=STSv1; id=20261204a", **settings):
+        dns = make_dns(txt)
+        dnss.append(dns)
+        c, k = pki[MX] if cert == "good" else pki["bad"]
+        theirs = dsmtp_factory(host_domain=REMOTE, hostname=MX, tls_cert=c, tls_key=k)
+        ours = dsmtp_factory(dns_host=dns.server, remote_smtp_port=theirs.smtp_port,
+                             mta_sts_port=policy_server.port, mta_sts_ca=pki["ca"], **settings)
+        return ours, theirs, dns
+
+    yield make
+    for d in dnss:
+        d.stop()
+
+
+def send(ours, n=1, rcpt="bob"):
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "%s@%s" % (rcpt, REMOTE)],
+             b"Subject: sts %d\n\nbody\n" % n)
+
+
+def test_enforce_matching_mx_valid_certificate_delivered(sts_site, policy_server):
+    ours, theirs, _ = sts_site()
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    log = ours.log()
+    assert "mta-sts domain=%s id=20261204a mode=enforce" % REMOTE in log, log
+    assert 'tls="TLSv1.' in log and '" verified' in log, log
+    assert policy_server.fetches == 1
+
+
+def test_enforce_bad_certificate_deferred(sts_site, policy_server):
+    ours, theirs, _ = sts_site(cert="bad")
+    send(ours)
+    assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()
+    assert "4.7.5" in ours.log(), ours.log()
+    assert not theirs.messages("bob")
+    assert len(ours.queue_files()) == 1
+    assert "mode=enforce" in ours.log()
+
+
+def test_enforce_mx_not_in_policy_deferred(sts_site, policy_server):
+    policy_server.policy = POLICY % ("enforce", "*.elsewhere.test")
+    ours, theirs, _ = sts_site()
+    send(ours)
+    assert wait_for(lambda: "status=deferred" in ours.log(), 20), ours.log()
+    log = ours.log()
+    assert "MX %s does not match the policy: skipped" % MX in log, log
+    assert "no MX host of %s matches its MTA-STS policy" % REMOTE in log, log
+    assert not theirs.messages("bob")
+
+
+def test_wildcard_mx_pattern_matches(sts_site, policy_server):
+    policy_server.policy = POLICY % ("enforce", "*." + REMOTE)
+    ours, theirs, _ = sts_site()
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+
+
+def test_testing_mode_bad_certificate_delivered_and_logged(sts_site, policy_server):
+    policy_server.policy = POLICY % ("testing", MX)
+    ours, theirs, _ = sts_site(cert="bad")
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    log = ours.log()
+    assert "mta-sts domain=%s mode=testing relay=%s" % (REMOTE, MX) in log, log
+    assert "certificate not verified: delivered anyway" in log, log
+
+
+def test_policy_cached_then_refetched_when_the_id_changes(sts_site, policy_server):
+    ours, theirs, dns = sts_site()
+    send(ours, 1)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 1, 20), ours.log()
+    send(ours, 2)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 2, 20), ours.log()
+    assert policy_server.fetches == 1  # the second message used the cache
+    # a new id in DNS: fetched again (a dnsmasq with the new record on the same port)
+    port = dns.port
+    dns.stop()
+    dns2 = _dns_on_port(port, "v=STSv1; id=20261204b")
+    try:
+        send(ours, 3)
+        assert wait_for(lambda: len(theirs.messages("bob")) == 3, 20), ours.log()
+        assert policy_server.fetches == 2
+        assert "id=20261204b mode=enforce" in ours.log()
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def _dns_on_port(port, txt):
+    args = ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts",
+            "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+            "--pid-file=", "--log-facility=-", "--port=%d" % port, "--local=/test/",
+            "--mx-host=%s,%s,10" % (REMOTE, MX), "--host-record=%s,127.0.0.1" % MX,
+            "--host-record=mta-sts.%s,127.0.0.1" % REMOTE,
+            "--txt-record=_mta-sts.%s,%s" % (REMOTE, txt)]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from dmail_site import port_open
+    assert wait_for(lambda: port_open(port), 10)
+    return p
+
+
+@pytest.mark.parametrize("policy,why", [
+    ("version: STSv2\nmode: enforce\nmx: x\nmax_age: 10\n", "line 1: version"),
+    ("version: STSv1\nmode: strict\nmx: x\nmax_age: 10\n", "line 2: unknown mode 'strict'"),
+    ("version: STSv1\nmode: enforce\nmx: x\nmax_age: 31557601\n", "line 4: max_age '31557601'"),
+    ("version: STSv1\nmode: enforce\nmax_age: 86400\n", "mode enforce without an mx"),
+    ("version: STSv1\nmode: enforce\nmx: x\n", "no max_age"),
+])
+def test_malformed_policy_ignored_and_logged(sts_site, policy_server, policy, why):
+    # the certificate is bad: a policy taken as enforce would defer the message
+    policy_server.policy = policy
+    ours, theirs, _ = sts_site(cert="bad")
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    assert "policy refused: " + why in ours.log(), ours.log()
+
+
+def test_wrong_content_type_or_no_txt_is_no_policy(sts_site, policy_server):
+    policy_server.ctype = "text/html"
+    ours, theirs, _ = sts_site(cert="bad")
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    assert "content type text/html, not text/plain" in ours.log(), ours.log()
+    policy_server.ctype = "text/plain"
+    ours2, theirs2, _ = sts_site(cert="bad", txt=None)
+    send(ours2)
+    assert wait_for(lambda: theirs2.messages("bob"), 20), ours2.log()
+    assert policy_server.fetches == 1  # only the text/html one: no TXT record, no fetch
+    assert "mta-sts domain" not in ours2.log()
+
+
+def test_mta_sts_false_fetches_nothing(sts_site, policy_server):
+    ours, theirs, _ = sts_site(cert="bad", mta_sts=False)
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    assert policy_server.fetches == 0
+    assert "mta-sts domain" not in ours.log()
