@@ -10,12 +10,14 @@
 #include <strings.h>
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "file.h"
 #include "log.h"
 #include "mtasts.h"
 #include "xmem.h"
 
-#define MTASTS_CA_MAX (1024 * 1024) /* mta_sts_ca's size limit */
+#define MTASTS_CA_MAX (1024 * 1024)    /* mta_sts_ca's size limit */
+#define MTASTS_CACHE_MAX (4096 * 1024) /* the cache file's */
 
 struct mtasts_entry {
     struct mtasts_entry *next;
@@ -33,6 +35,17 @@ struct mtasts {
     long timeout_ms;
     unsigned long fetches;
     struct mtasts_entry *cache;
+    char *path;         /* the cache's file, or NULL */
+    bool saving, dirty; /* a save on the pool; another one wanted after it */
+};
+
+/* A save of the cache on the pool. */
+struct mtasts_save {
+    struct mtasts *s;
+    char *path, *text;
+    size_t len;
+    int err;
+    uv_work_t w;
 };
 
 struct mtasts_req {
@@ -271,6 +284,142 @@ mtasts_cached(struct mtasts *s, const char *domain)
     return e != NULL && e->p.expires > time(NULL) ? &e->p : NULL;
 }
 
+/* mtasts_save_work - pool: write the cache file. */
+static void
+mtasts_save_work(uv_work_t *w)
+{
+    struct mtasts_save *j = w->data;
+
+    if (file_write_atomic(j->path, j->text, j->len, 0600) < 0)
+        j->err = errno;
+}
+
+static void mtasts_save(struct mtasts *s);
+
+/* mtasts_save_done - loop: the save ended; another one if the cache changed meanwhile. */
+static void
+mtasts_save_done(uv_work_t *w, int status)
+{
+    struct mtasts_save *j = w->data;
+    struct mtasts *s = j->s;
+
+    (*s->jobs)--;
+    if (j->err != 0 || status < 0)
+        log_warn("mta-sts: cannot write the policy cache %s: %s", j->path,
+                 j->err != 0 ? strerror(j->err) : uv_strerror(status));
+    free(j->path);
+    free(j->text);
+    free(j);
+    s->saving = false;
+    if (s->dirty)
+        mtasts_save(s);
+}
+
+/* mtasts_save - write the cache to s->path on the pool: one line per policy,
+ * "domain id mode max_age expires mx,mx,...". */
+static void
+mtasts_save(struct mtasts *s)
+{
+    struct mtasts_save *j;
+    struct buf b;
+
+    if (s->path == NULL)
+        return;
+    if (s->saving) {
+        s->dirty = true;
+        return;
+    }
+    s->dirty = false;
+    buf_init(&b, MTASTS_CACHE_MAX);
+    buf_printf(&b, "# dmail MTA-STS policy cache: domain id mode max_age expires mx,...\n");
+    for (const struct mtasts_entry *e = s->cache; e != NULL; e = e->next) {
+        buf_printf(&b, "%s %s %s %ld %lld ", e->domain, e->p.id, mtasts_mode_name(e->p.mode),
+                   e->p.max_age, (long long)e->p.expires);
+        for (size_t i = 0; i < e->p.nmx; i++)
+            buf_printf(&b, "%s%s", i > 0 ? "," : "", e->p.mx[i]);
+        buf_printf(&b, "%s", e->p.nmx == 0 ? "-\n" : "\n");
+    }
+    j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->path = xstrdup(s->path);
+    j->len = b.len;
+    j->text = xstrndup(buf_peek(&b), b.len);
+    buf_free(&b);
+    j->w.data = j;
+    s->saving = true;
+    (*s->jobs)++;
+    if (uv_queue_work(s->loop, &j->w, mtasts_save_work, mtasts_save_done) < 0) {
+        (*s->jobs)--;
+        s->saving = false;
+        free(j->path);
+        free(j->text);
+        free(j);
+    }
+}
+
+/* mtasts_load_line - one line of the cache file into the cache; -1 if malformed. */
+static int
+mtasts_load_line(struct mtasts *s, char *line, time_t now)
+{
+    char *f[6], *save = NULL, *mx;
+    struct mtasts_entry *e;
+    struct mtasts_policy p = {0};
+    size_t n = 0;
+
+    for (char *t = strtok_r(line, " ", &save); t != NULL && n < 6; t = strtok_r(NULL, " ", &save))
+        f[n++] = t;
+    if (n != 6 || strlen(f[1]) >= sizeof(p.id))
+        return -1;
+    if (strcmp(f[2], "enforce") == 0)
+        p.mode = MTASTS_ENFORCE;
+    else if (strcmp(f[2], "testing") == 0)
+        p.mode = MTASTS_TESTING;
+    else if (strcmp(f[2], "none") != 0)
+        return -1;
+    p.max_age = strtol(f[3], NULL, 10);
+    p.expires = (time_t)strtoll(f[4], NULL, 10);
+    if (p.expires <= now || p.max_age < 0 || p.max_age > MTASTS_MAX_AGE)
+        return 0; /* expired: dropped */
+    snprintf(p.id, sizeof(p.id), "%s", f[1]);
+    save = NULL;
+    for (mx = strtok_r(f[5], ",", &save);
+         mx != NULL && strcmp(mx, "-") != 0 && p.nmx < MTASTS_MX_MAX;
+         mx = strtok_r(NULL, ",", &save))
+        p.mx[p.nmx++] = xstrdup(mx);
+    e = xcalloc(1, sizeof(*e));
+    e->domain = xstrdup(f[0]);
+    e->p = p;
+    e->next = s->cache;
+    s->cache = e;
+    return 0;
+}
+
+/* mtasts_load - the cache file, at start (before the loop runs). */
+static void
+mtasts_load(struct mtasts *s)
+{
+    char *text = NULL, *line, *save = NULL;
+    size_t len = 0, n = 0, lineno = 0;
+    time_t now = time(NULL);
+
+    if (file_read_all(s->path, MTASTS_CACHE_MAX, &text, &len) < 0) {
+        if (errno != ENOENT)
+            log_warn("mta-sts: cannot read the policy cache %s: %s", s->path, strerror(errno));
+        return;
+    }
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        if (line[0] == '#')
+            continue;
+        if (mtasts_load_line(s, line, now) < 0)
+            log_warn("mta-sts: %s:%zu: malformed, ignored", s->path, lineno);
+        else
+            n++;
+    }
+    free(text);
+    log_debug("mta-sts: %zu cached policies read from %s", n, s->path);
+}
+
 /* mtasts_finish - the callback with p, then free the request. */
 static void
 mtasts_finish(struct mtasts_req *r, const struct mtasts_policy *p)
@@ -395,6 +544,7 @@ mtasts_fetch_done(uv_work_t *w, int status)
         mtasts_policy_clear(&e->p);
     }
     e->p = p;
+    mtasts_save(s);
     log_info("mta-sts domain=%s id=%s mode=%s max_age=%ld mx=%zu: policy fetched", r->domain, p.id,
              mtasts_mode_name(p.mode), p.max_age, p.nmx);
     mtasts_finish(r, &e->p);
@@ -493,7 +643,8 @@ mtasts_cancel(struct mtasts_req *r)
 
 /* mtasts_new - see mtasts.h. */
 struct mtasts *
-mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *ca, long timeout_ms)
+mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *ca, long timeout_ms,
+           const char *path)
 {
     static bool curl_ready;
     struct mtasts *s = xcalloc(1, sizeof(*s));
@@ -509,6 +660,10 @@ mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *c
     if (ca != NULL && ca[0] != '\0' && file_read_all(ca, MTASTS_CA_MAX, &s->ca, &s->calen) < 0)
         log_warn("mta-sts: mta_sts_ca %s: %s", ca, strerror(errno));
     s->timeout_ms = timeout_ms;
+    if (path != NULL && path[0] != '\0') {
+        s->path = xstrdup(path);
+        mtasts_load(s);
+    }
     return s;
 }
 
@@ -536,5 +691,6 @@ mtasts_free(struct mtasts **sp)
         free(e);
     }
     free(s->ca);
+    free(s->path);
     free(s);
 }

@@ -3,7 +3,8 @@
  * fetched over HTTPS, its cache, and the matching of MX hosts against it.
  *
  * Contract:
- * - Owns: struct mtasts (the per-domain policy cache, in memory) and its lookups. Runs
+ * - Owns: struct mtasts (the per-domain policy cache, in memory and in a file so that a
+ *   restart keeps it) and its lookups. Runs
  *   on the loop; the HTTPS fetch (libcurl, blocking) runs on libuv's thread pool, its
  *   host name resolved through c-ares beforehand (handed to curl, which resolves nothing).
  * - mtasts_get calls cb exactly once, from the loop (never from inside mtasts_get), with
@@ -56,9 +57,10 @@ typedef void (*mtasts_cb)(void *arg, const struct mtasts_policy *p);
 
 /* mtasts_new - the cache; dns, loop and *jobs (the server's count of pool jobs) are
  * borrowed. port: the HTTPS port (443); ca: a CA file trusted instead of the system's,
- * or "" / NULL; timeout_ms: the fetch's limit. */
+ * or "" / NULL; timeout_ms: the fetch's limit; path: the cache's file (read here, written
+ * on the pool after each fetch), or NULL. */
 struct mtasts *mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *ca,
-                          long timeout_ms);
+                          long timeout_ms, const char *path);
 /* mtasts_free - after every request ended or was cancelled; sets *s to NULL. */
 void mtasts_free(struct mtasts **s);
 /* mtasts_get - the policy of domain (see above). */

@@ -543,9 +543,12 @@ outq_new(struct smtpd *d)
     if (oq->tls != NULL && cf->mta_sts_ca[0] != '\0' &&
         SSL_CTX_load_verify_locations(oq->tls, cf->mta_sts_ca, NULL) != 1)
         log_warn("outbound delivery: mta_sts_ca %s: cannot load it", cf->mta_sts_ca);
-    if (d->dns != NULL)
+    if (d->dns != NULL) {
+        char *path = xasprintf("%s/mta-sts.cache", cf->spool_dir);
         oq->sts = mtasts_new(d->srv.loop, d->dns, &d->srv.jobs, (int)cf->mta_sts_port,
-                             cf->mta_sts_ca, OUTQ_STS_FETCH_MS);
+                             cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
+        free(path);
+    }
     return oq;
 }
 

@@ -257,3 +257,20 @@ def test_mta_sts_false_fetches_nothing(sts_site, policy_server):
     assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
     assert policy_server.fetches == 0
     assert "mta-sts domain" not in ours.log()
+
+
+def test_policy_cache_survives_a_restart(sts_site, policy_server):
+    ours, theirs, _ = sts_site()
+    send(ours, 1)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 1, 20), ours.log()
+    assert policy_server.fetches == 1
+    cache = os.path.join(ours.spool, "mta-sts.cache")
+    assert wait_for(lambda: os.path.exists(cache), 10)
+    line = [x for x in open(cache).read().splitlines() if not x.startswith("#")]
+    assert len(line) == 1 and line[0].startswith("%s 20261204a enforce 86400 " % REMOTE), line
+    assert line[0].endswith(" " + MX), line
+    ours.restart()
+    send(ours, 2)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 2, 20), ours.log()
+    assert policy_server.fetches == 1  # the restarted server used the saved policy
+    assert "mta-sts: 1 cached policies read from " + cache in ours.log()
