@@ -548,6 +548,9 @@ outq_new(struct smtpd *d)
         oq->sts = mtasts_new(d->srv.loop, d->dns, &d->srv.jobs, (int)cf->mta_sts_port,
                              cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
         free(path);
+        path = xasprintf("%s/tls-rpt.state", cf->spool_dir);
+        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path);
+        free(path);
     }
     return oq;
 }
@@ -588,7 +591,15 @@ outq_free(struct outq **oqp)
     if (oq->tls != NULL)
         SSL_CTX_free(oq->tls);
     mtasts_free(&oq->sts);
+    tlsrpt_free(&oq->rpt);
     free(oq->claims);
     uv_mutex_destroy(&oq->mu);
     free(oq);
+}
+
+/* outq_tlsrpt_send - see outq.h. */
+size_t
+outq_tlsrpt_send(struct outq *oq)
+{
+    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq) : 0;
 }

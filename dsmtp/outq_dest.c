@@ -160,6 +160,14 @@ outq_dest_send(struct outq_dest *t)
     }
 }
 
+/* outq_dest_rpt - count a session under the domain's MTA-STS policy for TLS-RPT. */
+static void
+outq_dest_rpt(struct outq_dest *t, const char *result)
+{
+    if (t->sts != MTASTS_NONE && t->oq->d->srv.cf->tls_rpt)
+        tlsrpt_result(t->oq->rpt, t->key, "sts", t->host, result);
+}
+
 /* outq_dest_ready - the session is up, or failed. */
 static void
 outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
@@ -173,6 +181,9 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
         snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
+        outq_dest_rpt(t, info->tls_verified ? NULL
+                         : info->tls        ? "certificate-not-trusted"
+                                            : "starttls-not-supported");
         if (t->sts == MTASTS_TESTING && !info->tls_verified) /* RFC 8461 5: report only */
             log_warn("mta-sts domain=%s mode=testing relay=%s: %s: delivered anyway", t->key,
                      t->relay, info->tls ? "certificate not verified" : "no TLS");
@@ -183,6 +194,10 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         return;
     }
     t->err = info->reply;
+    if (strcmp(info->reply.status, "4.7.4") == 0)
+        outq_dest_rpt(t, "starttls-not-supported");
+    else if (strcmp(info->reply.status, "4.7.5") == 0)
+        outq_dest_rpt(t, "certificate-not-trusted");
     if (info->reply.code / 100 == 5) { /* a server refusing the session: retried later, */
         t->err.code = 451;             /* its own reply kept in the text */
         t->err.status[0] = '4';
@@ -348,6 +363,8 @@ outq_dest_sts_result(void *arg, const struct mtasts_policy *p)
         log_warn("mta-sts domain=%s mode=%s: MX %s does not match the policy%s", t->key,
                  mtasts_mode_name(t->sts), t->hosts[i],
                  t->sts == MTASTS_ENFORCE ? ": skipped" : "");
+        if (t->sts == MTASTS_ENFORCE && t->oq->d->srv.cf->tls_rpt)
+            tlsrpt_result(t->oq->rpt, t->key, "sts", t->hosts[i], "validation-failure");
         if (t->sts == MTASTS_ENFORCE)
             free(t->hosts[i]);
         else

@@ -16,6 +16,7 @@
 #include "dns.h"
 #include "dsnparam.h"
 #include "mtasts.h"
+#include "tlsrpt.h"
 #include "outq.h"
 #include "smtpc.h"
 #include "tls.h"
@@ -123,6 +124,7 @@ struct outq {
     struct outq_dead *dead;
     SSL_CTX *tls;
     struct mtasts *sts; /* MTA-STS policies (mta_sts), or NULL */
+    struct tlsrpt *rpt; /* TLS-RPT counters (tls_rpt), or NULL */
     long conns;
     size_t max;        /* queue_active_max, for the scans (mu) */
     size_t held_bytes; /* text of the files held (mu) */

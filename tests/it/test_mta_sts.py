@@ -208,13 +208,15 @@ def test_policy_cached_then_refetched_when_the_id_changes(sts_site, policy_serve
         dns2.wait(timeout=10)
 
 
-def _dns_on_port(port, txt):
+def _dns_on_port(port, txt, rua=None):
     args = ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts",
             "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
             "--pid-file=", "--log-facility=-", "--port=%d" % port, "--local=/test/",
             "--mx-host=%s,%s,10" % (REMOTE, MX), "--host-record=%s,127.0.0.1" % MX,
             "--host-record=mta-sts.%s,127.0.0.1" % REMOTE,
             "--txt-record=_mta-sts.%s,%s" % (REMOTE, txt)]
+    if rua is not None:
+        args.append("--txt-record=_smtp._tls.%s,%s" % (REMOTE, rua))
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     from dmail_site import port_open
     assert wait_for(lambda: port_open(port), 10)
@@ -274,3 +276,108 @@ def test_policy_cache_survives_a_restart(sts_site, policy_server):
     assert wait_for(lambda: len(theirs.messages("bob")) == 2, 20), ours.log()
     assert policy_server.fetches == 1  # the restarted server used the saved policy
     assert "mta-sts: 1 cached policies read from " + cache in ours.log()
+
+
+# ---------------------------------------------------------------- TLS-RPT (RFC 8460)
+
+RUA = "v=TLSRPTv1; rua=mailto:alice@%s" % REMOTE
+
+
+def tell(site, *args):
+    from dmail_site import BIN
+    return subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", site.conf_path] + list(args),
+                          capture_output=True, text=True, timeout=20)
+
+
+def rpt_site(sts_site, rua=RUA, **kw):
+    ours, theirs, dns = sts_site(tls_rpt=True, tls_rpt_from="tlsrpt@" + DOMAIN, **kw)
+    dns.stop()  # the same port, with the _smtp._tls record too
+    return ours, theirs, _dns_on_port(dns.port, "v=STSv1; id=20261204a", rua)
+
+
+def report_json(theirs):
+    import json
+    raw, msg = theirs.messages("alice")[0]
+    assert msg.get_content_type() == "multipart/report", raw[:600]
+    assert msg.get_param("report-type") == "tlsrpt"
+    assert msg["TLS-Report-Domain"] == REMOTE
+    assert msg["Subject"].startswith("Report Domain: %s Submitter: " % REMOTE), msg["Subject"]
+    parts = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+json"]
+    assert len(parts) == 1, raw
+    return msg, json.loads(parts[0].get_payload(decode=True))
+
+
+def test_tlsrpt_testing_failure_reported_to_rua(sts_site, policy_server):
+    policy_server.policy = POLICY % ("testing", MX)
+    ours, theirs, dns2 = rpt_site(sts_site, cert="bad")
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        r = tell(ours, "tlsrpt-send")
+        assert r.returncode == 0 and "TLS reports started for 1 domains" in r.stdout, r
+        assert wait_for(lambda: theirs.messages("alice"), 20), ours.log()
+        msg, rep = report_json(theirs)
+        assert msg["From"] == "tlsrpt@" + DOMAIN and msg["To"] == "alice@" + REMOTE
+        assert rep["contact-info"] == "tlsrpt@" + DOMAIN
+        assert rep["organization-name"] and rep["report-id"]
+        day = rep["date-range"]["start-datetime"]
+        assert day.endswith("T00:00:00Z") and rep["date-range"]["end-datetime"].endswith(
+            "T23:59:59Z")
+        [pol] = rep["policies"]
+        assert pol["policy"] == {"policy-type": "sts", "policy-domain": REMOTE}
+        assert pol["summary"] == {"total-successful-session-count": 0,
+                                  "total-failure-session-count": 1}
+        assert pol["failure-details"] == [{"result-type": "certificate-not-trusted",
+                                           "receiving-mx-hostname": MX,
+                                           "failed-session-count": 1}]
+        # the counters were sent: nothing more (the report's own session counts anew)
+        assert wait_for(lambda: "tls-rpt domain=%s to=<alice@%s>: report queued"
+                        % (REMOTE, REMOTE) in ours.log(), 10)
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def test_tlsrpt_enforce_successes_survive_a_restart(sts_site, policy_server):
+    ours, theirs, dns2 = rpt_site(sts_site)
+    try:
+        send(ours, 1)
+        send(ours, 2)
+        assert wait_for(lambda: len(theirs.messages("bob")) == 2, 20), ours.log()
+        state = os.path.join(ours.spool, "tls-rpt.state")
+        row = "%s sts %s - " % (REMOTE, MX)
+        assert wait_for(lambda: os.path.exists(state) and row in open(state).read(), 10)
+        ours.restart()
+        assert tell(ours, "tlsrpt-send").returncode == 0
+        assert wait_for(lambda: theirs.messages("alice"), 20), ours.log()
+        _, rep = report_json(theirs)
+        [pol] = rep["policies"]
+        total = pol["summary"]["total-successful-session-count"]
+        assert total >= 1 and pol["summary"]["total-failure-session-count"] == 0, rep
+        assert pol["failure-details"] == []
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def test_tlsrpt_without_record_drops_counters(sts_site, policy_server):
+    ours, theirs, dns2 = rpt_site(sts_site, rua="v=spf1 -all")
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        assert "1 domains" in tell(ours, "tlsrpt-send").stdout
+        assert wait_for(lambda: "no usable _smtp._tls record: counters dropped" in ours.log(),
+                        10), ours.log()
+        assert "0 domains" in tell(ours, "tlsrpt-send").stdout
+        assert not theirs.messages("alice")
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def test_tlsrpt_off_counts_nothing(sts_site, policy_server):
+    ours, theirs, _ = sts_site()
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    assert "0 domains" in tell(ours, "tlsrpt-send").stdout
+    assert not os.path.exists(os.path.join(ours.spool, "tls-rpt.state"))
