@@ -420,15 +420,22 @@ mtasts_load(struct mtasts *s)
     log_debug("mta-sts: %zu cached policies read from %s", n, s->path);
 }
 
-/* mtasts_finish - the callback with p, then free the request. */
+/* mtasts_finish_why - the callback with p and problem, then free the request. */
 static void
-mtasts_finish(struct mtasts_req *r, const struct mtasts_policy *p)
+mtasts_finish_why(struct mtasts_req *r, const struct mtasts_policy *p, const char *problem)
 {
     if (!r->cancelled)
-        r->cb(r->arg, p);
+        r->cb(r->arg, p, problem);
     free(r->body);
     free(r->domain);
     free(r);
+}
+
+/* mtasts_finish - the callback with p, no problem. */
+static void
+mtasts_finish(struct mtasts_req *r, const struct mtasts_policy *p)
+{
+    mtasts_finish_why(r, p, NULL);
 }
 
 /* mtasts_write - curl: collect the body up to MTASTS_BODY_MAX. */
@@ -524,13 +531,13 @@ mtasts_fetch_done(uv_work_t *w, int status)
         snprintf(r->err, sizeof(r->err), "%s", uv_strerror(status));
     if (r->err[0] != '\0') {
         log_warn("mta-sts domain=%s: policy fetch failed: %s", r->domain, r->err);
-        mtasts_finish(r, mtasts_cached(s, r->domain));
+        mtasts_finish_why(r, mtasts_cached(s, r->domain), "sts-policy-fetch-error");
         return;
     }
     s->fetches++;
     if (mtasts_parse(r->body != NULL ? r->body : "", r->len, &p, why, sizeof(why)) < 0) {
         log_warn("mta-sts domain=%s: policy refused: %s", r->domain, why);
-        mtasts_finish(r, mtasts_cached(s, r->domain));
+        mtasts_finish_why(r, mtasts_cached(s, r->domain), "sts-policy-invalid");
         return;
     }
     snprintf(p.id, sizeof(p.id), "%s", r->id);
@@ -560,7 +567,7 @@ mtasts_addr_result(struct dns_result *res, void *arg)
     if (res->status != DNS_OK || res->n == 0) {
         log_warn("mta-sts domain=%s: policy host mta-sts.%s: %s", r->domain, r->domain, res->why);
         dns_result_free(&res);
-        mtasts_finish(r, mtasts_cached(r->s, r->domain));
+        mtasts_finish_why(r, mtasts_cached(r->s, r->domain), "sts-policy-fetch-error");
         return;
     }
     snprintf(r->ip, sizeof(r->ip), "%s", res->addr[0].text);
@@ -571,7 +578,7 @@ mtasts_addr_result(struct dns_result *res, void *arg)
     if (uv_queue_work(r->s->loop, &r->w, mtasts_fetch_work, mtasts_fetch_done) < 0) {
         (*r->s->jobs)--;
         log_warn("mta-sts domain=%s: cannot start the policy fetch", r->domain);
-        mtasts_finish(r, mtasts_cached(r->s, r->domain));
+        mtasts_finish_why(r, mtasts_cached(r->s, r->domain), "sts-policy-fetch-error");
     }
 }
 

@@ -53,7 +53,9 @@ struct mtasts_policy {
 struct mtasts;
 struct mtasts_req;
 
-typedef void (*mtasts_cb)(void *arg, const struct mtasts_policy *p);
+/* problem: NULL, or the TLS-RPT result type of a record whose policy could not be had
+ * ("sts-policy-fetch-error", "sts-policy-invalid"), p then being the cached one or NULL. */
+typedef void (*mtasts_cb)(void *arg, const struct mtasts_policy *p, const char *problem);
 
 /* mtasts_new - the cache; dns, loop and *jobs (the server's count of pool jobs) are
  * borrowed. port: the HTTPS port (443); ca: a CA file trusted instead of the system's,

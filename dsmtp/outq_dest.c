@@ -346,12 +346,14 @@ outq_dest_mx_before_self(const struct outq *oq, const struct dns_result *r)
  * hosts it does not name are dropped and TLS must verify; under testing a mismatch is
  * only logged. */
 static void
-outq_dest_sts_result(void *arg, const struct mtasts_policy *p)
+outq_dest_sts_result(void *arg, const struct mtasts_policy *p, const char *problem)
 {
     struct outq_dest *t = arg;
     size_t kept = 0;
 
     t->sr = NULL;
+    if (problem != NULL && t->oq->d->srv.cf->tls_rpt)
+        tlsrpt_result(t->oq->rpt, t->key, p != NULL ? "sts" : "no-policy-found", NULL, problem);
     t->sts = p != NULL ? p->mode : MTASTS_NONE;
     if (t->sts == MTASTS_ENFORCE)
         t->require = true; /* never in plaintext */

@@ -74,8 +74,8 @@ tlsrpt_row_free(struct tlsrpt_row *r)
 
 /* tlsrpt_add - n more in the row of these keys (made if new). */
 static void
-tlsrpt_add(struct tlsrpt *t, const char *day, const char *domain, const char *ptype,
-           const char *mx, const char *result, unsigned long n)
+tlsrpt_add(struct tlsrpt *t, const char *day, const char *domain, const char *ptype, const char *mx,
+           const char *result, unsigned long n)
 {
     struct tlsrpt_row *r;
 
@@ -304,21 +304,23 @@ tlsrpt_compose(const struct tlsrpt_job *j, const char *day, const char *host, co
             }
         if (!any)
             continue;
-        buf_printf(&json, "%s{\"policy\":{\"policy-type\":\"%s\",\"policy-domain\":",
-                   first ? "" : ",", types[k]);
+        buf_printf(&json,
+                   "%s{\"policy\":{\"policy-type\":\"%s\",\"policy-domain\":", first ? "" : ",",
+                   types[k]);
         tlsrpt_json_str(&json, j->domain);
         buf_printf(&json,
                    "},\"summary\":{\"total-successful-session-count\":%lu,"
                    "\"total-failure-session-count\":%lu},\"failure-details\":[",
                    ok, bad);
         for (const struct tlsrpt_row *r = j->rows; r != NULL; r = r->next) {
-            if (strcmp(r->day, day) != 0 || strcmp(r->ptype, types[k]) != 0 ||
-                r->result[0] == '\0')
+            if (strcmp(r->day, day) != 0 || strcmp(r->ptype, types[k]) != 0 || r->result[0] == '\0')
                 continue;
             buf_printf(&json, "%s{\"result-type\":", fd ? "" : ",");
             tlsrpt_json_str(&json, r->result);
-            buf_printf(&json, ",\"receiving-mx-hostname\":");
-            tlsrpt_json_str(&json, r->mx);
+            if (strcmp(r->mx, "-") != 0) {
+                buf_printf(&json, ",\"receiving-mx-hostname\":");
+                tlsrpt_json_str(&json, r->mx);
+            }
             buf_printf(&json, ",\"failed-session-count\":%lu}", r->n);
             fd = false;
         }
@@ -336,8 +338,8 @@ tlsrpt_compose(const struct tlsrpt_job *j, const char *day, const char *host, co
                "TLS report for %s, %s, from %s.\n\n--%s\n"
                "Content-Type: application/tlsrpt+json\n"
                "Content-Disposition: attachment; filename=\"%s!%s!%sT000000Z.json\"\n\n",
-               from, j->rua, date, j->domain, host, rid, rid, j->domain, host, boundary,
-               boundary, j->domain, day, host, boundary, host, j->domain, day);
+               from, j->rua, date, j->domain, host, rid, rid, j->domain, host, boundary, boundary,
+               j->domain, day, host, boundary, host, j->domain, day);
     buf_append(&b, buf_peek(&json), json.len);
     buf_printf(&b, "\n--%s--\n", boundary);
     out = xstrndup(buf_peek(&b), b.len);
@@ -374,8 +376,7 @@ tlsrpt_queue_work(uv_work_t *w)
     for (size_t i = 0; i < j->ntexts; i++) {
         if (deliver_queue_write(j->cf, "", "", "tls-rpt", NULL, time(NULL), &to, 1, j->texts[i],
                                 strlen(j->texts[i]), j->oq) < 0)
-            log_error("tls-rpt domain=%s: cannot queue the report: %s", j->domain,
-                      strerror(errno));
+            log_error("tls-rpt domain=%s: cannot queue the report: %s", j->domain, strerror(errno));
         else
             log_info("tls-rpt domain=%s to=<%s>: report queued", j->domain, j->rua);
     }

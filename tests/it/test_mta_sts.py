@@ -381,3 +381,26 @@ def test_tlsrpt_off_counts_nothing(sts_site, policy_server):
     assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
     assert "0 domains" in tell(ours, "tlsrpt-send").stdout
     assert not os.path.exists(os.path.join(ours.spool, "tls-rpt.state"))
+
+
+@pytest.mark.parametrize("ctype,policy,result", [
+    ("text/html", POLICY % ("enforce", MX), "sts-policy-fetch-error"),
+    ("text/plain", "version: STSv1\nmode: strict\n", "sts-policy-invalid"),
+])
+def test_tlsrpt_policy_problems_reported(sts_site, policy_server, ctype, policy, result):
+    policy_server.ctype = ctype
+    policy_server.policy = policy
+    ours, theirs, dns2 = rpt_site(sts_site)
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        assert "1 domains" in tell(ours, "tlsrpt-send").stdout
+        assert wait_for(lambda: theirs.messages("alice"), 20), ours.log()
+        _, rep = report_json(theirs)
+        [pol] = rep["policies"]
+        assert pol["policy"] == {"policy-type": "no-policy-found", "policy-domain": REMOTE}
+        assert pol["summary"]["total-failure-session-count"] == 1, rep
+        assert pol["failure-details"] == [{"result-type": result, "failed-session-count": 1}]
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
