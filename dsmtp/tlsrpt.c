@@ -37,10 +37,12 @@ struct tlsrpt {
     struct tlsrpt_row *rows;
     size_t nrows;
     bool saving, dirty;
+    struct tlsrpt_job *looking; /* jobs waiting for their TXT record */
 };
 
 /* A report job: one domain's rows, its TXT lookup, then the queue files on the pool. */
 struct tlsrpt_job {
+    struct tlsrpt_job *next; /* in t->looking */
     struct tlsrpt *t;
     struct conf *cf;
     struct outq *oq;
@@ -60,6 +62,8 @@ struct tlsrpt_save {
     int err;
     uv_work_t w;
 };
+
+static void tlsrpt_job_free(struct tlsrpt_job *j);
 
 /* tlsrpt_row_free - one row. */
 static void
@@ -221,6 +225,11 @@ tlsrpt_free(struct tlsrpt **tp)
     if (t == NULL)
         return;
     *tp = NULL;
+    while (t->looking != NULL) { /* their lookups went with the resolver, uncalled */
+        struct tlsrpt_job *j = t->looking;
+        t->looking = j->next;
+        tlsrpt_job_free(j);
+    }
     while (t->rows != NULL) {
         struct tlsrpt_row *r = t->rows;
         t->rows = r->next;
@@ -422,6 +431,12 @@ tlsrpt_txt_result(struct dns_result *res, void *arg)
     char rua[320] = "", host[256], from[320];
     int found = 0;
 
+    for (struct tlsrpt_job **pp = &j->t->looking; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+
     for (size_t i = 0; res->status == DNS_OK && i < res->n; i++)
         if (strncmp(res->txt[i], "v=TLSRPTv1", 10) == 0 &&
             tlsrpt_rua(res->txt[i], rua, sizeof(rua)) == 0)
@@ -479,6 +494,8 @@ tlsrpt_send(struct tlsrpt *t, struct conf *cf, struct outq *oq)
             t->nrows--;
         }
         snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
+        j->next = t->looking;
+        t->looking = j;
         dns_txt(t->dns, name, tlsrpt_txt_result, j);
         n++;
     }

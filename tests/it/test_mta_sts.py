@@ -404,3 +404,13 @@ def test_tlsrpt_policy_problems_reported(sts_site, policy_server, ctype, policy,
     finally:
         dns2.terminate()
         dns2.wait(timeout=10)
+
+
+def test_testing_mode_mx_mismatch_delivered_and_logged(sts_site, policy_server):
+    policy_server.policy = POLICY % ("testing", "*.elsewhere.test")
+    ours, theirs, _ = sts_site()
+    send(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    log = ours.log()
+    assert "mta-sts domain=%s mode=testing: MX %s does not match the policy\n" % (REMOTE, MX) \
+        in log, log
