@@ -414,3 +414,16 @@ def test_testing_mode_mx_mismatch_delivered_and_logged(sts_site, policy_server):
     log = ours.log()
     assert "mta-sts domain=%s mode=testing: MX %s does not match the policy\n" % (REMOTE, MX) \
         in log, log
+
+
+def test_policy_refetched_once_max_age_passed(sts_site, policy_server):
+    import time
+    policy_server.policy = "version: STSv1\nmode: enforce\nmx: %s\nmax_age: 1\n" % MX
+    ours, theirs, _ = sts_site()
+    send(ours, 1)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 1, 20), ours.log()
+    assert policy_server.fetches == 1
+    time.sleep(2.1)  # the same id in DNS, but the cached policy expired
+    send(ours, 2)
+    assert wait_for(lambda: len(theirs.messages("bob")) == 2, 20), ours.log()
+    assert policy_server.fetches == 2
