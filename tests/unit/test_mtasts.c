@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../../dsmtp/mtasts.h"
+#include "unit_util.h"
 
 /* parse - mtasts_parse of a string; the error into err. */
 static int
@@ -125,14 +126,31 @@ test_mx_match(void **state)
     mtasts_policy_clear(&p);
 }
 
+static void
+test_settings_checked(void **state)
+{
+    (void)state;
+    uu_conf_errs(
+        "mta_sts_ca ca.pem\n"
+        "tls_rpt_from reports\n"
+        "tls_rpt_from a b@example.org\n"
+        "mta_sts maybe\n"
+        "mta_sts_port 0\n",
+        (const char *const[]){"t.conf:1: mta_sts_ca: 'ca.pem' is not an absolute path",
+                              "t.conf:2: tls_rpt_from: 'reports' is not an address local@domain",
+                              "t.conf:3: tls_rpt_from: 'a b@example.org' is not an address (white "
+                              "space, a control or <>)",
+                              "t.conf:4: mta_sts: 'maybe' is not a boolean (true or false)",
+                              "t.conf:5: mta_sts_port: '0' is out of range (1 to 65535)", NULL});
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),
-        cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_txt_id),
-        cmocka_unit_test(test_mx_match),
+        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_txt_id),           cmocka_unit_test(test_mx_match),
+        cmocka_unit_test(test_settings_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
