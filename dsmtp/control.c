@@ -547,6 +547,20 @@ control_cmd_resume(struct ctl_req *r, int argc, char **argv, void *arg)
     control_suspend_what(r, argc, argv, arg, false);
 }
 
+/* control_cmd_tlsrpt_send - mail the TLS reports counted so far (cron runs it daily). */
+static void
+control_cmd_tlsrpt_send(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    struct smtpd *d = smtpd_of(arg);
+    size_t n = 0;
+
+    (void)argc;
+    (void)argv;
+    if (d->outq != NULL)
+        n = outq_tlsrpt_send(d->outq);
+    ctl_ok(r, "TLS reports started for %zu domains", n);
+}
+
 struct control_show {
     struct ctl_req *r;
     int n;
@@ -587,6 +601,8 @@ const struct ctl_cmd control_cmds[CONTROL_NCMDS] = {
     {"resume", "[delivery|accept|all]", 0, 1, control_cmd_resume,
      "restart outbound delivery, retry dead destinations (accept: take connections)"},
     {"showsend", "", 0, 0, control_cmd_showsend, "list outbound deliveries in progress"},
+    {"tlsrpt-send", "", 0, 0, control_cmd_tlsrpt_send,
+     "mail the TLS reports (RFC 8460) of the sessions counted so far"},
     {"bombs", "", 0, 0, bombs_ctl_list, "list the messages held as suspected mail bombs"},
     {"bomb-release", "ID", 1, 1, bombs_ctl_release, "let a held message be delivered"},
     {"bomb-delete", "ID", 1, 1, bombs_ctl_delete, "remove a held message (no bounce)"},

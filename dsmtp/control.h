@@ -15,7 +15,7 @@
 #include "smtpd.h"
 
 /* control_cmds - queue, flush, delete, hold, release. */
-#define CONTROL_NCMDS 11
+#define CONTROL_NCMDS 12
 extern const struct ctl_cmd control_cmds[CONTROL_NCMDS];
 /* control_sess_user - the user a session logged in as, or NULL (showchans). */
 struct sess;

@@ -540,6 +540,18 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    if (oq->tls != NULL && cf->mta_sts_ca[0] != '\0' &&
+        SSL_CTX_load_verify_locations(oq->tls, cf->mta_sts_ca, NULL) != 1)
+        log_warn("outbound delivery: mta_sts_ca %s: cannot load it", cf->mta_sts_ca);
+    if (d->dns != NULL) {
+        char *path = xasprintf("%s/mta-sts.cache", cf->spool_dir);
+        oq->sts = mtasts_new(d->srv.loop, d->dns, &d->srv.jobs, (int)cf->mta_sts_port,
+                             cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
+        free(path);
+        path = xasprintf("%s/tls-rpt.state", cf->spool_dir);
+        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path);
+        free(path);
+    }
     return oq;
 }
 
@@ -578,7 +590,16 @@ outq_free(struct outq **oqp)
     outq_dest_dead_clear(oq);
     if (oq->tls != NULL)
         SSL_CTX_free(oq->tls);
+    mtasts_free(&oq->sts);
+    tlsrpt_free(&oq->rpt);
     free(oq->claims);
     uv_mutex_destroy(&oq->mu);
     free(oq);
+}
+
+/* outq_tlsrpt_send - see outq.h. */
+size_t
+outq_tlsrpt_send(struct outq *oq)
+{
+    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq) : 0;
 }

@@ -112,4 +112,8 @@ struct outq_view {
 /* outq_show - loop: fn for each running destination. */
 void outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), void *arg);
 
+/* outq_tlsrpt_send - start the TLS reports (tlsrpt_send) of the sessions counted so far;
+ * the number of domains. */
+size_t outq_tlsrpt_send(struct outq *oq);
+
 #endif

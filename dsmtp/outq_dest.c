@@ -36,6 +36,8 @@ outq_dest_done(struct outq_dest *t)
         }
     if (t->q != NULL)
         dns_cancel(t->q);
+    if (t->sr != NULL)
+        mtasts_cancel(t->sr);
     if (t->pj != NULL)
         t->pj->t = NULL; /* the read ends on its own */
     if (t->c != NULL) {
@@ -158,6 +160,14 @@ outq_dest_send(struct outq_dest *t)
     }
 }
 
+/* outq_dest_rpt - count a session under the domain's MTA-STS policy for TLS-RPT. */
+static void
+outq_dest_rpt(struct outq_dest *t, const char *result)
+{
+    if (t->sts != MTASTS_NONE && t->oq->d->srv.cf->tls_rpt)
+        tlsrpt_result(t->oq->rpt, t->key, "sts", t->host, result);
+}
+
 /* outq_dest_ready - the session is up, or failed. */
 static void
 outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
@@ -171,6 +181,12 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
         snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
+        outq_dest_rpt(t, info->tls_verified ? NULL
+                         : info->tls        ? "certificate-not-trusted"
+                                            : "starttls-not-supported");
+        if (t->sts == MTASTS_TESTING && !info->tls_verified) /* RFC 8461 5: report only */
+            log_warn("mta-sts domain=%s mode=testing relay=%s: %s: delivered anyway", t->key,
+                     t->relay, info->tls ? "certificate not verified" : "no TLS");
         if (info->tls) /* as Postfix's "TLS connection established" */
             log_info("outq relay=%s tls=\"%s\"%s", t->relay, info->tls_desc,
                      info->tls_verified ? " verified" : "");
@@ -178,6 +194,10 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         return;
     }
     t->err = info->reply;
+    if (strcmp(info->reply.status, "4.7.4") == 0)
+        outq_dest_rpt(t, "starttls-not-supported");
+    else if (strcmp(info->reply.status, "4.7.5") == 0)
+        outq_dest_rpt(t, "certificate-not-trusted");
     if (info->reply.code / 100 == 5) { /* a server refusing the session: retried later, */
         t->err.code = 451;             /* its own reply kept in the text */
         t->err.status[0] = '4';
@@ -219,6 +239,8 @@ outq_dest_next_addr(struct outq_dest *t)
     o.tls_policy = t->plain || oq->tls == NULL ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
     if (t->require) /* no client context: smtpc fails 4.7.4, nothing goes in plaintext */
         o.tls_policy = SMTPC_TLS_REQUIRE;
+    if (t->sts == MTASTS_ENFORCE && oq->tls != NULL) /* PKIX, the MX host's name */
+        o.tls_policy = SMTPC_TLS_VERIFY;
     o.tls_name = t->host;
     o.auth_user = t->pass != NULL ? t->user : NULL;
     o.auth_pass = t->pass;
@@ -320,6 +342,46 @@ outq_dest_mx_before_self(const struct outq *oq, const struct dns_result *r)
     return r->n;
 }
 
+/* outq_dest_sts_result - the domain's MTA-STS policy (NULL: none): under enforce the MX
+ * hosts it does not name are dropped and TLS must verify; under testing a mismatch is
+ * only logged. */
+static void
+outq_dest_sts_result(void *arg, const struct mtasts_policy *p, const char *problem)
+{
+    struct outq_dest *t = arg;
+    size_t kept = 0;
+
+    t->sr = NULL;
+    if (problem != NULL && t->oq->d->srv.cf->tls_rpt)
+        tlsrpt_result(t->oq->rpt, t->key, p != NULL ? "sts" : "no-policy-found", NULL, problem);
+    t->sts = p != NULL ? p->mode : MTASTS_NONE;
+    if (t->sts == MTASTS_ENFORCE)
+        t->require = true; /* never in plaintext */
+    for (size_t i = 0; i < t->nhosts; i++) {
+        if (t->sts == MTASTS_NONE || mtasts_mx_match(p, t->hosts[i])) {
+            t->hosts[kept++] = t->hosts[i];
+            continue;
+        }
+        log_warn("mta-sts domain=%s mode=%s: MX %s does not match the policy%s", t->key,
+                 mtasts_mode_name(t->sts), t->hosts[i],
+                 t->sts == MTASTS_ENFORCE ? ": skipped" : "");
+        if (t->sts == MTASTS_ENFORCE && t->oq->d->srv.cf->tls_rpt)
+            tlsrpt_result(t->oq->rpt, t->key, "sts", t->hosts[i], "validation-failure");
+        if (t->sts == MTASTS_ENFORCE)
+            free(t->hosts[i]);
+        else
+            t->hosts[kept++] = t->hosts[i];
+    }
+    t->nhosts = kept;
+    if (kept == 0) {
+        struct smtpc_reply e;
+        outq_reply_set(&e, 451, "4.7.5", "no MX host of %s matches its MTA-STS policy", t->key);
+        outq_dest_all(t, &e);
+        return;
+    }
+    outq_dest_next_host(t);
+}
+
 /* outq_dest_mx_result - the domain's exchangers. */
 static void
 outq_dest_mx_result(struct dns_result *r, void *arg)
@@ -343,6 +405,10 @@ outq_dest_mx_result(struct dns_result *r, void *arg)
         for (size_t i = 0; i < n; i++)
             t->hosts[t->nhosts++] = xstrdup(r->mx[i].host);
         dns_result_free(&r);
+        if (t->spec == NULL && t->oq->sts != NULL && t->oq->d->srv.cf->mta_sts) {
+            t->sr = mtasts_get(t->oq->sts, t->key, outq_dest_sts_result, t);
+            return;
+        }
         outq_dest_next_host(t);
         return;
     }

@@ -15,6 +15,8 @@
 
 #include "dns.h"
 #include "dsnparam.h"
+#include "mtasts.h"
+#include "tlsrpt.h"
 #include "outq.h"
 #include "smtpc.h"
 #include "tls.h"
@@ -22,6 +24,7 @@
 #define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
 #define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
 #define OUTQ_DATA_MS 600000         /* 10 minutes after the final dot */
+#define OUTQ_STS_FETCH_MS 30000     /* an MTA-STS policy fetch */
 #define OUTQ_PASS_MAX 4096          /* the password file read at most */
 #define OUTQ_RELAY "relay "         /* a destination key's prefix: a smarthost or gateway spec */
 
@@ -90,6 +93,8 @@ struct outq_dest {
     unsigned long long bytes; /* message text sent over the session */
     int carried;              /* transactions the session has carried */
     char tls[128];            /* its TLS, "" for none */
+    struct mtasts_req *sr;    /* the MTA-STS policy being looked up */
+    enum mtasts_mode sts;     /* the domain's MTA-STS mode (MTASTS_NONE: no policy) */
 };
 
 /* A password file read on the pool for a destination (which may end meanwhile: t NULL). */
@@ -118,6 +123,8 @@ struct outq {
     struct outq_dest *dests;
     struct outq_dead *dead;
     SSL_CTX *tls;
+    struct mtasts *sts; /* MTA-STS policies (mta_sts), or NULL */
+    struct tlsrpt *rpt; /* TLS-RPT counters (tls_rpt), or NULL */
     long conns;
     size_t max;        /* queue_active_max, for the scans (mu) */
     size_t held_bytes; /* text of the files held (mu) */

@@ -88,6 +88,8 @@ static const struct tell_cmd tell_cmds[] = {
      "sessions now: id, client address and port, listener, state, user, TLS, age"},
     {"showsend", "", 0, 0, TP_SMTP, TT_SERVER,
      "outbound deliveries in progress: destination, relay, TLS, bytes, age"},
+    {"tlsrpt-send", "", 0, 0, TP_SMTP, TT_SERVER,
+     "mail the TLS reports (RFC 8460) of the outbound sessions counted so far (tls_rpt)"},
     {"bombs", "", 0, 0, TP_SMTP, TT_SERVER,
      "list the messages held in bomb_dir as suspected mail bombs"},
     {"bomb-release", "ID", 1, 1, TP_SMTP, TT_SERVER,

@@ -400,6 +400,38 @@ conf_value_gateway(char **item, char *reason, size_t len)
     return rc;
 }
 
+/* conf_value_abspath - empty, or an absolute path (mta_sts_ca). */
+static int
+conf_value_abspath(char **item, char *reason, size_t len)
+{
+    if ((*item)[0] != '\0' && (*item)[0] != '/') {
+        snprintf(reason, len, "'%s' is not an absolute path", *item);
+        return -1;
+    }
+    return 0;
+}
+
+/* conf_value_mailbox - empty, or one address local@domain without white space or
+ * control characters (tls_rpt_from). */
+static int
+conf_value_mailbox(char **item, char *reason, size_t len)
+{
+    const char *v = *item, *at = strrchr(v, '@');
+
+    if (*v == '\0')
+        return 0;
+    for (const char *c = v; *c != '\0'; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '<' || *c == '>') {
+            snprintf(reason, len, "'%s' is not an address (white space, a control or <>)", v);
+            return -1;
+        }
+    if (at == NULL || at == v || at[1] == '\0') {
+        snprintf(reason, len, "'%s' is not an address local@domain", v);
+        return -1;
+    }
+    return 0;
+}
+
 /* conf_value_smarthost_auth - empty, or "USER FILE": a user without controls and the
  * absolute path of the file holding the password. */
 static int
@@ -526,6 +558,8 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_alt_drop_path] = vdomain_conf_alt,
     [CONF_vdomain_separator] = vdomain_conf_sep,
     [CONF_use_drop] = conf_value_use_drop,
+    [CONF_mta_sts_ca] = conf_value_abspath,
+    [CONF_tls_rpt_from] = conf_value_mailbox,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */
