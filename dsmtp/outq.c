@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "bounce.h"
 #include "deliver.h"
@@ -540,6 +542,14 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    /* tls_policy verify/secure: a CA file trusted besides the system's store (at start) */
+    if (oq->tls != NULL && cf->smtp_tls_ca_file[0] != '\0' &&
+        SSL_CTX_load_verify_locations(oq->tls, cf->smtp_tls_ca_file, NULL) != 1) {
+        log_error("outbound delivery: smtp_tls_ca_file %s: cannot load it (no certificate "
+                  "verifies by it)",
+                  cf->smtp_tls_ca_file);
+        ERR_clear_error();
+    }
     return oq;
 }
 

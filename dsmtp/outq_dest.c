@@ -216,10 +216,10 @@ outq_dest_next_addr(struct outq_dest *t)
     snprintf(t->relay, sizeof(t->relay), "%s[%s]:%d", t->host, ip, t->port);
     o.helo = oq->d->srv.hostname;
     o.tls = t->plain ? NULL : oq->tls;
-    o.tls_policy = t->plain || oq->tls == NULL ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
-    if (t->require) /* no client context: smtpc fails 4.7.4, nothing goes in plaintext */
-        o.tls_policy = SMTPC_TLS_REQUIRE;
-    o.tls_name = t->host;
+    o.tls_policy = tlspol_smtpc(&t->pol, t->host, t->pol_domain, &o.tls_name);
+    if (!t->require && (t->plain || oq->tls == NULL))
+        o.tls_policy = SMTPC_TLS_NONE;
+    /* mandatory without a client context: smtpc fails 4.7.4, nothing goes in plaintext */
     o.auth_user = t->pass != NULL ? t->user : NULL;
     o.auth_pass = t->pass;
     o.timeout_ms = OUTQ_REPLY_MS;
@@ -461,7 +461,6 @@ outq_dest_relay_start(struct outq_dest *t)
     const char *auth = cf->smarthost_auth, *sp = strchr(auth, ' ');
     struct outq_pass *pj;
 
-    t->require = cf->smarthost_tls == SMARTHOST_TLS_REQUIRE;
     if (auth[0] == '\0' || sp == NULL) {
         outq_dest_relay_route(t);
         return;
@@ -485,6 +484,24 @@ outq_dest_relay_start(struct outq_dest *t)
     t->pj = pj;
 }
 
+/* outq_dest_policy - the destination's TLS policy (tls_policy.h): by its domain, or the
+ * host of its smarthost/gateway spec. */
+static void
+outq_dest_policy(struct outq_dest *t)
+{
+    const struct conf *cf = t->oq->d->srv.cf;
+    struct nexthop nh;
+    char why[200];
+
+    snprintf(t->pol_domain, sizeof(t->pol_domain), "%s", t->key);
+    if (t->spec != NULL && nexthop_parse(t->spec, &nh, why, sizeof(why)) == 0)
+        snprintf(t->pol_domain, sizeof(t->pol_domain), "%s", nh.host);
+    tlspol_for(cf, t->pol_domain, t->spec != NULL, &t->pol);
+    t->require = tlspol_mandatory(&t->pol);
+    log_debug("outq %s: tls_policy=%s%s%s source=%s", t->key, tlspol_level_name(t->pol.level),
+              t->pol.match[0] != '\0' ? " match=" : "", t->pol.match, t->pol.source);
+}
+
 /* outq_dest_start - resolve and connect. */
 void
 outq_dest_start(struct outq_dest *t)
@@ -501,6 +518,14 @@ outq_dest_start(struct outq_dest *t)
         return;
     }
     t->port = (int)cf->remote_smtp_port;
+    outq_dest_policy(t);
+    if (t->pol.level == TLSPOL_DANE_ONLY) { /* no TLSA lookups yet: nothing is usable */
+        struct smtpc_reply r;
+        outq_reply_set(&r, 451, "4.7.5", "%s: TLS policy dane-only: no usable TLSA records",
+                       t->pol_domain);
+        outq_dest_all(t, &r);
+        return;
+    }
     if (t->spec != NULL) {
         outq_dest_relay_start(t);
         return;

@@ -18,6 +18,7 @@
 #include "outq.h"
 #include "smtpc.h"
 #include "tls.h"
+#include "tls_policy.h"
 
 #define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
 #define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
@@ -67,7 +68,9 @@ struct outq_dest {
     struct outq *oq;
     char *key;            /* the domain (by MX), or OUTQ_RELAY then the spec */
     const char *spec;     /* a smarthost or gateway spec (in key), or NULL: by MX */
-    bool require;         /* smarthost_tls require: never in plaintext */
+    struct tlspol pol;    /* its TLS policy (tls_policy.h), decided at the start */
+    bool require;         /* pol is mandatory: never in plaintext */
+    char pol_domain[256]; /* what pol was looked up by: the domain, or the host of spec */
     char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
     struct outq_pass *pj; /* the password file being read */
     struct outq_msg *msgs, *last;
