@@ -145,6 +145,7 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->dsn_on = xcalloc(n, sizeof(*f->dsn_on));
     f->ret = q->ret;
     f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
+    f->requiretls = (q->flags & QF_REQUIRETLS) != 0;
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
     for (size_t i = 0; i < n; i++) {
@@ -416,6 +417,7 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         m->m.envid = f->envid;
         m->m.ret = dsnparam_ret_name(f->ret, false);
         m->m.eightbit = f->eightbit;
+        m->m.requiretls = f->requiretls;
         /* a UTF-8 address needs SMTPUTF8 from the next hop (RFC 6531), as Postfix's
          * smtputf8_autodetect: without it the recipients fail 5.6.7 */
         m->m.smtputf8 = smtp_parse_is_8bit(f->sender);

@@ -144,12 +144,22 @@ outq_dest_send(struct outq_dest *t)
         outq_dest_all(t, &none);
         return;
     }
-    if (t->carried++ > 0)
-        t->oq->d->stats.out_reused++;
-    t->bytes += m->m.len;
     t->msgs = m->next;
     if (t->msgs == NULL)
         t->last = NULL;
+    if (m->m.requiretls && !t->tls_verified) { /* RFC 8689 4.2.1: not over this session */
+        struct smtpc_reply r;
+        outq_reply_set(&r, 550, "5.7.30",
+                       "REQUIRETLS: %s: TLS policy %s gives no verified TLS (verify or secure "
+                       "needed)",
+                       t->relay, tlspol_level_name(t->pol.level));
+        outq_msg_finish(m, &r, t->relay, false);
+        outq_dest_send(t);
+        return;
+    }
+    if (t->carried++ > 0)
+        t->oq->d->stats.out_reused++;
+    t->bytes += m->m.len;
     if (smtpc_send(t->c, &m->m, outq_dest_sent, m) < 0) {
         struct smtpc_reply r;
         outq_reply_set(&r, 451, "4.4.2", "%s: session not usable", t->relay);
@@ -171,6 +181,8 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         oq->d->stats.out_conns++;
         oq->d->stats.out_tls += info->tls;
         snprintf(t->tls, sizeof(t->tls), "%s", info->tls ? info->tls_desc : "");
+        t->tls_verified = info->tls && info->tls_verified &&
+                          (t->pol.level == TLSPOL_VERIFY || t->pol.level == TLSPOL_SECURE);
         if (info->tls) /* as Postfix's "TLS connection established" */
             log_info("outq relay=%s tls=\"%s\"%s", t->relay, info->tls_desc,
                      info->tls_verified ? " verified" : "");

@@ -44,6 +44,7 @@ struct outq_file {
     bool *dsn_on;            /* ... and whether it offered DSN (NOTIFY went on) */
     enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
     char *envid;
+    bool requiretls;                      /* QF_REQUIRETLS (RFC 8689) */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
     time_t started;
@@ -93,6 +94,7 @@ struct outq_dest {
     unsigned long long bytes; /* message text sent over the session */
     int carried;              /* transactions the session has carried */
     char tls[128];            /* its TLS, "" for none */
+    bool tls_verified;        /* ... verified as pol asked (verify, secure) */
 };
 
 /* A password file read on the pool for a destination (which may end meanwhile: t NULL). */

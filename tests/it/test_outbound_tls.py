@@ -8,11 +8,13 @@ refused with file:line."""
 
 import os
 import shutil
+import smtplib
 import subprocess
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, REMOTE, sendmail, wait_for
+from dmail_site import (BIN, DOMAIN, HOST, PASSWORDS, REMOTE, dsn_reports, sendmail,
+                        tls_client_context, wait_for)
 
 
 def make_ca(d, leaf_cn):
@@ -177,3 +179,63 @@ def test_two_lines_for_one_domain_refused(dsmtp_factory):
     r = subprocess.run([os.path.join(BIN, "dsmtp"), "-t", "-c", site.conf_path],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode != 0 and "tls_policy" in r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- REQUIRETLS (RFC 8689)
+
+def submit_requiretls(site, rcpt, subject="rt"):
+    """alice submits over STARTTLS with MAIL FROM ... REQUIRETLS; the EHLO reply after
+    STARTTLS announces REQUIRETLS."""
+    with smtplib.SMTP(HOST, site.submission_port, timeout=20) as s:
+        s.ehlo()
+        assert not s.has_extn("requiretls")  # never on a plaintext session
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        assert s.has_extn("requiretls")
+        s.login("alice", PASSWORDS["alice"])
+        assert s.sendmail("alice@" + DOMAIN, [rcpt],
+                          "Subject: %s\r\nMessage-ID: <%s@x>\r\n\r\nsecret\r\n" % (subject, subject),
+                          mail_options=["REQUIRETLS"]) == {}
+
+
+def test_requiretls_refused_on_plaintext(dsmtp):
+    with smtplib.SMTP(HOST, dsmtp.smtp_port, timeout=20) as s:
+        s.ehlo()
+        assert not s.has_extn("requiretls")
+        code, text = s.docmd("MAIL FROM:<x@remote.example> REQUIRETLS")
+        assert code == 530 and b"5.7.10" in text, (code, text)
+    with smtplib.SMTP(HOST, dsmtp.smtp_port, timeout=20) as s:
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        code, text = s.docmd("MAIL FROM:<x@remote.example> REQUIRETLS")
+        assert code == 250, (code, text)
+    assert wait_for(lambda: "requiretls" in dsmtp.log(), 5)
+
+
+def test_requiretls_relayed_over_verified_tls(dsmtp_factory, dns, test_ca):
+    theirs = theirs_with(dsmtp_factory, certs=test_ca)
+    ours = ours_with_ca(dsmtp_factory, test_ca["ca"], dns_host=dns,
+                        remote_smtp_port=theirs.smtp_port, tls_policy=REMOTE + " verify")
+    submit_requiretls(ours, "bob@" + REMOTE)
+    assert "status=sent" in outcome(ours)
+    assert wait_for(lambda: theirs.messages("bob"), 10)
+    assert "REQUIRETLS" in [ln for ln in ours.log().splitlines() if "> MAIL FROM" in ln][0]
+    assert [ln for ln in theirs.log().splitlines() if "mail from=" in ln and "requiretls" in ln]
+
+
+def test_requiretls_over_may_bounced(dsmtp_factory, dns):
+    theirs = theirs_with(dsmtp_factory)  # STARTTLS, but nothing verifies it
+    ours = dsmtp_factory(dns_host=dns, remote_smtp_port=theirs.smtp_port)
+    submit_requiretls(ours, "bob@" + REMOTE, subject="rtmay")
+    line = outcome(ours)
+    assert "status=bounced" in line and "dsn=5.7.30" in line, line
+    assert theirs.messages("bob") == []
+    assert "> MAIL FROM" not in ours.log()
+    assert wait_for(lambda: dsn_reports(ours, "alice"), 20)
+    assert "5.7.30" in dsn_reports(ours, "alice")[0].as_string()
+
+
+def test_requiretls_local_delivery_fine(dsmtp_factory):
+    ours = dsmtp_factory()
+    submit_requiretls(ours, "bob@" + DOMAIN, subject="rtlocal")
+    assert wait_for(lambda: ours.messages("bob"), 10)
