@@ -9,12 +9,13 @@ refused with file:line."""
 import os
 import shutil
 import smtplib
+import ssl
 import subprocess
 
 import pytest
 
-from dmail_site import (BIN, DOMAIN, HOST, PASSWORDS, REMOTE, dsn_reports, sendmail,
-                        tls_client_context, wait_for)
+from dmail_site import (BIN, DOMAIN, HOST, PASSWORDS, REMOTE, dsn_reports, free_ports,
+                        sendmail, tls_client_context, wait_for)
 
 
 def make_ca(d, leaf_cn):
@@ -239,3 +240,40 @@ def test_requiretls_local_delivery_fine(dsmtp_factory):
     ours = dsmtp_factory()
     submit_requiretls(ours, "bob@" + DOMAIN, subject="rtlocal")
     assert wait_for(lambda: ours.messages("bob"), 10)
+
+
+def test_requiretls_next_hop_without_it_bounced(dsmtp_factory, dns, test_ca):
+    """A gateway whose certificate verifies but that does not offer REQUIRETLS (aiosmtpd):
+    no MAIL is sent, the recipient bounces 5.7.30; the gateway's host keys tls_policy."""
+    from aiosmtpd.controller import Controller
+
+    class Keep:
+        got = []
+
+        async def handle_DATA(self, server, session, envelope):
+            Keep.got.append(envelope.mail_from)
+            return "250 2.0.0 Ok"
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(test_ca["cert"], test_ca["key"])
+    port = free_ports(1)[0]
+    ctl = Controller(Keep(), hostname=HOST, port=port, server_hostname="mx." + REMOTE,
+                     tls_context=ctx)
+    ctl.start()
+    try:
+        ours = ours_with_ca(dsmtp_factory, test_ca["ca"], dns_host=dns,
+                            gateway="far.example %s:%d" % (REMOTE, port),
+                            tls_policy=REMOTE + " verify")
+        submit_requiretls(ours, "bob@far.example", subject="rtgw")
+        line = [None]
+
+        def bounced():
+            line[0] = next((ln for ln in ours.log().splitlines()
+                            if "outq id=" in ln and "status=" in ln), None)
+            return line[0]
+        assert wait_for(bounced, 25), ours.log()
+        assert "status=bounced" in line[0] and "dsn=5.7.30" in line[0], line[0]
+        assert "not offered" in line[0] and "verified" in ours.log()
+        assert Keep.got == []
+    finally:
+        ctl.stop()
