@@ -124,9 +124,10 @@ command_ehlo_reply(struct smtp_session *s)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8\nCHUNKING\nDSN%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
+                  tls ? "\nREQUIRETLS" : "", /* RFC 8689 4.1: only over TLS */
                   auth ? "\nAUTH PLAIN LOGIN" : "");
     s->esmtp = true;
 }
@@ -235,6 +236,10 @@ command_check_mail(struct smtp_session *s, const char *args)
         session_reply(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
         return -1;
     }
+    if (s->arg.mail.requiretls && !net_is_tls(s->base.conn)) {
+        session_reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
+        return -1;
+    }
     return 0;
 }
 
@@ -251,10 +256,11 @@ command_mail_begin(struct smtp_session *s)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s", esc, tx->params.size,
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s%s", esc, tx->params.size,
              tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
              tx->params.ret != DSN_RET_UNSET ? dsnparam_ret_name(tx->params.ret, false) : "",
-             tx->params.envid[0] ? " envid=" : "", tx->params.envid);
+             tx->params.envid[0] ? " envid=" : "", tx->params.envid,
+             tx->params.requiretls ? " requiretls" : "");
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -918,6 +924,7 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     snprintf(origin, sizeof(origin), "smtp %s sid=%016" PRIx64, s->base.ip, s->base.sid);
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
+    dsn.requiretls = tx->params.requiretls;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,

@@ -425,6 +425,8 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
     if (dsn != NULL) {
         q.ret = dsn->ret;
         q.envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+        if (dsn->requiretls)
+            q.flags |= QF_REQUIRETLS;
     }
     for (size_t i = 0; i < n; i++) {
         qfile_add_rcpt(&q, r[i].addr);
@@ -508,6 +510,7 @@ struct deliver_batch {
     time_t arrival;
     enum dsn_ret ret; /* DSN */
     char *envid;
+    bool requiretls;
     size_t nsuccess; /* delivered recipients that asked for a success report */
     struct deliver_rcpt *r;
     size_t n, alloc;
@@ -533,6 +536,7 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
     if (dsn != NULL) {
         b->ret = dsn->ret;
         b->envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+        b->requiretls = dsn->requiretls;
     }
     b->cf = conf_ref(cf);
     b->id = xstrdup(id);
@@ -682,7 +686,7 @@ deliver_qwork(uv_work_t *w)
 {
     struct deliver_batch *b = w->data;
     struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q));
-    struct deliver_dsn dsn = {b->ret, b->envid};
+    struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls};
     size_t nq = 0;
 
     for (size_t i = 0; i < b->n; i++) {

@@ -173,6 +173,7 @@ struct deliver_qrcpt {
 struct deliver_dsn {
     enum dsn_ret ret;
     const char *envid; /* xtext, or NULL */
+    bool requiretls;   /* REQUIRETLS (RFC 8689): QF_REQUIRETLS in the queue file */
 };
 
 /* deliver_queue_write - blocking: write a queue file with id (may be "" for a fresh

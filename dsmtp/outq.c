@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "bounce.h"
 #include "deliver.h"
@@ -143,6 +145,7 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->dsn_on = xcalloc(n, sizeof(*f->dsn_on));
     f->ret = q->ret;
     f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
+    f->requiretls = (q->flags & QF_REQUIRETLS) != 0;
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
     for (size_t i = 0; i < n; i++) {
@@ -414,6 +417,7 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         m->m.envid = f->envid;
         m->m.ret = dsnparam_ret_name(f->ret, false);
         m->m.eightbit = f->eightbit;
+        m->m.requiretls = f->requiretls;
         /* a UTF-8 address needs SMTPUTF8 from the next hop (RFC 6531), as Postfix's
          * smtputf8_autodetect: without it the recipients fail 5.6.7 */
         m->m.smtputf8 = smtp_parse_is_8bit(f->sender);
@@ -540,6 +544,14 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    /* tls_policy verify/secure: a CA file trusted besides the system's store (at start) */
+    if (oq->tls != NULL && cf->smtp_tls_ca_file[0] != '\0' &&
+        SSL_CTX_load_verify_locations(oq->tls, cf->smtp_tls_ca_file, NULL) != 1) {
+        log_error("outbound delivery: smtp_tls_ca_file %s: cannot load it (no certificate "
+                  "verifies by it)",
+                  cf->smtp_tls_ca_file);
+        ERR_clear_error();
+    }
     if (oq->tls != NULL && cf->mta_sts_ca[0] != '\0' &&
         SSL_CTX_load_verify_locations(oq->tls, cf->mta_sts_ca, NULL) != 1)
         log_warn("outbound delivery: mta_sts_ca %s: cannot load it", cf->mta_sts_ca);

@@ -146,12 +146,22 @@ outq_dest_send(struct outq_dest *t)
         outq_dest_all(t, &none);
         return;
     }
-    if (t->carried++ > 0)
-        t->oq->d->stats.out_reused++;
-    t->bytes += m->m.len;
     t->msgs = m->next;
     if (t->msgs == NULL)
         t->last = NULL;
+    if (m->m.requiretls && !t->tls_verified) { /* RFC 8689 4.2.1: not over this session */
+        struct smtpc_reply r;
+        outq_reply_set(&r, 550, "5.7.30",
+                       "REQUIRETLS: %s: TLS policy %s gives no verified TLS (verify or secure "
+                       "needed)",
+                       t->relay, tlspol_level_name(t->pol.level));
+        outq_msg_finish(m, &r, t->relay, false);
+        outq_dest_send(t);
+        return;
+    }
+    if (t->carried++ > 0)
+        t->oq->d->stats.out_reused++;
+    t->bytes += m->m.len;
     if (smtpc_send(t->c, &m->m, outq_dest_sent, m) < 0) {
         struct smtpc_reply r;
         outq_reply_set(&r, 451, "4.4.2", "%s: session not usable", t->relay);
@@ -187,6 +197,9 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         if (t->sts == MTASTS_TESTING && !info->tls_verified) /* RFC 8461 5: report only */
             log_warn("mta-sts domain=%s mode=testing relay=%s: %s: delivered anyway", t->key,
                      t->relay, info->tls ? "certificate not verified" : "no TLS");
+        t->tls_verified = info->tls && info->tls_verified &&
+                          (t->pol.level == TLSPOL_VERIFY || t->pol.level == TLSPOL_SECURE ||
+                           t->sts == MTASTS_ENFORCE);
         if (info->tls) /* as Postfix's "TLS connection established" */
             log_info("outq relay=%s tls=\"%s\"%s", t->relay, info->tls_desc,
                      info->tls_verified ? " verified" : "");
@@ -236,12 +249,14 @@ outq_dest_next_addr(struct outq_dest *t)
     snprintf(t->relay, sizeof(t->relay), "%s[%s]:%d", t->host, ip, t->port);
     o.helo = oq->d->srv.hostname;
     o.tls = t->plain ? NULL : oq->tls;
-    o.tls_policy = t->plain || oq->tls == NULL ? SMTPC_TLS_NONE : SMTPC_TLS_MAY;
-    if (t->require) /* no client context: smtpc fails 4.7.4, nothing goes in plaintext */
-        o.tls_policy = SMTPC_TLS_REQUIRE;
-    if (t->sts == MTASTS_ENFORCE && oq->tls != NULL) /* PKIX, the MX host's name */
+    o.tls_policy = tlspol_smtpc(&t->pol, t->host, t->pol_domain, &o.tls_name);
+    if (!t->require && (t->plain || oq->tls == NULL))
+        o.tls_policy = SMTPC_TLS_NONE;
+    /* mandatory without a client context: smtpc fails 4.7.4, nothing goes in plaintext */
+    if (t->sts == MTASTS_ENFORCE && oq->tls != NULL) { /* PKIX, the MX host's name */
         o.tls_policy = SMTPC_TLS_VERIFY;
-    o.tls_name = t->host;
+        o.tls_name = t->host;
+    }
     o.auth_user = t->pass != NULL ? t->user : NULL;
     o.auth_pass = t->pass;
     o.timeout_ms = OUTQ_REPLY_MS;
@@ -405,7 +420,9 @@ outq_dest_mx_result(struct dns_result *r, void *arg)
         for (size_t i = 0; i < n; i++)
             t->hosts[t->nhosts++] = xstrdup(r->mx[i].host);
         dns_result_free(&r);
-        if (t->spec == NULL && t->oq->sts != NULL && t->oq->d->srv.cf->mta_sts) {
+        /* MTA-STS for mail by MX, unless a tls_policy line decides (it wins) */
+        if (t->spec == NULL && t->oq->sts != NULL && t->oq->d->srv.cf->mta_sts &&
+            strcmp(t->pol.source, "default") == 0) {
             t->sr = mtasts_get(t->oq->sts, t->key, outq_dest_sts_result, t);
             return;
         }
@@ -527,7 +544,6 @@ outq_dest_relay_start(struct outq_dest *t)
     const char *auth = cf->smarthost_auth, *sp = strchr(auth, ' ');
     struct outq_pass *pj;
 
-    t->require = cf->smarthost_tls == SMARTHOST_TLS_REQUIRE;
     if (auth[0] == '\0' || sp == NULL) {
         outq_dest_relay_route(t);
         return;
@@ -551,6 +567,24 @@ outq_dest_relay_start(struct outq_dest *t)
     t->pj = pj;
 }
 
+/* outq_dest_policy - the destination's TLS policy (tls_policy.h): by its domain, or the
+ * host of its smarthost/gateway spec. */
+static void
+outq_dest_policy(struct outq_dest *t)
+{
+    const struct conf *cf = t->oq->d->srv.cf;
+    struct nexthop nh;
+    char why[200];
+
+    snprintf(t->pol_domain, sizeof(t->pol_domain), "%s", t->key);
+    if (t->spec != NULL && nexthop_parse(t->spec, &nh, why, sizeof(why)) == 0)
+        snprintf(t->pol_domain, sizeof(t->pol_domain), "%s", nh.host);
+    tlspol_for(cf, t->pol_domain, t->spec != NULL, &t->pol);
+    t->require = tlspol_mandatory(&t->pol);
+    log_debug("outq %s: tls_policy=%s%s%s source=%s", t->key, tlspol_level_name(t->pol.level),
+              t->pol.match[0] != '\0' ? " match=" : "", t->pol.match, t->pol.source);
+}
+
 /* outq_dest_start - resolve and connect. */
 void
 outq_dest_start(struct outq_dest *t)
@@ -567,6 +601,14 @@ outq_dest_start(struct outq_dest *t)
         return;
     }
     t->port = (int)cf->remote_smtp_port;
+    outq_dest_policy(t);
+    if (t->pol.level == TLSPOL_DANE_ONLY) { /* no TLSA lookups yet: nothing is usable */
+        struct smtpc_reply r;
+        outq_reply_set(&r, 451, "4.7.5", "%s: TLS policy dane-only: no usable TLSA records",
+                       t->pol_domain);
+        outq_dest_all(t, &r);
+        return;
+    }
     if (t->spec != NULL) {
         outq_dest_relay_start(t);
         return;

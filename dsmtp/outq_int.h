@@ -20,6 +20,7 @@
 #include "outq.h"
 #include "smtpc.h"
 #include "tls.h"
+#include "tls_policy.h"
 
 #define OUTQ_HELD_BYTES (64L << 20) /* message text held at once (one more may pass) */
 #define OUTQ_REPLY_MS 300000        /* RFC 5321 4.5.3.2: 5 minutes for a reply */
@@ -46,6 +47,7 @@ struct outq_file {
     bool *dsn_on;            /* ... and whether it offered DSN (NOTIFY went on) */
     enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
     char *envid;
+    bool requiretls;                      /* QF_REQUIRETLS (RFC 8689) */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
     time_t started;
@@ -70,7 +72,9 @@ struct outq_dest {
     struct outq *oq;
     char *key;            /* the domain (by MX), or OUTQ_RELAY then the spec */
     const char *spec;     /* a smarthost or gateway spec (in key), or NULL: by MX */
-    bool require;         /* smarthost_tls require: never in plaintext */
+    struct tlspol pol;    /* its TLS policy (tls_policy.h), decided at the start */
+    bool require;         /* pol is mandatory: never in plaintext */
+    char pol_domain[256]; /* what pol was looked up by: the domain, or the host of spec */
     char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
     struct outq_pass *pj; /* the password file being read */
     struct outq_msg *msgs, *last;
@@ -95,6 +99,7 @@ struct outq_dest {
     char tls[128];            /* its TLS, "" for none */
     struct mtasts_req *sr;    /* the MTA-STS policy being looked up */
     enum mtasts_mode sts;     /* the domain's MTA-STS mode (MTASTS_NONE: no policy) */
+    bool tls_verified;        /* ... verified as pol asked (verify, secure) */
 };
 
 /* A password file read on the pool for a destination (which may end meanwhile: t NULL). */

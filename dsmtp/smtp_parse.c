@@ -99,8 +99,18 @@ smtp_parse_prefix(const char *args, const char *word, const char **rest)
 }
 
 /* Parameter keywords (RFC 5321 esmtp-keyword) of MAIL and RCPT. */
-enum smtp_param { SP_SIZE, SP_BODY, SP_SMTPUTF8, SP_AUTH, SP_RET, SP_ENVID, SP_NOTIFY, SP_ORCPT };
-#define SP_COUNT (SP_ORCPT + 1)
+enum smtp_param {
+    SP_SIZE,
+    SP_BODY,
+    SP_SMTPUTF8,
+    SP_AUTH,
+    SP_RET,
+    SP_ENVID,
+    SP_NOTIFY,
+    SP_ORCPT,
+    SP_REQUIRETLS,
+};
+#define SP_COUNT (SP_REQUIRETLS + 1)
 
 static const struct {
     const char *name;
@@ -115,6 +125,7 @@ static const struct {
     [SP_ENVID] = {"ENVID", true, false},
     [SP_NOTIFY] = {"NOTIFY", true, true},
     [SP_ORCPT] = {"ORCPT", true, true},
+    [SP_REQUIRETLS] = {"REQUIRETLS", false, false},
 };
 
 /* smtp_parse_size - a SIZE value: 1 to 20 digits (RFC 1870); larger than an unsigned long
@@ -179,6 +190,9 @@ smtp_parse_one_param(struct smtp_mail *m, struct smtp_rcpt *r, const char *k, si
         break;
     case SP_SMTPUTF8:
         m->smtputf8 = true;
+        break;
+    case SP_REQUIRETLS: /* RFC 8689; the caller refuses it outside TLS */
+        m->requiretls = true;
         break;
     case SP_AUTH: /* RFC 4954 5: accepted, and we trust nobody's claim: ignored */
         break;

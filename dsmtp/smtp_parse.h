@@ -77,6 +77,7 @@ struct smtp_mail {
     unsigned long long size;            /* SIZE= */
     enum smtp_body body;                /* BODY= */
     bool smtputf8;                      /* SMTPUTF8 */
+    bool requiretls;                    /* REQUIRETLS (RFC 8689) */
     enum dsn_ret ret;                   /* RET= */
     char envid[DSNPARAM_ENVID_MAX + 1]; /* ENVID= as sent (xtext), "" if none */
 };

@@ -228,11 +228,11 @@ smtpc_tx_write(struct smtpc *c, size_t step)
     } else if (step == SMTPC_STEP_MAIL) {
         if (c->ext & SMTPC_X_SIZE)
             snprintf(size, sizeof(size), " SIZE=%llu", smtpc_wire_size(m->text, m->len));
-        smtpc_cmd(c, NULL, "MAIL FROM:<%s>%s%s%s%s%s%s%s", m->sender, size,
+        smtpc_cmd(c, NULL, "MAIL FROM:<%s>%s%s%s%s%s%s%s%s", m->sender, size,
                   m->eightbit && in->eightbitmime ? " BODY=8BITMIME" : "",
                   m->smtputf8 ? " SMTPUTF8" : "", in->dsn && m->ret ? " RET=" : "",
                   in->dsn && m->ret ? m->ret : "", in->dsn && m->envid ? " ENVID=" : "",
-                  in->dsn && m->envid ? m->envid : "");
+                  in->dsn && m->envid ? m->envid : "", m->requiretls ? " REQUIRETLS" : "");
     } else if (step - SMTPC_STEP_RCPT < c->norder) {
         const struct smtpc_rcpt *r = &m->rcpt[c->order[step - SMTPC_STEP_RCPT]];
         smtpc_cmd(c, NULL, "RCPT TO:<%s>%s%s%s%s", r->addr, in->dsn && r->notify ? " NOTIFY=" : "",
@@ -398,6 +398,9 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg)
     } else if (m->smtputf8 && !c->info.smtputf8) {
         snprintf(text, sizeof(text), "SMTPUTF8 is required, but was not offered by %s", c->peer);
         smtpc_tx_refuse(c, 553, "5.6.7", text);
+    } else if (m->requiretls && !(c->info.tls && c->info.requiretls)) {
+        snprintf(text, sizeof(text), "REQUIRETLS is required, but was not offered by %s", c->peer);
+        smtpc_tx_refuse(c, 550, "5.7.30", text);
     } else if (c->norder == 0) {
         smtpc_tx_refuse(c, 501, "5.1.3", "no valid recipient");
     } else {
@@ -486,6 +489,7 @@ smtpc_ehlo(struct smtpc *c)
     struct smtpc_info *in = &c->info;
 
     in->esmtp = in->pipelining = in->eightbitmime = in->smtputf8 = in->dsn = in->chunking = false;
+    in->requiretls = false;
     in->size_max = 0;
     c->ext = 0;
     in->stage = "ehlo";

@@ -102,7 +102,7 @@ struct smtpc_reply {
 struct smtpc_info {
     struct smtpc_reply reply; /* 2xx when ready; else why not */
     const char *stage;        /* where it ended: "connect" "greeting" "ehlo" "starttls" "auth" */
-    bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking;
+    bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking, requiretls;
     unsigned long long size_max; /* SIZE announced, 0: none or unlimited */
     bool tls;                    /* STARTTLS done */
     bool tls_verified;           /* ... and the certificate verified for tls_name */
@@ -121,6 +121,8 @@ struct smtpc_msg {
     const char *envid;  /* DSN ENVID (xtext), or NULL */
     const char *ret;    /* DSN RET ("FULL"/"HDRS"), or NULL */
     bool eightbit, smtputf8;
+    bool requiretls; /* RFC 8689: MAIL ... REQUIRETLS; a server without it: every
+                      * recipient fails 5.7.30 before MAIL */
     struct smtpc_rcpt *rcpt;
     size_t nrcpt;
     const char *text; /* headers + body, LF line ends */

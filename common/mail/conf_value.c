@@ -432,6 +432,64 @@ conf_value_mailbox(char **item, char *reason, size_t len)
     return 0;
 }
 
+/* conf_value_tls_policy - "DOMAIN LEVEL [match=NAME]" or ".DOMAIN ...": the domain as a
+ * lower-case A-label, LEVEL one of tls_policy's levels (dsmtp/tls_policy.h), NAME a host
+ * name the certificate must match (verify and secure only). */
+static int
+conf_value_tls_policy(char **item, char *reason, size_t len)
+{
+    static const char *const levels[] = {"none",      "may",    "encrypt", "dane",
+                                         "dane-only", "verify", "secure"};
+    char *sp = strchr(*item, ' '), *dom, *lvl, *match = NULL;
+    bool dot = **item == '.', known = false;
+    int rc;
+
+    if (sp == NULL) {
+        snprintf(reason, len, "'%s' is not DOMAIN LEVEL [match=NAME]", *item);
+        return -1;
+    }
+    dom = xstrndup(*item + dot, (size_t)(sp - *item) - dot);
+    lvl = xstrdup(sp + 1);
+    if ((sp = strchr(lvl, ' ')) != NULL) {
+        *sp = '\0';
+        match = sp + 1;
+    }
+    rc = dom[0] == '.' ? -1 : conf_value_domain(&dom, reason, len);
+    if (dom[0] == '.')
+        snprintf(reason, len, "'%s' is not a valid domain", dom);
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        known = known || strcmp(lvl, levels[i]) == 0;
+    if (rc == 0 && !known) {
+        snprintf(reason, len,
+                 "'%s' is not a TLS level (none, may, encrypt, dane, dane-only, verify, secure)",
+                 lvl);
+        rc = -1;
+    }
+    if (rc == 0 && match != NULL) {
+        char *name = NULL;
+        if (strncmp(match, "match=", 6) == 0 && match[6] != '\0')
+            name = xstrdup(match + 6);
+        if (name == NULL || strchr(name, ' ') != NULL ||
+            conf_value_domain(&name, reason, len) < 0) {
+            snprintf(reason, len, "'%s' is not match=HOSTNAME", match);
+            rc = -1;
+        } else if (strcmp(lvl, "verify") != 0 && strcmp(lvl, "secure") != 0) {
+            snprintf(reason, len, "match= is for the levels verify and secure, not %s", lvl);
+            rc = -1;
+        } else {
+            free(*item);
+            *item = xasprintf("%s%s %s match=%s", dot ? "." : "", dom, lvl, name);
+        }
+        free(name);
+    } else if (rc == 0) {
+        free(*item);
+        *item = xasprintf("%s%s %s", dot ? "." : "", dom, lvl);
+    }
+    free(dom);
+    free(lvl);
+    return rc;
+}
+
 /* conf_value_smarthost_auth - empty, or "USER FILE": a user without controls and the
  * absolute path of the file holding the password. */
 static int
@@ -550,6 +608,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_dns_host] = conf_value_dnshost,
     [CONF_smarthost] = conf_value_smarthost,
     [CONF_gateway] = conf_value_gateway,
+    [CONF_tls_policy] = conf_value_tls_policy,
     [CONF_smarthost_auth] = conf_value_smarthost_auth,
     [CONF_milters] = conf_value_milter,
     [CONF_milter_options] = conf_value_milter_options,

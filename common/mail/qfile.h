@@ -64,6 +64,8 @@ enum {
     QF_HOLD = 1,
     QF_RCPT_FROM_HEADERS = 2, /* sendmail -t: take To/Cc/Bcc at pickup */
     QF_WARNED = 4,            /* the delay notice (queue_warn) went to the sender */
+    QF_REQUIRETLS = 8,        /* MAIL FROM ... REQUIRETLS (RFC 8689): relayed only over
+                               * verified TLS, and REQUIRETLS passed on */
 };
 
 /* qfile_add_rcpt - append a pending recipient (copies addr), no DSN parameters. */

@@ -697,7 +697,35 @@ test_state_names(void **state)
     assert_non_null(strstr(a, "node_x_y_z_w"));
 }
 
+/* test_requiretls_round_trip - QF_REQUIRETLS (RFC 8689) goes out as a flags bit and
+ * comes back; a file of before it (flags without the bit) reads as not REQUIRETLS. */
+static void
+test_requiretls_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct qfile q, r;
+    char path[PATH_MAX], err[256];
+
+    sample(&q, "Subject: rt\n\nbody\n");
+    q.flags = QF_REQUIRETLS;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
+    assert_same(&q, &r);
+    assert_true(r.flags & QF_REQUIRETLS);
+    char *got = uu_read(path, NULL);
+    assert_non_null(strstr(got, "\nflags 8\n"));
+    free(got);
+    qfile_free(&r);
+    q.flags = QF_HOLD; /* as an old file: no REQUIRETLS */
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path, &r, err, sizeof err);
+    assert_false(r.flags & QF_REQUIRETLS);
+    qfile_free(&r);
+    qfile_free(&q);
+}
+
 UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
         UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
         UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
-        UU_FX(test_rewrite_atomic), cmocka_unit_test(test_state_names))
+        UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip),
+        cmocka_unit_test(test_state_names))
