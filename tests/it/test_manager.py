@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from dmail_site import (BIN, DOMAIN, RawPOP, RawSMTP, free_ports, make_message, sha512_crypt,
-                        wait_for)
+                        tls_client_context, wait_for)
 from localdns import LocalDNS
 
 EX_OK, EX_REFUSED, EX_USAGE, EX_UNREACHABLE = 0, 1, 2, 3
@@ -111,6 +111,36 @@ def test_manager_throttle_delays_attempts(dsmtp_factory):
     out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
     assert "OK pong" in out, out
     assert time.monotonic() - t0 >= 0.9  # the address failed once: its next try waits
+
+
+def test_manager_client_vanishes_mid_auth(dsmtp_factory):
+    """Manager clients that go away in the middle of AUTH: in the TLS handshake, after half
+    an AUTH line, right after a whole one (crypt(3) on the pool), during the failure delay
+    of a wrong password. The server keeps serving, and stops cleanly with nothing leaked
+    (ASan's leak check at exit in the asan build)."""
+    site, port = mgr_site(dsmtp_factory, auth_fail_delay=1)
+    ctx = tls_client_context()
+
+    def vanish(data):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as tls:
+                tls.sendall(data)  # and gone, no answer read
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01")  # half a ClientHello
+    vanish(b"AUTH " + PASSWORD[:6].encode())
+    vanish(("AUTH %s\n" % PASSWORD).encode())
+    vanish(("AUTH %s\nstatus\n" % PASSWORD).encode())
+    vanish(b"AUTH wrong-password\n")
+    vanish(b"AUTH wrong-password\n")  # the address failed: this one waits, and is gone
+    time.sleep(1.5)
+    out = s_session(port, ["AUTH " + PASSWORD, "ping"], wait=4.0)
+    assert "OK pong" in out, out
+    rc, out, err = remote_tell(site, port, "-k", "status")
+    assert rc == EX_OK and "running" in out, (out, err)
+    assert site.dsmtp.stop() == 0
+    assert site.dsmtp.sanitizer_report() is None, site.dsmtp.sanitizer_report()
+    assert "wrong-password" not in site.dsmtp.log()
 
 
 def test_manager_address_not_allowed(dsmtp_factory):
