@@ -66,6 +66,19 @@ def remote_tell(site, port, *args, prog="tellsmtp", password=PASSWORD, env=None,
     return p.returncode, p.stdout, p.stderr
 
 
+def connect_not_greeted(port):
+    """A client of port that gets no greeting within a second (accepting is suspended):
+    its socket, greeted once accepting resumes."""
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=5)
+    waiting.settimeout(1.0)
+    try:
+        waiting.recv(100)
+        assert False, "greeted while accepting is suspended"
+    except socket.timeout:
+        pass
+    return waiting
+
+
 def test_manager_auth_and_commands_over_tls(dsmtp_factory):
     site, port = mgr_site(dsmtp_factory)
     out = s_session(port, ["AUTH " + PASSWORD, "status", "stats", "ping"])
@@ -272,13 +285,7 @@ def test_showchans_and_suspend_accept_dsmtp(dsmtp):
     assert rc == EX_OK and "accepting suspended" in out, (out, err)
     rc, out, _ = dsmtp.tellsmtp("status")
     assert "accepting suspended" in out, out
-    waiting = socket.create_connection(("127.0.0.1", dsmtp.smtp_port), timeout=5)
-    waiting.settimeout(1.0)
-    try:
-        waiting.recv(100)
-        assert False, "greeted while accepting is suspended"
-    except socket.timeout:
-        pass
+    waiting = connect_not_greeted(dsmtp.smtp_port)
     c1.expect("NOOP", 250)  # the open session keeps going
     # outbound delivery is not touched by "suspend accept"
     rc, out, _ = dsmtp.tellsmtp("status")
@@ -315,13 +322,7 @@ def test_showchans_suspend_dpop(dpop_factory):
     p = tp("suspend")
     assert p.returncode == EX_OK and "accepting suspended" in p.stdout, p.stdout
     assert "accepting suspended" in tp("status").stdout
-    waiting = socket.create_connection(("127.0.0.1", port), timeout=5)
-    waiting.settimeout(1.0)
-    try:
-        waiting.recv(100)
-        assert False, "greeted while suspended"
-    except socket.timeout:
-        pass
+    waiting = connect_not_greeted(port)
     c.ok("STAT")  # the open session keeps going
     assert tp("resume").returncode == EX_OK
     waiting.settimeout(5.0)
