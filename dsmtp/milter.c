@@ -657,20 +657,6 @@ milter_event(struct net_conn *c, enum net_event ev, void *arg)
     }
 }
 
-/* milter_opts_of - the milter_options line of a filter, if any. */
-static void
-milter_opts_of(const struct conf *cf, const char *name, struct milter_opts *o)
-{
-    char addr[MILTER_ADDR_MAX + 8], why[200];
-
-    *o = (struct milter_opts){-1, -1, -1, -1};
-    for (size_t i = 0; i < cf->milter_options.n; i++)
-        if (milter_opts_parse(cf->milter_options.v[i], addr, sizeof(addr), o, why, sizeof(why)) &&
-            strcmp(addr, name) == 0)
-            return;
-    *o = (struct milter_opts){-1, -1, -1, -1};
-}
-
 /* milter_run - start a stage. */
 static bool
 milter_run(struct smtp_session *s, enum milter_stage stage, milter_done done)
@@ -709,11 +695,10 @@ milter_connect(struct smtp_session *s, milter_done done)
     s->milter = ms;
     for (size_t i = 0; i < ms->n; i++) {
         struct milter_conn *mc = &ms->m[i];
-        struct milter_opts o;
+        struct milter_opts o = cf->milter_opts[i]; /* parsed at load */
         const char *why;
         mc->ms = ms;
         snprintf(mc->name, sizeof(mc->name), "%s", cf->milters.v[i]);
-        milter_opts_of(cf, mc->name, &o);
         mc->action = o.default_action >= 0 ? o.default_action : cf->milter_default_action;
         mc->connect_ms =
             (uint64_t)(o.connect_timeout > 0 ? o.connect_timeout : cf->milter_connect_timeout) *

@@ -27,33 +27,6 @@ static const char *const rdns_status_names[] = {
     [RDNS_NONE] = "none",       [RDNS_TEMPFAIL] = "tempfail",
 };
 
-/* rdns_hostname_ok - a plain host name: labels of letters, digits, '-' and '_'. */
-static bool
-rdns_hostname_ok(const char *n)
-{
-    size_t len = strlen(n);
-
-    if (len == 0 || len > 253 || n[0] == '.' || strstr(n, "..") != NULL)
-        return false;
-    return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
-}
-
-/* rdns_ip_bytes - the client's address as 4 or 16 bytes (IPv4-mapped as IPv4); the
- * length, or 0. */
-static size_t
-rdns_ip_bytes(const char *ip, unsigned char *b)
-{
-    if (inet_pton(AF_INET, ip, b) == 1)
-        return 4;
-    if (inet_pton(AF_INET6, ip, b) != 1)
-        return 0;
-    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)b)) {
-        memmove(b, b + 12, 4);
-        return 4;
-    }
-    return 16;
-}
-
 /* rdns_end - the result is there: stop the clock, log, wake a waiting MAIL. */
 static void
 rdns_end(struct rdns *r, enum rdns_status st, const char *why)
@@ -73,43 +46,21 @@ rdns_end(struct rdns *r, enum rdns_status st, const char *why)
         done(s);
 }
 
-/* rdns_forward_done - the PTR name's addresses. */
+/* rdns_done - the PTR name and whether it is confirmed. */
 static void
-rdns_forward_done(struct dns_result *res, void *arg)
+rdns_done(struct dns_result *res, void *arg)
 {
     struct rdns *r = arg;
-    unsigned char want[16], got[16];
-    size_t n = rdns_ip_bytes(r->s->base.ip, want);
-    enum rdns_status st = RDNS_UNCONFIRMED;
-    const char *why = NULL;
+    enum rdns_status st = RDNS_NONE;
 
     r->q = NULL;
     if (res->status == DNS_TEMPFAIL) {
         st = RDNS_TEMPFAIL;
-        why = res->why;
-    }
-    for (size_t i = 0; i < res->n && st == RDNS_UNCONFIRMED; i++)
-        if (rdns_ip_bytes(res->addr[i].text, got) == n && n > 0 && memcmp(got, want, n) == 0)
-            st = RDNS_CONFIRMED;
-    dns_result_free(&res);
-    rdns_end(r, st, why);
-}
-
-/* rdns_ptr_done - the PTR names: confirm the first. */
-static void
-rdns_ptr_done(struct dns_result *res, void *arg)
-{
-    struct rdns *r = arg;
-
-    r->q = NULL;
-    if (res->status == DNS_TEMPFAIL) {
-        rdns_end(r, RDNS_TEMPFAIL, res->why);
-    } else if (res->status != DNS_OK || !rdns_hostname_ok(res->ptr[0])) {
-        rdns_end(r, RDNS_NONE, res->status == DNS_OK ? "bad-name" : res->why);
-    } else {
+    } else if (res->status == DNS_OK) {
         snprintf(r->name, sizeof(r->name), "%s", res->ptr[0]);
-        r->q = dns_addr(r->s->d->dns, r->name, rdns_forward_done, r);
+        st = res->confirmed ? RDNS_CONFIRMED : RDNS_UNCONFIRMED;
     }
+    rdns_end(r, st, st == RDNS_CONFIRMED || st == RDNS_UNCONFIRMED ? NULL : res->why);
     dns_result_free(&res);
 }
 
@@ -142,7 +93,7 @@ rdns_start(struct smtp_session *s)
     if (!cf->lookup_names && !cf->require_fcrdns)
         return;
     if (s->d->dns == NULL || dns_reverse_name(s->base.ip, name, sizeof(name)) < 0)
-        return;
+        return; /* not an IP address: dns_fcrdns would not start */
     r = xcalloc(1, sizeof(*r));
     r->s = s;
     r->status = RDNS_PENDING;
@@ -150,7 +101,7 @@ rdns_start(struct smtp_session *s)
     r->timer.data = r;
     uv_timer_start(&r->timer, rdns_timeout, (uint64_t)cf->dns_timeout * 1000, 0);
     s->rdns = r;
-    r->q = dns_ptr(s->d->dns, name, rdns_ptr_done, r);
+    r->q = dns_fcrdns(s->d->dns, s->base.ip, rdns_done, r);
 }
 
 bool

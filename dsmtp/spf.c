@@ -205,6 +205,7 @@ spf_answer(struct dns_result *r, void *arg)
         spf_zone_add(c, r->name, ns_t_ptr, r->status, r->ptr, r->n);
         break;
     case DNS_A: /* never asked here (dns_addr gives both families) */
+    case DNS_FCRDNS:
         break;
     case DNS_MX: {
         char *hosts[64];

@@ -2,7 +2,8 @@
  * dns.c - c-ares driven by the libuv loop; see dns.h for the contract.
  *
  * A lookup (struct dns_query) runs one or two c-ares queries (struct dns_sub): MX, TXT,
- * PTR, AAAA+A, or MX then AAAA+A for an implicit MX. It is in one of three states: active (in
+ * PTR, AAAA+A, MX then AAAA+A for an implicit MX, or PTR then AAAA+A of the PTR name
+ * (FCrDNS). It is in one of three states: active (in
  * d->active, by deadline: every lookup has the same timeout, so the list is in start
  * order), done (in d->done, its result waiting for the idle handle to deliver it) or
  * detached (in no list: cancelled or delivered while c-ares still holds its subs; freed
@@ -52,8 +53,11 @@ struct dns_query {
     struct dns *d;
     struct dns_query *prev, *next;
     int state;
-    int refs;      /* subs c-ares has not answered yet, plus a hold while starting */
-    bool implicit; /* MX: the AAAA+A phase of an implicit MX */
+    int refs;             /* subs c-ares has not answered yet, plus a hold while starting */
+    bool implicit;        /* MX: the AAAA+A phase of an implicit MX; FCrDNS: of the PTR name */
+    char *ask;            /* the name the subs ask for when not r->name (FCrDNS) */
+    unsigned char ip[16]; /* FCrDNS: the address to confirm, ipn bytes */
+    size_t ipn;
     uint64_t deadline;
     dns_cb cb;
     void *arg;
@@ -142,6 +146,7 @@ dns_result_clear(struct dns_result *r)
     }
     free(r->ptr);
     r->ptr = NULL;
+    r->confirmed = false;
     free(r->mx);
     free(r->addr);
     free(r->txt);
@@ -466,6 +471,7 @@ dns_query_free(struct dns_query *q)
     for (int i = 0; i < 2; i++)
         free(q->sub[i].addr);
     dns_result_free(&q->r);
+    free(q->ask);
     free(q);
 }
 
@@ -540,7 +546,7 @@ dns_ask(struct dns_query *q, int i, int type)
     s->type = type;
     s->status = -1;
     q->refs++;
-    ares_query(q->d->ch, q->r->name, ns_c_in, type, dns_answer, s);
+    ares_query(q->d->ch, q->ask != NULL ? q->ask : q->r->name, ns_c_in, type, dns_answer, s);
 }
 
 /* dns_settle_addr - the result of an AAAA+A pair: IPv6 first. */
@@ -583,6 +589,77 @@ dns_settle_addr(struct dns_query *q)
     }
 }
 
+/* dns_ip_bytes - an address as 4 or 16 bytes (IPv4-mapped as IPv4); the length, or 0. */
+static size_t
+dns_ip_bytes(const char *ip, unsigned char *b)
+{
+    if (inet_pton(AF_INET, ip, b) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, ip, b) != 1)
+        return 0;
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)b)) {
+        memmove(b, b + 12, 4);
+        return 4;
+    }
+    return 16;
+}
+
+/* dns_hostname_ok - a plain host name: labels of letters, digits, '-' and '_'. */
+static bool
+dns_hostname_ok(const char *n)
+{
+    size_t len = strlen(n);
+
+    if (len == 0 || len > 253 || n[0] == '.' || strstr(n, "..") != NULL)
+        return false;
+    return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
+}
+
+/* dns_settle_fcrdns - FCrDNS: the PTR phase starts the forward phase; the forward phase
+ * confirms (or not) the first PTR name. False while the forward phase runs. */
+static bool
+dns_settle_fcrdns(struct dns_query *q)
+{
+    struct dns_result *r = q->r;
+    unsigned char got[16];
+
+    if (!q->implicit) {
+        r->status = dns_class(q->sub[0].status, &r->why);
+        if (r->status != DNS_OK)
+            return true;
+        if (r->n == 0 || !dns_hostname_ok(r->ptr[0])) {
+            dns_result_clear(r);
+            r->status = DNS_NODATA;
+            r->why = "bad-name";
+            return true;
+        }
+        for (size_t i = 1; i < r->n; i++)
+            free(r->ptr[i]);
+        r->n = 1;
+        q->implicit = true;
+        free(q->ask);
+        q->ask = xstrdup(r->ptr[0]);
+        q->refs++;
+        dns_ask(q, 0, ns_t_aaaa);
+        dns_ask(q, 1, ns_t_a);
+        if (--q->refs == 0)
+            return dns_settle_fcrdns(q);
+        return false;
+    }
+    dns_settle_addr(q);
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < q->sub[s].n && !r->confirmed; i++)
+            r->confirmed = dns_ip_bytes(q->sub[s].addr[i].text, got) == q->ipn &&
+                           memcmp(got, q->ip, q->ipn) == 0;
+    if (r->status == DNS_TEMPFAIL) {
+        dns_result_clear(r);
+    } else {
+        r->status = DNS_OK;
+        r->why = r->confirmed ? "ok" : "not-confirmed";
+    }
+    return true;
+}
+
 /* dns_settle - every sub of q's phase has been answered: the result, or the next phase. */
 static void
 dns_settle(struct dns_query *q)
@@ -599,7 +676,10 @@ dns_settle(struct dns_query *q)
             dns_settle(q);
         return;
     }
-    if (r->kind == DNS_A) {
+    if (r->kind == DNS_FCRDNS) {
+        if (!dns_settle_fcrdns(q))
+            return;
+    } else if (r->kind == DNS_A) {
         r->status = dns_class(st, &r->why);
         if (r->status == DNS_OK && q->sub[0].n > 0) {
             r->addr = q->sub[0].addr;
@@ -656,12 +736,20 @@ dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *
     q->r->name = xstrdup(name);
     q->state = Q_ACTIVE;
     dns_list_add(&d->active, q);
+    if (kind == DNS_FCRDNS) {
+        char rev[DNS_REVERSE_MAX];
+        q->ipn = dns_ip_bytes(name, q->ip);
+        dns_reverse_name(name, rev, sizeof(rev)); /* dns_fcrdns checked name */
+        q->ask = xstrdup(rev);
+    }
     q->refs = 1; /* hold: an answer given at once must not settle q half-started */
     if (kind == DNS_ADDR) {
         dns_ask(q, 0, ns_t_aaaa);
         dns_ask(q, 1, ns_t_a);
     } else if (kind == DNS_A) {
         dns_ask(q, 0, ns_t_a);
+    } else if (kind == DNS_FCRDNS) {
+        dns_ask(q, 0, ns_t_ptr);
     } else {
         dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : kind == DNS_PTR ? ns_t_ptr : ns_t_txt);
     }
@@ -722,6 +810,16 @@ dns_reverse_name(const char *ip, char *buf, size_t len)
     }
     snprintf(buf + o, len - o, "ip6.arpa");
     return 0;
+}
+
+struct dns_query *
+dns_fcrdns(struct dns *d, const char *ip, dns_cb cb, void *arg)
+{
+    char rev[DNS_REVERSE_MAX];
+
+    if (dns_reverse_name(ip, rev, sizeof(rev)) < 0)
+        return NULL;
+    return dns_start(d, DNS_FCRDNS, ip, cb, arg);
 }
 
 struct dns_query *

@@ -44,10 +44,16 @@
  *   cut at a NUL byte in the record.
  * - PTR: the names of the PTR records of a name (dns_reverse_name makes it from an
  *   address), without final dots, duplicates left out, at most DNS_MAXPTR of them.
+ * - FCrDNS (dns_fcrdns): an address's first PTR name, then that name's addresses (AAAA+A)
+ *   under the same single deadline; confirmed when one of them is the address (an
+ *   IPv4-mapped IPv6 address counts as IPv4). Only the first PTR name is tried (as
+ *   Postfix does); a name that is not a plain host name (letters, digits, '-', '_', '.')
+ *   counts as none (DNS_NODATA, "bad-name").
  */
 #ifndef DMAIL_DNS_H
 #define DMAIL_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <uv.h>
@@ -64,7 +70,7 @@ enum dns_status {
     DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, no server: try later */
 };
 
-enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR, DNS_A };
+enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR, DNS_A, DNS_FCRDNS };
 
 #define DNS_MAXPTR 16      /* PTR names kept */
 #define DNS_REVERSE_MAX 80 /* dns_reverse_name's buffer, final NUL included */
@@ -89,8 +95,9 @@ struct dns_result {
     struct dns_mx *mx;
     struct dns_addr *addr;
     char **txt;
-    char **ptr; /* DNS_PTR */
-    long ttl;   /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
+    char **ptr;     /* DNS_PTR */
+    long ttl;       /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
+    bool confirmed; /* DNS_FCRDNS with DNS_OK: ptr[0]'s addresses include the address */
 };
 
 typedef void (*dns_cb)(struct dns_result *r, void *arg);
@@ -119,6 +126,12 @@ struct dns_query *dns_ptr(struct dns *d, const char *name, dns_cb cb, void *arg)
  * "7.2.0.192.in-addr.arpa"; an IPv4-mapped IPv6 address is taken as IPv4) into buf of
  * at least DNS_REVERSE_MAX bytes; 0, or -1 if ip is not an address. */
 int dns_reverse_name(const char *ip, char *buf, size_t len);
+/* dns_fcrdns - forward-confirmed reverse DNS of ip ("192.0.2.7", "2001:db8::1"): r->name
+ * is ip; DNS_OK: the PTR name in r->ptr[0] (r->n 1) and r->confirmed whether its addresses
+ * include ip (no addresses: not confirmed); DNS_NXDOMAIN / DNS_NODATA: no usable PTR name;
+ * DNS_TEMPFAIL: either lookup failed temporarily or the deadline passed. NULL (and no
+ * callback) if ip is not an IP address. */
+struct dns_query *dns_fcrdns(struct dns *d, const char *ip, dns_cb cb, void *arg);
 /* dns_a - A records only (no AAAA asked), with their TTL (r->ttl): DNSBL queries. The
  * addresses come in r->addr, in the server's order. */
 struct dns_query *dns_a(struct dns *d, const char *name, dns_cb cb, void *arg);

@@ -26,6 +26,7 @@
 #include "conf_int.h"
 #include "file.h"
 #include "dkim.h"
+#include "milter_addr.h"
 #include "route.h"
 #include "vdomain.h"
 #include "xmem.h"
@@ -480,6 +481,7 @@ conf_free(struct conf *c)
     }
     alias_free(&c->aliases);
     lists_free(&c->lists);
+    free(c->milter_opts);
     free(c->path);
     free(c->main_domain);
     free(c);
@@ -526,6 +528,28 @@ conf_finish_use_drop(struct conf *c, struct conf_diag *d)
                       c->mailbox_format == MBOX_FORMAT_MAILDIR ? "maildir" : "mbox");
 }
 
+/* conf_milter_opts - each filter's milter_options line, parsed (the values were checked
+ * while reading them). */
+static void
+conf_milter_opts(struct conf *c)
+{
+    char addr[MILTER_ADDR_MAX + 8], why[200];
+    struct milter_opts o;
+
+    if (c->milters.n == 0)
+        return;
+    c->milter_opts = xcalloc(c->milters.n, sizeof(*c->milter_opts));
+    for (size_t i = 0; i < c->milters.n; i++)
+        c->milter_opts[i] = (struct milter_opts){-1, -1, -1, -1};
+    for (size_t j = 0; j < c->milter_options.n; j++) {
+        if (!milter_opts_parse(c->milter_options.v[j], addr, sizeof(addr), &o, why, sizeof(why)))
+            continue;
+        for (size_t i = 0; i < c->milters.n; i++)
+            if (strcmp(addr, c->milters.v[i]) == 0)
+                c->milter_opts[i] = o;
+    }
+}
+
 /* conf_finish - derived fields; returns the snapshot, or NULL (freed) after errors. */
 static struct conf *
 conf_finish(struct conf_parser *p, int errors_before)
@@ -553,6 +577,7 @@ conf_finish(struct conf_parser *p, int errors_before)
     route_finish(c->alias, p->diag);
     c->aliases = alias_build(c, p->diag);
     c->lists = lists_build(c, p->diag);
+    conf_milter_opts(c);
     for (size_t i = 0; i < c->relay_to.n; i++)
         if (conf_is_local_domain(c, c->relay_to.v[i]))
             conf_diag_add(p->diag, true, c->origin[CONF_relay_to], 0,

@@ -26,6 +26,8 @@
  *   or none, CF_NOEFFECT) gives one warning naming what dmail does instead when a file sets
  *   it to another value than its default (as written: `dlist_rotate 50000` says nothing). allow_dds
  * true is an error (user names with ../ are path traversal).
+ * - milter_options lines are checked while loading and parsed into c->milter_opts, one
+ *   entry per milters item, so sessions never parse them.
  * - Alias files (alias.h): alias_file and alias_file_domain are read at the end of every
  *   load into c->aliases; an unreadable or broken file is an error of the load, so a
  *   reload that meets one keeps the old snapshot, aliases included.
@@ -77,6 +79,7 @@ struct route;
 struct dkim_keys;
 struct alias_set;
 struct lists_set;
+struct milter_opts;
 
 enum conf_setting_id {
 #define SETTING(name, type, def, min, max, flags) CONF_##name,
@@ -91,6 +94,9 @@ struct conf {
     char *main_domain;         /* first host_domain, lower case, A-label; "localhost" if none */
     struct alias_set *aliases; /* the alias files (alias.h); NULL if none */
     struct lists_set *lists;   /* dlist_path/lists.dat (lists.h); NULL if none */
+    /* milter_options parsed once: one entry per milters item, in its order (fields -1 where
+     * no line names that filter); NULL when milters is empty */
+    struct milter_opts *milter_opts;
     /* where each setting came from: "file:line", or NULL for the default */
     char *origin[CONF_NSETTINGS];
 #define SETTING(name, type, def, min, max, flags) CTYPE_##type name;

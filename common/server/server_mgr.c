@@ -142,38 +142,27 @@ mgr_allowed(struct server_mgr *m, const char *ip)
     return cf->manager_ip_name.n > 0 && m->dns != NULL ? -1 : 0;
 }
 
-/* mgr_ip_bytes - an address as 4 or 16 bytes (IPv4-mapped as IPv4); the length or 0. */
-static size_t
-mgr_ip_bytes(const char *ip, unsigned char *b)
-{
-    if (inet_pton(AF_INET, ip, b) == 1)
-        return 4;
-    if (inet_pton(AF_INET6, ip, b) != 1)
-        return 0;
-    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)b)) {
-        memmove(b, b + 12, 4);
-        return 4;
-    }
-    return 16;
-}
-
-/* mgr_forward_done - the reverse name's addresses: confirmed when one is the client's. */
+/* mgr_fcrdns_done - the client's reverse name, forward-confirmed or not. */
 static void
-mgr_forward_done(struct dns_result *res, void *arg)
+mgr_fcrdns_done(struct dns_result *res, void *arg)
 {
     struct mgr_conn *mc = arg;
-    unsigned char want[16], got[16];
-    size_t n = mgr_ip_bytes(mc->ip, want);
-    bool confirmed = false;
+    char why[64];
 
     mc->q = NULL;
-    for (size_t i = 0; i < res->n && !confirmed; i++)
-        confirmed = n > 0 && mgr_ip_bytes(res->addr[i].text, got) == n && memcmp(got, want, n) == 0;
-    dns_result_free(&res);
-    if (!confirmed) {
+    if (res->status != DNS_OK) {
+        snprintf(why, sizeof(why), "no-name(%s)", res->why);
+        dns_result_free(&res);
+        mgr_refuse(mc, why);
+        return;
+    }
+    snprintf(mc->name, sizeof(mc->name), "%s", res->ptr[0]);
+    if (!res->confirmed) {
+        dns_result_free(&res);
         mgr_refuse(mc, "name-not-confirmed");
         return;
     }
+    dns_result_free(&res);
     if (!mgr_name_match(&mc->m->srv->cf->manager_ip_name, mc->name)) {
         mgr_refuse(mc, "name-not-allowed");
         return;
@@ -183,32 +172,12 @@ mgr_forward_done(struct dns_result *res, void *arg)
     mgr_input(mc);
 }
 
-/* mgr_ptr_done - the reverse name: confirm it forward. */
-static void
-mgr_ptr_done(struct dns_result *res, void *arg)
-{
-    struct mgr_conn *mc = arg;
-
-    mc->q = NULL;
-    if (res->status != DNS_OK || res->n == 0) {
-        char why[64];
-        snprintf(why, sizeof(why), "no-name(%s)", res->why);
-        dns_result_free(&res);
-        mgr_refuse(mc, why);
-        return;
-    }
-    snprintf(mc->name, sizeof(mc->name), "%s", res->ptr[0]);
-    dns_result_free(&res);
-    mc->q = dns_addr(mc->m->dns, mc->name, mgr_forward_done, mc);
-}
-
 /* mgr_accept - a new manager client: allowed addresses only. */
 static void
 mgr_accept(struct net_conn *c, void *arg)
 {
     struct server_mgr *m = arg;
     struct mgr_conn *mc = xcalloc(1, sizeof(*mc));
-    char rev[DNS_REVERSE_MAX];
     int allowed;
 
     mc->m = m;
@@ -229,12 +198,12 @@ mgr_accept(struct net_conn *c, void *arg)
         return;
     }
     if (allowed < 0) {
-        if (dns_reverse_name(mc->ip, rev, sizeof(rev)) < 0) {
+        mc->q = dns_fcrdns(m->dns, mc->ip, mgr_fcrdns_done, mc);
+        if (mc->q == NULL) {
             mgr_refuse(mc, "address-not-allowed");
             return;
         }
         mc->state = MGR_CHECKING;
-        mc->q = dns_ptr(m->dns, rev, mgr_ptr_done, mc);
         return;
     }
     mc->state = MGR_AUTH;

@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import random
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -366,6 +367,25 @@ def sendmail(site, args, data, prefix=(), **kw):
     return p
 
 
+def smtp_send(site, rcpts, tag="test", sender="sender@remote.example"):
+    """One message (Subject: tag) to rcpts through site's smtp port with smtplib; every
+    recipient must be accepted. Its Message-ID."""
+    msgid, text = make_message(subject=tag, to=", ".join(rcpts))
+    with smtplib.SMTP(HOST, site.smtp_port, local_hostname="client.example", timeout=15) as s:
+        refused = s.sendmail(sender, rcpts, text)
+    assert refused == {}, refused
+    return msgid
+
+
+def rcpt_reply(site, rcpt, sender="sender@remote.example"):
+    """(code, text) of RCPT TO:<rcpt> in a fresh transaction on site's smtp port."""
+    with smtplib.SMTP(HOST, site.smtp_port, local_hostname="client.example", timeout=15) as s:
+        s.ehlo()
+        assert s.mail(sender)[0] == 250
+        code, text = s.rcpt(rcpt)
+        return code, text.decode()
+
+
 def dsn_reports(site, user):
     """The delivery status notifications (multipart/report) in user's mailbox, parsed by
     Python's email package."""
@@ -620,6 +640,16 @@ class RawSMTP(LineClient):
         if c != 250:
             raise SMTPReplyError("EHLO: %d %s" % (c, lines))
         return [ln.upper() for ln in lines[1:]]
+
+    def open_tx(self, sender, *rcpts, data=True, name="client.example"):
+        """EHLO, MAIL FROM:<sender>, RCPT TO:<r> for each of rcpts (each answered 250) and,
+        if data, DATA (354): the message may follow."""
+        self.ehlo(name)
+        self.expect("MAIL FROM:<%s>" % sender, 250)
+        for r in rcpts:
+            self.expect("RCPT TO:<%s>" % r, 250)
+        if data:
+            self.expect("DATA", 354)
 
     def starttls(self):
         c, lines = self.cmd("STARTTLS")

@@ -9,13 +9,13 @@ tellsmtp clear_cache_all and newaliases (output and exit status)."""
 import os
 import re
 import shutil
-import smtplib
 import subprocess
 import tempfile
 
 import pytest
 
-from dmail_site import ALIAS_DOMAIN, BIN, DOMAIN, HOST, REMOTE, make_message, wait_for
+from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, HOST, REMOTE, rcpt_reply, smtp_send,
+                        wait_for)
 
 SENDER = "sender@remote.example"
 NEWALIASES = os.path.join(BIN, "newaliases")
@@ -44,20 +44,7 @@ def put(etc, name, text, uid=0):
 
 def send(srv, rcpts, tag="alias"):
     """One message to rcpts (all must be accepted); returns its Message-ID."""
-    msgid, text = make_message(subject=tag, to=", ".join(rcpts))
-    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
-        refused = s.sendmail(SENDER, rcpts, text)
-    assert refused == {}, refused
-    return msgid
-
-
-def rcpt_reply(srv, rcpt):
-    """(code, text) of RCPT TO:<rcpt> in a fresh transaction."""
-    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
-        s.ehlo()
-        assert s.mail(SENDER)[0] == 250
-        code, text = s.rcpt(rcpt)
-        return code, text.decode()
+    return smtp_send(srv, rcpts, tag, SENDER)
 
 
 def check(srv):

@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from dmail_site import ALIAS_DOMAIN, BIN, DOMAIN, HOST, make_message, wait_for
+from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, HOST, make_message, rcpt_reply, smtp_send,
+                        wait_for)
 
 SENDER = "sender@remote.example"
 SENDMAIL = os.path.join(BIN, "sendmail")
@@ -21,20 +22,7 @@ TELLSMTP = os.path.join(BIN, "tellsmtp")
 
 def send(srv, rcpts, tag="fwd"):
     """One message to rcpts (all must be accepted); returns its Message-ID."""
-    msgid, text = make_message(subject=tag, to=", ".join(rcpts))
-    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
-        refused = s.sendmail(SENDER, rcpts, text)
-    assert refused == {}, refused
-    return msgid
-
-
-def rcpt_reply(srv, rcpt):
-    """(code, text) of RCPT TO:<rcpt> in a fresh transaction."""
-    with smtplib.SMTP(HOST, srv.smtp_port, local_hostname="client.example", timeout=15) as s:
-        s.ehlo()
-        assert s.mail(SENDER)[0] == 250
-        code, text = s.rcpt(rcpt)
-        return code, text.decode()
+    return smtp_send(srv, rcpts, tag, SENDER)
 
 
 def test_alias_to_local_user(dsmtp_factory):

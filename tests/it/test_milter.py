@@ -794,6 +794,34 @@ def test_broken_milter_mid_session(dsmtp_factory, milter, step, stage):
     assert len(delivered(srv)) == 1 and len(milter.sessions) == 2
 
 
+@pytest.mark.parametrize("action,code", [("tempfail", 451), ("accept", 250)])
+def test_milter_closes_mid_body(dsmtp_factory, milter, action, code):
+    """A filter that closes its connection after the second of several body chunks (the
+    rest of the body still to send): its default action decides the message (451 4.7.1
+    and nothing delivered, or accepted and delivered whole), the failure is logged, and
+    the next session is served."""
+    milter.on("body", lambda sess, pkt: [mf.CLOSE] if len(sess.all("body")) >= 2
+              else [mf.CONTINUE])
+    srv = site(dsmtp_factory, milter, milter_default_action=action)
+    body = "".join("%06d %s\n" % (i, "z" * 70) for i in range(3000))  # ~230 KB: 4+ chunks
+    _, text = make_message(body=body)
+    out = session(srv, text=text)
+    assert out["eom"][0] == code, out
+    s = milter.wait_sessions(1, ended=True)[0]
+    assert len(s.all("body")) == 2 and "E" not in s.cmds(), s.cmds()
+    assert milter_log(srv, milter)
+    if code == 451:
+        assert_refused(out, "eom", 451, "4.7.1")
+        assert delivered(srv) == []
+    else:
+        msgs = delivered(srv)
+        raw = msgs[0][0] if msgs else b""
+        assert len(msgs) == 1 and body.encode()[-2000:] in raw and b"\n000000 z" in raw, \
+            "the whole body is delivered"
+    milter.on("body", mf.CONTINUE)
+    assert session(srv)["eom"][0] == 250
+
+
 @pytest.mark.parametrize("action", ["tempfail", "accept"])
 def test_oversized_changes_fail_the_milter(dsmtp_factory, milter, action):
     """A filter whose changes at end of message (here a replacement body in 1 KB packets)

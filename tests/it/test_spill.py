@@ -12,6 +12,7 @@ import pytest
 from dmail_site import DOMAIN, RawSMTP, wait_for
 
 SENDER = "sender@remote.example"
+ALICE = "alice@" + DOMAIN
 
 
 def big_body(n_lines):
@@ -47,10 +48,7 @@ def test_large_message_by_data_arrives_whole(dsmtp_factory):
     srv = dsmtp_factory(max_msg_size="10M")
     body = big_body(40000)  # about 3 MB
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<%s>" % SENDER, 250)
-        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-        c.expect("DATA", 354)
+        c.open_tx(SENDER, ALICE)
         c.send(wire(message(body)) + b".\r\n")
         code, lines = c.reply()
         assert code == 250, (code, lines)
@@ -63,9 +61,7 @@ def test_large_message_by_bdat_arrives_whole(dsmtp_factory):
     body = big_body(30000)
     data = message(body).replace("\n", "\r\n").encode()  # BDAT: no dot-stuffing
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<%s>" % SENDER, 250)
-        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.open_tx(SENDER, ALICE, data=False)
         half = len(data) // 2
         assert c.bdat(data[:half])[0] == 250
         code, lines = c.bdat(data[half:], last=True)
@@ -77,10 +73,7 @@ def test_large_message_by_bdat_arrives_whole(dsmtp_factory):
 def test_vanishing_client_leaves_no_spill_file(dsmtp_factory):
     srv = dsmtp_factory(max_msg_size="10M")
     c = RawSMTP(srv.smtp_port)
-    c.ehlo()
-    c.expect("MAIL FROM:<%s>" % SENDER, 250)
-    c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-    c.expect("DATA", 354)
+    c.open_tx(SENDER, ALICE)
     c.send(wire(message(big_body(20000))))
     assert wait_for(lambda: os.listdir(spill_dir(srv)) != [], 10)
     c.close()
@@ -108,9 +101,7 @@ def test_spill_files_of_a_crash_are_removed_at_start(dsmtp_factory):
 def _bdat_message(srv, data, cuts):
     """Send data in BDAT chunks that end at the offsets cuts (the last one LAST)."""
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<%s>" % SENDER, 250)
-        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        c.open_tx(SENDER, ALICE, data=False)
         start = 0
         for end in list(cuts) + [len(data)]:
             last = end == len(data)
@@ -155,10 +146,7 @@ def test_clients_vanishing_while_spill_writes_run(dsmtp_factory):
         clients = []
         for _ in range(8):
             c = RawSMTP(srv.smtp_port)
-            c.ehlo()
-            c.expect("MAIL FROM:<%s>" % SENDER, 250)
-            c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-            c.expect("DATA", 354)
+            c.open_tx(SENDER, ALICE)
             clients.append(c)
         for c in clients:
             c.sock.setblocking(False)
@@ -175,10 +163,7 @@ def test_clients_vanishing_while_spill_writes_run(dsmtp_factory):
     assert wait_for(lambda: "data_memory_bytes 0" in srv.tellsmtp("stats")[1].splitlines(), 10)
     body = big_body(8000)
     with RawSMTP(srv.smtp_port) as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<%s>" % SENDER, 250)
-        c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
-        c.expect("DATA", 354)
+        c.open_tx(SENDER, ALICE)
         c.send(wire(message(body)) + b".\r\n")
         assert c.reply()[0] == 250
     assert body_of(srv) == body

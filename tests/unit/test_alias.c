@@ -149,8 +149,7 @@ test_include(void **state)
     free(inc);
     free(bad);
     free(nested);
-    uu_rmtree(dir);
-    free(dir);
+    uu_tmpdir_free(dir);
 }
 
 /* users - is_user: bob and carol of any domain. */
@@ -234,8 +233,7 @@ test_precedence(void **state)
     conf_unref(&c);
     free(glob);
     free(dom);
-    uu_rmtree(dir);
-    free(dir);
+    uu_tmpdir_free(dir);
 }
 
 /* refused - text does not load, and one message holds want. */
@@ -287,8 +285,7 @@ test_settings(void **state)
     conf_unref(&c);
     free(f);
     free(g);
-    uu_rmtree(dir);
-    free(dir);
+    uu_tmpdir_free(dir);
 }
 
 static void
@@ -321,8 +318,7 @@ test_100000_lines(void **state)
     conf_unref(&c);
     free(path);
     free(text);
-    uu_rmtree(dir);
-    free(dir);
+    uu_tmpdir_free(dir);
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_parse), cmocka_unit_test(test_parse_errors),

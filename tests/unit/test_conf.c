@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "file.h"
+#include "milter_addr.h"
 #include "xmem.h"
 #include "unit_util.h"
 
@@ -378,6 +379,42 @@ test_list_partly_bad(void **state)
     assert_int_equal(d.n, 2);
     assert_string_equal(d.msgs[0], "p.conf:1: forward_from: '_&p' is not a valid domain");
     assert_true(strncmp(d.msgs[1], "p.conf:1: warning: forward_from: anyone", 39) == 0);
+    conf_diag_free(&d);
+}
+
+/* milter_options is parsed once at load: one entry per milters item, -1 where no line
+ * names the filter; no milters, no array. */
+static void
+test_milter_opts(void **state)
+{
+    struct conf_diag d = {0};
+    struct conf *c;
+
+    (void)state;
+    c = conf_load_string("m.conf",
+                         "milters inet:127.0.0.1:9001, unix:/run/f.sock, inet:[::1]:9002\n"
+                         "milter_options unix:/run/f.sock default_action=reject "
+                         "content_timeout=2m\n"
+                         "milter_options inet:127.0.0.1:9001 connect_timeout=7s\n"
+                         "milter_options inet:127.0.0.1:9999 command_timeout=9s\n",
+                         &d);
+    uu_diag_print(&d);
+    assert_non_null(c);
+    assert_non_null(c->milter_opts);
+    assert_int_equal(c->milter_opts[0].connect_timeout, 7);
+    assert_int_equal(c->milter_opts[0].default_action, -1);
+    assert_int_equal(c->milter_opts[0].command_timeout, -1);
+    assert_int_equal(c->milter_opts[1].default_action, MILTER_REJECT);
+    assert_int_equal(c->milter_opts[1].content_timeout, 120);
+    assert_int_equal(c->milter_opts[1].connect_timeout, -1);
+    assert_int_equal(c->milter_opts[2].default_action, -1);
+    assert_int_equal(c->milter_opts[2].command_timeout, -1);
+    conf_unref(&c);
+    conf_diag_free(&d);
+    c = conf_load_string("n.conf", "milter_options unix:/run/f.sock default_action=accept\n", &d);
+    assert_non_null(c);
+    assert_null(c->milter_opts);
+    conf_unref(&c);
     conf_diag_free(&d);
 }
 
@@ -1045,6 +1082,7 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_format_roundtrip),
         cmocka_unit_test(test_format_values),
+        cmocka_unit_test(test_milter_opts),
         cmocka_unit_test(test_bool),
         cmocka_unit_test(test_int),
         cmocka_unit_test(test_size),

@@ -253,7 +253,7 @@ run_until(struct t *t, const int *calls, int want, uint64_t ms)
     return uv_now(&t->loop) - start;
 }
 
-enum { MX, ADDR, TXT, PTR, A };
+enum { MX, ADDR, TXT, PTR, A, FCRDNS };
 
 /* lookup - one lookup of kind to its end; the result (free it). */
 static struct dns_result *
@@ -270,6 +270,8 @@ lookup(struct t *t, int kind, const char *name)
         dns_ptr(t->d, name, on_result, &g);
     else if (kind == A)
         dns_a(t->d, name, on_result, &g);
+    else if (kind == FCRDNS)
+        assert_non_null(dns_fcrdns(t->d, name, on_result, &g));
     else
         dns_txt(t->d, name, on_result, &g);
     in_call = false;
@@ -496,6 +498,38 @@ test_ptr(void **state)
     dns_result_free(&r);
 
     expect(t, PTR, "8.8.8.10.in-addr.arpa", DNS_NXDOMAIN);
+}
+
+/* dns_fcrdns: the first PTR name, confirmed by its addresses (both families). */
+static void
+test_fcrdns(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r;
+    struct got g = {0};
+
+    r = look(t, FCRDNS, "1.2.3.4", DNS_OK, 1);
+    assert_int_equal(r->kind, DNS_FCRDNS);
+    assert_string_equal(r->ptr[0], "plain.test");
+    assert_true(r->confirmed);
+    dns_result_free(&r);
+    r = look(t, FCRDNS, "::ffff:1.2.3.4", DNS_OK, 1); /* IPv4-mapped: as IPv4 */
+    assert_true(r->confirmed);
+    dns_result_free(&r);
+    r = look(t, FCRDNS, "::1", DNS_OK, 1); /* the AAAA record confirms */
+    assert_string_equal(r->ptr[0], "plain.test");
+    assert_true(r->confirmed);
+    dns_result_free(&r);
+    r = look(t, FCRDNS, "9.9.9.9", DNS_OK, 1); /* a.test or b.test: no address */
+    assert_false(r->confirmed);
+    assert_string_equal(r->why, "not-confirmed");
+    dns_result_free(&r);
+    r = look(t, FCRDNS, "5.6.7.8", DNS_OK, 1); /* v4only.test: 5.6.7.8 itself */
+    assert_true(r->confirmed);
+    dns_result_free(&r);
+    expect(t, FCRDNS, "10.8.8.8", DNS_NXDOMAIN);
+    assert_null(dns_fcrdns(t->d, "host.test", on_result, &g));
+    assert_null(dns_fcrdns(t->d, "", on_result, &g));
 }
 
 /* dns_a: A records only, with the least TTL (a DNSBL's answer). */
@@ -730,5 +764,6 @@ test_new(void **state)
 UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
         UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
         UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_a_ttl),
-        cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_dead_server),
-        UU_FX(test_cancel), UU_FX(test_cancel_from_callback), UU_FX(test_free_pending))
+        cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_fcrdns),
+        UU_FX(test_dead_server), UU_FX(test_cancel), UU_FX(test_cancel_from_callback),
+        UU_FX(test_free_pending))

@@ -55,51 +55,41 @@ test_parse(void **state)
 static void
 test_errors(void **state)
 {
+    static const struct {
+        const char *conf, *err;
+    } errs[] = {
+        {"vdomain bad..domain\n", "t.conf:1: vdomain: 'bad..domain' is not a valid domain"},
+        {"vdomain a.example 192.0.2.1 192.0.2.2\n",
+         "t.conf:1: vdomain: a.example: two IP addresses "
+         "(192.0.2.1, 192.0.2.2)"},
+        {"vdomain a.example p1 p2\n", "t.conf:1: vdomain: a.example: 'p2' is neither an IP "
+                                      "address nor a second prefix"},
+        {"vdomain a.example ../x\n", "t.conf:1: vdomain: a.example: prefix '../x' must be 1 to "
+                                     "64 of a-z 0-9 . _ - and not start with '.'"},
+        {"vdomain a.example 1.2.3.4 p x\n", "t.conf:1: vdomain: 'a.example 1.2.3.4 p x': too many "
+                                            "words (vdomain DOMAIN [IP] [PREFIX])"},
+        {"host_domain m.example\nvdomain m.example\n",
+         "t.conf:2: vdomain m.example is also a host_domain (a "
+         "host_domain shares the main domain's users; a vdomain "
+         "has its own)"},
+        {"vdomain a.example p\nvdomain b.example p\n",
+         "t.conf:2: vdomain a.example and b.example have the same "
+         "prefix p: their users' dropfiles would mix"},
+        {"vdomain a.example\nvdomain A.example x\n",
+         "t.conf:2: vdomain: a.example is given twice (first: "
+         "a.example * a.example)"},
+        {"vdomain_separator /\n", "t.conf:1: vdomain_separator: '/' must be 1 to 8 of A-Z "
+                                  "a-z 0-9 . _ + = ~ -"},
+        {"alt_drop_path a.example relative/dir\n",
+         "t.conf:1: alt_drop_path: a.example: an absolute "
+         "directory is needed (alt_drop_path DOMAIN PATH)"},
+        {"use_drop sometimes\n", "t.conf:1: use_drop: 'sometimes' is not true, false, "
+                                 "mbox or maildir"},
+    };
+
     (void)state;
-    uu_conf_errs(
-        "vdomain bad..domain\n",
-        (const char *const[]){"t.conf:1: vdomain: 'bad..domain' is not a valid domain", NULL});
-    uu_conf_errs("vdomain a.example 192.0.2.1 192.0.2.2\n",
-                 (const char *const[]){"t.conf:1: vdomain: a.example: two IP addresses "
-                                       "(192.0.2.1, 192.0.2.2)",
-                                       NULL});
-    uu_conf_errs("vdomain a.example p1 p2\n",
-                 (const char *const[]){"t.conf:1: vdomain: a.example: 'p2' is neither an IP "
-                                       "address nor a second prefix",
-                                       NULL});
-    uu_conf_errs("vdomain a.example ../x\n",
-                 (const char *const[]){"t.conf:1: vdomain: a.example: prefix '../x' must be 1 to "
-                                       "64 of a-z 0-9 . _ - and not start with '.'",
-                                       NULL});
-    uu_conf_errs("vdomain a.example 1.2.3.4 p x\n",
-                 (const char *const[]){"t.conf:1: vdomain: 'a.example 1.2.3.4 p x': too many "
-                                       "words (vdomain DOMAIN [IP] [PREFIX])",
-                                       NULL});
-    uu_conf_errs("host_domain m.example\nvdomain m.example\n",
-                 (const char *const[]){"t.conf:2: vdomain m.example is also a host_domain (a "
-                                       "host_domain shares the main domain's users; a vdomain "
-                                       "has its own)",
-                                       NULL});
-    uu_conf_errs("vdomain a.example p\nvdomain b.example p\n",
-                 (const char *const[]){"t.conf:2: vdomain a.example and b.example have the same "
-                                       "prefix p: their users' dropfiles would mix",
-                                       NULL});
-    uu_conf_errs("vdomain a.example\nvdomain A.example x\n",
-                 (const char *const[]){"t.conf:2: vdomain: a.example is given twice (first: "
-                                       "a.example * a.example)",
-                                       NULL});
-    uu_conf_errs("vdomain_separator /\n",
-                 (const char *const[]){"t.conf:1: vdomain_separator: '/' must be 1 to 8 of A-Z "
-                                       "a-z 0-9 . _ + = ~ -",
-                                       NULL});
-    uu_conf_errs("alt_drop_path a.example relative/dir\n",
-                 (const char *const[]){"t.conf:1: alt_drop_path: a.example: an absolute "
-                                       "directory is needed (alt_drop_path DOMAIN PATH)",
-                                       NULL});
-    uu_conf_errs("use_drop sometimes\n",
-                 (const char *const[]){"t.conf:1: use_drop: 'sometimes' is not true, false, "
-                                       "mbox or maildir",
-                                       NULL});
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+        uu_conf_errs(errs[i].conf, (const char *const[]){errs[i].err, NULL});
     struct conf *c = uu_conf_warns(
         "alt_drop_path far.example /srv/far\n",
         (const char *const[]){"t.conf:1: warning: alt_drop_path far.example: not a host_domain "
