@@ -566,10 +566,8 @@ conf_finish(struct conf_parser *p, int errors_before)
         c->hostname = xstrdup(host);
     }
     if (c->mail_spool == NULL || c->mail_spool[0] == '\0') {
-        /* unix_user's mailboxes: DMail's drop_path when the file moved it, else /var/mail */
-        const char *def = conf_lookup("drop_path")->def;
-        const char *d =
-            c->drop_path != NULL && strcmp(c->drop_path, def) != 0 ? c->drop_path : "/var/mail";
+        /* unix_user's mailboxes: DMail's drop_path when the file sets it, else /var/mail */
+        const char *d = c->origin[CONF_drop_path] != NULL ? c->drop_path : "/var/mail";
         free(c->mail_spool);
         c->mail_spool = xstrdup(d);
     }
