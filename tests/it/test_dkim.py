@@ -19,6 +19,7 @@ import pytest
 
 from dmail_site import (BIN, DOMAIN, HOST, Dpop, RawSMTP, free_ports, new_msgid, sendmail,
                         wait_for)
+from test_limits import stat_value
 
 dkim = pytest.importorskip("dkim")
 
@@ -213,25 +214,17 @@ def verifies(raw, records):
         return False
 
 
-def stat(srv, name):
-    rc, out, err = srv.tellsmtp("stats")
-    assert rc == 0, err
-    for ln in out.splitlines():
-        if ln.split()[:1] == [name]:
-            return int(ln.split()[1])
-    raise AssertionError("no %s in stats:\n%s" % (name, out))
-
-
 def test_dkim_forward_from_ip_signed(signer):
     """Signed, and counted in stats with the CPU time of its signatures."""
-    before = stat(signer, "dkim_signed_total"), stat(signer, "dkim_sign_cpu_microseconds_total")
+    before = (stat_value(signer, "dkim_signed_total"),
+              stat_value(signer, "dkim_sign_cpu_microseconds_total"))
     msgid = new_msgid("dk")
     assert submit(signer, message(msgid, "Sent from the trusted network.\n"), auth=False,
                   source="127.0.0.9") == 250
     raw = delivered(signer, msgid)
     assert verify_python(raw, signer.records) == ["ed25519-sha256", "rsa-sha256"]
-    assert stat(signer, "dkim_signed_total") == before[0] + 1
-    assert stat(signer, "dkim_sign_cpu_microseconds_total") > before[1]  # an RSA-2048 signature
+    assert stat_value(signer, "dkim_signed_total") == before[0] + 1
+    assert stat_value(signer, "dkim_sign_cpu_microseconds_total") > before[1]  # an RSA-2048 signature
 
 
 def test_dkim_pop_before_smtp_signed(signer):
