@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <curl/curl.h>
 
 #include "buf.h"
 #include "file.h"
 #include "log.h"
 #include "mtasts.h"
+#include "curl_lazy.h"
 #include "xmem.h"
 
 #define MTASTS_CA_MAX (1024 * 1024)    /* mta_sts_ca's size limit */
@@ -464,13 +464,15 @@ mtasts_fetch_work(uv_work_t *w)
     struct mtasts *s = r->s;
     char url[400], resolve[400], cerr[CURL_ERROR_SIZE] = "";
     struct curl_slist *rl = NULL;
-    CURL *c = curl_easy_init();
+    const struct curl_lazy *lc = curl_lazy_load(r->err, sizeof(r->err));
+    CURL *c = lc != NULL ? lc->easy_init() : NULL;
     CURLcode rc;
     long status = 0;
     char *ctype = NULL;
 
     if (c == NULL) {
-        snprintf(r->err, sizeof(r->err), "cannot start libcurl");
+        if (lc != NULL) /* else r->err says why libcurl did not load */
+            snprintf(r->err, sizeof(r->err), "cannot start libcurl");
         return;
     }
     if (s->port == 443)
@@ -481,39 +483,39 @@ mtasts_fetch_work(uv_work_t *w)
     snprintf(resolve, sizeof(resolve),
              strchr(r->ip, ':') != NULL ? "mta-sts.%s:%d:[%s]" : "mta-sts.%s:%d:%s", r->domain,
              s->port, r->ip);
-    rl = curl_slist_append(NULL, resolve);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_RESOLVE, rl);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)MTASTS_BODY_MAX);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "dmail-dsmtp");
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mtasts_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    rl = lc->slist_append(NULL, resolve);
+    lc->easy_setopt(c, CURLOPT_URL, url);
+    lc->easy_setopt(c, CURLOPT_RESOLVE, rl);
+    lc->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    lc->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    lc->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lc->easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    lc->easy_setopt(c, CURLOPT_MAXFILESIZE, (long)MTASTS_BODY_MAX);
+    lc->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    lc->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    lc->easy_setopt(c, CURLOPT_USERAGENT, "dmail-dsmtp");
+    lc->easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    lc->easy_setopt(c, CURLOPT_WRITEFUNCTION, mtasts_write);
+    lc->easy_setopt(c, CURLOPT_WRITEDATA, r);
     if (s->ca != NULL) {
         struct curl_blob b = {.data = s->ca, .len = s->calen, .flags = CURL_BLOB_COPY};
-        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+        lc->easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
     }
-    rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    rc = lc->easy_perform(c);
+    lc->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    lc->easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
     if (r->toolong)
         snprintf(r->err, sizeof(r->err), "%s: larger than %d bytes", url, MTASTS_BODY_MAX);
     else if (rc != CURLE_OK)
         snprintf(r->err, sizeof(r->err), "%s: %s", url,
-                 cerr[0] != '\0' ? cerr : curl_easy_strerror(rc));
+                 cerr[0] != '\0' ? cerr : lc->easy_strerror(rc));
     else if (status != 200)
         snprintf(r->err, sizeof(r->err), "%s: HTTP status %ld", url, status);
     else if (ctype == NULL || strncasecmp(ctype, "text/plain", 10) != 0)
         snprintf(r->err, sizeof(r->err), "%s: content type %s, not text/plain", url,
                  ctype != NULL ? ctype : "none");
-    curl_slist_free_all(rl);
-    curl_easy_cleanup(c);
+    lc->slist_free_all(rl);
+    lc->easy_cleanup(c);
 }
 
 /* mtasts_fetch_done - loop: parse and cache the fetched policy. */
@@ -653,13 +655,8 @@ struct mtasts *
 mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *ca, long timeout_ms,
            const char *path)
 {
-    static bool curl_ready;
     struct mtasts *s = xcalloc(1, sizeof(*s));
 
-    if (!curl_ready) { /* on the loop before any fetch: curl_global_init is not thread-safe */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = true;
-    }
     s->loop = loop;
     s->dns = dns;
     s->jobs = jobs;

@@ -1,0 +1,33 @@
+/*
+ * curl_lazy - libcurl loaded on first use (dlopen), so a dsmtp that never fetches an
+ * MTA-STS policy never maps libcurl and the libraries it brings (gnutls, krb5, ldap,
+ * ssh2...: about 3.5 MB of PSS measured in `make bench`).
+ *
+ * Contract:
+ * - curl_lazy_load: dlopen("libcurl.so.4"), look up the functions below and run
+ *   curl_global_init, once per process (pthread_once); thread-safe; blocks (file I/O): call
+ *   it on the thread pool. Returns the table, or NULL with a reason in err (logged once by
+ *   the caller) when the library or a function is missing.
+ * - The table's pointers are libcurl's own functions: same arguments, same results.
+ */
+#ifndef DSMTP_CURL_LAZY_H
+#define DSMTP_CURL_LAZY_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+struct curl_lazy {
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *c);
+    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+    void (*easy_cleanup)(CURL *c);
+    const char *(*easy_strerror)(CURLcode rc);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+};
+
+/* curl_lazy_load - see above. */
+const struct curl_lazy *curl_lazy_load(char *err, size_t errlen);
+
+#endif
