@@ -209,3 +209,37 @@ def install_signal_handlers():
     signal.signal(signal.SIGHUP, handler)
     # also when started in the background of a shell that ignores SIGINT
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pids):
+    """CPU seconds (user + system) of pids and of their children they have reaped, from
+    /proc/PID/stat: the difference of two readings is what a process tree spent between
+    them, the processes that ended in between included (their parent reaped them)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2:].split()
+        ticks += sum(int(x) for x in rest[11:15])  # utime stime cutime cstime
+    return ticks / CLK_TCK
+
+
+def wait_usage(p):
+    """Popen p's exit, if it has exited, reaped with wait4: (returncode, CPU seconds of
+    user + system), else None. p.returncode is set, so p.poll() and p.wait() agree."""
+    if p.returncode is not None:
+        return None
+    try:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if pid == 0:
+        return None
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, ru.ru_utime + ru.ru_stime

@@ -21,6 +21,7 @@ import subprocess
 import time
 
 import clients
+import procs
 import servers
 from relay import relay
 
@@ -64,6 +65,8 @@ def smtp_run(ctx, server, rcpt, mbox, n, conc):
             server.purge_queue()
     limit = ctx.deadline.cap(max(60.0, n / 10.0))
     peak_rss = peak_pss = 0
+    cpu0 = procs.cpu(server.pids())
+    srv_cpu = client_cpu = None
     t0 = time.monotonic()
     p = clients.smtp_source(server.port, n, conc, a.smtp_size, rcpt)
     try:
@@ -71,10 +74,13 @@ def smtp_run(ctx, server, rcpt, mbox, n, conc):
         last_mem = 0.0
         while True:
             now = time.monotonic()
-            if t_acc is None and p.poll() is not None:
-                t_acc = now - t0
+            if t_acc is None:
+                done = procs.wait_usage(p)
+                if done is not None:
+                    t_acc, client_cpu = now - t0, done[1]
             if t_del is None and counter.poll() >= n:
                 t_del = now - t0
+                srv_cpu = procs.cpu(server.pids()) - cpu0
             if t_acc is not None and t_del is not None:
                 break
             if t_acc is not None and p.returncode != 0:
@@ -98,7 +104,8 @@ def smtp_run(ctx, server, rcpt, mbox, n, conc):
     if got != n:
         raise RuntimeError("%d messages in the mailbox, expected %d" % (got, n))
     return {"deliver": n / t_del, "accept": n / t_acc, "pss": peak_pss / MB,
-            "rss": peak_rss / MB}
+            "rss": peak_rss / MB, "srv_cpu": srv_cpu * 1e6 / n,
+            "client_cpu": client_cpu * 1e6 / n if client_cpu is not None else None}
 
 
 def smtp(ctx):
@@ -115,6 +122,10 @@ def smtp(ctx):
         res.metric("smtp.c%d.pss" % c, w, "peak PSS", "MB", "lower",
                    ("ratio<=", 0.05) if c == 50 else None, "Postfix")
         res.metric("smtp.c%d.rss" % c, w, "peak RSS", "MB", "lower", None, "Postfix")
+        res.metric("smtp.c%d.srv_cpu" % c, w, "server CPU per message", "us", "lower", None,
+                   "Postfix")
+        res.metric("smtp.c%d.client_cpu" % c, w, "smtp-source CPU per message", "us",
+                   "lower", None, "Postfix")
     for c in a.smtp_conc:
         ctx.deadline.check("SMTP c=%d" % c)
         # fresh servers for each concurrency: Postfix's idle processes from the previous
@@ -129,11 +140,13 @@ def smtp(ctx):
                 except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                     ctx.log("    %s failed: %s" % (srv.label, e))
                     r = {}
-                for k in ("deliver", "accept", "pss", "rss"):
+                for k in ("deliver", "accept", "pss", "rss", "srv_cpu", "client_cpu"):
                     res.add("smtp.c%d.%s" % (c, k), side, r.get(k))
                 if r:
                     ctx.log("    %.0f msg/s delivered, %.0f accepted, peak PSS %.1f MB, "
-                            "RSS %.1f MB" % (r["deliver"], r["accept"], r["pss"], r["rss"]))
+                            "RSS %.1f MB, CPU per message: server %.0f us, smtp-source %s us"
+                            % (r["deliver"], r["accept"], r["pss"], r["rss"], r["srv_cpu"],
+                               "%.0f" % r["client_cpu"] if r["client_cpu"] else "?"))
 
 
 # --------------------------------------------------------------------------- 2. SMTP idle
