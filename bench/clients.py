@@ -434,6 +434,40 @@ def pop_retr_all(port, user, password, deadline=300.0):
     return time.monotonic() - t1, t1 - t0, n, octets
 
 
+def pop_retr_pipelined(port, user, password, deadline=300.0):
+    """pop_retr_all with the RETR commands pipelined (RFC 2449 PIPELINING, which dpop
+    and Dovecot both announce): every RETR is written at once and the answers read in
+    order, so the figure is the server's streaming rate rather than 1,000 round trips
+    of a Python client. Returns (seconds from STAT to the QUIT answer, messages, octets)."""
+    t0 = time.monotonic()
+    c = _SyncPop3(port)
+    try:
+        c.cmd("USER " + user)
+        c.cmd("PASS " + password)
+        t1 = time.monotonic()
+        n = int(c.cmd("STAT").split()[1])
+        c.s.sendall("".join("RETR %d\r\n" % i for i in range(1, n + 1)).encode())
+        octets = 0
+        for i in range(1, n + 1):
+            c.reply("RETR %d" % i)
+            while True:  # the answer's end, as _SyncPop3.multi looks for it
+                j = c.buf.find(b"\r\n.\r\n")
+                if j >= 0:
+                    del c.buf[:j + 5]
+                    octets += j + 2
+                    break
+                if c.buf.startswith(b".\r\n"):
+                    del c.buf[:3]
+                    break
+                c._fill()
+            if time.monotonic() - t0 > deadline:
+                raise Pop3Error("pipelined RETR run longer than %g s" % deadline)
+        c.cmd("QUIT")
+    finally:
+        c.close()
+    return time.monotonic() - t1, n, octets
+
+
 def pop_login_hold(users, password):
     """An after_greeting for hold_connections: USER/PASS as users[i]."""
 

@@ -276,12 +276,14 @@ def pop_login(ctx):
 def pop_retr(ctx):
     a, res = ctx.args, ctx.res
     w = "4 POP3 RETR %d msgs" % a.pop_mailbox
-    res.metric("popretr.secs", w, "STAT+RETR all+QUIT", "s", "lower", ("ratio<=", 0.5),
+    res.metric("popretr.secs", w, "STAT+RETR all+QUIT", "s", "lower", ("ratio<=", 0.25),
                "Dovecot", digits=3)
+    res.metric("popretr.pipe", w, "the same, RETRs pipelined", "s", "lower",
+               ("ratio<=", 0.25), "Dovecot", digits=3)
     res.metric("popretr.login", w, "login before it", "ms", "lower", None, "Dovecot")
     servers = pop_servers(ctx)
     if servers[0][1] is None:
-        dpop_missing(ctx, ("popretr.secs", "popretr.login"))
+        dpop_missing(ctx, ("popretr.secs", "popretr.pipe", "popretr.login"))
     user = ctx.pop_retr_user
     for side, srv in servers:
         if srv is not None:
@@ -306,6 +308,17 @@ def pop_retr(ctx):
                 secs = login = None
             res.add("popretr.secs", side, secs)
             res.add("popretr.login", side, None if login is None else login * 1000)
+            try:
+                pipe, n, octets = clients.pop_retr_pipelined(srv.port, user, ctx.pop_password)
+                if n != a.pop_mailbox:
+                    raise RuntimeError("STAT says %d messages, expected %d"
+                                       % (n, a.pop_mailbox))
+                ctx.log("  POP3 RETR pipelined %s: %d octets, %.3f s" % (srv.label, octets,
+                                                                         pipe))
+            except (RuntimeError, OSError, clients.Pop3Error, TimeoutError) as e:
+                ctx.log("  POP3 RETR pipelined %s failed: %r" % (srv.label, e))
+                pipe = None
+            res.add("popretr.pipe", side, pipe)
 
 
 def pop_idle(ctx):
