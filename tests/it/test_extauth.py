@@ -154,6 +154,30 @@ def test_pop_crashed_helper_restarted(fake_pop):
     assert "not the authentication protocol" in pop.log()
 
 
+@pytest.mark.parametrize("user,says", [("huge1", "answer line too long: killed"),
+                                       ("nul1", "not the authentication protocol")])
+def test_pop_helper_100k_line_or_nul_bytes(fake_pop, user, says):
+    """A helper answering a 100 KB line or NUL bytes: that session gets a temporary
+    failure, the helper is killed and restarted, the other sessions are served."""
+    pop, log = fake_pop(authent_number=1)
+    other = pop.raw()
+    other.ok("USER alice")
+    c = pop.raw()
+    c.ok("USER " + user)
+    c.err("PASS pw", "SYS/TEMP")
+    pids = {r[0] for r in _requests(log)}
+    assert says in pop.log(), pop.log()[-2000:]
+    other.ok("PASS pw")  # waited for the restarted helper
+    pids2 = {r[0] for r in _requests(log)}
+    assert len(pids2 - pids) == 1  # a new helper answered
+    for u in ("bob", "carol"):
+        c = pop.raw()
+        assert "Logged in" in c.login(u, "pw")
+        c.ok("QUIT")
+    assert "x" * 1000 not in pop.log()
+    assert pop.sanitizer_report() is None, pop.sanitizer_report()
+
+
 def test_authent_domain_sends_user_at_domain(fake_pop):
     pop, log = fake_pop(authent_domain=True)
     c = pop.raw()
