@@ -90,6 +90,31 @@ def test_pop_login_ok_and_bad_password(ext_pop):
     assert "alice-pw" not in pop.log()
 
 
+def test_pop_changed_password_in_helper_database_honoured(ext_pop):
+    """No login answer of an external helper is cached (the login cache, keyed by an HMAC
+    of user, password and stored hash, serves users_file and unix_user only): a password
+    changed in the helper's database counts from the next login, with authent_cache_ttl
+    far off."""
+    pop = ext_pop(["alice:" + sha512_crypt("old-pw")], authent_cache_ttl=3600)
+    pop.put_mbox("alice", [MSG])
+    for _ in range(2):
+        c = pop.raw()
+        assert "1 messages" in c.login("alice", "old-pw")
+        c.ok("QUIT")
+    path = os.path.join(pop.site.dir, "ext-users")
+    with open(path, "w") as f:
+        f.write("alice:%s\n" % sha512_crypt("new-pw"))
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime
+    c = pop.raw()
+    c.ok("USER alice")
+    c.err("PASS old-pw", "AUTH")
+    c = pop.raw()
+    assert "1 messages" in c.login("alice", "new-pw")
+    c.ok("QUIT")
+    log = pop.log()
+    assert "old-pw" not in log and "new-pw" not in log
+
+
 def test_pop_drop_path_outside_roots_refused(ext_pop):
     pop = ext_pop(["eve:%s:/etc/passwd" % sha512_crypt("eve-pw"),
                    "mal:%s:%s/../x" % (sha512_crypt("mal-pw"), "/var/spool/dmail/drop")])
