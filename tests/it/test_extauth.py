@@ -3,6 +3,7 @@ external-authentication protocol) -- the example conf/authent-users.py and
 extauth_fake.py, a helper that answers -DEAD, hangs, crashes or talks nonsense."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -365,8 +366,8 @@ def test_des_hash_in_users_file_named_with_fix(dpop_factory):
 
 
 def test_pickup_resolves_through_a_helper_off_the_loop(ext_smtp):
-    """sendmail's maildrop is resolved on the pool: a helper started for the question
-    (extauth_lookup_sync) answers for a user no RCPT looked up."""
+    """sendmail's maildrop is resolved on the thread pool: the helpers' pool answers for a
+    user no RCPT looked up (extauth_lookup_off_loop)."""
     from dmail_site import sendmail
     h = sha512_crypt("x")
     site = ext_smtp(["alice:" + h, "dan:%s::alice,$user" % h])
@@ -402,3 +403,23 @@ def test_pickup_without_an_answer_is_queued_not_bounced(ext_smtp):
     assert any(b"deadbob@" in open(q, "rb").read() for q in site.queue_files())
     log = site.log()
     assert "result=unknown" not in log and "bounce" not in log.lower(), log[-2000:]
+    # the question went to the pool's helpers (started with dsmtp), no helper of its own
+    pool = set(re.findall(r"authent_process helper \d+ started \(pid (\d+)\)", log))
+    asked = {r[0] for r in _requests(os.path.join(site.dir, "requests.log"))
+             if r[2].startswith("deadbob")}
+    assert pool and asked and asked <= pool, (pool, asked)
+
+
+def test_pickup_answered_by_the_pool(ext_smtp):
+    """A user picked up from sendmail's maildrop is asked of the pool's helpers (their
+    pids in the helper's request log) and delivered to the drop file it names."""
+    from dmail_site import sendmail
+    site = ext_smtp(helper="extauth_fake.py")
+    sendmail(site, ["-i", "carol@" + DOMAIN], b"Subject: now\nMessage-ID: <c1@t>\n\nx\n")
+    assert wait_for(lambda: _ids(site, "carol") == ["<c1@t>"], 10), site.log()[-2000:]
+    log = site.log()
+    pool = set(re.findall(r"authent_process helper \d+ started \(pid (\d+)\)", log))
+    asked = {r[0] for r in _requests(os.path.join(site.dir, "requests.log"))
+             if r[2].startswith("carol")}
+    assert pool and asked and asked <= pool, (pool, asked)
+    assert site.sanitizer_report() is None, site.sanitizer_report()
