@@ -4,11 +4,11 @@ refuses the file and keeps the lists it had, which still take mail; a fixed file
 
 import os
 import smtplib
-import subprocess
 
 import pytest
 
-from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid
+from dmail_site import DOMAIN, HOST, make_message, new_msgid
+from test_dlist import check, write_lists
 
 LISTS = """# two lists
 list talk
@@ -18,22 +18,9 @@ list juggle
 """
 
 BAD = {
-    "nul": (b"list new\x00one\n", "a NUL byte in the line"),
-    "100k": (b" title " + b"t" * 100000 + b"\n", "a line of 100007 bytes: at most 8192"),
+    "nul": ("list new\x00one\n", "a NUL byte in the line"),
+    "100k": (" title " + "t" * 100000 + "\n", "a line of 100007 bytes: at most 8192"),
 }
-
-
-def write_lists(site, data):
-    d = os.path.join(site.dir, "dlist")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "lists.dat"), "wb") as f:
-        f.write(data)
-    return d
-
-
-def check(site, prog):
-    return subprocess.run([os.path.join(BIN, prog), "-t", "-c", site.conf_path],
-                          capture_output=True, text=True, timeout=30, env=site.env())
 
 
 def rcpt(site, to):
@@ -52,7 +39,7 @@ def spooled(site, lst):
 def test_bad_lists_dat_named_by_t(dsmtp_factory, kind):
     bad, reason = BAD[kind]
     site = dsmtp_factory(start=False)
-    d = write_lists(site, LISTS.encode() + bad)
+    d = write_lists(site, LISTS + bad)
     site.write_conf({"dlist_path": d})
     where = "%s:6: " % os.path.join(d, "lists.dat")
     for prog in ("dlist", "dsmtp"):
@@ -68,10 +55,10 @@ def test_bad_lists_dat_named_by_t(dsmtp_factory, kind):
 def test_bad_lists_dat_reload_keeps_the_old_lists(dsmtp_factory, kind):
     bad, _ = BAD[kind]
     site = dsmtp_factory(start=False)
-    d = write_lists(site, LISTS.encode())
+    d = write_lists(site, LISTS)
     site.write_conf({"dlist_path": d})
     site.start()
-    write_lists(site, LISTS.encode() + b"list newlist\n" + bad)
+    write_lists(site, LISTS + "list newlist\n" + bad)
     rc, out, err = site.tellsmtp("reload")
     assert rc != 0 and "lists.dat:7: " in out + err, (rc, out, err)
     assert site.alive()
@@ -82,7 +69,7 @@ def test_bad_lists_dat_reload_keeps_the_old_lists(dsmtp_factory, kind):
         c.sendmail("carol@remote.example", ["talk@" + DOMAIN], text)
     assert len(spooled(site, "talk")) == 1
     # fixed: the reload takes it
-    write_lists(site, LISTS.encode() + b"list newlist\n")
+    write_lists(site, LISTS + "list newlist\n")
     rc, out, err = site.tellsmtp("reload")
     assert rc == 0, (rc, out, err)
     assert rcpt(site, "newlist@" + DOMAIN) == 250
