@@ -822,23 +822,6 @@ auth_check_hash(const char *password, const char *hash)
     return auth_crypt_check(password, hash);
 }
 
-/* auth_hash_usable - a crypt(3) hash libxcrypt can check ("$id$..."), as the manager
- * password must be; blocking (one crypt of the empty password: config checks only). */
-bool
-auth_hash_usable(const char *hash)
-{
-    struct crypt_data *cd;
-    bool ok;
-
-    if (hash == NULL || hash[0] != '$')
-        return false;
-    cd = xcalloc(1, sizeof(*cd));
-    const char *r = crypt_rn("", hash, cd, sizeof(*cd));
-    ok = r != NULL && r[0] != '*';
-    free(cd);
-    return ok;
-}
-
 /* auth_req_free - wipe and free a finished request. */
 static void
 auth_req_free(struct auth_req *req)

@@ -138,7 +138,5 @@ void auth_cancel(struct auth_req *req);
 
 /* auth_check_hash - blocking crypt(3) comparison in constant time (tests, tools). */
 bool auth_check_hash(const char *password, const char *hash);
-/* auth_hash_usable - hash is a crypt(3) hash libxcrypt can check (blocking: config checks). */
-bool auth_hash_usable(const char *hash);
 
 #endif

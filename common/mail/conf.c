@@ -11,6 +11,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #include "alias.h"
-#include "auth.h"
 #include "lists.h"
 #include "conf_int.h"
 #include "file.h"
@@ -506,6 +506,23 @@ conf_check_host(struct conf_parser *p, int id, const char *prog)
     *host = xstrdup("");
 }
 
+/* conf_hash_usable - a crypt(3) hash libxcrypt can check ("$id$..."), as the manager
+ * password must be: one crypt of the empty password. */
+static bool
+conf_hash_usable(const char *hash)
+{
+    struct crypt_data *cd;
+    bool ok;
+
+    if (hash == NULL || hash[0] != '$')
+        return false;
+    cd = xcalloc(1, sizeof(*cd));
+    const char *r = crypt_rn("", hash, cd, sizeof(*cd));
+    ok = r != NULL && r[0] != '*';
+    free(cd);
+    return ok;
+}
+
 /* conf_check_manager - a manager port (smtp_manager_port, pop_manager_port) needs a
  * crypt(3) manager_password and TLS (tls_cert and tls_key) unless manager_plaintext_loopback
  * allows plaintext on loopback: errors at the lines at fault, so -t and a reload see them
@@ -522,7 +539,7 @@ conf_check_manager(struct conf_parser *p)
         const char *at = c->origin[id];
         if (port == 0)
             continue;
-        if (!auth_hash_usable(c->manager_password))
+        if (!conf_hash_usable(c->manager_password))
             conf_diag_add(p->diag, false,
                           c->origin[CONF_manager_password] ? c->origin[CONF_manager_password] : at,
                           0,
