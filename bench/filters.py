@@ -101,24 +101,18 @@ class Dnsmasq(servers.Server):
         super().__init__(run_dir, name)
         self.addr = None
         self.log_path = os.path.join(self.dir, "queries.log")
-        self.proc = None
-        self._out = None
         self._offset = 0
         self._marks = 0
 
     def start(self):
         self.addr = free_dns_addr()
-        self._out = open(os.path.join(self.dir, "dnsmasq.out"), "ab")
         cmd = ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
                "--listen-address=" + self.addr, "--port=53",
                "--pid-file=", "--user=root", "--log-queries",
                "--log-facility=" + self.log_path, "--cache-size=0"]
         cmd += ["--local=/%s/" % z for z in ZONES + (MARK,)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._out, start_new_session=True)
-        self.pid = self.proc.pid
-        self.started = procs.start_time(self.pid)
+        self.spawn(cmd, os.path.join(self.dir, "dnsmasq.out"))
         deadline = time.monotonic() + servers.START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -169,18 +163,6 @@ class Dnsmasq(servers.Server):
                 out[k] = out.get(k, 0) + 1
         return out
 
-    def stop(self):
-        super().stop()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.proc = None
-        if self._out:
-            self._out.close()
-            self._out = None
-
 
 # --------------------------------------------------------------------------- rspamd
 
@@ -212,8 +194,6 @@ class Rspamd(servers.Server):
         super().__init__(run_dir, name)
         self.port = procs.free_ports(1)[0]
         self.log_path = os.path.join(self.dir, "rspamd.log")
-        self.proc = None
-        self._out = None
         for d in ("local.d", "db", "run"):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
 
@@ -223,29 +203,12 @@ class Rspamd(servers.Server):
                           text.format(addr=servers.HOST, port=self.port, dir=self.dir))
         _, uid, gid = servers.mail_user()
         servers.chown_tree(self.dir, uid, gid)
-        self._out = open(os.path.join(self.dir, "rspamd.out"), "ab")
         cmd = ["/usr/bin/rspamd", "-f", "-u", "nobody", "-g", "nogroup",
                "-c", "/etc/rspamd/rspamd.conf",
                "--var=LOCAL_CONFDIR=" + self.dir, "--var=DBDIR=" + os.path.join(self.dir, "db"),
                "--var=RUNDIR=" + os.path.join(self.dir, "run"), "--var=LOGDIR=" + self.dir]
-        self.proc = subprocess.Popen(cmd, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._out,
-                                     start_new_session=True)
-        self.pid = self.proc.pid
-        self.started = procs.start_time(self.pid)
+        self.spawn(cmd, os.path.join(self.dir, "rspamd.out"), cwd=self.dir)
         self._wait_port("rspamd", 90)  # it compiles its rules first: slow on a loaded machine
-
-    def stop(self):
-        super().stop()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.proc = None
-        if self._out:
-            self._out.close()
-            self._out = None
 
 
 def count_header(path, header=RSPAMD_HEADER):

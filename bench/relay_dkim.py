@@ -56,8 +56,6 @@ class OpenDkim(servers.Server):
         self.port = procs.free_ports(1)[0]
         self.key = key
         self.log_path = os.path.join(self.dir, "opendkim.out")
-        self.proc = None
-        self._out = None
 
     def start(self):
         conf = os.path.join(self.dir, "opendkim.conf")
@@ -72,25 +70,8 @@ class OpenDkim(servers.Server):
             "Background no", ""]))
         _, uid, gid = servers.mail_user()
         servers.chown_tree(self.dir, uid, gid)
-        self._out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", conf], cwd=self.dir,
-                                     stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._out, start_new_session=True)
-        self.pid = self.proc.pid
-        self.started = procs.start_time(self.pid)
+        self.spawn([OPENDKIM, "-f", "-x", conf], self.log_path, cwd=self.dir)
         self._wait_port("opendkim")
-
-    def stop(self):
-        super().stop()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.proc = None
-        if self._out:
-            self._out.close()
-            self._out = None
 
 
 def dsmtp_stats(ctx, ds):

@@ -58,6 +58,20 @@ class Server:
         self.pid = None
         self.started = None
         self.port = None
+        self.proc = None  # a server run in the foreground by spawn()
+        self._out = None  # the file its stdout and stderr go to
+
+    def spawn(self, cmd, out_path, cwd=None, preexec_fn=None, mode="ab"):
+        """Run cmd in the foreground of a session of its own (so that stop() reaches its
+        whole tree), stdout and stderr to out_path (appended; mode "wb" truncates it
+        first); sets proc, pid, started."""
+        self._out = open(out_path, mode)
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._out,
+                                     start_new_session=True, preexec_fn=preexec_fn)
+        self.pid = self.proc.pid
+        self.started = procs.start_time(self.pid)
+        return self.proc
 
     def pids(self):
         return procs.tree(self.pid) if self.pid else []
@@ -115,12 +129,22 @@ class Server:
             return "(no log)"
 
     def stop(self):
-        if self.pid is None:
-            return
-        pid, started = self.pid, self.started
-        self.pid = self.started = None
-        if procs.kill_tree(pid, started, grace=STOP_GRACE):
-            print("bench: %s (pid %d) had to be killed with SIGKILL" % (self.label, pid))
+        """Stop the whole tree (procs.kill_tree); a spawn()ed process is also reaped and
+        its output file closed."""
+        if self.pid is not None:
+            pid, started = self.pid, self.started
+            self.pid = self.started = None
+            if procs.kill_tree(pid, started, grace=STOP_GRACE):
+                print("bench: %s (pid %d) had to be killed with SIGKILL" % (self.label, pid))
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        if self._out:
+            self._out.close()
+            self._out = None
 
     def restart(self):
         self.stop()
@@ -146,8 +170,6 @@ class Dmail(Server):
         self.port = procs.free_ports(1)[0]
         self.settings = settings
         self.extra_lines = []  # written after the settings (e.g. 100,000 forward lines)
-        self.proc = None
-        self._log = None
 
     def available(self):
         return os.access(self.exe, os.X_OK)
@@ -177,26 +199,9 @@ class Dmail(Server):
         if os.geteuid() == 0:
             _, uid, gid = mail_user()
             chown_tree(self.dir, uid, gid)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.exe, "-f", "-c", self.conf], cwd=self.dir,
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, start_new_session=True,
-                                     preexec_fn=procs.raise_nofile)
-        self.pid = self.proc.pid
-        self.started = procs.start_time(self.pid)
+        self.spawn([self.exe, "-f", "-c", self.conf], self.log_path, cwd=self.dir,
+                   preexec_fn=procs.raise_nofile)
         self._wait_port(self.prog)
-
-    def stop(self):
-        super().stop()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
 
 
 class Dsmtp(Dmail):
@@ -523,22 +528,15 @@ class SmtpSink(Server):
         self.port = procs.free_ports(1)[0]
         self.backlog = backlog
         self.log_path = os.path.join(self.dir, "counters.out")
-        self.proc = None
-        self._out = None
         self._offset = 0
         self._rest = b""
         self.mesg = 0
 
     def start(self):
-        self._out = open(self.log_path, "wb")
         self._offset, self._rest, self.mesg = 0, b"", 0
-        self.proc = subprocess.Popen(
-            [SMTP_SINK, "-c", "-u", mail_user()[0], "-h", "sink.relay.test",
-             "%s:%d" % (HOST, self.port), str(self.backlog)],
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._out,
-            start_new_session=True, preexec_fn=procs.raise_nofile)
-        self.pid = self.proc.pid
-        self.started = procs.start_time(self.pid)
+        self.spawn([SMTP_SINK, "-c", "-u", mail_user()[0], "-h", "sink.relay.test",
+                    "%s:%d" % (HOST, self.port), str(self.backlog)], self.log_path,
+                   preexec_fn=procs.raise_nofile, mode="wb")
         self._wait_port("smtp-sink")
 
     def count(self):
@@ -562,18 +560,6 @@ class SmtpSink(Server):
             if digits.isdigit():
                 self.mesg = int(digits)
         return self.mesg
-
-    def stop(self):
-        super().stop()
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self.proc = None
-        if self._out:
-            self._out.close()
-            self._out = None
 
 
 # --------------------------------------------------------------------------- leftovers

@@ -32,7 +32,7 @@ deliver_local_user(const struct conf *cf, const struct auth_db *db, const char *
     if (db == NULL)
         return false;
     u = miss != NULL ? auth_db_find_cached(db, cf, local, domain, miss)
-                     : auth_db_find(db, cf, local, domain);
+                     : auth_db_find_answer(db, cf, local, domain, &t->unanswered);
     if (u == NULL)
         return false;
     if (auth_mailbox_path(db, cf, u, t->mailbox, sizeof(t->mailbox)) < 0)
@@ -144,7 +144,7 @@ deliver_resolve_mode(const struct conf *cf, const struct auth_db *db, const char
         return t->kind = DK_REMOTE;
     if (deliver_local_user(cf, db, local, domain, t, miss))
         return t->kind = DK_LOCAL;
-    if (miss == NULL && auth_db_unanswered()) /* the helper did not say: queued, retried */
+    if (t->unanswered) /* the helper did not say: queued, retried */
         return t->kind = DK_POSTMASTER;
     if (deliver_is_role(local))
         return deliver_role(cf, db, domain, t, miss);

@@ -81,7 +81,8 @@ struct deliver_target {
     char mailbox[4096];              /* the dropfile path (DK_LOCAL) */
     char user[300];                  /* "user" or "user@domain" of the users file (DK_LOCAL) */
     char addr[DELIVER_ADDR_MAX + 1]; /* DK_RELAY: the sysadmin address */
-    char fwd[1024]; /* DK_LOCAL, authent_method external: the helper's fwd="..." list */
+    char fwd[1024];  /* DK_LOCAL, authent_method external: the helper's fwd="..." list */
+    bool unanswered; /* not found because an external helper gave no answer (retry later) */
 };
 
 /* The list spool, under spool_dir: LIST/ROLE maildirs (ROLE post, request, owner,

@@ -105,7 +105,9 @@ alias_dest_addr(struct alias_list *l, const char *tok, char *reason, size_t len)
     struct addr a;
 
     if (addr_parse_mailbox(tok, *at ? NULL : "alias.invalid", &a, err, sizeof(err)) < 0) {
-        snprintf(reason, len, "destination '%s' is not an address (%s)", tok, err);
+        /* a destination may be as long as the line: name its start only */
+        snprintf(reason, len, "destination '%.64s%s' is not an address (%s)", tok,
+                 strlen(tok) > 64 ? "..." : "", err);
         return -1;
     }
     if (*at == '\0')

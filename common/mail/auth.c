@@ -658,27 +658,17 @@ auth_unix_cached(struct auth_db *db, const char *name, bool *miss)
     return a != NULL ? &a->u : NULL;
 }
 
-static _Thread_local bool auth_ext_unanswered; /* see auth_db_unanswered */
-
-bool
-auth_db_unanswered(void)
-{
-    bool u = auth_ext_unanswered;
-
-    auth_ext_unanswered = false;
-    return u;
-}
-
-/* auth_ext_ask - external, off the loop: ask a helper of its own (extauth_lookup_sync),
- * remember the answer and give the user it names (NULL: unknown, or no answer). */
+/* auth_ext_ask - external, off the loop: ask the pool (extauth_lookup_off_loop),
+ * remember the answer and give the user it names (NULL: unknown, or no answer, then
+ * *unanswered is set). */
 static const struct auth_user *
-auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key)
+auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key, bool *unanswered)
 {
     struct extauth_answer *a = xmalloc(sizeof *a);
     const struct auth_user *u = NULL;
     bool found;
 
-    switch (extauth_lookup_sync(cf->authent_process, cf->authent_timeout, key, a)) {
+    switch (extauth_lookup_off_loop(cf->authent_process, cf->authent_timeout, key, a)) {
     case EA_OK:
         if (!extauth_drop_allowed(cf, a->drop)) {
             log_error("lookup %s: authent_process gave drop file %s outside drop_path and "
@@ -694,17 +684,17 @@ auth_ext_ask(struct auth_db *db, const struct conf *cf, const char *key)
         break;
     default:
         log_warn("lookup %s: authent_process gave no answer", key);
-        auth_ext_unanswered = true;
+        *unanswered = true;
         break;
     }
     free(a);
     return u;
 }
 
-/* auth_db_find_mode - auth_db_find, or with miss != NULL auth_db_find_cached. */
+/* auth_db_find_mode - auth_db_find_answer, or with miss != NULL auth_db_find_cached. */
 static const struct auth_user *
 auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *local,
-                  const char *domain, bool *miss)
+                  const char *domain, bool *miss, bool *unanswered)
 {
     const struct auth_user *u;
 
@@ -715,7 +705,6 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
     if (db->ext != NULL) {
         char key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
         bool found;
-        auth_ext_unanswered = false;
         if (domain != NULL && !conf_is_local_domain(cf, domain))
             return NULL;
         auth_db_ext_key(cf, local, domain, key, sizeof key);
@@ -723,7 +712,7 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
         if (!found && miss != NULL)
             *miss = true;
         else if (!found)
-            u = auth_ext_ask((struct auth_db *)db, cf, key);
+            u = auth_ext_ask((struct auth_db *)db, cf, key, unanswered);
         return u;
     }
     if (db->unix_users) {
@@ -749,7 +738,18 @@ auth_db_find_mode(const struct auth_db *db, const struct conf *cf, const char *l
 const struct auth_user *
 auth_db_find(const struct auth_db *db, const struct conf *cf, const char *local, const char *domain)
 {
-    return auth_db_find_mode(db, cf, local, domain, NULL);
+    bool unanswered;
+
+    return auth_db_find_answer(db, cf, local, domain, &unanswered);
+}
+
+/* auth_db_find_answer - auth_db_find telling "unknown" from "no answer", see auth.h. */
+const struct auth_user *
+auth_db_find_answer(const struct auth_db *db, const struct conf *cf, const char *local,
+                    const char *domain, bool *unanswered)
+{
+    *unanswered = false;
+    return auth_db_find_mode(db, cf, local, domain, NULL, unanswered);
 }
 
 /* auth_db_find_cached - auth_db_find without any lookup, see auth.h. */
@@ -759,7 +759,9 @@ auth_db_find_cached(const struct auth_db *db, const struct conf *cf, const char 
 {
     bool dummy = false;
 
-    return auth_db_find_mode(db, cf, local, domain, miss != NULL ? miss : &dummy);
+    bool unanswered = false;
+
+    return auth_db_find_mode(db, cf, local, domain, miss != NULL ? miss : &dummy, &unanswered);
 }
 
 /* auth_db_find_login - for a login name "user" or "user@domain". */

@@ -97,10 +97,12 @@ const struct auth_user *auth_db_find(const struct auth_db *db, const struct conf
  * found before count, and *miss is set to true when the answer would need a lookup (a
  * possible account name not found yet; NULL is returned then). The users file answers as
  * auth_db_find and leaves *miss alone. miss may be NULL. Any thread. */
-/* auth_db_unanswered - the last auth_db_find of this thread met an external helper that
- * gave no answer (-DEAD, a timeout, a crash): "unknown" from it means "ask again later".
- * Reading clears it. */
-bool auth_db_unanswered(void);
+/* auth_db_find_answer - auth_db_find that tells the three answers apart: the entry; NULL
+ * with *unanswered false (no such user); NULL with *unanswered true (an external helper
+ * gave no answer -- -DEAD, a timeout, a crash -- so ask again later). */
+const struct auth_user *auth_db_find_answer(const struct auth_db *db, const struct conf *cf,
+                                            const char *local, const char *domain,
+                                            bool *unanswered);
 const struct auth_user *auth_db_find_cached(const struct auth_db *db, const struct conf *cf,
                                             const char *local, const char *domain, bool *miss);
 /* auth_db_find_login - for a login name "user" or "user@domain". */

@@ -11,6 +11,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -505,6 +506,57 @@ conf_check_host(struct conf_parser *p, int id, const char *prog)
     *host = xstrdup("");
 }
 
+/* conf_hash_usable - a crypt(3) hash libxcrypt can check ("$id$..."), as the manager
+ * password must be: one crypt of the empty password. */
+static bool
+conf_hash_usable(const char *hash)
+{
+    struct crypt_data *cd;
+    bool ok;
+
+    if (hash == NULL || hash[0] != '$')
+        return false;
+    cd = xcalloc(1, sizeof(*cd));
+    const char *r = crypt_rn("", hash, cd, sizeof(*cd));
+    ok = r != NULL && r[0] != '*';
+    free(cd);
+    return ok;
+}
+
+/* conf_check_manager - a manager port (smtp_manager_port, pop_manager_port) needs a
+ * crypt(3) manager_password and TLS (tls_cert and tls_key) unless manager_plaintext_loopback
+ * allows plaintext on loopback: errors at the lines at fault, so -t and a reload see them
+ * as start-up would. */
+static void
+conf_check_manager(struct conf_parser *p)
+{
+    static const int ports[] = {CONF_smtp_manager_port, CONF_pop_manager_port};
+    const struct conf *c = p->c;
+
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+        int id = ports[i];
+        long port = *(const long *)conf_field(c, id);
+        const char *at = c->origin[id];
+        if (port == 0)
+            continue;
+        if (!conf_hash_usable(c->manager_password))
+            conf_diag_add(p->diag, false,
+                          c->origin[CONF_manager_password] ? c->origin[CONF_manager_password] : at,
+                          0,
+                          "%s %ld: manager_password must be set to a crypt(3) hash (make one "
+                          "with: openssl passwd -6)",
+                          conf_settings[id].name, port);
+        if ((c->tls_cert == NULL || c->tls_cert[0] == '\0' || c->tls_key == NULL ||
+             c->tls_key[0] == '\0') &&
+            !c->manager_plaintext_loopback)
+            conf_diag_add(p->diag, false, at, 0,
+                          "%s %ld: no tls_cert/tls_key, and the manager password must not "
+                          "travel in plaintext (manager_plaintext_loopback = true allows it on "
+                          "127.0.0.1 and ::1 only)",
+                          conf_settings[id].name, port);
+    }
+}
+
 /* conf_finish_use_drop - DMail's use_drop: mbox/maildir set mailbox_format (unless it is
  * given too); false asked DMail to keep mail in its bins, which dmail never does: say so. */
 static void
@@ -616,6 +668,7 @@ conf_finish(struct conf_parser *p, int errors_before)
                           0, "authent_process: %s is not an executable absolute path", prog);
     }
     vdomain_check(c, p->diag);
+    conf_check_manager(p);
     conf_finish_use_drop(c, p->diag);
     c->loaded = time(NULL);
     c->refs = 1;

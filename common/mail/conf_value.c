@@ -285,6 +285,22 @@ conf_value_ippattern(char **item, char *reason, size_t len)
     return -1;
 }
 
+/* conf_value_hostpattern - "!"? then a host name wildcard ("*.example.org"): letters,
+ * digits, '-', '.', '_' and '*'. */
+static int
+conf_value_hostpattern(char **item, char *reason, size_t len)
+{
+    const char *p = *item + (**item == '!');
+    bool ok = *p != '\0';
+
+    for (const char *q = p; ok && *q; q++)
+        ok = isalnum((unsigned char)*q) || strchr("-._*", *q) != NULL;
+    if (ok)
+        return 0;
+    snprintf(reason, len, "'%s' is not a host name or host name wildcard", *item);
+    return -1;
+}
+
 /* conf_value_addrpattern - "!"? then an address wildcard ("*@spam.example",
  * "*.example.org", "user@*"): printable, no blanks, not empty. */
 static int
@@ -595,6 +611,8 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_ban_rcptto] = conf_value_addrpattern,
     [CONF_fromip_nolimit] = conf_value_ippattern,
     [CONF_user_ip_address] = conf_value_ippattern,
+    [CONF_manager_ip_address] = conf_value_ippattern,
+    [CONF_manager_ip_name] = conf_value_hostpattern,
     [CONF_bomb_exception_ip] = conf_value_ippattern,
     [CONF_bomb_exception_from] = conf_value_addrpattern,
     [CONF_bomb_exception_to] = conf_value_addrpattern,

@@ -77,8 +77,16 @@ dkim_load_key(const char *path, bool *ed25519, char *reason, size_t len)
     struct stat st;
     EVP_PKEY *pkey;
     FILE *f;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    /* no symbolic link: whoever may change the link could point it at another key */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 
+    if (fd < 0 && errno == ELOOP) {
+        snprintf(reason, len,
+                 "key file %s: a symbolic link; name the key file itself (a link could be "
+                 "pointed at another file)",
+                 path);
+        return NULL;
+    }
     if (fd < 0) {
         snprintf(reason, len, "key file %s: %s", path, strerror(errno));
         return NULL;

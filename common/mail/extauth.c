@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -54,6 +55,16 @@ struct extauth_helper {
     uint64_t backoff;
 };
 
+/* A lookup asked from another thread (extauth_lookup_off_loop), answered by the pool. */
+struct extauth_wait {
+    struct extauth_wait *next;
+    char user[EXTAUTH_WORD_MAX + 1];
+    struct extauth_answer a;
+    pthread_cond_t cv;
+    bool done;      /* a is the answer */
+    bool abandoned; /* the asker gave up waiting: the answer frees it */
+};
+
 struct extauth {
     uv_loop_t *loop;
     char *cmd;
@@ -64,7 +75,9 @@ struct extauth {
     struct extauth_req *qhead, *qtail; /* waiting for a helper */
     struct extauth_req *soon;          /* answered on the next iteration */
     uv_timer_t tick, soon_timer;
-    long live; /* handles not closed yet */
+    uv_async_t async;           /* other threads' lookups are waiting in waits */
+    struct extauth_wait *waits; /* under extauth_shared_mu */
+    long live;                  /* handles not closed yet */
     bool stopping;
     unsigned long answered, restarts;
 };
@@ -76,6 +89,9 @@ struct extauth_write {
 };
 
 static void extauth_spawn(struct extauth_helper *h);
+/* the process's pool, for other threads' lookups; guards every pool's waits too */
+static pthread_mutex_t extauth_shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct extauth *extauth_shared;
 static pthread_t extauth_loop_thread;
 static bool extauth_loop_known;
 static void extauth_dispatch(struct extauth *x);
@@ -416,6 +432,58 @@ extauth_soon_cb(uv_timer_t *t)
     }
 }
 
+/* extauth_wait_free - a finished wait. */
+static void
+extauth_wait_free(struct extauth_wait *w)
+{
+    pthread_cond_destroy(&w->cv);
+    OPENSSL_cleanse(w->user, sizeof w->user);
+    free(w);
+}
+
+/* extauth_wait_answer - the loop: the pool's answer to another thread's lookup. */
+static void
+extauth_wait_answer(void *arg, const struct extauth_answer *a)
+{
+    struct extauth_wait *w = arg;
+
+    pthread_mutex_lock(&extauth_shared_mu);
+    if (w->abandoned) {
+        pthread_mutex_unlock(&extauth_shared_mu);
+        extauth_wait_free(w);
+        return;
+    }
+    w->a = *a;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&extauth_shared_mu);
+}
+
+/* extauth_async_cb - the loop: other threads' lookups into the queue (EA_DEAD once the
+ * pool stops). */
+static void
+extauth_async_cb(uv_async_t *as)
+{
+    struct extauth *x = as->data;
+    struct extauth_wait *list;
+
+    pthread_mutex_lock(&extauth_shared_mu);
+    list = x->waits;
+    x->waits = NULL;
+    pthread_mutex_unlock(&extauth_shared_mu);
+    while (list != NULL) {
+        struct extauth_wait *w = list;
+        list = w->next;
+        if (x->stopping) {
+            struct extauth_answer a = {.kind = EA_DEAD};
+            snprintf(a.reason, sizeof a.reason, "stopping");
+            extauth_wait_answer(w, &a);
+        } else {
+            extauth_lookup(x, w->user, extauth_wait_answer, w);
+        }
+    }
+}
+
 struct extauth *
 extauth_new(uv_loop_t *loop, const char *cmdline, int n, long timeout_s, char *err, size_t errlen)
 {
@@ -446,8 +514,10 @@ extauth_new(uv_loop_t *loop, const char *cmdline, int n, long timeout_s, char *e
     x->h = xcalloc((size_t)n, sizeof *x->h);
     uv_timer_init(loop, &x->tick);
     uv_timer_init(loop, &x->soon_timer);
-    x->tick.data = x->soon_timer.data = x;
-    x->live = 2;
+    uv_async_init(loop, &x->async, extauth_async_cb);
+    uv_unref((uv_handle_t *)&x->async);
+    x->tick.data = x->soon_timer.data = x->async.data = x;
+    x->live = 3;
     uv_timer_start(&x->tick, extauth_tick, EXTAUTH_TICK, EXTAUTH_TICK);
     uv_unref((uv_handle_t *)&x->tick);
     for (int i = 0; i < n; i++) {
@@ -460,6 +530,9 @@ extauth_new(uv_loop_t *loop, const char *cmdline, int n, long timeout_s, char *e
         x->live++;
         extauth_spawn(h);
     }
+    pthread_mutex_lock(&extauth_shared_mu);
+    extauth_shared = x;
+    pthread_mutex_unlock(&extauth_shared_mu);
     log_info("authent_process %s: %d helpers, timeout %ld s", x->argv[0], n, timeout_s);
     return x;
 }
@@ -542,6 +615,11 @@ extauth_stop(struct extauth **xp)
         return;
     *xp = NULL;
     x->stopping = true;
+    pthread_mutex_lock(&extauth_shared_mu);
+    if (extauth_shared == x)
+        extauth_shared = NULL;
+    pthread_mutex_unlock(&extauth_shared_mu);
+    extauth_async_cb(&x->async); /* other threads waiting: EA_DEAD (stopping) */
     extauth_soon_cb(&x->soon_timer);
     while (x->qhead != NULL) {
         struct extauth_req *r = x->qhead;
@@ -560,6 +638,7 @@ extauth_stop(struct extauth **xp)
     }
     uv_close((uv_handle_t *)&x->tick, extauth_closed);
     uv_close((uv_handle_t *)&x->soon_timer, extauth_closed);
+    uv_close((uv_handle_t *)&x->async, extauth_closed);
 }
 
 /* extauth_under - path lies strictly under root (a directory). */
@@ -686,4 +765,63 @@ extauth_lookup_sync(const char *cmdline, long timeout_s, const char *user, struc
     free(cmd);
     a->kind = k;
     return k;
+}
+
+/* extauth_lookup_pool - `lookup user` by the process's pool, from another thread: queued
+ * to the loop, waited for up to timeout_s and a second. -1 when the process has no pool. */
+static int
+extauth_lookup_pool(long timeout_s, const char *user, struct extauth_answer *a)
+{
+    struct extauth_wait *w;
+    struct timespec until;
+    pthread_condattr_t ca;
+    struct extauth *x;
+
+    if (strlen(user) >= sizeof w->user)
+        return -1;
+    w = xcalloc(1, sizeof *w);
+    snprintf(w->user, sizeof w->user, "%s", user);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_s + 1; /* the pool answers (EA_DEAD at worst) within timeout_s */
+    pthread_mutex_lock(&extauth_shared_mu);
+    x = extauth_shared;
+    if (x == NULL) {
+        pthread_mutex_unlock(&extauth_shared_mu);
+        extauth_wait_free(w);
+        return -1;
+    }
+    w->next = x->waits;
+    x->waits = w;
+    uv_async_send(&x->async);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &extauth_shared_mu, &until) == ETIMEDOUT)
+            break;
+    if (!w->done) {
+        w->abandoned = true; /* its answer frees it */
+        pthread_mutex_unlock(&extauth_shared_mu);
+        memset(a, 0, sizeof *a);
+        a->kind = EA_DEAD;
+        return 0;
+    }
+    pthread_mutex_unlock(&extauth_shared_mu);
+    *a = w->a;
+    extauth_wait_free(w);
+    return 0;
+}
+
+enum extauth_kind
+extauth_lookup_off_loop(const char *cmdline, long timeout_s, const char *user,
+                        struct extauth_answer *a)
+{
+    if (extauth_on_loop()) {
+        memset(a, 0, sizeof *a);
+        return a->kind = EA_DEAD;
+    }
+    if (extauth_lookup_pool(timeout_s, user, a) == 0)
+        return a->kind;
+    return extauth_lookup_sync(cmdline, timeout_s, user, a);
 }

@@ -21,6 +21,9 @@
  *   its helper until the answer comes (or the timeout).
  * - extauth_stop: "exit" to every helper, then SIGTERM and the handles closed; waiting
  *   requests get EA_DEAD. The memory goes when the last handle has closed.
+ * - Other threads ask the process's pool (extauth_lookup_off_loop): their lookups go to
+ *   the loop through a uv_async handle and join the same queue; the asking thread waits
+ *   on a condition variable (never the loop thread).
  */
 #ifndef DMAIL_EXTAUTH_H
 #define DMAIL_EXTAUTH_H
@@ -61,6 +64,14 @@ void extauth_stats(const struct extauth *x, int *running, unsigned long *answere
 enum extauth_kind extauth_lookup_sync(const char *cmdline, long timeout_s, const char *user,
                                       struct extauth_answer *a);
 bool extauth_on_loop(void);
+/* extauth_lookup_off_loop - `lookup user` for a thread-pool thread (the queue runner and
+ * the pickup resolve recipients there): asked of the process's pool (the last
+ * extauth_new not stopped yet) through the loop, waiting up to timeout_s and a second;
+ * a process without a pool starts a helper for the one question (extauth_lookup_sync).
+ * The answer's kind: EA_OK, EA_ERR (no such user), EA_DEAD (the helper did not answer:
+ * ask again later). EA_DEAD at once on the loop thread -- it never blocks the loop. */
+enum extauth_kind extauth_lookup_off_loop(const char *cmdline, long timeout_s, const char *user,
+                                          struct extauth_answer *a);
 
 /* extauth_drop_allowed - a drop file path a helper returned may be used: absolute, no
  * "." or ".." component, and under drop_path or mail_spool. */

@@ -399,6 +399,8 @@ lists_parse(const char *file, const char *dir, const char *domain, const char *t
         s[n] = '\0';
         if (memchr(s, '\0', n) != NULL)
             lists_error(&p, "a NUL byte in the line");
+        else if (n > LISTS_LINE_MAX)
+            lists_error(&p, "a line of %zu bytes: at most %u", n, LISTS_LINE_MAX);
         else
             lists_line(&p, s);
         s += n + 1;

@@ -24,7 +24,8 @@
  * - NAME: 1..LISTS_NAME_MAX of [a-z0-9._+-] (any case, kept lower case), not ending in
  *   -request, -owner, -bounces (those are the list's own addresses).
  * - Errors are `file:line: reason` into the diag: an unknown setting, a bad value, a
- *   setting before the first list, a list given twice (naming the first). An unreadable
+ *   setting before the first list, a list given twice (naming the first), a NUL byte, a
+ *   line longer than LISTS_LINE_MAX. An unreadable
  *   file (other than missing) is an error; at most LISTS_FILE_MAX bytes.
  * - Addresses of a list NAME at dlist_domain (default main_domain): NAME (posts),
  *   NAME-request (commands), NAME-owner (to the moderators), NAME-bounces and
@@ -39,6 +40,7 @@
 #define LISTS_FILE "lists.dat"
 #define LISTS_FILE_MAX (4u << 20) /* largest lists.dat read */
 #define LISTS_NAME_MAX 64
+#define LISTS_LINE_MAX 8192 /* longest lists.dat line, newline excluded */
 #define LISTS_MODERATORS_MAX 32
 
 struct conf;

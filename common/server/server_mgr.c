@@ -5,7 +5,6 @@
 #include "server_mgr.h"
 
 #include <arpa/inet.h>
-#include <crypt.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,20 +453,21 @@ mgr_conn_event(struct net_conn *c, enum net_event ev, void *arg)
     }
 }
 
-/* mgr_hash_ok - manager_password looks like a crypt(3) hash libxcrypt takes. */
-static bool
-mgr_hash_ok(const char *hash)
+/* mgr_dns_open - the resolver for manager_ip_name's reverse lookups (dns_host). */
+static int
+mgr_dns_open(struct server_mgr *m, char *err, size_t errlen)
 {
-    struct crypt_data *cd;
-    bool ok;
+    const struct conf *cf = m->srv->cf;
+    char *servers = xstrdup("");
 
-    if (hash == NULL || hash[0] != '$')
-        return false;
-    cd = xcalloc(1, sizeof(*cd));
-    const char *r = crypt_rn("", hash, cd, sizeof(*cd));
-    ok = r != NULL && r[0] != '*';
-    free(cd);
-    return ok;
+    for (size_t i = 0; i < cf->dns_host.n; i++) {
+        char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);
+        free(servers);
+        servers = s;
+    }
+    m->dns = dns_new(m->srv->loop, servers, cf->dns_timeout * 1000L, MGR_DNS_TRIES, err, errlen);
+    free(servers);
+    return m->dns != NULL ? 0 : -1;
 }
 
 struct server_mgr *
@@ -492,28 +492,14 @@ server_mgr_open(struct server *srv)
                   "travel in plaintext (manager_plaintext_loopback = true allows it on "
                   "127.0.0.1 and ::1 only)",
                   port);
-    if (!mgr_hash_ok(cf->manager_password))
-        log_fatal("manager port %ld: manager_password must be set to a crypt(3) hash "
-                  "(make one with: openssl passwd -6)",
-                  port);
+    /* a manager_password that is not a crypt(3) hash is a config error (conf.c) */
     m = xcalloc(1, sizeof(*m));
     m->srv = srv;
     m->plaintext = srv->tls == NULL;
     m->pen = penalty_new();
     m->net = net_server_new(srv->loop, &lim);
-    if (cf->manager_ip_name.n > 0) {
-        char *servers = xstrdup("");
-        for (size_t i = 0; i < cf->dns_host.n; i++) {
-            char *s = xasprintf("%s%s%s", servers, i ? "," : "", cf->dns_host.v[i]);
-            free(servers);
-            servers = s;
-        }
-        m->dns =
-            dns_new(srv->loop, servers, cf->dns_timeout * 1000L, MGR_DNS_TRIES, err, sizeof(err));
-        free(servers);
-        if (m->dns == NULL)
-            log_fatal("manager_ip_name: DNS: %s", err);
-    }
+    if (cf->manager_ip_name.n > 0 && mgr_dns_open(m, err, sizeof(err)) < 0)
+        log_fatal("manager_ip_name: DNS: %s", err);
     size_t naddr = m->plaintext ? 2 : cf->listen.n;
     for (size_t a = 0; a < naddr; a++) {
         const char *addr = m->plaintext ? loop_addrs[a] : cf->listen.v[a];
@@ -534,8 +520,17 @@ server_mgr_open(struct server *srv)
 void
 server_mgr_reload(struct server_mgr *m)
 {
-    if (m != NULL && !m->plaintext && m->srv->tls != NULL)
+    char err[300];
+
+    if (m == NULL)
+        return;
+    if (!m->plaintext && m->srv->tls != NULL)
         net_server_set_tls(m->net, m->srv->tls);
+    /* manager_ip_name is read per connection; a reload that sets it first needs the
+     * resolver (each connection's reverse lookup is a fresh query: nothing is cached) */
+    if (m->srv->cf->manager_ip_name.n > 0 && m->dns == NULL &&
+        mgr_dns_open(m, err, sizeof(err)) < 0)
+        log_warn("manager_ip_name: DNS: %s; names are not checked until it works", err);
 }
 
 void

@@ -39,7 +39,8 @@ struct server_mgr;
 /* server_mgr_open - as root, with the listeners: the manager port when configured.
  * Errors are fatal (log_fatal). Returns NULL when the port is off. */
 struct server_mgr *server_mgr_open(struct server *srv);
-/* server_mgr_reload - a new TLS context after a reload (NULL: unchanged). */
+/* server_mgr_reload - after a reload: the new TLS context, and the resolver when
+ * manager_ip_name is newly set (the lists are read per connection). */
 void server_mgr_reload(struct server_mgr *m);
 /* server_mgr_close - stop listening and close every manager connection. */
 void server_mgr_close(struct server_mgr **m);

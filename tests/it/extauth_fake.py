@@ -7,6 +7,8 @@ is appended to LOG; users decide the behaviour:
   hang*   -> never answers (the request line is read, nothing written)
   crash*  -> the helper exits at once
   garbage -> a line that is not the protocol
+  huge*   -> a 100 KB "+OK" line (no newline for 100 KB)
+  nul*    -> "+OK" with NUL bytes in it
   other   -> +OK <user> <root>/<local part> 0  for check with password "pw" and lookup
 """
 import os
@@ -31,6 +33,11 @@ for raw in sys.stdin:
         sys.exit(3)
     elif user.startswith("garbage"):
         print("hello there", flush=True)
+    elif user.startswith("huge"):
+        print("+OK %s %s/%s 0 %s" % (user, root, user, "x" * 100000), flush=True)
+    elif user.startswith("nul"):
+        sys.stdout.write("+OK %s %s/%s\0\0 0\n" % (user, root, user))
+        sys.stdout.flush()
     elif w[0] == "lookup" or (w[0] == "check" and w[2] == "pw"):
         print("+DATA something", flush=True)
         print("+OK %s %s/%s 0" % (user, root, user.split("@")[0]), flush=True)

@@ -169,6 +169,39 @@ def test_vanishing_clients_lose_nothing(dsmtp):
     assert dsmtp.msgids("alice") == whole
 
 
+@pytest.mark.parametrize("stage", ["mail", "rcpt"])
+def test_client_vanishing_after_requiretls_leaves_nothing(dsmtp, stage):
+    """Clients that vanish (a TCP reset, or a plain close) right after MAIL FROM:<a>
+    REQUIRETLS over STARTTLS, or after its RCPT: nothing is queued or delivered, and a
+    client at the same time and one after are served (their REQUIRETLS message
+    delivered)."""
+    assert dsmtp.queue_files() == []
+    other = RawSMTP(dsmtp.smtp_port)
+    assert "REQUIRETLS" in " ".join(other.secure()).upper()
+    for i in range(10):
+        c = RawSMTP(dsmtp.smtp_port)
+        assert "REQUIRETLS" in " ".join(c.secure()).upper()
+        c.expect("MAIL FROM:<%s> REQUIRETLS" % SENDER, 250)
+        if stage == "rcpt":
+            c.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+        if i % 2 == 0:  # a reset, no TLS close_notify
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+        c.sock.close()
+    msgid, text = make_message()
+    other.expect("MAIL FROM:<%s> REQUIRETLS" % SENDER, 250)
+    other.expect("RCPT TO:<alice@%s>" % DOMAIN, 250)
+    assert other.data(text)[0] == 250
+    other.close()
+    assert dsmtp.alive()
+    assert dsmtp.msgids("alice") == [msgid]
+    assert dsmtp.queue_files() == []
+    c = RawSMTP(dsmtp.smtp_port)  # and the next client is served
+    c.secure()
+    c.expect("NOOP", 250)
+    c.close()
+    assert dsmtp.sanitizer_report() is None, dsmtp.sanitizer_report()
+
+
 # ---------------------------------------------------------------- mutated configurations
 
 def mutate(rng, text):

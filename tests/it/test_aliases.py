@@ -173,6 +173,27 @@ def test_broken_files_refused_and_reload_keeps_the_old(dsmtp_factory, etc):
     assert send(srv, ["new@" + DOMAIN]) in srv.msgids("alice")
 
 
+@pytest.mark.parametrize("bad,reason", [
+    (b"new: alice\x00bob\n", "line holds a NUL byte"),
+    (b"new: " + b"a" * 100000 + b"\n", "destination '" + "a" * 64 + "...' is not an address"),
+])
+def test_nul_byte_and_100k_line_refused_reload_keeps_the_old(dsmtp_factory, etc, bad, reason):
+    """An alias file with a NUL byte or a 100 KB line: dsmtp -t and a reload say file:line
+    (the 5th line here), the old aliases stay and the server goes on serving."""
+    srv, g, d = site(dsmtp_factory, etc)
+    with open(d, "ab") as f:
+        f.write(bad)
+    rc, out = check(srv)
+    assert rc == 78 and "%s:5: %s" % (d, reason) in out, out
+    assert len(out) < 2000, out  # the long line is not echoed whole
+    rc, out, err = srv.tellsmtp("reload")
+    assert rc == 1 and "%s:5: %s" % (d, reason) in out + err, out + err
+    assert srv.dsmtp.alive()
+    assert send(srv, ["new@" + DOMAIN]) in srv.msgids("carol")  # the old '*' still
+    assert send(srv, ["alice@" + DOMAIN]) in srv.msgids("alice")
+    assert srv.dsmtp.sanitizer_report() is None, srv.dsmtp.sanitizer_report()
+
+
 def test_include_of_a_file_not_roots_refused(dsmtp_factory, etc):
     if os.geteuid() != 0:
         pytest.skip("needs root to own files")

@@ -309,6 +309,33 @@ def test_dkim_bad_key_files_refused(dsmtp_factory):
     assert r.returncode == 0, r.stderr
 
 
+def test_dkim_missing_and_symlinked_key_files_refused(dsmtp_factory):
+    """dsmtp -t names a key file that is missing, or a symbolic link (to a good key),
+    with file:line; the key itself passes."""
+    srv = dsmtp_factory(start=False)
+    key, _ = make_key(srv.dir, "k.pem", "ed25519")
+    os.chmod(key, 0o600)
+    missing = os.path.join(srv.dir, "nonexistent.pem")
+    srv.write_conf({"dkim_sign": ["%s s1 %s" % (DOMAIN, missing)]})
+    r = dsmtp_t(srv)
+    assert r.returncode == 78, r.stderr
+    assert re.search(r"dmail\.conf:\d+: dkim_sign: key file %s: No such file or directory"
+                     % re.escape(missing), r.stderr), r.stderr
+    link = os.path.join(srv.dir, "link.pem")
+    os.symlink(key, link)
+    srv.write_conf({"dkim_sign": ["%s s1 %s" % (DOMAIN, link)]})
+    os.chmod(key, 0o600)
+    r = dsmtp_t(srv)
+    assert r.returncode == 78, r.stderr
+    assert re.search(r"dmail\.conf:\d+: dkim_sign: key file %s: " % re.escape(link),
+                     r.stderr), r.stderr
+    assert "key file %s: a symbolic link; name the key file itself" % link in r.stderr, r.stderr
+    srv.write_conf({"dkim_sign": ["%s s1 %s" % (DOMAIN, key)]})
+    os.chmod(key, 0o600)
+    r = dsmtp_t(srv)
+    assert r.returncode == 0, r.stderr
+
+
 def keygen(srv, *args):
     p = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", srv.conf_path, "dkim-keygen",
                         *args], capture_output=True, text=True, timeout=60, cwd=srv.dir,

@@ -129,6 +129,76 @@ NO_EFFECT = ("add_footer", "dwatch_path", "dsmtp_path", "archive_batch", "allow_
              "stats_path", "dlist_loglvl", "dlist_rotate", "no_dotforward", "log_data")
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAN_CONF = os.path.join(REPO, "man", "dmail.conf.5")
+
+
+def reference_names(text):
+    """The DMail setting names of REFERENCE.md's section 2.3 (its tables 2.3.1 to 2.3.4:
+    the first cell's `name`s, "`bomb_exception_from` / `_ip`" giving bomb_exception_ip)."""
+    sec = text[text.index("### 2.3 Settings tables"):text.index("#### 2.3.5")]
+    names = []
+    for line in sec.splitlines():
+        if not line.startswith("| `"):
+            continue
+        prev = None
+        for tok in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            tok = tok.split()[0]
+            if tok.startswith("_") and prev:
+                tok = prev.rsplit("_", 1)[0] + tok
+            prev = tok
+            if tok not in names:
+                names.append(tok)
+    return names
+
+
+def man_entry(man, name):
+    """dmail.conf(5)'s entry for setting name (.It Cm name up to the next one), or None."""
+    m = re.search(r"^\.It Cm %s\b.*?(?=^\.It Cm |^\.El|\Z)" % re.escape(name), man, re.M | re.S)
+    return m.group(0) if m else None
+
+
+def man_dmail_names(man):
+    """The DMail names dmail.conf(5) marks ("DMail name: .Cm X", or "DMail name." in the
+    entry of a setting that kept its name)."""
+    names = []
+    for m in re.finditer(r"^\.It Cm (\w+)\b.*?(?=^\.It Cm |^\.El|\Z)", man, re.M | re.S):
+        mark = re.search(r"DMail names?(:\s*\n\.Cm (\w+)|[.,])", m.group(0))
+        if mark:
+            names.append(mark.group(2) or m.group(1))
+    return names
+
+
+def dmail_reference():
+    """REFERENCE.md's text ($DMAIL_REFERENCE, or the project's shared copy), or None."""
+    for path in (os.environ.get("DMAIL_REFERENCE"), "/work/shared/REFERENCE.md"):
+        if path and os.path.exists(path):
+            with open(path) as f:
+                return f.read()
+    return None
+
+
+def test_every_reference_setting_is_in_the_test_config_and_the_man_page(tmp_path):
+    """The list of DMail names is generated from REFERENCE.md section 2.3 (where the
+    reference is at hand; else from the names dmail.conf(5) marks): each must be in
+    dmail_settings() below -- so a name left out fails here -- and marked as a DMail name
+    in its dmail.conf(5) entry."""
+    with open(MAN_CONF) as f:
+        man = f.read()
+    ref = dmail_reference()
+    names = reference_names(ref) if ref is not None else man_dmail_names(man)
+    assert len(names) >= 85, names  # the reference has 90
+    class FakeSite:
+        dir = str(tmp_path)
+    have = [k for k, _ in dmail_settings(FakeSite())]
+    missing = [n for n in names if n not in have]
+    assert not missing, "DMail settings missing from dmail_settings(): %s" % missing
+    unmarked = [n for n in names if n not in man_dmail_names(man)]
+    assert not unmarked, "not marked as DMail names in dmail.conf(5): %s" % unmarked
+    for n in names:
+        assert man_entry(man, n) is not None, n
+
+
 def _dmail_site(dpop_factory, **extra):
     """A dpop (not started) on a site whose dmail.conf has every DMail setting; the site's
     dsmtp is not started either."""

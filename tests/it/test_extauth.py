@@ -3,6 +3,7 @@ external-authentication protocol) -- the example conf/authent-users.py and
 extauth_fake.py, a helper that answers -DEAD, hangs, crashes or talks nonsense."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -90,6 +91,31 @@ def test_pop_login_ok_and_bad_password(ext_pop):
     assert "alice-pw" not in pop.log()
 
 
+def test_pop_changed_password_in_helper_database_honoured(ext_pop):
+    """No login answer of an external helper is cached (the login cache, keyed by an HMAC
+    of user, password and stored hash, serves users_file and unix_user only): a password
+    changed in the helper's database counts from the next login, with authent_cache_ttl
+    far off."""
+    pop = ext_pop(["alice:" + sha512_crypt("old-pw")], authent_cache_ttl=3600)
+    pop.put_mbox("alice", [MSG])
+    for _ in range(2):
+        c = pop.raw()
+        assert "1 messages" in c.login("alice", "old-pw")
+        c.ok("QUIT")
+    path = os.path.join(pop.site.dir, "ext-users")
+    with open(path, "w") as f:
+        f.write("alice:%s\n" % sha512_crypt("new-pw"))
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime
+    c = pop.raw()
+    c.ok("USER alice")
+    c.err("PASS old-pw", "AUTH")
+    c = pop.raw()
+    assert "1 messages" in c.login("alice", "new-pw")
+    c.ok("QUIT")
+    log = pop.log()
+    assert "old-pw" not in log and "new-pw" not in log
+
+
 def test_pop_drop_path_outside_roots_refused(ext_pop):
     pop = ext_pop(["eve:%s:/etc/passwd" % sha512_crypt("eve-pw"),
                    "mal:%s:%s/../x" % (sha512_crypt("mal-pw"), "/var/spool/dmail/drop")])
@@ -152,6 +178,30 @@ def test_pop_crashed_helper_restarted(fake_pop):
     c = pop.raw()
     c.login("carol", "pw")
     assert "not the authentication protocol" in pop.log()
+
+
+@pytest.mark.parametrize("user,says", [("huge1", "answer line too long: killed"),
+                                       ("nul1", "not the authentication protocol")])
+def test_pop_helper_100k_line_or_nul_bytes(fake_pop, user, says):
+    """A helper answering a 100 KB line or NUL bytes: that session gets a temporary
+    failure, the helper is killed and restarted, the other sessions are served."""
+    pop, log = fake_pop(authent_number=1)
+    other = pop.raw()
+    other.ok("USER alice")
+    c = pop.raw()
+    c.ok("USER " + user)
+    c.err("PASS pw", "SYS/TEMP")
+    pids = {r[0] for r in _requests(log)}
+    assert says in pop.log(), pop.log()[-2000:]
+    other.ok("PASS pw")  # waited for the restarted helper
+    pids2 = {r[0] for r in _requests(log)}
+    assert len(pids2 - pids) == 1  # a new helper answered
+    for u in ("bob", "carol"):
+        c = pop.raw()
+        assert "Logged in" in c.login(u, "pw")
+        c.ok("QUIT")
+    assert "x" * 1000 not in pop.log()
+    assert pop.sanitizer_report() is None, pop.sanitizer_report()
 
 
 def test_authent_domain_sends_user_at_domain(fake_pop):
@@ -316,8 +366,8 @@ def test_des_hash_in_users_file_named_with_fix(dpop_factory):
 
 
 def test_pickup_resolves_through_a_helper_off_the_loop(ext_smtp):
-    """sendmail's maildrop is resolved on the pool: a helper started for the question
-    (extauth_lookup_sync) answers for a user no RCPT looked up."""
+    """sendmail's maildrop is resolved on the thread pool: the helpers' pool answers for a
+    user no RCPT looked up (extauth_lookup_off_loop)."""
     from dmail_site import sendmail
     h = sha512_crypt("x")
     site = ext_smtp(["alice:" + h, "dan:%s::alice,$user" % h])
@@ -353,3 +403,23 @@ def test_pickup_without_an_answer_is_queued_not_bounced(ext_smtp):
     assert any(b"deadbob@" in open(q, "rb").read() for q in site.queue_files())
     log = site.log()
     assert "result=unknown" not in log and "bounce" not in log.lower(), log[-2000:]
+    # the question went to the pool's helpers (started with dsmtp), no helper of its own
+    pool = set(re.findall(r"authent_process helper \d+ started \(pid (\d+)\)", log))
+    asked = {r[0] for r in _requests(os.path.join(site.dir, "requests.log"))
+             if r[2].startswith("deadbob")}
+    assert pool and asked and asked <= pool, (pool, asked)
+
+
+def test_pickup_answered_by_the_pool(ext_smtp):
+    """A user picked up from sendmail's maildrop is asked of the pool's helpers (their
+    pids in the helper's request log) and delivered to the drop file it names."""
+    from dmail_site import sendmail
+    site = ext_smtp(helper="extauth_fake.py")
+    sendmail(site, ["-i", "carol@" + DOMAIN], b"Subject: now\nMessage-ID: <c1@t>\n\nx\n")
+    assert wait_for(lambda: _ids(site, "carol") == ["<c1@t>"], 10), site.log()[-2000:]
+    log = site.log()
+    pool = set(re.findall(r"authent_process helper \d+ started \(pid (\d+)\)", log))
+    asked = {r[0] for r in _requests(os.path.join(site.dir, "requests.log"))
+             if r[2].startswith("carol")}
+    assert pool and asked and asked <= pool, (pool, asked)
+    assert site.sanitizer_report() is None, site.sanitizer_report()

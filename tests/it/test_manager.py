@@ -10,6 +10,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from dmail_site import (BIN, DOMAIN, RawPOP, RawSMTP, free_ports, make_message, sha512_crypt,
                         tls_client_context, wait_for)
 from localdns import LocalDNS
@@ -183,12 +185,105 @@ def test_manager_ip_name(dsmtp_factory):
         assert "OK pong" not in out, out
         assert wait_for(lambda: "manager: refused ip=127.0.0.1 reason=name-not-allowed"
                         in site.dsmtp.log(), 5)
-        site.dsmtp.restart(manager_ip_name=["*.example.test"])
+        # a changed list applies at reload, without a restart
+        pid = site.dsmtp.proc.pid
+        site.write_conf({"manager_ip_name": ["*.example.test"]})
+        rc, out, err = site.tellsmtp("reload")
+        assert rc == EX_OK and "restart" not in out, (out, err)
         out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
         assert "OK pong" in out, (out, site.dsmtp.log()[-2000:])
         assert "name=mgr.example.test allowed by manager_ip_name" in site.dsmtp.log()
+        assert site.dsmtp.proc.pid == pid
+        # and a reload that excludes the name shuts it out again
+        site.write_conf({"manager_ip_name": ["!mgr.example.test", "*.example.test"]})
+        assert site.tellsmtp("reload")[0] == EX_OK
+        out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
+        assert "OK pong" not in out, out
     finally:
         dns.stop()
+
+
+def test_manager_ip_name_first_set_at_reload(dsmtp_factory):
+    """A server started without manager_ip_name gets its resolver at the reload that sets
+    it: the reverse name is then looked up (in the test DNS) and allowed."""
+    dns = LocalDNS(["--host-record=mgr.example.test,127.0.0.1"])
+    try:
+        site, port = mgr_site(dsmtp_factory, manager_ip_address="192.0.2.1",
+                              dns_host=dns.server)
+        out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
+        assert "OK pong" not in out, out
+        assert wait_for(lambda: "reason=address-not-allowed" in site.dsmtp.log(), 5)
+        site.write_conf({"manager_ip_name": ["mgr.example.test"]})
+        assert site.tellsmtp("reload")[0] == EX_OK
+        out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
+        assert "OK pong" in out, (out, site.dsmtp.log()[-2000:])
+        assert "name=mgr.example.test allowed by manager_ip_name" in site.dsmtp.log()
+        assert site.dsmtp.sanitizer_report() is None, site.dsmtp.sanitizer_report()
+    finally:
+        dns.stop()
+
+
+def conf_lines(conf_path, name):
+    """The 1-based lines of conf_path that set name."""
+    with open(conf_path) as f:
+        return [i for i, ln in enumerate(f, 1) if ln.split(None, 1)[:1] == [name]]
+
+
+def config_test(site, prog):
+    return subprocess.run([os.path.join(BIN, prog), "-t", "-c", site.conf_path],
+                          capture_output=True, text=True, timeout=20)
+
+
+@pytest.mark.parametrize("prog,setting", [("dsmtp", "smtp_manager_port"),
+                                          ("dpop", "pop_manager_port")])
+def test_config_test_checks_manager_settings(dsmtp_factory, prog, setting):
+    """-t reports each manager mistake as file:line (as start-up and a reload would):
+    a port without a crypt(3) manager_password, a port without a certificate, and
+    address or name list entries that are neither."""
+    port = free_ports(1)[0]
+    site = dsmtp_factory(start=False, **{setting: port})
+    r = config_test(site, prog)
+    assert r.returncode == 78, r.stderr
+    where = "%s:%d: " % (site.conf_path, conf_lines(site.conf_path, setting)[0])
+    assert where + "%s %d: manager_password must be set to a crypt(3) hash" % (
+        setting, port) in r.stderr, r.stderr
+    # a password that is not a hash: the error is at manager_password's line
+    site.write_conf({"manager_password": "plain-secret"})
+    r = config_test(site, prog)
+    assert r.returncode == 78, r.stderr
+    pw = "%s:%d: " % (site.conf_path, conf_lines(site.conf_path, "manager_password")[0])
+    assert pw + "%s %d: manager_password must be set" % (setting, port) in r.stderr, r.stderr
+    site.write_conf({"manager_password": sha512_crypt(PASSWORD)})
+    assert config_test(site, prog).returncode == 0, config_test(site, prog).stderr
+    # no certificate: refused unless plaintext on loopback is asked for by name
+    site.write_conf({"tls_cert": None, "tls_key": None})
+    r = config_test(site, prog)
+    assert r.returncode == 78, r.stderr
+    where = "%s:%d: " % (site.conf_path, conf_lines(site.conf_path, setting)[0])
+    assert where + "%s %d: no tls_cert/tls_key" % (setting, port) in r.stderr, r.stderr
+    site.write_conf({"manager_plaintext_loopback": True})
+    assert config_test(site, prog).returncode == 0
+    # list entries that are not addresses / host names
+    site.write_conf({"manager_ip_address": ["127.0.0.1", "mgr.example.org"],
+                     "manager_ip_name": ["ok.example.org", "bad name/x"]})
+    r = config_test(site, prog)
+    assert r.returncode == 78, r.stderr
+    ln = conf_lines(site.conf_path, "manager_ip_address")[1]
+    assert "%s:%d: " % (site.conf_path, ln) in r.stderr, r.stderr
+    assert "'mgr.example.org' is not an IP address, wildcard or CIDR range" in r.stderr
+    assert "is not a host name or host name wildcard" in r.stderr, r.stderr
+
+
+def test_manager_bad_reload_keeps_old(dsmtp_factory):
+    """A reload that removes the manager password is refused with file:line; the old
+    configuration stays and the manager port still serves."""
+    site, port = mgr_site(dsmtp_factory)
+    site.write_conf({"manager_password": None})
+    rc, out, err = site.tellsmtp("reload")
+    assert rc != EX_OK, (out, err)
+    assert "manager_password must be set to a crypt(3) hash" in out + err, (out, err)
+    out, _ = s_client(port, ["AUTH " + PASSWORD, "ping"])
+    assert "OK pong" in out, out
 
 
 def test_manager_plaintext_refused(dsmtp_factory):

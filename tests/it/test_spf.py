@@ -53,10 +53,24 @@ def netns():
         os.close(orig)
 
 
+def long_spf_strings():
+    """One SPF policy of about 700 bytes in three character-strings of at most 255 bytes
+    (as a TXT record must be, RFC 7208 3.3), cut in the middle of mechanisms: only the
+    strings joined with nothing between them give the mechanism that lets CLIENT in."""
+    policy = "v=spf1 " + " ".join("ip4:198.51.100.%d" % i for i in range(1, 36)) + \
+        " ip4:%s -all" % CLIENT
+    assert 600 < len(policy) < 765
+    strings = [policy[0:250], policy[250:505], policy[505:]]
+    assert all(len(x) <= 255 for x in strings) and "".join(strings) == policy
+    assert CLIENT not in strings[0] + strings[1] and not strings[2].startswith(" ")
+    return ",".join(strings)
+
+
 @pytest.fixture(scope="module")
 def spf_dns(netns):
     d = LocalDNS([
         "--txt-record=pass.test,v=spf1 ip4:%s" % CLIENT + " -all",
+        "--txt-record=long.test," + long_spf_strings(),
         "--txt-record=fail.test,v=spf1 ip4:192.0.2.1 -all",
         "--txt-record=soft.test,v=spf1 ip4:192.0.2.1 ~all",
         "--txt-record=inc.test,v=spf1 include:pass.test -all",
@@ -132,6 +146,14 @@ def test_pass_headers(spf_srv):
     assert names.index("Authentication-Results") < names.index("Received-SPF") \
         < names.index("Received")
     assert "spf result=pass domain=pass.test" in spf_srv.log()
+
+
+def test_long_policy_in_several_strings_joined(spf_srv):
+    """A TXT record of several >250-byte character-strings is one policy (c-ares' parts
+    joined, as MTA-STS and TLS-RPT records are read too): the client's mechanism, cut
+    across two strings, passes it."""
+    assert send(spf_srv, "x@long.test") is None
+    assert "spf=pass smtp.mailfrom=x@long.test" in last_message(spf_srv)
 
 
 @pytest.mark.parametrize("domain", ["inc.test", "mx.test"])

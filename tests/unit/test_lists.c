@@ -213,6 +213,33 @@ test_nul_byte(void **state)
     conf_diag_free(&d);
 }
 
+/* a line of LISTS_LINE_MAX bytes loads; one more is an error at its line */
+static void
+test_long_line(void **state)
+{
+    size_t n = LISTS_LINE_MAX + 1;
+    char *text = malloc(n + 16);
+    struct conf_diag d = {0};
+    struct lists_set *ls = NULL;
+
+    (void)state;
+    assert_non_null(text);
+    memcpy(text, "list a\n", 7);
+    memcpy(text + 7, "title ", 6);
+    memset(text + 13, 't', LISTS_LINE_MAX - 6);
+    text[7 + LISTS_LINE_MAX] = '\n';
+    assert_int_equal(lists_parse("l.dat", "/d", "x.org", text, 8 + LISTS_LINE_MAX, &d, &ls), 0);
+    assert_non_null(ls);
+    lists_free(&ls);
+    memset(text + 13, 't', n - 6);
+    text[7 + n] = '\n';
+    assert_int_equal(lists_parse("l.dat", "/d", "x.org", text, 8 + n, &d, &ls), 1);
+    assert_null(ls);
+    assert_true(uu_diag_has(&d, "l.dat:2: a line of 8193 bytes: at most 8192", false));
+    conf_diag_free(&d);
+    free(text);
+}
+
 static void
 test_roles(void **state)
 {
@@ -366,5 +393,6 @@ test_through_conf(void **state)
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_every_setting),
         cmocka_unit_test(test_reply_to_address_and_old_moderator_form),
         cmocka_unit_test(test_errors), cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_roles), cmocka_unit_test(test_access),
-        cmocka_unit_test(test_smtp_host), cmocka_unit_test(test_through_conf))
+        cmocka_unit_test(test_long_line), cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_access), cmocka_unit_test(test_smtp_host),
+        cmocka_unit_test(test_through_conf))
