@@ -28,8 +28,11 @@
 #include "dns.h"
 #include "xmem.h"
 
-#define DNS_MAXADDR 64    /* addresses kept per family */
-#define DNS_MAXSERVERS 16 /* entries of a server list */
+#define DNS_MAXADDR 64 /* addresses kept per family */
+#define DNS_MAXTLSA DNS_MAXTLSA_KEPT
+#define DNS_T_TLSA 52      /* RFC 6698 */
+#define DNS_EDNS_SIZE 1232 /* the UDP payload size announced (EDNS0, DNS flag day 2020) */
+#define DNS_MAXSERVERS 16  /* entries of a server list */
 
 enum { Q_ACTIVE, Q_DONE, Q_DETACHED };
 
@@ -42,8 +45,9 @@ struct dns_sock {
 
 struct dns_sub {
     struct dns_query *q;
-    int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a */
+    int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a, DNS_T_TLSA */
     int status; /* ARES_* when answered */
+    bool ad;    /* the answer had the AD bit (validated by the resolver) */
     size_t n;   /* addresses parsed (AAAA/A) */
     long ttl;   /* their least TTL */
     struct dns_addr *addr;
@@ -55,6 +59,7 @@ struct dns_query {
     int state;
     int refs;             /* subs c-ares has not answered yet, plus a hold while starting */
     bool implicit;        /* MX: the AAAA+A phase of an implicit MX; FCrDNS: of the PTR name */
+    bool mx_ad;           /* implicit MX: the MX answer (no data) had the AD bit */
     char *ask;            /* the name the subs ask for when not r->name (FCrDNS) */
     unsigned char ip[16]; /* FCrDNS: the address to confirm, ipn bytes */
     size_t ipn;
@@ -143,7 +148,11 @@ dns_result_clear(struct dns_result *r)
             free(r->txt[i]);
         if (r->ptr != NULL)
             free(r->ptr[i]);
+        if (r->tlsa != NULL)
+            free(r->tlsa[i].data);
     }
+    free(r->tlsa);
+    r->tlsa = NULL;
     free(r->ptr);
     r->ptr = NULL;
     r->confirmed = false;
@@ -365,6 +374,62 @@ dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
     return st;
 }
 
+/* dns_skip_name - the length of the (possibly compressed) name at p, or -1. */
+static long
+dns_skip_name(const unsigned char *p, const unsigned char *abuf, int alen)
+{
+    char *name = NULL;
+    long len = 0;
+
+    if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
+        return -1;
+    ares_free_string(name);
+    return len;
+}
+
+/* dns_parse_tlsa - the TLSA records of an answer (RFC 6698 2.1: usage, selector,
+ * matching type, association data), whatever their owner (a CNAME chain ends there). */
+static int
+dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    const unsigned char *p = abuf + 12, *end = abuf + alen;
+    unsigned qd, an;
+    long n;
+
+    if (alen < 12)
+        return ARES_EBADRESP;
+    qd = (unsigned)abuf[4] << 8 | abuf[5];
+    an = (unsigned)abuf[6] << 8 | abuf[7];
+    for (unsigned i = 0; i < qd; i++) {
+        if ((n = dns_skip_name(p, abuf, alen)) < 0 || end - p < n + 4)
+            return ARES_EBADRESP;
+        p += n + 4;
+    }
+    r->tlsa = xcalloc(DNS_MAXTLSA, sizeof(*r->tlsa));
+    for (unsigned i = 0; i < an; i++) {
+        unsigned type, rdlen;
+        if ((n = dns_skip_name(p, abuf, alen)) < 0 || end - p < n + 10)
+            return ARES_EBADRESP;
+        p += n;
+        type = (unsigned)p[0] << 8 | p[1];
+        rdlen = (unsigned)p[8] << 8 | p[9];
+        p += 10;
+        if (end - p < (long)rdlen)
+            return ARES_EBADRESP;
+        if (type == DNS_T_TLSA && rdlen > 3 && r->n < DNS_MAXTLSA) {
+            struct dns_tlsa *t = &r->tlsa[r->n++];
+            t->usage = p[0];
+            t->selector = p[1];
+            t->mtype = p[2];
+            t->len = rdlen - 3;
+            t->data = xmalloc(t->len);
+            memcpy(t->data, p + 3, t->len);
+        }
+        p += rdlen;
+    }
+    return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
+}
+
 /* ---- the loop side: sockets and the timer ---- */
 
 static void
@@ -537,16 +602,66 @@ dns_expire(struct dns *d)
 
 static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
+/* dns_sent - ares_send's callback: the answer's RCODE as ares_query would give it (c-ares
+ * itself turns SERVFAIL, NOTIMP and REFUSED into the next server or a failure), and its AD
+ * bit. */
+static void
+dns_sent(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_sub *s = arg;
+
+    if (status == ARES_SUCCESS && (abuf == NULL || alen < 12))
+        status = ARES_EBADRESP;
+    if (status == ARES_SUCCESS) {
+        unsigned an = (unsigned)abuf[6] << 8 | abuf[7];
+        s->ad = (abuf[3] & 0x20) != 0;
+        switch (abuf[3] & 0x0f) {
+        case ns_r_noerror:
+            status = an > 0 ? ARES_SUCCESS : ARES_ENODATA;
+            break;
+        case ns_r_formerr:
+            status = ARES_EFORMERR;
+            break;
+        case ns_r_servfail:
+            status = ARES_ESERVFAIL;
+            break;
+        case ns_r_nxdomain:
+            status = ARES_ENOTFOUND;
+            break;
+        case ns_r_notimpl:
+            status = ARES_ENOTIMP;
+            break;
+        default:
+            status = ARES_EREFUSED;
+            break;
+        }
+    }
+    dns_answer(arg, status, timeouts, abuf, alen);
+}
+
+/* dns_ask - one query of q (sub i), with EDNS0 and the AD bit set (RFC 6840 5.7: a
+ * validating resolver then says whether it validated the answer). */
 static void
 dns_ask(struct dns_query *q, int i, int type)
 {
     struct dns_sub *s = &q->sub[i];
+    unsigned char *qbuf = NULL;
+    int qlen = 0, st;
 
     s->q = q;
     s->type = type;
     s->status = -1;
+    s->ad = false;
     q->refs++;
-    ares_query(q->d->ch, q->ask != NULL ? q->ask : q->r->name, ns_c_in, type, dns_answer, s);
+    st = ares_create_query(q->ask != NULL ? q->ask : q->r->name, ns_c_in, type, 0, 1, &qbuf, &qlen,
+                           DNS_EDNS_SIZE);
+    if (st != ARES_SUCCESS) {
+        dns_answer(s, st, 0, NULL, 0);
+        return;
+    }
+    qbuf[3] |= 0x20;
+    ares_send(q->d->ch, qbuf, qlen, dns_sent, s);
+    ares_free_string(qbuf);
 }
 
 /* dns_settle_addr - the result of an AAAA+A pair: IPv6 first. */
@@ -660,6 +775,28 @@ dns_settle_fcrdns(struct dns_query *q)
     return true;
 }
 
+/* dns_secure - every answer that made q's result had the AD bit: for addresses the
+ * families that gave records (at least one), for an implicit MX also the MX answer. */
+static bool
+dns_secure(const struct dns_query *q)
+{
+    const struct dns_result *r = q->r;
+    bool any = false;
+
+    if (r->kind != DNS_ADDR && !(r->kind == DNS_MX && q->implicit))
+        return q->sub[0].ad;
+    if (r->kind == DNS_MX && !q->mx_ad)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        if (q->sub[i].n == 0)
+            continue;
+        if (!q->sub[i].ad)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 /* dns_settle - every sub of q's phase has been answered: the result, or the next phase. */
 static void
 dns_settle(struct dns_query *q)
@@ -669,6 +806,7 @@ dns_settle(struct dns_query *q)
 
     if (r->kind == DNS_MX && !q->implicit && st == ARES_ENODATA) {
         q->implicit = true; /* RFC 5321 5.1: the domain itself, if it has an address */
+        q->mx_ad = q->sub[0].ad;
         q->refs++;
         dns_ask(q, 0, ns_t_aaaa);
         dns_ask(q, 1, ns_t_a);
@@ -691,6 +829,7 @@ dns_settle(struct dns_query *q)
         dns_settle_addr(q);
     else if (r->status != DNS_NULLMX)
         r->status = dns_class(st, &r->why);
+    r->secure = dns_secure(q);
     dns_finish(q);
 }
 
@@ -708,6 +847,8 @@ dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
             status = dns_parse_txt(q->r, abuf, alen);
         else if (status == ARES_SUCCESS && s->type == ns_t_ptr)
             status = dns_parse_ptr(q->r, abuf, alen);
+        else if (status == ARES_SUCCESS && s->type == DNS_T_TLSA)
+            status = dns_parse_tlsa(q->r, abuf, alen);
         else if (status == ARES_SUCCESS)
             status = dns_parse_addr(s, abuf, alen);
         s->status = status;
@@ -751,7 +892,11 @@ dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *
     } else if (kind == DNS_FCRDNS) {
         dns_ask(q, 0, ns_t_ptr);
     } else {
-        dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : kind == DNS_PTR ? ns_t_ptr : ns_t_txt);
+        dns_ask(q, 0,
+                kind == DNS_MX     ? ns_t_mx
+                : kind == DNS_PTR  ? ns_t_ptr
+                : kind == DNS_TLSA ? DNS_T_TLSA
+                                   : ns_t_txt);
     }
     if (--q->refs == 0)
         dns_settle(q);
@@ -769,6 +914,12 @@ struct dns_query *
 dns_addr(struct dns *d, const char *host, dns_cb cb, void *arg)
 {
     return dns_start(d, DNS_ADDR, host, cb, arg);
+}
+
+struct dns_query *
+dns_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_TLSA, name, cb, arg);
 }
 
 struct dns_query *
