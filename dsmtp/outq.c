@@ -544,6 +544,10 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    if (oq->tls != NULL && dane_ctx_init(oq->tls) < 0) { /* DANE sessions then fail 4.7.5 */
+        log_error("outbound delivery: OpenSSL cannot enable DANE on the client context");
+        ERR_clear_error();
+    }
     /* tls_policy verify/secure: a CA file trusted besides the system's store (at start) */
     if (oq->tls != NULL && cf->smtp_tls_ca_file[0] != '\0' &&
         SSL_CTX_load_verify_locations(oq->tls, cf->smtp_tls_ca_file, NULL) != 1) {

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "dane.h"
 #include "dns.h"
 #include "dsnparam.h"
 #include "mtasts.h"
@@ -99,7 +100,11 @@ struct outq_dest {
     char tls[128];            /* its TLS, "" for none */
     struct mtasts_req *sr;    /* the MTA-STS policy being looked up */
     enum mtasts_mode sts;     /* the domain's MTA-STS mode (MTASTS_NONE: no policy) */
-    bool tls_verified;        /* ... verified as pol asked (verify, secure) */
+    bool tls_verified;        /* ... verified as pol asked (verify, secure), or by DANE */
+    bool dane_on;             /* DANE is wanted (dane_applies) */
+    bool mx_secure;           /* the MX RRset (or the spec's host name) is DNSSEC-validated */
+    struct dane *dane;        /* the current host's usable TLSA records, or NULL */
+    bool dane_encrypt;        /* ... it has TLSA records but none usable: TLS, unverified */
 };
 
 /* A password file read on the pool for a destination (which may end meanwhile: t NULL). */
