@@ -204,8 +204,8 @@ dns_class(int st, const char **why)
     case ARES_ETIMEOUT:
         *why = "timeout";
         return DNS_TEMPFAIL;
-    case ARES_ECONNREFUSED:
-        *why = "no server reachable";
+    case ARES_ECONNREFUSED: /* also every server answering SERVFAIL or REFUSED (c-ares) */
+        *why = "SERVFAIL or no server reachable";
         return DNS_TEMPFAIL;
     default:
         *why = ares_strerror(st);

@@ -57,7 +57,8 @@
  *   families that gave records; for an implicit MX, also the MX answer's denial). Only a
  *   local validating resolver's AD bit means anything (RFC 6698 4.1: the path to it must
  *   be trusted): dns_host names it. A bogus answer comes from such a resolver as
- *   SERVFAIL: DNS_TEMPFAIL.
+ *   SERVFAIL: DNS_TEMPFAIL (c-ares asks the next server then; when every server has
+ *   failed the why is "SERVFAIL or no server reachable").
  */
 #ifndef DMAIL_DNS_H
 #define DMAIL_DNS_H

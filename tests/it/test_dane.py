@@ -1,0 +1,179 @@
+"""DANE for outbound delivery (RFC 7672), end to end on loopback with real programs: our
+dsmtp resolves through Debian's unbound, validating remote.test's zone signed at test
+time (ldns-keygen, ldns-signzone; localdnssec.py); the MX mx.remote.test is a second
+dsmtp with a certificate of a test CA made here. The TLSA records name the port the MX
+listens on (_PORT._tcp.mx.remote.test): remote_smtp_port is not 25 in tests.
+
+DANE-EE and DANE-TA matches deliver and log how TLS was authenticated; a mismatch, an MX
+without STARTTLS and a bogus TLSA answer defer (4.7.x) and nothing goes in plaintext; an
+unsigned zone's TLSA records are not trusted (opportunistic TLS); dane-only without TLSA
+defers."""
+
+import os
+
+import pytest
+
+from dmail_site import REMOTE, wait_for
+from localdnssec import LocalDNSSEC, tlsa_rdata
+from test_outbound_tls import make_ca, outcome, send, theirs_with
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """The test CA and mx.remote.test's certificate; "chain" holds leaf then CA (a DANE-TA
+    trust anchor must come in the server's chain)."""
+    d = str(tmp_path_factory.mktemp("daneca"))
+    c = make_ca(d, "mx." + REMOTE)
+    c["chain"] = os.path.join(d, "chain.pem")
+    with open(c["chain"], "w") as out:
+        for p in (c["cert"], c["ca"]):
+            with open(p) as f:
+                out.write(f.read())
+    return c
+
+
+@pytest.fixture
+def dnssec():
+    """start(port, tlsa=[...], signed=True, bogus=[], zones={}): unbound serving remote.test
+    (MX mx.remote.test, 127.0.0.1, the TLSA records for port) and zones; its dns_host."""
+    made = []
+
+    def start(port, tlsa=(), signed=True, bogus=(), zones=None):
+        records = ["@ MX 10 mx", "mx A 127.0.0.1"]
+        records += ["_%d._tcp.mx TLSA %s" % (port, t) for t in tlsa]
+        all_zones = {REMOTE: records}
+        all_zones.update(zones or {})
+        z = LocalDNSSEC(all_zones, signed=[n for n in all_zones if signed and n not in bogus],
+                        bogus=bogus)
+        made.append(z)
+        return z.server
+
+    yield start
+    for z in made:
+        z.stop()
+
+
+def theirs_chain(dsmtp_factory, ca, tls=True):
+    """mx.remote.test serving the chain (without TLS: no certificate at all)."""
+    return theirs_with(dsmtp_factory, tls=tls,
+                       certs={"cert": ca["chain"], "key": ca["key"]} if tls else None)
+
+
+def assert_sent(ours, theirs, auth):
+    line = outcome(ours)
+    assert "status=sent" in line, line
+    assert wait_for(lambda: theirs.messages("bob"), 10)
+    tls = [ln for ln in ours.log().splitlines() if "outq relay=" in ln and "tls=" in ln]
+    assert tls and tls[0].endswith(" auth=" + auth), tls
+    return tls[0]
+
+
+def assert_deferred(ours, theirs, dsn, why):
+    line = outcome(ours)
+    assert "status=deferred" in line and "dsn=" + dsn in line, line
+    assert why in line, line
+    assert "> MAIL FROM" not in ours.log()  # never in plaintext, never unauthenticated
+    assert theirs.messages("bob") == []
+
+
+def ee(ca):
+    return "3 1 1 " + tlsa_rdata(ca["cert"], 1, 1)
+
+
+def test_dane_ee_match_delivered(dsmtp_factory, dnssec, ca):
+    """smtp_dane on, no tls_policy line: the leaf's SPKI digest matches; no CA file, so
+    only DANE can have verified it."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=[ee(ca), "3 1 1 " + "ab" * 32])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="daneee")
+    line = assert_sent(ours, theirs, "dane-ee")
+    assert '" verified' in line, line
+
+
+def test_dane_ee_full_certificate_sha512(dsmtp_factory, dnssec, ca):
+    """Selector 0 (the whole certificate) with SHA2-512 under tls_policy dane."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["3 0 2 " + tlsa_rdata(ca["cert"], 0, 2)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+                         tls_policy=REMOTE + " dane")
+    send(ours, subject="dane302")
+    assert_sent(ours, theirs, "dane-ee")
+
+
+def test_dane_ee_mismatch_deferred(dsmtp_factory, dnssec, ca):
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + "ab" * 32])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="danebad")
+    assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
+    assert ours.log().count("> STARTTLS") == 1  # no second try in plaintext
+
+
+def test_dane_ta_match_delivered(dsmtp_factory, dnssec, ca):
+    """DANE-TA: the issuing CA's certificate digest; tls_policy dane for the domain."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["2 0 1 " + tlsa_rdata(ca["ca"], 0, 1)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+                         tls_policy=REMOTE + " dane")
+    send(ours, subject="daneta")
+    assert_sent(ours, theirs, "dane-ta")
+
+
+def test_dane_ta_other_ca_deferred(dsmtp_factory, dnssec, ca, tmp_path):
+    """DANE-TA naming a CA that did not issue the server's certificate."""
+    other = make_ca(str(tmp_path), "mx." + REMOTE)
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["2 0 1 " + tlsa_rdata(other["ca"], 0, 1)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="danetabad")
+    assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
+
+
+def test_dane_without_starttls_deferred(dsmtp_factory, dnssec, ca):
+    theirs = theirs_chain(dsmtp_factory, ca, tls=False)
+    server = dnssec(theirs.smtp_port, tlsa=[ee(ca)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="danenotls")
+    assert_deferred(ours, theirs, "4.7.4", "does not offer STARTTLS")
+
+
+def test_unsigned_zone_opportunistic(dsmtp_factory, dnssec, ca):
+    """The same mismatching TLSA record in an unsigned zone: not trusted, so TLS as may
+    (the certificate unchecked) and the message goes."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + "ab" * 32], signed=False)
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="daneinsecure")
+    assert_sent(ours, theirs, "none")
+
+
+def test_signed_without_tlsa_opportunistic(dsmtp_factory, dnssec, ca):
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port)
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+                         tls_policy=REMOTE + " dane")
+    send(ours, subject="danenone")
+    assert_sent(ours, theirs, "none")
+
+
+def test_dane_only_without_tlsa_deferred(dsmtp_factory, dnssec, ca):
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port)
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+                         tls_policy=REMOTE + " dane-only")
+    send(ours, subject="daneonly")
+    assert_deferred(ours, theirs, "4.7.5", "dane-only: no usable TLSA records")
+
+
+def test_bogus_tlsa_deferred(dsmtp_factory, dnssec, ca):
+    """The MX host's TLSA records sit in a zone of their own whose signatures expired:
+    unbound answers SERVFAIL (bogus); the host is skipped, nothing is sent."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    port = theirs.smtp_port
+    sub = "_%d._tcp.mx.%s" % (port, REMOTE)
+    server = dnssec(port, zones={sub: ["@ TLSA " + ee(ca)]}, bogus=[sub])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=port, smtp_dane="true")
+    send(ours, subject="danebogus")
+    assert_deferred(ours, theirs, "4.7.5", "TLSA lookup of %s failed (SERVFAIL" % sub)
+    assert "> EHLO" not in ours.log()
