@@ -520,7 +520,7 @@ outq_dest_mx_result(struct dns_result *r, void *arg)
         dns_result_free(&r);
         /* MTA-STS for mail by MX, unless a tls_policy line decides (it wins) */
         if (t->spec == NULL && t->oq->sts != NULL && t->oq->d->srv.cf->mta_sts &&
-            strcmp(t->pol.source, "default") == 0) {
+            strcmp(t->pol.source, "default") == 0 && !t->tls_no) {
             t->sr = mtasts_get(t->oq->sts, t->key, outq_dest_sts_result, t);
             return;
         }
@@ -702,6 +702,14 @@ outq_dest_start(struct outq_dest *t)
     t->port = (int)cf->remote_smtp_port;
     outq_dest_policy(t);
     t->dane_on = dane_applies(cf, &t->pol);
+    if (t->tls_no) { /* RFC 8689 4.3: sent whatever DANE or MTA-STS say, TLS if it can */
+        t->dane_on = false;
+        if (t->pol.level == TLSPOL_DANE || t->pol.level == TLSPOL_DANE_ONLY) {
+            t->pol.level = TLSPOL_MAY;
+            t->require = false;
+        }
+        log_info("outq %s: TLS-Required: No: DANE and MTA-STS not applied", t->key);
+    }
     if (t->spec != NULL) {
         outq_dest_relay_start(t);
         return;
@@ -714,7 +722,7 @@ outq_dest_start(struct outq_dest *t)
  * session); else the running one with the fewest waiting (its session carries it
  * next: reuse). */
 struct outq_dest *
-outq_dest_get(struct outq *oq, const char *key)
+outq_dest_get(struct outq *oq, const char *key, bool tls_no)
 {
     struct outq_dest *t, *best = NULL;
     size_t best_n = 0;
@@ -722,7 +730,7 @@ outq_dest_get(struct outq *oq, const char *key)
 
     for (t = oq->dests; t != NULL; t = t->next) {
         size_t waiting = 0;
-        if (strcasecmp(t->key, key) != 0)
+        if (strcasecmp(t->key, key) != 0 || t->tls_no != tls_no)
             continue;
         if (!t->running)
             return t;
@@ -739,6 +747,7 @@ outq_dest_get(struct outq *oq, const char *key)
     t = xcalloc(1, sizeof(*t));
     t->oq = oq;
     t->key = xstrdup(key);
+    t->tls_no = tls_no;
     if (strncmp(key, OUTQ_RELAY, strlen(OUTQ_RELAY)) == 0)
         t->spec = t->key + strlen(OUTQ_RELAY);
     t->next = oq->dests;

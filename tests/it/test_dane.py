@@ -10,10 +10,12 @@ unsigned zone's TLSA records are not trusted (opportunistic TLS); dane-only with
 defers."""
 
 import os
+import smtplib
 
 import pytest
 
-from dmail_site import REMOTE, wait_for
+from dmail_site import (DOMAIN, HOST, PASSWORDS, REMOTE, sendmail, tls_client_context,
+                        wait_for)
 from localdnssec import LocalDNSSEC, tlsa_rdata
 from test_outbound_tls import make_ca, outcome, send, theirs_with
 
@@ -177,3 +179,46 @@ def test_bogus_tlsa_deferred(dsmtp_factory, dnssec, ca):
     send(ours, subject="danebogus")
     assert_deferred(ours, theirs, "4.7.5", "TLSA lookup of %s failed (SERVFAIL" % sub)
     assert "> EHLO" not in ours.log()
+
+
+@pytest.mark.parametrize("value", ["No", " no \t"])
+def test_tls_required_no_ignores_dane(dsmtp_factory, dnssec, ca, value):
+    """RFC 8689 4.3: a message saying "TLS-Required: No" goes even though the MX's
+    certificate matches no TLSA record, over TLS all the same (not authenticated), and
+    keeps the header; the next message without it is still held to DANE."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + "ab" * 32])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "bob@" + REMOTE],
+             ("Subject: tlsno\nTLS-Required:%s\nMessage-ID: <tlsno@x>\n\nplease\n"
+              % value).encode())
+    line = outcome(ours)
+    assert "status=sent" in line, line
+    assert wait_for(lambda: theirs.messages("bob"), 10)
+    got = theirs.messages("bob")[0][0]
+    assert b"TLS-Required:" + value.rstrip().encode() in got, got
+    assert "TLS-Required: No: DANE and MTA-STS not applied" in ours.log()
+    tls = [ln for ln in ours.log().splitlines() if "outq relay=" in ln and "tls=" in ln]
+    assert tls and 'tls="TLS' in tls[0] and tls[0].endswith(" auth=none"), tls
+
+    send(ours, subject="tlsyes")  # the same destination, without the header
+    assert wait_for(lambda: [ln for ln in ours.log().splitlines()
+                             if "status=deferred" in ln and "dsn=4.7.5" in ln], 25), ours.log()
+    assert len(theirs.messages("bob")) == 1
+
+
+def test_tls_required_no_under_requiretls_ignored(dsmtp_factory, dnssec, ca):
+    """RFC 8689 5: with REQUIRETLS the header means nothing: DANE verifies as usual (the
+    record matches here, so it goes, authenticated by DANE-EE)."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=[ee(ca)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    with smtplib.SMTP(HOST, ours.submission_port, timeout=20) as s:
+        s.starttls(context=tls_client_context())
+        s.ehlo()
+        s.login("alice", PASSWORDS["alice"])
+        s.sendmail("alice@" + DOMAIN, ["bob@" + REMOTE],
+                   "Subject: rt\r\nTLS-Required: No\r\nMessage-ID: <rtno@x>\r\n\r\nx\r\n",
+                   mail_options=["REQUIRETLS"])
+    assert_sent(ours, theirs, "dane-ee")
+    assert "TLS-Required: No: DANE" not in ours.log()
