@@ -36,12 +36,13 @@ def ca(tmp_path_factory):
 
 @pytest.fixture
 def dnssec():
-    """start(port, tlsa=[...], signed=True, bogus=[], zones={}): unbound serving remote.test
-    (MX mx.remote.test, 127.0.0.1, the TLSA records for port) and zones; its dns_host."""
+    """start(port, tlsa=[...], signed=True, bogus=[], zones={}, more=[]): unbound serving
+    remote.test (MX mx.remote.test, 127.0.0.1, the TLSA records for port, more records)
+    and zones; its dns_host."""
     made = []
 
-    def start(port, tlsa=(), signed=True, bogus=(), zones=None):
-        records = ["@ MX 10 mx", "mx A 127.0.0.1"]
+    def start(port, tlsa=(), signed=True, bogus=(), zones=None, more=()):
+        records = ["@ MX 10 mx", "mx A 127.0.0.1"] + list(more)
         records += ["_%d._tcp.mx TLSA %s" % (port, t) for t in tlsa]
         all_zones = {REMOTE: records}
         all_zones.update(zones or {})
@@ -222,3 +223,25 @@ def test_tls_required_no_under_requiretls_ignored(dsmtp_factory, dnssec, ca):
                    mail_options=["REQUIRETLS"])
     assert_sent(ours, theirs, "dane-ee")
     assert "TLS-Required: No: DANE" not in ours.log()
+
+
+def test_tlsrpt_counts_dane_sessions(dsmtp_factory, dnssec, ca):
+    """tls_rpt: a DANE-verified session counts under policy type tlsa; the report itself
+    goes to the rua of remote.test over DANE too."""
+    from test_mta_sts import report_json, tell
+    theirs = theirs_chain(dsmtp_factory, ca)
+    rua = '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:alice@%s"' % REMOTE
+    server = dnssec(theirs.smtp_port, tlsa=[ee(ca)], more=[rua])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true",
+                         tls_rpt=True, tls_rpt_from="tlsrpt@" + DOMAIN)
+    send(ours, subject="danerpt")
+    assert_sent(ours, theirs, "dane-ee")
+    r = tell(ours, "tlsrpt-send")
+    assert r.returncode == 0 and "TLS reports started for 1 domains" in r.stdout, r
+    assert wait_for(lambda: theirs.messages("alice"), 20), ours.log()
+    _, rep = report_json(theirs)
+    [pol] = rep["policies"]
+    assert pol["policy"]["policy-type"] == "tlsa", pol
+    assert pol["policy"]["policy-domain"] == REMOTE, pol
+    assert pol["summary"] == {"total-successful-session-count": 1,
+                              "total-failure-session-count": 0}, pol
