@@ -17,6 +17,7 @@ import pytest
 from dmail_site import (DOMAIN, HOST, PASSWORDS, REMOTE, sendmail, tls_client_context,
                         wait_for)
 from localdnssec import LocalDNSSEC, tlsa_rdata
+from test_mta_sts import pki  # noqa: F401 (the fixture: the MTA-STS policy server's CA)
 from test_outbound_tls import make_ca, outcome, send, theirs_with
 
 
@@ -245,3 +246,22 @@ def test_tlsrpt_counts_dane_sessions(dsmtp_factory, dnssec, ca):
     assert pol["policy"]["policy-domain"] == REMOTE, pol
     assert pol["summary"] == {"total-successful-session-count": 1,
                               "total-failure-session-count": 0}, pol
+
+
+def test_dane_wins_over_mta_sts(dsmtp_factory, dnssec, ca, pki):
+    """remote.test has an enforce MTA-STS policy, and its MX's certificate is not of the
+    CA ours trusts for it (PKIX fails: test_mta_sts defers such mail), but it matches the
+    MX's DANE-EE record: DANE takes precedence (RFC 8461 2), the mail goes."""
+    from test_mta_sts import PolicyServer
+    policy = PolicyServer(pki)
+    try:
+        theirs = theirs_chain(dsmtp_factory, ca)
+        server = dnssec(theirs.smtp_port, tlsa=[ee(ca)],
+                        more=["mta-sts A 127.0.0.1", '_mta-sts TXT "v=STSv1; id=20261204d"'])
+        ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+                             smtp_dane="true", mta_sts_port=policy.port, mta_sts_ca=pki["ca"])
+        send(ours, subject="danests")
+        assert_sent(ours, theirs, "dane-ee")
+        assert policy.fetches == 1 and "mode=enforce" in ours.log(), ours.log()
+    finally:
+        policy.stop()
