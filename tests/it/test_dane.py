@@ -63,6 +63,17 @@ def theirs_chain(dsmtp_factory, ca, tls=True):
                        certs={"cert": ca["chain"], "key": ca["key"]} if tls else None)
 
 
+def relay(dsmtp_factory, dnssec, ca, subject, tls=True, zone=None, **settings):
+    """mx.remote.test (theirs_chain), unbound with remote.test's zone (dnssec's start
+    arguments in zone), ours resolving through it with settings, and a message sent to
+    bob@remote.test: (ours, theirs)."""
+    theirs = theirs_chain(dsmtp_factory, ca, tls=tls)
+    server = dnssec(theirs.smtp_port, **(zone or {}))
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, **settings)
+    send(ours, subject=subject)
+    return ours, theirs
+
+
 def assert_sent(ours, theirs, auth):
     line = outcome(ours)
     assert "status=sent" in line, line
@@ -87,86 +98,80 @@ def ee(ca):
 def test_dane_ee_match_delivered(dsmtp_factory, dnssec, ca):
     """smtp_dane on, no tls_policy line: the leaf's SPKI digest matches; no CA file, so
     only DANE can have verified it."""
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=[ee(ca), "3 1 1 " + "ab" * 32])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
-    send(ours, subject="daneee")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "daneee",
+                         zone=dict(tlsa=[ee(ca), "3 1 1 " + "ab" * 32]), smtp_dane="true")
     line = assert_sent(ours, theirs, "dane-ee")
     assert '" verified' in line, line
 
 
 def test_dane_ee_full_certificate_sha512(dsmtp_factory, dnssec, ca):
     """Selector 0 (the whole certificate) with SHA2-512 under tls_policy dane."""
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=["3 0 2 " + tlsa_rdata(ca["cert"], 0, 2)])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "dane302",
+                         zone=dict(tlsa=["3 0 2 " + tlsa_rdata(ca["cert"], 0, 2)]),
                          tls_policy=REMOTE + " dane")
-    send(ours, subject="dane302")
     assert_sent(ours, theirs, "dane-ee")
 
 
 def test_dane_ee_mismatch_deferred(dsmtp_factory, dnssec, ca):
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + "ab" * 32])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
-    send(ours, subject="danebad")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "danebad",
+                         zone=dict(tlsa=["3 1 1 " + "ab" * 32]), smtp_dane="true")
     assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
     assert ours.log().count("> STARTTLS") == 1  # no second try in plaintext
 
 
 def test_dane_ta_match_delivered(dsmtp_factory, dnssec, ca):
     """DANE-TA: the issuing CA's certificate digest; tls_policy dane for the domain."""
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=["2 0 1 " + tlsa_rdata(ca["ca"], 0, 1)])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "daneta",
+                         zone=dict(tlsa=["2 0 1 " + tlsa_rdata(ca["ca"], 0, 1)]),
                          tls_policy=REMOTE + " dane")
-    send(ours, subject="daneta")
     assert_sent(ours, theirs, "dane-ta")
 
 
 def test_dane_ta_other_ca_deferred(dsmtp_factory, dnssec, ca, tmp_path):
     """DANE-TA naming a CA that did not issue the server's certificate."""
     other = make_ca(str(tmp_path), "mx." + REMOTE)
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=["2 0 1 " + tlsa_rdata(other["ca"], 0, 1)])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
-    send(ours, subject="danetabad")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "danetabad",
+                         zone=dict(tlsa=["2 0 1 " + tlsa_rdata(other["ca"], 0, 1)]),
+                         smtp_dane="true")
     assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
 
 
 def test_dane_without_starttls_deferred(dsmtp_factory, dnssec, ca):
-    theirs = theirs_chain(dsmtp_factory, ca, tls=False)
-    server = dnssec(theirs.smtp_port, tlsa=[ee(ca)])
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
-    send(ours, subject="danenotls")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "danenotls", tls=False,
+                         zone=dict(tlsa=[ee(ca)]), smtp_dane="true")
     assert_deferred(ours, theirs, "4.7.4", "does not offer STARTTLS")
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_unusable_tlsa_means_tls_unauthenticated(dsmtp_factory, dnssec, ca, tls):
+    """Only records DANE for SMTP does not use (PKIX-EE, which would match; a SHA2-256
+    digest of the wrong length): RFC 7672 2.2, TLS is mandatory but not authenticated."""
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "daneunusable", tls=tls,
+                         zone=dict(tlsa=["1 1 1 " + tlsa_rdata(ca["cert"], 1, 1),
+                                         "3 1 1 " + tlsa_rdata(ca["cert"], 1, 1)[:62]]),
+                         smtp_dane="true")
+    if tls:
+        line = assert_sent(ours, theirs, "none")
+        assert 'tls="TLS' in line, line
+    else:
+        assert_deferred(ours, theirs, "4.7.4", "does not offer STARTTLS")
 
 
 def test_unsigned_zone_opportunistic(dsmtp_factory, dnssec, ca):
     """The same mismatching TLSA record in an unsigned zone: not trusted, so TLS as may
     (the certificate unchecked) and the message goes."""
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + "ab" * 32], signed=False)
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
-    send(ours, subject="daneinsecure")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "daneinsecure",
+                         zone=dict(tlsa=["3 1 1 " + "ab" * 32], signed=False), smtp_dane="true")
     assert_sent(ours, theirs, "none")
 
 
 def test_signed_without_tlsa_opportunistic(dsmtp_factory, dnssec, ca):
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port)
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
-                         tls_policy=REMOTE + " dane")
-    send(ours, subject="danenone")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "danenone", tls_policy=REMOTE + " dane")
     assert_sent(ours, theirs, "none")
 
 
 def test_dane_only_without_tlsa_deferred(dsmtp_factory, dnssec, ca):
-    theirs = theirs_chain(dsmtp_factory, ca)
-    server = dnssec(theirs.smtp_port)
-    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port,
-                         tls_policy=REMOTE + " dane-only")
-    send(ours, subject="daneonly")
+    ours, theirs = relay(dsmtp_factory, dnssec, ca, "daneonly", tls_policy=REMOTE + " dane-only")
     assert_deferred(ours, theirs, "4.7.5", "dane-only: no usable TLSA records")
 
 
