@@ -270,3 +270,21 @@ def test_dane_wins_over_mta_sts(dsmtp_factory, dnssec, ca, pki):
         assert policy.fetches == 1 and "mode=enforce" in ours.log(), ours.log()
     finally:
         policy.stop()
+
+
+@pytest.mark.parametrize("tlsa,auth", [("ee", "dane-ee"), ("bad", None)])
+def test_gateway_by_name_with_dane_policy(dsmtp_factory, dnssec, ca, tlsa, auth):
+    """remote.test's gateway given as [mx.remote.test]:port (no MX lookup): the name's
+    validated addresses lead to its TLSA records when a tls_policy line for the host
+    says dane."""
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, tlsa=[ee(ca) if tlsa == "ee" else "3 1 1 " + "ab" * 32])
+    ours = dsmtp_factory(dns_host=server,
+                         gateway="%s [mx.%s]:%d" % (REMOTE, REMOTE, theirs.smtp_port),
+                         tls_policy="mx.%s dane" % REMOTE)
+    send(ours, subject="gw")
+    if auth:
+        assert_sent(ours, theirs, auth)
+    else:
+        assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
+    assert "tls_policy=dane source=tls_policy" in ours.log()
