@@ -9,6 +9,8 @@
  * detached (in no list: cancelled or delivered while c-ares still holds its subs; freed
  * when the last of them is answered, or by ares_destroy's ARES_EDESTRUCTION).
  *
+ * The answers are parsed in dns_parse.c (dns_int.h), addresses here.
+ *
  * c-ares only ever calls back into this file from ares_query/ares_process_fd/
  * ares_destroy; the user's callbacks run from the idle handle alone, so nothing the user
  * does can happen in the middle of c-ares's processing.
@@ -26,11 +28,10 @@
 #include <sys/socket.h>
 
 #include "dns.h"
+#include "dns_int.h"
 #include "xmem.h"
 
-#define DNS_MAXADDR 64 /* addresses kept per family */
-#define DNS_MAXTLSA DNS_MAXTLSA_KEPT
-#define DNS_T_TLSA 52      /* RFC 6698 */
+#define DNS_MAXADDR 64     /* addresses kept per family */
 #define DNS_EDNS_SIZE 1232 /* the UDP payload size announced (EDNS0, DNS flag day 2020) */
 #define DNS_MAXSERVERS 16  /* entries of a server list */
 
@@ -215,129 +216,6 @@ dns_class(int st, const char **why)
 
 /* ---- parsing answers ---- */
 
-static int
-dns_pref_cmp(const void *a, const void *b)
-{
-    const struct dns_mx *x = a, *y = b;
-    return x->pref < y->pref ? -1 : x->pref > y->pref;
-}
-
-/* dns_shuffle - put runs of equal preference in a random order (Fisher-Yates). */
-static void
-dns_shuffle(struct dns_mx *mx, size_t n)
-{
-    for (size_t lo = 0, hi; lo < n; lo = hi) {
-        for (hi = lo + 1; hi < n && mx[hi].pref == mx[lo].pref; hi++)
-            ;
-        for (size_t i = hi - 1; i > lo; i--) {
-            size_t j = lo + arc4random_uniform((uint32_t)(i - lo + 1));
-            struct dns_mx t = mx[i];
-            mx[i] = mx[j];
-            mx[j] = t;
-        }
-    }
-}
-
-/* dns_parse_mx - r gets the exchangers; returns the c-ares status, ARES_ENODATA when
- * there is no MX record, ARES_SUCCESS with r->status DNS_NULLMX for a null MX. */
-static int
-dns_parse_mx(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct ares_mx_reply *list = NULL;
-    int st = ares_parse_mx_reply(abuf, alen, &list);
-    size_t n = 0, nnull = 0;
-
-    if (st != ARES_SUCCESS)
-        return st;
-    for (struct ares_mx_reply *m = list; m != NULL; m = m->next)
-        n++;
-    if (n == 0)
-        return ARES_ENODATA;
-    r->mx = xcalloc(n, sizeof(*r->mx));
-    for (struct ares_mx_reply *m = list; m != NULL; m = m->next) {
-        if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
-            nnull++;
-            continue;
-        }
-        size_t len = strlen(m->host);
-        if (len > 1 && m->host[len - 1] == '.')
-            len--;
-        r->mx[r->n].host = xstrndup(m->host, len);
-        r->mx[r->n++].pref = m->priority;
-    }
-    ares_free_data(list);
-    if (r->n == 0 && nnull > 0) {
-        r->status = DNS_NULLMX;
-        r->why = "null MX";
-        return ARES_SUCCESS;
-    }
-    qsort(r->mx, r->n, sizeof(*r->mx), dns_pref_cmp);
-    dns_shuffle(r->mx, r->n);
-    return ARES_SUCCESS;
-}
-
-static int
-dns_parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct ares_txt_ext *list = NULL;
-    int st = ares_parse_txt_reply_ext(abuf, alen, &list);
-    size_t n = 0;
-
-    if (st != ARES_SUCCESS)
-        return st;
-    for (struct ares_txt_ext *t = list; t != NULL; t = t->next)
-        n += t->record_start != 0;
-    r->txt = xcalloc(n + 1, sizeof(*r->txt));
-    for (struct ares_txt_ext *t = list; t != NULL; t = t->next) {
-        const char *s = (const char *)t->txt;
-        size_t len = strnlen(s, t->length);
-        if (t->record_start || r->n == 0) {
-            r->txt[r->n++] = xstrndup(s, len);
-        } else {
-            char *prev = r->txt[r->n - 1];
-            size_t plen = strlen(prev);
-            prev = xrealloc(prev, plen + len + 1);
-            memcpy(prev + plen, s, len);
-            prev[plen + len] = '\0';
-            r->txt[r->n - 1] = prev;
-        }
-    }
-    ares_free_data(list);
-    return n == 0 ? ARES_ENODATA : ARES_SUCCESS;
-}
-
-/* dns_parse_ptr - the names of a PTR answer, without final dots or duplicates. */
-static int
-dns_parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct hostent *h = NULL;
-    struct in_addr any = {0}; /* c-ares copies an address into the hostent */
-    int st = ares_parse_ptr_reply(abuf, alen, &any, sizeof(any), AF_INET, &h);
-
-    if (st != ARES_SUCCESS)
-        return st;
-    r->ptr = xcalloc(DNS_MAXPTR, sizeof(*r->ptr));
-    for (int i = -1; r->n < DNS_MAXPTR; i++) {
-        const char *name = i < 0 ? h->h_name : h->h_aliases ? h->h_aliases[i] : NULL;
-        size_t len, k;
-        if (name == NULL) {
-            if (i < 0)
-                continue;
-            break;
-        }
-        len = strlen(name);
-        if (len > 1 && name[len - 1] == '.')
-            len--;
-        for (k = 0; k < r->n; k++)
-            if (strlen(r->ptr[k]) == len && strncasecmp(r->ptr[k], name, len) == 0)
-                break;
-        if (len > 0 && k == r->n)
-            r->ptr[r->n++] = xstrndup(name, len);
-    }
-    ares_free_hostent(h);
-    return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
-}
-
 /* dns_parse_addr - the A or AAAA records of an answer into s. */
 static int
 dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
@@ -372,62 +250,6 @@ dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
         st = ARES_ENODATA;
     s->n = st == ARES_SUCCESS ? (size_t)n : 0;
     return st;
-}
-
-/* dns_skip_name - the length of the (possibly compressed) name at p, or -1. */
-static long
-dns_skip_name(const unsigned char *p, const unsigned char *abuf, int alen)
-{
-    char *name = NULL;
-    long len = 0;
-
-    if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
-        return -1;
-    ares_free_string(name);
-    return len;
-}
-
-/* dns_parse_tlsa - the TLSA records of an answer (RFC 6698 2.1: usage, selector,
- * matching type, association data), whatever their owner (a CNAME chain ends there). */
-static int
-dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    const unsigned char *p = abuf + 12, *end = abuf + alen;
-    unsigned qd, an;
-    long n;
-
-    if (alen < 12)
-        return ARES_EBADRESP;
-    qd = (unsigned)abuf[4] << 8 | abuf[5];
-    an = (unsigned)abuf[6] << 8 | abuf[7];
-    for (unsigned i = 0; i < qd; i++) {
-        if ((n = dns_skip_name(p, abuf, alen)) < 0 || end - p < n + 4)
-            return ARES_EBADRESP;
-        p += n + 4;
-    }
-    r->tlsa = xcalloc(DNS_MAXTLSA, sizeof(*r->tlsa));
-    for (unsigned i = 0; i < an; i++) {
-        unsigned type, rdlen;
-        if ((n = dns_skip_name(p, abuf, alen)) < 0 || end - p < n + 10)
-            return ARES_EBADRESP;
-        p += n;
-        type = (unsigned)p[0] << 8 | p[1];
-        rdlen = (unsigned)p[8] << 8 | p[9];
-        p += 10;
-        if (end - p < (long)rdlen)
-            return ARES_EBADRESP;
-        if (type == DNS_T_TLSA && rdlen > 3 && r->n < DNS_MAXTLSA) {
-            struct dns_tlsa *t = &r->tlsa[r->n++];
-            t->usage = p[0];
-            t->selector = p[1];
-            t->mtype = p[2];
-            t->len = rdlen - 3;
-            t->data = xmalloc(t->len);
-            memcpy(t->data, p + 3, t->len);
-        }
-        p += rdlen;
-    }
-    return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
 }
 
 /* ---- the loop side: sockets and the timer ---- */
