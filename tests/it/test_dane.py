@@ -288,3 +288,35 @@ def test_gateway_by_name_with_dane_policy(dsmtp_factory, dnssec, ca, tlsa, auth)
     else:
         assert_deferred(ours, theirs, "4.7.5", "matches no TLSA record")
     assert "tls_policy=dane source=tls_policy" in ours.log()
+
+
+def test_dane_ee_ignores_name_and_dates(dsmtp_factory, dnssec, tmp_path):
+    """RFC 7672 3.1.1: a DANE-EE match needs neither the MX host's name in the
+    certificate nor valid dates: a self-signed certificate for another name that expired
+    in 2020 is accepted by its SPKI digest."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere.example")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.datetime(2020, 1, 1))
+            .not_valid_after(datetime.datetime(2020, 2, 1))
+            .sign(key, hashes.SHA256()))
+    paths = {"cert": str(tmp_path / "old.pem"), "key": str(tmp_path / "old.key")}
+    with open(paths["cert"], "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths["key"], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    theirs = theirs_with(dsmtp_factory, certs=paths)
+    server = dnssec(theirs.smtp_port, tlsa=["3 1 1 " + tlsa_rdata(paths["cert"], 1, 1)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="daneold")
+    assert_sent(ours, theirs, "dane-ee")
