@@ -78,6 +78,7 @@ dane_dup(const struct dane *d)
         return NULL;
     c = xcalloc(1, sizeof(*c));
     memcpy(c->base, d->base, sizeof(c->base));
+    memcpy(c->alt, d->alt, sizeof(c->alt));
     c->tlsa = xcalloc(d->n > 0 ? d->n : 1, sizeof(*c->tlsa));
     for (size_t i = 0; i < d->n; i++) {
         c->tlsa[i] = d->tlsa[i];
@@ -120,6 +121,8 @@ dane_ssl_setup(SSL *ssl, const struct dane *d)
     int added = 0;
 
     if (SSL_dane_enable(ssl, d->base) <= 0)
+        return -1;
+    if (d->alt[0] != '\0' && SSL_add1_host(ssl, d->alt) != 1)
         return -1;
     for (size_t i = 0; i < d->n; i++) {
         const struct dns_tlsa *t = &d->tlsa[i];

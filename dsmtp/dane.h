@@ -17,7 +17,8 @@
  *   DANE-EE matches exempt from name checks (RFC 7672 3.1.1: neither names nor dates of
  *   a DANE-EE certificate matter).
  * - dane_ssl_setup: before the handshake, the SSL verifies by the records (SSL_dane_enable
- *   with the base name as reference identifier and SNI, SSL_dane_tlsa_add). 0, or -1.
+ *   with the base name as reference identifier and SNI, alt as a second reference
+ *   identifier (RFC 7672 3.2.2), SSL_dane_tlsa_add). 0, or -1.
  * - dane_ssl_auth: after the handshake, how the peer was authenticated: "dane-ee",
  *   "dane-ta", or NULL (no record matched, or the chain did not verify to a DANE-TA
  *   trust anchor).
@@ -35,7 +36,8 @@ struct tlspol;
 struct conf;
 
 struct dane {
-    char base[256]; /* the TLSA base name: the MX host */
+    char base[256]; /* the TLSA base name: the MX host, or its CNAME target */
+    char alt[256];  /* the other of the two when the MX host is an alias, else "" */
     size_t n;
     struct dns_tlsa *tlsa; /* copies */
 };

@@ -320,8 +320,18 @@ outq_dest_tlsa_result(struct dns_result *r, void *arg)
         outq_dest_skip_host(t, what);
         return;
     }
+    if (!t->tlsa_orig && t->canon[0] != '\0' && r->secure &&
+        (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA)) {
+        dns_result_free(&r); /* RFC 7672 2.2.3: none at the alias's target: its own name */
+        t->tlsa_orig = true;
+        snprintf(what, sizeof(what), "_%d._tcp.%s", t->port, t->host);
+        t->q = dns_tlsa(t->oq->d->dns, what, outq_dest_tlsa_result, t);
+        return;
+    }
     if (r->secure && r->status == DNS_OK)
-        t->dane = dane_from(r, t->host, &present);
+        t->dane = dane_from(r, t->canon[0] != '\0' && !t->tlsa_orig ? t->canon : t->host, &present);
+    if (t->dane != NULL && t->canon[0] != '\0') /* both names identify the server */
+        snprintf(t->dane->alt, sizeof(t->dane->alt), "%s", t->tlsa_orig ? t->canon : t->host);
     t->dane_encrypt = t->dane == NULL && present;
     log_debug("outq %s: host %s: TLSA %s%s: %zu usable", t->key, t->host, r->why,
               r->secure ? " (DNSSEC)" : " (insecure: not used)", t->dane ? t->dane->n : 0);
@@ -347,8 +357,10 @@ outq_dest_dane_lookup(struct outq_dest *t, bool addr_secure)
     t->dane_encrypt = false;
     if (!t->dane_on)
         return -1;
-    if (t->mx_secure && addr_secure) {
-        snprintf(name, sizeof(name), "_%d._tcp.%s", t->port, t->host);
+    if (t->mx_secure && addr_secure) { /* an alias's target first (RFC 7672 2.2.3) */
+        t->tlsa_orig = false;
+        snprintf(name, sizeof(name), "_%d._tcp.%s", t->port,
+                 t->canon[0] != '\0' ? t->canon : t->host);
         t->q = dns_tlsa(t->oq->d->dns, name, outq_dest_tlsa_result, t);
         return 0;
     }
@@ -370,6 +382,8 @@ outq_dest_addr_result(struct dns_result *r, void *arg)
     bool secure = r->secure;
 
     t->q = NULL;
+    snprintf(t->canon, sizeof(t->canon), "%s",
+             r->status == DNS_OK && r->cname != NULL ? r->cname : "");
     for (size_t i = 0; i < t->naddrs; i++)
         free(t->addrs[i]);
     free(t->addrs);
@@ -429,6 +443,7 @@ outq_dest_next_host(struct outq_dest *t)
         t->naddrs = 1;
         t->ai = 0;
         t->plain = false;
+        t->canon[0] = '\0';
         if (outq_dest_dane_lookup(t, false) == 0) /* an address has no TLSA records */
             return;
         outq_dest_next_addr(t);

@@ -105,6 +105,8 @@ struct outq_dest {
     bool dane_on;             /* DANE is wanted (dane_applies) */
     bool mx_secure;           /* the MX RRset (or the spec's host name) is DNSSEC-validated */
     struct dane *dane;        /* the current host's usable TLSA records, or NULL */
+    char canon[256];          /* the current host's CNAME target ("": not an alias) */
+    bool tlsa_orig;           /* the TLSA lookup of the host's own name, after canon's */
     bool dane_encrypt;        /* ... it has TLSA records but none usable: TLS, unverified */
     bool tls_no;              /* carries "TLS-Required: No" mail only: no DANE, no MTA-STS */
 };

@@ -52,6 +52,7 @@ struct dns_sub {
     size_t n;   /* addresses parsed (AAAA/A) */
     long ttl;   /* their least TTL */
     struct dns_addr *addr;
+    char *owner; /* the owner of the records (AAAA/A): where a CNAME chain ended */
 };
 
 struct dns_query {
@@ -154,6 +155,8 @@ dns_result_clear(struct dns_result *r)
     }
     free(r->tlsa);
     r->tlsa = NULL;
+    free(r->cname);
+    r->cname = NULL;
     free(r->ptr);
     r->ptr = NULL;
     r->confirmed = false;
@@ -248,6 +251,8 @@ dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
     }
     if (st == ARES_SUCCESS && n == 0)
         st = ARES_ENODATA;
+    if (st == ARES_SUCCESS)
+        s->owner = dns_parse_owner(abuf, alen, (unsigned)s->type);
     s->n = st == ARES_SUCCESS ? (size_t)n : 0;
     return st;
 }
@@ -355,8 +360,10 @@ dns_arm(struct dns *d)
 static void
 dns_query_free(struct dns_query *q)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         free(q->sub[i].addr);
+        free(q->sub[i].owner);
+    }
     dns_result_free(&q->r);
     free(q->ask);
     free(q);
@@ -509,6 +516,12 @@ dns_settle_addr(struct dns_query *q)
         r->why = "no data";
     }
     if (r->kind == DNS_ADDR && r->status == DNS_OK) {
+        const char *owner = s6->n > 0 ? s6->owner : s4->owner;
+        size_t len = strlen(r->name);
+        if (len > 1 && r->name[len - 1] == '.')
+            len--;
+        if (owner != NULL && (strlen(owner) != len || strncasecmp(owner, r->name, len) != 0))
+            r->cname = xstrdup(owner);
         r->addr = xcalloc(s6->n + s4->n, sizeof(*r->addr));
         for (size_t i = 0; i < s6->n; i++)
             r->addr[r->n++] = s6->addr[i];

@@ -25,7 +25,8 @@
  * Details:
  * - Names are looked up as given (no search list, no /etc/hosts); a final dot is allowed.
  *   The server follows CNAMEs (recursive resolvers do): the records of the name the CNAME
- *   chain ends at are returned, under the name that was asked.
+ *   chain ends at are returned, under the name that was asked; for addresses r->cname
+ *   also names where the chain ended (DANE's TLSA base name, RFC 7672 2.2.3).
  * - Status classes: DNS_OK; for MX also DNS_IMPLICIT and DNS_NULLMX; DNS_NXDOMAIN and
  *   DNS_NODATA are permanent (the name does not exist / has no such records);
  *   DNS_TEMPFAIL is SERVFAIL, REFUSED, a timeout, no server reachable, a malformed
@@ -116,6 +117,8 @@ struct dns_result {
     long ttl;              /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
     bool confirmed;        /* DNS_FCRDNS with DNS_OK: ptr[0]'s addresses include the address */
     struct dns_tlsa *tlsa; /* DNS_TLSA */
+    char *cname;           /* DNS_ADDR with DNS_OK: the name a CNAME chain ended at (the
+                            * records' owner, no final dot), NULL when it is the name asked */
     bool secure;           /* DNSSEC-validated (the AD bit): see above */
 };
 

@@ -25,4 +25,8 @@ int dns_parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen);
  * a record without association data is left out. */
 int dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen);
 
+/* dns_parse_owner - the owner name of the answer's first record of type (where a CNAME
+ * chain ended), without a final dot; NULL when there is none. */
+char *dns_parse_owner(const unsigned char *abuf, int alen, unsigned type);
+
 #endif

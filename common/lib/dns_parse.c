@@ -149,10 +149,13 @@ dns_skip_name(const unsigned char *p, const unsigned char *abuf, int alen)
     return len;
 }
 
-/* dns_parse_tlsa - the TLSA records of an answer (RFC 6698 2.1: usage, selector,
- * matching type, association data), whatever their owner (a CNAME chain ends there). */
-int
-dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
+/* dns_rr_cb - one record of the answer section: its owner name (in abuf), type, data. */
+typedef void (*dns_rr_cb)(const unsigned char *abuf, int alen, const unsigned char *owner,
+                          unsigned type, const unsigned char *rd, unsigned rdlen, void *arg);
+
+/* dns_walk - each record of the answer section to cb; ARES_SUCCESS or ARES_EBADRESP. */
+static int
+dns_walk(const unsigned char *abuf, int alen, dns_rr_cb cb, void *arg)
 {
     const unsigned char *p = abuf + 12, *end = abuf + alen;
     unsigned qd, an;
@@ -167,8 +170,8 @@ dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
             return ARES_EBADRESP;
         p += n + 4;
     }
-    r->tlsa = xcalloc(DNS_MAXTLSA, sizeof(*r->tlsa));
     for (unsigned i = 0; i < an; i++) {
+        const unsigned char *owner = p;
         unsigned type, rdlen;
         if ((n = dns_skip_name(p, abuf, alen)) < 0 || end - p < n + 10)
             return ARES_EBADRESP;
@@ -178,16 +181,73 @@ dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
         p += 10;
         if (end - p < (long)rdlen)
             return ARES_EBADRESP;
-        if (type == DNS_T_TLSA && rdlen > 3 && r->n < DNS_MAXTLSA) {
-            struct dns_tlsa *t = &r->tlsa[r->n++];
-            t->usage = p[0];
-            t->selector = p[1];
-            t->mtype = p[2];
-            t->len = rdlen - 3;
-            t->data = xmalloc(t->len);
-            memcpy(t->data, p + 3, t->len);
-        }
+        cb(abuf, alen, owner, type, p, rdlen, arg);
         p += rdlen;
     }
+    return ARES_SUCCESS;
+}
+
+/* dns_tlsa_rr - a TLSA record into the result. */
+static void
+dns_tlsa_rr(const unsigned char *abuf, int alen, const unsigned char *owner, unsigned type,
+            const unsigned char *rd, unsigned rdlen, void *arg)
+{
+    struct dns_result *r = arg;
+    struct dns_tlsa *t;
+
+    if (type != DNS_T_TLSA || rdlen <= 3 || r->n >= DNS_MAXTLSA)
+        return;
+    t = &r->tlsa[r->n++];
+    t->usage = rd[0];
+    t->selector = rd[1];
+    t->mtype = rd[2];
+    t->len = rdlen - 3;
+    t->data = xmalloc(t->len);
+    memcpy(t->data, rd + 3, t->len);
+}
+
+/* dns_parse_tlsa - see dns_int.h. */
+int
+dns_parse_tlsa(struct dns_result *r, const unsigned char *abuf, int alen)
+{
+    int st;
+
+    r->tlsa = xcalloc(DNS_MAXTLSA, sizeof(*r->tlsa));
+    if ((st = dns_walk(abuf, alen, dns_tlsa_rr, r)) != ARES_SUCCESS)
+        return st;
     return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
+}
+
+struct dns_owner {
+    unsigned type;
+    char *name;
+};
+
+/* dns_owner_rr - the owner of the first record of the type asked. */
+static void
+dns_owner_rr(const unsigned char *abuf, int alen, const unsigned char *owner, unsigned type,
+             const unsigned char *rd, unsigned rdlen, void *arg)
+{
+    struct dns_owner *o = arg;
+    char *name = NULL;
+    long len = 0;
+
+    if (type != o->type || o->name != NULL ||
+        ares_expand_name(owner, abuf, alen, &name, &len) != ARES_SUCCESS)
+        return;
+    size_t n = strlen(name);
+    if (n > 1 && name[n - 1] == '.')
+        n--;
+    o->name = xstrndup(name, n);
+    ares_free_string(name);
+}
+
+/* dns_parse_owner - see dns_int.h. */
+char *
+dns_parse_owner(const unsigned char *abuf, int alen, unsigned type)
+{
+    struct dns_owner o = {type, NULL};
+
+    dns_walk(abuf, alen, dns_owner_rr, &o);
+    return o.name;
 }

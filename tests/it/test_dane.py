@@ -37,13 +37,14 @@ def ca(tmp_path_factory):
 
 @pytest.fixture
 def dnssec():
-    """start(port, tlsa=[...], signed=True, bogus=[], zones={}, more=[]): unbound serving
-    remote.test (MX mx.remote.test, 127.0.0.1, the TLSA records for port, more records)
-    and zones; its dns_host."""
+    """start(port, tlsa=[...], signed=True, bogus=[], zones={}, more=[], mx=[...]): unbound
+    serving remote.test (MX mx.remote.test, whose records are mx (its address), the TLSA
+    records for port, more records) and zones; its dns_host."""
     made = []
 
-    def start(port, tlsa=(), signed=True, bogus=(), zones=None, more=()):
-        records = ["@ MX 10 mx", "mx A 127.0.0.1"] + list(more)
+    def start(port, tlsa=(), signed=True, bogus=(), zones=None, more=(),
+              mx=("mx A 127.0.0.1",)):
+        records = ["@ MX 10 mx"] + list(mx) + list(more)
         records += ["_%d._tcp.mx TLSA %s" % (port, t) for t in tlsa]
         all_zones = {REMOTE: records}
         all_zones.update(zones or {})
@@ -320,3 +321,18 @@ def test_dane_ee_ignores_name_and_dates(dsmtp_factory, dnssec, tmp_path):
     ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
     send(ours, subject="daneold")
     assert_sent(ours, theirs, "dane-ee")
+
+
+@pytest.mark.parametrize("where", ["target", "alias"])
+def test_cnamed_mx_host(dsmtp_factory, dnssec, ca, where):
+    """mx.remote.test is a CNAME of mx2.remote.test (RFC 7672 2.2.3): the TLSA records are
+    looked up at the target first, then at the alias's own name; DANE-TA checks the
+    certificate's name (mx.remote.test) against both names."""
+    ta = "TLSA 2 0 1 " + tlsa_rdata(ca["ca"], 0, 1)
+    rel = (lambda port: "_%d._tcp.%s %s" % (port, "mx2" if where == "target" else "mx", ta))
+    theirs = theirs_chain(dsmtp_factory, ca)
+    server = dnssec(theirs.smtp_port, mx=["mx CNAME mx2", "mx2 A 127.0.0.1"],
+                    more=[rel(theirs.smtp_port)])
+    ours = dsmtp_factory(dns_host=server, remote_smtp_port=theirs.smtp_port, smtp_dane="true")
+    send(ours, subject="danecname")
+    assert_sent(ours, theirs, "dane-ta")

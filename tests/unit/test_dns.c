@@ -418,11 +418,14 @@ test_addr(void **state)
 
     r = look(t, ADDR, "v4only.test", DNS_OK, 1); /* AAAA: no data; A is enough */
     assert_string_equal(r->addr[0].text, "5.6.7.8");
+    assert_null(r->cname); /* no CNAME */
     dns_result_free(&r);
 
     r = look(t, ADDR, "alias.test", DNS_OK, 2); /* CNAME followed */
     assert_string_equal(r->addr[0].text, "::1");
     assert_string_equal(r->addr[1].text, "1.2.3.4");
+    assert_non_null(r->cname); /* where the chain ended */
+    assert_string_equal(r->cname, "plain.test");
     dns_result_free(&r);
 
     expect(t, ADDR, "nosuch.test", DNS_NXDOMAIN);
