@@ -101,6 +101,31 @@ outq_release(struct outq *oq, const char *id, size_t len)
         queue_kick(oq->d->queue);
 }
 
+/* outq_tls_required_no - the header holds "TLS-Required: No" (RFC 8689 5; text in local
+ * form, LF line ends; the value's case and surrounding white space do not matter). */
+static bool
+outq_tls_required_no(const char *text, size_t len)
+{
+    static const char name[] = "TLS-Required:";
+    const char *p = text, *end = text + len;
+
+    while (p < end && *p != '\n') {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - p) > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+            const char *v = p + sizeof(name) - 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+                ve--;
+            return ve - v == 2 && strncasecmp(v, "No", 2) == 0;
+        }
+        p = eol + 1;
+    }
+    return false;
+}
+
 /* outq_take - a scan hands remote recipients over. */
 bool
 outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t *idx, size_t n)
@@ -146,6 +171,7 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->ret = q->ret;
     f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
     f->requiretls = (q->flags & QF_REQUIRETLS) != 0;
+    f->tls_no = !f->requiretls && outq_tls_required_no(f->text, f->len); /* RFC 8689 4.3 */
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
     for (size_t i = 0; i < n; i++) {
@@ -398,7 +424,7 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         struct outq_msg *m;
         if (done[i])
             continue;
-        t = outq_dest_get(oq, key);
+        t = outq_dest_get(oq, key, f->tls_no);
         m = xcalloc(1, sizeof(*m));
         m->f = f;
         m->idx = xcalloc(f->n - i < max ? f->n - i : max, sizeof(*m->idx));
@@ -544,6 +570,10 @@ outq_new(struct smtpd *d)
     oq->tls = tls_client_ctx(err, sizeof(err));
     if (oq->tls == NULL)
         log_warn("outbound delivery: no STARTTLS: %s", err);
+    if (oq->tls != NULL && dane_ctx_init(oq->tls) < 0) { /* DANE sessions then fail 4.7.5 */
+        log_error("outbound delivery: OpenSSL cannot enable DANE on the client context");
+        ERR_clear_error();
+    }
     /* tls_policy verify/secure: a CA file trusted besides the system's store (at start) */
     if (oq->tls != NULL && cf->smtp_tls_ca_file[0] != '\0' &&
         SSL_CTX_load_verify_locations(oq->tls, cf->smtp_tls_ca_file, NULL) != 1) {

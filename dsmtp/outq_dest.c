@@ -55,6 +55,7 @@ outq_dest_done(struct outq_dest *t)
         free(t->addrs[i]);
     free(t->hosts);
     free(t->addrs);
+    dane_free(&t->dane);
     free(t->key);
     free(t);
     if (!oq->stopping)
@@ -170,11 +171,19 @@ outq_dest_send(struct outq_dest *t)
     }
 }
 
-/* outq_dest_rpt - count a session under the domain's MTA-STS policy for TLS-RPT. */
+/* outq_dest_rpt - count a session for TLS-RPT under the policy that applied to it: the
+ * host's TLSA records (DANE wins), else the domain's MTA-STS policy. */
 static void
 outq_dest_rpt(struct outq_dest *t, const char *result)
 {
-    if (t->sts != MTASTS_NONE && t->oq->d->srv.cf->tls_rpt)
+    if (!t->oq->d->srv.cf->tls_rpt)
+        return;
+    if (t->dane != NULL)
+        tlsrpt_result(t->oq->rpt, t->key, "tlsa", t->host,
+                      result != NULL && strcmp(result, "certificate-not-trusted") == 0
+                          ? "validation-failure"
+                          : result);
+    else if (t->sts != MTASTS_NONE)
         tlsrpt_result(t->oq->rpt, t->key, "sts", t->host, result);
 }
 
@@ -199,10 +208,13 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
                      t->relay, info->tls ? "certificate not verified" : "no TLS");
         t->tls_verified = info->tls && info->tls_verified &&
                           (t->pol.level == TLSPOL_VERIFY || t->pol.level == TLSPOL_SECURE ||
-                           t->sts == MTASTS_ENFORCE);
-        if (info->tls) /* as Postfix's "TLS connection established" */
-            log_info("outq relay=%s tls=\"%s\"%s", t->relay, info->tls_desc,
-                     info->tls_verified ? " verified" : "");
+                           t->sts == MTASTS_ENFORCE || t->dane != NULL);
+        /* as Postfix's "Verified/Untrusted TLS connection established", also without TLS */
+        if (info->tls)
+            log_info("outq relay=%s tls=\"%s\"%s auth=%s", t->relay, info->tls_desc,
+                     info->tls_verified ? " verified" : "", info->tls_auth);
+        else
+            log_info("outq relay=%s tls=none auth=none", t->relay);
         outq_dest_send(t);
         return;
     }
@@ -225,7 +237,8 @@ outq_dest_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
     oq->conns--;
     if (strcmp(info->stage, "connect") != 0)
         t->answered = true;
-    if (strcmp(info->stage, "starttls") == 0 && !t->plain && !t->require) {
+    if (strcmp(info->stage, "starttls") == 0 && !t->plain && !t->require && t->dane == NULL &&
+        !t->dane_encrypt) {
         t->plain = true; /* opportunistic TLS failed: once more in plaintext */
         t->ai--;
     }
@@ -250,12 +263,18 @@ outq_dest_next_addr(struct outq_dest *t)
     o.helo = oq->d->srv.hostname;
     o.tls = t->plain ? NULL : oq->tls;
     o.tls_policy = tlspol_smtpc(&t->pol, t->host, t->pol_domain, &o.tls_name);
-    if (!t->require && (t->plain || oq->tls == NULL))
+    if (!t->require && t->dane == NULL && !t->dane_encrypt && (t->plain || oq->tls == NULL))
         o.tls_policy = SMTPC_TLS_NONE;
     /* mandatory without a client context: smtpc fails 4.7.4, nothing goes in plaintext */
     if (t->sts == MTASTS_ENFORCE && oq->tls != NULL) { /* PKIX, the MX host's name */
         o.tls_policy = SMTPC_TLS_VERIFY;
         o.tls_name = t->host;
+    }
+    if (t->dane != NULL) { /* DANE wins over MTA-STS (RFC 8461 2) and the policy's level */
+        o.dane = t->dane;
+        o.tls_name = t->host;
+    } else if (t->dane_encrypt && o.tls_policy != SMTPC_TLS_VERIFY) {
+        o.tls_policy = SMTPC_TLS_REQUIRE; /* RFC 7672 2.2: TLSA, none usable: TLS all the same */
     }
     o.auth_user = t->pass != NULL ? t->user : NULL;
     o.auth_pass = t->pass;
@@ -270,13 +289,101 @@ outq_dest_next_addr(struct outq_dest *t)
     oq->conns++;
 }
 
+/* outq_dest_skip_host - the current host is not to be used: why (4.7.5), its addresses
+ * forgotten, the next host. */
+static void
+outq_dest_skip_host(struct outq_dest *t, const char *why)
+{
+    outq_reply_set(&t->err, 451, "4.7.5", "%s: %s", t->host, why);
+    log_warn("outq %s: %s", t->key, t->err.text);
+    t->ai = t->naddrs;
+    outq_dest_next_addr(t);
+}
+
+/* outq_dest_tlsa_result - the current host's TLSA records: DANE with the usable ones
+ * (RFC 7672 2.2); a failed lookup skips the host; none (secure or not): no DANE. */
+static void
+outq_dest_tlsa_result(struct dns_result *r, void *arg)
+{
+    struct outq_dest *t = arg;
+    const struct conf *cf = t->oq->d->srv.cf;
+    bool present = false;
+    char what[300];
+
+    t->q = NULL;
+    if (r->status == DNS_TEMPFAIL) {
+        snprintf(what, sizeof(what), "TLSA lookup of %s failed (%s): host skipped", r->name,
+                 r->why);
+        dns_result_free(&r);
+        if (cf->tls_rpt)
+            tlsrpt_result(t->oq->rpt, t->key, "tlsa", t->host, "dnssec-invalid");
+        outq_dest_skip_host(t, what);
+        return;
+    }
+    if (!t->tlsa_orig && t->canon[0] != '\0' && r->secure &&
+        (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA)) {
+        dns_result_free(&r); /* RFC 7672 2.2.3: none at the alias's target: its own name */
+        t->tlsa_orig = true;
+        snprintf(what, sizeof(what), "_%d._tcp.%s", t->port, t->host);
+        t->q = dns_tlsa(t->oq->d->dns, what, outq_dest_tlsa_result, t);
+        return;
+    }
+    if (r->secure && r->status == DNS_OK)
+        t->dane = dane_from(r, t->canon[0] != '\0' && !t->tlsa_orig ? t->canon : t->host, &present);
+    if (t->dane != NULL && t->canon[0] != '\0') /* both names identify the server */
+        snprintf(t->dane->alt, sizeof(t->dane->alt), "%s", t->tlsa_orig ? t->canon : t->host);
+    t->dane_encrypt = t->dane == NULL && present;
+    log_debug("outq %s: host %s: TLSA %s%s: %zu usable", t->key, t->host, r->why,
+              r->secure ? " (DNSSEC)" : " (insecure: not used)", t->dane ? t->dane->n : 0);
+    dns_result_free(&r);
+    if (t->dane == NULL && t->pol.level == TLSPOL_DANE_ONLY) {
+        if (cf->tls_rpt)
+            tlsrpt_result(t->oq->rpt, t->key, "tlsa", t->host, "dane-required");
+        outq_dest_skip_host(t, "TLS policy dane-only: no usable TLSA records");
+        return;
+    }
+    outq_dest_next_addr(t);
+}
+
+/* outq_dest_dane_lookup - DANE applies to the current host: look up its TLSA records when
+ * its MX and addresses are DNSSEC-validated (RFC 7672 2.2.1, 2.2.2); 0 if started or the
+ * host was skipped (dane-only), -1 when it goes on without DANE. */
+static int
+outq_dest_dane_lookup(struct outq_dest *t, bool addr_secure)
+{
+    char name[300];
+
+    dane_free(&t->dane);
+    t->dane_encrypt = false;
+    if (!t->dane_on)
+        return -1;
+    if (t->mx_secure && addr_secure) { /* an alias's target first (RFC 7672 2.2.3) */
+        t->tlsa_orig = false;
+        snprintf(name, sizeof(name), "_%d._tcp.%s", t->port,
+                 t->canon[0] != '\0' ? t->canon : t->host);
+        t->q = dns_tlsa(t->oq->d->dns, name, outq_dest_tlsa_result, t);
+        return 0;
+    }
+    if (t->pol.level != TLSPOL_DANE_ONLY)
+        return -1;
+    if (t->oq->d->srv.cf->tls_rpt)
+        tlsrpt_result(t->oq->rpt, t->key, "tlsa", t->host, "dane-required");
+    outq_dest_skip_host(t, t->mx_secure
+                               ? "TLS policy dane-only: its address is not DNSSEC-validated"
+                               : "TLS policy dane-only: the MX record is not DNSSEC-validated");
+    return 0;
+}
+
 /* outq_dest_addr_result - the addresses of the current host. */
 static void
 outq_dest_addr_result(struct dns_result *r, void *arg)
 {
     struct outq_dest *t = arg;
+    bool secure = r->secure;
 
     t->q = NULL;
+    snprintf(t->canon, sizeof(t->canon), "%s",
+             r->status == DNS_OK && r->cname != NULL ? r->cname : "");
     for (size_t i = 0; i < t->naddrs; i++)
         free(t->addrs[i]);
     free(t->addrs);
@@ -291,6 +398,8 @@ outq_dest_addr_result(struct dns_result *r, void *arg)
     }
     dns_result_free(&r);
     t->plain = false;
+    if (t->naddrs > 0 && outq_dest_dane_lookup(t, secure) == 0)
+        return;
     outq_dest_next_addr(t);
 }
 
@@ -334,6 +443,9 @@ outq_dest_next_host(struct outq_dest *t)
         t->naddrs = 1;
         t->ai = 0;
         t->plain = false;
+        t->canon[0] = '\0';
+        if (outq_dest_dane_lookup(t, false) == 0) /* an address has no TLSA records */
+            return;
         outq_dest_next_addr(t);
         return;
     }
@@ -419,10 +531,11 @@ outq_dest_mx_result(struct dns_result *r, void *arg)
         t->hosts = xcalloc(n, sizeof(*t->hosts));
         for (size_t i = 0; i < n; i++)
             t->hosts[t->nhosts++] = xstrdup(r->mx[i].host);
+        t->mx_secure = r->secure;
         dns_result_free(&r);
         /* MTA-STS for mail by MX, unless a tls_policy line decides (it wins) */
         if (t->spec == NULL && t->oq->sts != NULL && t->oq->d->srv.cf->mta_sts &&
-            strcmp(t->pol.source, "default") == 0) {
+            strcmp(t->pol.source, "default") == 0 && !t->tls_no) {
             t->sr = mtasts_get(t->oq->sts, t->key, outq_dest_sts_result, t);
             return;
         }
@@ -477,6 +590,7 @@ outq_dest_relay_route(struct outq_dest *t)
     t->hosts = xcalloc(1, sizeof(*t->hosts));
     t->hosts[0] = xstrdup(nh.host);
     t->nhosts = 1;
+    t->mx_secure = true; /* the admin's own name: its addresses decide (RFC 7672 2.2.1) */
     outq_dest_next_host(t);
 }
 
@@ -602,12 +716,14 @@ outq_dest_start(struct outq_dest *t)
     }
     t->port = (int)cf->remote_smtp_port;
     outq_dest_policy(t);
-    if (t->pol.level == TLSPOL_DANE_ONLY) { /* no TLSA lookups yet: nothing is usable */
-        struct smtpc_reply r;
-        outq_reply_set(&r, 451, "4.7.5", "%s: TLS policy dane-only: no usable TLSA records",
-                       t->pol_domain);
-        outq_dest_all(t, &r);
-        return;
+    t->dane_on = dane_applies(cf, &t->pol);
+    if (t->tls_no) { /* RFC 8689 4.3: sent whatever DANE or MTA-STS say, TLS if it can */
+        t->dane_on = false;
+        if (t->pol.level == TLSPOL_DANE || t->pol.level == TLSPOL_DANE_ONLY) {
+            t->pol.level = TLSPOL_MAY;
+            t->require = false;
+        }
+        log_info("outq %s: TLS-Required: No: DANE and MTA-STS not applied", t->key);
     }
     if (t->spec != NULL) {
         outq_dest_relay_start(t);
@@ -621,7 +737,7 @@ outq_dest_start(struct outq_dest *t)
  * session); else the running one with the fewest waiting (its session carries it
  * next: reuse). */
 struct outq_dest *
-outq_dest_get(struct outq *oq, const char *key)
+outq_dest_get(struct outq *oq, const char *key, bool tls_no)
 {
     struct outq_dest *t, *best = NULL;
     size_t best_n = 0;
@@ -629,7 +745,7 @@ outq_dest_get(struct outq *oq, const char *key)
 
     for (t = oq->dests; t != NULL; t = t->next) {
         size_t waiting = 0;
-        if (strcasecmp(t->key, key) != 0)
+        if (strcasecmp(t->key, key) != 0 || t->tls_no != tls_no)
             continue;
         if (!t->running)
             return t;
@@ -646,6 +762,7 @@ outq_dest_get(struct outq *oq, const char *key)
     t = xcalloc(1, sizeof(*t));
     t->oq = oq;
     t->key = xstrdup(key);
+    t->tls_no = tls_no;
     if (strncmp(key, OUTQ_RELAY, strlen(OUTQ_RELAY)) == 0)
         t->spec = t->key + strlen(OUTQ_RELAY);
     t->next = oq->dests;

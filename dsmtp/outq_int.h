@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "dane.h"
 #include "dns.h"
 #include "dsnparam.h"
 #include "mtasts.h"
@@ -48,6 +49,7 @@ struct outq_file {
     enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
     char *envid;
     bool requiretls;                      /* QF_REQUIRETLS (RFC 8689) */
+    bool tls_no;                          /* "TLS-Required: No" without REQUIRETLS */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
     time_t started;
@@ -99,7 +101,14 @@ struct outq_dest {
     char tls[128];            /* its TLS, "" for none */
     struct mtasts_req *sr;    /* the MTA-STS policy being looked up */
     enum mtasts_mode sts;     /* the domain's MTA-STS mode (MTASTS_NONE: no policy) */
-    bool tls_verified;        /* ... verified as pol asked (verify, secure) */
+    bool tls_verified;        /* ... verified as pol asked (verify, secure), or by DANE */
+    bool dane_on;             /* DANE is wanted (dane_applies) */
+    bool mx_secure;           /* the MX RRset (or the spec's host name) is DNSSEC-validated */
+    struct dane *dane;        /* the current host's usable TLSA records, or NULL */
+    char canon[256];          /* the current host's CNAME target ("": not an alias) */
+    bool tlsa_orig;           /* the TLSA lookup of the host's own name, after canon's */
+    bool dane_encrypt;        /* ... it has TLSA records but none usable: TLS, unverified */
+    bool tls_no;              /* carries "TLS-Required: No" mail only: no DANE, no MTA-STS */
 };
 
 /* A password file read on the pool for a destination (which may end meanwhile: t NULL). */
@@ -149,8 +158,9 @@ void outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char
 void outq_start_dests(struct outq *oq);
 
 /* outq_dest.c */
-/* outq_dest_get - the destination a message for key joins (made if needed). */
-struct outq_dest *outq_dest_get(struct outq *oq, const char *key);
+/* outq_dest_get - the destination a message for key joins (made if needed); mail with
+ * "TLS-Required: No" (tls_no) travels apart from the rest. */
+struct outq_dest *outq_dest_get(struct outq *oq, const char *key, bool tls_no);
 /* outq_dest_start - resolve, connect, send what waits. */
 void outq_dest_start(struct outq_dest *t);
 /* outq_dest_all - every waiting message gets r (code 0: no result); t ends. */

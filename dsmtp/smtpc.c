@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dane.h"
 #include "log.h"
 #include "smtp_parse.h"
 #include "smtpc.h"
@@ -56,6 +57,7 @@ struct smtpc {
     unsigned ext;   /* SMTPC_X_* of the last EHLO */
     char *helo, *tls_name, *user, *pass;
     SSL_CTX *tls;
+    struct dane *dane; /* SMTPC_TLS_DANE: the records */
     enum smtpc_tls policy;
     uint64_t timeout_ms, data_timeout_ms;
     smtpc_ready_cb ready; /* NULL once called */
@@ -535,6 +537,11 @@ smtpc_starttls(struct smtpc *c, const struct smtpc_reply *r)
                     "TLS handshake failed: could not start");
         return;
     }
+    if (c->dane != NULL && dane_ssl_setup(net_tls_ssl(c->conn), c->dane) < 0) {
+        smtpc_failf(c, false, NULL, 421, "4.7.5",
+                    "DANE: OpenSSL takes none of the TLSA records of %s", c->dane->base);
+        return;
+    }
     smtpc_wait(c, SC_HANDSHAKE, c->timeout_ms);
 }
 
@@ -546,7 +553,20 @@ smtpc_tls_ready(struct smtpc *c)
         return;
     c->info.tls = true;
     c->info.tls_verified = net_tls_verified(c->conn);
+    c->info.tls_auth = c->info.tls_verified ? "pkix" : "none";
     snprintf(c->info.tls_desc, sizeof(c->info.tls_desc), "%s", net_tls_desc(c->conn));
+    if (c->policy == SMTPC_TLS_DANE) {
+        const char *auth = dane_ssl_auth(net_tls_ssl(c->conn));
+        c->info.tls_verified = auth != NULL;
+        c->info.tls_auth = auth != NULL ? auth : "none";
+        if (auth == NULL) {
+            smtpc_failf(c, true, NULL, 421, "4.7.5",
+                        "DANE: the certificate of %s matches no TLSA record of %s (%s)", c->peer,
+                        c->dane->base,
+                        X509_verify_cert_error_string(SSL_get_verify_result(net_tls_ssl(c->conn))));
+            return;
+        }
+    }
     if (c->policy == SMTPC_TLS_VERIFY && !c->info.tls_verified) {
         smtpc_failf(c, true, NULL, 421, "4.7.5", "the certificate of %s does not verify for %s",
                     c->peer, c->tls_name != NULL ? c->tls_name : "(no name)");
@@ -757,6 +777,7 @@ smtpc_free_cb(uv_handle_t *h)
         free(c->pass);
     }
     SSL_CTX_free(c->tls);
+    dane_free(&c->dane);
     free(c->order);
     free(c->chunk);
     free(c);
@@ -791,6 +812,11 @@ smtpc_open(struct net_server *net, const char *ip, int port, const struct smtpc_
     if (o->tls != NULL && SSL_CTX_up_ref(o->tls) == 1)
         c->tls = o->tls;
     c->policy = o->tls_policy;
+    if (o->dane != NULL) {
+        c->dane = dane_dup(o->dane);
+        c->policy = SMTPC_TLS_DANE;
+    }
+    c->info.tls_auth = "none";
     c->timeout_ms = o->timeout_ms;
     c->data_timeout_ms = o->data_timeout_ms > 0 ? o->data_timeout_ms : o->timeout_ms;
     c->ready = ready;

@@ -39,7 +39,9 @@
  *   sent. A 421 from the server at any point ends the session like a lost connection
  *   (its reply goes to whoever has none yet).
  * - TLS: STARTTLS refused under MAY goes on in plaintext; a certificate that does not
- *   verify under VERIFY fails 4.7.5 (without tls_name nothing verifies). After the
+ *   verify under VERIFY fails 4.7.5 (without tls_name nothing verifies); under DANE one
+ *   that matches none of the TLSA records (dane_ssl_auth) fails 4.7.5, and the records
+ *   are given to OpenSSL before the handshake (dane_ssl_setup). After the
  *   handshake EHLO is sent again and what the first EHLO announced is forgotten. A
  *   policy failure sends QUIT.
  * - ready's reply on success is the EHLO/HELO reply, or AUTH's 235.
@@ -78,14 +80,19 @@ enum smtpc_tls {
                         * retry in plaintext with SMTPC_TLS_NONE */
     SMTPC_TLS_REQUIRE, /* no STARTTLS offered or a failed handshake: ready fails 4.7.4 */
     SMTPC_TLS_VERIFY,  /* as REQUIRE, and the certificate must verify for o->tls_name */
+    SMTPC_TLS_DANE,    /* as REQUIRE, and the certificate must match o->dane's TLSA
+                        * records (dane.h; set by o->dane alone): else 4.7.5 */
 };
+
+struct dane;
 
 struct smtpc_opts {
     const char *helo; /* our name for EHLO/HELO */
     SSL_CTX *tls;     /* a client context (tls_client_ctx); NULL: no STARTTLS */
     enum smtpc_tls tls_policy;
-    const char *tls_name;  /* the server's name for SNI and verification, or NULL */
-    const char *auth_user; /* NULL: no AUTH */
+    const char *tls_name;    /* the server's name for SNI and verification, or NULL */
+    const struct dane *dane; /* the MX host's usable TLSA records: DANE (copied), or NULL */
+    const char *auth_user;   /* NULL: no AUTH */
     const char *auth_pass;
     uint64_t timeout_ms;      /* each reply (and the connect) */
     uint64_t data_timeout_ms; /* the reply to the final dot */
@@ -107,6 +114,8 @@ struct smtpc_info {
     bool tls;                    /* STARTTLS done */
     bool tls_verified;           /* ... and the certificate verified for tls_name */
     char tls_desc[128];          /* net_tls_desc */
+    const char *tls_auth;        /* how the peer was authenticated: "dane-ee", "dane-ta",
+                                  * "pkix" (verified for tls_name), "none" (static) */
 };
 
 struct smtpc_rcpt {

@@ -206,6 +206,7 @@ spf_answer(struct dns_result *r, void *arg)
         break;
     case DNS_A: /* never asked here (dns_addr gives both families) */
     case DNS_FCRDNS:
+    case DNS_TLSA:
         break;
     case DNS_MX: {
         char *hosts[64];

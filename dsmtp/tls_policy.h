@@ -1,8 +1,8 @@
 /*
  * tls_policy - the TLS policy of one outbound destination: how an SMTP session to it
  * must be protected (Postfix's smtp_tls_policy_maps levels), decided in one place for
- * outq_dest.c from the `tls_policy` table, the smarthost_tls setting and (later) the
- * inputs DANE and MTA-STS add.
+ * outq_dest.c from the `tls_policy` table and the smarthost_tls setting; outq_dest.c
+ * adds what DANE (dane.h) and MTA-STS (mtasts.h) find for a destination.
  *
  * Contract:
  * - Owns: nothing; results go into caller-provided storage. Blocks on nothing; pure.

@@ -4,13 +4,16 @@
 # rspamd, opendkim and clamav-milter (with clamd) are milters the integration tests start
 # with configurations of their own (tests/it/test_milter_filters.py): a policy-rc.d keeps
 # their package scripts from starting the system's daemons while installing.
+# unbound and ldnsutils: the validating resolver over zones signed at test time (DANE,
+# tests/it/localdnssec.py); python3-cryptography: an expired certificate (test_dane.py).
 set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
 libcurl4-openssl-dev libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail
 mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail logrotate
 dpkg-dev debhelper fakeroot lintian
-rspamd opendkim opendkim-tools python3-dkim clamav-daemon clamav-milter"
+rspamd opendkim opendkim-tools python3-dkim clamav-daemon clamav-milter
+unbound ldnsutils python3-cryptography"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

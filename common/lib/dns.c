@@ -9,6 +9,8 @@
  * detached (in no list: cancelled or delivered while c-ares still holds its subs; freed
  * when the last of them is answered, or by ares_destroy's ARES_EDESTRUCTION).
  *
+ * The answers are parsed in dns_parse.c (dns_int.h), addresses here.
+ *
  * c-ares only ever calls back into this file from ares_query/ares_process_fd/
  * ares_destroy; the user's callbacks run from the idle handle alone, so nothing the user
  * does can happen in the middle of c-ares's processing.
@@ -26,10 +28,12 @@
 #include <sys/socket.h>
 
 #include "dns.h"
+#include "dns_int.h"
 #include "xmem.h"
 
-#define DNS_MAXADDR 64    /* addresses kept per family */
-#define DNS_MAXSERVERS 16 /* entries of a server list */
+#define DNS_MAXADDR 64     /* addresses kept per family */
+#define DNS_EDNS_SIZE 1232 /* the UDP payload size announced (EDNS0, DNS flag day 2020) */
+#define DNS_MAXSERVERS 16  /* entries of a server list */
 
 enum { Q_ACTIVE, Q_DONE, Q_DETACHED };
 
@@ -42,11 +46,13 @@ struct dns_sock {
 
 struct dns_sub {
     struct dns_query *q;
-    int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a */
+    int type;   /* ns_t_mx, ns_t_txt, ns_t_aaaa, ns_t_a, DNS_T_TLSA */
     int status; /* ARES_* when answered */
+    bool ad;    /* the answer had the AD bit (validated by the resolver) */
     size_t n;   /* addresses parsed (AAAA/A) */
     long ttl;   /* their least TTL */
     struct dns_addr *addr;
+    char *owner; /* the owner of the records (AAAA/A): where a CNAME chain ended */
 };
 
 struct dns_query {
@@ -55,6 +61,7 @@ struct dns_query {
     int state;
     int refs;             /* subs c-ares has not answered yet, plus a hold while starting */
     bool implicit;        /* MX: the AAAA+A phase of an implicit MX; FCrDNS: of the PTR name */
+    bool mx_ad;           /* implicit MX: the MX answer (no data) had the AD bit */
     char *ask;            /* the name the subs ask for when not r->name (FCrDNS) */
     unsigned char ip[16]; /* FCrDNS: the address to confirm, ipn bytes */
     size_t ipn;
@@ -143,7 +150,13 @@ dns_result_clear(struct dns_result *r)
             free(r->txt[i]);
         if (r->ptr != NULL)
             free(r->ptr[i]);
+        if (r->tlsa != NULL)
+            free(r->tlsa[i].data);
     }
+    free(r->tlsa);
+    r->tlsa = NULL;
+    free(r->cname);
+    r->cname = NULL;
     free(r->ptr);
     r->ptr = NULL;
     r->confirmed = false;
@@ -195,8 +208,8 @@ dns_class(int st, const char **why)
     case ARES_ETIMEOUT:
         *why = "timeout";
         return DNS_TEMPFAIL;
-    case ARES_ECONNREFUSED:
-        *why = "no server reachable";
+    case ARES_ECONNREFUSED: /* also every server answering SERVFAIL or REFUSED (c-ares) */
+        *why = "SERVFAIL or no server reachable";
         return DNS_TEMPFAIL;
     default:
         *why = ares_strerror(st);
@@ -205,129 +218,6 @@ dns_class(int st, const char **why)
 }
 
 /* ---- parsing answers ---- */
-
-static int
-dns_pref_cmp(const void *a, const void *b)
-{
-    const struct dns_mx *x = a, *y = b;
-    return x->pref < y->pref ? -1 : x->pref > y->pref;
-}
-
-/* dns_shuffle - put runs of equal preference in a random order (Fisher-Yates). */
-static void
-dns_shuffle(struct dns_mx *mx, size_t n)
-{
-    for (size_t lo = 0, hi; lo < n; lo = hi) {
-        for (hi = lo + 1; hi < n && mx[hi].pref == mx[lo].pref; hi++)
-            ;
-        for (size_t i = hi - 1; i > lo; i--) {
-            size_t j = lo + arc4random_uniform((uint32_t)(i - lo + 1));
-            struct dns_mx t = mx[i];
-            mx[i] = mx[j];
-            mx[j] = t;
-        }
-    }
-}
-
-/* dns_parse_mx - r gets the exchangers; returns the c-ares status, ARES_ENODATA when
- * there is no MX record, ARES_SUCCESS with r->status DNS_NULLMX for a null MX. */
-static int
-dns_parse_mx(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct ares_mx_reply *list = NULL;
-    int st = ares_parse_mx_reply(abuf, alen, &list);
-    size_t n = 0, nnull = 0;
-
-    if (st != ARES_SUCCESS)
-        return st;
-    for (struct ares_mx_reply *m = list; m != NULL; m = m->next)
-        n++;
-    if (n == 0)
-        return ARES_ENODATA;
-    r->mx = xcalloc(n, sizeof(*r->mx));
-    for (struct ares_mx_reply *m = list; m != NULL; m = m->next) {
-        if (m->host[0] == '\0' || strcmp(m->host, ".") == 0) {
-            nnull++;
-            continue;
-        }
-        size_t len = strlen(m->host);
-        if (len > 1 && m->host[len - 1] == '.')
-            len--;
-        r->mx[r->n].host = xstrndup(m->host, len);
-        r->mx[r->n++].pref = m->priority;
-    }
-    ares_free_data(list);
-    if (r->n == 0 && nnull > 0) {
-        r->status = DNS_NULLMX;
-        r->why = "null MX";
-        return ARES_SUCCESS;
-    }
-    qsort(r->mx, r->n, sizeof(*r->mx), dns_pref_cmp);
-    dns_shuffle(r->mx, r->n);
-    return ARES_SUCCESS;
-}
-
-static int
-dns_parse_txt(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct ares_txt_ext *list = NULL;
-    int st = ares_parse_txt_reply_ext(abuf, alen, &list);
-    size_t n = 0;
-
-    if (st != ARES_SUCCESS)
-        return st;
-    for (struct ares_txt_ext *t = list; t != NULL; t = t->next)
-        n += t->record_start != 0;
-    r->txt = xcalloc(n + 1, sizeof(*r->txt));
-    for (struct ares_txt_ext *t = list; t != NULL; t = t->next) {
-        const char *s = (const char *)t->txt;
-        size_t len = strnlen(s, t->length);
-        if (t->record_start || r->n == 0) {
-            r->txt[r->n++] = xstrndup(s, len);
-        } else {
-            char *prev = r->txt[r->n - 1];
-            size_t plen = strlen(prev);
-            prev = xrealloc(prev, plen + len + 1);
-            memcpy(prev + plen, s, len);
-            prev[plen + len] = '\0';
-            r->txt[r->n - 1] = prev;
-        }
-    }
-    ares_free_data(list);
-    return n == 0 ? ARES_ENODATA : ARES_SUCCESS;
-}
-
-/* dns_parse_ptr - the names of a PTR answer, without final dots or duplicates. */
-static int
-dns_parse_ptr(struct dns_result *r, const unsigned char *abuf, int alen)
-{
-    struct hostent *h = NULL;
-    struct in_addr any = {0}; /* c-ares copies an address into the hostent */
-    int st = ares_parse_ptr_reply(abuf, alen, &any, sizeof(any), AF_INET, &h);
-
-    if (st != ARES_SUCCESS)
-        return st;
-    r->ptr = xcalloc(DNS_MAXPTR, sizeof(*r->ptr));
-    for (int i = -1; r->n < DNS_MAXPTR; i++) {
-        const char *name = i < 0 ? h->h_name : h->h_aliases ? h->h_aliases[i] : NULL;
-        size_t len, k;
-        if (name == NULL) {
-            if (i < 0)
-                continue;
-            break;
-        }
-        len = strlen(name);
-        if (len > 1 && name[len - 1] == '.')
-            len--;
-        for (k = 0; k < r->n; k++)
-            if (strlen(r->ptr[k]) == len && strncasecmp(r->ptr[k], name, len) == 0)
-                break;
-        if (len > 0 && k == r->n)
-            r->ptr[r->n++] = xstrndup(name, len);
-    }
-    ares_free_hostent(h);
-    return r->n == 0 ? ARES_ENODATA : ARES_SUCCESS;
-}
 
 /* dns_parse_addr - the A or AAAA records of an answer into s. */
 static int
@@ -361,6 +251,8 @@ dns_parse_addr(struct dns_sub *s, const unsigned char *abuf, int alen)
     }
     if (st == ARES_SUCCESS && n == 0)
         st = ARES_ENODATA;
+    if (st == ARES_SUCCESS)
+        s->owner = dns_parse_owner(abuf, alen, (unsigned)s->type);
     s->n = st == ARES_SUCCESS ? (size_t)n : 0;
     return st;
 }
@@ -468,8 +360,10 @@ dns_arm(struct dns *d)
 static void
 dns_query_free(struct dns_query *q)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         free(q->sub[i].addr);
+        free(q->sub[i].owner);
+    }
     dns_result_free(&q->r);
     free(q->ask);
     free(q);
@@ -537,16 +431,66 @@ dns_expire(struct dns *d)
 
 static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 
+/* dns_sent - ares_send's callback: the answer's RCODE as ares_query would give it (c-ares
+ * itself turns SERVFAIL, NOTIMP and REFUSED into the next server or a failure), and its AD
+ * bit. */
+static void
+dns_sent(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_sub *s = arg;
+
+    if (status == ARES_SUCCESS && (abuf == NULL || alen < 12))
+        status = ARES_EBADRESP;
+    if (status == ARES_SUCCESS) {
+        unsigned an = (unsigned)abuf[6] << 8 | abuf[7];
+        s->ad = (abuf[3] & 0x20) != 0;
+        switch (abuf[3] & 0x0f) {
+        case ns_r_noerror:
+            status = an > 0 ? ARES_SUCCESS : ARES_ENODATA;
+            break;
+        case ns_r_formerr:
+            status = ARES_EFORMERR;
+            break;
+        case ns_r_servfail:
+            status = ARES_ESERVFAIL;
+            break;
+        case ns_r_nxdomain:
+            status = ARES_ENOTFOUND;
+            break;
+        case ns_r_notimpl:
+            status = ARES_ENOTIMP;
+            break;
+        default:
+            status = ARES_EREFUSED;
+            break;
+        }
+    }
+    dns_answer(arg, status, timeouts, abuf, alen);
+}
+
+/* dns_ask - one query of q (sub i), with EDNS0 and the AD bit set (RFC 6840 5.7: a
+ * validating resolver then says whether it validated the answer). */
 static void
 dns_ask(struct dns_query *q, int i, int type)
 {
     struct dns_sub *s = &q->sub[i];
+    unsigned char *qbuf = NULL;
+    int qlen = 0, st;
 
     s->q = q;
     s->type = type;
     s->status = -1;
+    s->ad = false;
     q->refs++;
-    ares_query(q->d->ch, q->ask != NULL ? q->ask : q->r->name, ns_c_in, type, dns_answer, s);
+    st = ares_create_query(q->ask != NULL ? q->ask : q->r->name, ns_c_in, type, 0, 1, &qbuf, &qlen,
+                           DNS_EDNS_SIZE);
+    if (st != ARES_SUCCESS) {
+        dns_answer(s, st, 0, NULL, 0);
+        return;
+    }
+    qbuf[3] |= 0x20;
+    ares_send(q->d->ch, qbuf, qlen, dns_sent, s);
+    ares_free_string(qbuf);
 }
 
 /* dns_settle_addr - the result of an AAAA+A pair: IPv6 first. */
@@ -572,6 +516,12 @@ dns_settle_addr(struct dns_query *q)
         r->why = "no data";
     }
     if (r->kind == DNS_ADDR && r->status == DNS_OK) {
+        const char *owner = s6->n > 0 ? s6->owner : s4->owner;
+        size_t len = strlen(r->name);
+        if (len > 1 && r->name[len - 1] == '.')
+            len--;
+        if (owner != NULL && (strlen(owner) != len || strncasecmp(owner, r->name, len) != 0))
+            r->cname = xstrdup(owner);
         r->addr = xcalloc(s6->n + s4->n, sizeof(*r->addr));
         for (size_t i = 0; i < s6->n; i++)
             r->addr[r->n++] = s6->addr[i];
@@ -660,6 +610,28 @@ dns_settle_fcrdns(struct dns_query *q)
     return true;
 }
 
+/* dns_secure - every answer that made q's result had the AD bit: for addresses the
+ * families that gave records (at least one), for an implicit MX also the MX answer. */
+static bool
+dns_secure(const struct dns_query *q)
+{
+    const struct dns_result *r = q->r;
+    bool any = false;
+
+    if (r->kind != DNS_ADDR && !(r->kind == DNS_MX && q->implicit))
+        return q->sub[0].ad;
+    if (r->kind == DNS_MX && !q->mx_ad)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        if (q->sub[i].n == 0)
+            continue;
+        if (!q->sub[i].ad)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 /* dns_settle - every sub of q's phase has been answered: the result, or the next phase. */
 static void
 dns_settle(struct dns_query *q)
@@ -669,6 +641,7 @@ dns_settle(struct dns_query *q)
 
     if (r->kind == DNS_MX && !q->implicit && st == ARES_ENODATA) {
         q->implicit = true; /* RFC 5321 5.1: the domain itself, if it has an address */
+        q->mx_ad = q->sub[0].ad;
         q->refs++;
         dns_ask(q, 0, ns_t_aaaa);
         dns_ask(q, 1, ns_t_a);
@@ -691,6 +664,7 @@ dns_settle(struct dns_query *q)
         dns_settle_addr(q);
     else if (r->status != DNS_NULLMX)
         r->status = dns_class(st, &r->why);
+    r->secure = dns_secure(q);
     dns_finish(q);
 }
 
@@ -708,6 +682,8 @@ dns_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
             status = dns_parse_txt(q->r, abuf, alen);
         else if (status == ARES_SUCCESS && s->type == ns_t_ptr)
             status = dns_parse_ptr(q->r, abuf, alen);
+        else if (status == ARES_SUCCESS && s->type == DNS_T_TLSA)
+            status = dns_parse_tlsa(q->r, abuf, alen);
         else if (status == ARES_SUCCESS)
             status = dns_parse_addr(s, abuf, alen);
         s->status = status;
@@ -751,7 +727,11 @@ dns_start(struct dns *d, enum dns_kind kind, const char *name, dns_cb cb, void *
     } else if (kind == DNS_FCRDNS) {
         dns_ask(q, 0, ns_t_ptr);
     } else {
-        dns_ask(q, 0, kind == DNS_MX ? ns_t_mx : kind == DNS_PTR ? ns_t_ptr : ns_t_txt);
+        dns_ask(q, 0,
+                kind == DNS_MX     ? ns_t_mx
+                : kind == DNS_PTR  ? ns_t_ptr
+                : kind == DNS_TLSA ? DNS_T_TLSA
+                                   : ns_t_txt);
     }
     if (--q->refs == 0)
         dns_settle(q);
@@ -769,6 +749,12 @@ struct dns_query *
 dns_addr(struct dns *d, const char *host, dns_cb cb, void *arg)
 {
     return dns_start(d, DNS_ADDR, host, cb, arg);
+}
+
+struct dns_query *
+dns_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+    return dns_start(d, DNS_TLSA, name, cb, arg);
 }
 
 struct dns_query *

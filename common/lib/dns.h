@@ -1,6 +1,7 @@
 /*
  * dns - asynchronous DNS lookups on the libuv loop (c-ares): MX with the RFC 5321 rules,
- * addresses (A and AAAA), A alone with its TTL (DNSBL), TXT, PTR.
+ * addresses (A and AAAA), A alone with its TTL (DNSBL), TXT, PTR, TLSA, each with whether
+ * the resolver validated it (DNSSEC's AD bit).
  *
  * Contract:
  * - Owns: struct dns, its c-ares channel, the uv handles that drive it (one uv_poll per
@@ -24,7 +25,8 @@
  * Details:
  * - Names are looked up as given (no search list, no /etc/hosts); a final dot is allowed.
  *   The server follows CNAMEs (recursive resolvers do): the records of the name the CNAME
- *   chain ends at are returned, under the name that was asked.
+ *   chain ends at are returned, under the name that was asked; for addresses r->cname
+ *   also names where the chain ended (DANE's TLSA base name, RFC 7672 2.2.3).
  * - Status classes: DNS_OK; for MX also DNS_IMPLICIT and DNS_NULLMX; DNS_NXDOMAIN and
  *   DNS_NODATA are permanent (the name does not exist / has no such records);
  *   DNS_TEMPFAIL is SERVFAIL, REFUSED, a timeout, no server reachable, a malformed
@@ -49,6 +51,15 @@
  *   IPv4-mapped IPv6 address counts as IPv4). Only the first PTR name is tried (as
  *   Postfix does); a name that is not a plain host name (letters, digits, '-', '_', '.')
  *   counts as none (DNS_NODATA, "bad-name").
+ * - TLSA (dns_tlsa, RFC 6698): the records of the name asked ("_25._tcp.mx.example"), the
+ *   association data as bytes; at most DNS_MAXTLSA_KEPT of them.
+ * - DNSSEC: every query goes out with EDNS0 and the AD bit set (RFC 6840 5.7); r->secure
+ *   says the resolver set AD on every answer the result was made of (for addresses, the
+ *   families that gave records; for an implicit MX, also the MX answer's denial). Only a
+ *   local validating resolver's AD bit means anything (RFC 6698 4.1: the path to it must
+ *   be trusted): dns_host names it. A bogus answer comes from such a resolver as
+ *   SERVFAIL: DNS_TEMPFAIL (c-ares asks the next server then; when every server has
+ *   failed the why is "SERVFAIL or no server reachable").
  */
 #ifndef DMAIL_DNS_H
 #define DMAIL_DNS_H
@@ -70,10 +81,11 @@ enum dns_status {
     DNS_TEMPFAIL, /* SERVFAIL, REFUSED, timeout, no server: try later */
 };
 
-enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR, DNS_A, DNS_FCRDNS };
+enum dns_kind { DNS_MX, DNS_ADDR, DNS_TXT, DNS_PTR, DNS_A, DNS_FCRDNS, DNS_TLSA };
 
-#define DNS_MAXPTR 16      /* PTR names kept */
-#define DNS_REVERSE_MAX 80 /* dns_reverse_name's buffer, final NUL included */
+#define DNS_MAXPTR 16       /* PTR names kept */
+#define DNS_MAXTLSA_KEPT 32 /* TLSA records kept */
+#define DNS_REVERSE_MAX 80  /* dns_reverse_name's buffer, final NUL included */
 
 struct dns_mx {
     char *host; /* without a final dot */
@@ -86,6 +98,12 @@ struct dns_addr {
     char text[INET6_ADDRSTRLEN]; /* "2001:db8::1", "192.0.2.1" */
 };
 
+struct dns_tlsa {
+    unsigned char usage, selector, mtype; /* RFC 6698 2.1.1-2.1.3 */
+    unsigned char *data;                  /* the certificate association data */
+    size_t len;
+};
+
 struct dns_result {
     enum dns_kind kind;
     enum dns_status status;
@@ -95,9 +113,13 @@ struct dns_result {
     struct dns_mx *mx;
     struct dns_addr *addr;
     char **txt;
-    char **ptr;     /* DNS_PTR */
-    long ttl;       /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
-    bool confirmed; /* DNS_FCRDNS with DNS_OK: ptr[0]'s addresses include the address */
+    char **ptr;            /* DNS_PTR */
+    long ttl;              /* DNS_A with DNS_OK: the least TTL of the records, in seconds; else 0 */
+    bool confirmed;        /* DNS_FCRDNS with DNS_OK: ptr[0]'s addresses include the address */
+    struct dns_tlsa *tlsa; /* DNS_TLSA */
+    char *cname;           /* DNS_ADDR with DNS_OK: the name a CNAME chain ended at (the
+                            * records' owner, no final dot), NULL when it is the name asked */
+    bool secure;           /* DNSSEC-validated (the AD bit): see above */
 };
 
 typedef void (*dns_cb)(struct dns_result *r, void *arg);
@@ -135,6 +157,10 @@ struct dns_query *dns_fcrdns(struct dns *d, const char *ip, dns_cb cb, void *arg
 /* dns_a - A records only (no AAAA asked), with their TTL (r->ttl): DNSBL queries. The
  * addresses come in r->addr, in the server's order. */
 struct dns_query *dns_a(struct dns *d, const char *name, dns_cb cb, void *arg);
+
+/* dns_tlsa - the TLSA records of name ("_25._tcp.mx.example.org"); r->secure says
+ * whether they (or their absence) were validated. */
+struct dns_query *dns_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg);
 
 /* dns_cancel - forget a lookup whose callback has not run: it never will. The handle is
  * invalid afterwards. Calling it from the lookup's own callback is a mistake. */

@@ -185,6 +185,10 @@ int net_starttls_client(struct net_conn *c, SSL_CTX *tls, const char *sni_host);
  * context's trust store, and it matched the sni_host of net_starttls_client. False
  * without TLS, without a host named, and on the server side. */
 bool net_tls_verified(const struct net_conn *c);
+/* net_tls_ssl - the connection's SSL from net_starttls_client until it closes (NULL
+ * without one): for settings the handshake must see (DANE's records) and for what it
+ * established. Its I/O is net's alone. */
+SSL *net_tls_ssl(const struct net_conn *c);
 bool net_is_tls(const struct net_conn *c);
 /* net_tls_desc - "TLSv1.3 cipher=TLS_AES_256_GCM_SHA384", or "" without TLS. */
 const char *net_tls_desc(const struct net_conn *c);

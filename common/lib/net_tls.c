@@ -317,6 +317,13 @@ net_tls_verified(const struct net_conn *c)
     return named;
 }
 
+/* net_tls_ssl - see net.h. */
+SSL *
+net_tls_ssl(const struct net_conn *c)
+{
+    return c->ssl;
+}
+
 /* net_tls_desc - protocol and cipher, "" without TLS. */
 const char *
 net_tls_desc(const struct net_conn *c)

@@ -159,6 +159,20 @@ def test_enforce_bad_certificate_deferred(sts_site, policy_server):
     assert "mode=enforce" in ours.log()
 
 
+def test_tls_required_no_ignores_enforce(sts_site, policy_server):
+    """RFC 8689 4.3: "TLS-Required: No" mail goes though the certificate does not verify
+    under an enforce policy (no policy fetched for it); the header is kept."""
+    ours, theirs, _ = sts_site(cert="bad")
+    sendmail(ours, ["-i", "-f", "alice@" + DOMAIN, "bob@" + REMOTE],
+             b"Subject: sts no\nTLS-Required: No\n\nbody\n")
+    assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+    assert b"\nTLS-Required: No\n" in theirs.messages("bob")[0][0]
+    log = ours.log()
+    assert "TLS-Required: No: DANE and MTA-STS not applied" in log, log
+    assert 'tls="TLSv1.' in log and "mode=enforce" not in log, log
+    assert policy_server.fetches == 0
+
+
 def test_enforce_mx_not_in_policy_deferred(sts_site, policy_server):
     policy_server.policy = POLICY % ("enforce", "*.elsewhere.test")
     ours, theirs, _ = sts_site()

@@ -36,27 +36,24 @@ static char servers[64]; /* "127.0.0.1:PORT" */
 static const char dnsmasq_log[] = "/tmp/test_dns.dnsmasq.log";
 
 static const char *const records[] = {
-    "--local=/test/",
-    "--mx-host=mx.test,mx1.mx.test,10",
-    "--mx-host=mx.test,mx2.mx.test,20",
-    "--mx-host=mx.test,mx3.mx.test,20",
-    "--mx-host=mx.test,mx4.mx.test,30",
-    "--host-record=mx1.mx.test,10.0.0.1",
-    "--host-record=plain.test,1.2.3.4,::1",
-    "--host-record=v4only.test,5.6.7.8",
-    "--cname=alias.test,plain.test",
-    "--cname=mxalias.test,mx.test",
-    "--dns-rr=nullmx.test,15,000000",
-    "--host-record=2.0.0.127.bl.test,127.0.0.2,300",
-    "--host-record=multi.bl.test,127.0.0.4,120",
-    "--host-record=multi.bl.test,127.0.0.10,60",
-    "--host-record=v6only.test,2001:db8::1",
+    "--local=/test/", "--mx-host=mx.test,mx1.mx.test,10", "--mx-host=mx.test,mx2.mx.test,20",
+    "--mx-host=mx.test,mx3.mx.test,20", "--mx-host=mx.test,mx4.mx.test,30",
+    "--host-record=mx1.mx.test,10.0.0.1", "--host-record=plain.test,1.2.3.4,::1",
+    "--host-record=v4only.test,5.6.7.8", "--cname=alias.test,plain.test",
+    "--cname=mxalias.test,mx.test", "--dns-rr=nullmx.test,15,000000",
+    "--host-record=2.0.0.127.bl.test,127.0.0.2,300", "--host-record=multi.bl.test,127.0.0.4,120",
+    "--host-record=multi.bl.test,127.0.0.10,60", "--host-record=v6only.test,2001:db8::1",
     "--txt-record=txt.test,v=spf1 -all",
     "--txt-record=txt.test,part one/,part two", /* one record, two strings */
-    "--local=/in-addr.arpa/",
-    "--local=/ip6.arpa/",
-    "--ptr-record=9.9.9.9.in-addr.arpa,a.test",
+    "--local=/in-addr.arpa/", "--local=/ip6.arpa/", "--ptr-record=9.9.9.9.in-addr.arpa,a.test",
     "--ptr-record=9.9.9.9.in-addr.arpa,b.test",
+    /* TLSA 3 1 1 <32 bytes>, TLSA 2 0 2 <64 bytes> (RFC 6698 2.1) */
+    "--dns-rr=_25._tcp.mx1.mx.test,52,030101"
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    "--dns-rr=_25._tcp.mx1.mx.test,52,020002"
+    "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "--dns-rr=_25._tcp.short.test,52,0301", /* no association data: not a record */
 };
 
 /* ---- dnsmasq ---- */
@@ -253,7 +250,7 @@ run_until(struct t *t, const int *calls, int want, uint64_t ms)
     return uv_now(&t->loop) - start;
 }
 
-enum { MX, ADDR, TXT, PTR, A, FCRDNS };
+enum { MX, ADDR, TXT, PTR, A, FCRDNS, TLSA };
 
 /* lookup - one lookup of kind to its end; the result (free it). */
 static struct dns_result *
@@ -272,6 +269,8 @@ lookup(struct t *t, int kind, const char *name)
         dns_a(t->d, name, on_result, &g);
     else if (kind == FCRDNS)
         assert_non_null(dns_fcrdns(t->d, name, on_result, &g));
+    else if (kind == TLSA)
+        dns_tlsa(t->d, name, on_result, &g);
     else
         dns_txt(t->d, name, on_result, &g);
     in_call = false;
@@ -419,11 +418,14 @@ test_addr(void **state)
 
     r = look(t, ADDR, "v4only.test", DNS_OK, 1); /* AAAA: no data; A is enough */
     assert_string_equal(r->addr[0].text, "5.6.7.8");
+    assert_null(r->cname); /* no CNAME */
     dns_result_free(&r);
 
     r = look(t, ADDR, "alias.test", DNS_OK, 2); /* CNAME followed */
     assert_string_equal(r->addr[0].text, "::1");
     assert_string_equal(r->addr[1].text, "1.2.3.4");
+    assert_non_null(r->cname); /* where the chain ended */
+    assert_string_equal(r->cname, "plain.test");
     dns_result_free(&r);
 
     expect(t, ADDR, "nosuch.test", DNS_NXDOMAIN);
@@ -452,6 +454,43 @@ test_txt(void **state)
     expect(t, TXT, "plain.test", DNS_NODATA);
 
     expect(t, TXT, "nosuch.test", DNS_NXDOMAIN);
+}
+
+/* ---- TLSA ---- */
+
+static void
+test_tlsa(void **state)
+{
+    struct t *t = *state;
+    struct dns_result *r = look(t, TLSA, "_25._tcp.mx1.mx.test", DNS_OK, 2);
+    static const unsigned char d311[32] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                           0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+                                           0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                                           0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+    size_t ee = r->tlsa[0].usage == 3 ? 0 : 1; /* records come in any order */
+
+    assert_int_equal(r->kind, DNS_TLSA);
+    assert_false(r->secure); /* dnsmasq does not validate: never AD */
+    assert_int_equal(r->tlsa[ee].usage, 3);
+    assert_int_equal(r->tlsa[ee].selector, 1);
+    assert_int_equal(r->tlsa[ee].mtype, 1);
+    assert_int_equal(r->tlsa[ee].len, 32);
+    assert_memory_equal(r->tlsa[ee].data, d311, 32);
+    assert_int_equal(r->tlsa[1 - ee].usage, 2);
+    assert_int_equal(r->tlsa[1 - ee].selector, 0);
+    assert_int_equal(r->tlsa[1 - ee].mtype, 2);
+    assert_int_equal(r->tlsa[1 - ee].len, 64);
+    assert_int_equal(r->tlsa[1 - ee].data[0], 0xff);
+    assert_int_equal(r->tlsa[1 - ee].data[63], 0xef);
+    dns_result_free(&r);
+
+    expect(t, TLSA, "_25._tcp.short.test", DNS_NODATA); /* only a record too short */
+    expect(t, TLSA, "plain.test", DNS_NODATA);          /* the name exists, no TLSA */
+    expect(t, TLSA, "_25._tcp.nosuch.test", DNS_NXDOMAIN);
+
+    r = look(t, MX, "mx.test", DNS_OK, 4); /* neither is validated here */
+    assert_false(r->secure);
+    dns_result_free(&r);
 }
 
 /* ---- PTR ---- */
@@ -763,7 +802,7 @@ test_new(void **state)
 
 UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_new), UU_FX(test_mx_order),
         UU_FX(test_mx_cname), UU_FX(test_mx_implicit), UU_FX(test_mx_null),
-        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_a_ttl),
-        cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_fcrdns),
+        UU_FX(test_mx_nxdomain_nodata), UU_FX(test_addr), UU_FX(test_txt), UU_FX(test_tlsa),
+        UU_FX(test_a_ttl), cmocka_unit_test(test_reverse_name), UU_FX(test_ptr), UU_FX(test_fcrdns),
         UU_FX(test_dead_server), UU_FX(test_cancel), UU_FX(test_cancel_from_callback),
         UU_FX(test_free_pending))
