@@ -41,6 +41,19 @@ admin_init(void)
         abort();
 }
 
+void
+admin_members_lock(void)
+{
+    uv_once(&admin_once, admin_init);
+    uv_mutex_lock(&admin_lock);
+}
+
+void
+admin_members_unlock(void)
+{
+    uv_mutex_unlock(&admin_lock);
+}
+
 char *
 admin_members_path(const struct conf *cf, const char *list)
 {

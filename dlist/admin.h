@@ -20,6 +20,11 @@
 #define ADMIN_NCMDS 4
 extern const struct ctl_cmd admin_cmds[ADMIN_NCMDS];
 
+/* admin_members_lock / admin_members_unlock - the one lock of every members file (the
+ * email commands take it too). */
+void admin_members_lock(void);
+void admin_members_unlock(void);
+
 /* admin_members_path - work_path/dlist/LIST/members, malloc'd. */
 struct conf;
 char *admin_members_path(const struct conf *cf, const char *list);
