@@ -45,8 +45,7 @@ moderate_hold(struct work *w, const char *poster, const char *reason)
     char *subject = msg_header(w->text, w->len, "Subject");
     struct buf b;
 
-    snprintf(id, sizeof(id), "%012llx",
-             (unsigned long long)(hash_str(w->key) & 0xffffffffffffULL));
+    snprintf(id, sizeof(id), "%012llx", (unsigned long long)(hash_str(w->key) & 0xffffffffffffULL));
     path = moderate_path(w, id);
     buf_init(&b, OUTBOX_TEXT_MAX);
     buf_printf(&b, MODERATE_HDR "%s\nReturn-Path: <%s>\n", reason, w->sender);
@@ -59,8 +58,8 @@ moderate_hold(struct work *w, const char *poster, const char *reason)
         if (def->nmoderators == 0)
             log_warn("list %s: no moderator to tell of held post %s", def->name, id);
         else {
-            char *subj = xasprintf("%s: post from %s held for approval (%s)", def->name, poster,
-                                   id);
+            char *subj =
+                xasprintf("%s: post from %s held for approval (%s)", def->name, poster, id);
             char *body = xasprintf(
                 "A post to the list %s is held for approval.\n\n"
                 "  From:    %s\n  Subject: %s\n  Reason:  %s\n  ID:      %s\n\n"
@@ -117,7 +116,8 @@ moderate_decide(struct work *w, const char *id, bool approve, char *err, size_t 
         w->len = tlen - (size_t)(p - text);
         from = msg_header(w->text, w->len, "From");
         if (from == NULL || !msg_addr(from, poster, sizeof(poster)))
-            snprintf(poster, sizeof(poster), "%s", rp != NULL && msg_addr(rp, poster, sizeof(poster)) ? poster : "");
+            snprintf(poster, sizeof(poster), "%s",
+                     rp != NULL && msg_addr(rp, poster, sizeof(poster)) ? poster : "");
         free(from);
         free(rp);
         post_send(w, poster);
@@ -185,8 +185,7 @@ moderate_expire(struct work *w, long max_age, time_t now)
         struct stat st;
         if (moderate_id_ok(names[i]) && stat(path, &st) == 0 && now - st.st_mtime > max_age &&
             unlink(path) == 0) {
-            log_info("list %s: held post %s expired (dlist_held_expire)", w->def->name,
-                     names[i]);
+            log_info("list %s: held post %s expired (dlist_held_expire)", w->def->name, names[i]);
             removed++;
         }
         free(path);

@@ -119,10 +119,23 @@ post_footer_fits(const struct work *w)
 void
 post_send(struct work *w, const char *poster)
 {
-    static const char *const drop[] = {
-        "Return-Path", "Delivered-To", "X-Original-To", "List-Id", "List-Post", "List-Help",
-        "List-Subscribe", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Archive",
-        "List-Owner", "Precedence", "X-Loop", "Subject", "Reply-To", "X-Reply-To", NULL};
+    static const char *const drop[] = {"Return-Path",
+                                       "Delivered-To",
+                                       "X-Original-To",
+                                       "List-Id",
+                                       "List-Post",
+                                       "List-Help",
+                                       "List-Subscribe",
+                                       "List-Unsubscribe",
+                                       "List-Unsubscribe-Post",
+                                       "List-Archive",
+                                       "List-Owner",
+                                       "Precedence",
+                                       "X-Loop",
+                                       "Subject",
+                                       "Reply-To",
+                                       "X-Reply-To",
+                                       NULL};
     const struct lists_def *def = w->def;
     char list[400], req[400], owner[400], bounces[400];
     char *subject = msg_header(w->text, w->len, "Subject");

@@ -8,8 +8,9 @@ import shutil
 import signal
 import smtplib
 import subprocess
+import time
 
-from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid
+from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid, sha512_crypt, wait_for
 
 
 def write_lists(site, text):
@@ -238,3 +239,103 @@ def test_dwatch_supervises_dlist(dwatch_factory):
                 "dlist restarted")
     assert dlist_cmd(site, "add", "talk", "bob@example.net")[0] == 0
     # stopped by dwatch with the others: a clean exit (teardown checks it)
+
+
+# ------------------------------------------- issue 13: dlist processes its spool
+
+POSTLISTS = """list talk
+ title The list for talkers
+ subject_prefix [talk]
+ access_post members
+ moderator carol@%(d)s
+ password %(hash)s
+ footer %(footer)s
+list open
+ title Open to anyone
+ access_post anyone
+ reply_to_user true
+ join_cookie false
+ access_leave anyone
+"""
+
+MODPASS = "mod-secret-1"
+
+
+def list_site(dsmtp_factory, extra="", **conf):
+    """A site with dsmtp and dlist running, lists talk and open; the footer file."""
+    site = dsmtp_factory(start=False)
+    d = os.path.join(site.dir, "dlist")
+    os.makedirs(d, exist_ok=True)
+    footer = os.path.join(d, "footer.txt")
+    with open(footer, "w") as f:
+        f.write("-- \nThe talk list: mail talk-request@%s with help\n" % DOMAIN)
+    write_lists(site, POSTLISTS % {"d": DOMAIN, "hash": sha512_crypt(MODPASS),
+                                   "footer": footer} + extra)
+    settings = {"dlist_path": d}
+    settings.update(conf)
+    site.write_conf(settings)
+    site.start()
+    site.dl = start_dlist(site)
+    return site
+
+
+def post(site, sender, rcpt, subject="hello", body="Hello list.\n", headers=None,
+         env_sender=None):
+    msgid = new_msgid("dl")
+    lines = ["From: %s" % sender, "To: %s" % rcpt, "Subject: %s" % subject,
+             "Message-ID: %s" % msgid]
+    lines += headers or []
+    text = "\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.sendmail(env_sender if env_sender is not None else sender, [rcpt], text)
+    return msgid
+
+
+def wait_msgs(site, user, n, timeout=15):
+    wait_for(lambda: len(site.messages(user)) >= n, timeout)
+    return site.messages(user)
+
+
+def settle(site, seconds=1.5):
+    """Give dlist time to (not) act, then check the outbox is empty."""
+    time.sleep(seconds)
+    out = os.path.join(site.spool, "dlist", "out")
+    wait_for(lambda: not os.path.isdir(out) or not os.listdir(out), 10)
+
+
+def test_post_goes_to_every_member_with_list_headers(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    for u in ("alice", "bob", "carol"):
+        assert dlist_cmd(site, "add", "talk", "%s@%s" % (u, DOMAIN))[0] == 0
+    msgid = post(site, "Alice <alice@%s>" % DOMAIN, "talk@" + DOMAIN, subject="first post")
+    for u in ("alice", "bob", "carol"):
+        msgs = wait_msgs(site, u, 1)
+        assert len(msgs) == 1, (u, msgs)
+        raw, m = msgs[0]
+        assert m["Message-ID"] == msgid
+        assert m["Subject"] == "[talk] first post"
+        assert m["List-Id"] == "The list for talkers <talk.%s>" % DOMAIN
+        assert m["List-Post"] == "<mailto:talk@%s>" % DOMAIN
+        assert m["List-Unsubscribe"] == "<mailto:talk-request@%s?subject=unsubscribe>" % DOMAIN
+        assert m["List-Help"] == "<mailto:talk-request@%s?subject=help>" % DOMAIN
+        assert m["List-Subscribe"] == "<mailto:talk-request@%s?subject=subscribe>" % DOMAIN
+        assert m["List-Owner"] == "<mailto:talk-owner@%s>" % DOMAIN
+        assert m["List-Archive"] is None  # archive false
+        assert m["Precedence"] == "list"
+        assert m["X-Loop"] == "talk@" + DOMAIN
+        assert m["Reply-To"] == "<talk@%s>" % DOMAIN
+        # the envelope: the list's bounce address (VERP'd by dsmtp when it has XVERP)
+        assert m["Return-Path"].startswith("<talk-bounces"), m["Return-Path"]
+        body = m.get_payload()
+        assert body.startswith("Hello list.\n"), body
+        assert body.endswith("-- \nThe talk list: mail talk-request@%s with help\n" % DOMAIN)
+    # a reply keeps one prefix; a reply_to_user list points Reply-To at the poster
+    post(site, "bob@" + DOMAIN, "talk@" + DOMAIN, subject="Re: [talk] first post")
+    assert wait_msgs(site, "alice", 2)[1][1]["Subject"] == "Re: [talk] first post"
+    assert dlist_cmd(site, "add", "open", "alice@" + DOMAIN)[0] == 0
+    post(site, "dave@remote.example", "open@" + DOMAIN, subject="from outside")
+    m = wait_msgs(site, "alice", 3)[2][1]
+    assert m["Reply-To"] == "dave@remote.example" and m["Subject"] == "from outside"
+    assert m["List-Id"] == "Open to anyone <open.%s>" % DOMAIN
+    settle(site)
+    assert [len(site.messages(u)) for u in ("alice", "bob", "carol")] == [3, 2, 2]
