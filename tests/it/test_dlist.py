@@ -339,3 +339,92 @@ def test_post_goes_to_every_member_with_list_headers(dsmtp_factory):
     assert m["List-Id"] == "Open to anyone <open.%s>" % DOMAIN
     settle(site)
     assert [len(site.messages(u)) for u in ("alice", "bob", "carol")] == [3, 2, 2]
+
+
+def members_of(site, lst):
+    rc, out, err = dlist_cmd(site, "who", lst)
+    assert rc == 0, (rc, out, err)
+    return out.splitlines()[:-1]
+
+
+def test_request_commands_and_double_opt_in(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    req = "talk-request@" + DOMAIN
+    bob = "bob@" + DOMAIN
+    # join by subject: a confirmation with a token goes to bob, nothing else happens yet
+    post(site, bob, req, subject="subscribe", body="")
+    msgs = wait_msgs(site, "bob", 2)
+    subjects = sorted(m["Subject"] for _, m in msgs)
+    confirm = [m for _, m in msgs if m["Subject"].startswith("confirm ")][0]
+    reply = [m for _, m in msgs if m["Subject"] == "Re: subscribe"][0]
+    assert "A confirmation request was sent to %s" % bob in reply.get_payload(), subjects
+    assert reply["From"] == "talk <%s>" % req and reply["Auto-Submitted"] == "auto-replied"
+    token = confirm["Subject"].split()[1]
+    assert len(token) == 34 and ("confirm " + token) in confirm.get_payload()
+    assert members_of(site, "talk") == []
+    # someone else cannot use bob's token, nor subscribe bob
+    post(site, "alice@" + DOMAIN, req, subject="x", body="confirm %s\njoin %s\n" % (token, bob))
+    r = wait_msgs(site, "alice", 1)[0][1].get_payload()
+    assert "not a valid confirmation for alice@%s" % DOMAIN in r, r
+    assert "Only a moderator may subscribe another address" in r, r
+    # a tampered token is refused
+    bad = token[:-3] + ("aaa" if token[-3:] != "aaa" else "bbb")
+    post(site, bob, req, subject="Re: confirm " + bad, body="")
+    r = wait_msgs(site, "bob", 3)[2][1].get_payload()
+    assert "not a valid confirmation for " + bob in r, r
+    assert members_of(site, "talk") == []
+    # bob replies to the confirmation (Re:, quoted text): subscribed, welcomed
+    post(site, "Bob <%s>" % bob, req, subject="Re: confirm " + token,
+         body="> Someone (perhaps you) asked\n> confirm %s\n" % token)
+    msgs = wait_msgs(site, "bob", 5)[3:]
+    by_subject = {m["Subject"]: m for _, m in msgs}
+    assert "is now subscribed" in by_subject["Re: Re: confirm " + token].get_payload()
+    welcome = by_subject["DLIST: Welcome to the talk list"].get_payload()
+    assert "To post, mail talk@%s" % DOMAIN in welcome, welcome
+    assert members_of(site, "talk") == [bob]
+    # who, info, lists, help; unknown lines after commands and the signature end it
+    post(site, bob, req, subject="commands",
+         body="who\ninfo\nlists\nhelp\nthanks a lot\nleave\n-- \nBob\n")
+    r = wait_msgs(site, "bob", 6)[5][1].get_payload()
+    assert "1 member:\n    %s" % bob in r, r
+    assert "Members: 1" in r and "talk@%s  The list for talkers" % DOMAIN in r, r
+    assert "open@%s  Open to anyone" % DOMAIN in r and "join [ADDRESS]" in r, r
+    assert "(the rest was not read)" in r, r
+    assert members_of(site, "talk") == [bob]  # the leave after "thanks a lot" was not read
+    # a moderator subscribes alice without a confirmation; a wrong password stops it all
+    carol = "carol@" + DOMAIN
+    post(site, carol, req, subject="x", body="approve wrong\njoin alice@%s\n" % DOMAIN)
+    r = wait_msgs(site, "carol", 1)[0][1].get_payload()
+    assert "Wrong password" in r and MODPASS not in r and "wrong" not in r.split("Wrong")[0]
+    post(site, carol, req, subject="x", body="approve %s\njoin alice@%s\n" % (MODPASS, DOMAIN))
+    r = wait_msgs(site, "carol", 2)[1][1].get_payload()
+    assert "alice@%s is now subscribed" % DOMAIN in r and MODPASS not in r, r
+    assert members_of(site, "talk") == ["alice@" + DOMAIN, bob]
+    # leave: only oneself (access_leave member by default)
+    post(site, "alice@" + DOMAIN, req, subject="x", body="leave %s\n" % bob)
+    msgs = wait_msgs(site, "alice", 3)  # the welcome, then the reply
+    assert "You may not unsubscribe %s" % bob in msgs[2][1].get_payload()
+    post(site, bob, req, subject="unsubscribe", body="")
+    r = wait_msgs(site, "bob", 7)[6][1].get_payload()
+    assert "%s is no longer subscribed" % bob in r, r
+    assert members_of(site, "talk") == ["alice@" + DOMAIN]
+    settle(site)
+    assert len(site.messages("bob")) == 7
+
+
+def test_requests_robots_never_answered(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    req = "talk-request@" + DOMAIN
+    bob = "bob@" + DOMAIN
+    post(site, bob, req, subject="help", headers=["Precedence: bulk"])
+    post(site, bob, req, subject="help", headers=["Auto-Submitted: auto-replied"])
+    post(site, bob, req, subject="help", headers=["X-Loop: talk@" + DOMAIN])
+    post(site, bob, req, subject="help", env_sender="")
+    post(site, bob, req, subject="help", env_sender="MAILER-DAEMON@remote.example")
+    # the last one is answered: the five before it were read (in order) and skipped
+    post(site, bob, req, subject="help", headers=["Auto-Submitted: no"])
+    msgs = wait_msgs(site, "bob", 1)
+    settle(site)
+    assert len(site.messages("bob")) == 1
+    log = site.dl.log()
+    assert log.count("not answered") == 5, log
