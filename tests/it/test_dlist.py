@@ -428,3 +428,84 @@ def test_requests_robots_never_answered(dsmtp_factory):
     assert len(site.messages("bob")) == 1
     log = site.dl.log()
     assert log.count("not answered") == 5, log
+
+
+def test_moderation_hold_approve_reject(dsmtp_factory):
+    site = list_site(dsmtp_factory, extra="list small\n max_size 2k\n access_post anyone\n")
+    for u in ("alice", "bob"):
+        assert dlist_cmd(site, "add", "talk", "%s@%s" % (u, DOMAIN))[0] == 0
+    assert dlist_cmd(site, "add", "small", "bob@" + DOMAIN)[0] == 0
+    # a non-member's post is held; the first moderator (carol) is told how to approve
+    m1 = post(site, "eve@remote.example", "talk@" + DOMAIN, subject="from eve")
+    notice = wait_msgs(site, "carol", 1)[0][1]
+    text = notice.get_payload()
+    hid = notice["Subject"].split("(")[-1].rstrip(")")
+    assert len(hid) == 12 and "approve PASSWORD %s" % hid in text, text
+    assert "eve@remote.example may not post (access_post members)" in text, text
+    rc, out, err = dlist_cmd(site, "held", "talk")
+    assert rc == 0 and out.splitlines()[0].startswith(hid + " eve@remote.example from eve"), out
+    assert out.splitlines()[-1] == "1 held post"
+    # approved by mail: it goes to the members
+    post(site, "carol@" + DOMAIN, "talk-request@" + DOMAIN, subject="Re: held",
+         body="approve %s %s\n" % (MODPASS, hid))
+    assert wait_msgs(site, "alice", 1)[0][1]["Message-ID"] == m1
+    assert wait_msgs(site, "bob", 1)[0][1]["Subject"] == "[talk] from eve"
+    r = wait_msgs(site, "carol", 2)[1][1].get_payload()
+    assert "Held post %s approved and sent" % hid in r, r
+    assert dlist_cmd(site, "held", "talk")[1].splitlines() == ["0 held posts"]
+    # approved twice: no such post
+    rc, out, err = dlist_cmd(site, "approve", "talk", hid)
+    assert rc == 1 and "no held post " + hid in err, (rc, out, err)
+    # held, then rejected / approved on the command line
+    post(site, "eve@remote.example", "talk@" + DOMAIN, subject="spam")
+    m3 = post(site, "mallory@remote.example", "talk@" + DOMAIN, subject="good one")
+    wait_msgs(site, "carol", 4)
+    held = dlist_cmd(site, "held", "talk")[1].splitlines()[:-1]
+    ids = {line.split()[2]: line.split()[0] for line in held}
+    assert dlist_cmd(site, "reject", "talk", ids["spam"])[:2] == \
+        (0, "rejected %s\n" % ids["spam"])
+    assert dlist_cmd(site, "approve", "talk", ids["good"])[0] == 0
+    assert wait_msgs(site, "alice", 2)[1][1]["Message-ID"] == m3
+    # over max_size: held even where anyone may post
+    post(site, "bob@" + DOMAIN, "small@" + DOMAIN, subject="big", body="x" * 3000 + "\n")
+    rc, out, err = dlist_cmd(site, "held", "small")
+    wait_for(lambda: dlist_cmd(site, "held", "small")[1].endswith("1 held post\n"), 10)
+    assert "larger than max_size" in dlist_cmd(site, "held", "small")[1]
+    rc, out, err = dlist_cmd(site, "approve", "nolist", "0123456789ab")
+    assert rc == 1 and "no list nolist" in err
+    settle(site)
+    assert [len(site.messages(u)) for u in ("alice", "bob")] == [2, 2]
+
+
+def test_held_posts_expire(dsmtp_factory):
+    site = list_site(dsmtp_factory, dlist_held_expire="60", dlist_scan_interval="1")
+    post(site, "eve@remote.example", "talk@" + DOMAIN, subject="old")
+    wait_msgs(site, "carol", 1)
+    d = os.path.join(site.spool, "dlist", "talk", "held")
+    (name,) = os.listdir(d)
+    old = time.time() - 120
+    os.utime(os.path.join(d, name), (old, old))
+    wait_for(lambda: not os.listdir(d), 10)
+    assert "expired" in site.dl.log()
+
+
+def test_loops_and_bounces_are_not_posted(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    assert dlist_cmd(site, "add", "open", "alice@" + DOMAIN)[0] == 0
+    post(site, "bob@" + DOMAIN, "open@" + DOMAIN, headers=["X-Loop: open@" + DOMAIN])
+    post(site, "bob@" + DOMAIN, "open@" + DOMAIN,
+         headers=["List-Id: Open to anyone <open.%s>" % DOMAIN])
+    post(site, "bob@" + DOMAIN, "open@" + DOMAIN, env_sender="")
+    post(site, "bob@" + DOMAIN, "open@" + DOMAIN, subject="real")
+    m = wait_msgs(site, "alice", 1)[0][1]
+    assert m["Subject"] == "real"
+    settle(site)
+    assert len(site.messages("alice")) == 1
+    assert site.dl.log().count("refused: it") == 3
+
+
+def test_owner_mail_goes_to_the_moderators(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    msgid = post(site, "eve@remote.example", "talk-owner@" + DOMAIN, subject="hi owner")
+    m = wait_msgs(site, "carol", 1)[0][1]
+    assert m["Message-ID"] == msgid and m["Subject"] == "hi owner"
