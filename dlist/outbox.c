@@ -2,6 +2,7 @@
  * outbox - dlist's outgoing transactions on disk. See outbox.h.
  */
 #include <errno.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,22 @@ outbox_write(const char *dir, const char *name, const struct outbox_msg *m)
     char *path = xasprintf("%s/%s", dir, name);
     int rc;
 
+    unsigned char r[12];
+    char envid[64];
+
+    if (m->envid == NULL) {
+        if (RAND_bytes(r, sizeof(r)) != 1) {
+            free(path);
+            errno = EAGAIN;
+            return -1;
+        }
+        strcpy(envid, "dlist-");
+        for (size_t i = 0; i < sizeof(r); i++)
+            snprintf(envid + 6 + 2 * i, 3, "%02x", r[i]);
+    } else
+        snprintf(envid, sizeof(envid), "%s", m->envid);
     buf_init(&b, OUTBOX_FILE_MAX);
-    buf_printf(&b, "S <%s>\n%s", m->sender, m->xverp ? "V\n" : "");
+    buf_printf(&b, "S <%s>\nE <%s>\n%s", m->sender, envid, m->xverp ? "V\n" : "");
     for (size_t i = 0; i < m->nrcpt; i++)
         buf_printf(&b, "R <%s>\n", m->rcpt[i]);
     buf_append(&b, "\n", 1);
@@ -71,6 +86,8 @@ outbox_read(const char *path, struct outbox_msg *m)
             break;
         else if (m->file[i] == 'S' && m->sender == NULL)
             m->sender = a;
+        else if (m->file[i] == 'E' && m->envid == NULL)
+            m->envid = a;
         else if (m->file[i] == 'R') {
             m->rcpt = xrealloc(m->rcpt, (m->nrcpt + 1) * sizeof(*m->rcpt));
             m->rcpt[m->nrcpt++] = a;
@@ -92,6 +109,7 @@ outbox_free(struct outbox_msg *m)
         free(m->rcpt[i]);
     free(m->rcpt);
     free(m->sender);
+    free(m->envid);
     free(m->file);
     memset(m, 0, sizeof(*m));
 }

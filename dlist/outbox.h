@@ -5,10 +5,11 @@
  *
  * Contract:
  * - Blocks on: every function does file I/O: the thread pool or start-up only.
- * - File: "S <sender>\n", "V\n" when the transaction asks for XVERP, one "R <rcpt>\n"
- *   per recipient, an empty line, then the message (LF line ends). Written whole with
- *   file_write_atomic (temp, fsync, rename, fsync of the directory): a file in out/ is
- *   complete or absent, also after kill -9.
+ * - File: "S <sender>\n", "E <envid>\n" (the transaction's DSN ENVID "dlist-" and 24 hex
+ *   digits, made once with the file: dsmtp knows a resend by it, txdedup.h), "V\n" when the
+ * transaction asks for XVERP, one "R <rcpt>\n" per recipient, an empty line, then the message (LF
+ * line ends). Written whole with file_write_atomic (temp, fsync, rename, fsync of the directory): a
+ * file in out/ is complete or absent, also after kill -9.
  * - outbox_read refuses (-1, EINVAL) a file that is not in this form.
  * - outbox_drop_key removes every KEY.N (a message processed again after a crash makes
  *   its mail anew).
@@ -25,6 +26,7 @@
 
 struct outbox_msg {
     char *sender; /* "" for <> */
+    char *envid;  /* outbox_write makes it when NULL */
     bool xverp;
     size_t nrcpt;
     char **rcpt;

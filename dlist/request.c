@@ -50,13 +50,13 @@ static const struct {
     const char *name;
     enum request_cmd cmd;
 } request_names[] = {
-    {"help", RQ_HELP},      {"join", RQ_JOIN},         {"add", RQ_JOIN},
-    {"subscribe", RQ_JOIN}, {"sub", RQ_JOIN},          {"signon", RQ_JOIN},
-    {"leave", RQ_LEAVE},    {"remove", RQ_LEAVE},      {"unsub", RQ_LEAVE},
-    {"unsubscribe", RQ_LEAVE}, {"signoff", RQ_LEAVE}, {"who", RQ_WHO},
-    {"review", RQ_WHO},     {"lists", RQ_LISTS},       {"info", RQ_INFO},
-    {"confirm", RQ_CONFIRM}, {"approve", RQ_APPROVE}, {"reject", RQ_REJECT},
-    {"end", RQ_END},        {"stop", RQ_END},          {"quit", RQ_END},
+    {"help", RQ_HELP},         {"join", RQ_JOIN},       {"add", RQ_JOIN},
+    {"subscribe", RQ_JOIN},    {"sub", RQ_JOIN},        {"signon", RQ_JOIN},
+    {"leave", RQ_LEAVE},       {"remove", RQ_LEAVE},    {"unsub", RQ_LEAVE},
+    {"unsubscribe", RQ_LEAVE}, {"signoff", RQ_LEAVE},   {"who", RQ_WHO},
+    {"review", RQ_WHO},        {"lists", RQ_LISTS},     {"info", RQ_INFO},
+    {"confirm", RQ_CONFIRM},   {"approve", RQ_APPROVE}, {"reject", RQ_REJECT},
+    {"end", RQ_END},           {"stop", RQ_END},        {"quit", RQ_END},
     {"exit", RQ_END},
 };
 
@@ -110,8 +110,7 @@ request_welcome(struct work *w)
     if (def->welcome_file == NULL ||
         file_read_all(def->welcome_file, REQUEST_TEMPLATE_MAX, &t, &len) < 0) {
         if (def->welcome_file != NULL)
-            log_warn("list %s: welcome_file %s: %s", def->name, def->welcome_file,
-                     strerror(errno));
+            log_warn("list %s: welcome_file %s: %s", def->name, def->welcome_file, strerror(errno));
         return xasprintf("Welcome to the %s list%s%s.\n\n"
                          "To post, mail %s.\n"
                          "To leave, mail %s with the subject or body: unsubscribe\n"
@@ -153,8 +152,7 @@ request_subscribe(struct request *rq, const char *addr)
         buf_printf(&rq->out, "  %s is a member already.\n", addr);
     } else if (work_members_save(w) < 0) {
         members_remove(&w->members, addr);
-        buf_printf(&rq->out, "  %s: not subscribed: the members file cannot be written.\n",
-                   addr);
+        buf_printf(&rq->out, "  %s: not subscribed: the members file cannot be written.\n", addr);
     } else {
         char *subj = xasprintf("DLIST: Welcome to the %s list", w->def->name);
         char *body = request_welcome(w);
@@ -205,14 +203,14 @@ request_join(struct request *rq, const char *arg)
     }
     {
         char *subj = xasprintf("confirm %s", tok);
-        char *body = xasprintf(
-            "Someone (perhaps you) asked to subscribe %s to the list %s.\n\n"
-            "To confirm, reply to this message (keep the subject), or mail %s\n"
-            "this line:\n\nconfirm %s\n\n"
-            "If you did not ask for it, ignore this message: nothing will happen.\n"
-            "The confirmation expires in %ld hours.\n",
-            canon, def->name, work_addr(w, "-request", req, sizeof(req)), tok,
-            w->cf->dlist_confirm_expire / 3600);
+        char *body =
+            xasprintf("Someone (perhaps you) asked to subscribe %s to the list %s.\n\n"
+                      "To confirm, reply to this message (keep the subject), or mail %s\n"
+                      "this line:\n\nconfirm %s\n\n"
+                      "If you did not ask for it, ignore this message: nothing will happen.\n"
+                      "The confirmation expires in %ld hours.\n",
+                      canon, def->name, work_addr(w, "-request", req, sizeof(req)), tok,
+                      w->cf->dlist_confirm_expire / 3600);
         work_mail(w, canon, subj, body, false);
         free(subj);
         free(body);
@@ -352,8 +350,7 @@ request_info(struct request *rq)
                "    List:    %s\n    Title:   %s\n    Members: %zu\n    Posting: %s\n"
                "    Joining: %s%s\n    Largest post: %llu bytes\n",
                work_addr(rq->w, "", list, sizeof(list)), d->title, rq->w->members.n,
-               lists_access_text(&d->access[LISTS_POST]),
-               lists_access_text(&d->access[LISTS_JOIN]),
+               lists_access_text(&d->access[LISTS_POST]), lists_access_text(&d->access[LISTS_JOIN]),
                d->join_cookie ? " (with confirmation)" : "", d->max_size);
 }
 
@@ -377,8 +374,7 @@ request_line(struct request *rq, const char *line, bool first)
             buf_printf(&rq->out, "\n(the rest was not read)\n");
             rq->stop = true;
         } else
-            buf_printf(&rq->out, "> %.200s\n  Unknown command (send help for the list).\n\n",
-                       line);
+            buf_printf(&rq->out, "> %.200s\n  Unknown command (send help for the list).\n\n", line);
         return;
     }
     if (cmd == RQ_END) {

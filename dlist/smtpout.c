@@ -181,8 +181,7 @@ smtpout_read(uv_work_t *w, int status)
     }
     if (so.read_errno != 0) {
         if (so.read_errno != ENOENT)
-            log_error("%s/%s: %s: left in place", so.dir, so.names[so.i],
-                      strerror(so.read_errno));
+            log_error("%s/%s: %s: left in place", so.dir, so.names[so.i], strerror(so.read_errno));
         so.i++;
         smtpout_next();
         return;
@@ -191,6 +190,7 @@ smtpout_read(uv_work_t *w, int status)
     for (size_t i = 0; i < so.m.nrcpt; i++)
         so.rc[i].addr = so.m.rcpt[i];
     so.sm = (struct smtpc_msg){.sender = so.m.sender,
+                               .envid = so.m.envid,
                                .xverp = so.m.xverp,
                                .rcpt = so.rc,
                                .nrcpt = so.m.nrcpt,

@@ -95,8 +95,7 @@ spool_handle(const struct conf *cf, const struct lists_def *def, int role, const
     spool_work_init(&w, cf, def);
     snprintf(w.key, sizeof(w.key), "%s.%s.%s", def->name, spool_roles[role], name);
     if (outbox_drop_key(w.outdir, w.key) > 0)
-        log_info("list %s: %s handled again after a restart (its mail made anew)", def->name,
-                 name);
+        log_info("list %s: %s handled again after a restart (its mail made anew)", def->name, name);
     if (file_read_all(path, OUTBOX_TEXT_MAX, &text, &len) < 0) {
         log_error("list %s: %s: %s: removed", def->name, path, strerror(errno));
         if (errno != ENOENT)
@@ -389,8 +388,7 @@ spool_admin_work(uv_work_t *wk)
         snprintf(j->text, sizeof(j->text), "%zu held post%s", n, n == 1 ? "" : "s");
         j->ok = true;
     } else if (moderate_decide(&w, j->id, j->op == 'a', j->text, sizeof(j->text)) == 0) {
-        snprintf(j->text, sizeof(j->text), "%s %s", j->op == 'a' ? "approved" : "rejected",
-                 j->id);
+        snprintf(j->text, sizeof(j->text), "%s %s", j->op == 'a' ? "approved" : "rejected", j->id);
         j->ok = true;
     }
     spool_work_free(&w);

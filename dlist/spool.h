@@ -39,7 +39,6 @@ void spool_kick(void);
 
 /* spool_admin - `held LIST`, `approve LIST ID`, `reject LIST ID` on the pool, after any
  * running scan (op 'h', 'a', 'r'); answers r. */
-void spool_admin(struct server *srv, struct ctl_req *r, char op, const char *list,
-                 const char *id);
+void spool_admin(struct server *srv, struct ctl_req *r, char op, const char *list, const char *id);
 
 #endif

@@ -29,6 +29,7 @@
 #include "rbl.h"
 #include "smtp_auth.h"
 #include "spill.h"
+#include "txdedup.h"
 #include "xmem.h"
 
 enum {
@@ -872,6 +873,9 @@ command_delivered(void *arg, const struct deliver_outcome *o)
             queue_kick(s->d->queue); /* queued local recipients and reports */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
+    if (txdedup_applies(s))
+        txdedup_end(tx->params.envid, !o->qfile_failed && (o->delivered > 0 || o->queued > 0),
+                    time(NULL));
     session_tx_reset(s);
     sess_resume(&s->base);
 }
@@ -996,11 +1000,38 @@ command_data_milter_done(struct smtp_session *s)
         sess_resume(&s->base);
 }
 
+/* command_data_dup - a resend of one of dlist's transactions already delivered (or being
+ * delivered): answered, text freed, the transaction ended; true then (txdedup.h). */
+static bool
+command_data_dup(struct smtp_session *s, char *text)
+{
+    struct smtp_tx *tx = &s->tx;
+    enum txdedup_state st;
+
+    if (!txdedup_applies(s) || (st = txdedup_begin(tx->params.envid, time(NULL))) == TXDEDUP_NEW)
+        return false;
+    if (st == TXDEDUP_DONE) {
+        log_sess(LOGLVL_INFO, s->base.sid,
+                 "message id=%s size=%llu result=duplicate envid=%s (not delivered again)", tx->id,
+                 tx->rx.wire, tx->params.envid);
+        session_reply(s, 250, "2.0.0", "Ok: already accepted (ENVID %s), not delivered again",
+                      tx->params.envid);
+    } else
+        session_reply(s, 451, "4.3.0",
+                      "Try again later: the same transaction (ENVID %s) is being delivered",
+                      tx->params.envid);
+    free(text);
+    session_tx_reset(s);
+    return true;
+}
+
 /* command_data_message - the whole message: filter and deliver; true when the session
  * waits (for the filters, a hold or the delivery). */
 static bool
 command_data_message(struct smtp_session *s, char *text, size_t len)
 {
+    if (command_data_dup(s, text))
+        return false;
     len = spf_strip_authres(text, len, s->tx.rx.prefix_len, s->d->srv.hostname); /* RFC 8601 */
     if (s->milter == NULL) {
         command_data_deliver(s, text, len);
