@@ -10,7 +10,8 @@ import smtplib
 import subprocess
 import time
 
-from dmail_site import BIN, DOMAIN, HOST, make_message, new_msgid, sha512_crypt, wait_for
+from dmail_site import (BIN, DOMAIN, HOST, make_message, new_msgid, read_mbox, sha512_crypt,
+                        wait_for)
 
 
 def write_lists(site, text):
@@ -543,3 +544,24 @@ def test_kill9_during_posts_delivers_each_exactly_once(dsmtp_factory):
     # kill -9 left nothing behind in the spool's cur directories
     cur = os.path.join(site.spool, "dlist", "many", "post", "cur")
     assert os.listdir(cur) == []
+
+
+def test_dwatch_runs_dlist_when_lists_are_configured(dwatch_factory):
+    dw = dwatch_factory(start=False)  # dwatch_servers left at its default: dsmtp,dpop
+    site = dw.site
+    site.write_conf({"dlist_path": write_lists(site, LISTS)})
+    dw.start(wait=False)
+    st = dw.wait_running(names=("dsmtp", "dpop", "dlist"))
+    assert set(st) >= {"dsmtp", "dpop", "dlist"}, st
+    # a post goes through the supervised dlist
+    assert dlist_cmd(site, "add", "talk", "alice@" + DOMAIN)[0] == 0
+    post(site, "alice@" + DOMAIN, "talk@" + DOMAIN, subject="supervised")
+    wait_for(lambda: any(m["Subject"] == "[talk] supervised"
+                         for _, m in read_mbox(os.path.join(site.drop, "alice"))), 15)
+
+
+def test_dwatch_without_lists_runs_no_dlist(dwatch_factory):
+    dw = dwatch_factory(start=False)
+    dw.start(wait=False)
+    st = dw.wait_running(names=("dsmtp", "dpop"))
+    assert "dlist" not in st, st
