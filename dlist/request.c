@@ -96,27 +96,24 @@ request_ignored(const struct work *w)
     return why;
 }
 
-/* request_template - welcome_file with DMail's placeholders, else the built-in text. */
+/* request_template - file with DMail's placeholders filled in, malloc'd; NULL when there
+ * is no file or it cannot be read (logged). */
 static char *
-request_welcome(struct work *w)
+request_template(struct work *w, const char *file, const char *setting)
 {
     const struct lists_def *def = w->def;
     char list[400], req[400], *t = NULL;
     size_t len = 0;
     struct buf b;
 
+    if (file == NULL)
+        return NULL;
+    if (file_read_all(file, REQUEST_TEMPLATE_MAX, &t, &len) < 0) {
+        log_warn("list %s: %s %s: %s", def->name, setting, file, strerror(errno));
+        return NULL;
+    }
     work_addr(w, "", list, sizeof(list));
     work_addr(w, "-request", req, sizeof(req));
-    if (def->welcome_file == NULL ||
-        file_read_all(def->welcome_file, REQUEST_TEMPLATE_MAX, &t, &len) < 0) {
-        if (def->welcome_file != NULL)
-            log_warn("list %s: welcome_file %s: %s", def->name, def->welcome_file, strerror(errno));
-        return xasprintf("Welcome to the %s list%s%s.\n\n"
-                         "To post, mail %s.\n"
-                         "To leave, mail %s with the subject or body: unsubscribe\n"
-                         "For the other commands, send: help\n",
-                         def->name, def->title[0] != '\0' ? ": " : "", def->title, list, req);
-    }
     buf_init(&b, REQUEST_TEMPLATE_MAX * 4);
     for (size_t i = 0; i < len;) {
         static const char *const ph[] = {"%%list-name%%", "%%list%%", "%%list-request%%"};
@@ -136,6 +133,24 @@ request_welcome(struct work *w)
     t = xstrdup(buf_peek(&b));
     buf_free(&b);
     return t;
+}
+
+/* request_welcome - welcome_file, else the built-in text. */
+static char *
+request_welcome(struct work *w)
+{
+    const struct lists_def *def = w->def;
+    char list[400], req[400], *t = request_template(w, def->welcome_file, "welcome_file");
+
+    if (t != NULL)
+        return t;
+    return xasprintf("Welcome to the %s list%s%s.\n\n"
+                     "To post, mail %s.\n"
+                     "To leave, mail %s with the subject or body: unsubscribe\n"
+                     "For the other commands, send: help\n",
+                     def->name, def->title[0] != '\0' ? ": " : "", def->title,
+                     work_addr(w, "", list, sizeof(list)),
+                     work_addr(w, "-request", req, sizeof(req)));
 }
 
 /* request_subscribe - addr added, saved, welcomed; the reply line. */
@@ -275,6 +290,15 @@ request_leave(struct request *rq, const char *arg)
     }
     buf_printf(&rq->out, "  %s is no longer subscribed.\n", canon);
     log_info("list %s: %s left (by %s)", w->def->name, canon, rq->who);
+    {
+        char *text = request_template(w, w->def->leave_file, "leave_file");
+        if (text != NULL) {
+            char *subj = xasprintf("DLIST: You have left the %s list", w->def->name);
+            work_mail(w, canon, subj, text, false);
+            free(subj);
+            free(text);
+        }
+    }
 }
 
 /* request_help - the command summary. */

@@ -225,7 +225,7 @@ spool_scan_work(uv_work_t *wk)
     free(outdir);
 }
 
-static void spool_watch(void);
+static bool spool_watch(void);
 
 /* spool_scan_done - loop: send what the outbox holds; scan again if kicked meanwhile. */
 static void
@@ -241,7 +241,8 @@ spool_scan_done(uv_work_t *wk, int status)
             smtpout_run(sp.srv, j->outs, j->nouts);
             j->outs = NULL;
         }
-        spool_watch();
+        if (spool_watch())
+            sp.again = true;
     }
     for (size_t i = 0; j->outs != NULL && i < j->nouts; i++)
         free(j->outs[i]);
@@ -302,15 +303,17 @@ spool_unwatch(void)
     sp.nev = 0;
 }
 
-/* spool_watch - watchers for the lists of the snapshot in force (after a reload: anew). */
-static void
+/* spool_watch - watchers for the lists of the snapshot in force (after a reload: anew);
+ * true when they were made now: a file that came before they were in place waits for
+ * the next scan, so the caller scans once more. */
+static bool
 spool_watch(void)
 {
     const struct conf *cf = sp.srv->cf;
     size_t n = cf->lists != NULL ? cf->lists->n * SPOOL_ROLES : 0;
 
     if (cf == sp.watched)
-        return;
+        return false;
     spool_unwatch();
     sp.ev = n > 0 ? xcalloc(n, sizeof(*sp.ev)) : NULL;
     sp.watched = cf;
@@ -327,6 +330,7 @@ spool_watch(void)
         }
         free(d);
     }
+    return true;
 }
 
 /* spool_tick - each second: a scan when the snapshot changed or the interval passed. */

@@ -257,6 +257,8 @@ list open
  reply_to_user true
  join_cookie false
  access_leave anyone
+ welcome_file welcome.txt
+ leave_file %(leave)s
 """
 
 MODPASS = "mod-secret-1"
@@ -270,8 +272,13 @@ def list_site(dsmtp_factory, extra="", **conf):
     footer = os.path.join(d, "footer.txt")
     with open(footer, "w") as f:
         f.write("-- \nThe talk list: mail talk-request@%s with help\n" % DOMAIN)
+    with open(os.path.join(d, "welcome.txt"), "w") as f:
+        f.write("Hello from %%list-name%%: post to %%list%%, commands to %%list-request%%.\n")
+    leave = os.path.join(d, "leave.txt")
+    with open(leave, "w") as f:
+        f.write("Goodbye from %%list-name%%.\n")
     write_lists(site, POSTLISTS % {"d": DOMAIN, "hash": sha512_crypt(MODPASS),
-                                   "footer": footer} + extra)
+                                   "footer": footer, "leave": leave} + extra)
     settings = {"dlist_path": d}
     settings.update(conf)
     site.write_conf(settings)
@@ -565,3 +572,20 @@ def test_dwatch_without_lists_runs_no_dlist(dwatch_factory):
     dw.start(wait=False)
     st = dw.wait_running(names=("dsmtp", "dpop"))
     assert "dlist" not in st, st
+
+
+def test_welcome_and_leave_templates(dsmtp_factory):
+    site = list_site(dsmtp_factory)
+    req = "open-request@" + DOMAIN
+    post(site, "alice@" + DOMAIN, req, subject="join", body="")  # join_cookie false
+    msgs = {m["Subject"]: m for _, m in wait_msgs(site, "alice", 2)}
+    assert msgs["DLIST: Welcome to the open list"].get_payload() == \
+        "Hello from open: post to open@%s, commands to %s.\n" % (DOMAIN, req)
+    assert "alice@%s is now subscribed" % DOMAIN in msgs["Re: join"].get_payload()
+    assert members_of(site, "open") == ["alice@" + DOMAIN]
+    # access_leave anyone: bob may remove alice; she is told with leave_file
+    post(site, "bob@" + DOMAIN, req, subject="x", body="signoff alice@%s\n" % DOMAIN)
+    msgs = wait_msgs(site, "alice", 3)
+    assert msgs[2][1]["Subject"] == "DLIST: You have left the open list"
+    assert msgs[2][1].get_payload() == "Goodbye from open.\n"
+    assert members_of(site, "open") == []

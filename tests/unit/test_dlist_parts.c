@@ -147,5 +147,4 @@ test_txdedup(void **state)
     assert_int_equal(txdedup_begin("dlist-many-4100", 2001), TXDEDUP_DONE);
 }
 
-UU_MAIN(NULL, NULL, UU_DIR(test_outbox), cmocka_unit_test(test_msg),
-        cmocka_unit_test(test_txdedup))
+UU_MAIN(NULL, NULL, UU_DIR(test_outbox), cmocka_unit_test(test_msg), cmocka_unit_test(test_txdedup))
