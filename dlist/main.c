@@ -1,9 +1,11 @@
 /*
  * dlist - dmail's mailing-list server (DMail's DList), on the server core
- * (common/server/server.h): no listener of its own; its control socket work_path/dlist.ctl
- * serves the list commands (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR |
- * remove LIST ADDR` is the client of those commands; `dlist -t` checks dmail.conf and
- * lists.dat and names the lists.
+ * (common/server/server.h): no listener of its own; the spool runner (spool.h) handles the
+ * list mail dsmtp spools (posts, commands, owner mail) and sends what it makes through
+ * dsmtp (smtpout.h); its control socket work_path/dlist.ctl serves the list commands
+ * (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR | remove LIST ADDR | held
+ * LIST | approve LIST ID | reject LIST ID` is the client of those commands; `dlist -t`
+ * checks dmail.conf and lists.dat and names the lists.
  */
 #include <errno.h>
 #include <stdio.h>
