@@ -589,3 +589,78 @@ def test_welcome_and_leave_templates(dsmtp_factory):
     assert msgs[2][1]["Subject"] == "DLIST: You have left the open list"
     assert msgs[2][1].get_payload() == "Goodbye from open.\n"
     assert members_of(site, "open") == []
+
+
+def xverp_sink():
+    """An aiosmtpd server that announces Postfix's XVERP and records who asked for it:
+    (controller, handler); handler.xverp lists the MAIL FROM lines' XVERP (True/False)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+    from conftest import SinkHandler
+    from dmail_site import free_ports
+
+    class Handler(SinkHandler):
+        xverp = []
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            return responses[:1] + ["250-XVERP"] + responses[1:]
+
+    class XverpSMTP(SMTP):
+        async def smtp_MAIL(self, arg):
+            has = arg is not None and arg.upper().endswith(" XVERP")
+            self.event_handler.xverp.append(has)
+            await super().smtp_MAIL(arg[:-6] if has else arg)
+
+    class XverpController(Controller):
+        def factory(self):
+            return XverpSMTP(self.handler)
+
+    h = Handler()
+    c = XverpController(h, hostname="127.0.0.1", port=free_ports(1)[0])
+    c.start()
+    return c, h
+
+
+def test_one_transaction_with_xverp_when_announced(dsmtp_factory, sink_factory):
+    c, h = xverp_sink()
+    try:
+        site = list_site(dsmtp_factory, dlist_smtp_host="127.0.0.1:%d" % c.port)
+        subs = ["a@one.example", "b@two.example", "c@one.example"]
+        for a in subs:
+            assert dlist_cmd(site, "add", "talk", a)[0] == 0
+        msgid = post(site, "a@one.example", "talk@" + DOMAIN, subject="via xverp")
+        wait_for(lambda: h.envelopes, 15)
+        (env,) = h.envelopes
+        assert h.xverp == [True]
+        assert env.mail_from == "talk-bounces@" + DOMAIN
+        assert sorted(env.rcpt_tos) == sorted(subs)  # one transaction, every subscriber
+        assert msgid.encode() in env.content and b"List-Id: The list for talkers" in env.content
+        # a server without XVERP: plain MAIL FROM (aiosmtpd refuses unknown parameters)
+        port, plain = sink_factory()
+        site.write_conf({"dlist_path": os.path.join(site.dir, "dlist"),
+                         "dlist_smtp_host": "127.0.0.1:%d" % port})
+        assert dlist_cmd(site, "reload")[0] == 0
+        post(site, "b@two.example", "talk@" + DOMAIN, subject="plain")
+        wait_for(lambda: plain.envelopes, 15)
+        assert sorted(plain.envelopes[0].rcpt_tos) == sorted(subs)
+        assert plain.envelopes[0].mail_from == "talk-bounces@" + DOMAIN
+        assert h.xverp == [True]
+    finally:
+        c.stop()
+
+
+def test_mail_waits_while_the_smtp_server_is_down(dsmtp_factory, sink_factory):
+    from dmail_site import free_ports
+    port = free_ports(1)[0]
+    site = list_site(dsmtp_factory, dlist_smtp_host="127.0.0.1:%d" % port,
+                     dlist_scan_interval="1")
+    assert dlist_cmd(site, "add", "talk", "x@one.example")[0] == 0
+    post(site, "x@one.example", "talk@" + DOMAIN, subject="later")
+    out = os.path.join(site.spool, "dlist", "out")
+    wait_for(lambda: "trying again later" in site.dl.log(), 15)
+    assert len(os.listdir(out)) == 1  # kept, complete
+    _, h = sink_factory(port=port)
+    wait_for(lambda: h.envelopes, 15)
+    assert h.envelopes[0].rcpt_tos == ["x@one.example"]
+    wait_for(lambda: not os.listdir(out), 10)
