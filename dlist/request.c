@@ -511,6 +511,14 @@ request_handle(struct work *w)
     }
     if (!rq.done_any)
         request_help(&rq);
+    if (subject != NULL) { /* a password in the subject never goes back */
+        const char *t = msg_strip_subject(subject);
+        enum request_cmd c = request_lookup(t, strcspn(t, " \t"));
+        if (c == RQ_APPROVE || c == RQ_REJECT) {
+            free(subject);
+            subject = NULL;
+        }
+    }
     re = xasprintf("Re: %s", subject != NULL ? subject : "your commands");
     buf_append(&rq.out, "", 1);
     work_mail(w, rq.who, re, buf_peek(&rq.out), true);

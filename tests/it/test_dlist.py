@@ -461,13 +461,19 @@ def test_moderation_hold_approve_reject(dsmtp_factory):
     r = wait_msgs(site, "carol", 2)[1][1].get_payload()
     assert "Held post %s approved and sent" % hid in r, r
     assert dlist_cmd(site, "held", "talk")[1].splitlines() == ["0 held posts"]
+    # the password in a subject does not come back in the reply's subject
+    post(site, "carol@" + DOMAIN, "talk-request@" + DOMAIN,
+         subject="approve %s 000000000000" % MODPASS, body="")
+    m = wait_msgs(site, "carol", 3)[2][1]
+    assert m["Subject"] == "Re: your commands" and MODPASS not in m.as_string(), m.as_string()
+    assert "no held post 000000000000" in m.get_payload()
     # approved twice: no such post
     rc, out, err = dlist_cmd(site, "approve", "talk", hid)
     assert rc == 1 and "no held post " + hid in err, (rc, out, err)
     # held, then rejected / approved on the command line
     post(site, "eve@remote.example", "talk@" + DOMAIN, subject="spam")
     m3 = post(site, "mallory@remote.example", "talk@" + DOMAIN, subject="good one")
-    wait_msgs(site, "carol", 4)
+    wait_msgs(site, "carol", 5)
     held = dlist_cmd(site, "held", "talk")[1].splitlines()[:-1]
     ids = {line.split()[2]: line.split()[0] for line in held}
     assert dlist_cmd(site, "reject", "talk", ids["spam"])[:2] == \
