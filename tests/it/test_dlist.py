@@ -670,3 +670,42 @@ def test_mail_waits_while_the_smtp_server_is_down(dsmtp_factory, sink_factory):
     wait_for(lambda: h.envelopes, 15)
     assert h.envelopes[0].rcpt_tos == ["x@one.example"]
     wait_for(lambda: not os.listdir(out), 10)
+
+
+def test_recovery_of_what_a_crash_left(dsmtp_factory):
+    """What kill -9 leaves, set up by hand: a message claimed (in cur) whose mail was
+    partly made (a stale outbox file), and an outbox file made and never sent. At start
+    the claimed message is handled again (its stale mail dropped), the outbox file sent
+    once."""
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d})
+    mdir = os.path.join(site.work, "dlist", "talk")
+    os.makedirs(mdir)
+    with open(os.path.join(mdir, "members"), "w") as f:
+        f.write("alice@%s\nbob@%s\n" % (DOMAIN, DOMAIN))
+    spool = os.path.join(site.spool, "dlist")
+    cur = os.path.join(spool, "talk", "post", "cur")
+    out = os.path.join(spool, "out")
+    os.makedirs(cur)
+    os.makedirs(out)
+    msgid = new_msgid("crash")
+    with open(os.path.join(cur, "1.crash.test"), "w") as f:
+        f.write("Return-Path: <alice@%s>\nFrom: alice@%s\nSubject: claimed\nMessage-ID: %s\n\n"
+                "body\n" % (DOMAIN, DOMAIN, msgid))
+    with open(os.path.join(out, "talk.post.1.crash.test.0"), "w") as f:
+        f.write("S <talk-bounces@%s>\nE <dlist-000000000000000000000001>\nR <alice@%s>\n\n"
+                "Subject: stale\n\nnever sent\n" % (DOMAIN, DOMAIN))
+    left = new_msgid("left")
+    with open(os.path.join(out, "talk.request.2.crash.test.0"), "w") as f:
+        f.write("S <talk-bounces@%s>\nE <dlist-000000000000000000000002>\nR <bob@%s>\n\n"
+                "Subject: leftover\nMessage-ID: %s\n\nmade, not sent\n" % (DOMAIN, DOMAIN, left))
+    site.start()
+    dl = start_dlist(site)
+    wait_for(lambda: len(site.messages("bob")) >= 2, 15)
+    settle(site)
+    assert sorted(site.msgids("bob")) == sorted([msgid, left])
+    assert site.msgids("alice") == [msgid]
+    assert [m["Subject"] for _, m in site.messages("alice")] == ["[talk] claimed"]
+    assert os.listdir(cur) == [] and os.listdir(out) == []
+    assert "handled again after a restart" in dl.log()
