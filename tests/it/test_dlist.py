@@ -709,3 +709,17 @@ def test_recovery_of_what_a_crash_left(dsmtp_factory):
     assert [m["Subject"] for _, m in site.messages("alice")] == ["[talk] claimed"]
     assert os.listdir(cur) == [] and os.listdir(out) == []
     assert "handled again after a restart" in dl.log()
+
+
+def test_moderated_list_only_moderators_post(dsmtp_factory):
+    site = list_site(dsmtp_factory, extra="list ann\n access_post moderator\n"
+                                          " moderator carol@%s\n" % DOMAIN)
+    for u in ("alice", "bob"):
+        assert dlist_cmd(site, "add", "ann", "%s@%s" % (u, DOMAIN))[0] == 0
+    m1 = post(site, "carol@" + DOMAIN, "ann@" + DOMAIN, subject="news")  # not a member
+    assert wait_msgs(site, "alice", 1)[0][1]["Message-ID"] == m1
+    post(site, "bob@" + DOMAIN, "ann@" + DOMAIN, subject="me too")  # a member, no moderator
+    notice = wait_msgs(site, "carol", 1)[0][1]
+    assert "bob@%s may not post (access_post moderator)" % DOMAIN in notice.get_payload()
+    settle(site)
+    assert len(site.messages("alice")) == 1 and len(site.messages("bob")) == 1
