@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -35,7 +36,8 @@ outbox_write(const char *dir, const char *name, const struct outbox_msg *m)
     } else
         snprintf(envid, sizeof(envid), "%s", m->envid);
     buf_init(&b, OUTBOX_FILE_MAX);
-    buf_printf(&b, "S <%s>\nE <%s>\n%s", m->sender, envid, m->xverp ? "V\n" : "");
+    buf_printf(&b, "S <%s>\nT <%lld>\nE <%s>\n%s", m->sender,
+               m->made != 0 ? m->made : (long long)time(NULL), envid, m->xverp ? "V\n" : "");
     for (size_t i = 0; i < m->nrcpt; i++)
         buf_printf(&b, "R <%s>\n", m->rcpt[i]);
     buf_append(&b, "\n", 1);
@@ -88,7 +90,10 @@ outbox_read(const char *path, struct outbox_msg *m)
             m->sender = a;
         else if (m->file[i] == 'E' && m->envid == NULL)
             m->envid = a;
-        else if (m->file[i] == 'R') {
+        else if (m->file[i] == 'T' && m->made == 0) {
+            m->made = strtoll(a, NULL, 10);
+            free(a);
+        } else if (m->file[i] == 'R') {
             m->rcpt = xrealloc(m->rcpt, (m->nrcpt + 1) * sizeof(*m->rcpt));
             m->rcpt[m->nrcpt++] = a;
         } else {

@@ -5,7 +5,8 @@
  *
  * Contract:
  * - Blocks on: every function does file I/O: the thread pool or start-up only.
- * - File: "S <sender>\n", "E <envid>\n" (the transaction's DSN ENVID "dlist-" and 24 hex
+ * - File: "S <sender>\n", "T <made>\n" (when it was first made, seconds since the epoch;
+ *   kept by a rewrite), "E <envid>\n" (the transaction's DSN ENVID "dlist-" and 24 hex
  *   digits, made once with the file: dsmtp knows a resend by it, txdedup.h), "V\n" when the
  * transaction asks for XVERP, one "R <rcpt>\n" per recipient, an empty line, then the message (LF
  * line ends). Written whole with file_write_atomic (temp, fsync, rename, fsync of the directory): a
@@ -25,8 +26,9 @@
 #define OUTBOX_TEXT_MAX (200u << 20) /* a message dlist makes */
 
 struct outbox_msg {
-    char *sender; /* "" for <> */
-    char *envid;  /* outbox_write makes it when NULL */
+    char *sender;   /* "" for <> */
+    char *envid;    /* outbox_write makes it when NULL */
+    long long made; /* outbox_write: now when 0 */
     bool xverp;
     size_t nrcpt;
     char **rcpt;

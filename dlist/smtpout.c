@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -139,6 +140,13 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
             so.m.rcpt[i] = saved;
             so.keep++;
         }
+    }
+    if (so.keep > 0 && so.m.made > 0 && time(NULL) - so.m.made > so.cf->queue_lifetime) {
+        for (size_t i = 0; i < so.keep; i++)
+            log_error("%s: <%s> given up: still refused for now after queue_lifetime",
+                      so.names[so.i], so.m.rcpt[i]);
+        bad += so.keep;
+        so.keep = 0;
     }
     log_info("%s: %zu recipient%s accepted by %s, %zu refused, %zu to retry", so.names[so.i], ok,
              ok == 1 ? "" : "s", smtpc_peer(c), bad, so.keep);

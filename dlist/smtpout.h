@@ -9,7 +9,8 @@
  * - Blocks on: nothing on the loop: outbox files are read and removed on the pool.
  * - A file is removed only after dsmtp answered the end of DATA (2xx for some recipients,
  *   5xx for the others: those are logged and dropped); recipients refused with 4xx stay
- *   in the file (rewritten, atomically) for the next batch; a failed connection leaves
+ *   in the file (rewritten, atomically) for the next batch, until the file is older than
+ *   queue_lifetime (then they are logged and dropped); a failed connection leaves
  *   every file for the next scan.
  * - A kill -9 between dsmtp's 250 and the removal sends that one transaction again on the
  *   next start (the same Message-ID): the only duplicate window, documented in dlist.8.

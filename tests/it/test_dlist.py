@@ -723,3 +723,25 @@ def test_moderated_list_only_moderators_post(dsmtp_factory):
     assert "bob@%s may not post (access_post moderator)" % DOMAIN in notice.get_payload()
     settle(site)
     assert len(site.messages("alice")) == 1 and len(site.messages("bob")) == 1
+
+
+def test_outbox_gives_up_after_queue_lifetime(dsmtp_factory, sink_factory):
+    port, h = sink_factory()
+    h.reply = lambda env: "451 4.3.0 not now"
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, LISTS)
+    site.write_conf({"dlist_path": d, "dlist_smtp_host": "127.0.0.1:%d" % port,
+                     "dlist_scan_interval": "1", "queue_lifetime": "1h"})
+    out = os.path.join(site.spool, "dlist", "out")
+    os.makedirs(out)
+    for name, made in (("talk.post.old.0", int(time.time()) - 7200),
+                       ("talk.post.new.0", int(time.time()))):
+        with open(os.path.join(out, name), "w") as f:
+            f.write("S <talk-bounces@%s>\nT <%d>\nE <dlist-%s>\nR <x@one.example>\n\n"
+                    "Subject: %s\n\nbody\n" % (DOMAIN, made, name.replace(".", "-"), name))
+    site.start()
+    dl = start_dlist(site)
+    wait_for(lambda: os.listdir(out) == ["talk.post.new.0"], 15)
+    assert "talk.post.old.0: <x@one.example> given up" in dl.log()
+    time.sleep(1.5)
+    assert os.listdir(out) == ["talk.post.new.0"]  # still tried, kept

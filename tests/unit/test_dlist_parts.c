@@ -54,16 +54,19 @@ test_outbox(void **state)
     assert_memory_equal(r.text, m.text, 18);
     assert_int_equal(strncmp(r.envid, "dlist-", 6), 0);
     assert_int_equal(strlen(r.envid), 30);
+    assert_true(r.made > 1700000000);
     /* written again with its ENVID: the same one */
     {
         char envid[64];
         snprintf(envid, sizeof(envid), "%s", r.envid);
         outbox_free(&r);
         m.envid = envid;
+        m.made = 12345;
         m.nrcpt = 1;
         assert_int_equal(outbox_write(f->dir, "k.0", &m), 0);
         assert_int_equal(outbox_read(p, &r), 0);
         assert_string_equal(r.envid, envid);
+        assert_int_equal(r.made, 12345);
         assert_int_equal(r.nrcpt, 1);
         outbox_free(&r);
     }
