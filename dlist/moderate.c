@@ -92,6 +92,12 @@ moderate_decide(struct work *w, const char *id, bool approve, char *err, size_t 
         return -1;
     }
     path = moderate_path(w, id);
+    for (size_t i = 0; i < w->nremove; i++)
+        if (strcmp(w->remove[i], path) == 0) {
+            snprintf(err, len, "held post %s is decided already", id);
+            free(path);
+            return -1;
+        }
     if (file_read_all(path, OUTBOX_FILE_MAX, &text, &tlen) < 0) {
         snprintf(err, len, errno == ENOENT ? "no held post %s" : "held post %s: cannot read it",
                  id);
@@ -128,8 +134,8 @@ moderate_decide(struct work *w, const char *id, bool approve, char *err, size_t 
             goto out;
         }
     }
-    if (unlink(path) < 0 || file_fsync_dir(path) < 0) {
-        snprintf(err, len, "held post %s: cannot remove it", id);
+    if (!work_remove_later(w, path)) {
+        snprintf(err, len, "held post %s: too many decisions in one message", id);
         goto out;
     }
     log_info("list %s: held post %s %s", w->def->name, id, approve ? "approved" : "rejected");

@@ -8,8 +8,10 @@
  * - A held file is the spooled message as it came (its Return-Path line first) behind one
  *   line "X-Dlist-Held: REASON"; ID is 12 hex digits derived from the spool file's name,
  *   so a message handled again after a crash is held under the same ID, once.
- * - Approve: the post is distributed (post_send) and the held file removed after its mail
- *   is in the outbox; reject: the file is removed. An unknown ID is an error.
+ * - Approve: the post is distributed (post_send) and the held file queued for removal
+ *   (work_remove_later: removed once the message that decided is done, so a crash before
+ *   that decides again and never loses the post); reject: the file is queued for
+ *   removal. An unknown ID is an error.
  * - Expiry: held files older than dlist_held_expire are removed (logged) on each scan.
  */
 #ifndef DLIST_MODERATE_H

@@ -124,6 +124,8 @@ spool_handle(const struct conf *cf, const struct lists_def *def, int role, const
         log_warn("list %s: %s kept in %s to be handled again", def->name, name, cur);
     else if (unlink(path) < 0 || file_fsync_dir(cur) < 0)
         log_error("list %s: cannot remove %s: %s", def->name, path, strerror(errno));
+    else
+        work_finish(&w);
 out:
     spool_work_free(&w);
     free(text);
@@ -392,6 +394,7 @@ spool_admin_work(uv_work_t *wk)
         snprintf(j->text, sizeof(j->text), "%zu held post%s", n, n == 1 ? "" : "s");
         j->ok = true;
     } else if (moderate_decide(&w, j->id, j->op == 'a', j->text, sizeof(j->text)) == 0) {
+        work_finish(&w);
         snprintf(j->text, sizeof(j->text), "%s %s", j->op == 'a' ? "approved" : "rejected", j->id);
         j->ok = true;
     }

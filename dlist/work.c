@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "buf.h"
+#include "file.h"
 #include "conf.h"
 #include "lists.h"
 #include "log.h"
@@ -102,9 +104,32 @@ work_members_save(struct work *w)
     return rc;
 }
 
+bool
+work_remove_later(struct work *w, const char *path)
+{
+    if (w->nremove == sizeof(w->remove) / sizeof(w->remove[0]))
+        return false;
+    w->remove[w->nremove++] = xstrdup(path);
+    return true;
+}
+
+void
+work_finish(struct work *w)
+{
+    for (size_t i = 0; i < w->nremove; i++) {
+        if (unlink(w->remove[i]) < 0 || file_fsync_dir(w->remove[i]) < 0)
+            log_error("list %s: cannot remove %s: %s", w->def->name, w->remove[i], strerror(errno));
+        free(w->remove[i]);
+    }
+    w->nremove = 0;
+}
+
 void
 work_done(struct work *w)
 {
+    for (size_t i = 0; i < w->nremove; i++)
+        free(w->remove[i]);
+    w->nremove = 0;
     if (w->members_loaded) {
         members_free(&w->members);
         w->members_loaded = false;

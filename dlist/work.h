@@ -36,6 +36,10 @@ struct work {
     char sender[600]; /* the envelope sender ("" for <>) */
     struct members members;
     bool members_loaded;
+    /* files removed once the message is done (a held post approved or rejected): after
+     * its spool file is gone, so a crash before never loses the post (work_finish) */
+    size_t nremove;
+    char *remove[8];
 };
 
 /* work_addr - "LIST" "-request" "@domain" and the like into buf; returns buf. */
@@ -54,6 +58,12 @@ int work_members_load(struct work *w);
 
 /* work_members_save - the changed members written. 0 or -1. */
 int work_members_save(struct work *w);
+
+/* work_remove_later - path removed by work_finish (false: too many, nothing queued). */
+bool work_remove_later(struct work *w, const char *path);
+
+/* work_finish - the queued removals done (and their directories fsynced). */
+void work_finish(struct work *w);
 
 /* work_done - the lock released, the members freed. */
 void work_done(struct work *w);

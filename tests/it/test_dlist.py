@@ -455,11 +455,12 @@ def test_moderation_hold_approve_reject(dsmtp_factory):
     assert out.splitlines()[-1] == "1 held post"
     # approved by mail: it goes to the members
     post(site, "carol@" + DOMAIN, "talk-request@" + DOMAIN, subject="Re: held",
-         body="approve %s %s\n" % (MODPASS, hid))
+         body="approve %s %s\napprove %s %s\n" % (MODPASS, hid, MODPASS, hid))
     assert wait_msgs(site, "alice", 1)[0][1]["Message-ID"] == m1
     assert wait_msgs(site, "bob", 1)[0][1]["Subject"] == "[talk] from eve"
     r = wait_msgs(site, "carol", 2)[1][1].get_payload()
     assert "Held post %s approved and sent" % hid in r, r
+    assert "held post %s is decided already" % hid in r, r  # once, however often asked
     assert dlist_cmd(site, "held", "talk")[1].splitlines() == ["0 held posts"]
     # the password in a subject does not come back in the reply's subject
     post(site, "carol@" + DOMAIN, "talk-request@" + DOMAIN,
@@ -745,3 +746,40 @@ def test_outbox_gives_up_after_queue_lifetime(dsmtp_factory, sink_factory):
     assert "talk.post.old.0: <x@one.example> given up" in dl.log()
     time.sleep(1.5)
     assert os.listdir(out) == ["talk.post.new.0"]  # still tried, kept
+
+
+def test_approval_interrupted_by_a_crash_is_not_lost(dsmtp_factory):
+    """kill -9 after the approval's mail was made but before the approving message was
+    done: the held post is still there, so handling the message again sends it, once."""
+    site = dsmtp_factory(start=False)
+    d = write_lists(site, "list talk\n moderator carol@%s\n password %s\n"
+                    % (DOMAIN, sha512_crypt(MODPASS)))
+    site.write_conf({"dlist_path": d})
+    mdir = os.path.join(site.work, "dlist", "talk")
+    os.makedirs(mdir)
+    with open(os.path.join(mdir, "members"), "w") as f:
+        f.write("alice@%s\n" % DOMAIN)
+    spool = os.path.join(site.spool, "dlist")
+    held = os.path.join(spool, "talk", "held")
+    cur = os.path.join(spool, "talk", "request", "cur")
+    out = os.path.join(spool, "out")
+    for p in (held, cur, out):
+        os.makedirs(p)
+    msgid = new_msgid("held")
+    with open(os.path.join(held, "00000000abcd"), "w") as f:
+        f.write("X-Dlist-Held: eve@remote.example may not post\n"
+                "Return-Path: <eve@remote.example>\nFrom: eve@remote.example\n"
+                "Subject: held one\nMessage-ID: %s\n\nplease\n" % msgid)
+    with open(os.path.join(cur, "9.crash.test"), "w") as f:
+        f.write("Return-Path: <carol@%s>\nFrom: carol@%s\nSubject: ok\n\napprove %s "
+                "00000000abcd\n" % (DOMAIN, DOMAIN, MODPASS))
+    with open(os.path.join(out, "talk.request.9.crash.test.0"), "w") as f:  # made, unsent
+        f.write("S <talk-bounces@%s>\nE <dlist-000000000000000000000009>\nR <alice@%s>\n\n"
+                "Subject: held one\nMessage-ID: %s\n\nplease\n" % (DOMAIN, DOMAIN, msgid))
+    site.start()
+    start_dlist(site)
+    wait_for(lambda: site.messages("alice") and site.messages("carol"), 15)
+    settle(site)
+    assert site.msgids("alice") == [msgid]
+    assert "approved and sent" in site.messages("carol")[0][1].get_payload()
+    assert os.listdir(held) == [] and os.listdir(cur) == []
