@@ -501,7 +501,8 @@ def test_held_posts_expire(dsmtp_factory):
     old = time.time() - 120
     os.utime(os.path.join(d, name), (old, old))
     wait_for(lambda: not os.listdir(d), 10)
-    assert "expired" in site.dl.log()
+    wait_for(lambda: "expired (dlist_held_expire)" in site.dl.log(), 10)
+    assert "held post %s expired" % name in site.dl.log()
 
 
 def test_loops_and_bounces_are_not_posted(dsmtp_factory):
