@@ -17,6 +17,7 @@
 #include "dkim_sign.h"
 #include "extlookup.h"
 #include "fromip.h"
+#include "lists.h"
 #include "log.h"
 #include "milter.h"
 #include "ostats.h"
@@ -560,8 +561,26 @@ command_rcpt(struct smtp_session *s, const char *args)
         command_rcpt_finish(s, addr, v, &dr);
 }
 
+/* command_is_dlist - a loopback client sending as LIST-bounces@dlist_domain of a list of
+ * lists.dat: dlist handing its posts and replies to the subscribers (dlist.8). */
+static bool
+command_is_dlist(const struct smtp_session *s)
+{
+    const struct conf *cf = s->base.cf;
+    const char *ip = s->base.ip, *verp = NULL;
+    char local[ADDR_LOCAL_MAX * 2 + 3];
+
+    if (cf->lists == NULL || s->tx.sender[0] == '\0' ||
+        (strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0))
+        return false;
+    addr_local_unquoted(&s->tx.from, false, local, sizeof(local));
+    return lists_role(cf->lists, local, s->tx.from.domain, NULL, &verp) == LISTS_ROLE_BOUNCES &&
+           verp != NULL && verp[0] == '\0';
+}
+
 /* command_may_relay - why the session may send to addr of another domain: an
- * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a client
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), dlist on
+ * this host sending as a list's bounce address ("dlist"), a client
  * that logged in to dpop from its address within forward_user_window ("recentpop"), a
  * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
  * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
@@ -575,6 +594,8 @@ command_may_relay(const struct smtp_session *s, const char *addr)
         return "auth";
     if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
         return "ip";
+    if (command_is_dlist(s))
+        return "dlist";
     if (recentpop_allowed(s))
         return "recentpop";
     if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))

@@ -784,3 +784,27 @@ def test_approval_interrupted_by_a_crash_is_not_lost(dsmtp_factory):
     assert site.msgids("alice") == [msgid]
     assert "approved and sent" in site.messages("carol")[0][1].get_payload()
     assert os.listdir(held) == [] and os.listdir(cur) == []
+
+
+def test_remote_subscribers_through_dsmtp(dsmtp_factory, sink_factory):
+    """dsmtp relays dlist's posts to remote subscribers (a loopback client sending as one
+    of the list's own addresses) without relay_allow; anyone else from loopback still
+    may not relay."""
+    port, h = sink_factory()
+    site = list_site(dsmtp_factory, smarthost="[127.0.0.1]:%d" % port)
+    subs = ["r1@one.example", "r2@two.example"]
+    for a in subs + ["alice@" + DOMAIN]:
+        assert dlist_cmd(site, "add", "talk", a)[0] == 0
+    msgid = post(site, "alice@" + DOMAIN, "talk@" + DOMAIN, subject="far away")
+    assert wait_msgs(site, "alice", 1)[0][1]["Message-ID"] == msgid
+    wait_for(lambda: sum(len(e.rcpt_tos) for e in h.envelopes) >= 2, 20)
+    assert sorted(r for e in h.envelopes for r in e.rcpt_tos) == sorted(subs)
+    assert all(e.mail_from.startswith("talk-bounces") for e in h.envelopes)
+    # not an open relay: another sender from loopback is refused
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("alice@" + DOMAIN)
+        assert c.rcpt("x@one.example")[0] in (550, 554)
+        c.rset()
+        c.mail("talk@" + DOMAIN)  # the posting address is not one dlist sends from
+        assert c.rcpt("x@one.example")[0] in (550, 554)
