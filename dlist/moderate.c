@@ -121,9 +121,9 @@ moderate_decide(struct work *w, const char *id, bool approve, char *err, size_t 
         w->text = p;
         w->len = tlen - (size_t)(p - text);
         from = msg_header(w->text, w->len, "From");
-        if (from == NULL || !msg_addr(from, poster, sizeof(poster)))
-            snprintf(poster, sizeof(poster), "%s",
-                     rp != NULL && msg_addr(rp, poster, sizeof(poster)) ? poster : "");
+        if ((from == NULL || !msg_addr(from, poster, sizeof(poster))) &&
+            (rp == NULL || !msg_addr(rp, poster, sizeof(poster))))
+            poster[0] = '\0';
         free(from);
         free(rp);
         post_send(w, poster);
