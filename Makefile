@@ -68,9 +68,10 @@ PROGS        := dsmtp sendmail dpop tellsmtp tellpop dwatch dlist
 define prog_rules
 $(1)_SRC  := $$(wildcard $(1)/*.c)
 $(1)_LIBOBJ := $$(filter-out $$(BUILD)/$(1)/main.o,$$($(1)_SRC:%.c=$$(BUILD)/%.o))
-$$(BUILD)/lib$(1).a: $$($(1)_LIBOBJ)
+# the directory too: a source moved away (git mv) must leave the archive, not linger in it
+$$(BUILD)/lib$(1).a: $$($(1)_LIBOBJ) $(1)
 	@mkdir -p $$(@D)
-	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+	$$(Q)rm -f $$@ && ar rcs $$@ $$(filter %.o,$$^)
 $$(BIN)/$(1): $$(BUILD)/$(1)/main.o $$(BUILD)/lib$(1).a $$(LIBDMAIL)
 	@mkdir -p $$(@D)
 	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
@@ -101,9 +102,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(LIBDMAIL): $(COMMON_OBJ)
+$(LIBDMAIL): $(COMMON_OBJ) $(LAYERS:%=common/%)
 	@mkdir -p $(@D)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 $(UNIT_HELP): $(UNIT_HELP_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(@D)

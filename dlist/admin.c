@@ -13,6 +13,7 @@
 #include "log.h"
 #include "members.h"
 #include "server.h"
+#include "spool.h"
 #include "xmem.h"
 
 enum admin_op { ADMIN_LISTS, ADMIN_WHO, ADMIN_ADD, ADMIN_REMOVE };
@@ -39,6 +40,19 @@ admin_init(void)
 {
     if (uv_mutex_init(&admin_lock) != 0)
         abort();
+}
+
+void
+admin_members_lock(void)
+{
+    uv_once(&admin_once, admin_init);
+    uv_mutex_lock(&admin_lock);
+}
+
+void
+admin_members_unlock(void)
+{
+    uv_mutex_unlock(&admin_lock);
 }
 
 char *
@@ -197,9 +211,30 @@ admin_cmd_remove(struct ctl_req *r, int argc, char **argv, void *arg)
     admin_start(r, arg, ADMIN_REMOVE, argv[1], argv[2]);
 }
 
+static void
+admin_cmd_held(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    spool_admin(arg, r, 'h', argv[1], NULL);
+}
+
+static void
+admin_cmd_approve(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    spool_admin(arg, r, 'a', argv[1], argv[2]);
+}
+
+static void
+admin_cmd_reject(struct ctl_req *r, int argc, char **argv, void *arg)
+{
+    spool_admin(arg, r, 'r', argv[1], argv[2]);
+}
+
 const struct ctl_cmd admin_cmds[ADMIN_NCMDS] = {
     {"lists", "", 0, 0, admin_cmd_lists, "the lists: name, members, title"},
     {"who", "LIST", 1, 1, admin_cmd_who, "the members of LIST"},
     {"add", "LIST ADDRESS", 2, 2, admin_cmd_add, "subscribe ADDRESS to LIST"},
     {"remove", "LIST ADDRESS", 2, 2, admin_cmd_remove, "unsubscribe ADDRESS from LIST"},
+    {"held", "LIST", 1, 1, admin_cmd_held, "the posts to LIST held for the moderator"},
+    {"approve", "LIST ID", 2, 2, admin_cmd_approve, "send held post ID to LIST"},
+    {"reject", "LIST ID", 2, 2, admin_cmd_reject, "discard held post ID of LIST"},
 };

@@ -1,9 +1,11 @@
 /*
  * dlist - dmail's mailing-list server (DMail's DList), on the server core
- * (common/server/server.h): no listener of its own; its control socket work_path/dlist.ctl
- * serves the list commands (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR |
- * remove LIST ADDR` is the client of those commands; `dlist -t` checks dmail.conf and
- * lists.dat and names the lists.
+ * (common/server/server.h): no listener of its own; the spool runner (spool.h) handles the
+ * list mail dsmtp spools (posts, commands, owner mail) and sends what it makes through
+ * dsmtp (smtpout.h); its control socket work_path/dlist.ctl serves the list commands
+ * (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR | remove LIST ADDR | held
+ * LIST | approve LIST ID | reject LIST ID` is the client of those commands; `dlist -t`
+ * checks dmail.conf and lists.dat and names the lists.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "ctl.h"
 #include "lists.h"
 #include "server.h"
+#include "spool.h"
 #include "tell.h"
 #include "xmem.h"
 
@@ -27,10 +30,25 @@ main_refusal(struct server *srv, char *buf, size_t len)
     snprintf(buf, len, "421 dlist takes no connections\r\n");
 }
 
+/* main_start - the spool runner (as run_as). */
+static void
+main_start(struct server *srv)
+{
+    spool_start(srv);
+}
+
+/* main_stop - no more scans or sends. */
+static void
+main_stop(struct server *srv)
+{
+    spool_stop(srv);
+}
+
 static const struct server_proto main_proto = {
     .name = "dlist",
     .summary = "dmail mailing-list server (DList): lists.dat, list mail\n"
-               "  dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove LIST ADDRESS",
+               "  dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove LIST ADDRESS |\n"
+               "  held LIST | approve LIST ID | reject LIST ID",
     .protocol = "list",
     .no_tls = "dlist needs none",
     .ports = NULL,
@@ -39,6 +57,8 @@ static const struct server_proto main_proto = {
     .refusal = main_refusal,
     .cmds = admin_cmds,
     .ncmds = ADMIN_NCMDS,
+    .start = main_start,
+    .stop = main_stop,
 };
 
 /* main_check - -t: every problem as file:line, then the lists; the exit status. */
@@ -117,7 +137,8 @@ main_client(const char *conf_path, int argc, char **argv)
     static const struct {
         const char *name;
         int args;
-    } cmds[] = {{"lists", 0}, {"who", 1}, {"add", 2}, {"remove", 2}, {"reload", 0}};
+    } cmds[] = {{"lists", 0},  {"who", 1},  {"add", 2},     {"remove", 2},
+                {"reload", 0}, {"held", 1}, {"approve", 2}, {"reject", 2}};
     struct conf_diag d = {0};
     struct conf *cf;
     char req[CTL_LINE_MAX], text[512], *sock;
@@ -129,7 +150,7 @@ main_client(const char *conf_path, int argc, char **argv)
             break;
     if (i == sizeof(cmds) / sizeof(cmds[0]) || argc != cmds[i].args + 1) {
         fprintf(stderr, "usage: dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove "
-                        "LIST ADDRESS | reload\n");
+                        "LIST ADDRESS | reload | held LIST | approve LIST ID | reject LIST ID\n");
         return TELL_EX_USAGE;
     }
     for (int k = 0; k < argc; k++) {

@@ -17,6 +17,7 @@
 #include "dkim_sign.h"
 #include "extlookup.h"
 #include "fromip.h"
+#include "lists.h"
 #include "log.h"
 #include "milter.h"
 #include "ostats.h"
@@ -29,6 +30,7 @@
 #include "rbl.h"
 #include "smtp_auth.h"
 #include "spill.h"
+#include "txdedup.h"
 #include "xmem.h"
 
 enum {
@@ -559,8 +561,26 @@ command_rcpt(struct smtp_session *s, const char *args)
         command_rcpt_finish(s, addr, v, &dr);
 }
 
+/* command_is_dlist - a loopback client sending as LIST-bounces@dlist_domain of a list of
+ * lists.dat: dlist handing its posts and replies to the subscribers (dlist.8). */
+static bool
+command_is_dlist(const struct smtp_session *s)
+{
+    const struct conf *cf = s->base.cf;
+    const char *ip = s->base.ip, *verp = NULL;
+    char local[ADDR_LOCAL_MAX * 2 + 3];
+
+    if (cf->lists == NULL || s->tx.sender[0] == '\0' ||
+        (strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0))
+        return false;
+    addr_local_unquoted(&s->tx.from, false, local, sizeof(local));
+    return lists_role(cf->lists, local, s->tx.from.domain, NULL, &verp) == LISTS_ROLE_BOUNCES &&
+           verp != NULL && verp[0] == '\0';
+}
+
 /* command_may_relay - why the session may send to addr of another domain: an
- * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), a client
+ * authenticated client ("auth"), one of forward_from_ip / relay_allow ("ip"), dlist on
+ * this host sending as a list's bounce address ("dlist"), a client
  * that logged in to dpop from its address within forward_user_window ("recentpop"), a
  * recipient domain of relay_to ("relay_to"), an envelope sender domain of forward_from
  * ("forward_from", forgeable); NULL: nobody else (DESIGN invariant 4). */
@@ -574,6 +594,8 @@ command_may_relay(const struct smtp_session *s, const char *addr)
         return "auth";
     if (conf_ip_match(&cf->forward_from_ip, s->base.ip))
         return "ip";
+    if (command_is_dlist(s))
+        return "dlist";
     if (recentpop_allowed(s))
         return "recentpop";
     if (at != NULL && conf_domain_in(&cf->relay_to, at + 1))
@@ -872,6 +894,9 @@ command_delivered(void *arg, const struct deliver_outcome *o)
             queue_kick(s->d->queue); /* queued local recipients and reports */
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
+    if (txdedup_applies(s))
+        txdedup_end(tx->params.envid, !o->qfile_failed && (o->delivered > 0 || o->queued > 0),
+                    time(NULL));
     session_tx_reset(s);
     sess_resume(&s->base);
 }
@@ -996,11 +1021,38 @@ command_data_milter_done(struct smtp_session *s)
         sess_resume(&s->base);
 }
 
+/* command_data_dup - a resend of one of dlist's transactions already delivered (or being
+ * delivered): answered, text freed, the transaction ended; true then (txdedup.h). */
+static bool
+command_data_dup(struct smtp_session *s, char *text)
+{
+    struct smtp_tx *tx = &s->tx;
+    enum txdedup_state st;
+
+    if (!txdedup_applies(s) || (st = txdedup_begin(tx->params.envid, time(NULL))) == TXDEDUP_NEW)
+        return false;
+    if (st == TXDEDUP_DONE) {
+        log_sess(LOGLVL_INFO, s->base.sid,
+                 "message id=%s size=%llu result=duplicate envid=%s (not delivered again)", tx->id,
+                 tx->rx.wire, tx->params.envid);
+        session_reply(s, 250, "2.0.0", "Ok: already accepted (ENVID %s), not delivered again",
+                      tx->params.envid);
+    } else
+        session_reply(s, 451, "4.3.0",
+                      "Try again later: the same transaction (ENVID %s) is being delivered",
+                      tx->params.envid);
+    free(text);
+    session_tx_reset(s);
+    return true;
+}
+
 /* command_data_message - the whole message: filter and deliver; true when the session
  * waits (for the filters, a hold or the delivery). */
 static bool
 command_data_message(struct smtp_session *s, char *text, size_t len)
 {
+    if (command_data_dup(s, text))
+        return false;
     len = spf_strip_authres(text, len, s->tx.rx.prefix_len, s->d->srv.hostname); /* RFC 8601 */
     if (s->milter == NULL) {
         command_data_deliver(s, text, len);

@@ -656,35 +656,56 @@ dw_name_ok(const char *n)
     return true;
 }
 
-/* dw_apply_servers - start new names, stop removed ones. */
+/* dw_adds_dlist - lists are configured (dlist_path holds a lists.dat) and dwatch_servers
+ * does not name dlist: dwatch runs it too. */
+static bool
+dw_adds_dlist(const struct dwatch *dw)
+{
+    return dw->cf->lists != NULL && !conf_list_has(&dw->cf->dwatch_servers, "dlist");
+}
+
+/* dw_apply_one - name wanted: started if new, kept if on its way out. */
+static void
+dw_apply_one(struct dwatch *dw, const char *name)
+{
+    struct dw_server *s;
+
+    if (!dw_name_ok(name)) {
+        log_error("dwatch_servers: '%s' is not a program name; ignored", name);
+        return;
+    }
+    s = dw_server_find(dw, name);
+    if (s != NULL && s->removed && s->state != DW_STOPPED) {
+        s->removed = false; /* back in the list before it stopped */
+        return;
+    }
+    if (s == NULL) {
+        s = dw_server_new(dw, name);
+        dw_start(s);
+    }
+}
+
+/* dw_apply_servers - start new names, stop removed ones (dwatch_servers, and dlist when
+ * lists are configured). */
 void
 dw_apply_servers(struct dwatch *dw)
 {
     const struct conf_list *l = &dw->cf->dwatch_servers;
+    bool dlist = dw_adds_dlist(dw);
     struct dw_server *s, *next;
 
     for (s = dw->servers; s != NULL; s = next) {
         next = s->next;
-        if (!conf_list_has(l, s->name) && !s->removed) {
+        if (!conf_list_has(l, s->name) && !(dlist && strcmp(s->name, "dlist") == 0) &&
+            !s->removed) {
             s->removed = true;
             dw_stop(s, false, 40000);
         }
     }
-    for (size_t i = 0; i < l->n; i++) {
-        if (!dw_name_ok(l->v[i])) {
-            log_error("dwatch_servers: '%s' is not a program name; ignored", l->v[i]);
-            continue;
-        }
-        s = dw_server_find(dw, l->v[i]);
-        if (s != NULL && s->removed && s->state != DW_STOPPED) {
-            s->removed = false; /* back in the list before it stopped */
-            continue;
-        }
-        if (s == NULL) {
-            s = dw_server_new(dw, l->v[i]);
-            dw_start(s);
-        }
-    }
+    for (size_t i = 0; i < l->n; i++)
+        dw_apply_one(dw, l->v[i]);
+    if (dlist)
+        dw_apply_one(dw, "dlist");
 }
 
 /* dw_all_healthy - every server that should run answered its last ping. */

@@ -7,7 +7,7 @@
  * fits its field; the encoder always ends with ".\r\n", makes no wire line longer than
  * SMTPC_LINE_MAX octets, and every line that starts with '.' was stuffed.
  */
-#include "../../dsmtp/smtpc_int.h"
+#include "smtpc_int.h"
 #include "fuzz_util.h"
 
 int

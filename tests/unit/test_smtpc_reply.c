@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../dsmtp/smtpc_int.h"
+#include "smtpc_int.h"
 #include "xmem.h"
 #include "unit_util.h"
 
@@ -85,12 +85,13 @@ test_ehlo_keywords(void **state)
     unsigned ext = 0;
     const char *lines[] = {"pipelining", "SIZE 1000", "8BITMIME", "SMTPUTF8",
                            "DSN",        "CHUNKING",  "STARTTLS", "AUTH LOGIN CRAM-MD5",
-                           "AUTH=PLAIN", "X-OTHER 1"};
+                           "AUTH=PLAIN", "X-OTHER 1", "xverp"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         smtpc_ehlo_line(&in, &ext, lines[i]);
     assert_true(in.pipelining && in.eightbitmime && in.smtputf8 && in.dsn && in.chunking);
+    assert_true(in.xverp);
     assert_int_equal(in.size_max, 1000);
     assert_int_equal(ext, SMTPC_X_PLAIN | SMTPC_X_LOGIN | SMTPC_X_STARTTLS | SMTPC_X_SIZE);
     smtpc_ehlo_line(&in, &ext, "SIZE");

@@ -164,6 +164,8 @@ smtpc_ehlo_line(struct smtpc_info *info, unsigned *ext, const char *text)
         info->chunking = true;
     } else if (smtpc_ehlo_is(w, n, "REQUIRETLS")) {
         info->requiretls = true;
+    } else if (smtpc_ehlo_is(w, n, "XVERP")) {
+        info->xverp = true;
     } else if (smtpc_ehlo_is(w, n, "STARTTLS")) {
         *ext |= SMTPC_X_STARTTLS;
     } else if (smtpc_ehlo_is(w, n, "SIZE")) {

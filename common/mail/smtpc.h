@@ -1,6 +1,7 @@
 /*
- * smtpc - dsmtp's SMTP client: one connection to a remote server (an MX, a smarthost,
- * a gateway) over net, carrying one or more transactions (RFC 5321 client side).
+ * smtpc - the SMTP client of dsmtp (outbound queue) and dlist (posts to dsmtp): one connection to a
+ * remote server (an MX, a smarthost, a gateway) over net, carrying one or more transactions (RFC
+ * 5321 client side).
  *
  * Contract:
  * - Owns: struct smtpc and its net connection. Runs on the loop; blocks on nothing.
@@ -13,11 +14,11 @@
  *   until smtpc_close sends QUIT and frees it. After a failure in ready or a broken
  *   connection in done, only smtpc_close is allowed. No callback comes after
  *   smtpc_close.
- * - Transactions: MAIL FROM:<sender> with SIZE= when the server announced SIZE (and a
- *   message larger than its limit fails at once with 5.3.4, nothing sent), BODY=8BITMIME
- *   when m->eightbit and the server has 8BITMIME (else 8-bit text goes out as it is, as
- *   Postfix does), SMTPUTF8 when m->smtputf8 (a server without it: every recipient fails
- *   5.6.7 before MAIL); RET=/ENVID= and per recipient NOTIFY=/ORCPT= only when the server
+ * - Transactions: MAIL FROM:<sender> (XVERP when m->xverp and the server announced it) with SIZE=
+ * when the server announced SIZE (and a message larger than its limit fails at once with 5.3.4,
+ * nothing sent), BODY=8BITMIME when m->eightbit and the server has 8BITMIME (else 8-bit text goes
+ * out as it is, as Postfix does), SMTPUTF8 when m->smtputf8 (a server without it: every recipient
+ * fails 5.6.7 before MAIL); RET=/ENVID= and per recipient NOTIFY=/ORCPT= only when the server
  *   announced DSN. RCPT for each recipient; with PIPELINING, MAIL, every RCPT and DATA go
  *   in one write (RFC 2920). DATA only if a recipient was accepted. The text (local form,
  *   LF line ends) is sent with CRLF line ends, dot-stuffed, lines longer than 998 octets
@@ -110,6 +111,7 @@ struct smtpc_info {
     struct smtpc_reply reply; /* 2xx when ready; else why not */
     const char *stage;        /* where it ended: "connect" "greeting" "ehlo" "starttls" "auth" */
     bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking, requiretls;
+    bool xverp;                  /* Postfix's XVERP announced */
     unsigned long long size_max; /* SIZE announced, 0: none or unlimited */
     bool tls;                    /* STARTTLS done */
     bool tls_verified;           /* ... and the certificate verified for tls_name */
@@ -132,6 +134,8 @@ struct smtpc_msg {
     bool eightbit, smtputf8;
     bool requiretls; /* RFC 8689: MAIL ... REQUIRETLS; a server without it: every
                       * recipient fails 5.7.30 before MAIL */
+    bool xverp;      /* MAIL ... XVERP when the server announced it (Postfix's extension:
+                      * the server writes each recipient's VERP sender), else plain MAIL */
     struct smtpc_rcpt *rcpt;
     size_t nrcpt;
     const char *text; /* headers + body, LF line ends */

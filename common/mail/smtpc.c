@@ -12,6 +12,7 @@
  * from inside them. After smtpc_close the connection's events go nowhere; the struct is
  * freed once its timer handle (deferred results) has closed.
  */
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,6 @@
 
 #include "dane.h"
 #include "log.h"
-#include "smtp_parse.h"
 #include "smtpc.h"
 #include "smtpc_int.h"
 #include "xmem.h"
@@ -230,11 +230,12 @@ smtpc_tx_write(struct smtpc *c, size_t step)
     } else if (step == SMTPC_STEP_MAIL) {
         if (c->ext & SMTPC_X_SIZE)
             snprintf(size, sizeof(size), " SIZE=%llu", smtpc_wire_size(m->text, m->len));
-        smtpc_cmd(c, NULL, "MAIL FROM:<%s>%s%s%s%s%s%s%s%s", m->sender, size,
+        smtpc_cmd(c, NULL, "MAIL FROM:<%s>%s%s%s%s%s%s%s%s%s", m->sender, size,
                   m->eightbit && in->eightbitmime ? " BODY=8BITMIME" : "",
                   m->smtputf8 ? " SMTPUTF8" : "", in->dsn && m->ret ? " RET=" : "",
                   in->dsn && m->ret ? m->ret : "", in->dsn && m->envid ? " ENVID=" : "",
-                  in->dsn && m->envid ? m->envid : "", m->requiretls ? " REQUIRETLS" : "");
+                  in->dsn && m->envid ? m->envid : "", m->requiretls ? " REQUIRETLS" : "",
+                  m->xverp && in->xverp ? " XVERP" : "");
     } else if (step - SMTPC_STEP_RCPT < c->norder) {
         const struct smtpc_rcpt *r = &m->rcpt[c->order[step - SMTPC_STEP_RCPT]];
         smtpc_cmd(c, NULL, "RCPT TO:<%s>%s%s%s%s", r->addr, in->dsn && r->notify ? " NOTIFY=" : "",
@@ -455,7 +456,7 @@ smtpc_auth_start(struct smtpc *c, const struct smtpc_reply *r)
         memcpy(msg + 1, c->user, ul);
         msg[ul + 1] = '\0';
         memcpy(msg + ul + 2, c->pass, pl);
-        smtp_parse_base64_encode(msg, n, b64, blen);
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)msg, (int)n);
         smtpc_cmd(c, "AUTH PLAIN ********", "AUTH PLAIN %s", b64);
         explicit_bzero(msg, n);
         explicit_bzero(b64, blen);
@@ -477,7 +478,7 @@ smtpc_auth_login(struct smtpc *c, const char *secret, enum smtpc_state next)
     size_t n = strlen(secret), blen = (n + 2) / 3 * 4 + 1;
     char *b64 = xmalloc(blen);
 
-    smtp_parse_base64_encode(secret, n, b64, blen);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)secret, (int)n);
     smtpc_cmd(c, "********", "%s", b64);
     explicit_bzero(b64, blen);
     free(b64);
@@ -491,7 +492,7 @@ smtpc_ehlo(struct smtpc *c)
     struct smtpc_info *in = &c->info;
 
     in->esmtp = in->pipelining = in->eightbitmime = in->smtputf8 = in->dsn = in->chunking = false;
-    in->requiretls = false;
+    in->requiretls = in->xverp = false;
     in->size_max = 0;
     c->ext = 0;
     in->stage = "ehlo";

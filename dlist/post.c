@@ -1,0 +1,207 @@
+/*
+ * post - a message to a list: refused, held or distributed. See post.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "file.h"
+#include "lists.h"
+#include "log.h"
+#include "moderate.h"
+#include "msg.h"
+#include "outbox.h"
+#include "post.h"
+#include "work.h"
+#include "xmem.h"
+
+#define POST_FOOTER_MAX (64u << 10)
+
+void
+post_sent_hook(const struct conf *cf, const struct lists_def *def, const char *text, size_t len)
+{
+    /* the archive (archive true) and the digests are built here (dlist/archive.c,
+     * dlist/digest.c) */
+    (void)cf, (void)def, (void)text, (void)len;
+}
+
+/* post_is_loop - the message has been through this list, or is a bounce. */
+static const char *
+post_is_loop(const struct work *w)
+{
+    char self[400], id[400];
+    char *xl = msg_header(w->text, w->len, "X-Loop");
+    char *li = msg_header(w->text, w->len, "List-Id");
+    const char *why = NULL;
+
+    work_addr(w, "", self, sizeof(self));
+    snprintf(id, sizeof(id), "<%s.%s>", w->def->name, w->domain);
+    if (xl != NULL && strcasestr(xl, self) != NULL)
+        why = "it carries our X-Loop";
+    else if (li != NULL && strcasestr(li, id) != NULL)
+        why = "it carries our List-Id";
+    else if (w->sender[0] == '\0' || strncasecmp(w->sender, "mailer-daemon@", 14) == 0)
+        why = "it is a bounce";
+    free(xl);
+    free(li);
+    return why;
+}
+
+void
+post_handle(struct work *w)
+{
+    const struct lists_def *def = w->def;
+    char poster[600], reason[800];
+    const char *loop = post_is_loop(w);
+    char *from;
+    bool member, moderator;
+
+    if (loop != NULL) {
+        log_info("list %s: post from <%s> refused: %s", def->name, w->sender, loop);
+        return;
+    }
+    from = msg_header(w->text, w->len, "From");
+    if (from == NULL || !msg_addr(from, poster, sizeof(poster)))
+        snprintf(poster, sizeof(poster), "%s", w->sender);
+    free(from);
+    if (work_members_load(w) < 0) {
+        w->errors++;
+        log_error("list %s: cannot read the members: %s", def->name, strerror(errno));
+        return;
+    }
+    member = members_has(&w->members, poster);
+    moderator = lists_is_moderator(def, poster);
+    if (def->max_size > 0 && w->len > def->max_size)
+        snprintf(reason, sizeof(reason), "larger than max_size (%zu > %llu bytes)", w->len,
+                 def->max_size);
+    else if (!lists_may(&def->access[LISTS_POST], poster, member, moderator))
+        snprintf(reason, sizeof(reason), "%s may not post (access_post %s)", poster,
+                 lists_access_text(&def->access[LISTS_POST]));
+    else {
+        post_send(w, poster);
+        return;
+    }
+    moderate_hold(w, poster, reason);
+}
+
+/* post_subject - the Subject with the prefix (not doubled) into b. */
+static void
+post_subject(struct buf *b, const struct lists_def *def, const char *subject)
+{
+    const char *p = def->subject_prefix;
+
+    if (subject == NULL)
+        subject = "";
+    if (p[0] == '\0' || strcasestr(subject, p) != NULL)
+        buf_printf(b, "Subject: %s\n", subject);
+    else
+        buf_printf(b, "Subject: %s %s\n", p, subject);
+}
+
+/* post_footer_fits - the body may take the footer: plain text, no transfer encoding. */
+static bool
+post_footer_fits(const struct work *w)
+{
+    char *ct = msg_header(w->text, w->len, "Content-Type");
+    char *te = msg_header(w->text, w->len, "Content-Transfer-Encoding");
+    bool ok = (ct == NULL || strncasecmp(ct, "text/plain", 10) == 0) &&
+              (te == NULL || strcasecmp(te, "7bit") == 0 || strcasecmp(te, "8bit") == 0);
+
+    free(ct);
+    free(te);
+    return ok;
+}
+
+void
+post_send(struct work *w, const char *poster)
+{
+    static const char *const drop[] = {"Return-Path",
+                                       "Delivered-To",
+                                       "X-Original-To",
+                                       "List-Id",
+                                       "List-Post",
+                                       "List-Help",
+                                       "List-Subscribe",
+                                       "List-Unsubscribe",
+                                       "List-Unsubscribe-Post",
+                                       "List-Archive",
+                                       "List-Owner",
+                                       "Precedence",
+                                       "X-Loop",
+                                       "Subject",
+                                       "Reply-To",
+                                       "X-Reply-To",
+                                       NULL};
+    const struct lists_def *def = w->def;
+    char list[400], req[400], owner[400], bounces[400];
+    char *subject = msg_header(w->text, w->len, "Subject");
+    char *replyto = msg_header(w->text, w->len, "Reply-To");
+    size_t body = msg_body(w->text, w->len);
+    struct buf b;
+
+    if (work_members_load(w) < 0) {
+        w->errors++;
+        log_error("list %s: cannot read the members: %s", def->name, strerror(errno));
+        free(subject);
+        free(replyto);
+        return;
+    }
+    work_addr(w, "", list, sizeof(list));
+    work_addr(w, "-request", req, sizeof(req));
+    work_addr(w, "-owner", owner, sizeof(owner));
+    work_addr(w, "-bounces", bounces, sizeof(bounces));
+    buf_init(&b, OUTBOX_TEXT_MAX);
+    msg_copy_headers(&b, w->text, w->len, drop);
+    post_subject(&b, def, subject);
+    if (def->reply_to != NULL) {
+        if (replyto != NULL)
+            buf_printf(&b, "X-Reply-To: %s\n", replyto);
+        buf_printf(&b, "Reply-To: <%s>\n", def->reply_to);
+    } else if (def->reply_to_user)
+        buf_printf(&b, "Reply-To: %s\n", replyto != NULL ? replyto : poster);
+    else
+        buf_printf(&b, "Reply-To: <%s>\n", list);
+    if (def->title[0] != '\0')
+        buf_printf(&b, "List-Id: %s <%s.%s>\n", def->title, def->name, w->domain);
+    else
+        buf_printf(&b, "List-Id: <%s.%s>\n", def->name, w->domain);
+    buf_printf(&b,
+               "List-Help: <mailto:%s?subject=help>\n"
+               "List-Subscribe: <mailto:%s?subject=subscribe>\n"
+               "List-Unsubscribe: <mailto:%s?subject=unsubscribe>\n"
+               "List-Post: <mailto:%s>\nList-Owner: <mailto:%s>\n",
+               req, req, req, list, owner);
+    if (def->archive)
+        buf_printf(&b, "List-Archive: <mailto:%s?subject=index>\n", req);
+    buf_printf(&b, "Precedence: list\nX-Loop: %s\n\n", list);
+    buf_append(&b, w->text + body, w->len - body);
+    if (def->footer != NULL && post_footer_fits(w)) {
+        char *f = NULL;
+        size_t fl = 0;
+        if (file_read_all(def->footer, POST_FOOTER_MAX, &f, &fl) < 0)
+            log_warn("list %s: footer %s: %s", def->name, def->footer, strerror(errno));
+        else {
+            if (b.len > 0 && buf_peek(&b)[b.len - 1] != '\n')
+                buf_append(&b, "\n", 1);
+            buf_append(&b, f, fl);
+            if (fl > 0 && f[fl - 1] != '\n')
+                buf_append(&b, "\n", 1);
+        }
+        free(f);
+    }
+    if (w->members.n == 0)
+        log_info("list %s: post from %s: no members", def->name, poster);
+    else {
+        work_emit(w, bounces, true, w->members.v, w->members.n, buf_peek(&b), b.len);
+        log_info("list %s: post from %s to %zu member%s", def->name, poster, w->members.n,
+                 w->members.n == 1 ? "" : "s");
+        post_sent_hook(w->cf, def, buf_peek(&b), b.len);
+    }
+    buf_free(&b);
+    free(subject);
+    free(replyto);
+}
