@@ -716,7 +716,7 @@ outq_dest_start(struct outq_dest *t)
     }
     t->port = (int)cf->remote_smtp_port;
     outq_dest_policy(t);
-    t->dane_on = dane_applies(cf, &t->pol);
+    t->dane_on = tlspol_dane(cf, &t->pol);
     if (t->tls_no) { /* RFC 8689 4.3: sent whatever DANE or MTA-STS say, TLS if it can */
         t->dane_on = false;
         if (t->pol.level == TLSPOL_DANE || t->pol.level == TLSPOL_DANE_ONLY) {

@@ -102,7 +102,7 @@ struct outq_dest {
     struct mtasts_req *sr;    /* the MTA-STS policy being looked up */
     enum mtasts_mode sts;     /* the domain's MTA-STS mode (MTASTS_NONE: no policy) */
     bool tls_verified;        /* ... verified as pol asked (verify, secure), or by DANE */
-    bool dane_on;             /* DANE is wanted (dane_applies) */
+    bool dane_on;             /* DANE is wanted (tlspol_dane) */
     bool mx_secure;           /* the MX RRset (or the spec's host name) is DNSSEC-validated */
     struct dane *dane;        /* the current host's usable TLSA records, or NULL */
     char canon[256];          /* the current host's CNAME target ("": not an alias) */

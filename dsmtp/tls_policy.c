@@ -103,3 +103,12 @@ tlspol_smtpc(const struct tlspol *p, const char *host, const char *domain, const
     }
     return SMTPC_TLS_MAY;
 }
+
+/* tlspol_dane - see tls_policy.h. */
+bool
+tlspol_dane(const struct conf *cf, const struct tlspol *p)
+{
+    if (p->level == TLSPOL_DANE || p->level == TLSPOL_DANE_ONLY)
+        return true;
+    return cf->smtp_dane && strcmp(p->source, "default") == 0;
+}

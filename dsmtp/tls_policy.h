@@ -61,4 +61,8 @@ enum smtpc_tls tlspol_smtpc(const struct tlspol *p, const char *host, const char
 /* tlspol_mandatory - the level never sends in plaintext. */
 bool tlspol_mandatory(const struct tlspol *p);
 
+/* tlspol_dane - DANE is wanted under p: tls_policy dane or dane-only, or smtp_dane for a
+ * destination no tls_policy line names (p's source is "default"). */
+bool tlspol_dane(const struct conf *cf, const struct tlspol *p);
+
 #endif

@@ -9,18 +9,7 @@
 #include <string.h>
 #include <openssl/x509_vfy.h>
 
-#include "conf.h"
-#include "tls_policy.h"
 #include "xmem.h"
-
-/* dane_applies - see dane.h. */
-bool
-dane_applies(const struct conf *cf, const struct tlspol *p)
-{
-    if (p->level == TLSPOL_DANE || p->level == TLSPOL_DANE_ONLY)
-        return true;
-    return cf->smtp_dane && strcmp(p->source, "default") == 0;
-}
 
 /* dane_usable - a record OpenSSL can use for SMTP (RFC 7672 3.1). */
 static bool

@@ -5,8 +5,8 @@
  * Contract:
  * - Owns: struct dane (a copy of the usable records and the TLSA base name). Pure but for
  *   OpenSSL calls on the SSL objects given; blocks on nothing.
- * - dane_applies: whether DANE is wanted for a destination's policy (tls_policy dane or
- *   dane-only, or smtp_dane for a destination no tls_policy line names).
+ * - Whether DANE is wanted for a destination is dsmtp's policy (tlspol_dane in
+ *   dsmtp/tls_policy.h); this module is shared with the SMTP client (smtpc.h).
  * - dane_from: the records of a TLSA answer that OpenSSL can use for SMTP: DANE-TA(2) and
  *   DANE-EE(3), selector Cert(0) or SPKI(1), matching Full(0) (non-empty), SHA2-256(1)
  *   (32 bytes) or SHA2-512(2) (64 bytes). PKIX-TA(0) and PKIX-EE(1) are not used for
@@ -23,17 +23,14 @@
  *   "dane-ta", or NULL (no record matched, or the chain did not verify to a DANE-TA
  *   trust anchor).
  */
-#ifndef DSMTP_DANE_H
-#define DSMTP_DANE_H
+#ifndef DMAIL_DANE_H
+#define DMAIL_DANE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
 
 #include "dns.h"
-
-struct tlspol;
-struct conf;
 
 struct dane {
     char base[256]; /* the TLSA base name: the MX host, or its CNAME target */
@@ -42,9 +39,6 @@ struct dane {
     struct dns_tlsa *tlsa; /* copies */
 };
 
-/* dane_applies - DANE is wanted under p (its source tells whether a tls_policy line set
- * it; smtp_dane turns it on for the rest). */
-bool dane_applies(const struct conf *cf, const struct tlspol *p);
 /* dane_from - the usable records of r (a DNS_TLSA result with DNS_OK) for host, or NULL
  * when none is usable; *present: r held records. */
 struct dane *dane_from(const struct dns_result *r, const char *host, bool *present);
