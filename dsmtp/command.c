@@ -111,6 +111,15 @@ command_greet(struct smtp_session *s)
     sess_enter_state(&s->base, SS_READY);
 }
 
+/* command_verp_allowed - the client may use XVERP (Postfix's smtpd_authorized_verp_clients):
+ * its address is in verp_clients or forward_from_ip. */
+static bool
+command_verp_allowed(const struct smtp_session *s)
+{
+    return conf_ip_match(&s->base.cf->verp_clients, s->base.ip) ||
+           conf_ip_match(&s->base.cf->forward_from_ip, s->base.ip);
+}
+
 /* command_ehlo_reply - EHLO: the extensions (AUTH not for a POP-before-SMTP client under
  * hide_auth recentpop). */
 static void
@@ -124,11 +133,12 @@ command_ehlo_reply(struct smtp_session *s)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   tls ? "\nREQUIRETLS" : "", /* RFC 8689 4.1: only over TLS */
-                  auth ? "\nAUTH PLAIN LOGIN" : "");
+                  auth ? "\nAUTH PLAIN LOGIN" : "",
+                  command_verp_allowed(s) ? "\nXVERP" : ""); /* as Postfix: to those allowed */
     s->esmtp = true;
 }
 
@@ -202,6 +212,32 @@ command_helo(struct smtp_session *s, const char *args)
     command_helo_filtered(s);
 }
 
+/* command_check_verp - MAIL ... XVERP[=XY]: from a client allowed to, with a sender, and
+ * delimiters of verp_delimiter_filter (verp_delimiters when none are given). */
+static int
+command_check_verp(struct smtp_session *s)
+{
+    const struct conf *cf = s->base.cf;
+    struct smtp_mail *m = &s->arg.mail;
+
+    if (!command_verp_allowed(s)) {
+        session_reply(s, 550, "5.7.1", "Error: XVERP command not authorized");
+        return -1;
+    }
+    if (addr_is_null(&m->from)) {
+        session_reply(s, 501, "5.5.4", "Error: XVERP needs a sender, not <>");
+        return -1;
+    }
+    if (m->verp[0] == '\0')
+        snprintf(m->verp, sizeof(m->verp), "%s", cf->verp_delimiters);
+    if (!conf_verp_delims_ok(cf, m->verp)) {
+        session_reply(s, 501, "5.5.4", "Error: XVERP delimiters must be two of \"%s\"",
+                      cf->verp_delimiter_filter);
+        return -1;
+    }
+    return 0;
+}
+
 /* command_check_mail - MAIL is allowed now, and its syntax. */
 static int
 command_check_mail(struct smtp_session *s, const char *args)
@@ -240,7 +276,7 @@ command_check_mail(struct smtp_session *s, const char *args)
         session_reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
         return -1;
     }
-    return 0;
+    return s->arg.mail.xverp ? command_check_verp(s) : 0;
 }
 
 /* command_mail_begin - the filters let MAIL go: start the transaction. */
@@ -256,11 +292,12 @@ command_mail_begin(struct smtp_session *s)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s%s", esc, tx->params.size,
-             tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s%s%s%s", esc,
+             tx->params.size, tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
              tx->params.ret != DSN_RET_UNSET ? dsnparam_ret_name(tx->params.ret, false) : "",
              tx->params.envid[0] ? " envid=" : "", tx->params.envid,
-             tx->params.requiretls ? " requiretls" : "");
+             tx->params.requiretls ? " requiretls" : "", tx->params.xverp ? " xverp=" : "",
+             tx->params.xverp ? tx->params.verp : "");
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -925,6 +962,7 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     dsn.requiretls = tx->params.requiretls;
+    dsn.verp = tx->params.xverp ? tx->params.verp : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,

@@ -146,6 +146,7 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->ret = q->ret;
     f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
     f->requiretls = (q->flags & QF_REQUIRETLS) != 0;
+    snprintf(f->verp, sizeof(f->verp), "%s", q->verp);
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
     for (size_t i = 0; i < n; i++) {
@@ -273,7 +274,7 @@ outq_record_work(uv_work_t *w)
                  st, logq_text(eq, sizeof(eq), line, strlen(line), 600));
     }
     struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
-                            q.text, q.text_len, q.ret,    q.envid};
+                            q.text, q.text_len, q.ret,    q.envid, q.verp};
     if (nsucc > 0)
         bounce_success(f->cf, &bm, succ, nsucc, DSN_RELAYED); /* a failure is logged */
     if (nfail > 0) {
@@ -348,6 +349,7 @@ outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *rel
     }
     free(m->idx);
     free(m->rc);
+    free(m->vsender);
     free(m);
     outq_file_dest_done(f);
 }
@@ -388,7 +390,8 @@ outq_add_file(struct outq *oq, struct outq_file *f)
     f->cf = conf_ref(oq->d->srv.cf);
     f->started = time(NULL);
     f->dests = 1; /* held while grouping */
-    size_t max = (size_t)cf->smtp_out_rcpt_max;
+    /* XVERP: each recipient its own sender, so its own transaction (as Postfix) */
+    size_t max = f->verp[0] != '\0' ? 1 : (size_t)cf->smtp_out_rcpt_max;
 
     for (size_t i = 0; i < f->n; i++)
         keys[i] = outq_key(cf, f->addr[i]);
@@ -414,6 +417,11 @@ outq_add_file(struct outq *oq, struct outq_file *f)
             m->n++;
         }
         m->m.sender = f->sender;
+        if (f->verp[0] != '\0') {
+            char v[DELIVER_VERP_MAX];
+            m->vsender = xstrdup(addr_verp(f->sender, m->rc[0].addr, f->verp, v, sizeof(v)));
+            m->m.sender = m->vsender;
+        }
         m->m.envid = f->envid;
         m->m.ret = dsnparam_ret_name(f->ret, false);
         m->m.eightbit = f->eightbit;

@@ -48,6 +48,7 @@ struct outq_file {
     enum dsn_ret ret;        /* DSN: the message's RET and ENVID, */
     char *envid;
     bool requiretls;                      /* QF_REQUIRETLS (RFC 8689) */
+    char verp[3];                         /* XVERP delimiters: one recipient a message */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
     time_t started;
@@ -63,6 +64,7 @@ struct outq_msg {
     size_t n;
     struct smtpc_rcpt *rc;
     struct smtpc_msg m;
+    char *vsender; /* XVERP: its recipient's VERP sender (m.sender), or NULL */
 };
 
 struct outq_pass;
