@@ -514,7 +514,7 @@ struct deliver_batch {
     enum dsn_ret ret; /* DSN */
     char *envid;
     bool requiretls;
-    char verp[3]; /* XVERP delimiters, "" for none */
+    char verp[3];    /* XVERP delimiters, "" for none */
     size_t nsuccess; /* delivered recipients that asked for a success report */
     struct deliver_rcpt *r;
     size_t n, alloc;

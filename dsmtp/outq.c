@@ -273,8 +273,8 @@ outq_record_work(uv_work_t *w)
                  rc->addr, f->relay[k] ? f->relay[k] : "none", (long)(now - q.arrival), r->status,
                  st, logq_text(eq, sizeof(eq), line, strlen(line), 600));
     }
-    struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
-                            q.text, q.text_len, q.ret,    q.envid, q.verp};
+    struct bounce_msg bm = {q.id,       q.sender, q.origin, q.arrival, q.text,
+                            q.text_len, q.ret,    q.envid,  q.verp};
     if (nsucc > 0)
         bounce_success(f->cf, &bm, succ, nsucc, DSN_RELAYED); /* a failure is logged */
     if (nfail > 0) {

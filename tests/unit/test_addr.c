@@ -372,9 +372,9 @@ test_verp(void **state)
 {
     char buf[600], small[20];
     (void)state;
-    assert_string_equal(addr_verp("list-bounces@dom.org", "user@example.org", "+=", buf,
-                                  sizeof buf),
-                        "list-bounces+user=example.org@dom.org");
+    assert_string_equal(
+        addr_verp("list-bounces@dom.org", "user@example.org", "+=", buf, sizeof buf),
+        "list-bounces+user=example.org@dom.org");
     assert_string_equal(addr_verp("l@d", "a.b@x.y", "-=", buf, sizeof buf), "l-a.b=x.y@d");
     assert_string_equal(addr_verp("l@d", "\"a b\"@x.y", "+=", buf, sizeof buf), "l@d");
     assert_string_equal(addr_verp("l@d", "a@[192.0.2.1]", "+=", buf, sizeof buf), "l@d");

@@ -772,5 +772,5 @@ test_verp_round_trip(void **state)
 UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
         UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
         UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
-        UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip),
-        UU_FX(test_verp_round_trip),        cmocka_unit_test(test_state_names))
+        UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip), UU_FX(test_verp_round_trip),
+        cmocka_unit_test(test_state_names))
