@@ -976,17 +976,31 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
 }
 
-/* command_data_deliver - the message as it stays: held as a suspected bomb, or signed
- * and delivered; the session waits for either (the answer resumes it). */
+/* command_hold_bomb - the message as it goes out (DKIM-signed if it is to be) is held
+ * as a suspected bomb: signed now, a release sends it as it would have gone. */
+static void
+command_hold_bomb(struct smtp_session *s, char *text, size_t len)
+{
+    bombs_hold(s, text, len, "bomb");
+}
+
+/* command_hold_quarantine - the same for a message a content filter quarantined. */
+static void
+command_hold_quarantine(struct smtp_session *s, char *text, size_t len)
+{
+    bombs_hold(s, text, len, "quarantine");
+}
+
+/* command_data_deliver - the message as it stays, signed if it is to be: held as a
+ * suspected bomb, or delivered; the session waits for either (the answer resumes it). */
 static void
 command_data_deliver(struct smtp_session *s, char *text, size_t len)
 {
-    if (bombs_check(s)) {
-        bombs_hold(s, text, len, "bomb");
-        return;
-    }
-    if (!dkim_sign_session(s, text, len, command_data_signed))
-        command_data_signed(s, text, len);
+    void (*next)(struct smtp_session *, char *, size_t) =
+        bombs_check(s) ? command_hold_bomb : command_data_signed;
+
+    if (!dkim_sign_session(s, text, len, next))
+        next(s, text, len);
 }
 
 /* command_data_filtered - the filters answered the end of the message: refused,
@@ -1017,7 +1031,8 @@ command_data_filtered(struct smtp_session *s)
         log_sess(LOGLVL_INFO, s->base.sid,
                  "message id=%s size=%llu result=quarantined reason=content-filter", tx->id,
                  tx->rx.wire);
-        bombs_hold(s, text, len, "quarantine");
+        if (!dkim_sign_session(s, text, len, command_hold_quarantine))
+            command_hold_quarantine(s, text, len);
         return true;
     case MILTER_DELIVER:
         break;
