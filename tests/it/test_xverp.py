@@ -8,7 +8,7 @@ import re
 import smtplib
 import subprocess
 
-from dmail_site import BIN, DOMAIN, HOST, free_ports, wait_for
+from dmail_site import BIN, DOMAIN, HOST, free_ports, sendmail, wait_for
 from test_sendmail import parse_qfile
 
 LIST = "list-bounces@" + DOMAIN
@@ -131,3 +131,24 @@ def test_kill9_and_restart_keep_verp(dsmtp_factory, sink_factory):
     assert wait_for(lambda: len(handler.envelopes) == 2, 30), site.log()[-3000:]
     assert sorted(e.mail_from for e in handler.envelopes) == [
         "list-bounces-u1=far.example@" + DOMAIN, "list-bounces-u2=far.example@" + DOMAIN]
+
+
+def test_sendmail_xv(dsmtp):
+    """sendmail -XV (and -XVXY) as Postfix's: the pickup keeps VERP for each recipient;
+    delimiters outside verp_delimiter_filter are a usage error."""
+    sendmail(dsmtp, ["-i", "-XV", "-f", LIST, "alice", "bob"], b"Subject: xv\n\nx\n")
+    assert wait_for(lambda: dsmtp.messages("alice") and dsmtp.messages("bob"), 15), dsmtp.log()
+    assert return_paths(dsmtp, "alice") == ["<list-bounces+alice=%s@%s>" % (DOMAIN, DOMAIN)]
+    assert return_paths(dsmtp, "bob") == ["<list-bounces+bob=%s@%s>" % (DOMAIN, DOMAIN)]
+    sendmail(dsmtp, ["-i", "-XV-=", "-f", LIST, "alice"], b"Subject: xv2\n\nx\n")
+    assert wait_for(lambda: len(dsmtp.messages("alice")) == 2, 15), dsmtp.log()
+    assert return_paths(dsmtp, "alice")[1] == "<list-bounces-alice=%s@%s>" % (DOMAIN, DOMAIN)
+    env = dict(os.environ, DMAIL_CONF=dsmtp.conf_path, LC_ALL="C")
+    for bad in (["-XV*="], ["-XV+"]):
+        p = subprocess.run([os.path.join(BIN, "sendmail"), *bad, "alice"], input=b"x\n",
+                           capture_output=True, env=env, timeout=30)
+        assert p.returncode == 64 and b"-XV" in p.stderr, (bad, p.returncode, p.stderr)
+    # -X FILE (the historic traffic log) is still accepted and ignored
+    sendmail(dsmtp, ["-i", "-X", "/tmp/traffic", "-f", LIST, "bob"], b"Subject: x\n\nx\n")
+    assert wait_for(lambda: len(dsmtp.messages("bob")) == 2, 15), dsmtp.log()
+    assert return_paths(dsmtp, "bob")[1] == "<%s>" % LIST
