@@ -14,6 +14,7 @@
 #include "file.h"
 #include "log.h"
 #include "server.h"
+#include "statefile.h"
 #include "tlsrpt.h"
 #include "xmem.h"
 
@@ -33,10 +34,9 @@ struct tlsrpt {
     uv_loop_t *loop;
     struct dns *dns;
     long *jobs;
-    char *path;
+    struct statefile file; /* the counters' file (path NULL: none) */
     struct tlsrpt_row *rows;
     size_t nrows;
-    bool saving, dirty;
     struct tlsrpt_job *looking; /* jobs waiting for their TXT record */
 };
 
@@ -51,15 +51,6 @@ struct tlsrpt_job {
     char *rua;
     char **texts; /* one message per day */
     size_t ntexts;
-    uv_work_t w;
-};
-
-/* A save of the counters on the pool. */
-struct tlsrpt_save {
-    struct tlsrpt *t;
-    char *path, *text;
-    size_t len;
-    int err;
     uv_work_t w;
 };
 
@@ -104,72 +95,23 @@ tlsrpt_add(struct tlsrpt *t, const char *day, const char *domain, const char *pt
     t->nrows++;
 }
 
-/* tlsrpt_save_work - pool: write the counters' file. */
+/* tlsrpt_format - the counters' file: "day domain ptype mx result n" lines. */
 static void
-tlsrpt_save_work(uv_work_t *w)
+tlsrpt_format(void *arg, struct buf *b)
 {
-    struct tlsrpt_save *j = w->data;
+    const struct tlsrpt *t = arg;
 
-    if (file_write_atomic(j->path, j->text, j->len, 0600) < 0)
-        j->err = errno;
+    buf_printf(b, "# dmail TLS-RPT counters: day domain policy-type mx result(- success) n\n");
+    for (const struct tlsrpt_row *r = t->rows; r != NULL; r = r->next)
+        buf_printf(b, "%s %s %s %s %s %lu\n", r->day, r->domain, r->ptype, r->mx,
+                   r->result[0] != '\0' ? r->result : "-", r->n);
 }
 
-static void tlsrpt_save(struct tlsrpt *t);
-
-/* tlsrpt_save_done - loop: saved; again if the counters changed meanwhile. */
-static void
-tlsrpt_save_done(uv_work_t *w, int status)
-{
-    struct tlsrpt_save *j = w->data;
-    struct tlsrpt *t = j->t;
-
-    (*t->jobs)--;
-    if (j->err != 0 || status < 0)
-        log_warn("tls-rpt: cannot write %s: %s", j->path,
-                 j->err != 0 ? strerror(j->err) : uv_strerror(status));
-    free(j->path);
-    free(j->text);
-    free(j);
-    t->saving = false;
-    if (t->dirty)
-        tlsrpt_save(t);
-}
-
-/* tlsrpt_save - the counters to t->path on the pool: "day domain ptype mx result n". */
+/* tlsrpt_save - the counters changed: written on the pool (statefile.h). */
 static void
 tlsrpt_save(struct tlsrpt *t)
 {
-    struct tlsrpt_save *j;
-    struct buf b;
-
-    if (t->path == NULL)
-        return;
-    if (t->saving) {
-        t->dirty = true;
-        return;
-    }
-    t->dirty = false;
-    buf_init(&b, TLSRPT_FILE_MAX);
-    buf_printf(&b, "# dmail TLS-RPT counters: day domain policy-type mx result(- success) n\n");
-    for (const struct tlsrpt_row *r = t->rows; r != NULL; r = r->next)
-        buf_printf(&b, "%s %s %s %s %s %lu\n", r->day, r->domain, r->ptype, r->mx,
-                   r->result[0] != '\0' ? r->result : "-", r->n);
-    j = xcalloc(1, sizeof(*j));
-    j->t = t;
-    j->path = xstrdup(t->path);
-    j->len = b.len;
-    j->text = xstrndup(buf_peek(&b), b.len);
-    buf_free(&b);
-    j->w.data = j;
-    t->saving = true;
-    (*t->jobs)++;
-    if (uv_queue_work(t->loop, &j->w, tlsrpt_save_work, tlsrpt_save_done) < 0) {
-        (*t->jobs)--;
-        t->saving = false;
-        free(j->path);
-        free(j->text);
-        free(j);
-    }
+    statefile_save(&t->file);
 }
 
 /* tlsrpt_load - the counters' file, at start. */
@@ -179,9 +121,9 @@ tlsrpt_load(struct tlsrpt *t)
     char *text = NULL, *line, *save = NULL;
     size_t len = 0, lineno = 0;
 
-    if (file_read_all(t->path, TLSRPT_FILE_MAX, &text, &len) < 0) {
+    if (file_read_all(t->file.path, TLSRPT_FILE_MAX, &text, &len) < 0) {
         if (errno != ENOENT)
-            log_warn("tls-rpt: cannot read %s: %s", t->path, strerror(errno));
+            log_warn("tls-rpt: cannot read %s: %s", t->file.path, strerror(errno));
         return;
     }
     for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -192,7 +134,7 @@ tlsrpt_load(struct tlsrpt *t)
             continue;
         if (sscanf(line, "%10s %255s %31s %255s %63s %lu", day, domain, ptype, mx, result, &n) !=
             6) {
-            log_warn("tls-rpt: %s:%zu: malformed, ignored", t->path, lineno);
+            log_warn("tls-rpt: %s:%zu: malformed, ignored", t->file.path, lineno);
             continue;
         }
         tlsrpt_add(t, day, domain, ptype, mx, strcmp(result, "-") == 0 ? "" : result, n);
@@ -209,10 +151,10 @@ tlsrpt_new(uv_loop_t *loop, struct dns *dns, long *jobs, const char *path)
     t->loop = loop;
     t->dns = dns;
     t->jobs = jobs;
-    if (path != NULL && path[0] != '\0') {
-        t->path = xstrdup(path);
+    statefile_init(&t->file, loop, jobs, path, "tls-rpt: the counters", TLSRPT_FILE_MAX,
+                   tlsrpt_format, t);
+    if (t->file.path != NULL)
         tlsrpt_load(t);
-    }
     return t;
 }
 
@@ -235,7 +177,7 @@ tlsrpt_free(struct tlsrpt **tp)
         t->rows = r->next;
         tlsrpt_row_free(r);
     }
-    free(t->path);
+    statefile_free(&t->file);
     free(t);
 }
 
