@@ -536,6 +536,27 @@ outq_wake(uv_async_t *a)
     outq_kick(a->data);
 }
 
+/* outq_tlsrpt_due - loop: tls_rpt_period ended (each UTC midnight): the reports of the
+ * days before today when tls_rpt is on (a period shorter than a day, a test aid: of
+ * everything counted). */
+static void
+outq_tlsrpt_due(void *arg)
+{
+    struct outq *oq = arg;
+    struct conf *cf = oq->d->srv.cf;
+    char today[11];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n;
+
+    if (!cf->tls_rpt || oq->stopping)
+        return;
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+    n = tlsrpt_send(oq->rpt, cf, oq, cf->tls_rpt_period >= 86400 ? today : NULL);
+    log_info("tls-rpt: the period's reports started for %zu domains", n);
+}
+
 /* outq_new - the delivery side. */
 struct outq *
 outq_new(struct smtpd *d)
@@ -569,8 +590,10 @@ outq_new(struct smtpd *d)
                              cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
         free(path);
         path = xasprintf("%s/tls-rpt.state", cf->spool_dir);
-        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path);
+        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path, cf->mta_sts_ca,
+                             OUTQ_STS_FETCH_MS);
         free(path);
+        tlsrpt_schedule(oq->rpt, cf->tls_rpt_period, outq_tlsrpt_due, oq);
     }
     return oq;
 }
@@ -581,6 +604,7 @@ outq_stop(struct outq *oq)
 {
     if (oq == NULL || oq->stopping)
         return;
+    tlsrpt_stop(oq->rpt);
     uv_mutex_lock(&oq->mu);
     oq->stopping = true; /* no uv_async_send after this */
     uv_close((uv_handle_t *)&oq->wake, NULL);
@@ -621,5 +645,5 @@ outq_free(struct outq **oqp)
 size_t
 outq_tlsrpt_send(struct outq *oq)
 {
-    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq) : 0;
+    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq, NULL) : 0;
 }
