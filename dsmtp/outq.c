@@ -590,8 +590,8 @@ outq_new(struct smtpd *d)
                              cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
         free(path);
         path = xasprintf("%s/tls-rpt.state", cf->spool_dir);
-        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path, cf->mta_sts_ca,
-                             OUTQ_STS_FETCH_MS);
+        oq->rpt =
+            tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path, cf->mta_sts_ca, OUTQ_STS_FETCH_MS);
         free(path);
         tlsrpt_schedule(oq->rpt, cf->tls_rpt_period, outq_tlsrpt_due, oq);
     }

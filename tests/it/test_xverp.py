@@ -152,3 +152,20 @@ def test_sendmail_xv(dsmtp):
     sendmail(dsmtp, ["-i", "-X", "/tmp/traffic", "-f", LIST, "bob"], b"Subject: x\n\nx\n")
     assert wait_for(lambda: len(dsmtp.messages("bob")) == 2, 15), dsmtp.log()
     assert return_paths(dsmtp, "bob")[1] == "<%s>" % LIST
+
+
+def test_xverp_kept_through_the_bomb_hold(dsmtp):
+    """A VERP message held as a suspected bomb keeps its delimiters in the held file; its
+    release delivers it with the recipient's VERP Return-Path."""
+    dsmtp.restart(bomb_max=1)
+    assert send(dsmtp, LIST, ["alice@" + DOMAIN], ["XVERP=-="], subject="one") == {}
+    assert send(dsmtp, LIST, ["alice@" + DOMAIN], ["XVERP=-="], subject="two") == {}
+    bombs = os.path.join(dsmtp.spool, "bomb")
+    assert wait_for(lambda: os.path.isdir(bombs) and os.listdir(bombs), 10), dsmtp.log()[-2000:]
+    qid = os.listdir(bombs)[0]
+    assert parse_qfile(os.path.join(bombs, qid))["verp"] == "-="
+    assert len(dsmtp.messages("alice")) == 1
+    rc, out, err = dsmtp.tellsmtp("bomb-release", qid)
+    assert rc == 0 and "released" in out, (rc, out, err)
+    assert wait_for(lambda: len(dsmtp.messages("alice")) == 2, 15), dsmtp.log()[-2000:]
+    assert return_paths(dsmtp, "alice") == ["<list-bounces-alice=%s@%s>" % (DOMAIN, DOMAIN)] * 2
