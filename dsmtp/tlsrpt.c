@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "deliver.h"
@@ -572,7 +574,11 @@ tlsrpt_schedule(struct tlsrpt *t, long period, void (*due)(void *arg), void *arg
 {
     time_t now = time(NULL);
     long next, spread;
+    unsigned rnd;
 
+    /* each server its own delay: seeded from the kernel, not a fixed random() stream */
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+        rnd = (unsigned)now ^ (unsigned)getpid();
     if (period < 1)
         period = 1;
     if (!t->timing) {
@@ -587,7 +593,8 @@ tlsrpt_schedule(struct tlsrpt *t, long period, void (*due)(void *arg), void *arg
     /* RFC 8460 4.3 (as DMARC's reporters): after the period ends, with a random delay so
      * that not every sender posts at 00:00Z; the delay is at most 1/24 of the period */
     spread = period / 24;
-    next = (long)((now / period + 1) * period - now) + (spread > 0 ? random() % spread : 0);
+    next = (long)((now / period + 1) * period - now) +
+           (spread > 0 ? (long)(rnd % (unsigned long)spread) : 0);
     uv_timer_start(&t->timer, tlsrpt_due, (uint64_t)next * 1000, 0);
 }
 
