@@ -50,7 +50,7 @@ LAYERS  := lib mail ctl server
 COMMON_INC := $(LAYERS:%=-Icommon/%)
 CFLAGS  += -std=c17 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) $(COMMON_INC) -fstack-protector-strong
 LDFLAGS += $(SANFLAGS)
-LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt -lspf2
+LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt -lspf2 -lz
 TESTLIBS := -lcmocka
 
 VERSION := 0.1.0

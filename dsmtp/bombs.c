@@ -388,6 +388,8 @@ bombs_hold(struct smtp_session *s, char *text, size_t len, const char *why)
     j->q.envid = tx->params.envid[0] ? xstrdup(tx->params.envid) : NULL;
     if (tx->params.requiretls) /* kept through the hold and the release */
         j->q.flags |= QF_REQUIRETLS;
+    if (tx->params.xverp)
+        snprintf(j->q.verp, sizeof(j->q.verp), "%s", tx->params.verp);
     for (size_t i = 0; i < tx->nrcpt; i++) {
         qfile_add_rcpt(&j->q, tx->rcpt[i].addr);
         j->q.rcpt[i].notify = tx->rcpt[i].notify;

@@ -6,7 +6,9 @@
  * bomb_dir as a queue file (dmail-queue(5)) instead of being delivered; the client gets
  * 250 as for any accepted message. The administrator lists, releases (into the queue,
  * then delivered as usual) or deletes held messages with tellsmtp bombs, bomb-release
- * and bomb-delete. Nothing is lost: a held message is on disk before the 250.
+ * and bomb-delete. Nothing is lost: a held message is on disk before the 250. A held
+ * message is held as it would have gone out: DKIM-signed already (dkim_sign.h) when its
+ * sender's mail is signed, so a release sends it signed.
  *
  * Contract:
  * - Owns: struct bombs (one per process, in struct smtpd): the counters, at most

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "deliver.h"
 #include "dsnparam.h"
 #include "log.h"
@@ -122,16 +123,40 @@ bounce_send(const struct conf *cf, const struct bounce_msg *m, const struct boun
     return rc;
 }
 
-/* bounce_queue - compose and queue. */
+static int bounce_queue_to(const struct conf *cf, const struct bounce_msg *m,
+                           const struct bounce_rcpt *r, size_t n, enum dsn_action action,
+                           time_t retry_until, bool dbl, enum dsn_bounce ok, const char *to);
+
+/* bounce_queue - one report to the sender (or the sysadmin); under VERP one per recipient
+ * to its VERP sender. 1 when all were queued, -1 when one failed. */
 static int
 bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
              size_t n, enum dsn_action action, time_t retry_until, bool dbl, enum dsn_bounce ok)
+{
+    char to[DELIVER_VERP_MAX];
+    int rc = 1;
+
+    if (dbl || m->verp == NULL || m->verp[0] == '\0' || m->sender[0] == '\0')
+        return bounce_queue_to(cf, m, r, n, action, retry_until, dbl, ok,
+                               dbl ? cf->sysadmin : m->sender);
+    for (size_t i = 0; i < n; i++)
+        if (bounce_queue_to(cf, m, &r[i], 1, action, retry_until, false, ok,
+                            addr_verp(m->sender, r[i].addr, m->verp, to, sizeof(to))) < 0)
+            rc = -1;
+    return rc;
+}
+
+/* bounce_queue_to - compose and queue one report to to. */
+static int
+bounce_queue_to(const struct conf *cf, const struct bounce_msg *m, const struct bounce_rcpt *r,
+                size_t n, enum dsn_action action, time_t retry_until, bool dbl, enum dsn_bounce ok,
+                const char *to)
 {
     struct dsn_rcpt *dr = xcalloc(n, sizeof(*dr));
     char host[256], pm[300], origin[200], err[200], qid[96];
     struct dsn_msg dm = {0};
     struct dsn_out out = {0};
-    struct deliver_qrcpt to;
+    struct deliver_qrcpt qr;
     time_t now = time(NULL);
     int rc = 1;
 
@@ -150,7 +175,7 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
     qfile_new_id(qid, sizeof(qid), host);
     dm.hostname = host;
     dm.postmaster = pm;
-    dm.to = dbl ? cf->sysadmin : m->sender;
+    dm.to = to;
     dm.orig_sender = dbl ? m->sender : NULL;
     dm.ret = m->ret;
     dm.envid = m->envid;
@@ -169,8 +194,8 @@ bounce_queue(const struct conf *cf, const struct bounce_msg *m, const struct bou
         return -1;
     }
     snprintf(origin, sizeof(origin), "%s%s", dbl ? BOUNCE_ORIGIN_DOUBLE : BOUNCE_ORIGIN, m->id);
-    to = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL};
-    if (deliver_queue_write(cf, qid, "", origin, NULL, now, &to, 1, out.text, out.len, NULL) < 0) {
+    qr = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL};
+    if (deliver_queue_write(cf, qid, "", origin, NULL, now, &qr, 1, out.text, out.len, NULL) < 0) {
         const char *e = strerror(errno);
         log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);
         rc = -1;

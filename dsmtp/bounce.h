@@ -15,6 +15,9 @@
  * - Statuses (RFC 3463) callers use: 5.1.1 user unknown, 5.1.3 bad address, 5.4.6
  *   forwarding loop, 5.2.0 mailbox failure, 4.4.7 queue lifetime over; a remote server's
  *   own. bounce_delay sends the delay notice of queue_warn (no double bounce for it).
+ * - VERP (m->verp): a report to the sender goes, one per recipient, to that recipient's
+ *   VERP sender (addr_verp), so that a list manager knows whom it is about (Postfix
+ *   does the same); a double bounce is one report to the sysadmin as always.
  * - DSN (RFC 3461): a recipient is in a report only when its NOTIFY asks for that kind
  *   (dsnparam_wants: no NOTIFY means FAILURE,DELAY): NOTIFY=NEVER, or a NOTIFY without
  *   FAILURE, leaves it out of the failure report and of the double bounce (logged); without
@@ -60,6 +63,7 @@ struct bounce_msg {
     size_t len;
     enum dsn_ret ret;  /* its DSN RET */
     const char *envid; /* its DSN ENVID (xtext), or NULL */
+    const char *verp;  /* its XVERP delimiters, NULL or "": none */
 };
 
 /* bounce_send - queue the report on n failed recipients of m. Returns 1 when a report

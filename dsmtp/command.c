@@ -113,6 +113,15 @@ command_greet(struct smtp_session *s)
     sess_enter_state(&s->base, SS_READY);
 }
 
+/* command_verp_allowed - the client may use XVERP (Postfix's smtpd_authorized_verp_clients):
+ * its address is in verp_clients or forward_from_ip. */
+static bool
+command_verp_allowed(const struct smtp_session *s)
+{
+    return conf_ip_match(&s->base.cf->verp_clients, s->base.ip) ||
+           conf_ip_match(&s->base.cf->forward_from_ip, s->base.ip);
+}
+
 /* command_ehlo_reply - EHLO: the extensions (AUTH not for a POP-before-SMTP client under
  * hide_auth recentpop). */
 static void
@@ -126,11 +135,12 @@ command_ehlo_reply(struct smtp_session *s)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   tls ? "\nREQUIRETLS" : "", /* RFC 8689 4.1: only over TLS */
-                  auth ? "\nAUTH PLAIN LOGIN" : "");
+                  auth ? "\nAUTH PLAIN LOGIN" : "",
+                  command_verp_allowed(s) ? "\nXVERP" : ""); /* as Postfix: to those allowed */
     s->esmtp = true;
 }
 
@@ -204,6 +214,32 @@ command_helo(struct smtp_session *s, const char *args)
     command_helo_filtered(s);
 }
 
+/* command_check_verp - MAIL ... XVERP[=XY]: from a client allowed to, with a sender, and
+ * delimiters of verp_delimiter_filter (verp_delimiters when none are given). */
+static int
+command_check_verp(struct smtp_session *s)
+{
+    const struct conf *cf = s->base.cf;
+    struct smtp_mail *m = &s->arg.mail;
+
+    if (!command_verp_allowed(s)) {
+        session_reply(s, 550, "5.7.1", "Error: XVERP command not authorized");
+        return -1;
+    }
+    if (addr_is_null(&m->from)) {
+        session_reply(s, 501, "5.5.4", "Error: XVERP needs a sender, not <>");
+        return -1;
+    }
+    if (m->verp[0] == '\0')
+        snprintf(m->verp, sizeof(m->verp), "%s", cf->verp_delimiters);
+    if (!conf_verp_delims_ok(cf, m->verp)) {
+        session_reply(s, 501, "5.5.4", "Error: XVERP delimiters must be two of \"%s\"",
+                      cf->verp_delimiter_filter);
+        return -1;
+    }
+    return 0;
+}
+
 /* command_check_mail - MAIL is allowed now, and its syntax. */
 static int
 command_check_mail(struct smtp_session *s, const char *args)
@@ -242,7 +278,7 @@ command_check_mail(struct smtp_session *s, const char *args)
         session_reply(s, 530, "5.7.10", "REQUIRETLS needs a TLS session (STARTTLS first)");
         return -1;
     }
-    return 0;
+    return s->arg.mail.xverp ? command_check_verp(s) : 0;
 }
 
 /* command_mail_begin - the filters let MAIL go: start the transaction. */
@@ -258,11 +294,12 @@ command_mail_begin(struct smtp_session *s)
     tx->params = s->arg.mail;
     addr_format(&tx->from, tx->sender, sizeof(tx->sender));
     log_escape(esc, sizeof(esc), tx->sender, strlen(tx->sender), 300);
-    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s%s", esc, tx->params.size,
-             tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
+    log_sess(LOGLVL_INFO, s->base.sid, "mail from=<%s> size=%llu%s%s%s%s%s%s%s", esc,
+             tx->params.size, tx->params.ret != DSN_RET_UNSET ? " ret=" : "",
              tx->params.ret != DSN_RET_UNSET ? dsnparam_ret_name(tx->params.ret, false) : "",
              tx->params.envid[0] ? " envid=" : "", tx->params.envid,
-             tx->params.requiretls ? " requiretls" : "");
+             tx->params.requiretls ? " requiretls" : "", tx->params.xverp ? " xverp=" : "",
+             tx->params.xverp ? tx->params.verp : "");
     sess_enter_state(&s->base, SS_MAIL);
     session_reply(s, 250, "2.1.0", "Ok");
 }
@@ -950,6 +987,7 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     dsn.ret = tx->params.ret;
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     dsn.requiretls = tx->params.requiretls;
+    dsn.verp = tx->params.xverp ? tx->params.verp : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
     for (size_t i = 0; i < tx->nrcpt; i++)
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
@@ -963,17 +1001,31 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     deliver_run(s->d->srv.loop, b, &s->d->srv.jobs, command_delivered, s);
 }
 
-/* command_data_deliver - the message as it stays: held as a suspected bomb, or signed
- * and delivered; the session waits for either (the answer resumes it). */
+/* command_hold_bomb - the message as it goes out (DKIM-signed if it is to be) is held
+ * as a suspected bomb: signed now, a release sends it as it would have gone. */
+static void
+command_hold_bomb(struct smtp_session *s, char *text, size_t len)
+{
+    bombs_hold(s, text, len, "bomb");
+}
+
+/* command_hold_quarantine - the same for a message a content filter quarantined. */
+static void
+command_hold_quarantine(struct smtp_session *s, char *text, size_t len)
+{
+    bombs_hold(s, text, len, "quarantine");
+}
+
+/* command_data_deliver - the message as it stays, signed if it is to be: held as a
+ * suspected bomb, or delivered; the session waits for either (the answer resumes it). */
 static void
 command_data_deliver(struct smtp_session *s, char *text, size_t len)
 {
-    if (bombs_check(s)) {
-        bombs_hold(s, text, len, "bomb");
-        return;
-    }
-    if (!dkim_sign_session(s, text, len, command_data_signed))
-        command_data_signed(s, text, len);
+    void (*next)(struct smtp_session *, char *, size_t) =
+        bombs_check(s) ? command_hold_bomb : command_data_signed;
+
+    if (!dkim_sign_session(s, text, len, next))
+        next(s, text, len);
 }
 
 /* command_data_filtered - the filters answered the end of the message: refused,
@@ -1004,7 +1056,8 @@ command_data_filtered(struct smtp_session *s)
         log_sess(LOGLVL_INFO, s->base.sid,
                  "message id=%s size=%llu result=quarantined reason=content-filter", tx->id,
                  tx->rx.wire);
-        bombs_hold(s, text, len, "quarantine");
+        if (!dkim_sign_session(s, text, len, command_hold_quarantine))
+            command_hold_quarantine(s, text, len);
         return true;
     case MILTER_DELIVER:
         break;

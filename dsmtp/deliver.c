@@ -427,6 +427,8 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
         q.envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
         if (dsn->requiretls)
             q.flags |= QF_REQUIRETLS;
+        if (dsn->verp != NULL)
+            snprintf(q.verp, sizeof(q.verp), "%s", dsn->verp);
     }
     for (size_t i = 0; i < n; i++) {
         qfile_add_rcpt(&q, r[i].addr);
@@ -500,6 +502,7 @@ struct deliver_job {
     struct mboxq_req req;
     struct deliver_batch *b;
     size_t i;
+    char *sender; /* the VERP sender of its recipient, or NULL */
 };
 
 struct deliver_batch {
@@ -511,6 +514,7 @@ struct deliver_batch {
     enum dsn_ret ret; /* DSN */
     char *envid;
     bool requiretls;
+    char verp[3];    /* XVERP delimiters, "" for none */
     size_t nsuccess; /* delivered recipients that asked for a success report */
     struct deliver_rcpt *r;
     size_t n, alloc;
@@ -537,6 +541,8 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
         b->ret = dsn->ret;
         b->envid = dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
         b->requiretls = dsn->requiretls;
+        if (dsn->verp != NULL)
+            snprintf(b->verp, sizeof(b->verp), "%s", dsn->verp);
     }
     b->cf = conf_ref(cf);
     b->id = xstrdup(id);
@@ -631,8 +637,8 @@ static void
 deliver_success(struct deliver_batch *b)
 {
     struct bounce_rcpt *s = xcalloc(b->n, sizeof(*s));
-    struct bounce_msg bm = {b->id,   b->sender, b->origin, b->arrival,
-                            b->text, b->len,    b->ret,    b->envid};
+    struct bounce_msg bm = {b->id,  b->sender, b->origin, b->arrival, b->text,
+                            b->len, b->ret,    b->envid,  b->verp};
     size_t n = 0;
 
     for (size_t i = 0; i < b->n; i++) {
@@ -657,8 +663,8 @@ static bool
 deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
 {
     struct bounce_rcpt *f = xcalloc(b->n, sizeof(*f));
-    struct bounce_msg bm = {b->id,   b->sender, b->origin, b->arrival,
-                            b->text, b->len,    b->ret,    b->envid};
+    struct bounce_msg bm = {b->id,  b->sender, b->origin, b->arrival, b->text,
+                            b->len, b->ret,    b->envid,  b->verp};
     size_t nf = 0;
     bool ok;
 
@@ -686,7 +692,7 @@ deliver_qwork(uv_work_t *w)
 {
     struct deliver_batch *b = w->data;
     struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q));
-    struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls};
+    struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls, b->verp};
     size_t nq = 0;
 
     for (size_t i = 0; i < b->n; i++) {
@@ -786,6 +792,7 @@ deliver_done(struct mboxq_req *req)
                  r->result == DROP_TEMP ? "deferred" : "failed",
                  logq_text(q, sizeof(q), r->err, strlen(r->err), 200));
     }
+    free(j->sender);
     free(j);
     if (--b->running == 0)
         deliver_alldone(b);
@@ -813,6 +820,11 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
         j->req.cf = b->cf;
         j->req.mailbox = b->r[i].mailbox;
         j->req.sender = b->sender;
+        if (b->verp[0] != '\0') { /* XVERP: the Return-Path names the recipient */
+            char v[DELIVER_VERP_MAX];
+            j->sender = xstrdup(addr_verp(b->sender, b->r[i].addr, b->verp, v, sizeof(v)));
+            j->req.sender = j->sender;
+        }
         j->req.text = b->text;
         j->req.len = b->len;
         j->req.done = deliver_done;

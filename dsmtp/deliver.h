@@ -47,6 +47,9 @@
  *   qfile_failed means the temporary failures could not even be queued (the caller
  *   answers 452 4.3.1: recipients already delivered keep their copy, so a retry by the
  *   client can duplicate them -- accepted, as in sendmail).
+ * - VERP (XVERP, dsn->verp): each mailbox gets the message with the Return-Path of its
+ *   recipient's VERP sender (addr_verp), the queue file keeps the delimiters, a report
+ *   on a recipient goes to that recipient's VERP sender (bounce.h).
  * - DSN (RFC 3461): the message's RET/ENVID and each recipient's NOTIFY/ORCPT go into the
  *   queue file with the recipients queued; recipients delivered into their mailbox that
  *   asked for NOTIFY=SUCCESS get a success report (bounce_success) queued on the pool
@@ -75,6 +78,8 @@ enum deliver_kind {
 };
 
 #define DELIVER_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
+/* room for a VERP sender (addr_verp): a sender with a whole recipient in its local part */
+#define DELIVER_VERP_MAX (DELIVER_ADDR_MAX * 2 + 8)
 
 struct deliver_target {
     enum deliver_kind kind;
@@ -175,6 +180,7 @@ struct deliver_dsn {
     enum dsn_ret ret;
     const char *envid; /* xtext, or NULL */
     bool requiretls;   /* REQUIRETLS (RFC 8689): QF_REQUIRETLS in the queue file */
+    const char *verp;  /* XVERP delimiters (addr_verp), NULL or "": no VERP */
 };
 
 /* deliver_queue_write - blocking: write a queue file with id (may be "" for a fresh

@@ -8,6 +8,8 @@
  *   domain of its From: address has a dkim_sign key: one DKIM-Signature field per key of
  *   that domain, above the other fields. Mail from anyone else (mail coming in for local
  *   users, even with a From: of a signing domain) is never signed.
+ * - A message held in bomb_dir (bombs.h: a suspected bomb, a filter's quarantine) is
+ *   signed before it is held, so its release sends it signed.
  * - The body hash is computed while the message streams in: dkim_sign_begin hands the
  *   scanner (data.c) a running hash that sees every octet it stores, the spilled middle of
  *   a large message included, so nothing is read twice. When content filters ran (they

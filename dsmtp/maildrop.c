@@ -269,7 +269,7 @@ static bool
 maildrop_file(struct maildrop *m, struct qfile *q)
 {
     const struct conf *cf = m->cf;
-    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0};
+    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0, q->verp};
     struct deliver_qrcpt *r = xcalloc(q->nrcpt, sizeof(*r));
     char *rcv = maildrop_received(m->hostname, q), *text, eq[300];
     size_t rlen = strlen(rcv), len = rlen + q->text_len;

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "file.h"
+#include "statefile.h"
 #include "log.h"
 #include "mtasts.h"
 #include "curl_lazy.h"
@@ -35,17 +36,7 @@ struct mtasts {
     long timeout_ms;
     unsigned long fetches;
     struct mtasts_entry *cache;
-    char *path;         /* the cache's file, or NULL */
-    bool saving, dirty; /* a save on the pool; another one wanted after it */
-};
-
-/* A save of the cache on the pool. */
-struct mtasts_save {
-    struct mtasts *s;
-    char *path, *text;
-    size_t len;
-    int err;
-    uv_work_t w;
+    struct statefile file; /* the cache's file (path NULL: none) */
 };
 
 struct mtasts_req {
@@ -284,77 +275,28 @@ mtasts_cached(struct mtasts *s, const char *domain)
     return e != NULL && e->p.expires > time(NULL) ? &e->p : NULL;
 }
 
-/* mtasts_save_work - pool: write the cache file. */
-static void
-mtasts_save_work(uv_work_t *w)
-{
-    struct mtasts_save *j = w->data;
-
-    if (file_write_atomic(j->path, j->text, j->len, 0600) < 0)
-        j->err = errno;
-}
-
-static void mtasts_save(struct mtasts *s);
-
-/* mtasts_save_done - loop: the save ended; another one if the cache changed meanwhile. */
-static void
-mtasts_save_done(uv_work_t *w, int status)
-{
-    struct mtasts_save *j = w->data;
-    struct mtasts *s = j->s;
-
-    (*s->jobs)--;
-    if (j->err != 0 || status < 0)
-        log_warn("mta-sts: cannot write the policy cache %s: %s", j->path,
-                 j->err != 0 ? strerror(j->err) : uv_strerror(status));
-    free(j->path);
-    free(j->text);
-    free(j);
-    s->saving = false;
-    if (s->dirty)
-        mtasts_save(s);
-}
-
-/* mtasts_save - write the cache to s->path on the pool: one line per policy,
+/* mtasts_format - the cache file's text: one line per policy,
  * "domain id mode max_age expires mx,mx,...". */
+static void
+mtasts_format(void *arg, struct buf *b)
+{
+    const struct mtasts *s = arg;
+
+    buf_printf(b, "# dmail MTA-STS policy cache: domain id mode max_age expires mx,...\n");
+    for (const struct mtasts_entry *e = s->cache; e != NULL; e = e->next) {
+        buf_printf(b, "%s %s %s %ld %lld ", e->domain, e->p.id, mtasts_mode_name(e->p.mode),
+                   e->p.max_age, (long long)e->p.expires);
+        for (size_t i = 0; i < e->p.nmx; i++)
+            buf_printf(b, "%s%s", i > 0 ? "," : "", e->p.mx[i]);
+        buf_printf(b, "%s", e->p.nmx == 0 ? "-\n" : "\n");
+    }
+}
+
+/* mtasts_save - the cache changed: written on the pool (statefile.h). */
 static void
 mtasts_save(struct mtasts *s)
 {
-    struct mtasts_save *j;
-    struct buf b;
-
-    if (s->path == NULL)
-        return;
-    if (s->saving) {
-        s->dirty = true;
-        return;
-    }
-    s->dirty = false;
-    buf_init(&b, MTASTS_CACHE_MAX);
-    buf_printf(&b, "# dmail MTA-STS policy cache: domain id mode max_age expires mx,...\n");
-    for (const struct mtasts_entry *e = s->cache; e != NULL; e = e->next) {
-        buf_printf(&b, "%s %s %s %ld %lld ", e->domain, e->p.id, mtasts_mode_name(e->p.mode),
-                   e->p.max_age, (long long)e->p.expires);
-        for (size_t i = 0; i < e->p.nmx; i++)
-            buf_printf(&b, "%s%s", i > 0 ? "," : "", e->p.mx[i]);
-        buf_printf(&b, "%s", e->p.nmx == 0 ? "-\n" : "\n");
-    }
-    j = xcalloc(1, sizeof(*j));
-    j->s = s;
-    j->path = xstrdup(s->path);
-    j->len = b.len;
-    j->text = xstrndup(buf_peek(&b), b.len);
-    buf_free(&b);
-    j->w.data = j;
-    s->saving = true;
-    (*s->jobs)++;
-    if (uv_queue_work(s->loop, &j->w, mtasts_save_work, mtasts_save_done) < 0) {
-        (*s->jobs)--;
-        s->saving = false;
-        free(j->path);
-        free(j->text);
-        free(j);
-    }
+    statefile_save(&s->file);
 }
 
 /* mtasts_load_line - one line of the cache file into the cache; -1 if malformed. */
@@ -402,9 +344,9 @@ mtasts_load(struct mtasts *s)
     size_t len = 0, n = 0, lineno = 0;
     time_t now = time(NULL);
 
-    if (file_read_all(s->path, MTASTS_CACHE_MAX, &text, &len) < 0) {
+    if (file_read_all(s->file.path, MTASTS_CACHE_MAX, &text, &len) < 0) {
         if (errno != ENOENT)
-            log_warn("mta-sts: cannot read the policy cache %s: %s", s->path, strerror(errno));
+            log_warn("mta-sts: cannot read the policy cache %s: %s", s->file.path, strerror(errno));
         return;
     }
     for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
@@ -412,12 +354,12 @@ mtasts_load(struct mtasts *s)
         if (line[0] == '#')
             continue;
         if (mtasts_load_line(s, line, now) < 0)
-            log_warn("mta-sts: %s:%zu: malformed, ignored", s->path, lineno);
+            log_warn("mta-sts: %s:%zu: malformed, ignored", s->file.path, lineno);
         else
             n++;
     }
     free(text);
-    log_debug("mta-sts: %zu cached policies read from %s", n, s->path);
+    log_debug("mta-sts: %zu cached policies read from %s", n, s->file.path);
 }
 
 /* mtasts_finish_why - the callback with p and problem, then free the request. */
@@ -664,10 +606,10 @@ mtasts_new(uv_loop_t *loop, struct dns *dns, long *jobs, int port, const char *c
     if (ca != NULL && ca[0] != '\0' && file_read_all(ca, MTASTS_CA_MAX, &s->ca, &s->calen) < 0)
         log_warn("mta-sts: mta_sts_ca %s: %s", ca, strerror(errno));
     s->timeout_ms = timeout_ms;
-    if (path != NULL && path[0] != '\0') {
-        s->path = xstrdup(path);
+    statefile_init(&s->file, loop, jobs, path, "mta-sts: the policy cache", MTASTS_CACHE_MAX,
+                   mtasts_format, s);
+    if (s->file.path != NULL)
         mtasts_load(s);
-    }
     return s;
 }
 
@@ -695,6 +637,6 @@ mtasts_free(struct mtasts **sp)
         free(e);
     }
     free(s->ca);
-    free(s->path);
+    statefile_free(&s->file);
     free(s);
 }

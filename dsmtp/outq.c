@@ -172,6 +172,7 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     f->envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
     f->requiretls = (q->flags & QF_REQUIRETLS) != 0;
     f->tls_no = !f->requiretls && outq_tls_required_no(f->text, f->len); /* RFC 8689 4.3 */
+    snprintf(f->verp, sizeof(f->verp), "%s", q->verp);
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
     for (size_t i = 0; i < n; i++) {
@@ -298,8 +299,8 @@ outq_record_work(uv_work_t *w)
                  rc->addr, f->relay[k] ? f->relay[k] : "none", (long)(now - q.arrival), r->status,
                  st, logq_text(eq, sizeof(eq), line, strlen(line), 600));
     }
-    struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
-                            q.text, q.text_len, q.ret,    q.envid};
+    struct bounce_msg bm = {q.id,       q.sender, q.origin, q.arrival, q.text,
+                            q.text_len, q.ret,    q.envid,  q.verp};
     if (nsucc > 0)
         bounce_success(f->cf, &bm, succ, nsucc, DSN_RELAYED); /* a failure is logged */
     if (nfail > 0) {
@@ -374,6 +375,7 @@ outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *rel
     }
     free(m->idx);
     free(m->rc);
+    free(m->vsender);
     free(m);
     outq_file_dest_done(f);
 }
@@ -414,7 +416,8 @@ outq_add_file(struct outq *oq, struct outq_file *f)
     f->cf = conf_ref(oq->d->srv.cf);
     f->started = time(NULL);
     f->dests = 1; /* held while grouping */
-    size_t max = (size_t)cf->smtp_out_rcpt_max;
+    /* XVERP: each recipient its own sender, so its own transaction (as Postfix) */
+    size_t max = f->verp[0] != '\0' ? 1 : (size_t)cf->smtp_out_rcpt_max;
 
     for (size_t i = 0; i < f->n; i++)
         keys[i] = outq_key(cf, f->addr[i]);
@@ -440,6 +443,11 @@ outq_add_file(struct outq *oq, struct outq_file *f)
             m->n++;
         }
         m->m.sender = f->sender;
+        if (f->verp[0] != '\0') {
+            char v[DELIVER_VERP_MAX];
+            m->vsender = xstrdup(addr_verp(f->sender, m->rc[0].addr, f->verp, v, sizeof(v)));
+            m->m.sender = m->vsender;
+        }
         m->m.envid = f->envid;
         m->m.ret = dsnparam_ret_name(f->ret, false);
         m->m.eightbit = f->eightbit;
@@ -554,6 +562,27 @@ outq_wake(uv_async_t *a)
     outq_kick(a->data);
 }
 
+/* outq_tlsrpt_due - loop: tls_rpt_period ended (each UTC midnight): the reports of the
+ * days before today when tls_rpt is on (a period shorter than a day, a test aid: of
+ * everything counted). */
+static void
+outq_tlsrpt_due(void *arg)
+{
+    struct outq *oq = arg;
+    struct conf *cf = oq->d->srv.cf;
+    char today[11];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n;
+
+    if (!cf->tls_rpt || oq->stopping)
+        return;
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+    n = tlsrpt_send(oq->rpt, cf, oq, cf->tls_rpt_period >= 86400 ? today : NULL);
+    log_info("tls-rpt: the period's reports started for %zu domains", n);
+}
+
 /* outq_new - the delivery side. */
 struct outq *
 outq_new(struct smtpd *d)
@@ -591,8 +620,10 @@ outq_new(struct smtpd *d)
                              cf->mta_sts_ca, OUTQ_STS_FETCH_MS, path);
         free(path);
         path = xasprintf("%s/tls-rpt.state", cf->spool_dir);
-        oq->rpt = tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path);
+        oq->rpt =
+            tlsrpt_new(d->srv.loop, d->dns, &d->srv.jobs, path, cf->mta_sts_ca, OUTQ_STS_FETCH_MS);
         free(path);
+        tlsrpt_schedule(oq->rpt, cf->tls_rpt_period, outq_tlsrpt_due, oq);
     }
     return oq;
 }
@@ -603,6 +634,7 @@ outq_stop(struct outq *oq)
 {
     if (oq == NULL || oq->stopping)
         return;
+    tlsrpt_stop(oq->rpt);
     uv_mutex_lock(&oq->mu);
     oq->stopping = true; /* no uv_async_send after this */
     uv_close((uv_handle_t *)&oq->wake, NULL);
@@ -643,5 +675,5 @@ outq_free(struct outq **oqp)
 size_t
 outq_tlsrpt_send(struct outq *oq)
 {
-    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq) : 0;
+    return oq->rpt != NULL ? tlsrpt_send(oq->rpt, oq->d->srv.cf, oq, NULL) : 0;
 }

@@ -50,6 +50,7 @@ struct outq_file {
     char *envid;
     bool requiretls;                      /* QF_REQUIRETLS (RFC 8689) */
     bool tls_no;                          /* "TLS-Required: No" without REQUIRETLS */
+    char verp[3];                         /* XVERP delimiters: one recipient a message */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
     time_t started;
@@ -65,6 +66,7 @@ struct outq_msg {
     size_t n;
     struct smtpc_rcpt *rc;
     struct smtpc_msg m;
+    char *vsender; /* XVERP: its recipient's VERP sender (m.sender), or NULL */
 };
 
 struct outq_pass;

@@ -127,11 +127,13 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             for (size_t k = 0; k < dr.n; k++) /* the address itself */
                 if (strcasecmp(dr.dest[k].addr, q->rcpt[i].addr) == 0)
                     d = &dr.dest[k];
-            if (d->mailbox != NULL)
-                res =
-                    deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
-            else if (d->relay && remote != NULL &&
-                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
+            if (d->mailbox != NULL) {
+                char v[DELIVER_VERP_MAX]; /* XVERP: the Return-Path names the recipient */
+                res = deliver_one(cf, d->mailbox,
+                                  addr_verp(q->sender, q->rcpt[i].addr, q->verp, v, sizeof(v)),
+                                  q->text, q->text_len, err, sizeof(err));
+            } else if (d->relay && remote != NULL &&
+                       strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
                 *remote = true;
                 deliver_route_free(&dr);
                 return;
@@ -208,8 +210,8 @@ static int
 queue_report(const struct conf *cf, struct qfile *q, const struct bounce_rcpt *f, size_t n,
              time_t now)
 {
-    struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
-                            q->text, q->text_len, q->ret,    q->envid};
+    struct bounce_msg bm = {q->id,       q->sender, q->origin, q->arrival, q->text,
+                            q->text_len, q->ret,    q->envid,  q->verp};
     int back = 0;
 
     if (n == 0 || bounce_send(cf, &bm, f, n) >= 0)
@@ -252,8 +254,8 @@ queue_warn(const struct conf *cf, struct qfile *q, time_t now)
         n++;
     }
     if (n > 0) {
-        struct bounce_msg bm = {q->id,   q->sender,   q->origin, q->arrival,
-                                q->text, q->text_len, q->ret,    q->envid};
+        struct bounce_msg bm = {q->id,       q->sender, q->origin, q->arrival, q->text,
+                                q->text_len, q->ret,    q->envid,  q->verp};
         rc = bounce_delay(cf, &bm, r, n, q->arrival + cf->queue_lifetime);
     }
     free(st);
@@ -331,8 +333,8 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     pending += queue_report(cf, &q, fail, nfail, now);
     free(fail);
     if (nsucc > 0) {
-        struct bounce_msg bm = {q.id,   q.sender,   q.origin, q.arrival,
-                                q.text, q.text_len, q.ret,    q.envid};
+        struct bounce_msg bm = {q.id,       q.sender, q.origin, q.arrival, q.text,
+                                q.text_len, q.ret,    q.envid,  q.verp};
         for (size_t k = 0; k < nsucc; k++)
             succ[k].diag = "delivered to the mailbox";
         bounce_success(cf, &bm, succ, nsucc, DSN_DELIVERED);

@@ -109,8 +109,9 @@ enum smtp_param {
     SP_NOTIFY,
     SP_ORCPT,
     SP_REQUIRETLS,
+    SP_XVERP,
 };
-#define SP_COUNT (SP_REQUIRETLS + 1)
+#define SP_COUNT (SP_XVERP + 1)
 
 static const struct {
     const char *name;
@@ -126,6 +127,7 @@ static const struct {
     [SP_NOTIFY] = {"NOTIFY", true, true},
     [SP_ORCPT] = {"ORCPT", true, true},
     [SP_REQUIRETLS] = {"REQUIRETLS", false, false},
+    [SP_XVERP] = {"XVERP", false, false}, /* the value is optional (below) */
 };
 
 /* smtp_parse_size - a SIZE value: 1 to 20 digits (RFC 1870); larger than an unsigned long
@@ -172,7 +174,7 @@ smtp_parse_one_param(struct smtp_mail *m, struct smtp_rcpt *r, const char *k, si
     *seen |= 1u << p;
     if (smtp_parse_params[p].value && v == NULL)
         return smtp_parse_err(e, 501, "5.5.4", "%s needs a value", smtp_parse_params[p].name);
-    if (!smtp_parse_params[p].value && v != NULL)
+    if (!smtp_parse_params[p].value && v != NULL && p != SP_XVERP)
         return smtp_parse_err(e, 501, "5.5.4", "%s takes no value", smtp_parse_params[p].name);
     switch (p) {
     case SP_SIZE:
@@ -193,6 +195,13 @@ smtp_parse_one_param(struct smtp_mail *m, struct smtp_rcpt *r, const char *k, si
         break;
     case SP_REQUIRETLS: /* RFC 8689; the caller refuses it outside TLS */
         m->requiretls = true;
+        break;
+    case SP_XVERP: /* XVERP or XVERP=XY (Postfix); the caller checks who and which */
+        if (v != NULL && vlen != 2)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad XVERP delimiters: two characters");
+        m->xverp = true;
+        if (v != NULL)
+            snprintf(m->verp, sizeof(m->verp), "%.2s", v);
         break;
     case SP_AUTH: /* RFC 4954 5: accepted, and we trust nobody's claim: ignored */
         break;

@@ -78,6 +78,8 @@ struct smtp_mail {
     enum smtp_body body;                /* BODY= */
     bool smtputf8;                      /* SMTPUTF8 */
     bool requiretls;                    /* REQUIRETLS (RFC 8689) */
+    bool xverp;                         /* XVERP (Postfix's VERP extension) */
+    char verp[3];                       /* XVERP=XY: the delimiters, "" if not given */
     enum dsn_ret ret;                   /* RET= */
     char envid[DSNPARAM_ENVID_MAX + 1]; /* ENVID= as sent (xtext), "" if none */
 };

@@ -13,11 +13,16 @@
  *   "sts-policy-fetch-error", "dane-required"...). policy_type "sts", "tlsa" or
  *   "no-policy-found". Cheap; callers count only when tls_rpt is on.
  * - tlsrpt_send starts the reports of every domain counted: the TXT record
- *   _smtp._tls.DOMAIN (one "v=TLSRPTv1;" record, its first rua=mailto: address) is looked
- *   up; with one, a multipart/report message (report-type=tlsrpt, the JSON as
- *   application/tlsrpt+json) per day goes into the queue from cf's tls_rpt_from and is
- *   delivered as any other; without one the counters are dropped (logged). The counters
- *   sent or dropped are forgotten.
+ *   _smtp._tls.DOMAIN (one "v=TLSRPTv1;" record; its first rua mailto: address and its
+ *   first https: URL, either or both) is looked up; with one, for mailto: a
+ *   multipart/report message (report-type=tlsrpt, the JSON as application/tlsrpt+json)
+ *   per day goes into the queue from cf's tls_rpt_from and is delivered as any other; for
+ *   https: each day's JSON is POSTed gzip-compressed (application/tlsrpt+gzip,
+ *   tlsrpt_post.h) to the URL, its host looked up through c-ares, the POST on the pool, a
+ *   failure logged (not retried: the next day's report stands on its own); without a
+ *   record the counters are dropped (logged). The counters sent or dropped are forgotten.
+ * - The daily send (tlsrpt_schedule, by outq.c) sends the days before the current one,
+ *   so a day is reported once, whole.
  *
  * Details:
  * - Days are UTC dates; a report covers 00:00:00Z to 23:59:59Z of its day.
@@ -38,15 +43,25 @@
 struct tlsrpt;
 struct outq;
 
-/* tlsrpt_new - the counters, read from path (may be NULL); dns, loop, *jobs borrowed. */
-struct tlsrpt *tlsrpt_new(uv_loop_t *loop, struct dns *dns, long *jobs, const char *path);
+/* tlsrpt_new - the counters, read from path (may be NULL); dns, loop, *jobs borrowed. ca:
+ * a PEM file trusted besides the system's CAs for https: rua (read now, before privileges
+ * drop; NULL or "": none); timeout_ms: the longest a POST takes. */
+struct tlsrpt *tlsrpt_new(uv_loop_t *loop, struct dns *dns, long *jobs, const char *path,
+                          const char *ca, long timeout_ms);
+/* tlsrpt_schedule - call due(arg) at every end of a period of period seconds (UTC: 86400
+ * is each midnight) plus a random delay of up to period/24 (RFC 8460 4.3), until
+ * tlsrpt_stop. The timer does not keep the loop alive. */
+void tlsrpt_schedule(struct tlsrpt *t, long period, void (*due)(void *arg), void *arg);
+/* tlsrpt_stop - no more timer (its handle closed); t may be NULL. */
+void tlsrpt_stop(struct tlsrpt *t);
 /* tlsrpt_free - after the loop; sets *t to NULL. */
 void tlsrpt_free(struct tlsrpt **t);
 /* tlsrpt_result - count one session (see above). */
 void tlsrpt_result(struct tlsrpt *t, const char *domain, const char *policy_type, const char *mx,
                    const char *result);
-/* tlsrpt_send - start the reports (see above) with cf's settings; the queue files are
+/* tlsrpt_send - start the reports (see above) with cf's settings of the days before the
+ * UTC date before ("2026-12-04"; NULL: every day counted, today too); the queue files are
  * offered to oq. The number of domains whose reports started. */
-size_t tlsrpt_send(struct tlsrpt *t, struct conf *cf, struct outq *oq);
+size_t tlsrpt_send(struct tlsrpt *t, struct conf *cf, struct outq *oq, const char *before);
 
 #endif

@@ -252,6 +252,17 @@ main(int argc, char **argv)
     s.notify = o.notify;
     s.ret = o.ret;
     s.envid = o.envid[0] ? o.envid : NULL;
+    if (o.xverp) {
+        if (o.verp[0] == '\0')
+            snprintf(o.verp, sizeof o.verp, "%s", cf->verp_delimiters);
+        if (!conf_verp_delims_ok(cf, o.verp)) {
+            fprintf(stderr, "%s: -XV: the delimiters must be two of \"%s\"\n", prog,
+                    cf->verp_delimiter_filter);
+            rc = EX_USAGE;
+            goto done;
+        }
+        s.verp = o.verp;
+    }
     switch (o.mode) {
     case SMOPT_MAILQ:
         rc = smq_list(&d, cf->spool_dir, stdout, stderr);

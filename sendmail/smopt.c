@@ -109,6 +109,21 @@ smopt_V(struct smopt *o, const char *val, char *err, size_t errlen)
     return 0;
 }
 
+/* smopt_X - -XV[XY]: VERP (Postfix); any other -X FILE (traffic log) is ignored. */
+static int
+smopt_X(struct smopt *o, const char *val, char *err, size_t errlen)
+{
+    if (val[0] != 'V')
+        return 0;
+    if (val[1] != '\0' && strlen(val + 1) != 2) {
+        snprintf(err, errlen, "-XV: give two delimiter characters, or none");
+        return -1;
+    }
+    o->xverp = true;
+    snprintf(o->verp, sizeof o->verp, "%s", val + 1);
+    return 0;
+}
+
 /* smopt_C - -C FILE: the dmail.conf to read. */
 static int
 smopt_C(struct smopt *o, const char *val, char *err, size_t errlen)
@@ -195,7 +210,7 @@ static const struct smopt_def smopt_table[128] = {
     ['N'] = {OA_REQ, smopt_N},                          /* DSN notify */
     ['R'] = {OA_REQ, smopt_R},                          /* DSN return */
     ['V'] = {OA_REQ, smopt_V},                          /* DSN envelope id */
-    ['X'] = {OA_REQ, NULL},                             /* traffic log file */
+    ['X'] = {OA_REQ, smopt_X},                          /* -XV: VERP; else traffic log */
     ['L'] = {OA_REQ, NULL},                             /* syslog label */
     ['O'] = {OA_REQ, NULL},                             /* Option=value */
     ['o'] = {OA_REST, smopt_o}, ['b'] = {OA_REST, smopt_b}, ['q'] = {OA_REST, smopt_q},

@@ -8,6 +8,9 @@
  * - DSN, as Postfix's sendmail: -N never|success,failure,delay (any case), -R full|hdrs,
  *   -V envid (printable ASCII, written in xtext: at most 100 octets so). A bad value is a
  *   usage error.
+ * - -XV or -XVXY (Postfix's): VERP, each recipient its own envelope sender (dsmtp(8)
+ *   XVERP); the delimiters are checked by the caller (verp_delimiter_filter). Any other
+ *   -X argument is the historic traffic log file, ignored.
  * - Options may be clustered (-ti), take their argument attached or as the next word
  *   (-fbob / -f bob), and may follow recipients (GNU getopt order); "--" ends them.
  */
@@ -38,6 +41,8 @@ struct smopt {
     int notify;           /* -N (DSN_NOTIFY_* of dsnparam.h), 0: not given */
     int ret;              /* -R (enum dsn_ret), 0: not given */
     char envid[101];      /* -V in xtext, "" if not given */
+    bool xverp;           /* -XV[XY]: VERP, as Postfix's sendmail */
+    char verp[3];         /* -XVXY: the delimiters, "" for verp_delimiters */
     size_t nrcpt;
     char **rcpt; /* malloc'd array of pointers into argv */
 };

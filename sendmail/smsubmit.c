@@ -282,6 +282,8 @@ smsubmit_message(const struct smsubmit *s, struct smmsg *m, const char *sender,
     q.text_len = m->len;
     q.ret = (enum dsn_ret)s->ret;
     q.envid = (char *)s->envid;
+    if (s->verp != NULL && sender[0] != '\0')
+        snprintf(q.verp, sizeof q.verp, "%s", s->verp);
     q.rcpt = xcalloc(rcpts->n, sizeof *q.rcpt);
     for (size_t i = 0; i < rcpts->n; i++) {
         q.rcpt[i].addr = rcpts->v[i];

@@ -33,6 +33,7 @@ struct smsubmit {
     int notify;        /* DSN NOTIFY for every recipient (-N), 0: none */
     int ret;           /* DSN RET (-R, enum dsn_ret), 0: none */
     const char *envid; /* DSN ENVID in xtext (-V), NULL: none */
+    const char *verp;  /* VERP delimiters (-XV), NULL: none; not for the null sender */
 };
 
 /* smsubmit_init - the invoking user's identity; cf gives the main domain. */

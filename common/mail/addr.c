@@ -441,6 +441,33 @@ addr_format(const struct addr *a, char *buf, size_t len)
     return buf;
 }
 
+/* addr_verp - sender with rcpt folded into its local part, or sender. */
+char *
+addr_verp(const char *sender, const char *rcpt, const char *delim, char *buf, size_t len)
+{
+    const char *sat = strrchr(sender, '@'), *rat = strrchr(rcpt, '@'), *at;
+    int n;
+
+    if (len == 0)
+        return buf;
+    if (delim == NULL || strlen(delim) != 2 || sat == NULL || rat == NULL)
+        goto plain;
+    n = snprintf(buf, len, "%.*s%c%.*s%c%s%s", (int)(sat - sender), sender, delim[0],
+                 (int)(rat - rcpt), rcpt, delim[1], rat + 1, sat);
+    if (n < 0 || (size_t)n >= len)
+        goto plain;
+    /* the local part must stand unquoted (a dot-atom: no quoted part, no address literal
+     * from the recipient's domain); its length may pass 64 octets, as in Postfix */
+    at = strrchr(buf, '@');
+    for (const char *p = buf; p < at; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"(),:;<>@[\\]", *p) != NULL)
+            goto plain;
+    return buf;
+plain:
+    snprintf(buf, len, "%s", sender);
+    return buf;
+}
+
 /* addr_is_null - the null reverse path <>. */
 bool
 addr_is_null(const struct addr *a)

@@ -51,5 +51,11 @@ bool addr_is_null(const struct addr *a);
 /* addr_local_unquoted - the local part with quoting removed, into buf; lower-cased if
  * fold. Returns buf. */
 char *addr_local_unquoted(const struct addr *a, bool fold, char *buf, size_t len);
+/* addr_verp - the VERP sender (Postfix's XVERP) of sender for rcpt, both "local@domain":
+ * sender's local part, delim[0], rcpt's local part, delim[1], rcpt's domain, '@', sender's
+ * domain ("list-bounces+user=example.org@dom"), into buf. When that is no valid address
+ * (a quoted local part, too long, no '@') or delim is NULL or "", sender as it is. Returns
+ * buf. */
+char *addr_verp(const char *sender, const char *rcpt, const char *delim, char *buf, size_t len);
 
 #endif

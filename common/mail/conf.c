@@ -602,6 +602,16 @@ conf_milter_opts(struct conf *c)
     }
 }
 
+/* conf_verp_delims_ok - v is two characters of verp_delimiter_filter. */
+bool
+conf_verp_delims_ok(const struct conf *c, const char *v)
+{
+    const char *f = c->verp_delimiter_filter != NULL ? c->verp_delimiter_filter : "";
+
+    return v != NULL && strlen(v) == 2 && v[0] != '\0' && v[1] != '\0' && strchr(f, v[0]) != NULL &&
+           strchr(f, v[1]) != NULL;
+}
+
 /* conf_finish - derived fields; returns the snapshot, or NULL (freed) after errors. */
 static struct conf *
 conf_finish(struct conf_parser *p, int errors_before)
@@ -641,6 +651,14 @@ conf_finish(struct conf_parser *p, int errors_before)
         conf_diag_add(p->diag, true, c->origin[CONF_rbl_vanish], 0,
                       "rbl_vanish: mail from listed clients is refused as with rbl_reject, "
                       "never accepted and discarded");
+    if (!conf_verp_delims_ok(c, c->verp_delimiters))
+        conf_diag_add(p->diag, false,
+                      c->origin[CONF_verp_delimiters] ? c->origin[CONF_verp_delimiters]
+                      : c->origin[CONF_verp_delimiter_filter]
+                          ? c->origin[CONF_verp_delimiter_filter]
+                          : c->path,
+                      0, "verp_delimiters \"%s\": two characters of verp_delimiter_filter \"%s\"",
+                      c->verp_delimiters, c->verp_delimiter_filter);
     conf_check_host(p, CONF_dsmtp_host, "dsmtp");
     conf_check_host(p, CONF_dpop_host, "dpop");
     if (c->allow_dds)

@@ -177,6 +177,9 @@ bool conf_ip_match(const struct conf_list *l, const char *ip);
 /* conf_ip_rule - the same, returning the entry that matched (for the log), or NULL when
  * none did or a "!" entry matched first. */
 const char *conf_ip_rule(const struct conf_list *l, const char *ip);
+/* conf_verp_delims_ok - v (XVERP=v, verp_delimiters) is two characters, each one of
+ * verp_delimiter_filter (as Postfix's verp_delimiter_filter). */
+bool conf_verp_delims_ok(const struct conf *c, const char *v);
 /* conf_addr_rule - address wildcard list match for ban_mailfrom / ban_rcptto style lists:
  * '*' matches any run of characters, the rest itself in any case, against the whole
  * address ("user@domain"; "" for the null sender); a leading "!" negates; first matching

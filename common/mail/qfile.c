@@ -11,6 +11,7 @@
  *   sender <ADDR>
  *   origin TEXT
  *   flags N
+ *   verp XY                                               (optional: VERP delimiters)
  *   dsn RET ENVID NOTIFY                                  (optional)
  *   rcpts N
  *   rcpt STATE ATTEMPTS NEXT-TRY <ADDR> [ERROR TEXT]      (N times, each maybe followed by)
@@ -167,6 +168,20 @@ qfile_dsn_ok(enum dsn_ret ret, const char *envid, int notify, const char *orcpt)
            (orcpt == NULL || dsnparam_orcpt_check(orcpt, strlen(orcpt), &why) == 0);
 }
 
+/* qfile_verp_ok - "" or two printable non-space characters. */
+bool
+qfile_verp_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n != 0 && n != 2)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+            return false;
+    return true;
+}
+
 /* qfile_format_header - the header block (through the blank line) into a malloc'd
  * buffer; -1 with errno EINVAL if a value cannot be written safely. */
 static int
@@ -178,7 +193,7 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
     if (!qfile_id_valid(q->id) || q->arrival < 0 || q->flags < 0 || !qfile_text_ok(q->sender) ||
         (q->origin != NULL && !qfile_text_ok(q->origin)) || (q->text == NULL && q->text_len) ||
         (q->nrcpt == 0 && !(q->flags & QF_RCPT_FROM_HEADERS)) || q->nrcpt > QFILE_RCPT_MAX ||
-        !qfile_dsn_ok(q->ret, q->envid, q->notify, NULL))
+        !qfile_dsn_ok(q->ret, q->envid, q->notify, NULL) || !qfile_verp_ok(q->verp))
         goto inval;
     for (size_t i = 0; i < q->nrcpt; i++) {
         const struct qfile_rcpt *r = &q->rcpt[i];
@@ -193,6 +208,8 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
               q->id, (long long)q->arrival);
     qfile_put_addr(&buf, &len, &cap, q->sender);
     qfile_put(&buf, &len, &cap, "\norigin %s\nflags %d\n", q->origin ? q->origin : "", q->flags);
+    if (q->verp[0] != '\0')
+        qfile_put(&buf, &len, &cap, "verp %s\n", q->verp);
     if (q->ret != DSN_RET_UNSET || q->envid != NULL || q->notify != 0) {
         char nt[DSNPARAM_NOTIFY_TEXT];
         qfile_put(&buf, &len, &cap, "dsn %s %s %s\n",
@@ -555,6 +572,13 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
     if (qfile_rd_num(rd, "flags", INT_MAX, &n) < 0)
         return -1;
     q->flags = (int)n;
+    if (qfile_rd_peek(rd, "verp")) {
+        if (qfile_rd_key(rd, line, sizeof line, "verp", &val) < 0)
+            return -1;
+        if (val[0] == '\0' || !qfile_verp_ok(val))
+            return qfile_rd_fail(rd, "bad verp delimiters");
+        snprintf(q->verp, sizeof q->verp, "%s", val);
+    }
     if (qfile_rd_peek(rd, "dsn")) {
         if (qfile_rd_key(rd, line, sizeof line, "dsn", &val) < 0 ||
             qfile_parse_dsn(rd, val, &q->ret, &q->envid, &q->notify, NULL) < 0)

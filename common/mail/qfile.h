@@ -18,6 +18,8 @@
  *   line, each recipient's NOTIFY and ORCPT into an optional "notify" line after its rcpt
  *   line; both are written only when something is set, so a file without DSN parameters
  *   is the same as before them, and files written before them read as "nothing set".
+ * - VERP (Postfix's XVERP): the two delimiters go into an optional "verp" line after
+ *   "flags", written only when set; files without it read as "no VERP".
  * - qfile_read refuses anything the format does not allow (wrong version, keywords out of
  *   order, rcpt lines not matching "rcpts", text shorter or longer than "size", the "end"
  *   trailer missing or followed by anything) with "line N: reason" in err.
@@ -54,6 +56,7 @@ struct qfile {
     enum dsn_ret ret; /* DSN RET */
     char *envid;      /* DSN ENVID as received (xtext), or NULL */
     int notify;       /* NOTIFY for recipients taken from the headers (sendmail -t -N) */
+    char verp[3];     /* XVERP delimiters ("+="; addr_verp), "" for no VERP */
     size_t nrcpt;
     struct qfile_rcpt *rcpt;
     char *text; /* headers + body, LF line ends */
@@ -68,6 +71,8 @@ enum {
                                * verified TLS, and REQUIRETLS passed on */
 };
 
+/* qfile_verp_ok - v is "" or two delimiters a queue file can hold (printable, not space). */
+bool qfile_verp_ok(const char *v);
 /* qfile_add_rcpt - append a pending recipient (copies addr), no DSN parameters. */
 void qfile_add_rcpt(struct qfile *q, const char *addr);
 /* qfile_write - into dir (spool_dir/queue or spool_dir/maildrop); tmpdir is the temp

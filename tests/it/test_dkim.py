@@ -421,6 +421,29 @@ def test_dkim_signs_what_a_content_filter_left(dsmtp_factory):
         m.stop()
 
 
+@pytest.mark.parametrize("hold", ["bomb", "restart"])
+def test_dkim_held_bomb_released_signed(signer, hold):
+    """A message of a signing user held as a suspected bomb leaves signed when tellsmtp
+    releases it -- also after a restart between hold and release (the signature is in
+    the held file)."""
+    signer.restart(bomb_max=1)
+    first, second = new_msgid("dk"), new_msgid("dk")
+    assert submit(signer, message(first, "One.\n")) == 250
+    assert verify_python(delivered(signer, first), signer.records)
+    assert submit(signer, message(second, "Two, held.\n")) == 250
+    bombs = os.path.join(signer.spool, "bomb")
+    assert wait_for(lambda: os.path.isdir(bombs) and os.listdir(bombs), 10), signer.log()[-2000:]
+    qid = os.listdir(bombs)[0]
+    assert second not in [m["Message-ID"] for _, m in signer.messages("bob")]
+    if hold == "restart":
+        signer.restart()
+    rc, out, err = signer.tellsmtp("bomb-release", qid)
+    assert rc == 0 and "released" in out, (rc, out, err)
+    raw = delivered(signer, second)
+    assert verify_python(raw, signer.records) == ["ed25519-sha256", "rsa-sha256"]
+    assert len(signatures(raw)) == 2, raw[:3000]
+
+
 def test_dkim_from_domain_in_any_case_signed(signer):
     msgid = new_msgid("dk")
     text = message(msgid, "Upper case.\n").replace("alice@%s>" % DOMAIN,

@@ -63,15 +63,27 @@ def pki(tmp_path_factory):
 
 class PolicyServer:
     """HTTPS on a free loopback port serving .policy at /.well-known/mta-sts.txt;
-    .fetches counts the GETs of it."""
+    .fetches counts the GETs of it. It also takes TLS reports (RFC 8460 https: rua) POSTed
+    to /tlsrpt: .posts holds (content type, body) of each; other paths get 404."""
 
     def __init__(self, pki):
         self.policy = POLICY % ("enforce", MX)
         self.ctype = "text/plain"
         self.fetches = 0
+        self.posts = []
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path != "/tlsrpt":
+                    self.send_error(404)
+                    return
+                srv.posts.append((self.headers.get("Content-Type"), body))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self):
                 if self.path != "/.well-known/mta-sts.txt":
                     self.send_error(404)
@@ -369,6 +381,79 @@ def test_tlsrpt_enforce_successes_survive_a_restart(sts_site, policy_server):
         total = pol["summary"]["total-successful-session-count"]
         assert total >= 1 and pol["summary"]["total-failure-session-count"] == 0, rep
         assert pol["failure-details"] == []
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def posted_json(policy_server):
+    import gzip
+    import json
+    ctype, body = policy_server.posts[0]
+    assert ctype == "application/tlsrpt+gzip", ctype
+    assert body[:2] == b"\x1f\x8b", body[:20]  # gzip (RFC 1952)
+    return json.loads(gzip.decompress(body))
+
+
+def test_tlsrpt_https_rua_posts_gzip_json(sts_site, policy_server):
+    """An https: rua (RFC 8460 3): the report is POSTed, gzip JSON as
+    application/tlsrpt+gzip over TLS verified by the test CA (mta_sts_ca), and not mailed.
+    (A record with both kinds, "rua=mailto:...,https://...", cannot be served here: dnsmasq
+    splits a TXT record's text at every comma.)"""
+    policy_server.policy = POLICY % ("testing", MX)
+    url = "https://mta-sts.%s:%d/tlsrpt" % (REMOTE, policy_server.port)
+    ours, theirs, dns2 = rpt_site(sts_site, cert="bad", rua="v=TLSRPTv1; rua=" + url)
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        assert "1 domains" in tell(ours, "tlsrpt-send").stdout
+        assert wait_for(lambda: policy_server.posts, 20), ours.log()[-3000:]
+        rep = posted_json(policy_server)
+        [pol] = rep["policies"]
+        assert pol["policy"] == {"policy-type": "sts", "policy-domain": REMOTE}
+        assert pol["summary"] == {"total-successful-session-count": 0,
+                                  "total-failure-session-count": 1}
+        assert pol["failure-details"][0]["result-type"] == "certificate-not-trusted"
+        assert rep["contact-info"] == "tlsrpt@" + DOMAIN
+        assert rep["date-range"]["start-datetime"].endswith("T00:00:00Z")
+        assert wait_for(lambda: "tls-rpt domain=%s url=%s: report posted" % (REMOTE, url)
+                        in ours.log(), 10)
+        assert len(policy_server.posts) == 1 and not theirs.messages("alice")
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def test_tlsrpt_https_rua_failure_logged(sts_site, policy_server):
+    """A POST the server refuses (404) is logged, not retried; nothing is mailed."""
+    url = "https://mta-sts.%s:%d/elsewhere" % (REMOTE, policy_server.port)
+    ours, theirs, dns2 = rpt_site(sts_site, rua="v=TLSRPTv1; rua=" + url)
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        assert "1 domains" in tell(ours, "tlsrpt-send").stdout
+        assert wait_for(lambda: "url=%s: report not posted: %s: HTTP status 404" % (url, url)
+                        in ours.log(), 20), ours.log()[-3000:]
+        assert policy_server.posts == [] and not theirs.messages("alice")
+    finally:
+        dns2.terminate()
+        dns2.wait(timeout=10)
+
+
+def test_tlsrpt_sent_by_the_timer(sts_site, policy_server):
+    """Without tellsmtp: the reports go out when tls_rpt_period ends (shortened here: the
+    test aid; a day in production)."""
+    url = "https://mta-sts.%s:%d/tlsrpt" % (REMOTE, policy_server.port)
+    ours, theirs, dns2 = rpt_site(sts_site, rua="v=TLSRPTv1; rua=" + url, tls_rpt_period=2)
+    try:
+        send(ours)
+        assert wait_for(lambda: theirs.messages("bob"), 20), ours.log()
+        assert wait_for(lambda: policy_server.posts, 20), ours.log()[-3000:]
+        rep = posted_json(policy_server)
+        assert rep["policies"][0]["summary"]["total-successful-session-count"] >= 1, rep
+        assert "tls-rpt: the period's reports started for 1 domains" in ours.log()
+        # the counters went: the next periods have nothing (or only new sessions) to send
+        assert wait_for(lambda: "reports started for 0 domains" in ours.log(), 10)
     finally:
         dns2.terminate()
         dns2.wait(timeout=10)

@@ -86,6 +86,10 @@ def parse_qfile(path):
     q["sender"] = unescape_addr(key("sender"))
     q["origin"] = key("origin")
     q["flags"] = int(key("flags"))
+    verp = optional("verp", 1)  # the XVERP delimiters
+    if verp is not None and len(verp[0]) != 2:
+        raise QfileError("bad verp line %r" % verp)
+    q["verp"] = verp[0] if verp else None
     q["dsn"] = optional("dsn", 3)  # RET ENVID NOTIFY
     n = int(key("rcpts"))
     q["rcpts"] = []

@@ -366,7 +366,26 @@ test_random_input(void **state)
     assert_true(ok > 0);
 }
 
+/* The VERP sender of Postfix's XVERP, and the sender itself where none can be made. */
+static void
+test_verp(void **state)
+{
+    char buf[600], small[20];
+    (void)state;
+    assert_string_equal(
+        addr_verp("list-bounces@dom.org", "user@example.org", "+=", buf, sizeof buf),
+        "list-bounces+user=example.org@dom.org");
+    assert_string_equal(addr_verp("l@d", "a.b@x.y", "-=", buf, sizeof buf), "l-a.b=x.y@d");
+    assert_string_equal(addr_verp("l@d", "\"a b\"@x.y", "+=", buf, sizeof buf), "l@d");
+    assert_string_equal(addr_verp("l@d", "a@[192.0.2.1]", "+=", buf, sizeof buf), "l@d");
+    assert_string_equal(addr_verp("l@d", "a@x", NULL, buf, sizeof buf), "l@d");
+    assert_string_equal(addr_verp("l@d", "a@x", "+", buf, sizeof buf), "l@d");
+    assert_string_equal(addr_verp("l", "a@x", "+=", buf, sizeof buf), "l");
+    assert_string_equal(addr_verp("list@dom", "someone@example.org", "+=", small, sizeof small),
+                        "list@dom");
+}
+
 UU_MAIN(build_long, NULL, cmocka_unit_test(test_paths), cmocka_unit_test(test_long_values),
         cmocka_unit_test(test_failure_leaves_out), cmocka_unit_test(test_mailbox),
         cmocka_unit_test(test_normalize), cmocka_unit_test(test_format),
-        cmocka_unit_test(test_random_input))
+        cmocka_unit_test(test_random_input), cmocka_unit_test(test_verp))

@@ -724,8 +724,53 @@ test_requiretls_round_trip(void **state)
     qfile_free(&q);
 }
 
+/* test_verp_round_trip - the XVERP delimiters go out on a "verp" line and come back; a
+ * file without the line (as before it) reads as no VERP; bad delimiters are refused on
+ * write and on read. */
+static void
+test_verp_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct qfile q, r;
+    char path[PATH_MAX], err[256];
+
+    sample(&q, "Subject: verp\n\nbody\n");
+    snprintf(q.verp, sizeof q.verp, "%s", "-=");
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
+    assert_same(&q, &r);
+    assert_string_equal(r.verp, "-=");
+    char *got = uu_read(path, NULL);
+    assert_non_null(strstr(got, "\nflags 1\nverp -=\nrcpts 3\n"));
+    qfile_free(&r);
+    /* the same file without the line: an old file, no VERP */
+    char *v = strstr(got, "verp -=\n");
+    memmove(v, v + 8, strlen(v + 8) + 1);
+    uu_write(path, got);
+    assert_read_ok(path, &r, err, sizeof err);
+    assert_string_equal(r.verp, "");
+    qfile_free(&r);
+    free(got);
+    /* a bad line is a foreign file */
+    got = uu_read(path, NULL);
+    v = strstr(got, "\nrcpts ");
+    char *bad = NULL;
+    assert_true(asprintf(&bad, "%.*s\nverp + =%s", (int)(v - got), got, v) > 0);
+    uu_write(path, bad);
+    assert_int_equal(qfile_read(path, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "verp"));
+    qfile_free(&r);
+    free(bad);
+    free(got);
+    snprintf(q.verp, sizeof q.verp, "%s", "+ ");
+    errno = 0;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+    assert_int_equal(errno, EINVAL);
+    qfile_free(&q);
+}
+
 UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
         UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
         UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
-        UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip),
+        UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip), UU_FX(test_verp_round_trip),
         cmocka_unit_test(test_state_names))

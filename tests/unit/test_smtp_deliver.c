@@ -267,7 +267,7 @@ test_one_and_queue(void **state)
     struct deliver_qrcpt r[2] = {
         {"bob@example.org", 1, "mailbox locked", DSN_NOTIFY_SUCCESS, "rfc822;b+2Bx@example.org"},
         {"postmaster@example.org", 0, NULL, 0, NULL}};
-    struct deliver_dsn dsn = {DSN_RET_HDRS, "ENV+2B1", false};
+    struct deliver_dsn dsn = {DSN_RET_HDRS, "ENV+2B1", false, NULL};
 
     (void)state;
     snprintf(path, sizeof(path), "%s/drop/one", tmpdir);
