@@ -20,6 +20,11 @@
 #define ADMIN_NCMDS 4
 extern const struct ctl_cmd admin_cmds[ADMIN_NCMDS];
 
+/* admin_members_lock / admin_members_unlock - the one lock every change of a members file
+ * takes (pool threads only): a read-change-save never loses another's change. */
+void admin_members_lock(void);
+void admin_members_unlock(void);
+
 /* admin_members_path - work_path/dlist/LIST/members, malloc'd. */
 struct conf;
 char *admin_members_path(const struct conf *cf, const char *list);

@@ -36,9 +36,8 @@ struct html_month {
     char *text; /* msgs.dat, the entries point into it */
 };
 
-/* html_esc - s[len] (clean UTF-8) HTML-escaped into b. */
-static void
-html_esc(struct buf *b, const char *s, size_t len)
+void
+archive_html_esc(struct buf *b, const char *s, size_t len)
 {
     size_t run = 0;
 
@@ -74,7 +73,7 @@ html_esc(struct buf *b, const char *s, size_t len)
 static void
 html_esc_str(struct buf *b, const char *s)
 {
-    html_esc(b, s, strlen(s));
+    archive_html_esc(b, s, strlen(s));
 }
 
 /* html_head - a page's beginning, title escaped. */
@@ -342,7 +341,7 @@ html_part(const struct mime_part *p, void *arg)
         if (pg->shown++ > 0)
             buf_printf(b, "<hr>\n");
         buf_printf(b, "<pre class=\"body\">");
-        html_esc(b, u, n);
+        archive_html_esc(b, u, n);
         if (cut < p->len)
             buf_printf(b, "\n[... %zu more bytes not shown]", p->len - cut);
         buf_printf(b, "</pre>\n");

@@ -30,7 +30,11 @@
 
 #define ARCHIVE_HTML_TEXT_MAX (1u << 20) /* text of one part shown; the rest is cut */
 
+struct buf;
 struct lists_def;
+
+/* archive_html_esc - s[len] HTML-escaped (& < > " ') into b (also for dlist's other pages). */
+void archive_html_esc(struct buf *b, const char *s, size_t len);
 
 /* archive_html_add - the message text[len] stored at when into month (YYYY-MM) of the HTML
  * archive under dir (the list's archive directory). 0, or -1 with a reason in err. */

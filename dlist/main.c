@@ -1,12 +1,14 @@
 /*
  * dlist - dmail's mailing-list server (DMail's DList), on the server core
- * (common/server/server.h): no listener of its own; its control socket work_path/dlist.ctl
+ * (common/server/server.h): its one listener, dlist_http_port (off by default), serves
+ * the one-click unsubscribe endpoint (http.h); its control socket work_path/dlist.ctl
  * serves the list commands (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR |
  * remove LIST ADDR` is the client of those commands; `dlist -t` checks dmail.conf and
  * lists.dat and names the lists; `dlist archive LIST FILE...` stores messages into a
  * list's archive itself (archive.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "file.h"
+#include "http.h"
 #include "lists.h"
 #include "members.h"
 #include "server.h"
@@ -25,11 +28,26 @@
 
 static struct server main_srv;
 
-/* main_refusal - never used: dlist has no listener. */
+/* The one listener: the one-click unsubscribe endpoint (http.h), off unless
+ * dlist_http_port is set; TLS is begun by the session (dlist_http_tls). */
+static const struct server_port_def main_ports[] = {
+    {"http", offsetof(struct conf, dlist_http_port), false, false, true},
+};
+
+/* main_refusal - the answer to a client over the connection caps. */
 static void
 main_refusal(struct server *srv, char *buf, size_t len)
 {
-    snprintf(buf, len, "421 dlist takes no connections\r\n");
+    snprintf(buf, len,
+             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n");
+}
+
+/* main_start - as run_as, before the loop. */
+static void
+main_start(struct server *srv)
+{
+    http_start(srv);
 }
 
 static const struct server_proto main_proto = {
@@ -38,11 +56,13 @@ static const struct server_proto main_proto = {
                "  dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove LIST ADDRESS\n"
                "  dlist [-c FILE] archive LIST MESSAGE-FILE...",
     .protocol = "list",
-    .no_tls = "dlist needs none",
-    .ports = NULL,
-    .nports = 0,
+    .no_tls = "no HTTPS for the one-click unsubscribe endpoint",
+    .ports = main_ports,
+    .nports = sizeof(main_ports) / sizeof(main_ports[0]),
     .ports_optional = true,
     .refusal = main_refusal,
+    .sess = &http_ops,
+    .start = main_start,
     .cmds = admin_cmds,
     .ncmds = ADMIN_NCMDS,
 };
