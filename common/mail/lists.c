@@ -128,6 +128,9 @@ lists_defaults(struct lists_def *d)
     d->max_size = 1024 * 1024;
     d->status_interval = 7;
     d->join_cookie = true;
+    d->digest_mime = true;
+    d->digest_size = 30 * 1024;
+    d->digest_interval = 24;
     d->access[LISTS_JOIN].who = LISTS_ANYONE;
     d->access[LISTS_POST].who = LISTS_MEMBERS;
     d->access[LISTS_WHO].who = LISTS_MEMBERS;
@@ -328,6 +331,21 @@ lists_setting(struct lists_parser *p, const char *key, char *v)
             lists_error(p, "status_interval %s: days, 0 to 3650 (0: none)", v);
         else
             d->status_interval = n;
+    } else if (strcasecmp(key, "digest_format") == 0) {
+        if (strcasecmp(v, "mime") == 0 || strcasecmp(v, "rfc1153") == 0)
+            d->digest_mime = strcasecmp(v, "mime") == 0;
+        else
+            lists_error(p, "digest_format %s: mime or rfc1153", v);
+    } else if (strcasecmp(key, "digest_size") == 0) {
+        if (lists_size(v, &d->digest_size) < 0)
+            lists_error(p, "digest_size %s: a size such as 30K (0: not by size)", v);
+    } else if (strcasecmp(key, "digest_interval") == 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > 8760)
+            lists_error(p, "digest_interval %s: hours, 0 to 8760 (0: not by time)", v);
+        else
+            d->digest_interval = n;
     } else if (strcasecmp(key, "footer") == 0) {
         lists_path(p, &d->footer, v);
     } else if (strcasecmp(key, "welcome_file") == 0) {
