@@ -88,22 +88,6 @@ html_head(struct buf *b, const char *title)
     buf_printf(b, "</title>\n</head>\n<body>\n");
 }
 
-/* html_field - a header value as one clean line (decoded, blanks for tabs and newlines). */
-static char *
-html_field(const char *hdr, size_t hlen, const char *name)
-{
-    char *raw = mime_header(hdr, hlen, name), *v;
-
-    if (raw == NULL)
-        return xstrdup("");
-    v = mime_words(raw);
-    free(raw);
-    for (char *p = v; *p != '\0'; p++)
-        if (*p == '\t' || *p == '\n')
-            *p = ' ';
-    return v;
-}
-
 /* html_msgid - the first <...> of s (no blanks, no tabs) malloc'd, or "" when none; *next
  * after it. */
 static char *
@@ -176,6 +160,17 @@ html_nav(struct buf *b)
                   "<a href=\"../index.html\">all months</a></p>\n");
 }
 
+/* html_start - a month page's beginning: head, heading, the links. */
+static void
+html_start(struct buf *b, const char *title)
+{
+    html_head(b, title);
+    buf_printf(b, "<h1>");
+    html_esc_str(b, title);
+    buf_printf(b, "</h1>\n");
+    html_nav(b);
+}
+
 /* html_when - a time as "YYYY-MM-DD HH:MM" UTC. */
 static void
 html_when(long long when, char *buf, size_t len)
@@ -218,11 +213,7 @@ html_indexes(const char *mdir, const struct lists_def *def, const char *month,
 
     snprintf(title, sizeof(title), "%s archive %s, by date", def->name, month);
     buf_init(&b, HTML_PAGE_MAX);
-    html_head(&b, title);
-    buf_printf(&b, "<h1>");
-    html_esc_str(&b, title);
-    buf_printf(&b, "</h1>\n");
-    html_nav(&b);
+    html_start(&b, title);
     buf_printf(&b, "<ul class=\"date\">\n");
     for (size_t i = 0; i < m->n; i++)
         html_item(&b, &m->v[i], 0);
@@ -247,11 +238,7 @@ html_indexes(const char *mdir, const struct lists_def *def, const char *month,
     }
     snprintf(title, sizeof(title), "%s archive %s, by thread", def->name, month);
     buf_init(&b, HTML_PAGE_MAX);
-    html_head(&b, title);
-    buf_printf(&b, "<h1>");
-    html_esc_str(&b, title);
-    buf_printf(&b, "</h1>\n");
-    html_nav(&b);
+    html_start(&b, title);
     buf_printf(&b, "<ul class=\"thread\">\n");
     for (size_t i = m->n; i-- > 0;) { /* roots, pushed so the first pops first */
         long p = m->v[i].parent;
@@ -378,7 +365,7 @@ html_page(const char *mdir, const struct lists_def *def, const struct html_entry
     html_esc_str(&b, e->subject[0] != '\0' ? e->subject : "(no subject)");
     buf_printf(&b, "</h1>\n<table class=\"headers\">\n");
     for (size_t i = 0; i < sizeof(show) / sizeof(show[0]); i++) {
-        char *v = html_field(text, hlen, show[i]);
+        char *v = mime_field(text, hlen, show[i]);
         if (v[0] != '\0') {
             buf_printf(&b, "<tr><th>%s</th><td>", show[i]);
             html_esc_str(&b, v);
@@ -468,8 +455,8 @@ archive_html_add(const char *dir, const struct lists_def *def, const char *month
     mid_raw = mime_header(text, hlen, "Message-ID");
     e.msgid = html_msgid(mid_raw != NULL ? mid_raw : "", &dummy);
     free(mid_raw);
-    e.from = html_field(text, hlen, "From");
-    e.subject = html_field(text, hlen, "Subject");
+    e.from = mime_field(text, hlen, "From");
+    e.subject = mime_field(text, hlen, "Subject");
     parent = html_parent(&m, text, hlen);
     e.parent = parent != NULL ? parent->n : 0;
     if (html_page(mdir, def, &e, parent, text, len, hlen) < 0) {

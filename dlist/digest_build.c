@@ -71,21 +71,11 @@ digest_split(const char *mbox, size_t len, size_t *n)
     return v;
 }
 
-/* digest_field - a header of the post, decoded to one UTF-8 line ("" when absent). */
+/* digest_field - a header of the post as one UTF-8 line. */
 static char *
 digest_field(const struct digest_post *p, const char *name)
 {
-    size_t hlen = mime_body_offset(p->text, p->len);
-    char *raw = mime_header(p->text, hlen, name), *v;
-
-    if (raw == NULL)
-        return xstrdup("");
-    v = mime_words(raw);
-    free(raw);
-    for (char *c = v; *c != '\0'; c++)
-        if (*c == '\n' || *c == '\t')
-            *c = ' ';
-    return v;
+    return mime_field(p->text, mime_body_offset(p->text, p->len), name);
 }
 
 /* digest_headers - the issue's own headers. */

@@ -206,8 +206,7 @@ mime_utf8(const char *charset, const char *s, size_t len, size_t *outlen)
     return b.data;
 }
 
-/* mime_hex - a hex digit's value, or -1. */
-static int
+int
 mime_hex(int c)
 {
     if (c >= '0' && c <= '9')
@@ -344,6 +343,21 @@ mime_words(const char *value)
     out = mime_utf8("utf-8", buf_peek(&b), b.len, &n);
     buf_free(&b);
     return out;
+}
+
+char *
+mime_field(const char *hdr, size_t len, const char *name)
+{
+    char *raw = mime_header(hdr, len, name), *v;
+
+    if (raw == NULL)
+        return xstrdup("");
+    v = mime_words(raw);
+    free(raw);
+    for (char *c = v; *c != '\0'; c++)
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
+    return v;
 }
 
 /* One part being walked. */

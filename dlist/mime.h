@@ -40,6 +40,13 @@ size_t mime_body_offset(const char *text, size_t len);
  * NULL when absent. */
 char *mime_header(const char *hdr, size_t len, const char *name);
 
+/* mime_field - the header called name of hdr[len] as one line of UTF-8 text (mime_words,
+ * tabs and line breaks as blanks), malloc'd; "" when absent. */
+char *mime_field(const char *hdr, size_t len, const char *name);
+
+/* mime_hex - a hex digit's value, or -1. */
+int mime_hex(int c);
+
 /* mime_param - parameter param (any case) of a structured value such as a Content-Type
  * (quoted strings unquoted); malloc'd, or NULL. */
 char *mime_param(const char *value, const char *param);

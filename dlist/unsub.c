@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "conf.h"
 #include "members.h"
+#include "mime.h"
 #include "token.h"
 #include "xmem.h"
 
@@ -58,16 +59,6 @@ unsub_url(const struct conf *cf, const char *list, const char *addr, char *out, 
     return n < 0 || (size_t)n >= len - o ? -1 : 0;
 }
 
-/* unsub_hex - a hex digit's value, or -1. */
-static int
-unsub_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* unsub_dec - the form-encoded s[n] decoded into out[len]: false when it does not fit or
  * holds a bad escape or a control character. */
 static bool
@@ -80,9 +71,9 @@ unsub_dec(const char *s, size_t n, char *out, size_t len)
         if (c == '+')
             c = ' ';
         else if (c == '%') {
-            if (i + 2 >= n || unsub_hex(s[i + 1]) < 0 || unsub_hex(s[i + 2]) < 0)
+            if (i + 2 >= n || mime_hex(s[i + 1]) < 0 || mime_hex(s[i + 2]) < 0)
                 return false;
-            c = unsub_hex(s[i + 1]) << 4 | unsub_hex(s[i + 2]);
+            c = mime_hex(s[i + 1]) << 4 | mime_hex(s[i + 2]);
             i += 2;
         }
         if (c < 0x20 || c == 0x7f || o + 1 >= len)
