@@ -5,11 +5,13 @@
  * Contract:
  * - Owns: nothing between calls.
  * - URL: dlist_http_url + "/unsubscribe?list=L&addr=A&t=TOKEN", L and A percent-encoded,
- *   TOKEN token.h's token for (L, A, UNSUB_ACTION) valid UNSUB_TOKEN_DAYS days. The post
- *   path writes, per recipient (XVERP gives one transaction per post: the header names the
- *   list's generic -request mailto too):
+ *   TOKEN token.h's token for (L, A, UNSUB_ACTION) valid UNSUB_TOKEN_DAYS days. The URL
+ *   names one subscriber, so the header is per recipient:
  *     List-Unsubscribe: <URL>, <mailto:LIST-request@DOMAIN?subject=unsubscribe>
  *     List-Unsubscribe-Post: List-Unsubscribe=One-Click
+ *   With XVERP's one transaction per post the body is shared: the header must then be
+ *   written per recipient where the VERP sender is (dsmtp), or the post split per
+ *   recipient; a shared header can only carry the mailto.
  * - Requests (unsub_check, on the loop: computing only): GET shows a confirmation page
  *   whose form POSTs back (a GET never changes anything: mail scanners follow links);
  *   POST with the form field List-Unsubscribe=One-Click in an
