@@ -63,6 +63,11 @@ archive_store(const struct conf *cf, const struct lists_def *def, const char *se
         snprintf(err, errlen, "dlist_path is not set or too long");
         return -1;
     }
+    /* the directories readable, for a web server serving html/; the mboxes stay 0600 */
+    if (file_mkdirs(dir, 0755) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
     gmtime_r(&when, &tm);
     strftime(month, sizeof(month), "%Y-%m", &tm);
     snprintf(path, sizeof(path), "%s/%s", dir, month);

@@ -117,6 +117,12 @@ def test_archive_month_mbox_and_html_by_date_and_thread(dsmtp_factory):
     got = [m["Message-ID"] for _, m in box]
     assert got == [id1, id2, id3, id4], got
     assert box[2][1].get_payload() == ">From the start\nof a line.\n"  # mboxrd-quoted
+    # pages readable by a web server, the mbox by dlist only
+    mode = lambda p: os.stat(p).st_mode & 0o777  # noqa: E731
+    assert mode(os.path.join(d, "archive", "talk")) == 0o755
+    assert mode(os.path.join(hdir, month)) == 0o755
+    assert mode(os.path.join(hdir, month, "1.html")) == 0o644
+    assert mode(os.path.join(d, "archive", "talk", month)) == 0o600
     # incremental: the old page and index.html were not written again
     assert os.stat(os.path.join(hdir, "index.html")).st_mtime_ns == first_index
     assert os.stat(os.path.join(hdir, month, "1.html")).st_mtime_ns == first_page
