@@ -101,6 +101,53 @@ test_index_get(void **state)
 }
 
 static void
+test_html_torn_record(void **state)
+{
+    char *dir = uu_tmpdir("archive"), *cfgtext, err[300], *p, *text;
+    struct conf *cf;
+    struct lists_def def = {0};
+
+    (void)state;
+    cfgtext = xasprintf("dlist_path %s\n", dir);
+    cf = uu_conf("t.conf", cfgtext);
+    def.name = "talk";
+    def.title = "";
+    def.archive = true;
+    text = "Subject: one\nMessage-ID: <1@x>\n\nb\n";
+    assert_int_equal(archive_store(cf, &def, "", text, strlen(text), 1764806400, err, sizeof(err)),
+                     0);
+    /* a crash in the middle of the next append left half a line, and a page without one */
+    p = uu_path(dir, "archive/talk/html/2025-12/msgs.dat");
+    text = uu_read(p, NULL);
+    {
+        char *torn = xasprintf("%s2\t17648", text);
+        uu_write(p, torn);
+        free(torn);
+    }
+    free(text);
+    free(uu_put(dir, "archive/talk/html/2025-12/2.html", "stale"));
+    {
+        const char *two = "Subject: two\nIn-Reply-To: <1@x>\n\nb\n";
+        assert_int_equal(
+            archive_store(cf, &def, "", two, strlen(two), 1764806500, err, sizeof(err)), 0);
+    }
+    text = uu_read(p, NULL);
+    assert_non_null(strstr(text, "1\t1764806400\t<1@x>\t0\t\tone\n2\t1764806500\t\t1\t\ttwo\n"));
+    assert_null(strstr(text, "17648\n"));
+    free(text);
+    free(p);
+    p = uu_path(dir, "archive/talk/html/2025-12/2.html");
+    text = uu_read(p, NULL);
+    assert_non_null(strstr(text, "<h1>two</h1>"));
+    assert_non_null(strstr(text, "In reply to <a href=\"1.html\">one</a>"));
+    free(text);
+    free(p);
+    conf_unref(&cf);
+    free(cfgtext);
+    uu_tmpdir_free(dir);
+}
+
+static void
 test_mime_decoders(void **state)
 {
     char *s;
@@ -129,4 +176,4 @@ test_mime_decoders(void **state)
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_names), cmocka_unit_test(test_index_get),
-        cmocka_unit_test(test_mime_decoders))
+        cmocka_unit_test(test_html_torn_record), cmocka_unit_test(test_mime_decoders))
