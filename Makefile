@@ -52,6 +52,8 @@ CFLAGS  += -std=c17 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) $(COMMON_INC) -f
 LDFLAGS += $(SANFLAGS)
 LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt -lspf2 -lz
 TESTLIBS := -lcmocka
+# a program's own libraries, beside LIBS
+dlist_LIBS := -lhttp_parser
 
 VERSION := 0.1.0
 # V=1 shows the commands
@@ -74,7 +76,7 @@ $$(BUILD)/lib$(1).a: $$($(1)_LIBOBJ) $(1)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$(filter %.o,$$^)
 $$(BIN)/$(1): $$(BUILD)/$(1)/main.o $$(BUILD)/lib$(1).a $$(LIBDMAIL)
 	@mkdir -p $$(@D)
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$($(1)_LIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rules,$(p))))
 
@@ -112,13 +114,13 @@ $(UNIT_HELP): $(UNIT_HELP_SRC:%.c=$(BUILD)/%.o)
 
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_HELP) $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(TESTLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(dlist_LIBS) $(TESTLIBS)
 
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/build/fuzz/%)
 $(O)/build/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(PROG_LIBS) $(LIBDMAIL)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS) $(dlist_LIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -79,7 +79,7 @@ admin_work(uv_work_t *w)
     char *path;
     int r = 0;
 
-    uv_mutex_lock(&admin_lock);
+    admin_members_lock();
     if (j->op == ADMIN_LISTS) {
         for (size_t i = 0; ls != NULL && i < ls->n; i++) {
             path = admin_members_path(j->cf, ls->v[i].name);
@@ -130,7 +130,7 @@ admin_work(uv_work_t *w)
     members_free(&m);
     free(path);
 out:
-    uv_mutex_unlock(&admin_lock);
+    admin_members_unlock();
 }
 
 /* admin_done - loop: the answer. */

@@ -23,8 +23,8 @@
 #define ADMIN_NCMDS 7
 extern const struct ctl_cmd admin_cmds[ADMIN_NCMDS];
 
-/* admin_members_lock / admin_members_unlock - the one lock of every members file (the
- * email commands take it too). */
+/* admin_members_lock / admin_members_unlock - the one lock every change of a members file
+ * takes (pool threads only): a read-change-save never loses another's change. */
 void admin_members_lock(void);
 void admin_members_unlock(void);
 

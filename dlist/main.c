@@ -1,21 +1,29 @@
 /*
  * dlist - dmail's mailing-list server (DMail's DList), on the server core
- * (common/server/server.h): no listener of its own; the spool runner (spool.h) handles the
- * list mail dsmtp spools (posts, commands, owner mail) and sends what it makes through
- * dsmtp (smtpout.h); its control socket work_path/dlist.ctl serves the list commands
+ * (common/server/server.h): the spool runner (spool.h) handles the list mail dsmtp
+ * spools (posts, commands, owner mail) and sends what it makes through dsmtp (smtpout.h);
+ * its one listener, dlist_http_port (off by default), serves the one-click unsubscribe
+ * endpoint (http.h); its control socket work_path/dlist.ctl serves the list commands
  * (admin.h). `dlist [-c FILE] lists | who LIST | add LIST ADDR | remove LIST ADDR | held
  * LIST | approve LIST ID | reject LIST ID` is the client of those commands; `dlist -t`
- * checks dmail.conf and lists.dat and names the lists.
+ * checks dmail.conf and lists.dat and names the lists; `dlist archive LIST FILE...` stores
+ * messages into a list's archive itself (archive.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin.h"
+#include "archive.h"
 #include "conf.h"
 #include "ctl.h"
+#include "file.h"
+#include "http.h"
 #include "lists.h"
+#include "members.h"
 #include "server.h"
 #include "spool.h"
 #include "tell.h"
@@ -23,17 +31,26 @@
 
 static struct server main_srv;
 
-/* main_refusal - never used: dlist has no listener. */
+/* The one listener: the one-click unsubscribe endpoint (http.h), off unless
+ * dlist_http_port is set; TLS is begun by the session (dlist_http_tls). */
+static const struct server_port_def main_ports[] = {
+    {"http", offsetof(struct conf, dlist_http_port), false, false, true},
+};
+
+/* main_refusal - the answer to a client over the connection caps. */
 static void
 main_refusal(struct server *srv, char *buf, size_t len)
 {
-    snprintf(buf, len, "421 dlist takes no connections\r\n");
+    snprintf(buf, len,
+             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n");
 }
 
-/* main_start - the spool runner (as run_as). */
+/* main_start - as run_as, before the loop: the one-click endpoint and the spool runner. */
 static void
 main_start(struct server *srv)
 {
+    http_start(srv);
     spool_start(srv);
 }
 
@@ -48,16 +65,18 @@ static const struct server_proto main_proto = {
     .name = "dlist",
     .summary = "dmail mailing-list server (DList): lists.dat, list mail\n"
                "  dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove LIST ADDRESS |\n"
-               "  held LIST | approve LIST ID | reject LIST ID",
+               "  held LIST | approve LIST ID | reject LIST ID\n"
+               "  dlist [-c FILE] archive LIST MESSAGE-FILE...",
     .protocol = "list",
-    .no_tls = "dlist needs none",
-    .ports = NULL,
-    .nports = 0,
+    .no_tls = "no HTTPS for the one-click unsubscribe endpoint",
+    .ports = main_ports,
+    .nports = sizeof(main_ports) / sizeof(main_ports[0]),
     .ports_optional = true,
     .refusal = main_refusal,
+    .sess = &http_ops,
+    .start = main_start,
     .cmds = admin_cmds,
     .ncmds = ADMIN_NCMDS,
-    .start = main_start,
     .stop = main_stop,
 };
 
@@ -129,6 +148,53 @@ main_scan_work_path(const char *conf_path)
     return sock;
 }
 
+/* main_archive - dlist [-c FILE] archive LIST MESSAGE...: each message file stored into
+ * the list's archive (mbox and HTML) here, without the daemon (as run_as when root), as
+ * the post path stores a post; for imports and rebuilding. Exit codes as tellsmtp's. */
+static int
+main_archive(const char *conf_path, int argc, char **argv)
+{
+    struct conf_diag d = {0};
+    struct conf *cf = conf_load(conf_path, &d);
+    const struct lists_def *def;
+    char err[512];
+    int rc = TELL_EX_OK;
+
+    for (size_t i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.msgs[i]);
+    conf_diag_free(&d);
+    if (cf == NULL)
+        return TELL_EX_CONFIG;
+    if ((def = lists_find(cf->lists, argv[1])) == NULL || !def->archive) {
+        fprintf(stderr, "dlist: %s: %s\n", argv[1],
+                def == NULL ? "no such list" : "the list keeps no archive (archive false)");
+        conf_unref(&cf);
+        return TELL_EX_REFUSED;
+    }
+    if (server_drop_privileges(cf->run_as, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dlist: %s\n", err);
+        conf_unref(&cf);
+        return TELL_EX_CONFIG;
+    }
+    for (int i = 2; i < argc; i++) {
+        char *text;
+        size_t len;
+        if (file_read_all(argv[i], MEMBERS_FILE_MAX, &text, &len) < 0) {
+            fprintf(stderr, "dlist: %s: %s\n", argv[i], strerror(errno));
+            rc = TELL_EX_REFUSED;
+            continue;
+        }
+        if (archive_store(cf, def, "", text, len, time(NULL), err, sizeof(err)) < 0) {
+            fprintf(stderr, "dlist: %s: %s\n", argv[i], err);
+            rc = TELL_EX_REFUSED;
+        } else
+            printf("archived %s\n", argv[i]);
+        free(text);
+    }
+    conf_unref(&cf);
+    return rc;
+}
+
 /* main_client - dlist [-c FILE] COMMAND ARGS: the command to the running dlist, with
  * tellsmtp's exit codes. */
 static int
@@ -150,7 +216,8 @@ main_client(const char *conf_path, int argc, char **argv)
             break;
     if (i == sizeof(cmds) / sizeof(cmds[0]) || argc != cmds[i].args + 1) {
         fprintf(stderr, "usage: dlist [-c FILE] lists | who LIST | add LIST ADDRESS | remove "
-                        "LIST ADDRESS | reload | held LIST | approve LIST ID | reject LIST ID\n");
+                        "LIST ADDRESS | reload | held LIST | approve LIST ID | reject LIST ID |\n"
+                        "       archive LIST MESSAGE-FILE...\n");
         return TELL_EX_USAGE;
     }
     for (int k = 0; k < argc; k++) {
@@ -193,6 +260,8 @@ main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "-i") == 0) && i + 1 < argc)
             conf = argv[++i];
+        else if (strcmp(argv[i], "archive") == 0 && argc - i >= 3)
+            return main_archive(conf_default_path(conf), argc - i, argv + i);
         else if (argv[i][0] != '-')
             return main_client(conf_default_path(conf), argc - i, argv + i);
         else if (strncmp(argv[i], "-c", 2) != 0 && strncmp(argv[i], "-i", 2) != 0)

@@ -448,6 +448,40 @@ conf_value_mailbox(char **item, char *reason, size_t len)
     return 0;
 }
 
+/* conf_value_http_url - empty, or an http:// or https:// URL with a host, printable
+ * ASCII without blanks, quotes, <>, a query or a fragment (dlist_http_url: dlist appends
+ * its own path and query); a trailing '/' is dropped. */
+static int
+conf_value_http_url(char **item, char *reason, size_t len)
+{
+    char *v = *item, *host;
+    size_t n;
+
+    if (*v == '\0')
+        return 0;
+    if (strncasecmp(v, "https://", 8) == 0)
+        host = v + 8;
+    else if (strncasecmp(v, "http://", 7) == 0)
+        host = v + 7;
+    else {
+        snprintf(reason, len, "'%s' is not an http:// or https:// URL", v);
+        return -1;
+    }
+    for (const char *c = v; *c != '\0'; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || strchr("\"'<>\\?#`", *c)) {
+            snprintf(reason, len, "'%s': a URL without blanks, quotes, <>, ? or #", v);
+            return -1;
+        }
+    if (*host == '\0' || *host == '/' || *host == ':') {
+        snprintf(reason, len, "'%s' names no host", v);
+        return -1;
+    }
+    n = strlen(v);
+    while (n > 0 && v[n - 1] == '/')
+        v[--n] = '\0';
+    return 0;
+}
+
 /* conf_value_tls_policy - "DOMAIN LEVEL [match=NAME]" or ".DOMAIN ...": the domain as a
  * lower-case A-label, LEVEL one of tls_policy's levels (dsmtp/tls_policy.h), NAME a host
  * name the certificate must match (verify and secure only). */
@@ -637,6 +671,7 @@ static const conf_value_fn conf_value_hooks[CONF_NSETTINGS] = {
     [CONF_use_drop] = conf_value_use_drop,
     [CONF_mta_sts_ca] = conf_value_abspath,
     [CONF_tls_rpt_from] = conf_value_mailbox,
+    [CONF_dlist_http_url] = conf_value_http_url,
 };
 
 /* conf_value_item - check and normalise one list item of setting id (most have no check). */

@@ -62,6 +62,19 @@ lists_bool(const char *v, bool *out)
     return -1;
 }
 
+/* lists_count - a whole number 0..max into *out; 0, or -1 (*out unchanged). */
+static int
+lists_count(const char *v, long max, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+
+    if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
 /* lists_size - bytes with K/M/G (KB/MB/GB, B) suffixes. */
 static int
 lists_size(const char *v, unsigned long long *out)
@@ -128,6 +141,9 @@ lists_defaults(struct lists_def *d)
     d->max_size = 1024 * 1024;
     d->status_interval = 7;
     d->join_cookie = true;
+    d->digest_mime = true;
+    d->digest_size = 30 * 1024;
+    d->digest_interval = 24;
     d->access[LISTS_JOIN].who = LISTS_ANYONE;
     d->access[LISTS_POST].who = LISTS_MEMBERS;
     d->access[LISTS_WHO].who = LISTS_MEMBERS;
@@ -322,12 +338,19 @@ lists_setting(struct lists_parser *p, const char *key, char *v)
         if (lists_size(v, &d->max_size) < 0 || d->max_size == 0)
             lists_error(p, "max_size %s: a size such as 100K or 1M", v);
     } else if (strcasecmp(key, "status_interval") == 0) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > 3650)
+        if (lists_count(v, 3650, &d->status_interval) < 0)
             lists_error(p, "status_interval %s: days, 0 to 3650 (0: none)", v);
+    } else if (strcasecmp(key, "digest_format") == 0) {
+        if (strcasecmp(v, "mime") == 0 || strcasecmp(v, "rfc1153") == 0)
+            d->digest_mime = strcasecmp(v, "mime") == 0;
         else
-            d->status_interval = n;
+            lists_error(p, "digest_format %s: mime or rfc1153", v);
+    } else if (strcasecmp(key, "digest_size") == 0) {
+        if (lists_size(v, &d->digest_size) < 0)
+            lists_error(p, "digest_size %s: a size such as 30K (0: not by size)", v);
+    } else if (strcasecmp(key, "digest_interval") == 0) {
+        if (lists_count(v, 8760, &d->digest_interval) < 0)
+            lists_error(p, "digest_interval %s: hours, 0 to 8760 (0: not by time)", v);
     } else if (strcasecmp(key, "footer") == 0) {
         lists_path(p, &d->footer, v);
     } else if (strcasecmp(key, "welcome_file") == 0) {

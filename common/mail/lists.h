@@ -18,7 +18,9 @@
  *   max_size (K/M/G suffixes; default 1M), status_interval (days; default 7),
  *   subject_prefix, access_join|post|who|leave|get|list (anyone, members, moderator, or a
  *   '*' wildcard on the address), join_cookie, footer, welcome_file, leave_file (absolute
- *   paths, or relative to dlist_path). Defaults safer than DMail's: access_leave member
+ *   paths, or relative to dlist_path), digest_format (mime, the default, or rfc1153),
+ *   digest_size (default 30K; 0: not by size), digest_interval (hours, default 24; 0:
+ *   not by time). Defaults safer than DMail's: access_leave member
  *   (only oneself; moderators anyone), join_cookie true (double opt-in), access_who and
  *   access_get members.
  * - NAME: 1..LISTS_NAME_MAX of [a-z0-9._+-] (any case, kept lower case), not ending in
@@ -83,6 +85,9 @@ struct lists_def {
     char *subject_prefix; /* "" if none */
     struct lists_rule access[LISTS_NRULES];
     bool join_cookie;
+    bool digest_mime;               /* digest_format mime (multipart/digest), else RFC 1153 */
+    unsigned long long digest_size; /* a digest goes out at this size (0: not by size) */
+    long digest_interval;           /* hours: ... or when its first post is this old (0: no) */
     char *footer, *welcome_file, *leave_file; /* absolute paths, or NULL */
     char *origin;                             /* "file:line" of its `list` line */
 };

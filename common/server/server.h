@@ -66,6 +66,7 @@ struct server_port_def {
     size_t conf_port; /* offsetof(struct conf, the port setting); 0 there = off */
     bool implicit_tls;
     bool reserved; /* may take reserved_connections' slots (clients log in here) */
+    bool extra;    /* an optional extra (dlist's HTTP endpoint): off is no warning */
 };
 
 /* What a daemon fills in. */

@@ -29,8 +29,14 @@ server_tls(struct server *srv)
     const struct conf *cf = srv->cf;
     char err[300];
 
-    if (srv->proto->nports == 0)
-        return; /* a daemon without listeners (dlist) serves no TLS */
+    bool serves = false;
+
+    for (size_t i = 0; i < srv->proto->nports; i++) {
+        const struct server_port_def *def = &srv->proto->ports[i];
+        serves |= !def->extra || *(const long *)((const char *)cf + def->conf_port) != 0;
+    }
+    if (!serves)
+        return; /* no listener (dlist without its HTTP endpoint) serves no TLS */
     if (cf->tls_cert == NULL || cf->tls_cert[0] == '\0' || cf->tls_key == NULL ||
         cf->tls_key[0] == '\0') {
         log_warn("tls_cert/tls_key not set: %s", srv->proto->no_tls);
@@ -51,7 +57,8 @@ server_listen(struct server *srv)
 {
     const struct server_proto *p = srv->proto;
     char refuse[300], err[300];
-    int total = 0, idx = 0; /* idx: net_listen order of the listeners opened */
+    int total = 0, idx = 0;  /* idx: net_listen order of the listeners opened */
+    bool main_kinds = false; /* a listener kind that is not an optional extra */
     struct conf_list addrs = srv->cf->listen;
     char *host = p->conf_host ? *(char **)((char *)srv->cf + p->conf_host) : NULL;
 
@@ -66,6 +73,7 @@ server_listen(struct server *srv)
 
         srv->ports[i].srv = srv;
         srv->ports[i].def = def;
+        main_kinds |= !def->extra;
         if (port == 0 || (def->implicit_tls && srv->tls == NULL))
             continue;
         for (size_t a = 0; a < addrs.n; a++) {
@@ -85,7 +93,7 @@ server_listen(struct server *srv)
     }
     if (total == 0 && !p->ports_optional)
         log_fatal("no listener configured (all ports 0)");
-    if (total == 0 && p->nports > 0) /* a daemon without listeners (dlist) has none to open */
+    if (total == 0 && main_kinds) /* only optional extras (dlist's): nothing to say */
         log_warn("no listener configured (all ports 0)");
 }
 
