@@ -602,6 +602,7 @@ command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *d
         e->addr = dr->dest[i].addr; /* taken over */
         e->mailbox = dr->dest[i].mailbox;
         e->relay = dr->dest[i].relay;
+        e->dotfwd = e->mailbox != NULL && strcasecmp(e->addr, addr) == 0;
         e->notify = notify;
         e->orcpt = NULL;
         if (orcpt != NULL && orcpt[0] != '\0')
@@ -926,12 +927,15 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     dsn.envid = tx->params.envid[0] ? tx->params.envid : NULL;
     dsn.requiretls = tx->params.requiretls;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
-    for (size_t i = 0; i < tx->nrcpt; i++)
+    for (size_t i = 0; i < tx->nrcpt; i++) {
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
                     tx->rcpt[i].mailbox ? NULL
                     : tx->rcpt[i].relay ? DELIVER_NOT_LOCAL
                                         : DELIVER_NO_ROLE_MAILBOX,
                     tx->rcpt[i].notify, tx->rcpt[i].orcpt);
+        if (tx->rcpt[i].dotfwd)
+            deliver_set_dotfwd(b);
+    }
     s->batch = b;
     deliver_offer_to(b, s->d->outq);
     sess_go_async(&s->base);

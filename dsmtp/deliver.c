@@ -11,6 +11,7 @@
 
 #include "bounce.h"
 #include "deliver.h"
+#include "dotfwd.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "lists.h"
@@ -490,8 +491,11 @@ struct deliver_rcpt {
     char *mailbox; /* NULL: straight to the queue */
     int notify;    /* DSN */
     char *orcpt;
-    int dup_of; /* index of the first entry with the same mailbox, or -1 */
+    int dup_of;   /* index of the first entry with the same mailbox, or -1 */
+    bool dotfwd;  /* its user's forward file applies (deliver_set_dotfwd) */
+    bool settled; /* the forward file decided its result: no mailbox job */
     enum drop_result result;
+    const char *status; /* RFC 3463 of a failure for good; NULL: 5.2.0 */
     char err[200];
 };
 
@@ -517,6 +521,7 @@ struct deliver_batch {
     size_t running;
     uv_loop_t *loop;
     uv_work_t qwork;
+    uv_work_t fwork; /* the forward files (dotfwd.h) */
     int qrc, qerrno;
     bool report;     /* recipients failed for good while others were taken: bounce them */
     struct outq *oq; /* the queue file goes to it (deliver_offer_to) */
@@ -585,6 +590,15 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
         }
     }
     b->n++;
+}
+
+/* deliver_set_dotfwd - the recipient added last: its forward file applies. */
+void
+deliver_set_dotfwd(struct deliver_batch *b)
+{
+    if (b->n > 0 && b->r[b->n - 1].mailbox != NULL &&
+        !deliver_is_list_spool(b->cf, b->r[b->n - 1].mailbox))
+        b->r[b->n - 1].dotfwd = true;
 }
 
 /* deliver_free - the batch is done and nobody needs it. */
@@ -666,7 +680,7 @@ deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
         const struct deliver_rcpt *r = &b->r[i];
         if (r->dup_of < 0 && r->result == DROP_PERM)
             f[nf++] = (struct bounce_rcpt){.addr = r->addr,
-                                           .status = "5.2.0",
+                                           .status = r->status ? r->status : "5.2.0",
                                            .diag = r->err,
                                            .attempts = 1,
                                            .notify = r->notify,
@@ -791,21 +805,16 @@ deliver_done(struct mboxq_req *req)
         deliver_alldone(b);
 }
 
-/* deliver_run - one mailbox delivery per distinct mailbox, each queued behind the
- * deliveries already running for that mailbox (mboxq: group commit). */
-void
-deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
+/* deliver_submit - loop: one mailbox delivery per distinct mailbox not settled by its
+ * forward file, each queued behind the deliveries already running for that mailbox (mboxq:
+ * group commit). */
+static void
+deliver_submit(struct deliver_batch *b)
 {
-    b->loop = loop;
-    b->cb = cb;
-    b->arg = arg;
-    b->counter = counter;
-    if (counter != NULL)
-        (*counter)++;
     b->running = 1; /* held while queueing, so nothing finishes early */
     for (size_t i = 0; i < b->n; i++) {
         struct deliver_job *j;
-        if (b->r[i].dup_of >= 0 || b->r[i].mailbox == NULL)
+        if (b->r[i].dup_of >= 0 || b->r[i].mailbox == NULL || b->r[i].settled)
             continue;
         j = xcalloc(1, sizeof(*j));
         j->b = b;
@@ -818,10 +827,80 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
         j->req.done = deliver_done;
         j->req.arg = j;
         b->running++;
-        mboxq_submit(loop, &j->req);
+        mboxq_submit(b->loop, &j->req);
     }
     if (--b->running == 0)
         deliver_alldone(b);
+}
+
+/* deliver_fwd_work - pool: the forward file of every recipient it applies to, and what it
+ * says (dotfwd.h): a recipient whose file keeps no copy, or failed, is settled. */
+static void
+deliver_fwd_work(uv_work_t *w)
+{
+    struct deliver_batch *b = w->data;
+    struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls};
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct deliver_rcpt *r = &b->r[i];
+        struct dotfwd f;
+        bool keep = true;
+        int rc;
+        if (r->dup_of >= 0 || !r->dotfwd)
+            continue;
+        rc = dotfwd_read(b->cf, r->addr, r->mailbox, &f, r->err, sizeof(r->err));
+        if (rc < 0) {
+            r->result = DROP_TEMP;
+            keep = false;
+        } else if (rc > 0) {
+            struct dotfwd_msg m = {b->id,  r->addr,    b->sender, b->origin, b->text,
+                                   b->len, b->arrival, r->notify, r->orcpt,  &dsn};
+            r->result =
+                dotfwd_deliver(b->cf, &f, &m, b->oq, &keep, &r->status, r->err, sizeof(r->err));
+        }
+        dotfwd_free(&f);
+        r->settled = !keep || r->result != DROP_OK;
+        if (r->settled && r->result == DROP_OK)
+            log_info("deliver id=%s to=<%s> forward-file=%s result=ok", b->id, r->addr, f.path);
+        else if (r->settled)
+            log_warn("deliver id=%s to=<%s> forward-file=%s result=%s", b->id, r->addr, f.path,
+                     r->result == DROP_TEMP ? "deferred" : "failed");
+    }
+}
+
+/* deliver_fwd_done - loop: the forward files are done; the mailboxes next. */
+static void
+deliver_fwd_done(uv_work_t *w, int status)
+{
+    struct deliver_batch *b = w->data;
+
+    for (size_t i = 0; status < 0 && i < b->n; i++) /* cancelled: nothing was done */
+        if (b->r[i].dotfwd && b->r[i].dup_of < 0) {
+            b->r[i].settled = true;
+            b->r[i].result = DROP_TEMP;
+            snprintf(b->r[i].err, sizeof(b->r[i].err), "forward file not read");
+        }
+    deliver_submit(b);
+}
+
+/* deliver_run - the forward files first (one pool job, when any applies), then the
+ * mailboxes. */
+void
+deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
+{
+    bool fwd = false;
+
+    b->loop = loop;
+    b->cb = cb;
+    b->arg = arg;
+    b->counter = counter;
+    if (counter != NULL)
+        (*counter)++;
+    for (size_t i = 0; i < b->n && !fwd; i++)
+        fwd = b->r[i].dotfwd && b->r[i].dup_of < 0;
+    b->fwork.data = b;
+    if (!fwd || uv_queue_work(loop, &b->fwork, deliver_fwd_work, deliver_fwd_done) < 0)
+        deliver_submit(b);
 }
 
 /* deliver_offer_to - the queue file goes to oq. */

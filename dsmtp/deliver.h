@@ -225,6 +225,9 @@ struct deliver_batch *deliver_new(struct conf *cf, const char *id, const char *s
  * ORCPT (NULL: none; copied). */
 void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why,
                  int notify, const char *orcpt);
+/* deliver_set_dotfwd - the recipient added last has its user's forward file read at
+ * delivery (dotfwd.h): its mailbox was reached by the address itself (not the list spool). */
+void deliver_set_dotfwd(struct deliver_batch *b);
 /* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
  * (may be NULL) is incremented now and decremented when the batch is freed. */
 void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);

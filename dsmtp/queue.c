@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "bounce.h"
 #include "deliver.h"
+#include "dotfwd.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "log.h"
@@ -99,6 +100,35 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
     return true;
 }
 
+/* queue_local - recipient i into its mailbox d, its forward file first when the address
+ * itself leads there (dotfwd.h). */
+static enum drop_result
+queue_local(const struct conf *cf, struct qfile *q, size_t i, const struct deliver_dest *d,
+            const char **status, char *err, size_t errlen)
+{
+    const struct qfile_rcpt *r = &q->rcpt[i];
+    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0};
+    enum drop_result res = DROP_OK;
+    struct dotfwd f;
+    bool keep = true;
+    int rc = 0;
+
+    if (strcasecmp(d->addr, r->addr) == 0 && !deliver_is_list_spool(cf, d->mailbox)) {
+        rc = dotfwd_read(cf, r->addr, d->mailbox, &f, err, errlen);
+        if (rc < 0)
+            return DROP_TEMP;
+        if (rc > 0) {
+            struct dotfwd_msg m = {q->id,       r->addr,    q->sender, q->origin, q->text,
+                                   q->text_len, q->arrival, r->notify, r->orcpt,  &dsn};
+            res = dotfwd_deliver(cf, &f, &m, NULL, &keep, status, err, errlen);
+            dotfwd_free(&f);
+        }
+    }
+    if (res != DROP_OK || !keep)
+        return res;
+    return deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, errlen);
+}
+
 /* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). A
  * recipient that fails for good gets its RFC 3463 status in *status. */
 static void
@@ -128,8 +158,7 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                 if (strcasecmp(dr.dest[k].addr, q->rcpt[i].addr) == 0)
                     d = &dr.dest[k];
             if (d->mailbox != NULL)
-                res =
-                    deliver_one(cf, d->mailbox, q->sender, q->text, q->text_len, err, sizeof(err));
+                res = queue_local(cf, q, i, d, status, err, sizeof(err));
             else if (d->relay && remote != NULL &&
                      strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
                 *remote = true;

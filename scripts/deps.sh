@@ -6,7 +6,7 @@
 # their package scripts from starting the system's daemons while installing.
 set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
-libcurl4-openssl-dev libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail
+libcurl4-openssl-dev libcrypt-dev libcmocka-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail procmail
 mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail logrotate
 dpkg-dev debhelper fakeroot lintian
