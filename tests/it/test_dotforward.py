@@ -222,14 +222,28 @@ def test_program_time_limit_kills_and_defers(dsmtp_factory):
     assert wait_for(lambda: not pid_alive(pid), 5), "the program was not killed"
 
 
-def test_commands_not_allowed(dsmtp_factory):
-    srv = dsmtp_factory(allow_mail_to_commands="alias")
-    put_fwd(srv, "alice", "|/bin/true\n")
+@pytest.mark.parametrize("value", ["", "alias"])
+def test_commands_not_allowed(dsmtp_factory, value):
+    """allow_mail_to_commands empty turns program delivery off; without forward, forward
+    files may not name programs."""
+    srv = dsmtp_factory(allow_mail_to_commands=value)
+    out = workdir(srv)
+    put_fwd(srv, "alice", "|/usr/bin/touch %s/ran\n" % out)
     send(srv, ["alice", "bob"])
     assert wait_for(lambda: failed_rcpts(srv), 15), srv.log()[-3000:]
     [(final, status, diag)] = failed_rcpts(srv)
     assert status == "5.7.1", status
     assert "mail to command is restricted: allow_mail_to_commands lacks forward" in diag
+    assert not os.path.exists(os.path.join(out, "ran"))
+
+
+def test_allow_values_checked(dsmtp_factory):
+    srv = dsmtp_factory(start=False, allow_mail_to_files="alias, everything")
+    r = subprocess.run([os.path.join(BIN, "dsmtp"), "-t", "-c", srv.conf_path],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert re.search(r"dmail\.conf:\d+: allow_mail_to_files: 'everything' is neither alias nor "
+                     r"forward", r.stdout + r.stderr), r.stdout + r.stderr
 
 
 def test_kill9_while_program_runs_loses_nothing(dsmtp_factory):
