@@ -9,6 +9,7 @@ a program runs."""
 
 import os
 import re
+import shutil
 import smtplib
 import stat
 import subprocess
@@ -205,7 +206,7 @@ def test_program_failure_bounced_with_its_output(dsmtp_factory):
     [(final, status, diag)] = failed_rcpts(srv)
     assert final == "rfc822;alice@" + DOMAIN and status == "5.3.0", (final, status)
     assert "command exited with status 1: no such folder: Inbox/x" in diag, diag
-    assert not srv.queue_files()
+    assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()  # not retried
 
 
 def test_program_time_limit_kills_and_defers(dsmtp_factory):
@@ -329,3 +330,63 @@ def test_files_not_allowed(dsmtp_factory):
     [(final, status, diag)] = failed_rcpts(srv)
     assert "mail to file is restricted: allow_mail_to_files lacks forward" in diag
     assert not os.path.exists(os.path.join(out, "box"))
+
+
+# -- ~/.forward under authent_method unix_user (temporary accounts, root only) ------------
+
+from test_unix_user import _serve as unix_serve  # noqa: E402
+from test_unix_user import accounts  # noqa: E402,F401 (fixture by import)
+
+
+def home_forward(user, spool, text, mode=0o644):
+    """user's home directory (under spool's parent) with a ~/.forward owned by user."""
+    import pwd
+    home = spool + "-home"
+    os.makedirs(home, exist_ok=True)
+    subprocess.run(["usermod", "-d", home, user], check=True, capture_output=True)
+    pw = pwd.getpwnam(user)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    os.chmod(home, 0o755)
+    path = os.path.join(home, ".forward")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, mode)
+    return home
+
+
+def unix_send(srv, rcpts, tag):
+    msgid, text = make_message(subject=tag, to=", ".join(rcpts))
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=60) as s:
+        assert s.sendmail("sender@remote.example", ["%s@%s" % (r, DOMAIN) for r in rcpts],
+                          text) == {}
+    return msgid
+
+
+def test_home_forward_under_unix_user(accounts, dpop_factory):
+    user, run_as, locked, spool = accounts
+    home = home_forward(user, spool, "# to the other account\n%s\n" % locked)
+    try:
+        srv, pop = unix_serve(dpop_factory, accounts, queue_retry=1)
+        msgid = unix_send(srv, [user], "home forward")
+        assert wait_for(lambda: msgid.encode() in open(os.path.join(spool, locked), "rb").read()
+                        if os.path.exists(os.path.join(spool, locked)) else False, 15), \
+            srv.log()[-3000:]
+        assert not os.path.exists(os.path.join(spool, user)) or \
+            msgid.encode() not in open(os.path.join(spool, user), "rb").read()
+        assert "forward-file=%s/.forward result=forwarded copies=1" % home in srv.log()
+        # a program in ~/.forward would run as dsmtp's account, not the user's: refused
+        home_forward(user, spool, "|/bin/cat > /dev/null\n")
+        unix_send(srv, [user, locked], "home program")
+        assert re.search(r"to=<%s@%s> command=.*? result=failed error=\"mail to command is "
+                         r"restricted: dsmtp cannot run programs as another user" % (user, DOMAIN),
+                         srv.log()), srv.log()[-3000:]
+        # no_dotforward true: ~/.forward is not read (a .fwd next to the drop file would be)
+        home_forward(user, spool, "%s\n" % locked)
+        srv.write_conf({"no_dotforward": True})
+        assert srv.tellsmtp("reload")[0] == 0
+        m3 = unix_send(srv, [user], "no dotforward")
+        assert msgid.encode() not in open(os.path.join(spool, user), "rb").read()
+        assert m3.encode() in open(os.path.join(spool, user), "rb").read()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
