@@ -187,6 +187,17 @@ deliver_route_add(struct deliver_route *r, const char *addr, const struct delive
     r->dest[r->n].addr = xstrdup(t->kind == DK_RELAY ? t->addr : addr);
     r->dest[r->n].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
     r->dest[r->n].relay = t->kind == DK_RELAY || t->kind == DK_REMOTE;
+    r->dest[r->n].lda = NULL;
+    r->n++;
+}
+
+/* deliver_route_add_lda - an alias file's program or file destination lda ("|command",
+ * "/path") of the recipient addr into r. */
+static void
+deliver_route_add_lda(struct deliver_route *r, const char *addr, const char *lda)
+{
+    r->dest = xrealloc(r->dest, (r->n + 1) * sizeof(*r->dest));
+    r->dest[r->n] = (struct deliver_dest){xstrdup(addr), NULL, false, xstrdup(lda)};
     r->n++;
 }
 
@@ -200,6 +211,7 @@ deliver_route_relay(struct deliver_route *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->dest[i].addr);
         free(r->dest[i].mailbox);
+        free(r->dest[i].lda);
     }
     r->n = 0;
     r->verdict = DV_OK;
@@ -291,6 +303,11 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
         for (size_t i = 0; i < x->n && r->verdict == DV_OK; i++) {
             struct addr d;
             char err[100];
+            if (x->dest[i][0] == ROUTE_D_PROGRAM || x->dest[i][0] == ROUTE_D_FILE) {
+                addr_format(a, addr, sizeof(addr));
+                deliver_route_add_lda(r, addr, x->dest[i] + 1);
+                continue;
+            }
             if (addr_parse_mailbox(x->dest[i], NULL, &d, err, sizeof(err)) < 0)
                 continue; /* cannot happen: route.c stores parsed addresses */
             addr_local_unquoted(&d, false, local, sizeof(local));
@@ -312,10 +329,6 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
     case ROUTE_DEPTH:
     case ROUTE_TOO_MANY:
         r->verdict = DV_LOOP;
-        snprintf(r->why, sizeof(r->why), "%s", x->chain);
-        break;
-    case ROUTE_DEFER:
-        r->verdict = DV_DEFER;
         snprintf(r->why, sizeof(r->why), "%s", x->chain);
         break;
     }
@@ -352,6 +365,7 @@ deliver_route_free(struct deliver_route *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->dest[i].addr);
         free(r->dest[i].mailbox);
+        free(r->dest[i].lda);
     }
     free(r->dest);
     r->dest = NULL;
@@ -494,6 +508,7 @@ struct deliver_rcpt {
     int dup_of;   /* index of the first entry with the same mailbox, or -1 */
     bool dotfwd;  /* its user's forward file applies (deliver_set_dotfwd) */
     bool settled; /* the forward file decided its result: no mailbox job */
+    char *lda;    /* an alias file's "|command" or "/path" (deliver_set_lda), or NULL */
     enum drop_result result;
     const char *status; /* RFC 3463 of a failure for good; NULL: 5.2.0 */
     char err[200];
@@ -577,6 +592,8 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
         snprintf(r->err, sizeof(r->err), "%s", why);
     for (size_t i = 0; i < b->n; i++) {
         const struct deliver_rcpt *o = &b->r[i];
+        if (o->lda != NULL)
+            continue;
         /* allowdup (DMail's, default false here): two recipients that end in one mailbox (two
          * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy.
          * One address given twice, one copy. */
@@ -601,6 +618,23 @@ deliver_set_dotfwd(struct deliver_batch *b)
         b->r[b->n - 1].dotfwd = true;
 }
 
+/* deliver_set_lda - the recipient added last goes to an alias file's program or file lda:
+ * the local delivery agent's, once per recipient and destination. */
+void
+deliver_set_lda(struct deliver_batch *b, const char *lda)
+{
+    struct deliver_rcpt *r = &b->r[b->n - 1];
+
+    r->lda = xstrdup(lda);
+    r->dup_of = -1;
+    for (size_t i = 0; i + 1 < b->n; i++)
+        if (b->r[i].lda != NULL && b->r[i].dup_of < 0 && strcmp(b->r[i].lda, lda) == 0 &&
+            strcasecmp(b->r[i].addr, r->addr) == 0) {
+            r->dup_of = (int)i;
+            break;
+        }
+}
+
 /* deliver_free - the batch is done and nobody needs it. */
 static void
 deliver_free(struct deliver_batch *b)
@@ -611,6 +645,7 @@ deliver_free(struct deliver_batch *b)
         free(b->r[i].addr);
         free(b->r[i].mailbox);
         free(b->r[i].orcpt);
+        free(b->r[i].lda);
     }
     free(b->r);
     free(b->envid);
@@ -708,7 +743,7 @@ deliver_qwork(uv_work_t *w)
         if (r->dup_of >= 0 || r->result != DROP_TEMP)
             continue;
         q[nq].addr = r->addr;
-        q[nq].attempts = r->mailbox ? 1 : 0;
+        q[nq].attempts = r->mailbox || r->lda ? 1 : 0;
         q[nq].last_error = r->err[0] ? r->err : NULL;
         q[nq].notify = r->notify;
         q[nq].orcpt = r->orcpt;
@@ -844,17 +879,24 @@ deliver_fwd_work(uv_work_t *w)
     for (size_t i = 0; i < b->n; i++) {
         struct deliver_rcpt *r = &b->r[i];
         struct dotfwd f;
+        struct dotfwd_msg m = {b->id,  r->addr,    b->sender, b->origin, b->text,
+                               b->len, b->arrival, r->notify, r->orcpt,  &dsn};
         bool keep = true;
         int rc;
-        if (r->dup_of >= 0 || !r->dotfwd)
+        if (r->dup_of >= 0)
+            continue;
+        if (r->lda != NULL) {
+            r->result = dotfwd_alias_lda(b->cf, r->lda, &m, &r->status, r->err, sizeof(r->err));
+            r->settled = true;
+            continue;
+        }
+        if (!r->dotfwd)
             continue;
         rc = dotfwd_read(b->cf, r->addr, r->mailbox, &f, r->err, sizeof(r->err));
         if (rc < 0) {
             r->result = DROP_TEMP;
             keep = false;
         } else if (rc > 0) {
-            struct dotfwd_msg m = {b->id,  r->addr,    b->sender, b->origin, b->text,
-                                   b->len, b->arrival, r->notify, r->orcpt,  &dsn};
             r->result =
                 dotfwd_deliver(b->cf, &f, &m, b->oq, &keep, &r->status, r->err, sizeof(r->err));
         }
@@ -875,7 +917,7 @@ deliver_fwd_done(uv_work_t *w, int status)
     struct deliver_batch *b = w->data;
 
     for (size_t i = 0; status < 0 && i < b->n; i++) /* cancelled: nothing was done */
-        if (b->r[i].dotfwd && b->r[i].dup_of < 0) {
+        if ((b->r[i].dotfwd || b->r[i].lda != NULL) && b->r[i].dup_of < 0) {
             b->r[i].settled = true;
             b->r[i].result = DROP_TEMP;
             snprintf(b->r[i].err, sizeof(b->r[i].err), "forward file not read");
@@ -897,7 +939,7 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
     if (counter != NULL)
         (*counter)++;
     for (size_t i = 0; i < b->n && !fwd; i++)
-        fwd = b->r[i].dotfwd && b->r[i].dup_of < 0;
+        fwd = (b->r[i].dotfwd || b->r[i].lda != NULL) && b->r[i].dup_of < 0;
     b->fwork.data = b;
     if (!fwd || uv_queue_work(loop, &b->fwork, deliver_fwd_work, deliver_fwd_done) < 0)
         deliver_submit(b);

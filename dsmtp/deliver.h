@@ -109,7 +109,6 @@ enum deliver_verdict {
     DV_UNKNOWN, /* a local address without a user: the recipient, or a destination (why) */
     DV_REMOTE,  /* not a local domain and not forwarded: relayed only if the client may */
     DV_LOOP,    /* the forwards loop, nest too deep or expand too wide (fwd says which) */
-    DV_DEFER,   /* an alias leads to a program or file: not available yet, try later */
 };
 
 /* One mailbox a recipient goes to. */
@@ -117,6 +116,7 @@ struct deliver_dest {
     char *addr;    /* the recipient itself, a forward's destination (canonical), or sysadmin */
     char *mailbox; /* the dropfile; NULL: queue it (relay, or a role address without one) */
     bool relay;    /* of another domain: queued for outbound delivery */
+    char *lda;     /* an alias file's "|command" or "/path" (addr: the recipient), or NULL */
 };
 
 struct deliver_route {
@@ -125,7 +125,7 @@ struct deliver_route {
     size_t n;
     struct deliver_dest *dest;
     char why[400]; /* DV_UNKNOWN: the (destination's) address; DV_REMOTE: the recipient's;
-                      DV_LOOP, DV_DEFER: the chain */
+                      DV_LOOP: the chain */
 };
 
 /* deliver_route_relay - turn a DV_REMOTE route (r->why: the address) into a relay: one
@@ -228,6 +228,9 @@ void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox,
 /* deliver_set_dotfwd - the recipient added last has its user's forward file read at
  * delivery (dotfwd.h): its mailbox was reached by the address itself (not the list spool). */
 void deliver_set_dotfwd(struct deliver_batch *b);
+/* deliver_set_lda - the recipient added last (mailbox NULL) goes to an alias file's
+ * "|command" or "/path" lda (deliver_dest), run by the local delivery agent (dotfwd.h). */
+void deliver_set_lda(struct deliver_batch *b, const char *lda);
 /* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
  * (may be NULL) is incremented now and decremented when the batch is freed. */
 void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);

@@ -267,6 +267,44 @@ dotfwd_worse(enum drop_result a, enum drop_result b)
     return (a == DROP_TEMP && b != DROP_TEMP) || (a == DROP_PERM && b == DROP_OK);
 }
 
+/* dotfwd_one - one program (prog) or file destination s of a forward file or an alias file
+ * (source "forward" or "alias", the allow_mail_to_* value it needs); deny: why it is
+ * refused anyway, or NULL. Logged; why gets the reason of a failure. */
+static enum drop_result
+dotfwd_one(const struct conf *cf, bool prog, const char *s, const struct lda_msg *lm,
+           const char *source, const char *deny, const char *id, char *why, size_t whylen)
+{
+    const struct conf_list *allow = prog ? &cf->allow_mail_to_commands : &cf->allow_mail_to_files;
+    char q[300], wq[400];
+    enum drop_result r;
+
+    if (!conf_list_has(allow, source) || deny != NULL) {
+        snprintf(why, whylen, "mail to %s is restricted: %s%s%s", prog ? "command" : "file",
+                 deny != NULL ? deny
+                 : prog       ? "allow_mail_to_commands lacks "
+                              : "allow_mail_to_files lacks ",
+                 deny != NULL ? "" : source, "");
+        r = DROP_PERM;
+    } else {
+        r = prog ? lda_program(cf, s, lm, why, whylen) : lda_file(cf, s, lm, why, whylen);
+    }
+    log_info("deliver id=%s to=<%s> %s=%s result=%s%s%s", id, lm->rcpt, prog ? "command" : "file",
+             logq_text(q, sizeof(q), s, strlen(s), 200),
+             r == DROP_OK     ? "ok"
+             : r == DROP_TEMP ? "deferred"
+                              : "failed",
+             r == DROP_OK ? "" : " error=",
+             r == DROP_OK ? "" : logq_text(wq, sizeof(wq), why, strlen(why), 300));
+    return r;
+}
+
+/* dotfwd_status - the RFC 3463 status of a program or file failure why. */
+static const char *
+dotfwd_status(const char *why)
+{
+    return strncmp(why, "mail to", 7) == 0 ? "5.7.1" : "5.3.0";
+}
+
 /* dotfwd_deliver - the copies, programs and files of f. */
 enum drop_result
 dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfwd_msg *m,
@@ -274,7 +312,6 @@ dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfw
 {
     struct lda_msg lm = {m->rcpt, m->sender, m->text, m->len, f->user, f->home};
     enum drop_result res = DROP_OK;
-    char q[300];
     int nq;
 
     *keep = f->n == 0;
@@ -296,37 +333,39 @@ dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfw
                  f->path, nq);
     for (size_t i = 0; i < f->n; i++) {
         const struct dotfwd_ent *e = &f->e[i];
-        bool prog = e->kind == DOTFWD_PROGRAM;
-        const struct conf_list *allow =
-            prog ? &cf->allow_mail_to_commands : &cf->allow_mail_to_files;
         enum drop_result r;
-        char why[300], wq[400];
+        char why[300];
         if (e->kind == DOTFWD_SELF)
             *keep = true;
         if (e->kind != DOTFWD_PROGRAM && e->kind != DOTFWD_FILE)
             continue;
-        if (!conf_list_has(allow, "forward") || f->deny != NULL) {
-            snprintf(why, sizeof(why), "mail to %s is restricted: %s", prog ? "command" : "file",
-                     f->deny != NULL ? f->deny
-                     : prog          ? "allow_mail_to_commands lacks forward"
-                                     : "allow_mail_to_files lacks forward");
-            r = DROP_PERM;
-        } else {
-            r = prog ? lda_program(cf, e->s, &lm, why, sizeof(why))
-                     : lda_file(cf, e->s, &lm, why, sizeof(why));
-        }
-        log_info("deliver id=%s to=<%s> %s=%s result=%s%s%s", m->id, m->rcpt,
-                 prog ? "command" : "file", logq_text(q, sizeof(q), e->s, strlen(e->s), 200),
-                 r == DROP_OK     ? "ok"
-                 : r == DROP_TEMP ? "deferred"
-                                  : "failed",
-                 r == DROP_OK ? "" : " error=",
-                 r == DROP_OK ? "" : logq_text(wq, sizeof(wq), why, strlen(why), 300));
+        r = dotfwd_one(cf, e->kind == DOTFWD_PROGRAM, e->s, &lm, "forward", f->deny, m->id, why,
+                       sizeof(why));
         if (dotfwd_worse(r, res)) {
             res = r;
             snprintf(err, errlen, "%s: %s", e->s, why);
-            *status = strncmp(why, "mail to", 7) == 0 ? "5.7.1" : "5.3.0";
+            *status = dotfwd_status(why);
         }
     }
     return res;
+}
+
+/* dotfwd_alias_lda - an alias file's program or file. */
+enum drop_result
+dotfwd_alias_lda(const struct conf *cf, const char *lda, const struct dotfwd_msg *m,
+                 const char **status, char *err, size_t errlen)
+{
+    const char *at = strrchr(m->rcpt, '@');
+    char user[300], why[300];
+    struct lda_msg lm = {m->rcpt, m->sender, m->text, m->len, user, "/"};
+    bool prog = lda[0] == '|';
+    enum drop_result r;
+
+    snprintf(user, sizeof(user), "%.*s", at != NULL ? (int)(at - m->rcpt) : (int)strlen(m->rcpt),
+             m->rcpt);
+    r = dotfwd_one(cf, prog, prog ? lda + 1 : lda, &lm, "alias", NULL, m->id, why, sizeof(why));
+    *status = dotfwd_status(why);
+    if (r != DROP_OK)
+        snprintf(err, errlen, "%s: %s", lda, why);
+    return r;
 }

@@ -92,4 +92,12 @@ enum drop_result dotfwd_deliver(const struct conf *cf, const struct dotfwd *f,
                                 const struct dotfwd_msg *m, struct outq *oq, bool *keep,
                                 const char **status, char *err, size_t errlen);
 
+/* dotfwd_alias_lda - blocking: m (m->rcpt the alias) to an alias file's program or file
+ * lda ("|command" or "/path"): through lda.h when allow_mail_to_commands /
+ * allow_mail_to_files holds "alias", as dsmtp's run_as user, HOME "/", USER the alias's
+ * local part; else refused for good (5.7.1). status and err as for dotfwd_deliver. */
+enum drop_result dotfwd_alias_lda(const struct conf *cf, const char *lda,
+                                  const struct dotfwd_msg *m, const char **status, char *err,
+                                  size_t errlen);
+
 #endif
