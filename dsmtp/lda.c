@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,6 +19,9 @@
 #include "xmem.h"
 
 #define LDA_OUT_MAX 512 /* output kept for the report */
+#define LDA_ARGS_MAX 64 /* words of a command run without the shell */
+/* Postfix's: a command without these runs without the shell (pipe_command.c) */
+#define LDA_SHELL_META "|&;<>()$`\\\"'*?[#~=%\n"
 
 /* lda_now_ms - the monotonic clock in milliseconds. */
 static long long
@@ -38,10 +42,13 @@ lda_header(const struct lda_msg *m)
 
 /* lda_child - in the forked child: only async-signal-safe calls, then exec. */
 static void
-lda_child(int in, int out, const char *home, char *const argv[], char *const envp[])
+lda_child(pid_t parent, int in, int out, const char *home, char *const argv[], char *const envp[])
 {
     sigset_t none;
 
+    /* dies with dsmtp (kill -9 included): the queue runs it again, so it is not run twice */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(71);
     setsid();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -51,8 +58,37 @@ lda_child(int in, int out, const char *home, char *const argv[], char *const env
     if (chdir(home) < 0 && chdir("/") < 0)
         _exit(71);
     umask(077);
-    execve("/bin/sh", argv, envp);
+    execve(argv[0], argv, envp);
+    if (errno == ENOENT || errno == EACCES || errno == ENOEXEC) { /* as the shell says it */
+        static const char msg[] = "cannot execute the command\n";
+        ssize_t w = write(1, msg, sizeof(msg) - 1);
+        (void)w;
+        _exit(127);
+    }
     _exit(71); /* EX_OSERR: tried again */
+}
+
+/* lda_argv - the argv of cmd into argv (words split into buf): the command itself when it
+ * is an absolute path with no shell metacharacter (as Postfix does; then it is the child
+ * that dsmtp's death kills), else /bin/sh -c cmd. */
+static void
+lda_argv(const char *cmd, char *buf, size_t len, char *argv[LDA_ARGS_MAX + 1])
+{
+    size_t n = 0;
+    char *save = NULL;
+
+    snprintf(buf, len, "%s", cmd);
+    if (cmd[0] == '/' && strpbrk(cmd, LDA_SHELL_META) == NULL && strlen(cmd) < len)
+        for (char *w = strtok_r(buf, " \t", &save); w != NULL && n < LDA_ARGS_MAX;
+             w = strtok_r(NULL, " \t", &save))
+            argv[n++] = w;
+    if (n == 0 || n == LDA_ARGS_MAX) {
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = (char *)cmd;
+        n = 3;
+    }
+    argv[n] = NULL;
 }
 
 /* lda_keep - output bytes into the report buffer (the first LDA_OUT_MAX). */
@@ -161,13 +197,13 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
             size_t errlen)
 {
     const char *home = m->home != NULL && m->home[0] == '/' ? m->home : "/";
-    char *env[8], *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    char *env[8], *argv[LDA_ARGS_MAX + 1], *words = xmalloc(strlen(cmd) + 1);
     char *hdr = lda_header(m), kept[LDA_OUT_MAX], line[200];
     int in[2], out[2], status = 0, waited;
     long long deadline = lda_now_ms() + cf->command_time_limit * 1000LL;
     size_t nkept = 0;
     bool pumped;
-    pid_t pid;
+    pid_t pid, self = getpid();
 
     env[0] = xasprintf("HOME=%s", home);
     env[1] = xasprintf("USER=%s", m->user);
@@ -177,6 +213,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
     env[5] = xasprintf("SENDER=%s", m->sender);
     env[6] = xasprintf("RECIPIENT=%s", m->rcpt);
     env[7] = NULL;
+    lda_argv(cmd, words, strlen(cmd) + 1, argv);
     if (pipe2(in, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot run the command: pipe: %s", strerror(errno));
         goto fail;
@@ -189,7 +226,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
     }
     pid = fork();
     if (pid == 0)
-        lda_child(in[0], out[1], home, argv, env);
+        lda_child(self, in[0], out[1], home, argv, env);
     close(in[0]);
     close(out[1]);
     if (pid < 0) {
@@ -202,6 +239,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
     waited = lda_wait(pid, pumped ? deadline : 0, &status);
     for (int i = 0; env[i] != NULL; i++)
         free(env[i]);
+    free(words);
     free(hdr);
     lda_first_line(kept, nkept, line, sizeof(line));
     if (!pumped || waited < 0) {
@@ -221,6 +259,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
 fail:
     for (int i = 0; env[i] != NULL; i++)
         free(env[i]);
+    free(words);
     free(hdr);
     return DROP_TEMP;
 }

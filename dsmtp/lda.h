@@ -8,16 +8,18 @@
  * - Blocks on: everything (fork, pipes, waitpid, file locks, fsync): the thread pool only
  *   (the delivery work of deliver.c and the queue runner), never the loop. A call holds
  *   its pool thread at most command_time_limit seconds.
- * - Program: /bin/sh -c COMMAND in a new session, cwd the user's home ("/" if none) and
- *   umask 077, environment HOME, USER, LOGNAME, SHELL=/bin/sh, PATH=/usr/bin:/bin, SENDER,
- *   RECIPIENT and nothing else; stdin the message with "Return-Path: <sender>" and
- *   "Delivered-To: recipient" first (as Postfix's local(8)); stdout and stderr kept for the
- *   report (its first line). It runs as dsmtp's own user (run_as): dsmtp dropped root at
- *   start, so it cannot switch to another; dotfwd.c refuses what would need it.
- *   Outcome (Postfix's sys_exits): 0 delivered; 75 EX_TEMPFAIL, 71 EX_OSERR, killed by a
- *   signal or past command_time_limit (then its whole process group is killed) -- for now
- *   (DROP_TEMP, retried from the queue); any other status for good (DROP_PERM), err
- *   "command exited with status N: FIRST LINE OF ITS OUTPUT".
+ * - Program: COMMAND itself when it is an absolute path with no shell metacharacter (split
+ *   at blanks; as Postfix's pipe_command), else /bin/sh -c COMMAND; in a new session, killed if
+ * dsmtp dies (PR_SET_PDEATHSIG: the queue file still holds the recipient, the restarted dsmtp runs
+ * it again), cwd the user's home ("/" if none) and umask 077, environment HOME, USER, LOGNAME,
+ * SHELL=/bin/sh, PATH=/usr/bin:/bin, SENDER, RECIPIENT and nothing else; stdin the message with
+ * "Return-Path: <sender>" and "Delivered-To: recipient" first (as Postfix's local(8)); stdout and
+ * stderr kept for the report (its first line). It runs as dsmtp's own user (run_as): dsmtp dropped
+ * root at start, so it cannot switch to another; dotfwd.c refuses what would need it. Outcome
+ * (Postfix's sys_exits): 0 delivered; 75 EX_TEMPFAIL, 71 EX_OSERR, killed by a signal or past
+ * command_time_limit (then its whole process group is killed) -- for now (DROP_TEMP, retried from
+ * the queue); any other status for good (DROP_PERM), err "command exited with status N: FIRST LINE
+ * OF ITS OUTPUT".
  * - File: the same two header lines and the message appended in mbox format to path (an
  *   absolute path; a regular file only, no symbolic link, created 0600 if missing), with
  *   the dotlock and fcntl lock of drop.h and an fsync; a failure as drop.h tells it.

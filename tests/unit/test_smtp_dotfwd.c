@@ -90,6 +90,10 @@ struct lda_case {
 
 static const struct lda_case lda_cases[] = {
     {"cat > /dev/null", DROP_OK, NULL},
+    {"/bin/cat", DROP_OK, NULL},                      /* run without the shell */
+    {"/bin/sh -c 'exit 75'", DROP_TEMP, "status 75"}, /* quotes: through the shell */
+    {"/usr/bin/test -n x", DROP_OK, NULL},
+    {"/nonexistent/prog arg", DROP_PERM, "status 127: cannot execute the command"},
     {"read a; test \"$a\" = 'Return-Path: <s@example.net>' && read b && "
      "test \"$b\" = 'Delivered-To: bob@example.org' && test \"$PATH\" = /usr/bin:/bin && "
      "test \"$(umask)\" = 0077 && test \"$RECIPIENT\" = bob@example.org",
