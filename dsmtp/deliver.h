@@ -38,6 +38,11 @@
  *   recipient through them and resolves every final address with deliver_resolve; a
  *   destination of another domain is relayed (a destination with relay set). The SMTP
  *   RCPT, the sendmail pickup and the queue runner all go through it.
+ * - Forward files and programs (dotfwd.h, lda.h): before the mailboxes, one pool job per
+ *   message reads the forward file of each recipient marked with deliver_set_dotfwd and
+ *   does what it says, and runs the alias-file programs and files of those marked with
+ *   deliver_set_lda; a recipient they settle (no copy kept, or a failure) gets no mailbox
+ *   job. A program holds that job (and cb) until it ends, at most command_time_limit.
  * - Identical mailboxes among the recipients of one message are delivered once.
  * - Outcome: every recipient is in its mailbox (fsynced), in the queue file (fsynced),
  *   or -- a mailbox that refused for good (DROP_PERM) while another recipient was taken --
