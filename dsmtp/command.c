@@ -416,7 +416,8 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
     fwd[0] = '\0';
     if (r->verdict == DV_OK) {
         for (size_t i = 0; i < r->n && o < sizeof(fwd); i++) {
-            int n = snprintf(fwd + o, sizeof(fwd) - o, "%s<%s>", i ? "," : "", r->dest[i].addr);
+            int n = snprintf(fwd + o, sizeof(fwd) - o, "%s<%s>", i ? "," : "",
+                             r->dest[i].lda ? r->dest[i].lda : r->dest[i].addr);
             o += n > 0 ? (size_t)n : 0;
         }
     } else {
@@ -424,9 +425,7 @@ command_rcpt_log(struct smtp_session *s, const char *addr, const struct deliver_
     }
     log_escape(fesc, sizeof(fesc), fwd, strlen(fwd), 1000);
     log_sess(LOGLVL_INFO, s->base.sid, "rcpt to=<%s> %s=%s result=%s", esc,
-             r->verdict == DV_OK
-                 ? "forward"
-                 : (r->verdict == DV_LOOP || r->verdict == DV_DEFER ? "chain" : "forward-to"),
+             r->verdict == DV_OK ? "forward" : (r->verdict == DV_LOOP ? "chain" : "forward-to"),
              fesc, result);
 }
 
@@ -661,6 +660,8 @@ command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *d
         e->addr = dr->dest[i].addr; /* taken over */
         e->mailbox = dr->dest[i].mailbox;
         e->relay = dr->dest[i].relay;
+        e->lda = dr->dest[i].lda; /* taken over */
+        e->dotfwd = e->mailbox != NULL && strcasecmp(e->addr, addr) == 0;
         e->notify = notify;
         e->orcpt = NULL;
         if (orcpt != NULL && orcpt[0] != '\0')
@@ -668,7 +669,7 @@ command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *d
         else if (strcasecmp(e->addr, addr) != 0 && /* a forward: the address as given */
                  dsnparam_xtext_encode(addr, x + 7, sizeof(x) - 7) == 0)
             e->orcpt = xasprintf("rfc822;%s", x + 7);
-        dr->dest[i].addr = dr->dest[i].mailbox = NULL;
+        dr->dest[i].addr = dr->dest[i].mailbox = dr->dest[i].lda = NULL;
         tx->nrcpt++;
     }
 }
@@ -691,7 +692,7 @@ command_rcpt_add(struct smtp_session *s, const char *addr, struct deliver_route 
 
     for (size_t i = 0; i < dr->n; i++) {
         relayed |= dr->dest[i].relay;
-        queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay;
+        queued |= dr->dest[i].mailbox == NULL && !dr->dest[i].relay && dr->dest[i].lda == NULL;
     }
     snprintf(result, sizeof(result), "%s%s%s",
              queued    ? "ok-postmaster-queued"
@@ -770,12 +771,6 @@ command_rcpt_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
         command_rcpt_log(s, addr, dr, "forward-error");
         session_reply(s, 550, "5.4.6", "<%s>: Recipient address rejected: %s", addr,
                       route_status_text(dr->fwd));
-        deliver_route_free(dr);
-        return false;
-    case DV_DEFER: /* an alias to a program or file: the client keeps the mail and retries */
-        command_rcpt_log(s, addr, dr, "program-delivery-not-available");
-        session_reply(s, 451, "4.3.0", "<%s>: program delivery not available, try again later",
-                      addr);
         deliver_route_free(dr);
         return false;
     case DV_OK:
@@ -989,12 +984,17 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
     dsn.requiretls = tx->params.requiretls;
     dsn.verp = tx->params.xverp ? tx->params.verp : NULL;
     b = deliver_new(s->base.cf, tx->id, tx->sender, origin, &dsn, text, len);
-    for (size_t i = 0; i < tx->nrcpt; i++)
+    for (size_t i = 0; i < tx->nrcpt; i++) {
         deliver_add(b, tx->rcpt[i].addr, tx->rcpt[i].mailbox,
-                    tx->rcpt[i].mailbox ? NULL
-                    : tx->rcpt[i].relay ? DELIVER_NOT_LOCAL
-                                        : DELIVER_NO_ROLE_MAILBOX,
+                    tx->rcpt[i].mailbox || tx->rcpt[i].lda ? NULL
+                    : tx->rcpt[i].relay                    ? DELIVER_NOT_LOCAL
+                                                           : DELIVER_NO_ROLE_MAILBOX,
                     tx->rcpt[i].notify, tx->rcpt[i].orcpt);
+        if (tx->rcpt[i].dotfwd)
+            deliver_set_dotfwd(b);
+        if (tx->rcpt[i].lda)
+            deliver_set_lda(b, tx->rcpt[i].lda);
+    }
     s->batch = b;
     deliver_offer_to(b, s->d->outq);
     sess_go_async(&s->base);
@@ -1265,9 +1265,6 @@ command_vrfy_finish(struct smtp_session *s, const char *addr, enum deliver_verdi
     switch (v) {
     case DV_OK:
         session_reply(s, 250, "2.1.5", "<%s>", addr);
-        break;
-    case DV_DEFER:
-        session_reply(s, 252, "2.1.5", "<%s>: alias to a program, not verified", addr);
         break;
     case DV_UNKNOWN:
     case DV_LOOP:

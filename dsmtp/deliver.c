@@ -11,6 +11,7 @@
 
 #include "bounce.h"
 #include "deliver.h"
+#include "dotfwd.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "lists.h"
@@ -186,6 +187,17 @@ deliver_route_add(struct deliver_route *r, const char *addr, const struct delive
     r->dest[r->n].addr = xstrdup(t->kind == DK_RELAY ? t->addr : addr);
     r->dest[r->n].mailbox = t->kind == DK_LOCAL ? xstrdup(t->mailbox) : NULL;
     r->dest[r->n].relay = t->kind == DK_RELAY || t->kind == DK_REMOTE;
+    r->dest[r->n].lda = NULL;
+    r->n++;
+}
+
+/* deliver_route_add_lda - an alias file's program or file destination lda ("|command",
+ * "/path") of the recipient addr into r. */
+static void
+deliver_route_add_lda(struct deliver_route *r, const char *addr, const char *lda)
+{
+    r->dest = xrealloc(r->dest, (r->n + 1) * sizeof(*r->dest));
+    r->dest[r->n] = (struct deliver_dest){xstrdup(addr), NULL, false, xstrdup(lda)};
     r->n++;
 }
 
@@ -199,6 +211,7 @@ deliver_route_relay(struct deliver_route *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->dest[i].addr);
         free(r->dest[i].mailbox);
+        free(r->dest[i].lda);
     }
     r->n = 0;
     r->verdict = DV_OK;
@@ -290,6 +303,11 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
         for (size_t i = 0; i < x->n && r->verdict == DV_OK; i++) {
             struct addr d;
             char err[100];
+            if (x->dest[i][0] == ROUTE_D_PROGRAM || x->dest[i][0] == ROUTE_D_FILE) {
+                addr_format(a, addr, sizeof(addr));
+                deliver_route_add_lda(r, addr, x->dest[i] + 1);
+                continue;
+            }
             if (addr_parse_mailbox(x->dest[i], NULL, &d, err, sizeof(err)) < 0)
                 continue; /* cannot happen: route.c stores parsed addresses */
             addr_local_unquoted(&d, false, local, sizeof(local));
@@ -311,10 +329,6 @@ deliver_route_mode(const struct conf *cf, const struct auth_db *db, const struct
     case ROUTE_DEPTH:
     case ROUTE_TOO_MANY:
         r->verdict = DV_LOOP;
-        snprintf(r->why, sizeof(r->why), "%s", x->chain);
-        break;
-    case ROUTE_DEFER:
-        r->verdict = DV_DEFER;
         snprintf(r->why, sizeof(r->why), "%s", x->chain);
         break;
     }
@@ -351,6 +365,7 @@ deliver_route_free(struct deliver_route *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->dest[i].addr);
         free(r->dest[i].mailbox);
+        free(r->dest[i].lda);
     }
     free(r->dest);
     r->dest = NULL;
@@ -492,8 +507,12 @@ struct deliver_rcpt {
     char *mailbox; /* NULL: straight to the queue */
     int notify;    /* DSN */
     char *orcpt;
-    int dup_of; /* index of the first entry with the same mailbox, or -1 */
+    int dup_of;   /* index of the first entry with the same mailbox, or -1 */
+    bool dotfwd;  /* its user's forward file applies (deliver_set_dotfwd) */
+    bool settled; /* the forward file decided its result: no mailbox job */
+    char *lda;    /* an alias file's "|command" or "/path" (deliver_set_lda), or NULL */
     enum drop_result result;
+    const char *status; /* RFC 3463 of a failure for good; NULL: 5.2.0 */
     char err[200];
 };
 
@@ -521,6 +540,7 @@ struct deliver_batch {
     size_t running;
     uv_loop_t *loop;
     uv_work_t qwork;
+    uv_work_t fwork; /* the forward files (dotfwd.h) */
     int qrc, qerrno;
     bool report;     /* recipients failed for good while others were taken: bounce them */
     struct outq *oq; /* the queue file goes to it (deliver_offer_to) */
@@ -578,6 +598,8 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
         snprintf(r->err, sizeof(r->err), "%s", why);
     for (size_t i = 0; i < b->n; i++) {
         const struct deliver_rcpt *o = &b->r[i];
+        if (o->lda != NULL)
+            continue;
         /* allowdup (DMail's, default false here): two recipients that end in one mailbox (two
          * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy.
          * One address given twice, one copy. */
@@ -593,6 +615,32 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
     b->n++;
 }
 
+/* deliver_set_dotfwd - the recipient added last: its forward file applies. */
+void
+deliver_set_dotfwd(struct deliver_batch *b)
+{
+    if (b->n > 0 && b->r[b->n - 1].mailbox != NULL &&
+        !deliver_is_list_spool(b->cf, b->r[b->n - 1].mailbox))
+        b->r[b->n - 1].dotfwd = true;
+}
+
+/* deliver_set_lda - the recipient added last goes to an alias file's program or file lda:
+ * the local delivery agent's, once per recipient and destination. */
+void
+deliver_set_lda(struct deliver_batch *b, const char *lda)
+{
+    struct deliver_rcpt *r = &b->r[b->n - 1];
+
+    r->lda = xstrdup(lda);
+    r->dup_of = -1;
+    for (size_t i = 0; i + 1 < b->n; i++)
+        if (b->r[i].lda != NULL && b->r[i].dup_of < 0 && strcmp(b->r[i].lda, lda) == 0 &&
+            strcasecmp(b->r[i].addr, r->addr) == 0) {
+            r->dup_of = (int)i;
+            break;
+        }
+}
+
 /* deliver_free - the batch is done and nobody needs it. */
 static void
 deliver_free(struct deliver_batch *b)
@@ -603,6 +651,7 @@ deliver_free(struct deliver_batch *b)
         free(b->r[i].addr);
         free(b->r[i].mailbox);
         free(b->r[i].orcpt);
+        free(b->r[i].lda);
     }
     free(b->r);
     free(b->envid);
@@ -672,7 +721,7 @@ deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
         const struct deliver_rcpt *r = &b->r[i];
         if (r->dup_of < 0 && r->result == DROP_PERM)
             f[nf++] = (struct bounce_rcpt){.addr = r->addr,
-                                           .status = "5.2.0",
+                                           .status = r->status ? r->status : "5.2.0",
                                            .diag = r->err,
                                            .attempts = 1,
                                            .notify = r->notify,
@@ -700,7 +749,7 @@ deliver_qwork(uv_work_t *w)
         if (r->dup_of >= 0 || r->result != DROP_TEMP)
             continue;
         q[nq].addr = r->addr;
-        q[nq].attempts = r->mailbox ? 1 : 0;
+        q[nq].attempts = r->mailbox || r->lda ? 1 : 0;
         q[nq].last_error = r->err[0] ? r->err : NULL;
         q[nq].notify = r->notify;
         q[nq].orcpt = r->orcpt;
@@ -798,21 +847,16 @@ deliver_done(struct mboxq_req *req)
         deliver_alldone(b);
 }
 
-/* deliver_run - one mailbox delivery per distinct mailbox, each queued behind the
- * deliveries already running for that mailbox (mboxq: group commit). */
-void
-deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
+/* deliver_submit - loop: one mailbox delivery per distinct mailbox not settled by its
+ * forward file, each queued behind the deliveries already running for that mailbox (mboxq:
+ * group commit). */
+static void
+deliver_submit(struct deliver_batch *b)
 {
-    b->loop = loop;
-    b->cb = cb;
-    b->arg = arg;
-    b->counter = counter;
-    if (counter != NULL)
-        (*counter)++;
     b->running = 1; /* held while queueing, so nothing finishes early */
     for (size_t i = 0; i < b->n; i++) {
         struct deliver_job *j;
-        if (b->r[i].dup_of >= 0 || b->r[i].mailbox == NULL)
+        if (b->r[i].dup_of >= 0 || b->r[i].mailbox == NULL || b->r[i].settled)
             continue;
         j = xcalloc(1, sizeof(*j));
         j->b = b;
@@ -830,10 +874,87 @@ deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb 
         j->req.done = deliver_done;
         j->req.arg = j;
         b->running++;
-        mboxq_submit(loop, &j->req);
+        mboxq_submit(b->loop, &j->req);
     }
     if (--b->running == 0)
         deliver_alldone(b);
+}
+
+/* deliver_fwd_work - pool: the forward file of every recipient it applies to, and what it
+ * says (dotfwd.h): a recipient whose file keeps no copy, or failed, is settled. */
+static void
+deliver_fwd_work(uv_work_t *w)
+{
+    struct deliver_batch *b = w->data;
+    struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls, NULL};
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct deliver_rcpt *r = &b->r[i];
+        struct dotfwd f;
+        struct dotfwd_msg m = {b->id,  r->addr,    b->sender, b->origin, b->text,
+                               b->len, b->arrival, r->notify, r->orcpt,  &dsn};
+        bool keep = true;
+        int rc;
+        if (r->dup_of >= 0)
+            continue;
+        if (r->lda != NULL) {
+            r->result = dotfwd_alias_lda(b->cf, r->lda, &m, &r->status, r->err, sizeof(r->err));
+            r->settled = true;
+            continue;
+        }
+        if (!r->dotfwd)
+            continue;
+        rc = dotfwd_read(b->cf, r->addr, r->mailbox, &f, r->err, sizeof(r->err));
+        if (rc < 0) {
+            r->result = DROP_TEMP;
+            keep = false;
+        } else if (rc > 0) {
+            r->result =
+                dotfwd_deliver(b->cf, &f, &m, b->oq, &keep, &r->status, r->err, sizeof(r->err));
+        }
+        dotfwd_free(&f);
+        r->settled = !keep || r->result != DROP_OK;
+        if (r->settled && r->result == DROP_OK)
+            log_info("deliver id=%s to=<%s> forward-file=%s result=ok", b->id, r->addr, f.path);
+        else if (r->settled)
+            log_warn("deliver id=%s to=<%s> forward-file=%s result=%s", b->id, r->addr, f.path,
+                     r->result == DROP_TEMP ? "deferred" : "failed");
+    }
+}
+
+/* deliver_fwd_done - loop: the forward files are done; the mailboxes next. */
+static void
+deliver_fwd_done(uv_work_t *w, int status)
+{
+    struct deliver_batch *b = w->data;
+
+    for (size_t i = 0; status < 0 && i < b->n; i++) /* cancelled: nothing was done */
+        if ((b->r[i].dotfwd || b->r[i].lda != NULL) && b->r[i].dup_of < 0) {
+            b->r[i].settled = true;
+            b->r[i].result = DROP_TEMP;
+            snprintf(b->r[i].err, sizeof(b->r[i].err), "forward file not read");
+        }
+    deliver_submit(b);
+}
+
+/* deliver_run - the forward files first (one pool job, when any applies), then the
+ * mailboxes. */
+void
+deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg)
+{
+    bool fwd = false;
+
+    b->loop = loop;
+    b->cb = cb;
+    b->arg = arg;
+    b->counter = counter;
+    if (counter != NULL)
+        (*counter)++;
+    for (size_t i = 0; i < b->n && !fwd; i++)
+        fwd = (b->r[i].dotfwd || b->r[i].lda != NULL) && b->r[i].dup_of < 0;
+    b->fwork.data = b;
+    if (!fwd || uv_queue_work(loop, &b->fwork, deliver_fwd_work, deliver_fwd_done) < 0)
+        deliver_submit(b);
 }
 
 /* deliver_offer_to - the queue file goes to oq. */

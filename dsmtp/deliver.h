@@ -38,6 +38,11 @@
  *   recipient through them and resolves every final address with deliver_resolve; a
  *   destination of another domain is relayed (a destination with relay set). The SMTP
  *   RCPT, the sendmail pickup and the queue runner all go through it.
+ * - Forward files and programs (dotfwd.h, lda.h): before the mailboxes, one pool job per
+ *   message reads the forward file of each recipient marked with deliver_set_dotfwd and
+ *   does what it says, and runs the alias-file programs and files of those marked with
+ *   deliver_set_lda; a recipient they settle (no copy kept, or a failure) gets no mailbox
+ *   job. A program holds that job (and cb) until it ends, at most command_time_limit.
  * - Identical mailboxes among the recipients of one message are delivered once.
  * - Outcome: every recipient is in its mailbox (fsynced), in the queue file (fsynced),
  *   or -- a mailbox that refused for good (DROP_PERM) while another recipient was taken --
@@ -115,7 +120,6 @@ enum deliver_verdict {
     DV_UNKNOWN, /* a local address without a user: the recipient, or a destination (why) */
     DV_REMOTE,  /* not a local domain and not forwarded: relayed only if the client may */
     DV_LOOP,    /* the forwards loop, nest too deep or expand too wide (fwd says which) */
-    DV_DEFER,   /* an alias leads to a program or file: not available yet, try later */
 };
 
 /* One mailbox a recipient goes to. */
@@ -123,6 +127,7 @@ struct deliver_dest {
     char *addr;    /* the recipient itself, a forward's destination (canonical), or sysadmin */
     char *mailbox; /* the dropfile; NULL: queue it (relay, or a role address without one) */
     bool relay;    /* of another domain: queued for outbound delivery */
+    char *lda;     /* an alias file's "|command" or "/path" (addr: the recipient), or NULL */
 };
 
 struct deliver_route {
@@ -131,7 +136,7 @@ struct deliver_route {
     size_t n;
     struct deliver_dest *dest;
     char why[400]; /* DV_UNKNOWN: the (destination's) address; DV_REMOTE: the recipient's;
-                      DV_LOOP, DV_DEFER: the chain */
+                      DV_LOOP: the chain */
 };
 
 /* deliver_route_relay - turn a DV_REMOTE route (r->why: the address) into a relay: one
@@ -232,6 +237,12 @@ struct deliver_batch *deliver_new(struct conf *cf, const char *id, const char *s
  * ORCPT (NULL: none; copied). */
 void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, const char *why,
                  int notify, const char *orcpt);
+/* deliver_set_dotfwd - the recipient added last has its user's forward file read at
+ * delivery (dotfwd.h): its mailbox was reached by the address itself (not the list spool). */
+void deliver_set_dotfwd(struct deliver_batch *b);
+/* deliver_set_lda - the recipient added last (mailbox NULL) goes to an alias file's
+ * "|command" or "/path" lda (deliver_dest), run by the local delivery agent (dotfwd.h). */
+void deliver_set_lda(struct deliver_batch *b, const char *lda);
 /* deliver_run - start; cb(arg, outcome) runs on the loop when all is done. *counter
  * (may be NULL) is incremented now and decremented when the batch is freed. */
 void deliver_run(uv_loop_t *loop, struct deliver_batch *b, long *counter, deliver_cb cb, void *arg);

@@ -141,6 +141,7 @@ milter_change_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
                     free(tx->rcpt[j].addr);
                     free(tx->rcpt[j].mailbox);
                     free(tx->rcpt[j].orcpt);
+                    free(tx->rcpt[j].lda);
                     continue;
                 }
                 tx->rcpt[k++] = tx->rcpt[j];

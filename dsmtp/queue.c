@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "bounce.h"
 #include "deliver.h"
+#include "dotfwd.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "log.h"
@@ -65,15 +66,23 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
 {
     char list[600] = "", eq[700];
     size_t o = 0;
-    bool role = dr->fwd == ROUTE_NONE && dr->n == 1 && dr->dest[0].relay;
+    bool role = dr->fwd == ROUTE_NONE && dr->n == 1 && dr->dest[0].relay, lda = false;
 
     if (dr->fwd != ROUTE_FORWARDED && !role)
         return false;
-    for (size_t k = 0; k < dr->n; k++)
-        if (strcasecmp(dr->dest[k].addr, q->rcpt[i].addr) == 0)
+    for (size_t k = 0; k < dr->n; k++) {
+        lda |= dr->dest[k].lda != NULL;
+        if (dr->dest[k].lda == NULL && strcasecmp(dr->dest[k].addr, q->rcpt[i].addr) == 0)
             return false;
+    }
+    /* an alias with programs or files keeps its place for them (queue_lda); its addresses
+     * are added the first time only (a retry: they had their copies) */
+    if (lda && q->rcpt[i].attempts > 0)
+        return false;
     for (size_t k = 0; k < dr->n; k++) {
         bool known = false;
+        if (dr->dest[k].lda != NULL)
+            continue;
         for (size_t j = 0; j < q->nrcpt && !known; j++)
             known = strcasecmp(q->rcpt[j].addr, dr->dest[k].addr) == 0;
         if (!known) { /* the DSN parameters go along; ORCPT: the address forwarded */
@@ -91,12 +100,79 @@ queue_forward(struct qfile *q, size_t i, const struct deliver_route *dr)
         }
     }
     struct qfile_rcpt *r = &q->rcpt[i];
+    if (lda) {
+        if (o > 0)
+            log_info("queue id=%s to=<%s> result=forwarded forward=%s", q->id, r->addr,
+                     logq_text(eq, sizeof(eq), list, strlen(list), 500));
+        return false;
+    }
     r->state = QR_DONE;
     free(r->last_error);
     r->last_error = xasprintf("forwarded to %s", list);
     log_info("queue id=%s to=<%s> result=forwarded forward=%s", q->id, r->addr,
              logq_text(eq, sizeof(eq), list, strlen(list), 500));
     return true;
+}
+
+/* queue_local - recipient i into its mailbox d, its forward file first when the address
+ * itself leads there (dotfwd.h). */
+static enum drop_result
+queue_local(const struct conf *cf, struct qfile *q, size_t i, const struct deliver_dest *d,
+            const char **status, char *err, size_t errlen)
+{
+    const struct qfile_rcpt *r = &q->rcpt[i];
+    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0, NULL};
+    enum drop_result res = DROP_OK;
+    struct dotfwd f;
+    bool keep = true;
+    int rc = 0;
+
+    if (strcasecmp(d->addr, r->addr) == 0 && !deliver_is_list_spool(cf, d->mailbox)) {
+        rc = dotfwd_read(cf, r->addr, d->mailbox, &f, err, errlen);
+        if (rc < 0)
+            return DROP_TEMP;
+        if (rc > 0) {
+            struct dotfwd_msg m = {q->id,       r->addr,    q->sender, q->origin, q->text,
+                                   q->text_len, q->arrival, r->notify, r->orcpt,  &dsn};
+            res = dotfwd_deliver(cf, &f, &m, NULL, &keep, status, err, errlen);
+            dotfwd_free(&f);
+        }
+    }
+    if (res != DROP_OK || !keep)
+        return res;
+    char v[DELIVER_VERP_MAX]; /* XVERP: the Return-Path names the recipient */
+    return deliver_one(cf, d->mailbox, addr_verp(q->sender, r->addr, q->verp, v, sizeof(v)),
+                       q->text, q->text_len, err, errlen);
+}
+
+/* queue_lda - recipient i, an alias with programs or files (dr): each run again (and its
+ * own mailbox, if it keeps one: at least once); the worst result. */
+static enum drop_result
+queue_lda(const struct conf *cf, struct qfile *q, size_t i, const struct deliver_route *dr,
+          const char **status, char *err, size_t errlen)
+{
+    const struct qfile_rcpt *r = &q->rcpt[i];
+    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0, NULL};
+    struct dotfwd_msg m = {q->id,       r->addr,    q->sender, q->origin, q->text,
+                           q->text_len, q->arrival, r->notify, r->orcpt,  &dsn};
+    enum drop_result res = DROP_OK;
+
+    for (size_t k = 0; k < dr->n; k++) {
+        const struct deliver_dest *d = &dr->dest[k];
+        enum drop_result one;
+        const char *st = "5.2.0";
+        char e[200] = "";
+        if (strcasecmp(d->addr, r->addr) != 0 || (d->lda == NULL && d->mailbox == NULL))
+            continue;
+        one = d->lda != NULL ? dotfwd_alias_lda(cf, d->lda, &m, &st, e, sizeof(e))
+                             : queue_local(cf, q, i, d, &st, e, sizeof(e));
+        if ((one == DROP_TEMP && res != DROP_TEMP) || (one == DROP_PERM && res == DROP_OK)) {
+            res = one;
+            *status = st;
+            snprintf(err, errlen, "%s", e);
+        }
+    }
+    return res;
 }
 
 /* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). A
@@ -124,16 +200,18 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
                 return;
             }
             const struct deliver_dest *d = &dr.dest[0];
-            for (size_t k = 0; k < dr.n; k++) /* the address itself */
+            bool lda = false;
+            for (size_t k = 0; k < dr.n; k++) { /* the address itself */
+                lda |= dr.dest[k].lda != NULL;
                 if (strcasecmp(dr.dest[k].addr, q->rcpt[i].addr) == 0)
                     d = &dr.dest[k];
-            if (d->mailbox != NULL) {
-                char v[DELIVER_VERP_MAX]; /* XVERP: the Return-Path names the recipient */
-                res = deliver_one(cf, d->mailbox,
-                                  addr_verp(q->sender, q->rcpt[i].addr, q->verp, v, sizeof(v)),
-                                  q->text, q->text_len, err, sizeof(err));
-            } else if (d->relay && remote != NULL &&
-                       strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
+            }
+            if (lda)
+                res = queue_lda(cf, q, i, &dr, status, err, sizeof(err));
+            else if (d->mailbox != NULL)
+                res = queue_local(cf, q, i, d, status, err, sizeof(err));
+            else if (d->relay && remote != NULL &&
+                     strcasecmp(d->addr, q->rcpt[i].addr) == 0) { /* itself remote */
                 *remote = true;
                 deliver_route_free(&dr);
                 return;
@@ -162,9 +240,6 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
             snprintf(err, sizeof(err), "%s: %.150s", route_status_text(dr.fwd), dr.why);
             *status = "5.4.6";
             res = DROP_PERM;
-            break;
-        case DV_DEFER: /* kept and retried */
-            snprintf(err, sizeof(err), "%s: %.150s", route_status_text(dr.fwd), dr.why);
             break;
         }
     }

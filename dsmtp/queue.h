@@ -14,7 +14,9 @@
  *   after arrival one delay notice goes. Remote recipients that are due go to outq.
  *   Unreadable files are moved to spool_dir/corrupt/. Failures, delay notices and, for
  *   NOTIFY=SUCCESS, local deliveries are reported as the recipients' DSN NOTIFY asks
- *   (bounce.h); a forward's destinations inherit NOTIFY and ORCPT.
+ *   (bounce.h); a forward's destinations inherit NOTIFY and ORCPT. A local recipient's
+ *   forward file is read at each try (dotfwd.h); an alias with programs or files runs them
+ *   again at each try (its addresses are added to the file only the first time).
  */
 #ifndef DSMTP_QUEUE_H
 #define DSMTP_QUEUE_H

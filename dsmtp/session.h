@@ -55,6 +55,8 @@ struct smtp_rcpt_entry {
     char *addr;    /* as it goes into the queue file and the log */
     char *mailbox; /* NULL: queued (relayed, or a role address without a mailbox) */
     bool relay;    /* of another domain: queued for outbound delivery */
+    bool dotfwd;   /* reached by the address given: its forward file applies (dotfwd.h) */
+    char *lda;     /* an alias file's "|command" or "/path" for addr (deliver_dest), or NULL */
     int notify;    /* its RCPT's DSN NOTIFY */
     char *orcpt;   /* its RCPT's DSN ORCPT; for a forward's destination without one, the
                     * address the client gave (rfc822;xtext); NULL: none */

@@ -190,6 +190,13 @@ alias_dests(struct alias_list *l, char *s, const char *trusted_include, char *re
                 snprintf(reason, len, "destination '%s' is empty", tok);
                 return -1;
             }
+            if (trusted_include[0] == '\0') {
+                snprintf(reason, len,
+                         "%s: refused: programs and files only in alias files owned "
+                         "by root",
+                         tok);
+                return -1;
+            }
             if (alias_put(l, tok[0] == '|' ? ROUTE_D_PROGRAM : ROUTE_D_FILE, tok, reason, len) < 0)
                 return -1;
         } else if (strncmp(tok, ":include:", 9) == 0) {

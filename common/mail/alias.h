@@ -15,10 +15,10 @@
  *   a local part (quoted if it must be: "bob smith"), any case; `*` is the catch-all of the
  *   domain. A destination is a full address (of any domain: another domain is relayed), a
  *   bare local part (that user of the recipient's domain), `|command` or `/path` (kept as
- *   such, see route.h: mail to them is deferred until program delivery exists; quote them
- *   when they hold commas), or `:include:/file`: the addresses of that file (commas or
- *   newlines between them, '#' comments), read at load, and honoured only when the alias
- *   file and the included file are owned by root and the included one is not group- or
+ *   such, see route.h: dsmtp's delivery agent runs them; only in a file owned by root,
+ *   else an error; quote them when they hold commas), or `:include:/file`: the addresses of that
+ * file (commas or newlines between them, '#' comments), read at load, and honoured only when the
+ * alias file and the included file are owned by root and the included one is not group- or
  *   world-writable (otherwise an error). Includes do not nest.
  * - Errors are `file:line: reason` in the diag (file not readable, bad name, bad
  *   destination, a name given twice, an include refused); at most ALIAS_FILE_MAX bytes.

@@ -557,6 +557,20 @@ conf_check_manager(struct conf_parser *p)
     }
 }
 
+/* conf_check_allow - allow_mail_to_commands / allow_mail_to_files: each value is alias or
+ * forward (Postfix's names; empty: none). */
+static void
+conf_check_allow(struct conf_parser *p, int id)
+{
+    const struct conf_list *l = conf_field(p->c, id);
+
+    for (size_t i = 0; i < l->n; i++)
+        if (strcasecmp(l->v[i], "alias") != 0 && strcasecmp(l->v[i], "forward") != 0)
+            conf_diag_add(p->diag, false, p->c->origin[id], 0,
+                          "%s: '%s' is neither alias nor forward (leave it empty for none)",
+                          conf_settings[id].name, l->v[i]);
+}
+
 /* conf_finish_use_drop - DMail's use_drop: mbox/maildir set mailbox_format (unless it is
  * given too); false asked DMail to keep mail in its bins, which dmail never does: say so. */
 static void
@@ -661,6 +675,8 @@ conf_finish(struct conf_parser *p, int errors_before)
                       c->verp_delimiters, c->verp_delimiter_filter);
     conf_check_host(p, CONF_dsmtp_host, "dsmtp");
     conf_check_host(p, CONF_dpop_host, "dpop");
+    conf_check_allow(p, CONF_allow_mail_to_commands);
+    conf_check_allow(p, CONF_allow_mail_to_files);
     if (c->allow_dds)
         conf_diag_add(p->diag, false, c->origin[CONF_allow_dds], 0,
                       "allow_dds true is refused: user names with ../ would reach files outside "

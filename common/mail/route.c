@@ -680,10 +680,9 @@ route_walk_list(struct route_walk *w, const char *list)
             w->x->status = ROUTE_TOO_MANY;
             return;
         }
-        if (*e == ROUTE_D_PROGRAM || *e == ROUTE_D_FILE) {
-            route_chain_text(w, e + 1);
-            w->x->status = ROUTE_DEFER;
-            return;
+        if (*e == ROUTE_D_PROGRAM || *e == ROUTE_D_FILE) { /* final: the delivery agent's */
+            route_out(w, e);
+            continue;
         }
         if (*e == ROUTE_D_LOCAL && (d = route_made(w, e + 1)) == NULL)
             return;
@@ -772,8 +771,6 @@ route_status_text(enum route_status s)
         return "forwarding chain too long";
     case ROUTE_TOO_MANY:
         return "forwarding expands to too many addresses";
-    case ROUTE_DEFER:
-        return "program delivery not available";
     }
     return "?";
 }

@@ -18,9 +18,9 @@
  *   "local@" for the global file, "@domain" / "@" for their catch-all "*". Their
  *   destination lists may hold, besides addresses, entries opening with a type byte:
  *   ROUTE_D_LOCAL (a bare local part, in written form: that user of the recipient's domain),
- *   ROUTE_D_PROGRAM ("|command") and ROUTE_D_FILE ("/path"). A recipient whose expansion
- *   meets a program or file is ROUTE_DEFER (program delivery is not available yet: the
- *   client is told to retry, so nothing is lost).
+ *   ROUTE_D_PROGRAM ("|command") and ROUTE_D_FILE ("/path"). A program or file met while
+ *   expanding is a final destination as it is (type byte first) among the dest of the
+ *   expansion: dsmtp's delivery agent runs it (dsmtp/lda.h).
  * - Destinations are full addresses of any domain (one of another domain is relayed by
  *   dsmtp), at most ROUTE_EXPAND_MAX per line, kept in canonical written form (addr_format). A
  * destination that is itself an alias is expanded again, at most ROUTE_DEPTH_MAX aliases deep; a
@@ -100,7 +100,6 @@ enum route_status {
     ROUTE_LOOP,      /* an alias leads back to itself */
     ROUTE_DEPTH,     /* more than ROUTE_DEPTH_MAX aliases on one chain */
     ROUTE_TOO_MANY,  /* more than ROUTE_EXPAND_MAX addresses */
-    ROUTE_DEFER,     /* a program or file destination: not available yet, try later */
 };
 
 /* route_expand's question: is local@domain (local unquoted) a user or postmaster here?
@@ -112,7 +111,7 @@ struct route_expansion {
     size_t n;
     const char *dest[ROUTE_EXPAND_MAX]; /* canonical addresses, in the table's memory */
     char chain[400];                    /* ROUTE_LOOP/DEPTH: "a@x -> b@x -> a@x";
-                                           ROUTE_DEFER: "a@x -> |command" */
+                                         */
     size_t made_len;
     char made[8192]; /* addresses made from ROUTE_D_LOCAL entries */
 };

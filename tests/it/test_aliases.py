@@ -2,8 +2,9 @@
 /etc/aliases format delivered with smtplib and swaks into the right mboxes, the lookup order
 (forward, the domain's file, the global one, wildcard alias, user, catch-all),
 alias_fallthrough on and off, the catch-all written *@dom and '*:', a remote destination
-relayed to a second dsmtp, :include: of a root-owned file, |program destinations deferred
-with 451, a broken file refused by dsmtp -t and by a reload (the old aliases stay),
+relayed to a second dsmtp, :include: of a root-owned file, |program destinations run by
+dsmtp's delivery agent (exit 75 retried once, allow_mail_to_commands, refused from a file not
+root's), a broken file refused by dsmtp -t and by a reload (the old aliases stay),
 tellsmtp clear_cache_all and newaliases (output and exit status)."""
 
 import os
@@ -14,8 +15,8 @@ import tempfile
 
 import pytest
 
-from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, HOST, REMOTE, rcpt_reply, smtp_send,
-                        wait_for)
+from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, HOST, REMOTE, chown_like_dsmtp, rcpt_reply,
+                        smtp_send, wait_for)
 
 SENDER = "sender@remote.example"
 NEWALIASES = os.path.join(BIN, "newaliases")
@@ -135,13 +136,71 @@ def test_swaks_to_an_alias(dsmtp_factory, etc):
     assert len(srv.messages("alice")) == 1 and len(srv.messages("carol")) == 1
 
 
-def test_program_destination_deferred(dsmtp_factory, etc):
+def test_program_destination_accepted(dsmtp_factory, etc):
+    """prog's destinations (a program and a file) are the delivery agent's: the RCPT is
+    accepted and logged with them (their delivery: test_alias_program_* below)."""
     srv, _, _ = site(dsmtp_factory, etc)
     code, text = rcpt_reply(srv, "prog@" + DOMAIN)
-    assert code == 451 and "program delivery not available" in text, (code, text)
-    assert re.search(r"rcpt to=<prog@example\.test> chain=prog@example\.test -> "
-                     r"\|/usr/bin/vacation bob result=program-delivery-not-available",
-                     srv.log()), srv.log()[-2000:]
+    assert code == 250, (code, text)
+    assert re.search(r"rcpt to=<prog@example\.test> forward=<\|/usr/bin/vacation bob>,"
+                     r"</var/mail/archive> result=ok", srv.log()), srv.log()[-2000:]
+
+
+def alias_program_site(dsmtp_factory, etc, prog_body, **extra):
+    """A site whose global alias file sends prog@ to a /bin/sh script (body prog_body) and a
+    copy to bob; returns (site, script path, output directory)."""
+    srv = dsmtp_factory(start=False, **extra)
+    out = os.path.join(srv.dir, "out")
+    os.makedirs(out)
+    chown_like_dsmtp(out)
+    script = os.path.join(etc, "prog.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n" + prog_body % {"out": out})
+    os.chmod(script, 0o755)
+    g = put(etc, "aliases", "prog: bob, \"|%s arg\"\n" % script)
+    srv.write_conf({"alias_file": g})
+    srv.start()
+    return srv, script, out
+
+
+def test_alias_program_runs_and_tempfail_retries(dsmtp_factory, etc):
+    srv, script, out = alias_program_site(
+        dsmtp_factory, etc, 'id -un > "%(out)s/who"; echo busy; exit 75\n', queue_retry=3600)
+    msgid = send(srv, ["prog@" + DOMAIN])
+    assert srv.msgids("bob") == [msgid]
+    assert open(os.path.join(out, "who")).read().strip() == srv.setting("run_as")
+    assert len(srv.queue_files()) == 1
+    assert "command exited with status 75: busy" in srv.log()
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\ntest "$1" = arg && cat >> "%s/msg"\n' % out)
+    ctl = subprocess.run([os.path.join(BIN, "tellsmtp"), "-c", srv.conf_path, "flush"],
+                         capture_output=True, text=True, timeout=30)
+    assert ctl.returncode == 0, ctl.stderr
+    assert wait_for(lambda: not srv.queue_files(), 15), srv.log()[-3000:]
+    got = open(os.path.join(out, "msg"), "rb").read()
+    assert got.count(msgid.encode()) == 1 and b"Delivered-To: prog@example.test\n" in got
+    assert srv.msgids("bob") == [msgid]  # the retry did not copy bob again
+
+
+def test_alias_program_refused_without_alias_in_allow(dsmtp_factory, etc):
+    srv, _, out = alias_program_site(dsmtp_factory, etc, 'touch "%(out)s/ran"\n',
+                                     allow_mail_to_commands="forward")
+    msgid = send(srv, ["prog@" + DOMAIN])
+    assert srv.msgids("bob") == [msgid]
+    assert re.search(r"command=.*prog\.sh arg\"? result=failed error=\"mail to command is "
+                     r"restricted: allow_mail_to_commands lacks alias", srv.log()), srv.log()[-2000:]
+    assert not os.path.exists(os.path.join(out, "ran"))
+
+
+def test_alias_program_in_a_file_not_roots_refused(dsmtp_factory, etc):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own files")
+    srv = dsmtp_factory(start=False)
+    g = put(etc, "aliases", "ok: bob\nprog: \"|/bin/cat\"\n", uid=65534)
+    srv.write_conf({"alias_file": g})
+    rc, out = check(srv)
+    assert rc == 78 and "%s:2: |/bin/cat: refused: programs and files only in alias files " \
+        "owned by root" % g in out, out
 
 
 def test_catch_all_star_at_domain(dsmtp_factory):

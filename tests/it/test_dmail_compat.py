@@ -126,7 +126,7 @@ def dmail_settings(site):
 # The settings accepted without effect: -t names each with what dmail does instead.
 NO_EFFECT = ("add_footer", "dwatch_path", "dsmtp_path", "archive_batch", "allow_ip", "msg_filter",
              "mail_filter", "filter_file", "dpop_path", "bin_path", "hash_bindir", "bin_pfull",
-             "stats_path", "dlist_loglvl", "dlist_rotate", "no_dotforward", "log_data")
+             "stats_path", "dlist_loglvl", "dlist_rotate", "log_data")
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -210,7 +210,7 @@ test_precedence(void **state)
     expands(c, "bob@example.org", ROUTE_NONE, "");                          /* a user */
     expands(c, "nobody@example.org", ROUTE_FORWARDED, "carol@example.org"); /* global "*" */
     expands(c, "a@remote.test", ROUTE_NONE, "");                            /* not a local domain */
-    expands(c, "prog@example.org", ROUTE_DEFER, "");
+    expands(c, "prog@example.org", ROUTE_FORWARDED, "bob@example.org,\x01|/bin/true");
     expands(c, "loop@example.org", ROUTE_LOOP, "");
     expands(c, "self@example.org", ROUTE_FORWARDED, "self@example.org,bob@example.org");
     expands(c, "far@example.org", ROUTE_FORWARDED, "x@remote.test");
