@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "archive.h"
 #include "buf.h"
 #include "conf.h"
 #include "file.h"
@@ -24,9 +26,12 @@
 void
 post_sent_hook(const struct conf *cf, const struct lists_def *def, const char *text, size_t len)
 {
-    /* the archive (archive true) and the digests are built here (dlist/archive.c,
-     * dlist/digest.c) */
-    (void)cf, (void)def, (void)text, (void)len;
+    char err[300];
+
+    /* the archive (archive true: the month mbox and the HTML pages, archive.h); a failure
+     * is logged and never stops the post, which has gone out */
+    if (archive_store(cf, def, "", text, len, time(NULL), err, sizeof(err)) < 0)
+        log_warn("list %s: post not archived: %s", def->name, err);
 }
 
 /* post_is_loop - the message has been through this list, or is a bounce. */

@@ -36,8 +36,9 @@ void post_handle(struct work *w);
 /* post_send - distribute w's message now (a held post approved). */
 void post_send(struct work *w, const char *poster);
 
-/* post_sent_hook - called with every distributed post (its final text): the place for the
- * archive and the digests; does nothing yet. */
+/* post_sent_hook - called with every distributed post (its final text), on the pool: it
+ * goes into the list's archive (archive true, archive.h). A post handled again after a
+ * crash may be archived twice; it is never lost from the archive. */
 void post_sent_hook(const struct conf *cf, const struct lists_def *def, const char *text,
                     size_t len);
 

@@ -808,3 +808,33 @@ def test_remote_subscribers_through_dsmtp(dsmtp_factory, sink_factory):
         c.rset()
         c.mail("talk@" + DOMAIN)  # the posting address is not one dlist sends from
         assert c.rcpt("x@one.example")[0] in (550, 554)
+
+
+def test_posts_of_an_archived_list_are_archived(dsmtp_factory):
+    """archive true: each distributed post lands in the month mbox and the HTML pages;
+    a list without it keeps no archive."""
+    site = list_site(dsmtp_factory, extra="list kept\n title Kept for later\n"
+                     " access_post anyone\n archive true\n")
+    assert dlist_cmd(site, "add", "kept", "alice@" + DOMAIN)[0] == 0
+    assert dlist_cmd(site, "add", "talk", "alice@" + DOMAIN)[0] == 0
+    msgid = post(site, "dave@remote.example", "kept@" + DOMAIN, subject="keep <this>",
+                 body="First line.\n<script>x</script>\n")
+    m = wait_msgs(site, "alice", 1)[0][1]
+    assert m["List-Archive"] == "<mailto:kept-request@%s?subject=index>" % DOMAIN
+    post(site, "alice@" + DOMAIN, "talk@" + DOMAIN, subject="not kept")
+    wait_msgs(site, "alice", 2)
+    settle(site)
+    month = time.strftime("%Y-%m", time.gmtime())
+    adir = os.path.join(site.dir, "dlist", "archive")
+    box = os.path.join(adir, "kept", month)
+    wait_for(lambda: os.path.exists(box), 10)
+    with open(box, "rb") as f:
+        text = f.read().decode()
+    assert text.count("\nMessage-ID: %s\n" % msgid) == 1, text
+    assert "Subject: [kept] keep <this>" in text or "Subject: keep <this>" in text, text
+    page = os.path.join(adir, "kept", "html", month, "1.html")
+    wait_for(lambda: os.path.exists(page), 10)
+    with open(page) as f:
+        html = f.read()
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html, html
+    assert not os.path.exists(os.path.join(adir, "talk"))
