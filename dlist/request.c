@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "archive.h"
 #include "buf.h"
 #include "conf.h"
 #include "file.h"
@@ -40,6 +41,8 @@ enum request_cmd {
     RQ_WHO,
     RQ_LISTS,
     RQ_INFO,
+    RQ_INDEX,
+    RQ_GET,
     RQ_CONFIRM,
     RQ_APPROVE,
     RQ_REJECT,
@@ -57,7 +60,7 @@ static const struct {
     {"review", RQ_WHO},        {"lists", RQ_LISTS},     {"info", RQ_INFO},
     {"confirm", RQ_CONFIRM},   {"approve", RQ_APPROVE}, {"reject", RQ_REJECT},
     {"end", RQ_END},           {"stop", RQ_END},        {"quit", RQ_END},
-    {"exit", RQ_END},
+    {"exit", RQ_END},          {"index", RQ_INDEX},     {"get", RQ_GET},
 };
 
 /* request_lookup - the command named by the first n bytes of w. */
@@ -317,6 +320,8 @@ request_help(struct request *rq)
                "    who                        the members (review)\n"
                "    lists                      the lists here\n"
                "    info                       about this list\n"
+               "    index                      the archive's files (archive true)\n"
+               "    get FILE                   one of them (YYYY-MM), a month of posts\n"
                "    end                        stop reading (also a signature \"-- \")\n"
                "  Moderators: approve PASSWORD as the first line, then commands for others;\n"
                "    approve PASSWORD ID / reject PASSWORD ID for a held post.\n",
@@ -378,6 +383,61 @@ request_info(struct request *rq)
                d->join_cookie ? " (with confirmation)" : "", d->max_size);
 }
 
+/* request_may_get - access_get allows the requester (index, get). */
+static bool
+request_may_get(struct request *rq)
+{
+    struct work *w = rq->w;
+
+    if (lists_may(&w->def->access[LISTS_GET], rq->who, members_has(&w->members, rq->who),
+                  rq->moderator))
+        return true;
+    buf_printf(&rq->out, "  You may not read the archive (access_get %s).\n",
+               lists_access_text(&w->def->access[LISTS_GET]));
+    return false;
+}
+
+/* request_index - index: the archive's month files. */
+static void
+request_index(struct request *rq)
+{
+    char err[300], *idx;
+
+    if (!request_may_get(rq))
+        return;
+    if ((idx = archive_index(rq->w->cf, rq->w->def, err, sizeof(err))) == NULL) {
+        buf_printf(&rq->out, "  %s\n", err);
+        return;
+    }
+    if (idx[0] == '\0')
+        buf_printf(&rq->out, "  The archive is empty.\n");
+    else
+        buf_printf(&rq->out, "  Files (get FILE sends one):\n");
+    for (char *save = NULL, *l = strtok_r(idx, "\n", &save); l != NULL;
+         l = strtok_r(NULL, "\n", &save))
+        buf_printf(&rq->out, "    %s\n", l);
+    free(idx);
+}
+
+/* request_get - get FILE: the month mbox, after the reply's other lines. */
+static void
+request_get(struct request *rq, const char *name)
+{
+    char err[300], *text = NULL;
+    size_t len = 0;
+
+    if (!request_may_get(rq))
+        return;
+    if (name == NULL ||
+        archive_get(rq->w->cf, rq->w->def, name, &text, &len, err, sizeof(err)) < 0) {
+        buf_printf(&rq->out, "  %s\n", name == NULL ? "get needs a file name (see index)" : err);
+        return;
+    }
+    buf_printf(&rq->out, "  %s follows (%zu bytes):\n\n", name, len);
+    buf_append(&rq->out, text, len);
+    free(text);
+}
+
 /* request_line - one line of commands. */
 static void
 request_line(struct request *rq, const char *line, bool first)
@@ -433,6 +493,12 @@ request_line(struct request *rq, const char *line, bool first)
         break;
     case RQ_INFO:
         request_info(rq);
+        break;
+    case RQ_INDEX:
+        request_index(rq);
+        break;
+    case RQ_GET:
+        request_get(rq, argv[1]);
         break;
     case RQ_APPROVE:
     case RQ_REJECT:

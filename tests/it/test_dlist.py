@@ -838,3 +838,13 @@ def test_posts_of_an_archived_list_are_archived(dsmtp_factory):
         html = f.read()
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html, html
     assert not os.path.exists(os.path.join(adir, "talk"))
+    # the -request commands index and get answer from it; names outside it are refused
+    post(site, "alice@" + DOMAIN, "kept-request@" + DOMAIN, subject="x",
+         body="index\nget %s\nget ../../users\n" % month)
+    r = wait_msgs(site, "alice", 3)[2][1].get_payload()
+    assert "> index\n" in r and "    %s " % month in r, r
+    assert "%s follows" % month in r and "Message-ID: %s" % msgid in r, r
+    assert "> get ../../users\n" in r and "root:" not in r, r
+    post(site, "alice@" + DOMAIN, "talk-request@" + DOMAIN, subject="x", body="index\n")
+    r = wait_msgs(site, "alice", 4)[3][1].get_payload()
+    assert "> index\n" in r and "follows" not in r, r
