@@ -17,6 +17,7 @@
 #include "file.h"
 #include "lda.h"
 #include "log.h"
+#include "ldapriv.h"
 #include "logq.h"
 #include "xmem.h"
 
@@ -187,8 +188,13 @@ dotfwd_read(const struct conf *cf, const char *rcpt, const char *mailbox, struct
         text[0] = '\0'; /* a binary file: no destination, the mailbox keeps the mail */
     if (st.st_mode & S_IWGRP)
         f->deny = "the forward file is group-writable";
-    else if (!self_run)
+    else if (!self_run && !ldapriv_on())
         f->deny = "dsmtp cannot run programs as another user (it dropped root)";
+    else if (!self_run) {
+        f->priv = true;
+        f->deny_file = "dsmtp writes files only as its own user (a program such as procmail "
+                       "writes them as the user)";
+    }
     dotfwd_parse(f, rcpt, text);
     free(text);
     return 1;
@@ -310,7 +316,8 @@ enum drop_result
 dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfwd_msg *m,
                struct outq *oq, bool *keep, const char **status, char *err, size_t errlen)
 {
-    struct lda_msg lm = {m->rcpt, m->sender, m->text, m->len, f->user, f->home};
+    struct lda_msg lm = {
+        m->rcpt, m->sender, m->text, m->len, f->user, f->home, f->priv ? f->path : NULL};
     enum drop_result res = DROP_OK;
     int nq;
 
@@ -339,8 +346,9 @@ dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfw
             *keep = true;
         if (e->kind != DOTFWD_PROGRAM && e->kind != DOTFWD_FILE)
             continue;
-        r = dotfwd_one(cf, e->kind == DOTFWD_PROGRAM, e->s, &lm, "forward", f->deny, m->id, why,
-                       sizeof(why));
+        r = dotfwd_one(cf, e->kind == DOTFWD_PROGRAM, e->s, &lm, "forward",
+                       f->deny == NULL && e->kind == DOTFWD_FILE ? f->deny_file : f->deny, m->id,
+                       why, sizeof(why));
         if (dotfwd_worse(r, res)) {
             res = r;
             snprintf(err, errlen, "%s: %s", e->s, why);
@@ -357,7 +365,7 @@ dotfwd_alias_lda(const struct conf *cf, const char *lda, const struct dotfwd_msg
 {
     const char *at = strrchr(m->rcpt, '@');
     char user[300], why[300];
-    struct lda_msg lm = {m->rcpt, m->sender, m->text, m->len, user, "/"};
+    struct lda_msg lm = {m->rcpt, m->sender, m->text, m->len, user, "/", ""};
     bool prog = lda[0] == '|';
     enum drop_result r;
 

@@ -30,8 +30,9 @@
  *   queue file (fsynced; offered at once to outbound delivery when all are remote, local
  *   ones go at the next queue scan); programs and files go through lda.h, each only if
  *   allow_mail_to_commands / allow_mail_to_files holds "forward" and dsmtp can run it as
- *   the file's user: always for a .fwd (run_as's own file), for ~/.forward only when the
- *   account is dsmtp's own user (dsmtp dropped root; else refused with the reason).
+ *   the file's user: always for a .fwd (run_as's own file); for ~/.forward of another
+ *   account, a program through the root helper (ldapriv.h: dsmtp started as root), a file
+ *   never (refused with the reason: a program such as procmail writes it as the user).
  *   A message that already holds "Delivered-To: RECIPIENT" is a forwarding loop: refused for
  *   good, status 5.4.6. The recipient's result is the worst of its destinations (for now,
  *   then for good, then delivered); when it is not delivered, the whole recipient is
@@ -59,10 +60,12 @@ struct dotfwd_ent {
 };
 
 struct dotfwd {
-    char path[4200];  /* the file */
-    char user[300];   /* USER of its programs */
-    char home[4200];  /* HOME and cwd of its programs */
-    const char *deny; /* NULL, or why its programs and files are refused */
+    char path[4200];       /* the file */
+    char user[300];        /* USER of its programs */
+    char home[4200];       /* HOME and cwd of its programs */
+    const char *deny;      /* NULL, or why its programs and files are refused */
+    const char *deny_file; /* NULL, or why its files are refused (programs are not) */
+    bool priv;             /* its programs start as its user through ldapriv.h */
     size_t n;
     struct dotfwd_ent *e;
 };

@@ -16,6 +16,7 @@
 
 #include "deliver.h"
 #include "lda.h"
+#include "ldapriv.h"
 #include "xmem.h"
 
 #define LDA_OUT_MAX 512 /* output kept for the report */
@@ -191,6 +192,66 @@ lda_first_line(const char *out, size_t n, char *buf, size_t len)
     buf[o] = '\0';
 }
 
+/* lda_status - the result of a program by its wait status, its output in line. */
+static enum drop_result
+lda_status(int status, const char *line, char *err, size_t errlen)
+{
+    if (WIFSIGNALED(status)) {
+        snprintf(err, errlen, "command died with signal %d%s%s", WTERMSIG(status),
+                 line[0] ? ": " : "", line);
+        return DROP_TEMP;
+    }
+    if (WEXITSTATUS(status) == 0)
+        return DROP_OK;
+    snprintf(err, errlen, "command exited with status %d%s%s", WEXITSTATUS(status),
+             line[0] ? ": " : "", line);
+    return WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 71 ? DROP_TEMP : DROP_PERM;
+}
+
+/* lda_program_priv - cmd started as its user by the root helper (ldapriv.h); hdr freed. */
+static enum drop_result
+lda_program_priv(const struct conf *cf, const char *cmd, const struct lda_msg *m, char *hdr,
+                 long long deadline, char *err, size_t errlen)
+{
+    char kept[LDA_OUT_MAX], line[200];
+    int in[2], out[2], fd, status = 0, rc;
+    size_t nkept = 0;
+    bool pumped;
+
+    if (pipe2(in, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot run the command: pipe: %s", strerror(errno));
+        free(hdr);
+        return DROP_TEMP;
+    }
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot run the command: pipe: %s", strerror(errno));
+        close(in[0]);
+        close(in[1]);
+        free(hdr);
+        return DROP_TEMP;
+    }
+    fd = ldapriv_spawn(m->user, m->home != NULL ? m->home : "/", cmd, m->priv, m->sender, m->rcpt,
+                       in[0], out[1], err, errlen);
+    if (fd < 0) {
+        close(in[1]);
+        close(out[0]);
+        free(hdr);
+        return DROP_TEMP;
+    }
+    pumped = lda_pump(in[1], out[0], hdr, m, deadline, kept, &nkept);
+    free(hdr);
+    rc = ldapriv_wait(fd, pumped ? deadline : 0, lda_now_ms, &status, err, errlen);
+    lda_first_line(kept, nkept, line, sizeof(line));
+    if (rc == -2) {
+        snprintf(err, errlen, "command time limit exceeded (%lds)", cf->command_time_limit);
+        return DROP_TEMP;
+    }
+    if (rc < 0) /* refused by the helper's own checks: for good; it could not start: later */
+        return strstr(err, "refused by") != NULL && strstr(err, "cannot fork") == NULL ? DROP_PERM
+                                                                                       : DROP_TEMP;
+    return lda_status(status, line, err, errlen);
+}
+
 /* lda_program - fork /bin/sh -c cmd with the message on its stdin, wait, map its exit. */
 enum drop_result
 lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, char *err,
@@ -214,6 +275,12 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
     env[6] = xasprintf("RECIPIENT=%s", m->rcpt);
     env[7] = NULL;
     lda_argv(cmd, words, strlen(cmd) + 1, argv);
+    if (m->priv != NULL && ldapriv_on()) {
+        free(words);
+        for (int i = 0; env[i] != NULL; i++)
+            free(env[i]);
+        return lda_program_priv(cf, cmd, m, hdr, deadline, err, errlen);
+    }
     if (pipe2(in, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot run the command: pipe: %s", strerror(errno));
         goto fail;
@@ -246,16 +313,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
         snprintf(err, errlen, "command time limit exceeded (%lds)", cf->command_time_limit);
         return DROP_TEMP;
     }
-    if (WIFSIGNALED(status)) {
-        snprintf(err, errlen, "command died with signal %d%s%s", WTERMSIG(status),
-                 line[0] ? ": " : "", line);
-        return DROP_TEMP;
-    }
-    if (WEXITSTATUS(status) == 0)
-        return DROP_OK;
-    snprintf(err, errlen, "command exited with status %d%s%s", WEXITSTATUS(status),
-             line[0] ? ": " : "", line);
-    return WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 71 ? DROP_TEMP : DROP_PERM;
+    return lda_status(status, line, err, errlen);
 fail:
     for (int i = 0; env[i] != NULL; i++)
         free(env[i]);

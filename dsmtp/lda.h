@@ -40,6 +40,10 @@ struct lda_msg {
     size_t len;
     const char *user; /* USER and LOGNAME */
     const char *home; /* HOME and the working directory; "" or NULL: "/" */
+    /* a program to start as user through the root helper (ldapriv.h) when it runs: the
+     * forward file that names it, or "" for an alias file (then as default_privs); NULL:
+     * as dsmtp's own user */
+    const char *priv;
 };
 
 /* lda_program - blocking: pipe m into /bin/sh -c cmd. err gets the reason otherwise. */

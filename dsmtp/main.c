@@ -13,6 +13,7 @@
 #include "dns.h"
 #include "bombs.h"
 #include "fromip.h"
+#include "ldapriv.h"
 #include "rbl.h"
 #include "file.h"
 #include "log.h"
@@ -99,6 +100,13 @@ main_dns(struct server *srv)
     return dns;
 }
 
+/* main_privileged - as root: the helper that starts programs as their user (ldapriv.h). */
+static void
+main_privileged(struct server *srv)
+{
+    ldapriv_start(srv->cf);
+}
+
 /* main_start - the spool, the resolver, the queue runner and the maildrop pickup. */
 static void
 main_start(struct server *srv)
@@ -154,6 +162,7 @@ static const struct server_proto main_proto = {
     .cmds = control_cmds,
     .ncmds = CONTROL_NCMDS,
     .sess_user = control_sess_user,
+    .privileged = main_privileged,
     .start = main_start,
     .status = control_status,
     .stats = control_stats,

@@ -87,6 +87,9 @@ struct server_proto {
     const struct sess_ops *sess;
     const struct ctl_cmd *cmds; /* the daemon's own control commands (may be none) */
     size_t ncmds;
+    /* privileged - the last step as root (ports bound), just before dropping to run_as:
+     * helpers that must keep root (may be NULL; not called when not started as root). */
+    void (*privileged)(struct server *srv);
     /* start - as run_as, before the loop: directories, runners. Fatal errors exit. */
     void (*start)(struct server *srv);
     /* status / stats - the daemon's own lines after the common ones (may be NULL). */

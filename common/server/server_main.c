@@ -331,6 +331,8 @@ server_main(struct server *srv, const struct server_proto *proto, int argc, char
     server_listen(srv);
     srv->mgr = server_mgr_open(srv);
 
+    if (proto->privileged != NULL && geteuid() == 0)
+        proto->privileged(srv);
     /* privileged part done */
     if (server_drop_privileges(srv->cf->run_as, err, sizeof(err)) < 0)
         log_fatal("%s", err);

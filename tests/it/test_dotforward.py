@@ -377,12 +377,36 @@ def test_home_forward_under_unix_user(accounts, dpop_factory):
         assert not os.path.exists(os.path.join(spool, user)) or \
             msgid.encode() not in open(os.path.join(spool, user), "rb").read()
         assert "forward-file=%s/.forward result=forwarded copies=1" % home in srv.log()
-        # a program in ~/.forward would run as dsmtp's account, not the user's: refused
-        home_forward(user, spool, "|/bin/cat > /dev/null\n")
+        # a program in ~/.forward runs as the user (dsmtp's root helper, ldapriv), not as
+        # dsmtp's account nor root: what it writes is the user's
+        import pwd
+        pw = pwd.getpwnam(user)
+        home_forward(user, spool, "|/usr/bin/id -u > %s/uid.txt\n" % home)
         unix_send(srv, [user, locked], "home program")
-        assert re.search(r"to=<%s@%s> command=.*? result=failed error=\"mail to command is "
-                         r"restricted: dsmtp cannot run programs as another user" % (user, DOMAIN),
-                         srv.log()), srv.log()[-3000:]
+        out = os.path.join(home, "uid.txt")
+        assert wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 15), \
+            srv.log()[-3000:]
+        assert open(out).read().strip() == str(pw.pw_uid)
+        assert os.stat(out).st_uid == pw.pw_uid
+        # Debian's procmail from ~/.forward, as the user, into the user's own mailbox file
+        with open(os.path.join(home, ".procmailrc"), "w") as f:
+            f.write("MAILDIR=%s\nDEFAULT=%s/inbox\n" % (home, home))
+        os.chown(os.path.join(home, ".procmailrc"), pw.pw_uid, pw.pw_gid)
+        os.chmod(os.path.join(home, ".procmailrc"), 0o644)
+        home_forward(user, spool, "|/usr/bin/procmail\n")
+        m2 = unix_send(srv, [user], "procmail as the user")
+        inbox = os.path.join(home, "inbox")
+        assert wait_for(lambda: os.path.exists(inbox) and m2.encode() in open(inbox, "rb").read(),
+                        15), srv.log()[-3000:]
+        assert os.stat(inbox).st_uid == pw.pw_uid
+        # a file destination in another account's ~/.forward: refused (dsmtp writes files only
+        # as its own user), with the reason
+        home_forward(user, spool, "%s/direct\n" % home)
+        unix_send(srv, [user, locked], "home file")
+        assert wait_for(lambda: re.search(r"to=<%s@%s> file=.*? result=failed error=\"mail to file "
+                                          r"is restricted: dsmtp writes files only as its own"
+                                          % (user, DOMAIN), srv.log()), 15), srv.log()[-3000:]
+        assert not os.path.exists(os.path.join(home, "direct"))
         # no_dotforward true: ~/.forward is not read (a .fwd next to the drop file would be)
         home_forward(user, spool, "%s\n" % locked)
         srv.write_conf({"no_dotforward": True})

@@ -112,7 +112,8 @@ test_lda_program(void **state)
 {
     struct conf *cf = load("command_time_limit 1\n");
     const char *text = "Subject: hi\n\nbody\n";
-    struct lda_msg m = {"bob@example.org", "s@example.net", text, strlen(text), "bob", tmpdir};
+    struct lda_msg m = {
+        "bob@example.org", "s@example.net", text, strlen(text), "bob", tmpdir, NULL};
 
     (void)state;
     for (size_t i = 0; i < sizeof(lda_cases) / sizeof(lda_cases[0]); i++) {
@@ -129,7 +130,8 @@ test_lda_file(void **state)
 {
     struct conf *cf = load("");
     const char *text = "Subject: hi\n\nFrom me\n";
-    struct lda_msg m = {"bob@example.org", "s@example.net", text, strlen(text), "bob", tmpdir};
+    struct lda_msg m = {
+        "bob@example.org", "s@example.net", text, strlen(text), "bob", tmpdir, NULL};
     char path[600], link[600], err[200], *got;
     size_t n;
 
