@@ -393,6 +393,10 @@ class _SyncPop3:
     def multi(self, text):
         """A command with a multi-line answer; returns the octets up to the final dot."""
         self.cmd(text)
+        return self.rest()
+
+    def rest(self):
+        """The rest of a multi-line answer whose status line was read: its octets."""
         seen = 0
         while True:
             i = self.buf.find(b"\r\n.\r\n", max(0, seen - 4))
@@ -450,16 +454,7 @@ def pop_retr_pipelined(port, user, password, deadline=300.0):
         octets = 0
         for i in range(1, n + 1):
             c.reply("RETR %d" % i)
-            while True:  # the answer's end, as _SyncPop3.multi looks for it
-                j = c.buf.find(b"\r\n.\r\n")
-                if j >= 0:
-                    del c.buf[:j + 5]
-                    octets += j + 2
-                    break
-                if c.buf.startswith(b".\r\n"):
-                    del c.buf[:3]
-                    break
-                c._fill()
+            octets += c.rest()
             if time.monotonic() - t0 > deadline:
                 raise Pop3Error("pipelined RETR run longer than %g s" % deadline)
         c.cmd("QUIT")

@@ -18,6 +18,7 @@
 #include "file.h"
 #include "lists.h"
 #include "mime.h"
+#include "msg.h"
 #include "xmem.h"
 
 #define HTML_PAGE_MAX ((size_t)256 << 20)
@@ -424,7 +425,7 @@ archive_html_add(const char *dir, const struct lists_def *def, const char *month
     struct html_entry e = {0};
     const struct html_entry *parent;
     struct stat st;
-    size_t hlen = mime_body_offset(text, len);
+    size_t hlen = msg_body(text, len);
     char *mid_raw, *line = NULL;
     const char *dummy;
     bool new_month;

@@ -13,6 +13,7 @@
 #include "drop.h"
 #include "lists.h"
 #include "mime.h"
+#include "msg.h"
 #include "xmem.h"
 
 #define DIGEST_RULE "------------------------------" /* RFC 1153: 30 dashes */
@@ -75,7 +76,7 @@ digest_split(const char *mbox, size_t len, size_t *n)
 static char *
 digest_field(const struct digest_post *p, const char *name)
 {
-    return mime_field(p->text, mime_body_offset(p->text, p->len), name);
+    return mime_field(p->text, msg_body(p->text, p->len), name);
 }
 
 /* digest_headers - the issue's own headers. */

@@ -2,6 +2,7 @@
  * mime - headers, encodings, charsets and the part tree of a stored message (see mime.h).
  */
 #include "mime.h"
+#include "msg.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,22 +15,6 @@
 #include "xmem.h"
 
 #define MIME_TEXT_MAX ((size_t)1 << 30)
-
-size_t
-mime_body_offset(const char *text, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        const char *nl = memchr(text + i, '\n', len - i);
-        size_t end = nl != NULL ? (size_t)(nl - text) : len;
-        size_t l = end - i;
-        if (l == 0 || (l == 1 && text[i] == '\r'))
-            return nl != NULL ? end + 1 : len;
-        i = nl != NULL ? end + 1 : len;
-    }
-    return len;
-}
 
 char *
 mime_header(const char *hdr, size_t len, const char *name)
@@ -419,7 +404,7 @@ mime_multipart(struct mime_walker *w, const char *body, size_t len, const char *
 static void
 mime_entity(struct mime_walker *w, const char *text, size_t len, int depth, const char *deftype)
 {
-    size_t off = mime_body_offset(text, len);
+    size_t off = msg_body(text, len);
     char *ct = mime_header(text, off, "Content-Type");
     char *cte = mime_header(text, off, "Content-Transfer-Encoding");
     char *type, *charset = NULL, *name = NULL, *boundary = NULL, *body;

@@ -31,10 +31,6 @@ struct mime_part {
     const char *charset; /* lower case, "us-ascii" when none is given */
 };
 
-/* mime_body_offset - where the body of text[len] begins (after the blank line; len when
- * there is none). */
-size_t mime_body_offset(const char *text, size_t len);
-
 /* mime_header - the first header called name (any case) of the header block hdr[len],
  * unfolded (line breaks with their following blanks as one space), raw bytes; malloc'd, or
  * NULL when absent. */
