@@ -416,15 +416,25 @@ class _SyncPop3:
             pass
 
 
+def _pop_login(port, user, password):
+    """A _SyncPop3 session logged in with USER/PASS (closed if the login fails)."""
+    c = _SyncPop3(port)
+    try:
+        c.cmd("USER " + user)
+        c.cmd("PASS " + password)
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
 def pop_retr_all(port, user, password, deadline=300.0):
     """One session: login, then STAT and RETR of every message, QUIT. Returns
     (seconds from STAT to the QUIT answer, seconds to log in, messages, octets).
     Every wait is bounded by IO_TIMEOUT, the whole session by deadline."""
     t0 = time.monotonic()
-    c = _SyncPop3(port)
+    c = _pop_login(port, user, password)
     try:
-        c.cmd("USER " + user)
-        c.cmd("PASS " + password)
         t1 = time.monotonic()
         n = int(c.cmd("STAT").split()[1])
         octets = 0
@@ -444,10 +454,8 @@ def pop_retr_pipelined(port, user, password, deadline=300.0):
     order, so the figure is the server's streaming rate rather than 1,000 round trips
     of a Python client. Returns (seconds from STAT to the QUIT answer, messages, octets)."""
     t0 = time.monotonic()
-    c = _SyncPop3(port)
+    c = _pop_login(port, user, password)
     try:
-        c.cmd("USER " + user)
-        c.cmd("PASS " + password)
         t1 = time.monotonic()
         n = int(c.cmd("STAT").split()[1])
         c.s.sendall("".join("RETR %d\r\n" % i for i in range(1, n + 1)).encode())
