@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 static struct curl_lazy curl_lazy_table;
 static const struct curl_lazy *curl_lazy_ok;
@@ -62,4 +63,40 @@ curl_lazy_load(char *err, size_t errlen)
     if (curl_lazy_ok == NULL)
         snprintf(err, errlen, "%s", curl_lazy_err);
     return curl_lazy_ok;
+}
+
+CURL *
+curl_lazy_https(const struct curl_lazy **lcp, const char *url, const char *host, int port,
+                const char *ip, long timeout_ms, const void *ca, size_t calen, char *cerr,
+                struct curl_slist **rl, char *err, size_t errlen)
+{
+    const struct curl_lazy *lc = curl_lazy_load(err, errlen);
+    char resolve[400];
+    CURL *c = lc != NULL ? lc->easy_init() : NULL;
+
+    *lcp = lc;
+    *rl = NULL;
+    if (c == NULL) {
+        if (lc != NULL) /* else err says why libcurl did not load */
+            snprintf(err, errlen, "cannot start libcurl");
+        return NULL;
+    }
+    snprintf(resolve, sizeof(resolve), strchr(ip, ':') != NULL ? "%s:%d:[%s]" : "%s:%d:%s", host,
+             port, ip);
+    *rl = lc->slist_append(NULL, resolve);
+    lc->easy_setopt(c, CURLOPT_URL, url);
+    lc->easy_setopt(c, CURLOPT_RESOLVE, *rl);
+    lc->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    lc->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    lc->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lc->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    lc->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    lc->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    lc->easy_setopt(c, CURLOPT_USERAGENT, "dmail-dsmtp");
+    lc->easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    if (ca != NULL) {
+        struct curl_blob b = {.data = (void *)ca, .len = calen, .flags = CURL_BLOB_COPY};
+        lc->easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+    }
+    return c;
 }

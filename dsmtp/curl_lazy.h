@@ -9,6 +9,13 @@
  *   it on the thread pool. Returns the table, or NULL with a reason in err (logged once by
  *   the caller) when the library or a function is missing.
  * - The table's pointers are libcurl's own functions: same arguments, same results.
+ * - curl_lazy_https: a new easy handle for one HTTPS request to url, whose host:port is
+ *   pinned to ip (CURLOPT_RESOLVE, the address dsmtp resolved through c-ares), with what
+ *   every dsmtp fetch wants: https only, no redirects, no signals, peer and host verified
+ *   (against the PEM blob ca when not NULL), timeout_ms, curl's message into cerr
+ *   (CURL_ERROR_SIZE). *rl receives the resolve list, freed by the caller with
+ *   slist_free_all after the handle's cleanup. NULL (err set) when libcurl did not load
+ *   or no handle could be made.
  */
 #ifndef DSMTP_CURL_LAZY_H
 #define DSMTP_CURL_LAZY_H
@@ -29,5 +36,10 @@ struct curl_lazy {
 
 /* curl_lazy_load - see above. */
 const struct curl_lazy *curl_lazy_load(char *err, size_t errlen);
+
+/* curl_lazy_https - see above. */
+CURL *curl_lazy_https(const struct curl_lazy **lcp, const char *url, const char *host, int port,
+                      const char *ip, long timeout_ms, const void *ca, size_t calen, char *cerr,
+                      struct curl_slist **rl, char *err, size_t errlen);
 
 #endif

@@ -404,45 +404,27 @@ mtasts_fetch_work(uv_work_t *w)
 {
     struct mtasts_req *r = w->data;
     struct mtasts *s = r->s;
-    char url[400], resolve[400], cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *rl = NULL;
-    const struct curl_lazy *lc = curl_lazy_load(r->err, sizeof(r->err));
-    CURL *c = lc != NULL ? lc->easy_init() : NULL;
+    char url[400], host[300], cerr[CURL_ERROR_SIZE] = "";
+    struct curl_slist *rl;
+    const struct curl_lazy *lc;
+    CURL *c;
     CURLcode rc;
     long status = 0;
     char *ctype = NULL;
 
-    if (c == NULL) {
-        if (lc != NULL) /* else r->err says why libcurl did not load */
-            snprintf(r->err, sizeof(r->err), "cannot start libcurl");
-        return;
-    }
     if (s->port == 443)
         snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt", r->domain);
     else
         snprintf(url, sizeof(url), "https://mta-sts.%s:%d/.well-known/mta-sts.txt", r->domain,
                  s->port);
-    snprintf(resolve, sizeof(resolve),
-             strchr(r->ip, ':') != NULL ? "mta-sts.%s:%d:[%s]" : "mta-sts.%s:%d:%s", r->domain,
-             s->port, r->ip);
-    rl = lc->slist_append(NULL, resolve);
-    lc->easy_setopt(c, CURLOPT_URL, url);
-    lc->easy_setopt(c, CURLOPT_RESOLVE, rl);
-    lc->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    lc->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    lc->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    lc->easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    snprintf(host, sizeof(host), "mta-sts.%s", r->domain);
+    c = curl_lazy_https(&lc, url, host, s->port, r->ip, s->timeout_ms, s->ca, s->calen, cerr, &rl,
+                        r->err, sizeof(r->err));
+    if (c == NULL)
+        return;
     lc->easy_setopt(c, CURLOPT_MAXFILESIZE, (long)MTASTS_BODY_MAX);
-    lc->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    lc->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    lc->easy_setopt(c, CURLOPT_USERAGENT, "dmail-dsmtp");
-    lc->easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     lc->easy_setopt(c, CURLOPT_WRITEFUNCTION, mtasts_write);
     lc->easy_setopt(c, CURLOPT_WRITEDATA, r);
-    if (s->ca != NULL) {
-        struct curl_blob b = {.data = s->ca, .len = s->calen, .flags = CURL_BLOB_COPY};
-        lc->easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
-    }
     rc = lc->easy_perform(c);
     lc->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     lc->easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);

@@ -82,9 +82,9 @@ int
 tlsrpt_post(const char *url, const char *ip, const char *ca, size_t calen, const char *json,
             size_t len, long timeout_ms, char *err, size_t errlen)
 {
-    char host[256], resolve[400], cerr[CURL_ERROR_SIZE] = "";
+    char host[256], cerr[CURL_ERROR_SIZE] = "";
     const struct curl_lazy *lc;
-    struct curl_slist *rl = NULL, *hdr = NULL;
+    struct curl_slist *rl, *hdr;
     unsigned char *gz = NULL;
     size_t gzlen = 0;
     long status = 0;
@@ -100,36 +100,16 @@ tlsrpt_post(const char *url, const char *ip, const char *ca, size_t calen, const
         snprintf(err, errlen, "cannot compress the report");
         return -1;
     }
-    lc = curl_lazy_load(err, errlen);
-    c = lc != NULL ? lc->easy_init() : NULL;
+    c = curl_lazy_https(&lc, url, host, port, ip, timeout_ms, ca, calen, cerr, &rl, err, errlen);
     if (c == NULL) {
-        if (lc != NULL)
-            snprintf(err, errlen, "cannot start libcurl");
         free(gz);
         return -1;
     }
-    snprintf(resolve, sizeof(resolve), strchr(ip, ':') != NULL ? "%s:%d:[%s]" : "%s:%d:%s", host,
-             port, ip);
-    rl = lc->slist_append(NULL, resolve);
     hdr = lc->slist_append(NULL, "Content-Type: application/tlsrpt+gzip");
-    lc->easy_setopt(c, CURLOPT_URL, url);
-    lc->easy_setopt(c, CURLOPT_RESOLVE, rl);
-    lc->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    lc->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    lc->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    lc->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    lc->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    lc->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    lc->easy_setopt(c, CURLOPT_USERAGENT, "dmail-dsmtp");
-    lc->easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     lc->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     lc->easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)gz);
     lc->easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)gzlen);
     lc->easy_setopt(c, CURLOPT_WRITEFUNCTION, tlsrpt_discard);
-    if (ca != NULL) {
-        struct curl_blob b = {.data = (void *)ca, .len = calen, .flags = CURL_BLOB_COPY};
-        lc->easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
-    }
     cc = lc->easy_perform(c);
     lc->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK)
