@@ -53,7 +53,7 @@ LDFLAGS += $(SANFLAGS)
 LIBS    := -luv -lssl -lcrypto -lidn2 -lcares -lcrypt -lspf2 -lz
 TESTLIBS := -lcmocka
 # a program's own libraries, beside LIBS
-dlist_LIBS := -lhttp_parser
+dlist_LIBS := -lhttp_parser -lpsl
 
 VERSION := 0.1.0
 # V=1 shows the commands

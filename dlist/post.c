@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "buf.h"
 #include "conf.h"
+#include "dmarc.h"
 #include "file.h"
 #include "lists.h"
 #include "log.h"
@@ -73,6 +74,11 @@ post_handle(struct work *w)
     if (from == NULL || !msg_addr(from, poster, sizeof(poster)))
         snprintf(poster, sizeof(poster), "%s", w->sender);
     free(from);
+    if (def->dmarc_rewrite == LISTS_DMARC_AUTO && strchr(poster, '@') != NULL &&
+        dmarc_policy(strrchr(poster, '@') + 1) == DMARC_UNKNOWN) {
+        w->later = true; /* the poster's DMARC policy is being looked up (dmarc.h) */
+        return;
+    }
     if (work_members_load(w) < 0) {
         w->errors++;
         log_error("list %s: cannot read the members: %s", def->name, strerror(errno));
@@ -121,10 +127,85 @@ post_footer_fits(const struct work *w)
     return ok;
 }
 
+/* post_dmarc_rewrite - the post goes out From the list (dmarc_rewrite; dmarc.h). */
+static bool
+post_dmarc_rewrite(const struct work *w, const char *poster)
+{
+    const char *at = strrchr(poster, '@');
+    enum dmarc_policy p;
+
+    if (w->def->dmarc_rewrite != LISTS_DMARC_AUTO)
+        return w->def->dmarc_rewrite == LISTS_DMARC_ALWAYS;
+    if (at == NULL)
+        return false;
+    p = dmarc_policy(at + 1);
+    if (p == DMARC_NONE)
+        return false;
+    if (p == DMARC_TEMPFAIL) { /* as Mailman 3: receivers cannot see the policy either */
+        log_warn("list %s: DMARC policy of %s unknown (DNS failure): From kept", w->def->name,
+                 at + 1);
+        return false;
+    }
+    log_info("list %s: From of %s rewritten to the list's (DMARC policy %s)", w->def->name, poster,
+             dmarc_policy_name(p));
+    return true; /* quarantine, reject; unknown again (an approval after the cache's time):
+                  * rewriting never makes a post undeliverable */
+}
+
+/* post_display_name - the display name of a From value (quotes and escapes removed, or
+ * an old-style comment), "" when it has none; control characters left out. */
+static void
+post_display_name(const char *from, char *out, size_t len)
+{
+    const char *lt = strchr(from, '<'), *s = from, *e;
+    size_t o = 0;
+
+    if (lt != NULL)
+        e = lt;
+    else if ((s = strchr(from, '(')) != NULL && (e = strrchr(from, ')')) != NULL && e > s)
+        s++;
+    else
+        s = e = from;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    if (e - s >= 2 && *s == '"' && e[-1] == '"')
+        s++, e--;
+    for (; s < e && o + 1 < len; s++) {
+        if (*s == '\\' && s + 1 < e)
+            s++;
+        if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+            out[o++] = *s;
+    }
+    out[o] = '\0';
+}
+
+/* post_dmarc_from - From: "NAME via LIST" <list@domain> into b (an RFC 2047 encoded name
+ * stays outside the quotes, where it is decoded). */
+static void
+post_dmarc_from(struct buf *b, const struct work *w, const char *from, const char *poster,
+                const char *list)
+{
+    char name[300];
+
+    post_display_name(from != NULL ? from : "", name, sizeof(name));
+    if (name[0] == '\0')
+        snprintf(name, sizeof(name), "%s", poster);
+    if (strstr(name, "=?") != NULL) {
+        buf_printf(b, "From: %s \"via %s\" <%s>\n", name, w->def->name, list);
+        return;
+    }
+    buf_printf(b, "From: \"");
+    for (const char *c = name; *c != '\0'; c++)
+        buf_printf(b, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+    buf_printf(b, " via %s\" <%s>\n", w->def->name, list);
+}
+
 void
 post_send(struct work *w, const char *poster)
 {
-    static const char *const drop[] = {"Return-Path",
+    static const char *const keep[] = {"Return-Path",
                                        "Delivered-To",
                                        "X-Original-To",
                                        "List-Id",
@@ -140,19 +221,39 @@ post_send(struct work *w, const char *poster)
                                        "Subject",
                                        "Reply-To",
                                        "X-Reply-To",
+                                       NULL,
+                                       NULL,
                                        NULL};
     const struct lists_def *def = w->def;
     char list[400], req[400], owner[400], bounces[400];
     char *subject = msg_header(w->text, w->len, "Subject");
     char *replyto = msg_header(w->text, w->len, "Reply-To");
-    size_t body = msg_body(w->text, w->len);
+    char *from = msg_header(w->text, w->len, "From"), *cc = NULL;
+    size_t body = msg_body(w->text, w->len), nd = 0;
+    const char *drop[sizeof(keep) / sizeof(keep[0])];
+    bool munge = post_dmarc_rewrite(w, poster);
     struct buf b;
+
+    for (; keep[nd] != NULL; nd++)
+        drop[nd] = keep[nd];
+    if (munge) {
+        /* From: the list (the poster's in X-Original-From); the poster is who a reply goes
+         * to: Reply-To when the list does not set Reply-To to itself or an address, else
+         * added to Cc (as Mailman 3's DMARC mitigation) */
+        drop[nd++] = "From";
+        if (def->reply_to != NULL || !def->reply_to_user) {
+            drop[nd++] = "Cc";
+            cc = msg_header(w->text, w->len, "Cc");
+        }
+    }
+    drop[nd] = NULL;
 
     if (work_members_load(w) < 0) {
         w->errors++;
         log_error("list %s: cannot read the members: %s", def->name, strerror(errno));
         free(subject);
         free(replyto);
+        free(from);
         return;
     }
     work_addr(w, "", list, sizeof(list));
@@ -162,6 +263,13 @@ post_send(struct work *w, const char *poster)
     buf_init(&b, OUTBOX_TEXT_MAX);
     msg_copy_headers(&b, w->text, w->len, drop);
     post_subject(&b, def, subject);
+    if (munge) {
+        post_dmarc_from(&b, w, from, poster, list);
+        buf_printf(&b, "X-Original-From: %s\n", from != NULL ? from : poster);
+        if (def->reply_to != NULL || !def->reply_to_user)
+            buf_printf(&b, "Cc: %s%s%s\n", cc != NULL ? cc : "", cc != NULL ? ", " : "",
+                       from != NULL ? from : poster);
+    }
     if (def->reply_to != NULL) {
         if (replyto != NULL)
             buf_printf(&b, "X-Reply-To: %s\n", replyto);
@@ -209,4 +317,6 @@ post_send(struct work *w, const char *poster)
     buf_free(&b);
     free(subject);
     free(replyto);
+    free(from);
+    free(cc);
 }

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "conf.h"
+#include "dmarc.h"
 #include "file.h"
 #include "lists.h"
 #include "log.h"
@@ -120,7 +121,9 @@ spool_handle(const struct conf *cf, const struct lists_def *def, int role, const
         request_handle(&w);
     else
         request_handle_owner(&w);
-    if (w.errors > 0)
+    if (w.later)
+        log_debug("list %s: %s waits for a DMARC lookup", def->name, name);
+    else if (w.errors > 0)
         log_warn("list %s: %s kept in %s to be handled again", def->name, name, cur);
     else if (unlink(path) < 0 || file_fsync_dir(cur) < 0)
         log_error("list %s: cannot remove %s: %s", def->name, path, strerror(errno));
@@ -245,6 +248,7 @@ spool_scan_done(uv_work_t *wk, int status)
         }
         if (spool_watch())
             sp.again = true;
+        dmarc_lookup_wanted(spool_kick); /* posts put aside for them are handled again */
     }
     for (size_t i = 0; j->outs != NULL && i < j->nouts; i++)
         free(j->outs[i]);
@@ -353,6 +357,7 @@ spool_start(struct server *srv)
     sp.srv = srv;
     uv_timer_init(srv->loop, &sp.timer);
     uv_timer_start(&sp.timer, spool_tick, 1000, 1000);
+    dmarc_start(srv->loop, srv->cf);
     spool_kick();
 }
 
@@ -364,6 +369,7 @@ spool_stop(struct server *srv)
     uv_close((uv_handle_t *)&sp.timer, NULL);
     spool_unwatch();
     smtpout_stop();
+    dmarc_stop();
 }
 
 /* spool_admin_line - one answer line of an admin job. */

@@ -31,6 +31,7 @@ struct work {
     char key[300];      /* names this message's mail in the outbox */
     int nout;           /* mail made so far */
     int errors;         /* outbox writes that failed */
+    bool later;         /* put aside: handled again after the next scan (a DMARC lookup) */
     const char *text;   /* the message (no Return-Path line), LF line ends */
     size_t len;
     char sender[600]; /* the envelope sender ("" for <>) */

@@ -7,7 +7,7 @@
 # unbound and ldnsutils: the validating resolver over zones signed at test time (DANE,
 # tests/it/localdnssec.py); python3-cryptography: an expired certificate (test_dane.py).
 set -eu
-PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libspf2-dev
+PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libpsl-dev publicsuffix libspf2-dev
 libcurl4-openssl-dev libcrypt-dev libcmocka-dev zlib1g-dev libhttp-parser-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail procmail
 mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail logrotate

@@ -340,6 +340,15 @@ lists_setting(struct lists_parser *p, const char *key, char *v)
     } else if (strcasecmp(key, "status_interval") == 0) {
         if (lists_count(v, 3650, &d->status_interval) < 0)
             lists_error(p, "status_interval %s: days, 0 to 3650 (0: none)", v);
+    } else if (strcasecmp(key, "dmarc_rewrite") == 0) {
+        if (strcasecmp(v, "auto") == 0)
+            d->dmarc_rewrite = LISTS_DMARC_AUTO;
+        else if (strcasecmp(v, "always") == 0)
+            d->dmarc_rewrite = LISTS_DMARC_ALWAYS;
+        else if (strcasecmp(v, "never") == 0)
+            d->dmarc_rewrite = LISTS_DMARC_NEVER;
+        else
+            lists_error(p, "dmarc_rewrite %s: auto, always or never", v);
     } else if (strcasecmp(key, "digest_format") == 0) {
         if (strcasecmp(v, "mime") == 0 || strcasecmp(v, "rfc1153") == 0)
             d->digest_mime = strcasecmp(v, "mime") == 0;

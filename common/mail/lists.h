@@ -20,9 +20,9 @@
  *   '*' wildcard on the address), join_cookie, footer, welcome_file, leave_file (absolute
  *   paths, or relative to dlist_path), digest_format (mime, the default, or rfc1153),
  *   digest_size (default 30K; 0: not by size), digest_interval (hours, default 24; 0:
- *   not by time). Defaults safer than DMail's: access_leave member
- *   (only oneself; moderators anyone), join_cookie true (double opt-in), access_who and
- *   access_get members.
+ *   not by time), dmarc_rewrite (auto, the default; always; never). Defaults safer than DMail's:
+ * access_leave member (only oneself; moderators anyone), join_cookie true (double opt-in),
+ * access_who and access_get members.
  * - NAME: 1..LISTS_NAME_MAX of [a-z0-9._+-] (any case, kept lower case), not ending in
  *   -request, -owner, -bounces (those are the list's own addresses).
  * - Errors are `file:line: reason` into the diag: an unknown setting, a bad value, a
@@ -71,6 +71,10 @@ enum lists_rule_id {
     LISTS_NRULES
 };
 
+/* dmarc_rewrite: rewrite From: to the list's address when the poster's domain publishes
+ * p=quarantine or p=reject (auto, the default), for every post (always), or never. */
+enum lists_dmarc { LISTS_DMARC_AUTO, LISTS_DMARC_ALWAYS, LISTS_DMARC_NEVER };
+
 struct lists_def {
     char *name;         /* lower case */
     char *title;        /* "" if none */
@@ -88,6 +92,7 @@ struct lists_def {
     bool digest_mime;               /* digest_format mime (multipart/digest), else RFC 1153 */
     unsigned long long digest_size; /* a digest goes out at this size (0: not by size) */
     long digest_interval;           /* hours: ... or when its first post is this old (0: no) */
+    enum lists_dmarc dmarc_rewrite; /* From: rewriting for DMARC (dlist/dmarc.h) */
     char *footer, *welcome_file, *leave_file; /* absolute paths, or NULL */
     char *origin;                             /* "file:line" of its `list` line */
 };
