@@ -5,7 +5,9 @@
 # with configurations of their own (tests/it/test_milter_filters.py): a policy-rc.d keeps
 # their package scripts from starting the system's daemons while installing.
 # unbound and ldnsutils: the validating resolver over zones signed at test time (DANE,
-# tests/it/localdnssec.py); python3-cryptography: an expired certificate (test_dane.py).
+# tests/it/localdnssec.py); python3-cryptography: an expired certificate (test_dane.py);
+# chromium: the HTML archive as a browser builds it (test_dlist_archive.py); libpsl-dev +
+# publicsuffix: the organizational domain of DMARC (dlist/dmarc.c).
 set -eu
 PKGS="build-essential testssl.sh pkg-config clang-format libuv1-dev libssl-dev libidn2-dev libc-ares-dev libpsl-dev publicsuffix libspf2-dev
 libcurl4-openssl-dev libcrypt-dev libcmocka-dev zlib1g-dev libhttp-parser-dev clang libclang-rt-14-dev dnsmasq-base python3 python3-pytest python3-aiosmtpd swaks s-nail procmail
@@ -13,7 +15,8 @@ mutt openssl procps
 iproute2 util-linux libnet-ssleay-perl fetchmail logrotate
 dpkg-dev debhelper fakeroot lintian
 rspamd opendkim opendkim-tools python3-dkim clamav-daemon clamav-milter
-unbound ldnsutils python3-cryptography"
+unbound ldnsutils python3-cryptography
+chromium"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -7,8 +7,11 @@ time and never carrying HTML, scripts or links from the mail. Messages go in wit
 import html.parser
 import os
 import re
+import shutil
 import subprocess
 import time
+
+import pytest
 
 from dmail_site import (BIN, DOMAIN, chown_like_dsmtp, make_message, new_msgid,
                         read_mbox)
@@ -216,3 +219,59 @@ def test_archive_refused_without_archive_true(dsmtp_factory):
     r = archive(site, "nosuch", m)
     assert r.returncode != 0 and "no such list" in r.stderr, r.stderr
     assert not os.path.exists(os.path.join(d, "archive"))
+
+
+def chromium_dom(path, tmp):
+    """The DOM Debian's chromium builds from path, after running whatever the page would
+    run (--dump-dom prints document.documentElement once the page has loaded). As root in
+    a container chromium needs --no-sandbox; its profile goes in tmp."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium not installed (scripts/deps.sh installs it)")
+    r = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--no-first-run", "--user-data-dir=" + tmp, "--dump-dom",
+                        "file://" + path],
+                       capture_output=True, text=True, timeout=90,
+                       env={"PATH": "/usr/bin:/bin", "HOME": tmp})
+    assert r.returncode == 0 and "<html" in r.stdout, (r.returncode, r.stderr[-2000:])
+    return r.stdout
+
+
+def test_archive_in_a_real_browser(dsmtp_factory, tmp_path):
+    """The HTML archive as chromium sees it: the index leads to the month's date and thread
+    pages and they to every message; a post whose subject and body try to run a script
+    (which would mark the DOM: data-pwned="1") shows it as text and runs nothing."""
+    site = dsmtp_factory(start=False)
+    d = setup_lists(site)
+    evil = "<script>document.documentElement.setAttribute('data-pwned','1')</script>"
+    id1, m1 = make_message(subject="browse me", body="First post.\n")
+    id2, m2 = make_message(subject="Re: browse me " + evil, body=evil + "\n<b>bold?</b>\n",
+                           extra_headers=["In-Reply-To: %s" % id1])
+    assert archive(site, "talk", m1, m2).returncode == 0
+    hdir = os.path.join(d, "archive", "talk", "html")
+    month = month_now()
+    prof = str(tmp_path)
+    top = Page(chromium_dom(os.path.join(hdir, "index.html"), prof))
+    assert "The <b>list</b> for talkers" in top.text()
+    seen = set()
+    for sub in ("date.html", "thread.html"):
+        assert "%s/%s" % (month, sub) in top.links(), top.links()
+        dom = chromium_dom(os.path.join(hdir, month, sub), prof)
+        assert 'data-pwned="1"' not in dom
+        page = Page(dom)
+        assert not [t for t, _ in page.tags if t in ("script", "b", "iframe", "img")], page.tags
+        msgs = [h for h in page.links() if h[0].isdigit()]
+        assert msgs == ["1.html", "2.html"], msgs
+        assert evil in page.text()  # the subject, as text
+        seen.update(msgs)
+    for name in sorted(seen):
+        dom = chromium_dom(os.path.join(hdir, month, name), prof)
+        assert 'data-pwned="1"' not in dom, name
+        page = Page(dom)
+        assert not [t for t, _ in page.tags if t in ("script", "b", "iframe", "img")], name
+        assert "../index.html" in page.links() or "date.html" in page.links(), page.links()
+        if name == "2.html":
+            assert evil in page.text() and "<b>bold?</b>" in page.text()
+            assert "1.html" in page.links()  # in reply to
+        else:
+            assert "First post." in page.text()
