@@ -12,6 +12,7 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dotfwd.h"
+#include "ldaq.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "lists.h"
@@ -450,7 +451,8 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
         q.rcpt[i].notify = r[i].notify;
         q.rcpt[i].orcpt = r[i].orcpt != NULL ? xstrdup(r[i].orcpt) : NULL;
         q.rcpt[i].attempts = r[i].attempts;
-        q.rcpt[i].next_try = r[i].attempts > 0 ? deliver_next_try(cf, now, r[i].attempts) : 0;
+        q.rcpt[i].next_try =
+            r[i].attempts > 0 && !r[i].due_now ? deliver_next_try(cf, now, r[i].attempts) : 0;
         q.rcpt[i].last_error = r[i].last_error ? xstrdup(r[i].last_error) : NULL;
     }
     q.text = (char *)text; /* borrowed: cleared before qfile_free */
@@ -511,6 +513,7 @@ struct deliver_rcpt {
     bool dotfwd;  /* its user's forward file applies (deliver_set_dotfwd) */
     bool settled; /* the forward file decided its result: no mailbox job */
     char *lda;    /* an alias file's "|command" or "/path" (deliver_set_lda), or NULL */
+    bool ldaq;    /* a program's: queued for ldaq.h, not delivered while the client waits */
     enum drop_result result;
     const char *status; /* RFC 3463 of a failure for good; NULL: 5.2.0 */
     char err[200];
@@ -729,7 +732,8 @@ deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
     }
     ok = bounce_send(b->cf, &bm, f, nf) >= 0;
     for (size_t k = 0; !ok && k < nf; k++) /* the queue runner tries and reports again */
-        q[(*nq)++] = (struct deliver_qrcpt){f[k].addr, 1, f[k].diag, f[k].notify, f[k].orcpt};
+        q[(*nq)++] =
+            (struct deliver_qrcpt){f[k].addr, 1, f[k].diag, f[k].notify, f[k].orcpt, false};
     free(f);
     return ok;
 }
@@ -740,14 +744,20 @@ static void
 deliver_qwork(uv_work_t *w)
 {
     struct deliver_batch *b = w->data;
-    struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q));
+    struct deliver_qrcpt *q = xcalloc(b->n, sizeof(*q)), *lq = xcalloc(b->n, sizeof(*lq));
     struct deliver_dsn dsn = {b->ret, b->envid, b->requiretls, b->verp};
-    size_t nq = 0;
+    size_t nq = 0, nlq = 0;
 
     for (size_t i = 0; i < b->n; i++) {
         const struct deliver_rcpt *r = &b->r[i];
         if (r->dup_of >= 0 || r->result != DROP_TEMP)
             continue;
+        if (r->ldaq) { /* due at once, in a file of program deliveries (ldaq.h) */
+            /* an alias's attempt 1: its addresses had their copies (queue.c queue_forward) */
+            lq[nlq++] = (struct deliver_qrcpt){
+                r->addr, r->lda != NULL ? 1 : 0, NULL, r->notify, r->orcpt, true};
+            continue;
+        }
         q[nq].addr = r->addr;
         q[nq].attempts = r->mailbox || r->lda ? 1 : 0;
         q[nq].last_error = r->err[0] ? r->err : NULL;
@@ -762,13 +772,21 @@ deliver_qwork(uv_work_t *w)
         b->out.queued += (int)(nq - before);
     }
     b->qrc = 0;
-    if (nq > 0) {
+    if (nlq > 0) {
+        char name[160];
+        snprintf(name, sizeof(name), "%s%s", b->id, LDAQ_SUFFIX);
+        b->qrc = deliver_queue_write(b->cf, name, b->sender, b->origin, &dsn, b->arrival, lq, nlq,
+                                     b->text, b->len, NULL);
+        b->qerrno = errno;
+    }
+    if (nq > 0 && b->qrc >= 0) {
         b->qrc = deliver_queue_write(b->cf, b->id, b->sender, b->origin, &dsn, b->arrival, q, nq,
                                      b->text, b->len, b->oq);
         b->qerrno = errno;
         b->out.offered = b->qrc == 1;
     }
     free(q);
+    free(lq);
     if (b->nsuccess > 0)
         deliver_success(b);
 }
@@ -880,6 +898,18 @@ deliver_submit(struct deliver_batch *b)
         deliver_alldone(b);
 }
 
+/* deliver_to_ldaq - r names a program: into a queue file of its own, run by ldaq.h after
+ * the client has its answer (deliver_qwork writes it). */
+static void
+deliver_to_ldaq(const struct deliver_batch *b, struct deliver_rcpt *r)
+{
+    r->result = DROP_TEMP;
+    r->ldaq = true;
+    r->settled = true;
+    snprintf(r->err, sizeof(r->err), "queued for program delivery");
+    log_info("deliver id=%s to=<%s> result=queued-for-program", b->id, r->addr);
+}
+
 /* deliver_fwd_work - pool: the forward file of every recipient it applies to, and what it
  * says (dotfwd.h): a recipient whose file keeps no copy, or failed, is settled. */
 static void
@@ -897,6 +927,10 @@ deliver_fwd_work(uv_work_t *w)
         int rc;
         if (r->dup_of >= 0)
             continue;
+        if (r->lda != NULL && r->lda[0] == '|') {
+            deliver_to_ldaq(b, r);
+            continue;
+        }
         if (r->lda != NULL) {
             r->result = dotfwd_alias_lda(b->cf, r->lda, &m, &r->status, r->err, sizeof(r->err));
             r->settled = true;
@@ -905,6 +939,11 @@ deliver_fwd_work(uv_work_t *w)
         if (!r->dotfwd)
             continue;
         rc = dotfwd_read(b->cf, r->addr, r->mailbox, &f, r->err, sizeof(r->err));
+        if (rc > 0 && dotfwd_has_program(&f)) {
+            dotfwd_free(&f);
+            deliver_to_ldaq(b, r);
+            continue;
+        }
         if (rc < 0) {
             r->result = DROP_TEMP;
             keep = false;

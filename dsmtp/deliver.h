@@ -178,6 +178,7 @@ struct deliver_qrcpt {
     const char *last_error;
     int notify;        /* DSN NOTIFY, 0: not given */
     const char *orcpt; /* DSN ORCPT (xtext), or NULL */
+    bool due_now;      /* tried at once whatever attempts says (program deliveries: ldaq.h) */
 };
 
 /* A message's DSN parameters (RFC 3461) that go into its queue file. */

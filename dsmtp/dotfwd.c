@@ -237,6 +237,15 @@ dotfwd_looped(const char *text, size_t len, const char *rcpt)
     return false;
 }
 
+bool
+dotfwd_has_program(const struct dotfwd *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->e[i].kind == DOTFWD_PROGRAM)
+            return true;
+    return false;
+}
+
 /* dotfwd_queue - the forwarded copies (addresses of f) into a new queue file. */
 static int
 dotfwd_queue(const struct conf *cf, const struct dotfwd *f, const struct dotfwd_msg *m,
@@ -251,8 +260,8 @@ dotfwd_queue(const struct conf *cf, const struct dotfwd *f, const struct dotfwd_
         orcpt = xasprintf("rfc822;%s", x);
     for (size_t i = 0; i < f->n; i++)
         if (f->e[i].kind == DOTFWD_ADDR)
-            q[n++] = (struct deliver_qrcpt){f->e[i].s, 0, NULL, m->notify,
-                                            m->orcpt != NULL ? m->orcpt : orcpt};
+            q[n++] = (struct deliver_qrcpt){
+                f->e[i].s, 0, NULL, m->notify, m->orcpt != NULL ? m->orcpt : orcpt, false};
     text = xasprintf("Delivered-To: %s\n", m->rcpt);
     hl = strlen(text);
     text = xrealloc(text, hl + m->len + 1);

@@ -76,6 +76,9 @@ int dotfwd_read(const struct conf *cf, const char *rcpt, const char *mailbox, st
                 char *err, size_t errlen);
 void dotfwd_free(struct dotfwd *f);
 
+/* dotfwd_has_program - f names a program (its recipient's delivery goes to ldaq.h). */
+bool dotfwd_has_program(const struct dotfwd *f);
+
 /* The message a forward file applies to. */
 struct dotfwd_msg {
     const char *id, *rcpt, *sender, *origin;

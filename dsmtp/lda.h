@@ -5,9 +5,11 @@
  * Contract:
  * - Owns: nothing past a call. Each call forks one child (the command under /bin/sh -c)
  *   and waits for it, or appends to one file.
- * - Blocks on: everything (fork, pipes, waitpid, file locks, fsync): the thread pool only
- *   (the delivery work of deliver.c and the queue runner), never the loop. A call holds
- *   its pool thread at most command_time_limit seconds.
+ * - Blocks on: everything (fork, pipes, waitpid, file locks, fsync): the thread pool only,
+ *   never the loop. Programs run from the program deliveries' runner (ldaq.h), after the
+ *   client has its answer, at most command_concurrency at once; files also from the
+ *   delivery work of deliver.c and the queue runner. A call holds its pool thread at most
+ *   command_time_limit seconds.
  * - Program: COMMAND itself when it is an absolute path with no shell metacharacter (split
  *   at blanks; as Postfix's pipe_command), else /bin/sh -c COMMAND; in a new session, killed if
  * dsmtp dies (PR_SET_PDEATHSIG: the queue file still holds the recipient, the restarted dsmtp runs

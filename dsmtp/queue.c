@@ -15,6 +15,7 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "dotfwd.h"
+#include "ldaq.h"
 #include "dsnparam.h"
 #include "file.h"
 #include "log.h"
@@ -34,6 +35,7 @@ struct queue {
     time_t oldest;              /* and the oldest arrival among them (by name) */
     struct conf *cf;
     struct auth_db *db;
+    struct ldaq *ldaq; /* the program deliveries' runner */
     /* one job of the control socket (queue_job), run while no scan runs */
     uv_work_t jobw;
     uv_work_t *job;
@@ -42,7 +44,7 @@ struct queue {
 };
 
 /* queue_quarantine - move an unreadable file out of the way into spool_dir/corrupt. */
-static void
+void
 queue_quarantine(const struct conf *cf, const char *path, const char *name)
 {
     char *dir = xasprintf("%s/corrupt", cf->spool_dir);
@@ -175,11 +177,39 @@ queue_lda(const struct conf *cf, struct qfile *q, size_t i, const struct deliver
     return res;
 }
 
+/* queue_program - recipient i's alias (dr) or forward file names a program (ldaq.h). */
+static bool
+queue_program(const struct conf *cf, const struct qfile *q, size_t i,
+              const struct deliver_route *dr)
+{
+    const char *addr = q->rcpt[i].addr;
+
+    for (size_t k = 0; k < dr->n; k++) {
+        const struct deliver_dest *d = &dr->dest[k];
+        struct dotfwd f;
+        char err[200];
+        bool prog;
+        if (strcasecmp(d->addr, addr) != 0)
+            continue;
+        if (d->lda != NULL && d->lda[0] == '|')
+            return true;
+        if (d->mailbox == NULL || deliver_is_list_spool(cf, d->mailbox) ||
+            dotfwd_read(cf, addr, d->mailbox, &f, err, sizeof(err)) <= 0)
+            continue;
+        prog = dotfwd_has_program(&f);
+        dotfwd_free(&f);
+        if (prog)
+            return true;
+    }
+    return false;
+}
+
 /* queue_try_rcpt - one delivery attempt for pending recipient i (forwards first). A
- * recipient that fails for good gets its RFC 3463 status in *status. */
+ * recipient that fails for good gets its RFC 3463 status in *status. With move not NULL,
+ * a recipient that would run a program is left alone and *move set (ldaq.h runs it). */
 static void
 queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q, size_t i,
-               time_t now, const char **status, bool *remote)
+               time_t now, const char **status, bool *remote, bool *move)
 {
     char err[200] = "", eq[300];
     struct deliver_route dr;
@@ -195,6 +225,11 @@ queue_try_rcpt(const struct conf *cf, const struct auth_db *db, struct qfile *q,
     } else {
         switch (deliver_route(cf, db, &a, &dr)) {
         case DV_OK: {
+            if (move != NULL && queue_program(cf, q, i, &dr)) {
+                *move = true;
+                deliver_route_free(&dr);
+                return;
+            }
             if (queue_forward(q, i, &dr)) {
                 deliver_route_free(&dr);
                 return;
@@ -341,6 +376,39 @@ queue_warn(const struct conf *cf, struct qfile *q, time_t now)
     return true;
 }
 
+/* queue_move - recipients idx of q into a program-delivery file of their own (ldaq.h),
+ * then done here; 0, or -1 (logged) when it could not be written (they stay). */
+static int
+queue_move(const struct conf *cf, struct qfile *q, const size_t *idx, size_t n)
+{
+    struct deliver_qrcpt *r = xcalloc(n, sizeof(*r));
+    struct deliver_dsn dsn = {q->ret, q->envid, (q->flags & QF_REQUIRETLS) != 0, q->verp};
+    char name[160];
+    int rc;
+
+    snprintf(name, sizeof(name), "%s.%zu%s", q->id, idx[0], LDAQ_SUFFIX);
+    for (size_t k = 0; k < n; k++) {
+        const struct qfile_rcpt *qr = &q->rcpt[idx[k]];
+        r[k] = (struct deliver_qrcpt){qr->addr,   qr->attempts, qr->last_error,
+                                      qr->notify, qr->orcpt,    true};
+    }
+    rc = deliver_queue_write(cf, name, q->sender, q->origin, &dsn, q->arrival, r, n, q->text,
+                             q->text_len, NULL);
+    free(r);
+    if (rc < 0) {
+        log_errore("queue id=%s: cannot write %s for program delivery", q->id, name);
+        return -1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        struct qfile_rcpt *qr = &q->rcpt[idx[k]];
+        qr->state = QR_DONE;
+        free(qr->last_error);
+        qr->last_error = xasprintf("moved to %s for program delivery", name);
+        log_info("queue id=%s to=<%s> result=moved to=%s", q->id, qr->addr, name);
+    }
+    return 0;
+}
+
 /* queue_process_file - retry what is due in one file; report what failed; rewrite or
  * remove it. */
 int
@@ -352,7 +420,9 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
     bool changed = false, expired;
     int pending = 0;
     struct bounce_rcpt *fail = NULL, *succ = NULL;
-    size_t nfail = 0, nsucc = 0, *remote = NULL, nremote = 0;
+    size_t nfail = 0, nsucc = 0, *remote = NULL, nremote = 0, *moved = NULL, nmoved = 0;
+    const char *base = strrchr(path, '/');
+    bool programs = ldaq_is_name(base != NULL ? base + 1 : path);
 
     memset(&q, 0, sizeof(q));
     if (qfile_read(path, &q, err, sizeof(err)) < 0) {
@@ -382,9 +452,15 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
             pending++;
             continue;
         }
-        bool is_remote = false;
-        queue_try_rcpt(cf, db, &q, i, now, &status, oq != NULL ? &is_remote : NULL);
+        bool is_remote = false, move = false;
+        queue_try_rcpt(cf, db, &q, i, now, &status, oq != NULL ? &is_remote : NULL,
+                       programs ? NULL : &move);
         /* r is stale: forwards may have added recipients */
+        if (move) {
+            moved = xrealloc(moved, (nmoved + 1) * sizeof(*moved));
+            moved[nmoved++] = i;
+            continue;
+        }
         if (is_remote) {
             remote = xrealloc(remote, (nremote + 1) * sizeof(*remote));
             remote[nremote++] = i;
@@ -405,6 +481,15 @@ queue_process_file(const struct conf *cf, const struct auth_db *db, const char *
         if (dsnparam_wants(q.rcpt[i].notify, DSN_NOTIFY_SUCCESS))
             queue_fail(&succ, &nsucc, &q.rcpt[i], status); /* delivered: NOTIFY=SUCCESS */
     }
+    if (nmoved > 0) {
+        if (queue_move(cf, &q, moved, nmoved) == 0) {
+            changed = true;
+            if (n != NULL)
+                n->moved += nmoved;
+        } else
+            pending += (int)nmoved;
+    }
+    free(moved);
     pending += queue_report(cf, &q, fail, nfail, now);
     free(fail);
     if (nsucc > 0) {
@@ -455,6 +540,10 @@ queue_scan(uv_work_t *w)
         if (t > 0 && (q->oldest == 0 || t < q->oldest))
             q->oldest = (time_t)t;
         path = xasprintf("%s/%s", dir, de->d_name);
+        if (ldaq_is_name(de->d_name)) {
+            free(path); /* the program deliveries' runner's (ldaq.h) */
+            continue;
+        }
         if (q->d->outq != NULL && outq_claimed(q->d->outq, de->d_name)) {
             free(path); /* outbound delivery works on it */
             continue;
@@ -490,12 +579,15 @@ queue_scanned(uv_work_t *w, int status)
     q->d->stats.queue_oldest = q->oldest;
     q->d->stats.queue_delivered += q->counts.delivered;
     q->d->stats.queue_failed += q->counts.failed;
+    bool moved = q->counts.moved > 0;
     q->counts = (struct queue_counts){0};
     conf_unref(&q->cf);
     if (q->db != NULL)
         auth_db_unref(&q->db);
     if (!q->stopping)
         outq_kick(q->d->outq); /* what the scan handed to outbound delivery */
+    if (!q->stopping && moved)
+        ldaq_kick(q->ldaq); /* what it handed to program delivery */
     if (q->job != NULL) {
         queue_job_go(q); /* a waiting control job first; the next scan after it */
         return;
@@ -548,12 +640,21 @@ queue_new(struct smtpd *d)
     uv_timer_init(d->srv.loop, &q->timer);
     q->timer.data = q;
     uv_timer_start(&q->timer, queue_timer_cb, 0, every);
+    q->ldaq = ldaq_new(d);
     return q;
 }
 
-/* queue_kick - a scan soon. */
+/* queue_kick - a scan soon, and one of the program deliveries. */
 void
 queue_kick(struct queue *q)
+{
+    queue_start_scan(q);
+    ldaq_kick(q->ldaq);
+}
+
+/* queue_kick_scan - a scan soon. */
+void
+queue_kick_scan(struct queue *q)
 {
     queue_start_scan(q);
 }
@@ -639,6 +740,7 @@ queue_stop(struct queue **qp)
         q->job_done(job, UV_ECANCELED);
     }
     q->stopping = true;
+    ldaq_stop(&q->ldaq);
     uv_timer_stop(&q->timer);
     uv_close((uv_handle_t *)&q->timer, queue_timer_closed);
 }

@@ -27,8 +27,10 @@ struct queue;
 
 /* queue_new - start the runner (first scan right away). */
 struct queue *queue_new(struct smtpd *d);
-/* queue_kick - scan soon. */
+/* queue_kick - scan soon, and the program deliveries' runner too (ldaq.h). */
 void queue_kick(struct queue *q);
+/* queue_kick_scan - scan soon (the queue alone). */
+void queue_kick_scan(struct queue *q);
 /* queue_job - run work(w) on the pool while no scan runs (scans wait for it), then
  * done(w, status) on the loop; for the control socket's queue commands. One job at a
  * time: -1 when one is already waiting or running, or the runner is stopping. */
@@ -40,14 +42,21 @@ void queue_stop(struct queue **q);
 struct queue_counts {
     unsigned long delivered; /* written into their mailboxes */
     unsigned long failed;    /* failed for good (reported to the sender) */
+    unsigned long moved;     /* handed to program delivery (ldaq.h) */
 };
 
 /* queue_process_file - blocking: one queue file (path) against cf/db at time now. The
  * recipients of other domains that are due go to oq (outq_take, the file unchanged for
- * them); with oq NULL they are deferred. Results are added to n (may be NULL). Returns
- * the recipients still pending (0: the file was removed), -1 if unreadable. */
+ * them); with oq NULL they are deferred. A due recipient whose alias or forward file names
+ * a program is moved into a queue file of its own for ldaq.h (NAME.INDEX.lda), unless the
+ * file is one of those (ldaq_is_name): then its programs run here. Results are added to n
+ * (may be NULL). Returns the recipients still pending (0: the file was removed), -1 if
+ * unreadable. */
 struct outq;
 int queue_process_file(const struct conf *cf, const struct auth_db *db, const char *path,
                        time_t now, struct outq *oq, struct queue_counts *n);
+
+/* queue_quarantine - blocking: an unreadable queue file moved into spool_dir/corrupt. */
+void queue_quarantine(const struct conf *cf, const char *path, const char *name);
 
 #endif

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from dmail_site import (BIN, DOMAIN, HOST, RawSMTP, chown_like_dsmtp, dsn_fields, dsn_reports,
-                        make_message, pid_alive, read_mbox, wait_for)
+                        make_message, pid_alive, read_mbox, sendmail, wait_for)
 
 SENDER = "carol@" + DOMAIN  # a local sender: reports come back into carol's mailbox
 TELLSMTP = os.path.join(BIN, "tellsmtp")
@@ -166,6 +166,8 @@ def test_program_gets_message_and_environment(dsmtp_factory):
                   'ls -ln "%s/msg" > "%s/mode"; exit 0\n' % ((out,) * 5))
     put_fwd(srv, "alice", "|%s\n" % prog)
     msgid, text = send(srv, ["alice"])
+    assert wait_for(lambda: os.path.exists(os.path.join(out, "mode")) and
+                    os.path.getsize(os.path.join(out, "mode")) > 0, 15), srv.log()[-2000:]
     with open(os.path.join(out, "msg"), "rb") as f:
         got = f.read()
     assert got.startswith(b"Return-Path: <%s>\nDelivered-To: alice@%s\n" % (
@@ -187,8 +189,8 @@ def test_program_tempfail_queued_then_delivered(dsmtp_factory):
     prog = script(srv, "prog.sh", 'echo "try later" ; exit 75\n')
     put_fwd(srv, "alice", "|%s\n" % prog)
     msgid, _ = send(srv, ["alice"])
+    assert wait_for(lambda: "command exited with status 75: try later" in srv.log(), 15)
     assert len(srv.queue_files()) == 1
-    assert "command exited with status 75: try later" in srv.log()
     script(srv, "prog.sh", 'cat >> "%s/msg"; exit 0\n' % out)
     flush(srv)
     assert wait_for(lambda: not srv.queue_files(), 15), srv.log()[-3000:]
@@ -216,11 +218,71 @@ def test_program_time_limit_kills_and_defers(dsmtp_factory):
     put_fwd(srv, "alice", "|%s\n" % prog)
     t0 = time.monotonic()
     send(srv, ["alice"])
-    assert time.monotonic() - t0 < 15
-    assert "command time limit exceeded (2s)" in srv.log()
+    assert time.monotonic() - t0 < 2  # the 250 does not wait for the program
+    assert wait_for(lambda: "command time limit exceeded (2s)" in srv.log(), 15)
     assert len(srv.queue_files()) == 1
     pid = int(open(os.path.join(out, "pid")).read())
     assert wait_for(lambda: not pid_alive(pid), 5), "the program was not killed"
+
+
+def test_program_runs_after_the_250(dsmtp_factory):
+    """The client has its 250 while the program still runs (it is queued, fsynced, then
+    started at once by the program deliveries' runner): no pool thread and no client wait
+    for it."""
+    srv = dsmtp_factory(queue_retry=3600)  # started by the kick, not by a periodic scan
+    out = workdir(srv)
+    prog = script(srv, "prog.sh", 'touch "%s/started"; sleep 4; cat > "%s/msg"; exit 0\n'
+                  % (out, out))
+    put_fwd(srv, "alice", "|%s\n" % prog)
+    t0 = time.monotonic()
+    msgid, _ = send(srv, ["alice", "bob"])
+    assert time.monotonic() - t0 < 2
+    assert srv.msgids("bob") == [msgid]  # the others are delivered meanwhile
+    assert [f for f in srv.queue_files() if f.endswith(".lda")], srv.queue_files()
+    assert wait_for(lambda: os.path.exists(os.path.join(out, "started")), 10), srv.log()[-2000:]
+    assert not os.path.exists(os.path.join(out, "msg"))
+    assert wait_for(lambda: os.path.exists(os.path.join(out, "msg")) and
+                    msgid.encode() in open(os.path.join(out, "msg"), "rb").read(), 15)
+    assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()
+    assert re.search(r"to=<alice@example\.test> result=queued-for-program", srv.log())
+
+
+def test_command_concurrency_limits_programs_at_once(dsmtp_factory):
+    """Six messages for a program taking a second each: never more than command_concurrency
+    (2) run at once, and they do run side by side."""
+    srv = dsmtp_factory(command_concurrency=2, queue_retry=3600)
+    out = workdir(srv)
+    log = os.path.join(out, "runs")
+    prog = script(srv, "prog.sh", 'echo "S $(date +%%s.%%N)" >> "%s"; sleep 1; cat > /dev/null; '
+                  'echo "E $(date +%%s.%%N)" >> "%s"; exit 0\n' % (log, log))
+    put_fwd(srv, "alice", "|%s\n" % prog)
+    for i in range(6):
+        send(srv, ["alice"], tag="run %d" % i)
+    assert wait_for(lambda: os.path.exists(log) and
+                    open(log).read().count("E ") == 6, 30), srv.log()[-3000:]
+    events = sorted((float(t), k) for k, t in (line.split() for line in open(log)))
+    now = peak = 0
+    for _, k in events:
+        now += 1 if k == "S" else -1
+        peak = max(peak, now)
+    assert peak == 2, events
+    assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()
+
+
+def test_sendmail_to_a_program_is_moved_out_of_the_queue_scan(dsmtp_factory):
+    """Mail from sendmail goes through the queue: its program recipient is moved into a
+    file of its own for the program deliveries' runner, delivered once."""
+    srv = dsmtp_factory(queue_retry=3600)
+    out = workdir(srv)
+    prog = script(srv, "prog.sh", 'cat >> "%s/msg"; exit 0\n' % out)
+    put_fwd(srv, "alice", "|%s\n" % prog)
+    msgid, text = make_message(subject="via sendmail", to="alice@" + DOMAIN)
+    sendmail(srv, ["-f", SENDER, "alice@" + DOMAIN], text.encode())
+    assert wait_for(lambda: os.path.exists(os.path.join(out, "msg")), 15), srv.log()[-3000:]
+    assert wait_for(lambda: not srv.queue_files(), 10), srv.queue_files()
+    got = open(os.path.join(out, "msg"), "rb").read()
+    assert got.count(msgid.encode()) == 1
+    assert re.search(r"to=<alice@example\.test> result=moved to=\S+\.lda", srv.log())
 
 
 @pytest.mark.parametrize("value", ["", "alias"])
@@ -281,6 +343,9 @@ def test_procmail_in_fwd_file(dsmtp_factory):
     put_fwd(srv, "alice", '"|/usr/bin/procmail -m %s"\n' % rc)
     m1, _ = send(srv, ["alice"], tag="about lists")
     m2, _ = send(srv, ["alice"], tag="other")
+    assert wait_for(lambda: all(os.path.isdir(os.path.join(out, "Mail", b, "new")) and
+                                os.listdir(os.path.join(out, "Mail", b, "new"))
+                                for b in ("lists", "inbox")), 15), srv.log()[-2000:]
     lists = os.listdir(os.path.join(out, "Mail", "lists", "new"))
     inbox = os.listdir(os.path.join(out, "Mail", "inbox", "new"))
     assert len(lists) == 1 and len(inbox) == 1, (lists, inbox)

@@ -264,9 +264,9 @@ test_one_and_queue(void **state)
     size_t len;
     struct qfile q;
     const char *msg = "Subject: hi\n\nFrom the start\n";
-    struct deliver_qrcpt r[2] = {
-        {"bob@example.org", 1, "mailbox locked", DSN_NOTIFY_SUCCESS, "rfc822;b+2Bx@example.org"},
-        {"postmaster@example.org", 0, NULL, 0, NULL}};
+    struct deliver_qrcpt r[2] = {{"bob@example.org", 1, "mailbox locked", DSN_NOTIFY_SUCCESS,
+                                  "rfc822;b+2Bx@example.org", false},
+                                 {"postmaster@example.org", 0, NULL, 0, NULL, false}};
     struct deliver_dsn dsn = {DSN_RET_HDRS, "ENV+2B1", false, NULL};
 
     (void)state;
