@@ -226,6 +226,29 @@ ldapriv_loop(int sock)
     }
 }
 
+/* ldapriv_keep - the keeper: runs the helper (ldapriv_loop) in a child and starts it again
+ * when it dies of anything but dsmtp's end (its exit 0), a second later. The socket stays
+ * open in the keeper meanwhile: dsmtp's requests wait in it for the new helper. */
+static void
+ldapriv_keep(int sock)
+{
+    for (;;) {
+        pid_t w = _Fork(); /* see ldapriv_loop */
+        int st = 0;
+        if (w == 0) {
+            prctl(PR_SET_NAME, "dsmtp-ldapriv");
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            ldapriv_loop(sock);
+        }
+        if (w > 0)
+            while (waitpid(w, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (w > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            _exit(0); /* dsmtp is gone */
+        sleep(1);
+    }
+}
+
 /* ldapriv_start - see ldapriv.h. */
 void
 ldapriv_start(const struct conf *cf)
@@ -244,12 +267,12 @@ ldapriv_start(const struct conf *cf)
                                                                        : "nobody");
     pid = fork();
     if (pid == 0) {
-        prctl(PR_SET_NAME, "dsmtp-ldapriv");
+        prctl(PR_SET_NAME, "dsmtp-ldakeep");
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (dup2(sv[1], 3) < 0)
             _exit(1);
         close_range(4, ~0U, 0); /* listeners, the log, sv[0]: nothing but the socket */
-        ldapriv_loop(3);
+        ldapriv_keep(3);
     }
     close(sv[1]);
     if (pid < 0) {

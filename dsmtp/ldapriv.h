@@ -7,7 +7,9 @@
  * Contract:
  * - Owns: the helper process and its socket (one per dsmtp). The helper keeps root, holds
  *   nothing else (every other descriptor is closed in it) and dies with dsmtp
- *   (PR_SET_PDEATHSIG, and the socket's end of file).
+ *   (PR_SET_PDEATHSIG, and the socket's end of file). It runs under a keeper of its own
+ *   (dsmtp-ldakeep) that starts it again a second after it dies (dsmtp-ldapriv, e.g. kill
+ *   -9): requests wait in the socket meanwhile.
  * - It runs only when dsmtp starts as root and allow_mail_to_commands is not empty;
  *   otherwise ldapriv_on() is false and programs run as dsmtp's own user (lda.h).
  * - A request (ldapriv_spawn, from any pool thread): the user, the home directory, the

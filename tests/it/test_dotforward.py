@@ -10,6 +10,7 @@ a program runs."""
 import os
 import re
 import shutil
+import signal
 import smtplib
 import stat
 import subprocess
@@ -422,6 +423,27 @@ def home_forward(user, spool, text, mode=0o644):
     return home
 
 
+def ldapriv_helper(dsmtp_pid):
+    """The pid of dsmtp's root helper (dsmtp-ldapriv, a child of its keeper dsmtp-ldakeep,
+    a child of dsmtp), or None."""
+    def field(pid, name):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split()[1]
+        return None
+    for d in os.listdir("/proc"):
+        try:
+            if not d.isdigit() or field(int(d), "Name") != "dsmtp-ldapriv":
+                continue
+            keeper = int(field(int(d), "PPid"))
+            if field(keeper, "Name") == "dsmtp-ldakeep" and int(field(keeper, "PPid")) == dsmtp_pid:
+                return int(d)
+        except (OSError, TypeError, ValueError):
+            continue
+    return None
+
+
 def unix_send(srv, rcpts, tag):
     msgid, text = make_message(subject=tag, to=", ".join(rcpts))
     with smtplib.SMTP(HOST, srv.smtp_port, timeout=60) as s:
@@ -453,6 +475,16 @@ def test_home_forward_under_unix_user(accounts, dpop_factory):
             srv.log()[-3000:]
         assert open(out).read().strip() == str(pw.pw_uid)
         assert os.stat(out).st_uid == pw.pw_uid
+        # the root helper killed (kill -9): its keeper starts it again, programs still run
+        # as the user, none is lost (the delivery waits in the helper's socket)
+        helper = ldapriv_helper(srv.dsmtp.proc.pid)
+        os.kill(helper, signal.SIGKILL)
+        os.remove(out)
+        unix_send(srv, [user, locked], "after the helper was killed")
+        assert wait_for(lambda: os.path.exists(out) and os.path.getsize(out) > 0, 15), \
+            srv.log()[-3000:]
+        assert open(out).read().strip() == str(pw.pw_uid)
+        assert wait_for(lambda: ldapriv_helper(srv.dsmtp.proc.pid) not in (None, helper), 5)
         # Debian's procmail from ~/.forward, as the user, into the user's own mailbox file
         with open(os.path.join(home, ".procmailrc"), "w") as f:
             f.write("MAILDIR=%s\nDEFAULT=%s/inbox\n" % (home, home))
