@@ -190,11 +190,8 @@ dotfwd_read(const struct conf *cf, const char *rcpt, const char *mailbox, struct
         f->deny = "the forward file is group-writable";
     else if (!self_run && !ldapriv_on())
         f->deny = "dsmtp cannot run programs as another user (it dropped root)";
-    else if (!self_run) {
-        f->priv = true;
-        f->deny_file = "dsmtp writes files only as its own user (a program such as procmail "
-                       "writes them as the user)";
-    }
+    else if (!self_run)
+        f->priv = true; /* its programs and files as its user, by the root helper */
     dotfwd_parse(f, rcpt, text);
     free(text);
     return 1;
@@ -355,9 +352,8 @@ dotfwd_deliver(const struct conf *cf, const struct dotfwd *f, const struct dotfw
             *keep = true;
         if (e->kind != DOTFWD_PROGRAM && e->kind != DOTFWD_FILE)
             continue;
-        r = dotfwd_one(cf, e->kind == DOTFWD_PROGRAM, e->s, &lm, "forward",
-                       f->deny == NULL && e->kind == DOTFWD_FILE ? f->deny_file : f->deny, m->id,
-                       why, sizeof(why));
+        r = dotfwd_one(cf, e->kind == DOTFWD_PROGRAM, e->s, &lm, "forward", f->deny, m->id, why,
+                       sizeof(why));
         if (dotfwd_worse(r, res)) {
             res = r;
             snprintf(err, errlen, "%s: %s", e->s, why);

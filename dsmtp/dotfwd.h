@@ -60,12 +60,11 @@ struct dotfwd_ent {
 };
 
 struct dotfwd {
-    char path[4200];       /* the file */
-    char user[300];        /* USER of its programs */
-    char home[4200];       /* HOME and cwd of its programs */
-    const char *deny;      /* NULL, or why its programs and files are refused */
-    const char *deny_file; /* NULL, or why its files are refused (programs are not) */
-    bool priv;             /* its programs start as its user through ldapriv.h */
+    char path[4200];  /* the file */
+    char user[300];   /* USER of its programs */
+    char home[4200];  /* HOME and cwd of its programs */
+    const char *deny; /* NULL, or why its programs and files are refused */
+    bool priv;        /* its programs start as its user through ldapriv.h */
     size_t n;
     struct dotfwd_ent *e;
 };

@@ -208,10 +208,11 @@ lda_status(int status, const char *line, char *err, size_t errlen)
     return WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 71 ? DROP_TEMP : DROP_PERM;
 }
 
-/* lda_program_priv - cmd started as its user by the root helper (ldapriv.h); hdr freed. */
+/* lda_program_priv - cmd started as its user by the root helper (ldapriv.h), or with file
+ * the file cmd appended to as the user; hdr freed. */
 static enum drop_result
-lda_program_priv(const struct conf *cf, const char *cmd, const struct lda_msg *m, char *hdr,
-                 long long deadline, char *err, size_t errlen)
+lda_program_priv(const struct conf *cf, const char *cmd, bool file, const struct lda_msg *m,
+                 char *hdr, long long deadline, char *err, size_t errlen)
 {
     char kept[LDA_OUT_MAX], line[200];
     int in[2], out[2], fd, status = 0, rc;
@@ -230,8 +231,8 @@ lda_program_priv(const struct conf *cf, const char *cmd, const struct lda_msg *m
         free(hdr);
         return DROP_TEMP;
     }
-    fd = ldapriv_spawn(m->user, m->home != NULL ? m->home : "/", cmd, m->priv, m->sender, m->rcpt,
-                       in[0], out[1], err, errlen);
+    fd = ldapriv_spawn(m->user, m->home != NULL ? m->home : "/", cmd, file, m->priv, m->sender,
+                       m->rcpt, in[0], out[1], err, errlen);
     if (fd < 0) {
         close(in[1]);
         close(out[0]);
@@ -249,6 +250,10 @@ lda_program_priv(const struct conf *cf, const char *cmd, const struct lda_msg *m
     if (rc < 0) /* refused by the helper's own checks: for good; it could not start: later */
         return strstr(err, "refused by") != NULL && strstr(err, "cannot fork") == NULL ? DROP_PERM
                                                                                        : DROP_TEMP;
+    if (file && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        snprintf(err, errlen, "%s", line[0] ? line : "cannot write the file");
+        return WEXITSTATUS(status) == 75 || WEXITSTATUS(status) == 71 ? DROP_TEMP : DROP_PERM;
+    }
     return lda_status(status, line, err, errlen);
 }
 
@@ -279,7 +284,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
         free(words);
         for (int i = 0; env[i] != NULL; i++)
             free(env[i]);
-        return lda_program_priv(cf, cmd, m, hdr, deadline, err, errlen);
+        return lda_program_priv(cf, cmd, false, m, hdr, deadline, err, errlen);
     }
     if (pipe2(in, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot run the command: pipe: %s", strerror(errno));
@@ -334,6 +339,9 @@ lda_file(const struct conf *cf, const char *path, const struct lda_msg *m, char 
         snprintf(err, errlen, "%s: not an absolute path", path);
         return DROP_PERM;
     }
+    if (m->priv != NULL && m->priv[0] != '\0' && ldapriv_on()) /* another user's forward file */
+        return lda_program_priv(cf, path, true, m, lda_header(m),
+                                lda_now_ms() + cf->command_time_limit * 1000LL, err, errlen);
     deliver_node(cf, node, sizeof(node));
     hdr = lda_header(m);
     dm.sender = m->sender;

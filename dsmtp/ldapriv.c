@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "deliver.h"
+#include "drop.h"
 #include "ldapriv.h"
 #include "log.h"
 
@@ -29,11 +31,14 @@ struct ldapriv_req {
     char source[1024]; /* the forward file, or "" (an alias file: default_privs) */
     char sender[512];
     char rcpt[512];
-    char cmd[LDAPRIV_CMD_MAX];
+    char cmd[LDAPRIV_CMD_MAX]; /* the command, or the file (file) */
+    bool file;                 /* append the message to the file cmd, in mbox format */
 };
 
 static int ldapriv_sock = -1;   /* dsmtp's end */
 static char ldapriv_privs[256]; /* default_privs at start-up */
+static char ldapriv_node[256];  /* lock_id or host name: dotlock owners (drop.h) */
+static long ldapriv_lock_timeout;
 
 bool
 ldapriv_on(void)
@@ -101,7 +106,55 @@ ldapriv_fail(const char *what)
     _exit(71);
 }
 
-/* ldapriv_exec - in the program's process: become pw, then /bin/sh -c cmd. */
+/* ldapriv_append - in the process that became the user: the message (stdin, its two header
+ * lines first) appended to the file r->cmd in mbox format (drop.h: locks, fsync); exits 0,
+ * 75 (for now) or 1, the reason on stdout. */
+static void
+ldapriv_append(const struct ldapriv_req *r)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap), err[300];
+    struct drop_msg dm;
+    enum drop_result res;
+    ssize_t n;
+
+    if (buf == NULL)
+        _exit(75);
+    while ((n = read(0, buf + len, cap - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            _exit(75);
+        len += (size_t)n;
+        if (len == cap) {
+            char *b = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (b == NULL)
+                _exit(75);
+            buf = b;
+            cap *= 2;
+        }
+    }
+    memset(&dm, 0, sizeof(dm));
+    dm.sender = r->sender;
+    dm.headers = "";
+    dm.text = buf;
+    dm.text_len = len;
+    res = r->cmd[0] != '/' ? DROP_PERM
+                           : drop_deliver(r->cmd, MBOX_FORMAT_MBOX, &dm, ldapriv_lock_timeout, 0,
+                                          ldapriv_node, NULL, err, sizeof(err));
+    if (r->cmd[0] != '/')
+        snprintf(err, sizeof(err), "%.200s: not an absolute path", r->cmd);
+    if (res != DROP_OK) {
+        size_t el = strlen(err);
+        err[el] = '\n';
+        if (write(1, err, el + 1) < 0)
+            _exit(75);
+    }
+    _exit(res == DROP_OK ? 0 : res == DROP_TEMP ? 75 : 1);
+}
+
+/* ldapriv_exec - in the program's process: become pw, then /bin/sh -c cmd (or append to the
+ * file cmd). */
 static void
 ldapriv_exec(const struct ldapriv_req *r, const struct passwd *pw, int in, int out)
 {
@@ -135,6 +188,8 @@ ldapriv_exec(const struct ldapriv_req *r, const struct passwd *pw, int in, int o
     envp[7] = NULL;
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
+    if (r->file)
+        ldapriv_append(r);
     execve(argv[0], argv, envp);
     ldapriv_fail("execve /bin/sh");
 }
@@ -262,6 +317,8 @@ ldapriv_start(const struct conf *cf)
         log_warne("ldapriv: socketpair: programs run as %s", cf->run_as);
         return;
     }
+    deliver_node(cf, ldapriv_node, sizeof(ldapriv_node));
+    ldapriv_lock_timeout = cf->lock_timeout;
     snprintf(ldapriv_privs, sizeof(ldapriv_privs), "%s",
              cf->default_privs != NULL && cf->default_privs[0] != '\0' ? cf->default_privs
                                                                        : "nobody");
@@ -287,7 +344,7 @@ ldapriv_start(const struct conf *cf)
 
 /* ldapriv_spawn - see ldapriv.h. */
 int
-ldapriv_spawn(const char *user, const char *home, const char *cmd, const char *source,
+ldapriv_spawn(const char *user, const char *home, const char *cmd, bool file, const char *source,
               const char *sender, const char *rcpt, int in, int out, char *err, size_t errlen)
 {
     struct ldapriv_req r;
@@ -313,6 +370,7 @@ ldapriv_spawn(const char *user, const char *home, const char *cmd, const char *s
     snprintf(r.sender, sizeof(r.sender), "%s", sender);
     snprintf(r.rcpt, sizeof(r.rcpt), "%s", rcpt);
     snprintf(r.cmd, sizeof(r.cmd), "%s", cmd);
+    r.file = file;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ap) < 0) {
         snprintf(err, errlen, "cannot run the command: socketpair: %s", strerror(errno));
         close(in);

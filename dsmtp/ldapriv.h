@@ -20,7 +20,8 @@
  *   root, neither group- nor world-writable, and holds the command; an alias program runs
  *   as default_privs (never root). Then it forks the program: its own session, the user's
  *   groups, gid and uid (checked: root cannot be regained), cwd home, umask 077, the
- *   environment of lda.h, /bin/sh -c COMMAND.
+ *   environment of lda.h, /bin/sh -c COMMAND. A file destination of a user's forward file
+ *   is appended to by that process itself, as the user.
  * - The answer comes on a socket of the request's own: "ok STATUS" (the wait status) when
  *   the program ended, "err TEXT" when it was refused or could not start. Closing that
  *   socket early (dsmtp's time limit) kills the program's process group.
@@ -44,10 +45,13 @@ void ldapriv_start(const struct conf *cf);
 bool ldapriv_on(void);
 
 /* ldapriv_spawn - ask the helper to run cmd as user (source: the forward file's path, or
- * "" for an alias file) with stdin in and stdout/stderr out (both closed here). Returns
- * the request's answer socket, or -1 with a reason in err. */
-int ldapriv_spawn(const char *user, const char *home, const char *cmd, const char *source,
-                  const char *sender, const char *rcpt, int in, int out, char *err, size_t errlen);
+ * "" for an alias file) with stdin in and stdout/stderr out (both closed here); with file,
+ * cmd is a file that the process, once it is the user, appends the message on its stdin to
+ * (mbox format, drop.h; exit 0, 75 for now, 1 for good with the reason on stdout) instead of
+ * a command. Returns the request's answer socket, or -1 with a reason in err. */
+int ldapriv_spawn(const char *user, const char *home, const char *cmd, bool file,
+                  const char *source, const char *sender, const char *rcpt, int in, int out,
+                  char *err, size_t errlen);
 
 /* ldapriv_wait - the answer on fd by deadline_ms (lda's monotonic clock): 0 with the wait
  * status in *status, -1 refused or failed (reason in err), -2 timed out (fd is closed:

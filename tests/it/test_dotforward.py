@@ -496,14 +496,25 @@ def test_home_forward_under_unix_user(accounts, dpop_factory):
         assert wait_for(lambda: os.path.exists(inbox) and m2.encode() in open(inbox, "rb").read(),
                         15), srv.log()[-3000:]
         assert os.stat(inbox).st_uid == pw.pw_uid
-        # a file destination in another account's ~/.forward: refused (dsmtp writes files only
-        # as its own user), with the reason
+        # a file destination in another account's ~/.forward: written as that account
+        # (the root helper appends, as the user, in mbox format)
         home_forward(user, spool, "%s/direct\n" % home)
-        unix_send(srv, [user, locked], "home file")
-        assert wait_for(lambda: re.search(r"to=<%s@%s> file=.*? result=failed error=\"mail to file "
-                                          r"is restricted: dsmtp writes files only as its own"
+        m4 = unix_send(srv, [user, locked], "home file")
+        direct = os.path.join(home, "direct")
+        assert wait_for(lambda: os.path.exists(direct) and m4.encode() in open(direct, "rb").read(),
+                        15), srv.log()[-3000:]
+        assert os.stat(direct).st_uid == pw.pw_uid
+        box = read_mbox(direct)
+        assert [m["Message-ID"] for _, m in box] == [m4]
+        assert box[0][1]["Delivered-To"] == "%s@%s" % (user, DOMAIN)
+        # ... and not where the user may not write (drop.h: deferred, with the reason)
+        home_forward(user, spool, "/etc/dmail-it-not-yours\n")
+        unix_send(srv, [user, locked], "file not writable")
+        assert wait_for(lambda: re.search(r"to=<%s@%s> file=\S*dmail-it-not-yours\S* "
+                                          r"result=deferred error=\"cannot open "
+                                          r"/etc/dmail-it-not-yours: Permission denied"
                                           % (user, DOMAIN), srv.log()), 15), srv.log()[-3000:]
-        assert not os.path.exists(os.path.join(home, "direct"))
+        assert not os.path.exists("/etc/dmail-it-not-yours")
         # no_dotforward true: ~/.forward is not read (a .fwd next to the drop file would be)
         home_forward(user, spool, "%s\n" % locked)
         srv.write_conf({"no_dotforward": True})
