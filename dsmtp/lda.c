@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "lda.h"
 #include "ldapriv.h"
+#include "ldaspawn.h"
 #include "xmem.h"
 
 #define LDA_OUT_MAX 512 /* output kept for the report */
@@ -296,6 +297,19 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
         close(in[1]);
         goto fail;
     }
+    if (ldaspawn_on()) { /* uv_spawn on the loop (ldaspawn.h) */
+        struct ldaspawn *sp = ldaspawn_run(argv, env, home, in[0], out[1], err, errlen);
+        close(in[0]);
+        close(out[1]);
+        if (sp == NULL) {
+            close(in[1]);
+            close(out[0]);
+            goto fail;
+        }
+        pumped = lda_pump(in[1], out[0], hdr, m, deadline, kept, &nkept);
+        waited = ldaspawn_wait(sp, pumped ? deadline : 0, lda_now_ms, &status);
+        goto ended;
+    }
     pid = fork();
     if (pid == 0)
         lda_child(self, in[0], out[1], home, argv, env);
@@ -309,6 +323,7 @@ lda_program(const struct conf *cf, const char *cmd, const struct lda_msg *m, cha
     }
     pumped = lda_pump(in[1], out[0], hdr, m, deadline, kept, &nkept);
     waited = lda_wait(pid, pumped ? deadline : 0, &status);
+ended:
     for (int i = 0; env[i] != NULL; i++)
         free(env[i]);
     free(words);

@@ -3,8 +3,9 @@
  * file (`/path`) named by a forward file (dotfwd.h).
  *
  * Contract:
- * - Owns: nothing past a call. Each call forks one child (the command under /bin/sh -c)
- *   and waits for it, or appends to one file.
+ * - Owns: nothing past a call. Each call starts one process (the command, or /bin/sh -c
+ *   COMMAND) and waits for it, or appends to one file. In dsmtp the process is spawned by
+ *   the loop with uv_spawn (ldaspawn.h); where no loop runs the bridge, it is forked.
  * - Blocks on: everything (fork, pipes, waitpid, file locks, fsync): the thread pool only,
  *   never the loop. Programs run from the program deliveries' runner (ldaq.h), after the
  *   client has its answer, at most command_concurrency at once; files also from the

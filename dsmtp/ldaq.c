@@ -116,7 +116,12 @@ ldaq_job_done(uv_work_t *w, int status)
 static void
 ldaq_fill(struct ldaq *q)
 {
-    while (!q->stopping && q->ntodo > 0 && q->nbusy < (size_t)q->d->srv.cf->command_concurrency) {
+    const struct conf *cf = q->d->srv.cf;
+    /* programs hold pool threads: never more than half of them (mailboxes need the rest) */
+    long half = cf->io_threads / 2 > 0 ? cf->io_threads / 2 : 1;
+    size_t limit = (size_t)(cf->command_concurrency < half ? cf->command_concurrency : half);
+
+    while (!q->stopping && q->ntodo > 0 && q->nbusy < limit) {
         struct ldaq_job *j = xcalloc(1, sizeof(*j));
         j->q = q;
         j->name = q->todo[0];

@@ -14,6 +14,7 @@
 #include "bombs.h"
 #include "fromip.h"
 #include "ldapriv.h"
+#include "ldaspawn.h"
 #include "rbl.h"
 #include "file.h"
 #include "log.h"
@@ -120,6 +121,7 @@ main_start(struct server *srv)
     d->fromip = fromip_new();
     d->bombs = bombs_new((size_t)srv->cf->bomb_entries);
     d->outq = outq_new(d);
+    ldaspawn_start(srv->loop); /* programs spawned on the loop (lda.h) */
     d->queue = queue_new(d);
     d->maildrop = maildrop_new(d);
 }
@@ -131,6 +133,7 @@ main_stop(struct server *srv)
     struct smtpd *d = smtpd_of(srv);
 
     queue_stop(&d->queue);
+    ldaspawn_stop();
     maildrop_stop(&d->maildrop);
     outq_stop(d->outq);
     dns_free(&d->dns);

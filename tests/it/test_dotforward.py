@@ -182,6 +182,7 @@ def test_program_gets_message_and_environment(dsmtp_factory):
     assert open(os.path.join(out, "mode")).read().startswith("-rw-------")  # umask 077
     assert srv.msgids("alice") == []
     assert re.search(r"to=<alice@example\.test> command=\S*prog\.sh\S* result=ok", srv.log())
+    assert re.search(r"lda: uv_spawn pid=\d+", srv.log())  # spawned by the loop (libuv)
 
 
 def test_program_tempfail_queued_then_delivered(dsmtp_factory):
