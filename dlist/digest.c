@@ -21,6 +21,8 @@
 #include "file.h"
 #include "lists.h"
 #include "members.h"
+#include "outbox.h"
+#include "log.h"
 #include "xmem.h"
 
 /* digest_path - work_path/dlist/LIST/NAME into buf. */
@@ -32,20 +34,19 @@ digest_path(const struct conf *cf, const struct lists_def *def, const char *name
 }
 
 int
-digest_set(const struct conf *cf, const struct lists_def *def, const char *addr, bool on, char *err,
-           size_t errlen)
+digest_set_locked(const struct conf *cf, const struct lists_def *def, const struct members *all,
+                  const char *addr, bool on, char *err, size_t errlen)
 {
-    struct members m = {0}, dm = {0};
-    char *mpath = admin_members_path(cf, def->name), dpath[4200];
+    struct members dm = {0};
+    char dpath[4200];
     int r = -1;
 
     digest_path(cf, def, "digest.members", dpath, sizeof(dpath));
-    admin_members_lock();
-    if (members_load(&m, mpath, NULL) < 0 || members_load(&dm, dpath, NULL) < 0) {
-        snprintf(err, errlen, "cannot read the members of %s", def->name);
+    if (members_load(&dm, dpath, NULL) < 0) {
+        snprintf(err, errlen, "cannot read the digest members of %s", def->name);
         goto out;
     }
-    if (on && !members_has(&m, addr)) {
+    if (on && !members_has(all, addr)) {
         snprintf(err, errlen, "%s is not a member of %s", addr, def->name);
         goto out;
     }
@@ -55,31 +56,59 @@ digest_set(const struct conf *cf, const struct lists_def *def, const char *addr,
         r = -1;
     }
 out:
+    members_free(&dm);
+    return r;
+}
+
+int
+digest_set(const struct conf *cf, const struct lists_def *def, const char *addr, bool on, char *err,
+           size_t errlen)
+{
+    struct members m = {0};
+    char *mpath = admin_members_path(cf, def->name);
+    int r = -1;
+
+    admin_members_lock();
+    if (members_load(&m, mpath, NULL) < 0)
+        snprintf(err, errlen, "cannot read the members of %s", def->name);
+    else
+        r = digest_set_locked(cf, def, &m, addr, on, err, errlen);
     admin_members_unlock();
     members_free(&m);
-    members_free(&dm);
     free(mpath);
+    return r;
+}
+
+int
+digest_recipients_of(const struct conf *cf, const struct lists_def *def, const struct members *all,
+                     struct members *m)
+{
+    struct members dm = {0};
+    char dpath[4200], err[200];
+    int r;
+
+    members_free(m);
+    digest_path(cf, def, "digest.members", dpath, sizeof(dpath));
+    r = members_load(&dm, dpath, NULL) < 0 ? -1 : 0;
+    for (size_t i = 0; r == 0 && i < dm.n; i++)
+        if (members_has(all, dm.v[i]))
+            members_add(m, dm.v[i], err, sizeof(err));
+    members_free(&dm);
     return r;
 }
 
 int
 digest_recipients(const struct conf *cf, const struct lists_def *def, struct members *m)
 {
-    struct members all = {0}, dm = {0};
-    char *mpath = admin_members_path(cf, def->name), dpath[4200], err[200];
-    int r = 0;
+    struct members all = {0};
+    char *mpath = admin_members_path(cf, def->name);
+    int r;
 
     members_free(m);
-    digest_path(cf, def, "digest.members", dpath, sizeof(dpath));
     admin_members_lock();
-    if (members_load(&all, mpath, NULL) < 0 || members_load(&dm, dpath, NULL) < 0)
-        r = -1;
+    r = members_load(&all, mpath, NULL) < 0 ? -1 : digest_recipients_of(cf, def, &all, m);
     admin_members_unlock();
-    for (size_t i = 0; r == 0 && i < dm.n; i++)
-        if (members_has(&all, dm.v[i]))
-            members_add(m, dm.v[i], err, sizeof(err));
     members_free(&all);
-    members_free(&dm);
     free(mpath);
     return r;
 }
@@ -315,4 +344,43 @@ digest_sent(const struct conf *cf, const struct lists_def *def, const struct dig
     }
     digest_unlock(fd);
     return rc;
+}
+
+void
+digest_run(const struct conf *cf, const char *outdir, time_t now)
+{
+    for (size_t i = 0; cf->lists != NULL && i < cf->lists->n; i++) {
+        const struct lists_def *def = &cf->lists->v[i];
+        struct digest_issue iss;
+        struct members m = {0};
+        char err[300], name[360], bounces[400], *text = NULL;
+        size_t len = 0;
+        int r = digest_take(cf, def, now, false, &iss, err, sizeof(err));
+
+        if (r < 0)
+            log_error("list %s: digest: %s", def->name, err);
+        if (r <= 0)
+            continue;
+        if (digest_recipients(cf, def, &m) < 0 ||
+            file_read_all(iss.path, OUTBOX_TEXT_MAX, &text, &len) < 0) {
+            log_error("list %s: digest issue %ld kept: cannot read it or its members", def->name,
+                      iss.n);
+            members_free(&m);
+            continue;
+        }
+        snprintf(name, sizeof(name), "%s.digest.%ld.0", def->name, iss.n);
+        snprintf(bounces, sizeof(bounces), "%s-bounces@%s", def->name, cf->lists->domain);
+        struct outbox_msg om = {
+            .sender = bounces, .xverp = true, .nrcpt = m.n, .rcpt = m.v, .text = text, .len = len};
+        if (m.n > 0 && outbox_write(outdir, name, &om) < 0)
+            log_error("list %s: digest issue %ld kept: cannot write %s/%s: %s", def->name, iss.n,
+                      outdir, name, strerror(errno));
+        else if (digest_sent(cf, def, &iss, err, sizeof(err)) < 0)
+            log_error("list %s: digest issue %ld: %s", def->name, iss.n, err);
+        else
+            log_info("list %s: digest issue %ld to %zu member%s", def->name, iss.n, m.n,
+                     m.n == 1 ? "" : "s");
+        free(text);
+        members_free(&m);
+    }
 }

@@ -21,11 +21,10 @@
  *   an issue is sent twice to some subscribers after a crash during the sending.
  * - Exclusion: every function takes an flock on digest/.lock (processes) and the members
  *   lock (admin.h) where it touches a members file.
- * - Wiring (post path and timer): a post distributed to list L goes to
- *   digest_recipients' addresses through digest_add (and is not sent to them one by one);
- *   a timer (e.g. each minute) runs, per list, digest_take(.., force false ..) on the pool
- *   and, when it gives an issue, sends N.msg's text to digest_recipients, then calls
- *   digest_sent. `digest on|off` by mail (the -request path) calls digest_set for the
+ * - Wiring: a post distributed to list L is added with digest_add for the digest members
+ *   (post.c: they do not get it one by one); every spool scan (spool.c) calls digest_run,
+ *   which takes each list's due issue, puts it in the outbox for the digest members and
+ *   marks it sent; `digest on|off` by mail (request.c) calls digest_set_locked for the
  *   sender.
  */
 #ifndef DLIST_DIGEST_H
@@ -55,6 +54,18 @@ int digest_set(const struct conf *cf, const struct lists_def *def, const char *a
 /* digest_recipients - the members of def who take the digest, into *m (made empty
  * first): digest.members that are still members. 0, or -1 when a file cannot be read. */
 int digest_recipients(const struct conf *cf, const struct lists_def *def, struct members *m);
+
+/* digest_recipients_of, digest_set_locked - the same for a caller that holds the members
+ * lock (a work job, work.h) and has the members in all. */
+int digest_recipients_of(const struct conf *cf, const struct lists_def *def,
+                         const struct members *all, struct members *m);
+int digest_set_locked(const struct conf *cf, const struct lists_def *def, const struct members *all,
+                      const char *addr, bool on, char *err, size_t errlen);
+
+/* digest_run - the scan's turn (pool, spool.h): for each list, an issue that is due (or was
+ * left by a crash) into the outbox (outdir, under the key LIST.digest.N, one XVERP
+ * transaction from LIST-bounces to the digest members), then marked sent. */
+void digest_run(const struct conf *cf, const char *outdir, time_t now);
 
 /* digest_add - the post text[len] (local form) appended to the pending digest at when.
  * 0, or -1 with err. */

@@ -11,10 +11,12 @@
 #include "archive.h"
 #include "buf.h"
 #include "conf.h"
+#include "digest.h"
 #include "dmarc.h"
 #include "file.h"
 #include "lists.h"
 #include "log.h"
+#include "members.h"
 #include "moderate.h"
 #include "msg.h"
 #include "outbox.h"
@@ -202,6 +204,44 @@ post_dmarc_from(struct buf *b, const struct work *w, const char *from, const cha
     buf_printf(b, " via %s\" <%s>\n", w->def->name, list);
 }
 
+/* post_distribute - the post b to the members: the digest members' copy into the pending
+ * digest (digest.h), one transaction to the others. */
+static void
+post_distribute(struct work *w, const char *poster, const char *bounces, const struct buf *b)
+{
+    const struct lists_def *def = w->def;
+    struct members dm = {0};
+    char err[300], **rcpt;
+    size_t nr = 0;
+
+    if (w->members.n == 0) {
+        log_info("list %s: post from %s: no members", def->name, poster);
+        return;
+    }
+    if (digest_recipients_of(w->cf, def, &w->members, &dm) < 0) {
+        w->errors++;
+        log_error("list %s: cannot read the digest members", def->name);
+        return;
+    }
+    if (dm.n > 0 && digest_add(w->cf, def, buf_peek(b), b->len, err, sizeof(err)) < 0) {
+        w->errors++; /* nothing was sent: the post is handled again */
+        log_error("list %s: post not added to the digest: %s", def->name, err);
+        members_free(&dm);
+        return;
+    }
+    rcpt = xcalloc(w->members.n, sizeof(*rcpt));
+    for (size_t i = 0; i < w->members.n; i++)
+        if (!members_has(&dm, w->members.v[i]))
+            rcpt[nr++] = w->members.v[i];
+    if (nr > 0)
+        work_emit(w, bounces, true, rcpt, nr, buf_peek(b), b->len);
+    log_info("list %s: post from %s to %zu member%s, %zu by digest", def->name, poster, nr,
+             nr == 1 ? "" : "s", dm.n);
+    post_sent_hook(w->cf, def, buf_peek(b), b->len);
+    free(rcpt);
+    members_free(&dm);
+}
+
 void
 post_send(struct work *w, const char *poster)
 {
@@ -306,14 +346,7 @@ post_send(struct work *w, const char *poster)
         }
         free(f);
     }
-    if (w->members.n == 0)
-        log_info("list %s: post from %s: no members", def->name, poster);
-    else {
-        work_emit(w, bounces, true, w->members.v, w->members.n, buf_peek(&b), b.len);
-        log_info("list %s: post from %s to %zu member%s", def->name, poster, w->members.n,
-                 w->members.n == 1 ? "" : "s");
-        post_sent_hook(w->cf, def, buf_peek(&b), b.len);
-    }
+    post_distribute(w, poster, bounces, &b);
     buf_free(&b);
     free(subject);
     free(replyto);

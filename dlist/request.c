@@ -13,6 +13,7 @@
 #include "archive.h"
 #include "buf.h"
 #include "conf.h"
+#include "digest.h"
 #include "file.h"
 #include "lists.h"
 #include "log.h"
@@ -43,6 +44,7 @@ enum request_cmd {
     RQ_INFO,
     RQ_INDEX,
     RQ_GET,
+    RQ_DIGEST,
     RQ_CONFIRM,
     RQ_APPROVE,
     RQ_REJECT,
@@ -61,6 +63,7 @@ static const struct {
     {"confirm", RQ_CONFIRM},   {"approve", RQ_APPROVE}, {"reject", RQ_REJECT},
     {"end", RQ_END},           {"stop", RQ_END},        {"quit", RQ_END},
     {"exit", RQ_END},          {"index", RQ_INDEX},     {"get", RQ_GET},
+    {"digest", RQ_DIGEST},
 };
 
 /* request_lookup - the command named by the first n bytes of w. */
@@ -322,6 +325,7 @@ request_help(struct request *rq)
                "    info                       about this list\n"
                "    index                      the archive's files (archive true)\n"
                "    get FILE                   one of them (YYYY-MM), a month of posts\n"
+               "    digest on|off              the posts in one message now and then, or each\n"
                "    end                        stop reading (also a signature \"-- \")\n"
                "  Moderators: approve PASSWORD as the first line, then commands for others;\n"
                "    approve PASSWORD ID / reject PASSWORD ID for a held post.\n",
@@ -419,6 +423,33 @@ request_index(struct request *rq)
     free(idx);
 }
 
+/* request_digest - digest on|off: the requester's own mode. */
+static void
+request_digest(struct request *rq, const char *arg)
+{
+    struct work *w = rq->w;
+    char err[300];
+    bool on;
+    int r;
+
+    if (arg == NULL || (strcasecmp(arg, "on") != 0 && strcasecmp(arg, "off") != 0)) {
+        buf_printf(&rq->out, "  Use digest on or digest off.\n");
+        return;
+    }
+    on = strcasecmp(arg, "on") == 0;
+    r = digest_set_locked(w->cf, w->def, &w->members, rq->who, on, err, sizeof(err));
+    if (r < 0)
+        buf_printf(&rq->out, "  %s.\n", err);
+    else if (on)
+        buf_printf(&rq->out, "  %s gets the posts of %s as a digest%s.\n", rq->who, w->def->name,
+                   r == 0 ? " already" : " from now on");
+    else
+        buf_printf(&rq->out, "  %s gets each post of %s%s.\n", rq->who, w->def->name,
+                   r == 0 ? " already" : " from now on");
+    if (r > 0)
+        log_info("list %s: %s digest %s", w->def->name, rq->who, on ? "on" : "off");
+}
+
 /* request_get - get FILE: the month mbox, after the reply's other lines. */
 static void
 request_get(struct request *rq, const char *name)
@@ -499,6 +530,9 @@ request_line(struct request *rq, const char *line, bool first)
         break;
     case RQ_GET:
         request_get(rq, argv[1]);
+        break;
+    case RQ_DIGEST:
+        request_digest(rq, argv[1]);
         break;
     case RQ_APPROVE:
     case RQ_REJECT:

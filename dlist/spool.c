@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "conf.h"
+#include "digest.h"
 #include "dmarc.h"
 #include "file.h"
 #include "lists.h"
@@ -224,6 +225,7 @@ spool_scan_work(uv_work_t *wk)
             moderate_expire(&w, cf->dlist_held_expire, time(NULL));
             spool_work_free(&w);
         }
+        digest_run(cf, outdir, time(NULL)); /* issues that are due, into the outbox */
     }
     j->outs = file_dir_names(outdir, NULL, &j->nouts);
     uv_mutex_unlock(&spool_lock);
