@@ -21,6 +21,7 @@
 #include "msg.h"
 #include "outbox.h"
 #include "post.h"
+#include "status.h"
 #include "work.h"
 #include "xmem.h"
 
@@ -238,6 +239,7 @@ post_distribute(struct work *w, const char *poster, const char *bounces, const s
     log_info("list %s: post from %s to %zu member%s, %zu by digest", def->name, poster, nr,
              nr == 1 ? "" : "s", dm.n);
     post_sent_hook(w->cf, def, buf_peek(b), b->len);
+    status_post(w->cf, def);
     free(rcpt);
     members_free(&dm);
 }

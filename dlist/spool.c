@@ -22,6 +22,7 @@
 #include "server.h"
 #include "smtpout.h"
 #include "spool.h"
+#include "status.h"
 #include "token.h"
 #include "work.h"
 #include "xmem.h"
@@ -223,6 +224,7 @@ spool_scan_work(uv_work_t *wk)
             spool_scan_list(cf, &cf->lists->v[i]);
             spool_work_init(&w, cf, &cf->lists->v[i]);
             moderate_expire(&w, cf->dlist_held_expire, time(NULL));
+            status_run(&w, time(NULL));
             spool_work_free(&w);
         }
         digest_run(cf, outdir, time(NULL)); /* issues that are due, into the outbox */
