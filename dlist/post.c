@@ -22,6 +22,7 @@
 #include "outbox.h"
 #include "post.h"
 #include "status.h"
+#include "vbounce.h"
 #include "work.h"
 #include "xmem.h"
 
@@ -211,7 +212,7 @@ static void
 post_distribute(struct work *w, const char *poster, const char *bounces, const struct buf *b)
 {
     const struct lists_def *def = w->def;
-    struct members dm = {0};
+    struct members dm = {0}, off = {0}; /* by digest; disabled (bounces) */
     char err[300], **rcpt;
     size_t nr = 0;
 
@@ -230,9 +231,10 @@ post_distribute(struct work *w, const char *poster, const char *bounces, const s
         members_free(&dm);
         return;
     }
+    vbounce_disabled(w, &off);
     rcpt = xcalloc(w->members.n, sizeof(*rcpt));
     for (size_t i = 0; i < w->members.n; i++)
-        if (!members_has(&dm, w->members.v[i]))
+        if (!members_has(&dm, w->members.v[i]) && !members_has(&off, w->members.v[i]))
             rcpt[nr++] = w->members.v[i];
     if (nr > 0)
         work_emit(w, bounces, true, rcpt, nr, buf_peek(b), b->len);
@@ -242,6 +244,7 @@ post_distribute(struct work *w, const char *poster, const char *bounces, const s
     status_post(w->cf, def);
     free(rcpt);
     members_free(&dm);
+    members_free(&off);
 }
 
 void

@@ -17,10 +17,12 @@
 #include "file.h"
 #include "lists.h"
 #include "log.h"
+#include "members.h"
 #include "moderate.h"
 #include "msg.h"
 #include "request.h"
 #include "token.h"
+#include "vbounce.h"
 #include "work.h"
 #include "xmem.h"
 
@@ -45,6 +47,7 @@ enum request_cmd {
     RQ_INDEX,
     RQ_GET,
     RQ_DIGEST,
+    RQ_ENABLE,
     RQ_CONFIRM,
     RQ_APPROVE,
     RQ_REJECT,
@@ -63,7 +66,7 @@ static const struct {
     {"confirm", RQ_CONFIRM},   {"approve", RQ_APPROVE}, {"reject", RQ_REJECT},
     {"end", RQ_END},           {"stop", RQ_END},        {"quit", RQ_END},
     {"exit", RQ_END},          {"index", RQ_INDEX},     {"get", RQ_GET},
-    {"digest", RQ_DIGEST},
+    {"digest", RQ_DIGEST},     {"enable", RQ_ENABLE},
 };
 
 /* request_lookup - the command named by the first n bytes of w. */
@@ -326,6 +329,7 @@ request_help(struct request *rq)
                "    index                      the archive's files (archive true)\n"
                "    get FILE                   one of them (YYYY-MM), a month of posts\n"
                "    digest on|off              the posts in one message now and then, or each\n"
+               "    enable                     the list's mail again after bounces disabled it\n"
                "    end                        stop reading (also a signature \"-- \")\n"
                "  Moderators: approve PASSWORD as the first line, then commands for others;\n"
                "    approve PASSWORD ID / reject PASSWORD ID for a held post.\n",
@@ -533,6 +537,15 @@ request_line(struct request *rq, const char *line, bool first)
         break;
     case RQ_DIGEST:
         request_digest(rq, argv[1]);
+        break;
+    case RQ_ENABLE:
+        if (!members_has(&rq->w->members, rq->who))
+            buf_printf(&rq->out, "  %s is not a member of %s.\n", rq->who, rq->w->def->name);
+        else if (vbounce_enable(rq->w, rq->who)) {
+            buf_printf(&rq->out, "  %s gets the mail of %s again.\n", rq->who, rq->w->def->name);
+            log_info("list %s: %s enabled again", rq->w->def->name, rq->who);
+        } else
+            buf_printf(&rq->out, "  %s was not disabled.\n", rq->who);
         break;
     case RQ_APPROVE:
     case RQ_REJECT:

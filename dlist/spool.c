@@ -24,11 +24,12 @@
 #include "spool.h"
 #include "status.h"
 #include "token.h"
+#include "vbounce.h"
 #include "work.h"
 #include "xmem.h"
 
-#define SPOOL_ROLES 3
-static const char *const spool_roles[SPOOL_ROLES] = {"post", "request", "owner"};
+#define SPOOL_ROLES 4
+static const char *const spool_roles[SPOOL_ROLES] = {"post", "request", "owner", "bounces"};
 
 static struct {
     struct server *srv;
@@ -121,8 +122,10 @@ spool_handle(const struct conf *cf, const struct lists_def *def, int role, const
         post_handle(&w);
     else if (role == 1)
         request_handle(&w);
-    else
+    else if (role == 2)
         request_handle_owner(&w);
+    else
+        vbounce_handle(&w);
     if (w.later)
         log_debug("list %s: %s waits for a DMARC lookup", def->name, name);
     else if (w.errors > 0)
@@ -225,6 +228,7 @@ spool_scan_work(uv_work_t *wk)
             spool_work_init(&w, cf, &cf->lists->v[i]);
             moderate_expire(&w, cf->dlist_held_expire, time(NULL));
             status_run(&w, time(NULL));
+            vbounce_run(&w, time(NULL));
             spool_work_free(&w);
         }
         digest_run(cf, outdir, time(NULL)); /* issues that are due, into the outbox */

@@ -103,7 +103,7 @@ status_run(struct work *w, time_t now)
         status_write(def, path, (long long)now, 0); /* the first period starts */
         return;
     }
-    if ((long long)now - since < (long long)def->status_interval * w->cf->dlist_status_day)
+    if ((long long)now - since < (long long)def->status_interval * w->cf->dlist_day)
         return;
     if (work_members_load(w) < 0 || digest_recipients_of(w->cf, def, &w->members, &dm) < 0) {
         log_error("list %s: status report: cannot read the members", def->name);

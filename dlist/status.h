@@ -11,7 +11,7 @@
  * - status_post counts a distributed post (post.h). status_run (each spool scan) sends the
  *   report into the outbox when the period is over, then starts the next one; a crash in
  *   between may send a report twice, never lose the count. A "day" lasts
- *   dlist_status_day (a test aid; one day).
+ *   dlist_day (a test aid; one day).
  */
 #ifndef DLIST_STATUS_H
 #define DLIST_STATUS_H

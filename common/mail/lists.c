@@ -144,6 +144,10 @@ lists_defaults(struct lists_def *d)
     d->digest_mime = true;
     d->digest_size = 30 * 1024;
     d->digest_interval = 24;
+    d->bounce_score_threshold = 5; /* Mailman 3's defaults */
+    d->bounce_stale_days = 7;
+    d->bounce_warnings = 3;
+    d->bounce_warn_interval = 7;
     d->access[LISTS_JOIN].who = LISTS_ANYONE;
     d->access[LISTS_POST].who = LISTS_MEMBERS;
     d->access[LISTS_WHO].who = LISTS_MEMBERS;
@@ -340,6 +344,17 @@ lists_setting(struct lists_parser *p, const char *key, char *v)
     } else if (strcasecmp(key, "status_interval") == 0) {
         if (lists_count(v, 3650, &d->status_interval) < 0)
             lists_error(p, "status_interval %s: days, 0 to 3650 (0: none)", v);
+    } else if (strcasecmp(key, "bounce_score_threshold") == 0 ||
+               strcasecmp(key, "bounce_stale_days") == 0 ||
+               strcasecmp(key, "bounce_warnings") == 0 ||
+               strcasecmp(key, "bounce_warn_interval") == 0) {
+        long *to = strcasecmp(key, "bounce_score_threshold") == 0 ? &d->bounce_score_threshold
+                   : strcasecmp(key, "bounce_stale_days") == 0    ? &d->bounce_stale_days
+                   : strcasecmp(key, "bounce_warnings") == 0      ? &d->bounce_warnings
+                                                                  : &d->bounce_warn_interval;
+        if (lists_count(v, 3650, to) < 0 || (*to == 0 && to != &d->bounce_warnings))
+            lists_error(p, "%s %s: a number, 1 to 3650%s", key, v,
+                        to == &d->bounce_warnings ? " (or 0)" : "");
     } else if (strcasecmp(key, "dmarc_rewrite") == 0) {
         if (strcasecmp(v, "auto") == 0)
             d->dmarc_rewrite = LISTS_DMARC_AUTO;

@@ -20,9 +20,10 @@
  *   '*' wildcard on the address), join_cookie, footer, welcome_file, leave_file (absolute
  *   paths, or relative to dlist_path), digest_format (mime, the default, or rfc1153),
  *   digest_size (default 30K; 0: not by size), digest_interval (hours, default 24; 0:
- *   not by time), dmarc_rewrite (auto, the default; always; never). Defaults safer than DMail's:
- * access_leave member (only oneself; moderators anyone), join_cookie true (double opt-in),
- * access_who and access_get members.
+ *   not by time), dmarc_rewrite (auto, the default; always; never), bounce_score_threshold (default
+ * 5), bounce_stale_days (7), bounce_warnings (3), bounce_warn_interval (days, 7). Defaults safer
+ * than DMail's: access_leave member (only oneself; moderators anyone), join_cookie true (double
+ * opt-in), access_who and access_get members.
  * - NAME: 1..LISTS_NAME_MAX of [a-z0-9._+-] (any case, kept lower case), not ending in
  *   -request, -owner, -bounces (those are the list's own addresses).
  * - Errors are `file:line: reason` into the diag: an unknown setting, a bad value, a
@@ -93,6 +94,10 @@ struct lists_def {
     unsigned long long digest_size; /* a digest goes out at this size (0: not by size) */
     long digest_interval;           /* hours: ... or when its first post is this old (0: no) */
     enum lists_dmarc dmarc_rewrite; /* From: rewriting for DMARC (dlist/dmarc.h) */
+    /* bounce processing (dlist/vbounce.h): disabled at this score (a hard bounce counts 1,
+     * a soft one 0.5, once a day), forgotten after stale days without one, warned this many
+     * times every warn_interval days, then removed */
+    long bounce_score_threshold, bounce_stale_days, bounce_warnings, bounce_warn_interval;
     char *footer, *welcome_file, *leave_file; /* absolute paths, or NULL */
     char *origin;                             /* "file:line" of its `list` line */
 };

@@ -93,7 +93,7 @@ def test_digest_rfc1153_and_refusals(dsmtp_factory):
 
 
 def test_status_report_to_the_moderator(dsmtp_factory):
-    """status_interval 1 with a day of 3 seconds (dlist_status_day, a test aid): the first
+    """status_interval 1 with a day of 3 seconds (dlist_day, a test aid): the first
     moderator gets a report counting the members, digest members, posts and held posts."""
     extra = """list stat
  access_post members
@@ -101,7 +101,7 @@ def test_status_report_to_the_moderator(dsmtp_factory):
  moderator carol@%s
  status_interval 1
 """ % DOMAIN
-    site = list_site(dsmtp_factory, extra=extra, dlist_status_day=3, dlist_scan_interval=1)
+    site = list_site(dsmtp_factory, extra=extra, dlist_day=3, dlist_scan_interval=1)
     for u in ("alice", "bob"):
         assert dlist_cmd(site, "add", "stat", "%s@%s" % (u, DOMAIN))[0] == 0
     command(site, "bob@" + DOMAIN, "stat", "digest on")
