@@ -573,6 +573,20 @@ command_lookup_cancel(struct smtp_session *s)
     extlookup_cancel(s);
 }
 
+static bool command_is_dlist(const struct smtp_session *s);
+
+/* command_rcpt_limit - the most RCPTs of one transaction: max_rcpts, except for dlist on
+ * this host handing a post to its subscribers (one transaction per post, every member a
+ * RCPT): COMMAND_DLIST_RCPTS_MAX, so a list larger than max_rcpts is not held back by 452s
+ * and their error_delay. */
+static size_t
+command_rcpt_limit(const struct smtp_session *s)
+{
+    if (command_is_dlist(s))
+        return COMMAND_DLIST_RCPTS_MAX;
+    return (size_t)s->base.cf->max_rcpts;
+}
+
 /* command_rcpt - forwards, then each address local, postmaster, unknown or remote. */
 static void
 command_rcpt(struct smtp_session *s, const char *args)
@@ -588,7 +602,7 @@ command_rcpt(struct smtp_session *s, const char *args)
     addr_format(&r->to, addr, sizeof(addr));
     if (bans_rcpt(s, addr) || rbl_rcpt(s, addr))
         return;
-    if (tx->naccepted >= (size_t)s->base.cf->max_rcpts) {
+    if (tx->naccepted >= command_rcpt_limit(s)) {
         command_rcpt_log(s, addr, NULL, "too-many");
         session_reply(s, 452, "4.5.3", "Error: too many recipients");
         return;

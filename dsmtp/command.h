@@ -21,6 +21,8 @@
 #include "session.h"
 
 #define COMMAND_ADDR_MAX (ADDR_LOCAL_MAX * 2 + ADDR_DOMAIN_MAX + 8)
+/* the most RCPTs dlist on this host may give in one transaction (a list's members) */
+#define COMMAND_DLIST_RCPTS_MAX 100000u
 
 /* command_greeting - the 220 banner (or 421 when shutting down). */
 void command_greeting(struct smtp_session *s);

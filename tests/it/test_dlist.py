@@ -848,3 +848,32 @@ def test_posts_of_an_archived_list_are_archived(dsmtp_factory):
     post(site, "alice@" + DOMAIN, "talk-request@" + DOMAIN, subject="x", body="index\n")
     r = wait_msgs(site, "alice", 4)[3][1].get_payload()
     assert "> index\n" in r and "follows" not in r, r
+
+
+def test_list_larger_than_max_rcpts_goes_out_in_one_transaction(dsmtp_factory):
+    """A post to 250 members with max_rcpts 100: dsmtp takes every RCPT from dlist (no 452
+    and error_delay for the 150 beyond max_rcpts), each member gets the post at once;
+    another loopback client still gets 452 after max_rcpts."""
+    site = dsmtp_factory(start=False)
+    users = ["m%03d" % i for i in range(250)]
+    for u in users:
+        site.add_user(u, "pw-" + u)
+    d = write_lists(site, "list big\n access_post anyone\n")
+    site.write_conf({"dlist_path": d, "max_rcpts": 100})
+    mdir = os.path.join(site.work, "dlist", "big")
+    os.makedirs(mdir, exist_ok=True)
+    with open(os.path.join(mdir, "members"), "w") as f:
+        f.write("".join("%s@%s\n" % (u, DOMAIN) for u in users))
+    site.start()
+    start_dlist(site)
+    msgid = post(site, "poster@remote.example", "big@" + DOMAIN)
+    wait_for(lambda: all(site.messages(u) for u in users), 20)
+    settle(site)
+    for u in users:
+        assert site.msgids(u) == [msgid], u
+    # max_rcpts still holds for everybody else (smtplib: a client on 127.0.0.1)
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.ehlo()
+        c.mail("poster@remote.example")
+        codes = [c.rcpt("%s@%s" % (u, DOMAIN))[0] for u in users[:101]]
+    assert codes[:100] == [250] * 100 and codes[100] == 452, codes[95:]
