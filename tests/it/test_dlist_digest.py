@@ -86,9 +86,11 @@ def test_digest_rfc1153_and_refusals(dsmtp_factory):
     m = issues(site, "bob")[0]
     assert m.get_content_type() == "text/plain"
     text = m.get_payload()
-    # the posts of one scan are handled in the spool's order: which two come first varies
+    # a post with the list's headers is about 1K: an issue holds one or two of them, in the
+    # order the scan met them
     got = re.findall(r"^Subject: (topic \w+)$", text, re.M)
-    assert "Today's Topics:" in text and len(got) >= 2, text[:2000]
+    assert "Today's Topics:" in text and len(got) >= 1, text[:2000]
+    assert "End of txt Digest V1 #1" in text
     assert set(got) <= {"topic one", "topic two", "topic three"} and len(set(got)) == len(got)
 
 
