@@ -752,10 +752,14 @@ deliver_qwork(uv_work_t *w)
         const struct deliver_rcpt *r = &b->r[i];
         if (r->dup_of >= 0 || r->result != DROP_TEMP)
             continue;
-        if (r->ldaq) { /* due at once, in a file of program deliveries (ldaq.h) */
+        if (r->ldaq) {          /* due at once, in a file of program deliveries (ldaq.h) */
+            bool known = false; /* an address once, however many programs and files */
+            for (size_t k = 0; k < nlq && !known; k++)
+                known = strcasecmp(lq[k].addr, r->addr) == 0;
             /* an alias's attempt 1: its addresses had their copies (queue.c queue_forward) */
-            lq[nlq++] = (struct deliver_qrcpt){
-                r->addr, r->lda != NULL ? 1 : 0, NULL, r->notify, r->orcpt, true};
+            if (!known)
+                lq[nlq++] = (struct deliver_qrcpt){
+                    r->addr, r->lda != NULL ? 1 : 0, NULL, r->notify, r->orcpt, true};
             continue;
         }
         q[nq].addr = r->addr;
@@ -910,6 +914,16 @@ deliver_to_ldaq(const struct deliver_batch *b, struct deliver_rcpt *r)
     log_info("deliver id=%s to=<%s> result=queued-for-program", b->id, r->addr);
 }
 
+/* deliver_has_program - an alias file gives addr a program destination in b. */
+static bool
+deliver_has_program(const struct deliver_batch *b, const char *addr)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->r[i].lda != NULL && b->r[i].lda[0] == '|' && strcasecmp(b->r[i].addr, addr) == 0)
+            return true;
+    return false;
+}
+
 /* deliver_fwd_work - pool: the forward file of every recipient it applies to, and what it
  * says (dotfwd.h): a recipient whose file keeps no copy, or failed, is settled. */
 static void
@@ -927,8 +941,8 @@ deliver_fwd_work(uv_work_t *w)
         int rc;
         if (r->dup_of >= 0)
             continue;
-        if (r->lda != NULL && r->lda[0] == '|') {
-            deliver_to_ldaq(b, r);
+        if (r->lda != NULL && (r->lda[0] == '|' || deliver_has_program(b, r->addr))) {
+            deliver_to_ldaq(b, r); /* its files too: the queue file runs them all once */
             continue;
         }
         if (r->lda != NULL) {

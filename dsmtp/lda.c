@@ -354,7 +354,7 @@ lda_file(const struct conf *cf, const char *path, const struct lda_msg *m, char 
         snprintf(err, errlen, "%s: not an absolute path", path);
         return DROP_PERM;
     }
-    if (m->priv != NULL && m->priv[0] != '\0' && ldapriv_on()) /* another user's forward file */
+    if (m->priv != NULL && ldapriv_on()) /* another user's forward file, or an alias file's */
         return lda_program_priv(cf, path, true, m, lda_header(m),
                                 lda_now_ms() + cf->command_time_limit * 1000LL, err, errlen);
     deliver_node(cf, node, sizeof(node));

@@ -43,9 +43,9 @@ struct lda_msg {
     size_t len;
     const char *user; /* USER and LOGNAME */
     const char *home; /* HOME and the working directory; "" or NULL: "/" */
-    /* a program to start as user through the root helper (ldapriv.h) when it runs: the
-     * forward file that names it, or "" for an alias file (then as default_privs); NULL:
-     * as dsmtp's own user */
+    /* a program to start, or a file to write, as user through the root helper (ldapriv.h)
+     * when it runs: the forward file that names it, or "" for an alias file (then as
+     * default_privs); NULL: as dsmtp's own user */
     const char *priv;
 };
 

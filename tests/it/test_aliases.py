@@ -8,6 +8,7 @@ root's), a broken file refused by dsmtp -t and by a reload (the old aliases stay
 tellsmtp clear_cache_all and newaliases (output and exit status)."""
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import tempfile
 import pytest
 
 from dmail_site import (ALIAS_DOMAIN, BIN, DOMAIN, HOST, REMOTE, chown_like_dsmtp, rcpt_reply,
-                        smtp_send, wait_for)
+                        read_mbox, smtp_send, wait_for)
 
 SENDER = "sender@remote.example"
 NEWALIASES = os.path.join(BIN, "newaliases")
@@ -181,6 +182,37 @@ def test_alias_program_runs_and_tempfail_retries(dsmtp_factory, etc):
     got = open(os.path.join(out, "msg"), "rb").read()
     assert got.count(msgid.encode()) == 1 and b"Delivered-To: prog@example.test\n" in got
     assert srv.msgids("bob") == [msgid]  # the retry did not copy bob again
+
+
+def test_alias_program_and_file_run_as_default_privs(dsmtp_factory, etc):
+    """As root: an alias file's program runs as default_privs and its file is written as
+    default_privs (an account other than run_as here), never as dsmtp's own account; the
+    file of an address that also has a program is written once (with the program, after
+    the 250), not at receipt and again with the program."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: without it both run as run_as")
+    srv = dsmtp_factory(start=False, default_privs="daemon")
+    out = os.path.join(srv.dir, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o777)
+    box = os.path.join(out, "archive.mbox")
+    script = os.path.join(etc, "who.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\nid -un > "%s/who"\n' % out)
+    os.chmod(script, 0o755)
+    g = put(etc, "aliases", "prog: \"|%s\", %s\n" % (script, box))
+    srv.write_conf({"alias_file": g})
+    srv.start()
+    assert srv.setting("run_as") != "daemon"
+    msgid = send(srv, ["prog@" + DOMAIN])
+    who = os.path.join(out, "who")
+    assert wait_for(lambda: os.path.exists(who) and os.path.getsize(who) > 0, 15), \
+        srv.log()[-3000:]
+    assert open(who).read().strip() == "daemon"
+    assert wait_for(lambda: os.path.exists(box) and os.path.getsize(box) > 0, 15), \
+        srv.log()[-3000:]
+    assert os.stat(box).st_uid == pwd.getpwnam("daemon").pw_uid
+    assert [m.get("Message-ID") for _, m in read_mbox(box)] == [msgid]
 
 
 def test_alias_program_refused_without_alias_in_allow(dsmtp_factory, etc):
