@@ -41,12 +41,14 @@ FULL = dict(pairs=3, pairs_big=1, smtp_messages=5000, smtp_conc="1,10,50", smtp_
             pop_clients=20, pop_mailbox=1000, pop_login_secs=10.0, pop_idle="1000,10000",
             hold=2.0, idle_open_secs=360.0, reload_domains=500, reload_forwards=100000,
             relay_messages=5000, relay_conc=50, relay_latency=200, relay_rcpts=1000,
-            filters_messages=5000, filters_conc=50, max_minutes=45.0)
+            filters_messages=5000, filters_conc=50, fanout_members=10000, fanout_big=100000,
+            max_minutes=45.0)
 QUICK = dict(pairs=1, pairs_big=1, smtp_messages=100, smtp_conc="1,10,50", smtp_idle=20,
              pop_clients=5, pop_mailbox=50, pop_login_secs=1.0, pop_idle="20,40",
              hold=0.5, idle_open_secs=60.0, reload_domains=20, reload_forwards=1000,
              relay_messages=200, relay_conc=10, relay_latency=20, relay_rcpts=1000,
-             filters_messages=60, filters_conc=50, max_minutes=4.0)
+             filters_messages=60, filters_conc=50, fanout_members=200, fanout_big=1000,
+             max_minutes=4.0)
 
 
 def ints(text):
@@ -93,6 +95,13 @@ def parse_args(argv):
     p.add_argument("--filters-messages", type=int,
                    help="messages per run of the filters workload (5000)")
     p.add_argument("--filters-conc", type=int, help="smtp-source sessions for filters (50)")
+    p.add_argument("--fanout-members", type=int, help="members of the fan-out list (10000)")
+    p.add_argument("--fanout-big", type=int,
+                   help="members of the list of dlist's memory run (100000)")
+    p.add_argument("--fanout-size", type=int, default=4096, help="the fan-out post (4096)")
+    p.add_argument("--fanout-mlmmj-verp", choices=("mlmmj", "postfix"), default="postfix",
+                   help="who makes mlmmj's VERP copies: postfix (mlmmj's verp tunable: "
+                        "XVERP, the faster; default) or mlmmj (one transaction a copy)")
     p.add_argument("--max-minutes", type=float, help="time budget of the run (45)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
@@ -114,7 +123,8 @@ def parse_args(argv):
         p.error("unknown workload(s) %s; known: %s" % (",".join(bad), ",".join(NAMES)))
     if (a.pairs < 1 or a.pairs_big < 1 or a.smtp_messages < 1 or not a.smtp_conc
             or a.relay_messages < 1 or a.relay_conc < 1 or a.relay_latency < 1
-            or a.relay_rcpts < 1 or a.filters_messages < 1 or a.filters_conc < 1):
+            or a.relay_rcpts < 1 or a.filters_messages < 1 or a.filters_conc < 1
+            or a.fanout_members < 1 or a.fanout_big < 1):
         p.error("pairs, messages and concurrencies must be at least 1")
     return a
 

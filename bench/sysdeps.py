@@ -11,6 +11,7 @@ dnsmasq-base  the filters workload's DNSBL zones (a private dnsmasq on a loopbac
 rspamd        the filters workload's milter (run from the harness's own configuration).
 opendkim      Postfix's DKIM signer in the relay-dkim workload (a milter, own configuration).
 python3-dkim  verifies a sample of each side's signed mail there.
+mlmmj         the list manager of the list-fanout workload's peer (with Postfix).
 
 Package scripts must not start the system's Postfix, Dovecot, rspamd or OpenDKIM (they would listen on
 every address): while installing, a policy-rc.d that forbids starting services is put
@@ -24,7 +25,7 @@ import sys
 import time
 
 PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "gnuplot-nox", "dnsmasq-base",
-            "rspamd", "opendkim", "python3-dkim"]
+            "rspamd", "opendkim", "python3-dkim", "mlmmj"]
 # what each package must provide for the harness to run
 PROVIDES = {
     "postfix": ["/usr/sbin/postfix", "/usr/sbin/smtp-source", "/usr/sbin/smtp-sink"],
@@ -35,6 +36,7 @@ PROVIDES = {
     "rspamd": ["/usr/bin/rspamd"],
     "opendkim": ["/usr/sbin/opendkim"],
     "python3-dkim": ["/usr/lib/python3/dist-packages/dkim/__init__.py"],
+    "mlmmj": ["/usr/bin/mlmmj-make-ml", "/usr/bin/mlmmj-receive", "/usr/bin/mlmmj-send"],
 }
 POLICY = "/usr/sbin/policy-rc.d"
 APT_TIMEOUT = 900

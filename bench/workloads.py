@@ -13,6 +13,8 @@ dmail, peer, dmail, peer, ... (--pairs pairs), in the same run.
              as a milter (bench/filters.py)
 9  relay-dkim the volume run of 7 with DKIM signing: dsmtp's own against Postfix with
              OpenDKIM as a milter (bench/relay_dkim.py)
+10 list-fanout one post to a 10,000-member list, dlist + dsmtp against mlmmj + Postfix,
+             and dlist's memory with 100,000 members (bench/fanout.py)
 """
 
 import os
@@ -39,6 +41,12 @@ def relay_dkim_workload(ctx):
     import relay_dkim
 
     relay_dkim.relay_dkim(ctx)
+
+
+def fanout_workload(ctx):
+    import fanout
+
+    fanout.fanout(ctx)
 
 
 def percentile(sorted_vals, q):
@@ -472,4 +480,5 @@ WORKLOADS = [
     ("relay", relay),
     ("filters", filters_workload),
     ("relay-dkim", relay_dkim_workload),
+    ("list-fanout", fanout_workload),
 ]

@@ -15,6 +15,7 @@
 #include "ldaq.h"
 #include "dsnparam.h"
 #include "file.h"
+#include "hash.h"
 #include "lists.h"
 #include "log.h"
 #include "logq.h"
@@ -540,6 +541,8 @@ struct deliver_batch {
     size_t nsuccess; /* delivered recipients that asked for a success report */
     struct deliver_rcpt *r;
     size_t n, alloc;
+    size_t *slot; /* deliver_index: recipients by their duplicate key (index + 1; 0 empty) */
+    size_t nslot; /* a power of two, at least twice n */
     size_t running;
     uv_loop_t *loop;
     uv_work_t qwork;
@@ -577,6 +580,78 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
     return b;
 }
 
+/* deliver_key - the hash of what makes two recipients one delivery (deliver_same):
+ * the mailbox (and with allowdup the ORCPT or address), or the address of one without a
+ * mailbox; ASCII case folded where deliver_same ignores it. */
+static uint64_t
+deliver_key(const struct deliver_batch *b, const char *addr, const char *mailbox, const char *orcpt)
+{
+    uint64_t h;
+
+    if (mailbox == NULL) {
+        h = 1469598103934665603ULL ^ 'A';
+        for (const unsigned char *p = (const unsigned char *)addr; *p != '\0'; p++)
+            h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ULL;
+        return h;
+    }
+    h = hash_str(mailbox) ^ 'M';
+    if (b->cf->allowdup)
+        for (const unsigned char *p = (const unsigned char *)(orcpt ? orcpt : addr); *p; p++)
+            h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ULL;
+    return h;
+}
+
+/* deliver_same - o (an earlier recipient of the batch) is the delivery of the new one:
+ * allowdup (DMail's, default false here): two recipients that end in one mailbox (two
+ * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy. One
+ * address given twice, one copy. */
+static bool
+deliver_same(const struct deliver_batch *b, const struct deliver_rcpt *o, const char *addr,
+             const char *mailbox, const char *orcpt)
+{
+    if (o->lda != NULL || o->dup_of >= 0)
+        return false;
+    if (mailbox && b->cf->allowdup &&
+        strcasecmp(o->orcpt ? o->orcpt : o->addr, orcpt ? orcpt : addr) != 0)
+        return false;
+    return (mailbox && o->mailbox && strcmp(o->mailbox, mailbox) == 0) ||
+           (!mailbox && !o->mailbox && strcasecmp(o->addr, addr) == 0);
+}
+
+/* deliver_index - the earlier recipient that is the delivery of recipient i, or -1, and
+ * i entered in the index when there is none: one hash probe a recipient, so a post to
+ * 100,000 members is not 5 billion comparisons on the loop. */
+static int
+deliver_index(struct deliver_batch *b, size_t i)
+{
+    const struct deliver_rcpt *r = &b->r[i];
+    uint64_t h = deliver_key(b, r->addr, r->mailbox, r->orcpt);
+    size_t k;
+
+    if (b->n * 2 >= b->nslot) { /* grow: every first recipient again */
+        size_t n = b->nslot ? b->nslot * 2 : 16;
+        while (n <= b->n * 2)
+            n *= 2;
+        free(b->slot);
+        b->slot = xcalloc(n, sizeof(*b->slot));
+        b->nslot = n;
+        for (size_t j = 0; j < i; j++) {
+            const struct deliver_rcpt *o = &b->r[j];
+            if (o->dup_of >= 0)
+                continue;
+            k = deliver_key(b, o->addr, o->mailbox, o->orcpt) & (n - 1);
+            while (b->slot[k] != 0)
+                k = (k + 1) & (n - 1);
+            b->slot[k] = j + 1;
+        }
+    }
+    for (k = h & (b->nslot - 1); b->slot[k] != 0; k = (k + 1) & (b->nslot - 1))
+        if (deliver_same(b, &b->r[b->slot[k] - 1], r->addr, r->mailbox, r->orcpt))
+            return (int)(b->slot[k] - 1);
+    b->slot[k] = i + 1;
+    return -1;
+}
+
 /* deliver_add - one recipient; a mailbox already in the batch is written once for the
  * same address, and once in all unless allowdup. */
 void
@@ -599,22 +674,7 @@ deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox, cons
     r->result = mailbox ? DROP_OK : DROP_TEMP;
     if (why != NULL)
         snprintf(r->err, sizeof(r->err), "%s", why);
-    for (size_t i = 0; i < b->n; i++) {
-        const struct deliver_rcpt *o = &b->r[i];
-        if (o->lda != NULL)
-            continue;
-        /* allowdup (DMail's, default false here): two recipients that end in one mailbox (two
-         * aliases of one user: ORCPT tells them apart) get a copy each; false: one copy.
-         * One address given twice, one copy. */
-        if (mailbox && b->cf->allowdup &&
-            strcasecmp(o->orcpt ? o->orcpt : o->addr, r->orcpt ? r->orcpt : addr) != 0)
-            continue;
-        if (o->dup_of < 0 && ((mailbox && o->mailbox && strcmp(o->mailbox, mailbox) == 0) ||
-                              (!mailbox && !o->mailbox && strcasecmp(o->addr, addr) == 0))) {
-            r->dup_of = (int)i;
-            break;
-        }
-    }
+    r->dup_of = deliver_index(b, b->n);
     b->n++;
 }
 
@@ -657,6 +717,7 @@ deliver_free(struct deliver_batch *b)
         free(b->r[i].lda);
     }
     free(b->r);
+    free(b->slot);
     free(b->envid);
     free(b->text);
     free(b->id);
