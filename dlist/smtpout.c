@@ -126,7 +126,7 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
 
     so.keep = 0;
     for (size_t i = 0; i < m->nrcpt; i++) {
-        const struct smtpc_reply *r = &m->rcpt[i].reply;
+        const struct smtpc_answer *r = &m->rcpt[i].reply;
         if (r->code >= 200 && r->code < 300)
             ok++;
         else if (r->code >= 500) {
@@ -141,6 +141,7 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
             so.keep++;
         }
     }
+    smtpc_msg_clear(m);
     if (so.keep > 0 && so.m.made > 0 && time(NULL) - so.m.made > so.cf->queue_lifetime) {
         for (size_t i = 0; i < so.keep; i++)
             log_error("%s: <%s> given up: still refused for now after queue_lifetime",

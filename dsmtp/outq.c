@@ -365,14 +365,17 @@ outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *rel
 
     for (size_t k = 0; k < m->n; k++) {
         size_t i = m->idx[k];
-        const struct smtpc_reply *x = r != NULL ? r : &m->rc[k].reply;
-        if (x->code == 0)
+        if (r != NULL ? r->code == 0 : m->rc[k].reply.code == 0)
             continue;
-        f->res[i] = *x;
+        if (r != NULL)
+            f->res[i] = *r;
+        else
+            smtpc_answer_reply(&m->rc[k].reply, &f->res[i]);
         free(f->relay[i]);
         f->relay[i] = relay != NULL && relay[0] ? xstrdup(relay) : NULL;
         f->dsn_on[i] = dsn;
     }
+    smtpc_msg_clear(&m->m);
     free(m->idx);
     free(m->rc);
     free(m->vsender);

@@ -141,6 +141,45 @@ smtpc_tx_unanswered(const struct smtpc_rcpt *r)
     return r->reply.code == 0 || r->reply.code / 100 == 2;
 }
 
+void
+smtpc_msg_clear(struct smtpc_msg *m)
+{
+    for (size_t i = 0; i < m->npool; i++)
+        free(m->pool[i]);
+    free(m->pool);
+    m->pool = NULL;
+    m->npool = 0;
+    for (size_t i = 0; i < m->nrcpt; i++)
+        m->rcpt[i].reply.text = "";
+}
+
+void
+smtpc_answer_reply(const struct smtpc_answer *a, struct smtpc_reply *r)
+{
+    r->code = a->code;
+    snprintf(r->status, sizeof(r->status), "%s", a->status);
+    snprintf(r->text, sizeof(r->text), "%s", a->text != NULL ? a->text : "");
+}
+
+/* smtpc_answer_set - recipient answer a of m gets r; its text from m's pool (one of the
+ * last few texts when equal, else a new copy). */
+static void
+smtpc_answer_set(struct smtpc_msg *m, struct smtpc_answer *a, const struct smtpc_reply *r)
+{
+    size_t i;
+
+    a->code = r->code;
+    memcpy(a->status, r->status, sizeof(a->status));
+    for (i = m->npool; i > 0 && i + 4 > m->npool; i--)
+        if (strcmp(m->pool[i - 1], r->text) == 0) {
+            a->text = m->pool[i - 1];
+            return;
+        }
+    if ((m->npool & (m->npool - 1)) == 0) /* 0, 1, 2, 4...: the array doubles */
+        m->pool = xrealloc(m->pool, (m->npool ? m->npool * 2 : 1) * sizeof(*m->pool));
+    a->text = m->pool[m->npool++] = xstrdup(r->text);
+}
+
 /* smtpc_tx_answer - every recipient sent and not answered yet gets r. */
 static void
 smtpc_tx_answer(struct smtpc *c, const struct smtpc_reply *r)
@@ -148,7 +187,7 @@ smtpc_tx_answer(struct smtpc *c, const struct smtpc_reply *r)
     for (size_t j = 0; j < c->norder; j++) {
         struct smtpc_rcpt *rc = &c->m->rcpt[c->order[j]];
         if (smtpc_tx_unanswered(rc))
-            rc->reply = *r;
+            smtpc_answer_set(c->m, &rc->reply, r);
     }
 }
 
@@ -292,6 +331,22 @@ smtpc_tx_data(struct smtpc *c, const struct smtpc_reply *r)
     }
 }
 
+/* smtpc_tx_pipe - pipelining: the next steps while fewer than SMTPC_PIPE_WINDOW are
+ * unanswered, written together (RFC 2920); topped up when half are answered, so a
+ * 100,000-recipient transaction never holds all its RCPT lines in the output queue. */
+static void
+smtpc_tx_pipe(struct smtpc *c)
+{
+    size_t data = smtpc_tx_data_step(c);
+
+    if (c->sstep > data || c->sstep - c->rstep > SMTPC_PIPE_WINDOW / 2)
+        return;
+    net_cork(c->conn);
+    while (c->sstep <= data && c->sstep - c->rstep < SMTPC_PIPE_WINDOW)
+        smtpc_tx_write(c, c->sstep++);
+    net_uncork(c->conn);
+}
+
 /* smtpc_tx_reply - the reply to the step c->rstep. */
 static void
 smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r)
@@ -311,14 +366,18 @@ smtpc_tx_reply(struct smtpc *c, const struct smtpc_reply *r)
         }
     } else if (step < data) {
         struct smtpc_rcpt *rc = &c->m->rcpt[c->order[step - SMTPC_STEP_RCPT]];
-        rc->reply = c->mail_ok ? *r : c->mail_reply;
+        smtpc_answer_set(c->m, &rc->reply, c->mail_ok ? r : &c->mail_reply);
         if (c->mail_ok && ok)
             c->accepted++;
     } else {
         smtpc_tx_data(c, r);
         return;
     }
-    if (c->info.pipelining || c->sstep != c->rstep)
+    if (c->info.pipelining) {
+        smtpc_tx_pipe(c);
+        return;
+    }
+    if (c->sstep != c->rstep)
         return;
     if (c->rstep == data && c->accepted == 0) {
         smtpc_tx_finish(c, true, false); /* every recipient refused: no DATA */
@@ -357,9 +416,12 @@ smtpc_timer_cb(uv_timer_t *t)
 static void
 smtpc_tx_refuse(struct smtpc *c, int code, const char *status, const char *text)
 {
+    struct smtpc_reply r;
+
+    smtpc_reply_make(&r, code, status, "%s", text);
     for (size_t i = 0; i < c->m->nrcpt; i++)
         if (c->m->rcpt[i].reply.code == 0)
-            smtpc_reply_make(&c->m->rcpt[i].reply, code, status, "%s", text);
+            smtpc_answer_set(c->m, &c->m->rcpt[i].reply, &r);
     c->deferred = true;
     uv_timer_start(&c->timer, smtpc_timer_cb, 0, 0);
 }
@@ -381,13 +443,17 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg)
     c->norder = 0;
     c->accepted = 0;
     c->mail_ok = c->discard = false;
+    smtpc_msg_clear(m);
     for (size_t i = 0; i < m->nrcpt; i++) {
         struct smtpc_rcpt *r = &m->rcpt[i];
         memset(&r->reply, 0, sizeof(r->reply));
+        r->reply.text = "";
         if (r->addr == NULL || !smtpc_clean(r->addr, true) || !smtpc_clean(r->notify, false) ||
-            !smtpc_clean(r->orcpt, false))
-            smtpc_reply_make(&r->reply, 501, "5.1.3", "bad recipient address syntax");
-        else
+            !smtpc_clean(r->orcpt, false)) {
+            struct smtpc_reply bad;
+            smtpc_reply_make(&bad, 501, "5.1.3", "bad recipient address syntax");
+            smtpc_answer_set(m, &r->reply, &bad);
+        } else
             c->order[c->norder++] = i;
     }
     size = smtpc_wire_size(m->text, m->len);
@@ -410,10 +476,7 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg)
         size_t first = c->need_rset ? SMTPC_STEP_RSET : SMTPC_STEP_MAIL;
         c->rstep = c->sstep = first;
         if (c->info.pipelining) {
-            net_cork(c->conn);
-            while (c->sstep <= smtpc_tx_data_step(c))
-                smtpc_tx_write(c, c->sstep++);
-            net_uncork(c->conn);
+            smtpc_tx_pipe(c);
         } else {
             smtpc_tx_write(c, c->sstep++);
         }

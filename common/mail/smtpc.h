@@ -120,11 +120,19 @@ struct smtpc_info {
                                   * "pkix" (verified for tls_name), "none" (static) */
 };
 
+/* A recipient's reply: as struct smtpc_reply, but its text kept once in the message's pool
+ * for recipients answered alike in a row (100,000 "2.1.5 Ok" hold one copy, not 50 MB). */
+struct smtpc_answer {
+    int code;         /* 0 before any */
+    char status[16];  /* enhanced status "5.1.1" */
+    const char *text; /* "" before any; valid until smtpc_msg_clear or m's next send */
+};
+
 struct smtpc_rcpt {
-    const char *addr;         /* recipient */
-    const char *notify;       /* DSN NOTIFY value ("SUCCESS,FAILURE"), or NULL */
-    const char *orcpt;        /* DSN ORCPT ("rfc822;a@b" as xtext), or NULL */
-    struct smtpc_reply reply; /* out */
+    const char *addr;          /* recipient */
+    const char *notify;        /* DSN NOTIFY value ("SUCCESS,FAILURE"), or NULL */
+    const char *orcpt;         /* DSN ORCPT ("rfc822;a@b" as xtext), or NULL */
+    struct smtpc_answer reply; /* out */
 };
 
 struct smtpc_msg {
@@ -140,6 +148,8 @@ struct smtpc_msg {
     size_t nrcpt;
     const char *text; /* headers + body, LF line ends */
     size_t len;
+    char **pool; /* smtpc's: the texts of the recipients' replies (smtpc_msg_clear) */
+    size_t npool;
 };
 
 struct smtpc;
@@ -157,6 +167,11 @@ struct smtpc *smtpc_open(struct net_server *net, const char *ip, int port,
 /* smtpc_send - one transaction on a ready session; m stays the caller's and must live
  * until done. -1 when the session is not ready for one (busy, failed, closed). */
 int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg);
+/* smtpc_msg_clear - free the texts of m's recipients' replies (after done has read them;
+ * smtpc_send clears them too). */
+void smtpc_msg_clear(struct smtpc_msg *m);
+/* smtpc_answer_reply - a as a whole reply (its text copied, cut at SMTPC_TEXT_MAX). */
+void smtpc_answer_reply(const struct smtpc_answer *a, struct smtpc_reply *r);
 /* smtpc_close - QUIT (when the session is usable) and free; no callback afterwards. */
 void smtpc_close(struct smtpc *c);
 /* smtpc_peer - "ip:port" of the server ("[ip]:port" for IPv6). */

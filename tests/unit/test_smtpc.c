@@ -304,6 +304,16 @@ check_reply(const struct smtpc_reply *r, int code, const char *status, const cha
     assert_null(strpbrk(r->text, "\r\n"));
 }
 
+/* check_answer - a recipient's answer, as check_reply. */
+static void
+check_answer(const struct smtpc_answer *a, int code, const char *status, const char *text)
+{
+    struct smtpc_reply r;
+
+    smtpc_answer_reply(a, &r);
+    check_reply(&r, code, status, text);
+}
+
 /* ---- against real servers ---- */
 
 #define RCPT(a)                                                                                    \
@@ -350,8 +360,8 @@ test_pipelined(void **state)
     assert_string_equal(smtpc_peer(r->c), peer);
     run_send(r, &m);
     assert_false(r->broken);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued as 1234");
-    check_reply(&rc[1].reply, 250, "2.0.0", "queued as 1234");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued as 1234");
+    check_answer(&rc[1].reply, 250, "2.0.0", "queued as 1234");
     char env[200];
     snprintf(env, sizeof(env),
              "MAIL FROM:<s@x.test> SIZE=%llu\r\nRCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
@@ -363,6 +373,39 @@ test_pipelined(void **state)
     char *got = peer_log(p, "");
     assert_non_null(memmem(got, strlen(got), want, (size_t)w));
     free(got);
+}
+
+/* 2,500 recipients (more than SMTPC_PIPE_WINDOW: the pipeline topped up as replies come)
+ * answered alike hold one copy of the reply's text (the message's pool),
+ * not one SMTPC_TEXT_MAX buffer each; smtpc_msg_clear frees it */
+static void
+test_answers_share_text(void **state)
+{
+    struct run *r = *state;
+    enum { N = 2500 };
+    struct smtpc_rcpt *rc = calloc(N, sizeof(*rc));
+    char (*addr)[32] = calloc(N, sizeof(*addr));
+
+    assert_non_null(rc);
+    assert_non_null(addr);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "ok%zu@x.test", i);
+        rc[i].addr = addr[i];
+    }
+    struct smtpc_msg m = {.sender = "s@x.test", .rcpt = rc, .nrcpt = N, .text = "hi\n", .len = 3};
+    run_send(r, &m);
+    assert_false(r->broken);
+    for (size_t i = 0; i < N; i++) {
+        check_answer(&rc[i].reply, 250, "2.0.0", "queued");
+        assert_ptr_equal(rc[i].reply.text, rc[0].reply.text);
+    }
+    assert_true(m.npool >= 1 && m.npool <= 2); /* the RCPTs' text, then DATA's */
+    smtpc_msg_clear(&m);
+    assert_int_equal(m.npool, 0);
+    assert_null(m.pool);
+    assert_string_equal(rc[0].reply.text, "");
+    free(rc);
+    free(addr);
 }
 
 /* per-recipient replies at RCPT (one accepted: DATA goes, the refused keep theirs);
@@ -378,17 +421,17 @@ test_rcpt_replies(void **state)
 
     run_send(r, &m);
     assert_false(r->broken);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
-    check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
-    check_reply(&rc[2].reply, 450, "4.2.1", "mailbox busy");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[1].reply, 550, "5.1.1", "no such user");
+    check_answer(&rc[2].reply, 450, "4.2.1", "mailbox busy");
     assert_int_equal(log_count(p, "DATA\r\n"), 1);
 
     m.rcpt = rc + 1;
     m.nrcpt = 2;
     run_send(r, &m);
     assert_false(r->broken);
-    check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
-    check_reply(&rc[2].reply, 450, "4.2.1", "mailbox busy");
+    check_answer(&rc[1].reply, 550, "5.1.1", "no such user");
+    check_answer(&rc[2].reply, 450, "4.2.1", "mailbox busy");
     assert_int_equal(log_count(p, "DATA\r\n"), 2); /* pipelined; refused with 503 */
     assert_int_equal(log_count(p, "hi\r\n"), 1);
     assert_int_equal(log_count(p, "RSET\r\n"), 0);
@@ -396,10 +439,10 @@ test_rcpt_replies(void **state)
     m.rcpt = rc;
     m.nrcpt = 1;
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, ".chunks", "\nRSET MAIL RCPT DATA\n"));
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_int_equal(log_count(p, "RSET\r\n"), 1);
     assert_int_equal(log_count(p, "hi\r\n"), 3);
 }
@@ -414,13 +457,13 @@ test_data_refused(void **state)
     struct smtpc_msg m = {.sender = "rej5@x.test", .rcpt = rc, .nrcpt = 3, .text = "t\n", .len = 2};
 
     run_send(r, &m);
-    check_reply(&rc[0].reply, 554, "5.7.1", "content rejected");
-    check_reply(&rc[1].reply, 450, "4.2.1", "busy");
-    check_reply(&rc[2].reply, 554, "5.7.1", "content rejected");
+    check_answer(&rc[0].reply, 554, "5.7.1", "content rejected");
+    check_answer(&rc[1].reply, 450, "4.2.1", "busy");
+    check_answer(&rc[2].reply, 554, "5.7.1", "content rejected");
     m.sender = "rej4@x.test";
     run_send(r, &m);
-    check_reply(&rc[0].reply, 451, "4.3.0", "try again later");
-    check_reply(&rc[2].reply, 451, "4.3.0", "try again later");
+    check_answer(&rc[0].reply, 451, "4.3.0", "try again later");
+    check_answer(&rc[2].reply, 451, "4.3.0", "try again later");
     assert_false(r->broken);
     assert_int_equal(log_count(p, "RSET\r\n"), 0); /* both ended with the final reply */
 }
@@ -437,7 +480,7 @@ test_helo_fallback(void **state)
     check_reply(&r->info.reply, 250, "2.0.0", "peer.test");
     assert_false(r->info.esmtp || r->info.pipelining);
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<>\r\n"));
 }
 
@@ -452,17 +495,17 @@ test_no_pipelining(void **state)
 
     assert_false(r->info.pipelining);
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
-    check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[1].reply, 550, "5.1.1", "no such user");
     assert_true(log_has(p, ".chunks", "\nMAIL\nRCPT\nRCPT\nDATA\n"));
     m.rcpt = rc + 1;
     m.nrcpt = 1;
     run_send(r, &m);
-    check_reply(&rc[1].reply, 550, "5.1.1", "no such user");
+    check_answer(&rc[1].reply, 550, "5.1.1", "no such user");
     assert_int_equal(log_count(p, "DATA\r\n"), 1);
     m.rcpt = rc;
     run_send(r, &m); /* RSET first, alone */
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, ".chunks", "\nRSET\nMAIL\nRCPT\nDATA\n"));
 }
 
@@ -481,14 +524,14 @@ test_size_limit(void **state)
     assert_int_equal(r->info.size_max, 1000);
     run_send(r, &m);
     assert_false(r->broken);
-    check_reply(&rc[0].reply, 552, "5.3.4", "exceeds");
-    check_reply(&rc[1].reply, 552, "5.3.4", "exceeds");
+    check_answer(&rc[0].reply, 552, "5.3.4", "exceeds");
+    check_answer(&rc[1].reply, 552, "5.3.4", "exceeds");
     assert_int_equal(log_count(p, "MAIL"), 0);
     m.text = "short\n";
     m.len = 6;
     m.xverp = true; /* asked for, but this server does not announce XVERP: plain MAIL */
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=7\r\n"));
 }
 
@@ -510,7 +553,7 @@ test_8bitmime(void **state)
 
     assert_int_equal(r->info.eightbitmime, on);
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_int_equal(log_count(p, "SIZE=7 BODY=8BITMIME\r\n"), on ? 1 : 0);
     assert_int_equal(log_count(p, "SIZE=7\r\n"), on ? 0 : 1);
     assert_true(log_has(p, "", "caf\xc3\xa9\r\n.\r\n"));
@@ -531,10 +574,10 @@ test_smtputf8(void **state)
     run_send(r, &m);
     assert_false(r->broken);
     if (!on) {
-        check_reply(&rc[0].reply, 553, "5.6.7", "SMTPUTF8");
+        check_answer(&rc[0].reply, 553, "5.6.7", "SMTPUTF8");
         assert_int_equal(log_count(p, "MAIL"), 0);
     } else {
-        check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+        check_answer(&rc[0].reply, 250, "2.0.0", "queued");
         assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=3 SMTPUTF8\r\n"));
     }
 }
@@ -558,7 +601,7 @@ test_dsn_params(void **state)
 
     assert_true(r->info.dsn);
     run_send(r, &m);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "",
                         "MAIL FROM:<s@x.test> SIZE=3 RET=HDRS ENVID=QQ123\r\n"
                         "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@x.test\r\n"
@@ -627,7 +670,7 @@ test_starttls(void **state)
             assert_false(r.info.tls);
             assert_true(log_has(p, "", "STARTTLS\r\n"));
             run_send(&r, &m);
-            check_reply(&rc[0].reply, 250, "2.0.0", "ok");
+            check_answer(&rc[0].reply, 250, "2.0.0", "ok");
             run_end(&r, p);
             continue;
         }
@@ -637,7 +680,7 @@ test_starttls(void **state)
         assert_true(r.info.pipelining);
         assert_true(log_has(p, "", "EHLO client.test\r\nSTARTTLS\r\nEHLO client.test\r\n"));
         run_send(&r, &m);
-        check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+        check_answer(&rc[0].reply, 250, "2.0.0", "queued");
         assert_true(log_has(p, "", "tls\r\n.\r\n"));
         run_end(&r, p);
     }
@@ -718,7 +761,7 @@ test_large_message(void **state)
 
     run_send(r, &m);
     assert_false(r->broken);
-    check_reply(&rc[0].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(uu_size(p->log) > (long long)smtpc_wire_size(m.text, m.len));
     free((char *)m.text);
 }
@@ -735,8 +778,8 @@ test_drop_mid_data(void **state)
 
     run_send(r, &m);
     assert_true(r->broken);
-    check_reply(&rc[0].reply, 421, "4.4.2", "lost connection");
-    check_reply(&rc[1].reply, 421, "4.4.2", "lost connection");
+    check_answer(&rc[0].reply, 421, "4.4.2", "lost connection");
+    check_answer(&rc[1].reply, 421, "4.4.2", "lost connection");
     assert_true(log_has(p, "", "(dropped)"));
     assert_int_equal(smtpc_send(r->c, &m, on_done, r), -1);
     free((char *)m.text);
@@ -773,7 +816,7 @@ test_timeouts(void **state)
     dt = now_ms() - t0;
     assert_true(dt >= 350 && dt < 3000);
     assert_true(r.broken);
-    check_reply(&rc[0].reply, 421, "4.4.2", "end of the message");
+    check_answer(&rc[0].reply, 421, "4.4.2", "end of the message");
     run_end(&r, p);
 }
 
@@ -861,12 +904,12 @@ test_bad_input(void **state)
     o = opts();
     run_open(&r, p->port, &o);
     run_send(&r, &m);
-    check_reply(&rc[0].reply, 501, "5.1.3", "bad recipient");
-    check_reply(&rc[1].reply, 250, "2.0.0", "queued");
+    check_answer(&rc[0].reply, 501, "5.1.3", "bad recipient");
+    check_answer(&rc[1].reply, 250, "2.0.0", "queued");
     assert_int_equal(log_count(p, "RSET"), 0);
     m.sender = "s@x\ntest";
     run_send(&r, &m);
-    check_reply(&rc[1].reply, 501, "5.1.7", "bad sender");
+    check_answer(&rc[1].reply, 501, "5.1.7", "bad sender");
     run_end(&r, p);
 }
 
@@ -897,7 +940,8 @@ group_down(void **state)
 }
 
 UU_MAIN(group_up, group_down, PEER_TEST(test_pipelined, "pipe"),
-        PEER_TEST(test_rcpt_replies, "pipe"), PEER_TEST(test_data_refused, "pipe"),
+        PEER_TEST(test_rcpt_replies, "pipe"), PEER_TEST(test_answers_share_text, "pipe"),
+        PEER_TEST(test_data_refused, "pipe"),
         PEER_TEST(test_helo_fallback, "noehlo"), PEER_TEST(test_no_pipelining, "plain"),
         PEER_TEST(test_size_limit, "small"), PEER_TEST(test_8bitmime, "pipe"),
         PEER_TEST(test_8bitmime, "no8bit"), PEER_TEST(test_smtputf8, "pipe"),
