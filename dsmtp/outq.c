@@ -469,6 +469,7 @@ outq_add_file(struct outq *oq, struct outq_file *f)
         else
             t->msgs = m;
         t->last = m;
+        t->nmsgs++;
         f->dests++;
     }
     for (size_t i = 0; i < f->n; i++)
@@ -541,11 +542,9 @@ outq_show(struct outq *oq, void (*fn)(void *arg, const struct outq_view *v), voi
 
     for (const struct outq_dest *t = oq->dests; t != NULL; t = t->next) {
         struct outq_view v = {0};
-        size_t waiting = 0;
+        size_t waiting = t->nmsgs;
         if (!t->running)
             continue;
-        for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
-            waiting++;
         v.dest = t->spec != NULL ? t->spec : t->key;
         v.relay = t->c != NULL ? t->relay : NULL;
         v.state = t->q != NULL ? "resolving" : t->c == NULL ? "connecting" : "sending";

@@ -70,6 +70,7 @@ outq_dest_all(struct outq_dest *t, const struct smtpc_reply *r)
 
     while ((m = t->msgs) != NULL) {
         t->msgs = m->next;
+        t->nmsgs--;
         outq_msg_finish(m, r, t->relay, false);
     }
     t->last = NULL;
@@ -148,6 +149,7 @@ outq_dest_send(struct outq_dest *t)
         return;
     }
     t->msgs = m->next;
+    t->nmsgs--;
     if (t->msgs == NULL)
         t->last = NULL;
     if (m->m.requiretls && !t->tls_verified) { /* RFC 8689 4.2.1: not over this session */
@@ -732,33 +734,30 @@ outq_dest_start(struct outq_dest *t)
     t->q = dns_mx(oq->d->dns, t->key, outq_dest_mx_result, t);
 }
 
-/* outq_dest_get - where a message for key waits: a destination of key not started
- * yet; else a new one while key has fewer than smtp_out_per_domain (each is one
- * session); else the running one with the fewest waiting (its session carries it
- * next: reuse). */
+/* outq_dest_get - where a message for key waits: once key has smtp_out_per_domain
+ * destinations (each is one session), the one with the fewest waiting (its session carries
+ * it next: reuse); before that a destination of key not started yet while it holds fewer
+ * than OUTQ_DEST_BATCH, else a new one — so a list's post to 10,000 members at one relay
+ * goes out over smtp_out_per_domain sessions at once, not one after the other. */
 struct outq_dest *
 outq_dest_get(struct outq *oq, const char *key, bool tls_no)
 {
-    struct outq_dest *t, *best = NULL;
-    size_t best_n = 0;
+    struct outq_dest *t, *best = NULL, *idle = NULL;
     long n = 0;
 
     for (t = oq->dests; t != NULL; t = t->next) {
-        size_t waiting = 0;
         if (strcasecmp(t->key, key) != 0 || t->tls_no != tls_no)
             continue;
-        if (!t->running)
-            return t;
         n++;
-        for (const struct outq_msg *m = t->msgs; m != NULL; m = m->next)
-            waiting++;
-        if (best == NULL || waiting < best_n) {
+        if (!t->running && idle == NULL)
+            idle = t;
+        if (best == NULL || t->nmsgs < best->nmsgs)
             best = t;
-            best_n = waiting;
-        }
     }
     if (best != NULL && n >= oq->d->srv.cf->smtp_out_per_domain)
         return best;
+    if (idle != NULL && idle->nmsgs < OUTQ_DEST_BATCH)
+        return idle;
     t = xcalloc(1, sizeof(*t));
     t->oq = oq;
     t->key = xstrdup(key);

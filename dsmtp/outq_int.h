@@ -29,6 +29,7 @@
 #define OUTQ_STS_FETCH_MS 30000     /* an MTA-STS policy fetch */
 #define OUTQ_PASS_MAX 4096          /* the password file read at most */
 #define OUTQ_RELAY "relay "         /* a destination key's prefix: a smarthost or gateway spec */
+#define OUTQ_DEST_BATCH 4           /* messages waiting for one session before key gets another */
 
 struct outq_file {
     struct outq_file *next;
@@ -82,6 +83,7 @@ struct outq_dest {
     char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
     struct outq_pass *pj; /* the password file being read */
     struct outq_msg *msgs, *last;
+    size_t nmsgs; /* waiting in msgs */
     bool running;
     char **hosts;
     size_t nhosts, hi;

@@ -22,8 +22,8 @@
 
 #include "smtpc.h"
 
-#define SMTPC_LINE_MAX 998  /* octets of a line on the wire, CRLF not counted */
-#define SMTPC_MAX_LINES 512 /* lines of one reply */
+#define SMTPC_LINE_MAX 998     /* octets of a line on the wire, CRLF not counted */
+#define SMTPC_MAX_LINES 512    /* lines of one reply */
 #define SMTPC_PIPE_WINDOW 1000 /* pipelined commands unanswered at most (smtpc_tx_pipe) */
 
 /* what a server announced beyond struct smtpc_info: AUTH mechanisms, STARTTLS, SIZE
