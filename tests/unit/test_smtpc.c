@@ -384,7 +384,7 @@ test_answers_share_text(void **state)
     struct run *r = *state;
     enum { N = 2500 };
     struct smtpc_rcpt *rc = calloc(N, sizeof(*rc));
-    char (*addr)[32] = calloc(N, sizeof(*addr));
+    char(*addr)[32] = calloc(N, sizeof(*addr));
 
     assert_non_null(rc);
     assert_non_null(addr);
@@ -941,12 +941,12 @@ group_down(void **state)
 
 UU_MAIN(group_up, group_down, PEER_TEST(test_pipelined, "pipe"),
         PEER_TEST(test_rcpt_replies, "pipe"), PEER_TEST(test_answers_share_text, "pipe"),
-        PEER_TEST(test_data_refused, "pipe"),
-        PEER_TEST(test_helo_fallback, "noehlo"), PEER_TEST(test_no_pipelining, "plain"),
-        PEER_TEST(test_size_limit, "small"), PEER_TEST(test_8bitmime, "pipe"),
-        PEER_TEST(test_8bitmime, "no8bit"), PEER_TEST(test_smtputf8, "pipe"),
-        PEER_TEST(test_smtputf8, "utf8"), PEER_TEST(test_dsn_params, "pipe-dsn"),
-        cmocka_unit_test(test_starttls), cmocka_unit_test(test_auth),
-        PEER_TEST(test_large_message, "pipe"), PEER_TEST(test_drop_mid_data, "drop"),
-        cmocka_unit_test(test_timeouts), cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_close_in_flight), cmocka_unit_test(test_bad_input))
+        PEER_TEST(test_data_refused, "pipe"), PEER_TEST(test_helo_fallback, "noehlo"),
+        PEER_TEST(test_no_pipelining, "plain"), PEER_TEST(test_size_limit, "small"),
+        PEER_TEST(test_8bitmime, "pipe"), PEER_TEST(test_8bitmime, "no8bit"),
+        PEER_TEST(test_smtputf8, "pipe"), PEER_TEST(test_smtputf8, "utf8"),
+        PEER_TEST(test_dsn_params, "pipe-dsn"), cmocka_unit_test(test_starttls),
+        cmocka_unit_test(test_auth), PEER_TEST(test_large_message, "pipe"),
+        PEER_TEST(test_drop_mid_data, "drop"), cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_close_in_flight),
+        cmocka_unit_test(test_bad_input))
