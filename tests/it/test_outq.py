@@ -200,6 +200,25 @@ def test_smtp_out_per_domain_bounds_parallel_sessions(dsmtp_factory, sink):
     assert stat_value(ours, "dsmtp_outbound_sessions_total") <= 9
 
 
+def test_one_message_fans_out_over_parallel_sessions(dsmtp_factory, sink):
+    """One XVERP message to 24 recipients at one relay (24 transactions, as a list's post
+    is): they go out over smtp_out_per_domain sessions at once, never more, not one after
+    the other over one session; each recipient once."""
+    port, handler = sink
+    handler.delay = 0.3
+    ours = dsmtp_factory(smarthost="[127.0.0.1]:%d" % port, smtp_out_per_domain=4,
+                         forward_from_ip="127.0.0.0/8")
+    rcpts = ["m%02d@far%d.example" % (i, i % 3) for i in range(24)]
+    with smtplib.SMTP(HOST, ours.smtp_port, timeout=20) as s:
+        assert s.sendmail("list-bounces@" + DOMAIN, rcpts, "Subject: fan\r\n\r\nx\r\n",
+                          mail_options=["XVERP"]) == {}
+    assert wait_for(lambda: len(handler.envelopes) == 24, 30), ours.log()[-2000:]
+    assert handler.max_inflight == 4, handler.max_inflight
+    got = sorted(r for e in handler.envelopes for r in e.rcpt_tos)
+    assert got == sorted(rcpts)
+    assert all(e.mail_from.startswith("list-bounces+") for e in handler.envelopes)
+
+
 def test_relayed_message_goes_out_without_a_queue_scan(dsmtp_factory, sink):
     """A queue file whose recipients are all remote goes to outbound delivery as it is
     written (outq_offer), from SMTP and from sendmail alike."""
