@@ -40,6 +40,7 @@ static struct {
     struct smtpc_rcpt *rc;
     int read_errno;
     size_t keep; /* recipients refused with 4xx, moved to the front of m.rcpt */
+    bool now;    /* the kept ones at once, in the next transaction: too many recipients */
 } so;
 
 static void smtpout_next(void);
@@ -91,9 +92,11 @@ smtpout_finish_work(uv_work_t *w)
     if (so.keep == 0) {
         if (unlink(path) < 0 || file_fsync_dir(path) < 0)
             log_error("cannot remove %s: %s", path, strerror(errno));
-    } else {
+    } else { /* the rest is a new transaction: a new ENVID (the old one is delivered for
+              * dsmtp, txdedup.h: a resend under it would be answered 250 and dropped) */
         struct outbox_msg k = so.m;
         k.nrcpt = so.keep;
+        k.envid = NULL;
         if (outbox_write(so.dir, so.names[so.i], &k) < 0)
             log_error("cannot rewrite %s: %s", path, strerror(errno));
     }
@@ -109,7 +112,9 @@ smtpout_finished(uv_work_t *w, int status)
     free(so.rc);
     so.rc = NULL;
     outbox_free(&so.m);
-    so.i++;
+    if (!so.now) /* else the file again, rewritten with the rest, on this connection */
+        so.i++;
+    so.now = false;
     if (so.stopping) {
         smtpout_end();
         return;
@@ -125,6 +130,7 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
     char *saved;
 
     so.keep = 0;
+    so.now = !broken;
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct smtpc_answer *r = &m->rcpt[i].reply;
         if (r->code >= 200 && r->code < 300)
@@ -134,13 +140,16 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
             log_warn("%s: <%s> refused by %s: %d %s %s", so.names[so.i], m->rcpt[i].addr,
                      smtpc_peer(c), r->code, r->status, r->text);
         } else {
-            /* 4xx (or no answer): kept for the next batch, in front */
+            /* 4xx (or no answer): kept for the next batch, in front; 452 (too many
+             * recipients, RFC 5321 4.5.3.1.10) in the next transaction at once */
+            so.now = so.now && r->code == 452;
             saved = so.m.rcpt[so.keep];
             so.m.rcpt[so.keep] = so.m.rcpt[i];
             so.m.rcpt[i] = saved;
             so.keep++;
         }
     }
+    so.now = so.now && so.keep > 0 && ok > 0; /* progress, or wait for the next scan */
     smtpc_msg_clear(m);
     if (so.keep > 0 && so.m.made > 0 && time(NULL) - so.m.made > so.cf->queue_lifetime) {
         for (size_t i = 0; i < so.keep; i++)
@@ -148,6 +157,7 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
                       so.names[so.i], so.m.rcpt[i]);
         bad += so.keep;
         so.keep = 0;
+        so.now = false;
     }
     log_info("%s: %zu recipient%s accepted by %s, %zu refused, %zu to retry", so.names[so.i], ok,
              ok == 1 ? "" : "s", smtpc_peer(c), bad, so.keep);
