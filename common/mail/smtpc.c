@@ -899,6 +899,8 @@ smtpc_close(struct smtpc *c)
         return;
     c->closed = true;
     c->ready = NULL;
+    if (c->m != NULL) /* no done: nobody reads its recipients' answers */
+        smtpc_msg_clear(c->m);
     c->m = NULL;
     if (c->conn != NULL) {
         net_set_cb(c->conn, smtpc_orphan, NULL);

@@ -172,7 +172,8 @@ int smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *a
 void smtpc_msg_clear(struct smtpc_msg *m);
 /* smtpc_answer_reply - a as a whole reply (its text copied, cut at SMTPC_TEXT_MAX). */
 void smtpc_answer_reply(const struct smtpc_answer *a, struct smtpc_reply *r);
-/* smtpc_close - QUIT (when the session is usable) and free; no callback afterwards. */
+/* smtpc_close - QUIT (when the session is usable) and free; no callback afterwards (a
+ * transaction in flight: its recipients' answers cleared, smtpc_msg_clear). */
 void smtpc_close(struct smtpc *c);
 /* smtpc_peer - "ip:port" of the server ("[ip]:port" for IPv6). */
 const char *smtpc_peer(const struct smtpc *c);

@@ -373,6 +373,7 @@ test_pipelined(void **state)
     char *got = peer_log(p, "");
     assert_non_null(memmem(got, strlen(got), want, (size_t)w));
     free(got);
+    smtpc_msg_clear(&m);
 }
 
 /* 2,500 recipients (more than SMTPC_PIPE_WINDOW: the pipeline topped up as replies come)
@@ -445,6 +446,7 @@ test_rcpt_replies(void **state)
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_int_equal(log_count(p, "RSET\r\n"), 1);
     assert_int_equal(log_count(p, "hi\r\n"), 3);
+    smtpc_msg_clear(&m);
 }
 
 /* 5xx and 4xx at the end of DATA apply to every accepted recipient, not to the refused */
@@ -466,6 +468,7 @@ test_data_refused(void **state)
     check_answer(&rc[2].reply, 451, "4.3.0", "try again later");
     assert_false(r->broken);
     assert_int_equal(log_count(p, "RSET\r\n"), 0); /* both ended with the final reply */
+    smtpc_msg_clear(&m);
 }
 
 /* EHLO refused with 502: HELO, and plain SMTP (no SIZE=) */
@@ -482,6 +485,7 @@ test_helo_fallback(void **state)
     run_send(r, &m);
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<>\r\n"));
+    smtpc_msg_clear(&m);
 }
 
 /* no PIPELINING: one command per write; none accepted: no DATA at all */
@@ -507,6 +511,7 @@ test_no_pipelining(void **state)
     run_send(r, &m); /* RSET first, alone */
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, ".chunks", "\nRSET\nMAIL\nRCPT\nDATA\n"));
+    smtpc_msg_clear(&m);
 }
 
 /* a message larger than SIZE: 5.3.4 for all, nothing sent, the result from the loop; a
@@ -533,6 +538,7 @@ test_size_limit(void **state)
     run_send(r, &m);
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=7\r\n"));
+    smtpc_msg_clear(&m);
 }
 
 /* BODY=8BITMIME only for 8-bit text to a server with 8BITMIME; without it the text goes
@@ -557,6 +563,7 @@ test_8bitmime(void **state)
     assert_int_equal(log_count(p, "SIZE=7 BODY=8BITMIME\r\n"), on ? 1 : 0);
     assert_int_equal(log_count(p, "SIZE=7\r\n"), on ? 0 : 1);
     assert_true(log_has(p, "", "caf\xc3\xa9\r\n.\r\n"));
+    smtpc_msg_clear(&m);
 }
 
 /* SMTPUTF8 needed: 5.6.7 before MAIL when the server lacks it; the parameter when not */
@@ -580,6 +587,7 @@ test_smtputf8(void **state)
         check_answer(&rc[0].reply, 250, "2.0.0", "queued");
         assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=3 SMTPUTF8\r\n"));
     }
+    smtpc_msg_clear(&m);
 }
 
 /* DSN parameters when the server announced DSN (their absence otherwise: test_pipelined) */
@@ -606,6 +614,7 @@ test_dsn_params(void **state)
                         "MAIL FROM:<s@x.test> SIZE=3 RET=HDRS ENVID=QQ123\r\n"
                         "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@x.test\r\n"
                         "RCPT TO:<b@x.test>\r\n"));
+    smtpc_msg_clear(&m);
 }
 
 /* client_tls - a client context; trusting the peers' certificate when trust */
@@ -672,6 +681,7 @@ test_starttls(void **state)
             run_send(&r, &m);
             check_answer(&rc[0].reply, 250, "2.0.0", "ok");
             run_end(&r, p);
+            smtpc_msg_clear(&m);
             continue;
         }
         assert_true(r.info.tls);
@@ -683,6 +693,7 @@ test_starttls(void **state)
         check_answer(&rc[0].reply, 250, "2.0.0", "queued");
         assert_true(log_has(p, "", "tls\r\n.\r\n"));
         run_end(&r, p);
+        smtpc_msg_clear(&m);
     }
 }
 
@@ -764,6 +775,7 @@ test_large_message(void **state)
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(uu_size(p->log) > (long long)smtpc_wire_size(m.text, m.len));
     free((char *)m.text);
+    smtpc_msg_clear(&m);
 }
 
 /* the server drops the connection in the middle of a 4 MB message: 4.4.2 for all,
@@ -783,6 +795,7 @@ test_drop_mid_data(void **state)
     assert_true(log_has(p, "", "(dropped)"));
     assert_int_equal(smtpc_send(r->c, &m, on_done, r), -1);
     free((char *)m.text);
+    smtpc_msg_clear(&m);
 }
 
 /* a server that never speaks: the greeting times out (4.4.2, stage greeting) within the
@@ -818,6 +831,7 @@ test_timeouts(void **state)
     assert_true(r.broken);
     check_answer(&rc[0].reply, 421, "4.4.2", "end of the message");
     run_end(&r, p);
+    smtpc_msg_clear(&m);
 }
 
 /* a port nobody listens on: ready with 4.4.1, stage connect */
@@ -882,6 +896,7 @@ test_close_in_flight(void **state)
     pump(r.h, 100);
     assert_int_equal(r.ndone, 0);
     run_end(&r, p);
+    smtpc_msg_clear(&m);
 }
 
 /* bad input never reaches the wire: CR/LF in an address, no options */
@@ -911,6 +926,7 @@ test_bad_input(void **state)
     run_send(&r, &m);
     check_answer(&rc[1].reply, 501, "5.1.7", "bad sender");
     run_end(&r, p);
+    smtpc_msg_clear(&m);
 }
 
 /* the certificate the TLS peers serve, made with the openssl command */
