@@ -126,11 +126,10 @@ smtpout_finished(uv_work_t *w, int status)
 static void
 smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
 {
-    size_t ok = 0, bad = 0;
+    size_t ok = 0, bad = 0, full = 0;
     char *saved;
 
     so.keep = 0;
-    so.now = !broken;
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct smtpc_answer *r = &m->rcpt[i].reply;
         if (r->code >= 200 && r->code < 300)
@@ -140,16 +139,17 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
             log_warn("%s: <%s> refused by %s: %d %s %s", so.names[so.i], m->rcpt[i].addr,
                      smtpc_peer(c), r->code, r->status, r->text);
         } else {
-            /* 4xx (or no answer): kept for the next batch, in front; 452 (too many
-             * recipients, RFC 5321 4.5.3.1.10) in the next transaction at once */
-            so.now = so.now && r->code == 452;
+            /* 4xx (or no answer): kept for the next batch, in front */
+            full += r->code == 452;
             saved = so.m.rcpt[so.keep];
             so.m.rcpt[so.keep] = so.m.rcpt[i];
             so.m.rcpt[i] = saved;
             so.keep++;
         }
     }
-    so.now = so.now && so.keep > 0 && ok > 0; /* progress, or wait for the next scan */
+    /* only 452s (too many recipients, RFC 5321 4.5.3.1.10) after progress: the rest in
+     * the next transaction at once; else at the next scan */
+    so.now = !broken && ok > 0 && so.keep > 0 && full == so.keep;
     smtpc_msg_clear(m);
     if (so.keep > 0 && so.m.made > 0 && time(NULL) - so.m.made > so.cf->queue_lifetime) {
         for (size_t i = 0; i < so.keep; i++)

@@ -586,19 +586,9 @@ deliver_new(struct conf *cf, const char *id, const char *sender, const char *ori
 static uint64_t
 deliver_key(const struct deliver_batch *b, const char *addr, const char *mailbox, const char *orcpt)
 {
-    uint64_t h;
-
-    if (mailbox == NULL) {
-        h = 1469598103934665603ULL ^ 'A';
-        for (const unsigned char *p = (const unsigned char *)addr; *p != '\0'; p++)
-            h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ULL;
-        return h;
-    }
-    h = hash_str(mailbox) ^ 'M';
-    if (b->cf->allowdup)
-        for (const unsigned char *p = (const unsigned char *)(orcpt ? orcpt : addr); *p; p++)
-            h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ULL;
-    return h;
+    if (mailbox == NULL)
+        return hash_str_ci(addr);
+    return hash_str(mailbox) ^ (b->cf->allowdup ? hash_str_ci(orcpt ? orcpt : addr) : 0);
 }
 
 /* deliver_same - o (an earlier recipient of the batch) is the delivery of the new one:

@@ -23,6 +23,18 @@ hash_str(const char *s)
     return h;
 }
 
+/* hash_str_ci - FNV-1a of a NUL-terminated string with ASCII letters folded to lower
+ * case: equal for strings that strcasecmp finds equal. */
+static inline uint64_t
+hash_str_ci(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ULL;
+    return h;
+}
+
 /* hash_mem - FNV-1a of n bytes. */
 static inline uint64_t
 hash_mem(const void *p, size_t n)

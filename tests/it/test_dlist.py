@@ -3,13 +3,11 @@
 list spool, and the dlist daemon (supervised by dwatch) with its lists/who/add/remove
 commands."""
 
-import asyncio
 import os
 import shutil
 import signal
 import smtplib
 import subprocess
-import threading
 import time
 
 from dmail_site import (BIN, DOMAIN, HOST, free_ports, make_message, new_msgid, read_mbox,
@@ -881,101 +879,41 @@ def test_list_larger_than_max_rcpts_goes_out_in_one_transaction(dsmtp_factory):
     assert codes[:100] == [250] * 100 and codes[100] == 452, codes[95:]
 
 
-class RcptLimit:
-    """A small SMTP server standing for dsmtp as dlist_smtp_host (asyncio, announces
-    PIPELINING and DSN): at most 2 RCPTs a transaction (452 4.5.3 beyond); keeps each
-    transaction's ENVID and recipients when its text holds the post's subject."""
-
-    def __init__(self):
-        self.txns = []
-
-    async def session(self, r, w):
-        envid, rcpts = None, []
-        w.write(b"220 limit.test ESMTP\r\n")
-        while True:
-            line = await asyncio.wait_for(r.readline(), 20)
-            if not line:
-                break
-            cmd = line.decode("ascii", "replace").strip()
-            up = cmd.upper()
-            if up.startswith(("EHLO", "HELO")):
-                w.write(b"250-limit.test\r\n250-PIPELINING\r\n250-DSN\r\n250 8BITMIME\r\n")
-            elif up.startswith("MAIL"):
-                envid = next((x[6:] for x in cmd.split() if x.upper().startswith("ENVID=")), None)
-                rcpts = []
-                w.write(b"250 2.1.0 Ok\r\n")
-            elif up.startswith("RCPT"):
-                if len(rcpts) >= 2:
-                    w.write(b"452 4.5.3 Error: too many recipients\r\n")
-                else:
-                    rcpts.append(cmd[cmd.index("<") + 1:cmd.index(">")])
-                    w.write(b"250 2.1.5 Ok\r\n")
-            elif up == "DATA":
-                w.write(b"354 go on\r\n")
-                await w.drain()
-                text = b""
-                while True:
-                    ln = await asyncio.wait_for(r.readline(), 20)
-                    if ln in (b".\r\n", b""):
-                        break
-                    text += ln
-                if b"Subject: fan-452" in text:  # the post, not welcomes
-                    self.txns.append((envid, list(rcpts)))
-                w.write(b"250 2.0.0 Ok\r\n")
-            elif up == "QUIT":
-                w.write(b"221 Bye\r\n")
-                await w.drain()
-                break
-            else:
-                w.write(b"250 Ok\r\n")
-            await w.drain()
-        w.close()
-
-    def start(self, port):
-        """Serve on 127.0.0.1:port in a thread of its own; stop() ends it."""
-        ready = threading.Event()
-
-        def run():
-            self.loop = asyncio.new_event_loop()
-            srv = self.loop.run_until_complete(
-                asyncio.start_server(self.session, "127.0.0.1", port))
-            ready.set()
-            self.loop.run_forever()
-            srv.close()
-            self.loop.run_until_complete(srv.wait_closed())
-            self.loop.close()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+def post_transactions(log, subject):
+    """(ENVID, [recipients taken]) of each transaction in a smtp_peer dsn-rcpt2 log whose
+    text holds subject: the first 2 RCPTs after each MAIL (it answers 452 to the rest)."""
+    out = []
+    if not os.path.exists(log):
+        return out
+    for tx in open(log, "rb").read().split(b"MAIL FROM:")[1:]:
+        if b"Subject: " + subject.encode() not in tx:
+            continue
+        mail = tx.split(b"\r\n", 1)[0].decode()
+        envid = next((x[6:] for x in mail.split() if x.upper().startswith("ENVID=")), None)
+        rcpts = [ln[9:].strip(b"<>").decode() for ln in tx.split(b"\r\n")
+                 if ln.upper().startswith(b"RCPT TO:")]
+        out.append((envid, rcpts[:2]))
+    return out
 
 
-def test_rcpt_452_rest_sent_at_once_in_new_transactions(dsmtp_factory):
+def test_rcpt_452_rest_sent_at_once_in_new_transactions(dsmtp_factory, peer_factory):
     """The server takes 2 RCPTs a transaction and answers 452 to the rest: dlist sends
     the rest in the next transaction at once (not at the next scan, dlist_scan_interval
     60 s), each with an ENVID of its own (the first one is delivered for dsmtp: a resend
     under it would be dropped as a duplicate); every member gets the post once."""
-    h = RcptLimit()
-    port = free_ports(1)[0]
-    h.start(port)
-    try:
-        site = list_site(dsmtp_factory, dlist_smtp_host="127.0.0.1:%d" % port,
-                         dlist_scan_interval=60)
-        members = ["m%d@far%d.example" % (i, i) for i in range(5)]
-        for a in members:
-            assert dlist_cmd(site, "add", "open", a)[0] == 0
-        post(site, "poster@" + DOMAIN, "open@" + DOMAIN, subject="fan-452")
-        assert wait_for(lambda: sum(len(r) for _, r in h.txns) >= 5, 20), \
-            open(site.dir + "/dlist.stderr").read()[-3000:]
-        time.sleep(0.5)
-        got = [a for _, r in h.txns for a in r]
-        assert sorted(got) == sorted(members), h.txns
-        assert [len(r) for _, r in h.txns] == [2, 2, 1], h.txns
-        envids = [e for e, _ in h.txns]
-        assert all(envids) and len(set(envids)) == 3, envids
-    finally:
-        h.stop()
+    port, log = peer_factory("dsn-rcpt2")
+    site = list_site(dsmtp_factory, dlist_smtp_host="127.0.0.1:%d" % port,
+                     dlist_scan_interval=60)
+    members = ["m%d@far%d.example" % (i, i) for i in range(5)]
+    for a in members:
+        assert dlist_cmd(site, "add", "open", a)[0] == 0
+    post(site, "poster@" + DOMAIN, "open@" + DOMAIN, subject="fan-452")
+    assert wait_for(lambda: sum(len(r) for _, r in post_transactions(log, "fan-452")) >= 5,
+                    20), open(site.dir + "/dlist.stderr").read()[-3000:]
+    time.sleep(0.5)
+    txns = post_transactions(log, "fan-452")
+    got = [a for _, r in txns for a in r]
+    assert sorted(got) == sorted(members), txns
+    assert [len(r) for _, r in txns] == [2, 2, 1], txns
+    envids = [e for e, _ in txns]
+    assert all(envids) and len(set(envids)) == 3, envids

@@ -10,6 +10,7 @@ Most scenarios are aiosmtpd (python3-aiosmtpd) with the EHLO keywords adjusted:
   pipe        PIPELINING, SIZE 33554432, 8BITMIME
   plain       aiosmtpd as it is: SIZE, 8BITMIME, no PIPELINING
   pipe-dsn    pipe + DSN (its parameters are taken, not checked)
+  dsn-rcpt2   pipe-dsn taking at most 2 recipients a transaction (452 4.5.3 beyond)
   small       SIZE 1000
   no8bit      pipe without 8BITMIME
   utf8        pipe + SMTPUTF8
@@ -46,6 +47,7 @@ EHLO = {  # scenario: (keywords added, keywords removed)
     "pipe": (["PIPELINING"], []),
     "plain": ([], []),
     "pipe-dsn": (["PIPELINING", "DSN"], []),
+    "dsn-rcpt2": (["PIPELINING", "DSN"], []),
     "small": (["PIPELINING"], []),
     "no8bit": (["PIPELINING"], ["8BITMIME"]),
     "utf8": (["PIPELINING"], []),
@@ -79,6 +81,8 @@ class Handler:
             return "550 5.1.1 <%s>: no such user" % address
         if local.startswith("busy"):
             return "450 4.2.1 <%s>: mailbox busy" % address
+        if SCEN == "dsn-rcpt2" and len(envelope.rcpt_tos) >= 2:
+            return "452 4.5.3 Error: too many recipients"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.append(rcpt_options)
         return "250 2.1.5 OK"
@@ -98,7 +102,7 @@ class Peer(SMTP):
 
     def _getparams(self, params):
         got = super()._getparams(params)
-        if got is not None and SCEN == "pipe-dsn":
+        if got is not None and SCEN in ("pipe-dsn", "dsn-rcpt2"):
             for k in DSN_PARAMS:
                 got.pop(k, None)
         return got

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hash.h"
 #include "lru.h"
 #include "unit_util.h"
 
@@ -111,5 +112,17 @@ test_each(void **state)
     lru_free(&l);
 }
 
-UU_MAIN(NULL, NULL, cmocka_unit_test(test_put_get_expire), cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_each))
+/* hash_str_ci: equal where strcasecmp is (ASCII letters only), hash_str otherwise */
+static void
+test_hash_str_ci(void **state)
+{
+    (void)state;
+    assert_true(hash_str_ci("Bob@Example.NET") == hash_str_ci("bob@example.net"));
+    assert_true(hash_str_ci("bob@example.net") == hash_str("bob@example.net"));
+    assert_true(hash_str_ci("bob@example.net") != hash_str_ci("bob@example.nez"));
+    assert_true(hash_str_ci("\xc3\x89") != hash_str_ci("\xc3\xa9")); /* not UTF-8 aware */
+    assert_true(hash_str_ci("") == hash_str(""));
+}
+
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_hash_str_ci), cmocka_unit_test(test_put_get_expire),
+        cmocka_unit_test(test_eviction_order), cmocka_unit_test(test_each))
