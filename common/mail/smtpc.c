@@ -80,6 +80,7 @@ struct smtpc {
     bool deferred; /* the result is ready: the timer delivers it */
     struct smtpc_reply mail_reply;
     struct smtpc_enc enc;
+    struct smtpc_enc henc; /* m->head's, before enc's text */
     char *chunk;
 };
 
@@ -256,6 +257,14 @@ smtpc_failf(struct smtpc *c, bool quit, const char *stage, int code, const char 
     smtpc_fail(c, quit, &r);
 }
 
+/* smtpc_msg_size - what SIZE= declares for m: its head and text with CRLF line ends. */
+static unsigned long long
+smtpc_msg_size(const struct smtpc_msg *m)
+{
+    return smtpc_wire_size(m->text, m->len) +
+           (m->head_len > 0 ? smtpc_wire_size(m->head, m->head_len) : 0);
+}
+
 /* smtpc_tx_write - send one step's command. */
 static void
 smtpc_tx_write(struct smtpc *c, size_t step)
@@ -268,7 +277,7 @@ smtpc_tx_write(struct smtpc *c, size_t step)
         smtpc_cmd(c, NULL, "RSET");
     } else if (step == SMTPC_STEP_MAIL) {
         if (c->ext & SMTPC_X_SIZE)
-            snprintf(size, sizeof(size), " SIZE=%llu", smtpc_wire_size(m->text, m->len));
+            snprintf(size, sizeof(size), " SIZE=%llu", smtpc_msg_size(m));
         smtpc_cmd(c, NULL, "MAIL FROM:<%s>%s%s%s%s%s%s%s%s%s", m->sender, size,
                   m->eightbit && in->eightbitmime ? " BODY=8BITMIME" : "",
                   m->smtputf8 ? " SMTPUTF8" : "", in->dsn && m->ret ? " RET=" : "",
@@ -277,9 +286,17 @@ smtpc_tx_write(struct smtpc *c, size_t step)
                   m->xverp && in->xverp ? " XVERP" : "");
     } else if (step - SMTPC_STEP_RCPT < c->norder) {
         const struct smtpc_rcpt *r = &m->rcpt[c->order[step - SMTPC_STEP_RCPT]];
-        smtpc_cmd(c, NULL, "RCPT TO:<%s>%s%s%s%s", r->addr, in->dsn && r->notify ? " NOTIFY=" : "",
-                  in->dsn && r->notify ? r->notify : "", in->dsn && r->orcpt ? " ORCPT=" : "",
-                  in->dsn && r->orcpt ? r->orcpt : "");
+        char xh[SMTPC_XHEADER_MAX + 1] = "";
+        if (in->xheader && m->xheader != NULL &&
+            m->xheader(m->xheader_arg, c->order[step - SMTPC_STEP_RCPT], xh, sizeof(xh)) == 0)
+            xh[0] = '\0';
+        xh[sizeof(xh) - 1] = '\0';
+        if (!smtpc_clean(xh, false)) /* no space or control: the line stays whole */
+            xh[0] = '\0';
+        smtpc_cmd(c, NULL, "RCPT TO:<%s>%s%s%s%s%s%s", r->addr,
+                  in->dsn && r->notify ? " NOTIFY=" : "", in->dsn && r->notify ? r->notify : "",
+                  in->dsn && r->orcpt ? " ORCPT=" : "", in->dsn && r->orcpt ? r->orcpt : "",
+                  xh[0] ? " XHEADER=" : "", xh);
     } else {
         smtpc_cmd(c, NULL, "DATA");
     }
@@ -300,7 +317,9 @@ smtpc_body_pump(struct smtpc *c)
     const struct smtpc_msg *m = c->m;
 
     while (!c->enc.done && net_pending(c->conn) < SMTPC_OUT_HIGH) {
-        size_t n = smtpc_enc_chunk(&c->enc, m->text, m->len, c->chunk, SMTPC_CHUNK);
+        size_t n = c->henc.pos < m->head_len
+                       ? smtpc_enc_chunk(&c->henc, m->head, m->head_len, c->chunk, SMTPC_CHUNK)
+                       : smtpc_enc_chunk(&c->enc, m->text, m->len, c->chunk, SMTPC_CHUNK);
         net_write(c->conn, c->chunk, n);
     }
     if (c->enc.done && net_pending(c->conn) == 0)
@@ -321,6 +340,8 @@ smtpc_tx_data(struct smtpc *c, const struct smtpc_reply *r)
         smtpc_wait(c, SC_DOT, c->data_timeout_ms);
     } else if (r->code == 354) {
         memset(&c->enc, 0, sizeof(c->enc));
+        memset(&c->henc, 0, sizeof(c->henc));
+        c->henc.more = true;
         if (c->chunk == NULL)
             c->chunk = xmalloc(SMTPC_CHUNK);
         c->state = SC_BODY;
@@ -456,7 +477,7 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m, smtpc_done_cb done, void *arg)
         } else
             c->order[c->norder++] = i;
     }
-    size = smtpc_wire_size(m->text, m->len);
+    size = smtpc_msg_size(m);
     if (m->sender == NULL || !smtpc_clean(m->sender, true) || !smtpc_clean(m->envid, false) ||
         !smtpc_clean(m->ret, false)) {
         smtpc_tx_refuse(c, 501, "5.1.7", "bad sender address syntax");
@@ -555,7 +576,7 @@ smtpc_ehlo(struct smtpc *c)
     struct smtpc_info *in = &c->info;
 
     in->esmtp = in->pipelining = in->eightbitmime = in->smtputf8 = in->dsn = in->chunking = false;
-    in->requiretls = in->xverp = false;
+    in->requiretls = in->xverp = in->xheader = false;
     in->size_max = 0;
     c->ext = 0;
     in->stage = "ehlo";

@@ -50,6 +50,10 @@
  *   RCPT was refused; its refusal is nobody's (a 354 then gets a lone dot). RSET precedes
  *   the next MAIL (in the same write when pipelining) after a transaction that did not
  *   end with the reply to the final dot.
+ * - XHEADER (dsmtp's, next to XVERP: see man/dsmtp.8): RCPT ... XHEADER=xtext for a recipient
+ *   m->xheader gives one (SMTPC_XHEADER_MAX at most), only when the server announced it
+ *   (else the parameter is left out); a value with a space or control is left out too.
+ * - m->head, when set, goes out before m->text as if it were the text's first lines.
  * - SIZE= declares the text's length with CRLF line ends (dot-stuffing not counted). A
  *   line is broken at 998 octets with CRLF SP (the rest reads as a continuation, as
  *   Postfix's smtp_line_length_limit); a CRLF in the text counts as a line end.
@@ -72,7 +76,8 @@
 
 #include "net.h"
 
-#define SMTPC_TEXT_MAX 512 /* a reply's text kept */
+#define SMTPC_TEXT_MAX 512     /* a reply's text kept */
+#define SMTPC_XHEADER_MAX 1500 /* an XHEADER= value (xtext) */
 
 enum smtpc_tls {
     SMTPC_TLS_NONE,    /* never STARTTLS */
@@ -112,6 +117,7 @@ struct smtpc_info {
     const char *stage;        /* where it ended: "connect" "greeting" "ehlo" "starttls" "auth" */
     bool esmtp, pipelining, eightbitmime, smtputf8, dsn, chunking, requiretls;
     bool xverp;                  /* Postfix's XVERP announced */
+    bool xheader;                /* dsmtp's XHEADER announced (RCPT ... XHEADER=) */
     unsigned long long size_max; /* SIZE announced, 0: none or unlimited */
     bool tls;                    /* STARTTLS done */
     bool tls_verified;           /* ... and the certificate verified for tls_name */
@@ -146,6 +152,13 @@ struct smtpc_msg {
                       * the server writes each recipient's VERP sender), else plain MAIL */
     struct smtpc_rcpt *rcpt;
     size_t nrcpt;
+    /* XHEADER= of recipient i (its own header fields as xtext, dsmtp's extension) into
+     * buf[len]: its length, 0 for none (or too long for len). Asked for only when the
+     * server announced XHEADER, while RCPT is written. NULL: nobody has any. */
+    size_t (*xheader)(void *arg, size_t i, char *buf, size_t len);
+    void *xheader_arg;
+    const char *head; /* header lines (LF-ended) sent above text, or NULL: this copy's own */
+    size_t head_len;
     const char *text; /* headers + body, LF line ends */
     size_t len;
     char **pool; /* smtpc's: the texts of the recipients' replies (smtpc_msg_clear) */

@@ -53,6 +53,7 @@ struct smtpc_enc {
     size_t pos; /* next byte of the text */
     size_t col; /* octets on the current wire line */
     bool done;  /* ".\r\n" produced */
+    bool more;  /* the text goes on in another buffer: its end is not the message's end */
 };
 
 /* smtpc_enc_chunk - encode more of text[0..len) into out (cap >= 8); the bytes made. */

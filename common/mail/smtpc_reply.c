@@ -166,6 +166,8 @@ smtpc_ehlo_line(struct smtpc_info *info, unsigned *ext, const char *text)
         info->requiretls = true;
     } else if (smtpc_ehlo_is(w, n, "XVERP")) {
         info->xverp = true;
+    } else if (smtpc_ehlo_is(w, n, "XHEADER")) {
+        info->xheader = true;
     } else if (smtpc_ehlo_is(w, n, "STARTTLS")) {
         *ext |= SMTPC_X_STARTTLS;
     } else if (smtpc_ehlo_is(w, n, "SIZE")) {
@@ -235,7 +237,7 @@ smtpc_enc_chunk(struct smtpc_enc *e, const char *text, size_t len, char *out, si
         e->pos += run;
         e->col += run;
     }
-    if (e->pos >= len && !e->done && cap - o >= 5) {
+    if (e->pos >= len && !e->done && !e->more && cap - o >= 5) {
         if (e->col > 0) {
             out[o++] = '\r';
             out[o++] = '\n';
