@@ -194,7 +194,7 @@ bounce_queue_to(const struct conf *cf, const struct bounce_msg *m, const struct 
         return -1;
     }
     snprintf(origin, sizeof(origin), "%s%s", dbl ? BOUNCE_ORIGIN_DOUBLE : BOUNCE_ORIGIN, m->id);
-    qr = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL, false};
+    qr = (struct deliver_qrcpt){dm.to, 0, NULL, 0, NULL, false, NULL};
     if (deliver_queue_write(cf, qid, "", origin, NULL, now, &qr, 1, out.text, out.len, NULL) < 0) {
         const char *e = strerror(errno);
         log_error("bounce id=%s result=queue-write-failed error=%s", m->id, e);

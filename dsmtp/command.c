@@ -135,12 +135,13 @@ command_ehlo_reply(struct smtp_session *s)
     s->esmtp = false; /* no enhanced code on the EHLO answer itself (RFC 2034) */
     session_reply(s, 250, NULL,
                   "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\n"
-                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s%s",
+                  "SMTPUTF8\nCHUNKING\nDSN%s%s%s%s%s",
                   s->d->srv.hostname, s->helo, s->base.ip, s->base.cf->max_msg_size,
                   s->d->srv.tls != NULL && !tls ? "\nSTARTTLS" : "",
                   tls ? "\nREQUIRETLS" : "", /* RFC 8689 4.1: only over TLS */
                   auth ? "\nAUTH PLAIN LOGIN" : "",
-                  command_verp_allowed(s) ? "\nXVERP" : ""); /* as Postfix: to those allowed */
+                  command_verp_allowed(s) ? "\nXVERP" : "", /* as Postfix: to those allowed */
+                  command_verp_allowed(s) ? "\nXHEADER" : "");
     s->esmtp = true;
 }
 
@@ -393,6 +394,10 @@ command_check_rcpt(struct smtp_session *s, const char *args)
     }
     if (!s->tx.params.smtputf8 && smtp_parse_is_8bit(s->arg.rcpt.to.local)) {
         session_reply(s, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+        return -1;
+    }
+    if (s->arg.rcpt.xheader[0] != '\0' && !s->tx.params.xverp) { /* a copy per recipient */
+        session_reply(s, 501, "5.5.4", "Error: XHEADER needs MAIL ... XVERP");
         return -1;
     }
     return 0;
@@ -659,7 +664,7 @@ command_may_relay(const struct smtp_session *s, const char *addr)
  * into the transaction. */
 void
 command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *dr, int notify,
-               const char *orcpt)
+               const char *orcpt, const char *xheader)
 {
     struct smtp_tx *tx = &s->tx;
 
@@ -677,6 +682,7 @@ command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *d
         e->lda = dr->dest[i].lda; /* taken over */
         e->dotfwd = e->mailbox != NULL && strcasecmp(e->addr, addr) == 0;
         e->notify = notify;
+        e->xheader = xheader != NULL && xheader[0] != '\0' ? xstrdup(xheader) : NULL;
         e->orcpt = NULL;
         if (orcpt != NULL && orcpt[0] != '\0')
             e->orcpt = xstrdup(orcpt);
@@ -714,7 +720,7 @@ command_rcpt_add(struct smtp_session *s, const char *addr, struct deliver_route 
                        : "ok",
              why ? " relay=" : "", why ? why : "");
     command_rcpt_log(s, addr, dr, result);
-    command_tx_add(s, addr, dr, s->arg.rcpt.notify, s->arg.rcpt.orcpt);
+    command_tx_add(s, addr, dr, s->arg.rcpt.notify, s->arg.rcpt.orcpt, s->arg.rcpt.xheader);
     if (tx->naccepted++ == 0)
         tx->first = xstrdup(addr);
     deliver_route_free(dr);
@@ -1004,6 +1010,7 @@ command_data_signed(struct smtp_session *s, char *text, size_t len)
                     : tx->rcpt[i].relay                    ? DELIVER_NOT_LOCAL
                                                            : DELIVER_NO_ROLE_MAILBOX,
                     tx->rcpt[i].notify, tx->rcpt[i].orcpt);
+        deliver_set_xheader(b, tx->rcpt[i].xheader);
         if (tx->rcpt[i].dotfwd)
             deliver_set_dotfwd(b);
         if (tx->rcpt[i].lda)

@@ -38,10 +38,11 @@ void command_lookup_cancel(struct smtp_session *s);
 /* command_rcpt_wait_free - the session is gone while a RCPT waited for the filters. */
 void command_rcpt_wait_free(struct smtp_session *s);
 /* command_tx_add - the destinations of route dr (taken over) into the transaction, with
- * DSN NOTIFY and ORCPT (NULL: none; a forward's destination gets addr as its ORCPT). */
+ * DSN NOTIFY and ORCPT (NULL: none; a forward's destination gets addr as its ORCPT) and
+ * the recipient's own header fields (XHEADER, xheader.h; NULL or "": none). */
 struct deliver_route;
 void command_tx_add(struct smtp_session *s, const char *addr, struct deliver_route *dr, int notify,
-                    const char *orcpt);
+                    const char *orcpt, const char *xheader);
 /* command_data_begin - a message starts (DATA or the first BDAT chunk): tx->id, the
  * Received: header, the scanner (tx->rx). */
 void command_data_begin(struct smtp_session *s);

@@ -22,6 +22,7 @@
 #include "mboxq.h"
 #include "outq.h"
 #include "qfile.h"
+#include "xheader.h"
 #include "xmem.h"
 
 /* deliver_local_user - fill t for the user (users-file entry or Unix account) of
@@ -387,17 +388,17 @@ deliver_node(const struct conf *cf, char *buf, size_t len)
 
 /* deliver_one - Return-Path + text into one mailbox (blocking). */
 enum drop_result
-deliver_one(const struct conf *cf, const char *mailbox, const char *sender, const char *text,
-            size_t len, char *err, size_t errlen)
+deliver_one(const struct conf *cf, const char *mailbox, const char *sender, const char *head,
+            const char *text, size_t len, char *err, size_t errlen)
 {
-    char hdr[600], node[256];
+    char hdr[600 + XHEADER_MAX], node[256];
     struct drop_msg m;
     unsigned long long drop_max;
     int fmt = deliver_format(cf, mailbox, &drop_max);
     int n;
 
     deliver_node(cf, node, sizeof(node));
-    n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n", sender);
+    n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n%s", sender, head != NULL ? head : "");
     if (n < 0 || (size_t)n >= sizeof(hdr)) {
         snprintf(err, errlen, "sender too long");
         return DROP_PERM;
@@ -451,6 +452,7 @@ deliver_queue_write(const struct conf *cf, const char *id, const char *sender, c
         qfile_add_rcpt(&q, r[i].addr);
         q.rcpt[i].notify = r[i].notify;
         q.rcpt[i].orcpt = r[i].orcpt != NULL ? xstrdup(r[i].orcpt) : NULL;
+        q.rcpt[i].xheader = r[i].xheader != NULL ? xstrdup(r[i].xheader) : NULL;
         q.rcpt[i].attempts = r[i].attempts;
         q.rcpt[i].next_try =
             r[i].attempts > 0 && !r[i].due_now ? deliver_next_try(cf, now, r[i].attempts) : 0;
@@ -510,11 +512,12 @@ struct deliver_rcpt {
     char *mailbox; /* NULL: straight to the queue */
     int notify;    /* DSN */
     char *orcpt;
-    int dup_of;   /* index of the first entry with the same mailbox, or -1 */
-    bool dotfwd;  /* its user's forward file applies (deliver_set_dotfwd) */
-    bool settled; /* the forward file decided its result: no mailbox job */
-    char *lda;    /* an alias file's "|command" or "/path" (deliver_set_lda), or NULL */
-    bool ldaq;    /* a program's: queued for ldaq.h, not delivered while the client waits */
+    char *xheader; /* its own header fields (XHEADER, xheader.h: xtext), or NULL */
+    int dup_of;    /* index of the first entry with the same mailbox, or -1 */
+    bool dotfwd;   /* its user's forward file applies (deliver_set_dotfwd) */
+    bool settled;  /* the forward file decided its result: no mailbox job */
+    char *lda;     /* an alias file's "|command" or "/path" (deliver_set_lda), or NULL */
+    bool ldaq;     /* a program's: queued for ldaq.h, not delivered while the client waits */
     enum drop_result result;
     const char *status; /* RFC 3463 of a failure for good; NULL: 5.2.0 */
     char err[200];
@@ -526,6 +529,7 @@ struct deliver_job {
     struct deliver_batch *b;
     size_t i;
     char *sender; /* the VERP sender of its recipient, or NULL */
+    char *head;   /* its recipient's own header fields, decoded (XHEADER), or NULL */
 };
 
 struct deliver_batch {
@@ -677,6 +681,16 @@ deliver_set_dotfwd(struct deliver_batch *b)
         b->r[b->n - 1].dotfwd = true;
 }
 
+/* deliver_set_xheader - the recipient added last has header fields of its own. */
+void
+deliver_set_xheader(struct deliver_batch *b, const char *xheader)
+{
+    if (b->n > 0 && xheader != NULL && xheader[0] != '\0') {
+        free(b->r[b->n - 1].xheader);
+        b->r[b->n - 1].xheader = xstrdup(xheader);
+    }
+}
+
 /* deliver_set_lda - the recipient added last goes to an alias file's program or file lda:
  * the local delivery agent's, once per recipient and destination. */
 void
@@ -704,6 +718,7 @@ deliver_free(struct deliver_batch *b)
         free(b->r[i].addr);
         free(b->r[i].mailbox);
         free(b->r[i].orcpt);
+        free(b->r[i].xheader);
         free(b->r[i].lda);
     }
     free(b->r);
@@ -784,7 +799,7 @@ deliver_report(struct deliver_batch *b, struct deliver_qrcpt *q, size_t *nq)
     ok = bounce_send(b->cf, &bm, f, nf) >= 0;
     for (size_t k = 0; !ok && k < nf; k++) /* the queue runner tries and reports again */
         q[(*nq)++] =
-            (struct deliver_qrcpt){f[k].addr, 1, f[k].diag, f[k].notify, f[k].orcpt, false};
+            (struct deliver_qrcpt){f[k].addr, 1, f[k].diag, f[k].notify, f[k].orcpt, false, NULL};
     free(f);
     return ok;
 }
@@ -810,7 +825,7 @@ deliver_qwork(uv_work_t *w)
             /* an alias's attempt 1: its addresses had their copies (queue.c queue_forward) */
             if (!known)
                 lq[nlq++] = (struct deliver_qrcpt){
-                    r->addr, r->lda != NULL ? 1 : 0, NULL, r->notify, r->orcpt, true};
+                    r->addr, r->lda != NULL ? 1 : 0, NULL, r->notify, r->orcpt, true, NULL};
             continue;
         }
         q[nq].addr = r->addr;
@@ -818,6 +833,7 @@ deliver_qwork(uv_work_t *w)
         q[nq].last_error = r->err[0] ? r->err : NULL;
         q[nq].notify = r->notify;
         q[nq].orcpt = r->orcpt;
+        q[nq].xheader = r->xheader;
         nq++;
     }
     if (b->report) {
@@ -915,6 +931,7 @@ deliver_done(struct mboxq_req *req)
                  logq_text(q, sizeof(q), r->err, strlen(r->err), 200));
     }
     free(j->sender);
+    free(j->head);
     free(j);
     if (--b->running == 0)
         deliver_alldone(b);
@@ -941,6 +958,11 @@ deliver_submit(struct deliver_batch *b)
             char v[DELIVER_VERP_MAX];
             j->sender = xstrdup(addr_verp(b->sender, b->r[i].addr, b->verp, v, sizeof(v)));
             j->req.sender = j->sender;
+        }
+        if (b->r[i].xheader != NULL) {
+            size_t hl;
+            j->head = xheader_decode(b->r[i].xheader, &hl);
+            j->req.head = j->head;
         }
         j->req.text = b->text;
         j->req.len = b->len;

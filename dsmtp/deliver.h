@@ -163,9 +163,11 @@ void deliver_route_free(struct deliver_route *r);
 void deliver_node(const struct conf *cf, char *buf, size_t len);
 
 /* deliver_one - blocking: append text (headers + body, LF ends) with a Return-Path:
- * header for sender to mailbox. err gets a reason on failure. */
+ * header for sender and head (the recipient's own fields, LF-ended; NULL: none) above it
+ * to mailbox. err gets a reason on failure. */
 enum drop_result deliver_one(const struct conf *cf, const char *mailbox, const char *sender,
-                             const char *text, size_t len, char *err, size_t errlen);
+                             const char *head, const char *text, size_t len, char *err,
+                             size_t errlen);
 
 /* One recipient's entry in a queue file still to be written. */
 /* Why a recipient of another domain stays in the queue: outbound delivery sends it; until
@@ -176,9 +178,10 @@ struct deliver_qrcpt {
     const char *addr;
     int attempts;
     const char *last_error;
-    int notify;        /* DSN NOTIFY, 0: not given */
-    const char *orcpt; /* DSN ORCPT (xtext), or NULL */
-    bool due_now;      /* tried at once whatever attempts says (program deliveries: ldaq.h) */
+    int notify;          /* DSN NOTIFY, 0: not given */
+    const char *orcpt;   /* DSN ORCPT (xtext), or NULL */
+    bool due_now;        /* tried at once whatever attempts says (program deliveries: ldaq.h) */
+    const char *xheader; /* its own header fields (XHEADER, xheader.h), or NULL */
 };
 
 /* A message's DSN parameters (RFC 3461) that go into its queue file. */
@@ -241,6 +244,9 @@ void deliver_add(struct deliver_batch *b, const char *addr, const char *mailbox,
 /* deliver_set_dotfwd - the recipient added last has its user's forward file read at
  * delivery (dotfwd.h): its mailbox was reached by the address itself (not the list spool). */
 void deliver_set_dotfwd(struct deliver_batch *b);
+/* deliver_set_xheader - the recipient added last gets header fields of its own at the top
+ * of its copy (XHEADER: xtext, xheader.h; copied; NULL or "": none). */
+void deliver_set_xheader(struct deliver_batch *b, const char *xheader);
 /* deliver_set_lda - the recipient added last (mailbox NULL) goes to an alias file's
  * "|command" or "/path" lda (deliver_dest), run by the local delivery agent (dotfwd.h). */
 void deliver_set_lda(struct deliver_batch *b, const char *lda);

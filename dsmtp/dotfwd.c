@@ -258,7 +258,7 @@ dotfwd_queue(const struct conf *cf, const struct dotfwd *f, const struct dotfwd_
     for (size_t i = 0; i < f->n; i++)
         if (f->e[i].kind == DOTFWD_ADDR)
             q[n++] = (struct deliver_qrcpt){
-                f->e[i].s, 0, NULL, m->notify, m->orcpt != NULL ? m->orcpt : orcpt, false};
+                f->e[i].s, 0, NULL, m->notify, m->orcpt != NULL ? m->orcpt : orcpt, false, NULL};
     text = xasprintf("Delivered-To: %s\n", m->rcpt);
     hl = strlen(text);
     text = xrealloc(text, hl + m->len + 1);

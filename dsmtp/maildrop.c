@@ -280,8 +280,8 @@ maildrop_file(struct maildrop *m, struct qfile *q)
     memcpy(text + rlen, q->text, q->text_len);
     maildrop_dkim(cf, q->id, &text, &len);
     for (size_t i = 0; i < q->nrcpt; i++)
-        r[i] = (struct deliver_qrcpt){q->rcpt[i].addr,  0,    NULL, q->rcpt[i].notify,
-                                      q->rcpt[i].orcpt, false};
+        r[i] = (struct deliver_qrcpt){q->rcpt[i].addr,  0,     NULL, q->rcpt[i].notify,
+                                      q->rcpt[i].orcpt, false, NULL};
     rc = deliver_queue_write(cf, q->id, q->sender, q->origin ? q->origin : "sendmail", &dsn,
                              q->arrival, r, q->nrcpt, text, len, m->d->outq);
     if (rc < 0) {

@@ -100,7 +100,7 @@ mboxq_work(uv_work_t *w)
     for (size_t i = 0; i < j->n; i++) {
         const struct mboxq_req *r = j->reqs[i];
         struct drop_msg *m = &j->items[i].msg;
-        j->hdrs[i] = xasprintf("Return-Path: <%s>\n", r->sender);
+        j->hdrs[i] = xasprintf("Return-Path: <%s>\n%s", r->sender, r->head != NULL ? r->head : "");
         m->sender = r->sender;
         m->headers = j->hdrs[i];
         m->headers_len = strlen(j->hdrs[i]);

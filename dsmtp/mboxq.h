@@ -41,6 +41,7 @@ struct mboxq_req {
     const struct conf *cf; /* mailbox_format, lock_timeout, drop_max, lock_id */
     const char *mailbox;   /* the dropfile path: the queue's key */
     const char *sender;    /* envelope sender for Return-Path and the From line, "" for <> */
+    const char *head;      /* the recipient's own header fields (LF-ended), or NULL */
     const char *text;      /* headers + body, LF line ends */
     size_t len;
     mboxq_cb done;

@@ -46,7 +46,7 @@ milter_change_added(struct milter_sess *ms, struct milter_conn *mc, const char *
     log_sess(v == DV_OK ? LOGLVL_INFO : LOGLVL_WARN, ms->s->base.sid,
              "milter=%s rcpt-add to=<%s> result=%s", mc->name, esc, v == DV_OK ? "ok" : "unknown");
     if (v == DV_OK)
-        command_tx_add(ms->s, addr, dr, 0, NULL);
+        command_tx_add(ms->s, addr, dr, 0, NULL, NULL);
 }
 
 /* milter_change_lookup_work - on the pool: the lookup that may block. */
@@ -141,6 +141,7 @@ milter_change_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
                     free(tx->rcpt[j].addr);
                     free(tx->rcpt[j].mailbox);
                     free(tx->rcpt[j].orcpt);
+                    free(tx->rcpt[j].xheader);
                     free(tx->rcpt[j].lda);
                     continue;
                 }

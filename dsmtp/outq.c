@@ -175,11 +175,13 @@ outq_take(struct outq *oq, const char *path, const struct qfile *q, const size_t
     snprintf(f->verp, sizeof(f->verp), "%s", q->verp);
     f->notify = xcalloc(n, sizeof(*f->notify));
     f->orcpt = xcalloc(n, sizeof(*f->orcpt));
+    f->xheader = xcalloc(n, sizeof(*f->xheader));
     for (size_t i = 0; i < n; i++) {
         const struct qfile_rcpt *r = &q->rcpt[idx[i]];
         f->addr[i] = xstrdup(r->addr);
         dsnparam_notify_format(r->notify, false, f->notify[i], sizeof(f->notify[i]));
         f->orcpt[i] = r->orcpt != NULL ? xstrdup(r->orcpt) : NULL;
+        f->xheader[i] = r->xheader != NULL ? xstrdup(r->xheader) : NULL;
     }
     uv_mutex_lock(&oq->mu);
     f->next = oq->incoming;
@@ -222,6 +224,7 @@ outq_file_free(struct outq_file *f)
         free(f->addr[i]);
         free(f->relay[i]);
         free(f->orcpt[i]);
+        free(f->xheader[i]);
     }
     free(f->addr);
     free(f->relay);
@@ -229,6 +232,7 @@ outq_file_free(struct outq_file *f)
     free(f->envid);
     free(f->notify);
     free(f->orcpt);
+    free(f->xheader);
     free(f->res);
     free(f->path);
     free(f->sender);
@@ -379,6 +383,7 @@ outq_msg_finish(struct outq_msg *m, const struct smtpc_reply *r, const char *rel
     free(m->idx);
     free(m->rc);
     free(m->vsender);
+    free(m->head);
     free(m);
     outq_file_dest_done(f);
 }

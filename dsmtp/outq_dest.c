@@ -17,6 +17,7 @@
 #include "log.h"
 #include "nexthop.h"
 #include "outq_int.h"
+#include "xheader.h"
 #include "xmem.h"
 
 static void outq_dest_next_host(struct outq_dest *t);
@@ -40,6 +41,8 @@ outq_dest_done(struct outq_dest *t)
         mtasts_cancel(t->sr);
     if (t->pj != NULL)
         t->pj->t = NULL; /* the read ends on its own */
+    if (t->sj != NULL)
+        outq_sign_orphan(t->sj);
     if (t->c != NULL) {
         smtpc_close(t->c);
         oq->conns--;
@@ -162,9 +165,24 @@ outq_dest_send(struct outq_dest *t)
         outq_dest_send(t);
         return;
     }
+    if (m->n == 1 && m->head == NULL && m->f->xheader[m->idx[0]] != NULL) {
+        size_t hl = 0; /* XVERP: the copy of one recipient, with its own fields */
+        m->head = xheader_decode(m->f->xheader[m->idx[0]], &hl);
+        m->m.head = m->head;
+        m->m.head_len = m->head != NULL ? hl : 0;
+        if (outq_sign_start(t, m))
+            return;
+    }
+    outq_dest_transmit(t, m);
+}
+
+/* outq_dest_transmit - see outq_int.h. */
+void
+outq_dest_transmit(struct outq_dest *t, struct outq_msg *m)
+{
     if (t->carried++ > 0)
         t->oq->d->stats.out_reused++;
-    t->bytes += m->m.len;
+    t->bytes += m->m.len + m->m.head_len;
     if (smtpc_send(t->c, &m->m, outq_dest_sent, m) < 0) {
         struct smtpc_reply r;
         outq_reply_set(&r, 451, "4.4.2", "%s: session not usable", t->relay);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "dane.h"
+#include "dkim.h"
 #include "dns.h"
 #include "dsnparam.h"
 #include "mtasts.h"
@@ -54,6 +55,9 @@ struct outq_file {
     char verp[3];                         /* XVERP delimiters: one recipient a message */
     char (*notify)[DSNPARAM_NOTIFY_TEXT]; /* each recipient's NOTIFY ("" none) and ORCPT */
     char **orcpt;
+    char **xheader; /* each recipient's own header fields (XHEADER: xtext), or NULL */
+    bool bh_set;    /* bh is the text's DKIM body hash (outq_sign.c; oq->mu) */
+    unsigned char bh[DKIM_HASH_LEN];
     time_t started;
     int dests;                   /* destinations still to finish */
     int sent, deferred, bounced; /* the results written (for the counters) */
@@ -68,6 +72,7 @@ struct outq_msg {
     struct smtpc_rcpt *rc;
     struct smtpc_msg m;
     char *vsender; /* XVERP: its recipient's VERP sender (m.sender), or NULL */
+    char *head;    /* its recipient's own header fields (m.head), made when it is sent */
 };
 
 struct outq_pass;
@@ -82,6 +87,7 @@ struct outq_dest {
     char pol_domain[256]; /* what pol was looked up by: the domain, or the host of spec */
     char *user, *pass;    /* smarthost_auth, the password read (zeroed when freed) */
     struct outq_pass *pj; /* the password file being read */
+    struct outq_sign *sj; /* the next copy being signed (outq_sign.c) */
     struct outq_msg *msgs, *last;
     size_t nmsgs; /* waiting in msgs */
     bool running;
@@ -171,5 +177,20 @@ void outq_dest_start(struct outq_dest *t);
 void outq_dest_all(struct outq_dest *t, const struct smtpc_reply *r);
 /* outq_dest_dead_clear - forget every dead destination. */
 void outq_dest_dead_clear(struct outq *oq);
+/* outq_dest_transmit - m (taken from t's waiting messages) over t's session now. */
+void outq_dest_transmit(struct outq_dest *t, struct outq_msg *m);
+
+/* outq_sign.c - a copy with its recipient's own header fields (m->head, XHEADER) whose
+ * From: domain has a dkim_sign key is signed again, over those fields too (RFC 8058 4:
+ * List-Unsubscribe and List-Unsubscribe-Post must be covered by a DKIM signature), on the
+ * thread pool; the message's body hash is computed once per file. A signature that
+ * cannot be made is logged and the copy goes unsigned. */
+struct outq_sign;
+/* outq_sign_start - sign m's copy and then outq_dest_transmit it (true: t waits, t->sj
+ * set); false: nothing to sign, the caller transmits it. */
+bool outq_sign_start(struct outq_dest *t, struct outq_msg *m);
+/* outq_sign_orphan - t ends while its copy is signed: the copy goes back to the queue
+ * (4.3.2) when the signature is made. */
+void outq_sign_orphan(struct outq_sign *j);
 
 #endif

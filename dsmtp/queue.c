@@ -23,6 +23,7 @@
 #include "outq.h"
 #include "qfile.h"
 #include "queue.h"
+#include "xheader.h"
 #include "xmem.h"
 
 struct queue {
@@ -143,8 +144,12 @@ queue_local(const struct conf *cf, struct qfile *q, size_t i, const struct deliv
     if (res != DROP_OK || !keep)
         return res;
     char v[DELIVER_VERP_MAX]; /* XVERP: the Return-Path names the recipient */
-    return deliver_one(cf, d->mailbox, addr_verp(q->sender, r->addr, q->verp, v, sizeof(v)),
-                       q->text, q->text_len, err, errlen);
+    size_t hl;
+    char *head = r->xheader != NULL ? xheader_decode(r->xheader, &hl) : NULL;
+    res = deliver_one(cf, d->mailbox, addr_verp(q->sender, r->addr, q->verp, v, sizeof(v)), head,
+                      q->text, q->text_len, err, errlen);
+    free(head);
+    return res;
 }
 
 /* queue_lda - recipient i, an alias with programs or files (dr): each run again (and its
@@ -389,8 +394,8 @@ queue_move(const struct conf *cf, struct qfile *q, const size_t *idx, size_t n)
     snprintf(name, sizeof(name), "%s.%zu%s", q->id, idx[0], LDAQ_SUFFIX);
     for (size_t k = 0; k < n; k++) {
         const struct qfile_rcpt *qr = &q->rcpt[idx[k]];
-        r[k] = (struct deliver_qrcpt){qr->addr,   qr->attempts, qr->last_error,
-                                      qr->notify, qr->orcpt,    true};
+        r[k] = (struct deliver_qrcpt){qr->addr,  qr->attempts, qr->last_error, qr->notify,
+                                      qr->orcpt, true,         qr->xheader};
     }
     rc = deliver_queue_write(cf, name, q->sender, q->origin, &dsn, q->arrival, r, n, q->text,
                              q->text_len, NULL);

@@ -124,6 +124,7 @@ session_tx_reset(struct smtp_session *s)
         free(tx->rcpt[i].addr);
         free(tx->rcpt[i].mailbox);
         free(tx->rcpt[i].orcpt);
+        free(tx->rcpt[i].xheader);
         free(tx->rcpt[i].lda);
     }
     free(tx->rcpt);

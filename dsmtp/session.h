@@ -58,6 +58,7 @@ struct smtp_rcpt_entry {
     bool dotfwd;   /* reached by the address given: its forward file applies (dotfwd.h) */
     char *lda;     /* an alias file's "|command" or "/path" for addr (deliver_dest), or NULL */
     int notify;    /* its RCPT's DSN NOTIFY */
+    char *xheader; /* its RCPT's XHEADER (xheader.h), or NULL */
     char *orcpt;   /* its RCPT's DSN ORCPT; for a forward's destination without one, the
                     * address the client gave (rfc822;xtext); NULL: none */
 };

@@ -110,8 +110,9 @@ enum smtp_param {
     SP_ORCPT,
     SP_REQUIRETLS,
     SP_XVERP,
+    SP_XHEADER,
 };
-#define SP_COUNT (SP_XVERP + 1)
+#define SP_COUNT (SP_XHEADER + 1)
 
 static const struct {
     const char *name;
@@ -127,7 +128,8 @@ static const struct {
     [SP_NOTIFY] = {"NOTIFY", true, true},
     [SP_ORCPT] = {"ORCPT", true, true},
     [SP_REQUIRETLS] = {"REQUIRETLS", false, false},
-    [SP_XVERP] = {"XVERP", false, false}, /* the value is optional (below) */
+    [SP_XVERP] = {"XVERP", false, false},   /* the value is optional (below) */
+    [SP_XHEADER] = {"XHEADER", true, true}, /* dmail's: xheader.h */
 };
 
 /* smtp_parse_size - a SIZE value: 1 to 20 digits (RFC 1870); larger than an unsigned long
@@ -225,6 +227,12 @@ smtp_parse_one_param(struct smtp_mail *m, struct smtp_rcpt *r, const char *k, si
             return smtp_parse_err(e, 501, "5.5.4", "Bad ORCPT: %s", why);
         memcpy(r->orcpt, v, vlen);
         r->orcpt[vlen] = '\0';
+        break;
+    case SP_XHEADER: /* the caller checks that the transaction is XVERP's */
+        if (xheader_check(v, vlen, &why) < 0)
+            return smtp_parse_err(e, 501, "5.5.4", "Bad XHEADER: %s", why);
+        memcpy(r->xheader, v, vlen);
+        r->xheader[vlen] = '\0';
         break;
     }
     return 0;

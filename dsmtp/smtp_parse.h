@@ -22,6 +22,7 @@
 
 #include "addr.h"
 #include "dsnparam.h"
+#include "xheader.h"
 
 /* Every verb we recognise; those we do not implement still get their own 502. */
 #define SMTP_VERBS(X)                                                                              \
@@ -84,12 +85,13 @@ struct smtp_mail {
     char envid[DSNPARAM_ENVID_MAX + 1]; /* ENVID= as sent (xtext), "" if none */
 };
 
-/* RCPT TO:<path> [NOTIFY=...] [ORCPT=...] */
+/* RCPT TO:<path> [NOTIFY=...] [ORCPT=...] [XHEADER=...] */
 struct smtp_rcpt {
     struct addr to;
     bool bare_postmaster;               /* <postmaster> without a domain: to.domain is "" */
     int notify;                         /* DSN_NOTIFY_* bits, 0 if not given */
     char orcpt[DSNPARAM_ORCPT_MAX + 1]; /* ORCPT= as sent, "" if none */
+    char xheader[XHEADER_MAX + 1];      /* XHEADER= as sent (xheader.h), "" if none */
 };
 
 /* smtp_parse_line - split a command line (NUL-terminated, no CRLF) into verb and args. */

@@ -368,7 +368,7 @@ static void
 tlsrpt_queue_work(uv_work_t *w)
 {
     struct tlsrpt_job *j = w->data;
-    struct deliver_qrcpt to = {j->rua, 0, NULL, 0, NULL, false};
+    struct deliver_qrcpt to = {j->rua, 0, NULL, 0, NULL, false, NULL};
 
     for (size_t i = 0; i < j->ntexts; i++) {
         if (deliver_queue_write(j->cf, "", "", "tls-rpt", NULL, time(NULL), &to, 1, j->texts[i],

@@ -31,6 +31,7 @@
 
 #include "dsnparam.h"
 #include "file.h"
+#include "xheader.h"
 #include "xmem.h"
 
 #include <ctype.h>
@@ -188,6 +189,7 @@ static int
 qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
 {
     size_t len = 0, cap = 512;
+    const char *why;
     char *buf;
 
     if (!qfile_id_valid(q->id) || q->arrival < 0 || q->flags < 0 || !qfile_text_ok(q->sender) ||
@@ -200,7 +202,8 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
         if (r->addr == NULL || r->addr[0] == '\0' || !qfile_text_ok(r->addr) ||
             qfile_state_name(r->state) == NULL || r->attempts < 0 || r->next_try < 0 ||
             (r->last_error != NULL && !qfile_text_ok(r->last_error)) ||
-            !qfile_dsn_ok(DSN_RET_UNSET, NULL, r->notify, r->orcpt))
+            !qfile_dsn_ok(DSN_RET_UNSET, NULL, r->notify, r->orcpt) ||
+            (r->xheader != NULL && xheader_check(r->xheader, strlen(r->xheader), &why) < 0))
             goto inval;
     }
     buf = xmalloc(cap);
@@ -232,6 +235,8 @@ qfile_format_header(const struct qfile *q, char **out, size_t *outlen)
                       r->notify ? dsnparam_notify_format(r->notify, true, nt, sizeof(nt)) : "-",
                       r->orcpt != NULL ? r->orcpt : "-");
         }
+        if (r->xheader != NULL)
+            qfile_put(&buf, &len, &cap, "xheader %s\n", r->xheader);
     }
     qfile_put(&buf, &len, &cap, "size %zu\n\n", q->text_len);
     for (const char *l = buf, *nl; (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
@@ -600,6 +605,14 @@ qfile_parse(struct qfile_rd *rd, struct qfile *q)
             (qfile_rd_key(rd, line, sizeof line, "notify", &val) < 0 ||
              qfile_parse_dsn(rd, val, NULL, NULL, &q->rcpt[i].notify, &q->rcpt[i].orcpt) < 0))
             return -1;
+        if (qfile_rd_peek(rd, "xheader")) {
+            const char *why;
+            if (qfile_rd_key(rd, line, sizeof line, "xheader", &val) < 0)
+                return -1;
+            if (xheader_check(val, strlen(val), &why) < 0)
+                return qfile_rd_fail(rd, "bad xheader: %s", why);
+            q->rcpt[i].xheader = xstrdup(val);
+        }
     }
     if (qfile_rd_num(rd, "size", LLONG_MAX, &size) < 0)
         return -1;
@@ -657,6 +670,7 @@ qfile_free(struct qfile *q)
         free(q->rcpt[i].addr);
         free(q->rcpt[i].last_error);
         free(q->rcpt[i].orcpt);
+        free(q->rcpt[i].xheader);
     }
     free(q->rcpt);
     free(q->envid);

@@ -19,7 +19,9 @@
  *   line; both are written only when something is set, so a file without DSN parameters
  *   is the same as before them, and files written before them read as "nothing set".
  * - VERP (Postfix's XVERP): the two delimiters go into an optional "verp" line after
- *   "flags", written only when set; files without it read as "no VERP".
+ *   "flags", written only when set; files without it read as "no VERP". A recipient's own
+ *   header fields (XHEADER, xtext as received) go into an optional "xheader" line after
+ *   its rcpt (and notify) line.
  * - qfile_read refuses anything the format does not allow (wrong version, keywords out of
  *   order, rcpt lines not matching "rcpts", text shorter or longer than "size", the "end"
  *   trailer missing or followed by anything) with "line N: reason" in err.
@@ -45,6 +47,7 @@ struct qfile_rcpt {
     char *last_error; /* may be NULL */
     int notify;       /* DSN NOTIFY (DSN_NOTIFY_* of dsnparam.h), 0: not given */
     char *orcpt;      /* DSN ORCPT as received (xtext), or NULL */
+    char *xheader;    /* its own header fields (XHEADER, xheader.h) as received, or NULL */
 };
 
 struct qfile {

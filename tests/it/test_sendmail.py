@@ -104,6 +104,7 @@ def parse_qfile(path):
                 "addr": unescape_addr(addr),
                 "error": error or None,
                 "notify": optional("notify", 2),  # NOTIFY ORCPT
+                "xheader": (optional("xheader", 1) or [None])[0],  # its own fields (xtext)
             }
         )
     size = int(key("size"))

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "dsnparam.h"
+#include "xheader.h"
 #include "qfile.h"
 #include "unit_util.h"
 
@@ -769,8 +770,50 @@ test_verp_round_trip(void **state)
     qfile_free(&q);
 }
 
+/* test_xheader_round_trip - a recipient's own fields (XHEADER) in their "xheader" line,
+ * read back as given and decoded to LF-ended lines; a bad value is neither written nor
+ * read. */
+static void
+test_xheader_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct qfile q, r;
+    char path[PATH_MAX], err[256], *text;
+    size_t len;
+
+    sample(&q, "Subject: x\n\nbody\n");
+    q.rcpt[0].xheader = strdup("X-A:+20b+0D+0A+09c+0D+0AX-B:+20d");
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), 0);
+    assert_read_ok(path_of(f->dir, q.id, path, sizeof path), &r, err, sizeof err);
+    assert_same(&q, &r);
+    assert_string_equal(r.rcpt[0].xheader, q.rcpt[0].xheader);
+    assert_null(r.rcpt[1].xheader);
+    text = xheader_decode(r.rcpt[0].xheader, &len);
+    assert_string_equal(text, "X-A: b\n\tc\nX-B: d\n");
+    assert_int_equal(len, strlen(text));
+    free(text);
+    qfile_free(&r);
+    char *got = uu_read(path, NULL);
+    assert_non_null(strstr(got, "<alice@example.test>\nxheader X-A:+20b+0D+0A+09c+0D+0AX-B:+20d\n"
+                                "rcpt "));
+    char *v = strstr(got, "+0AX-B:");
+    v[3] = ' '; /* "+0A X-B": a space in the value */
+    uu_write(path, got);
+    assert_int_equal(qfile_read(path, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "xheader"));
+    qfile_free(&r);
+    free(got);
+    free(q.rcpt[0].xheader);
+    q.rcpt[0].xheader = strdup("Received:+20x"); /* the server's own field */
+    errno = 0;
+    assert_int_equal(qfile_write(f->dir, f->tmp, &q, 0600), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_null(xheader_decode("X-A+20b", &len));
+    qfile_free(&q);
+}
+
 UU_MAIN(NULL, NULL, UU_FX(test_round_trip), UU_FX(test_dsn_round_trip),
         UU_FX(test_null_sender_and_escapes), UU_FX(test_many_recipients), UU_FX(test_binary_text),
         UU_FX(test_torn_file), UU_FX(test_bad_header), UU_FX(test_injection_refused),
         UU_FX(test_rewrite_atomic), UU_FX(test_requiretls_round_trip), UU_FX(test_verp_round_trip),
-        cmocka_unit_test(test_state_names))
+        UU_FX(test_xheader_round_trip), cmocka_unit_test(test_state_names))

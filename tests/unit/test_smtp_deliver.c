@@ -265,14 +265,15 @@ test_one_and_queue(void **state)
     struct qfile q;
     const char *msg = "Subject: hi\n\nFrom the start\n";
     struct deliver_qrcpt r[2] = {{"bob@example.org", 1, "mailbox locked", DSN_NOTIFY_SUCCESS,
-                                  "rfc822;b+2Bx@example.org", false},
-                                 {"postmaster@example.org", 0, NULL, 0, NULL, false}};
+                                  "rfc822;b+2Bx@example.org", false, "X-Mine:+20bob"},
+                                 {"postmaster@example.org", 0, NULL, 0, NULL, false, NULL}};
     struct deliver_dsn dsn = {DSN_RET_HDRS, "ENV+2B1", false, NULL};
 
     (void)state;
     snprintf(path, sizeof(path), "%s/drop/one", tmpdir);
-    assert_int_equal(deliver_one(cf, path, "a@b.example", msg, strlen(msg), err, sizeof(err)),
-                     DROP_OK);
+    assert_int_equal(
+        deliver_one(cf, path, "a@b.example", "X-Mine: bob\n", msg, strlen(msg), err, sizeof(err)),
+        DROP_OK);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     text = calloc(1, 4096);
@@ -280,7 +281,8 @@ test_one_and_queue(void **state)
     fclose(f);
     assert_true(len > 0);
     assert_non_null(strstr(text, "From a@b.example "));
-    assert_non_null(strstr(text, "\nReturn-Path: <a@b.example>\nSubject: hi\n"));
+    /* the recipient's own fields between Return-Path and the message */
+    assert_non_null(strstr(text, "\nReturn-Path: <a@b.example>\nX-Mine: bob\nSubject: hi\n"));
     assert_non_null(strstr(text, "\n>From the start\n"));
     free(text);
 
@@ -307,6 +309,8 @@ test_one_and_queue(void **state)
     assert_string_equal(q.rcpt[0].orcpt, "rfc822;b+2Bx@example.org");
     assert_int_equal(q.rcpt[1].notify, 0);
     assert_null(q.rcpt[1].orcpt);
+    assert_string_equal(q.rcpt[0].xheader, "X-Mine:+20bob"); /* as given: xtext */
+    assert_null(q.rcpt[1].xheader);
     assert_int_equal(q.text_len, strlen(msg));
     assert_memory_equal(q.text, msg, strlen(msg));
     qfile_free(&q);

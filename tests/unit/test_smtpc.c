@@ -514,6 +514,14 @@ test_no_pipelining(void **state)
     smtpc_msg_clear(&m);
 }
 
+/* xheader_of - an smtpc_msg's XHEADER callback: one for every recipient. */
+static size_t
+xheader_of(void *arg, size_t i, char *buf, size_t len)
+{
+    (void)arg;
+    return (size_t)snprintf(buf, len, "X-Own:+20%zu", i);
+}
+
 /* a message larger than SIZE: 5.3.4 for all, nothing sent, the result from the loop; a
  * smaller one goes on the same connection with SIZE= */
 static void
@@ -538,6 +546,16 @@ test_size_limit(void **state)
     run_send(r, &m);
     check_answer(&rc[0].reply, 250, "2.0.0", "queued");
     assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=7\r\n"));
+    /* a copy's own head goes above the text and counts in SIZE; XHEADER= only to a server
+     * that announced it (this one does not) */
+    m.head = "X-Own: 1\n";
+    m.head_len = 9;
+    m.xheader = xheader_of;
+    run_send(r, &m);
+    check_answer(&rc[0].reply, 250, "2.0.0", "queued");
+    assert_true(log_has(p, "", "MAIL FROM:<s@x.test> SIZE=17\r\n"));
+    assert_true(log_has(p, "", "\r\nX-Own: 1\r\nshort\r\n.\r\n"));
+    assert_int_equal(log_count(p, "XHEADER"), 0);
     smtpc_msg_clear(&m);
 }
 

@@ -85,13 +85,13 @@ test_ehlo_keywords(void **state)
     unsigned ext = 0;
     const char *lines[] = {"pipelining", "SIZE 1000", "8BITMIME", "SMTPUTF8",
                            "DSN",        "CHUNKING",  "STARTTLS", "AUTH LOGIN CRAM-MD5",
-                           "AUTH=PLAIN", "X-OTHER 1", "xverp"};
+                           "AUTH=PLAIN", "X-OTHER 1", "xverp",    "XHEADER"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         smtpc_ehlo_line(&in, &ext, lines[i]);
     assert_true(in.pipelining && in.eightbitmime && in.smtputf8 && in.dsn && in.chunking);
-    assert_true(in.xverp);
+    assert_true(in.xverp && in.xheader);
     assert_int_equal(in.size_max, 1000);
     assert_int_equal(ext, SMTPC_X_PLAIN | SMTPC_X_LOGIN | SMTPC_X_STARTTLS | SMTPC_X_SIZE);
     smtpc_ehlo_line(&in, &ext, "SIZE");
