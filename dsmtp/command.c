@@ -947,8 +947,7 @@ command_delivered(void *arg, const struct deliver_outcome *o)
         session_reply(s, 250, "2.0.0", "Ok: queued as %s", o->id);
     }
     if (txdedup_applies(s))
-        txdedup_end(tx->params.envid, !o->qfile_failed && (o->delivered > 0 || o->queued > 0),
-                    time(NULL));
+        txdedup_end_tx(s, !o->qfile_failed && (o->delivered > 0 || o->queued > 0));
     session_tx_reset(s);
     sess_resume(&s->base);
 }
@@ -1096,15 +1095,24 @@ command_data_milter_done(struct smtp_session *s)
 }
 
 /* command_data_dup - a resend of one of dlist's transactions already delivered (or being
- * delivered): answered, text freed, the transaction ended; true then (txdedup.h). */
+ * delivered): answered, text freed, the transaction ended; true then (txdedup.h). A
+ * resend with recipients the delivery did not have goes on to them alone (false). */
 static bool
 command_data_dup(struct smtp_session *s, char *text)
 {
     struct smtp_tx *tx = &s->tx;
     enum txdedup_state st;
+    size_t all = tx->nrcpt, fresh;
 
     if (!txdedup_applies(s) || (st = txdedup_begin(tx->params.envid, time(NULL))) == TXDEDUP_NEW)
         return false;
+    if (st == TXDEDUP_DONE && (fresh = txdedup_keep_fresh(s)) > 0) {
+        log_sess(LOGLVL_INFO, s->base.sid,
+                 "message id=%s result=duplicate envid=%s delivered to the %zu of %zu recipients "
+                 "it did not have",
+                 tx->id, tx->params.envid, fresh, all);
+        return false;
+    }
     if (st == TXDEDUP_DONE) {
         log_sess(LOGLVL_INFO, s->base.sid,
                  "message id=%s size=%llu result=duplicate envid=%s (not delivered again)", tx->id,

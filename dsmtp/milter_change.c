@@ -138,11 +138,7 @@ milter_change_rcpt_apply(struct milter_sess *ms, struct milter_conn *mc)
             size_t k = 0;
             for (size_t j = 0; j < tx->nrcpt; j++) {
                 if (strcasecmp(tx->rcpt[j].addr, buf) == 0) {
-                    free(tx->rcpt[j].addr);
-                    free(tx->rcpt[j].mailbox);
-                    free(tx->rcpt[j].orcpt);
-                    free(tx->rcpt[j].xheader);
-                    free(tx->rcpt[j].lda);
+                    session_rcpt_drop(&tx->rcpt[j]);
                     continue;
                 }
                 tx->rcpt[k++] = tx->rcpt[j];

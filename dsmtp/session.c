@@ -114,19 +114,25 @@ session_cmd_done(struct sess *b)
     sess_send_reply(b);
 }
 
+/* session_rcpt_drop - what e holds (e itself is the caller's). */
+void
+session_rcpt_drop(struct smtp_rcpt_entry *e)
+{
+    free(e->addr);
+    free(e->mailbox);
+    free(e->orcpt);
+    free(e->xheader);
+    free(e->lda);
+}
+
 /* session_tx_reset - drop the transaction. */
 void
 session_tx_reset(struct smtp_session *s)
 {
     struct smtp_tx *tx = &s->tx;
 
-    for (size_t i = 0; i < tx->nrcpt; i++) {
-        free(tx->rcpt[i].addr);
-        free(tx->rcpt[i].mailbox);
-        free(tx->rcpt[i].orcpt);
-        free(tx->rcpt[i].xheader);
-        free(tx->rcpt[i].lda);
-    }
+    for (size_t i = 0; i < tx->nrcpt; i++)
+        session_rcpt_drop(&tx->rcpt[i]);
     free(tx->rcpt);
     free(tx->first);
     milter_abort(s);

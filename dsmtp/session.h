@@ -156,6 +156,8 @@ extern const struct sess_ops session_ops;
 void session_reply(struct smtp_session *s, int code, const char *ecode, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* session_rcpt_drop - free what a recipient entry of the transaction holds. */
+void session_rcpt_drop(struct smtp_rcpt_entry *e);
 /* session_tx_reset - forget the transaction (RSET, EHLO, end of DATA). */
 void session_tx_reset(struct smtp_session *s);
 

@@ -917,3 +917,29 @@ def test_rcpt_452_rest_sent_at_once_in_new_transactions(dsmtp_factory, peer_fact
     assert [len(r) for _, r in txns] == [2, 2, 1], txns
     envids = [e for e, _ in txns]
     assert all(envids) and len(set(envids)) == 3, envids
+
+
+def test_resend_with_recipients_refused_before_goes_to_them_alone(dsmtp):
+    """dlist killed after dsmtp's 250 but before it rewrote its outbox file without the
+    recipients that dsmtp accepted sends the whole file again under the same ENVID: the
+    recipients that had the message do not get it twice, and those refused for now the
+    first time are not dropped as a duplicate."""
+    envid = "dlist-%s" % new_msgid().strip("<>").split("@")[0].replace(".", "-")
+    text = "From: talk@%s\r\nSubject: rest\r\n\r\npost\r\n" % DOMAIN
+
+    def send(rcpts):
+        with smtplib.SMTP(HOST, dsmtp.smtp_port, timeout=30) as c:
+            c.ehlo("dlist.example")
+            return c.sendmail("talk-bounces@" + DOMAIN, rcpts, text,
+                              mail_options=["ENVID=" + envid])
+
+    assert send(["alice@" + DOMAIN, "bob@" + DOMAIN]) == {}
+    assert wait_for(lambda: dsmtp.messages("alice") and dsmtp.messages("bob"), 10)
+    assert send(["alice@" + DOMAIN, "bob@" + DOMAIN, "carol@" + DOMAIN]) == {}
+    assert wait_for(lambda: dsmtp.messages("carol"), 10), dsmtp.log()[-2000:]
+    assert "delivered to the 1 of 3 recipients it did not have" in dsmtp.log()
+    # the whole again: nobody new, nothing delivered
+    assert send(["alice@" + DOMAIN, "bob@" + DOMAIN, "carol@" + DOMAIN]) == {}
+    assert "result=duplicate envid=%s (not delivered again)" % envid in dsmtp.log()
+    time.sleep(0.5)
+    assert [len(dsmtp.messages(u)) for u in ("alice", "bob", "carol")] == [1, 1, 1]

@@ -128,23 +128,41 @@ test_msg(void **state)
 static void
 test_txdedup(void **state)
 {
+    const char *ab[] = {"a@x.test", "b@x.test"}, *abc[] = {"A@X.test", "b@x.test", "c@x.test"};
+    bool seen[3];
+
     (void)state;
     assert_int_equal(txdedup_begin("dlist-1", 1000), TXDEDUP_NEW);
     assert_int_equal(txdedup_begin("dlist-1", 1001), TXDEDUP_BUSY);
-    txdedup_end("dlist-1", true, 1002);
+    txdedup_end("dlist-1", true, 1002, ab, 2);
     assert_int_equal(txdedup_begin("dlist-1", 1003), TXDEDUP_DONE);
-    assert_int_equal(txdedup_begin("dlist-1", 1002 + TXDEDUP_TTL), TXDEDUP_NEW); /* too old */
+    /* a resend with a recipient the delivery did not have: that one alone is new, and the
+     * ENVID is in flight again until it is delivered */
+    assert_int_equal(txdedup_filter("dlist-1", abc, 3, seen), 1);
+    assert_true(seen[0] && seen[1] && !seen[2]);
+    assert_int_equal(txdedup_begin("dlist-1", 1004), TXDEDUP_BUSY);
+    txdedup_end("dlist-1", true, 1005, abc + 2, 1);
+    assert_int_equal(txdedup_begin("dlist-1", 1006), TXDEDUP_DONE);
+    assert_int_equal(txdedup_filter("dlist-1", abc, 3, seen), 0);
+    assert_true(seen[0] && seen[1] && seen[2]);
+    /* the rest's delivery failed: what the first had is still remembered */
+    const char *d[] = {"d@x.test"};
+    assert_int_equal(txdedup_filter("dlist-1", d, 1, seen), 1);
+    txdedup_end("dlist-1", false, 1007, NULL, 0);
+    assert_int_equal(txdedup_begin("dlist-1", 1008), TXDEDUP_DONE);
+    assert_int_equal(txdedup_filter("dlist-1", abc, 3, seen), 0);
+    assert_int_equal(txdedup_begin("dlist-1", 1005 + TXDEDUP_TTL), TXDEDUP_NEW); /* too old */
     /* a failed delivery is forgotten: the resend is delivered */
     assert_int_equal(txdedup_begin("dlist-2", 1000), TXDEDUP_NEW);
-    txdedup_end("dlist-2", false, 1001);
+    txdedup_end("dlist-2", false, 1001, ab, 2);
     assert_int_equal(txdedup_begin("dlist-2", 1002), TXDEDUP_NEW);
     /* an unknown one ends quietly; the table is bounded (the oldest replaced) */
-    txdedup_end("dlist-none", true, 1000);
+    txdedup_end("dlist-none", true, 1000, ab, 2);
     for (int i = 0; i < TXDEDUP_MAX + 10; i++) {
         char id[40];
         snprintf(id, sizeof(id), "dlist-many-%d", i);
         assert_int_equal(txdedup_begin(id, 2000), TXDEDUP_NEW);
-        txdedup_end(id, true, 2000);
+        txdedup_end(id, true, 2000, ab, 2);
     }
     assert_int_equal(txdedup_begin("dlist-many-0", 2001), TXDEDUP_NEW); /* replaced */
     assert_int_equal(txdedup_begin("dlist-many-4100", 2001), TXDEDUP_DONE);
