@@ -38,6 +38,8 @@ outbox_write(const char *dir, const char *name, const struct outbox_msg *m)
     buf_init(&b, OUTBOX_FILE_MAX);
     buf_printf(&b, "S <%s>\nT <%lld>\nE <%s>\n%s", m->sender,
                m->made != 0 ? m->made : (long long)time(NULL), envid, m->xverp ? "V\n" : "");
+    if (m->list != NULL)
+        buf_printf(&b, "L <%s>\n", m->list);
     for (size_t i = 0; i < m->nrcpt; i++)
         buf_printf(&b, "R <%s>\n", m->rcpt[i]);
     buf_append(&b, "\n", 1);
@@ -90,6 +92,8 @@ outbox_read(const char *path, struct outbox_msg *m)
             m->sender = a;
         else if (m->file[i] == 'E' && m->envid == NULL)
             m->envid = a;
+        else if (m->file[i] == 'L' && m->list == NULL)
+            m->list = a;
         else if (m->file[i] == 'T' && m->made == 0) {
             m->made = strtoll(a, NULL, 10);
             free(a);
@@ -115,6 +119,7 @@ outbox_free(struct outbox_msg *m)
     free(m->rcpt);
     free(m->sender);
     free(m->envid);
+    free(m->list);
     free(m->file);
     memset(m, 0, sizeof(*m));
 }

@@ -8,9 +8,12 @@
  * - File: "S <sender>\n", "T <made>\n" (when it was first made, seconds since the epoch;
  *   kept by a rewrite), "E <envid>\n" (the transaction's DSN ENVID "dlist-" and 24 hex
  *   digits, made once with the file: dsmtp knows a resend by it, txdedup.h), "V\n" when the
- * transaction asks for XVERP, one "R <rcpt>\n" per recipient, an empty line, then the message (LF
- * line ends). Written whole with file_write_atomic (temp, fsync, rename, fsync of the directory): a
- * file in out/ is complete or absent, also after kill -9.
+ *   transaction asks for XVERP, "L <list>\n" when the recipients are members of that list
+ *   whose copies each get their own List-Unsubscribe fields (the one-click URL names the
+ *   member: unsub.h, smtpout.h; a file without "L", as older dlists wrote, is sent as it
+ *   is), one "R <rcpt>\n" per recipient, an empty line, then the message (LF line ends).
+ *   Written whole with file_write_atomic (temp, fsync, rename, fsync of the directory): a
+ *   file in out/ is complete or absent, also after kill -9.
  * - outbox_read refuses (-1, EINVAL) a file that is not in this form.
  * - outbox_drop_key removes every KEY.N (a message processed again after a crash makes
  *   its mail anew).
@@ -30,6 +33,7 @@ struct outbox_msg {
     char *envid;    /* outbox_write makes it when NULL */
     long long made; /* outbox_write: now when 0 */
     bool xverp;
+    char *list; /* "L": the list whose members get one-click fields per copy, or NULL */
     size_t nrcpt;
     char **rcpt;
     char *text; /* the message, LF line ends */

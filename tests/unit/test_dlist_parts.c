@@ -37,6 +37,7 @@ test_outbox(void **state)
     char *rcpt[] = {"a@x.test", "b@y.test"};
     struct outbox_msg m = {.sender = "talk-bounces@x.test",
                            .xverp = true,
+                           .list = "talk",
                            .nrcpt = 2,
                            .rcpt = rcpt,
                            .text = "Subject: hi\n\nbody\n",
@@ -48,6 +49,7 @@ test_outbox(void **state)
     assert_int_equal(outbox_read(p, &r), 0);
     assert_string_equal(r.sender, "talk-bounces@x.test");
     assert_true(r.xverp);
+    assert_string_equal(r.list, "talk");
     assert_int_equal(r.nrcpt, 2);
     assert_string_equal(r.rcpt[1], "b@y.test");
     assert_int_equal(r.len, 18);
@@ -63,13 +65,25 @@ test_outbox(void **state)
         m.envid = envid;
         m.made = 12345;
         m.nrcpt = 1;
+        m.list = NULL;
         assert_int_equal(outbox_write(f->dir, "k.0", &m), 0);
         assert_int_equal(outbox_read(p, &r), 0);
+        assert_null(r.list);
         assert_string_equal(r.envid, envid);
         assert_int_equal(r.made, 12345);
         assert_int_equal(r.nrcpt, 1);
         outbox_free(&r);
     }
+    /* a file of a dlist before "L" (none), and one with it after "V" */
+    uu_write(bad, "S <x@y>\nT <5>\nE <dlist-1>\nV\nR <a@b>\n\ntext");
+    assert_int_equal(outbox_read(bad, &r), 0);
+    assert_null(r.list);
+    assert_true(r.xverp && r.nrcpt == 1 && r.len == 4);
+    outbox_free(&r);
+    uu_write(bad, "S <x@y>\nT <5>\nE <dlist-1>\nV\nL <juggle>\nR <a@b>\n\ntext");
+    assert_int_equal(outbox_read(bad, &r), 0);
+    assert_string_equal(r.list, "juggle");
+    outbox_free(&r);
     /* malformed: refused */
     uu_write(bad, "S <x@y>\nQ what\n\ntext");
     assert_int_equal(outbox_read(bad, &r), -1);
