@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "conf.h"
+#include "dsnparam.h"
 #include "members.h"
 #include "mime.h"
 #include "token.h"
@@ -57,6 +58,60 @@ unsub_url(const struct conf *cf, const char *list, const char *addr, char *out, 
         return -1;
     n = snprintf(out + o, len - o, "&t=%s", tok);
     return n < 0 || (size_t)n >= len - o ? -1 : 0;
+}
+
+bool
+unsub_oneclick(const struct conf *cf, const char *list)
+{
+    char url[1024];
+
+    return unsub_url(cf, list, "postmaster", url, sizeof(url)) == 0;
+}
+
+int
+unsub_mailto(const struct conf *cf, const char *list, char *out, size_t len)
+{
+    int n = snprintf(out, len, "<mailto:%s-request@%s?subject=unsubscribe>", list,
+                     cf->lists != NULL ? cf->lists->domain : cf->main_domain);
+
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* unsub_xtext - CRLF (as xtext) when crlf, then the line s as xtext, appended at out+*o
+ * (dsnparam_xtext_encode); false when it does not fit. */
+static bool
+unsub_xtext(char *out, size_t len, size_t *o, bool crlf, const char *s)
+{
+    if (crlf) {
+        if (*o + 6 >= len)
+            return false;
+        memcpy(out + *o, "+0D+0A", 6);
+        *o += 6;
+    }
+    if (*o >= len || dsnparam_xtext_encode(s, out + *o, len - *o) < 0)
+        return false;
+    *o += strlen(out + *o);
+    return true;
+}
+
+size_t
+unsub_xheader(const struct conf *cf, const char *list, const char *addr, char *out, size_t len)
+{
+    static const char post[] = "List-Unsubscribe-Post: List-Unsubscribe=One-Click";
+    char url[UNSUB_XHEADER_MAX], mailto[600], f[UNSUB_XHEADER_MAX + 1];
+    size_t o = 0;
+    int n;
+
+    if (unsub_mailto(cf, list, mailto, sizeof(mailto)) < 0)
+        return 0;
+    if (unsub_url(cf, list, addr, url, sizeof(url)) == 0 &&
+        (n = snprintf(f, sizeof(f), "List-Unsubscribe: <%s>, %s", url, mailto)) > 0 &&
+        (size_t)n + 2 + strlen(post) <= UNSUB_XHEADER_MAX && unsub_xtext(out, len, &o, false, f) &&
+        unsub_xtext(out, len, &o, true, post))
+        return o;
+    o = 0; /* the mailto alone */
+    snprintf(f, sizeof(f), "List-Unsubscribe: %s", mailto);
+    return unsub_xtext(out, len, &o, false, f) ? o : 0;
 }
 
 /* unsub_dec - the form-encoded s[n] decoded into out[len]: false when it does not fit or
