@@ -23,6 +23,7 @@
 #include "members.h"
 #include "outbox.h"
 #include "log.h"
+#include "unsub.h"
 #include "xmem.h"
 
 /* digest_path - work_path/dlist/LIST/NAME into buf. */
@@ -370,8 +371,14 @@ digest_run(const struct conf *cf, const char *outdir, time_t now)
         }
         snprintf(name, sizeof(name), "%s.digest.%ld.0", def->name, iss.n);
         snprintf(bounces, sizeof(bounces), "%s-bounces@%s", def->name, cf->lists->domain);
-        struct outbox_msg om = {
-            .sender = bounces, .xverp = true, .nrcpt = m.n, .rcpt = m.v, .text = text, .len = len};
+        /* one-click fields per copy when the list can have them (unsub.h) */
+        struct outbox_msg om = {.sender = bounces,
+                                .xverp = true,
+                                .list = unsub_oneclick(cf, def->name) ? (char *)def->name : NULL,
+                                .nrcpt = m.n,
+                                .rcpt = m.v,
+                                .text = text,
+                                .len = len};
         if (m.n > 0 && outbox_write(outdir, name, &om) < 0)
             log_error("list %s: digest issue %ld kept: cannot write %s/%s: %s", def->name, iss.n,
                       outdir, name, strerror(errno));

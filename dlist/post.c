@@ -22,6 +22,7 @@
 #include "outbox.h"
 #include "post.h"
 #include "status.h"
+#include "unsub.h"
 #include "vbounce.h"
 #include "work.h"
 #include "xmem.h"
@@ -207,9 +208,11 @@ post_dmarc_from(struct buf *b, const struct work *w, const char *from, const cha
 }
 
 /* post_distribute - the post b to the members: the digest members' copy into the pending
- * digest (digest.h), one transaction to the others. */
+ * digest (digest.h), one transaction to the others (oneclick: their copies get their own
+ * List-Unsubscribe fields, unsub.h). */
 static void
-post_distribute(struct work *w, const char *poster, const char *bounces, const struct buf *b)
+post_distribute(struct work *w, const char *poster, const char *bounces, const struct buf *b,
+                bool oneclick)
 {
     const struct lists_def *def = w->def;
     struct members dm = {0}, off = {0}; /* by digest; disabled (bounces) */
@@ -237,7 +240,7 @@ post_distribute(struct work *w, const char *poster, const char *bounces, const s
         if (!members_has(&dm, w->members.v[i]) && !members_has(&off, w->members.v[i]))
             rcpt[nr++] = w->members.v[i];
     if (nr > 0)
-        work_emit(w, bounces, true, rcpt, nr, buf_peek(b), b->len);
+        work_emit(w, bounces, true, rcpt, nr, buf_peek(b), b->len, oneclick ? def->name : NULL);
     log_info("list %s: post from %s to %zu member%s, %zu by digest", def->name, poster, nr,
              nr == 1 ? "" : "s", dm.n);
     post_sent_hook(w->cf, def, buf_peek(b), b->len);
@@ -277,6 +280,7 @@ post_send(struct work *w, const char *poster)
     size_t body = msg_body(w->text, w->len), nd = 0;
     const char *drop[sizeof(keep) / sizeof(keep[0])];
     bool munge = post_dmarc_rewrite(w, poster);
+    bool oneclick = unsub_oneclick(w->cf, def->name); /* List-Unsubscribe per copy */
     struct buf b;
 
     for (; keep[nd] != NULL; nd++)
@@ -329,10 +333,11 @@ post_send(struct work *w, const char *poster)
         buf_printf(&b, "List-Id: <%s.%s>\n", def->name, w->domain);
     buf_printf(&b,
                "List-Help: <mailto:%s?subject=help>\n"
-               "List-Subscribe: <mailto:%s?subject=subscribe>\n"
-               "List-Unsubscribe: <mailto:%s?subject=unsubscribe>\n"
-               "List-Post: <mailto:%s>\nList-Owner: <mailto:%s>\n",
-               req, req, req, list, owner);
+               "List-Subscribe: <mailto:%s?subject=subscribe>\n",
+               req, req);
+    if (!oneclick)
+        buf_printf(&b, "List-Unsubscribe: <mailto:%s?subject=unsubscribe>\n", req);
+    buf_printf(&b, "List-Post: <mailto:%s>\nList-Owner: <mailto:%s>\n", list, owner);
     if (def->archive)
         buf_printf(&b, "List-Archive: <mailto:%s?subject=index>\n", req);
     buf_printf(&b, "Precedence: list\nX-Loop: %s\n\n", list);
@@ -351,7 +356,7 @@ post_send(struct work *w, const char *poster)
         }
         free(f);
     }
-    post_distribute(w, poster, bounces, &b);
+    post_distribute(w, poster, bounces, &b, oneclick);
     buf_free(&b);
     free(subject);
     free(replyto);

@@ -651,7 +651,7 @@ request_handle_owner(struct work *w)
         return;
     }
     work_emit(w, work_addr(w, "-bounces", bounces, sizeof(bounces)), false, w->def->moderators,
-              w->def->nmoderators, w->text, w->len);
+              w->def->nmoderators, w->text, w->len, NULL);
     log_info("list %s: mail to the owner from <%s> forwarded to %zu moderator%s", w->def->name,
              w->sender, w->def->nmoderators, w->def->nmoderators == 1 ? "" : "s");
 }

@@ -19,6 +19,7 @@
 #include "smtpc.h"
 #include "smtpout.h"
 #include "spool.h"
+#include "unsub.h"
 #include "xmem.h"
 
 #define SMTPOUT_TIMEOUT_MS 120000
@@ -31,6 +32,7 @@ static struct {
     char **names;
     size_t n, i;
     struct smtpc *c;
+    bool xheader; /* the session's server announced XHEADER and XVERP (dsmtp) */
     bool busy, again, stopping;
     bool inflight; /* a pool job of the batch runs */
     uv_work_t work;
@@ -39,8 +41,9 @@ static struct {
     struct smtpc_msg sm;
     struct smtpc_rcpt *rc;
     int read_errno;
-    size_t keep; /* recipients refused with 4xx, moved to the front of m.rcpt */
-    bool now;    /* the kept ones at once, in the next transaction: too many recipients */
+    size_t keep;    /* recipients refused with 4xx, moved to the front of m.rcpt */
+    bool now;       /* the kept ones at once, in the next transaction: too many recipients */
+    char head[700]; /* the shared List-Unsubscribe above every copy (no XHEADER) */
 } so;
 
 static void smtpout_next(void);
@@ -187,6 +190,37 @@ smtpout_done(struct smtpc *c, void *arg, struct smtpc_msg *m, bool broken)
     }
 }
 
+/* smtpout_xheader - smtpc's, while RCPT is written: recipient i's own List-Unsubscribe
+ * fields (unsub.h), made when asked (nothing kept per member). */
+static size_t
+smtpout_xheader(void *arg, size_t i, char *buf, size_t len)
+{
+    return unsub_xheader(so.cf, so.m.list, so.rc[i].addr, buf, len);
+}
+
+/* smtpout_unsub - a file naming its list (outbox.h "L"): each copy's List-Unsubscribe
+ * through dsmtp's XHEADER, or the shared mailto above every copy. */
+static void
+smtpout_unsub(void)
+{
+    char mailto[600];
+    int n;
+
+    if (so.xheader && so.m.xverp) {
+        so.sm.xheader = smtpout_xheader;
+        return;
+    }
+    if (unsub_mailto(so.cf, so.m.list, mailto, sizeof(mailto)) < 0 ||
+        (n = snprintf(so.head, sizeof(so.head), "List-Unsubscribe: %s\n", mailto)) < 0 ||
+        (size_t)n >= sizeof(so.head)) {
+        log_warn("%s: list %s: no List-Unsubscribe (the address does not fit)", so.names[so.i],
+                 so.m.list);
+        return;
+    }
+    so.sm.head = so.head;
+    so.sm.head_len = (size_t)n;
+}
+
 /* smtpout_read - loop: send the file read. */
 static void
 smtpout_read(uv_work_t *w, int status)
@@ -220,6 +254,8 @@ smtpout_read(uv_work_t *w, int status)
             so.sm.eightbit = true;
             break;
         }
+    if (so.m.list != NULL)
+        smtpout_unsub();
     if (smtpc_send(so.c, &so.sm, smtpout_done, NULL) < 0) {
         log_error("%s: the SMTP session cannot take it", so.names[so.i]);
         free(so.rc);
@@ -256,6 +292,7 @@ smtpout_ready(struct smtpc *c, void *arg, const struct smtpc_info *info)
         smtpout_end();
         return;
     }
+    so.xheader = info->xheader && info->xverp;
     smtpout_next();
 }
 

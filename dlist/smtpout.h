@@ -2,7 +2,11 @@
  * smtpout - the outbox (outbox.h) handed to dsmtp over SMTP: dlist_smtp_host (HOST or
  * HOST:PORT; without a port dsmtp's smtp_port; "localhost" is 127.0.0.1), one connection
  * per batch, one transaction per outbox file with every recipient (pipelined), MAIL ...
- * XVERP when the file asks for it and dsmtp announces XVERP (smtpc.h).
+ * XVERP when the file asks for it and dsmtp announces XVERP (smtpc.h). A file naming its
+ * list (outbox.h "L") gets each recipient's List-Unsubscribe fields (unsub_xheader: the
+ * one-click URL) as RCPT ... XHEADER= when the server announces XHEADER and XVERP and the
+ * file asks for XVERP, made while RCPT is written; else the shared mailto field
+ * (unsub_mailto) goes above every copy (smtpc's head).
  *
  * Contract:
  * - Owns: one batch at a time (smtpout_run while one runs only marks "again").

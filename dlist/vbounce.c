@@ -237,7 +237,7 @@ vbounce_handle(struct work *w)
     }
     if (sc.who[0] == '\0') { /* to the moderators, from <>: it cannot bounce back here */
         if (def->nmoderators > 0)
-            work_emit(w, "", false, def->moderators, def->nmoderators, w->text, w->len);
+            work_emit(w, "", false, def->moderators, def->nmoderators, w->text, w->len, NULL);
         log_info("list %s: bounce naming no member from <%s>: to the moderators", def->name,
                  w->sender);
         return;

@@ -27,10 +27,11 @@ work_addr(const struct work *w, const char *suffix, char *buf, size_t len)
 
 void
 work_emit(struct work *w, const char *sender, bool xverp, char *const *rcpt, size_t n,
-          const char *text, size_t len)
+          const char *text, size_t len, const char *list)
 {
     struct outbox_msg m = {.sender = (char *)sender,
                            .xverp = xverp,
+                           .list = (char *)list,
                            .nrcpt = n,
                            .rcpt = (char **)rcpt,
                            .text = (char *)text,
@@ -67,7 +68,7 @@ work_mail(struct work *w, const char *to, const char *subject, const char *body,
                orig != NULL ? "In-Reply-To: " : "", orig != NULL ? orig : "",
                orig != NULL ? "\n" : "", work_addr(w, "", bounces, sizeof(bounces)), body);
     work_emit(w, work_addr(w, "-bounces", bounces, sizeof(bounces)), false, rcpt, 1, buf_peek(&b),
-              b.len);
+              b.len, NULL);
     buf_free(&b);
     free(orig);
 }

@@ -46,9 +46,10 @@ struct work {
 /* work_addr - "LIST" "-request" "@domain" and the like into buf; returns buf. */
 char *work_addr(const struct work *w, const char *suffix, char *buf, size_t len);
 
-/* work_emit - one transaction into the outbox. */
+/* work_emit - one transaction into the outbox; list: the recipients are its members, each
+ * copy gets its own List-Unsubscribe fields (outbox.h "L"), or NULL. */
 void work_emit(struct work *w, const char *sender, bool xverp, char *const *rcpt, size_t n,
-               const char *text, size_t len);
+               const char *text, size_t len, const char *list);
 
 /* work_mail - a plain-text mail from LIST-request to one address (Auto-Submitted:
  * auto-replied, In-Reply-To the message's Message-ID when reply), sent from LIST-bounces. */
