@@ -238,3 +238,171 @@ def test_settings_checked(dsmtp_factory):
     r = subprocess.run([os.path.join(BIN, "dlist"), "-f", "-c", site.conf_path],
                        capture_output=True, text=True, timeout=30, env=site.env())
     assert r.returncode != 0 and "needs tls_cert and tls_key" in r.stderr, r.stderr
+
+
+# ------------------------------------------- the fields in posts (per recipient, XHEADER)
+
+def post_to_talk(site, subject):
+    import smtplib
+    from dmail_site import new_msgid
+    msgid = new_msgid("oc")
+    text = ("From: alice@%s\r\nTo: talk@%s\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\nHello.\r\n"
+            % (DOMAIN, DOMAIN, subject, msgid))
+    with smtplib.SMTP(HOST, site.smtp_port, timeout=10) as c:
+        c.sendmail("alice@" + DOMAIN, ["talk@" + DOMAIN], text)
+    return msgid
+
+
+def unsub_fields(raw):
+    """(List-Unsubscribe values, List-Unsubscribe-Post values) of a copy's header."""
+    from email import message_from_bytes
+    from email.policy import compat32
+    m = message_from_bytes(raw, policy=compat32)
+    return m.get_all("List-Unsubscribe") or [], m.get_all("List-Unsubscribe-Post") or []
+
+
+def test_posts_carry_each_members_one_click_url(dsmtp_factory, sink_factory):
+    """A post to two remote members (through the smarthost) and a local one: each copy has
+    its own List-Unsubscribe (the https URL naming that member, its own token, and the
+    mailto) and List-Unsubscribe-Post, written per recipient by dsmtp (XHEADER); a POST of
+    a URL taken from a copy removes exactly that member. Needs dsmtp's XHEADER."""
+    from urllib.parse import parse_qs, urlsplit
+    from dmail_site import wait_for
+    sport, h = sink_factory()
+    site = dsmtp_factory(start=False)
+    remote = ["r1@one.example", "r2@two.example"]
+    alice = "alice@" + DOMAIN
+    port, members = start(site, members=remote + [alice],
+                          smarthost="[127.0.0.1]:%d" % sport)
+    site.start()
+    msgid = post_to_talk(site, "one click")
+    assert wait_for(lambda: site.messages("alice"), 20), site.log()[-3000:]
+    assert wait_for(lambda: sum(len(e.rcpt_tos) for e in h.envelopes) >= 2, 20)
+    mailto = "<mailto:talk-request@%s?subject=unsubscribe>" % DOMAIN
+    copies = [(alice, site.messages("alice")[0][0])]
+    for e in h.envelopes:
+        for r in e.rcpt_tos:
+            copies.append((r, e.content))
+    assert sorted(r for r, _ in copies) == sorted(remote + [alice]), copies
+    urls, tokens = {}, set()
+    for rcpt, raw in copies:
+        assert msgid.encode() in raw, raw[:500]
+        lu, lup = unsub_fields(raw)
+        assert len(lu) == 1 and lup == ["List-Unsubscribe=One-Click"], (rcpt, lu, lup)
+        url, _, rest = lu[0].partition(">, ")
+        assert url.startswith("<https://lists.%s:%d/unsubscribe?" % (DOMAIN, port)), lu
+        assert rest == mailto, lu
+        qs = parse_qs(urlsplit(url[1:]).query)
+        assert qs["list"] == ["talk"] and qs["addr"] == [rcpt], (rcpt, url)
+        tokens.add(qs["t"][0])
+        urls[rcpt] = url[1:]
+    assert len(tokens) == 3, tokens
+    # the URL from r1's copy, POSTed as a mailbox provider does: r1 alone removed
+    for gone, left in (("r1@one.example", ["r2@two.example", alice]),
+                       (alice, ["r2@two.example"])):
+        r = subprocess.run(["curl", "-sS", "-k", "--max-time", "20", "--resolve",
+                            "lists.%s:%d:%s" % (DOMAIN, port, HOST), "-X", "POST",
+                            "-d", "List-Unsubscribe=One-Click", urls[gone]],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "has been removed" in r.stdout, (r.stdout, r.stderr)
+        assert sorted(read(members).split()) == sorted(left)
+
+
+def test_posts_without_xheader_carry_the_shared_mailto(dsmtp_factory, sink_factory):
+    """dlist_smtp_host an SMTP server without XHEADER (here aiosmtpd; Postfix alike): every
+    copy still has one List-Unsubscribe, the mailto alone, and no List-Unsubscribe-Post;
+    the one transaction keeps every member."""
+    from dmail_site import wait_for
+    sport, h = sink_factory()
+    site = dsmtp_factory(start=False)
+    subs = ["r1@one.example", "r2@two.example", "alice@" + DOMAIN]
+    start(site, members=subs, dlist_smtp_host="127.0.0.1:%d" % sport)
+    site.start()
+    msgid = post_to_talk(site, "no xheader")
+    wait_for(lambda: h.envelopes, 20)
+    (env,) = h.envelopes
+    assert sorted(env.rcpt_tos) == sorted(subs)
+    assert msgid.encode() in env.content
+    lu, lup = unsub_fields(env.content)
+    assert lu == ["<mailto:talk-request@%s?subject=unsubscribe>" % DOMAIN] and lup == [], \
+        (lu, lup)
+
+
+def xheader_sink():
+    """An aiosmtpd server announcing XVERP and XHEADER as dsmtp does (to dlist): (controller,
+    handler); handler.xheader maps each RCPT's address to its XHEADER= value decoded (None
+    without one)."""
+    import re
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+    from conftest import SinkHandler
+    from dmail_site import free_ports
+
+    class Handler(SinkHandler):
+        def __init__(self):
+            super().__init__()
+            self.xheader = {}
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            return responses[:1] + ["250-XVERP", "250-XHEADER"] + responses[1:]
+
+    class XSMTP(SMTP):
+        async def smtp_MAIL(self, arg):
+            await super().smtp_MAIL(arg[:-6] if arg and arg.upper().endswith(" XVERP") else arg)
+
+        async def smtp_RCPT(self, arg):
+            m = re.match(r"(.*?) XHEADER=(\S+)$", arg or "")
+            x = None
+            if m:
+                arg, x = m.group(1), re.sub(r"\+([0-9A-F]{2})",
+                                            lambda h: chr(int(h.group(1), 16)), m.group(2))
+            self.event_handler.xheader[re.search(r"<(.*)>", arg).group(1)] = x
+            await super().smtp_RCPT(arg)
+
+    class XController(Controller):
+        def factory(self):
+            return XSMTP(self.handler)
+
+    h = Handler()
+    c = XController(h, hostname="127.0.0.1", port=free_ports(1)[0])
+    c.start()
+    return c, h
+
+
+def test_xheader_per_member_from_dlist(dsmtp_factory):
+    """dlist's half alone (dlist_smtp_host a server announcing XHEADER): one transaction,
+    every RCPT with XHEADER= of that member's two fields, the post's text without
+    List-Unsubscribe; a URL from them removes exactly that member."""
+    from urllib.parse import parse_qs, urlsplit
+    from dmail_site import wait_for
+    c, h = xheader_sink()
+    try:
+        site = dsmtp_factory(start=False)
+        subs = ["r1@one.example", "r2@two.example", "alice@" + DOMAIN]
+        port, members = start(site, members=subs, dlist_smtp_host="127.0.0.1:%d" % c.port)
+        site.start()
+        msgid = post_to_talk(site, "xheader")
+        wait_for(lambda: h.envelopes, 20)
+        (env,) = h.envelopes
+        assert sorted(env.rcpt_tos) == sorted(subs) and msgid.encode() in env.content
+        assert unsub_fields(env.content) == ([], [])
+        urls = {}
+        for rcpt in subs:
+            lu, _, post = h.xheader[rcpt].partition("\r\n")
+            assert post == "List-Unsubscribe-Post: List-Unsubscribe=One-Click", h.xheader
+            url, _, mailto = lu.partition(">, ")
+            assert mailto == "<mailto:talk-request@%s?subject=unsubscribe>" % DOMAIN, lu
+            assert url.startswith("List-Unsubscribe: <https://lists.%s:%d/unsubscribe?"
+                                  % (DOMAIN, port)), lu
+            urls[rcpt] = url[len("List-Unsubscribe: <"):]
+            assert parse_qs(urlsplit(urls[rcpt]).query)["addr"] == [rcpt]
+        assert len(set(urls.values())) == 3
+        r = subprocess.run(["curl", "-sS", "-k", "--max-time", "20", "--resolve",
+                            "lists.%s:%d:%s" % (DOMAIN, port, HOST), "-X", "POST",
+                            "-d", "List-Unsubscribe=One-Click", urls["r2@two.example"]],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "has been removed" in r.stdout, (r.stdout, r.stderr)
+        assert sorted(read(members).split()) == sorted(["r1@one.example", "alice@" + DOMAIN])
+    finally:
+        c.stop()
