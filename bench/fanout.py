@@ -101,9 +101,9 @@ class Dlist(servers.Server):
 class DmailSide:
     label = "dsmtp+dlist"
 
-    def __init__(self, ctx, name):
+    def __init__(self, ctx, name, extra=()):
         self.ds = servers.Dsmtp(ctx.run_dir, "dsmtp-" + name, ctx.bindir, [
-            ("dns_host", "127.0.0.1:9"), ("max_connections", 1000)])
+            ("dns_host", "127.0.0.1:9"), ("max_connections", 1000)] + list(extra))
         self.listdir = os.path.join(self.ds.dir, "lists")
         os.makedirs(self.listdir, exist_ok=True)
         servers.write(os.path.join(self.listdir, "lists.dat"),
@@ -321,6 +321,43 @@ def metrics(ctx):
     res.metric("fanout.big.rss", w, "dlist peak RSS", "MB", "lower", None, None)
     res.metric("fanout.big.secs", w, "post's 250 to the last copy at the sink", "s", "lower",
                None, None, digits=2)
+    # with dlist_http_url: each copy its own RFC 8058 one-click URL (dsmtp's XHEADER)
+    w = "10 list fan-out x%d one-click" % a.fanout_members
+    res.metric("fanout.oc.secs", w, "post's 250 to the last copy at the sink", "s", "lower",
+               None, None, digits=2)
+    res.metric("fanout.oc.pss", w, "whole side peak PSS", "MB", "lower", None, None)
+    w = "10 list fan-out x%d one-click (dlist)" % a.fanout_big
+    res.metric("fanout.oc.big.pss", w, "dlist peak PSS", "MB", "lower", ("abs<=", 20), None)
+    res.metric("fanout.oc.big.all", w, "whole side peak PSS", "MB", "lower", None, None)
+    res.metric("fanout.oc.big.secs", w, "post's 250 to the last copy at the sink", "s",
+               "lower", None, None, digits=2)
+
+
+def oneclick(ctx, sk, sides):
+    """The same posts with dlist_http_url set: every copy gets its own one-click
+    List-Unsubscribe (RFC 8058) through dsmtp's XHEADER, so dsmtp keeps a header per
+    recipient; dmail alone (mlmmj has no per-recipient URL)."""
+    a, res = ctx.args, ctx.res
+    oc = DmailSide(ctx, "oneclick", [("dlist_http_url", "https://lists.example.test/")])
+    sides.append(oc)
+    for n, keys in ((a.fanout_members, ("fanout.oc.secs", None, "fanout.oc.pss")),
+                    (a.fanout_big, ("fanout.oc.big.secs", "fanout.oc.big.pss",
+                                    "fanout.oc.big.all"))):
+        ctx.deadline.check("list fan-out one-click")
+        oc.set_members(members(n))
+        ctx.log("  fan-out x%d one-click ..." % n)
+        try:
+            r = fan_run(ctx, oc, sk, n)
+            ctx.log("    %.2f s, dlist peak PSS %.1f MB, side %.1f MB"
+                    % (r["secs"], r["list_pss"], r["pss"]))
+        except (RuntimeError, OSError, smtplib.SMTPException) as e:
+            ctx.log("    one-click run failed: %s" % e)
+            r = {}
+        finally:
+            oc.stop()
+        for key, k in zip(keys, ("secs", "list_pss", "pss")):
+            if key is not None:
+                res.add(key, "dmail", r.get(k))
 
 
 def fanout(ctx):
@@ -375,6 +412,8 @@ def fanout(ctx):
         res.add("fanout.big.pss", "dmail", r.get("list_pss"))
         res.add("fanout.big.rss", "dmail", r.get("list_rss"))
         res.add("fanout.big.secs", "dmail", r.get("secs"))
+        dm.stop()
+        oneclick(ctx, sk, sides)
     finally:
         for side in sides:
             side.stop()
